@@ -1,0 +1,5 @@
+//! The auditors' tool: checks a TSA, tokens and seals against shared/CONFORMANCE.md.
+//!
+//! Not yet implemented: this crate is a placeholder in the workspace layout of
+//! shared/DESIGN.md and is filled by a later issue.
+#![forbid(unsafe_code)]

@@ -1,0 +1,523 @@
+//! The one table of algorithms Hanko knows.
+//!
+//! Every OID, DigestInfo prefix and AlgorithmIdentifier encoding lives here, so that the
+//! TSA, the seal signer, the HSM layer and the verifiers can never disagree about them.
+//! Encodings are written out as DER bytes (not derived through an ASN.1 library) because
+//! they are part of what gets signed: tests compare them against OpenSSL's output.
+
+use std::fmt;
+
+use sha2::Digest;
+
+/// A hash algorithm Hanko signs with or accepts in a message imprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HashAlgorithm {
+    /// SHA-256 (2.16.840.1.101.3.4.2.1)
+    Sha256,
+    /// SHA-384 (2.16.840.1.101.3.4.2.2)
+    Sha384,
+    /// SHA-512 (2.16.840.1.101.3.4.2.3)
+    Sha512,
+}
+
+/// Why a hash OID is not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashRejection {
+    /// A known algorithm that is too weak to accept (MD5, SHA-1, ...): ETSI TS 119 312.
+    #[error("hash algorithm {name} ({oid}) is too weak")]
+    Weak {
+        /// Common name of the algorithm.
+        name: &'static str,
+        /// The OID as received.
+        oid: String,
+    },
+    /// An OID this table does not know.
+    #[error("unknown hash algorithm {0}")]
+    Unknown(String),
+}
+
+/// Weak hash algorithms, recognised only in order to refuse them by name.
+const WEAK_HASHES: &[(&str, &str)] = &[
+    ("1.2.840.113549.2.5", "MD5"),
+    ("1.2.840.113549.2.2", "MD2"),
+    ("1.3.14.3.2.26", "SHA-1"),
+    ("1.3.36.3.2.1", "RIPEMD-160"),
+    ("2.16.840.1.101.3.4.2.4", "SHA-224"),
+];
+
+impl HashAlgorithm {
+    /// All hash algorithms, strongest last.
+    pub const ALL: [HashAlgorithm; 3] = [Self::Sha256, Self::Sha384, Self::Sha512];
+
+    /// Dotted OID.
+    pub const fn oid(self) -> &'static str {
+        match self {
+            Self::Sha256 => "2.16.840.1.101.3.4.2.1",
+            Self::Sha384 => "2.16.840.1.101.3.4.2.2",
+            Self::Sha512 => "2.16.840.1.101.3.4.2.3",
+        }
+    }
+
+    /// Content octets of the OID (without tag and length).
+    pub const fn oid_der_content(self) -> &'static [u8] {
+        match self {
+            Self::Sha256 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+            Self::Sha384 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
+            Self::Sha512 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03],
+        }
+    }
+
+    /// Digest length in bytes.
+    pub const fn output_len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+
+    /// Short lower-case name as used in configuration and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// Parses a configuration name (`sha256`, `SHA-256`, ...).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let n: String = name
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Self::ALL.into_iter().find(|h| h.name() == n)
+    }
+
+    /// Looks up a dotted OID; weak algorithms are named in the rejection.
+    pub fn from_oid(oid: &str) -> Result<Self, HashRejection> {
+        if let Some(h) = Self::ALL.into_iter().find(|h| h.oid() == oid) {
+            return Ok(h);
+        }
+        if let Some((_, name)) = WEAK_HASHES.iter().find(|(o, _)| *o == oid) {
+            return Err(HashRejection::Weak {
+                name,
+                oid: oid.to_owned(),
+            });
+        }
+        Err(HashRejection::Unknown(oid.to_owned()))
+    }
+
+    /// Hashes `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Self::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Self::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+
+    /// DER AlgorithmIdentifier with absent parameters, the form RFC 5754 asks for in
+    /// CMS digestAlgorithms and ESS.
+    pub fn algorithm_identifier_der(self) -> Vec<u8> {
+        tlv(0x30, &tlv(0x06, self.oid_der_content()))
+    }
+
+    /// DER AlgorithmIdentifier with NULL parameters (the form inside PSS parameters and
+    /// DigestInfo, matching OpenSSL).
+    fn algorithm_identifier_null_der(self) -> Vec<u8> {
+        let mut body = tlv(0x06, self.oid_der_content());
+        body.extend_from_slice(&[0x05, 0x00]);
+        tlv(0x30, &body)
+    }
+
+    /// The DER DigestInfo prefix for RSA PKCS#1 v1.5 (RFC 8017 §9.2 note 1): prepend it to
+    /// the digest to get the block `CKM_RSA_PKCS` signs.
+    pub fn digest_info(self, digest: &[u8]) -> Vec<u8> {
+        let mut body = self.algorithm_identifier_null_der();
+        body.extend_from_slice(&tlv(0x04, digest));
+        tlv(0x30, &body)
+    }
+}
+
+impl fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sha256 => "SHA-256",
+            Self::Sha384 => "SHA-384",
+            Self::Sha512 => "SHA-512",
+        })
+    }
+}
+
+/// The type of a key pair, as read from its SubjectPublicKeyInfo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyType {
+    /// RSA with the modulus size in bits.
+    Rsa {
+        /// Modulus length in bits.
+        bits: usize,
+    },
+    /// ECDSA on NIST P-256 (secp256r1).
+    EcP256,
+    /// ECDSA on NIST P-384 (secp384r1).
+    EcP384,
+    /// Ed25519 (RFC 8410).
+    Ed25519,
+}
+
+impl KeyType {
+    /// The signature algorithm Hanko uses by default for this key type.
+    pub fn default_signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            Self::Rsa { .. } => SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            Self::EcP256 => SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+            Self::EcP384 => SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
+            Self::Ed25519 => SignatureAlgorithm::Ed25519,
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rsa { bits } => write!(f, "RSA-{bits}"),
+            Self::EcP256 => f.write_str("ECDSA P-256"),
+            Self::EcP384 => f.write_str("ECDSA P-384"),
+            Self::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// A signature algorithm: the scheme and, where it has one, its hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureAlgorithm {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 §8.2).
+    RsaPkcs1v15(HashAlgorithm),
+    /// RSASSA-PSS with MGF1 over the same hash and a salt as long as the hash (RFC 4055).
+    RsaPss(HashAlgorithm),
+    /// ECDSA; the signature is a DER `ECDSA-Sig-Value` (RFC 5480 / RFC 5758).
+    Ecdsa(HashAlgorithm),
+    /// Ed25519 (RFC 8410); PureEdDSA, so the message is not pre-hashed.
+    Ed25519,
+}
+
+/// Why an AlgorithmIdentifier could not be mapped to a [`SignatureAlgorithm`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported signature algorithm: {0}")]
+pub struct UnsupportedAlgorithm(pub String);
+
+const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSASSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+const OID_MGF1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+
+impl SignatureAlgorithm {
+    /// The hash the signature is computed over. Ed25519 hashes internally with SHA-512;
+    /// that is what CMS uses as its digest algorithm (RFC 8419).
+    pub const fn hash(self) -> HashAlgorithm {
+        match self {
+            Self::RsaPkcs1v15(h) | Self::RsaPss(h) | Self::Ecdsa(h) => h,
+            Self::Ed25519 => HashAlgorithm::Sha512,
+        }
+    }
+
+    /// Dotted OID of the signature algorithm.
+    pub const fn oid(self) -> &'static str {
+        match self {
+            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => "1.2.840.113549.1.1.11",
+            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => "1.2.840.113549.1.1.12",
+            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => "1.2.840.113549.1.1.13",
+            Self::RsaPss(_) => "1.2.840.113549.1.1.10",
+            Self::Ecdsa(HashAlgorithm::Sha256) => "1.2.840.10045.4.3.2",
+            Self::Ecdsa(HashAlgorithm::Sha384) => "1.2.840.10045.4.3.3",
+            Self::Ecdsa(HashAlgorithm::Sha512) => "1.2.840.10045.4.3.4",
+            Self::Ed25519 => "1.3.101.112",
+        }
+    }
+
+    const fn oid_der_content(self) -> &'static [u8] {
+        match self {
+            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => {
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]
+            }
+            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => {
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c]
+            }
+            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => {
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d]
+            }
+            Self::RsaPss(_) => OID_RSASSA_PSS,
+            Self::Ecdsa(HashAlgorithm::Sha256) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+            Self::Ecdsa(HashAlgorithm::Sha384) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+            Self::Ecdsa(HashAlgorithm::Sha512) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+            Self::Ed25519 => OID_ED25519,
+        }
+    }
+
+    /// Whether this algorithm can be used with a key of type `key`.
+    pub fn fits(self, key: KeyType) -> bool {
+        matches!(
+            (self, key),
+            (Self::RsaPkcs1v15(_) | Self::RsaPss(_), KeyType::Rsa { .. })
+                | (Self::Ecdsa(_), KeyType::EcP256 | KeyType::EcP384)
+                | (Self::Ed25519, KeyType::Ed25519)
+        )
+    }
+
+    /// The DER AlgorithmIdentifier for signatureAlgorithm fields: NULL parameters for
+    /// PKCS#1 v1.5 (RFC 8017 A.2.4), absent for ECDSA and Ed25519 (RFC 5758, RFC 8410),
+    /// explicit RSASSA-PSS-params for PSS (RFC 4055 §3.1, salt length = hash length).
+    pub fn algorithm_identifier_der(self) -> Vec<u8> {
+        let mut body = tlv(0x06, self.oid_der_content());
+        match self {
+            Self::RsaPkcs1v15(_) => body.extend_from_slice(&[0x05, 0x00]),
+            Self::RsaPss(h) => body.extend_from_slice(&pss_params_der(h)),
+            Self::Ecdsa(_) | Self::Ed25519 => {}
+        }
+        tlv(0x30, &body)
+    }
+
+    /// Maps a DER AlgorithmIdentifier back to the algorithm. PSS is accepted only in the
+    /// one parameter set Hanko produces (MGF1 with the same hash, salt = hash length).
+    pub fn from_algorithm_identifier_der(der: &[u8]) -> Result<Self, UnsupportedAlgorithm> {
+        let unsupported = || UnsupportedAlgorithm(hex::encode(der));
+        let (tag, body, rest) = read_tlv(der).ok_or_else(unsupported)?;
+        if tag != 0x30 || !rest.is_empty() {
+            return Err(unsupported());
+        }
+        let (tag, oid, params) = read_tlv(body).ok_or_else(unsupported)?;
+        if tag != 0x06 {
+            return Err(unsupported());
+        }
+        for h in HashAlgorithm::ALL {
+            for alg in [Self::RsaPkcs1v15(h), Self::Ecdsa(h)] {
+                if oid == alg.oid_der_content() {
+                    let ok = match alg {
+                        Self::RsaPkcs1v15(_) => params.is_empty() || params == [0x05, 0x00],
+                        _ => params.is_empty(),
+                    };
+                    return if ok { Ok(alg) } else { Err(unsupported()) };
+                }
+            }
+            if oid == OID_RSASSA_PSS && params == pss_params_der(h).as_slice() {
+                return Ok(Self::RsaPss(h));
+            }
+        }
+        if oid == OID_ED25519 && params.is_empty() {
+            return Ok(Self::Ed25519);
+        }
+        Err(unsupported())
+    }
+
+    /// Parses a configuration name: `rsa-pkcs1-sha256`, `rsa-pss-sha384`,
+    /// `ecdsa-sha256`, `ed25519`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let n = name.to_ascii_lowercase();
+        if n == "ed25519" {
+            return Some(Self::Ed25519);
+        }
+        let (scheme, hash) = n.rsplit_once('-')?;
+        let h = HashAlgorithm::from_name(hash)?;
+        match scheme {
+            "rsa-pkcs1" | "rsa" => Some(Self::RsaPkcs1v15(h)),
+            "rsa-pss" => Some(Self::RsaPss(h)),
+            "ecdsa" => Some(Self::Ecdsa(h)),
+            _ => None,
+        }
+    }
+
+    /// The configuration name, the inverse of [`SignatureAlgorithm::from_name`].
+    pub fn name(self) -> String {
+        match self {
+            Self::RsaPkcs1v15(h) => format!("rsa-pkcs1-{}", h.name()),
+            Self::RsaPss(h) => format!("rsa-pss-{}", h.name()),
+            Self::Ecdsa(h) => format!("ecdsa-{}", h.name()),
+            Self::Ed25519 => "ed25519".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+fn pss_params_der(h: HashAlgorithm) -> Vec<u8> {
+    let hash = h.algorithm_identifier_null_der();
+    let mut mgf = tlv(0x06, OID_MGF1);
+    mgf.extend_from_slice(&hash);
+    let mgf = tlv(0x30, &mgf);
+    let salt = tlv(0x02, &[h.output_len() as u8]);
+    let mut body = tlv(0xa0, &hash);
+    body.extend_from_slice(&tlv(0xa1, &mgf));
+    body.extend_from_slice(&tlv(0xa2, &salt));
+    tlv(0x30, &body)
+}
+
+/// Reads the key type from a DER SubjectPublicKeyInfo.
+pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
+    let (tag, body, rest) = read_tlv(spki)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (tag, alg, bits) = read_tlv(body)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, oid, params) = read_tlv(alg)?;
+    if tag != 0x06 {
+        return None;
+    }
+    if oid == OID_RSA_ENCRYPTION {
+        // BIT STRING { 00 | RSAPublicKey SEQUENCE { modulus INTEGER, exponent INTEGER } }
+        let (_, bitstring, _) = read_tlv(bits)?;
+        let (_, rsa_key, _) = read_tlv(bitstring.get(1..)?)?;
+        let (_, modulus, _) = read_tlv(rsa_key)?;
+        let significant = match modulus.iter().position(|b| *b != 0) {
+            Some(i) => &modulus[i..],
+            None => return None,
+        };
+        let bits = significant.len() * 8 - significant[0].leading_zeros() as usize;
+        return Some(KeyType::Rsa { bits });
+    }
+    if oid == OID_EC_PUBLIC_KEY {
+        let (_, curve, _) = read_tlv(params)?;
+        return match curve {
+            c if c == OID_P256 => Some(KeyType::EcP256),
+            c if c == OID_P384 => Some(KeyType::EcP384),
+            _ => None,
+        };
+    }
+    if oid == OID_ED25519 {
+        return Some(KeyType::Ed25519);
+    }
+    None
+}
+
+/// Encodes one DER TLV with a definite, minimal length.
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// Reads one DER TLV with a single-byte tag: `(tag, content, rest)`.
+pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pss_sha512_matches_openssl_encoding() {
+        // Taken from `openssl req -x509 -sigopt rsa_padding_mode:pss -sigopt
+        // rsa_pss_saltlen:digest -sha512` (OpenSSL 3.0.19).
+        let openssl = "304106092a864886f70d01010a3034a00f300d06096086480165030402030500a11c301a06092a864886f70d010108300d06096086480165030402030500a203020140";
+        let ours = SignatureAlgorithm::RsaPss(HashAlgorithm::Sha512).algorithm_identifier_der();
+        assert_eq!(hex::encode(&ours), openssl);
+        assert_eq!(
+            SignatureAlgorithm::from_algorithm_identifier_der(&ours),
+            Ok(SignatureAlgorithm::RsaPss(HashAlgorithm::Sha512))
+        );
+    }
+
+    #[test]
+    fn every_algorithm_round_trips_through_its_identifier_and_name() {
+        let mut all = vec![SignatureAlgorithm::Ed25519];
+        for h in HashAlgorithm::ALL {
+            all.extend([
+                SignatureAlgorithm::RsaPkcs1v15(h),
+                SignatureAlgorithm::RsaPss(h),
+                SignatureAlgorithm::Ecdsa(h),
+            ]);
+        }
+        for alg in all {
+            let der = alg.algorithm_identifier_der();
+            assert_eq!(
+                SignatureAlgorithm::from_algorithm_identifier_der(&der),
+                Ok(alg)
+            );
+            assert_eq!(SignatureAlgorithm::from_name(&alg.name()), Some(alg));
+        }
+    }
+
+    #[test]
+    fn digest_info_prefix_is_rfc8017() {
+        let di = HashAlgorithm::Sha256.digest_info(&[0u8; 32]);
+        assert_eq!(
+            hex::encode(&di[..19]),
+            "3031300d060960864801650304020105000420"
+        );
+        let di = HashAlgorithm::Sha512.digest_info(&[0u8; 64]);
+        assert_eq!(
+            hex::encode(&di[..19]),
+            "3051300d060960864801650304020305000440"
+        );
+    }
+
+    #[test]
+    fn weak_hashes_are_named() {
+        assert_eq!(
+            HashAlgorithm::from_oid("1.3.14.3.2.26"),
+            Err(HashRejection::Weak {
+                name: "SHA-1",
+                oid: "1.3.14.3.2.26".into()
+            })
+        );
+        assert!(matches!(
+            HashAlgorithm::from_oid("1.2.3.4"),
+            Err(HashRejection::Unknown(_))
+        ));
+        assert_eq!(
+            HashAlgorithm::from_oid("2.16.840.1.101.3.4.2.2"),
+            Ok(HashAlgorithm::Sha384)
+        );
+    }
+
+    #[test]
+    fn long_lengths_are_minimal() {
+        let v = tlv(0x04, &[0u8; 300]);
+        assert_eq!(&v[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        let (tag, body, rest) = read_tlv(&v).expect("tlv");
+        assert_eq!((tag, body.len(), rest.len()), (0x04, 300, 0));
+    }
+}

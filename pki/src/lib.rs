@@ -1,0 +1,33 @@
+//! Hanko's PKI vocabulary: one table of algorithms, the [`Signer`] trait every key signs
+//! through, certificates and the checks a TSA or e-seal certificate must pass, and the
+//! assembly of CMS structures.
+//!
+//! # What this crate does not do
+//! It performs no I/O and knows nothing of PKCS#11, HTTP or SQL. Keys live behind
+//! [`Signer`]: `hanko-hsm` implements it over a PKCS#11 token, [`soft::SoftwareSigner`]
+//! implements it in memory for the dev CA and for tests.
+//!
+//! ```text
+//!   protocol crate (tsa, seal, anchor)
+//!        |  DER to be signed
+//!        v
+//!   pki::Signer::sign ----> hsm (PKCS#11 session pool)   or   soft (dev CA, tests)
+//!        |  signature bytes (PKCS#1 / DER ECDSA-Sig-Value / Ed25519)
+//!        v
+//!   pki::verify (software check of the result, against the certificate's key)
+//! ```
+//!
+//! ```
+//! use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
+//! let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+//! assert_eq!(alg.oid(), "1.2.840.10045.4.3.2");
+//! assert_eq!(alg.hash().output_len(), 32);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod alg;
+pub mod signer;
+
+pub use alg::{HashAlgorithm, KeyType, SignatureAlgorithm};
+pub use signer::{BoxFuture, SignError, SignErrorKind, Signer};

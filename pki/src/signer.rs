@@ -1,0 +1,134 @@
+//! The [`Signer`] trait: the one door every Hanko key signs through.
+//!
+//! Protocol crates hold an `Arc<dyn Signer>` and never learn whether the key is in a
+//! PKCS#11 token or in memory. Errors are classified once, here, into
+//! [`SignErrorKind`]; the TSA maps every kind to `systemFailure`, the HTTP layer maps
+//! [`SignErrorKind::Busy`] to 503, and nobody else inspects PKCS#11 return values.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::alg::SignatureAlgorithm;
+
+/// A boxed, `Send` future: what [`Signer::sign`] returns, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A signing key.
+///
+/// `sign` takes the whole message (for CMS: the DER of the signed attributes) and hashes
+/// it with [`SignatureAlgorithm::hash`] itself; the result is in the form the algorithm's
+/// AlgorithmIdentifier promises: the PKCS#1 block for RSA, a DER `ECDSA-Sig-Value` for
+/// ECDSA, the 64-byte signature for Ed25519.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The algorithm every signature of this signer uses.
+    fn algorithm(&self) -> SignatureAlgorithm;
+
+    /// The DER SubjectPublicKeyInfo of the key.
+    fn public_key_der(&self) -> &[u8];
+
+    /// Signs `message`.
+    fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>>;
+
+    /// Whether the key can sign right now (token present, logged in, key found). Used by
+    /// readiness checks; it must not block.
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// What kind of failure a signature ran into. Each kind has one meaning for callers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignErrorKind {
+    /// The request to sign was malformed (wrong digest length, unsupported mechanism for
+    /// the key). Not retryable: the caller has a bug.
+    BadInput,
+    /// The key (or its certificate) is not available: not found in the token, not yet
+    /// loaded, or outside its usage period. Retryable once an operator acts.
+    KeyUnavailable,
+    /// The signing queue is full. Retryable at once; the HTTP layer answers 503.
+    Busy,
+    /// The token went away (device removed, token not present, session handle invalid).
+    /// The signer is reconnecting; retryable.
+    DeviceLost,
+    /// The call did not finish within its deadline; the worker was abandoned. Retryable.
+    Timeout,
+    /// The token returned a signature that does not verify against the key
+    /// (verify-after-sign caught it). Never handed out; retryable.
+    BadSignature,
+    /// Any other device or library error (CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, ...).
+    Device,
+}
+
+impl SignErrorKind {
+    /// Whether the same request may succeed if tried again later.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::BadInput)
+    }
+
+    /// A stable lower-case label, for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadInput => "bad_input",
+            Self::KeyUnavailable => "key_unavailable",
+            Self::Busy => "busy",
+            Self::DeviceLost => "device_lost",
+            Self::Timeout => "timeout",
+            Self::BadSignature => "bad_signature",
+            Self::Device => "device",
+        }
+    }
+}
+
+impl fmt::Display for SignErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadInput => "bad input",
+            Self::KeyUnavailable => "key unavailable",
+            Self::Busy => "signer busy",
+            Self::DeviceLost => "device lost",
+            Self::Timeout => "signing timed out",
+            Self::BadSignature => "signature failed verification",
+            Self::Device => "device error",
+        })
+    }
+}
+
+/// A failed signature: its [`SignErrorKind`] and a context string such as
+/// `C_Sign: CKR_DEVICE_REMOVED (token "hanko-dev", key "tsa-rsa")`.
+///
+/// The context never holds a PIN or key material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignError {
+    kind: SignErrorKind,
+    context: String,
+}
+
+impl SignError {
+    /// A new error of `kind` with a human-readable `context`.
+    pub fn new(kind: SignErrorKind, context: impl Into<String>) -> Self {
+        Self {
+            kind,
+            context: context.into(),
+        }
+    }
+
+    /// The classification.
+    pub fn kind(&self) -> SignErrorKind {
+        self.kind
+    }
+
+    /// The context string.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.context)
+    }
+}
+
+impl std::error::Error for SignError {}

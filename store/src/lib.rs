@@ -1,0 +1,1 @@
+//! Hanko's issuance log and serial reservation on SQLite and PostgreSQL.
