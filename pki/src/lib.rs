@@ -28,6 +28,7 @@
 
 pub mod alg;
 pub mod signer;
+pub mod soft;
 
 pub use alg::{HashAlgorithm, KeyType, SignatureAlgorithm};
 pub use signer::{BoxFuture, SignError, SignErrorKind, Signer};

@@ -1,0 +1,387 @@
+//! [`SoftwareSigner`]: a [`Signer`] whose private key lives in process memory.
+//!
+//! **Development and tests only.** Hanko's TSA and e-seal keys are generated and used
+//! inside a PKCS#11 token (CONFORMANCE 39) through `hanko-hsm`. This signer exists for
+//! two jobs where an HSM would be in the way:
+//!
+//! - the dev CA of `hanko dev-init` (root and intermediate, saved as PKCS#8 PEM files
+//!   whose names say `DEV-ONLY`), which certifies the token's keys;
+//! - tests that need many keys of every type without a token.
+//!
+//! It is not hardened: the key is zeroised on drop by the underlying RustCrypto types,
+//! and [`SoftwareSigner::to_pkcs8_pem`] returns a zeroising string, but nothing keeps the
+//! key out of swap or core dumps. Never load a production key through it.
+//!
+//! Signatures follow the [`Signer`] contract: the message is hashed with
+//! [`SignatureAlgorithm::hash`]; RSA gives the PKCS#1 v1.5 block (DigestInfo from
+//! [`crate::alg`], the same table the HSM uses) or PSS with salt = hash length; ECDSA a
+//! DER `ECDSA-Sig-Value` (RFC 6979 deterministic nonces); Ed25519 the 64-byte PureEdDSA
+//! signature.
+//!
+//! ```
+//! use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer};
+//! use hanko_pki::soft::SoftwareSigner;
+//!
+//! let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+//! let signer = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
+//! let sig = signer.sign_now(b"hello").unwrap();
+//! assert_eq!(sig[0], 0x30); // DER SEQUENCE { r, s }
+//! let pem = signer.to_pkcs8_pem().unwrap();
+//! let again = SoftwareSigner::from_pkcs8_pem(&pem, alg).unwrap();
+//! assert_eq!(again.public_key_der(), signer.public_key_der());
+//! ```
+
+use std::fmt;
+
+use der::pem::LineEnding;
+use der::zeroize::{Zeroize, Zeroizing};
+use der::{Decode, SecretDocument};
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+use rand::Rng as _;
+use rsa::Generate as _;
+
+use crate::alg::{HashAlgorithm, KeyType, SignatureAlgorithm, key_type_of_spki};
+use crate::signer::{BoxFuture, SignError, SignErrorKind, Signer};
+
+/// The smallest RSA modulus [`SoftwareSigner`] generates or loads.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Why a software key could not be generated, loaded or exported.
+///
+/// No variant carries key material; PEM parse errors say where, not what.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SoftKeyError {
+    /// The signature algorithm cannot be used with the key type (e.g. ECDSA with RSA).
+    #[error("signature algorithm {alg} does not fit a {key} key")]
+    AlgorithmMismatch {
+        /// The requested algorithm.
+        alg: SignatureAlgorithm,
+        /// The key's type.
+        key: KeyType,
+    },
+    /// The key type is not supported (e.g. an RSA modulus below [`MIN_RSA_BITS`], or a
+    /// key type this crate does not know).
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+    /// The PEM text is not a single `PRIVATE KEY` (PKCS#8) block.
+    #[error("not a PKCS#8 PEM private key: {0}")]
+    Pem(String),
+    /// The PKCS#8 structure or the key inside it is malformed.
+    #[error("malformed PKCS#8 private key: {0}")]
+    Pkcs8(String),
+    /// Key generation failed (random source or arithmetic).
+    #[error("key generation failed: {0}")]
+    Generate(String),
+    /// Encoding the key failed.
+    #[error("encoding the key failed: {0}")]
+    Encode(String),
+}
+
+/// The in-memory key. Each variant's type zeroises itself on drop.
+enum SoftKey {
+    Rsa(Box<rsa::PrivateKey>),
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+/// A [`Signer`] over a private key held in memory. Dev CA and tests only: see the
+/// [module documentation](self).
+pub struct SoftwareSigner {
+    key: SoftKey,
+    key_type: KeyType,
+    alg: SignatureAlgorithm,
+    spki: Vec<u8>,
+}
+
+impl fmt::Debug for SoftwareSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key: only what it is.
+        f.debug_struct("SoftwareSigner")
+            .field("key_type", &self.key_type)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// OID content octets of the key algorithms found in PKCS#8 PrivateKeyInfo.
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+/// DER prefix of an RFC 8410 Ed25519 PKCS#8 v1 key: SEQUENCE { INTEGER 0, SEQUENCE { OID
+/// 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }. OpenSSL writes this form.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4).
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+impl SoftwareSigner {
+    /// Generates a fresh key of type `kt` that will sign with `alg`.
+    ///
+    /// RSA keys use public exponent 65537 and must have at least [`MIN_RSA_BITS`] bits.
+    /// RSA generation is slow in unoptimised builds (seconds per 3072-bit key); tests that
+    /// need many RSA keys can load OpenSSL-made keys with
+    /// [`SoftwareSigner::from_pkcs8_pem`] instead.
+    pub fn generate(kt: KeyType, alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
+        check_fits(alg, kt)?;
+        let mut rng = rand::rng();
+        let key = match kt {
+            KeyType::Rsa { bits } => {
+                if bits < MIN_RSA_BITS {
+                    return Err(SoftKeyError::UnsupportedKey(format!(
+                        "RSA-{bits} (at least {MIN_RSA_BITS} bits)"
+                    )));
+                }
+                let key = rsa::PrivateKey::new(&mut rng, bits)
+                    .map_err(|e| SoftKeyError::Generate(e.to_string()))?;
+                SoftKey::Rsa(Box::new(key))
+            }
+            KeyType::EcP256 => SoftKey::P256(p256::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            KeyType::EcP384 => SoftKey::P384(p384::ecdsa::SigningKey::generate_from_rng(&mut rng)),
+            KeyType::Ed25519 => {
+                let mut seed = Zeroizing::new([0u8; 32]);
+                rng.fill_bytes(seed.as_mut());
+                SoftKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
+            }
+        };
+        Self::from_key(key, alg)
+    }
+
+    /// Loads a PKCS#8 `PRIVATE KEY` PEM block (as written by `openssl genpkey` or by
+    /// [`SoftwareSigner::to_pkcs8_pem`]) that will sign with `alg`.
+    ///
+    /// Accepted keys: RSA (rsaEncryption), EC on P-256 or P-384 (id-ecPublicKey with a
+    /// named curve), Ed25519. Encrypted PKCS#8 and the legacy `RSA PRIVATE KEY` /
+    /// `EC PRIVATE KEY` forms are refused with [`SoftKeyError::Pem`]; convert them with
+    /// `openssl pkcs8 -topk8 -nocrypt`.
+    pub fn from_pkcs8_pem(pem: &str, alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
+        let (label, doc) = SecretDocument::from_pem(pem.trim())
+            .map_err(|e| SoftKeyError::Pem(format!("cannot decode PEM: {e}")))?;
+        if label != "PRIVATE KEY" {
+            return Err(SoftKeyError::Pem(format!(
+                "PEM label is {label:?}, expected \"PRIVATE KEY\" (unencrypted PKCS#8)"
+            )));
+        }
+        Self::from_pkcs8_der(doc.as_bytes(), alg)
+    }
+
+    /// Loads a DER PKCS#8 PrivateKeyInfo; see [`SoftwareSigner::from_pkcs8_pem`].
+    pub fn from_pkcs8_der(der: &[u8], alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
+        let pkcs8_err = |e: &dyn fmt::Display| SoftKeyError::Pkcs8(e.to_string());
+        let info = p256::pkcs8::PrivateKeyInfoRef::from_der(der).map_err(|e| pkcs8_err(&e))?;
+        let oid = info.algorithm.oid.to_string();
+        let key = match oid.as_str() {
+            OID_RSA_ENCRYPTION => {
+                use rsa::pkcs8::DecodePrivateKey as _;
+                let key = rsa::PrivateKey::from_pkcs8_der(der).map_err(|e| pkcs8_err(&e))?;
+                SoftKey::Rsa(Box::new(key))
+            }
+            OID_EC_PUBLIC_KEY => {
+                let curve = info
+                    .algorithm
+                    .parameters_oid()
+                    .map_err(|e| pkcs8_err(&format!("EC key without a named curve: {e}")))?
+                    .to_string();
+                match curve.as_str() {
+                    OID_P256 => {
+                        use p256::pkcs8::DecodePrivateKey as _;
+                        SoftKey::P256(
+                            p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                                .map_err(|e| pkcs8_err(&e))?,
+                        )
+                    }
+                    OID_P384 => {
+                        use p384::pkcs8::DecodePrivateKey as _;
+                        SoftKey::P384(
+                            p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                                .map_err(|e| pkcs8_err(&e))?,
+                        )
+                    }
+                    other => {
+                        return Err(SoftKeyError::UnsupportedKey(format!(
+                            "EC curve {other} (P-256 and P-384 only)"
+                        )));
+                    }
+                }
+            }
+            OID_ED25519 => SoftKey::Ed25519(Box::new(
+                ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|e| pkcs8_err(&e))?,
+            )),
+            other => {
+                return Err(SoftKeyError::UnsupportedKey(format!(
+                    "key algorithm {other}"
+                )));
+            }
+        };
+        Self::from_key(key, alg)
+    }
+
+    fn from_key(key: SoftKey, alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
+        let enc = |e: &dyn fmt::Display| SoftKeyError::Encode(e.to_string());
+        let spki = match &key {
+            SoftKey::Rsa(k) => {
+                use rsa::pkcs8::EncodePublicKey as _;
+                k.to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| enc(&e))?
+                    .into_vec()
+            }
+            SoftKey::P256(k) => k
+                .verifying_key()
+                .to_public_key_der()
+                .map_err(|e| enc(&e))?
+                .into_vec(),
+            SoftKey::P384(k) => {
+                use p384::pkcs8::EncodePublicKey as _;
+                k.verifying_key()
+                    .to_public_key_der()
+                    .map_err(|e| enc(&e))?
+                    .into_vec()
+            }
+            SoftKey::Ed25519(k) => {
+                let mut spki = ED25519_SPKI_PREFIX.to_vec();
+                spki.extend_from_slice(k.verifying_key().as_bytes());
+                spki
+            }
+        };
+        let key_type = key_type_of_spki(&spki)
+            .ok_or_else(|| SoftKeyError::UnsupportedKey("unreadable public key".into()))?;
+        if let KeyType::Rsa { bits } = key_type
+            && bits < MIN_RSA_BITS
+        {
+            return Err(SoftKeyError::UnsupportedKey(format!(
+                "RSA-{bits} (at least {MIN_RSA_BITS} bits)"
+            )));
+        }
+        check_fits(alg, key_type)?;
+        Ok(Self {
+            key,
+            key_type,
+            alg,
+            spki,
+        })
+    }
+
+    /// The key's type, read from its public key.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The same key with another signature algorithm (e.g. PSS instead of PKCS#1 v1.5).
+    pub fn with_algorithm(self, alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
+        check_fits(alg, self.key_type)?;
+        Ok(Self { alg, ..self })
+    }
+
+    /// The private key as an unencrypted PKCS#8 `PRIVATE KEY` PEM block.
+    ///
+    /// This is secret: the string is zeroised when dropped. Write it only to a file with
+    /// mode 0600 whose name says it is for development.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, SoftKeyError> {
+        let enc = |e: &dyn fmt::Display| SoftKeyError::Encode(e.to_string());
+        let doc: SecretDocument = match &self.key {
+            SoftKey::Rsa(k) => {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                k.to_pkcs8_der().map_err(|e| enc(&e))?
+            }
+            SoftKey::P256(k) => k.to_pkcs8_der().map_err(|e| enc(&e))?,
+            SoftKey::P384(k) => {
+                use p384::pkcs8::EncodePrivateKey as _;
+                k.to_pkcs8_der().map_err(|e| enc(&e))?
+            }
+            SoftKey::Ed25519(k) => {
+                // ed25519-dalek encodes PKCS#8 only with its `alloc` feature; the v1
+                // structure is fixed, so write it out (RFC 8410 §7).
+                let mut der = Zeroizing::new(Vec::with_capacity(48));
+                der.extend_from_slice(&ED25519_PKCS8_PREFIX);
+                let mut seed = k.to_bytes();
+                der.extend_from_slice(&seed);
+                seed.zeroize();
+                SecretDocument::try_from(der.as_slice()).map_err(|e| enc(&e))?
+            }
+        };
+        doc.to_pem("PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| enc(&e))
+    }
+
+    /// Signs `message` synchronously (the work is done on the calling thread either way;
+    /// [`Signer::sign`] wraps this).
+    pub fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let fail = |e: &dyn fmt::Display| {
+            SignError::new(
+                SignErrorKind::Device,
+                format!("software {} signature: {e}", self.alg),
+            )
+        };
+        let bad_alg = || {
+            SignError::new(
+                SignErrorKind::BadInput,
+                format!("{} does not fit a {} key", self.alg, self.key_type),
+            )
+        };
+        match (&self.key, self.alg) {
+            (SoftKey::Rsa(k), SignatureAlgorithm::RsaPkcs1v15(h)) => {
+                let block = h.digest_info(&h.digest(message));
+                k.sign(rsa::Pkcs1v15Sign::new_unprefixed(), &block)
+                    .map_err(|e| fail(&e))
+            }
+            (SoftKey::Rsa(k), SignatureAlgorithm::RsaPss(h)) => {
+                let digest = h.digest(message);
+                let r = match h {
+                    HashAlgorithm::Sha256 => k.sign(rsa::Pss::<sha2::Sha256>::new(), &digest),
+                    HashAlgorithm::Sha384 => k.sign(rsa::Pss::<sha2::Sha384>::new(), &digest),
+                    HashAlgorithm::Sha512 => k.sign(rsa::Pss::<sha2::Sha512>::new(), &digest),
+                };
+                r.map_err(|e| fail(&e))
+            }
+            (SoftKey::P256(k), SignatureAlgorithm::Ecdsa(h)) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+                let sig: p256::ecdsa::DerSignature =
+                    k.sign_prehash(&h.digest(message)).map_err(|e| fail(&e))?;
+                Ok(sig.as_bytes().to_vec())
+            }
+            (SoftKey::P384(k), SignatureAlgorithm::Ecdsa(h)) => {
+                use p384::ecdsa::signature::hazmat::PrehashSigner as _;
+                let sig: p384::ecdsa::DerSignature =
+                    k.sign_prehash(&h.digest(message)).map_err(|e| fail(&e))?;
+                Ok(sig.as_bytes().to_vec())
+            }
+            (SoftKey::Ed25519(k), SignatureAlgorithm::Ed25519) => {
+                use ed25519_dalek::Signer as _;
+                let sig = k.try_sign(message).map_err(|e| fail(&e))?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            _ => Err(bad_alg()),
+        }
+    }
+}
+
+impl Signer for SoftwareSigner {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        self.alg
+    }
+
+    fn public_key_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
+        Box::pin(async move { self.sign_now(message) })
+    }
+}
+
+fn check_fits(alg: SignatureAlgorithm, key: KeyType) -> Result<(), SoftKeyError> {
+    if alg.fits(key) {
+        Ok(())
+    } else {
+        Err(SoftKeyError::AlgorithmMismatch { alg, key })
+    }
+}
