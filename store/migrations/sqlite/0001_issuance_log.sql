@@ -1,0 +1,46 @@
+-- Hanko issuance log, SQLite schema v1. See store/README.md for the meaning of each column
+-- and the chain-hash definition. Times are nanoseconds since 1970-01-01T00:00:00Z.
+
+-- One row per issued object. seq is gapless from 1 and assigned by the log writer under
+-- the write lock; chain_hash commits to the previous row's chain_hash.
+CREATE TABLE log_records (
+    seq           INTEGER PRIMARY KEY CHECK (seq > 0),
+    kind          TEXT    NOT NULL CHECK (kind IN ('timestamp', 'seal', 'archive-stamp')),
+    serial        BLOB    NOT NULL CHECK (length(serial) BETWEEN 1 AND 64),
+    object_hash   BLOB    NOT NULL CHECK (length(object_hash) = 32),
+    request_hash  BLOB    NOT NULL,
+    policy        TEXT    NOT NULL,
+    client        TEXT    NOT NULL,
+    issued_at_ns  INTEGER NOT NULL CHECK (issued_at_ns >= 0),
+    node_id       TEXT    NOT NULL,
+    token         BLOB,
+    chain_hash    BLOB    NOT NULL CHECK (length(chain_hash) = 32),
+    -- Serial uniqueness is enforced by the database, not only by the allocator.
+    CONSTRAINT log_records_kind_serial UNIQUE (kind, serial)
+);
+
+CREATE INDEX log_records_issued_at ON log_records (issued_at_ns);
+
+-- The last row of the chain; updated in the same transaction as the rows it covers.
+CREATE TABLE chain_head (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    seq   INTEGER NOT NULL CHECK (seq >= 0),
+    hash  BLOB    NOT NULL CHECK (length(hash) = 32)
+);
+INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, zeroblob(32));
+
+-- Serial counters: the next serial not yet reserved by any node, per counter name.
+CREATE TABLE serial_counters (
+    name  TEXT    PRIMARY KEY,
+    next  INTEGER NOT NULL CHECK (next > 0)
+);
+
+-- Every reservation, for audit: which node got which range when.
+CREATE TABLE serial_ranges (
+    name            TEXT    NOT NULL,
+    first_serial    INTEGER NOT NULL,
+    last_serial     INTEGER NOT NULL CHECK (last_serial >= first_serial),
+    node_id         TEXT    NOT NULL,
+    reserved_at_ns  INTEGER NOT NULL,
+    PRIMARY KEY (name, first_serial)
+);

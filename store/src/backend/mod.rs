@@ -1,0 +1,168 @@
+//! The one trait both databases implement, and what they share.
+//!
+//! What it is for: [`LogBackend`] is the storage contract of the log: append a batch in one
+//! transaction under the chain-head lock, reserve a serial range with one atomic statement,
+//! read rows back by sequence, time or serial. `sqlite.rs` and `postgres.rs` implement it;
+//! everything above (group commit, verification, export, serial allocation) is written once
+//! against the trait.
+//!
+//! Why a trait object rather than generic code over `sqlx::Database`: the two backends differ
+//! exactly where it matters (SQLite takes the file's write lock with `BEGIN IMMEDIATE`,
+//! PostgreSQL locks the chain-head row with `SELECT ... FOR UPDATE` and inserts a batch with
+//! one `UNNEST` statement), and sqlx's generic bounds would cost more code than two plain
+//! implementations. The trait is crate-private: the public face is [`crate::Store`].
+//!
+//! # How a batch keeps the chain linear, also with several nodes
+//!
+//! ```text
+//! BEGIN (SQLite: IMMEDIATE = take the write lock now)
+//!   SELECT seq, hash FROM chain_head WHERE id = 1 [FOR UPDATE]   -- other nodes wait here
+//!   for each record: seq += 1; hash = chain_hash(hash, record); INSERT
+//!   UPDATE chain_head SET seq, hash
+//! COMMIT                                                         -- durable, then reply
+//! ```
+//!
+//! Sequence numbers and hashes are computed while holding the lock, so the chain order is
+//! the sequence order whatever node wrote a row, and nothing of a failed batch is visible.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::chain::{ChainHead, ChainInput, chain_hash};
+use crate::record::{PreparedRecord, RawRow, RecordKind};
+use crate::{Error, Receipt};
+
+/// A boxed future, so the trait stays object safe.
+pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// Which rows to read (all bounds inclusive, `None` = unbounded).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RowFilter {
+    pub to_seq: Option<u64>,
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+}
+
+/// The storage contract (see the module docs).
+pub(crate) trait LogBackend: Send + Sync + 'static {
+    /// Appends `records` in one transaction; returns one receipt per record, in order.
+    fn append_batch<'a>(&'a self, records: &'a [PreparedRecord]) -> BoxFut<'a, Vec<Receipt>>;
+
+    /// Advances counter `name` by `n` in one atomic statement and records the range;
+    /// returns the first serial of the reserved range `first..first + n`.
+    fn reserve_serials<'a>(
+        &'a self,
+        name: &'a str,
+        n: u64,
+        node_id: &'a str,
+        now_ns: i64,
+    ) -> BoxFut<'a, u64>;
+
+    /// The chain head record.
+    fn head(&self) -> BoxFut<'_, ChainHead>;
+
+    /// Up to `limit` rows with `seq > after_seq` matching `filter`, in sequence order.
+    fn read_rows<'a>(
+        &'a self,
+        filter: &'a RowFilter,
+        after_seq: u64,
+        limit: u32,
+    ) -> BoxFut<'a, Vec<RawRow>>;
+
+    /// Rows with this serial (of this kind, if given), in sequence order.
+    fn find_by_serial<'a>(
+        &'a self,
+        kind: Option<RecordKind>,
+        serial: &'a [u8],
+    ) -> BoxFut<'a, Vec<RawRow>>;
+
+    /// Closes the connection pool.
+    fn close(&self) -> BoxFut<'_, ()>;
+}
+
+/// The columns every read selects, in [`RawRow`] order.
+pub(crate) const ROW_COLUMNS: &str = "seq, kind, serial, object_hash, request_hash, policy, \
+     client, issued_at_ns, node_id, token, chain_hash";
+
+/// Assigns sequence numbers and chained hashes to a batch, starting after `head`.
+/// Returns the new head and one receipt per record.
+pub(crate) fn chain_batch(
+    head: ChainHead,
+    records: &[PreparedRecord],
+) -> Result<(ChainHead, Vec<Receipt>), Error> {
+    let mut prev = head.hash;
+    let mut seq = head.seq;
+    let mut receipts = Vec::with_capacity(records.len());
+    for r in records {
+        seq = seq.checked_add(1).filter(|s| i64::try_from(*s).is_ok()).ok_or(
+            Error::Corrupt {
+                seq,
+                reason: "sequence number overflow".into(),
+            },
+        )?;
+        prev = chain_hash(
+            &prev,
+            &ChainInput {
+                seq,
+                kind: r.kind.as_str(),
+                serial: &r.serial,
+                object_hash: &r.object_hash,
+                request_hash: &r.request_hash,
+                policy: &r.policy,
+                client: &r.client,
+                issued_at_ns: r.issued_at_ns,
+                node_id: &r.node_id,
+            },
+        );
+        receipts.push(Receipt {
+            seq,
+            chain_hash: prev,
+        });
+    }
+    Ok((ChainHead { seq, hash: prev }, receipts))
+}
+
+/// Decodes the stored head columns.
+pub(crate) fn decode_head(seq: i64, hash: Vec<u8>) -> Result<ChainHead, Error> {
+    let seq = u64::try_from(seq).map_err(|_| Error::Corrupt {
+        seq: 0,
+        reason: format!("chain head has negative sequence number {seq}"),
+    })?;
+    let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| Error::Corrupt {
+        seq,
+        reason: "chain head hash is not 32 bytes".into(),
+    })?;
+    Ok(ChainHead { seq, hash })
+}
+
+/// `u64` to the `BIGINT` both databases store, refusing values above `i64::MAX`.
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("{what} {v} is too large")))
+}
+
+/// Decodes one row of [`ROW_COLUMNS`] from any sqlx row type.
+macro_rules! decode_raw_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let r = $row;
+        (|| -> Result<$crate::record::RawRow, sqlx::Error> {
+            Ok($crate::record::RawRow {
+                seq: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                serial: r.try_get(2)?,
+                object_hash: r.try_get(3)?,
+                request_hash: r.try_get(4)?,
+                policy: r.try_get(5)?,
+                client: r.try_get(6)?,
+                issued_at_ns: r.try_get(7)?,
+                node_id: r.try_get(8)?,
+                token: r.try_get(9)?,
+                chain_hash: r.try_get(10)?,
+            })
+        })()
+    }};
+}
+pub(crate) use decode_raw_row;

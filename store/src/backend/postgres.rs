@@ -1,0 +1,257 @@
+//! The PostgreSQL backend: for one node or several on one database.
+//!
+//! What it does: connects a pool, runs the embedded migrations (sqlx takes an advisory
+//! lock, so nodes starting together migrate once) and implements [`LogBackend`]. Each batch
+//! locks the single `chain_head` row with `SELECT ... FOR UPDATE` before it assigns
+//! sequence numbers: batches of all nodes queue on that row lock, so the chain stays linear
+//! and gapless across nodes, and a batch is inserted with one `INSERT ... SELECT FROM
+//! UNNEST(...)` statement whatever its size (one round trip, one prepared statement).
+//! Serial ranges come from one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` statement,
+//! which PostgreSQL executes atomically under the counter row's lock: two nodes can never
+//! receive overlapping ranges.
+//!
+//! What it does not do: replicate. Durability is the server's (`synchronous_commit = on`,
+//! the default; with a standby, `synchronous_standby_names` if the operator wants it).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row as _};
+
+use super::{
+    BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, decode_head, decode_raw_row, to_i64,
+};
+use crate::chain::ChainHead;
+use crate::record::{PreparedRecord, RawRow, RecordKind};
+use crate::{Error, Receipt};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool on one PostgreSQL database.
+#[derive(Debug)]
+pub(crate) struct PgBackend {
+    pool: PgPool,
+}
+
+impl PgBackend {
+    /// Connects to the database described by `opts`, then migrates it.
+    pub(crate) async fn open(
+        opts: PgConnectOptions,
+        target: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<PgBackend, Error> {
+        let pool = PgPoolOptions::new()
+            // One connection writes (the log writer); the others serve readers.
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::Connect {
+                target: target.to_owned(),
+                source: e.into(),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate {
+            source: e.into(),
+        })?;
+        Ok(PgBackend { pool })
+    }
+
+    /// Parses a `postgres:` URL.
+    pub(crate) fn options_from_url(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+        PgConnectOptions::from_str(url)
+    }
+
+    async fn append(&self, records: &[PreparedRecord]) -> Result<Vec<Receipt>, Error> {
+        const OP: &str = "append batch";
+        let err = |e| Error::db(OP, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The chain lock: batches of every node queue here.
+        let row = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| Error::Corrupt {
+                seq: 0,
+                reason: "chain_head row is missing".into(),
+            })?;
+        let head = decode_head(row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)?;
+        let (new_head, receipts) = chain_batch(head, records)?;
+        let mut seqs = Vec::with_capacity(records.len());
+        for rc in &receipts {
+            seqs.push(to_i64(rc.seq, "sequence number")?);
+        }
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        let serials: Vec<&[u8]> = records.iter().map(|r| r.serial.as_slice()).collect();
+        let objects: Vec<&[u8]> = records.iter().map(|r| r.object_hash.as_slice()).collect();
+        let requests: Vec<&[u8]> = records.iter().map(|r| r.request_hash.as_slice()).collect();
+        let policies: Vec<&str> = records.iter().map(|r| r.policy.as_str()).collect();
+        let clients: Vec<&str> = records.iter().map(|r| r.client.as_str()).collect();
+        let times: Vec<i64> = records.iter().map(|r| r.issued_at_ns).collect();
+        let nodes: Vec<&str> = records.iter().map(|r| &*r.node_id).collect();
+        let tokens: Vec<Option<&[u8]>> = records.iter().map(|r| r.token.as_deref()).collect();
+        let chains: Vec<&[u8]> = receipts.iter().map(|r| r.chain_hash.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO log_records (seq, kind, serial, object_hash, request_hash, policy, \
+             client, issued_at_ns, node_id, token, chain_hash) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::bytea[], $4::bytea[], \
+             $5::bytea[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::bytea[], \
+             $11::bytea[])",
+        )
+        .bind(seqs)
+        .bind(kinds)
+        .bind(serials)
+        .bind(objects)
+        .bind(requests)
+        .bind(policies)
+        .bind(clients)
+        .bind(times)
+        .bind(nodes)
+        .bind(tokens)
+        .bind(chains)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(to_i64(new_head.seq, "sequence number")?)
+            .bind(new_head.hash.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(receipts)
+    }
+
+    async fn reserve(&self, name: &str, n: u64, node_id: &str, now_ns: i64) -> Result<u64, Error> {
+        const OP: &str = "reserve serials";
+        let err = |e| Error::db(OP, e);
+        let n_i = to_i64(n, "serial block size")?;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The one atomic statement: creates the counter at 1 or advances it under the
+        // counter row's lock, refusing to pass i64::MAX.
+        let first: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO serial_counters (name, next) VALUES ($1, 1 + $2) \
+             ON CONFLICT (name) DO UPDATE SET next = serial_counters.next + $2 \
+             WHERE serial_counters.next <= 9223372036854775807 - $2 \
+             RETURNING next - $2",
+        )
+        .bind(name)
+        .bind(n_i)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let first = first.ok_or_else(|| Error::SerialsExhausted {
+            counter: name.to_owned(),
+        })?;
+        sqlx::query(
+            "INSERT INTO serial_ranges (name, first_serial, last_serial, node_id, reserved_at_ns) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name)
+        .bind(first)
+        .bind(first + (n_i - 1))
+        .bind(node_id)
+        .bind(now_ns)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        u64::try_from(first).map_err(|_| Error::Corrupt {
+            seq: 0,
+            reason: format!("serial counter {name:?} is not positive"),
+        })
+    }
+}
+
+impl LogBackend for PgBackend {
+    fn append_batch<'a>(&'a self, records: &'a [PreparedRecord]) -> BoxFut<'a, Vec<Receipt>> {
+        Box::pin(self.append(records))
+    }
+
+    fn reserve_serials<'a>(
+        &'a self,
+        name: &'a str,
+        n: u64,
+        node_id: &'a str,
+        now_ns: i64,
+    ) -> BoxFut<'a, u64> {
+        Box::pin(self.reserve(name, n, node_id, now_ns))
+    }
+
+    fn head(&self) -> BoxFut<'_, ChainHead> {
+        Box::pin(async move {
+            let err = |e| Error::db("read chain head", e);
+            let row = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| Error::Corrupt {
+                    seq: 0,
+                    reason: "chain_head row is missing".into(),
+                })?;
+            decode_head(row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)
+        })
+    }
+
+    fn read_rows<'a>(
+        &'a self,
+        filter: &'a RowFilter,
+        after_seq: u64,
+        limit: u32,
+    ) -> BoxFut<'a, Vec<RawRow>> {
+        Box::pin(async move {
+            let err = |e| Error::db("read rows", e);
+            let sql = format!(
+                "SELECT {ROW_COLUMNS} FROM log_records \
+                 WHERE seq > $1 AND ($2::int8 IS NULL OR seq <= $2) \
+                 AND ($3::int8 IS NULL OR issued_at_ns >= $3) \
+                 AND ($4::int8 IS NULL OR issued_at_ns <= $4) \
+                 ORDER BY seq LIMIT $5"
+            );
+            let to_seq = filter.to_seq.map(|s| to_i64(s, "sequence number")).transpose()?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(to_i64(after_seq, "sequence number")?)
+                .bind(to_seq)
+                .bind(filter.from_ns)
+                .bind(filter.to_ns)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| decode_raw_row!(r).map_err(err))
+                .collect()
+        })
+    }
+
+    fn find_by_serial<'a>(
+        &'a self,
+        kind: Option<RecordKind>,
+        serial: &'a [u8],
+    ) -> BoxFut<'a, Vec<RawRow>> {
+        Box::pin(async move {
+            let err = |e| Error::db("find by serial", e);
+            let sql = format!(
+                "SELECT {ROW_COLUMNS} FROM log_records \
+                 WHERE serial = $1 AND ($2::text IS NULL OR kind = $2) ORDER BY seq"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(serial)
+                .bind(kind.map(RecordKind::as_str))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| decode_raw_row!(r).map_err(err))
+                .collect()
+        })
+    }
+
+    fn close(&self) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.pool.close().await;
+            Ok(())
+        })
+    }
+}
