@@ -27,8 +27,10 @@
 #![warn(missing_docs)]
 
 pub mod alg;
+pub mod cert;
 pub mod signer;
 pub mod soft;
+pub mod x509;
 
 pub use alg::{HashAlgorithm, KeyType, SignatureAlgorithm};
 pub use signer::{BoxFuture, SignError, SignErrorKind, Signer};

@@ -1,0 +1,576 @@
+//! Building certificates and certification requests (PKCS#10) signed through any
+//! [`Signer`]: the dev CA of `hanko dev-init`, CSRs for keys that live in the HSM, and
+//! test fixtures.
+//!
+//! ```text
+//!   CertParams + subject SPKI --x509-cert CertificateBuilder (our profile)--> TBS DER
+//!        --Signer::sign (async: HSM pool or software)--> signature
+//!        --assemble: SEQUENCE { TBS DER, alg.algorithm_identifier_der(), BIT STRING }--> Certificate
+//! ```
+//!
+//! The TBSCertificate comes from `x509-cert`'s builder with a Hanko [`CertProfile`] (the
+//! stock profiles cannot make a critical extendedKeyUsage). The outer structure is put
+//! together here from the exact TBS bytes that were signed and the algorithm identifier
+//! from [`crate::alg`], so what the signer saw is what the certificate carries.
+//!
+//! # What this module does not do
+//! It is not a CA: no revocation, no database of issued serials, no policy beyond the
+//! four profiles. Production TSA and e-seal certificates come from a real CA; Hanko only
+//! makes their CSRs ([`make_csr`]) and checks what comes back ([`crate::cert`]).
+
+use std::time::SystemTime;
+
+use der::asn1::{BitString, GeneralizedTime, OctetString};
+use der::{Decode, Encode};
+use spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef,
+};
+use x509_cert::TbsCertificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    PrivateKeyUsagePeriod, SubjectKeyIdentifier,
+};
+pub use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::alg::{HashAlgorithm, SignatureAlgorithm, tlv};
+use crate::cert::{
+    self, CertError, Certificate, OID_AUTHORITY_KEY_IDENTIFIER, OID_BASIC_CONSTRAINTS,
+    OID_COMMON_NAME, OID_COUNTRY_NAME, OID_EXTENDED_KEY_USAGE, OID_KEY_USAGE, OID_KP_TIME_STAMPING,
+    OID_ORGANIZATION_IDENTIFIER, OID_ORGANIZATION_NAME, OID_ORGANIZATIONAL_UNIT_NAME,
+    OID_PRIVATE_KEY_USAGE_PERIOD, OID_SERIAL_NUMBER, OID_SUBJECT_KEY_IDENTIFIER,
+};
+use crate::signer::Signer;
+
+/// A subject attribute Hanko puts into names it builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameAttr {
+    /// countryName (2.5.4.6), two letters, PrintableString.
+    Country,
+    /// organizationName (2.5.4.10), UTF8String.
+    Organization,
+    /// organizationalUnitName (2.5.4.11), UTF8String.
+    OrganizationalUnit,
+    /// organizationIdentifier (2.5.4.97), e.g. `NTRJP-1234567890123` (EN 319 412-1).
+    OrganizationIdentifier,
+    /// serialNumber (2.5.4.5), PrintableString.
+    SerialNumber,
+    /// commonName (2.5.4.3), UTF8String.
+    CommonName,
+}
+
+/// Builds a Name with one attribute per RDN, in the order given (put Country first and
+/// CommonName last, as `openssl x509 -subject` prints them).
+///
+/// ```
+/// use hanko_pki::x509::{build_name, NameAttr};
+/// let n = build_name(&[
+///     (NameAttr::Country, "JP"),
+///     (NameAttr::Organization, "Hanko Dev"),
+///     (NameAttr::CommonName, "Hanko Dev TSA"),
+/// ]).unwrap();
+/// assert_eq!(n.to_string(), "CN=Hanko Dev TSA,O=Hanko Dev,C=JP");
+/// ```
+pub fn build_name(attrs: &[(NameAttr, &str)]) -> Result<Name, CertError> {
+    let mut rdns = Vec::new();
+    for (attr, value) in attrs {
+        let printable = |v: &str| {
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b))
+        };
+        let (oid, tag) = match attr {
+            NameAttr::Country => {
+                if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(CertError::BadName(format!(
+                        "countryName must be two upper-case letters (ISO 3166), got {value:?}"
+                    )));
+                }
+                (OID_COUNTRY_NAME, 0x13)
+            }
+            NameAttr::SerialNumber => {
+                if !printable(value) {
+                    return Err(CertError::BadName(format!(
+                        "serialNumber must be a PrintableString, got {value:?}"
+                    )));
+                }
+                (OID_SERIAL_NUMBER, 0x13)
+            }
+            NameAttr::Organization => (OID_ORGANIZATION_NAME, 0x0c),
+            NameAttr::OrganizationalUnit => (OID_ORGANIZATIONAL_UNIT_NAME, 0x0c),
+            NameAttr::OrganizationIdentifier => (OID_ORGANIZATION_IDENTIFIER, 0x0c),
+            NameAttr::CommonName => (OID_COMMON_NAME, 0x0c),
+        };
+        if value.is_empty() || value.len() > 64 {
+            return Err(CertError::BadName(format!(
+                "{attr:?} must be 1 to 64 characters, got {} bytes",
+                value.len()
+            )));
+        }
+        let oid_der = oid.to_der().map_err(|e| CertError::Encode(e.to_string()))?;
+        let mut atv = oid_der;
+        atv.extend_from_slice(&tlv(tag, value.as_bytes()));
+        rdns.extend_from_slice(&tlv(0x31, &tlv(0x30, &atv)));
+    }
+    Name::from_der(&tlv(0x30, &rdns)).map_err(|e| CertError::BadName(e.to_string()))
+}
+
+/// What kind of certificate to issue. Each profile fixes the extensions completely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertProfile {
+    /// A self-signed root CA: basicConstraints cA (critical), keyUsage keyCertSign +
+    /// cRLSign (critical), subjectKeyIdentifier, authorityKeyIdentifier (= its own).
+    RootCa,
+    /// An intermediate CA: as the root but with pathLenConstraint and the issuer's
+    /// authorityKeyIdentifier.
+    IntermediateCa {
+        /// pathLenConstraint; 0 means it issues only end-entity certificates.
+        path_len: u8,
+    },
+    /// A TSA (TSU) certificate (RFC 3161 §2.3, EN 319 422 §6): extendedKeyUsage exactly
+    /// `{ id-kp-timeStamping }`, critical; keyUsage digitalSignature (and nonRepudiation
+    /// when asked), critical; SKI, AKI; optional privateKeyUsagePeriod.
+    Tsa {
+        /// Also set keyUsage nonRepudiation.
+        non_repudiation: bool,
+        /// privateKeyUsagePeriod (notBefore, notAfter): the key signs only inside it.
+        private_key_usage_period: Option<(SystemTime, SystemTime)>,
+    },
+    /// An organisational e-seal certificate: keyUsage nonRepudiation + digitalSignature,
+    /// critical; SKI, AKI. No extendedKeyUsage.
+    Seal,
+}
+
+/// Everything about a certificate to issue except the keys.
+#[derive(Clone, Debug)]
+pub struct CertParams {
+    /// The profile (extensions).
+    pub profile: CertProfile,
+    /// The subject name; see [`build_name`].
+    pub subject: Name,
+    /// notBefore (whole seconds are kept).
+    pub not_before: SystemTime,
+    /// notAfter (whole seconds are kept).
+    pub not_after: SystemTime,
+    /// The serial number as unsigned big-endian bytes (at most 20). `None`: 16 random
+    /// bytes (RFC 5280 wants unpredictable serials).
+    pub serial: Option<Vec<u8>>,
+}
+
+impl CertParams {
+    /// Parameters with a random serial.
+    pub fn new(
+        profile: CertProfile,
+        subject: Name,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Self {
+        CertParams {
+            profile,
+            subject,
+            not_before,
+            not_after,
+            serial: None,
+        }
+    }
+}
+
+/// The key identifier Hanko puts into SKI/AKI: RFC 7093 §2 method 1, the leftmost 160
+/// bits of the SHA-256 hash of the subjectPublicKey BIT STRING's value.
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, CertError> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|e| CertError::Malformed {
+        what: "subject public key info",
+        reason: e.to_string(),
+    })?;
+    let mut id = HashAlgorithm::Sha256.digest(spki.subject_public_key.raw_bytes());
+    id.truncate(20);
+    Ok(id)
+}
+
+fn ext<T: Encode>(
+    oid: der::asn1::ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> Result<Extension, CertError> {
+    let bytes = value
+        .to_der()
+        .map_err(|e| CertError::Encode(e.to_string()))?;
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(bytes).map_err(|e| CertError::Encode(e.to_string()))?,
+    })
+}
+
+fn octets(bytes: Vec<u8>) -> Result<OctetString, CertError> {
+    OctetString::new(bytes).map_err(|e| CertError::Encode(e.to_string()))
+}
+
+/// The x509-cert builder profile: fixed subject, issuer and extension list.
+struct FixedProfile {
+    subject: Name,
+    issuer: Name,
+    extensions: Vec<Extension>,
+}
+
+impl BuilderProfile for FixedProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+/// A public key as raw SPKI DER, to satisfy `EncodePublicKey`.
+#[derive(Clone, Debug)]
+struct SpkiBytes(Vec<u8>);
+
+impl EncodePublicKey for SpkiBytes {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::try_from(self.0.as_slice())?)
+    }
+}
+
+/// Lets the x509-cert builder ask a Hanko [`Signer`] for its key and algorithm; the
+/// signature itself is made by [`Signer::sign`] outside the builder (it is async).
+struct SignerInfoAdapter<'a> {
+    signer: &'a dyn Signer,
+}
+
+impl signature::Keypair for SignerInfoAdapter<'_> {
+    type VerifyingKey = SpkiBytes;
+
+    fn verifying_key(&self) -> SpkiBytes {
+        SpkiBytes(self.signer.public_key_der().to_vec())
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for SignerInfoAdapter<'_> {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(AlgorithmIdentifierOwned::from_der(
+            &self.signer.algorithm().algorithm_identifier_der(),
+        )?)
+    }
+}
+
+/// `SEQUENCE { body DER, algorithm, BIT STRING signature }`: the outer form shared by
+/// Certificate and CertificationRequest.
+fn assemble_signed(
+    body_der: &[u8],
+    alg: SignatureAlgorithm,
+    signature: &[u8],
+) -> Result<Vec<u8>, CertError> {
+    let bits = BitString::from_bytes(signature)
+        .and_then(|b| b.to_der())
+        .map_err(|e| CertError::Encode(e.to_string()))?;
+    let mut content = body_der.to_vec();
+    content.extend_from_slice(&alg.algorithm_identifier_der());
+    content.extend_from_slice(&bits);
+    Ok(tlv(0x30, &content))
+}
+
+fn to_time(t: SystemTime) -> Result<Time, CertError> {
+    Time::try_from(t).map_err(|e| CertError::BadValidity(format!("time out of range: {e}")))
+}
+
+fn to_generalized(t: SystemTime) -> Result<GeneralizedTime, CertError> {
+    GeneralizedTime::from_system_time(t)
+        .map_err(|e| CertError::BadValidity(format!("time out of range: {e}")))
+}
+
+fn random_serial() -> Vec<u8> {
+    use rand::Rng as _;
+    let mut s = vec![0u8; 16];
+    rand::rng().fill_bytes(&mut s);
+    // Positive and exactly 16 octets when encoded.
+    s[0] = (s[0] & 0x7f) | 0x40;
+    s
+}
+
+/// Issues a certificate for the key `subject_spki` under `issuer` (or self-signed when
+/// `issuer` is `None`), signed by `signer`, which must hold the issuer's key (or, for a
+/// self-signed root, the subject key).
+///
+/// Refuses: a signer whose public key is not the issuer's; an issuer that is not a CA;
+/// a validity that ends before it starts or outside the issuer's; a self-signed
+/// end-entity profile.
+pub async fn issue_certificate(
+    params: &CertParams,
+    subject_spki: &[u8],
+    issuer: Option<&Certificate>,
+    signer: &dyn Signer,
+) -> Result<Certificate, CertError> {
+    let spki =
+        SubjectPublicKeyInfoOwned::from_der(subject_spki).map_err(|e| CertError::Malformed {
+            what: "subject public key info",
+            reason: e.to_string(),
+        })?;
+    if params.not_after <= params.not_before {
+        return Err(CertError::BadValidity(
+            "notAfter is not after notBefore".into(),
+        ));
+    }
+    let ski = key_identifier(subject_spki)?;
+    let (issuer_name, aki) = match issuer {
+        Some(ca) => {
+            if !ca.is_ca() {
+                return Err(CertError::IssuerNotCa("basicConstraints cA is not TRUE"));
+            }
+            if let Some(ku) = ca.key_usage()
+                && !ku.key_cert_sign()
+            {
+                return Err(CertError::IssuerNotCa("keyUsage lacks keyCertSign"));
+            }
+            if !cert::spki_equal(ca.spki_der(), signer.public_key_der())? {
+                return Err(CertError::SignerNotIssuer);
+            }
+            if params.not_before < ca.not_before() || params.not_after > ca.not_after() {
+                return Err(CertError::BadValidity(
+                    "the validity is not inside the issuer's".into(),
+                ));
+            }
+            let aki = match ca.subject_key_identifier() {
+                Some(id) => id,
+                None => key_identifier(ca.spki_der())?,
+            };
+            (ca.parsed().tbs_certificate().subject().clone(), aki)
+        }
+        None => {
+            if params.profile != CertProfile::RootCa {
+                return Err(CertError::IssuerNotCa(
+                    "only the RootCa profile may be self-signed",
+                ));
+            }
+            if !cert::spki_equal(subject_spki, signer.public_key_der())? {
+                return Err(CertError::SignerNotIssuer);
+            }
+            (params.subject.clone(), ski.clone())
+        }
+    };
+
+    let mut exts = Vec::new();
+    let ca_key_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+    match &params.profile {
+        CertProfile::RootCa => {
+            let bc = BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            };
+            exts.push(ext(OID_BASIC_CONSTRAINTS, true, &bc)?);
+            exts.push(ext(OID_KEY_USAGE, true, &ca_key_usage)?);
+        }
+        CertProfile::IntermediateCa { path_len } => {
+            let bc = BasicConstraints {
+                ca: true,
+                path_len_constraint: Some(*path_len),
+            };
+            exts.push(ext(OID_BASIC_CONSTRAINTS, true, &bc)?);
+            exts.push(ext(OID_KEY_USAGE, true, &ca_key_usage)?);
+        }
+        CertProfile::Tsa {
+            non_repudiation,
+            private_key_usage_period,
+        } => {
+            let ku = if *non_repudiation {
+                KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
+            } else {
+                KeyUsages::DigitalSignature.into()
+            };
+            exts.push(ext(OID_KEY_USAGE, true, &KeyUsage(ku))?);
+            let eku = ExtendedKeyUsage(vec![OID_KP_TIME_STAMPING]);
+            exts.push(ext(OID_EXTENDED_KEY_USAGE, true, &eku)?);
+            if let Some((nb, na)) = private_key_usage_period {
+                if na <= nb {
+                    return Err(CertError::BadValidity(
+                        "privateKeyUsagePeriod ends before it starts".into(),
+                    ));
+                }
+                let p = PrivateKeyUsagePeriod {
+                    not_before: Some(to_generalized(*nb)?),
+                    not_after: Some(to_generalized(*na)?),
+                };
+                exts.push(ext(OID_PRIVATE_KEY_USAGE_PERIOD, false, &p)?);
+            }
+        }
+        CertProfile::Seal => {
+            let ku = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation);
+            exts.push(ext(OID_KEY_USAGE, true, &ku)?);
+        }
+    }
+    exts.push(ext(
+        OID_SUBJECT_KEY_IDENTIFIER,
+        false,
+        &SubjectKeyIdentifier(octets(ski)?),
+    )?);
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(octets(aki)?),
+        ..Default::default()
+    };
+    exts.push(ext(OID_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+
+    let serial = match &params.serial {
+        Some(s) => s.clone(),
+        None => random_serial(),
+    };
+    let serial =
+        SerialNumber::new(&serial).map_err(|e| CertError::Encode(format!("serial number: {e}")))?;
+    let validity = Validity::new(to_time(params.not_before)?, to_time(params.not_after)?);
+    let profile = FixedProfile {
+        subject: params.subject.clone(),
+        issuer: issuer_name,
+        extensions: exts,
+    };
+    let mut builder = CertificateBuilder::new(profile, serial, validity, spki)
+        .map_err(|e| CertError::Encode(e.to_string()))?;
+    let adapter = SignerInfoAdapter { signer };
+    let tbs = builder
+        .finalize(&adapter)
+        .map_err(|e| CertError::Encode(e.to_string()))?;
+    let signature = signer.sign(&tbs).await?;
+    let der = assemble_signed(&tbs, signer.algorithm(), &signature)?;
+    Certificate::from_der(&der)
+}
+
+/// Makes a PKCS#10 certification request for `subject` over the signer's key, signed by
+/// it (the proof of possession). No attributes: the CA decides the extensions.
+pub async fn make_csr(subject: &Name, signer: &dyn Signer) -> Result<Vec<u8>, CertError> {
+    let public_key = SubjectPublicKeyInfoOwned::from_der(signer.public_key_der()).map_err(|e| {
+        CertError::Malformed {
+            what: "subject public key info",
+            reason: e.to_string(),
+        }
+    })?;
+    let info = CertReqInfo {
+        version: Default::default(),
+        subject: subject.clone(),
+        public_key,
+        attributes: Default::default(),
+    };
+    let info_der = info
+        .to_der()
+        .map_err(|e| CertError::Encode(e.to_string()))?;
+    let signature = signer.sign(&info_der).await?;
+    assemble_signed(&info_der, signer.algorithm(), &signature)
+}
+
+/// A parsed PKCS#10 request, with the exact bytes its signature covers.
+#[derive(Clone, Debug)]
+pub struct CertRequest {
+    parsed: CertReq,
+    info_der: Vec<u8>,
+    spki_der: Vec<u8>,
+    algorithm: SignatureAlgorithm,
+    signature: Vec<u8>,
+}
+
+impl CertRequest {
+    /// Parses a DER CertificationRequest. The signature is NOT checked here: call
+    /// [`CertRequest::verify`] before trusting it.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        let malformed = |reason: String| CertError::Malformed {
+            what: "certificate request",
+            reason,
+        };
+        let parsed = CertReq::from_der(der).map_err(|e| malformed(e.to_string()))?;
+        // The signed bytes: the first element of the outer SEQUENCE, as received.
+        let (_, body, rest) =
+            crate::alg::read_tlv(der).ok_or_else(|| malformed("not a SEQUENCE".into()))?;
+        if !rest.is_empty() {
+            return Err(malformed("trailing bytes".into()));
+        }
+        let (_, info_content, after_info) =
+            crate::alg::read_tlv(body).ok_or_else(|| malformed("no request info".into()))?;
+        let info_len = body.len() - after_info.len();
+        let _ = info_content;
+        let info_der = body[..info_len].to_vec();
+        let (_, alg_content, after_alg) =
+            crate::alg::read_tlv(after_info).ok_or_else(|| malformed("no algorithm".into()))?;
+        let alg_der = &after_info[..after_info.len() - after_alg.len()];
+        let _ = alg_content;
+        let algorithm = SignatureAlgorithm::from_algorithm_identifier_der(alg_der)
+            .map_err(|e| CertError::Unsupported(e.to_string()))?;
+        let spki_der = parsed
+            .info
+            .public_key
+            .to_der()
+            .map_err(|e| CertError::Encode(e.to_string()))?;
+        let signature = parsed
+            .signature
+            .as_bytes()
+            .ok_or_else(|| malformed("signature has unused bits".into()))?
+            .to_vec();
+        Ok(CertRequest {
+            parsed,
+            info_der,
+            spki_der,
+            algorithm,
+            signature,
+        })
+    }
+
+    /// Parses a PEM `CERTIFICATE REQUEST`.
+    pub fn from_pem(pem: &str) -> Result<Self, CertError> {
+        let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| CertError::Pem(e.to_string()))?;
+        if label != "CERTIFICATE REQUEST" {
+            return Err(CertError::Pem(format!(
+                "PEM label is {label:?}, expected \"CERTIFICATE REQUEST\""
+            )));
+        }
+        Self::from_der(&der)
+    }
+
+    /// Checks the proof of possession: the request is signed by the key it names.
+    pub fn verify(&self) -> Result<(), CertError> {
+        crate::verify::verify(
+            &self.spki_der,
+            self.algorithm,
+            &self.info_der,
+            &self.signature,
+        )
+        .map_err(|e| CertError::BadSignature(format!("certificate request: {e}")))
+    }
+
+    /// The requested subject.
+    pub fn subject(&self) -> &Name {
+        &self.parsed.info.subject
+    }
+
+    /// The DER SubjectPublicKeyInfo of the key the request is for.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// The DER CertificationRequestInfo: the bytes the signature covers.
+    pub fn info_der(&self) -> &[u8] {
+        &self.info_der
+    }
+
+    /// The signature algorithm.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// The signature value.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+}
