@@ -1,0 +1,305 @@
+//! The crate's one error type and the one table that classifies PKCS#11 return values.
+//!
+//! Every failure of a PKCS#11 call becomes [`Error::Pkcs11`], which keeps the function,
+//! the `CKR_*` value and the token label, and reads like
+//! `C_Sign: CKR_DEVICE_REMOVED (token "hanko-dev")`. [`Error::kind`] maps every variant to
+//! a [`SignErrorKind`]; [`Error::is_device_lost`] says which return values start a
+//! recovery. Nothing else in Hanko inspects a `CK_RV`.
+//!
+//! No variant carries a PIN: PIN sources report only the variable name or path.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use cryptoki::context::Function;
+use cryptoki::error::RvError;
+use hanko_pki::{KeyType, SignError, SignErrorKind, SignatureAlgorithm};
+
+/// Everything that can go wrong in `hanko-hsm`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A PKCS#11 function returned an error value.
+    #[error("{}: {} (token \"{token}\")", function_name(*.function), rv_name(*.rv))]
+    Pkcs11 {
+        /// The `C_*` function that failed.
+        function: Function,
+        /// Its return value.
+        rv: RvError,
+        /// Label of the token it was called for (empty before a token is known).
+        token: String,
+    },
+    /// The PKCS#11 library could not be loaded or used (not a `CK_RV` error: missing
+    /// file, missing symbol, bad conversion in cryptoki).
+    #[error("PKCS#11 module {}: {reason}", .path.display())]
+    Module {
+        /// Path of the module.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No slot holds an initialised token with this label.
+    #[error("no token with label \"{0}\"")]
+    TokenNotFound(String),
+    /// `init_token` found no slot with an uninitialised token.
+    #[error("no free slot to initialise token \"{0}\"")]
+    NoFreeSlot(String),
+    /// No private key with this label in the token.
+    #[error("no private key with label \"{key}\" (token \"{token}\")")]
+    KeyNotFound {
+        /// Token label.
+        token: String,
+        /// Key label.
+        key: String,
+    },
+    /// `generate_key_pair` was asked for a label that is already used.
+    #[error("a key with label \"{key}\" already exists (token \"{token}\")")]
+    KeyExists {
+        /// Token label.
+        token: String,
+        /// Key label.
+        key: String,
+    },
+    /// The token does not offer a mechanism the operation needs.
+    #[error("mechanism {mechanism} is not offered by token \"{token}\"")]
+    MechanismNotOffered {
+        /// Token label.
+        token: String,
+        /// PKCS#11 name of the mechanism, e.g. `CKM_EC_EDWARDS_KEY_PAIR_GEN`.
+        mechanism: &'static str,
+    },
+    /// The signature algorithm does not fit the key.
+    #[error("algorithm {alg} does not fit key \"{key}\" ({key_type})")]
+    AlgorithmMismatch {
+        /// Key label.
+        key: String,
+        /// Type of the key.
+        key_type: KeyType,
+        /// Requested algorithm.
+        alg: SignatureAlgorithm,
+    },
+    /// The key type or its public attributes are not something Hanko signs with.
+    #[error("key \"{key}\": {reason}")]
+    UnsupportedKey {
+        /// Key label.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A PIN could not be read (the PIN itself is never part of the message).
+    #[error("PIN: {0}")]
+    PinSource(String),
+    /// The token is already logged in by this process with a different PIN. PKCS#11
+    /// login state is per process, so the token would answer
+    /// `CKR_USER_ALREADY_LOGGED_IN` without checking the PIN; this check stands in for it.
+    #[error("PIN does not match the one token \"{0}\" is logged in with")]
+    PinMismatch(String),
+    /// A pool setting is out of range.
+    #[error("invalid pool configuration: {0}")]
+    Config(String),
+    /// The token is being recovered after a device loss; try again later.
+    #[error("token \"{0}\" is not ready (recovering from a device loss)")]
+    NotReady(String),
+    /// The signing queue is full.
+    #[error("signing queue for key \"{0}\" is full")]
+    Busy(String),
+    /// The signing call did not return within the pool's `call_timeout`.
+    #[error("C_Sign did not return within {timeout_ms} ms (key \"{key}\")")]
+    Timeout {
+        /// Key label.
+        key: String,
+        /// The deadline in milliseconds.
+        timeout_ms: u128,
+    },
+    /// The token returned a signature that does not verify against the key.
+    #[error("signature by key \"{key}\" failed verify-after-sign: {reason}")]
+    BadSignature {
+        /// Key label.
+        key: String,
+        /// The verifier's reason.
+        reason: String,
+    },
+    /// The signing pool has shut down (its worker threads are gone).
+    #[error("signing pool for key \"{0}\" is shut down")]
+    PoolClosed(String),
+}
+
+impl Error {
+    /// Wraps a cryptoki error for a call made on `token`.
+    pub(crate) fn from_cryptoki(e: cryptoki::error::Error, token: &str) -> Self {
+        match e {
+            cryptoki::error::Error::Pkcs11(rv, function) => Error::Pkcs11 {
+                function,
+                rv,
+                token: token.to_owned(),
+            },
+            other => Error::Module {
+                path: PathBuf::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// The `CK_RV` if this is a PKCS#11 error.
+    pub fn rv(&self) -> Option<RvError> {
+        match self {
+            Error::Pkcs11 { rv, .. } => Some(*rv),
+            _ => None,
+        }
+    }
+
+    /// Whether this error means the token, its sessions or the library state are gone, so
+    /// that the module must be re-initialised before signing can resume.
+    pub fn is_device_lost(&self) -> bool {
+        matches!(
+            self.rv(),
+            Some(
+                RvError::DeviceRemoved
+                    | RvError::SessionHandleInvalid
+                    | RvError::TokenNotPresent
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn
+                    | RvError::CryptokiNotInitialized
+                    | RvError::TokenNotRecognized
+            )
+        )
+    }
+
+    /// The classification every caller sees: the one table from `CK_RV` to
+    /// [`SignErrorKind`].
+    pub fn kind(&self) -> SignErrorKind {
+        if self.is_device_lost() {
+            return SignErrorKind::DeviceLost;
+        }
+        match self {
+            Error::Pkcs11 { rv, .. } => match rv {
+                RvError::DataInvalid
+                | RvError::DataLenRange
+                | RvError::ArgumentsBad
+                | RvError::MechanismInvalid
+                | RvError::MechanismParamInvalid
+                | RvError::KeyTypeInconsistent
+                | RvError::KeySizeRange
+                | RvError::AttributeValueInvalid
+                | RvError::AttributeTypeInvalid
+                | RvError::TemplateIncomplete
+                | RvError::TemplateInconsistent => SignErrorKind::BadInput,
+                RvError::KeyHandleInvalid
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyFunctionNotPermitted
+                | RvError::PinIncorrect
+                | RvError::PinLocked
+                | RvError::PinExpired
+                | RvError::PinLenRange
+                | RvError::UserPinNotInitialized => SignErrorKind::KeyUnavailable,
+                _ => SignErrorKind::Device,
+            },
+            Error::KeyNotFound { .. } | Error::PinSource(_) | Error::PinMismatch(_) => {
+                SignErrorKind::KeyUnavailable
+            }
+            Error::TokenNotFound(_) | Error::NotReady(_) => SignErrorKind::DeviceLost,
+            Error::AlgorithmMismatch { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::MechanismNotOffered { .. }
+            | Error::Config(_) => SignErrorKind::BadInput,
+            Error::Busy(_) => SignErrorKind::Busy,
+            Error::Timeout { .. } => SignErrorKind::Timeout,
+            Error::BadSignature { .. } => SignErrorKind::BadSignature,
+            Error::Module { .. }
+            | Error::NoFreeSlot(_)
+            | Error::KeyExists { .. }
+            | Error::PoolClosed(_) => SignErrorKind::Device,
+        }
+    }
+}
+
+impl From<Error> for SignError {
+    fn from(e: Error) -> Self {
+        SignError::new(e.kind(), e.to_string())
+    }
+}
+
+/// `Function::Sign` -> `C_Sign`.
+pub(crate) fn function_name(f: Function) -> String {
+    format!("C_{f:?}")
+}
+
+/// `RvError::DeviceRemoved` -> `CKR_DEVICE_REMOVED` (derived from cryptoki's variant
+/// names, which follow the `CKR_*` names one to one).
+pub(crate) fn rv_name(rv: RvError) -> String {
+    match rv {
+        RvError::VendorDefined(code) => return format!("CKR_VENDOR_DEFINED({code:#x})"),
+        RvError::UnknownErrorCode(code) => return format!("CKR_UNKNOWN({code:#x})"),
+        _ => {}
+    }
+    let camel = format!("{rv:?}");
+    let mut out = String::from("CKR");
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Shown by `Debug` of types that must not reveal a value.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_function_rv_and_token() {
+        let e = Error::Pkcs11 {
+            function: Function::Sign,
+            rv: RvError::DeviceRemoved,
+            token: "hanko-dev".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "C_Sign: CKR_DEVICE_REMOVED (token \"hanko-dev\")"
+        );
+        assert_eq!(e.kind(), SignErrorKind::DeviceLost);
+    }
+
+    #[test]
+    fn rv_names_follow_pkcs11() {
+        assert_eq!(
+            rv_name(RvError::SessionHandleInvalid),
+            "CKR_SESSION_HANDLE_INVALID"
+        );
+        assert_eq!(rv_name(RvError::PinIncorrect), "CKR_PIN_INCORRECT");
+        assert_eq!(
+            rv_name(RvError::CryptokiNotInitialized),
+            "CKR_CRYPTOKI_NOT_INITIALIZED"
+        );
+    }
+
+    #[test]
+    fn classification_table() {
+        let pk = |rv| Error::Pkcs11 {
+            function: Function::Sign,
+            rv,
+            token: String::new(),
+        };
+        assert_eq!(pk(RvError::DataLenRange).kind(), SignErrorKind::BadInput);
+        assert_eq!(
+            pk(RvError::KeyHandleInvalid).kind(),
+            SignErrorKind::KeyUnavailable
+        );
+        assert_eq!(
+            pk(RvError::TokenNotPresent).kind(),
+            SignErrorKind::DeviceLost
+        );
+        assert_eq!(pk(RvError::DeviceError).kind(), SignErrorKind::Device);
+        assert_eq!(Error::Busy("k".into()).kind(), SignErrorKind::Busy);
+    }
+}

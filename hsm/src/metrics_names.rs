@@ -1,0 +1,15 @@
+//! Names of the metrics this crate records (all `hanko_hsm_` prefixed), in one place so
+//! dashboards and alert rules have one list to follow.
+//!
+//! Counters only; the `metrics` facade is a no-op until the server installs an exporter.
+
+/// Counter: signatures handed out. Labels: `key`.
+pub const SIGNATURES: &str = "hanko_hsm_signatures_total";
+/// Counter: failed signing jobs. Labels: `key`, `kind` (`SignErrorKind::as_str`).
+pub const ERRORS: &str = "hanko_hsm_sign_errors_total";
+/// Counter: completed re-initialisations of a module after a device loss.
+pub const RECOVERIES: &str = "hanko_hsm_recoveries_total";
+/// Counter: signatures that failed verify-after-sign. Labels: `key`.
+pub const VERIFY_FAILURES: &str = "hanko_hsm_verify_failures_total";
+/// Counter: workers abandoned because a call passed its deadline. Labels: `key`.
+pub const ABANDONED_WORKERS: &str = "hanko_hsm_abandoned_workers_total";

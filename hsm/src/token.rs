@@ -1,0 +1,572 @@
+//! [`Hsm`]: one logged-in token, found by label; key generation and lookup.
+//!
+//! Administrative operations (key generation, reading public keys) open a short-lived
+//! session each: they are rare, and a session per call cannot be left in a half-finished
+//! operation state. Signing never goes through here; it goes through [`crate::HsmSigner`]'s
+//! workers, which own their sessions.
+//!
+//! This module does not decide what a `CK_RV` means ([`crate::Error::kind`] does) and
+//! does not retry; on a device-lost value it reports to the module's supervisor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use hanko_pki::alg::key_type_of_spki;
+use hanko_pki::{KeyType, SignatureAlgorithm};
+
+use crate::error::Error;
+use crate::module::{Module, ModuleState};
+use crate::pool::{HsmSigner, KeyRef};
+use crate::{ModuleConfig, Pin, PoolConfig, spki};
+
+/// A logged-in token. Cheap to clone; all clones share the login and the readiness flag.
+#[derive(Clone, Debug)]
+pub struct Hsm {
+    pub(crate) inner: Arc<HsmInner>,
+}
+
+/// State shared by an [`Hsm`], its clones and its signers' workers.
+#[derive(Debug)]
+pub(crate) struct HsmInner {
+    pub(crate) module: Arc<Module>,
+    pub(crate) label: String,
+    pin: Pin,
+    ready: AtomicBool,
+    /// The slot the token was found in, and the module generation it was found under.
+    slot: Mutex<Option<(Slot, u64)>>,
+    /// A session kept open only to hold the login state (PKCS#11 logs the application
+    /// out when its last session on the token closes).
+    login: Mutex<Option<Session>>,
+    /// Labels of the keys signers use: recovery is complete only when all are found.
+    keys: Mutex<Vec<String>>,
+}
+
+impl HsmInner {
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub(crate) fn pin(&self) -> &Pin {
+        &self.pin
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The token's slot if it was found under the current generation.
+    pub(crate) fn slot(&self, state: &ModuleState) -> Result<Slot, Error> {
+        match *self.slot.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((slot, generation)) if generation == state.generation && state.initialized => {
+                Ok(slot)
+            }
+            _ => Err(Error::NotReady(self.label.clone())),
+        }
+    }
+
+    /// Drops the login session without closing it: its handle died with the old
+    /// generation. Called by the supervisor under the write lock.
+    pub(crate) fn forget_login_session(&self) {
+        let _ = self.login.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Finds the token, opens the login session, logs in, and checks every key signers
+    /// use. Called under the module lock (read on open, write during recovery).
+    pub(crate) fn relogin(&self, state: &ModuleState) -> Result<(), Error> {
+        let ctx = &state.ctx;
+        let slot = find_token(ctx, &self.label)?;
+        let session = ctx
+            .open_ro_session_no_drop(slot)
+            .map_err(|e| Error::from_cryptoki(e, &self.label))?;
+        if let Err(e) = login(&session, &self.pin, &self.label) {
+            let _ = session.close();
+            return Err(e);
+        }
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for key in &keys {
+            if let Err(e) = find_private_key(&session, &self.label, key) {
+                let _ = session.close();
+                return Err(e);
+            }
+        }
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((slot, state.generation));
+        Ok(())
+    }
+
+    /// Runs `f` in a fresh session under the read lock; reports a device loss.
+    fn with_session<T>(
+        &self,
+        rw: bool,
+        f: impl FnOnce(&Session) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let state = self.module.read();
+        if !self.is_ready() {
+            return Err(Error::NotReady(self.label.clone()));
+        }
+        let generation = state.generation;
+        let result = (|| {
+            let slot = self.slot(&state)?;
+            let session = if rw {
+                state.ctx.open_rw_session_no_drop(slot)
+            } else {
+                state.ctx.open_ro_session_no_drop(slot)
+            }
+            .map_err(|e| Error::from_cryptoki(e, &self.label))?;
+            let r = f(&session);
+            let _ = session.close();
+            r
+        })();
+        drop(state);
+        if let Err(e) = &result
+            && e.is_device_lost()
+        {
+            self.module.report_lost(generation, e);
+        }
+        result
+    }
+}
+
+impl Drop for HsmInner {
+    /// Closes the login session (which logs the process out of the token if it was the
+    /// last session) unless the module was re-initialised since it was opened.
+    fn drop(&mut self) {
+        let session = self
+            .login
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let slot = *self.slot.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let (Some(session), Some((_, generation))) = (session, slot)
+            && let Some(state) = self.module.try_read()
+            && state.generation == generation
+            && state.initialized
+        {
+            let _ = session.close();
+        }
+    }
+}
+
+/// `C_Login` as user; `CKR_USER_ALREADY_LOGGED_IN` counts as success (login state is per
+/// application, so a second session is logged in already).
+pub(crate) fn login(session: &Session, pin: &Pin, token: &str) -> Result<(), Error> {
+    match session.login(UserType::User, Some(pin.auth_pin())) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(Error::from_cryptoki(e, token)),
+    }
+}
+
+/// The slot holding an initialised token labelled `label`.
+pub(crate) fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, Error> {
+    let slots = ctx
+        .get_slots_with_initialized_token()
+        .map_err(|e| Error::from_cryptoki(e, label))?;
+    for slot in slots {
+        match ctx.get_token_info(slot) {
+            Ok(info) if info.label().trim_end() == label => return Ok(slot),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %Error::from_cryptoki(e, label), "C_GetTokenInfo on a slot")
+            }
+        }
+    }
+    Err(Error::TokenNotFound(label.to_owned()))
+}
+
+/// The private key labelled `key`; exactly one must exist.
+pub(crate) fn find_private_key(
+    session: &Session,
+    token: &str,
+    key: &str,
+) -> Result<ObjectHandle, Error> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(key.as_bytes().to_vec()),
+        ])
+        .map_err(|e| Error::from_cryptoki(e, token))?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::KeyNotFound {
+            token: token.to_owned(),
+            key: key.to_owned(),
+        }),
+        many => Err(Error::UnsupportedKey {
+            key: key.to_owned(),
+            reason: format!("{} private keys carry this label", many.len()),
+        }),
+    }
+}
+
+fn mechanisms(ctx: &Pkcs11, slot: Slot, token: &str) -> Result<Vec<MechanismType>, Error> {
+    ctx.get_mechanism_list(slot)
+        .map_err(|e| Error::from_cryptoki(e, token))
+}
+
+/// The mechanism a signature algorithm needs, and its PKCS#11 name.
+pub(crate) fn sign_mechanism(alg: SignatureAlgorithm) -> (MechanismType, &'static str) {
+    match alg {
+        SignatureAlgorithm::RsaPss(_) => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"),
+        SignatureAlgorithm::Ecdsa(_) => (MechanismType::ECDSA, "CKM_ECDSA"),
+        SignatureAlgorithm::Ed25519 => (MechanismType::EDDSA, "CKM_EDDSA"),
+        // RsaPkcs1v15 and anything added later that is PKCS#1-shaped.
+        _ => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS"),
+    }
+}
+
+impl Hsm {
+    /// Initialises a token labelled `module.token_label` in the first free slot
+    /// (`C_InitToken` with `so_pin`, then `C_InitPIN` with `user_pin`). Returns `false`
+    /// and changes nothing if a token with that label exists already.
+    pub fn init_token(module: &ModuleConfig, so_pin: &Pin, user_pin: &Pin) -> Result<bool, Error> {
+        let label = module.token_label.as_str();
+        if label.is_empty() || label.len() > 32 {
+            return Err(Error::Config(format!(
+                "token label must be 1 to 32 bytes, \"{label}\" has {}",
+                label.len()
+            )));
+        }
+        if so_pin.len() < 4 || user_pin.len() < 4 {
+            return Err(Error::PinSource(
+                "PINs must have at least 4 characters".into(),
+            ));
+        }
+        let m = Module::get(&module.module_path)?;
+        let state = m.read();
+        let ctx = &state.ctx;
+        match find_token(ctx, label) {
+            Ok(_) => return Ok(false),
+            Err(Error::TokenNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let ck = |e| Error::from_cryptoki(e, label);
+        let mut free = None;
+        for slot in ctx.get_all_slots().map_err(ck)? {
+            if let Ok(info) = ctx.get_token_info(slot)
+                && !info.token_initialized()
+            {
+                free = Some(slot);
+                break;
+            }
+        }
+        let slot = free.ok_or_else(|| Error::NoFreeSlot(label.to_owned()))?;
+        ctx.init_token(slot, so_pin.auth_pin(), label).map_err(ck)?;
+        // SoftHSM moves an initialised token to a new slot id: find it again by label.
+        let slot = find_token(ctx, label)?;
+        let session = ctx.open_rw_session_no_drop(slot).map_err(ck)?;
+        let r = (|| {
+            session
+                .login(UserType::So, Some(so_pin.auth_pin()))
+                .map_err(ck)?;
+            session.init_pin(user_pin.auth_pin()).map_err(ck)?;
+            session.logout().map_err(ck)
+        })();
+        let _ = session.close();
+        r?;
+        tracing::info!(token = label, "token initialised");
+        Ok(true)
+    }
+
+    /// Loads the module (once per process), finds the token by label and logs in.
+    pub fn open(module: ModuleConfig, pin: Pin) -> Result<Hsm, Error> {
+        let m = Module::get(&module.module_path)?;
+        if m.pin_conflicts(&module.token_label, &pin) {
+            return Err(Error::PinMismatch(module.token_label));
+        }
+        let inner = Arc::new(HsmInner {
+            module: m.clone(),
+            label: module.token_label,
+            pin,
+            ready: AtomicBool::new(false),
+            slot: Mutex::new(None),
+            login: Mutex::new(None),
+            keys: Mutex::new(Vec::new()),
+        });
+        {
+            let state = m.read();
+            inner.relogin(&state)?;
+        }
+        inner.set_ready(true);
+        m.register(&inner);
+        tracing::info!(token = %inner.label, "logged in to token");
+        Ok(Hsm { inner })
+    }
+
+    /// The token label.
+    pub fn token_label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// Whether the token is logged in and not being recovered. Never blocks.
+    pub fn is_ready(&self) -> bool {
+        self.inner.is_ready()
+    }
+
+    /// Whether the token offers the mechanism to generate keys of type `kt`.
+    pub fn offers_key_type(&self, kt: KeyType) -> Result<bool, Error> {
+        let (mech, _) = keygen_mechanism(kt);
+        self.offers(mech)
+    }
+
+    fn offers(&self, mech: MechanismType) -> Result<bool, Error> {
+        let state = self.inner.module.read();
+        let slot = self.inner.slot(&state)?;
+        Ok(mechanisms(&state.ctx, slot, &self.inner.label)?.contains(&mech))
+    }
+
+    /// Generates a key pair labelled `label` (both halves carry the label and one random
+    /// `CKA_ID`). The private key is `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, `CKA_TOKEN`,
+    /// `CKA_PRIVATE` and `CKA_SIGN`. Returns the SubjectPublicKeyInfo DER. Fails if any
+    /// object already carries the label.
+    pub fn generate_key_pair(&self, label: &str, kt: KeyType) -> Result<Vec<u8>, Error> {
+        let token = self.inner.label.clone();
+        let (mech_type, mech_name) = keygen_mechanism(kt);
+        let (mechanism, mut public) = match kt {
+            KeyType::Rsa { bits } if (2048..=8192).contains(&bits) => (
+                Mechanism::RsaPkcsKeyPairGen,
+                vec![
+                    Attribute::ModulusBits((bits as u64).into()),
+                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                ],
+            ),
+            KeyType::Rsa { bits } => {
+                return Err(Error::UnsupportedKey {
+                    key: label.to_owned(),
+                    reason: format!("RSA-{bits}: only 2048 to 8192 bits"),
+                });
+            }
+            KeyType::EcP256 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(spki::EC_PARAMS_P256.to_vec())],
+            ),
+            KeyType::EcP384 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(spki::EC_PARAMS_P384.to_vec())],
+            ),
+            KeyType::Ed25519 => (
+                Mechanism::EccEdwardsKeyPairGen,
+                vec![Attribute::EcParams(spki::EC_PARAMS_ED25519.to_vec())],
+            ),
+            other => {
+                return Err(Error::UnsupportedKey {
+                    key: label.to_owned(),
+                    reason: format!("key type {other} is not supported"),
+                });
+            }
+        };
+        if !self.offers(mech_type)? {
+            return Err(Error::MechanismNotOffered {
+                token,
+                mechanism: mech_name,
+            });
+        }
+        self.inner.with_session(true, |s| {
+            let ck = |e| Error::from_cryptoki(e, &token);
+            let existing = s
+                .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+                .map_err(ck)?;
+            if !existing.is_empty() {
+                return Err(Error::KeyExists {
+                    token: token.clone(),
+                    key: label.to_owned(),
+                });
+            }
+            let id = s.generate_random_vec(16).map_err(ck)?;
+            let common = [
+                Attribute::Token(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id),
+            ];
+            public.extend_from_slice(&common);
+            public.extend([Attribute::Private(false), Attribute::Verify(true)]);
+            let mut private = common.to_vec();
+            private.extend([
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+            ]);
+            let (pub_handle, _priv) = s
+                .generate_key_pair(&mechanism, &public, &private)
+                .map_err(ck)?;
+            let spki = read_spki(s, pub_handle, &token, label)?;
+            tracing::info!(token = %token, key = label, key_type = %kt, "key pair generated");
+            Ok(spki)
+        })
+    }
+
+    /// The SubjectPublicKeyInfo DER of the public key labelled `label`, or `None` if the
+    /// token holds no public key with that label.
+    pub fn public_key(&self, label: &str) -> Result<Option<Vec<u8>>, Error> {
+        let token = self.inner.label.clone();
+        self.inner.with_session(false, |s| {
+            let found = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .map_err(|e| Error::from_cryptoki(e, &token))?;
+            match found.as_slice() {
+                [] => Ok(None),
+                [one] => read_spki(s, *one, &token, label).map(Some),
+                many => Err(Error::UnsupportedKey {
+                    key: label.to_owned(),
+                    reason: format!("{} public keys carry this label", many.len()),
+                }),
+            }
+        })
+    }
+
+    /// A signing pool for the private key labelled `key_label`. Checks that the key
+    /// exists, that `alg` fits its type (read from its public key) and that the token
+    /// offers the mechanism.
+    pub fn signer(
+        &self,
+        key_label: &str,
+        alg: SignatureAlgorithm,
+        pool: PoolConfig,
+    ) -> Result<HsmSigner, Error> {
+        if pool.workers == 0 || pool.queue_depth == 0 || pool.call_timeout.is_zero() {
+            return Err(Error::Config(
+                "workers, queue_depth and call_timeout must be greater than zero".into(),
+            ));
+        }
+        let token = self.inner.label.clone();
+        let spki = self
+            .public_key(key_label)?
+            .ok_or_else(|| Error::KeyNotFound {
+                token: token.clone(),
+                key: key_label.to_owned(),
+            })?;
+        let key_type = key_type_of_spki(&spki).ok_or_else(|| Error::UnsupportedKey {
+            key: key_label.to_owned(),
+            reason: "public key type not recognised".into(),
+        })?;
+        if !alg.fits(key_type) {
+            return Err(Error::AlgorithmMismatch {
+                key: key_label.to_owned(),
+                key_type,
+                alg,
+            });
+        }
+        let (mech, mech_name) = sign_mechanism(alg);
+        if !self.offers(mech)? {
+            return Err(Error::MechanismNotOffered {
+                token,
+                mechanism: mech_name,
+            });
+        }
+        self.inner
+            .with_session(false, |s| find_private_key(s, &token, key_label))?;
+        {
+            let mut keys = self.inner.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if !keys.iter().any(|k| k == key_label) {
+                keys.push(key_label.to_owned());
+            }
+        }
+        HsmSigner::start(
+            self.inner.clone(),
+            KeyRef {
+                label: key_label.to_owned(),
+                key_type,
+                alg,
+                spki,
+            },
+            pool,
+        )
+    }
+
+    /// Reads attributes of the private key labelled `label` (for tests and audits that
+    /// check `CKA_SENSITIVE`/`CKA_EXTRACTABLE`); values the token refuses to reveal are
+    /// simply absent.
+    pub fn private_key_attributes(
+        &self,
+        label: &str,
+        types: &[AttributeType],
+    ) -> Result<Vec<Attribute>, Error> {
+        let token = self.inner.label.clone();
+        self.inner.with_session(false, |s| {
+            let key = find_private_key(s, &token, label)?;
+            s.get_attributes(key, types)
+                .map_err(|e| Error::from_cryptoki(e, &token))
+        })
+    }
+}
+
+fn keygen_mechanism(kt: KeyType) -> (MechanismType, &'static str) {
+    match kt {
+        KeyType::EcP256 | KeyType::EcP384 => {
+            (MechanismType::ECC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN")
+        }
+        KeyType::Ed25519 => (
+            MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
+            "CKM_EC_EDWARDS_KEY_PAIR_GEN",
+        ),
+        _ => (
+            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+            "CKM_RSA_PKCS_KEY_PAIR_GEN",
+        ),
+    }
+}
+
+/// Builds the SPKI from a public key object's attributes.
+fn read_spki(s: &Session, h: ObjectHandle, token: &str, label: &str) -> Result<Vec<u8>, Error> {
+    let ck = |e| Error::from_cryptoki(e, token);
+    let unsupported = |reason: &str| Error::UnsupportedKey {
+        key: label.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let kt = s
+        .get_attributes(h, &[AttributeType::KeyType])
+        .map_err(ck)?
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::KeyType(k) => Some(k),
+            _ => None,
+        })
+        .ok_or_else(|| unsupported("no CKA_KEY_TYPE"))?;
+    if kt == CkKeyType::RSA {
+        let attrs = s
+            .get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])
+            .map_err(ck)?;
+        let (mut n, mut e) = (None, None);
+        for a in attrs {
+            match a {
+                Attribute::Modulus(v) => n = Some(v),
+                Attribute::PublicExponent(v) => e = Some(v),
+                _ => {}
+            }
+        }
+        match (n, e) {
+            (Some(n), Some(e)) => Ok(spki::rsa(&n, &e)),
+            _ => Err(unsupported("RSA public key without modulus or exponent")),
+        }
+    } else if kt == CkKeyType::EC || kt == CkKeyType::EC_EDWARDS {
+        let attrs = s
+            .get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint])
+            .map_err(ck)?;
+        let (mut params, mut point) = (None, None);
+        for a in attrs {
+            match a {
+                Attribute::EcParams(v) => params = Some(v),
+                Attribute::EcPoint(v) => point = Some(v),
+                _ => {}
+            }
+        }
+        match (params, point) {
+            (Some(params), Some(point)) => spki::ec(&params, &point)
+                .ok_or_else(|| unsupported("curve not supported or malformed CKA_EC_POINT")),
+            _ => Err(unsupported(
+                "EC public key without CKA_EC_PARAMS or CKA_EC_POINT",
+            )),
+        }
+    } else {
+        Err(unsupported(&format!("key type {kt} is not supported")))
+    }
+}

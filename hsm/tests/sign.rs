@@ -1,0 +1,263 @@
+//! Signing through the pool with every mechanism, each signature checked by the `openssl`
+//! CLI and by `hanko_pki::verify`; concurrency; `Busy`; key attributes; key lookup errors.
+#![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
+use hanko_hsm::{Error, PoolConfig};
+use hanko_pki::alg::key_type_of_spki;
+use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+
+use common::{openssl_verify, token};
+
+fn pool(workers: usize) -> PoolConfig {
+    PoolConfig {
+        workers,
+        queue_depth: 16,
+        call_timeout: Duration::from_secs(30),
+        verify_after_sign: true,
+    }
+}
+
+/// Generates `label` once per process (tests in this binary run in parallel threads).
+fn key(label: &str, kt: KeyType) -> Vec<u8> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KEYS: Mutex<Option<HashMap<String, Vec<u8>>>> = Mutex::new(None);
+    let mut keys = KEYS.lock().unwrap();
+    let keys = keys.get_or_insert_with(HashMap::new);
+    keys.entry(label.to_owned())
+        .or_insert_with(|| token().hsm.generate_key_pair(label, kt).unwrap())
+        .clone()
+}
+
+async fn sign_and_check(label: &str, kt: KeyType, alg: SignatureAlgorithm) {
+    let spki = key(label, kt);
+    assert_eq!(key_type_of_spki(&spki), Some(kt));
+    let signer = token().hsm.signer(label, alg, pool(2)).unwrap();
+    assert_eq!(signer.public_key_der(), spki.as_slice());
+    let msg = format!("message signed with {alg} by {label}").into_bytes();
+    let sig = signer.sign(&msg).await.unwrap();
+    assert_eq!(
+        hanko_pki::verify::verify(&spki, alg, &msg, &sig),
+        Ok(()),
+        "{alg}"
+    );
+    assert!(
+        openssl_verify(&spki, alg, &msg, &sig),
+        "openssl rejects {alg}"
+    );
+    // Negative control: both verifiers reject a flipped bit.
+    let mut bad = sig.clone();
+    let i = bad.len() - 2;
+    bad[i] ^= 0x10;
+    assert!(hanko_pki::verify::verify(&spki, alg, &msg, &bad).is_err());
+    assert!(
+        !openssl_verify(&spki, alg, &msg, &bad),
+        "openssl accepts a flipped bit ({alg})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa3072_pkcs1_and_pss_all_hashes() {
+    let kt = KeyType::Rsa { bits: 3072 };
+    for h in HashAlgorithm::ALL {
+        sign_and_check("rsa3072", kt, SignatureAlgorithm::RsaPkcs1v15(h)).await;
+        sign_and_check("rsa3072", kt, SignatureAlgorithm::RsaPss(h)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_p256_and_p384() {
+    sign_and_check(
+        "p256",
+        KeyType::EcP256,
+        SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+    )
+    .await;
+    sign_and_check(
+        "p384",
+        KeyType::EcP384,
+        SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ed25519_or_a_clear_not_offered_error() {
+    if token().hsm.offers_key_type(KeyType::Ed25519).unwrap() {
+        println!("token offers CKM_EC_EDWARDS_KEY_PAIR_GEN: signing with Ed25519");
+        sign_and_check("ed25519", KeyType::Ed25519, SignatureAlgorithm::Ed25519).await;
+    } else {
+        println!("token does not offer Ed25519");
+        let e = token()
+            .hsm
+            .generate_key_pair("ed25519", KeyType::Ed25519)
+            .unwrap_err();
+        assert!(matches!(e, Error::MechanismNotOffered { .. }), "{e}");
+        assert!(e.to_string().contains("CKM_EC_EDWARDS_KEY_PAIR_GEN"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_keys_are_sensitive_and_not_extractable() {
+    key("attrs-p256", KeyType::EcP256);
+    let attrs = token()
+        .hsm
+        .private_key_attributes(
+            "attrs-p256",
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Token,
+                AttributeType::Private,
+                AttributeType::Sign,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    for want in [
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sign(true),
+        Attribute::AlwaysSensitive(true),
+        Attribute::NeverExtractable(true),
+    ] {
+        assert!(
+            attrs
+                .iter()
+                .any(|a| format!("{a:?}") == format!("{want:?}")),
+            "missing {want:?} in {attrs:?}"
+        );
+    }
+    // The private value is not revealed.
+    assert!(
+        !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+        "CKA_VALUE readable: {attrs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_refuses_an_existing_label_and_signer_checks_the_key() {
+    key("dup-p256", KeyType::EcP256);
+    let e = token()
+        .hsm
+        .generate_key_pair("dup-p256", KeyType::EcP256)
+        .unwrap_err();
+    assert!(matches!(e, Error::KeyExists { .. }), "{e}");
+    let e = token()
+        .hsm
+        .signer(
+            "dup-p256",
+            SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            pool(1),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::AlgorithmMismatch { .. }), "{e}");
+    assert_eq!(e.kind(), SignErrorKind::BadInput);
+    let e = token()
+        .hsm
+        .signer("no-such-key", SignatureAlgorithm::Ed25519, pool(1))
+        .unwrap_err();
+    assert!(matches!(e, Error::KeyNotFound { .. }), "{e}");
+    assert_eq!(token().hsm.public_key("no-such-key").unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_signing_through_the_pool() {
+    let spki = key("conc-p256", KeyType::EcP256);
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let signer = Arc::new(
+        token()
+            .hsm
+            .signer(
+                "conc-p256",
+                alg,
+                PoolConfig {
+                    workers: 4,
+                    queue_depth: 256,
+                    call_timeout: Duration::from_secs(30),
+                    verify_after_sign: true,
+                },
+            )
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let s = signer.clone();
+        tasks.push(tokio::spawn(async move {
+            let msg = format!("concurrent {i}").into_bytes();
+            let sig = s.sign(&msg).await.unwrap();
+            (msg, sig)
+        }));
+    }
+    for t in tasks {
+        let (msg, sig) = t.await.unwrap();
+        assert_eq!(hanko_pki::verify::verify(&spki, alg, &msg, &sig), Ok(()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_when_the_queue_is_full() {
+    key("busy-rsa", KeyType::Rsa { bits: 3072 });
+    let signer = token()
+        .hsm
+        .signer(
+            "busy-rsa",
+            SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            PoolConfig {
+                workers: 1,
+                queue_depth: 1,
+                call_timeout: Duration::from_secs(30),
+                verify_after_sign: false,
+            },
+        )
+        .unwrap();
+    // All 20 futures try_send on their first poll, long before one RSA-3072 signature is
+    // done: one is taken by the worker, at most one waits, the rest are refused at once.
+    let futs: Vec<_> = (0..20).map(|_| signer.sign(b"load")).collect();
+    let results = futures_join_all(futs).await;
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.kind() == SignErrorKind::Busy))
+        .count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert!(busy >= 17, "busy {busy}, ok {ok}");
+    assert_eq!(busy + ok, 20, "{results:?}");
+    // Once the queue drains, signing works again.
+    assert!(signer.sign(b"after").await.is_ok());
+}
+
+/// Polls all futures concurrently on the current task (like `futures::join_all`).
+async fn futures_join_all<F: std::future::Future + Unpin>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Option<F>> = futs.into_iter().map(Some).collect();
+    let mut out: Vec<Option<F::Output>> = (0..futs.len()).map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if let Some(fut) = f {
+                match std::pin::Pin::new(fut).poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        out[i] = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(out.drain(..).map(|o| o.unwrap()).collect())
+        }
+    })
+    .await
+}
