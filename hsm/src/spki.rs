@@ -162,7 +162,8 @@ mod tests {
         raw.extend_from_slice(&[0x00, 0x01]);
         raw.extend_from_slice(&[0u8; 30]);
         let der = ecdsa_raw_to_der(&raw).unwrap_or_default();
-        assert_eq!(&der[..5], &[0x30, 0x45, 0x02, 0x21, 0x00]);
+        assert_eq!(&der[..5], &[0x30, 0x44, 0x02, 0x21, 0x00]);
+        assert_eq!(&der[37..40], &[0x02, 0x1f, 0x01]);
         assert_eq!(&der[der.len() - 30..], &[0u8; 30][..]);
         assert_eq!(ecdsa_raw_to_der(&[1, 2, 3]), None);
     }
