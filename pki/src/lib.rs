@@ -28,8 +28,10 @@
 
 pub mod alg;
 pub mod cert;
+pub mod cms;
 pub mod signer;
 pub mod soft;
+pub mod verify;
 pub mod x509;
 
 pub use alg::{HashAlgorithm, KeyType, SignatureAlgorithm};
