@@ -1,0 +1,494 @@
+//! CMS SignedData (RFC 5652) for exactly one signer, as RFC 3161 tokens and CAdES
+//! signatures need it.
+//!
+//! What it builds:
+//!
+//! ```text
+//! ContentInfo { id-signedData, SignedData {
+//!   version            3 (eContentType other than id-data) or 1 (id-data)
+//!   digestAlgorithms   { the signer's digest algorithm }
+//!   encapContentInfo   { eContentType, eContent (absent when detached) }
+//!   certificates [0]   original DER of the given certificates (field absent when none)
+//!   signerInfos        { SignerInfo {
+//!     version 1, sid issuerAndSerialNumber (copied from the certificate's own bytes)
+//!     digestAlgorithm
+//!     signedAttrs [0]  content-type, message-digest, signing-certificate-v2,
+//!                      cms-algorithm-protection, optional signing-time
+//!     signatureAlgorithm   from SignatureAlgorithm::algorithm_identifier_der
+//!     signature        Signer::sign over the DER SET OF (0x31) of the signed attributes } } } }
+//! ```
+//!
+//! # Why it looks the way it does
+//! * Bytes copied from a certificate (the whole certificate, its issuer name, its serial)
+//!   are spliced in as they were received, never decoded and re-encoded: re-encoding a
+//!   decoded certificate is not always byte-identical (shared/DESIGN.md, pitfalls), and
+//!   ESSCertIDv2's certHash is over the original DER.
+//! * The signed attributes are encoded once, with rasn's DER encoder, which sorts the
+//!   SET OF. Those exact bytes are signed, and the same bytes (tag 0x31 changed to 0xA0)
+//!   become SignerInfo.signedAttrs. Nothing re-encodes them afterwards.
+//! * rasn 0.30's constant for id-aa-CMSAlgorithmProtection is wrong and its
+//!   `with_signature_algorithm` helper rejects valid input, so the OID is written out
+//!   here (RFC 6211: 1.2.840.113549.1.9.52) and the value is built field by field.
+//! * Algorithm identifiers come from [`crate::alg`] only; there is no second table.
+//!
+//! # What it does not do
+//! It does not verify, does not parse CMS it did not build, does not support more than
+//! one signer, SubjectKeyIdentifier sids, unsigned attributes or CRLs. The e-seal crate
+//! adds those when it needs them, on top of [`SignedDataParams`].
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rasn::types::{Any, Integer, ObjectIdentifier, OctetString, SetOf};
+use rasn::{AsnType, Encode};
+use rasn_pkix::{AlgorithmIdentifier, Attribute};
+
+use crate::alg::{HashAlgorithm, read_tlv, tlv};
+use crate::signer::{SignError, Signer};
+
+/// id-data (RFC 5652 §4).
+pub const OID_DATA: &str = "1.2.840.113549.1.7.1";
+/// id-signedData (RFC 5652 §5.1).
+pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+/// id-ct-TSTInfo (RFC 3161 §2.4.2).
+pub const OID_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
+/// id-contentType (RFC 5652 §11.1).
+pub const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
+/// id-messageDigest (RFC 5652 §11.2).
+pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+/// id-signingTime (RFC 5652 §11.3).
+pub const OID_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
+/// id-aa-signingCertificateV2 (RFC 5035 §3).
+pub const OID_SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
+/// id-aa-CMSAlgorithmProtection (RFC 6211 §2). Not rasn's constant, which is wrong.
+pub const OID_CMS_ALGORITHM_PROTECTION: &str = "1.2.840.113549.1.9.52";
+
+/// Why a SignedData could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmsError {
+    /// The signer failed; the [`SignError`] says how (its kind decides retryability).
+    #[error("signing failed: {0}")]
+    Sign(#[from] SignError),
+    /// The signing certificate's DER could not be read far enough to find its issuer
+    /// and serial number.
+    #[error("signing certificate is not a DER X.509 certificate: {0}")]
+    BadCertificate(&'static str),
+    /// A dotted OID given by the caller is not a valid OID.
+    #[error("invalid object identifier {0:?}")]
+    BadOid(String),
+    /// A detached content digest does not have the length of the signer's hash.
+    #[error("detached content digest is {got} bytes, {alg} needs {expected}")]
+    DigestLength {
+        /// The signer's hash algorithm.
+        alg: HashAlgorithm,
+        /// Its output length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// The signing time is before 1950 or after 9999 (not encodable).
+    #[error("signing time out of range")]
+    TimeOutOfRange,
+    /// The ASN.1 encoder refused a value: a bug in this module.
+    #[error("CMS encoding failed (bug): {0}")]
+    Encode(String),
+}
+
+/// The content a SignedData signs.
+#[derive(Clone, Copy, Debug)]
+pub enum Content<'a> {
+    /// eContent is present and holds these bytes; they are hashed here.
+    Encapsulated(&'a [u8]),
+    /// eContent is absent (a detached signature). `digest` is the hash of the external
+    /// content with the signer's hash algorithm ([`crate::SignatureAlgorithm::hash`]).
+    Detached {
+        /// Hash of the external content.
+        digest: &'a [u8],
+    },
+}
+
+/// Everything [`sign_signed_data`] needs besides the signer.
+#[derive(Clone, Debug)]
+pub struct SignedDataParams<'a> {
+    /// Dotted OID of eContentType: [`OID_TST_INFO`] for a time-stamp token, [`OID_DATA`]
+    /// for a CAdES signature over a document.
+    pub econtent_type: &'a str,
+    /// The signed content.
+    pub content: Content<'a>,
+    /// Original DER of the signing certificate (sid, ESSCertIDv2).
+    pub signer_certificate: &'a [u8],
+    /// Original DER of the certificates to put into SignedData.certificates, leaf first
+    /// by convention (DER sorts the SET anyway). Empty: the field is absent.
+    pub certificates: &'a [&'a [u8]],
+    /// Whether ESSCertIDv2 carries issuerSerial (optional per RFC 5035).
+    pub ess_issuer_serial: bool,
+    /// A signing-time attribute, when wanted (CAdES; never in RFC 3161 tokens).
+    pub signing_time: Option<SystemTime>,
+}
+
+/// A finished SignedData and the pieces callers keep for logs and tests.
+#[derive(Clone, Debug)]
+pub struct SignedDataOutput {
+    /// DER ContentInfo { id-signedData, SignedData }.
+    pub content_info_der: Vec<u8>,
+    /// The DER SET OF (tag 0x31) of the signed attributes: the bytes that were signed.
+    pub signed_attributes_der: Vec<u8>,
+    /// The signature value.
+    pub signature: Vec<u8>,
+}
+
+/// Builds and signs a single-signer SignedData.
+///
+/// The signer's [`crate::SignatureAlgorithm`] decides the digest algorithm of both the
+/// content and the signed attributes (CONFORMANCE B.19).
+pub async fn sign_signed_data(
+    params: &SignedDataParams<'_>,
+    signer: &dyn Signer,
+) -> Result<SignedDataOutput, CmsError> {
+    let sig_alg = signer.algorithm();
+    let hash = sig_alg.hash();
+    let digest_alg_der = hash.algorithm_identifier_der();
+    let sig_alg_der = sig_alg.algorithm_identifier_der();
+
+    let content_digest = match params.content {
+        Content::Encapsulated(bytes) => hash.digest(bytes),
+        Content::Detached { digest } => {
+            if digest.len() != hash.output_len() {
+                return Err(CmsError::DigestLength {
+                    alg: hash,
+                    expected: hash.output_len(),
+                    got: digest.len(),
+                });
+            }
+            digest.to_vec()
+        }
+    };
+
+    let cert = CertIds::read(params.signer_certificate)?;
+    let signed_attributes_der = signed_attributes(&SignedAttributesParams {
+        econtent_type: params.econtent_type,
+        content_digest: &content_digest,
+        signer_certificate: params.signer_certificate,
+        ess_issuer_serial: params.ess_issuer_serial,
+        digest_algorithm_der: &digest_alg_der,
+        signature_algorithm_der: &sig_alg_der,
+        signing_time: params.signing_time,
+    })?;
+
+    let signature = signer.sign(&signed_attributes_der).await?;
+
+    // SignerInfo.signedAttrs is [0] IMPLICIT SET OF: the same bytes, other tag.
+    let mut implicit_attrs = signed_attributes_der.clone();
+    if let Some(first) = implicit_attrs.first_mut() {
+        *first = 0xa0;
+    }
+    let signer_info = SignerInfoOut {
+        version: Integer::from(1),
+        sid: Any::new(tlv(0x30, &[cert.issuer, cert.serial].concat())),
+        digest_algorithm: Any::new(digest_alg_der.clone()),
+        signed_attrs: Any::new(implicit_attrs),
+        signature_algorithm: Any::new(sig_alg_der),
+        signature: OctetString::from(signature.clone()),
+    };
+
+    let econtent_type = oid(params.econtent_type)?;
+    let version = if params.econtent_type == OID_DATA {
+        1
+    } else {
+        3
+    };
+    let econtent = match params.content {
+        Content::Encapsulated(bytes) => Some(OctetString::from(bytes.to_vec())),
+        Content::Detached { .. } => None,
+    };
+    let certificates = if params.certificates.is_empty() {
+        None
+    } else {
+        Some(SetOf::from_vec(
+            params
+                .certificates
+                .iter()
+                .map(|c| Any::new(c.to_vec()))
+                .collect(),
+        ))
+    };
+    let signed_data = SignedDataOut {
+        version: Integer::from(version),
+        digest_algorithms: SetOf::from_vec(vec![Any::new(digest_alg_der)]),
+        encap_content_info: rasn_cms::EncapsulatedContentInfo {
+            content_type: econtent_type,
+            content: econtent,
+        },
+        certificates,
+        signer_infos: SetOf::from_vec(vec![signer_info]),
+    };
+    let signed_data_der = encode(&signed_data)?;
+    let content_info = rasn_cms::ContentInfo {
+        content_type: oid(OID_SIGNED_DATA)?,
+        content: Any::new(signed_data_der),
+    };
+    Ok(SignedDataOutput {
+        content_info_der: encode(&content_info)?,
+        signed_attributes_der,
+        signature,
+    })
+}
+
+/// Inputs of [`signed_attributes`].
+#[derive(Clone, Debug)]
+pub struct SignedAttributesParams<'a> {
+    /// Dotted eContentType OID (the content-type attribute's value).
+    pub econtent_type: &'a str,
+    /// The message-digest attribute's value.
+    pub content_digest: &'a [u8],
+    /// Original DER of the signing certificate.
+    pub signer_certificate: &'a [u8],
+    /// Whether ESSCertIDv2 carries issuerSerial.
+    pub ess_issuer_serial: bool,
+    /// DER AlgorithmIdentifier of the digest algorithm.
+    pub digest_algorithm_der: &'a [u8],
+    /// DER AlgorithmIdentifier of the signature algorithm.
+    pub signature_algorithm_der: &'a [u8],
+    /// Optional signing-time.
+    pub signing_time: Option<SystemTime>,
+}
+
+/// Encodes the signed attributes as the DER SET OF (tag 0x31) that gets signed.
+///
+/// Public so that tests and the e-seal crate can compare against it; [`sign_signed_data`]
+/// calls it.
+pub fn signed_attributes(p: &SignedAttributesParams<'_>) -> Result<Vec<u8>, CmsError> {
+    let cert = CertIds::read(p.signer_certificate)?;
+    let mut attrs = vec![
+        attribute(OID_CONTENT_TYPE, encode(&oid(p.econtent_type)?)?)?,
+        attribute(OID_MESSAGE_DIGEST, tlv(0x04, p.content_digest))?,
+        attribute(
+            OID_SIGNING_CERTIFICATE_V2,
+            signing_certificate_v2(p.signer_certificate, &cert, p.ess_issuer_serial),
+        )?,
+        attribute(
+            OID_CMS_ALGORITHM_PROTECTION,
+            cms_algorithm_protection(p.digest_algorithm_der, p.signature_algorithm_der)?,
+        )?,
+    ];
+    if let Some(t) = p.signing_time {
+        attrs.push(attribute(OID_SIGNING_TIME, encode_signing_time(t)?)?);
+    }
+    // rasn's DER encoder sorts the elements of a SET OF by their encodings (X.690 §11.6).
+    encode(&SetOf::from_vec(attrs))
+}
+
+/// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2 } with one
+/// ESSCertIDv2 { certHash = SHA-256 of the whole DER certificate, hashAlgorithm omitted
+/// (it is the DEFAULT), issuerSerial optional }.
+///
+/// Written with [`tlv`] because issuerSerial's GeneralNames wraps the issuer Name bytes
+/// copied from the certificate, which must not pass through a decoder.
+fn signing_certificate_v2(cert_der: &[u8], ids: &CertIds<'_>, issuer_serial: bool) -> Vec<u8> {
+    let mut ess_cert_id = tlv(0x04, &HashAlgorithm::Sha256.digest(cert_der));
+    if issuer_serial {
+        // IssuerSerial { issuer GeneralNames { [4] directoryName (EXPLICIT: Name is a
+        // CHOICE) }, serialNumber }
+        let general_names = tlv(0x30, &tlv(0xa4, ids.issuer));
+        ess_cert_id.extend_from_slice(&tlv(0x30, &[&general_names[..], ids.serial].concat()));
+    }
+    let certs = tlv(0x30, &tlv(0x30, &ess_cert_id));
+    tlv(0x30, &certs)
+}
+
+/// CMSAlgorithmProtection { digestAlgorithm, signatureAlgorithm [1] IMPLICIT }.
+fn cms_algorithm_protection(digest_alg: &[u8], sig_alg: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let value = rasn_cms::CmsAlgorithmProtection {
+        digest_algorithm: decode_alg(digest_alg)?,
+        signature_algorithm: Some(decode_alg(sig_alg)?),
+        mac_algorithm: None,
+    };
+    encode(&value)
+}
+
+fn decode_alg(der: &[u8]) -> Result<AlgorithmIdentifier, CmsError> {
+    let alg: AlgorithmIdentifier =
+        rasn::der::decode(der).map_err(|e| CmsError::Encode(e.to_string()))?;
+    // The table's identifiers are DER; make sure the round trip kept every byte.
+    if encode(&alg)? != der {
+        return Err(CmsError::Encode(
+            "algorithm identifier does not round-trip".into(),
+        ));
+    }
+    Ok(alg)
+}
+
+fn attribute(type_oid: &str, value_der: Vec<u8>) -> Result<Attribute, CmsError> {
+    Ok(Attribute {
+        r#type: oid(type_oid)?,
+        values: SetOf::from_vec(vec![Any::new(value_der)]),
+    })
+}
+
+/// signing-time: UTCTime for 1950..=2049, GeneralizedTime otherwise (RFC 5652 §11.3),
+/// whole seconds.
+fn encode_signing_time(t: SystemTime) -> Result<Vec<u8>, CmsError> {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| CmsError::TimeOutOfRange)?
+        .as_secs();
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    if y > 9999 {
+        return Err(CmsError::TimeOutOfRange);
+    }
+    if y < 2050 {
+        let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
+        Ok(tlv(0x17, text.as_bytes()))
+    } else {
+        let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z");
+        Ok(tlv(0x18, text.as_bytes()))
+    }
+}
+
+/// (year, month, day, hour, minute, second) of a Unix time, proleptic Gregorian, UTC.
+/// Howard Hinnant's `civil_from_days`.
+fn civil_from_unix(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Parses a dotted OID.
+pub fn oid(dotted: &str) -> Result<ObjectIdentifier, CmsError> {
+    let bad = || CmsError::BadOid(dotted.to_owned());
+    let arcs = dotted
+        .split('.')
+        .map(|a| {
+            if a.is_empty() || (a.len() > 1 && a.starts_with('0')) {
+                return None;
+            }
+            a.parse::<u32>().ok()
+        })
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(bad)?;
+    if arcs.len() < 2 || (arcs[0] < 2 && arcs[1] >= 40) {
+        return Err(bad());
+    }
+    ObjectIdentifier::new(arcs).ok_or_else(bad)
+}
+
+fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, CmsError> {
+    rasn::der::encode(value).map_err(|e| CmsError::Encode(e.to_string()))
+}
+
+/// The issuer Name and serialNumber INTEGER of a certificate, as complete TLVs borrowed
+/// from its original DER.
+struct CertIds<'a> {
+    issuer: &'a [u8],
+    serial: &'a [u8],
+}
+
+impl<'a> CertIds<'a> {
+    fn read(cert_der: &'a [u8]) -> Result<Self, CmsError> {
+        let bad = CmsError::BadCertificate;
+        let (tag, cert, rest) = read_tlv(cert_der).ok_or(bad("truncated"))?;
+        if tag != 0x30 || !rest.is_empty() {
+            return Err(bad("not a single SEQUENCE"));
+        }
+        let (tag, tbs, _) = read_tlv(cert).ok_or(bad("no tbsCertificate"))?;
+        if tag != 0x30 {
+            return Err(bad("tbsCertificate is not a SEQUENCE"));
+        }
+        let mut fields = tbs;
+        // version [0] EXPLICIT, optional
+        if fields.first() == Some(&0xa0) {
+            let (_, _, rest) = read_tlv(fields).ok_or(bad("bad version"))?;
+            fields = rest;
+        }
+        let (serial, rest) = full_tlv(fields, 0x02).ok_or(bad("no serialNumber"))?;
+        let (_, rest) = full_tlv(rest, 0x30).ok_or(bad("no signature algorithm"))?;
+        let (issuer, _) = full_tlv(rest, 0x30).ok_or(bad("no issuer"))?;
+        Ok(Self { issuer, serial })
+    }
+}
+
+/// One TLV with the expected tag, returned whole (tag and length included).
+fn full_tlv(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
+    let (tag, _, rest) = read_tlv(input)?;
+    if tag != want {
+        return None;
+    }
+    let whole = input.get(..input.len() - rest.len())?;
+    Some((whole, rest))
+}
+
+/// SignerInfo with the pieces that must keep their exact bytes held as [`Any`].
+#[derive(AsnType, Clone, Debug, Encode, PartialEq, Eq, Hash)]
+struct SignerInfoOut {
+    version: Integer,
+    /// IssuerAndSerialNumber, from the certificate's own bytes.
+    sid: Any,
+    digest_algorithm: Any,
+    /// `[0] IMPLICIT SET OF Attribute`: the signed bytes with the tag changed.
+    signed_attrs: Any,
+    signature_algorithm: Any,
+    signature: OctetString,
+}
+
+/// SignedData with the certificates as their original DER.
+#[derive(AsnType, Clone, Debug, Encode, PartialEq, Eq, Hash)]
+struct SignedDataOut {
+    version: Integer,
+    digest_algorithms: SetOf<Any>,
+    encap_content_info: rasn_cms::EncapsulatedContentInfo,
+    #[rasn(tag(0))]
+    certificates: Option<SetOf<Any>>,
+    signer_infos: SetOf<SignerInfoOut>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests
+
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+        // 2024-02-29T12:34:56Z
+        assert_eq!(civil_from_unix(1_709_210_096), (2024, 2, 29, 12, 34, 56));
+        // 2050-01-01T00:00:00Z switches to GeneralizedTime
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(2_524_608_000);
+        assert_eq!(encode_signing_time(t).unwrap()[0], 0x18);
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(2_524_607_999);
+        let enc = encode_signing_time(t).unwrap();
+        assert_eq!(&enc[2..], b"491231235959Z");
+    }
+
+    #[test]
+    fn oids_parse_strictly() {
+        assert_eq!(
+            oid(OID_CMS_ALGORITHM_PROTECTION).unwrap().to_string(),
+            "1.2.840.113549.1.9.52"
+        );
+        for bad in ["", "1", "1..2", "1.02", "3.1", "1.40", "a.b"] {
+            assert!(oid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn algorithm_protection_is_rfc6211() {
+        let d = HashAlgorithm::Sha256.algorithm_identifier_der();
+        let s = crate::SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256)
+            .algorithm_identifier_der();
+        let v = cms_algorithm_protection(&d, &s).unwrap();
+        // SEQUENCE { digestAlgorithm, [1] IMPLICIT AlgorithmIdentifier }
+        let mut expect = d.clone();
+        expect.extend_from_slice(&tlv(0xa1, &s[2..]));
+        assert_eq!(v, tlv(0x30, &expect));
+    }
+}
