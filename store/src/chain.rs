@@ -41,9 +41,9 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use crate::Error;
 use crate::backend::{LogBackend, RowFilter};
 use crate::record::{RawRow, sha256};
-use crate::Error;
 
 /// Domain-separation tag, the first hashed field.
 pub const CHAIN_DOMAIN: &[u8] = b"hanko-log-chain-v1";
@@ -172,7 +172,10 @@ impl fmt::Display for BadRow {
                 write!(f, "row {seq}: stored token does not hash to object_hash")
             }
             BadReason::HeadMismatch => {
-                write!(f, "row {seq}: chain head record does not match the last row")
+                write!(
+                    f,
+                    "row {seq}: chain head record does not match the last row"
+                )
             }
             BadReason::Malformed(r) => write!(f, "row {seq}: malformed: {r}"),
         }
@@ -263,16 +266,16 @@ pub(crate) async fn verify(backend: &dyn LogBackend) -> Result<VerifyReport, Err
                     }),
                 ));
             }
-            if let Some(t) = &row.token {
-                if sha256(t) != row.object_hash.as_slice() {
-                    return Ok(report(
-                        checked,
-                        Some(BadRow {
-                            seq,
-                            reason: BadReason::TokenMismatch,
-                        }),
-                    ));
-                }
+            if let Some(t) = &row.token
+                && sha256(t) != row.object_hash.as_slice()
+            {
+                return Ok(report(
+                    checked,
+                    Some(BadRow {
+                        seq,
+                        reason: BadReason::TokenMismatch,
+                    }),
+                ));
             }
             checked += 1;
             expected += 1;

@@ -129,7 +129,11 @@ impl Error {
     /// Wraps a driver error raised while doing `op`, recognising unique violations.
     pub(crate) fn db(op: &'static str, e: sqlx::Error) -> Error {
         if let sqlx::Error::Database(d) = &e {
-            if d.is_unique_violation() {
+            // Only the (kind, serial) constraint means a duplicate serial; any other unique
+            // violation (e.g. a sequence number) is an ordinary database failure.
+            let on_serial = d.constraint() == Some("log_records_kind_serial")
+                || d.message().contains("log_records.serial");
+            if d.is_unique_violation() && on_serial {
                 return Error::DuplicateSerial {
                     detail: d.message().to_owned(),
                 };

@@ -130,8 +130,11 @@ impl Store {
                     return Ok(0);
                 }
                 // Before 1970 is the same as 1970; after 2262 the same as unbounded.
-                let from_ns = system_time_to_ns(from)
-                    .unwrap_or(if from < SystemTime::UNIX_EPOCH { 0 } else { i64::MAX });
+                let from_ns = system_time_to_ns(from).unwrap_or(if from < SystemTime::UNIX_EPOCH {
+                    0
+                } else {
+                    i64::MAX
+                });
                 let to_ns = system_time_to_ns(to).unwrap_or(i64::MAX);
                 (
                     0,
@@ -143,13 +146,14 @@ impl Store {
                 )
             }
         };
-        if let Some(to) = filter.to_seq {
-            if to <= after {
-                return Ok(0);
-            }
+        if let Some(to) = filter.to_seq
+            && to <= after
+        {
+            return Ok(0);
         }
         after = after.min(i64::MAX as u64);
-        self.export_filtered(after, filter, include_tokens, out).await
+        self.export_filtered(after, filter, include_tokens, out)
+            .await
     }
 
     async fn export_filtered(
@@ -214,11 +218,7 @@ impl Store {
 
     /// Up to `limit` records with `seq > after_seq`, in sequence order: the anchoring
     /// queue's read (hanko-anchor keeps its own high-water mark).
-    pub async fn read_range(
-        &self,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<StoredRecord>, Error> {
+    pub async fn read_range(&self, after_seq: u64, limit: u32) -> Result<Vec<StoredRecord>, Error> {
         let rows = self
             .backend()
             .read_rows(&RowFilter::default(), after_seq.min(i64::MAX as u64), limit)

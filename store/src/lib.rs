@@ -222,9 +222,13 @@ impl Store {
                 target: target.clone(),
                 reason: e.to_string(),
             })?;
-            let b = PgBackend::open(o, &target, opts.max_connections, opts.acquire_timeout)
-                .await?;
-            Ok(Store::start(Arc::new(b), BackendKind::Postgres, target, opts))
+            let b = PgBackend::open(o, &target, opts.max_connections, opts.acquire_timeout).await?;
+            Ok(Store::start(
+                Arc::new(b),
+                BackendKind::Postgres,
+                target,
+                opts,
+            ))
         } else {
             Err(Error::InvalidUrl {
                 target,
@@ -345,10 +349,10 @@ impl Store {
         let sender = self.inner.sender.lock().ok().and_then(|mut s| s.take());
         drop(sender);
         let task = self.inner.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "issuance log writer task failed");
-            }
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "issuance log writer task failed");
         }
         if let Err(e) = self.inner.backend.close().await {
             tracing::warn!(error = %e, "closing the issuance log pool failed");

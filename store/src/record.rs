@@ -238,12 +238,12 @@ impl PreparedRecord {
         }
         let issued_at_ns = system_time_to_ns(rec.issued_at)
             .ok_or_else(|| Error::InvalidRecord("issued_at is outside 1970..2262".into()))?;
-        if let Some(t) = &rec.token {
-            if sha256(t) != rec.object_hash {
-                return Err(Error::InvalidRecord(
-                    "object_hash is not the SHA-256 of the token bytes".into(),
-                ));
-            }
+        if let Some(t) = &rec.token
+            && sha256(t) != rec.object_hash
+        {
+            return Err(Error::InvalidRecord(
+                "object_hash is not the SHA-256 of the token bytes".into(),
+            ));
         }
         Ok(PreparedRecord {
             kind: rec.kind,

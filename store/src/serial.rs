@@ -116,13 +116,16 @@ impl SerialAllocator {
     /// The next serial, reserving a new block first if the current one is used up.
     pub async fn next(&self) -> Result<u64, Error> {
         let mut state = self.state.lock().await;
-        if let Some((next, end)) = *state {
-            if next < end {
-                *state = Some((next + 1, end));
-                return Ok(next);
-            }
+        if let Some((next, end)) = *state
+            && next < end
+        {
+            *state = Some((next + 1, end));
+            return Ok(next);
         }
-        let range = self.store.reserve_serials(&self.counter, self.block).await?;
+        let range = self
+            .store
+            .reserve_serials(&self.counter, self.block)
+            .await?;
         tracing::debug!(
             counter = %self.counter,
             first = range.first,

@@ -97,12 +97,13 @@ pub(crate) fn chain_batch(
     let mut seq = head.seq;
     let mut receipts = Vec::with_capacity(records.len());
     for r in records {
-        seq = seq.checked_add(1).filter(|s| i64::try_from(*s).is_ok()).ok_or(
-            Error::Corrupt {
+        seq = seq
+            .checked_add(1)
+            .filter(|s| i64::try_from(*s).is_ok())
+            .ok_or(Error::Corrupt {
                 seq,
                 reason: "sequence number overflow".into(),
-            },
-        )?;
+            })?;
         prev = chain_hash(
             &prev,
             &ChainInput {

@@ -52,9 +52,10 @@ impl PgBackend {
                 target: target.to_owned(),
                 source: e.into(),
             })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate {
-            source: e.into(),
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Migrate { source: e.into() })?;
         Ok(PgBackend { pool })
     }
 
@@ -209,7 +210,10 @@ impl LogBackend for PgBackend {
                  AND ($4::int8 IS NULL OR issued_at_ns <= $4) \
                  ORDER BY seq LIMIT $5"
             );
-            let to_seq = filter.to_seq.map(|s| to_i64(s, "sequence number")).transpose()?;
+            let to_seq = filter
+                .to_seq
+                .map(|s| to_i64(s, "sequence number"))
+                .transpose()?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(to_i64(after_seq, "sequence number")?)
                 .bind(to_seq)

@@ -57,9 +57,10 @@ impl SqliteBackend {
                 target: target.to_owned(),
                 source: e.into(),
             })?;
-        MIGRATOR.run(&pool).await.map_err(|e| Error::Migrate {
-            source: e.into(),
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Migrate { source: e.into() })?;
         Ok(SqliteBackend { pool })
     }
 
@@ -198,7 +199,10 @@ impl LogBackend for SqliteBackend {
                  AND ($3 IS NULL OR issued_at_ns >= $3) AND ($4 IS NULL OR issued_at_ns <= $4) \
                  ORDER BY seq LIMIT $5"
             );
-            let to_seq = filter.to_seq.map(|s| to_i64(s, "sequence number")).transpose()?;
+            let to_seq = filter
+                .to_seq
+                .map(|s| to_i64(s, "sequence number"))
+                .transpose()?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(to_i64(after_seq, "sequence number")?)
                 .bind(to_seq)
