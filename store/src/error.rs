@@ -91,6 +91,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A group-commit transaction did not finish within
+    /// [`crate::StoreOptions::commit_timeout`] (the database hangs, or another node holds
+    /// the chain lock). The batch's records are not known to be in the log; they may still
+    /// become durable if the database finishes later, which is the safe direction (a
+    /// record without a delivered token, never a token without a record).
+    #[error("issuance log {op} timed out after {after:?}")]
+    Timeout {
+        /// The store operation that timed out.
+        op: &'static str,
+        /// The limit that passed.
+        after: std::time::Duration,
+    },
+
     /// The log writer has stopped ([`crate::Store::close`] was called, or its task ended):
     /// nothing more can be appended through this `Store`.
     #[error("issuance log writer is closed")]
@@ -115,6 +128,7 @@ impl Error {
                 sqlx::migrate::MigrateError::Execute(e) => sqlx_retryable(e),
                 _ => false,
             },
+            Error::Timeout { .. } => true,
             Error::InvalidUrl { .. }
             | Error::DuplicateSerial { .. }
             | Error::InvalidRecord(_)
@@ -153,18 +167,20 @@ fn sqlx_retryable(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => {
             let Some(code) = d.code() else { return false };
             // SQLite reports its (extended) numeric result code; the primary code is the
-            // low byte. 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED.
-            if let Ok(n) = code.parse::<i64>() {
-                return matches!(n & 0xff, 5 | 6);
+            // low byte. 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED. (Decided by driver, not by the
+            // code's shape: SQLSTATEs such as 57014 are numeric too.)
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
             }
             // PostgreSQL SQLSTATE: class 08 connection exception, 40001 serialization
             // failure, 40P01 deadlock, class 53 insufficient resources, 55P03 lock not
-            // available, 57P01..57P03 shutdown / cannot connect now.
+            // available, 57014 query canceled (statement_timeout), 57P01..57P03 shutdown /
+            // cannot connect now.
             code.starts_with("08")
                 || code.starts_with("53")
                 || matches!(
                     code.as_ref(),
-                    "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+                    "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
                 )
         }
         _ => false,

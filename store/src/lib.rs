@@ -122,8 +122,14 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection before failing. Default 10 s.
     pub acquire_timeout: Duration,
-    /// SQLite only: how long a statement waits for another process's lock. Default 10 s.
+    /// SQLite only: how long a statement waits for another process's lock. Default 5 s
+    /// (below `commit_timeout`, so a lock wait ends with a clean SQLITE_BUSY rollback).
     pub busy_timeout: Duration,
+    /// Longest a group-commit transaction may take before its waiters get
+    /// [`Error::Timeout`] (a hung database must become a prompt 503, not hung requests).
+    /// On PostgreSQL, `lock_timeout` and `statement_timeout` are set to 3/4 of it, so the
+    /// server normally aborts first and the transaction rolls back cleanly. Default 10 s.
+    pub commit_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -136,7 +142,8 @@ impl Default for StoreOptions {
             queue_depth: 4096,
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
-            busy_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+            commit_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -222,7 +229,14 @@ impl Store {
                 target: target.clone(),
                 reason: e.to_string(),
             })?;
-            let b = PgBackend::open(o, &target, opts.max_connections, opts.acquire_timeout).await?;
+            let b = PgBackend::open(
+                o,
+                &target,
+                opts.max_connections,
+                opts.acquire_timeout,
+                opts.commit_timeout * 3 / 4,
+            )
+            .await?;
             Ok(Store::start(
                 Arc::new(b),
                 BackendKind::Postgres,
@@ -272,6 +286,7 @@ impl Store {
                 max_batch: opts.max_batch,
                 linger: opts.linger,
                 queue_depth: opts.queue_depth,
+                commit_timeout: opts.commit_timeout,
             },
             stats.clone(),
         );

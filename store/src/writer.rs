@@ -96,6 +96,7 @@ pub(crate) struct WriterConfig {
     pub max_batch: usize,
     pub linger: Duration,
     pub queue_depth: usize,
+    pub commit_timeout: Duration,
 }
 
 /// Starts the writer task on the current tokio runtime.
@@ -138,18 +139,31 @@ async fn run(
                 }
             }
         }
-        commit(backend.as_ref(), &mut batch, &stats).await;
+        commit(backend.as_ref(), &mut batch, &stats, cfg.commit_timeout).await;
     }
     tracing::debug!("issuance log writer stopped");
 }
 
 /// Writes one batch and answers its waiters; leaves `batch` empty.
-async fn commit(backend: &dyn LogBackend, batch: &mut Vec<Job>, stats: &StatsInner) {
+async fn commit(
+    backend: &dyn LogBackend,
+    batch: &mut Vec<Job>,
+    stats: &StatsInner,
+    timeout: Duration,
+) {
     let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
         batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
     let n = records.len() as u64;
     let started = Instant::now();
-    let result = backend.append_batch(&records).await;
+    // Dropping the transaction future on timeout rolls it back (unless COMMIT was already
+    // on its way, see the module docs).
+    let result = match tokio::time::timeout(timeout, backend.append_batch(&records)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            op: "append batch",
+            after: timeout,
+        }),
+    };
     metrics::histogram!("hanko_log_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(receipts) if receipts.len() == replies.len() => {

@@ -456,6 +456,56 @@ async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
     assert!(store.verify_chain().await.unwrap().is_ok());
 }
 
+both!(hung_database_times_out_then_recovers);
+async fn hung_database_times_out_then_recovers(db: TestDb) {
+    let mut opts = StoreOptions::default();
+    opts.commit_timeout = Duration::from_millis(500);
+    let store = db.open(opts).await;
+    fill(&store, 1).await;
+    // Another connection holds the lock every batch needs (SQLite: the write lock;
+    // PostgreSQL: the chain-head row, as a stuck node would).
+    let blocker: Box<dyn std::any::Any + Send> = if db.is_pg() {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT * FROM chain_head FOR UPDATE;")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        Box::new(c)
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        Box::new(c)
+    };
+    let started = std::time::Instant::now();
+    let e = store.append(record(2, "x")).await.unwrap_err();
+    // PostgreSQL aborts the lock wait itself (lock_timeout = 3/4 of commit_timeout);
+    // SQLite's busy_timeout is longer here, so the writer's own timeout fires.
+    if db.is_pg() {
+        assert!(matches!(e, Error::Database { .. }), "{e}");
+        assert!(e.to_string().contains("timeout"), "{e}");
+    } else {
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    }
+    assert!(e.is_retryable(), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(blocker); // closing the connection releases its lock
+    let mut seq = 0;
+    for _ in 0..50 {
+        match store.append(record(3, "x")).await {
+            Ok(r) => {
+                seq = r.seq;
+                break;
+            }
+            Err(e) => assert!(e.is_retryable(), "{e}"),
+        }
+    }
+    assert_eq!(seq, 2, "the timed-out record left nothing behind");
+    assert!(store.verify_chain().await.unwrap().is_ok());
+}
+
 both!(storage_failure_is_an_error_for_every_request);
 async fn storage_failure_is_an_error_for_every_request(db: TestDb) {
     let store = db.open(StoreOptions::default()).await;

@@ -41,7 +41,16 @@ impl PgBackend {
         target: &str,
         max_connections: u32,
         acquire_timeout: Duration,
+        db_timeout: Duration,
     ) -> Result<PgBackend, Error> {
+        // Let the server abort a statement or lock wait that runs too long (a stuck node
+        // holding the chain lock), so the transaction ends cleanly with an error before
+        // the writer's own commit timeout has to abandon it mid-protocol.
+        let ms = db_timeout.as_millis().max(1);
+        let opts = opts.options([
+            ("lock_timeout", format!("{ms}ms")),
+            ("statement_timeout", format!("{ms}ms")),
+        ]);
         let pool = PgPoolOptions::new()
             // One connection writes (the log writer); the others serve readers.
             .max_connections(max_connections.max(2))
