@@ -35,7 +35,7 @@
 //! tokens lose nothing of the chain.
 //!
 //! Sequence numbers are assigned by the writer under the chain-head lock (see
-//! [`crate::backend`]), so the chain order is the sequence order, also with several nodes.
+//! `store/src/backend/mod.rs`), so the chain order is the sequence order, also with several nodes.
 
 use std::fmt;
 

@@ -28,7 +28,7 @@
 //! record", which the server answers with systemFailure / HTTP 503. It does not anchor the
 //! chain externally either; hanko-anchor reads [`Store::read_range`] for that.
 //!
-//! Layout: [`backend`](crate) (private) holds the one storage trait and its SQLite and
+//! Layout: `backend` (private) holds the one storage trait and its SQLite and
 //! PostgreSQL implementations with their own embedded migrations (`migrations/sqlite`,
 //! `migrations/postgres`, run at [`Store::open`]); `writer` is the group commit; [`chain`]
 //! the hash chain and verifier; `serial` the range reservation; `export` the auditor
