@@ -116,6 +116,18 @@ impl Default for ClockGuardConfig {
     }
 }
 
+impl ClockGuardConfig {
+    /// The defaults for a declared `accuracy`: jump tolerance 100 ms or the accuracy if
+    /// smaller, settle 60 s, production mode.
+    pub fn for_accuracy(accuracy: Duration) -> Self {
+        Self {
+            accuracy,
+            jump_tolerance: accuracy.min(Duration::from_millis(100)),
+            ..Self::default()
+        }
+    }
+}
+
 /// A snapshot of the guard, for `/readyz` and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClockReport {

@@ -109,7 +109,7 @@ impl TsaConfig {
     /// Checks the profile for consistency.
     pub fn validate(&self) -> Result<(), Error> {
         let ms = self.accuracy.as_millis();
-        if self.accuracy.subsec_nanos() % 1_000_000 != 0 || !(1..=1000).contains(&ms) {
+        if !self.accuracy.subsec_nanos().is_multiple_of(1_000_000) || !(1..=1000).contains(&ms) {
             return Err(Error::InvalidConfig(format!(
                 "accuracy must be whole milliseconds from 1 ms to 1 s, not {:?}",
                 self.accuracy

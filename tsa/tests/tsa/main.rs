@@ -1,0 +1,11 @@
+//! hanko-tsa integration tests, one binary (shared/STYLE.md item 10).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+/// openssl-made PKI, a Tsa over SoftwareSigner, `openssl ts -query` requests.
+mod common;
+/// Tokens verified by openssl and rfc3161-client, and taken apart structurally.
+mod interop;
+/// Property tests: arbitrary and mutated input never panics.
+mod props;
+/// Every bad input, its failure code, no token.
+mod rejections;
