@@ -100,6 +100,19 @@ pub enum Error {
     /// The token is being recovered after a device loss; try again later.
     #[error("token \"{0}\" is not ready (recovering from a device loss)")]
     NotReady(String),
+    /// A key that the pool had found stopped being visible: its handle turned invalid, or
+    /// a search by label finds nothing, within the same module generation. SoftHSM does this when its token directory goes
+    /// away, and keeps the objects lost even after the files return, until the module is
+    /// re-initialised; so it is handled like a device loss.
+    #[error("key \"{key}\" vanished from token \"{token}\" ({rv} for a key found before)", rv = rv_name(*.rv))]
+    KeyVanished {
+        /// Token label.
+        token: String,
+        /// Key label.
+        key: String,
+        /// What the signing call returned.
+        rv: RvError,
+    },
     /// The signing queue is full.
     #[error("signing queue for key \"{0}\" is full")]
     Busy(String),
@@ -151,6 +164,9 @@ impl Error {
     /// Whether this error means the token, its sessions or the library state are gone, so
     /// that the module must be re-initialised before signing can resume.
     pub fn is_device_lost(&self) -> bool {
+        if matches!(self, Error::KeyVanished { .. }) {
+            return true;
+        }
         matches!(
             self.rv(),
             Some(
@@ -209,6 +225,7 @@ impl Error {
             | Error::NoFreeSlot(_)
             | Error::KeyExists { .. }
             | Error::PoolClosed(_) => SignErrorKind::Device,
+            Error::KeyVanished { .. } => SignErrorKind::DeviceLost,
         }
     }
 }

@@ -31,11 +31,12 @@
 //! module generation and re-open their sessions and re-find their key by label.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -91,6 +92,9 @@ struct Shared {
     /// Abandoned workers whose call has not returned yet.
     abandoned_live: AtomicUsize,
     closed: AtomicBool,
+    /// The module generation under which the key was last found (`u64::MAX`: never).
+    /// A key missing from a session of that same generation has vanished.
+    found_generation: AtomicU64,
 }
 
 /// A pool of signing workers for one key; implements [`hanko_pki::Signer`].
@@ -114,7 +118,12 @@ impl fmt::Debug for HsmSigner {
 }
 
 impl HsmSigner {
-    pub(crate) fn start(hsm: Arc<HsmInner>, key: KeyRef, cfg: PoolConfig) -> Result<Self, Error> {
+    pub(crate) fn start(
+        hsm: Arc<HsmInner>,
+        key: KeyRef,
+        cfg: PoolConfig,
+        found_generation: u64,
+    ) -> Result<Self, Error> {
         let (tx, rx) = sync_channel(cfg.queue_depth);
         let shared = Arc::new(Shared {
             hsm,
@@ -125,6 +134,7 @@ impl HsmSigner {
             next_id: AtomicUsize::new(0),
             abandoned_live: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            found_generation: AtomicU64::new(found_generation),
         });
         for _ in 0..shared.cfg.workers {
             spawn_worker(&shared)?;
@@ -207,6 +217,7 @@ impl HsmSigner {
 impl Drop for HsmSigner {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
+        self.shared.hsm.release_key(&self.shared.key.label);
     }
 }
 
@@ -416,12 +427,27 @@ fn sign_once(
                 .map_err(|e| Error::from_cryptoki(e, token))?;
             let key = login(&session, sh.hsm.pin(), token)
                 .and_then(|()| find_private_key(&session, token, &sh.key.label));
+            let key = match key {
+                Err(Error::KeyNotFound { .. })
+                    if sh.found_generation.load(Ordering::Acquire) == generation =>
+                {
+                    Err(Error::KeyVanished {
+                        token: token.to_owned(),
+                        key: sh.key.label.clone(),
+                        rv: RvError::ObjectHandleInvalid,
+                    })
+                }
+                other => other,
+            };
             match key {
-                Ok(key) => Ok(WorkerSession {
-                    session,
-                    key,
-                    generation,
-                }),
+                Ok(key) => {
+                    sh.found_generation.store(generation, Ordering::Release);
+                    Ok(WorkerSession {
+                        session,
+                        key,
+                        generation,
+                    })
+                }
                 Err(e) => {
                     if !e.is_device_lost() {
                         let _ = session.close();
@@ -435,7 +461,37 @@ fn sign_once(
     let Some(w) = ws.as_ref() else {
         return Err((Error::NotReady(token.to_owned()), generation));
     };
-    match w.session.sign(&mechanism(sh.key.alg), w.key, data) {
+    let mech = mechanism(sh.key.alg);
+    let mut signed = w.session.sign(&mech, w.key, data);
+    if let Err(cryptoki::error::Error::Pkcs11(
+        rv @ (RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid),
+        _,
+    )) = signed
+    {
+        // The handle worked before. Look the key up again by label: re-created keys get
+        // new handles; a key that is gone means the token's store was lost.
+        match find_private_key(&w.session, token, &sh.key.label) {
+            Ok(key) => {
+                signed = w.session.sign(&mech, key, data);
+                if let Some(w) = ws.as_mut() {
+                    w.key = key;
+                }
+            }
+            Err(Error::KeyNotFound { .. }) => {
+                let e = Error::KeyVanished {
+                    token: token.to_owned(),
+                    key: sh.key.label.clone(),
+                    rv,
+                };
+                if let Some(w) = ws.take() {
+                    let _ = w.session.close();
+                }
+                return Err((e, generation));
+            }
+            Err(e) => return Err((e, generation)),
+        }
+    }
+    match signed {
         Ok(raw) => {
             if matches!(sh.key.alg, SignatureAlgorithm::Ecdsa(_)) {
                 spki::ecdsa_raw_to_der(&raw).ok_or_else(|| {
@@ -468,7 +524,7 @@ fn sign_once(
 
 fn watchdog(sh: Arc<Shared>) {
     let tick =
-        (sh.cfg.call_timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        (sh.cfg.call_timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(250));
     while !sh.closed.load(Ordering::Acquire) {
         std::thread::sleep(tick);
         let stuck: Vec<(usize, Reply)> = {

@@ -43,13 +43,25 @@ pub(crate) struct HsmInner {
     /// A session kept open only to hold the login state (PKCS#11 logs the application
     /// out when its last session on the token closes).
     login: Mutex<Option<Session>>,
-    /// Labels of the keys signers use: recovery is complete only when all are found.
-    keys: Mutex<Vec<String>>,
+    /// Labels of the keys signers use, with the number of signers using each: recovery
+    /// is complete only when all are found.
+    keys: Mutex<Vec<(String, usize)>>,
 }
 
 impl HsmInner {
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// A signer of `key` was dropped.
+    pub(crate) fn release_key(&self, key: &str) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = keys.iter().position(|(k, _)| k == key) {
+            keys[i].1 -= 1;
+            if keys[i].1 == 0 {
+                keys.swap_remove(i);
+            }
+        }
     }
 
     pub(crate) fn pin(&self) -> &Pin {
@@ -88,7 +100,10 @@ impl HsmInner {
             let _ = session.close();
             return Err(e);
         }
-        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let keys: Vec<String> = (self.keys.lock().unwrap_or_else(|p| p.into_inner()))
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in &keys {
             if let Err(e) = find_private_key(&session, &self.label, key) {
                 let _ = session.close();
@@ -462,12 +477,14 @@ impl Hsm {
                 mechanism: mech_name,
             });
         }
+        let generation = self.inner.module.read().generation;
         self.inner
             .with_session(false, |s| find_private_key(s, &token, key_label))?;
         {
             let mut keys = self.inner.keys.lock().unwrap_or_else(|p| p.into_inner());
-            if !keys.iter().any(|k| k == key_label) {
-                keys.push(key_label.to_owned());
+            match keys.iter_mut().find(|(k, _)| k == key_label) {
+                Some((_, n)) => *n += 1,
+                None => keys.push((key_label.to_owned(), 1)),
             }
         }
         HsmSigner::start(
@@ -479,7 +496,9 @@ impl Hsm {
                 spki,
             },
             pool,
+            generation,
         )
+        .inspect_err(|_| self.inner.release_key(key_label))
     }
 
     /// Reads attributes of the private key labelled `label` (for tests and audits that

@@ -32,10 +32,11 @@ pub fn module_config() -> ModuleConfig {
     }
 }
 
-/// Creates (once per process) a temp SoftHSM config and token, and opens it.
-pub fn token() -> &'static TestToken {
-    static T: OnceLock<TestToken> = OnceLock::new();
-    T.get_or_init(|| {
+/// The process's SoftHSM: a temp config and token directory, with the token initialised
+/// (created once per process; nothing is logged in).
+pub fn softhsm() -> &'static (PathBuf, PathBuf) {
+    static S: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    S.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("hanko-hsm-test-")
             .tempdir()
@@ -47,7 +48,7 @@ pub fn token() -> &'static TestToken {
         std::fs::write(
             &conf,
             format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
                 token_dir.display()
             ),
         )
@@ -60,6 +61,15 @@ pub fn token() -> &'static TestToken {
         )
         .unwrap();
         assert!(created);
+        (dir, token_dir)
+    })
+}
+
+/// The process's token, opened with the user PIN.
+pub fn token() -> &'static TestToken {
+    static T: OnceLock<TestToken> = OnceLock::new();
+    T.get_or_init(|| {
+        let (dir, token_dir) = softhsm().clone();
         let hsm = Hsm::open(module_config(), Pin::new(USER_PIN.into())).unwrap();
         TestToken {
             dir,

@@ -1,0 +1,131 @@
+//! Per-call deadlines and verify-after-sign, with real SoftHSM.
+//!
+//! * A deadline shorter than one RSA-4096 signature (1 ms) makes every call overrun it:
+//!   the job is answered with `Timeout`, the worker is abandoned and replaced, and the
+//!   pool keeps answering (it never hangs, never reports `Busy`).
+//! * A key pair whose public and private halves do not belong together (made with
+//!   cryptoki directly, labels crossed) signs validly for the wrong public key:
+//!   verify-after-sign withholds every such signature as `BadSignature`.
+#![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use hanko_hsm::PoolConfig;
+use hanko_hsm::cryptoki::context::Pkcs11;
+use hanko_hsm::cryptoki::mechanism::Mechanism;
+use hanko_hsm::cryptoki::object::Attribute;
+use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+
+use common::token;
+
+fn pool(call_timeout: Duration, verify_after_sign: bool) -> PoolConfig {
+    PoolConfig {
+        workers: 1,
+        queue_depth: 4,
+        call_timeout,
+        verify_after_sign,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_deadline_times_out_and_the_pool_keeps_going() {
+    let t = token();
+    t.hsm
+        .generate_key_pair("slow-rsa4096", KeyType::Rsa { bits: 4096 })
+        .unwrap();
+    let alg = SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha512);
+    let tight = t
+        .hsm
+        .signer("slow-rsa4096", alg, pool(Duration::from_millis(1), false))
+        .unwrap();
+    // The watchdog looks every millisecond; a call that finishes between two looks is
+    // delivered, so count rather than demand every single one.
+    let start = Instant::now();
+    let mut timeouts = 0;
+    for i in 0..12 {
+        match tight.sign(b"too slow").await {
+            Err(e) => {
+                assert_eq!(e.kind(), SignErrorKind::Timeout, "call {i}: {e}");
+                assert!(e.context().contains("slow-rsa4096"), "{e}");
+                timeouts += 1;
+            }
+            Ok(sig) => assert_eq!(sig.len(), 512),
+        }
+    }
+    assert!(timeouts >= 8, "only {timeouts} of 12 calls timed out");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // The same key with a sane deadline signs (the token itself is fine).
+    let sane = t
+        .hsm
+        .signer("slow-rsa4096", alg, pool(Duration::from_secs(10), true))
+        .unwrap();
+    let sig = sane.sign(b"fine").await.unwrap();
+    assert!(common::openssl_verify(
+        sane.public_key_der(),
+        alg,
+        b"fine",
+        &sig
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
+    let t = token();
+    // Two P-256 pairs; "crossed" labels the public half of the first and the private
+    // half of the second.
+    let p = Pkcs11::new(common::MODULE).unwrap();
+    let slot = p
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).unwrap().label() == common::TOKEN)
+        .unwrap();
+    let session = p.open_rw_session(slot).unwrap(); // logged in already: same process
+    let p256 = Attribute::EcParams(vec![
+        0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ]);
+    for (public_label, private_label) in [("crossed", "orphan-1"), ("orphan-2", "crossed")] {
+        session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[
+                    p256.clone(),
+                    Attribute::Token(true),
+                    Attribute::Verify(true),
+                    Attribute::Label(public_label.into()),
+                ],
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Sign(true),
+                    Attribute::Label(private_label.into()),
+                ],
+            )
+            .unwrap();
+    }
+    drop(session);
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let checked = t
+        .hsm
+        .signer("crossed", alg, pool(Duration::from_secs(10), true))
+        .unwrap();
+    let e = checked.sign(b"message").await.unwrap_err();
+    assert_eq!(e.kind(), SignErrorKind::BadSignature, "{e}");
+    assert!(e.context().contains("crossed"), "{e}");
+    // Without the check the token's output is handed out, and it indeed does not verify.
+    let unchecked = t
+        .hsm
+        .signer("crossed", alg, pool(Duration::from_secs(10), false))
+        .unwrap();
+    let sig = unchecked.sign(b"message").await.unwrap();
+    assert!(hanko_pki::verify::verify(unchecked.public_key_der(), alg, b"message", &sig).is_err());
+    assert!(!common::openssl_verify(
+        unchecked.public_key_der(),
+        alg,
+        b"message",
+        &sig
+    ));
+}
