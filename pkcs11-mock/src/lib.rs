@@ -29,8 +29,9 @@
 //! does nothing. It never belongs in a production configuration: it can
 //! corrupt signatures on purpose. It exports only `C_GetFunctionList` (not
 //! the 3.0 `C_GetInterface`), so clients see a v2.40 module. Object handles
-//! are passed through unchanged (SoftHSM keeps them across sessions; a real
-//! HSM may not, so clients should re-find keys after a replug anyway).
+//! are passed through unchanged: SoftHSM itself drops the handles of private
+//! objects when the token is logged out (its last session closes, which an
+//! unplug does), so a client must find its keys again after a replug.
 //!
 //! # Control file
 //!
