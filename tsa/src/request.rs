@@ -121,7 +121,8 @@ impl CheckedRequest {
         }
 
         if let Some(nonce) = &raw.nonce {
-            let len = integer_content_len(nonce).map_err(|_| Rejection::Malformed)?;
+            let len = integer_content_len(nonce)
+                .map_err(|e| Rejection::Internal(format!("re-encoding the nonce: {e}")))?;
             if len > config.max_nonce_len {
                 return Err(Rejection::NonceTooLong {
                     len,

@@ -421,3 +421,70 @@ fn der_len(len: usize) -> Vec<u8> {
         vec![0x82, (len >> 8) as u8, len as u8]
     }
 }
+
+/// `pki::cms` beyond tokens (what the e-seal crate will use): detached id-data content
+/// with signing-time gives SignedData version 1 without eContent, and `openssl cms
+/// -verify` accepts it against the detached content and the root.
+#[tokio::test]
+async fn cms_detached_id_data_verifies_with_openssl_cms() {
+    for kind in [Kind::Rsa3072, Kind::P256] {
+        let pki = pki(kind);
+        let signer = pki.signer();
+        let content = b"a document to seal\n".repeat(50);
+        let digest = signer.algorithm().hash().digest(&content);
+        let chain: Vec<&[u8]> = pki.chain.iter().map(|c| c.der()).collect();
+        let out = cms::sign_signed_data(
+            &cms::SignedDataParams {
+                econtent_type: cms::OID_DATA,
+                content: cms::Content::Detached { digest: &digest },
+                signer_certificate: pki.chain[0].der(),
+                certificates: &chain,
+                ess_issuer_serial: false,
+                signing_time: Some(std::time::SystemTime::now()),
+            },
+            signer.as_ref(),
+        )
+        .await
+        .unwrap();
+        let ci: rasn_cms::ContentInfo = rasn::der::decode(&out.content_info_der).unwrap();
+        let sd: SignedData = rasn::der::decode(ci.content.as_bytes()).unwrap();
+        assert_eq!(sd.version, 1.into());
+        assert!(sd.encap_content_info.content.is_none());
+        let sig_path = pki.path("detached.p7s");
+        let data_path = pki.path("detached.txt");
+        std::fs::write(&sig_path, &out.content_info_der).unwrap();
+        std::fs::write(&data_path, &content).unwrap();
+        let (sig_s, data_s, root_s) = (
+            sig_path.display().to_string(),
+            data_path.display().to_string(),
+            pki.root_pem.display().to_string(),
+        );
+        // -purpose any: the TSA certificate's EKU is timeStamping only.
+        let out = Command::new("openssl")
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                &sig_s,
+                "-content",
+                &data_s,
+                "-CAfile",
+                &root_s,
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{kind:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Verification successful"));
+    }
+}
