@@ -128,22 +128,34 @@ fn real() -> Result<&'static CK_FUNCTION_LIST, CK_RV> {
 
 /// Runs `f` on the engine, then closes any real sessions an unplug queued.
 fn with_engine<T>(f: impl FnOnce(&mut Engine) -> T) -> T {
-    let (out, close) = {
-        let mut e = ENGINE.lock().unwrap_or_else(PoisonError::into_inner);
-        let out = f(&mut e);
-        (out, std::mem::take(&mut e.pending_close))
-    };
-    if !close.is_empty()
-        && let Ok(list) = real()
+    let (out, close) = engine_only(f);
+    close_real_sessions(close);
+    out
+}
+
+/// Runs `f` on the engine and hands back the slots an unplug queued for
+/// closing, without closing them (the caller may hold the device read lock).
+fn engine_only<T>(f: impl FnOnce(&mut Engine) -> T) -> (T, Vec<CK_SLOT_ID>) {
+    let mut e = ENGINE.lock().unwrap_or_else(PoisonError::into_inner);
+    let out = f(&mut e);
+    (out, std::mem::take(&mut e.pending_close))
+}
+
+/// Closes the real sessions of these slots, once no real call is in flight.
+/// The caller must not hold the device lock.
+fn close_real_sessions(slots: Vec<CK_SLOT_ID>) {
+    if slots.is_empty() {
+        return;
+    }
+    if let Ok(list) = real()
         && let Some(close_all) = list.C_CloseAllSessions
     {
         let _device = DEVICE.write().unwrap_or_else(PoisonError::into_inner);
-        for slot in close {
+        for slot in slots {
             // SAFETY: a plain call into the real module with a slot id it gave us.
             let _ = unsafe { close_all(slot) };
         }
     }
-    out
 }
 
 /// Catches panics at the FFI boundary.
@@ -198,14 +210,28 @@ fn run(
         Err(rv) => return rv,
     };
     wait_latency(f);
-    let admit = with_engine(|e| e.admit(f, session, phase));
+    // The session handle is translated and the real call made under one hold
+    // of the device read lock, so an unplug (which closes real sessions under
+    // the write lock) can never fall between the two and let a stale handle
+    // reach a session SoftHSM has since handed out again.
     // C_WaitForSlotEvent may block for good: it must not hold off an unplug.
-    let lock = || (f != Function::C_WaitForSlotEvent).then(|| DEVICE.read());
-    match admit {
+    let lock = || {
+        (f != Function::C_WaitForSlotEvent)
+            .then(|| DEVICE.read().unwrap_or_else(PoisonError::into_inner))
+    };
+    let mut device = lock();
+    let (admit, close) = engine_only(|e| e.admit(f, session, phase));
+    if !close.is_empty() {
+        // This very call noticed the unplug: close first, then go on (the
+        // engine has already stopped handing out the closed sessions).
+        drop(device);
+        close_real_sessions(close);
+        device = lock();
+    }
+    let result = match admit {
         Admit::Refuse(rv) => rv,
         Admit::Fault { rv, session } => {
             if let Some(s) = session {
-                let _device = lock();
                 on_fault(list, s);
             }
             rv
@@ -213,17 +239,16 @@ fn run(
         Admit::Forward {
             session,
             token_absent,
-        } => {
-            let _device = lock();
-            forward(
-                list,
-                Ctx {
-                    session: session.unwrap_or(0),
-                    token_absent,
-                },
-            )
-        }
-    }
+        } => forward(
+            list,
+            Ctx {
+                session: session.unwrap_or(0),
+                token_absent,
+            },
+        ),
+    };
+    drop(device);
+    result
 }
 
 /// Calls a real function pointer, or reports it missing.
@@ -652,8 +677,9 @@ unsafe extern "C" fn C_OpenSession(
     })
 }
 
-/// The engine's unplug epoch, read without running queued closes (the caller
-/// holds the device read lock, and closing needs the write lock).
+/// The engine's unplug epoch. The caller holds the device read lock, so no
+/// unplug can close sessions until its real call is over; a close queued
+/// meanwhile waits for the next engine call.
 fn with_engine_epoch() -> u64 {
     ENGINE.lock().unwrap_or_else(PoisonError::into_inner).epoch
 }

@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 const REAL_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const LABEL: &str = "mock-test";
 const KEY_LABEL: &str = "mock-key";
+const PIN: &str = "user-pin-5678";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -121,7 +122,7 @@ impl Fixture {
         let so = mock_so();
         let ctx = init_context(&so);
         let so_pin = AuthPin::from("so-pin-1234");
-        let pin = "user-pin-5678".to_owned();
+        let pin = PIN.to_owned();
         let free = ctx.get_slots_with_token().unwrap()[0];
         ctx.init_token(free, &so_pin, LABEL).unwrap();
         let slot = find_slot(&ctx);
@@ -607,6 +608,162 @@ fn reinitialise_after_unplug(fx: &Fixture) {
     );
 }
 
+fn concurrent_signers_survive_unplug_cycles(fx: &Fixture) {
+    // Four workers, each with its own session, sign in a loop and recover
+    // the way hanko-hsm does (new session, log in, find the key) while the
+    // token is pulled three times. Every signature must verify; every error
+    // must be one a device loss explains.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    let before = fx.stats();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4u32)
+            .map(|w| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let (mut ok, mut errors) = (0u64, Vec::new());
+                    let mut session: Option<(Session, ObjectHandle)> = None;
+                    let mut i = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let msg = [w.to_be_bytes(), i.to_be_bytes()].concat();
+                        let step = match &session {
+                            Some((s, key)) => sign_with(s, *key, &msg).map(|sig| {
+                                assert!(fx.verifies(&msg, &sig), "bad signature");
+                                ok += 1;
+                            }),
+                            None => fx.ctx().open_rw_session(fx.slot()).and_then(|s| {
+                                fx.login(&s)?;
+                                let key = s.find_objects(&[
+                                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                                    Attribute::Label(KEY_LABEL.into()),
+                                ])?;
+                                if let Some(k) = key.first() {
+                                    session = Some((s, *k));
+                                }
+                                Ok(())
+                            }),
+                        };
+                        if let Err(e) = step {
+                            session = None;
+                            errors.push(rv(Err::<(), _>(e)));
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                    // After the last replug: one more signature must work.
+                    let s = fx.session();
+                    let sig = fx.sign(&s, b"final").unwrap();
+                    assert!(fx.verifies(b"final", &sig));
+                    (ok, errors)
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(150));
+            let seen = fx.stats().total(Kind::Unplug);
+            fx.faults("unplug\n");
+            let t = Instant::now();
+            while fx.stats().total(Kind::Unplug) == seen {
+                assert!(t.elapsed() < Duration::from_secs(5), "unplug never noticed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            fx.faults("");
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            let (ok, errors) = w.join().unwrap();
+            assert!(ok > 0);
+            for e in errors {
+                assert!(
+                    matches!(
+                        e,
+                        Some(
+                            RvError::DeviceRemoved
+                                | RvError::TokenNotPresent
+                                | RvError::SessionHandleInvalid
+                                | RvError::ObjectHandleInvalid
+                                | RvError::KeyHandleInvalid
+                                | RvError::UserNotLoggedIn
+                        )
+                    ),
+                    "unexpected {e:?}"
+                );
+            }
+        }
+    });
+    assert!(fx.stats().total(Kind::Unplug) > before.total(Kind::Unplug));
+}
+
+/// Runs this binary again with `HANKO_MOCK_TEST_CHILD=<case>` and an
+/// environment of the case's choosing; returns (success, stdout+stderr).
+fn child(case: &str, env: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.env("HANKO_MOCK_TEST_CHILD", case);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The child side: load the mock with the inherited environment and report.
+fn child_main(case: &str) {
+    let so = mock_so();
+    match case {
+        // Must fail cleanly (an error, not a crash).
+        "load-fails" => match Pkcs11::new(&so) {
+            Ok(_) => println!("loaded"),
+            Err(e) => println!("load error: {e}"),
+        },
+        // No HANKO_MOCK_CONTROL: pure pass-through to the token.
+        "pass-through" => {
+            let ctx = init_context(&so);
+            let slot = find_slot(&ctx);
+            let s = ctx.open_rw_session(slot).unwrap();
+            s.login(UserType::User, Some(&AuthPin::from(PIN))).unwrap();
+            let digest = s.digest(&Mechanism::Sha256, b"abc").unwrap();
+            assert_eq!(digest, Sha256::digest(b"abc").to_vec());
+            println!("pass-through ok");
+        }
+        other => panic!("unknown child case {other}"),
+    }
+}
+
+fn misconfiguration_fails_cleanly_and_no_control_is_pass_through(fx: &Fixture) {
+    let bogus = std::ffi::OsStr::new("/nonexistent/libnothing.so");
+    let (ok, text) = child("load-fails", &[("HANKO_MOCK_REAL_MODULE", bogus)]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("cannot load real module /nonexistent/libnothing.so"),
+        "{text}"
+    );
+    assert!(text.contains("load error"), "{text}");
+
+    // The real module is the mock itself: refused, not an endless recursion.
+    let (ok, text) = child(
+        "load-fails",
+        &[("HANKO_MOCK_REAL_MODULE", fx.so.as_os_str())],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("load error"), "{text}");
+    assert!(text.contains("point at the mock itself"), "{text}");
+
+    // A control file that demands failure, but the child has no
+    // HANKO_MOCK_CONTROL: nothing is injected.
+    fx.faults("fault fn=* rv=CKR_DEVICE_ERROR\n");
+    let empty = std::ffi::OsStr::new("");
+    let (ok, text) = child("pass-through", &[("HANKO_MOCK_CONTROL", empty)]);
+    assert!(ok, "{text}");
+    assert!(text.contains("pass-through ok"), "{text}");
+}
+
 type Scenario = (&'static str, fn(&Fixture));
 
 const SCENARIOS: &[Scenario] = &[
@@ -639,10 +796,22 @@ const SCENARIOS: &[Scenario] = &[
         "stats_add_up_under_mixed_faults",
         stats_add_up_under_mixed_faults,
     ),
+    (
+        "concurrent_signers_survive_unplug_cycles",
+        concurrent_signers_survive_unplug_cycles,
+    ),
+    (
+        "misconfiguration_fails_cleanly_and_no_control_is_pass_through",
+        misconfiguration_fails_cleanly_and_no_control_is_pass_through,
+    ),
     ("reinitialise_after_unplug", reinitialise_after_unplug),
 ];
 
 fn main() {
+    if let Ok(case) = std::env::var("HANKO_MOCK_TEST_CHILD") {
+        child_main(&case);
+        return;
+    }
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
