@@ -291,6 +291,14 @@ fn to_time(t: SystemTime) -> Result<Time, CertError> {
     Time::try_from(t).map_err(|e| CertError::BadValidity(format!("time out of range: {e}")))
 }
 
+/// `t` without its fraction of a second (times before 1970 are kept as they are).
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
+        Err(_) => t,
+    }
+}
+
 fn to_generalized(t: SystemTime) -> Result<GeneralizedTime, CertError> {
     GeneralizedTime::from_system_time(t)
         .map_err(|e| CertError::BadValidity(format!("time out of range: {e}")))
@@ -323,7 +331,10 @@ pub async fn issue_certificate(
             what: "subject public key info",
             reason: e.to_string(),
         })?;
-    if params.not_after <= params.not_before {
+    // Certificates carry whole seconds: compare what will be encoded.
+    let not_before = whole_seconds(params.not_before);
+    let not_after = whole_seconds(params.not_after);
+    if not_after <= not_before {
         return Err(CertError::BadValidity(
             "notAfter is not after notBefore".into(),
         ));
@@ -342,7 +353,7 @@ pub async fn issue_certificate(
             if !cert::spki_equal(ca.spki_der(), signer.public_key_der())? {
                 return Err(CertError::SignerNotIssuer);
             }
-            if params.not_before < ca.not_before() || params.not_after > ca.not_after() {
+            if not_before < ca.not_before() || not_after > ca.not_after() {
                 return Err(CertError::BadValidity(
                     "the validity is not inside the issuer's".into(),
                 ));
@@ -404,8 +415,8 @@ pub async fn issue_certificate(
                     ));
                 }
                 let p = PrivateKeyUsagePeriod {
-                    not_before: Some(to_generalized(*nb)?),
-                    not_after: Some(to_generalized(*na)?),
+                    not_before: Some(to_generalized(whole_seconds(*nb))?),
+                    not_after: Some(to_generalized(whole_seconds(*na))?),
                 };
                 exts.push(ext(OID_PRIVATE_KEY_USAGE_PERIOD, false, &p)?);
             }
@@ -432,7 +443,7 @@ pub async fn issue_certificate(
     };
     let serial =
         SerialNumber::new(&serial).map_err(|e| CertError::Encode(format!("serial number: {e}")))?;
-    let validity = Validity::new(to_time(params.not_before)?, to_time(params.not_after)?);
+    let validity = Validity::new(to_time(not_before)?, to_time(not_after)?);
     let profile = FixedProfile {
         subject: params.subject.clone(),
         issuer: issuer_name,
