@@ -1,0 +1,191 @@
+//! Loading the signing keys at start-up: the gate of CONFORMANCE 31, 32, 39 and 40.
+//!
+//! For every `[[keys]]` entry, in order, and refusing to start at the first failure:
+//!
+//! ```text
+//!   chain PEM ──load──> [leaf, issuers..]  each signed by the next (pki::cert)
+//!   leaf ──check_tsa_certificate / check_seal_certificate(now)
+//!   token public key <──check_key_matches── leaf
+//!   token private key: CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
+//!                      CKA_NEVER_EXTRACTABLE (generated and kept inside the HSM)
+//!   HsmSigner pool ──sign a probe──> verify against the leaf's key (pki::verify)
+//! ```
+//!
+//! Only then is the key put into [`AppState`](crate::state::AppState). What this module
+//! does not do: choose which key signs a request (the TSA does), or reload keys at run
+//! time (restart the server to roll over).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
+use hanko_hsm::{Hsm, PoolConfig};
+use hanko_pki::Signer;
+use hanko_pki::cert::{
+    CertError, Certificate, check_key_matches, check_seal_certificate, check_tsa_certificate,
+    load_pem_chain,
+};
+
+use crate::config::{KeySpec, KeyUsage};
+use crate::state::SigningKey;
+
+/// The profile check for a key's certificate at `now`.
+pub fn check_certificate(
+    usage: KeyUsage,
+    cert: &Certificate,
+    now: SystemTime,
+) -> Result<(), CertError> {
+    match usage {
+        KeyUsage::Tsa => check_tsa_certificate(cert, now),
+        KeyUsage::Seal => check_seal_certificate(cert, now),
+    }
+}
+
+/// Reads and checks a chain file: leaf first, each certificate issued by the next.
+pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certificate>> {
+    let pem = std::fs::read_to_string(&spec.chain).with_context(|| {
+        format!(
+            "key \"{}\": cannot read chain {}",
+            spec.label,
+            spec.chain.display()
+        )
+    })?;
+    let chain = load_pem_chain(&pem)
+        .with_context(|| format!("key \"{}\": chain {}", spec.label, spec.chain.display()))?;
+    for pair in chain.windows(2) {
+        pair[0].verify_issued_by(&pair[1]).with_context(|| {
+            format!(
+                "key \"{}\": in {}, {:?} is not issued by the next certificate {:?}",
+                spec.label,
+                spec.chain.display(),
+                pair[0].subject_string(),
+                pair[1].subject_string()
+            )
+        })?;
+    }
+    let Some(leaf) = chain.first() else {
+        bail!(
+            "key \"{}\": chain {} is empty",
+            spec.label,
+            spec.chain.display()
+        );
+    };
+    check_certificate(spec.usage, leaf, now).with_context(|| {
+        format!(
+            "key \"{}\": certificate {:?} ({}) refused",
+            spec.label,
+            leaf.subject_string(),
+            spec.chain.display()
+        )
+    })?;
+    Ok(chain)
+}
+
+/// CONFORMANCE 39: the private key must be sensitive and non-extractable, and must have
+/// been so since it was generated.
+fn check_private_key_attributes(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
+    let attrs = hsm.private_key_attributes(
+        label,
+        &[
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+            AttributeType::AlwaysSensitive,
+            AttributeType::NeverExtractable,
+        ],
+    )?;
+    let mut seen = (None, None, None, None);
+    for a in attrs {
+        match a {
+            Attribute::Sensitive(v) => seen.0 = Some(v),
+            Attribute::Extractable(v) => seen.1 = Some(v),
+            Attribute::AlwaysSensitive(v) => seen.2 = Some(v),
+            Attribute::NeverExtractable(v) => seen.3 = Some(v),
+            _ => {}
+        }
+    }
+    match seen {
+        (Some(true), Some(false), Some(true), Some(true)) => Ok(()),
+        (Some(true), Some(false), always, never) => {
+            if always == Some(false) || never == Some(false) {
+                bail!(
+                    "key \"{label}\": private key was extractable or not sensitive at some point \
+                     (CKA_ALWAYS_SENSITIVE={always:?}, CKA_NEVER_EXTRACTABLE={never:?}); \
+                     a signing key must be generated inside the HSM"
+                );
+            }
+            tracing::warn!(
+                key = label,
+                "token does not report CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE"
+            );
+            Ok(())
+        }
+        (sensitive, extractable, _, _) => bail!(
+            "key \"{label}\": private key must be CKA_SENSITIVE and not CKA_EXTRACTABLE \
+             (found sensitive={sensitive:?}, extractable={extractable:?})"
+        ),
+    }
+}
+
+/// Loads and checks every configured key; see the module documentation.
+///
+/// The PKCS#11 calls block; call this from `spawn_blocking` or before serving.
+pub async fn load_keys(
+    hsm: &Hsm,
+    specs: &[KeySpec],
+    pool: &PoolConfig,
+) -> anyhow::Result<Vec<SigningKey>> {
+    let now = SystemTime::now();
+    let mut keys = Vec::new();
+    for spec in specs {
+        let chain = load_chain(spec, now)?;
+        let Some(leaf) = chain.first() else {
+            bail!("key \"{}\": empty chain", spec.label);
+        };
+        let spki = hsm.public_key(&spec.label)?.with_context(|| {
+            format!(
+                "key \"{}\": no public key with this label in token \"{}\"",
+                spec.label,
+                hsm.token_label()
+            )
+        })?;
+        check_key_matches(leaf, &spki).with_context(|| {
+            format!(
+                "key \"{}\": the certificate in {} is not for the token's key",
+                spec.label,
+                spec.chain.display()
+            )
+        })?;
+        check_private_key_attributes(hsm, &spec.label)?;
+        let signer = hsm.signer(&spec.label, spec.algorithm, pool.clone())?;
+        // One probe signature, checked against the certificate's key: proves the key,
+        // the mechanism and the certificate belong together before anything is issued.
+        let probe = b"hanko start-up probe";
+        let sig = signer
+            .sign(probe)
+            .await
+            .with_context(|| format!("key \"{}\": probe signature", spec.label))?;
+        hanko_pki::verify::verify(leaf.spki_der(), spec.algorithm, probe, &sig).with_context(
+            || {
+                format!(
+                    "key \"{}\": probe signature does not verify against the certificate",
+                    spec.label
+                )
+            },
+        )?;
+        tracing::info!(
+            key = %spec.label,
+            usage = spec.usage.as_str(),
+            alg = %spec.algorithm,
+            subject = %leaf.subject_string(),
+            not_after = %leaf.parsed().tbs_certificate().validity().not_after,
+            chain_len = chain.len(),
+            "signing key loaded: certificate checked, key non-extractable, probe signature verified"
+        );
+        let signer: Arc<dyn Signer> = Arc::new(signer);
+        let key = SigningKey::new(spec.label.clone(), spec.usage, signer, chain)
+            .with_context(|| format!("key \"{}\": empty chain", spec.label))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}

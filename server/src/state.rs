@@ -1,0 +1,99 @@
+//! [`AppState`]: what every HTTP handler can reach, shared as `Arc<AppState>`.
+//!
+//! Built once at start-up, after every key passed its checks, and immutable afterwards:
+//! handlers never lock anything here. Things that change at run time (readiness of the
+//! token, the clock) are asked of their owners (`Hsm::is_ready`, `Signer::is_ready`), not
+//! cached. New subsystems (the TSA, the issuance log) add a field here and a route file
+//! under `http/`.
+
+use std::sync::Arc;
+
+use hanko_hsm::Hsm;
+use hanko_pki::Signer;
+use hanko_pki::cert::Certificate;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::KeyUsage;
+
+/// Shared state of a running server.
+#[derive(Debug)]
+pub struct AppState {
+    /// Development mode (`--dev`): relaxed and loud.
+    pub dev: bool,
+    /// The logged-in token. `None` only in tests that run on software keys.
+    pub hsm: Option<Hsm>,
+    /// The signing keys, in configuration order; each passed its certificate checks at
+    /// start-up.
+    pub keys: Vec<SigningKey>,
+    /// Renders `/metrics`. `None` when no recorder is installed (tests).
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// The key labelled `label`.
+    pub fn key(&self, label: &str) -> Option<&SigningKey> {
+        self.keys.iter().find(|k| k.label() == label)
+    }
+
+    /// The keys configured for `usage`, in configuration order.
+    pub fn keys_for(&self, usage: KeyUsage) -> impl Iterator<Item = &SigningKey> {
+        self.keys.iter().filter(move |k| k.usage() == usage)
+    }
+}
+
+/// One signing key: the signer (HSM pool) and the certificate chain that goes with it.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    label: String,
+    usage: KeyUsage,
+    signer: Arc<dyn Signer>,
+    chain: Vec<Certificate>,
+}
+
+impl SigningKey {
+    /// A key with its chain: `chain[0]` is the key's certificate, then its issuers in
+    /// order. Returns `None` for an empty chain. Checks are the caller's job (see
+    /// `keys::load_keys`).
+    pub fn new(
+        label: String,
+        usage: KeyUsage,
+        signer: Arc<dyn Signer>,
+        chain: Vec<Certificate>,
+    ) -> Option<SigningKey> {
+        if chain.is_empty() {
+            return None;
+        }
+        Some(SigningKey {
+            label,
+            usage,
+            signer,
+            chain,
+        })
+    }
+
+    /// The key's `CKA_LABEL`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// TSA or seal.
+    pub fn usage(&self) -> KeyUsage {
+        self.usage
+    }
+
+    /// The signer (an `HsmSigner` in a real server).
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
+    /// The chain, the key's own certificate first (with original DER).
+    pub fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+
+    /// The key's own certificate.
+    pub fn certificate(&self) -> &Certificate {
+        // `new` refuses an empty chain.
+        &self.chain[0]
+    }
+}

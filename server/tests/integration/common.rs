@@ -1,0 +1,159 @@
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `hanko` binary with a clean environment (no PIN, no SoftHSM config, plain logs).
+pub fn hanko() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hanko"));
+    c.env_remove("HANKO_PIN")
+        .env_remove("HANKO_PIN_FILE")
+        .env_remove("SOFTHSM2_CONF")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs `hanko args..` to completion.
+pub fn run(args: &[&str]) -> Output {
+    hanko().args(args).output().unwrap()
+}
+
+/// stdout + stderr as one string.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The dev PIN of a data directory.
+pub fn dev_pin(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("dev-pin"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A running `hanko serve`, its address and everything it printed.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `hanko serve <args> --listen 127.0.0.1:0` and waits for its "listening on"
+    /// log line (or its exit, which fails the test with its output).
+    pub fn start(mut cmd: Command, args: &[&str]) -> Server {
+        let mut child = cmd
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let stderr = child.stderr.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1)
+                    && let Some(addr) = rest.split_whitespace().next()
+                    && let Ok(addr) = addr.parse()
+                {
+                    let _ = tx.send(addr);
+                }
+                out.lock().unwrap().push_str(&line);
+                out.lock().unwrap().push('\n');
+            }
+        });
+        let mut stdout = child.stdout.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            out.lock().unwrap().push_str(&s);
+        });
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(addr) => Server {
+                child,
+                addr,
+                output,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("server did not start; output:\n{}", output.lock().unwrap());
+            }
+        }
+    }
+
+    /// HTTP GET `path`: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and all output.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let mut status = None;
+        for _ in 0..300 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = status.unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("server did not stop within 30 s of SIGTERM");
+        });
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(Duration::from_millis(300));
+        let out = self.output.lock().unwrap().clone();
+        (status, out)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (what `curl -sS` would do), `Connection: close`.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"));
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
