@@ -599,6 +599,12 @@ fn parse_line(line: &str) -> Result<Rule, String> {
                         Some("data") => Phase::Data,
                         Some(p) => return Err(format!("bad phase {p:?}")),
                     };
+                    if let Target::One(f) = target
+                        && phase != Phase::Any
+                        && !f.has_output_buffer()
+                    {
+                        return Err(format!("{f} has no length query; phase= does not apply"));
+                    }
                     Rule::Fault {
                         target,
                         rv,
@@ -791,11 +797,12 @@ mod tests {
              fault fn=C_Sign rv=CKR_DEVICE_ERROR colour=red\n\
              fault fn=C_Sign rv=CKR_DEVICE_ERROR rv=CKR_DEVICE_ERROR\n\
              corrupt fn=C_Login\n\
+             fault fn=C_SignInit rv=CKR_DEVICE_ERROR phase=query\n\
              unplug now\n\
              explode\n\
              delay fn=C_Sign ms=5\n",
         );
-        assert_eq!(cf.errors.len(), 13, "{:?}", cf.errors);
+        assert_eq!(cf.errors.len(), 14, "{:?}", cf.errors);
         assert_eq!(cf.rules.len(), 1);
         assert_eq!(cf.errors[0].line, 1);
     }

@@ -104,6 +104,7 @@ mod ffi;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use control::{ControlFile, Function, Phase, Rule, Target, Trigger};
 pub use ffi::DEFAULT_REAL_MODULE;
@@ -135,8 +136,10 @@ pub enum Error {
 /// Replaces the control file atomically (temporary file in the same
 /// directory, then rename), so the module never reads half a file.
 pub fn write_control(path: &Path, text: &str) -> Result<(), Error> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
+    tmp.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let io = |source| Error::Io {
         path: path.to_owned(),
