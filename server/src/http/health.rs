@@ -81,3 +81,114 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use hanko_pki::soft::SoftwareSigner;
+    use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
+    use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer as _};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::KeyUsage;
+    use crate::state::SigningKey;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A state with one software TSA key whose certificate is valid from `start` for
+    /// `days` (self-issued through a throw-away CA).
+    async fn state_with_tsa_cert(start: SystemTime, days: u32) -> Arc<AppState> {
+        let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+        let ca_key = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
+        let name = |cn| {
+            build_name(&[
+                (NameAttr::Country, "JP"),
+                (NameAttr::Organization, "Test"),
+                (NameAttr::CommonName, cn),
+            ])
+            .unwrap()
+        };
+        let ca = issue_certificate(
+            &CertParams::new(CertProfile::RootCa, name("CA"), start, start + 3650 * DAY),
+            ca_key.public_key_der(),
+            None,
+            &ca_key,
+        )
+        .await
+        .unwrap();
+        let key = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
+        let params = CertParams::new(
+            CertProfile::Tsa {
+                non_repudiation: false,
+                private_key_usage_period: None,
+            },
+            name("TSA"),
+            start,
+            start + days * DAY,
+        );
+        let leaf = issue_certificate(&params, key.public_key_der(), Some(&ca), &ca_key)
+            .await
+            .unwrap();
+        let key = SigningKey::new("tsa".into(), KeyUsage::Tsa, Arc::new(key), vec![leaf, ca]);
+        Arc::new(AppState {
+            dev: false,
+            hsm: None,
+            keys: vec![key.unwrap()],
+            metrics: None,
+        })
+    }
+
+    async fn get(state: Arc<AppState>, path: &str) -> (StatusCode, Value) {
+        let resp = crate::http::router(state)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_with_a_valid_certificate() {
+        let state = state_with_tsa_cert(SystemTime::now() - DAY, 30).await;
+        let (status, body) = get(state, "/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["keys"][0]["label"], "tsa");
+    }
+
+    #[tokio::test]
+    async fn expired_certificate_makes_readyz_503_with_the_reason() {
+        let state = state_with_tsa_cert(SystemTime::now() - 40 * DAY, 30).await;
+        let (status, body) = get(state.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "not ready");
+        let reason = body["reasons"][0].as_str().unwrap();
+        assert!(
+            reason.starts_with("key \"tsa\": certificate: certificate expired at "),
+            "{reason}"
+        );
+        // Liveness does not depend on readiness.
+        let (status, _) = get(state, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn no_keys_is_not_ready() {
+        let state = Arc::new(AppState {
+            dev: true,
+            hsm: None,
+            keys: Vec::new(),
+            metrics: None,
+        });
+        let (status, body) = get(state, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["reasons"][0], "no signing key is loaded");
+    }
+}
