@@ -75,12 +75,21 @@ pub fn pki(kind: Kind) -> &'static Pki {
 }
 
 fn make_pki(kind: Kind) -> Pki {
-    // Kept for the whole run (the OnceLock never drops); removed by the OS's tmp cleaning.
-    let dir = tempfile::Builder::new()
-        .prefix("hanko-tsa-test-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    // Kept for the whole run (the OnceLock never drops), so it lives under cargo's
+    // target/tmp rather than /tmp; the previous run's directory of this kind is removed.
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hanko-tsa-pki");
+    let dir = base.join(format!("{kind:?}-{}", std::process::id()));
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{kind:?}-"))
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    std::fs::create_dir_all(&dir).unwrap();
     let d = dir.as_path();
     std::fs::write(
         d.join("ca.cnf"),
