@@ -1,1 +1,25 @@
-fn main() {}
+//! `hanko-bench`: the command line. Each subcommand lives in its own module of the
+//! library (`hanko_bench::hsm`, later `hanko_bench::tsa`); this file only dispatches.
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks for Hanko. Figures are printed as tables on standard output.
+#[derive(Debug, Parser)]
+#[command(name = "hanko-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Raw signing throughput of the HSM signing pool (SoftHSM by default).
+    Hsm(hanko_bench::hsm::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Hsm(args) => hanko_bench::hsm::run(args),
+    }
+}

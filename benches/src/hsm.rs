@@ -1,0 +1,313 @@
+//! `hanko-bench hsm`: raw signing throughput through `hanko_hsm::HsmSigner`.
+//!
+//! For each key (RSA-3072 with PKCS#1 v1.5 / SHA-256, P-256 with ECDSA / SHA-256), each
+//! worker count from 1 to `--workers`, and each verify-after-sign setting, it starts a
+//! fresh signing pool, keeps it saturated with `2 × workers` concurrent async callers
+//! for `--seconds`, and prints signatures per second and the p50/p99 latency of one
+//! `Signer::sign` call as a caller sees it (queueing included).
+//!
+//! The token is SoftHSM in a temporary directory unless `--data-dir` names one to reuse
+//! (`<data-dir>/softhsm2.conf`, the layout of `hanko dev-init`); keys `bench-rsa3072` and
+//! `bench-p256` are generated there if missing. For a token it creates, the bench makes up
+//! a random PIN and keeps it in `<data-dir>/bench-pin` (0600); for any other token the
+//! PIN comes from `HANKO_PIN` / `HANKO_PIN_FILE`, as for the server.
+//!
+//! It measures the HSM layer only: no ASN.1, no HTTP, no log writes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+
+use crate::stats::Samples;
+
+/// Options of `hanko-bench hsm`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds to measure each configuration.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Largest worker count; every count from 1 up to it is measured. Default: CPU cores.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Measure only with verify-after-sign on (default: both on and off).
+    #[arg(long, conflicts_with = "no_verify")]
+    pub verify: bool,
+    /// Measure only with verify-after-sign off (default: both on and off).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Directory with `softhsm2.conf` and the token to reuse (created if missing).
+    /// Default: a fresh temporary directory, removed afterwards.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Token label.
+    #[arg(long, default_value = "hanko-bench")]
+    pub token_label: String,
+    /// PKCS#11 module.
+    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    pub module: PathBuf,
+    /// Only these key types (`rsa3072`, `p256`); default both.
+    #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
+    pub keys: Vec<String>,
+}
+
+/// One row of the result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Key type.
+    pub key: KeyType,
+    /// Worker threads in the pool.
+    pub workers: usize,
+    /// Verify-after-sign on?
+    pub verify: bool,
+    /// Signatures per second.
+    pub rate: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Failed calls (should be 0).
+    pub errors: u64,
+}
+
+/// Runs the benchmark and prints the table.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.seconds.is_nan() || args.seconds <= 0.0 {
+        bail!("--seconds must be positive");
+    }
+    let max_workers = args
+        .workers
+        .unwrap_or_else(|| PoolConfig::default().workers);
+    if max_workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    // SOFTHSM2_CONF must be set before any thread exists: set up the token first, then
+    // start the runtime.
+    let (_tmp, dir) = match &args.data_dir {
+        Some(d) => (None, d.clone()),
+        None => {
+            let t = tempfile::Builder::new().prefix("hanko-bench-").tempdir()?;
+            let p = t.path().to_owned();
+            (Some(t), p)
+        }
+    };
+    let hsm = open_token(&dir, &args)?;
+    let mut keys = Vec::new();
+    let wanted = |k: &str| args.keys.is_empty() || args.keys.iter().any(|x| x == k);
+    if wanted("rsa3072") {
+        keys.push((
+            "bench-rsa3072",
+            KeyType::Rsa { bits: 3072 },
+            SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+        ));
+    }
+    if wanted("p256") {
+        keys.push((
+            "bench-p256",
+            KeyType::EcP256,
+            SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+        ));
+    }
+    for (label, kt, _) in &keys {
+        if hsm.public_key(label)?.is_none() {
+            eprintln!("generating {kt} key {label} ...");
+            hsm.generate_key_pair(label, *kt)?;
+        }
+    }
+    let verify_modes: Vec<bool> = match (args.verify, args.no_verify) {
+        (true, _) => vec![true],
+        (_, true) => vec![false],
+        _ => vec![false, true],
+    };
+    let seconds = Duration::from_secs_f64(args.seconds);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "hanko-bench hsm: token \"{}\", {} s per row, callers = 2 x workers",
+        hsm.token_label(),
+        args.seconds
+    );
+    println!(
+        "{:<12} {:>7} {:>6} {:>10} {:>8} {:>8} {:>6}",
+        "key", "workers", "verify", "signs/s", "p50 ms", "p99 ms", "errors"
+    );
+    let mut rows = Vec::new();
+    for (label, kt, alg) in &keys {
+        for &verify in &verify_modes {
+            for workers in 1..=max_workers {
+                let row = rt.block_on(measure(&hsm, label, *kt, *alg, workers, verify, seconds))?;
+                println!(
+                    "{:<12} {:>7} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>6}",
+                    row.key.to_string(),
+                    row.workers,
+                    if row.verify { "on" } else { "off" },
+                    row.rate,
+                    row.p50_ms,
+                    row.p99_ms,
+                    row.errors
+                );
+                std::io::stdout().flush()?;
+                rows.push(row);
+            }
+        }
+    }
+    println!();
+    for (_, kt, _) in &keys {
+        for &verify in &verify_modes {
+            let of = |w: usize| {
+                rows.iter()
+                    .find(|r| r.key == *kt && r.verify == verify && r.workers == w)
+                    .map(|r| r.rate)
+            };
+            if let (Some(one), Some(max)) = (of(1), of(max_workers))
+                && max_workers > 1
+                && one > 0.0
+            {
+                println!(
+                    "{kt}, verify {}: {max_workers} workers = {:.2} x 1 worker",
+                    if verify { "on" } else { "off" },
+                    max / one
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn measure(
+    hsm: &Hsm,
+    label: &str,
+    key: KeyType,
+    alg: SignatureAlgorithm,
+    workers: usize,
+    verify: bool,
+    seconds: Duration,
+) -> anyhow::Result<Row> {
+    let signer = Arc::new(hsm.signer(
+        label,
+        alg,
+        PoolConfig {
+            workers,
+            queue_depth: 4 * workers + 8,
+            call_timeout: Duration::from_secs(30),
+            verify_after_sign: verify,
+        },
+    )?);
+    // Warm up: every worker opens its session and finds its key.
+    let warm: Vec<_> = (0..2 * workers)
+        .map(|_| {
+            let s = signer.clone();
+            tokio::spawn(async move { s.sign(b"warm-up").await })
+        })
+        .collect();
+    for w in warm {
+        w.await?.context("warm-up signature")?;
+    }
+    // A message the size of typical CMS signed attributes.
+    let message = vec![0x5au8; 220];
+    let start = Instant::now();
+    let deadline = start + seconds;
+    let mut clients = Vec::new();
+    for _ in 0..2 * workers {
+        let s = signer.clone();
+        let msg = message.clone();
+        clients.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                match s.sign(&msg).await {
+                    Ok(_) => samples.push(t0.elapsed()),
+                    Err(e) => {
+                        samples.errors += 1;
+                        if e.kind() == SignErrorKind::Busy {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::default();
+    for c in clients {
+        all.merge(c.await?);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Row {
+        key,
+        workers,
+        verify,
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
+}
+
+/// Opens the token in `dir`, creating config, token and PIN if the directory is new.
+fn open_token(dir: &Path, args: &Args) -> anyhow::Result<Hsm> {
+    let conf = dir.join("softhsm2.conf");
+    let token_dir = dir.join("softhsm");
+    let pin_file = dir.join("bench-pin");
+    if !conf.exists() {
+        std::fs::create_dir_all(&token_dir)?;
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                token_dir.display()
+            ),
+        )?;
+    }
+    hanko_hsm::use_softhsm_config(&conf);
+    let module = ModuleConfig {
+        module_path: args.module.clone(),
+        token_label: args.token_label.clone(),
+    };
+    let pin = if pin_file.exists() {
+        Pin::from_file(&pin_file)?
+    } else {
+        match Pin::from_env() {
+            Ok(p) => p,
+            Err(_) => {
+                // A new bench token: make up the PINs, keep the user PIN for reuse.
+                let user = random_hex(16)?;
+                let created =
+                    Hsm::init_token(&module, &Pin::new(random_hex(16)?), &Pin::new(user.clone()))?;
+                if !created {
+                    bail!(
+                        "token \"{}\" exists in {}; set HANKO_PIN or HANKO_PIN_FILE",
+                        args.token_label,
+                        dir.display()
+                    );
+                }
+                write_private(&pin_file, &user)?;
+                Pin::new(user)
+            }
+        }
+    };
+    Ok(Hsm::open(module, pin)?)
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! `hanko-bench`: load generators and benchmarks for Hanko, one module per subcommand.
+//!
+//! Every figure is meant to be read against the raw HSM signing rate measured by
+//! [`hsm`] on the same machine in the same run: a TSA that reaches 90 % of the raw
+//! rate is doing well whatever the hardware. See `BENCHMARKING.md` for what is measured
+//! and how, and `RESULTS.md` for recorded runs.
+//!
+//! It does not assert anything (it is not a test) and does not run in CI by default; it
+//! prints tables for humans and for `RESULTS.md`.
+//!
+//! Layout: `main.rs` only parses the command line; each subcommand is a module here with
+//! an `Args` struct (clap) and a `run(Args)` function, so adding `tsa` means adding
+//! `tsa.rs` and one enum variant.
+
+pub mod hsm;
+pub mod stats;

@@ -1,0 +1,57 @@
+//! Latency samples and the summary printed in the tables (throughput, p50, p99).
+
+use std::time::Duration;
+
+/// Samples of one measured configuration.
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    latencies: Vec<Duration>,
+    /// Calls that failed (counted, not included in the latencies).
+    pub errors: u64,
+}
+
+impl Samples {
+    /// Records one successful call.
+    pub fn push(&mut self, d: Duration) {
+        self.latencies.push(d);
+    }
+
+    /// Adds another set of samples.
+    pub fn merge(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+    }
+
+    /// Successful calls.
+    pub fn count(&self) -> usize {
+        self.latencies.len()
+    }
+
+    /// The `q` quantile (0.0..=1.0) in milliseconds, nearest-rank; 0 without samples.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let mut v = self.latencies.clone();
+        v.sort_unstable();
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1].as_secs_f64() * 1000.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let mut s = Samples::default();
+        for ms in 1..=100 {
+            s.push(Duration::from_millis(ms));
+        }
+        assert_eq!(s.quantile_ms(0.5), 50.0);
+        assert_eq!(s.quantile_ms(0.99), 99.0);
+        assert_eq!(s.quantile_ms(1.0), 100.0);
+        assert_eq!(Samples::default().quantile_ms(0.5), 0.0);
+    }
+}
