@@ -105,7 +105,11 @@ impl Server {
     /// Sends SIGTERM and waits for the exit; returns the status and all output.
     pub fn stop(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        // The shell's builtin `kill`: minimal images lack procps' /usr/bin/kill.
+        let killed = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap();
         assert!(killed.success());
         let mut status = None;
         for _ in 0..300 {
