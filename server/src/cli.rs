@@ -51,6 +51,16 @@ pub struct ServeArgs {
     /// Log line format [default: text]. Config key: `log.format`.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Issuance log database: `postgres://...` or `sqlite://...` [default: SQLite in the
+    /// data directory]. Prefer the environment variable when the URL holds a password.
+    /// Config key: `store.database_url`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HANKO_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
 }
 
 /// `hanko dev-init`.
@@ -72,6 +82,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             dev: self.dev,
             log_format: self.log_format,
+            database_url: self.database_url.clone(),
         }
     }
 }

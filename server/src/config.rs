@@ -56,6 +56,73 @@ pub struct FileConfig {
     /// `[[keys]]`: the signing keys to load.
     #[serde(default)]
     pub keys: Vec<KeySection>,
+    /// `[tsa]`: the time-stamp authority's profile.
+    #[serde(default)]
+    pub tsa: TsaSection,
+    /// `[clock]`: where the clock's quality comes from.
+    #[serde(default)]
+    pub clock: ClockSection,
+    /// `[store]`: the issuance log.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[tsa]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaSection {
+    /// `tsa.key`: label of the active TSU key (a `[[keys]]` entry with `usage = "tsa"`).
+    /// Default: the first TSA key. Changing it and restarting is the key rollover.
+    pub key: Option<String>,
+    /// `tsa.default_policy`: policy OID of tokens whose request names none. Default the
+    /// ETSI best-practices policy 0.4.0.2023.1.1.
+    pub default_policy: Option<String>,
+    /// `tsa.accepted_policies`: further policy OIDs a request may name.
+    pub accepted_policies: Option<Vec<String>>,
+    /// `tsa.accepted_hashes`: imprint hash algorithms, e.g. `["sha256", "sha384",
+    /// "sha512"]` (the default). SHA-1 and MD5 are always refused.
+    pub accepted_hashes: Option<Vec<String>>,
+    /// `tsa.accuracy_ms`: declared accuracy, 1..=1000 ms (default 1000).
+    pub accuracy_ms: Option<u64>,
+    /// `tsa.include_tsa_name`: put the TSA certificate's subject into TSTInfo.tsa.
+    pub include_tsa_name: Option<bool>,
+    /// `tsa.qualified`: add qcStatements/esi4-qtstStatement-1 (EU qualified profile).
+    pub qualified: Option<bool>,
+    /// `tsa.policy_keys`: policy OID -> key label, for policies signed by another TSU key
+    /// than `tsa.key` (e.g. an ECDSA key for one policy, RSA for the default).
+    pub policy_keys: Option<std::collections::BTreeMap<String, String>>,
+    /// `tsa.serial_counter`: name of the serial counter in the issuance log. Nodes of one
+    /// TSA share it (default `"tsa"`).
+    pub serial_counter: Option<String>,
+}
+
+/// `[clock]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSection {
+    /// `clock.source`: `kernel` (adjtimex; the default).
+    pub source: Option<String>,
+    /// `clock.settle_ms`: how long the clock must stay good after a jump before issuing
+    /// resumes (default 60000).
+    pub settle_ms: Option<u64>,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `store.database_url`: `postgres://...` or `sqlite://...`. Default: SQLite at
+    /// `<data_dir>/issuance-log.sqlite`. Also `HANKO_DATABASE_URL` (preferred for URLs
+    /// with a password) and the flag `--database-url`.
+    pub database_url: Option<String>,
+    /// `store.node_id`: this node's name in the log (default: the host name).
+    pub node_id: Option<String>,
+    /// `store.keep_tokens`: keep the issued bytes in the log (default true).
+    pub keep_tokens: Option<bool>,
+    /// `store.max_batch`: most records per group commit (default 256).
+    pub max_batch: Option<usize>,
+    /// `store.serial_block`: serials reserved per round trip (default 1000).
+    pub serial_block: Option<u64>,
 }
 
 /// `[log]`.
@@ -147,6 +214,32 @@ pub struct Overrides {
     pub dev: bool,
     /// `--log-format`.
     pub log_format: Option<LogFormat>,
+    /// `--database-url` (or `HANKO_DATABASE_URL`).
+    pub database_url: Option<String>,
+}
+
+/// The time-stamp authority's settings, resolved.
+#[derive(Clone, Debug)]
+pub struct TsaSettings {
+    /// The profile.
+    pub profile: hanko_tsa::TsaConfig,
+    /// Label of the active TSU key of each policy (every accepted policy has one).
+    pub units: Vec<(hanko_tsa::PolicyId, String)>,
+    /// Serial counter name.
+    pub serial_counter: String,
+    /// Clock settle time after a jump.
+    pub clock_settle: Duration,
+}
+
+/// The issuance log's settings, resolved.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// Database URL (may hold a password: never log it unredacted).
+    pub database_url: String,
+    /// Store options.
+    pub options: hanko_store::StoreOptions,
+    /// Serials reserved per round trip.
+    pub serial_block: u64,
 }
 
 /// One key to load, resolved.
@@ -185,6 +278,10 @@ pub struct Config {
     pub pool: PoolConfig,
     /// Keys to load.
     pub keys: Vec<KeySpec>,
+    /// The TSA, when a TSA key is configured.
+    pub tsa: Option<TsaSettings>,
+    /// The issuance log.
+    pub store: StoreSettings,
 }
 
 impl FileConfig {
@@ -261,6 +358,8 @@ impl FileConfig {
         if keys.is_empty() {
             bail!("no [[keys]] configured: Hanko has nothing to sign with");
         }
+        let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
+        let store = resolve_store(self.store, o, &data_dir)?;
         Ok(Config {
             listen,
             data_dir,
@@ -275,8 +374,138 @@ impl FileConfig {
             softhsm2_conf: h.softhsm2_conf,
             pool,
             keys,
+            tsa,
+            store,
         })
     }
+}
+
+fn resolve_tsa(
+    t: TsaSection,
+    c: ClockSection,
+    keys: &[KeySpec],
+) -> anyhow::Result<Option<TsaSettings>> {
+    use hanko_tsa::PolicyId;
+    let tsa_keys: Vec<&KeySpec> = keys.iter().filter(|k| k.usage == KeyUsage::Tsa).collect();
+    let key = match (&t.key, tsa_keys.first()) {
+        (Some(label), _) => {
+            if !tsa_keys.iter().any(|k| &k.label == label) {
+                bail!("tsa.key = \"{label}\" is not a [[keys]] entry with usage = \"tsa\"");
+            }
+            label.clone()
+        }
+        (None, Some(first)) => first.label.clone(),
+        (None, None) => return Ok(None),
+    };
+    let mut profile = hanko_tsa::TsaConfig::default();
+    if let Some(p) = t.default_policy {
+        profile.default_policy = p
+            .parse::<PolicyId>()
+            .map_err(|e| anyhow::anyhow!("tsa.default_policy \"{p}\": {e}"))?;
+    }
+    for p in t.accepted_policies.unwrap_or_default() {
+        let id = p
+            .parse::<PolicyId>()
+            .map_err(|e| anyhow::anyhow!("tsa.accepted_policies \"{p}\": {e}"))?;
+        profile.accepted_policies.push(id);
+    }
+    if let Some(hashes) = t.accepted_hashes {
+        profile.accepted_hashes = hashes
+            .iter()
+            .map(|h| {
+                hanko_pki::HashAlgorithm::from_name(h).with_context(|| {
+                    format!("tsa.accepted_hashes: \"{h}\" is not sha256, sha384 or sha512")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let accuracy_ms = t.accuracy_ms.unwrap_or(1000);
+    if !(1..=1000).contains(&accuracy_ms) {
+        bail!("tsa.accuracy_ms must be between 1 and 1000 (CONFORMANCE 27), got {accuracy_ms}");
+    }
+    profile.accuracy = Duration::from_millis(accuracy_ms);
+    profile.include_tsa_name = t.include_tsa_name.unwrap_or(false);
+    profile.qualified = t.qualified.unwrap_or(false);
+    profile
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[tsa]: {e}"))?;
+    let policy_keys = t.policy_keys.unwrap_or_default();
+    for (oid, label) in &policy_keys {
+        let id = oid
+            .parse::<PolicyId>()
+            .map_err(|e| anyhow::anyhow!("tsa.policy_keys \"{oid}\": {e}"))?;
+        if !profile.accepts_policy(&id) {
+            bail!(
+                "tsa.policy_keys names policy {oid}, which is not the default policy nor in tsa.accepted_policies"
+            );
+        }
+        if !tsa_keys.iter().any(|k| &k.label == label) {
+            bail!("tsa.policy_keys: \"{label}\" is not a [[keys]] entry with usage = \"tsa\"");
+        }
+    }
+    let units = profile
+        .policies()
+        .into_iter()
+        .map(|p| {
+            let label = policy_keys.get(&p.to_string()).unwrap_or(&key).clone();
+            (p, label)
+        })
+        .collect();
+    match c.source.as_deref() {
+        None | Some("kernel") => {}
+        Some(other) => bail!("clock.source = \"{other}\" is not supported (kernel)"),
+    }
+    Ok(Some(TsaSettings {
+        profile,
+        units,
+        serial_counter: t.serial_counter.unwrap_or_else(|| "tsa".to_owned()),
+        clock_settle: Duration::from_millis(c.settle_ms.unwrap_or(60_000)),
+    }))
+}
+
+fn resolve_store(s: StoreSection, o: &Overrides, data_dir: &Path) -> anyhow::Result<StoreSettings> {
+    let database_url = match o.database_url.clone().or(s.database_url) {
+        Some(url) => url,
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join(hanko_store::SQLITE_FILE_NAME).display()
+        ),
+    };
+    let node_id = match s.node_id {
+        Some(n) => n,
+        None => default_node_id(),
+    };
+    let mut options = hanko_store::StoreOptions::with_node_id(node_id);
+    if let Some(k) = s.keep_tokens {
+        options.keep_tokens = k;
+    }
+    if let Some(b) = s.max_batch {
+        if b == 0 {
+            bail!("store.max_batch must be greater than 0");
+        }
+        options.max_batch = b;
+    }
+    let serial_block = s.serial_block.unwrap_or(hanko_store::DEFAULT_BLOCK);
+    if serial_block == 0 || serial_block > hanko_store::MAX_BLOCK {
+        bail!(
+            "store.serial_block must be between 1 and {}",
+            hanko_store::MAX_BLOCK
+        );
+    }
+    Ok(StoreSettings {
+        database_url,
+        options,
+        serial_block,
+    })
+}
+
+/// The host name, as the default node id (one log, several nodes: each must differ).
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node-1".to_owned())
 }
 
 #[cfg(test)]

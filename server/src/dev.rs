@@ -611,5 +611,16 @@ fn dev_config(paths: &DevPaths) -> String {
             k.label
         ));
     }
+    // Two policies so that both TSU keys serve: the ETSI best-practices policy is signed
+    // by the RSA key, a dev-only policy
+    // by the P-256 key. Clients choose with reqPolicy (`openssl ts -query -tspolicy`).
+    // The dev policy is RFC 7229's id-TEST-certPolicyTwo, an OID reserved for tests.
+    s.push_str(&format!(
+        "\n[tsa]\nkey = \"tsa-rsa3072\"\naccepted_policies = [{p}]\n\n[tsa.policy_keys]\n{p} = \"tsa-p256\"\n",
+        p = toml_str(DEV_ECDSA_POLICY)
+    ));
     s
 }
+
+/// The dev-only policy whose tokens the P-256 key signs (see the generated `hanko.toml`).
+pub const DEV_ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";

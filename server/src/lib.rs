@@ -42,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod http;
+pub mod issuance;
 pub mod keys;
 pub mod state;
 
@@ -312,11 +313,25 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
         "loading signing keys"
     );
     let keys = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
+    tracing::info!(
+        database = %hanko_store::redact_url(&cfg.store.database_url),
+        node = %cfg.store.options.node_id,
+        "opening the issuance log"
+    );
+    let store = hanko_store::Store::open(&cfg.store.database_url, cfg.store.options.clone())
+        .await
+        .context("cannot open the issuance log")?;
+    let issuer = match &cfg.tsa {
+        Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
+        None => None,
+    };
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),
         keys,
         metrics: metrics.clone(),
+        issuer,
+        store: Some(store.clone()),
     });
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     if let Some(h) = metrics {
@@ -350,6 +365,61 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
             drop(still_shared);
         }
     }
+    // Every response that was sent had its record committed; closing flushes nothing
+    // that a client relies on, it only ends the writer task cleanly.
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Builds the time-stamp authority: profile, clock guard over the configured source,
+/// serials from the issuance log, and one unit per policy (certificate and key checked).
+pub fn build_issuer(
+    cfg: &Config,
+    settings: &config::TsaSettings,
+    keys: &[state::SigningKey],
+    store: &hanko_store::Store,
+) -> anyhow::Result<issuance::Issuer> {
+    use hanko_tsa::{ClockGuard, ClockGuardConfig, KernelClock, TimeStampUnit, Tsa};
+    let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
+    guard.settle = settings.clock_settle;
+    guard.dev_mode = cfg.dev;
+    let clock = ClockGuard::new(Arc::new(KernelClock::new()), guard);
+    let serials = Arc::new(issuance::StoreSerials::new(
+        store,
+        &settings.serial_counter,
+        cfg.store.serial_block,
+    ));
+    let tsa = Arc::new(
+        Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
+    );
+    let now = std::time::SystemTime::now();
+    let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
+    for (policy, label) in &settings.units {
+        let unit = match units.iter().find(|(l, _)| l == label) {
+            Some((_, u)) => u.clone(),
+            None => {
+                let key = keys
+                    .iter()
+                    .find(|k| k.label() == label)
+                    .with_context(|| format!("TSA key \"{label}\" is not loaded"))?;
+                let unit = TimeStampUnit::new(key.signer().clone(), key.chain().to_vec(), now)
+                    .with_context(|| format!("TSA key \"{label}\""))?;
+                let unit = Arc::new(unit);
+                units.push((label.clone(), unit.clone()));
+                unit
+            }
+        };
+        tsa.install_unit(policy, unit)
+            .with_context(|| format!("TSA policy {policy}"))?;
+        tracing::info!(%policy, key = %label, "time-stamp policy served");
+    }
+    if let Err(e) = tsa.check_ready() {
+        tracing::warn!(error = %e, "the TSA cannot issue yet");
+    }
+    Ok(issuance::Issuer::new(
+        tsa,
+        units.into_iter().map(|(_, u)| u).collect(),
+        store.clone(),
+    ))
 }

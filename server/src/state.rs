@@ -13,7 +13,10 @@ use hanko_pki::Signer;
 use hanko_pki::cert::Certificate;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use hanko_store::Store;
+
 use crate::config::KeyUsage;
+use crate::issuance::Issuer;
 
 /// Shared state of a running server.
 #[derive(Debug)]
@@ -27,6 +30,10 @@ pub struct AppState {
     pub keys: Vec<SigningKey>,
     /// Renders `/metrics`. `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
+    /// The time-stamp authority and its log; `None` when no TSA key is configured.
+    pub issuer: Option<Arc<Issuer>>,
+    /// The issuance log.
+    pub store: Option<Store>,
 }
 
 impl AppState {

@@ -42,6 +42,11 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     if state.keys.is_empty() {
         reasons.push("no signing key is loaded".to_owned());
     }
+    if let Some(issuer) = &state.issuer
+        && let Err(e) = issuer.tsa().check_ready()
+    {
+        reasons.push(format!("time-stamp authority: {e}"));
+    }
     for k in &state.keys {
         if !k.signer().is_ready() {
             reasons.push(format!("key \"{}\": signer is not ready", k.label()));
@@ -140,6 +145,8 @@ mod tests {
             hsm: None,
             keys: vec![key.unwrap()],
             metrics: None,
+            issuer: None,
+            store: None,
         })
     }
 
@@ -186,6 +193,8 @@ mod tests {
             hsm: None,
             keys: Vec::new(),
             metrics: None,
+            issuer: None,
+            store: None,
         });
         let (status, body) = get(state, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

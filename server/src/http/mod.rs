@@ -24,6 +24,7 @@ use crate::state::AppState;
 
 mod health;
 mod metrics_route;
+mod tsa;
 
 /// Largest request body any route accepts before the handler runs. A time-stamp request
 /// is a few hundred bytes; routes that need more set their own limit.
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics_route::routes())
+        .merge(tsa::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)

@@ -1,0 +1,104 @@
+//! `POST /tsa` (and `POST /`) and `GET /tsa/certs`: RFC 3161 over HTTP (RFC 3161 §3.4).
+//!
+//! Everything that can be answered with a TimeStampResp is: HTTP 200 carries grants and
+//! rejections alike (CONFORMANCE 13), and the PKIFailureInfo says what was wrong. HTTP
+//! errors are kept for what has no TimeStampResp: another content type (415), a body
+//! above [`MAX_REQUEST_BYTES`] (413), and a server without a TSA (404).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// The media type of a request (RFC 3161 §3.4).
+pub const QUERY_TYPE: &str = "application/timestamp-query";
+/// The media type of a reply (RFC 3161 §3.4).
+pub const REPLY_TYPE: &str = "application/timestamp-reply";
+/// Largest request body accepted. A TimeStampReq with a SHA-512 imprint, a 64-byte nonce
+/// and a policy is under 200 bytes; 8 KiB leaves room and still refuses floods early.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/tsa", post(timestamp))
+        .route("/", post(timestamp))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .route("/tsa/certs", get(certs))
+}
+
+/// Whether the Content-Type names `application/timestamp-query` (parameters and case
+/// ignored).
+fn is_query(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(QUERY_TYPE))
+}
+
+async fn timestamp(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(issuer) = &state.issuer else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this server has no time-stamp authority configured\n",
+        )
+            .into_response();
+    };
+    if !is_query(&headers) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            [(header::ACCEPT, HeaderValue::from_static(QUERY_TYPE))],
+            format!("expected Content-Type: {QUERY_TYPE}\n"),
+        )
+            .into_response();
+    }
+    let der = issuer.timestamp(&body, "anonymous").await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(REPLY_TYPE))],
+        der,
+    )
+        .into_response()
+}
+
+/// The certificate chains of the TSA's units, as PEM: each unit's certificate, then its
+/// issuers (the root is the relying party's trust anchor and is left out unless the
+/// chain file has it). Each certificate appears once.
+async fn certs(State(state): State<Arc<AppState>>) -> Response {
+    let Some(issuer) = &state.issuer else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this server has no time-stamp authority configured\n",
+        )
+            .into_response();
+    };
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut pem = String::new();
+    for unit in issuer.units() {
+        for cert in unit.chain() {
+            if !seen.contains(&cert.der()) {
+                seen.push(cert.der());
+                pem.push_str(&cert.to_pem());
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        )],
+        pem,
+    )
+        .into_response()
+}

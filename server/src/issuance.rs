@@ -1,0 +1,119 @@
+//! The issuance pipeline: where a protocol answer meets the issuance log.
+//!
+//! The one rule this module exists for (shared/DESIGN.md, "A response is sent only
+//! after its log record is durable"):
+//!
+//! ```text
+//!   request DER ─> Tsa::respond ─> Granted(token) ─> Store::append (group commit) ─┐
+//!                       │                                  │ durable      │ error │
+//!                       └─> Rejected ─> rejection DER      v              v       │
+//!                                                   response DER   systemFailure  │
+//!                                                                  (token dropped)┘
+//! ```
+//!
+//! A token whose record did not commit is never released: the client gets a
+//! `systemFailure` TimeStampResp instead, and its serial is simply never used again
+//! (serials are reserved in the log before use, so a lost token cannot cause a reuse).
+//! Rejections are not issuance and are not logged; they are counted in metrics.
+
+use std::sync::Arc;
+
+use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
+use hanko_tsa::{Outcome, Rejection, Serial, SerialError, SerialSource, TimeStampUnit, Tsa};
+
+/// Serial numbers for the TSA, reserved in blocks from the issuance log (one atomic
+/// statement per block, so nodes sharing a PostgreSQL never collide and a crash never
+/// leads to reuse: see `hanko_store::serial`).
+#[derive(Debug)]
+pub struct StoreSerials {
+    alloc: SerialAllocator,
+}
+
+impl StoreSerials {
+    /// Serials from `store`'s counter `counter`, reserved `block` at a time.
+    pub fn new(store: &Store, counter: &str, block: u64) -> Self {
+        Self {
+            alloc: store.serial_allocator(counter, block),
+        }
+    }
+}
+
+impl SerialSource for StoreSerials {
+    fn next_serial(&self) -> hanko_pki::BoxFuture<'_, Result<Serial, SerialError>> {
+        Box::pin(async move {
+            let n = self
+                .alloc
+                .next()
+                .await
+                .map_err(|e| SerialError::new(format!("serial reservation: {e}")))?;
+            Serial::from_u64(n)
+        })
+    }
+}
+
+/// Issues time-stamps: the TSA plus the log it must write to before answering.
+#[derive(Debug)]
+pub struct Issuer {
+    tsa: Arc<Tsa>,
+    units: Vec<Arc<TimeStampUnit>>,
+    store: Store,
+}
+
+impl Issuer {
+    /// An issuer over `tsa` (whose units are `units`) that logs to `store`.
+    pub fn new(tsa: Arc<Tsa>, units: Vec<Arc<TimeStampUnit>>, store: Store) -> Self {
+        Self { tsa, units, store }
+    }
+
+    /// The installed time-stamping units (distinct keys), for `/tsa/certs`.
+    pub fn units(&self) -> &[Arc<TimeStampUnit>] {
+        &self.units
+    }
+
+    /// The TSA (for readiness and certificates).
+    pub fn tsa(&self) -> &Tsa {
+        &self.tsa
+    }
+
+    /// The issuance log.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Answers one RFC 3161 request with a DER TimeStampResp. A granted token is returned
+    /// only once its record is durable in the log; otherwise the answer is
+    /// `systemFailure`. `client` is the authenticated identity, or `"anonymous"`.
+    pub async fn timestamp(&self, request_der: &[u8], client: &str) -> Vec<u8> {
+        let response = self.tsa.respond(request_der).await;
+        let token = match response.outcome {
+            Outcome::Granted(token) => token,
+            Outcome::Rejected(_) => return response.der,
+        };
+        let record = NewRecord {
+            kind: RecordKind::Timestamp,
+            serial: token.serial.as_be_bytes().to_vec(),
+            object_hash: NewRecord::object_hash_of(&token.token_der),
+            request_hash: token.imprint.clone(),
+            policy: token.policy.to_string(),
+            client: client.to_owned(),
+            issued_at: token.gen_time,
+            token: Some(token.token_der),
+        };
+        match self.store.append(record).await {
+            Ok(receipt) => {
+                tracing::debug!(serial = %token.serial, seq = receipt.seq, "token logged");
+                response.der
+            }
+            Err(e) => {
+                metrics::counter!("hanko_tsa_log_failures_total").increment(1);
+                tracing::error!(
+                    serial = %token.serial,
+                    error = %e,
+                    retryable = e.is_retryable(),
+                    "issuance log write failed: token withheld, answering systemFailure"
+                );
+                Tsa::failure_response(&Rejection::LogFailed)
+            }
+        }
+    }
+}
