@@ -116,9 +116,19 @@ pub enum Error {
     /// The signing queue is full.
     #[error("signing queue for key \"{0}\" is full")]
     Busy(String),
-    /// The signing call did not return within the pool's `call_timeout`.
+    /// The request was not answered within the pool's `call_timeout` (its signing call,
+    /// and a retry if one was made, had not finished).
     #[error("C_Sign did not return within {timeout_ms} ms (key \"{key}\")")]
     Timeout {
+        /// Key label.
+        key: String,
+        /// The deadline in milliseconds.
+        timeout_ms: u128,
+    },
+    /// A request waited in the queue past its deadline: every worker was busy or stuck
+    /// in a call that had not returned (a hung token).
+    #[error("no signing worker for key \"{key}\" within {timeout_ms} ms (all busy or stuck)")]
+    QueueTimeout {
         /// Key label.
         key: String,
         /// The deadline in milliseconds.
@@ -219,7 +229,7 @@ impl Error {
             | Error::MechanismNotOffered { .. }
             | Error::Config(_) => SignErrorKind::BadInput,
             Error::Busy(_) => SignErrorKind::Busy,
-            Error::Timeout { .. } => SignErrorKind::Timeout,
+            Error::Timeout { .. } | Error::QueueTimeout { .. } => SignErrorKind::Timeout,
             Error::BadSignature { .. } => SignErrorKind::BadSignature,
             Error::Module { .. }
             | Error::NoFreeSlot(_)

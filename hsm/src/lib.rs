@@ -70,7 +70,7 @@ use std::time::Duration;
 pub use cryptoki;
 pub use error::Error;
 pub use pin::Pin;
-pub use pool::HsmSigner;
+pub use pool::{HsmSigner, PoolStats};
 pub use token::Hsm;
 
 /// Points SoftHSM at a configuration file by setting `SOFTHSM2_CONF`.

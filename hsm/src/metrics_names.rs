@@ -7,9 +7,13 @@
 pub const SIGNATURES: &str = "hanko_hsm_signatures_total";
 /// Counter: failed signing jobs. Labels: `key`, `kind` (`SignErrorKind::as_str`).
 pub const ERRORS: &str = "hanko_hsm_sign_errors_total";
-/// Counter: completed re-initialisations of a module after a device loss.
+/// Counter: completed recoveries of a module after a device loss. Labels: `path`
+/// (`reopen`: new sessions and login; `reinit`: `C_Finalize` + `C_Initialize` as well).
 pub const RECOVERIES: &str = "hanko_hsm_recoveries_total";
 /// Counter: signatures that failed verify-after-sign. Labels: `key`.
 pub const VERIFY_FAILURES: &str = "hanko_hsm_verify_failures_total";
 /// Counter: workers abandoned because a call passed its deadline. Labels: `key`.
 pub const ABANDONED_WORKERS: &str = "hanko_hsm_abandoned_workers_total";
+/// Counter: signing attempts retried once on a fresh session. Labels: `key`, `kind` (of
+/// the failed first attempt).
+pub const RETRIES: &str = "hanko_hsm_sign_retries_total";

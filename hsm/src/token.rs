@@ -89,8 +89,10 @@ impl HsmInner {
     }
 
     /// Finds the token, opens the login session, logs in, and checks every key signers
-    /// use. Called under the module lock (read on open, write during recovery).
-    pub(crate) fn relogin(&self, state: &ModuleState) -> Result<(), Error> {
+    /// use. Called under the module lock (read on open and re-open, write during
+    /// re-initialisation). Returns the login session it replaced, for the caller to close
+    /// (re-open path) or forget (re-initialisation: its handle died with the generation).
+    pub(crate) fn relogin(&self, state: &ModuleState) -> Result<Option<Session>, Error> {
         let ctx = &state.ctx;
         let slot = find_token(ctx, &self.label)?;
         let session = ctx
@@ -110,9 +112,13 @@ impl HsmInner {
                 return Err(e);
             }
         }
-        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
+        let old = self
+            .login
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(session);
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((slot, state.generation));
-        Ok(())
+        Ok(old)
     }
 
     /// Runs `f` in a fresh session under the read lock; reports a device loss.
@@ -125,7 +131,7 @@ impl HsmInner {
         if !self.is_ready() {
             return Err(Error::NotReady(self.label.clone()));
         }
-        let generation = state.generation;
+        let epoch = self.module.epoch();
         let result = (|| {
             let slot = self.slot(&state)?;
             let session = if rw {
@@ -142,7 +148,7 @@ impl HsmInner {
         if let Err(e) = &result
             && e.is_device_lost()
         {
-            self.module.report_lost(generation, e);
+            self.module.report_lost(epoch, e);
         }
         result
     }
@@ -305,7 +311,7 @@ impl Hsm {
         });
         {
             let state = m.read();
-            inner.relogin(&state)?;
+            let _none = inner.relogin(&state)?;
         }
         inner.set_ready(true);
         m.register(&inner);
@@ -498,7 +504,7 @@ impl Hsm {
             pool,
             generation,
         )
-        .inspect_err(|_| self.inner.release_key(key_label))
+        // On failure the half-started signer was dropped, which released the key.
     }
 
     /// Reads attributes of the private key labelled `label` (for tests and audits that
