@@ -74,5 +74,5 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 log "all tests passed"

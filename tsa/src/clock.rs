@@ -282,6 +282,14 @@ impl ClockGuard {
         let ok = problem.is_none();
         if state.was_ok != Some(ok) {
             match &problem {
+                // In dev mode nothing is refused, so this is a warning, not an error.
+                Some(p) if self.config.dev_mode => tracing::warn!(
+                    problem = %p,
+                    synchronised = status.synchronised,
+                    est_error = ?status.est_error,
+                    max_error = ?status.max_error,
+                    "clock not usable: DEV MODE issues anyway; production would refuse (timeNotAvailable)"
+                ),
                 Some(p) => tracing::error!(
                     problem = %p,
                     synchronised = status.synchronised,

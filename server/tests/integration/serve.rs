@@ -91,8 +91,27 @@ fn production_mode_needs_config_and_pin_and_then_serves() {
     cmd.env("HANKO_PIN_FILE", dir.join("dev-pin"));
     let server = Server::start(cmd, &["--config", cfg]);
     let (status, body) = server.get("/readyz");
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"dev\":false"), "{body}");
+    // Production trusts the kernel clock only when it says it is synchronised; the
+    // kernels of these test machines say it is not (shared/DESIGN.md, "The clock on
+    // these machines"), so the keys are ready but the TSA is not, and readyz says why.
+    // On a synchronised host the same server is ready: the expectation follows what the
+    // kernel says right now (the guard's rule: synchronised and both errors <= 1 s).
+    use hanko_tsa::ClockSource as _;
+    let kernel = hanko_tsa::KernelClock::new().status();
+    let kernel_ok = kernel.synchronised
+        && kernel.est_error <= std::time::Duration::from_secs(1)
+        && kernel.max_error <= std::time::Duration::from_secs(1);
+    if !kernel_ok {
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("clock"), "{body}");
+        assert!(
+            !body.contains("key \""),
+            "only the clock may be missing: {body}"
+        );
+    } else {
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"dev\":false"), "{body}");
+    }
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
     assert!(!out.contains("DEVELOPMENT MODE"), "{out}");
