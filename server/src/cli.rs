@@ -29,6 +29,11 @@ pub enum Command {
     /// Create (or reuse) a SoftHSM dev token, keys in it and a dev PKI under the data
     /// directory. Development only: the dev CA's keys are files.
     DevInit(DevInitArgs),
+    /// Auditor tools over the issuance log: `verify` the hash chain, `export` records.
+    /// Reads the database only: needs neither the HSM nor the PIN.
+    Log(crate::log_cli::LogArgs),
+    /// Manage API keys for `/api/v1/...`: `new` makes one.
+    ApiKey(crate::auth::ApiKeyArgs),
 }
 
 /// `hanko serve`.

@@ -65,6 +65,9 @@ pub struct FileConfig {
     /// `[store]`: the issuance log.
     #[serde(default)]
     pub store: StoreSection,
+    /// `[[api_keys]]`: who may call `/api/v1/...` (only digests; see [`crate::auth`]).
+    #[serde(default)]
+    pub api_keys: Vec<crate::auth::ApiKeySection>,
 }
 
 /// `[tsa]`.
@@ -282,6 +285,8 @@ pub struct Config {
     pub tsa: Option<TsaSettings>,
     /// The issuance log.
     pub store: StoreSettings,
+    /// API keys for `/api/v1/...`.
+    pub api_keys: crate::auth::ApiKeys,
 }
 
 impl FileConfig {
@@ -294,6 +299,7 @@ impl FileConfig {
 
     /// Applies the flags and defaults and validates everything.
     pub fn resolve(self, o: &Overrides) -> anyhow::Result<Config> {
+        let api_keys = crate::auth::ApiKeys::from_config(&self.api_keys)?;
         let dev = o.dev || self.dev.unwrap_or(false);
         let listen = match o.listen.or(self.listen) {
             Some(a) => a,
@@ -376,7 +382,20 @@ impl FileConfig {
             keys,
             tsa,
             store,
+            api_keys,
         })
+    }
+
+    /// The data directory and the issuance log's settings only, for tools that read the
+    /// log (`hanko log ...`): no HSM, key or TSA setting is needed or checked.
+    pub fn resolve_store_only(self, o: &Overrides) -> anyhow::Result<(PathBuf, StoreSettings)> {
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(self.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = resolve_store(self.store, o, &data_dir)?;
+        Ok((data_dir, store))
     }
 }
 

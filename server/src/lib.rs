@@ -38,12 +38,14 @@ use hanko_hsm::{Hsm, Pin};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod http;
 pub mod issuance;
 pub mod keys;
+pub mod log_cli;
 pub mod state;
 
 use crate::cli::{Cli, Command, DevInitArgs, ServeArgs};
@@ -116,6 +118,8 @@ pub fn main_entry() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve_command(args),
         Command::DevInit(args) => dev_init_command(args),
+        Command::Log(args) => return log_cli::log_command(args),
+        Command::ApiKey(args) => auth::api_key_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -332,6 +336,7 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
         metrics: metrics.clone(),
         issuer,
         store: Some(store.clone()),
+        api_keys: cfg.api_keys.clone(),
     });
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     if let Some(h) = metrics {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub issuer: Option<Arc<Issuer>>,
     /// The issuance log.
     pub store: Option<Store>,
+    /// API keys for `/api/v1/...` (none: every protected request is refused).
+    pub api_keys: crate::auth::ApiKeys,
 }
 
 impl AppState {

@@ -147,6 +147,7 @@ mod tests {
             metrics: None,
             issuer: None,
             store: None,
+            api_keys: Default::default(),
         })
     }
 
@@ -195,6 +196,7 @@ mod tests {
             metrics: None,
             issuer: None,
             store: None,
+            api_keys: Default::default(),
         });
         let (status, body) = get(state, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -23,6 +23,7 @@ use axum::response::Response;
 use crate::state::AppState;
 
 mod health;
+mod log_api;
 mod metrics_route;
 mod tsa;
 
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(metrics_route::routes())
         .merge(tsa::routes())
+        .merge(log_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)

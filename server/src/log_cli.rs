@@ -1,0 +1,348 @@
+//! `hanko log verify` and `hanko log export`: the auditor's tools over the issuance log.
+//!
+//! What it is for: an auditor (or a cron job) checks that nobody edited or deleted a row
+//! of the log, and takes records out of it, with the same binary and configuration as the
+//! server but without its secrets: these commands open the database only, never the HSM,
+//! and need no PIN. They are thin wrappers over `hanko_store::Store::verify_chain` and
+//! `Store::export`, which define the chain and the export format (store/README.md).
+//!
+//! ```text
+//!   --database-url URL  >  [store] database_url of --config FILE  >  SQLite file
+//!                                                  <data-dir>/issuance-log.sqlite
+//!   (--data-dir DIR  >  data_dir of the config  >  ./hanko-data; without --config,
+//!    <data-dir>/hanko.toml is read when present, as `hanko serve --dev` does)
+//!
+//!   verify: exit 0  "chain intact: N rows, head seq S hash H"
+//!           exit 1  "first bad row: seq N: <reason>"
+//!           exit 2  the log cannot be read (no file, no database, bad flags)
+//!   export: JSON lines on stdout, one per record, in sequence order (exit 0 / 2)
+//! ```
+//!
+//! What it does NOT do: repair anything, or create a log. A missing SQLite file is an
+//! error (exit 2), not an empty log that verifies: an auditor pointed at the wrong
+//! directory must notice. Opening a log still runs its pending schema migrations, as the
+//! server would; it never writes a record.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use hanko_store::{BadReason, BadRow, ExportRange, Store};
+
+use crate::config::{self, FileConfig, Overrides};
+
+/// `hanko log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LogCommand,
+}
+
+/// `hanko log` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Recompute the hash chain from row 1 to the head. Exit 0 when intact, 1 with the
+    /// first bad row ("first bad row: seq N: <reason>"), 2 when the log cannot be read.
+    Verify(LogDbArgs),
+    /// Write records as JSON lines on stdout, in sequence order (format: store/README.md;
+    /// `tools/verify_export.py` checks an export independently).
+    Export(LogExportArgs),
+}
+
+/// Where the log is: the same settings `hanko serve` uses.
+#[derive(Debug, Clone, Args)]
+pub struct LogDbArgs {
+    /// The server's TOML configuration; only `data_dir` and `[store]` are read.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./hanko-data]; the SQLite log is
+    /// `<DIR>/issuance-log.sqlite` unless a database URL is given.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Issuance log database: `postgres://...` or `sqlite://...`. Prefer the environment
+    /// variable when the URL holds a password. Config key: `store.database_url`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "HANKO_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+}
+
+/// `hanko log export`.
+#[derive(Debug, Args)]
+pub struct LogExportArgs {
+    /// First record: a sequence number (e.g. 1) or an RFC 3339 time
+    /// (e.g. 2026-11-24T00:00:00Z) matched against the issue time. Inclusive.
+    #[arg(long, value_name = "SEQ|RFC3339")]
+    pub from: Option<String>,
+    /// Last record, like --from (the same kind of bound). Inclusive.
+    #[arg(long, value_name = "SEQ|RFC3339")]
+    pub to: Option<String>,
+    /// Include the issued tokens (base64), where the log keeps them.
+    #[arg(long)]
+    pub tokens: bool,
+    /// Where the log is.
+    #[command(flatten)]
+    pub db: LogDbArgs,
+}
+
+/// One end of an export range as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Seq(u64),
+    Time(SystemTime),
+}
+
+fn parse_bound(flag: &str, s: &str) -> anyhow::Result<Bound> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n = s
+            .parse::<u64>()
+            .with_context(|| format!("{flag} {s}: sequence number out of range"))?;
+        return Ok(Bound::Seq(n));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| {
+            format!(
+                "{flag} {s:?}: expected a sequence number or an RFC 3339 time such as \
+                 2026-11-24T00:00:00Z"
+            )
+        })?;
+    Ok(Bound::Time(SystemTime::from(t)))
+}
+
+/// The range `--from` / `--to` ask for (missing ends are open).
+fn export_range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<ExportRange> {
+    let from = from.map(|s| parse_bound("--from", s)).transpose()?;
+    let to = to.map(|s| parse_bound("--to", s)).transpose()?;
+    Ok(match (from, to) {
+        (None, None) => ExportRange::All,
+        (Some(Bound::Seq(a)), None) => ExportRange::Seq {
+            from: a,
+            // The largest sequence number the log can hold.
+            to: i64::MAX as u64,
+        },
+        (None, Some(Bound::Seq(b))) => ExportRange::Seq { from: 1, to: b },
+        (Some(Bound::Seq(a)), Some(Bound::Seq(b))) => ExportRange::Seq { from: a, to: b },
+        (Some(Bound::Time(a)), None) => ExportRange::Time {
+            from: a,
+            // Beyond any issue time the log can hold (i64 nanoseconds end in 2262).
+            to: SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(i64::MAX as u64),
+        },
+        (None, Some(Bound::Time(b))) => ExportRange::Time {
+            from: SystemTime::UNIX_EPOCH,
+            to: b,
+        },
+        (Some(Bound::Time(a)), Some(Bound::Time(b))) => ExportRange::Time { from: a, to: b },
+        _ => bail!("--from and --to must both be sequence numbers or both be times"),
+    })
+}
+
+/// The database URL and store options the flags and config select.
+fn store_target(db: &LogDbArgs) -> anyhow::Result<(String, hanko_store::StoreOptions)> {
+    let overrides = Overrides {
+        data_dir: db.data_dir.clone(),
+        database_url: db.database_url.clone(),
+        ..Overrides::default()
+    };
+    let file = match &db.config {
+        Some(path) => FileConfig::load(path)?,
+        None => {
+            // As `hanko serve --dev` does: the data directory's own hanko.toml.
+            let dir = db
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+            let dev_file = dir.join(config::DEV_CONFIG_FILE);
+            if dev_file.is_file() {
+                FileConfig::load(&dev_file)?
+            } else {
+                FileConfig::default()
+            }
+        }
+    };
+    let (_, store) = file.resolve_store_only(&overrides)?;
+    let mut options = store.options;
+    // A reader: one connection for queries, one for the (idle) writer.
+    options.max_connections = 2;
+    Ok((store.database_url, options))
+}
+
+/// The file behind a `sqlite:` URL, when it names one.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Opens the log for reading; refuses to create a missing SQLite file.
+async fn open_store(db: &LogDbArgs) -> anyhow::Result<Store> {
+    let (url, options) = store_target(db)?;
+    let shown = hanko_store::redact_url(&url);
+    if url.starts_with("sqlite:") {
+        match sqlite_path(&url) {
+            Some(p) if p.is_file() => {}
+            Some(p) => bail!(
+                "no issuance log at {} (give --data-dir, --config or --database-url)",
+                p.display()
+            ),
+            None => bail!("{shown} names no SQLite file"),
+        }
+    }
+    Store::open(&url, options)
+        .await
+        .with_context(|| format!("cannot open the issuance log at {shown}"))
+}
+
+/// The reason of a bad row without its "row N:" prefix.
+fn reason_text(bad: &BadRow) -> String {
+    match &bad.reason {
+        BadReason::ChainHashMismatch => {
+            "chained hash does not match the row's contents (row edited, or its stored hash)"
+                .to_owned()
+        }
+        BadReason::Missing {
+            next_present: Some(n),
+        } => format!("missing (deleted?); the next row present is seq {n}"),
+        BadReason::Missing { next_present: None } => {
+            "missing (deleted?); the chain head says it exists".to_owned()
+        }
+        BadReason::TokenMismatch => "stored token does not hash to object_hash".to_owned(),
+        BadReason::HeadMismatch => "the chain head record does not match this last row".to_owned(),
+        BadReason::Malformed(r) => format!("malformed: {r}"),
+        other => {
+            let full = BadRow {
+                seq: bad.seq,
+                reason: other.clone(),
+            }
+            .to_string();
+            let prefix = format!("row {}: ", bad.seq);
+            full.strip_prefix(&prefix)
+                .map(str::to_owned)
+                .unwrap_or(full)
+        }
+    }
+}
+
+/// What `verify` found.
+enum Verdict {
+    Intact,
+    Bad,
+}
+
+async fn verify(db: &LogDbArgs) -> anyhow::Result<Verdict> {
+    let store = open_store(db).await?;
+    let report = store.verify_chain().await;
+    store.close().await;
+    let report = report.context("reading the issuance log")?;
+    match &report.first_bad {
+        None => {
+            println!(
+                "chain intact: {} rows, head seq {} hash {}",
+                report.rows_checked,
+                report.head.seq,
+                hex::encode(report.head.hash)
+            );
+            Ok(Verdict::Intact)
+        }
+        Some(bad) => {
+            println!("first bad row: seq {}: {}", bad.seq, reason_text(bad));
+            println!(
+                "({} rows before it verified; head seq {})",
+                report.rows_checked, report.head.seq
+            );
+            Ok(Verdict::Bad)
+        }
+    }
+}
+
+async fn export(args: &LogExportArgs) -> anyhow::Result<()> {
+    let range = export_range(args.from.as_deref(), args.to.as_deref())?;
+    let store = open_store(&args.db).await?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let result = store.export(range, args.tokens, &mut out).await;
+    store.close().await;
+    match result {
+        Ok(n) => {
+            out.flush().context("writing to stdout")?;
+            tracing::info!(records = n, "export written");
+            Ok(())
+        }
+        // `hanko log export | head`: the reader has what it wanted.
+        Err(hanko_store::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("exporting the issuance log"),
+    }
+}
+
+/// Runs `hanko log ...` and returns the process's exit code (0 ok, 1 the chain is
+/// broken, 2 error). Logs go to stderr at `warn` unless `RUST_LOG` says otherwise, so
+/// stdout carries only the result.
+pub fn log_command(args: LogArgs) -> ExitCode {
+    crate::init_logging(config::LogFormat::Text, "warn");
+    let outcome = crate::runtime().and_then(|rt| {
+        rt.block_on(async {
+            match &args.command {
+                LogCommand::Verify(db) => verify(db).await,
+                LogCommand::Export(a) => export(a).await.map(|()| Verdict::Intact),
+            }
+        })
+    });
+    match outcome {
+        Ok(Verdict::Intact) => ExitCode::SUCCESS,
+        Ok(Verdict::Bad) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("hanko: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn bounds_parse_as_seq_or_time() {
+        assert_eq!(export_range(None, None).unwrap(), ExportRange::All);
+        assert_eq!(
+            export_range(Some("3"), Some("7")).unwrap(),
+            ExportRange::Seq { from: 3, to: 7 }
+        );
+        let ExportRange::Time { from, to } = export_range(
+            Some("2026-11-24T00:00:00Z"),
+            Some("2026-11-24T01:00:00.5+01:00"),
+        )
+        .unwrap() else {
+            panic!("not a time range");
+        };
+        assert_eq!(to.duration_since(from).unwrap().as_millis(), 500);
+        let e = export_range(Some("1"), Some("2026-11-24T00:00:00Z")).unwrap_err();
+        assert!(e.to_string().contains("both"), "{e}");
+        let e = export_range(Some("yesterday"), None).unwrap_err();
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
+        assert!(export_range(Some("-1"), None).is_err());
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_path("sqlite:///d/issuance-log.sqlite?mode=rwc"),
+            Some(PathBuf::from("/d/issuance-log.sqlite"))
+        );
+        assert_eq!(sqlite_path("sqlite:rel.db"), Some(PathBuf::from("rel.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+}
