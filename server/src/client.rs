@@ -40,10 +40,9 @@ use clap::{Args, ValueEnum};
 use hanko_pki::cert::{Certificate, OID_EXTENDED_KEY_USAGE, OID_KP_TIME_STAMPING};
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use rasn::types::{Integer, ObjectIdentifier, OctetString};
-use rasn_cms::tsp::{MessageImprint, PkiStatus, TimeStampReq, TimeStampResp, TstInfo};
 use rasn_cms::SignedData;
+use rasn_cms::tsp::{MessageImprint, PkiStatus, TimeStampReq, TimeStampResp, TstInfo};
 use rasn_pkix::{AlgorithmIdentifier, Attribute};
-
 
 /// The default TSA URL of `hanko stamp` (a local `hanko serve`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3161/tsa";
@@ -175,9 +174,9 @@ fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
     let digest = hash_file(&args.file, hash)?;
     let nonce = (!args.no_nonce).then(random_nonce);
     let policy = match &args.policy {
-        Some(p) => Some(
-            hanko_pki::cms::oid(p).map_err(|_| anyhow!("--policy {p:?} is not an OID"))?,
-        ),
+        Some(p) => {
+            Some(hanko_pki::cms::oid(p).map_err(|_| anyhow!("--policy {p:?} is not an OID"))?)
+        }
         None => None,
     };
     let request = TimeStampReq {
@@ -185,8 +184,7 @@ fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
         message_imprint: MessageImprint {
             // RFC 5754 §2: SHA-2 parameters absent.
             hash_algorithm: AlgorithmIdentifier {
-                algorithm: hanko_pki::cms::oid(hash.oid())
-                    .map_err(|e| anyhow!("hash OID: {e}"))?,
+                algorithm: hanko_pki::cms::oid(hash.oid()).map_err(|e| anyhow!("hash OID: {e}"))?,
                 parameters: None,
             },
             hashed_message: OctetString::from(digest.clone()),
@@ -261,7 +259,11 @@ fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
         "the token's nonce is not the one sent"
     );
     if let Some(p) = &policy {
-        ensure!(&tst.policy == p, "the token's policy {} is not the one asked for", tst.policy);
+        ensure!(
+            &tst.policy == p,
+            "the token's policy {} is not the one asked for",
+            tst.policy
+        );
     }
     let out = args.out.clone().unwrap_or_else(|| {
         let mut s = args.file.clone().into_os_string();
@@ -274,7 +276,12 @@ fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
     let _ = writeln!(summary, "  serial  : {}", int_hex(&tst.serial_number));
     let _ = writeln!(summary, "  genTime : {}", gen_time_text(tst));
     let _ = writeln!(summary, "  policy  : {}", tst.policy);
-    let _ = writeln!(summary, "  hash    : {} {}", hash.name(), hex::encode(&digest));
+    let _ = writeln!(
+        summary,
+        "  hash    : {} {}",
+        hash.name(),
+        hex::encode(&digest)
+    );
     let _ = writeln!(
         summary,
         "Check it with: hanko verify {} --data {} --ca ROOT.pem",
@@ -402,8 +409,8 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<Certificate>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     hanko_pki::cert::load_pem_chain(&text).with_context(|| format!("{}", path.display()))
 }
 
@@ -419,7 +426,13 @@ fn verify_files(args: &VerifyArgs) -> anyhow::Result<Verified> {
         None => None,
     };
     let data = &args.data;
-    verify(&response, &|alg| hash_file(data, alg), query.as_deref(), &roots, &untrusted)
+    verify(
+        &response,
+        &|alg| hash_file(data, alg),
+        query.as_deref(),
+        &roots,
+        &untrusted,
+    )
 }
 
 /// The pieces of a granted TimeStampResp, with the bytes that were signed or hashed
@@ -448,8 +461,8 @@ pub fn verify(
     untrusted: &[Certificate],
 ) -> anyhow::Result<Verified> {
     ensure!(!roots.is_empty(), "no trust anchor given (--ca)");
-    let resp: TimeStampResp = rasn::der::decode(response_der)
-        .map_err(|e| anyhow!("not a DER TimeStampResp: {e}"))?;
+    let resp: TimeStampResp =
+        rasn::der::decode(response_der).map_err(|e| anyhow!("not a DER TimeStampResp: {e}"))?;
     if !matches!(
         resp.status.status,
         PkiStatus::Granted | PkiStatus::GrantedWithMods
@@ -633,7 +646,9 @@ fn sid_matches(sid_der: &[u8], cert: &Certificate) -> bool {
             let Ok((serial, _)) = der_read(rest) else {
                 return false;
             };
-            issuer.full == cert.issuer_der() && serial.tag == 0x02 && serial.content == cert.serial_der()
+            issuer.full == cert.issuer_der()
+                && serial.tag == 0x02
+                && serial.content == cert.serial_der()
         }
         0x80 => cert
             .subject_key_identifier()
@@ -650,7 +665,11 @@ fn check_timestamping_eku(cert: &Certificate) -> anyhow::Result<()> {
         .parsed()
         .tbs_certificate()
         .extensions()
-        .map(|e| e.iter().filter(|e| e.extn_id == OID_EXTENDED_KEY_USAGE).collect())
+        .map(|e| {
+            e.iter()
+                .filter(|e| e.extn_id == OID_EXTENDED_KEY_USAGE)
+                .collect()
+        })
         .unwrap_or_default();
     let [eku] = exts.as_slice() else {
         bail!(
@@ -717,8 +736,8 @@ fn build_chain(
 }
 
 fn gen_time_of(tst: &TstInfo) -> anyhow::Result<SystemTime> {
-    let secs = u64::try_from(tst.gen_time.timestamp())
-        .map_err(|_| anyhow!("genTime is before 1970"))?;
+    let secs =
+        u64::try_from(tst.gen_time.timestamp()).map_err(|_| anyhow!("genTime is before 1970"))?;
     Ok(UNIX_EPOCH
         + Duration::from_secs(secs)
         + Duration::from_nanos(u64::from(tst.gen_time.timestamp_subsec_nanos())))

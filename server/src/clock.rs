@@ -76,7 +76,9 @@ impl ClockSourceConfig {
         match source {
             None | Some("kernel") => {
                 if chronyc.is_some() || poll_ms.is_some() {
-                    bail!("clock.chronyc and clock.poll_ms apply to clock.source = \"chrony\" only");
+                    bail!(
+                        "clock.chronyc and clock.poll_ms apply to clock.source = \"chrony\" only"
+                    );
                 }
                 Ok(Self::Kernel)
             }
@@ -183,7 +185,10 @@ pub fn parse_tracking(output: &str) -> Result<Tracking, String> {
     };
     Ok(Tracking {
         reference: format!("{} ({})", f[0].trim(), f[1].trim()),
-        stratum: f[2].trim().parse().map_err(|_| format!("bad stratum {:?}", f[2]))?,
+        stratum: f[2]
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad stratum {:?}", f[2]))?,
         system_offset,
         root_delay,
         root_dispersion,
@@ -419,10 +424,7 @@ mod tests {
         assert_eq!(t.leap, LeapStatus::Normal);
         // 12.345 us + 2 ms + 10 ms / 2
         let e = t.estimated_error();
-        assert!(
-            (e.as_secs_f64() - 0.007_012_345).abs() < 1e-9,
-            "{e:?}"
-        );
+        assert!((e.as_secs_f64() - 0.007_012_345).abs() < 1e-9, "{e:?}");
         let s = t.status();
         assert!(s.synchronised);
         assert_eq!(s.est_error, s.max_error);
@@ -477,11 +479,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("chronyc");
         let line = dir.path().join("line");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\ncat {}\n", line.display()),
-        )
-        .unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\ncat {}\n", line.display())).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(&line, SYNCED).unwrap();
@@ -490,9 +488,14 @@ mod tests {
             poll: Duration::from_millis(20),
             timeout: Duration::from_millis(2000),
         });
-        assert!(clock.status().synchronised);
-        std::fs::write(&line, UNSYNCED).unwrap();
+        // Wait rather than assert at once: a fork elsewhere in this test process can hold
+        // the fresh script open for a moment (ETXTBSY); the next poll then succeeds.
         let deadline = Instant::now() + Duration::from_secs(10);
+        while !clock.status().synchronised {
+            assert!(Instant::now() < deadline, "never synchronised");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::write(&line, UNSYNCED).unwrap();
         while clock.status().synchronised {
             assert!(Instant::now() < deadline, "poller never saw the change");
             std::thread::sleep(Duration::from_millis(10));

@@ -103,8 +103,14 @@ pub struct TsaSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClockSection {
-    /// `clock.source`: `kernel` (adjtimex; the default).
+    /// `clock.source`: `kernel` (adjtimex; the default) or `chrony` (`chronyc -c
+    /// tracking`, polled; see [`crate::clock`]).
     pub source: Option<String>,
+    /// `clock.chronyc`: the chronyc program for `source = "chrony"` (default `chronyc`
+    /// from `PATH`).
+    pub chronyc: Option<PathBuf>,
+    /// `clock.poll_ms`: how often chrony is asked, 10..=60000 (default 1000).
+    pub poll_ms: Option<u64>,
     /// `clock.settle_ms`: how long the clock must stay good after a jump before issuing
     /// resumes (default 60000).
     pub settle_ms: Option<u64>,
@@ -232,6 +238,8 @@ pub struct TsaSettings {
     pub serial_counter: String,
     /// Clock settle time after a jump.
     pub clock_settle: Duration,
+    /// Where the clock's quality comes from (`clock.source`).
+    pub clock_source: crate::clock::ClockSourceConfig,
 }
 
 /// The issuance log's settings, resolved.
@@ -470,15 +478,14 @@ fn resolve_tsa(
             (p, label)
         })
         .collect();
-    match c.source.as_deref() {
-        None | Some("kernel") => {}
-        Some(other) => bail!("clock.source = \"{other}\" is not supported (kernel)"),
-    }
+    let clock_source =
+        crate::clock::ClockSourceConfig::from_settings(c.source.as_deref(), c.chronyc, c.poll_ms)?;
     Ok(Some(TsaSettings {
         profile,
         units,
         serial_counter: t.serial_counter.unwrap_or_else(|| "tsa".to_owned()),
         clock_settle: Duration::from_millis(c.settle_ms.unwrap_or(60_000)),
+        clock_source,
     }))
 }
 

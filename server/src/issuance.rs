@@ -51,9 +51,23 @@ impl SerialSource for StoreSerials {
     }
 }
 
+/// One policy the TSA serves and the unit that signs it (for `GET /tsa/policy`).
+#[derive(Clone, Debug)]
+pub struct PolicyUnit {
+    /// The policy OID.
+    pub policy: hanko_tsa::PolicyId,
+    /// The label of the unit's key.
+    pub key: String,
+    /// The unit.
+    pub unit: Arc<TimeStampUnit>,
+}
+
 /// Issues time-stamps: the TSA plus the log it must write to before answering.
 #[derive(Debug)]
 pub struct Issuer {
+    /// What `GET /tsa/policy` discloses (see [`Issuer::with_disclosure`]).
+    policy_units: Vec<PolicyUnit>,
+    clock_source: &'static str,
     tsa: Arc<Tsa>,
     units: Vec<Arc<TimeStampUnit>>,
     store: Store,
@@ -62,7 +76,35 @@ pub struct Issuer {
 impl Issuer {
     /// An issuer over `tsa` (whose units are `units`) that logs to `store`.
     pub fn new(tsa: Arc<Tsa>, units: Vec<Arc<TimeStampUnit>>, store: Store) -> Self {
-        Self { tsa, units, store }
+        Self {
+            policy_units: Vec::new(),
+            clock_source: "kernel",
+            tsa,
+            units,
+            store,
+        }
+    }
+
+    /// Records what `GET /tsa/policy` discloses: which unit signs which policy, and the
+    /// name of the clock source (`clock.source`).
+    pub fn with_disclosure(
+        mut self,
+        policy_units: Vec<PolicyUnit>,
+        clock_source: &'static str,
+    ) -> Self {
+        self.policy_units = policy_units;
+        self.clock_source = clock_source;
+        self
+    }
+
+    /// The policies served, each with the unit that signs it.
+    pub fn policy_units(&self) -> &[PolicyUnit] {
+        &self.policy_units
+    }
+
+    /// The configured clock source's name (`kernel`, `chrony`).
+    pub fn clock_source(&self) -> &'static str {
+        self.clock_source
     }
 
     /// The installed time-stamping units (distinct keys), for `/tsa/certs`.

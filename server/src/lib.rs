@@ -40,6 +40,8 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod cli;
+pub mod client;
+pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod http;
@@ -118,6 +120,8 @@ pub fn main_entry() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve_command(args),
         Command::DevInit(args) => dev_init_command(args),
+        Command::Stamp(args) => return client::stamp_main(args),
+        Command::Verify(args) => return client::verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::ApiKey(args) => auth::api_key_command(args),
     };
@@ -385,11 +389,11 @@ pub fn build_issuer(
     keys: &[state::SigningKey],
     store: &hanko_store::Store,
 ) -> anyhow::Result<issuance::Issuer> {
-    use hanko_tsa::{ClockGuard, ClockGuardConfig, KernelClock, TimeStampUnit, Tsa};
+    use hanko_tsa::{ClockGuard, ClockGuardConfig, TimeStampUnit, Tsa};
     let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
     guard.settle = settings.clock_settle;
     guard.dev_mode = cfg.dev;
-    let clock = ClockGuard::new(Arc::new(KernelClock::new()), guard);
+    let clock = ClockGuard::new(settings.clock_source.start(), guard);
     let serials = Arc::new(issuance::StoreSerials::new(
         store,
         &settings.serial_counter,
@@ -400,6 +404,7 @@ pub fn build_issuer(
     );
     let now = std::time::SystemTime::now();
     let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
+    let mut policy_units = Vec::new();
     for (policy, label) in &settings.units {
         let unit = match units.iter().find(|(l, _)| l == label) {
             Some((_, u)) => u.clone(),
@@ -415,8 +420,13 @@ pub fn build_issuer(
                 unit
             }
         };
-        tsa.install_unit(policy, unit)
+        tsa.install_unit(policy, unit.clone())
             .with_context(|| format!("TSA policy {policy}"))?;
+        policy_units.push(issuance::PolicyUnit {
+            policy: policy.clone(),
+            key: label.clone(),
+            unit,
+        });
         tracing::info!(%policy, key = %label, "time-stamp policy served");
     }
     if let Err(e) = tsa.check_ready() {
@@ -426,5 +436,6 @@ pub fn build_issuer(
         tsa,
         units.into_iter().map(|(_, u)| u).collect(),
         store.clone(),
-    ))
+    )
+    .with_disclosure(policy_units, settings.clock_source.name()))
 }

@@ -44,7 +44,10 @@ fn signed_attributes_reencode(resp: &[u8]) -> Vec<u8> {
     assert_eq!(set[0], 0x31);
     let mut implicit = set.clone();
     implicit[0] = 0xa0;
-    assert!(contains(resp, &implicit), "re-encoded signed attributes differ");
+    assert!(
+        contains(resp, &implicit),
+        "re-encoded signed attributes differ"
+    );
     si.signature.to_vec()
 }
 
@@ -103,13 +106,22 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
                     assert_eq!(tst.nonce, raw.nonce, "{name}: nonce echoed");
                     assert_eq!(tst.nonce.is_some(), nonce, "{name}");
                     assert_eq!(tst.message_imprint, raw.message_imprint, "{name}");
-                    assert!(serials.insert(tst.serial_number.clone()), "{name}: serial reused");
+                    assert!(
+                        serials.insert(tst.serial_number.clone()),
+                        "{name}: serial reused"
+                    );
                     let signature = signed_attributes_reencode(&resp);
 
                     // openssl: with certReq the token leads to the root by itself.
                     let mut args = vec![
-                        "ts", "-verify", "-in", tsr.to_str().unwrap(), "-queryfile",
-                        tsq.to_str().unwrap(), "-CAfile", root.to_str().unwrap(),
+                        "ts",
+                        "-verify",
+                        "-in",
+                        tsr.to_str().unwrap(),
+                        "-queryfile",
+                        tsq.to_str().unwrap(),
+                        "-CAfile",
+                        root.to_str().unwrap(),
                     ];
                     if !cert_req {
                         args.extend(["-untrusted", chain.to_str().unwrap()]);
@@ -119,8 +131,13 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
 
                     // hanko verify, on its own code path.
                     let mut args = vec![
-                        tsr.to_str().unwrap(), "--data", doc.to_str().unwrap(), "--ca",
-                        root.to_str().unwrap(), "--query", tsq.to_str().unwrap(),
+                        tsr.to_str().unwrap(),
+                        "--data",
+                        doc.to_str().unwrap(),
+                        "--ca",
+                        root.to_str().unwrap(),
+                        "--query",
+                        tsq.to_str().unwrap(),
                     ];
                     if !cert_req {
                         args.extend(["--untrusted", chain.to_str().unwrap()]);
@@ -130,7 +147,10 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
                     let summary = String::from_utf8_lossy(&out.stdout);
                     assert!(summary.starts_with("Verification: OK"), "{summary}");
                     assert!(summary.contains(policy), "{summary}");
-                    assert!(summary.contains(&format!("hash      : {hash}")), "{summary}");
+                    assert!(
+                        summary.contains(&format!("hash      : {hash}")),
+                        "{summary}"
+                    );
 
                     py_cases.push(serde_json::json!({
                         "name": name, "resp": s(&tsr), "data": s(&doc), "root": s(&root),
@@ -152,7 +172,11 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
     let other = work.join("other.txt");
     std::fs::write(&other, b"not the document\n").unwrap();
     let out = hanko_verify(&[
-        tsr.to_str().unwrap(), "--data", other.to_str().unwrap(), "--ca", root.to_str().unwrap(),
+        tsr.to_str().unwrap(),
+        "--data",
+        other.to_str().unwrap(),
+        "--ca",
+        root.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("data differs"), "{}", text(&out));
@@ -166,27 +190,71 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
     let bad = work.join("flipped.tsr");
     std::fs::write(&bad, &flipped).unwrap();
     let out = hanko_verify(&[
-        bad.to_str().unwrap(), "--data", doc.to_str().unwrap(), "--ca", root.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--data",
+        doc.to_str().unwrap(),
+        "--ca",
+        root.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("signature does not verify"), "{}", text(&out));
+    assert!(
+        text(&out).contains("signature does not verify"),
+        "{}",
+        text(&out)
+    );
 
     // A root with the dev root's very name but another key: names chain, signatures do not.
-    let subject = openssl(&work, &["x509", "-in", root.to_str().unwrap(), "-noout", "-subject", "-nameopt", "compat"]);
-    let subject = subject.trim().trim_start_matches("subject=").trim().to_owned();
+    let subject = openssl(
+        &work,
+        &[
+            "x509",
+            "-in",
+            root.to_str().unwrap(),
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "compat",
+        ],
+    );
+    let subject = subject
+        .trim()
+        .trim_start_matches("subject=")
+        .trim()
+        .to_owned();
     openssl(
         &work,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "fake-root.key", "-out", "fake-root.pem", "-days", "2", "-subj", &subject,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "fake-root.key",
+            "-out",
+            "fake-root.pem",
+            "-days",
+            "2",
+            "-subj",
+            &subject,
         ],
     );
     let fake = work.join("fake-root.pem");
     let out = hanko_verify(&[
-        tsr.to_str().unwrap(), "--data", doc.to_str().unwrap(), "--ca", fake.to_str().unwrap(),
+        tsr.to_str().unwrap(),
+        "--data",
+        doc.to_str().unwrap(),
+        "--ca",
+        fake.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("no chain to the --ca root"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no chain to the --ca root"),
+        "{}",
+        text(&out)
+    );
 
     let (exit, log) = server.stop();
     assert!(exit.success(), "{log}");
@@ -210,6 +278,14 @@ fn run_rfc3161_client(cases: &[serde_json::Value]) {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "rfc3161-client:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), cases.len(), "{stdout}");
+    assert!(
+        out.status.success(),
+        "rfc3161-client:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        cases.len(),
+        "{stdout}"
+    );
 }

@@ -25,6 +25,7 @@ use crate::state::AppState;
 mod health;
 mod log_api;
 mod metrics_route;
+mod policy;
 mod tsa;
 
 /// Largest request body any route accepts before the handler runs. A time-stamp request
@@ -37,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(health::routes())
         .merge(metrics_route::routes())
         .merge(tsa::routes())
+        .merge(policy::routes())
         .merge(log_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))

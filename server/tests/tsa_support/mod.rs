@@ -30,7 +30,12 @@ pub fn dev_server(tmp: &Path) -> (Server, PathBuf) {
 }
 
 /// HTTP/1.1 POST with `Connection: close`: (status, raw headers, body).
-pub fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     request(addr, "POST", path, Some(content_type), body)
 }
 
@@ -126,15 +131,15 @@ pub fn token_of(resp_der: &[u8]) -> (ContentInfo, TstInfo) {
     assert_eq!(resp.status.status, PkiStatus::Granted, "{:?}", resp.status);
     let token = resp.time_stamp_token.unwrap();
     let sd: SignedData = rasn::der::decode(token.content.as_bytes()).unwrap();
-    let tst: TstInfo =
-        rasn::der::decode(&sd.encap_content_info.content.clone().unwrap()).unwrap();
+    let tst: TstInfo = rasn::der::decode(&sd.encap_content_info.content.clone().unwrap()).unwrap();
     (token, tst)
 }
 
-/// An INTEGER's content octets, hex (the issuance log keeps serials as these bytes).
+/// A non-negative INTEGER's value as upper-case hex of its minimal unsigned bytes (the
+/// issuance log's form: no 00 sign octet).
 pub fn int_hex(i: &Integer) -> String {
     let der = rasn::der::encode(i).unwrap();
-    hex::encode_upper(&der[2..])
+    strip_zeros(&hex::encode_upper(&der[2..]))
 }
 
 /// `(serial hex, token DER)` of every timestamp record of the data dir's SQLite log
@@ -149,7 +154,11 @@ pub fn log_records(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -173,7 +182,11 @@ pub fn strip_zeros(h: &str) -> String {
 
 /// Runs openssl with `args` in `dir`; stdout + stderr, asserting success.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,0 +1,98 @@
+//! Serial numbers at server level: 200 sequential and 200 concurrent requests to one
+//! `hanko serve --dev` give 400 distinct serials; after SIGTERM and a restart on the same
+//! data directory 50 more repeat none; and every granted token is in the issuance log
+//! (read with the sqlite3 CLI once the server has stopped), byte for byte.
+#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
+
+#[allow(dead_code, reason = "shared with the other test binaries")]
+#[path = "integration/common.rs"]
+mod common;
+mod tsa_support;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use hanko_pki::HashAlgorithm;
+
+use crate::common::{Server, hanko};
+use crate::tsa_support::{dev_server, int_hex, log_records, request_der, timestamp, token_of};
+
+/// One request, returning (serial hex, token DER).
+fn stamp(addr: SocketAddr, i: u64) -> (String, Vec<u8>) {
+    let req = request_der(
+        HashAlgorithm::Sha256,
+        format!("document {i}").as_bytes(),
+        Some(i + 1),
+        i.is_multiple_of(2),
+        None,
+    );
+    let resp = timestamp(addr, &req);
+    let (token, tst) = token_of(&resp);
+    (
+        int_hex(&tst.serial_number),
+        rasn::der::encode(&token).unwrap(),
+    )
+}
+
+#[test]
+fn serials_are_unique_across_concurrency_and_restart_and_all_are_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, data) = dev_server(tmp.path());
+    let addr = server.addr;
+    let mut issued: HashMap<String, Vec<u8>> = HashMap::new();
+    let add = |issued: &mut HashMap<String, Vec<u8>>, (serial, token): (String, Vec<u8>)| {
+        assert!(
+            issued.insert(serial.clone(), token).is_none(),
+            "serial {serial} repeated"
+        );
+    };
+
+    for i in 0..200 {
+        add(&mut issued, stamp(addr, i));
+    }
+    // 200 concurrent: 50 client threads over loopback, 4 requests each (below the
+    // signing queue depth, so that every request is granted).
+    let threads: Vec<_> = (0..50u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                (0..4u64)
+                    .map(|k| stamp(addr, 1000 + t * 4 + k))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for r in t.join().unwrap() {
+            add(&mut issued, r);
+        }
+    }
+    assert_eq!(issued.len(), 400);
+
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    let server = Server::start(hanko(), &["--dev", "--data-dir", data.to_str().unwrap()]);
+    for i in 0..50 {
+        add(&mut issued, stamp(server.addr, 5000 + i));
+    }
+    assert_eq!(issued.len(), 450);
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+
+    let logged = log_records(&data);
+    assert_eq!(
+        logged.len(),
+        450,
+        "one record per granted token, nothing else"
+    );
+    let logged_serials: HashSet<&String> = logged.iter().map(|(s, _)| s).collect();
+    assert_eq!(logged_serials.len(), 450, "the log holds no serial twice");
+    for (serial, token) in &logged {
+        let sent = issued
+            .get(serial)
+            .unwrap_or_else(|| panic!("logged serial {serial} was never sent"));
+        assert_eq!(
+            sent, token,
+            "serial {serial}: the log holds the token that was sent"
+        );
+    }
+}
