@@ -184,30 +184,57 @@ fn hanko_store_redact(url: &str) -> String {
     hanko_store::redact_url(url)
 }
 
-/// One dev data directory per test binary (`hanko dev-init` once: key generation takes
-/// a while), under the target directory and reused across runs.
+/// One dev data directory per test binary (`hanko dev-init` once per run), under the
+/// target directory; made afresh by every run, so no state leaks from an earlier one.
 pub fn dev_data_dir(binary: &str) -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("hanko-log-tests")
             .join(binary);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
         let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
         assert!(out.status.success(), "dev-init: {}", text(&out));
         dir
     })
 }
 
-/// A config file for `serve --dev --config`: the data directory's dev `hanko.toml`
-/// plus `extra` (e.g. a `[store]` section, `[[api_keys]]`).
-pub fn dev_config_with(data_dir: &Path, dest: &Path, extra: &str) -> PathBuf {
+/// A config file for `serve --dev --config`: the data directory's dev `hanko.toml`,
+/// changed by `edit` (e.g. `[store] node_id`, `[[api_keys]]`), written to `dest`.
+pub fn dev_config_with(
+    data_dir: &Path,
+    dest: &Path,
+    edit: impl FnOnce(&mut toml::Table),
+) -> PathBuf {
     let base = std::fs::read_to_string(data_dir.join("hanko.toml")).unwrap();
-    std::fs::write(dest, format!("{base}\n{extra}\n")).unwrap();
+    let mut table: toml::Table = base.parse().unwrap();
+    edit(&mut table);
+    std::fs::write(dest, toml::to_string(&table).unwrap()).unwrap();
     dest.to_owned()
+}
+
+/// The `[store]` table of a config, created when missing.
+pub fn store_table(t: &mut toml::Table) -> &mut toml::Table {
+    t.entry("store")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .unwrap()
 }
 
 /// Starts `hanko serve --dev` over `data_dir`, logging to `db`, with optional config.
 pub fn start_dev_server(
+    data_dir: &Path,
+    db: &TestDb,
+    config: Option<&Path>,
+) -> crate::common::Server {
+    start_dev_server_with(hanko(), data_dir, db, config)
+}
+
+/// [`start_dev_server`] with a prepared command (e.g. another `RUST_LOG`).
+pub fn start_dev_server_with(
+    cmd: std::process::Command,
     data_dir: &Path,
     db: &TestDb,
     config: Option<&Path>,
@@ -222,7 +249,7 @@ pub fn start_dev_server(
     if let Some(c) = config {
         args.extend_from_slice(&["--config", c.to_str().unwrap()]);
     }
-    crate::common::Server::start(hanko(), &args)
+    crate::common::Server::start(cmd, &args)
 }
 
 // ---------------------------------------------------------------------------------------

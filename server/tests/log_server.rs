@@ -1,0 +1,292 @@
+//! The issuance log under a running `hanko serve --dev` (real SoftHSM token, real
+//! SQLite / PostgreSQL), checked from outside through HTTP and `hanko log ...`:
+//!
+//! - the log API: 401 without or with a wrong key, 403 without the scope, 200 with the
+//!   record and the exact token, 404 for an unknown serial; keys never reach the logs;
+//! - crash: SIGKILL in the middle of a concurrent load; every token a client received
+//!   is in the log with exactly its bytes, no serial repeats after the restart, and
+//!   `hanko log verify` passes (SQLite and PostgreSQL);
+//! - two server processes on one PostgreSQL database under concurrent load: no
+//!   duplicate serial, one verifying chain, each record carries its node's id.
+//!
+//! One dev data directory (one `dev-init`) serves every test of this binary; the load
+//! tests take turns (two cores).
+#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
+
+#[allow(
+    dead_code,
+    reason = "shared with the integration binary; not every helper is used here"
+)]
+#[path = "integration/common.rs"]
+mod common;
+#[allow(
+    dead_code,
+    reason = "shared by the log_* binaries; not every helper is used here"
+)]
+mod log_support;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::common::{hanko, run, text};
+use crate::log_support::{
+    Backend, Load, TestDb, assert_logged, dev_config_with, dev_data_dir, http, post_timestamp,
+    start_dev_server, start_dev_server_with, store_table, timestamp_request,
+};
+
+const BINARY: &str = "log_server";
+
+/// The load tests run one at a time: the machine has two cores.
+static LOAD: Mutex<()> = Mutex::new(());
+
+fn load_turn() -> std::sync::MutexGuard<'static, ()> {
+    LOAD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `hanko api-key new ...`: (the key, the `[[api_keys]]` table it printed).
+fn new_api_key(args: &[&str]) -> (String, toml::Table) {
+    let mut all = vec!["api-key", "new"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout
+        .lines()
+        .find(|l| l.starts_with("hanko_"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(stdout.matches(&key).count(), 1, "the key is printed once");
+    let snippet = &stdout[stdout.find("[[api_keys]]").unwrap()..];
+    assert!(!snippet.contains(&key), "the config snippet holds no key");
+    let mut t: toml::Table = snippet.parse().unwrap();
+    let entry = t.remove("api_keys").unwrap().as_array().unwrap()[0]
+        .as_table()
+        .unwrap()
+        .clone();
+    (key, entry)
+}
+
+fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn log_api_serves_records_to_authorised_clients_only() {
+    let dir = dev_data_dir(BINARY);
+    let db = TestDb::sqlite();
+    let (auditor_key, auditor) = new_api_key(&["--name", "auditor", "--scope", "log:read"]);
+    let (other_key, other) = new_api_key(&["--name", "no-scope"]);
+    let cfg = dev_config_with(dir, &db.dir.path().join("api.toml"), |t| {
+        t.insert(
+            "api_keys".into(),
+            toml::Value::Array(vec![toml::Value::Table(auditor), toml::Value::Table(other)]),
+        );
+    });
+    // Debug logs: a key must not appear even there.
+    let mut cmd = hanko();
+    cmd.env("RUST_LOG", "debug");
+    let server = start_dev_server_with(cmd, dir, &db, Some(&cfg));
+
+    let (serial, token, _) =
+        post_timestamp(server.addr, &timestamp_request(&[7; 32], 42)).expect("a granted token");
+    let path = format!("/api/v1/log/{serial}");
+    let get = |path: &str, auth: Option<&str>| {
+        let h: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        http(server.addr, "GET", path, &h, b"").unwrap()
+    };
+
+    let (status, h, _) = get(&path, None);
+    assert_eq!(status, 401);
+    assert!(
+        header(&h, "www-authenticate")
+            .unwrap()
+            .starts_with("Bearer"),
+        "{h:?}"
+    );
+    let wrong = format!("Bearer {}x", auditor_key);
+    let (status, h, _) = get(&path, Some(&wrong));
+    assert_eq!(status, 401);
+    assert!(
+        header(&h, "www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let (status, h, _) = get(&path, Some(&format!("Bearer {other_key}")));
+    assert_eq!(status, 403);
+    assert!(
+        header(&h, "www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+
+    let auth = format!("Bearer {auditor_key}");
+    let (status, h, body) = get(&path, Some(&auth));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&h, "content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["kind"], "timestamp");
+    assert_eq!(v["serial"], serial);
+    assert_eq!(v["policy"], "0.4.0.2023.1.1");
+    assert_eq!(v["client"], "anonymous");
+    assert_eq!(v["request_hash"], "07".repeat(32));
+    assert!(v["seq"].as_u64().unwrap() >= 1);
+    assert!(v["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!v["node_id"].as_str().unwrap().is_empty());
+    assert_eq!(v["chain_hash"].as_str().unwrap().len(), 64);
+    let stored = base64::engine::general_purpose::STANDARD
+        .decode(v["token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(stored, token, "the API returns exactly the token released");
+    // The same record under 0x and upper case.
+    let (status, _, body2) = get(
+        &format!("/api/v1/log/0x{}", serial.to_uppercase()),
+        Some(&auth),
+    );
+    assert_eq!((status, &body2), (200, &body));
+    // Unknown serial, malformed serial.
+    let (status, _, _) = get("/api/v1/log/7fffffffffffffff", Some(&auth));
+    assert_eq!(status, 404);
+    let (status, _, _) = get("/api/v1/log/not-hex", Some(&auth));
+    assert_eq!(status, 400);
+
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    assert!(out.contains("auditor"), "the key's name is logged: {out}");
+    for key in [&auditor_key, &other_key] {
+        assert!(
+            !out.contains(key.as_str()),
+            "an API key leaked into the log"
+        );
+        let tail = &key[key.len() - 16..];
+        assert!(
+            !out.contains(tail),
+            "part of an API key leaked into the log"
+        );
+    }
+}
+
+fn sorted_serials(grants: &[(String, Vec<u8>)]) -> Vec<u64> {
+    let mut v: Vec<u64> = grants
+        .iter()
+        .map(|(s, _)| u64::from_str_radix(s, 16).unwrap())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn crash_mid_load_loses_nothing(backend: Backend) {
+    let _turn = load_turn();
+    let dir = dev_data_dir(BINARY);
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let server = start_dev_server(dir, &db, None);
+    let load = Load::start(server.addr, 16, 1);
+    load.wait_for(150, Duration::from_secs(180));
+    // SIGKILL while the 16 clients are still sending (Server's Drop kills with SIGKILL).
+    drop(server);
+    let before = load.finish();
+    let serials_before = sorted_serials(&before);
+    assert_eq!(
+        serials_before.iter().collect::<HashSet<_>>().len(),
+        before.len(),
+        "a serial was granted twice before the crash"
+    );
+
+    let server = start_dev_server(dir, &db, None);
+    let load = Load::start(server.addr, 4, 2);
+    load.wait_for(40, Duration::from_secs(120));
+    let failures = load.failures.load(std::sync::atomic::Ordering::Relaxed);
+    let after = load.finish();
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    assert_eq!(failures, 0, "requests failed after the restart:\n{out}");
+    let serials_after = sorted_serials(&after);
+    // Serials reserved before the crash are never handed out again.
+    assert!(
+        serials_after[0] > *serials_before.last().unwrap(),
+        "serial reuse after restart: {:?} vs {:?}",
+        &serials_after[..3],
+        &serials_before[serials_before.len() - 3..]
+    );
+
+    // `export` refuses nothing and has each serial once (TestDb::export asserts that).
+    let log = db.export();
+    assert_logged(&before, &log);
+    assert_logged(&after, &log);
+    let ok = db.assert_verifies();
+    eprintln!(
+        "{backend:?}: {} tokens received before SIGKILL, {} logged in all ({} unanswered), {} after restart; {}",
+        before.len(),
+        log.len() - after.len(),
+        log.len() - after.len() - before.len(),
+        after.len(),
+        ok.trim()
+    );
+}
+
+#[test]
+fn crash_mid_load_loses_nothing_sqlite() {
+    crash_mid_load_loses_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn crash_mid_load_loses_nothing_postgres() {
+    crash_mid_load_loses_nothing(Backend::Postgres);
+}
+
+#[test]
+fn two_nodes_on_one_postgres_never_share_a_serial() {
+    let _turn = load_turn();
+    let dir = dev_data_dir(BINARY);
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let config = |node: &str| {
+        dev_config_with(dir, &db.dir.path().join(format!("{node}.toml")), |t| {
+            store_table(t).insert("node_id".into(), node.into());
+        })
+    };
+    let (cfg_a, cfg_b) = (config("node-a"), config("node-b"));
+    let a = start_dev_server(dir, &db, Some(&cfg_a));
+    let b = start_dev_server(dir, &db, Some(&cfg_b));
+    let load_a = Load::start(a.addr, 8, 0xa);
+    let load_b = Load::start(b.addr, 8, 0xb);
+    load_a.wait_for(120, Duration::from_secs(180));
+    load_b.wait_for(120, Duration::from_secs(180));
+    let failures =
+        [&load_a, &load_b].map(|l| l.failures.load(std::sync::atomic::Ordering::Relaxed));
+    let (grants_a, grants_b) = (load_a.finish(), load_b.finish());
+    let (exit_a, out_a) = a.stop();
+    let (exit_b, out_b) = b.stop();
+    assert!(exit_a.success(), "{out_a}");
+    assert!(exit_b.success(), "{out_b}");
+    assert_eq!(failures, [0, 0], "requests failed:\n{out_a}\n{out_b}");
+
+    let all: HashSet<&String> = grants_a.iter().chain(&grants_b).map(|(s, _)| s).collect();
+    assert_eq!(
+        all.len(),
+        grants_a.len() + grants_b.len(),
+        "a serial was issued twice"
+    );
+    let log = db.export();
+    assert_logged(&grants_a, &log);
+    assert_logged(&grants_b, &log);
+    for (grants, node) in [(&grants_a, "node-a"), (&grants_b, "node-b")] {
+        for (serial, _) in grants {
+            assert_eq!(log[serial]["node_id"], node, "serial {serial}");
+        }
+    }
+    // Both nodes' records interleave in one chain.
+    let ok = db.assert_verifies();
+    eprintln!(
+        "two nodes: {} + {} tokens, {} records; {}",
+        grants_a.len(),
+        grants_b.len(),
+        log.len(),
+        ok.trim()
+    );
+}
