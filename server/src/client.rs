@@ -113,7 +113,8 @@ pub struct VerifyArgs {
     /// The time-stamped data.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
-    /// Trust anchor(s): PEM file with the root certificate(s).
+    /// Trust anchor(s): PEM file with the root certificate(s). Every certificate in it
+    /// is trusted as an anchor (like openssl's -partial_chain), so give roots only.
     #[arg(long, value_name = "ROOT.pem")]
     pub ca: PathBuf,
     /// Further certificates to build the chain with (PEM), e.g. the TSA certificate and
