@@ -2,9 +2,10 @@
 # The whole test suite, as CI runs it: formatting, lints, every test of every crate.
 #
 # PostgreSQL must be reachable on 127.0.0.1:5432 with trust authentication for the
-# `postgres` user, so that the PostgreSQL tests of hanko-store run instead of skipping.
-# When `pg_isready` says it is not, this script installs Debian's postgresql, allows
-# trust logins from 127.0.0.1/::1 and starts the cluster (as root or through sudo).
+# `postgres` user, so that the PostgreSQL tests of hanko-store and hanko-server (log_*)
+# run: they fail, never skip, without it. When `pg_isready` says it is not, this script
+# installs Debian's postgresql, allows trust logins from 127.0.0.1/::1 and starts the
+# cluster (as root or through sudo). HANKO_SKIP_POSTGRES is refused here.
 #
 # Run ops/dev-setup.sh once first on a fresh machine.
 set -euo pipefail
@@ -18,6 +19,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 pg_ready() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
 
 ensure_postgres() {
+    if ! command -v pg_isready >/dev/null 2>&1; then
+        # A server may be there already (a CI service): ask it before installing one.
+        log "installing the PostgreSQL client tools from Debian"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            postgresql-client >/dev/null
+    fi
     if pg_ready; then
         log "PostgreSQL is reachable on 127.0.0.1:5432"
         return
@@ -50,12 +58,22 @@ ensure_postgres() {
     log "PostgreSQL $version is up"
 }
 
+if [ -n "${HANKO_SKIP_POSTGRES:-}" ]; then
+    log "HANKO_SKIP_POSTGRES is set: the full suite runs the PostgreSQL tests; unset it"
+    exit 1
+fi
 ensure_postgres
 if [ -z "${HANKO_TEST_POSTGRES_URL:-}" ]; then
     if ! psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1' </dev/null >/dev/null 2>&1; then
         log "PostgreSQL on 127.0.0.1:5432 does not let user postgres in without a password:"
         log "allow trust for 127.0.0.1 in pg_hba.conf (test machines only), or set"
         log "HANKO_TEST_POSTGRES_URL=postgres://user:password@127.0.0.1:5432/postgres"
+        exit 1
+    fi
+    # The tests create (and drop) a database each.
+    if [ "$(psql -h 127.0.0.1 -U postgres -tAc \
+        'SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user')" != t ]; then
+        log "user postgres on 127.0.0.1:5432 may not CREATE DATABASE; the tests need to"
         exit 1
     fi
     # The conventional test database (user postgres, db test).
