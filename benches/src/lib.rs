@@ -14,3 +14,4 @@
 
 pub mod hsm;
 pub mod stats;
+pub mod tsa;

@@ -15,11 +15,14 @@ struct Cli {
 enum Command {
     /// Raw signing throughput of the HSM signing pool (SoftHSM by default).
     Hsm(hanko_bench::hsm::Args),
+    /// The TSA over HTTP (a `hanko serve --dev` child), as a ratio to the raw HSM rate.
+    Tsa(hanko_bench::tsa::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Hsm(args) => hanko_bench::hsm::run(args),
+        Command::Tsa(args) => hanko_bench::tsa::run(args),
     }
 }
