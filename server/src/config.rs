@@ -130,8 +130,18 @@ pub struct StoreSection {
     pub keep_tokens: Option<bool>,
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
+    /// `store.linger_ms`: how long the log writer waits for more records before
+    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 0:
+    /// commit at once). Bigger batches cost less per record; each record waits up to this
+    /// much longer. See benches/RESULTS.md for measured effects.
+    pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
     pub serial_block: Option<u64>,
+    /// `store.durability`: `"full"` (the default: a token is sent only once its record
+    /// is committed) or `"none"`: DEVELOPMENT ONLY, accepted only with `--dev`; tokens are
+    /// sent without being logged. It exists so that benchmarks can measure what the log
+    /// costs (`hanko-bench tsa --log off`).
+    pub durability: Option<String>,
 }
 
 /// `[log]`.
@@ -251,6 +261,18 @@ pub struct StoreSettings {
     pub options: hanko_store::StoreOptions,
     /// Serials reserved per round trip.
     pub serial_block: u64,
+    /// Whether granted tokens are logged before they are sent.
+    pub durability: Durability,
+}
+
+/// `store.durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every granted token is committed to the log before it is sent (the only
+    /// production setting).
+    Full,
+    /// Tokens are not logged at all. Development and benchmarks only (`--dev`).
+    None,
 }
 
 /// One key to load, resolved.
@@ -374,6 +396,12 @@ impl FileConfig {
         }
         let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
         let store = resolve_store(self.store, o, &data_dir)?;
+        if store.durability == Durability::None && !dev {
+            bail!(
+                "store.durability = \"none\" (tokens not logged) is accepted only with --dev; \
+                 production always logs every token before sending it"
+            );
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -511,6 +539,12 @@ fn resolve_store(s: StoreSection, o: &Overrides, data_dir: &Path) -> anyhow::Res
         }
         options.max_batch = b;
     }
+    if let Some(ms) = s.linger_ms {
+        if !(0.0..=100.0).contains(&ms) {
+            bail!("store.linger_ms must be between 0 and 100, got {ms}");
+        }
+        options.linger = Duration::from_secs_f64(ms / 1000.0);
+    }
     let serial_block = s.serial_block.unwrap_or(hanko_store::DEFAULT_BLOCK);
     if serial_block == 0 || serial_block > hanko_store::MAX_BLOCK {
         bail!(
@@ -518,10 +552,18 @@ fn resolve_store(s: StoreSection, o: &Overrides, data_dir: &Path) -> anyhow::Res
             hanko_store::MAX_BLOCK
         );
     }
+    let durability = match s.durability.as_deref() {
+        None | Some("full") => Durability::Full,
+        Some("none") => Durability::None,
+        Some(other) => {
+            bail!("store.durability = \"{other}\": expected \"full\" or \"none\" (dev only)")
+        }
+    };
     Ok(StoreSettings {
         database_url,
         options,
         serial_block,
+        durability,
     })
 }
 
@@ -555,6 +597,40 @@ mod tests {
         assert!(!cfg.keys.is_empty());
         let cfg = raw.resolve(&Overrides::default()).unwrap();
         assert_ne!(cfg.listen.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn durability_none_only_in_dev() {
+        let text = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                    [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                    [store]\ndurability = \"none\"\n";
+        let raw: FileConfig = toml::from_str(text).unwrap();
+        let e = raw.clone().resolve(&Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("only with --dev"), "{e}");
+        let dev = Overrides {
+            dev: true,
+            ..Default::default()
+        };
+        let cfg = raw.resolve(&dev).unwrap();
+        assert_eq!(cfg.store.durability, Durability::None);
+        let raw: FileConfig = toml::from_str(&text.replace("\"none\"", "\"fast\"")).unwrap();
+        assert!(raw.resolve(&dev).is_err());
+    }
+
+    #[test]
+    fn linger_ms_is_bounded() {
+        let base = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                    [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                    [store]\n";
+        let cfg = |linger: &str| {
+            toml::from_str::<FileConfig>(&format!("{base}linger_ms = {linger}\n"))
+                .unwrap()
+                .resolve(&Overrides::default())
+        };
+        let ok = cfg("2.5").unwrap();
+        assert_eq!(ok.store.options.linger, Duration::from_micros(2500));
+        assert!(cfg("150").is_err());
+        assert!(cfg("-1.0").is_err());
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Issuer {
     tsa: Arc<Tsa>,
     units: Vec<Arc<TimeStampUnit>>,
     store: Store,
+    /// False only with the dev-only `store.durability = "none"` (benchmarks).
+    log_appends: bool,
 }
 
 impl Issuer {
@@ -82,7 +84,16 @@ impl Issuer {
             tsa,
             units,
             store,
+            log_appends: true,
         }
+    }
+
+    /// DEVELOPMENT ONLY (`store.durability = "none"`, refused without `--dev`): granted
+    /// tokens are sent without being logged, so that benchmarks can measure the log's
+    /// cost. Breaks the rule this module exists for; never in production.
+    pub fn without_log_appends_dev_only(mut self) -> Self {
+        self.log_appends = false;
+        self
     }
 
     /// Records what `GET /tsa/policy` discloses: which unit signs which policy, and the
@@ -131,6 +142,9 @@ impl Issuer {
             Outcome::Granted(token) => token,
             Outcome::Rejected(_) => return response.der,
         };
+        if !self.log_appends {
+            return response.der;
+        }
         let record = NewRecord {
             kind: RecordKind::Timestamp,
             serial: token.serial.as_be_bytes().to_vec(),

@@ -188,6 +188,10 @@ fn dev_init_command(args: DevInitArgs) -> anyhow::Result<()> {
 }
 
 /// Where `serve` gets its configuration from, decided before the runtime starts.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value, built once at start-up"
+)]
 enum Plan {
     /// Production: a checked configuration.
     Production(Config),
@@ -432,10 +436,18 @@ pub fn build_issuer(
     if let Err(e) = tsa.check_ready() {
         tracing::warn!(error = %e, "the TSA cannot issue yet");
     }
-    Ok(issuance::Issuer::new(
+    let issuer = issuance::Issuer::new(
         tsa,
         units.into_iter().map(|(_, u)| u).collect(),
         store.clone(),
     )
-    .with_disclosure(policy_units, settings.clock_source.name()))
+    .with_disclosure(policy_units, settings.clock_source.name());
+    if cfg.store.durability == config::Durability::None {
+        // resolve() refuses this outside --dev.
+        tracing::warn!("==================================================================");
+        tracing::warn!("store.durability = \"none\": TOKENS ARE NOT LOGGED (dev/benchmark only)");
+        tracing::warn!("==================================================================");
+        return Ok(issuer.without_log_appends_dev_only());
+    }
+    Ok(issuer)
 }
