@@ -75,6 +75,14 @@ pub struct Args {
     /// default), `off` or `both`.
     #[arg(long, value_enum, default_value_t = Both::On)]
     pub verify: Both,
+    /// `store.linger_ms` values for the log-on configurations (comma-separated; one
+    /// server run each). Default: the server's default (no key written).
+    #[arg(long, value_delimiter = ',')]
+    pub linger_ms: Vec<f64>,
+    /// Issuance log database for the server (`postgres://...`), passed to it as
+    /// `HANKO_DATABASE_URL`. Default: the dev SQLite file in the data directory.
+    #[arg(long, env = "HANKO_BENCH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Distinct requests (random imprints and nonces) pre-built per key.
     #[arg(long, default_value_t = 1024)]
     pub requests: usize,
@@ -139,6 +147,8 @@ const KEYS: [BenchKey; 2] = [
 struct Row {
     key: BenchKey,
     log: bool,
+    /// `store.linger_ms`, when the bench set it.
+    linger: Option<f64>,
     verify: bool,
     clients: usize,
     load: LoadResult,
@@ -299,22 +309,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(1);
 
     println!(
-        "hanko-bench tsa: {} s per row, server {} on {addr}, hsm workers {workers}, {ncpu} CPUs, data dir {}",
+        "hanko-bench tsa: {} s per row, server {} on {addr}, hsm workers {workers}, {ncpu} CPUs, data dir {}, log in {}",
         args.seconds,
         hanko.display(),
-        dir.display()
+        dir.display(),
+        if args.database_url.is_some() {
+            "the given database"
+        } else {
+            "SQLite"
+        }
     );
     print_header();
     let mut rows = Vec::new();
+    if args.linger_ms.iter().any(|l| !(0.0..=100.0).contains(l)) {
+        bail!("--linger-ms values must be between 0 and 100");
+    }
+    let mut log_configs: Vec<(bool, Option<f64>)> = Vec::new();
     for log in args.log.values(true) {
+        if log && !args.linger_ms.is_empty() {
+            log_configs.extend(args.linger_ms.iter().map(|l| (true, Some(*l))));
+        } else {
+            log_configs.push((log, None));
+        }
+    }
+    for (log, linger) in log_configs {
         for verify in args.verify.values(false) {
             let cfg_path = dir.join(format!(
                 "bench-log-{}-verify-{}.toml",
                 on_off(log),
                 on_off(verify)
             ));
-            std::fs::write(&cfg_path, bench_config(&base, log, verify)?)?;
-            let server = Server::start(&hanko, &cfg_path, &dir, &addr)?;
+            std::fs::write(&cfg_path, bench_config(&base, log, linger, verify)?)?;
+            let server =
+                Server::start(&hanko, &cfg_path, &dir, &addr, args.database_url.as_deref())?;
             client_rt.block_on(server.wait_ready(Duration::from_secs(180)))?;
             for (k, reqs) in keys.iter().zip(&requests) {
                 // The server is idle now: measure the token alone, same pool shape.
@@ -333,6 +360,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let row = Row {
                         key: *k,
                         log,
+                        linger,
                         verify,
                         clients,
                         cpu: CpuTimes::split(&c0, &c1, ncpu),
@@ -355,9 +383,22 @@ fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
+/// The log column: `off`, `on`, or `on/1.0ms` (with `store.linger_ms`).
+fn log_label(log: bool, linger: Option<f64>) -> String {
+    match (log, linger) {
+        (true, Some(ms)) => format!("on/{ms}ms"),
+        _ => on_off(log).to_owned(),
+    }
+}
+
 /// The dev config with verify-after-sign set and, for "log off", `store.durability =
-/// "none"`.
-fn bench_config(base: &toml::Table, log: bool, verify: bool) -> anyhow::Result<String> {
+/// "none"`, else `store.linger_ms` if given.
+fn bench_config(
+    base: &toml::Table,
+    log: bool,
+    linger: Option<f64>,
+    verify: bool,
+) -> anyhow::Result<String> {
     let mut t = base.clone();
     let hsm = t
         .entry("hsm")
@@ -366,14 +407,19 @@ fn bench_config(base: &toml::Table, log: bool, verify: bool) -> anyhow::Result<S
         bail!("[hsm] in hanko.toml is not a table");
     };
     hsm.insert("verify_after_sign".into(), toml::Value::Boolean(verify));
-    if !log {
+    let store_setting = match (log, linger) {
+        (false, _) => Some(("durability", toml::Value::String("none".into()))),
+        (true, Some(ms)) => Some(("linger_ms", toml::Value::Float(ms))),
+        (true, None) => None,
+    };
+    if let Some((name, value)) = store_setting {
         let store = t
             .entry("store")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let Some(store) = store.as_table_mut() else {
             bail!("[store] in hanko.toml is not a table");
         };
-        store.insert("durability".into(), toml::Value::String("none".into()));
+        store.insert(name.into(), value);
     }
     Ok(format!(
         "# Written by hanko-bench tsa: DEVELOPMENT ONLY.\n{}",
@@ -389,13 +435,24 @@ struct Server {
 }
 
 impl Server {
-    fn start(hanko: &Path, config: &Path, dir: &Path, addr: &str) -> anyhow::Result<Server> {
+    fn start(
+        hanko: &Path,
+        config: &Path,
+        dir: &Path,
+        addr: &str,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Server> {
         let log_path = dir.join("bench-server.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)?;
-        let child = Command::new(hanko)
+        let mut cmd = Command::new(hanko);
+        match database_url {
+            Some(url) => cmd.env("HANKO_DATABASE_URL", url),
+            None => cmd.env_remove("HANKO_DATABASE_URL"),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--dev")
             .arg("--config")
@@ -406,7 +463,6 @@ impl Server {
             .arg(addr)
             .env_remove("HANKO_PIN")
             .env_remove("HANKO_PIN_FILE")
-            .env_remove("HANKO_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -930,7 +986,7 @@ fn machine_busy_ticks() -> Option<u64> {
 
 fn print_header() {
     println!(
-        "{:<12} {:>4} {:>6} {:>7} {:>8} {:>7} {:>7} {:>6} {:>9} {:>6} {:>11} {:>14}",
+        "{:<12} {:>9} {:>6} {:>7} {:>8} {:>7} {:>7} {:>6} {:>9} {:>6} {:>11} {:>14}",
         "key",
         "log",
         "verify",
@@ -963,9 +1019,9 @@ fn print_row(r: &Row) {
         0.0
     };
     println!(
-        "{:<12} {:>4} {:>6} {:>7} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9.1} {:>6.3} {:>11} {:>4.0}/{:>2.0}/{:>2.0} %",
+        "{:<12} {:>9} {:>6} {:>7} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9.1} {:>6.3} {:>11} {:>4.0}/{:>2.0}/{:>2.0} %",
         r.key.name,
-        on_off(r.log),
+        log_label(r.log, r.linger),
         on_off(r.verify),
         r.clients,
         r.load.rate(),
@@ -994,7 +1050,7 @@ fn print_summary(rows: &[Row]) {
             "{} log {} verify {} clients {}: {:.1} req/s = {:.3} x raw {:.1} signs/s \
              (raw p50 {:.2} ms, p99 {:.2} ms, raw errors {}); target {:.2}: {}",
             r.key.name,
-            on_off(r.log),
+            log_label(r.log, r.linger),
             on_off(r.verify),
             r.clients,
             r.load.rate(),
@@ -1045,10 +1101,11 @@ fn print_summary(rows: &[Row]) {
         {
             let q = on.load.rate() / off.load.rate();
             println!(
-                "{} verify {} clients {}: log on / log off = {:.3} ({:.1} / {:.1} req/s); target >= 0.90: {}",
+                "{} verify {} clients {}: log {} / log off = {:.3} ({:.1} / {:.1} req/s); target >= 0.90: {}",
                 on.key.name,
                 on_off(on.verify),
                 on.clients,
+                log_label(true, on.linger),
                 q,
                 on.load.rate(),
                 off.load.rate(),
@@ -1106,10 +1163,21 @@ mod tests {
         let base: toml::Table = "dev = true\n[hsm]\nworkers = 2\nverify_after_sign = true\n"
             .parse()
             .unwrap();
-        let off: toml::Table = bench_config(&base, false, false).unwrap().parse().unwrap();
+        let off: toml::Table = bench_config(&base, false, None, false)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(off["hsm"]["verify_after_sign"].as_bool(), Some(false));
         assert_eq!(off["store"]["durability"].as_str(), Some("none"));
-        let on: toml::Table = bench_config(&base, true, true).unwrap().parse().unwrap();
+        let on: toml::Table = bench_config(&base, true, None, true)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(on.get("store").is_none());
+        let on: toml::Table = bench_config(&base, true, Some(0.5), true)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(on["store"]["linger_ms"].as_float(), Some(0.5));
     }
 }
