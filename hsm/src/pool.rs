@@ -145,6 +145,7 @@ struct Counters {
     verify_failures: AtomicU64,
     abandoned_workers: AtomicU64,
     deadline_expired: AtomicU64,
+    refused: AtomicU64,
     errors: [AtomicU64; KINDS.len()],
     failed_attempts: [AtomicU64; KINDS.len()],
 }
@@ -153,8 +154,8 @@ struct Counters {
 ///
 /// Every request is counted exactly once, in `signatures` or in `errors`. Attempts are
 /// counted separately: a request makes one attempt on the token, or two when the first
-/// failed and was retried, so `failed_attempts` = `retries` + the errors that came from
-/// a failed (last) attempt.
+/// failed and was retried. So, unless a deadline passed while an attempt was running,
+/// `total_errors()` = `total_failed_attempts() - retries + refused + deadline_expired`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
@@ -176,6 +177,9 @@ pub struct PoolStats {
     pub abandoned_workers: u64,
     /// Requests answered `Timeout` by the watchdog (queued or in flight).
     pub deadline_expired: u64,
+    /// Requests answered with an error without an attempt on the token: queue full,
+    /// token not ready (recovering), pool closed.
+    pub refused: u64,
 }
 
 impl PoolStats {
@@ -271,9 +275,10 @@ impl Shared {
         let _ = reply.send(result);
     }
 
-    /// An error for a request that never became a job.
+    /// An error for a request that gets no attempt on the token.
     fn refuse(&self, e: &Error) -> SignError {
         let se = self.error(e);
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
         self.count::<()>(&Err(se.clone()));
         se
     }
@@ -376,6 +381,7 @@ impl HsmSigner {
             verify_failures: get(&c.verify_failures),
             abandoned_workers: get(&c.abandoned_workers),
             deadline_expired: get(&c.deadline_expired),
+            refused: get(&c.refused),
         }
     }
 
@@ -554,7 +560,7 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             continue; // the caller went away
         }
         if !sh.hsm.is_ready() {
-            sh.answer(reply, Err(sh.error(&Error::NotReady(sh.hsm.label.clone()))));
+            let _ = reply.send(Err(sh.refuse(&Error::NotReady(sh.hsm.label.clone()))));
             continue;
         }
         {
