@@ -10,18 +10,21 @@
 //!
 //! ```text
 //!   async caller ── Signer::sign ──> hash in software, build the block to sign
-//!                                        │ try_send (queue full -> Busy at once)
+//!                                        │ queue full -> Busy at once
 //!                                        v
 //!                 bounded queue ──> worker 1 .. worker N (OS threads, one Session each)
 //!                                        │ C_Sign under the module's read lock
 //!                                        v
-//!                 oneshot reply <── verify-after-sign (optional) <── signature
+//!                 oneshot reply <── verify-after-sign <── signature
+//!                                   (a failed attempt: one retry on a fresh session)
 //!
-//!   watchdog: a worker stuck past `call_timeout` is abandoned, its job answered with
-//!             Timeout, a replacement worker started.
-//!   supervisor: on device loss (CKR_DEVICE_REMOVED, ...) mark not ready, fail queued jobs,
-//!             C_Finalize + C_Initialize under the write lock, find the token by label,
-//!             log in, check the keys; workers re-open their sessions by themselves.
+//!   watchdog: a request past its deadline (call_timeout after submission, queued or in
+//!             flight) is answered Timeout; a worker stuck past call_timeout is
+//!             abandoned and a replacement started.
+//!   supervisor: on device loss (CKR_DEVICE_REMOVED, ... twice in a row) mark not ready,
+//!             fail queued jobs, then under the READ lock find the token by label, open a
+//!             new login session, log in, find the keys; workers re-open their sessions.
+//!             C_Finalize + C_Initialize (write lock, bounded wait) only as a last resort.
 //! ```
 //!
 //! # Why these choices
@@ -104,11 +107,22 @@ pub struct PoolConfig {
     pub workers: usize,
     /// Jobs that may wait for a worker; when full, `sign` fails at once with `Busy`.
     pub queue_depth: usize,
-    /// Longest time one PKCS#11 signing call may take before its worker is abandoned and
-    /// the job answered with `Timeout`.
+    /// The deadline of a request, counted from `sign`: time in the queue, the PKCS#11
+    /// calls and the one retry together. A request not answered by then gets `Timeout`
+    /// (within the watchdog's tick of at most 50 ms). A worker whose job has run this
+    /// long is abandoned and replaced.
     pub call_timeout: Duration,
     /// Verify each signature in software against the key's SubjectPublicKeyInfo before
-    /// handing it out (catches faulty hardware; costs a verification per signature).
+    /// handing it out; a signature that fails is never handed out (`BadSignature`,
+    /// counted in `hanko_hsm_verify_failures_total`, retried once on a fresh session).
+    ///
+    /// Default **on for every key type**. For RSA it costs ~6 % of the signing rate. For
+    /// ECDSA P-256 on SoftHSM it costs ~75 % of the raw rate (19 000 -> 4 800 signs/s per
+    /// core, benches/RESULTS.md), which is still far above what the TSA front end needs
+    /// per core, while a wrong signature from a TSA is only found by the relying party,
+    /// after the fact. So the default is the same for both; set it to `false` per pool
+    /// (each key has its own pool) for an ECDSA key on an HSM you trust when the
+    /// headroom is needed.
     pub verify_after_sign: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Soak: two signing pools (RSA-3072 and ECDSA P-256, verify-after-sign on) under
 //! concurrent load for `HANKO_SOAK_SECS` seconds (default 20), with random faults on
-//! about 1 % of `C_Sign`/`C_SignInit` calls: each of the six device errors, and one
-//! flipped signature bit. Seeded (`seed 4242`, or `HANKO_SOAK_SEED`), so a run repeats.
+//! 1 % of the `C_Sign` and 1 % of the `C_SignInit` calls: each of the six device errors,
+//! and one flipped signature bit. Seeded (`seed 4242`, or `HANKO_SOAK_SEED`), so a run repeats.
 //!
 //! It prints a report (requests served, faults injected from the mock's stats, errors
 //! by class, retries) and asserts that the counts add up:
@@ -40,16 +40,18 @@ const KINDS: [SignErrorKind; 7] = [
 ];
 
 fn faults(seed: u64) -> String {
-    // Per call ~1 % in all (each C_Sign line counts the length query and the data call).
+    // 1 % of the C_Sign calls and 1 % of the C_SignInit calls (probabilities are per
+    // call and per rule; cryptoki makes one C_SignInit and two C_Sign calls, the length
+    // query and the data call, per attempt, so ~3 % of attempts meet a fault).
     format!(
         "seed {seed}\n\
-         fault fn=C_Sign rv=CKR_DEVICE_ERROR mode=prob p=0.002\n\
-         fault fn=C_Sign rv=CKR_GENERAL_ERROR mode=prob p=0.001\n\
-         fault fn=C_SignInit rv=CKR_FUNCTION_FAILED mode=prob p=0.002\n\
-         fault fn=C_Sign rv=CKR_SESSION_HANDLE_INVALID mode=prob p=0.001\n\
-         fault fn=C_SignInit rv=CKR_DEVICE_REMOVED mode=prob p=0.001\n\
+         fault fn=C_Sign rv=CKR_DEVICE_ERROR mode=prob p=0.003\n\
+         fault fn=C_Sign rv=CKR_GENERAL_ERROR mode=prob p=0.002\n\
+         fault fn=C_Sign rv=CKR_SESSION_HANDLE_INVALID mode=prob p=0.002\n\
          fault fn=C_Sign rv=CKR_TOKEN_NOT_PRESENT mode=prob p=0.001\n\
-         corrupt fn=C_Sign mode=prob p=0.002\n"
+         corrupt fn=C_Sign mode=prob p=0.002\n\
+         fault fn=C_SignInit rv=CKR_FUNCTION_FAILED mode=prob p=0.006\n\
+         fault fn=C_SignInit rv=CKR_DEVICE_REMOVED mode=prob p=0.004\n"
     )
 }
 
