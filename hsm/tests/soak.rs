@@ -8,7 +8,8 @@
 //! * requests sent = signatures + errors (caller side), and the pools count the same;
 //! * faults injected into signing calls = failed attempts (`Device` + `DeviceLost`),
 //!   flipped bits = `BadSignature` attempts = verify-after-sign failures;
-//! * errors = failed attempts − retries + refusals (+ deadline expiries);
+//! * errors = failed attempts − retries + refusals (+ deadline expiries), and fewer
+//!   than 0.2 % of requests fail after a retry (refusals during recoveries are reported);
 //! * no invalid signature was handed out, no request waited past its deadline + margin.
 //!
 //! `cargo test -p hanko-hsm --release --test soak` (`HANKO_SOAK_SECS=120` for the long
@@ -221,6 +222,8 @@ fn report(runs: &[Run], before: &Stats, after: &Stats, elapsed: Duration, seed: 
     }
     let sent: u64 = runs.iter().map(|r| r.out.sent).sum();
     let errors: u64 = runs.iter().map(|r| r.out.errors_total()).sum();
+    let refused: u64 = runs.iter().map(|r| r.ps.refused).sum();
+    let expired: u64 = runs.iter().map(|r| r.ps.deadline_expired).sum();
     let retries_ok: u64 = runs.iter().map(|r| r.ps.retries_succeeded).sum();
     println!(
         "\nInjected {faults} faults + {corrupt} flipped bits = {} failed attempts + {} withheld signatures; \
@@ -232,8 +235,16 @@ fn report(runs: &[Run], before: &Stats, after: &Stats, elapsed: Duration, seed: 
     assert!(faults + corrupt > 0, "nothing injected");
     assert_eq!(faults, failed_attempts, "device faults vs failed attempts");
     assert_eq!(corrupt, verify_failures, "flipped bits vs verify failures");
+    // Refusals (`DeviceLost` at once while a recovery runs) come in bursts whose size
+    // depends on how fast the callers retry; they are reported, not bounded. Failures
+    // that came out of attempts must be rare: both the attempt and its retry failed.
+    let from_attempts = errors - refused - expired;
+    println!(
+        "Errors: {from_attempts} after a failed retry, {refused} refused while recovering, \
+         {expired} past the deadline."
+    );
     assert!(
-        errors * 100 < sent,
-        "more than 1 % of requests failed: {errors} of {sent}"
+        from_attempts * 500 < sent,
+        "more than 0.2 % of requests failed after a retry: {from_attempts} of {sent}"
     );
 }

@@ -50,8 +50,12 @@ pub fn mock_so() -> PathBuf {
     if let Some(p) = candidates.iter().find(|p| p.exists()) {
         return p.clone();
     }
+    let mut args = vec!["build", "-p", "hanko-pkcs11-mock"];
+    if !cfg!(debug_assertions) {
+        args.push("--release"); // into this profile's directory, where it is looked for
+    }
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-p", "hanko-pkcs11-mock"])
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .unwrap();
