@@ -1,5 +1,5 @@
 //! `hanko-bench`: the command line. Each subcommand lives in its own module of the
-//! library (`hanko_bench::hsm`, later `hanko_bench::tsa`); this file only dispatches.
+//! library (`hanko_bench::hsm`, `hanko_bench::tsa`); this file only dispatches.
 
 use clap::{Parser, Subcommand};
 
