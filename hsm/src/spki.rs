@@ -98,22 +98,7 @@ fn der_uint(v: &[u8]) -> Vec<u8> {
     tlv(0x02, &content)
 }
 
-/// One DER TLV with a single-byte tag and a minimal definite length.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
+pub(crate) use hanko_pki::alg::tlv;
 
 /// DER `ECDSA-Sig-Value` from PKCS#11's raw `r || s`.
 pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {

@@ -404,8 +404,10 @@ pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
     None
 }
 
-/// Encodes one DER TLV with a definite, minimal length.
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// Encodes one DER TLV (single-byte tag) with a definite, minimal length. The one copy
+/// of this helper in the workspace: hsm and tsa use it for the few structures they
+/// write by hand (ECDSA-Sig-Value, SPKI, fixed responses).
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 6);
     out.push(tag);
     let len = content.len();
@@ -422,7 +424,7 @@ pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// Reads one DER TLV with a single-byte tag: `(tag, content, rest)`.
-pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -153,20 +153,7 @@ const SYSTEM_FAILURE_DER: &[u8] = &[
     b'm', b' ', b'f', b'a', b'i', b'l', 0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40,
 ];
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
+use hanko_pki::alg::tlv;
 
 /// The directoryName GeneralName of a certificate subject, only if rasn re-encodes the
 /// Name to the very same bytes (so TSTInfo.tsa matches the certificate exactly).
