@@ -93,4 +93,16 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --workspace --no-fail-fast
+
+# The request decoder under libFuzzer for a bounded time (HANKO_FUZZ_SECS, default 60;
+# 0 skips). Stable toolchain: cargo-fuzz's nightly flags come from RUSTC_BOOTSTRAP=1.
+fuzz_secs="${HANKO_FUZZ_SECS:-60}"
+if [ "$fuzz_secs" != 0 ]; then
+    if ! command -v cargo-fuzz >/dev/null 2>&1; then
+        log "installing cargo-fuzz"
+        cargo install --locked --quiet cargo-fuzz
+    fi
+    log "fuzz smoke: ${fuzz_secs} s per target"
+    ./fuzz/smoke.sh "$fuzz_secs"
+fi
 log "all tests passed"
