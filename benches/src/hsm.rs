@@ -209,15 +209,35 @@ async fn measure(
     for w in warm {
         w.await?.context("warm-up signature")?;
     }
-    // A message the size of typical CMS signed attributes.
+    let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;
+    Ok(Row {
+        key,
+        workers,
+        verify,
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
+}
+
+/// Opens the token in `dir`, creating config, token and PIN if the directory is new.
+/// Keeps `callers` concurrent callers signing a 220-byte message (the size of typical CMS
+/// signed attributes) through `signer` for `seconds`; returns their latency samples and
+/// the elapsed seconds. The raw HSM rate of both `hanko-bench hsm` and `hanko-bench tsa`.
+pub(crate) async fn drive_signer<S: Signer + 'static>(
+    signer: Arc<S>,
+    callers: usize,
+    seconds: Duration,
+) -> anyhow::Result<(Samples, f64)> {
     let message = vec![0x5au8; 220];
     let start = Instant::now();
     let deadline = start + seconds;
-    let mut clients = Vec::new();
-    for _ in 0..2 * workers {
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
         let s = signer.clone();
         let msg = message.clone();
-        clients.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             while Instant::now() < deadline {
                 let t0 = Instant::now();
@@ -235,22 +255,12 @@ async fn measure(
         }));
     }
     let mut all = Samples::default();
-    for c in clients {
-        all.merge(c.await?);
+    for t in tasks {
+        all.merge(t.await?);
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    Ok(Row {
-        key,
-        workers,
-        verify,
-        rate: all.count() as f64 / elapsed,
-        p50_ms: all.quantile_ms(0.50),
-        p99_ms: all.quantile_ms(0.99),
-        errors: all.errors,
-    })
+    Ok((all, start.elapsed().as_secs_f64()))
 }
 
-/// Opens the token in `dir`, creating config, token and PIN if the directory is new.
 fn open_token(dir: &Path, args: &Args) -> anyhow::Result<Hsm> {
     let conf = dir.join("softhsm2.conf");
     let token_dir = dir.join("softhsm");

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
-use hanko_pki::{HashAlgorithm, SignErrorKind, SignatureAlgorithm, Signer};
+use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -866,35 +866,7 @@ async fn raw_rate(
     for _ in 0..2 * workers {
         signer.sign(b"warm-up").await.context("warm-up signature")?;
     }
-    let message = vec![0x5au8; 220];
-    let start = Instant::now();
-    let deadline = start + seconds;
-    let mut callers = Vec::new();
-    for _ in 0..2 * workers {
-        let s = signer.clone();
-        let msg = message.clone();
-        callers.push(tokio::spawn(async move {
-            let mut samples = Samples::default();
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                match s.sign(&msg).await {
-                    Ok(_) => samples.push(t0.elapsed()),
-                    Err(e) => {
-                        samples.errors += 1;
-                        if e.kind() == SignErrorKind::Busy {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                }
-            }
-            samples
-        }));
-    }
-    let mut all = Samples::default();
-    for c in callers {
-        all.merge(c.await?);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let (all, elapsed) = crate::hsm::drive_signer(signer, 2 * workers, seconds).await?;
     Ok(RawResult {
         rate: all.count() as f64 / elapsed,
         p50_ms: all.quantile_ms(0.50),
