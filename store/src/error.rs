@@ -55,6 +55,39 @@ pub enum Error {
         source: Arc<sqlx::Error>,
     },
 
+    /// A statement on the SQLite log writer's own connection failed (appends and serial
+    /// reservations on SQLite run there, see `backend/sqlite_writer.rs`). `op` names what
+    /// the store was doing.
+    #[error("issuance log {op} failed: {message}")]
+    Sqlite {
+        /// The store operation that failed.
+        op: &'static str,
+        /// SQLite's extended result code, when SQLite returned one.
+        code: Option<i32>,
+        /// SQLite's description of the failure.
+        message: String,
+    },
+
+    /// The log was opened read-only ([`crate::Store::open_read_only`]): appends and serial
+    /// reservations are refused.
+    #[error("issuance log is open read-only")]
+    ReadOnly,
+
+    /// A read-only open found a schema other than the one this build reads. `hanko serve`
+    /// of the same version migrates the log when it starts.
+    #[error(
+        "issuance log at {target} has schema {found}; this build reads version {expected} \
+         (start the matching `hanko serve` once to migrate it)"
+    )]
+    Schema {
+        /// The URL with any password and query string removed.
+        target: String,
+        /// What the database holds.
+        found: String,
+        /// The newest migration version this build embeds.
+        expected: i64,
+    },
+
     /// A record with the same kind and serial is already in the log (the unique constraint
     /// on `(kind, serial)` fired). With serials from [`crate::SerialAllocator`] this means a
     /// bug or a tampered counter; the whole batch that contained it was rolled back.
@@ -128,6 +161,8 @@ impl Error {
                 sqlx::migrate::MigrateError::Execute(e) => sqlx_retryable(e),
                 _ => false,
             },
+            // 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED (the primary code is the low byte).
+            Error::Sqlite { code, .. } => code.is_some_and(|c| matches!(c & 0xff, 5 | 6)),
             Error::Timeout { .. } => true,
             Error::InvalidUrl { .. }
             | Error::DuplicateSerial { .. }
@@ -136,6 +171,8 @@ impl Error {
             | Error::SerialsExhausted { .. }
             | Error::Corrupt { .. }
             | Error::Closed
+            | Error::ReadOnly
+            | Error::Schema { .. }
             | Error::Io(_) => false,
         }
     }
@@ -157,6 +194,22 @@ impl Error {
             op,
             source: Arc::new(e),
         }
+    }
+
+    /// Wraps an error of the SQLite writer connection raised while doing `op`,
+    /// recognising the `(kind, serial)` unique violation as [`Error::db`] does.
+    pub(crate) fn sqlite(op: &'static str, e: rusqlite::Error) -> Error {
+        let message = e.to_string();
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+            _ => None,
+        };
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            && message.contains("log_records.serial")
+        {
+            return Error::DuplicateSerial { detail: message };
+        }
+        Error::Sqlite { op, code, message }
     }
 }
 
@@ -205,5 +258,9 @@ mod tests {
             source: Arc::new(sqlx::Error::PoolClosed),
         };
         assert!(!e.is_retryable());
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), None);
+        assert!(Error::sqlite("append batch", busy).is_retryable());
+        let io = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(10), None);
+        assert!(!Error::sqlite("append batch", io).is_retryable());
     }
 }

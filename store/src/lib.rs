@@ -184,6 +184,8 @@ struct Inner {
     target: String,
     node_id: Arc<str>,
     keep_tokens: bool,
+    /// Opened by [`Store::open_read_only`]: no writer.
+    read_only: bool,
     /// Taken (and dropped) by `close`, which lets the writer drain and stop.
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -210,7 +212,7 @@ impl Store {
     /// too). The password never appears in errors or Debug output.
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store, Error> {
         let target = redact_url(url);
-        if url.starts_with("sqlite:") {
+        if Scheme::of(url, &target)? == Scheme::Sqlite {
             let o = SqliteBackend::options_from_url(url).map_err(|e| Error::InvalidUrl {
                 target: target.clone(),
                 reason: e.to_string(),
@@ -224,7 +226,7 @@ impl Store {
             )
             .await?;
             Ok(Store::start(Arc::new(b), BackendKind::Sqlite, target, opts))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        } else {
             let o = PgBackend::options_from_url(url).map_err(|e| Error::InvalidUrl {
                 target: target.clone(),
                 reason: e.to_string(),
@@ -243,12 +245,65 @@ impl Store {
                 target,
                 opts,
             ))
-        } else {
-            Err(Error::InvalidUrl {
-                target,
-                reason: "expected a sqlite: or postgres:// URL".into(),
-            })
         }
+    }
+
+    /// Opens an existing log for reading only: what auditors' tools (`hanko log verify`,
+    /// `hanko log export`) use, so that a role or file permission that allows only reading
+    /// is enough. Runs no migrations and starts no writer; the schema must be exactly the
+    /// one this build reads ([`Error::Schema`] otherwise). [`Store::append`] and serial
+    /// reservations return [`Error::ReadOnly`]. Of `opts`, only the timeouts are used.
+    pub async fn open_read_only(url: &str, opts: StoreOptions) -> Result<Store, Error> {
+        let target = redact_url(url);
+        let scheme = Scheme::of(url, &target)?;
+        let backend: Arc<dyn LogBackend> = match scheme {
+            Scheme::Sqlite => {
+                let o = SqliteBackend::options_from_url(url).map_err(|e| Error::InvalidUrl {
+                    target: target.clone(),
+                    reason: e.to_string(),
+                })?;
+                Arc::new(
+                    SqliteBackend::open_read_only(
+                        o,
+                        &target,
+                        opts.acquire_timeout,
+                        opts.busy_timeout,
+                    )
+                    .await?,
+                )
+            }
+            Scheme::Postgres => {
+                let o = PgBackend::options_from_url(url).map_err(|e| Error::InvalidUrl {
+                    target: target.clone(),
+                    reason: e.to_string(),
+                })?;
+                Arc::new(
+                    PgBackend::open_read_only(
+                        o,
+                        &target,
+                        opts.acquire_timeout,
+                        opts.commit_timeout * 3 / 4,
+                    )
+                    .await?,
+                )
+            }
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                kind: match scheme {
+                    Scheme::Sqlite => BackendKind::Sqlite,
+                    Scheme::Postgres => BackendKind::Postgres,
+                },
+                target,
+                node_id: opts.node_id.into(),
+                keep_tokens: opts.keep_tokens,
+                read_only: true,
+                sender: Mutex::new(None),
+                task: Mutex::new(None),
+                stats: Arc::new(StatsInner::default()),
+            }),
+        })
     }
 
     /// Opens (creating it and its parent directories if missing) the SQLite log at `path`;
@@ -297,6 +352,7 @@ impl Store {
                 target,
                 node_id: opts.node_id.into(),
                 keep_tokens: opts.keep_tokens,
+                read_only: false,
                 sender: Mutex::new(Some(tx)),
                 task: Mutex::new(Some(task)),
                 stats,
@@ -325,6 +381,9 @@ impl Store {
     /// Invalid records (see [`Error::InvalidRecord`]) are refused before they reach the
     /// writer, so they never fail other requests' batches.
     pub async fn append(&self, record: NewRecord) -> Result<Receipt, Error> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
         let rec = PreparedRecord::new(record, self.inner.node_id.clone(), self.inner.keep_tokens)?;
         let sender = self
             .inner
@@ -371,6 +430,37 @@ impl Store {
         }
         if let Err(e) = self.inner.backend.close().await {
             tracing::warn!(error = %e, "closing the issuance log pool failed");
+        }
+    }
+}
+
+/// The two kinds of URL [`Store::open`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Sqlite,
+    Postgres,
+}
+
+impl Scheme {
+    fn of(url: &str, target: &str) -> Result<Scheme, Error> {
+        let invalid = |reason: &str| Error::InvalidUrl {
+            target: target.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if url.starts_with("sqlite:") {
+            // The log must outlive the process (and the writer thread's connection could
+            // not see an in-memory database of the reader pool).
+            let query = url.split_once('?').map_or("", |(_, q)| q);
+            if url.contains(":memory:") || query.split('&').any(|p| p == "mode=memory") {
+                return Err(invalid(
+                    "the issuance log needs a file, not an in-memory database",
+                ));
+            }
+            Ok(Scheme::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Scheme::Postgres)
+        } else {
+            Err(invalid("expected a sqlite: or postgres:// URL"))
         }
     }
 }

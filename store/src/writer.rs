@@ -154,10 +154,11 @@ async fn commit(
     let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
         batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
     let n = records.len() as u64;
+    let records: Arc<[PreparedRecord]> = records.into();
     let started = Instant::now();
     // Dropping the transaction future on timeout rolls it back (unless COMMIT was already
     // on its way, see the module docs).
-    let result = match tokio::time::timeout(timeout, backend.append_batch(&records)).await {
+    let result = match tokio::time::timeout(timeout, backend.append_batch(records)).await {
         Ok(r) => r,
         Err(_) => Err(Error::Timeout {
             op: "append batch",

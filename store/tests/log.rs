@@ -128,6 +128,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL database's name (unique per test).
+    fn name(&self) -> &str {
+        &self.pg_drop.as_ref().unwrap().1
+    }
+
     fn is_pg(&self) -> bool {
         self.kind == BackendKind::Postgres
     }
@@ -186,6 +191,15 @@ fn record(serial: u64, client: &str) -> NewRecord {
         client: client.into(),
         issued_at: UNIX_EPOCH + Duration::from_nanos(1_795_000_000_123_456_789 + serial),
         token: Some(token),
+    }
+}
+
+/// A statement failed in the database while the store was doing `op` (PostgreSQL and the
+/// SQLite reader pool report through sqlx, the SQLite writer thread through rusqlite).
+fn is_db_error(e: &Error, want: &str) -> bool {
+    match e {
+        Error::Database { op, .. } | Error::Sqlite { op, .. } => *op == want,
+        _ => false,
     }
 }
 
@@ -437,7 +451,7 @@ async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
     }
     for t in tasks {
         let e = t.await.unwrap().unwrap_err();
-        assert!(matches!(e, Error::Database { .. }), "{e}");
+        assert!(is_db_error(&e, "append batch"), "{e:?}");
         assert!(e.to_string().contains("poisoned record"), "{e}");
     }
     let stats = store.writer_stats();
@@ -484,7 +498,7 @@ async fn hung_database_times_out_then_recovers(db: TestDb) {
     // PostgreSQL aborts the lock wait itself (lock_timeout = 3/4 of commit_timeout);
     // SQLite's busy_timeout is longer here, so the writer's own timeout fires.
     if db.is_pg() {
-        assert!(matches!(e, Error::Database { .. }), "{e}");
+        assert!(is_db_error(&e, "append batch"), "{e:?}");
         assert!(e.to_string().contains("timeout"), "{e}");
     } else {
         assert!(matches!(e, Error::Timeout { .. }), "{e}");
@@ -519,16 +533,7 @@ async fn storage_failure_is_an_error_for_every_request(db: TestDb) {
     }
     for t in tasks {
         let e = t.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Database {
-                    op: "append batch",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(is_db_error(&e, "append batch"), "{e:?}");
     }
     assert_eq!(store.head().await.unwrap().seq, 2, "head untouched");
     assert!(store.writer_stats().failed_batches >= 1);
@@ -818,6 +823,86 @@ async fn close_drains_then_refuses(db: TestDb) {
     let store = db.open(StoreOptions::default()).await;
     assert_eq!(store.append(record(100, "x")).await.unwrap().seq, 51);
     assert!(store.verify_chain().await.unwrap().is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Read-only opening (auditors)
+
+both!(read_only_open_verifies_and_refuses_writes);
+async fn read_only_open_verifies_and_refuses_writes(db: TestDb) {
+    let store = db.open(StoreOptions::default()).await;
+    fill(&store, 25).await;
+    store.close().await;
+
+    // PostgreSQL: through a role that may only SELECT, as an auditor would get.
+    let url = if db.is_pg() {
+        let role = format!("{}_auditor", db.name());
+        db.exec(&format!(
+            "CREATE ROLE {role} LOGIN;              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .await;
+        db.url.replacen("postgres@", &format!("{role}@"), 1)
+    } else {
+        db.url.clone()
+    };
+    let ro = Store::open_read_only(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    let report = ro.verify_chain().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.rows_checked, 25);
+    let mut out = Vec::new();
+    let n = ro
+        .export(ExportRange::All, true, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(n, 25);
+    assert!(matches!(
+        ro.append(record(26, "x")).await,
+        Err(Error::ReadOnly)
+    ));
+    let e = ro
+        .serial_allocator("timestamp", 10)
+        .next_bytes()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::ReadOnly), "{e:?}");
+    ro.close().await;
+
+    // The read-write role opening the same database afterwards sees nothing changed.
+    let store = db.open(StoreOptions::default()).await;
+    assert_eq!(store.head().await.unwrap().seq, 25);
+    store.close().await;
+    if db.is_pg() {
+        let role = format!("{}_auditor", db.name());
+        db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+            .await;
+    }
+}
+
+both!(read_only_open_refuses_an_unmigrated_database);
+async fn read_only_open_refuses_an_unmigrated_database(db: TestDb) {
+    // A database that exists but never held a Hanko log.
+    db.exec("CREATE TABLE unrelated (x INTEGER)").await;
+    let e = Store::open_read_only(&db.url, StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Schema { .. }), "{e:?}");
+    assert!(e.to_string().contains("hanko serve"), "{e}");
+    // Nothing was created by the read-only open.
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM unrelated").await,
+        0,
+        "the database is untouched"
+    );
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_refused() {
+    for url in ["sqlite::memory:", "sqlite://log?mode=memory"] {
+        let e = Store::open(url, StoreOptions::default()).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidUrl { .. }), "{url}: {e:?}");
+    }
 }
 
 #[tokio::test]

@@ -27,9 +27,11 @@
 
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+mod sqlite_writer;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::chain::{ChainHead, ChainInput, chain_hash};
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -49,7 +51,8 @@ pub(crate) struct RowFilter {
 /// The storage contract (see the module docs).
 pub(crate) trait LogBackend: Send + Sync + 'static {
     /// Appends `records` in one transaction; returns one receipt per record, in order.
-    fn append_batch<'a>(&'a self, records: &'a [PreparedRecord]) -> BoxFut<'a, Vec<Receipt>>;
+    /// (Shared ownership, so a backend can hand the batch to a thread of its own.)
+    fn append_batch(&self, records: Arc<[PreparedRecord]>) -> BoxFut<'_, Vec<Receipt>>;
 
     /// Advances counter `name` by `n` in one atomic statement and records the range;
     /// returns the first serial of the reserved range `first..first + n`.
@@ -124,6 +127,36 @@ pub(crate) fn chain_batch(
         });
     }
     Ok((ChainHead { seq, hash: prev }, receipts))
+}
+
+/// The query both backends use to read which migrations a database has applied.
+pub(crate) const APPLIED_MIGRATIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// Compares the migrations a database has applied (`applied`, or the error reading them)
+/// with the ones this build embeds; a read-only open accepts exactly the same set.
+pub(crate) fn compare_schema(
+    applied: Result<Vec<i64>, sqlx::Error>,
+    migrator: &sqlx::migrate::Migrator,
+    target: &str,
+) -> Result<(), Error> {
+    let expected: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    let latest = expected.last().copied().unwrap_or(0);
+    let found = match applied {
+        Ok(v) if v == expected => return Ok(()),
+        Ok(v) => match v.last() {
+            Some(last) => format!("version {last} ({} migrations)", v.len()),
+            None => "empty (never migrated)".to_owned(),
+        },
+        // Most often: no _sqlx_migrations table (not a Hanko log, or never started), or
+        // the auditor's role may not read it.
+        Err(e) => format!("unreadable ({e})"),
+    };
+    Err(Error::Schema {
+        target: target.to_owned(),
+        found,
+        expected: latest,
+    })
 }
 
 /// Decodes the stored head columns.

@@ -14,13 +14,15 @@
 //! the default; with a standby, `synchronous_standby_names` if the operator wants it).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
 
 use super::{
-    BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, decode_head, decode_raw_row, to_i64,
+    APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, compare_schema,
+    decode_head, decode_raw_row, to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -32,6 +34,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug)]
 pub(crate) struct PgBackend {
     pool: PgPool,
+    /// Opened by [`PgBackend::open_read_only`]: appends and reservations are refused here
+    /// (and the sessions are read-only in the database too).
+    read_only: bool,
 }
 
 impl PgBackend {
@@ -43,29 +48,39 @@ impl PgBackend {
         acquire_timeout: Duration,
         db_timeout: Duration,
     ) -> Result<PgBackend, Error> {
-        // Let the server abort a statement or lock wait that runs too long (a stuck node
-        // holding the chain lock), so the transaction ends cleanly with an error before
-        // the writer's own commit timeout has to abandon it mid-protocol.
-        let ms = db_timeout.as_millis().max(1);
-        let opts = opts.options([
-            ("lock_timeout", format!("{ms}ms")),
-            ("statement_timeout", format!("{ms}ms")),
-        ]);
-        let pool = PgPoolOptions::new()
-            // One connection writes (the log writer); the others serve readers.
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(acquire_timeout)
-            .connect_with(opts)
-            .await
-            .map_err(|e| Error::Connect {
-                target: target.to_owned(),
-                source: e.into(),
-            })?;
+        let pool = connect(opts, target, max_connections, acquire_timeout, db_timeout).await?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| Error::Migrate { source: e.into() })?;
-        Ok(PgBackend { pool })
+        Ok(PgBackend {
+            pool,
+            read_only: false,
+        })
+    }
+
+    /// Connects without migrating, with `default_transaction_read_only = on`, and checks
+    /// that the schema is exactly the one this build reads. A role with SELECT on the log's
+    /// tables (and `_sqlx_migrations`) is enough: what an auditor is given.
+    pub(crate) async fn open_read_only(
+        opts: PgConnectOptions,
+        target: &str,
+        acquire_timeout: Duration,
+        db_timeout: Duration,
+    ) -> Result<PgBackend, Error> {
+        let opts = opts.options([("default_transaction_read_only", "on")]);
+        let pool = connect(opts, target, 2, acquire_timeout, db_timeout).await?;
+        let applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
+            .fetch_all(&pool)
+            .await;
+        if let Err(e) = compare_schema(applied, &MIGRATOR, target) {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(PgBackend {
+            pool,
+            read_only: true,
+        })
     }
 
     /// Parses a `postgres:` URL.
@@ -75,6 +90,9 @@ impl PgBackend {
 
     async fn append(&self, records: &[PreparedRecord]) -> Result<Vec<Receipt>, Error> {
         const OP: &str = "append batch";
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         let err = |e| Error::db(OP, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
         // The chain lock: batches of every node queue here.
@@ -135,6 +153,9 @@ impl PgBackend {
 
     async fn reserve(&self, name: &str, n: u64, node_id: &str, now_ns: i64) -> Result<u64, Error> {
         const OP: &str = "reserve serials";
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         let err = |e| Error::db(OP, e);
         let n_i = to_i64(n, "serial block size")?;
         let mut tx = self.pool.begin().await.map_err(err)?;
@@ -174,9 +195,37 @@ impl PgBackend {
     }
 }
 
+/// The pool both opens share.
+async fn connect(
+    opts: PgConnectOptions,
+    target: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    db_timeout: Duration,
+) -> Result<PgPool, Error> {
+    // Let the server abort a statement or lock wait that runs too long (a stuck node
+    // holding the chain lock), so the transaction ends cleanly with an error before
+    // the writer's own commit timeout has to abandon it mid-protocol.
+    let ms = db_timeout.as_millis().max(1);
+    let opts = opts.options([
+        ("lock_timeout", format!("{ms}ms")),
+        ("statement_timeout", format!("{ms}ms")),
+    ]);
+    PgPoolOptions::new()
+        // One connection writes (the log writer); the others serve readers.
+        .max_connections(max_connections.max(2))
+        .acquire_timeout(acquire_timeout)
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Connect {
+            target: target.to_owned(),
+            source: e.into(),
+        })
+}
+
 impl LogBackend for PgBackend {
-    fn append_batch<'a>(&'a self, records: &'a [PreparedRecord]) -> BoxFut<'a, Vec<Receipt>> {
-        Box::pin(self.append(records))
+    fn append_batch(&self, records: Arc<[PreparedRecord]>) -> BoxFut<'_, Vec<Receipt>> {
+        Box::pin(async move { self.append(&records).await })
     }
 
     fn reserve_serials<'a>(

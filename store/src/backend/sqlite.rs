@@ -3,10 +3,16 @@
 //! What it does: opens the file in WAL mode with `synchronous = FULL` (in WAL mode `NORMAL`
 //! may lose the last commits on power loss, and a response is released only after its
 //! record is durable), runs the embedded migrations, and implements [`LogBackend`].
-//! Appends and reservations run in `BEGIN IMMEDIATE` transactions: the file's write lock is
-//! taken before the chain head is read, so two processes on one file (which is not a
-//! supported deployment, but must not corrupt the chain) serialise instead of forking it.
-//! Readers (verify, export, lookups) run concurrently thanks to WAL.
+//! Appends and reservations run on the writer thread ([`super::sqlite_writer`], one
+//! connection, no per-statement thread hand-offs) in `BEGIN IMMEDIATE` transactions: the
+//! file's write lock is taken before the chain head is read, so two processes on one file
+//! (which is not a supported deployment, but must not corrupt the chain) serialise instead
+//! of forking it. Readers (verify, export, lookups) use a sqlx pool beside it, concurrently
+//! thanks to WAL.
+//!
+//! Read-only ([`SqliteBackend::open_read_only`], for auditors' `hanko log verify|export`):
+//! no migrations, no writer thread, the file opened `mode=ro`; the schema version must be
+//! the one this build knows.
 //!
 //! What it does not do: serve several nodes. A shared SQLite file over a network file
 //! system is not safe; use PostgreSQL for more than one node.
@@ -17,8 +23,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqlitePool};
 
+use std::sync::Arc;
+
+use super::sqlite_writer::SqliteWriter;
 use super::{
-    BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, decode_head, decode_raw_row, to_i64,
+    APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, compare_schema, decode_head,
+    decode_raw_row, to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -26,10 +36,11 @@ use crate::{Error, Receipt};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// A pool on one SQLite file.
+/// One SQLite file: a reader pool and (unless read-only) the writer thread.
 #[derive(Debug)]
 pub(crate) struct SqliteBackend {
     pool: SqlitePool,
+    writer: Option<SqliteWriter>,
 }
 
 impl SqliteBackend {
@@ -41,6 +52,8 @@ impl SqliteBackend {
         acquire_timeout: Duration,
         busy_timeout: Duration,
     ) -> Result<SqliteBackend, Error> {
+        reject_in_memory(&opts, target)?;
+        let path = opts.get_filename().to_owned();
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -61,103 +74,77 @@ impl SqliteBackend {
             .run(&pool)
             .await
             .map_err(|e| Error::Migrate { source: e.into() })?;
-        Ok(SqliteBackend { pool })
+        let writer = match SqliteWriter::start(&path, busy_timeout).await {
+            Ok(w) => w,
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        };
+        Ok(SqliteBackend {
+            pool,
+            writer: Some(writer),
+        })
+    }
+
+    /// Opens an existing log file read-only: no migrations, no writer. Fails unless the
+    /// file's schema is exactly the one this build writes.
+    pub(crate) async fn open_read_only(
+        opts: SqliteConnectOptions,
+        target: &str,
+        acquire_timeout: Duration,
+        busy_timeout: Duration,
+    ) -> Result<SqliteBackend, Error> {
+        reject_in_memory(&opts, target)?;
+        let opts = opts
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::Connect {
+                target: target.to_owned(),
+                source: e.into(),
+            })?;
+        let applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
+            .fetch_all(&pool)
+            .await;
+        if let Err(e) = compare_schema(applied, &MIGRATOR, target) {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(SqliteBackend { pool, writer: None })
+    }
+
+    fn writer(&self) -> Result<&SqliteWriter, Error> {
+        self.writer.as_ref().ok_or(Error::ReadOnly)
     }
 
     /// Parses a `sqlite:` URL.
     pub(crate) fn options_from_url(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         SqliteConnectOptions::from_str(url)
     }
+}
 
-    async fn append(&self, records: &[PreparedRecord]) -> Result<Vec<Receipt>, Error> {
-        const OP: &str = "append batch";
-        let err = |e| Error::db(OP, e);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let row = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::Corrupt {
-                seq: 0,
-                reason: "chain_head row is missing".into(),
-            })?;
-        let head = decode_head(row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)?;
-        let (new_head, receipts) = chain_batch(head, records)?;
-        for (r, rc) in records.iter().zip(&receipts) {
-            sqlx::query(
-                "INSERT INTO log_records (seq, kind, serial, object_hash, request_hash, policy, \
-                 client, issued_at_ns, node_id, token, chain_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(to_i64(rc.seq, "sequence number")?)
-            .bind(r.kind.as_str())
-            .bind(r.serial.as_slice())
-            .bind(r.object_hash.as_slice())
-            .bind(r.request_hash.as_slice())
-            .bind(r.policy.as_str())
-            .bind(r.client.as_str())
-            .bind(r.issued_at_ns)
-            .bind(&*r.node_id)
-            .bind(r.token.as_deref())
-            .bind(rc.chain_hash.as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
-        sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(to_i64(new_head.seq, "sequence number")?)
-            .bind(new_head.hash.as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(receipts)
+/// The log must outlive the process: an in-memory database (`sqlite::memory:`,
+/// `mode=memory`) would also not be shared between the reader pool and the writer.
+fn reject_in_memory(opts: &SqliteConnectOptions, target: &str) -> Result<(), Error> {
+    let name = opts.get_filename().to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory") {
+        return Err(Error::InvalidUrl {
+            target: target.to_owned(),
+            reason: "the issuance log needs a file, not an in-memory database".into(),
+        });
     }
-
-    async fn reserve(&self, name: &str, n: u64, node_id: &str, now_ns: i64) -> Result<u64, Error> {
-        const OP: &str = "reserve serials";
-        let err = |e| Error::db(OP, e);
-        let n_i = to_i64(n, "serial block size")?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        // The one atomic statement: creates the counter at 1 or advances it, refusing to
-        // pass i64::MAX (SQLite would silently turn an overflowing integer into a REAL).
-        let first: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO serial_counters (name, next) VALUES ($1, 1 + $2) \
-             ON CONFLICT (name) DO UPDATE SET next = serial_counters.next + $2 \
-             WHERE serial_counters.next <= 9223372036854775807 - $2 \
-             RETURNING next - $2",
-        )
-        .bind(name)
-        .bind(n_i)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        let first = first.ok_or_else(|| Error::SerialsExhausted {
-            counter: name.to_owned(),
-        })?;
-        sqlx::query(
-            "INSERT INTO serial_ranges (name, first_serial, last_serial, node_id, reserved_at_ns) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(name)
-        .bind(first)
-        .bind(first + (n_i - 1))
-        .bind(node_id)
-        .bind(now_ns)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        u64::try_from(first).map_err(|_| Error::Corrupt {
-            seq: 0,
-            reason: format!("serial counter {name:?} is not positive"),
-        })
-    }
+    Ok(())
 }
 
 impl LogBackend for SqliteBackend {
-    fn append_batch<'a>(&'a self, records: &'a [PreparedRecord]) -> BoxFut<'a, Vec<Receipt>> {
-        Box::pin(self.append(records))
+    fn append_batch(&self, records: Arc<[PreparedRecord]>) -> BoxFut<'_, Vec<Receipt>> {
+        Box::pin(async move { self.writer()?.append(records).await })
     }
 
     fn reserve_serials<'a>(
@@ -167,7 +154,7 @@ impl LogBackend for SqliteBackend {
         node_id: &'a str,
         now_ns: i64,
     ) -> BoxFut<'a, u64> {
-        Box::pin(self.reserve(name, n, node_id, now_ns))
+        Box::pin(async move { self.writer()?.reserve(name, n, node_id, now_ns).await })
     }
 
     fn head(&self) -> BoxFut<'_, ChainHead> {
@@ -243,6 +230,9 @@ impl LogBackend for SqliteBackend {
 
     fn close(&self) -> BoxFut<'_, ()> {
         Box::pin(async move {
+            if let Some(w) = &self.writer {
+                w.close().await;
+            }
             self.pool.close().await;
             Ok(())
         })
