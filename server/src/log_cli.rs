@@ -168,10 +168,7 @@ fn store_target(db: &LogDbArgs) -> anyhow::Result<(String, hanko_store::StoreOpt
         }
     };
     let (_, store) = file.resolve_store_only(&overrides)?;
-    let mut options = store.options;
-    // A reader: one connection for queries, one for the (idle) writer.
-    options.max_connections = 2;
-    Ok((store.database_url, options))
+    Ok((store.database_url, store.options))
 }
 
 /// The file behind a `sqlite:` URL, when it names one.
@@ -186,7 +183,8 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Opens the log for reading; refuses to create a missing SQLite file.
+/// Opens the log read-only (no migrations, no writer: a SELECT-only role or a read-only
+/// file is enough); refuses to create a missing SQLite file.
 async fn open_store(db: &LogDbArgs) -> anyhow::Result<Store> {
     let (url, options) = store_target(db)?;
     let shown = hanko_store::redact_url(&url);
@@ -200,7 +198,7 @@ async fn open_store(db: &LogDbArgs) -> anyhow::Result<Store> {
             None => bail!("{shown} names no SQLite file"),
         }
     }
-    Store::open(&url, options)
+    Store::open_read_only(&url, options)
         .await
         .with_context(|| format!("cannot open the issuance log at {shown}"))
 }

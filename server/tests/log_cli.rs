@@ -200,6 +200,17 @@ fn unreadable_logs_and_bad_flags_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!text(&out).contains("s3cret-pw"), "{}", text(&out));
+    // A SQLite file that is not a Hanko log: refused (the auditor tools never migrate).
+    let other = TestDb::sqlite();
+    other.exec("CREATE TABLE unrelated (x INTEGER)");
+    let out = other.log(&["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("this build reads version"),
+        "{}",
+        text(&out)
+    );
+    other.exec("SELECT x FROM unrelated"); // still there, nothing else created
     // Mixed or malformed bounds.
     let db = TestDb::sqlite();
     seed(&db, 1);
@@ -207,6 +218,45 @@ fn unreadable_logs_and_bad_flags_exit_2() {
         let out = db.log(&["export", "--from", from, "--to", to]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     }
+}
+
+/// An auditor's PostgreSQL role may only SELECT: `hanko log verify` and `export` work
+/// with it (they open the log read-only: no migrations, no writer).
+#[test]
+fn auditor_role_with_select_only_verifies_and_exports() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    seed(&db, 5);
+    let role = format!("{}_auditor", db.url.rsplit('/').next().unwrap());
+    db.exec(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+    ));
+    // The same database as the role: replace the URL's user (and any password).
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let host_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("{scheme}://{role}@{host_db}");
+    let out = run(&["log", "verify", "--database-url", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("chain intact: 5 rows"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["log", "export", "--database-url", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(stdout(&out).lines().count(), 5);
+    // The role really is read-only: writing as it fails.
+    let denied = block_on(async {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("DELETE FROM log_records WHERE seq = 1")
+            .execute(&mut c)
+            .await
+            .is_err()
+    });
+    assert!(denied, "the auditor role could delete rows");
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role};"));
 }
 
 fn export_selects_and_verifies_independently(backend: Backend) {

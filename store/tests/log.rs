@@ -841,7 +841,9 @@ async fn read_only_open_verifies_and_refuses_writes(db: TestDb) {
             "CREATE ROLE {role} LOGIN;              GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
         ))
         .await;
-        db.url.replacen("postgres@", &format!("{role}@"), 1)
+        let (scheme, rest) = db.url.split_once("://").unwrap();
+        let host_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        format!("{scheme}://{role}@{host_db}")
     } else {
         db.url.clone()
     };
@@ -852,10 +854,7 @@ async fn read_only_open_verifies_and_refuses_writes(db: TestDb) {
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.rows_checked, 25);
     let mut out = Vec::new();
-    let n = ro
-        .export(ExportRange::All, true, &mut out)
-        .await
-        .unwrap();
+    let n = ro.export(ExportRange::All, true, &mut out).await.unwrap();
     assert_eq!(n, 25);
     assert!(matches!(
         ro.append(record(26, "x")).await,
