@@ -43,7 +43,7 @@ use hanko_pki::x509::{
 };
 use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer};
 
-use crate::config::{self, KeyUsage};
+use crate::config::{self, FileConfig, KeyUsage};
 
 const DAY: Duration = Duration::from_secs(86_400);
 /// Certificates start this much in the past, to tolerate clock differences.
@@ -277,21 +277,57 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dev token module settings.
-pub fn dev_module() -> ModuleConfig {
+/// The configuration a dev set-up runs with, when one exists yet: `given` (the
+/// `--config` file of `serve --dev`), else `<data-dir>/hanko.toml` if present (`None` on a
+/// fresh directory, before [`init`] writes it).
+pub fn existing_config(
+    paths: &DevPaths,
+    given: Option<FileConfig>,
+) -> anyhow::Result<Option<FileConfig>> {
+    match given {
+        Some(f) => Ok(Some(f)),
+        None if paths.config_file.exists() => FileConfig::load(&paths.config_file).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The module and token of a dev set-up: `[hsm] module` and `[hsm] token_label` of `file`
+/// (see [`existing_config`]) where it sets them, else SoftHSM and the dev token label.
+///
+/// The token is made, logged in to and used through this one module, so that it is
+/// created wherever that module looks for it: with pkcs11-mock (which forwards every call,
+/// `C_InitToken` included, to SoftHSM) it lands in the dev SoftHSM store as usual. A
+/// process loads one PKCS#11 module; opening SoftHSM directly and the configured module
+/// next would load the same library twice behind two `C_Initialize`s.
+pub fn dev_module(file: Option<&FileConfig>) -> ModuleConfig {
+    let hsm = file.map(|f| &f.hsm);
     ModuleConfig {
-        module_path: PathBuf::from(config::DEFAULT_MODULE),
-        token_label: config::DEV_TOKEN_LABEL.to_owned(),
+        module_path: hsm
+            .and_then(|h| h.module.clone())
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_MODULE)),
+        token_label: hsm
+            .and_then(|h| h.token_label.clone())
+            .unwrap_or_else(|| config::DEV_TOKEN_LABEL.to_owned()),
     }
 }
 
 /// Runs dev-init after [`prepare`] (and after `SOFTHSM2_CONF` points at the dev conf):
-/// token, PIN, keys, dev CA, certificates, config. Returns the logged-in token.
+/// token, PIN, keys, dev CA, certificates, config, all through `module` (see
+/// [`dev_module`]). Returns the logged-in token.
 ///
 /// PKCS#11 calls here block the calling thread; that is fine for a one-shot set-up that
 /// runs before the server accepts connections.
-pub async fn init(paths: &DevPaths, report: &mut Report) -> anyhow::Result<Hsm> {
-    let module = dev_module();
+pub async fn init(
+    paths: &DevPaths,
+    module: &ModuleConfig,
+    report: &mut Report,
+) -> anyhow::Result<Hsm> {
+    let module = module.clone();
+    let through = if module.module_path == Path::new(config::DEFAULT_MODULE) {
+        String::new()
+    } else {
+        format!(" (through {})", module.module_path.display())
+    };
 
     // The user PIN: written BEFORE the token exists, so a crash in between never leaves
     // a token nobody can log in to.
@@ -323,9 +359,9 @@ pub async fn init(paths: &DevPaths, report: &mut Report) -> anyhow::Result<Hsm> 
     // The SO PIN is random and not kept: a dev token is thrown away, never re-initialised.
     let so_pin = Pin::new(random_hex(16));
     if Hsm::init_token(&module, &so_pin, &pin)? {
-        report.created(format!("token \"{}\"", module.token_label));
+        report.created(format!("token \"{}\"{through}", module.token_label));
     } else {
-        report.reused(format!("token \"{}\"", module.token_label));
+        report.reused(format!("token \"{}\"{through}", module.token_label));
     }
     let hsm = Hsm::open(module, pin).context("cannot log in to the dev token")?;
 

@@ -180,8 +180,9 @@ fn dev_init_command(args: DevInitArgs) -> anyhow::Result<()> {
     dev::prepare(&paths, &mut report)?;
     // Before any thread exists (no runtime yet): SoftHSM reads it in C_Initialize.
     hanko_hsm::use_softhsm_config(&paths.softhsm_conf);
+    let module = dev::dev_module(dev::existing_config(&paths, None)?.as_ref());
     let rt = runtime()?;
-    let hsm = rt.block_on(dev::init(&paths, &mut report))?;
+    let hsm = rt.block_on(dev::init(&paths, &module, &mut report))?;
     drop(hsm);
     print!("{}", report.summary(&paths));
     Ok(())
@@ -282,27 +283,35 @@ fn dev_banner(cfg: &Config) {
 
 async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
-    let (cfg, hsm) = match plan {
+    // `module` is the module and token actually opened (logged below).
+    let (cfg, hsm, module) = match plan {
         Plan::Production(cfg) => {
             let pin = Pin::from_env()
                 .context("the token PIN comes from HANKO_PIN or HANKO_PIN_FILE (never a flag)")?;
             let module = cfg.module.clone();
-            let hsm = tokio::task::spawn_blocking(move || Hsm::open(module, pin))
+            let opened = module.clone();
+            let hsm = tokio::task::spawn_blocking(move || Hsm::open(opened, pin))
                 .await
                 .context("HSM open task")?
                 .context("cannot open the HSM token")?;
-            (cfg, hsm)
+            (cfg, hsm, module)
         }
         Plan::Dev {
             paths,
             mut report,
             file,
         } => {
+            // The module the configuration names (`--config`, else the data directory's
+            // hanko.toml once it exists), so that `hsm.module` means the same in dev mode
+            // as in production; SoftHSM when unset.
+            let file = dev::existing_config(&paths, file)?;
+            let module = dev::dev_module(file.as_ref());
             tracing::warn!(
+                module = %module.module_path.display(),
                 "development mode: running dev-init in {}",
                 paths.data_dir.display()
             );
-            let hsm = dev::init(&paths, &mut report).await?;
+            let hsm = dev::init(&paths, &module, &mut report).await?;
             if !report.created_anything() {
                 tracing::info!("dev-init: everything existed and was reused");
             }
@@ -315,12 +324,12 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
             overrides.data_dir = Some(paths.data_dir.clone());
             let cfg = file.resolve(&overrides)?;
             dev_banner(&cfg);
-            (cfg, hsm)
+            (cfg, hsm, module)
         }
     };
     tracing::info!(
-        module = %cfg.module.module_path.display(),
-        token = %cfg.module.token_label,
+        module = %module.module_path.display(),
+        token = %module.token_label,
         keys = cfg.keys.len(),
         "loading signing keys"
     );

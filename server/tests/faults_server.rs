@@ -13,9 +13,10 @@
 //! At the end, the log holds exactly the granted tokens. No request may wait longer
 //! than `hsm.call_timeout_ms` (2 s here) plus a 2 s margin.
 //!
-//! `serve --dev` always opens the dev token through SoftHSM itself (dev::init), so this
-//! runs a production config over the dev data dir (as tsa_clock.rs does) with a fake
-//! synchronised chronyc: the kernel clock of these machines is not synchronised.
+//! The server is `hanko serve --dev` over a dev data directory whose `hanko.toml` names
+//! the mock as `hsm.module`: dev mode opens the token through the configured module (and
+//! says so in its "loading signing keys" line), and issues on this machine's
+//! unsynchronised kernel clock with a warning, so no fake clock source is needed.
 #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
 
 #[allow(dead_code, reason = "shared with the other test binaries")]
@@ -39,8 +40,6 @@ const CALL_TIMEOUT_MS: u64 = 2000;
 /// No request may take longer than the HSM call timeout plus this margin.
 const MARGIN: Duration = Duration::from_secs(2);
 const THREADS: usize = 8;
-/// chronyc -c tracking: synchronised, offset 10 us, root delay 2 ms, dispersion 1 ms.
-const SYNCED: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,0.001000000,64.0,Normal\n";
 
 /// The mock's `.so`, built next to this test binary (or `HANKO_MOCK_SO`).
 fn mock_so() -> PathBuf {
@@ -202,13 +201,7 @@ fn hsm_faults_through_the_server() {
     let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 
-    // Fake chronyc: always synchronised.
-    let script = tmp.path().join("fake-chronyc");
-    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s' '{SYNCED}'\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-
-    // Production config over the dev token, through the mock, with a short call timeout.
+    // The dev config, through the mock, with a short call timeout.
     let so = mock_so();
     let cfg: String = std::fs::read_to_string(dir.join("hanko.toml"))
         .unwrap()
@@ -218,8 +211,6 @@ fn hsm_faults_through_the_server() {
                 format!("module = {:?}", so.to_str().unwrap())
             } else if l.starts_with("call_timeout_ms = ") {
                 format!("call_timeout_ms = {CALL_TIMEOUT_MS}")
-            } else if l == "dev = true" {
-                "dev = false".to_owned()
             } else {
                 l.to_owned()
             }
@@ -227,22 +218,15 @@ fn hsm_faults_through_the_server() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(cfg.contains("libhanko_pkcs11_mock.so"), "{cfg}");
-    let cfg = format!(
-        "data_dir = {:?}\n{cfg}\n\n[clock]\nsource = \"chrony\"\nchronyc = {:?}\npoll_ms = 50\nsettle_ms = 200\n",
-        dir.to_str().unwrap(),
-        script.to_str().unwrap()
-    );
-    let cfg_path = dir.join("hanko-mock.toml");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    std::fs::write(dir.join("hanko.toml"), cfg).unwrap();
 
     let control = tmp.path().join("faults");
     std::fs::write(&control, "").unwrap();
     let mut cmd = hanko();
-    cmd.env("HANKO_PIN_FILE", dir.join("dev-pin"))
-        .env("HANKO_MOCK_REAL_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+    cmd.env("HANKO_MOCK_REAL_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
         .env("HANKO_MOCK_CONTROL", &control)
         .env_remove("HANKO_MOCK_STATS");
-    let server = Server::start(cmd, &["--config", cfg_path.to_str().unwrap()]);
+    let server = Server::start(cmd, &["--dev", "--data-dir", dir.to_str().unwrap()]);
     let addr = server.addr;
     wait_readyz(&server, 200, Duration::from_secs(15));
     let mut granted = Granted::new();
@@ -342,6 +326,19 @@ fn hsm_faults_through_the_server() {
 
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
+    // Dev mode went through the configured module, and its log line says so.
+    let loading = out
+        .lines()
+        .find(|l| l.contains("loading signing keys"))
+        .unwrap_or_else(|| panic!("no \"loading signing keys\" line:\n{out}"));
+    assert!(loading.contains(so.to_str().unwrap()), "{loading}");
+    assert!(
+        out.contains(&format!(
+            "reusing token \"hanko-dev\" (through {})",
+            so.display()
+        )),
+        "{out}"
+    );
 
     // The log holds exactly the granted tokens, byte for byte, each serial once.
     let logged = log_records(&dir);
