@@ -53,6 +53,9 @@ pub struct FileConfig {
     /// `[hsm]`.
     #[serde(default)]
     pub hsm: HsmSection,
+    /// `[http]`: what the HTTP front admits to the signing routes.
+    #[serde(default)]
+    pub http: HttpSection,
     /// `[[keys]]`: the signing keys to load.
     #[serde(default)]
     pub keys: Vec<KeySection>,
@@ -130,10 +133,11 @@ pub struct StoreSection {
     pub keep_tokens: Option<bool>,
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
-    /// `store.linger_ms`: how long the log writer waits for more records before
-    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 0:
-    /// commit at once). Bigger batches cost less per record; each record waits up to this
-    /// much longer. See benches/RESULTS.md for measured effects.
+    /// `store.linger_ms`: the longest the log writer waits for more records before
+    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 2).
+    /// The wait is adaptive: only while records keep arriving close together, never on an
+    /// idle server; 0 turns it off. Bigger batches cost less per record; a record waits at
+    /// most this much longer. See benches/RESULTS.md for measured effects.
     pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
     pub serial_block: Option<u64>,
@@ -142,6 +146,26 @@ pub struct StoreSection {
     /// sent without being logged. It exists so that benchmarks can measure what the log
     /// costs (`hanko-bench tsa --log off`).
     pub durability: Option<String>,
+}
+
+/// `[http]`: admission control of the signing routes (`POST /tsa`, `POST /`); see
+/// `http/limits.rs`. A request refused here gets an HTTP error with `Retry-After` before
+/// any work is done; one admitted gets a TimeStampResp whatever happens next.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `http.max_in_flight`: signing requests served at once; one more is refused at once
+    /// with 503 and `Retry-After: 1`, never queued. Default `hsm.workers +
+    /// hsm.queue_depth` (what one key's signing pool can hold: beyond it the pool would
+    /// answer `Busy`, a systemFailure, after the request was read and decoded).
+    pub max_in_flight: Option<usize>,
+    /// `http.rate_limit_per_sec`: signing requests per second per client (peer IP address;
+    /// IPv6 by /64; never a forwarded header). Over it: 429 with `Retry-After`. Unset or
+    /// 0: off (the default; `max_in_flight` still bounds the load).
+    pub rate_limit_per_sec: Option<u32>,
+    /// `http.rate_limit_burst`: requests a client may send at once before the rate applies
+    /// (default: `rate_limit_per_sec`, one second's worth).
+    pub rate_limit_burst: Option<u32>,
 }
 
 /// `[log]`.
@@ -179,7 +203,9 @@ pub struct HsmSection {
     pub softhsm2_conf: Option<PathBuf>,
     /// `hsm.workers`: signing threads (one PKCS#11 session each) per key.
     pub workers: Option<usize>,
-    /// `hsm.queue_depth`: signatures that may wait per key before `Busy` (HTTP 503).
+    /// `hsm.queue_depth`: signatures that may wait per key; beyond that the pool answers
+    /// `Busy` at once (a TSA request then gets systemFailure; `http.max_in_flight`
+    /// refuses with 503 before it comes to that).
     pub queue_depth: Option<usize>,
     /// `hsm.call_timeout_ms`: longest single `C_Sign` before its worker is abandoned.
     pub call_timeout_ms: Option<u64>,
@@ -252,6 +278,24 @@ pub struct TsaSettings {
     pub clock_source: crate::clock::ClockSourceConfig,
 }
 
+/// `[http]`, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Signing requests served at once (at least 1).
+    pub max_in_flight: usize,
+    /// The per-client rate limit, if on.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A per-client rate: `per_sec` requests per second, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_sec: std::num::NonZeroU32,
+    /// Requests allowed at once.
+    pub burst: std::num::NonZeroU32,
+}
+
 /// The issuance log's settings, resolved.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
@@ -309,6 +353,8 @@ pub struct Config {
     pub softhsm2_conf: Option<PathBuf>,
     /// Signing pool settings, per key.
     pub pool: PoolConfig,
+    /// Admission control of the signing routes.
+    pub http: HttpSettings,
     /// Keys to load.
     pub keys: Vec<KeySpec>,
     /// The TSA, when a TSA key is configured.
@@ -357,6 +403,7 @@ impl FileConfig {
         if pool.workers == 0 || pool.queue_depth == 0 || pool.call_timeout.is_zero() {
             bail!("hsm.workers, hsm.queue_depth and hsm.call_timeout_ms must be greater than 0");
         }
+        let http = resolve_http(&self.http, &pool)?;
         let token_label = match (h.token_label, dev) {
             (Some(l), _) => l,
             (None, true) => DEV_TOKEN_LABEL.to_owned(),
@@ -415,6 +462,7 @@ impl FileConfig {
             },
             softhsm2_conf: h.softhsm2_conf,
             pool,
+            http,
             keys,
             tsa,
             store,
@@ -433,6 +481,36 @@ impl FileConfig {
         let store = resolve_store(self.store, o, &data_dir)?;
         Ok((data_dir, store))
     }
+}
+
+fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettings> {
+    use std::num::NonZeroU32;
+    let max_in_flight = match h.max_in_flight {
+        Some(0) => bail!("http.max_in_flight must be greater than 0"),
+        Some(n) => n,
+        None => pool.workers.saturating_add(pool.queue_depth),
+    };
+    let rate_limit = match h.rate_limit_per_sec.and_then(NonZeroU32::new) {
+        None => {
+            if h.rate_limit_burst.is_some() {
+                bail!("http.rate_limit_burst is set but http.rate_limit_per_sec is not");
+            }
+            None
+        }
+        Some(per_sec) => {
+            let burst = match h.rate_limit_burst {
+                None => per_sec,
+                Some(b) => {
+                    NonZeroU32::new(b).context("http.rate_limit_burst must be greater than 0")?
+                }
+            };
+            Some(RateLimit { per_sec, burst })
+        }
+    };
+    Ok(HttpSettings {
+        max_in_flight,
+        rate_limit,
+    })
 }
 
 fn resolve_tsa(
@@ -631,6 +709,39 @@ mod tests {
         assert_eq!(ok.store.options.linger, Duration::from_micros(2500));
         assert!(cfg("150").is_err());
         assert!(cfg("-1.0").is_err());
+    }
+
+    #[test]
+    fn http_limits_default_to_the_pool_and_are_checked() {
+        let base = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\nworkers = 3\nqueue_depth = 40\n\
+                    [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n";
+        let cfg = |http: &str| {
+            toml::from_str::<FileConfig>(&format!("{base}[http]\n{http}"))
+                .unwrap()
+                .resolve(&Overrides::default())
+        };
+        let c = cfg("").unwrap();
+        assert_eq!(c.http.max_in_flight, 43, "hsm.workers + hsm.queue_depth");
+        assert_eq!(c.http.rate_limit, None, "off by default");
+        let c = cfg("max_in_flight = 8\nrate_limit_per_sec = 50\n").unwrap();
+        assert_eq!(c.http.max_in_flight, 8);
+        let r = c.http.rate_limit.unwrap();
+        assert_eq!((r.per_sec.get(), r.burst.get()), (50, 50));
+        let r = cfg("rate_limit_per_sec = 5\nrate_limit_burst = 20\n")
+            .unwrap()
+            .http
+            .rate_limit
+            .unwrap();
+        assert_eq!((r.per_sec.get(), r.burst.get()), (5, 20));
+        assert_eq!(
+            cfg("rate_limit_per_sec = 0\n").unwrap().http.rate_limit,
+            None
+        );
+        assert!(cfg("max_in_flight = 0\n").is_err());
+        assert!(cfg("rate_limit_per_sec = 5\nrate_limit_burst = 0\n").is_err());
+        assert!(cfg("rate_limit_burst = 5\n").is_err());
+        let typo = toml::from_str::<FileConfig>(&format!("{base}[http]\nmax_inflight = 5\n"));
+        assert!(typo.is_err(), "a typo is refused");
     }
 
     #[test]

@@ -70,7 +70,12 @@ pub async fn run(
         tracing::info!("shutting down: no new connections, draining requests in flight");
         let _ = draining_tx.send(());
     };
-    let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // The peer address is the rate limit's client key (http/limits.rs).
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
     let drain_deadline = async move {
         if draining_rx.await.is_ok() {
             tokio::time::sleep(drain_timeout).await;
@@ -354,6 +359,7 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
         issuer,
         store: Some(store.clone()),
         api_keys: cfg.api_keys.clone(),
+        limits: Arc::new(http::Limits::new(&cfg.http)),
     });
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     if let Some(h) = metrics {
@@ -370,6 +376,12 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr: SocketAddr = listener.local_addr().context("local address")?;
+    tracing::info!(
+        max_in_flight = cfg.http.max_in_flight,
+        rate_limit_per_sec = cfg.http.rate_limit.map(|r| r.per_sec.get()),
+        rate_limit_burst = cfg.http.rate_limit.map(|r| r.burst.get()),
+        "admission control of the signing routes"
+    );
     tracing::info!(%addr, dev = cfg.dev, "listening on {addr}");
     run(
         listener,

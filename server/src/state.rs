@@ -36,6 +36,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// API keys for `/api/v1/...` (none: every protected request is refused).
     pub api_keys: crate::auth::ApiKeys,
+    /// Admission control of the signing routes (`[http]`; `Limits::default()` in tests).
+    pub limits: Arc<crate::http::Limits>,
 }
 
 impl AppState {

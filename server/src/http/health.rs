@@ -148,6 +148,7 @@ mod tests {
             issuer: None,
             store: None,
             api_keys: Default::default(),
+            limits: Default::default(),
         })
     }
 
@@ -197,6 +198,7 @@ mod tests {
             issuer: None,
             store: None,
             api_keys: Default::default(),
+            limits: Default::default(),
         });
         let (status, body) = get(state, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

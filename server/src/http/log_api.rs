@@ -285,6 +285,7 @@ mod tests {
             issuer: None,
             store: Some(store.clone()),
             api_keys,
+            limits: Default::default(),
         });
 
         let (s, h, _) = get(state.clone(), "/api/v1/log/12c", None).await;

@@ -3,7 +3,9 @@
 //! Everything that can be answered with a TimeStampResp is: HTTP 200 carries grants and
 //! rejections alike (CONFORMANCE 13), and the PKIFailureInfo says what was wrong. HTTP
 //! errors are kept for what has no TimeStampResp: another content type (415), a body
-//! above [`MAX_REQUEST_BYTES`] (413), and a server without a TSA (404).
+//! above [`MAX_REQUEST_BYTES`] (413), a server without a TSA (404), and a request the
+//! admission control refused before reading it (503 / 429 with `Retry-After`; see
+//! `http/limits.rs` and "Refused, or failed" in `http/mod.rs`).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -24,11 +27,14 @@ pub const REPLY_TYPE: &str = "application/timestamp-reply";
 /// and a policy is under 200 bytes; 8 KiB leaves room and still refuses floods early.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
+/// The signing routes sit behind `limits` (admission before the body is read);
+/// `/tsa/certs` does not.
+pub(super) fn routes(limits: Arc<super::Limits>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/tsa", post(timestamp))
         .route("/", post(timestamp))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .route_layer(middleware::from_fn_with_state(limits, super::limits::admit))
         .route("/tsa/certs", get(certs))
 }
 

@@ -1,0 +1,305 @@
+//! Admission control of the signing routes (`POST /tsa`, `POST /`): what the HTTP layer
+//! refuses before any work is done (shared/DESIGN.md: "rate limit + auth (before the body
+//! is parsed)").
+//!
+//! ```text
+//!   request ─> per-client rate (governor, keyed by peer IP) ── over ──> 429 + Retry-After
+//!           ─> in-flight permit (semaphore, try, never wait)  ── none ──> 503 + Retry-After: 1
+//!           ─> handler (holds the permit until its response is built)
+//! ```
+//!
+//! Two limits, two questions:
+//! - **In flight** (`http.max_in_flight`, default `hsm.workers + hsm.queue_depth`): how
+//!   much the server takes on at once. A request beyond it is answered at once, without
+//!   reading its body; nothing waits for a permit, so an overload turns into fast
+//!   refusals instead of a queue without bound and timeouts for everybody. Sized to what
+//!   one key's signing pool holds, so the pool's own `Busy` (a TSP systemFailure after the
+//!   request was decoded and a serial reserved) is not what sheds load.
+//! - **Per client** (`http.rate_limit_per_sec`, `http.rate_limit_burst`; off by
+//!   default): one client cannot take all the permits. The key is the TCP peer's address
+//!   (an IPv6 address by its /64, which one host usually holds whole), never a header such
+//!   as `X-Forwarded-For` that the client writes itself. Behind a reverse proxy every
+//!   request shares the proxy's address: rate-limit in the proxy then, or leave this off.
+//!   The keyed state is pruned of idle clients every [`PRUNE_EVERY`].
+//!
+//! The statuses, headers and bodies of the refusals are chosen in `http/mod.rs`
+//! ([`super::Refusal`]), with the status mapping of everything else.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+
+use super::Refusal;
+use crate::config::{HttpSettings, RateLimit};
+
+/// How often the per-client state drops clients whose bucket is full again (they would
+/// be admitted as if new).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// The admission state of the signing routes; one per server.
+#[derive(Debug)]
+pub struct Limits {
+    /// One permit per signing request in flight.
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    rate: Option<ClientRate>,
+}
+
+#[derive(Debug)]
+struct ClientRate {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Last time idle clients were dropped from `limiter`.
+    last_prune: Mutex<Instant>,
+}
+
+impl Default for Limits {
+    /// What a server without `[http]` settings gets when its pool is the default one
+    /// (tests that build an `AppState` by hand).
+    fn default() -> Self {
+        let pool = hanko_hsm::PoolConfig::default();
+        Limits::new(&HttpSettings {
+            max_in_flight: pool.workers + pool.queue_depth,
+            rate_limit: None,
+        })
+    }
+}
+
+impl Limits {
+    /// Limits as configured.
+    pub fn new(settings: &HttpSettings) -> Limits {
+        let max_in_flight = settings.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        Limits {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            rate: settings.rate_limit.map(|r| ClientRate {
+                limiter: RateLimiter::keyed(quota(r)),
+                last_prune: Mutex::new(Instant::now()),
+            }),
+        }
+    }
+
+    /// The configured in-flight limit.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Signing requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Checks `peer`'s rate; `Err(wait)` when it must wait that long. Without a peer
+    /// address (a router driven in-process) every request counts as one client.
+    fn check_rate(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        rate.prune_if_due();
+        let key = client_key(peer.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)));
+        rate.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn gauge(&self) {
+        metrics::gauge!("hanko_http_in_flight").set(self.in_flight() as f64);
+    }
+}
+
+impl ClientRate {
+    fn prune_if_due(&self) {
+        // Whoever holds the lock prunes; the others go on (try_lock, never wait).
+        let Ok(mut last) = self.last_prune.try_lock() else {
+            return;
+        };
+        if last.elapsed() < PRUNE_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        metrics::gauge!("hanko_http_rate_limited_clients").set(self.limiter.len() as f64);
+    }
+}
+
+fn quota(r: RateLimit) -> Quota {
+    Quota::per_second(r.per_sec).allow_burst(r.burst)
+}
+
+/// The rate-limit key of a peer: the IPv4 address, or the /64 of an IPv6 one (an
+/// IPv4-mapped IPv6 address counts as the IPv4 address).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
+/// The middleware of the signing routes: rate, then a permit held until the response is
+/// built; a refusal is answered at once (see the module docs).
+pub(super) async fn admit(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Err(wait) = limits.check_rate(peer) {
+        return super::refuse(Refusal::RateLimited { retry_after: wait });
+    }
+    let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return super::refuse(Refusal::Overloaded);
+    };
+    limits.gauge();
+    let response = next.run(req).await;
+    drop(permit);
+    limits.gauge();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::num::NonZeroU32;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use axum::middleware;
+    use axum::routing::post;
+    use tokio::sync::Notify;
+    use tokio::task::JoinHandle;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A router whose one route waits for `release` (so that requests overlap for as long
+    /// as the test wants), behind [`admit`].
+    fn app(limits: Arc<Limits>, release: Arc<Notify>) -> Router {
+        Router::new()
+            .route(
+                "/tsa",
+                post(move || {
+                    let release = release.clone();
+                    async move {
+                        release.notified().await;
+                        "signed"
+                    }
+                }),
+            )
+            .route_layer(middleware::from_fn_with_state(limits, admit))
+    }
+
+    fn req(peer: &str) -> Request<Body> {
+        let mut r = Request::post("/tsa").body(Body::empty()).unwrap();
+        let addr: SocketAddr = peer.parse().unwrap();
+        r.extensions_mut().insert(ConnectInfo(addr));
+        r
+    }
+
+    type Pending = JoinHandle<Result<Response, std::convert::Infallible>>;
+
+    /// Releases waiting handlers until `pending` has answered; its status.
+    async fn finish(pending: Pending, release: &Notify) -> StatusCode {
+        while !pending.is_finished() {
+            release.notify_waiters();
+            tokio::task::yield_now().await;
+        }
+        pending.await.unwrap().unwrap().status()
+    }
+
+    fn retry_after(resp: &Response) -> u64 {
+        resp.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn beyond_max_in_flight_is_refused_at_once_and_admitted_again_after() {
+        let limits = Arc::new(Limits::new(&HttpSettings {
+            max_in_flight: 2,
+            rate_limit: None,
+        }));
+        let release = Arc::new(Notify::new());
+        let app = app(limits.clone(), release.clone());
+        let a = tokio::spawn(app.clone().oneshot(req("127.0.0.1:1")));
+        let b = tokio::spawn(app.clone().oneshot(req("127.0.0.1:2")));
+        while limits.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let refused = app.clone().oneshot(req("127.0.0.1:3")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&refused), 1);
+        assert_eq!(
+            refused.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        // The held requests finish normally and give their permits back.
+        assert_eq!(finish(a, &release).await, StatusCode::OK);
+        assert_eq!(finish(b, &release).await, StatusCode::OK);
+        assert_eq!(limits.in_flight(), 0);
+        let c = tokio::spawn(app.clone().oneshot(req("127.0.0.1:4")));
+        assert_eq!(finish(c, &release).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_is_per_client_and_says_when_to_retry() {
+        let limits = Arc::new(Limits::new(&HttpSettings {
+            max_in_flight: 100,
+            rate_limit: Some(RateLimit {
+                per_sec: NonZeroU32::new(1).unwrap(),
+                burst: NonZeroU32::new(2).unwrap(),
+            }),
+        }));
+        let release = Arc::new(Notify::new());
+        let app = app(limits, release.clone());
+        let send = |peer: &'static str| tokio::spawn(app.clone().oneshot(req(peer)));
+        // A burst of two, then the rate (1/s) applies.
+        assert_eq!(
+            finish(send("192.0.2.1:1000"), &release).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            finish(send("192.0.2.1:1001"), &release).await,
+            StatusCode::OK
+        );
+        let r = app.clone().oneshot(req("192.0.2.1:1002")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry_after(&r), 1);
+        // The same host over IPv4-mapped IPv6 is the same client.
+        let r = app
+            .clone()
+            .oneshot(req("[::ffff:192.0.2.1]:1003"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Another client is not affected.
+        assert_eq!(
+            finish(send("192.0.2.2:1000"), &release).await,
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), v4);
+    }
+}

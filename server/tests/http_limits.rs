@@ -1,0 +1,300 @@
+//! Admission control of the signing routes through the real binary (`http/limits.rs`):
+//! `hanko serve --dev` on a fresh data directory whose token is made and used through
+//! pkcs11-mock (`hsm.module` = the mock, so `C_Sign` can be slowed down and requests
+//! really overlap), with `http.max_in_flight = 4`.
+//!
+//! 1. Overload: 12 threads send at once against signatures slowed to >= 200 ms. Some
+//!    requests are refused with 503, `Retry-After: 1` and a text body, each counted in
+//!    `hanko_http_refused_total{reason="overload"}`; every 200 is a granted token that
+//!    `openssl ts -verify` accepts. Then, at exactly `max_in_flight` concurrent clients,
+//!    nothing is refused.
+//! 2. Per-client rate (restart with `http.rate_limit_per_sec = 1`, burst 3): a quick run
+//!    of requests gets its burst, then 429 with `Retry-After`; after waiting that long the
+//!    client is served again.
+//!
+//! At the end the issuance log holds exactly the granted tokens, byte for byte: a refused
+//! request leaves nothing behind.
+#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
+
+#[allow(dead_code, reason = "shared with the other test binaries")]
+#[path = "integration/common.rs"]
+mod common;
+mod mock_support;
+mod tsa_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use hanko_pki::HashAlgorithm;
+use rasn_cms::tsp::PkiStatus;
+
+use crate::common::{Server, hanko};
+use crate::mock_support::{injected, mock_env, mock_so, set_control};
+use crate::tsa_support::{int_hex, log_records, openssl, post, request_der, status_of, token_of};
+
+const QUERY: &str = "application/timestamp-query";
+const MAX_IN_FLIGHT: usize = 4;
+const THREADS: usize = 12;
+const PER_THREAD: usize = 4;
+
+/// One request and what came back.
+struct Exchange {
+    req: Vec<u8>,
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+    took: Duration,
+}
+
+fn exchange(addr: SocketAddr, data: &str) -> Exchange {
+    let req = request_der(HashAlgorithm::Sha256, data.as_bytes(), Some(7), true, None);
+    let t0 = Instant::now();
+    let (status, headers, body) = post(addr, "/tsa", QUERY, &req);
+    Exchange {
+        req,
+        status,
+        headers: headers.to_ascii_lowercase(),
+        body,
+        took: t0.elapsed(),
+    }
+}
+
+/// `threads` x `per_thread` requests, all threads starting together.
+fn burst(addr: SocketAddr, tag: &str, threads: usize, per_thread: usize) -> Vec<Exchange> {
+    let start = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    (0..per_thread)
+                        .map(|i| exchange(addr, &format!("{tag} {t} {i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// The value of `hanko_http_refused_total{reason="..."}` in /metrics (0 when absent).
+fn refused_metric(server: &Server, reason: &str) -> u64 {
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let prefix = format!("hanko_http_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse::<f64>().unwrap() as u64)
+        .unwrap_or(0)
+}
+
+/// Serial hex -> token DER of every granted token; asserts no serial repeats.
+type Granted = HashMap<String, Vec<u8>>;
+
+/// Records a granted reply and checks it with `openssl ts -verify`.
+fn grant_verified(granted: &mut Granted, x: &Exchange, work: &Path, root: &Path) {
+    assert_eq!(x.status, 200, "{}", x.headers);
+    let (status, bits) = status_of(&x.body);
+    assert_eq!(status, PkiStatus::Granted, "failInfo {bits:?}");
+    let (token, tst) = token_of(&x.body);
+    let serial = int_hex(&tst.serial_number);
+    let der = rasn::der::encode(&token).unwrap();
+    assert!(
+        granted.insert(serial.clone(), der).is_none(),
+        "serial {serial} repeated"
+    );
+    let (tsq, tsr) = (
+        work.join(format!("{serial}.tsq")),
+        work.join(format!("{serial}.tsr")),
+    );
+    std::fs::write(&tsq, &x.req).unwrap();
+    std::fs::write(&tsr, &x.body).unwrap();
+    let out = openssl(
+        work,
+        &[
+            "ts",
+            "-verify",
+            "-in",
+            tsr.to_str().unwrap(),
+            "-queryfile",
+            tsq.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Verification: OK"), "{out}");
+}
+
+fn retry_after(headers: &str) -> u64 {
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after:"))
+        .unwrap_or_else(|| panic!("no Retry-After: {headers}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A dev config with one TSA key (P-256: cheap to sign, so the mock's delay dominates),
+/// through the mock.
+fn config(so: &Path, http: &str) -> String {
+    format!(
+        "dev = true\n\n[hsm]\nmodule = {so:?}\nworkers = 2\nqueue_depth = 16\n\n\
+         [[keys]]\nlabel = \"tsa-p256\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\n\
+         chain = \"dev-pki/tsa-p256-chain.pem\"\n\n[http]\n{http}"
+    )
+}
+
+fn serve(dir: &Path, cfg: &Path, control: &Path) -> Server {
+    let mut cmd = hanko();
+    mock_env(&mut cmd, control);
+    let server = Server::start(
+        cmd,
+        &[
+            "--dev",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let start = Instant::now();
+    while server.get("/readyz").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(15), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[test]
+fn overload_gets_503_with_retry_after_and_clients_over_their_rate_429() {
+    let t_start = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let work = tmp.path().join("verify");
+    std::fs::create_dir_all(&work).unwrap();
+    let root = dir.join("dev-pki/root.pem");
+    let so = mock_so();
+    let control = tmp.path().join("faults");
+    std::fs::write(&control, "").unwrap();
+    let cfg = tmp.path().join("limits.toml");
+    std::fs::write(
+        &cfg,
+        config(&so, &format!("max_in_flight = {MAX_IN_FLIGHT}\n")),
+    )
+    .unwrap();
+    let mut granted = Granted::new();
+
+    // A fresh data directory: dev-init makes the token through the mock.
+    let server = serve(&dir, &cfg, &control);
+    let addr = server.addr;
+    grant_verified(&mut granted, &exchange(addr, "warm-up"), &work, &root);
+
+    // 1. Overload: each signature takes >= 200 ms (two C_Sign calls of 100 ms each).
+    set_control(&control, "delay fn=C_Sign ms=100\n");
+    let replies = burst(addr, "overload", THREADS, PER_THREAD);
+    assert!(injected(&control, "delay") > 0, "the mock delayed nothing");
+    set_control(&control, "");
+    let (mut ok, mut refused) = (0, 0);
+    for x in &replies {
+        match x.status {
+            200 => {
+                grant_verified(&mut granted, x, &work, &root);
+                ok += 1;
+            }
+            503 => {
+                refused += 1;
+                assert_eq!(retry_after(&x.headers), 1, "{}", x.headers);
+                assert!(
+                    x.headers.contains("content-type: text/plain"),
+                    "{}",
+                    x.headers
+                );
+                let body = String::from_utf8_lossy(&x.body);
+                assert!(body.contains("retry in 1 s"), "{body}");
+                // Refused before any work: not after a signature's worth of waiting.
+                assert!(x.took < Duration::from_secs(2), "a 503 took {:?}", x.took);
+            }
+            other => panic!("unexpected HTTP {other}: {}", x.headers),
+        }
+    }
+    eprintln!(
+        "overload: {ok} granted, {refused} refused with 503 of {}",
+        replies.len()
+    );
+    assert!(refused > 0, "nothing refused: the requests did not overlap");
+    assert!(ok >= MAX_IN_FLIGHT, "only {ok} granted");
+    assert_eq!(refused_metric(&server, "overload"), refused as u64);
+
+    // At exactly max_in_flight concurrent clients nothing is refused (a permit is
+    // returned before its response is sent), slow signatures or not.
+    set_control(&control, "delay fn=C_Sign ms=50\n");
+    let replies = burst(addr, "at the limit", MAX_IN_FLIGHT, 3);
+    set_control(&control, "");
+    for x in &replies {
+        grant_verified(&mut granted, x, &work, &root);
+    }
+    assert_eq!(refused_metric(&server, "overload"), refused as u64);
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    let made = format!("created token \"hanko-dev\" (through {})", so.display());
+    assert!(
+        out.contains(&made),
+        "the token was not made through the configured module:\n{out}"
+    );
+
+    // 2. Per-client rate: 1/s, burst 3. Requests from one client in quick succession.
+    std::fs::write(
+        &cfg,
+        config(
+            &so,
+            "max_in_flight = 64\nrate_limit_per_sec = 1\nrate_limit_burst = 3\n",
+        ),
+    )
+    .unwrap();
+    let server = serve(&dir, &cfg, &control);
+    let addr = server.addr;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for i in 0..8 {
+        let x = exchange(addr, &format!("rate {i}"));
+        statuses.push(x.status);
+        match x.status {
+            200 => grant_verified(&mut granted, &x, &work, &root),
+            429 => {
+                let body = String::from_utf8_lossy(&x.body).into_owned();
+                assert!(body.contains("too many requests"), "{body}");
+                limited.get_or_insert(retry_after(&x.headers));
+            }
+            other => panic!("unexpected HTTP {other}: {}", x.headers),
+        }
+    }
+    eprintln!("rate: {statuses:?}");
+    assert_eq!(statuses[..3], [200, 200, 200], "the burst is served");
+    let wait = limited.unwrap_or_else(|| panic!("never rate-limited: {statuses:?}"));
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let n429 = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(refused_metric(&server, "rate_limit"), n429);
+    std::thread::sleep(Duration::from_secs(wait));
+    grant_verified(&mut granted, &exchange(addr, "rate after"), &work, &root);
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+
+    // The log holds exactly the granted tokens.
+    let logged = log_records(&dir);
+    assert_eq!(logged.len(), granted.len(), "one record per granted token");
+    for (serial, token) in &logged {
+        let sent = granted
+            .get(serial)
+            .unwrap_or_else(|| panic!("logged serial {serial} was never granted"));
+        assert_eq!(sent, token, "serial {serial}: log and reply differ");
+    }
+    eprintln!("whole test: {:?}", t_start.elapsed());
+}
