@@ -114,6 +114,26 @@ impl TestDb {
         }
     }
 
+    /// Another connection takes the lock every batch needs (SQLite: the write lock;
+    /// PostgreSQL: the chain-head row, as a stuck node would) until the value is dropped.
+    async fn hold_write_lock(&self) -> Box<dyn std::any::Any + Send> {
+        if self.is_pg() {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql("BEGIN; SELECT * FROM chain_head FOR UPDATE;")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c)
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c)
+        }
+    }
+
     /// One integer from raw SQL.
     async fn count(&self, sql: &'static str) -> i64 {
         match self.kind {
@@ -421,10 +441,9 @@ async fn group_commit_closed_loop_clients(db: TestDb) {
 
 both!(failed_batch_fails_every_waiter_and_records_nothing);
 async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
-    // A trigger refuses one record; with a linger, all concurrent appends share its batch.
-    let mut opts = StoreOptions::default();
-    opts.linger = Duration::from_millis(300);
-    let store = db.open(opts).await;
+    // A trigger refuses one record. To put 20 appends into one batch deterministically,
+    // the writer is held up on a first record while the 20 queue behind it.
+    let store = db.open(StoreOptions::default()).await;
     if db.is_pg() {
         db.exec(
             "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
@@ -441,6 +460,12 @@ async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
         )
         .await;
     }
+    let blocker = db.hold_write_lock().await;
+    let first = {
+        let s = store.clone();
+        tokio::spawn(async move { s.append(record(100, "first")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut tasks = Vec::new();
     for i in 1..=20u64 {
         let s = store.clone();
@@ -449,6 +474,9 @@ async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
             async move { s.append(record(i, client)).await },
         ));
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(blocker);
+    assert_eq!(first.await.unwrap().unwrap().seq, 1);
     for t in tasks {
         let e = t.await.unwrap().unwrap_err();
         assert!(is_db_error(&e, "append batch"), "{e:?}");
@@ -456,17 +484,18 @@ async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
     }
     let stats = store.writer_stats();
     assert_eq!(stats.failed_records, 20, "{stats:?}");
-    assert_eq!(stats.records, 0);
-    assert_eq!(db.count("SELECT COUNT(*) FROM log_records").await, 0);
-    assert_eq!(store.head().await.unwrap().seq, 0, "head untouched");
+    assert_eq!(stats.failed_batches, 1, "{stats:?}");
+    assert_eq!(stats.records, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM log_records").await, 1);
+    assert_eq!(store.head().await.unwrap().seq, 1, "head untouched");
 
-    // The store recovers: the next batch starts the chain at 1.
+    // The store recovers: the next batch continues the chain.
     if db.is_pg() {
         db.exec("DROP TRIGGER poison ON log_records").await;
     } else {
         db.exec("DROP TRIGGER poison").await;
     }
-    assert_eq!(store.append(record(1, "after")).await.unwrap().seq, 1);
+    assert_eq!(store.append(record(1, "after")).await.unwrap().seq, 2);
     assert!(store.verify_chain().await.unwrap().is_ok());
 }
 
@@ -476,23 +505,7 @@ async fn hung_database_times_out_then_recovers(db: TestDb) {
     opts.commit_timeout = Duration::from_millis(500);
     let store = db.open(opts).await;
     fill(&store, 1).await;
-    // Another connection holds the lock every batch needs (SQLite: the write lock;
-    // PostgreSQL: the chain-head row, as a stuck node would).
-    let blocker: Box<dyn std::any::Any + Send> = if db.is_pg() {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql("BEGIN; SELECT * FROM chain_head FOR UPDATE;")
-            .execute(&mut c)
-            .await
-            .unwrap();
-        Box::new(c)
-    } else {
-        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut c)
-            .await
-            .unwrap();
-        Box::new(c)
-    };
+    let blocker = db.hold_write_lock().await;
     let started = std::time::Instant::now();
     let e = store.append(record(2, "x")).await.unwrap_err();
     // PostgreSQL aborts the lock wait itself (lock_timeout = 3/4 of commit_timeout);
