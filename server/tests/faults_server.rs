@@ -1,6 +1,6 @@
 //! HSM faults seen through the whole server: the real `hanko serve` binary with
 //! `hsm.module` = the fault-injecting pkcs11-mock (pkcs11-mock/README.md) in front of
-//! SoftHSM, under a small concurrent load (8 threads), in three scenarios:
+//! SoftHSM, under a small concurrent load (8 threads), in five scenarios:
 //!
 //! 1. `C_Sign` always fails with CKR_DEVICE_ERROR: every reply is HTTP 200, rejection,
 //!    failInfo systemFailure (bit 25); no token leaves and none is logged.
@@ -9,9 +9,17 @@
 //! 3. Every third `C_Sign` returns a corrupted signature: every granted token verifies
 //!    with `openssl ts -verify`, every granted token is in the log byte for byte, and no
 //!    serial repeats.
+//! 4. `C_Sign` hangs: every request is answered within the deadline with systemFailure
+//!    (the pool abandons the stuck workers), /readyz keeps answering at once; released,
+//!    tokens return within 5 s and /readyz is 200, without a restart.
+//! 5. `C_Sign` is slow (300 ms per call, two calls per signature): every request is
+//!    granted within the deadline, every token verifies, no serial repeats.
 //!
-//! At the end, the log holds exactly the granted tokens. No request may wait longer
-//! than `hsm.call_timeout_ms` (2 s here) plus a 2 s margin.
+//! At the end, the log holds exactly the granted tokens: nothing for a request that got
+//! systemFailure. No request may wait longer than `hsm.call_timeout_ms` (2 s here) plus a
+//! 2 s margin. `hsm.workers` is 8, one per client thread, so that in scenario 5 no
+//! request waits in the queue for others' slow signatures past its deadline (with 2
+//! workers, 8 clients and 600 ms per signature, the fourth in line would).
 //!
 //! The server is `hanko serve --dev` over a dev data directory whose `hanko.toml` names
 //! the mock as `hsm.module`: dev mode opens the token through the configured module (and
@@ -22,17 +30,19 @@
 #[allow(dead_code, reason = "shared with the other test binaries")]
 #[path = "integration/common.rs"]
 mod common;
+mod mock_support;
 mod tsa_support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
 use crate::common::{Server, hanko, run, text};
+use crate::mock_support::{injected, mock_env, mock_so, set_control};
 use crate::tsa_support::{int_hex, log_records, openssl, post, request_der, status_of, token_of};
 
 const SYSTEM_FAILURE: usize = 25;
@@ -41,60 +51,11 @@ const CALL_TIMEOUT_MS: u64 = 2000;
 const MARGIN: Duration = Duration::from_secs(2);
 const THREADS: usize = 8;
 
-/// The mock's `.so`, built next to this test binary (or `HANKO_MOCK_SO`).
-fn mock_so() -> PathBuf {
-    if let Some(p) = std::env::var_os("HANKO_MOCK_SO") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [
-        deps.parent().unwrap().join("libhanko_pkcs11_mock.so"),
-        deps.join("libhanko_pkcs11_mock.so"),
-    ];
-    if let Some(p) = candidates.iter().find(|p| p.exists()) {
-        return p.clone();
-    }
-    let mut args = vec!["build", "-p", "hanko-pkcs11-mock"];
-    if !cfg!(debug_assertions) {
-        args.push("--release");
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p hanko-pkcs11-mock failed");
-    candidates.into_iter().find(|p| p.exists()).unwrap()
-}
-
-/// Replaces the control file atomically (the mock may read it at any call).
-fn set_control(control: &Path, text: &str) {
-    let tmp = control.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, control).unwrap();
-}
-
-/// Injections of `kind` counted so far in the mock's stats file (all functions).
-fn injected(control: &Path, kind: &str) -> u64 {
-    let mut stats = control.as_os_str().to_owned();
-    stats.push(".stats");
-    let Ok(text) = std::fs::read_to_string(PathBuf::from(stats)) else {
-        return 0;
-    };
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4 && f[1] == kind).then(|| f[f.len() - 1].parse::<u64>().unwrap_or(0))
-        })
-        .sum()
-}
-
 /// One request/reply of a load.
 struct Reply {
     req: Vec<u8>,
     resp: Vec<u8>,
+    took: Duration,
 }
 
 /// `THREADS` threads x `per_thread` POST /tsa; asserts HTTP 200 and the time bound.
@@ -119,7 +80,7 @@ fn load(addr: SocketAddr, tag: &str, per_thread: usize) -> Vec<Reply> {
                             let took = t0.elapsed();
                             assert_eq!(status, 200, "{tag}: {headers}");
                             assert!(took <= limit, "{tag}: a request took {took:?}");
-                            Reply { req, resp }
+                            Reply { req, resp, took }
                         })
                         .collect::<Vec<_>>()
                 })
@@ -185,6 +146,30 @@ fn resumes_within(addr: SocketAddr, granted: &mut Granted, within: Duration) -> 
     }
 }
 
+/// `openssl ts -verify` of `r` against its request and the dev root (files `name.ts[qr]`).
+fn verify_with_openssl(work: &Path, name: &str, r: &Reply, root: &Path) {
+    let (tsq, tsr) = (
+        work.join(format!("{name}.tsq")),
+        work.join(format!("{name}.tsr")),
+    );
+    std::fs::write(&tsq, &r.req).unwrap();
+    std::fs::write(&tsr, &r.resp).unwrap();
+    let out = openssl(
+        work,
+        &[
+            "ts",
+            "-verify",
+            "-in",
+            tsr.to_str().unwrap(),
+            "-queryfile",
+            tsq.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Verification: OK"), "{out}");
+}
+
 fn assert_all_system_failure(replies: &[Reply], what: &str) {
     for r in replies {
         let (status, bits) = status_of(&r.resp);
@@ -201,7 +186,8 @@ fn hsm_faults_through_the_server() {
     let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 
-    // The dev config, through the mock, with a short call timeout.
+    // The dev config, through the mock, with a short call timeout and a worker per
+    // client thread.
     let so = mock_so();
     let cfg: String = std::fs::read_to_string(dir.join("hanko.toml"))
         .unwrap()
@@ -211,6 +197,8 @@ fn hsm_faults_through_the_server() {
                 format!("module = {:?}", so.to_str().unwrap())
             } else if l.starts_with("call_timeout_ms = ") {
                 format!("call_timeout_ms = {CALL_TIMEOUT_MS}")
+            } else if l.starts_with("workers = ") {
+                format!("workers = {THREADS}")
             } else {
                 l.to_owned()
             }
@@ -223,9 +211,7 @@ fn hsm_faults_through_the_server() {
     let control = tmp.path().join("faults");
     std::fs::write(&control, "").unwrap();
     let mut cmd = hanko();
-    cmd.env("HANKO_MOCK_REAL_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
-        .env("HANKO_MOCK_CONTROL", &control)
-        .env_remove("HANKO_MOCK_STATS");
+    mock_env(&mut cmd, &control);
     let server = Server::start(cmd, &["--dev", "--data-dir", dir.to_str().unwrap()]);
     let addr = server.addr;
     wait_readyz(&server, 200, Duration::from_secs(15));
@@ -299,23 +285,7 @@ fn hsm_faults_through_the_server() {
         }
         grant(&mut granted, &r.resp);
         ok += 1;
-        let (tsq, tsr) = (work.join(format!("{i}.tsq")), work.join(format!("{i}.tsr")));
-        std::fs::write(&tsq, &r.req).unwrap();
-        std::fs::write(&tsr, &r.resp).unwrap();
-        let out = openssl(
-            &work,
-            &[
-                "ts",
-                "-verify",
-                "-in",
-                tsr.to_str().unwrap(),
-                "-queryfile",
-                tsq.to_str().unwrap(),
-                "-CAfile",
-                root.to_str().unwrap(),
-            ],
-        );
-        assert!(out.contains("Verification: OK"), "{out}");
+        verify_with_openssl(&work, &format!("corrupt-{i}"), r, &root);
     }
     assert!(
         ok > replies.len() / 2,
@@ -323,6 +293,60 @@ fn hsm_faults_through_the_server() {
         replies.len()
     );
     eprintln!("corrupt: {ok} of {} granted, all verify", replies.len());
+
+    // 4. C_Sign hangs (until the line is removed; max_ms only guards against a test that
+    // dies before removing it): every request gets systemFailure within the deadline.
+    set_control(&control, "hang fn=C_Sign max_ms=60000\n");
+    let replies = load(addr, "hang", 2);
+    assert_all_system_failure(&replies, "C_Sign hangs");
+    assert!(injected(&control, "hang") > 0, "the mock hung nothing");
+    // Readiness is asked of the token, not of a signature: it answers at once, whatever
+    // the signing workers are stuck in (the token itself is still there).
+    let t0 = Instant::now();
+    let (status, body) = server.get("/readyz");
+    let readyz_took = t0.elapsed();
+    assert!(
+        readyz_took < Duration::from_secs(1),
+        "/readyz took {readyz_took:?} during the hang"
+    );
+    assert!(status == 200 || status == 503, "{status} {body}");
+    set_control(&control, "");
+    let release = Instant::now();
+    resumes_within(addr, &mut granted, Duration::from_secs(5));
+    wait_readyz(
+        &server,
+        200,
+        Duration::from_secs(5).saturating_sub(release.elapsed()),
+    );
+    eprintln!(
+        "hang: {} systemFailure (slowest {:?}), /readyz {status} in {readyz_took:?} during it; \
+         tokens and readyz 200 after {:?}",
+        replies.len(),
+        replies.iter().map(|r| r.took).max().unwrap(),
+        release.elapsed()
+    );
+
+    // 5. Slow token: 300 ms per C_Sign call. Every request is granted in time.
+    set_control(&control, "delay fn=C_Sign ms=300\n");
+    let replies = load(addr, "latency", 3);
+    set_control(&control, "");
+    assert!(
+        injected(&control, "delay") >= 2 * replies.len() as u64,
+        "the mock did not slow every signature"
+    );
+    for (i, r) in replies.iter().enumerate() {
+        let (status, bits) = status_of(&r.resp);
+        assert_eq!(status, PkiStatus::Granted, "latency: failInfo {bits:?}");
+        // Two delayed C_Sign calls per signature: the delay was really in the path.
+        assert!(r.took >= Duration::from_millis(600), "{:?}", r.took);
+        grant(&mut granted, &r.resp);
+        verify_with_openssl(&work, &format!("latency-{i}"), r, &root);
+    }
+    eprintln!(
+        "latency: {} granted, slowest {:?}",
+        replies.len(),
+        replies.iter().map(|r| r.took).max().unwrap()
+    );
 
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
