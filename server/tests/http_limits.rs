@@ -11,6 +11,9 @@
 //! 2. Per-client rate (restart with `http.rate_limit_per_sec = 1`, burst 3): a quick run
 //!    of requests gets its burst, then 429 with `Retry-After`; after waiting that long the
 //!    client is served again.
+//! 3. The other side of the split (`http/mod.rs`, "Refused, or failed"): with
+//!    `max_in_flight` above what the signing pool holds, the pool's own `Busy` comes after
+//!    admission and is answered HTTP 200 with a systemFailure TimeStampResp.
 //!
 //! At the end the issuance log holds exactly the granted tokens, byte for byte: a refused
 //! request leaves nothing behind.
@@ -36,6 +39,7 @@ use crate::mock_support::{injected, mock_env, mock_so, set_control};
 use crate::tsa_support::{int_hex, log_records, openssl, post, request_der, status_of, token_of};
 
 const QUERY: &str = "application/timestamp-query";
+const SYSTEM_FAILURE: usize = 25;
 const MAX_IN_FLIGHT: usize = 4;
 const THREADS: usize = 12;
 const PER_THREAD: usize = 4;
@@ -145,8 +149,12 @@ fn retry_after(headers: &str) -> u64 {
 /// A dev config with one TSA key (P-256: cheap to sign, so the mock's delay dominates),
 /// through the mock.
 fn config(so: &Path, http: &str) -> String {
+    config_with_pool(so, 2, 16, http)
+}
+
+fn config_with_pool(so: &Path, workers: usize, queue_depth: usize, http: &str) -> String {
     format!(
-        "dev = true\n\n[hsm]\nmodule = {so:?}\nworkers = 2\nqueue_depth = 16\n\n\
+        "dev = true\n\n[hsm]\nmodule = {so:?}\nworkers = {workers}\nqueue_depth = {queue_depth}\n\n\
          [[keys]]\nlabel = \"tsa-p256\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\n\
          chain = \"dev-pki/tsa-p256-chain.pem\"\n\n[http]\n{http}"
     )
@@ -284,6 +292,32 @@ fn overload_gets_503_with_retry_after_and_clients_over_their_rate_429() {
     assert_eq!(refused_metric(&server, "rate_limit"), n429);
     std::thread::sleep(Duration::from_secs(wait));
     grant_verified(&mut granted, &exchange(addr, "rate after"), &work, &root);
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+
+    // 3. After admission, a full signing queue is a protocol answer: with max_in_flight
+    // above what the pool holds (1 worker, 1 queued), the pool's own Busy reaches the
+    // client as HTTP 200 + systemFailure, not as an HTTP error.
+    std::fs::write(&cfg, config_with_pool(&so, 1, 1, "max_in_flight = 64\n")).unwrap();
+    let server = serve(&dir, &cfg, &control);
+    set_control(&control, "delay fn=C_Sign ms=100\n");
+    let replies = burst(server.addr, "busy pool", 8, 2);
+    set_control(&control, "");
+    let mut busy = 0;
+    for x in &replies {
+        assert_eq!(x.status, 200, "{}", x.headers);
+        match status_of(&x.body) {
+            (PkiStatus::Granted, _) => grant_verified(&mut granted, x, &work, &root),
+            (PkiStatus::Rejection, bits) => {
+                assert_eq!(bits, vec![SYSTEM_FAILURE]);
+                busy += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    eprintln!("busy pool: {busy} systemFailure of {}", replies.len());
+    assert!(busy > 0, "the pool was never full");
+    assert_eq!(refused_metric(&server, "overload"), 0);
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
 
