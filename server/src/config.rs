@@ -133,11 +133,11 @@ pub struct StoreSection {
     pub keep_tokens: Option<bool>,
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
-    /// `store.linger_ms`: the longest the log writer waits for more records before
-    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 2).
-    /// The wait is adaptive: only while records keep arriving close together, never on an
-    /// idle server; 0 turns it off. Bigger batches cost less per record; a record waits at
-    /// most this much longer. See benches/RESULTS.md for measured effects.
+    /// `store.linger_ms`: how long the log writer waits for more records before
+    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 0:
+    /// commit at once). Bigger batches cost less per record; each record waits up to this
+    /// much longer, and with few clients the wait stalls them all. See benches/RESULTS.md
+    /// for measured effects.
     pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
     pub serial_block: Option<u64>,

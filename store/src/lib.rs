@@ -74,7 +74,7 @@ mod writer;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -110,12 +110,9 @@ pub struct StoreOptions {
     pub keep_tokens: bool,
     /// Most records per group-commit transaction. Default 256.
     pub max_batch: usize,
-    /// The longest the writer waits for more records after the queue ran empty, before
-    /// committing a batch smaller than `max_batch`. The wait is adaptive: it goes on only
-    /// while records keep arriving (each within twice the recent mean gap of the last),
-    /// and does not start when records come further apart than this (an idle server
-    /// commits at once). Zero turns it off: batches then grow only from what queued while
-    /// the previous commit ran. Default 2 ms.
+    /// How long the writer waits for more records after the queue ran empty, before
+    /// committing a batch smaller than `max_batch`. Default 0 (commit at once: batches grow
+    /// by themselves under load while the previous commit is in flight).
     pub linger: Duration,
     /// Appends that may wait for the writer before `append` itself waits (backpressure).
     /// Default 4096.
@@ -141,7 +138,7 @@ impl Default for StoreOptions {
             node_id: "node-1".to_owned(),
             keep_tokens: true,
             max_batch: 256,
-            linger: Duration::from_millis(2),
+            linger: Duration::ZERO,
             queue_depth: 4096,
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
@@ -397,11 +394,7 @@ impl Store {
             .ok_or(Error::Closed)?;
         let (reply, rx) = oneshot::channel();
         sender
-            .send(Job {
-                rec,
-                reply,
-                queued_at: Instant::now(),
-            })
+            .send(Job { rec, reply })
             .await
             .map_err(|_| Error::Closed)?;
         drop(sender);

@@ -4,11 +4,9 @@
 //! transaction per record would cap issuance at the disk's fsync rate. So every append goes
 //! through one background task that takes whatever records are already queued (up to
 //! `max_batch`), writes them in ONE transaction, and then answers all of them. Under load
-//! batches grow by themselves; an idle server commits single records at once. A short,
-//! adaptive linger (at most `StoreOptions::linger`, 2 ms by default) waits for more records
-//! while they keep arriving close together ([`ArrivalGap`]): each commit costs a fixed
-//! amount of CPU and an fsync, so when records arrive about as fast as commits finish,
-//! waiting a little halves the commits for the same records.
+//! batches grow by themselves; an idle server commits single records at once. An optional
+//! linger (default zero) waits a little for more records; it only helps when fsync is much
+//! slower than the arrival gap, and it adds latency, so it is off unless the operator asks.
 //!
 //! ```text
 //! append() --mpsc--> [ writer task: recv 1, drain up to max_batch, (linger) ]
@@ -39,8 +37,6 @@ use crate::{Error, Receipt};
 pub(crate) struct Job {
     pub rec: PreparedRecord,
     pub reply: oneshot::Sender<Result<Receipt, Error>>,
-    /// When `append` queued it: the writer learns the arrival rate from these.
-    pub queued_at: Instant,
 }
 
 /// Counters the writer updates after every batch (read by [`crate::Store::writer_stats`]).
@@ -123,7 +119,6 @@ async fn run(
 ) {
     let max = cfg.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max);
-    let mut arrivals = ArrivalGap::default();
     loop {
         match rx.recv().await {
             Some(job) => batch.push(job),
@@ -135,22 +130,11 @@ async fn run(
                 Err(_) => break,
             }
         }
-        for job in &batch {
-            arrivals.observe(job.queued_at);
-        }
-        if let Some(gap) = arrivals.linger_gap(cfg.linger)
-            && batch.len() < max
-        {
-            // Keep collecting while records keep coming, each within `gap` of the last,
-            // for at most `cfg.linger` in all.
-            let end = tokio::time::Instant::now() + cfg.linger;
+        if !cfg.linger.is_zero() && batch.len() < max {
+            let deadline = tokio::time::Instant::now() + cfg.linger;
             while batch.len() < max {
-                let next = (tokio::time::Instant::now() + gap).min(end);
-                match tokio::time::timeout_at(next, rx.recv()).await {
-                    Ok(Some(job)) => {
-                        arrivals.observe(job.queued_at);
-                        batch.push(job);
-                    }
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
                     Ok(None) | Err(_) => break,
                 }
             }
@@ -158,49 +142,6 @@ async fn run(
         commit(backend.as_ref(), &mut batch, &stats, cfg.commit_timeout).await;
     }
     tracing::debug!("issuance log writer stopped");
-}
-
-/// The writer's estimate of the time between two appends (an exponentially weighted
-/// mean), which decides whether waiting for more records can pay off.
-///
-/// Why adaptive: a fixed linger helps when records arrive a little slower than a commit
-/// takes (an RSA TSA on a small machine: ~1 record per commit, each paying a whole
-/// commit), but with a closed population of clients it stalls all of them once they are
-/// all waiting in the batch (P-256 at 16 clients lost half its rate with a fixed 2 ms).
-/// So the writer waits only while records keep arriving, each within twice the usual gap
-/// of the previous one, never longer than the configured linger in all, and not at all
-/// when records are sparser than the linger (an idle server adds no latency).
-#[derive(Debug, Default)]
-struct ArrivalGap {
-    last: Option<Instant>,
-    /// Mean gap in nanoseconds (weight 1/8 for each new gap).
-    mean_ns: Option<f64>,
-}
-
-impl ArrivalGap {
-    fn observe(&mut self, at: Instant) {
-        if let Some(last) = self.last {
-            // Jobs reach the writer in queue order; a reordering (two tasks racing to
-            // the queue) just counts as a zero gap.
-            let gap = at.saturating_duration_since(last).as_nanos() as f64;
-            self.mean_ns = Some(match self.mean_ns {
-                Some(m) => m + (gap - m) / 8.0,
-                None => gap,
-            });
-        }
-        if self.last.is_none_or(|l| at > l) {
-            self.last = Some(at);
-        }
-    }
-
-    /// How long to wait for the next record, or `None` not to linger.
-    fn linger_gap(&self, linger: Duration) -> Option<Duration> {
-        let mean = Duration::from_nanos(self.mean_ns? as u64);
-        if linger.is_zero() || mean * 2 > linger {
-            return None;
-        }
-        Some((mean * 2).clamp(Duration::from_micros(20), linger))
-    }
 }
 
 /// Writes one batch and answers its waiters; leaves `batch` empty.
@@ -255,46 +196,5 @@ async fn commit(
                 let _ = reply.send(Err(err.clone()));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn arrivals(gaps_us: &[u64]) -> ArrivalGap {
-        let t0 = Instant::now();
-        let mut a = ArrivalGap::default();
-        let mut t = t0;
-        a.observe(t);
-        for g in gaps_us {
-            t += Duration::from_micros(*g);
-            a.observe(t);
-        }
-        a
-    }
-
-    #[test]
-    fn lingers_only_while_records_come_close_together() {
-        let linger = Duration::from_millis(2);
-        // Nothing known yet: no wait.
-        assert_eq!(ArrivalGap::default().linger_gap(linger), None);
-        // A record every 200 us: wait up to 400 us for the next one.
-        let dense = arrivals(&[200; 32]);
-        assert_eq!(dense.linger_gap(linger), Some(Duration::from_micros(400)));
-        // Off when configured off.
-        assert_eq!(dense.linger_gap(Duration::ZERO), None);
-        // A record every 5 ms (sparser than the linger): commit at once.
-        assert_eq!(arrivals(&[5_000; 32]).linger_gap(linger), None);
-        // A burst of simultaneous records: the floor, not zero.
-        assert_eq!(
-            arrivals(&[0; 32]).linger_gap(linger),
-            Some(Duration::from_micros(20))
-        );
-        // The mean follows a change of rate within a few dozen records.
-        let mut gaps = vec![5_000; 32];
-        gaps.extend([100; 40]);
-        let g = arrivals(&gaps).linger_gap(linger);
-        assert!(g.is_some_and(|g| g < Duration::from_micros(400)), "{g:?}");
     }
 }
