@@ -9,7 +9,7 @@
 //!  tsa / seal / anchor                          hanko-store
 //!  -------------------    NewRecord     +--------------------------------+
 //!  issued bytes + record ------------> | Store::append                  |
-//!                                      |   -> mpsc -> log writer task   |   one transaction
+//!                                      |   -> queue -> log writer       |   one transaction
 //!                                      |      (group commit, max_batch) | ----------------> SQLite (WAL, FULL)
 //!  response released  <-------------- |   <- Receipt {seq, chain_hash} |   per batch       or PostgreSQL
 //!                         durable      +--------------------------------+
@@ -27,6 +27,9 @@
 //! HTTP, or decide status codes: any [`Error`] from [`Store::append`] means "no durable
 //! record", which the server answers with systemFailure / HTTP 503. It does not anchor the
 //! chain externally either; hanko-anchor reads [`Store::read_range`] for that.
+//!
+//! The log writer is a thread of its own on SQLite (statements run back to back on one
+//! connection) and a tokio task on PostgreSQL (one round trip per statement anyway).
 //!
 //! Layout: `backend` (private) holds the one storage trait and its SQLite and
 //! PostgreSQL implementations with their own embedded migrations (`migrations/sqlite`,
@@ -77,13 +80,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::backend::LogBackend;
 use crate::backend::postgres::PgBackend;
 use crate::backend::sqlite::SqliteBackend;
 use crate::record::PreparedRecord;
-use crate::writer::{Job, StatsInner, WriterConfig};
+use crate::writer::{Job, StatsInner, WriterConfig, WriterHandle};
 
 pub use crate::chain::{BadReason, BadRow, ChainHead, VerifyReport};
 pub use crate::error::Error;
@@ -126,7 +128,8 @@ pub struct StoreOptions {
     /// (below `commit_timeout`, so a lock wait ends with a clean SQLITE_BUSY rollback).
     pub busy_timeout: Duration,
     /// Longest a group-commit transaction may take before its waiters get
-    /// [`Error::Timeout`] (a hung database must become a prompt 503, not hung requests).
+    /// [`Error::Timeout`] (a hung database must become a prompt 503, not hung requests);
+    /// also the longest [`Store::append`] waits for its record, queueing included.
     /// On PostgreSQL, `lock_timeout` and `statement_timeout` are set to 3/4 of it, so the
     /// server normally aborts first and the transaction rolls back cleanly. Default 10 s.
     pub commit_timeout: Duration,
@@ -186,9 +189,11 @@ struct Inner {
     keep_tokens: bool,
     /// Opened by [`Store::open_read_only`]: no writer.
     read_only: bool,
+    /// How long `append` waits for its record's transaction.
+    commit_timeout: Duration,
     /// Taken (and dropped) by `close`, which lets the writer drain and stop.
     sender: Mutex<Option<mpsc::Sender<Job>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<WriterHandle>>,
     stats: Arc<StatsInner>,
 }
 
@@ -225,7 +230,7 @@ impl Store {
                 opts.busy_timeout,
             )
             .await?;
-            Ok(Store::start(Arc::new(b), BackendKind::Sqlite, target, opts))
+            Store::start(Arc::new(b), BackendKind::Sqlite, target, opts)
         } else {
             let o = PgBackend::options_from_url(url).map_err(|e| Error::InvalidUrl {
                 target: target.clone(),
@@ -239,12 +244,7 @@ impl Store {
                 opts.commit_timeout * 3 / 4,
             )
             .await?;
-            Ok(Store::start(
-                Arc::new(b),
-                BackendKind::Postgres,
-                target,
-                opts,
-            ))
+            Store::start(Arc::new(b), BackendKind::Postgres, target, opts)
         }
     }
 
@@ -299,6 +299,7 @@ impl Store {
                 node_id: opts.node_id.into(),
                 keep_tokens: opts.keep_tokens,
                 read_only: true,
+                commit_timeout: opts.commit_timeout,
                 sender: Mutex::new(None),
                 task: Mutex::new(None),
                 stats: Arc::new(StatsInner::default()),
@@ -325,7 +326,7 @@ impl Store {
             opts.busy_timeout,
         )
         .await?;
-        Ok(Store::start(Arc::new(b), BackendKind::Sqlite, target, opts))
+        Store::start(Arc::new(b), BackendKind::Sqlite, target, opts)
     }
 
     fn start(
@@ -333,7 +334,7 @@ impl Store {
         kind: BackendKind,
         target: String,
         opts: StoreOptions,
-    ) -> Store {
+    ) -> Result<Store, Error> {
         let stats = Arc::new(StatsInner::default());
         let (tx, task) = writer::spawn(
             backend.clone(),
@@ -344,8 +345,8 @@ impl Store {
                 commit_timeout: opts.commit_timeout,
             },
             stats.clone(),
-        );
-        Store {
+        )?;
+        Ok(Store {
             inner: Arc::new(Inner {
                 backend,
                 kind,
@@ -353,11 +354,12 @@ impl Store {
                 node_id: opts.node_id.into(),
                 keep_tokens: opts.keep_tokens,
                 read_only: false,
+                commit_timeout: opts.commit_timeout,
                 sender: Mutex::new(Some(tx)),
                 task: Mutex::new(Some(task)),
                 stats,
             }),
-        }
+        })
     }
 
     pub(crate) fn backend(&self) -> &dyn LogBackend {
@@ -398,7 +400,16 @@ impl Store {
             .await
             .map_err(|_| Error::Closed)?;
         drop(sender);
-        rx.await.map_err(|_| Error::Closed)?
+        // Bounded wait: a database that hangs (also in an fsync the writer thread cannot
+        // abandon) becomes a prompt, retryable error. A record whose waiter gave up is
+        // not committed if the writer has not reached COMMIT yet.
+        match tokio::time::timeout(self.inner.commit_timeout, rx).await {
+            Ok(reply) => reply.map_err(|_| Error::Closed)?,
+            Err(_) => Err(Error::Timeout {
+                op: "append",
+                after: self.inner.commit_timeout,
+            }),
+        }
     }
 
     /// The writer's counters (batches, records, largest batch, failures).
@@ -423,10 +434,8 @@ impl Store {
         let sender = self.inner.sender.lock().ok().and_then(|mut s| s.take());
         drop(sender);
         let task = self.inner.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "issuance log writer task failed");
+        if let Some(task) = task {
+            task.join().await;
         }
         if let Err(e) = self.inner.backend.close().await {
             tracing::warn!(error = %e, "closing the issuance log pool failed");

@@ -8,6 +8,10 @@
 //! linger (default zero) waits a little for more records; it only helps when fsync is much
 //! slower than the arrival gap, and it adds latency, so it is off unless the operator asks.
 //!
+//! The loop runs as a tokio task calling [`LogBackend::append_batch`] (PostgreSQL), or on
+//! a thread of its own when the backend offers a [`BlockingAppender`] (SQLite: no async
+//! hand-off between the request and the database in either direction).
+//!
 //! ```text
 //! append() --mpsc--> [ writer task: recv 1, drain up to max_batch, (linger) ]
 //!    ^                         |  one transaction (backend::append_batch)
@@ -99,15 +103,116 @@ pub(crate) struct WriterConfig {
     pub commit_timeout: Duration,
 }
 
-/// Starts the writer task on the current tokio runtime.
+/// A backend that commits a batch synchronously on the writer's own thread (SQLite:
+/// `backend/sqlite_writer.rs`). The batch loop then runs on that thread, fed straight from
+/// the queue: no async task between the request and the database, in either direction.
+pub(crate) trait BlockingAppender: Send + 'static {
+    /// Appends `records` in one transaction. `abandoned` is asked just before COMMIT: if
+    /// it says yes (every waiter has given up), the transaction rolls back instead.
+    fn append(
+        &mut self,
+        records: &[PreparedRecord],
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Receipt>, Error>;
+}
+
+/// The running writer: a tokio task, or a thread of its own.
+#[derive(Debug)]
+pub(crate) enum WriterHandle {
+    Task(JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
+}
+
+impl WriterHandle {
+    /// Waits until the writer has drained its queue and stopped.
+    pub(crate) async fn join(self) {
+        let failed = match self {
+            WriterHandle::Task(t) => t.await.is_err(),
+            WriterHandle::Thread(t) => !matches!(
+                tokio::task::spawn_blocking(move || t.join()).await,
+                Ok(Ok(()))
+            ),
+        };
+        if failed {
+            tracing::error!("issuance log writer failed");
+        }
+    }
+}
+
+/// Starts the writer: on a thread of its own when the backend has a [`BlockingAppender`],
+/// otherwise as a task on the current tokio runtime.
 pub(crate) fn spawn(
     backend: Arc<dyn LogBackend>,
     cfg: WriterConfig,
     stats: Arc<StatsInner>,
-) -> (mpsc::Sender<Job>, JoinHandle<()>) {
+) -> Result<(mpsc::Sender<Job>, WriterHandle), Error> {
     let (tx, rx) = mpsc::channel(cfg.queue_depth.max(1));
-    let handle = tokio::spawn(run(backend, rx, cfg, stats));
-    (tx, handle)
+    let handle = match backend.blocking_appender() {
+        Some(appender) => WriterHandle::Thread(
+            std::thread::Builder::new()
+                .name("hanko-log-writer".into())
+                .spawn(move || run_blocking(appender, rx, cfg, stats))
+                .map_err(|e| Error::Io(Arc::new(e)))?,
+        ),
+        None => WriterHandle::Task(tokio::spawn(run(backend, rx, cfg, stats))),
+    };
+    Ok((tx, handle))
+}
+
+/// Takes what is already queued, up to `max` records in all.
+fn drain(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max: usize) {
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// The batch loop on the writer's own thread; ends when every sender is gone and the
+/// queue is drained.
+fn run_blocking(
+    mut appender: Box<dyn BlockingAppender>,
+    mut rx: mpsc::Receiver<Job>,
+    cfg: WriterConfig,
+    stats: Arc<StatsInner>,
+) {
+    let max = cfg.max_batch.max(1);
+    let mut batch: Vec<Job> = Vec::with_capacity(max);
+    while let Some(job) = rx.blocking_recv() {
+        batch.push(job);
+        drain(&mut rx, &mut batch, max);
+        if !cfg.linger.is_zero() && batch.len() < max {
+            std::thread::sleep(cfg.linger);
+            drain(&mut rx, &mut batch, max);
+        }
+        // A waiter that gave up (its request ended, or `Store::append` timed out) was
+        // never given its token: its record is not written at all.
+        batch.retain(|j| !j.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
+            batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
+        let started = Instant::now();
+        let abandoned = || replies.iter().all(|r| r.is_closed());
+        let result = appender.append(&records, &abandoned);
+        if result.is_err() && abandoned() {
+            // Rolled back because nobody waits any more (or failed meanwhile): no answer
+            // is owed; the waiters already reported their own timeout.
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            stats
+                .failed_records
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            tracing::warn!(
+                records = records.len(),
+                "issuance log batch not committed: every waiter had given up"
+            );
+            continue;
+        }
+        answer(replies, result, started, &stats);
+    }
+    tracing::debug!("issuance log writer stopped");
 }
 
 /// The writer loop; ends when every sender is gone and the queue is drained.
@@ -124,12 +229,7 @@ async fn run(
             Some(job) => batch.push(job),
             None => break,
         }
-        while batch.len() < max {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        drain(&mut rx, &mut batch, max);
         if !cfg.linger.is_zero() && batch.len() < max {
             let deadline = tokio::time::Instant::now() + cfg.linger;
             while batch.len() < max {
@@ -153,7 +253,6 @@ async fn commit(
 ) {
     let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
         batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
-    let n = records.len() as u64;
     let records: Arc<[PreparedRecord]> = records.into();
     let started = Instant::now();
     // Dropping the transaction future on timeout rolls it back (unless COMMIT was already
@@ -165,6 +264,17 @@ async fn commit(
             after: timeout,
         }),
     };
+    answer(replies, result, started, stats);
+}
+
+/// Answers a batch's waiters with the outcome of its transaction and counts it.
+fn answer(
+    replies: Vec<oneshot::Sender<Result<Receipt, Error>>>,
+    result: Result<Vec<Receipt>, Error>,
+    started: Instant,
+    stats: &StatsInner,
+) {
+    let n = replies.len() as u64;
     metrics::histogram!("hanko_log_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(receipts) if receipts.len() == replies.len() => {

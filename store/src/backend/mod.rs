@@ -84,6 +84,13 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 
     /// Closes the connection pool.
     fn close(&self) -> BoxFut<'_, ()>;
+
+    /// A synchronous appender for the writer's own thread, for backends whose appends
+    /// are cheaper run in one go than as async round trips (SQLite). `None` (the default):
+    /// the writer is a tokio task calling [`LogBackend::append_batch`].
+    fn blocking_appender(&self) -> Option<Box<dyn crate::writer::BlockingAppender>> {
+        None
+    }
 }
 
 /// The columns every read selects, in [`RawRow`] order.

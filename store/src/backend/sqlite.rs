@@ -32,6 +32,7 @@ use super::{
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
+use crate::writer::BlockingAppender;
 use crate::{Error, Receipt};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -74,7 +75,7 @@ impl SqliteBackend {
             .run(&pool)
             .await
             .map_err(|e| Error::Migrate { source: e.into() })?;
-        let writer = match SqliteWriter::start(&path, busy_timeout).await {
+        let writer = match SqliteWriter::open(&path, busy_timeout).await {
             Ok(w) => w,
             Err(e) => {
                 pool.close().await;
@@ -144,7 +145,14 @@ fn reject_in_memory(opts: &SqliteConnectOptions, target: &str) -> Result<(), Err
 
 impl LogBackend for SqliteBackend {
     fn append_batch(&self, records: Arc<[PreparedRecord]>) -> BoxFut<'_, Vec<Receipt>> {
-        Box::pin(async move { self.writer()?.append(records).await })
+        // Normally unused: the store's writer runs on its own thread through
+        // `blocking_appender`. Kept so the trait's contract holds for any caller.
+        Box::pin(async move {
+            let mut w = self.writer()?.clone();
+            tokio::task::spawn_blocking(move || w.append(&records, &|| false))
+                .await
+                .map_err(|_| Error::Closed)?
+        })
     }
 
     fn reserve_serials<'a>(
@@ -230,11 +238,14 @@ impl LogBackend for SqliteBackend {
 
     fn close(&self) -> BoxFut<'_, ()> {
         Box::pin(async move {
-            if let Some(w) = &self.writer {
-                w.close().await;
-            }
             self.pool.close().await;
             Ok(())
         })
+    }
+
+    fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {
+        self.writer
+            .as_ref()
+            .map(|w| Box::new(w.clone()) as Box<dyn BlockingAppender>)
     }
 }

@@ -1,38 +1,39 @@
-//! The SQLite log writer: one OS thread that owns the write connection and runs each
-//! group-commit transaction from `BEGIN IMMEDIATE` to `COMMIT` without yielding.
+//! The SQLite write connection: one `rusqlite` connection that runs each group-commit
+//! transaction from `BEGIN IMMEDIATE` to `COMMIT` without yielding, on the log writer's
+//! own thread ([`crate::writer::BlockingAppender`]).
 //!
-//! Why a thread of its own, and why `rusqlite` here while reads go through sqlx: sqlx runs
-//! an SQLite connection on a worker thread and hands every statement to it and its result
-//! back, so a batch of N records costs N + 4 round trips between threads. Measured on a
-//! 2-core machine (benches/RESULTS.md, 2026-11) that fixed cost, 0.4-0.7 ms of CPU per
-//! commit, took 17-48 % off the signing rate when the log was on, because at moderate load
-//! batches stay small (about 1.3 records). Here one batch is one message in and one reply
-//! out; the statements run back to back on prepared, cached statements.
+//! Why not sqlx here, while reads go through sqlx: sqlx runs an SQLite connection on a
+//! worker thread and hands every statement to it and its result back, so a batch of N
+//! records costs N + 4 round trips between threads, and the group-commit task adds two
+//! more hand-offs. On a 2-core machine that fixed cost took 17-48 % off the signing rate
+//! when the log was on (benches/RESULTS.md, 2026-11). Here the writer thread takes the
+//! records straight from the queue, runs the statements back to back on prepared, cached
+//! statements, and answers the waiters itself.
 //!
 //! ```text
-//!  writer task (tokio) --Cmd::Append(batch)--> [ hanko-log-sqlite thread ]
-//!        ^                                       BEGIN IMMEDIATE
-//!        |                                       SELECT head; INSERT xN; UPDATE head
-//!        '------------ oneshot reply ----------- COMMIT (fsync, synchronous = FULL)
+//!  Store::append --queue--> [ hanko-log-writer thread ]
+//!        ^                    BEGIN IMMEDIATE
+//!        |                    SELECT head; INSERT xN; UPDATE head
+//!        '--- oneshot ------- COMMIT (fsync, synchronous = FULL)
 //! ```
 //!
-//! What it does not do: read. Verification, export and lookups use the sqlx pool, which
-//! WAL lets run beside the writer. Both libraries link the same `libsqlite3-sys`.
+//! Serial reservations (rare: one per block) use the same connection from the blocking
+//! pool, behind the same mutex. What it does not do: read. Verification, export and
+//! lookups use the sqlx pool, which WAL lets run beside the writer. Both libraries link
+//! the same `libsqlite3-sys`.
 //!
 //! Failure: a statement error rolls the transaction back (rusqlite's `Transaction` drop)
-//! and the batch's waiters get the error. If the thread itself ends (it cannot panic on
-//! input, but a bug could), every later call gets [`Error::Closed`].
+//! and the batch's waiters get the error.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::oneshot;
 
 use super::{chain_batch, decode_head, to_i64};
 use crate::record::PreparedRecord;
+use crate::writer::BlockingAppender;
 use crate::{Error, Receipt};
 
 const INSERT_RECORD: &str = "INSERT INTO log_records (seq, kind, serial, object_hash, \
@@ -49,72 +50,29 @@ const ADVANCE_COUNTER: &str = "INSERT INTO serial_counters (name, next) VALUES (
 const RECORD_RANGE: &str = "INSERT INTO serial_ranges \
      (name, first_serial, last_serial, node_id, reserved_at_ns) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// One request to the writer thread.
-enum Cmd {
-    Append {
-        records: Arc<[PreparedRecord]>,
-        reply: oneshot::Sender<Result<Vec<Receipt>, Error>>,
-    },
-    Reserve {
-        name: String,
-        n: u64,
-        node_id: String,
-        now_ns: i64,
-        reply: oneshot::Sender<Result<u64, Error>>,
-    },
-}
-
-/// Handle on the writer thread. Dropping it (or [`SqliteWriter::close`]) lets the thread
-/// finish the command in hand and stop.
-#[derive(Debug)]
+/// The write connection, shared by the writer thread and serial reservations.
+#[derive(Debug, Clone)]
 pub(crate) struct SqliteWriter {
-    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteWriter {
-    /// Opens the write connection on an existing, migrated database file and starts the
-    /// thread. The connection is opened on the thread; this waits for the outcome.
-    pub(crate) async fn start(path: &Path, busy_timeout: Duration) -> Result<SqliteWriter, Error> {
-        let (tx, rx) = mpsc::channel::<Cmd>();
-        let (ready_tx, ready_rx) = oneshot::channel();
+    /// Opens the write connection on an existing, migrated database file (off the
+    /// runtime: opening runs file I/O).
+    pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteWriter, Error> {
         let path: PathBuf = path.to_owned();
-        let thread = std::thread::Builder::new()
-            .name("hanko-log-sqlite".into())
-            .spawn(move || match open(&path, busy_timeout) {
-                Ok(conn) => {
-                    let _ = ready_tx.send(Ok(()));
-                    serve(conn, rx);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
-            .map_err(|e| Error::Io(Arc::new(e)))?;
-        ready_rx.await.map_err(|_| Error::Closed)??;
+        let conn = tokio::task::spawn_blocking(move || open(&path, busy_timeout))
+            .await
+            .map_err(|_| Error::Closed)??;
         Ok(SqliteWriter {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    fn send(&self, cmd: Cmd) -> Result<(), Error> {
-        let guard = self.tx.lock().map_err(|_| Error::Closed)?;
-        guard
-            .as_ref()
-            .ok_or(Error::Closed)?
-            .send(cmd)
-            .map_err(|_| Error::Closed)
-    }
-
-    /// Appends one batch in one transaction (see [`super::LogBackend::append_batch`]).
-    pub(crate) async fn append(
-        &self,
-        records: Arc<[PreparedRecord]>,
-    ) -> Result<Vec<Receipt>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Cmd::Append { records, reply })?;
-        rx.await.map_err(|_| Error::Closed)?
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
+        // A panic while holding the lock can only come from a bug; the connection itself
+        // is still consistent (an open transaction is rolled back when dropped).
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reserves `n` serials of counter `name` (see [`super::LogBackend::reserve_serials`]).
@@ -125,29 +83,21 @@ impl SqliteWriter {
         node_id: &str,
         now_ns: i64,
     ) -> Result<u64, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Cmd::Reserve {
-            name: name.to_owned(),
-            n,
-            node_id: node_id.to_owned(),
-            now_ns,
-            reply,
-        })?;
-        rx.await.map_err(|_| Error::Closed)?
+        let this = self.clone();
+        let (name, node_id) = (name.to_owned(), node_id.to_owned());
+        tokio::task::spawn_blocking(move || reserve(&mut *this.lock()?, &name, n, &node_id, now_ns))
+            .await
+            .map_err(|_| Error::Closed)?
     }
+}
 
-    /// Stops taking commands and waits (off the runtime) for the thread to finish the
-    /// command in hand.
-    pub(crate) async fn close(&self) {
-        drop(self.tx.lock().ok().and_then(|mut t| t.take()));
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
-            match tokio::task::spawn_blocking(move || thread.join()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => tracing::error!("issuance log SQLite writer thread panicked"),
-                Err(e) => tracing::error!(error = %e, "joining the SQLite writer thread failed"),
-            }
-        }
+impl BlockingAppender for SqliteWriter {
+    fn append(
+        &mut self,
+        records: &[PreparedRecord],
+        abandoned: &dyn Fn() -> bool,
+    ) -> Result<Vec<Receipt>, Error> {
+        append(&mut *self.lock()?, records, abandoned)
     }
 }
 
@@ -172,36 +122,6 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err)?;
     Ok(conn)
-}
-
-/// The thread's loop: one command at a time until every sender is gone.
-fn serve(mut conn: Connection, rx: mpsc::Receiver<Cmd>) {
-    while let Ok(cmd) = rx.recv() {
-        match cmd {
-            Cmd::Append { records, reply } => {
-                // A waiter that gave up (the group-commit timeout dropped it) was told the
-                // batch failed: do not commit it after all. Checked again just before
-                // COMMIT; past that point the record may be durable although its waiter
-                // timed out, which is the safe direction (see crate::writer).
-                let abandoned = || reply.is_closed();
-                if abandoned() {
-                    continue;
-                }
-                let outcome = append(&mut conn, &records, &abandoned);
-                let _ = reply.send(outcome);
-            }
-            Cmd::Reserve {
-                name,
-                n,
-                node_id,
-                now_ns,
-                reply,
-            } => {
-                let _ = reply.send(reserve(&mut conn, &name, n, &node_id, now_ns));
-            }
-        }
-    }
-    tracing::debug!("issuance log SQLite writer stopped");
 }
 
 /// One batch, one transaction. The write lock is taken at BEGIN, before the head is read,
@@ -253,6 +173,8 @@ fn append(
         // Dropping `tx` rolls back; nobody is waiting for the answer.
         return Err(Error::Closed);
     }
+    // Past this point a waiter that gives up may find its record durable anyway: the safe
+    // direction (a record without a delivered token, never a token without a record).
     tx.commit().map_err(err)?;
     Ok(receipts)
 }
