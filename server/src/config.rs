@@ -134,9 +134,9 @@ pub struct StoreSection {
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
     /// `store.linger_ms`: how long the log writer waits for more records before
-    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default 0:
-    /// commit at once). Bigger batches cost less per record; each record waits up to this
-    /// much longer, and with few clients the wait stalls them all. See benches/RESULTS.md
+    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default
+    /// 0.5; 0: commit at once). Bigger batches cost less per record; each record waits up
+    /// to this much longer, and a long wait stalls few clients. See benches/RESULTS.md
     /// for measured effects.
     pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
