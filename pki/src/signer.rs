@@ -2,8 +2,10 @@
 //!
 //! Protocol crates hold an `Arc<dyn Signer>` and never learn whether the key is in a
 //! PKCS#11 token or in memory. Errors are classified once, here, into
-//! [`SignErrorKind`]; the TSA maps every kind to `systemFailure`, the HTTP layer maps
-//! [`SignErrorKind::Busy`] to 503, and nobody else inspects PKCS#11 return values.
+//! [`SignErrorKind`]; the TSA maps every kind to `systemFailure` (the server answers an
+//! admitted request whose signer fails, [`SignErrorKind::Busy`] included, with HTTP 200 and
+//! that TimeStampResp; only its admission control, before any work, answers 503 with
+//! `Retry-After`), and nobody else inspects PKCS#11 return values.
 
 use std::fmt;
 use std::future::Future;
@@ -47,7 +49,8 @@ pub enum SignErrorKind {
     /// The key (or its certificate) is not available: not found in the token, not yet
     /// loaded, or outside its usage period. Retryable once an operator acts.
     KeyUnavailable,
-    /// The signing queue is full. Retryable at once; the HTTP layer answers 503.
+    /// The signing queue is full. Retryable at once; for an admitted TSA request the
+    /// server answers HTTP 200 + `systemFailure` (503 is admission control's answer).
     Busy,
     /// The token went away (device removed, token not present, session handle invalid).
     /// The signer is reconnecting; retryable.
