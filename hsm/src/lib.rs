@@ -21,6 +21,9 @@
 //!   watchdog: a request past its deadline (call_timeout after submission, queued or in
 //!             flight) is answered Timeout; a worker stuck past call_timeout is
 //!             abandoned and a replacement started.
+//!   breaker:  after UNREADY_AFTER_FAILURES requests in a row fail (timeout, device lost,
+//!             device error, ...), the signer reports not ready for a cool-down, then
+//!             probes; a success closes it. It drives readiness only, never refuses.
 //!   supervisor: on device loss (CKR_DEVICE_REMOVED, ... twice in a row) mark not ready,
 //!             fail queued jobs, then under the READ lock find the token by label, open a
 //!             new login session, log in, find the keys; workers re-open their sessions.
@@ -57,6 +60,7 @@
 // `unsafe_code` stays denied (workspace lint): all FFI goes through cryptoki's safe API.
 // The one exception is `std::env::set_var` in `use_softhsm_config`, allowed there.
 
+mod breaker;
 mod error;
 pub mod metrics_names;
 mod module;
@@ -68,6 +72,7 @@ mod token;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use breaker::UNREADY_AFTER_FAILURES;
 /// The `cryptoki` version this crate speaks (its attribute types appear in
 /// [`Hsm::private_key_attributes`]).
 pub use cryptoki;

@@ -1,7 +1,8 @@
 //! Names of the metrics this crate records (all `hanko_hsm_` prefixed), in one place so
 //! dashboards and alert rules have one list to follow.
 //!
-//! Counters only; the `metrics` facade is a no-op until the server installs an exporter.
+//! Counters, and one gauge; the `metrics` facade is a no-op until the server installs an
+//! exporter.
 
 /// Counter: signatures handed out. Labels: `key`.
 pub const SIGNATURES: &str = "hanko_hsm_signatures_total";
@@ -17,3 +18,10 @@ pub const ABANDONED_WORKERS: &str = "hanko_hsm_abandoned_workers_total";
 /// Counter: signing attempts retried once on a fresh session. Labels: `key`, `kind` (of
 /// the failed first attempt).
 pub const RETRIES: &str = "hanko_hsm_sign_retries_total";
+/// Gauge: 1 while a key's readiness breaker is tripped (opened after failures in a row
+/// and not yet closed by a success; `/readyz` is 503 for its cool-down, then the key is
+/// probed again), else 0. Labels: `key`.
+pub const BREAKER_OPEN: &str = "hanko_hsm_breaker_open";
+/// Counter: openings of a key's readiness breaker, re-openings after a failed probe
+/// included. Labels: `key`.
+pub const BREAKER_OPENINGS: &str = "hanko_hsm_breaker_openings_total";

@@ -26,7 +26,8 @@
 //! The fresh session doubles as a probe: after a real unplug `C_OpenSession` fails at once
 //! and the loss is reported; after a one-off fault the retry simply succeeds. Only one
 //! retry: a token that fails twice in a row is failing, and the caller should hear so
-//! (and `/readyz` soon after). A bad signature is never handed out, retried or not.
+//! (and, after a few such requests, `/readyz`: see "Readiness" below). A bad signature is
+//! never handed out, retried or not.
 //! Other kinds (bad input, key unavailable, timeout) are not retried.
 //!
 //! # Deadlines
@@ -48,6 +49,29 @@
 //! see the new epoch (or generation) and re-open their sessions and re-find their key by
 //! label.
 //!
+//! # Readiness: a breaker on failures in a row
+//! [`Signer::is_ready`](hanko_pki::Signer::is_ready) is the token's readiness (present,
+//! logged in) *and* the pool's breaker (`breaker.rs`): after
+//! [`UNREADY_AFTER_FAILURES`](crate::UNREADY_AFTER_FAILURES) requests in a row end in a
+//! failure of the key or the device (timeout, device lost, device error, bad signature,
+//! key unavailable; not bad input, not busy), the pool reports itself not ready for
+//! `max(2 × call_timeout, 5 s)`, then ready again ("half-open") so that a little traffic
+//! probes the device; a success closes the breaker at once, a failure re-opens it. This
+//! is what takes a node whose token *hangs* out of a load balancer's rotation: a hung
+//! token is still present and logged in, only the outcomes of its requests show that it
+//! cannot sign. Metrics `hanko_hsm_breaker_open` and `hanko_hsm_breaker_openings_total`,
+//! a warning when it opens, an info line when it closes.
+//!
+//! The breaker drives readiness only: **requests are still served while it is open**.
+//! Each one is already bounded by its deadline, so serving it costs at most
+//! `call_timeout` and a worker (replaced if stuck). Refusing instead would need a probe of
+//! its own to learn that the device is back, and would turn a device that recovered a
+//! moment ago into errors for the rest of the cool-down. Clients that ignore readiness (no
+//! load balancer, a single node) get tokens again as soon as the device answers, and that
+//! first success is what closes the breaker. Only answered requests count: not refusals
+//! that make no attempt on the token (queue full, token not ready, pool closed), and not a
+//! late signature from a call the watchdog already answered `Timeout` for.
+//!
 //! # What this does not do
 //! It does not cancel a PKCS#11 call (PKCS#11 has no working cancellation); it abandons
 //! the thread. It does not retry across requests or re-queue: a request gets at most two
@@ -68,6 +92,7 @@ use cryptoki::session::Session;
 use hanko_pki::{BoxFuture, HashAlgorithm, KeyType, SignError, SignErrorKind, SignatureAlgorithm};
 use tokio::sync::oneshot;
 
+use crate::breaker::{self, Breaker, Transition};
 use crate::error::{Error, function_name, rv_name};
 use crate::metrics_names as m;
 use crate::module::ModuleState;
@@ -146,6 +171,7 @@ struct Counters {
     abandoned_workers: AtomicU64,
     deadline_expired: AtomicU64,
     refused: AtomicU64,
+    breaker_openings: AtomicU64,
     errors: [AtomicU64; KINDS.len()],
     failed_attempts: [AtomicU64; KINDS.len()],
 }
@@ -180,6 +206,9 @@ pub struct PoolStats {
     /// Requests answered with an error without an attempt on the token: queue full,
     /// token not ready (recovering), pool closed.
     pub refused: u64,
+    /// Times the readiness breaker opened (see the module docs), re-openings after a
+    /// failed probe included.
+    pub breaker_openings: u64,
 }
 
 impl PoolStats {
@@ -236,6 +265,8 @@ struct Shared {
     /// A key missing from a session of that same generation has vanished.
     found_generation: AtomicU64,
     counters: Counters,
+    /// Readiness after failures in a row (see the module docs).
+    breaker: Breaker,
 }
 
 impl Shared {
@@ -272,7 +303,48 @@ impl Shared {
     /// Answers a job (whoever holds its reply does this, exactly once).
     fn answer(&self, reply: Reply, result: Result<Vec<u8>, SignError>) {
         self.count(&result);
+        // Before the reply: a caller that saw its answer sees the readiness it caused.
+        self.track_breaker(&result);
         let _ = reply.send(result);
+    }
+
+    /// Feeds an answered job's outcome to the breaker; logs and counts what changed.
+    fn track_breaker(&self, result: &Result<Vec<u8>, SignError>) {
+        let key = &self.key.label;
+        let (transition, error) = match result {
+            Ok(_) => (self.breaker.record_success(), None),
+            Err(se) if breaker::counts(se.kind()) => {
+                (self.breaker.record_failure(Instant::now()), Some(se))
+            }
+            Err(_) => return,
+        };
+        let cool_down_ms = self.breaker.cool_down().as_millis();
+        match transition {
+            Transition::None => {}
+            Transition::Opened { failures } => {
+                self.opened_breaker();
+                tracing::warn!(key = %key, failures, cool_down_ms, last_error = %error.map(ToString::to_string).unwrap_or_default(),
+                    "signing failed {failures} times in a row; key reported not ready \
+                     (requests are still served and probe the device)");
+            }
+            Transition::Reopened => {
+                self.opened_breaker();
+                tracing::warn!(key = %key, cool_down_ms, last_error = %error.map(ToString::to_string).unwrap_or_default(),
+                    "signing still fails after the cool-down; key reported not ready again");
+            }
+            Transition::Closed => {
+                metrics::gauge!(m::BREAKER_OPEN, "key" => key.clone()).set(0.0);
+                tracing::info!(key = %key, "a signature succeeded; key reported ready again");
+            }
+        }
+    }
+
+    fn opened_breaker(&self) {
+        self.counters
+            .breaker_openings
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(m::BREAKER_OPENINGS, "key" => self.key.label.clone()).increment(1);
+        metrics::gauge!(m::BREAKER_OPEN, "key" => self.key.label.clone()).set(1.0);
     }
 
     /// An error for a request that gets no attempt on the token.
@@ -318,6 +390,7 @@ impl HsmSigner {
         cfg: PoolConfig,
         found_generation: u64,
     ) -> Result<Self, Error> {
+        let cool_down = breaker::cool_down(cfg.call_timeout);
         let shared = Arc::new(Shared {
             hsm,
             key,
@@ -333,10 +406,12 @@ impl HsmSigner {
             closed: AtomicBool::new(false),
             found_generation: AtomicU64::new(found_generation),
             counters: Counters::default(),
+            breaker: Breaker::new(breaker::UNREADY_AFTER_FAILURES, cool_down, Instant::now()),
         });
         // From here on, an early return drops `signer`, which stops what was started.
         let signer = HsmSigner { shared };
         let shared = &signer.shared;
+        metrics::gauge!(m::BREAKER_OPEN, "key" => shared.key.label.clone()).set(0.0);
         for _ in 0..shared.cfg.workers {
             spawn_worker(shared)?;
         }
@@ -382,6 +457,7 @@ impl HsmSigner {
             abandoned_workers: get(&c.abandoned_workers),
             deadline_expired: get(&c.deadline_expired),
             refused: get(&c.refused),
+            breaker_openings: get(&c.breaker_openings),
         }
     }
 
@@ -445,8 +521,9 @@ impl hanko_pki::Signer for HsmSigner {
         Box::pin(self.sign_inner(message))
     }
 
+    /// The token is ready and the breaker is not open (see the module docs).
     fn is_ready(&self) -> bool {
-        self.shared.hsm.is_ready()
+        self.shared.hsm.is_ready() && self.shared.breaker.is_ready(Instant::now())
     }
 }
 

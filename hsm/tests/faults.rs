@@ -8,6 +8,10 @@
 //! injected, and signing resumes within 5 s of the fault being cleared, in the same
 //! process, with the pool at full capacity.
 //!
+//! Readiness follows: while every request fails (`Always`, `hang all`) the signer is not
+//! ready, also when the token itself is present (the pool's breaker), and it is ready
+//! again once a request succeeds.
+//!
 //! Scenarios (run in sequence, one process; pass words to run only scenarios whose name
 //! contains one: `cargo test -p hanko-hsm --test faults -- hang unplug`):
 //! * `fault <fn> <rv> <mode>`: `C_Sign` and `C_SignInit` returning each of
@@ -163,8 +167,11 @@ async fn fault_matrix(
     let out = load.finish().await;
     let after = env.stats();
     let ps = signer.stats();
+    let ready_during = signer.is_ready();
     env.clear_faults();
     let took = recovered(&signer, &name).await;
+    // A success closes the readiness breaker (and the token is back).
+    assert!(signer.is_ready(), "{name}: not ready after recovery");
 
     let injected = delta(&before, &after, f, Kind::Fault);
     println!(
@@ -194,6 +201,14 @@ async fn fault_matrix(
         Mode::Always => {
             assert_eq!(out.ok, 0, "{name}");
             assert_eq!(out.errors_of(expected), n);
+            // No key is usable: not ready. For `Device` only the breaker says so (the
+            // token is present); for `DeviceLost` the token's readiness drops too, and
+            // its refusals are not counted by the breaker, so it may not have opened.
+            assert!(!ready_during, "{name}: ready while every request fails");
+            if expected == SignErrorKind::Device {
+                assert!(env.hsm.is_ready(), "{name}");
+                assert!(ps.breaker_openings >= 1, "{name}: {ps:?}");
+            }
         }
         Mode::Every | Mode::Prob => {
             assert!(ps.retries_succeeded > 0, "{name}: {ps:?}");
@@ -258,8 +273,13 @@ async fn hang_all(env: &MockEnv) {
     let out = l.finish().await;
     let ps = signer.stats();
     let hung = delta(&before, &env.stats(), Function::C_Sign, Kind::Hang);
+    // The token is present and logged in; only the breaker sees that no key can sign.
+    let (ready_during, token_ready_during) = (signer.is_ready(), env.hsm.is_ready());
     env.clear_faults();
     println!("hang all: {} hung calls; {}; {ps:?}", hung, out.summary());
+    assert!(!ready_during, "ready during the hang: {ps:?}");
+    assert!(token_ready_during);
+    assert!(ps.breaker_openings >= 1, "{ps:?}");
     assert_eq!(out.ok, 0);
     out.assert_kinds(&[SignErrorKind::Timeout], "hang all");
     assert!(out.errors_of(SignErrorKind::Timeout) >= 6);
@@ -270,6 +290,10 @@ async fn hang_all(env: &MockEnv) {
     assert!(ps.deadline_expired >= out.errors_of(SignErrorKind::Timeout));
     let took = recovered(&signer, "hang all").await;
     println!("hang all: resumed in {took:?} after the release");
+    assert!(
+        signer.is_ready(),
+        "the success after the release closes the breaker"
+    );
     assert_full_capacity(env, &signer, "").await;
 }
 
@@ -382,6 +406,7 @@ async fn corrupt(env: &MockEnv, key: (&str, SignatureAlgorithm), mode: Mode) {
     let out = l.finish().await;
     let after = env.stats();
     let ps = signer.stats();
+    let ready_during = signer.is_ready();
     env.clear_faults();
     let corrupted = delta(&before, &after, Function::C_Sign, Kind::Corrupt);
     println!(
@@ -406,11 +431,14 @@ async fn corrupt(env: &MockEnv, key: (&str, SignatureAlgorithm), mode: Mode) {
         Mode::Always => {
             assert_eq!(out.ok, 0);
             assert_eq!(out.errors_of(SignErrorKind::BadSignature), n);
+            // A token that only signs wrongly is not usable: the breaker opened.
+            assert!(!ready_during && ps.breaker_openings >= 1, "{ps:?}");
         }
         _ => assert!(ps.retries_succeeded > 0),
     }
     openssl_check(&signer, &out.samples);
     recovered(&signer, &name).await;
+    assert!(signer.is_ready(), "{name}: not ready after recovery");
 }
 
 /// Negative control: with verify-after-sign off, the corrupted signature does get out,
