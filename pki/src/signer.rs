@@ -32,8 +32,9 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// Signs `message`.
     fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>>;
 
-    /// Whether the key can sign right now (token present, logged in, key found). Used by
-    /// readiness checks; it must not block.
+    /// Whether the key can sign right now (token present, logged in, key found; an
+    /// implementation may also answer `false` for a while after its recent signatures
+    /// failed, as hanko-hsm's pool does). Used by readiness checks; it must not block.
     fn is_ready(&self) -> bool {
         true
     }
