@@ -3,15 +3,19 @@
 //! SoftHSM, under a small concurrent load (8 threads), in five scenarios:
 //!
 //! 1. `C_Sign` always fails with CKR_DEVICE_ERROR: every reply is HTTP 200, rejection,
-//!    failInfo systemFailure (bit 25); no token leaves and none is logged.
+//!    failInfo systemFailure (bit 25); no token leaves and none is logged; /readyz is 503
+//!    (the signing pool's breaker: requests in a row failed, though the token is present)
+//!    and 200 again once a token is granted after the fault is cleared.
 //! 2. The token is unplugged: systemFailure and /readyz 503; plugged back in, tokens and
 //!    /readyz 200 return within 5 s without a restart.
 //! 3. Every third `C_Sign` returns a corrupted signature: every granted token verifies
 //!    with `openssl ts -verify`, every granted token is in the log byte for byte, and no
 //!    serial repeats.
 //! 4. `C_Sign` hangs: every request is answered within the deadline with systemFailure
-//!    (the pool abandons the stuck workers), /readyz keeps answering at once; released,
-//!    tokens return within 5 s and /readyz is 200, without a restart.
+//!    (the pool abandons the stuck workers), /readyz keeps answering at once, and says
+//!    503 after a few timed-out requests (the pool's breaker; the token itself is still
+//!    present, so nothing else would), so a load balancer stops sending traffic; released,
+//!    tokens return within 5 s and /readyz is 200 again within 5 s, without a restart.
 //! 5. `C_Sign` is slow (300 ms per call, two calls per signature): every request is
 //!    granted within the deadline, every token verifies, no serial repeats.
 //!
@@ -102,11 +106,16 @@ fn stamp_one(addr: SocketAddr, tag: &str) -> Vec<u8> {
 
 /// Waits until /readyz answers `want`; returns how long it took.
 fn wait_readyz(server: &Server, want: u16, within: Duration) -> Duration {
+    wait_readyz_body(server, want, within).0
+}
+
+/// Waits until /readyz answers `want`; returns how long it took and the body.
+fn wait_readyz_body(server: &Server, want: u16, within: Duration) -> (Duration, String) {
     let start = Instant::now();
     loop {
         let (status, body) = server.get("/readyz");
         if status == want {
-            return start.elapsed();
+            return (start.elapsed(), body);
         }
         assert!(
             start.elapsed() < within,
@@ -228,11 +237,25 @@ fn hsm_faults_through_the_server() {
     let replies = load(addr, "device-error", 6);
     assert_all_system_failure(&replies, "C_Sign CKR_DEVICE_ERROR");
     assert!(injected(&control, "fault") >= replies.len() as u64);
+    // Every request failed twice (attempt and retry): the key is not usable, so not ready,
+    // although the token is there.
+    let (_, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
+    assert!(body.contains("signer is not ready"), "{body}");
+    assert!(!body.contains("is not reachable"), "{body}");
     set_control(&control, "");
+    let clear = Instant::now();
     let took = resumes_within(addr, &mut granted, Duration::from_secs(5));
+    // The first token closed the breaker.
+    wait_readyz(
+        &server,
+        200,
+        Duration::from_secs(5).saturating_sub(clear.elapsed()),
+    );
     eprintln!(
-        "device error: {} refused, tokens again after {took:?}",
-        replies.len()
+        "device error: {} refused, /readyz 503 during it; tokens again after {took:?}, \
+         readyz 200 after {:?}",
+        replies.len(),
+        clear.elapsed()
     );
 
     // 2. Unplugged: systemFailure and /readyz 503; plugged back in: tokens and 200.
@@ -300,16 +323,21 @@ fn hsm_faults_through_the_server() {
     let replies = load(addr, "hang", 2);
     assert_all_system_failure(&replies, "C_Sign hangs");
     assert!(injected(&control, "hang") > 0, "the mock hung nothing");
-    // Readiness is asked of the token, not of a signature: it answers at once, whatever
-    // the signing workers are stuck in (the token itself is still there).
+    // Readiness never waits on a signature: it answers at once, whatever the signing
+    // workers are stuck in.
     let t0 = Instant::now();
-    let (status, body) = server.get("/readyz");
+    let (status, _) = server.get("/readyz");
     let readyz_took = t0.elapsed();
     assert!(
         readyz_took < Duration::from_secs(1),
         "/readyz took {readyz_took:?} during the hang"
     );
-    assert!(status == 200 || status == 503, "{status} {body}");
+    // And it says 503: the token is still present and logged in, but every request timed
+    // out, so the pool's breaker reports the key not ready (for max(2 x call timeout,
+    // 5 s) after the last failure, which was just now).
+    let (readyz_503_after, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
+    assert!(body.contains("signer is not ready"), "{body}");
+    assert!(!body.contains("is not reachable"), "{body}");
     set_control(&control, "");
     let release = Instant::now();
     resumes_within(addr, &mut granted, Duration::from_secs(5));
@@ -319,8 +347,8 @@ fn hsm_faults_through_the_server() {
         Duration::from_secs(5).saturating_sub(release.elapsed()),
     );
     eprintln!(
-        "hang: {} systemFailure (slowest {:?}), /readyz {status} in {readyz_took:?} during it; \
-         tokens and readyz 200 after {:?}",
+        "hang: {} systemFailure (slowest {:?}), /readyz {status} in {readyz_took:?} during it \
+         (503 after {readyz_503_after:?}); tokens and readyz 200 after {:?}",
         replies.len(),
         replies.iter().map(|r| r.took).max().unwrap(),
         release.elapsed()
