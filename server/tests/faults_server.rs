@@ -47,7 +47,9 @@ use rasn_cms::tsp::PkiStatus;
 
 use crate::common::{Server, hanko, run, text};
 use crate::mock_support::{injected, mock_env, mock_so, set_control};
-use crate::tsa_support::{int_hex, log_records, openssl, post, request_der, status_of, token_of};
+use crate::tsa_support::{
+    int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
+};
 
 const SYSTEM_FAILURE: usize = 25;
 const CALL_TIMEOUT_MS: u64 = 2000;
@@ -157,26 +159,7 @@ fn resumes_within(addr: SocketAddr, granted: &mut Granted, within: Duration) -> 
 
 /// `openssl ts -verify` of `r` against its request and the dev root (files `name.ts[qr]`).
 fn verify_with_openssl(work: &Path, name: &str, r: &Reply, root: &Path) {
-    let (tsq, tsr) = (
-        work.join(format!("{name}.tsq")),
-        work.join(format!("{name}.tsr")),
-    );
-    std::fs::write(&tsq, &r.req).unwrap();
-    std::fs::write(&tsr, &r.resp).unwrap();
-    let out = openssl(
-        work,
-        &[
-            "ts",
-            "-verify",
-            "-in",
-            tsr.to_str().unwrap(),
-            "-queryfile",
-            tsq.to_str().unwrap(),
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-    );
-    assert!(out.contains("Verification: OK"), "{out}");
+    openssl_ts_verify(work, name, &r.req, &r.resp, root);
 }
 
 fn assert_all_system_failure(replies: &[Reply], what: &str) {

@@ -36,7 +36,9 @@ use rasn_cms::tsp::PkiStatus;
 
 use crate::common::{Server, hanko};
 use crate::mock_support::{injected, mock_env, mock_so, set_control};
-use crate::tsa_support::{int_hex, log_records, openssl, post, request_der, status_of, token_of};
+use crate::tsa_support::{
+    int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
+};
 
 const QUERY: &str = "application/timestamp-query";
 const SYSTEM_FAILURE: usize = 25;
@@ -114,26 +116,7 @@ fn grant_verified(granted: &mut Granted, x: &Exchange, work: &Path, root: &Path)
         granted.insert(serial.clone(), der).is_none(),
         "serial {serial} repeated"
     );
-    let (tsq, tsr) = (
-        work.join(format!("{serial}.tsq")),
-        work.join(format!("{serial}.tsr")),
-    );
-    std::fs::write(&tsq, &x.req).unwrap();
-    std::fs::write(&tsr, &x.body).unwrap();
-    let out = openssl(
-        work,
-        &[
-            "ts",
-            "-verify",
-            "-in",
-            tsr.to_str().unwrap(),
-            "-queryfile",
-            tsq.to_str().unwrap(),
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-    );
-    assert!(out.contains("Verification: OK"), "{out}");
+    openssl_ts_verify(work, &serial, &x.req, &x.body, root);
 }
 
 fn retry_after(headers: &str) -> u64 {

@@ -195,3 +195,28 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "openssl {args:?}:\n{text}");
     text
 }
+
+/// `openssl ts -verify` of the response `resp` against its request `req` and the trust
+/// anchor `root` (written to `dir` as `name.tsq` / `name.tsr`); asserts "Verification: OK".
+pub fn openssl_ts_verify(dir: &Path, name: &str, req: &[u8], resp: &[u8], root: &Path) {
+    let (tsq, tsr) = (
+        dir.join(format!("{name}.tsq")),
+        dir.join(format!("{name}.tsr")),
+    );
+    std::fs::write(&tsq, req).unwrap();
+    std::fs::write(&tsr, resp).unwrap();
+    let out = openssl(
+        dir,
+        &[
+            "ts",
+            "-verify",
+            "-in",
+            tsr.to_str().unwrap(),
+            "-queryfile",
+            tsq.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Verification: OK"), "{name}: {out}");
+}
