@@ -182,6 +182,22 @@ impl Breaker {
             || self.nanos(now) >= self.open_until.load(Ordering::Acquire)
     }
 
+    /// While not ready at `now`: the failures in a row so far and how long until the
+    /// breaker half-opens; `None` when ready.
+    pub fn open_for(&self, now: Instant) -> Option<(u32, Duration)> {
+        if self.is_ready(now) {
+            return None;
+        }
+        let left = self
+            .open_until
+            .load(Ordering::Acquire)
+            .saturating_sub(self.nanos(now));
+        Some((
+            self.failures.load(Ordering::Relaxed),
+            Duration::from_nanos(left),
+        ))
+    }
+
     /// Opened and not yet closed by a success (open or half-open).
     #[cfg(test)]
     pub fn is_tripped(&self) -> bool {
@@ -232,6 +248,8 @@ mod tests {
         }
         assert!(!b.is_ready(at(t, 2)));
         assert!(!b.is_ready(at(t, 5001)));
+        assert_eq!(b.open_for(at(t, 1002)), Some((3, Duration::from_secs(4))));
+        assert_eq!(b.open_for(at(t, 5002)), None);
         // Half-open: ready again, so traffic probes the device; still tripped.
         assert!(b.is_ready(at(t, 5002)));
         assert!(b.is_ready(at(t, 60_000)));

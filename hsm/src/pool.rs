@@ -525,6 +525,17 @@ impl hanko_pki::Signer for HsmSigner {
     fn is_ready(&self) -> bool {
         self.shared.hsm.is_ready() && self.shared.breaker.is_ready(Instant::now())
     }
+
+    fn not_ready_reason(&self) -> Option<String> {
+        if !self.shared.hsm.is_ready() {
+            return Some("the token is not reachable (recovering)".to_owned());
+        }
+        let (failures, left) = self.shared.breaker.open_for(Instant::now())?;
+        Some(format!(
+            "{failures} signatures in a row failed (timeouts or device errors);              probing the token again in {} s",
+            left.as_secs().max(1)
+        ))
+    }
 }
 
 /// The `SignError` callers see: for PKCS#11 errors the context names token and key, e.g.

@@ -38,6 +38,13 @@ pub trait Signer: Send + Sync + fmt::Debug {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// Why the key cannot sign right now, in words for an operator (`/readyz`), or
+    /// `None` when it can. The default derives it from [`Signer::is_ready`];
+    /// implementations that know more (token gone, recent failures) say so.
+    fn not_ready_reason(&self) -> Option<String> {
+        (!self.is_ready()).then(|| "signer is not ready".to_owned())
+    }
 }
 
 /// What kind of failure a signature ran into. Each kind has one meaning for callers.

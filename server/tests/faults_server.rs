@@ -224,6 +224,7 @@ fn hsm_faults_through_the_server() {
     // although the token is there.
     let (_, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
     assert!(body.contains("signer is not ready"), "{body}");
+    assert!(body.contains("signatures in a row failed"), "{body}");
     assert!(!body.contains("is not reachable"), "{body}");
     set_control(&control, "");
     let clear = Instant::now();
@@ -320,6 +321,7 @@ fn hsm_faults_through_the_server() {
     // 5 s) after the last failure, which was just now).
     let (readyz_503_after, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
     assert!(body.contains("signer is not ready"), "{body}");
+    assert!(body.contains("signatures in a row failed"), "{body}");
     assert!(!body.contains("is not reachable"), "{body}");
     set_control(&control, "");
     let release = Instant::now();

@@ -48,8 +48,8 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
         reasons.push(format!("time-stamp authority: {e}"));
     }
     for k in &state.keys {
-        if !k.signer().is_ready() {
-            reasons.push(format!("key \"{}\": signer is not ready", k.label()));
+        if let Some(why) = k.signer().not_ready_reason() {
+            reasons.push(format!("key \"{}\": signer is not ready: {why}", k.label()));
         }
         if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
             reasons.push(format!("key \"{}\": certificate: {e}", k.label()));
