@@ -123,6 +123,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The module's `.so` could not be found or built (see [`module_for_tests`]).
+    #[error("pkcs11-mock module not available: {0}")]
+    NotBuilt(String),
     /// A stats file line did not parse.
     #[error("stats line {line}: cannot parse {text:?}")]
     BadStats {
@@ -147,4 +150,44 @@ pub fn write_control(path: &Path, text: &str) -> Result<(), Error> {
     };
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The file name cargo gives the module.
+pub const MODULE_FILE: &str = "libhanko_pkcs11_mock.so";
+
+/// Where a test binary finds the module: `HANKO_MOCK_SO` if set, else the `.so` cargo
+/// built beside the running executable (`target/<profile>/` or its `deps/`); if neither
+/// exists, it is built once with `cargo build -p hanko-pkcs11-mock` in the same profile.
+/// For the workspace's own tests (hanko-hsm, hanko-server, this crate).
+pub fn module_for_tests() -> Result<PathBuf, Error> {
+    if let Some(p) = std::env::var_os("HANKO_MOCK_SO") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::NotBuilt(e.to_string()))?;
+    let deps = exe
+        .parent()
+        .ok_or_else(|| Error::NotBuilt(format!("{} has no directory", exe.display())))?;
+    let mut candidates = vec![deps.join(MODULE_FILE)];
+    if let Some(profile_dir) = deps.parent() {
+        candidates.insert(0, profile_dir.join(MODULE_FILE));
+    }
+    if let Some(p) = candidates.iter().find(|p| p.exists()) {
+        return Ok(p.clone());
+    }
+    let mut args = vec!["build", "-p", "hanko-pkcs11-mock"];
+    if !cfg!(debug_assertions) {
+        args.push("--release"); // into this profile's directory, where it is looked for
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| Error::NotBuilt(format!("cargo: {e}")))?;
+    if !status.success() {
+        return Err(Error::NotBuilt(format!("cargo {} failed", args.join(" "))));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| Error::NotBuilt(format!("{MODULE_FILE} not found beside {}", exe.display())))
 }

@@ -39,7 +39,7 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-const REAL_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const REAL_MODULE: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
 const LABEL: &str = "mock-test";
 const KEY_LABEL: &str = "mock-key";
 const PIN: &str = "user-pin-5678";
@@ -57,28 +57,7 @@ struct Fixture {
 }
 
 fn mock_so() -> PathBuf {
-    if let Some(p) = std::env::var_os("HANKO_MOCK_SO") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [
-        deps.parent().unwrap().join("libhanko_pkcs11_mock.so"),
-        deps.join("libhanko_pkcs11_mock.so"),
-    ];
-    if let Some(p) = candidates.iter().find(|p| p.exists()) {
-        return p.clone();
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-p", "hanko-pkcs11-mock"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p hanko-pkcs11-mock failed");
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("libhanko_pkcs11_mock.so not found after cargo build")
+    hanko_pkcs11_mock::module_for_tests().unwrap()
 }
 
 fn init_context(so: &Path) -> Pkcs11 {

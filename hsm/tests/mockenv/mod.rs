@@ -26,7 +26,7 @@ use hanko_pki::{SignErrorKind, Signer};
 pub const TOKEN: &str = "hanko-faults";
 pub const USER_PIN: &str = "user-pin-4711-x";
 pub const SO_PIN: &str = "so-pin-0815-y";
-pub const REAL_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const REAL_MODULE: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
 
 /// SoftHSM behind the mock, one token, logged in.
 pub struct MockEnv {
@@ -38,32 +38,7 @@ pub struct MockEnv {
 }
 
 pub fn mock_so() -> PathBuf {
-    if let Some(p) = std::env::var_os("HANKO_MOCK_SO") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [
-        deps.parent().unwrap().join("libhanko_pkcs11_mock.so"),
-        deps.join("libhanko_pkcs11_mock.so"),
-    ];
-    if let Some(p) = candidates.iter().find(|p| p.exists()) {
-        return p.clone();
-    }
-    let mut args = vec!["build", "-p", "hanko-pkcs11-mock"];
-    if !cfg!(debug_assertions) {
-        args.push("--release"); // into this profile's directory, where it is looked for
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p hanko-pkcs11-mock failed");
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("libhanko_pkcs11_mock.so not found after cargo build")
+    hanko_pkcs11_mock::module_for_tests().unwrap()
 }
 
 impl MockEnv {

@@ -6,34 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The real module behind the mock.
-pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const SOFTHSM: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
 
-/// The mock's `.so`, built next to this test binary (or `HANKO_MOCK_SO`); built with
-/// cargo when missing.
+/// The mock's `.so` (hanko_pkcs11_mock::module_for_tests: `HANKO_MOCK_SO`, beside this
+/// test binary, or built with cargo when missing).
 pub fn mock_so() -> PathBuf {
-    if let Some(p) = std::env::var_os("HANKO_MOCK_SO") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [
-        deps.parent().unwrap().join("libhanko_pkcs11_mock.so"),
-        deps.join("libhanko_pkcs11_mock.so"),
-    ];
-    if let Some(p) = candidates.iter().find(|p| p.exists()) {
-        return p.clone();
-    }
-    let mut args = vec!["build", "-p", "hanko-pkcs11-mock"];
-    if !cfg!(debug_assertions) {
-        args.push("--release");
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p hanko-pkcs11-mock failed");
-    candidates.into_iter().find(|p| p.exists()).unwrap()
+    hanko_pkcs11_mock::module_for_tests().unwrap()
 }
 
 /// Points `cmd` (a `hanko` command) at SoftHSM behind the mock, driven by `control`.
@@ -45,9 +23,7 @@ pub fn mock_env(cmd: &mut Command, control: &Path) {
 
 /// Replaces the control file atomically (the mock may read it at any call).
 pub fn set_control(control: &Path, text: &str) {
-    let tmp = control.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, control).unwrap();
+    hanko_pkcs11_mock::write_control(control, text).unwrap();
 }
 
 /// Injections of `kind` counted so far in the mock's stats file (all functions).
