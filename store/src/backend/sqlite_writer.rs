@@ -69,10 +69,10 @@ impl SqliteWriter {
         })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, Error> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock can only come from a bug; the connection itself
         // is still consistent (an open transaction is rolled back when dropped).
-        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserves `n` serials of counter `name` (see [`super::LogBackend::reserve_serials`]).
@@ -85,7 +85,7 @@ impl SqliteWriter {
     ) -> Result<u64, Error> {
         let this = self.clone();
         let (name, node_id) = (name.to_owned(), node_id.to_owned());
-        tokio::task::spawn_blocking(move || reserve(&mut *this.lock()?, &name, n, &node_id, now_ns))
+        tokio::task::spawn_blocking(move || reserve(&mut this.lock(), &name, n, &node_id, now_ns))
             .await
             .map_err(|_| Error::Closed)?
     }
@@ -97,7 +97,7 @@ impl BlockingAppender for SqliteWriter {
         records: &[PreparedRecord],
         abandoned: &dyn Fn() -> bool,
     ) -> Result<Vec<Receipt>, Error> {
-        append(&mut *self.lock()?, records, abandoned)
+        append(&mut self.lock(), records, abandoned)
     }
 }
 
