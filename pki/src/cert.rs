@@ -265,7 +265,8 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn expect(&mut self, tag: u8) -> Option<Tlv> {
+    /// The next element, if it has tag `tag`.
+    fn next_tagged(&mut self, tag: u8) -> Option<Tlv> {
         let t = self.next()?;
         (t.tag == tag).then_some(t)
     }
@@ -273,14 +274,14 @@ impl<'a> Cursor<'a> {
 
 fn locate(der: &[u8]) -> Option<Ranges> {
     let mut top = Cursor::new(der, 0..der.len());
-    let cert = top.expect(0x30)?;
+    let cert = top.next_tagged(0x30)?;
     if cert.whole.end != der.len() {
         return None;
     }
     let mut c = Cursor::new(der, cert.content);
-    let tbs = c.expect(0x30)?;
-    let signature_algorithm = c.expect(0x30)?.whole;
-    let sig = c.expect(0x03)?;
+    let tbs = c.next_tagged(0x30)?;
+    let signature_algorithm = c.next_tagged(0x30)?.whole;
+    let sig = c.next_tagged(0x03)?;
     let signature_bits = (sig.content.start + 1)..sig.content.end;
     if signature_bits.start > signature_bits.end {
         return None;
@@ -294,11 +295,11 @@ fn locate(der: &[u8]) -> Option<Ranges> {
         return None;
     }
     let serial_content = field.content;
-    let _signature = t.expect(0x30)?;
-    let issuer = t.expect(0x30)?.whole;
-    let _validity = t.expect(0x30)?;
-    let subject = t.expect(0x30)?.whole;
-    let spki = t.expect(0x30)?.whole;
+    let _signature = t.next_tagged(0x30)?;
+    let issuer = t.next_tagged(0x30)?.whole;
+    let _validity = t.next_tagged(0x30)?;
+    let subject = t.next_tagged(0x30)?.whole;
+    let spki = t.next_tagged(0x30)?.whole;
     Some(Ranges {
         tbs: tbs.whole,
         serial_content,
