@@ -159,7 +159,7 @@ fn resumes_within(addr: SocketAddr, granted: &mut Granted, within: Duration) -> 
 
 /// `openssl ts -verify` of `r` against its request and the dev root (files `name.ts[qr]`).
 fn verify_with_openssl(work: &Path, name: &str, r: &Reply, root: &Path) {
-    openssl_ts_verify(work, name, &r.req, &r.resp, root);
+    openssl_ts_verify(work, name, &r.req, &r.resp, root, None);
 }
 
 fn assert_all_system_failure(replies: &[Reply], what: &str) {

@@ -116,7 +116,7 @@ fn grant_verified(granted: &mut Granted, x: &Exchange, work: &Path, root: &Path)
         granted.insert(serial.clone(), der).is_none(),
         "serial {serial} repeated"
     );
-    openssl_ts_verify(work, &serial, &x.req, &x.body, root);
+    openssl_ts_verify(work, &serial, &x.req, &x.body, root, None);
 }
 
 fn retry_after(headers: &str) -> u64 {

@@ -19,7 +19,9 @@ use rasn_cms::SignedData;
 use rasn_cms::tsp::TimeStampReq;
 
 use crate::common::text;
-use crate::tsa_support::{DEFAULT_POLICY, P256_POLICY, dev_server, openssl, timestamp, token_of};
+use crate::tsa_support::{
+    DEFAULT_POLICY, P256_POLICY, dev_server, openssl, openssl_ts_verify, timestamp, token_of,
+};
 
 fn hanko_verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hanko"))
@@ -113,21 +115,8 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
                     let signature = signed_attributes_reencode(&resp);
 
                     // openssl: with certReq the token leads to the root by itself.
-                    let mut args = vec![
-                        "ts",
-                        "-verify",
-                        "-in",
-                        tsr.to_str().unwrap(),
-                        "-queryfile",
-                        tsq.to_str().unwrap(),
-                        "-CAfile",
-                        root.to_str().unwrap(),
-                    ];
-                    if !cert_req {
-                        args.extend(["-untrusted", chain.to_str().unwrap()]);
-                    }
-                    let out = openssl(&work, &args);
-                    assert!(out.contains("Verification: OK"), "{name}: {out}");
+                    let untrusted = (!cert_req).then_some(chain.as_path());
+                    openssl_ts_verify(&work, &name, &req, &resp, &root, untrusted);
 
                     // hanko verify, on its own code path.
                     let mut args = vec![

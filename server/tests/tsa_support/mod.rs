@@ -197,26 +197,35 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
 }
 
 /// `openssl ts -verify` of the response `resp` against its request `req` and the trust
-/// anchor `root` (written to `dir` as `name.tsq` / `name.tsr`); asserts "Verification: OK".
-pub fn openssl_ts_verify(dir: &Path, name: &str, req: &[u8], resp: &[u8], root: &Path) {
+/// anchor `root` (written to `dir` as `name.tsq` / `name.tsr`), with `untrusted`
+/// intermediates when the token carries no certificates; asserts "Verification: OK".
+pub fn openssl_ts_verify(
+    dir: &Path,
+    name: &str,
+    req: &[u8],
+    resp: &[u8],
+    root: &Path,
+    untrusted: Option<&Path>,
+) {
     let (tsq, tsr) = (
         dir.join(format!("{name}.tsq")),
         dir.join(format!("{name}.tsr")),
     );
     std::fs::write(&tsq, req).unwrap();
     std::fs::write(&tsr, resp).unwrap();
-    let out = openssl(
-        dir,
-        &[
-            "ts",
-            "-verify",
-            "-in",
-            tsr.to_str().unwrap(),
-            "-queryfile",
-            tsq.to_str().unwrap(),
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "ts",
+        "-verify",
+        "-in",
+        tsr.to_str().unwrap(),
+        "-queryfile",
+        tsq.to_str().unwrap(),
+        "-CAfile",
+        root.to_str().unwrap(),
+    ];
+    if let Some(chain) = untrusted {
+        args.extend(["-untrusted", chain.to_str().unwrap()]);
+    }
+    let out = openssl(dir, &args);
     assert!(out.contains("Verification: OK"), "{name}: {out}");
 }
