@@ -441,6 +441,13 @@ impl HsmSigner {
         &self.shared.cfg
     }
 
+    /// Requests queued for a worker and not yet taken by one (in-flight calls are not
+    /// counted). A cheap look at how much work is waiting: the issuance log uses it to
+    /// decide whether holding a batch open can idle the signer (`hanko_store::Upstream`).
+    pub fn backlog(&self) -> usize {
+        self.shared.lock_queue().jobs.len()
+    }
+
     /// What the pool has done so far: requests served and failed by kind, failed
     /// attempts, retries, verify-after-sign failures, abandoned workers. Cheap (atomic
     /// loads); for tests, soak runs and diagnostics. Metrics carry the same counts.

@@ -225,8 +225,25 @@ async fn delay_below_deadline(env: &MockEnv) {
     let before = env.stats();
     env.set_faults("delay fn=C_Sign ms=100\n");
     let l = Load::start(&signer, 4, "delay below", Some(24));
+    // 4 callers, 2 workers held 100 ms each: the others' requests wait in the queue, and
+    // `backlog` (the issuance log's hint) sees them.
+    let mut most_queued = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    while l.done() < 24 && tokio::time::Instant::now() < until {
+        most_queued = most_queued.max(signer.backlog());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     l.wait_done(24, Duration::from_secs(30)).await;
     let out = l.finish().await;
+    assert!(
+        (1..=4).contains(&most_queued),
+        "backlog seen: {most_queued}"
+    );
+    assert_eq!(
+        signer.backlog(),
+        0,
+        "nothing is queued once the load is done"
+    );
     let after = env.stats();
     env.clear_faults();
     println!("delay below deadline: {}", out.summary());
