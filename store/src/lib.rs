@@ -85,7 +85,7 @@ use crate::backend::LogBackend;
 use crate::backend::postgres::PgBackend;
 use crate::backend::sqlite::SqliteBackend;
 use crate::record::PreparedRecord;
-use crate::writer::{Job, StatsInner, WriterConfig, WriterHandle};
+use crate::writer::{Job, LingerGate, StatsInner, WriterConfig, WriterHandle};
 
 pub use crate::chain::{BadReason, BadRow, ChainHead, VerifyReport};
 pub use crate::error::Error;
@@ -95,7 +95,7 @@ pub use crate::record::{
     RecordKind, StoredRecord, normalize_serial, serial_to_bytes,
 };
 pub use crate::serial::{DEFAULT_BLOCK, MAX_BLOCK, SerialAllocator, SerialRange};
-pub use crate::writer::WriterStats;
+pub use crate::writer::{Upstream, WriterStats};
 
 /// The file name the server uses for the SQLite log under its data directory.
 pub const SQLITE_FILE_NAME: &str = "issuance-log.sqlite";
@@ -112,13 +112,20 @@ pub struct StoreOptions {
     pub keep_tokens: bool,
     /// Most records per group-commit transaction. Default 256.
     pub max_batch: usize,
-    /// How long the writer waits for more records after the queue ran empty, before
-    /// committing a batch smaller than `max_batch`. Default 0.5 ms: every commit costs a
-    /// fixed ~0.1 ms of CPU (mostly the fsync), so on a busy signer a short wait halves
-    /// the commits for the same records; measured best of 0 / 0.25 / 0.5 / 1 ms for both
-    /// RSA-3072 and P-256 (benches/RESULTS.md). Zero commits at once (batches then grow
-    /// only from what queued during the previous commit).
+    /// How long the writer holds a batch smaller than `max_batch` open for more records.
+    /// Without [`StoreOptions::upstream`] it always waits this long after the first
+    /// record; with one, this is the upper bound and it waits only while the upstream is
+    /// busy. Default 0.5 ms (the best fixed wait measured on a 2-core machine for both
+    /// RSA-3072 and P-256; with an upstream the server uses 2 ms, see benches/RESULTS.md).
+    /// Every commit costs a fixed ~0.1 ms of CPU (mostly the fsync), so fewer, larger
+    /// commits leave more to the signers. Zero commits at once (batches then grow only
+    /// from what queued during the previous commit).
     pub linger: Duration,
+    /// What feeds the log (the server: its signing pools), if known. With it, `linger`
+    /// becomes an upper bound: the writer holds a batch open only while the upstream is
+    /// [`Upstream::busy`] and commits as soon as it is not, so a lightly loaded server
+    /// adds no wait and a saturated one gets large batches. Default none.
+    pub upstream: Option<Arc<dyn Upstream>>,
     /// Appends that may wait for the writer before `append` itself waits (backpressure).
     /// Default 4096.
     pub queue_depth: usize,
@@ -145,6 +152,7 @@ impl Default for StoreOptions {
             keep_tokens: true,
             max_batch: 256,
             linger: Duration::from_micros(500),
+            upstream: None,
             queue_depth: 4096,
             max_connections: 8,
             acquire_timeout: Duration::from_secs(10),
@@ -198,6 +206,8 @@ struct Inner {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     task: Mutex<Option<WriterHandle>>,
     stats: Arc<StatsInner>,
+    /// With an upstream hint: ends the writer thread's linger once the upstream is idle.
+    linger: Option<(Arc<dyn Upstream>, Arc<LingerGate>)>,
 }
 
 impl fmt::Debug for Store {
@@ -306,6 +316,7 @@ impl Store {
                 sender: Mutex::new(None),
                 task: Mutex::new(None),
                 stats: Arc::new(StatsInner::default()),
+                linger: None,
             }),
         })
     }
@@ -339,11 +350,12 @@ impl Store {
         opts: StoreOptions,
     ) -> Result<Store, Error> {
         let stats = Arc::new(StatsInner::default());
-        let (tx, task) = writer::spawn(
+        let (tx, task, gate) = writer::spawn(
             backend.clone(),
             WriterConfig {
                 max_batch: opts.max_batch,
                 linger: opts.linger,
+                upstream: opts.upstream.clone(),
                 queue_depth: opts.queue_depth,
                 commit_timeout: opts.commit_timeout,
             },
@@ -361,6 +373,7 @@ impl Store {
                 sender: Mutex::new(Some(tx)),
                 task: Mutex::new(Some(task)),
                 stats,
+                linger: opts.upstream.map(|u| (u, gate)),
             }),
         })
     }
@@ -402,6 +415,9 @@ impl Store {
             .send(Job { rec, reply })
             .await
             .map_err(|_| Error::Closed)?;
+        if let Some((upstream, gate)) = &self.inner.linger {
+            gate.after_send(upstream.as_ref(), sender.max_capacity() - sender.capacity());
+        }
         drop(sender);
         // Bounded wait: a database that hangs (also in an fsync the writer thread cannot
         // abandon) becomes a prompt, retryable error. A record whose waiter gave up is

@@ -12,12 +12,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hanko_store::{
     BackendKind, BadReason, Error, ExportRange, NewRecord, RecordKind, Store, StoreOptions,
-    serial_to_bytes,
+    Upstream, serial_to_bytes,
 };
 use sqlx::Connection as _;
 
@@ -437,6 +437,78 @@ async fn group_commit_closed_loop_clients(db: TestDb) {
     assert_eq!(stats.records, clients * each);
     assert!(stats.max_batch > 1, "no batching under load: {stats:?}");
     assert!(store.verify_chain().await.unwrap().is_ok());
+}
+
+/// An upstream (the server's signing pools) whose busyness the test sets.
+#[derive(Debug, Default)]
+struct TestUpstream(AtomicBool);
+
+impl Upstream for TestUpstream {
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Far longer than any test: a record that waited for the whole linger would hang it.
+const HOUR: Duration = Duration::from_secs(3600);
+/// Bound on operations that must not wait for a linger (generous: slow CI machines).
+const PROMPTLY: Duration = Duration::from_secs(30);
+
+both!(linger_holds_a_batch_only_while_upstream_busy);
+async fn linger_holds_a_batch_only_while_upstream_busy(db: TestDb) {
+    let upstream = Arc::new(TestUpstream::default());
+    let mut opts = StoreOptions::with_node_id("node-a");
+    opts.linger = HOUR;
+    opts.upstream = Some(upstream.clone());
+    let store = db.open(opts).await;
+
+    // Upstream idle: committed at once, the hour-long linger is not waited for.
+    tokio::time::timeout(PROMPTLY, store.append(record(1, "alice")))
+        .await
+        .expect("an idle upstream must not make a record wait")
+        .unwrap();
+
+    // Upstream busy: the writer holds the next batch open.
+    upstream.0.store(true, Ordering::SeqCst);
+    let s = store.clone();
+    let held = tokio::spawn(async move { s.append(record(2, "alice")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "committed while the upstream was busy");
+
+    // The upstream drains: the next append releases the batch, both records in one commit.
+    upstream.0.store(false, Ordering::SeqCst);
+    let third = tokio::time::timeout(PROMPTLY, store.append(record(3, "alice")))
+        .await
+        .expect("a drained upstream must release the batch")
+        .unwrap();
+    let second = tokio::time::timeout(PROMPTLY, held)
+        .await
+        .expect("the held record must be committed with the releasing one")
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.seq, third.seq), (2, 3));
+    let stats = store.writer_stats();
+    assert_eq!(
+        (stats.records, stats.batches, stats.max_batch),
+        (3, 2, 2),
+        "{stats:?}"
+    );
+    assert!(store.verify_chain().await.unwrap().is_ok());
+}
+
+both!(linger_is_bounded_while_upstream_stays_busy);
+async fn linger_is_bounded_while_upstream_stays_busy(db: TestDb) {
+    let mut opts = StoreOptions::with_node_id("node-a");
+    opts.linger = Duration::from_millis(200);
+    opts.upstream = Some(Arc::new(TestUpstream(AtomicBool::new(true))));
+    let store = db.open(opts).await;
+    for i in 1..=3 {
+        tokio::time::timeout(PROMPTLY, store.append(record(i, "alice")))
+            .await
+            .expect("the linger is an upper bound even while the upstream is busy")
+            .unwrap();
+    }
+    assert_eq!(store.writer_stats().records, 3);
 }
 
 both!(failed_batch_fails_every_waiter_and_records_nothing);
