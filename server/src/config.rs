@@ -34,6 +34,9 @@ pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const DEV_TOKEN_LABEL: &str = "hanko-dev";
 /// Name of the config file `dev-init` writes into the data directory.
 pub const DEV_CONFIG_FILE: &str = "hanko.toml";
+/// `store.linger_ms` when not set: the upper bound of the log writer's wait for more
+/// records while the signers are backlogged (benches/RESULTS.md, 2026-11-25).
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
 
 /// The TOML file as written: every key optional, unknown keys refused.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -133,11 +136,12 @@ pub struct StoreSection {
     pub keep_tokens: Option<bool>,
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
-    /// `store.linger_ms`: how long the log writer waits for more records before
-    /// committing a batch smaller than `max_batch` (0..=100, fractions allowed; default
-    /// 0.5; 0: commit at once). Bigger batches cost less per record; each record waits up
-    /// to this much longer, and a long wait stalls few clients. See benches/RESULTS.md
-    /// for measured effects.
+    /// `store.linger_ms`: the longest the log writer holds a batch smaller than
+    /// `max_batch` open for more records (0..=100, fractions allowed; default 2; 0: commit
+    /// at once). It holds one open only while a signing pool has at least a worker's worth
+    /// of requests queued (the signers lose nothing by it) and commits as soon as none has,
+    /// so a lightly loaded server adds no wait. Bigger batches cost less per record. See
+    /// benches/RESULTS.md for measured effects.
     pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
     pub serial_block: Option<u64>,
@@ -608,6 +612,9 @@ fn resolve_store(s: StoreSection, o: &Overrides, data_dir: &Path) -> anyhow::Res
         None => default_node_id(),
     };
     let mut options = hanko_store::StoreOptions::with_node_id(node_id);
+    // The server passes its signing pools as the log's upstream (lib.rs), so the linger is
+    // an upper bound that is only reached while the signers are backlogged.
+    options.linger = DEFAULT_LINGER;
     if let Some(k) = s.keep_tokens {
         options.keep_tokens = k;
     }
@@ -707,6 +714,12 @@ mod tests {
         };
         let ok = cfg("2.5").unwrap();
         assert_eq!(ok.store.options.linger, Duration::from_micros(2500));
+        let unset = toml::from_str::<FileConfig>(base)
+            .unwrap()
+            .resolve(&Overrides::default())
+            .unwrap();
+        assert_eq!(unset.store.options.linger, DEFAULT_LINGER);
+        assert_eq!(cfg("0").unwrap().store.options.linger, Duration::ZERO);
         assert!(cfg("150").is_err());
         assert!(cfg("-1.0").is_err());
     }

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
-use hanko_hsm::{Hsm, PoolConfig};
+use hanko_hsm::{Hsm, HsmSigner, PoolConfig};
 use hanko_pki::Signer;
 use hanko_pki::cert::{
     CertError, Certificate, check_key_matches, check_seal_certificate, check_tsa_certificate,
@@ -134,9 +134,10 @@ pub async fn load_keys(
     hsm: &Hsm,
     specs: &[KeySpec],
     pool: &PoolConfig,
-) -> anyhow::Result<Vec<SigningKey>> {
+) -> anyhow::Result<(Vec<SigningKey>, SigningBacklog)> {
     let now = SystemTime::now();
     let mut keys = Vec::new();
+    let mut backlog = SigningBacklog(Vec::new());
     for spec in specs {
         let chain = load_chain(spec, now)?;
         let Some(leaf) = chain.first() else {
@@ -157,7 +158,7 @@ pub async fn load_keys(
             )
         })?;
         check_private_key_attributes(hsm, &spec.label)?;
-        let signer = hsm.signer(&spec.label, spec.algorithm, pool.clone())?;
+        let signer = Arc::new(hsm.signer(&spec.label, spec.algorithm, pool.clone())?);
         // One probe signature, checked against the certificate's key: proves the key,
         // the mechanism and the certificate belong together before anything is issued.
         let probe = b"hanko start-up probe";
@@ -182,10 +183,30 @@ pub async fn load_keys(
             chain_len = chain.len(),
             "signing key loaded: certificate checked, key non-extractable, probe signature verified"
         );
-        let signer: Arc<dyn Signer> = Arc::new(signer);
+        backlog.0.push(signer.clone());
+        let signer: Arc<dyn Signer> = signer;
         let key = SigningKey::new(spec.label.clone(), spec.usage, signer, chain)
             .with_context(|| format!("key \"{}\": empty chain", spec.label))?;
         keys.push(key);
     }
-    Ok(keys)
+    Ok((keys, backlog))
+}
+
+/// The signing pools as the issuance log's upstream ([`hanko_store::Upstream`]): busy
+/// while some pool has at least one request per worker queued behind the ones being
+/// signed, so a batch held open for more records costs the HSM nothing. When no pool has,
+/// the log commits at once, and the clients it releases refill the queues. (2, 3 and 4
+/// per worker were measured too: smaller batches, released sooner, and the signers idled
+/// more; benches/RESULTS.md, 2026-11-25.) Any pool counts: the pools share the CPU and
+/// the token, so a backlogged seal key also lets time-stamp records wait, at most
+/// `store.linger_ms`.
+#[derive(Debug, Clone)]
+pub struct SigningBacklog(Vec<Arc<HsmSigner>>);
+
+impl hanko_store::Upstream for SigningBacklog {
+    fn busy(&self) -> bool {
+        self.0
+            .iter()
+            .any(|s| s.backlog() >= s.pool_config().workers.max(1))
+    }
 }

@@ -338,13 +338,16 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
         keys = cfg.keys.len(),
         "loading signing keys"
     );
-    let keys = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
+    let (keys, backlog) = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
     tracing::info!(
         database = %hanko_store::redact_url(&cfg.store.database_url),
         node = %cfg.store.options.node_id,
         "opening the issuance log"
     );
-    let store = hanko_store::Store::open(&cfg.store.database_url, cfg.store.options.clone())
+    // The log holds a batch open for more records only while the signers are backlogged.
+    let mut store_options = cfg.store.options.clone();
+    store_options.upstream = Some(Arc::new(backlog));
+    let store = hanko_store::Store::open(&cfg.store.database_url, store_options)
         .await
         .context("cannot open the issuance log")?;
     let issuer = match &cfg.tsa {
