@@ -220,6 +220,86 @@ fn unreadable_logs_and_bad_flags_exit_2() {
     }
 }
 
+/// `hanko log verify|export` as a user who may read the log but not write beside it:
+/// as root the `nobody` user (root ignores file modes), otherwise this user with the
+/// directory made read-only.
+fn log_as_reader(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let d = dir.to_str().unwrap();
+    if is_root() {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_hanko"), "log"])
+            .args(args)
+            .args(["--data-dir", d])
+            .env_remove("HANKO_PIN")
+            .env_remove("HANKO_PIN_FILE")
+            .output()
+            .unwrap()
+    } else {
+        let mut full = vec!["log"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--data-dir", d]);
+        run(&full)
+    }
+}
+
+fn is_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Sets a directory's mode (the log's temporary directory is 0700 when made).
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// An auditor who may read a stopped server's SQLite log but not write its directory:
+/// SQLite cannot create the WAL index there, so the tools read the file immutable (every
+/// commit is in it once the server has stopped and removed its `-wal`). With a `-wal`
+/// file left over, they say what access is missing instead of reading a partial log.
+#[test]
+fn auditor_without_write_access_beside_a_stopped_servers_log() {
+    let db = TestDb::sqlite();
+    seed(&db, 3);
+    let dir = db.dir.path();
+    let wal = dir.join("issuance-log.sqlite-wal");
+    let shm = dir.join("issuance-log.sqlite-shm");
+    assert!(
+        !wal.exists() && !shm.exists(),
+        "the store removes its WAL files on close"
+    );
+    // Readable by all; writable by the owner only (root), or by nobody.
+    chmod(dir, if is_root() { 0o755 } else { 0o555 });
+
+    let out = log_as_reader(dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("chain intact: 3 rows"),
+        "{}",
+        text(&out)
+    );
+    let out = log_as_reader(dir, &["export"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", text(&out));
+    assert!(
+        !wal.exists() && !shm.exists(),
+        "the reader wrote beside the log"
+    );
+
+    // A -wal file may hold commits not in the main file: no immutable read then.
+    chmod(dir, 0o755);
+    std::fs::write(&wal, b"").unwrap();
+    chmod(dir, if is_root() { 0o755 } else { 0o555 });
+    let out = log_as_reader(dir, &["verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a -wal file exists") && text(&out).contains("-shm"),
+        "{}",
+        text(&out)
+    );
+    chmod(dir, 0o755);
+}
+
 /// An auditor's PostgreSQL role may only SELECT: `hanko log verify` and `export` work
 /// with it (they open the log read-only: no migrations, no writer).
 #[test]

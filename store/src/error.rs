@@ -73,6 +73,18 @@ pub enum Error {
     #[error("issuance log is open read-only")]
     ReadOnly,
 
+    /// A read-only open of a SQLite log could not read it with this user's rights: the
+    /// file is in WAL mode, its `-shm` index does not exist and cannot be created here,
+    /// and a `-wal` file shows the log may hold commits not yet in the main file (or a
+    /// server may be writing). `reason` says what to do.
+    #[error("cannot read the issuance log at {target}: {reason}")]
+    NoReadAccess {
+        /// The URL with any password and query string removed.
+        target: String,
+        /// What is missing and how to get read access.
+        reason: String,
+    },
+
     /// A read-only open found a schema other than the one this build reads. `hanko serve`
     /// of the same version migrates the log when it starts.
     #[error(
@@ -173,6 +185,7 @@ impl Error {
             | Error::Closed
             | Error::ReadOnly
             | Error::Schema { .. }
+            | Error::NoReadAccess { .. }
             | Error::Io(_) => false,
         }
     }

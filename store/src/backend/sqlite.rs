@@ -90,6 +90,13 @@ impl SqliteBackend {
 
     /// Opens an existing log file read-only: no migrations, no writer. Fails unless the
     /// file's schema is exactly the one this build writes.
+    ///
+    /// An auditor may have read access to the log but not write access to its directory.
+    /// A WAL-mode file then reads normally while the server runs (its `-wal` and `-shm`
+    /// files exist), but once the server has stopped and removed them, SQLite cannot
+    /// create the `-shm` index (`SQLITE_READONLY_DIRECTORY`). With no `-wal` file every
+    /// commit is in the main file, so it is opened `immutable` instead (no locks, no
+    /// index); if a `-wal` file exists, the user is told what read access is missing.
     pub(crate) async fn open_read_only(
         opts: SqliteConnectOptions,
         target: &str,
@@ -101,18 +108,44 @@ impl SqliteBackend {
             .create_if_missing(false)
             .read_only(true)
             .busy_timeout(busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(acquire_timeout)
-            .connect_with(opts)
-            .await
-            .map_err(|e| Error::Connect {
-                target: target.to_owned(),
-                source: e.into(),
-            })?;
-        let applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
+        let mut pool = connect_read_only(opts.clone(), target, acquire_timeout).await?;
+        let mut applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
             .fetch_all(&pool)
             .await;
+        if applied.as_ref().is_err_and(is_access_error) {
+            pool.close().await;
+            let mut wal = opts.get_filename().as_os_str().to_owned();
+            wal.push("-wal");
+            if std::path::Path::new(&wal).exists() {
+                return Err(Error::NoReadAccess {
+                    target: target.to_owned(),
+                    reason: "the log is in WAL mode and a -wal file exists, but its -shm \
+                             index cannot be opened or created with this user's rights; \
+                             give read access to the -wal and -shm files (while the \
+                             server runs) or stop the server cleanly first"
+                        .into(),
+                });
+            }
+            tracing::info!(
+                target,
+                "no write access beside the log and no -wal file: reading it immutable"
+            );
+            pool = connect_read_only(opts.immutable(true), target, acquire_timeout).await?;
+            applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
+                .fetch_all(&pool)
+                .await;
+        }
+        // Still no access (e.g. the file itself is unreadable): say so, not "schema".
+        let applied = match applied {
+            Err(e) if is_access_error(&e) => {
+                pool.close().await;
+                return Err(Error::Connect {
+                    target: target.to_owned(),
+                    source: Arc::new(e),
+                });
+            }
+            other => other,
+        };
         if let Err(e) = compare_schema(applied, &MIGRATOR, target) {
             pool.close().await;
             return Err(e);
@@ -128,6 +161,37 @@ impl SqliteBackend {
     pub(crate) fn options_from_url(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         SqliteConnectOptions::from_str(url)
     }
+}
+
+/// The reader pool of a read-only open.
+async fn connect_read_only(
+    opts: SqliteConnectOptions,
+    target: &str,
+    acquire_timeout: Duration,
+) -> Result<SqlitePool, Error> {
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(acquire_timeout)
+        .connect_with(opts)
+        .await
+        .map_err(|e| Error::Connect {
+            target: target.to_owned(),
+            source: e.into(),
+        })
+}
+
+/// This user may not open the file or its WAL companions: `SQLITE_CANTOPEN` (14, any
+/// extended code) or `SQLITE_READONLY_DIRECTORY` (8 | 6 << 8: the WAL index cannot be
+/// created beside the file).
+fn is_access_error(e: &sqlx::Error) -> bool {
+    const SQLITE_CANTOPEN: i32 = 14;
+    const SQLITE_READONLY_DIRECTORY: i32 = 8 | (6 << 8);
+    let sqlx::Error::Database(d) = e else {
+        return false;
+    };
+    d.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == SQLITE_CANTOPEN || c == SQLITE_READONLY_DIRECTORY)
 }
 
 /// The log must outlive the process: an in-memory database (`sqlite::memory:`,
