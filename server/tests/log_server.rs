@@ -7,7 +7,9 @@
 //!   is in the log with exactly its bytes, no serial repeats after the restart, and
 //!   `hanko log verify` passes (SQLite and PostgreSQL);
 //! - two server processes on one PostgreSQL database under concurrent load: no
-//!   duplicate serial, one verifying chain, each record carries its node's id.
+//!   duplicate serial, one verifying chain, each record carries its node's id;
+//! - the group-commit linger is held only while the signers are backlogged: one client
+//!   at a time is never held for it.
 //!
 //! One dev data directory (one `dev-init`) serves every test of this binary; the load
 //! tests take turns (two cores).
@@ -226,6 +228,52 @@ fn crash_mid_load_loses_nothing(backend: Backend) {
         after.len(),
         ok.trim()
     );
+}
+
+/// A sample's value in the /metrics text (`name` with its labels, if any).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The server gives the log its signing pools as upstream: with one client at a time no
+/// pool has a backlog, so no record waits for the linger (50 ms here; held for every
+/// batch if the wiring were missing, as a store without an upstream does).
+#[test]
+fn one_client_at_a_time_is_not_held_for_the_linger() {
+    let _turn = load_turn();
+    let dir = dev_data_dir(BINARY);
+    let db = TestDb::sqlite();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = dev_config_with(dir, &tmp.path().join("linger.toml"), |t| {
+        store_table(t).insert("linger_ms".into(), toml::Value::Float(50.0));
+    });
+    let server = start_dev_server(dir, &db, Some(&cfg));
+    let n = 20u64;
+    for i in 0..n {
+        let imprint = [i as u8; 32];
+        assert!(
+            post_timestamp(server.addr, &timestamp_request(&imprint, 1000 + i)).is_some(),
+            "request {i} not granted"
+        );
+    }
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let held = metric(&metrics, "hanko_log_linger_seconds_sum");
+    let batches = metric(&metrics, "hanko_log_linger_seconds_count");
+    let (Some(held), Some(batches)) = (held, batches) else {
+        panic!("no hanko_log_linger_seconds in /metrics:\n{metrics}");
+    };
+    assert_eq!(batches as u64, n, "one batch per sequential request");
+    assert!(
+        held / batches < 0.025,
+        "records were held {:.1} ms on average with idle signers",
+        held / batches * 1000.0
+    );
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    assert_eq!(db.export().len() as u64, n);
 }
 
 #[test]

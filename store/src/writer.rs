@@ -83,7 +83,8 @@ impl StatsInner {
 /// A cheap snapshot of the writer's counters since the store was opened (the same
 /// figures also go to the `metrics` facade: `hanko_log_batch_size` histogram,
 /// `hanko_log_records_total`, `hanko_log_append_errors_total` counters,
-/// `hanko_log_commit_seconds` histogram).
+/// `hanko_log_commit_seconds` histogram, and `hanko_log_linger_seconds`: how long each
+/// batch was held open for more records, which shows whether `linger` is ever reached).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     /// Transactions committed.
@@ -244,10 +245,12 @@ fn run_blocking(
         batch.push(job);
         drain(&mut rx, &mut batch, max);
         if !cfg.linger.is_zero() && batch.len() < max {
+            let held = Instant::now();
             match &cfg.upstream {
                 Some(up) => linger_while_busy(up.as_ref(), gate, cfg.linger),
                 None => std::thread::sleep(cfg.linger),
             }
+            metrics::histogram!("hanko_log_linger_seconds").record(held.elapsed().as_secs_f64());
             drain(&mut rx, &mut batch, max);
         }
         // A waiter that gave up (its request ended, or `Store::append` timed out) was
@@ -320,6 +323,7 @@ async fn run(
         }
         drain(&mut rx, &mut batch, max);
         if !cfg.linger.is_zero() && batch.len() < max {
+            let held = Instant::now();
             let deadline = tokio::time::Instant::now() + cfg.linger;
             while batch.len() < max && cfg.upstream.as_ref().is_none_or(|u| u.busy()) {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -327,6 +331,7 @@ async fn run(
                     Ok(None) | Err(_) => break,
                 }
             }
+            metrics::histogram!("hanko_log_linger_seconds").record(held.elapsed().as_secs_f64());
         }
         commit(backend.as_ref(), &mut batch, &stats, cfg.commit_timeout).await;
     }
