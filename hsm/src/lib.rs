@@ -79,7 +79,7 @@ pub use cryptoki;
 pub use error::Error;
 pub use pin::Pin;
 pub use pool::{HsmSigner, PoolStats};
-pub use token::Hsm;
+pub use token::{Hsm, ReleaseWatch};
 
 /// Points SoftHSM at a configuration file by setting `SOFTHSM2_CONF`.
 ///

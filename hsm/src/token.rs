@@ -31,6 +31,31 @@ pub struct Hsm {
     pub(crate) inner: Arc<HsmInner>,
 }
 
+/// See [`Hsm::release_watch`].
+#[derive(Debug, Clone)]
+pub struct ReleaseWatch(std::sync::Weak<HsmInner>);
+
+impl ReleaseWatch {
+    /// Whether everything using the token has been dropped.
+    pub fn is_released(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+
+    /// Blocks until [`ReleaseWatch::is_released`] or `timeout`; returns whether it was
+    /// released. (A worker abandoned in a hung call holds the token until that call
+    /// returns, so the caller bounds the wait.)
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while !self.is_released() {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+}
+
 /// State shared by an [`Hsm`], its clones and its signers' workers.
 #[derive(Debug)]
 pub(crate) struct HsmInner {
@@ -322,6 +347,14 @@ impl Hsm {
     /// The token label.
     pub fn token_label(&self) -> &str {
         &self.inner.label
+    }
+
+    /// A handle that tells when this token's handles, signers and their worker threads
+    /// are all gone (workers have closed their sessions; the login session is closed).
+    /// A server waits on it after dropping its state, so that the process does not exit
+    /// while worker threads still run inside the PKCS#11 module.
+    pub fn release_watch(&self) -> ReleaseWatch {
+        ReleaseWatch(Arc::downgrade(&self.inner))
     }
 
     /// Whether the token is logged in and not being recovered. Never blocks.

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
-use hanko_hsm::{Error, PoolConfig};
+use hanko_hsm::{Error, Hsm, Pin, PoolConfig};
 use hanko_pki::alg::key_type_of_spki;
 use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
 
-use common::{openssl_verify, token};
+use common::{USER_PIN, module_config, openssl_verify, token};
 
 fn pool(workers: usize) -> PoolConfig {
     PoolConfig {
@@ -260,4 +260,29 @@ async fn futures_join_all<F: std::future::Future + Unpin>(futs: Vec<F>) -> Vec<F
         }
     })
     .await
+}
+
+/// `release_watch` (what `hanko serve` waits on before exiting) says released only once
+/// the handle and every signer with its worker threads are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_watch_waits_for_signers_and_their_workers() {
+    let kt = KeyType::EcP256;
+    key("release-p256", kt);
+    // A handle of its own (the shared test handle lives for the whole process).
+    let hsm = Hsm::open(module_config(), Pin::new(USER_PIN.into())).unwrap();
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let signer = hsm.signer("release-p256", alg, pool(2)).unwrap();
+    signer.sign(b"workers have sessions now").await.unwrap();
+    let watch = hsm.release_watch();
+    drop(hsm);
+    assert!(
+        !watch.wait(Duration::from_millis(200)),
+        "released while a signer still holds the token"
+    );
+    drop(signer);
+    assert!(
+        watch.wait(Duration::from_secs(10)),
+        "the signer's workers did not leave the token"
+    );
+    assert!(watch.is_released());
 }
