@@ -15,7 +15,7 @@
 //! does not do: choose which key signs a request (the TSA does), or reload keys at run
 //! time (restart the server to roll over).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
@@ -183,7 +183,7 @@ pub async fn load_keys(
             chain_len = chain.len(),
             "signing key loaded: certificate checked, key non-extractable, probe signature verified"
         );
-        backlog.0.push(signer.clone());
+        backlog.0.push(Arc::downgrade(&signer));
         let signer: Arc<dyn Signer> = signer;
         let key = SigningKey::new(spec.label.clone(), spec.usage, signer, chain)
             .with_context(|| format!("key \"{}\": empty chain", spec.label))?;
@@ -200,13 +200,18 @@ pub async fn load_keys(
 /// more; benches/RESULTS.md, 2026-11-25.) Any pool counts: the pools share the CPU and
 /// the token, so a backlogged seal key also lets time-stamp records wait, at most
 /// `store.linger_ms`.
+///
+/// It holds the pools weakly: the store outlives the application state at shutdown, and
+/// a pool kept alive by it would stop its workers (and finalize the PKCS#11 module) only
+/// while the process is already exiting.
 #[derive(Debug, Clone)]
-pub struct SigningBacklog(Vec<Arc<HsmSigner>>);
+pub struct SigningBacklog(Vec<Weak<HsmSigner>>);
 
 impl hanko_store::Upstream for SigningBacklog {
     fn busy(&self) -> bool {
-        self.0
-            .iter()
-            .any(|s| s.backlog() >= s.pool_config().workers.max(1))
+        self.0.iter().any(|s| {
+            s.upgrade()
+                .is_some_and(|s| s.backlog() >= s.pool_config().workers.max(1))
+        })
     }
 }

@@ -395,6 +395,7 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
     .await?;
     // Handlers are gone; dropping the last reference stops the signing pools and
     // closes their sessions.
+    let hsm_released = state.hsm.as_ref().map(hanko_hsm::Hsm::release_watch);
     match Arc::try_unwrap(state) {
         Ok(state) => drop(state),
         Err(still_shared) => {
@@ -405,9 +406,25 @@ async fn serve_async(plan: Plan, overrides: config::Overrides) -> anyhow::Result
     // Every response that was sent had its record committed; closing flushes nothing
     // that a client relies on, it only ends the writer task cleanly.
     store.close().await;
+    // Do not exit while signing workers still run inside the PKCS#11 module: process
+    // exit tears down the module's globals under them.
+    if let Some(watch) = hsm_released {
+        let released = tokio::task::spawn_blocking(move || watch.wait(HSM_RELEASE_WAIT))
+            .await
+            .unwrap_or(false);
+        if !released {
+            tracing::warn!(
+                waited = ?HSM_RELEASE_WAIT,
+                "signing workers still hold the token (a call hangs in the HSM); exiting anyway"
+            );
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long shutdown waits for the signing workers to leave the PKCS#11 module.
+const HSM_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Builds the time-stamp authority: profile, clock guard over the configured source,
 /// serials from the issuance log, and one unit per policy (certificate and key checked).
