@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko};
+use crate::common::{Server, hanko, metric};
 use crate::mock_support::{injected, mock_env, mock_so, set_control};
 use crate::tsa_support::{
     int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
@@ -94,11 +94,8 @@ fn burst(addr: SocketAddr, tag: &str, threads: usize, per_thread: usize) -> Vec<
 fn refused_metric(server: &Server, reason: &str) -> u64 {
     let (status, text) = server.get("/metrics");
     assert_eq!(status, 200);
-    let prefix = format!("hanko_http_refused_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.trim().parse::<f64>().unwrap() as u64)
-        .unwrap_or(0)
+    let name = format!("hanko_http_refused_total{{reason=\"{reason}\"}}");
+    metric(&text, &name).map_or(0, |v| v as u64)
 }
 
 /// Serial hex -> token DER of every granted token; asserts no serial repeats.

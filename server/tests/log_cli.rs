@@ -243,8 +243,11 @@ fn log_as_reader(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 }
 
 fn is_root() -> bool {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        let out = std::process::Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "0"
+    })
 }
 
 /// Sets a directory's mode (the log's temporary directory is 0700 when made).

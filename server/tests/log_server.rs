@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::common::{hanko, run, text};
+use crate::common::{hanko, metric, run, text};
 use crate::log_support::{
     Backend, Load, TestDb, assert_logged, dev_config_with, dev_data_dir, http, post_timestamp,
     start_dev_server, start_dev_server_with, store_table, timestamp_request,
@@ -228,13 +228,6 @@ fn crash_mid_load_loses_nothing(backend: Backend) {
         after.len(),
         ok.trim()
     );
-}
-
-/// A sample's value in the /metrics text (`name` with its labels, if any).
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The server gives the log its signing pools as upstream: with one client at a time no
