@@ -155,15 +155,28 @@ pub(crate) fn compare_schema(
             Some(last) => format!("version {last} ({} migrations)", v.len()),
             None => "empty (never migrated)".to_owned(),
         },
-        // Most often: no _sqlx_migrations table (not a Hanko log, or never started), or
-        // the auditor's role may not read it.
-        Err(e) => format!("unreadable ({e})"),
+        // No _sqlx_migrations table: not a Hanko log, or never started.
+        Err(e) if is_missing_table(&e) => "empty (never migrated)".to_owned(),
+        // Anything else (no access to the file or table, a broken connection) is not a
+        // schema question; say what failed.
+        Err(e) => return Err(Error::db("read the schema version", e)),
     };
     Err(Error::Schema {
         target: target.to_owned(),
         found,
         expected: latest,
     })
+}
+
+/// The table queried does not exist (PostgreSQL `undefined_table`; SQLite has no
+/// specific code, only its message).
+fn is_missing_table(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.code().as_deref() == Some("42P01") || d.message().starts_with("no such table")
+        }
+        _ => false,
+    }
 }
 
 /// Decodes the stored head columns.

@@ -135,17 +135,6 @@ impl SqliteBackend {
                 .fetch_all(&pool)
                 .await;
         }
-        // Still no access (e.g. the file itself is unreadable): say so, not "schema".
-        let applied = match applied {
-            Err(e) if is_access_error(&e) => {
-                pool.close().await;
-                return Err(Error::Connect {
-                    target: target.to_owned(),
-                    source: Arc::new(e),
-                });
-            }
-            other => other,
-        };
         if let Err(e) = compare_schema(applied, &MIGRATOR, target) {
             pool.close().await;
             return Err(e);
