@@ -61,16 +61,9 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(busy_timeout)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            // One connection writes (the log writer); the others serve readers.
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(acquire_timeout)
-            .connect_with(opts)
-            .await
-            .map_err(|e| Error::Connect {
-                target: target.to_owned(),
-                source: e.into(),
-            })?;
+        // The writer has a connection of its own (rusqlite); these serve readers and
+        // the migrations.
+        let pool = connect_pool(opts, target, max_connections.max(2), acquire_timeout).await?;
         MIGRATOR
             .run(&pool)
             .await
@@ -108,7 +101,7 @@ impl SqliteBackend {
             .create_if_missing(false)
             .read_only(true)
             .busy_timeout(busy_timeout);
-        let mut pool = connect_read_only(opts.clone(), target, acquire_timeout).await?;
+        let mut pool = connect_pool(opts.clone(), target, 2, acquire_timeout).await?;
         let mut applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
             .fetch_all(&pool)
             .await;
@@ -130,7 +123,7 @@ impl SqliteBackend {
                 target,
                 "no write access beside the log and no -wal file: reading it immutable"
             );
-            pool = connect_read_only(opts.immutable(true), target, acquire_timeout).await?;
+            pool = connect_pool(opts.immutable(true), target, 2, acquire_timeout).await?;
             applied = sqlx::query_scalar(APPLIED_MIGRATIONS)
                 .fetch_all(&pool)
                 .await;
@@ -152,14 +145,15 @@ impl SqliteBackend {
     }
 }
 
-/// The reader pool of a read-only open.
-async fn connect_read_only(
+/// The sqlx pool on the file (readers, migrations; 2 connections for a read-only open).
+async fn connect_pool(
     opts: SqliteConnectOptions,
     target: &str,
+    max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<SqlitePool, Error> {
     SqlitePoolOptions::new()
-        .max_connections(2)
+        .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         .connect_with(opts)
         .await
