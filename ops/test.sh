@@ -7,9 +7,11 @@
 # installs Debian's postgresql, allows trust logins from 127.0.0.1/::1 and starts the
 # cluster (as root or through sudo). HANKO_SKIP_POSTGRES is refused here.
 #
-# Run ops/dev-setup.sh once first on a fresh machine.
+# It first runs ops/dev-setup.sh (idempotent: it installs only what is missing), so it
+# works first on a fresh machine, before or without the dev server's command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./ops/dev-setup.sh </dev/null
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
