@@ -4,6 +4,8 @@
 
 /// Running the binary, raw HTTP GET, output capture.
 mod common;
+/// docs/configuration.md against the config structs, the serve flags and the environment.
+mod config_doc;
 /// `hanko dev-init`: creates, then reuses; file modes; chains verify with openssl.
 mod dev_init;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
