@@ -1,0 +1,236 @@
+//! The configuration file as written: every key optional, unknown keys refused.
+//!
+//! These types mirror the TOML one to one and check nothing but syntax; what a value
+//! means and whether it is allowed is decided once, in `resolve.rs`, which turns them into
+//! the checked [`super::Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// The TOML file as written: every key optional, unknown keys refused.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `listen`: socket address to serve HTTP on. Flag `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `data_dir`: SoftHSM token store (dev), issuance log, dev PKI. Flag `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `dev`: development mode (relaxed, loud). Flag `--dev`.
+    pub dev: Option<bool>,
+    /// `drain_timeout_ms`: how long shutdown waits for requests in flight.
+    pub drain_timeout_ms: Option<u64>,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogSection,
+    /// `[hsm]`.
+    #[serde(default)]
+    pub hsm: HsmSection,
+    /// `[http]`: what the HTTP front admits to the signing routes.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// `[[keys]]`: the signing keys to load.
+    #[serde(default)]
+    pub keys: Vec<KeySection>,
+    /// `[tsa]`: the time-stamp authority's profile.
+    #[serde(default)]
+    pub tsa: TsaSection,
+    /// `[clock]`: where the clock's quality comes from.
+    #[serde(default)]
+    pub clock: ClockSection,
+    /// `[store]`: the issuance log.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// `[[api_keys]]`: who may call `/api/v1/...` (only digests; see [`crate::auth`]).
+    #[serde(default)]
+    pub api_keys: Vec<crate::auth::ApiKeySection>,
+}
+
+/// `[tsa]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaSection {
+    /// `tsa.key`: label of the active TSU key (a `[[keys]]` entry with `usage = "tsa"`).
+    /// Default: the first TSA key. Changing it and restarting is the key rollover.
+    pub key: Option<String>,
+    /// `tsa.default_policy`: policy OID of tokens whose request names none. Default the
+    /// ETSI best-practices policy 0.4.0.2023.1.1.
+    pub default_policy: Option<String>,
+    /// `tsa.accepted_policies`: further policy OIDs a request may name.
+    pub accepted_policies: Option<Vec<String>>,
+    /// `tsa.accepted_hashes`: imprint hash algorithms, e.g. `["sha256", "sha384",
+    /// "sha512"]` (the default). SHA-1 and MD5 are always refused.
+    pub accepted_hashes: Option<Vec<String>>,
+    /// `tsa.accuracy_ms`: declared accuracy, 1..=1000 ms (default 1000).
+    pub accuracy_ms: Option<u64>,
+    /// `tsa.include_tsa_name`: put the TSA certificate's subject into TSTInfo.tsa.
+    pub include_tsa_name: Option<bool>,
+    /// `tsa.qualified`: add qcStatements/esi4-qtstStatement-1 (EU qualified profile).
+    pub qualified: Option<bool>,
+    /// `tsa.policy_keys`: policy OID -> key label, for policies signed by another TSU key
+    /// than `tsa.key` (e.g. an ECDSA key for one policy, RSA for the default).
+    pub policy_keys: Option<std::collections::BTreeMap<String, String>>,
+    /// `tsa.serial_counter`: name of the serial counter in the issuance log. Nodes of one
+    /// TSA share it (default `"tsa"`).
+    pub serial_counter: Option<String>,
+}
+
+/// `[clock]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSection {
+    /// `clock.source`: `kernel` (adjtimex; the default) or `chrony` (`chronyc -c
+    /// tracking`, polled; see [`crate::clock`]).
+    pub source: Option<String>,
+    /// `clock.chronyc`: the chronyc program for `source = "chrony"` (default `chronyc`
+    /// from `PATH`).
+    pub chronyc: Option<PathBuf>,
+    /// `clock.poll_ms`: how often chrony is asked, 10..=60000 (default 1000).
+    pub poll_ms: Option<u64>,
+    /// `clock.settle_ms`: how long the clock must stay good after a jump before issuing
+    /// resumes (default 60000).
+    pub settle_ms: Option<u64>,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `store.database_url`: `postgres://...` or `sqlite://...`. Default: SQLite at
+    /// `<data_dir>/issuance-log.sqlite`. Also `HANKO_DATABASE_URL` (preferred for URLs
+    /// with a password) and the flag `--database-url`.
+    pub database_url: Option<String>,
+    /// `store.node_id`: this node's name in the log, unique among the nodes that share
+    /// it (default: the host name from `/etc/hostname`; without one, a production server
+    /// refuses to start and `--dev` uses `hanko-dev`).
+    pub node_id: Option<String>,
+    /// `store.keep_tokens`: keep the issued bytes in the log (default true).
+    pub keep_tokens: Option<bool>,
+    /// `store.max_batch`: most records per group commit (default 256).
+    pub max_batch: Option<usize>,
+    /// `store.linger_ms`: the longest the log writer holds a batch smaller than
+    /// `max_batch` open for more records (0..=100, fractions allowed; default 2; 0: commit
+    /// at once). It holds one open only while a signing pool has at least a worker's worth
+    /// of requests queued (the signers lose nothing by it) and commits as soon as none has,
+    /// so a lightly loaded server adds no wait. Bigger batches cost less per record. See
+    /// benches/RESULTS.md for measured effects.
+    pub linger_ms: Option<f64>,
+    /// `store.serial_block`: serials reserved per round trip (default 1000).
+    pub serial_block: Option<u64>,
+    /// `store.durability`: `"full"` (the default: a token is sent only once its record
+    /// is committed) or `"none"`: DEVELOPMENT ONLY, accepted only with `--dev`; tokens are
+    /// sent without being logged. It exists so that benchmarks can measure what the log
+    /// costs (`hanko-bench tsa --log off`).
+    pub durability: Option<String>,
+}
+
+/// `[http]`: admission control of the signing routes (`POST /tsa`, `POST /`); see
+/// `http/limits.rs`. A request refused here gets an HTTP error with `Retry-After` before
+/// any work is done; one admitted gets a TimeStampResp whatever happens next.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `http.max_in_flight`: signing requests served at once; one more is refused at once
+    /// with 503 and `Retry-After: 1`, never queued. Default `hsm.workers +
+    /// hsm.queue_depth` (what one key's signing pool can hold: beyond it the pool would
+    /// answer `Busy`, a systemFailure, after the request was read and decoded).
+    pub max_in_flight: Option<usize>,
+    /// `http.rate_limit_per_sec`: signing requests per second per client (peer IP address;
+    /// IPv6 by /64; never a forwarded header). Over it: 429 with `Retry-After`. Unset or
+    /// 0: off (the default; `max_in_flight` still bounds the load).
+    pub rate_limit_per_sec: Option<u32>,
+    /// `http.rate_limit_burst`: requests a client may send at once before the rate applies
+    /// (default: `rate_limit_per_sec`, one second's worth).
+    pub rate_limit_burst: Option<u32>,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `log.format`: `text` (default) or `json`. Flag `--log-format`.
+    pub format: Option<LogFormat>,
+    /// `log.filter`: a tracing filter such as `info,hanko_hsm=debug`. `RUST_LOG`
+    /// overrides it.
+    pub filter: Option<String>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[hsm]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    /// `hsm.module`: path of the PKCS#11 library.
+    pub module: Option<PathBuf>,
+    /// `hsm.token_label`: the token's label.
+    pub token_label: Option<String>,
+    /// `hsm.softhsm2_conf`: when set, `SOFTHSM2_CONF` is pointed at this file before the
+    /// module is loaded (SoftHSM only).
+    pub softhsm2_conf: Option<PathBuf>,
+    /// `hsm.workers`: signing threads (one PKCS#11 session each) per key.
+    pub workers: Option<usize>,
+    /// `hsm.queue_depth`: signatures that may wait per key; beyond that the pool answers
+    /// `Busy` at once (a TSA request then gets systemFailure; `http.max_in_flight`
+    /// refuses with 503 before it comes to that).
+    pub queue_depth: Option<usize>,
+    /// `hsm.call_timeout_ms`: longest single `C_Sign` before its worker is abandoned.
+    pub call_timeout_ms: Option<u64>,
+    /// `hsm.verify_after_sign`: check each signature in software before using it.
+    pub verify_after_sign: Option<bool>,
+}
+
+/// What a key is for; decides which certificate checks apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyUsage {
+    /// A TSA (TSU) key: RFC 3161 tokens. Certificate checked per CONFORMANCE 31-32.
+    Tsa,
+    /// An organisational e-seal key.
+    Seal,
+}
+
+impl KeyUsage {
+    /// `tsa` or `seal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tsa => "tsa",
+            Self::Seal => "seal",
+        }
+    }
+}
+
+/// `[[keys]]`: one signing key in the token and its certificate chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    /// `keys.label`: the key's `CKA_LABEL` in the token.
+    pub label: String,
+    /// `keys.usage`: `tsa` or `seal`.
+    pub usage: KeyUsage,
+    /// `keys.algorithm`: e.g. `rsa-pkcs1-sha256`, `rsa-pss-sha256`, `ecdsa-sha256`.
+    pub algorithm: String,
+    /// `keys.chain`: PEM file, the key's certificate first, then its issuers (the root
+    /// may be left out). Relative to `data_dir`.
+    pub chain: PathBuf,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+    }
+}

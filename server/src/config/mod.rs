@@ -1,0 +1,56 @@
+//! Configuration: one TOML file, overridden by command-line flags, over safe defaults.
+//!
+//! Every flag has a config key (docs/configuration.md); the PIN has neither, because
+//! flags and config files end up in `ps`, shell history and backups. In production it
+//! comes from `HANKO_PIN` or `HANKO_PIN_FILE` only, read once at the very start of the
+//! process and removed from its environment (see [`crate::main_entry`]). In `--dev` those
+//! variables are ignored: the dev token's PIN is always `<data-dir>/dev-pin`, which
+//! `dev-init` writes (see [`crate::dev`]).
+//!
+//! ```text
+//!   defaults  <  TOML file (--config)  <  flags (--listen, --data-dir, --dev, --log-format,
+//!                                                --database-url / HANKO_DATABASE_URL)
+//!        \________________ FileConfig (file.rs: raw, all Option) ___________/
+//!                                   | FileConfig::resolve (resolve.rs): validate, fill defaults
+//!                                   v
+//!                                 Config (settings.rs: checked; what the server runs with)
+//! ```
+//!
+//! The raw [`FileConfig`] rejects unknown keys, so a typo fails at start-up instead of
+//! being ignored. Relative paths in `[[keys]]` are relative to `data_dir`.
+//!
+//! # Layout
+//! - `file.rs`: the TOML file's sections as written ([`FileConfig`] and its sections).
+//! - `settings.rs`: the checked settings ([`Config`] and its parts).
+//! - `resolve.rs`: flags ([`Overrides`]) + file + defaults -> [`Config`], every check.
+
+use std::time::Duration;
+
+mod file;
+mod resolve;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use file::{
+    ClockSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat, LogSection,
+    StoreSection, TsaSection,
+};
+pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
+pub use settings::{
+    Config, Durability, HttpSettings, KeySpec, RateLimit, StoreSettings, TsaSettings,
+};
+
+/// Default listen address (RFC 3161 has no registered port; 3161 is our convention).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3161";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./hanko-data";
+/// Debian's SoftHSM2 module.
+pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Token label of the dev token.
+pub const DEV_TOKEN_LABEL: &str = "hanko-dev";
+/// Name of the config file `dev-init` writes into the data directory.
+pub const DEV_CONFIG_FILE: &str = "hanko.toml";
+/// `store.linger_ms` when not set: the upper bound of the log writer's wait for more
+/// records while the signers are backlogged (benches/RESULTS.md, 2026-11-25).
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);

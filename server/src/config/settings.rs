@@ -1,0 +1,116 @@
+//! The checked configuration: what the server runs with, after every value was
+//! validated and every default filled in (by `resolve.rs`).
+//!
+//! Code after start-up takes these types, never the raw file sections: a value here is
+//! known to be in range.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hanko_hsm::{ModuleConfig, PoolConfig};
+use hanko_pki::SignatureAlgorithm;
+
+use super::{KeyUsage, LogFormat};
+
+/// The time-stamp authority's settings, resolved.
+#[derive(Clone, Debug)]
+pub struct TsaSettings {
+    /// The profile.
+    pub profile: hanko_tsa::TsaConfig,
+    /// Label of the active TSU key of each policy (every accepted policy has one).
+    pub units: Vec<(hanko_tsa::PolicyId, String)>,
+    /// Serial counter name.
+    pub serial_counter: String,
+    /// Clock settle time after a jump.
+    pub clock_settle: Duration,
+    /// Where the clock's quality comes from (`clock.source`).
+    pub clock_source: crate::clock::ClockSourceConfig,
+}
+
+/// `[http]`, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Signing requests served at once (at least 1).
+    pub max_in_flight: usize,
+    /// The per-client rate limit, if on.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A per-client rate: `per_sec` requests per second, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_sec: std::num::NonZeroU32,
+    /// Requests allowed at once.
+    pub burst: std::num::NonZeroU32,
+}
+
+/// The issuance log's settings, resolved.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// Database URL (may hold a password: never log it unredacted).
+    pub database_url: String,
+    /// Store options.
+    pub options: hanko_store::StoreOptions,
+    /// Serials reserved per round trip.
+    pub serial_block: u64,
+    /// Whether granted tokens are logged before they are sent.
+    pub durability: Durability,
+}
+
+/// `store.durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every granted token is committed to the log before it is sent (the only
+    /// production setting).
+    Full,
+    /// Tokens are not logged at all. Development and benchmarks only (`--dev`).
+    None,
+}
+
+/// One key to load, resolved.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    /// `CKA_LABEL`.
+    pub label: String,
+    /// TSA or seal.
+    pub usage: KeyUsage,
+    /// The signature algorithm.
+    pub algorithm: SignatureAlgorithm,
+    /// Absolute (or data-dir-relative resolved) path of the PEM chain.
+    pub chain: PathBuf,
+}
+
+/// The checked configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Development mode.
+    pub dev: bool,
+    /// Shutdown drain limit.
+    pub drain_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (before `RUST_LOG`).
+    pub log_filter: String,
+    /// Module and token.
+    pub module: ModuleConfig,
+    /// `SOFTHSM2_CONF` to set, if any.
+    pub softhsm2_conf: Option<PathBuf>,
+    /// Signing pool settings, per key.
+    pub pool: PoolConfig,
+    /// Admission control of the signing routes.
+    pub http: HttpSettings,
+    /// Keys to load.
+    pub keys: Vec<KeySpec>,
+    /// The TSA, when a TSA key is configured.
+    pub tsa: Option<TsaSettings>,
+    /// The issuance log.
+    pub store: StoreSettings,
+    /// API keys for `/api/v1/...`.
+    pub api_keys: crate::auth::ApiKeys,
+}

@@ -1,0 +1,142 @@
+//! Tests of the configuration: parsing, precedence and every refusal.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn example_config_parses_and_flags_win() {
+    let text = include_str!("../../../ops/hanko.example.toml");
+    let raw: FileConfig = toml::from_str(text).unwrap();
+    let cfg = raw
+        .clone()
+        .resolve(&Overrides {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(cfg.listen.to_string(), "0.0.0.0:8080");
+    assert!(!cfg.dev);
+    assert!(!cfg.keys.is_empty());
+    let cfg = raw.resolve(&Overrides::default()).unwrap();
+    assert_ne!(cfg.listen.to_string(), "0.0.0.0:8080");
+}
+
+#[test]
+fn durability_none_only_in_dev() {
+    let text = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                [store]\ndurability = \"none\"\n";
+    let raw: FileConfig = toml::from_str(text).unwrap();
+    let e = raw.clone().resolve(&Overrides::default()).unwrap_err();
+    assert!(e.to_string().contains("only with --dev"), "{e}");
+    let dev = Overrides {
+        dev: true,
+        ..Default::default()
+    };
+    let cfg = raw.resolve(&dev).unwrap();
+    assert_eq!(cfg.store.durability, Durability::None);
+    let raw: FileConfig = toml::from_str(&text.replace("\"none\"", "\"fast\"")).unwrap();
+    assert!(raw.resolve(&dev).is_err());
+}
+
+#[test]
+fn linger_ms_is_bounded() {
+    let base = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                [store]\n";
+    let cfg = |linger: &str| {
+        toml::from_str::<FileConfig>(&format!("{base}linger_ms = {linger}\n"))
+            .unwrap()
+            .resolve(&Overrides::default())
+    };
+    let ok = cfg("2.5").unwrap();
+    assert_eq!(ok.store.options.linger, Duration::from_micros(2500));
+    let unset = toml::from_str::<FileConfig>(base)
+        .unwrap()
+        .resolve(&Overrides::default())
+        .unwrap();
+    assert_eq!(unset.store.options.linger, DEFAULT_LINGER);
+    assert_eq!(cfg("0").unwrap().store.options.linger, Duration::ZERO);
+    assert!(cfg("150").is_err());
+    assert!(cfg("-1.0").is_err());
+}
+
+#[test]
+fn http_limits_default_to_the_pool_and_are_checked() {
+    let base = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\nworkers = 3\nqueue_depth = 40\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n";
+    let cfg = |http: &str| {
+        toml::from_str::<FileConfig>(&format!("{base}[http]\n{http}"))
+            .unwrap()
+            .resolve(&Overrides::default())
+    };
+    let c = cfg("").unwrap();
+    assert_eq!(c.http.max_in_flight, 43, "hsm.workers + hsm.queue_depth");
+    assert_eq!(c.http.rate_limit, None, "off by default");
+    let c = cfg("max_in_flight = 8\nrate_limit_per_sec = 50\n").unwrap();
+    assert_eq!(c.http.max_in_flight, 8);
+    let r = c.http.rate_limit.unwrap();
+    assert_eq!((r.per_sec.get(), r.burst.get()), (50, 50));
+    let r = cfg("rate_limit_per_sec = 5\nrate_limit_burst = 20\n")
+        .unwrap()
+        .http
+        .rate_limit
+        .unwrap();
+    assert_eq!((r.per_sec.get(), r.burst.get()), (5, 20));
+    assert_eq!(
+        cfg("rate_limit_per_sec = 0\n").unwrap().http.rate_limit,
+        None
+    );
+    assert!(cfg("max_in_flight = 0\n").is_err());
+    assert!(cfg("rate_limit_per_sec = 5\nrate_limit_burst = 0\n").is_err());
+    assert!(cfg("rate_limit_burst = 5\n").is_err());
+    let typo = toml::from_str::<FileConfig>(&format!("{base}[http]\nmax_inflight = 5\n"));
+    assert!(typo.is_err(), "a typo is refused");
+}
+
+#[test]
+fn typos_and_missing_keys_are_refused() {
+    let e = toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"").unwrap_err();
+    assert!(e.to_string().contains("unknown field"), "{e}");
+    let raw: FileConfig = toml::from_str("[hsm]\nmodule = \"/x.so\"\n").unwrap();
+    let e = raw.resolve(&Overrides::default()).unwrap_err();
+    assert!(e.to_string().contains("token_label"), "{e}");
+    let raw: FileConfig =
+        toml::from_str("[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n").unwrap();
+    let e = raw.resolve(&Overrides::default()).unwrap_err();
+    assert!(e.to_string().contains("no [[keys]]"), "{e}");
+}
+
+/// Issue #11: without `store.node_id` and a host name, production refuses to start (it
+/// used to fall back to "node-1", the same on every node of a shared log).
+#[test]
+fn node_id_is_never_guessed_in_production() {
+    use super::resolve::resolve_node_id;
+    let host = || Some("tsa-a.example".to_owned());
+    assert_eq!(
+        resolve_node_id(Some("n7".into()), host(), false).unwrap(),
+        "n7"
+    );
+    assert_eq!(
+        resolve_node_id(None, host(), false).unwrap(),
+        "tsa-a.example"
+    );
+    let e = resolve_node_id(None, None, false).unwrap_err().to_string();
+    assert!(e.contains("store.node_id"), "{e}");
+    assert_eq!(resolve_node_id(None, None, true).unwrap(), DEV_NODE_ID);
+    assert!(resolve_node_id(Some("  ".into()), host(), true).is_err());
+}
+
+#[test]
+fn configured_node_id_reaches_the_store_options() {
+    let text = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                [store]\nnode_id = \"tsa-node-3\"\n";
+    let cfg = toml::from_str::<FileConfig>(text)
+        .unwrap()
+        .resolve(&Overrides::default())
+        .unwrap();
+    assert_eq!(cfg.store.options.node_id, "tsa-node-3");
+}
