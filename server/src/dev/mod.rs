@@ -1,0 +1,282 @@
+//! `hanko dev-init`: a complete development set-up under one data directory, made
+//! idempotently (a second run reuses everything and says so).
+//!
+//! ```text
+//!   <data-dir>/
+//!     softhsm2.conf                  SoftHSM config pointing at softhsm/ (SOFTHSM2_CONF)
+//!     softhsm/                       token store; token "hanko-dev"
+//!     dev-pin                        the token's user PIN (0600; DEV ONLY)
+//!     hanko.toml                     the config `hanko serve --dev` runs with
+//!     dev-pki/
+//!       root.pem                     dev root CA (trust anchor for dev tokens)
+//!       root.key.DEV-ONLY.pem        its private key, a FILE (0600)
+//!       intermediate.pem             dev issuing CA (pathLen 0)
+//!       intermediate.key.DEV-ONLY.pem
+//!       <key-label>.pem              certificate of the token key <key-label>
+//!       <key-label>-chain.pem        that certificate, then intermediate.pem
+//! ```
+//!
+//! The four signing keys (`tsa-rsa3072`, `tsa-p256`, `seal-rsa3072`, `seal-p256`) are
+//! generated INSIDE the token (sensitive, never extractable). Their certificates go
+//! through a real CSR signed by the token (proof of possession, checked with
+//! `pki::verify` before issuing), like a production enrolment would.
+//!
+//! # What this is not
+//! Not a CA and not a key ceremony: the dev CA's keys are plain files, the PIN sits next
+//! to the token, and anyone with the directory can sign as the dev TSA. It exists so that
+//! `hanko serve --dev` and the test suite work on a fresh machine with no set-up.
+//!
+//! The dev token's PIN is always `<data-dir>/dev-pin`: `HANKO_PIN` and `HANKO_PIN_FILE`
+//! are ignored in `--dev` (they name a production token's PIN). A missing `dev-pin` is
+//! created, with a random PIN, before the token is; a `dev-pin` missing next to an
+//! existing token store is an error (nobody could log in to that token).
+//!
+//! # Layout
+//! - `paths.rs`: [`DevPaths`], [`prepare`] (directories, `softhsm2.conf`) and careful
+//!   file writing.
+//! - `ca.rs`: the dev root and issuing CA, and the token keys' enrolment.
+//! - `config_file.rs`: the `hanko.toml` written for `serve --dev`.
+//! - here: the keys, the PIN, the token and the order of the steps ([`init`]).
+
+mod ca;
+mod config_file;
+mod paths;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use hanko_hsm::{Hsm, ModuleConfig, Pin};
+use hanko_pki::{KeyType, SignatureAlgorithm};
+
+use crate::config::{self, FileConfig, KeyUsage};
+
+pub use config_file::DEV_ECDSA_POLICY;
+pub use paths::{DevPaths, prepare};
+
+/// One signing key dev-init creates in the token.
+#[derive(Clone, Copy, Debug)]
+pub struct DevKey {
+    /// `CKA_LABEL`.
+    pub label: &'static str,
+    /// Key type generated in the token.
+    pub key_type: KeyType,
+    /// TSA or seal.
+    pub usage: KeyUsage,
+    /// commonName of its certificate.
+    pub common_name: &'static str,
+}
+
+impl DevKey {
+    /// The signature algorithm it is configured with.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.key_type.default_signature_algorithm()
+    }
+}
+
+/// The dev keys, in the order they are configured.
+pub const DEV_KEYS: [DevKey; 4] = [
+    DevKey {
+        label: "tsa-rsa3072",
+        key_type: KeyType::Rsa { bits: 3072 },
+        usage: KeyUsage::Tsa,
+        common_name: "Hanko Dev TSA RSA-3072",
+    },
+    DevKey {
+        label: "tsa-p256",
+        key_type: KeyType::EcP256,
+        usage: KeyUsage::Tsa,
+        common_name: "Hanko Dev TSA ECDSA P-256",
+    },
+    DevKey {
+        label: "seal-rsa3072",
+        key_type: KeyType::Rsa { bits: 3072 },
+        usage: KeyUsage::Seal,
+        common_name: "Hanko Dev Seal RSA-3072",
+    },
+    DevKey {
+        label: "seal-p256",
+        key_type: KeyType::EcP256,
+        usage: KeyUsage::Seal,
+        common_name: "Hanko Dev Seal ECDSA P-256",
+    },
+];
+
+/// What dev-init did, item by item, for the summary it prints.
+#[derive(Debug, Default)]
+pub struct Report {
+    lines: Vec<String>,
+    created: usize,
+}
+
+impl Report {
+    fn created(&mut self, what: impl std::fmt::Display) {
+        self.created += 1;
+        tracing::info!("created {what}");
+        self.lines.push(format!("  created  {what}"));
+    }
+
+    fn reused(&mut self, what: impl std::fmt::Display) {
+        tracing::info!("reusing {what}");
+        self.lines.push(format!("  reused   {what}"));
+    }
+
+    /// Whether anything was created (false: everything was reused).
+    pub fn created_anything(&self) -> bool {
+        self.created > 0
+    }
+
+    /// The human-readable summary.
+    pub fn summary(&self, paths: &DevPaths) -> String {
+        let mut s = format!(
+            "hanko dev-init: {} (DEVELOPMENT ONLY)\n",
+            paths.data_dir.display()
+        );
+        for l in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        if self.created_anything() {
+            s.push_str("dev set-up ready.\n");
+        } else {
+            s.push_str("nothing to do: everything already exists and was reused.\n");
+        }
+        s.push_str(&format!(
+            "trust anchor for dev tokens: {}\n",
+            paths.pki("root.pem").display()
+        ));
+        s
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::Rng as _;
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The configuration a dev set-up runs with, when one exists yet: `given` (the
+/// `--config` file of `serve --dev`), else `<data-dir>/hanko.toml` if present (`None` on a
+/// fresh directory, before [`init`] writes it).
+pub fn existing_config(
+    paths: &DevPaths,
+    given: Option<FileConfig>,
+) -> anyhow::Result<Option<FileConfig>> {
+    match given {
+        Some(f) => Ok(Some(f)),
+        None if paths.config_file.exists() => FileConfig::load(&paths.config_file).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The module and token of a dev set-up: `[hsm] module` and `[hsm] token_label` of `file`
+/// (see [`existing_config`]) where it sets them, else SoftHSM and the dev token label.
+///
+/// The token is made, logged in to and used through this one module, so that it is
+/// created wherever that module looks for it: with pkcs11-mock (which forwards every call,
+/// `C_InitToken` included, to SoftHSM) it lands in the dev SoftHSM store as usual. A
+/// process loads one PKCS#11 module; opening SoftHSM directly and the configured module
+/// next would load the same library twice behind two `C_Initialize`s.
+pub fn dev_module(file: Option<&FileConfig>) -> ModuleConfig {
+    let hsm = file.map(|f| &f.hsm);
+    ModuleConfig {
+        module_path: hsm
+            .and_then(|h| h.module.clone())
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_MODULE)),
+        token_label: hsm
+            .and_then(|h| h.token_label.clone())
+            .unwrap_or_else(|| config::DEV_TOKEN_LABEL.to_owned()),
+    }
+}
+
+/// Runs dev-init after [`prepare`] (and after `SOFTHSM2_CONF` points at the dev conf):
+/// token, PIN, keys, dev CA, certificates, config, all through `module` (see
+/// [`dev_module`]). Returns the logged-in token.
+///
+/// PKCS#11 calls here block the calling thread; that is fine for a one-shot set-up that
+/// runs before the server accepts connections.
+pub async fn init(
+    paths: &DevPaths,
+    module: &ModuleConfig,
+    report: &mut Report,
+) -> anyhow::Result<Hsm> {
+    let pin = dev_pin(paths, report)?;
+    let hsm = dev_token(module, pin, report)?;
+    let spkis = dev_token_keys(&hsm, report)?;
+    ca::certify(paths, &hsm, &spkis, SystemTime::now(), report).await?;
+    config_file::write_if_missing(paths, report)?;
+    Ok(hsm)
+}
+
+/// The user PIN from `<data-dir>/dev-pin`, made on a fresh directory. It is written
+/// BEFORE the token exists, so a crash in between never leaves a token nobody can log in
+/// to.
+fn dev_pin(paths: &DevPaths, report: &mut Report) -> anyhow::Result<Pin> {
+    let token_store_empty = fs::read_dir(&paths.token_dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if paths.pin_file.exists() {
+        paths::check_private(&paths.pin_file)?;
+        report.reused(paths.pin_file.display());
+        return Ok(Pin::from_file(&paths.pin_file)?);
+    }
+    if !token_store_empty {
+        bail!(
+            "{} is missing but the token store {} is not empty: nobody can log in to that \
+             token. Delete {} to start the dev set-up over.",
+            paths.pin_file.display(),
+            paths.token_dir.display(),
+            paths.data_dir.display()
+        );
+    }
+    let pin = random_hex(16);
+    paths::write_file(&paths.pin_file, format!("{pin}\n").as_bytes(), 0o600)?;
+    report.created(format!(
+        "{} (user PIN, mode 0600)",
+        paths.pin_file.display()
+    ));
+    Ok(Pin::new(pin))
+}
+
+/// The dev token through `module` (made when missing), logged in with `pin`.
+fn dev_token(module: &ModuleConfig, pin: Pin, report: &mut Report) -> anyhow::Result<Hsm> {
+    let through = if module.module_path == Path::new(config::DEFAULT_MODULE) {
+        String::new()
+    } else {
+        format!(" (through {})", module.module_path.display())
+    };
+    // The SO PIN is random and not kept: a dev token is thrown away, never re-initialised.
+    let so_pin = Pin::new(random_hex(16));
+    if Hsm::init_token(module, &so_pin, &pin)? {
+        report.created(format!("token \"{}\"{through}", module.token_label));
+    } else {
+        report.reused(format!("token \"{}\"{through}", module.token_label));
+    }
+    Hsm::open(module.clone(), pin).context("cannot log in to the dev token")
+}
+
+/// The [`DEV_KEYS`] in the token (generated there when missing): their public keys
+/// (SubjectPublicKeyInfo DER), in [`DEV_KEYS`] order.
+fn dev_token_keys(hsm: &Hsm, report: &mut Report) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut spkis = Vec::new();
+    for k in DEV_KEYS {
+        let spki = match hsm.public_key(k.label)? {
+            Some(spki) => {
+                report.reused(format!("key \"{}\" ({}) in the token", k.label, k.key_type));
+                spki
+            }
+            None => {
+                let spki = hsm.generate_key_pair(k.label, k.key_type)?;
+                report.created(format!(
+                    "key \"{}\" ({}) in the token, non-extractable",
+                    k.label, k.key_type
+                ));
+                spki
+            }
+        };
+        spkis.push(spki);
+    }
+    Ok(spkis)
+}
