@@ -58,7 +58,8 @@
 //! ```
 #![warn(missing_docs)]
 // `unsafe_code` stays denied (workspace lint): all FFI goes through cryptoki's safe API.
-// The one exception is `std::env::set_var` in `use_softhsm_config`, allowed there.
+// The exceptions are the environment changes of `use_softhsm_config` (`set_var`) and
+// `Pin::take_from_env` (blanking and removing `HANKO_PIN`), each allowed where it is.
 
 mod breaker;
 mod error;

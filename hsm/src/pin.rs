@@ -2,6 +2,10 @@
 //!
 //! PINs come from `HANKO_PIN` or a file named by `HANKO_PIN_FILE`, never from a flag
 //! (flags show up in `ps`). Errors about a PIN source name the variable or path only.
+//!
+//! A server takes the PIN out of its environment once it has read it
+//! ([`Pin::take_from_env`]): otherwise every child process (`chronyc`, ...) would inherit
+//! it, and it would stay readable in `/proc/<pid>/environ` for the process's lifetime.
 
 use std::fmt;
 use std::path::Path;
@@ -15,6 +19,10 @@ use crate::error::{Error, Redacted};
 pub struct Pin(SecretString);
 
 impl Pin {
+    /// The environment variables a PIN may come from. Whoever spawns a child process
+    /// removes them from its environment (`Command::env_remove`), whatever the parent's.
+    pub const ENV_VARS: [&'static str; 2] = ["HANKO_PIN", "HANKO_PIN_FILE"];
+
     /// Wraps a PIN.
     pub fn new(s: String) -> Pin {
         Pin(SecretString::from(s))
@@ -38,6 +46,22 @@ impl Pin {
                 "neither HANKO_PIN nor HANKO_PIN_FILE is set".into(),
             )),
         }
+    }
+
+    /// Reads the PIN like [`Pin::from_env`], then removes [`Pin::ENV_VARS`] from the
+    /// process environment, whatever the outcome. `HANKO_PIN`'s value is overwritten with
+    /// zero bytes where it lies first, so that it is gone from `/proc/<pid>/environ` too
+    /// (which shows the environment block the process started with, not the current
+    /// `environ`), and no child process started later can inherit it.
+    ///
+    /// Call it first thing in `main`, before any other thread is started: changing the
+    /// environment while another thread may read it is not sound (the reason `set_var`
+    /// and `remove_var` are `unsafe` in edition 2024).
+    pub fn take_from_env() -> Result<Pin, Error> {
+        let pin = Pin::from_env();
+        blank_and_remove(c"HANKO_PIN");
+        blank_and_remove(c"HANKO_PIN_FILE");
+        pin
     }
 
     /// Reads the PIN from a file (surrounding white space trimmed).
@@ -79,6 +103,28 @@ impl Pin {
     /// Length in bytes, for range checks that must not show the PIN.
     pub(crate) fn len(&self) -> usize {
         self.0.expose_secret().len()
+    }
+}
+
+/// Overwrites the value of the environment variable `name` with zero bytes in place, then
+/// removes the variable. See [`Pin::take_from_env`] for the precondition.
+fn blank_and_remove(name: &std::ffi::CStr) {
+    #[allow(unsafe_code)]
+    // SAFETY: documented precondition of `take_from_env`: no other thread exists, so
+    // nothing reads or changes the environment meanwhile. `getenv` returns null or a
+    // pointer to the NUL-terminated value inside the "NAME=value" string of the
+    // environment: the block the kernel copied onto the process's stack, or a string
+    // `setenv` allocated, both writable. `strlen` bytes from it are the value; zeroing
+    // them leaves the terminator in place. `remove_var` then takes the entry out of
+    // `environ` (the precondition is the same).
+    unsafe {
+        let value = libc::getenv(name.as_ptr());
+        if !value.is_null() {
+            std::ptr::write_bytes(value, 0, libc::strlen(value));
+        }
+        if let Ok(name) = name.to_str() {
+            std::env::remove_var(name);
+        }
     }
 }
 
