@@ -367,7 +367,12 @@ impl Shared {
 
 /// Runs `chronyc -c tracking` with a deadline; stdout on success.
 fn run_chronyc(config: &ChronyConfig) -> Result<String, String> {
-    let mut child = Command::new(&config.chronyc)
+    let mut cmd = Command::new(&config.chronyc);
+    // The PIN left the environment at start (entry.rs); a child never gets it anyway.
+    for var in hanko_hsm::Pin::ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
         .args(["-c", "tracking"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

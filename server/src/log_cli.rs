@@ -287,8 +287,8 @@ async fn export(args: &LogExportArgs) -> anyhow::Result<()> {
 /// broken, 2 error). Logs go to stderr at `warn` unless `RUST_LOG` says otherwise, so
 /// stdout carries only the result.
 pub fn log_command(args: LogArgs) -> ExitCode {
-    crate::init_logging(config::LogFormat::Text, "warn");
-    let outcome = crate::runtime().and_then(|rt| {
+    crate::entry::init_logging(config::LogFormat::Text, "warn");
+    let outcome = crate::entry::runtime().and_then(|rt| {
         rt.block_on(async {
             match &args.command {
                 LogCommand::Verify(db) => verify(db).await,

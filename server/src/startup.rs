@@ -1,0 +1,348 @@
+//! Start-up of `hanko serve`: from the command line to a bound listener, in named steps.
+//!
+//! ```text
+//!   serve_command: config file (+ flags) ─> logging ─> plan: production | dev
+//!        (production: Config resolved, PIN checked, SOFTHSM2_CONF; dev: data dir
+//!         prepared, SOFTHSM2_CONF) ─> tokio runtime ─> serve_async:
+//!   open_token (production: Hsm::open; dev: dev::init) ─> keys::load_keys
+//!        ─> open_log ─> build_issuer ─> AppState ─> bind ─> serve::run ─> serve::release
+//! ```
+//!
+//! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
+//! [`serve_command`], before the runtime starts threads. A step that fails stops the
+//! start-up with an error naming what to fix; nothing is served before every key passed
+//! its checks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use hanko_hsm::{Hsm, ModuleConfig, Pin};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, Config, FileConfig, Overrides};
+use crate::entry::{init_logging, runtime};
+use crate::state::AppState;
+use crate::{dev, http, issuance, keys, serve, state};
+
+/// Where `serve` gets its configuration and token from, decided before the runtime
+/// starts.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value, built once at start-up"
+)]
+enum Plan {
+    /// Production: a checked configuration and the PIN from the environment.
+    Production { cfg: Config, pin: Pin },
+    /// Dev: the data directory is prepared; the config is read after dev-init, and the
+    /// PIN is the dev token's (`<data-dir>/dev-pin`).
+    Dev {
+        paths: dev::DevPaths,
+        report: dev::Report,
+        file: Option<FileConfig>,
+    },
+}
+
+/// `hanko serve`: everything up to the runtime, then [`serve_async`]. `env_pin` is what
+/// [`Pin::take_from_env`] found at start; only production uses it.
+pub(crate) fn serve_command(
+    args: ServeArgs,
+    env_pin: Result<Pin, hanko_hsm::Error>,
+) -> anyhow::Result<()> {
+    let overrides = args.overrides();
+    let file = match &args.config {
+        Some(path) => Some(FileConfig::load(path)?),
+        None => None,
+    };
+    let dev = args.dev || file.as_ref().and_then(|f| f.dev).unwrap_or(false);
+    let log_format = args
+        .log_format
+        .or(file.as_ref().and_then(|f| f.log.format))
+        .unwrap_or_default();
+    let log_filter = file
+        .as_ref()
+        .and_then(|f| f.log.filter.clone())
+        .unwrap_or_else(|| "info".to_owned());
+    init_logging(log_format, &log_filter);
+    let plan = if dev {
+        dev_plan(file, &overrides)?
+    } else {
+        production_plan(file, &overrides, env_pin)?
+    };
+    let rt = runtime()?;
+    rt.block_on(serve_async(plan, overrides))
+}
+
+/// `serve --dev`: the data directory prepared and `SOFTHSM2_CONF` pointed at it.
+fn dev_plan(file: Option<FileConfig>, overrides: &Overrides) -> anyhow::Result<Plan> {
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
+        .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
+    let paths = dev::DevPaths::new(&data_dir)?;
+    let mut report = dev::Report::default();
+    dev::prepare(&paths, &mut report)?;
+    hanko_hsm::use_softhsm_config(&paths.softhsm_conf);
+    Ok(Plan::Dev {
+        paths,
+        report,
+        file,
+    })
+}
+
+/// Production `serve`: the checked configuration and the PIN, `SOFTHSM2_CONF` if set.
+fn production_plan(
+    file: Option<FileConfig>,
+    overrides: &Overrides,
+    env_pin: Result<Pin, hanko_hsm::Error>,
+) -> anyhow::Result<Plan> {
+    let Some(file) = file else {
+        bail!(
+            "no configuration: production mode needs --config FILE (start from \
+             ops/hanko.example.toml); for a local development server use `hanko serve --dev`"
+        );
+    };
+    let cfg = file.resolve(overrides)?;
+    let pin =
+        env_pin.context("the token PIN comes from HANKO_PIN or HANKO_PIN_FILE (never a flag)")?;
+    if let Some(conf) = &cfg.softhsm2_conf {
+        hanko_hsm::use_softhsm_config(conf);
+    }
+    Ok(Plan::Production { cfg, pin })
+}
+
+fn install_metrics() -> Option<PrometheusHandle> {
+    // Latency histograms (not summaries) so that several nodes can be aggregated.
+    const SECONDS: [f64; 12] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)
+        .and_then(|b| b.install_recorder());
+    match builder {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed; /metrics disabled");
+            None
+        }
+    }
+}
+
+fn dev_banner(cfg: &Config) {
+    tracing::warn!("==================================================================");
+    tracing::warn!("WARNING: DEVELOPMENT MODE (--dev). NOT FOR PRODUCTION.");
+    tracing::warn!(
+        "The dev CA keys are files and the token PIN is in {}.",
+        cfg.data_dir.join("dev-pin").display()
+    );
+    tracing::warn!("Nothing signed by this server may be relied upon.");
+    tracing::warn!("==================================================================");
+}
+
+/// Opens the token the plan names: the configured one in production, the dev token
+/// (after dev-init) in dev mode. Returns the configuration to run with, the logged-in
+/// token and the module and token actually opened.
+async fn open_token(
+    plan: Plan,
+    overrides: Overrides,
+) -> anyhow::Result<(Config, Hsm, ModuleConfig)> {
+    match plan {
+        Plan::Production { cfg, pin } => {
+            let module = cfg.module.clone();
+            let opened = module.clone();
+            let hsm = tokio::task::spawn_blocking(move || Hsm::open(opened, pin))
+                .await
+                .context("HSM open task")?
+                .context("cannot open the HSM token")?;
+            Ok((cfg, hsm, module))
+        }
+        Plan::Dev {
+            paths,
+            mut report,
+            file,
+        } => {
+            // The module the configuration names (`--config`, else the data directory's
+            // hanko.toml once it exists), so that `hsm.module` means the same in dev mode
+            // as in production; SoftHSM when unset.
+            let file = dev::existing_config(&paths, file)?;
+            let module = dev::dev_module(file.as_ref());
+            tracing::warn!(
+                module = %module.module_path.display(),
+                "development mode: running dev-init in {}",
+                paths.data_dir.display()
+            );
+            let hsm = dev::init(&paths, &module, &mut report).await?;
+            if !report.created_anything() {
+                tracing::info!("dev-init: everything existed and was reused");
+            }
+            let file = match file {
+                Some(f) => f,
+                None => FileConfig::load(&paths.config_file)?,
+            };
+            let mut overrides = overrides;
+            overrides.dev = true;
+            overrides.data_dir = Some(paths.data_dir.clone());
+            let cfg = file.resolve(&overrides)?;
+            dev_banner(&cfg);
+            Ok((cfg, hsm, module))
+        }
+    }
+}
+
+/// Opens the issuance log, with the signing pools as its upstream: it holds a batch open
+/// for more records only while the signers are backlogged.
+async fn open_log(
+    cfg: &Config,
+    backlog: keys::SigningBacklog,
+) -> anyhow::Result<hanko_store::Store> {
+    tracing::info!(
+        database = %hanko_store::redact_url(&cfg.store.database_url),
+        node = %cfg.store.options.node_id,
+        "opening the issuance log"
+    );
+    let mut store_options = cfg.store.options.clone();
+    store_options.upstream = Some(Arc::new(backlog));
+    hanko_store::Store::open(&cfg.store.database_url, store_options)
+        .await
+        .context("cannot open the issuance log")
+}
+
+/// Histograms need periodic upkeep when nobody scrapes for a while.
+fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>) {
+    metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    if let Some(h) = metrics {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        });
+    }
+}
+
+/// Binds the listen address and says what is served there.
+async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr: SocketAddr = listener.local_addr().context("local address")?;
+    tracing::info!(
+        max_in_flight = cfg.http.max_in_flight,
+        rate_limit_per_sec = cfg.http.rate_limit.map(|r| r.per_sec.get()),
+        rate_limit_burst = cfg.http.rate_limit.map(|r| r.burst.get()),
+        "admission control of the signing routes"
+    );
+    tracing::info!(%addr, dev = cfg.dev, "listening on {addr}");
+    Ok(listener)
+}
+
+async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
+    let metrics = install_metrics();
+    let (cfg, hsm, module) = open_token(plan, overrides).await?;
+    tracing::info!(
+        module = %module.module_path.display(),
+        token = %module.token_label,
+        keys = cfg.keys.len(),
+        "loading signing keys"
+    );
+    let (keys, backlog) = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
+    let store = open_log(&cfg, backlog).await?;
+    let issuer = match &cfg.tsa {
+        Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
+        None => None,
+    };
+    let state = Arc::new(AppState {
+        dev: cfg.dev,
+        hsm: Some(hsm),
+        keys,
+        metrics: metrics.clone(),
+        issuer,
+        store: Some(store.clone()),
+        api_keys: cfg.api_keys.clone(),
+        limits: Arc::new(http::Limits::new(&cfg.http)),
+    });
+    spawn_metrics_upkeep(metrics);
+    let listener = bind(&cfg).await?;
+    serve::run(
+        listener,
+        state.clone(),
+        serve::shutdown_signal(),
+        cfg.drain_timeout,
+    )
+    .await?;
+    serve::release(state, store).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds the time-stamp authority: profile, clock guard over the configured source,
+/// serials from the issuance log, and one unit per policy (certificate and key checked).
+pub fn build_issuer(
+    cfg: &Config,
+    settings: &config::TsaSettings,
+    keys: &[state::SigningKey],
+    store: &hanko_store::Store,
+) -> anyhow::Result<issuance::Issuer> {
+    use hanko_tsa::{ClockGuard, ClockGuardConfig, TimeStampUnit, Tsa};
+    let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
+    guard.settle = settings.clock_settle;
+    guard.dev_mode = cfg.dev;
+    let clock = ClockGuard::new(settings.clock_source.start(), guard);
+    let serials = Arc::new(issuance::StoreSerials::new(
+        store,
+        &settings.serial_counter,
+        cfg.store.serial_block,
+    ));
+    let tsa = Arc::new(
+        Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
+    );
+    let now = std::time::SystemTime::now();
+    let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
+    let mut policy_units = Vec::new();
+    for (policy, label) in &settings.units {
+        let unit = match units.iter().find(|(l, _)| l == label) {
+            Some((_, u)) => u.clone(),
+            None => {
+                let key = keys
+                    .iter()
+                    .find(|k| k.label() == label)
+                    .with_context(|| format!("TSA key \"{label}\" is not loaded"))?;
+                let unit = TimeStampUnit::new(key.signer().clone(), key.chain().to_vec(), now)
+                    .with_context(|| format!("TSA key \"{label}\""))?;
+                let unit = Arc::new(unit);
+                units.push((label.clone(), unit.clone()));
+                unit
+            }
+        };
+        tsa.install_unit(policy, unit.clone())
+            .with_context(|| format!("TSA policy {policy}"))?;
+        policy_units.push(issuance::PolicyUnit {
+            policy: policy.clone(),
+            key: label.clone(),
+            unit,
+        });
+        tracing::info!(%policy, key = %label, "time-stamp policy served");
+    }
+    if let Err(e) = tsa.check_ready() {
+        tracing::warn!(error = %e, "the TSA cannot issue yet");
+    }
+    let issuer = issuance::Issuer::new(
+        tsa,
+        units.into_iter().map(|(_, u)| u).collect(),
+        store.clone(),
+    )
+    .with_disclosure(policy_units, settings.clock_source.name());
+    if cfg.store.durability == config::Durability::None {
+        // resolve() refuses this outside --dev.
+        tracing::warn!("==================================================================");
+        tracing::warn!("store.durability = \"none\": TOKENS ARE NOT LOGGED (dev/benchmark only)");
+        tracing::warn!("==================================================================");
+        return Ok(issuer.without_log_appends_dev_only());
+    }
+    Ok(issuer)
+}
