@@ -109,6 +109,12 @@ impl Server {
         }
     }
 
+    /// The server process's id.
+    #[allow(dead_code, reason = "used by the integration binary only")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// HTTP GET `path`: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.addr, path)

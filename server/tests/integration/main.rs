@@ -8,5 +8,7 @@ mod common;
 mod config_doc;
 /// `hanko dev-init`: creates, then reuses; file modes; chains verify with openssl.
 mod dev_init;
+/// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
+mod pin_env;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
