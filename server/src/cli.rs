@@ -1,8 +1,10 @@
-//! The command line: `hanko serve` and `hanko dev-init`.
+//! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp` and `verify`.
 //!
 //! Raw flags are parsed here with clap and turned into [`config::Overrides`]; validation
 //! happens once, in [`config::FileConfig::resolve`], so a flag and its config key can
-//! never be checked differently. There is deliberately no `--pin`: see [`crate::pin`].
+//! never be checked differently. There is deliberately no `--pin`: flags show up in `ps`
+//! and shell history, so the PIN comes from `HANKO_PIN` or `HANKO_PIN_FILE` only (see
+//! [`hanko_hsm::Pin::take_from_env`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,10 +13,35 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, LogFormat};
 
-/// Hanko: RFC 3161 time-stamp authority and organisational e-seal server over a
-/// PKCS#11 HSM. The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never a flag.
+/// The first line of `hanko --help` (and all of `hanko -h`'s description): what Hanko
+/// is, not the crate description (which says what the library crate holds).
+macro_rules! about {
+    () => {
+        "Hanko: an RFC 3161 time-stamp authority with its keys in a PKCS#11 HSM and an \
+         append-only issuance log"
+    };
+}
+
+/// The first line of `hanko --help`.
+pub const ABOUT: &str = about!();
+
+/// `hanko --help`: what Hanko is, what works today and what does not yet.
+const LONG_ABOUT: &str = concat!(
+    about!(),
+    "\n\n\
+Today it serves time-stamps (POST /tsa), each one committed to the issuance log before it \
+is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
+health, readiness and metrics. Organisational e-seals, Merkle anchoring of the log and \
+TLS are not built yet (terminate TLS in front of it). It issues only while the clock is \
+known to be synchronised.
+
+The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never from a flag. \
+`hanko serve --dev` runs a development server with a SoftHSM token and a dev PKI."
+);
+
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "hanko", version, about, long_about = None)]
+#[command(name = "hanko", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -112,5 +139,15 @@ mod tests {
             .unwrap_or_default();
         assert!(help.contains("--listen"), "{help}");
         assert!(!help.to_ascii_lowercase().contains("--pin"), "{help}");
+    }
+
+    /// Issue #11: `hanko --help` opened with the crate description ("configuration,
+    /// CLI, HTTP front and wiring"); it says what Hanko is.
+    #[test]
+    fn help_says_what_hanko_is() {
+        let help = Cli::command().render_help().to_string();
+        assert_eq!(help.lines().next(), Some(ABOUT), "{help}");
+        let long = Cli::command().render_long_help().to_string();
+        assert!(long.contains("not built yet"), "{long}");
     }
 }

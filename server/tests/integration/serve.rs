@@ -170,3 +170,20 @@ fn production_refuses_a_tsa_key_whose_certificate_breaks_the_profile() {
         text(&out)
     );
 }
+
+/// Issue #11: `hanko --help` opened with the crate description ("configuration, CLI, HTTP
+/// front and wiring"); its first line now says what Hanko is.
+#[test]
+fn help_opens_with_what_hanko_is() {
+    for flag in ["--help", "-h"] {
+        let out = run(&[flag]);
+        assert!(out.status.success(), "{}", text(&out));
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            help.lines().next(),
+            Some(hanko_server::cli::ABOUT),
+            "{flag}:\n{help}"
+        );
+        assert!(help.contains("time-stamp authority"), "{help}");
+    }
+}
