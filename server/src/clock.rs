@@ -129,6 +129,31 @@ pub enum LeapStatus {
     NotSynchronised,
 }
 
+impl LeapStatus {
+    const ALL: [LeapStatus; 4] = [
+        LeapStatus::Normal,
+        LeapStatus::InsertSecond,
+        LeapStatus::DeleteSecond,
+        LeapStatus::NotSynchronised,
+    ];
+
+    /// chrony's name for it, as in the tracking report and in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeapStatus::Normal => "Normal",
+            LeapStatus::InsertSecond => "Insert second",
+            LeapStatus::DeleteSecond => "Delete second",
+            LeapStatus::NotSynchronised => "Not synchronised",
+        }
+    }
+}
+
+impl std::fmt::Display for LeapStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The fields of `chronyc -c tracking` Hanko uses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tracking {
@@ -176,13 +201,11 @@ pub fn parse_tracking(output: &str) -> Result<Tracking, String> {
     if root_delay < 0.0 || root_dispersion < 0.0 {
         return Err("negative root delay or dispersion".into());
     }
-    let leap = match f[13].trim() {
-        "Normal" => LeapStatus::Normal,
-        "Insert second" => LeapStatus::InsertSecond,
-        "Delete second" => LeapStatus::DeleteSecond,
-        "Not synchronised" => LeapStatus::NotSynchronised,
-        other => return Err(format!("unknown leap status {other:?}")),
-    };
+    let text = f[13].trim();
+    let leap = LeapStatus::ALL
+        .into_iter()
+        .find(|l| l.as_str() == text)
+        .ok_or_else(|| format!("unknown leap status {text:?}"))?;
     Ok(Tracking {
         reference: format!("{} ({})", f[0].trim(), f[1].trim()),
         stratum: f[2]
@@ -335,7 +358,7 @@ impl Shared {
                 if r.leap != Some(t.leap) {
                     match t.leap {
                         LeapStatus::InsertSecond | LeapStatus::DeleteSecond => tracing::warn!(
-                            leap = ?t.leap,
+                            leap = %t.leap,
                             "chrony announces a leap second at the end of the UTC day"
                         ),
                         LeapStatus::NotSynchronised => tracing::error!(

@@ -61,7 +61,7 @@ pub use kernel_clock::KernelClock;
 pub use rejection::{FailureInfo, Rejection};
 pub use request::CheckedRequest;
 pub use serial::{FileSerialSource, Serial, SerialError, SerialSource};
-pub use unit::TimeStampUnit;
+pub use unit::{TimeStampUnit, rfc3339};
 
 /// Errors of setting a TSA up and of its readiness. Request-level refusals are
 /// [`Rejection`]s, not errors.
@@ -202,7 +202,7 @@ impl Tsa {
         } else {
             None
         };
-        tracing::info!(%policy, ?unit, "time-stamping unit activated");
+        tracing::info!(%policy, %unit, "time-stamping unit activated");
         let installed = Arc::new(Installed { unit, tsa_name });
         self.units
             .write()

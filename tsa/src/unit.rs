@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use der::Decode as _;
 use hanko_pki::Signer;
@@ -35,10 +35,37 @@ impl fmt::Debug for TimeStampUnit {
                 &self.chain.first().map(|c| c.subject_string()),
             )
             .field("algorithm", &self.signer.algorithm())
-            .field("usable_from", &self.usable_from)
-            .field("usable_until", &self.usable_until)
+            .field("usable_from", &rfc3339(self.usable_from))
+            .field("usable_until", &rfc3339(self.usable_until))
             .finish()
     }
+}
+
+/// What log lines show of a unit: `<subject> (<algorithm>), usable <from> to <until>`.
+impl fmt::Display for TimeStampUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}), usable {} to {}",
+            self.certificate().subject_string(),
+            self.signer.algorithm(),
+            rfc3339(self.usable_from),
+            rfc3339(self.usable_until)
+        )
+    }
+}
+
+/// `t` in RFC 3339, UTC, whole seconds (`2026-11-30T09:00:00Z`): how Hanko shows a
+/// unit's and a certificate's times to people (log lines, `/tsa/policy`). Empty when `t`
+/// is out of chrono's range.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 impl TimeStampUnit {
@@ -60,7 +87,8 @@ impl TimeStampUnit {
             subject = %leaf.subject_string(),
             serial = %hex::encode(leaf.serial_der()),
             algorithm = %signer.algorithm(),
-            ?usable_until,
+            usable_from = %rfc3339(usable_from),
+            usable_until = %rfc3339(usable_until),
             "TSU certificate loaded and checked against its key"
         );
         Ok(Self {

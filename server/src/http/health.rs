@@ -79,7 +79,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
             Json(json!({ "status": "ready", "dev": state.dev, "keys": keys })),
         )
     } else {
-        tracing::warn!(?reasons, "not ready");
+        tracing::warn!(reasons = %reasons.join("; "), "not ready");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not ready", "reasons": reasons })),

@@ -13,7 +13,6 @@
 //! machine-readable part a client can check against tokens.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -27,17 +26,6 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/tsa/policy", get(policy))
-}
-
-/// RFC 3339 in UTC, whole seconds.
-fn rfc3339(t: SystemTime) -> String {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    };
-    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 /// The disclosure summary of a running server's TSA, or `None` without a TSA.
@@ -59,11 +47,11 @@ pub fn policy_document(state: &AppState) -> Option<Value> {
                     "subject": cert.subject_string(),
                     "serial": hex::encode(cert.serial_der()),
                     "sha256": hex::encode(cert.fingerprint(hanko_pki::HashAlgorithm::Sha256)),
-                    "not_before": rfc3339(cert.not_before()),
-                    "not_after": rfc3339(cert.not_after()),
+                    "not_before": hanko_tsa::rfc3339(cert.not_before()),
+                    "not_after": hanko_tsa::rfc3339(cert.not_after()),
                 },
                 // min(notAfter, privateKeyUsagePeriod.notAfter): no token after this.
-                "signs_until": rfc3339(pu.unit.usable_until()),
+                "signs_until": hanko_tsa::rfc3339(pu.unit.usable_until()),
             })
         })
         .collect();

@@ -49,6 +49,15 @@ fn serve_dev_from_nothing_is_ready_and_stops_on_sigterm() {
         "the PIN leaked into the output"
     );
     assert!(!out.contains("ERROR"), "{out}");
+    // Issue #11: times in RFC 3339 and units by name, not Rust Debug structs.
+    assert!(!out.contains("SystemTime {"), "{out}");
+    assert!(!out.contains("TimeStampUnit {"), "{out}");
+    let unit_line = out
+        .lines()
+        .find(|l| l.contains("time-stamping unit activated"))
+        .unwrap_or_else(|| panic!("no unit line:\n{out}"));
+    assert!(unit_line.contains("Hanko Dev TSA"), "{unit_line}");
+    assert!(unit_line.contains("Z to 20"), "{unit_line}");
 }
 
 /// A production config over the dev token: `dev = false`, keys as dev-init made them.
