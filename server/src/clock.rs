@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Why chrony: in containers and VMs whose host keeps the time the kernel reports itself
-//! unsynchronised (shared/DESIGN.md, "The clock on these machines"), so the kernel source
+//! unsynchronised (docs/architecture.md, "The clock on these machines"), so the kernel source
 //! refuses to issue there, correctly. chrony measures the offset to its reference
 //! itself, so an operator running chronyd (or one on the host, reachable with
 //! `chronyc -h`) gets a real figure.

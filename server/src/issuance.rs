@@ -1,6 +1,6 @@
 //! The issuance pipeline: where a protocol answer meets the issuance log.
 //!
-//! The one rule this module exists for (shared/DESIGN.md, "A response is sent only
+//! The one rule this module exists for (docs/architecture.md, "A response is sent only
 //! after its log record is durable"):
 //!
 //! ```text

@@ -20,8 +20,10 @@
 //!
 //! What it does NOT do: repair anything, or create a log. A missing SQLite file is an
 //! error (exit 2), not an empty log that verifies: an auditor pointed at the wrong
-//! directory must notice. Opening a log still runs its pending schema migrations, as the
-//! server would; it never writes a record.
+//! directory must notice. The log is opened read-only (`Store::open_read_only`): no
+//! migrations run and nothing is written, so a SELECT-only role or a read-only file is
+//! enough; a schema other than the one this build reads is an error (exit 2), never
+//! upgraded.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -46,7 +48,7 @@ pub struct LogArgs {
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
     /// Recompute the hash chain from row 1 to the head. Exit 0 when intact, 1 with the
-    /// first bad row ("first bad row: seq N: <reason>"), 2 when the log cannot be read.
+    /// first bad row (`first bad row: seq N: <reason>`), 2 when the log cannot be read.
     Verify(LogDbArgs),
     /// Write records as JSON lines on stdout, in sequence order (format: store/README.md;
     /// `tools/verify_export.py` checks an export independently).

@@ -86,7 +86,7 @@ pub async fn shutdown_signal() {
 const HSM_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// After [`run`] returned: drops the state (which stops the HSM signing pools and closes
-/// their sessions), closes the issuance log, and waits at most [`HSM_RELEASE_WAIT`] until
+/// their sessions), closes the issuance log, and waits at most `HSM_RELEASE_WAIT` (5 s) until
 /// no signing worker is inside the PKCS#11 module.
 pub async fn release(state: Arc<AppState>, store: hanko_store::Store) {
     let hsm_released = state.hsm.as_ref().map(hanko_hsm::Hsm::release_watch);

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
-//! [`serve_command`], before the runtime starts threads. A step that fails stops the
+//! `serve_command`, before the runtime starts threads. A step that fails stops the
 //! start-up with an error naming what to fix; nothing is served before every key passed
 //! its checks.
 

@@ -1,10 +1,13 @@
 //! [`AppState`]: what every HTTP handler can reach, shared as `Arc<AppState>`.
 //!
-//! Built once at start-up, after every key passed its checks, and immutable afterwards:
-//! handlers never lock anything here. Things that change at run time (readiness of the
-//! token, the clock) are asked of their owners (`Hsm::is_ready`, `Signer::is_ready`), not
-//! cached. New subsystems (the TSA, the issuance log) add a field here and a route file
-//! under `http/`.
+//! Built once at start-up (`startup.rs`), after every key passed its checks, and never
+//! replaced: the fields are not behind a lock. What changes at run time is asked of its
+//! owner, not cached here: the token's and each signer's readiness (`Hsm::is_ready`,
+//! `Signer::not_ready_reason`), the clock and the TSU windows (`Tsa::check_ready`), and
+//! the admission counters, which [`crate::http::Limits`] keeps itself. The TSA with its
+//! issuance log (`issuer`), the log for reads (`store`), API keys and admission control
+//! each have a field; a new subsystem adds one here and a route file under `http/`.
+//! Dropping the last reference stops the signing pools (`serve::release`).
 
 use std::sync::Arc;
 
@@ -32,7 +35,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The time-stamp authority and its log; `None` when no TSA key is configured.
     pub issuer: Option<Arc<Issuer>>,
-    /// The issuance log.
+    /// The issuance log, for the log API's reads (the TSA appends through `issuer`).
+    /// `None` only in tests that need no log.
     pub store: Option<Store>,
     /// API keys for `/api/v1/...` (none: every protected request is refused).
     pub api_keys: crate::auth::ApiKeys,

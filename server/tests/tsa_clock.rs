@@ -4,7 +4,7 @@
 //! Not synchronised, an error above the 1 s accuracy, or a failing chronyc: replies are
 //! timeNotAvailable (failInfo bit 14), /readyz is 503 naming the clock, and the log gets
 //! no record; back in sync: tokens again. Then the kernel clock of this machine, which
-//! says it is unsynchronised (shared/DESIGN.md): timeNotAvailable.
+//! says it is unsynchronised (docs/architecture.md): timeNotAvailable.
 #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
 
 #[allow(dead_code, reason = "shared with the other test binaries")]

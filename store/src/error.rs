@@ -1,8 +1,10 @@
 //! The one error type of `hanko-store`.
 //!
-//! What it is for: every fallible operation of the crate returns [`Error`]. The server maps
-//! any of them to `systemFailure` / HTTP 503 for the request concerned; [`Error::is_retryable`]
-//! tells it (and the operator's logs) whether trying again later can help.
+//! What it is for: every fallible operation of the crate returns [`Error`]. The server
+//! answers a time-stamp request whose record could not be appended with HTTP 200 and a
+//! `systemFailure` TimeStampResp (the token is withheld), and a failed read of the log API
+//! with HTTP 503 when [`Error::is_retryable`] (else 500); that method also tells the
+//! operator's logs whether trying again later can help.
 //!
 //! What it does not do: it never carries a connection string with its password. Where a
 //! target must be named, it is passed through [`crate::redact_url`] first. Database errors are

@@ -1,7 +1,7 @@
 //! Hanko's issuance log: every time-stamp token and e-seal, recorded durably before the
 //! client receives it, on SQLite (the embedded default) or PostgreSQL (several nodes).
 //!
-//! The log is the single source of truth (shared/DESIGN.md): the audit trail auditors
+//! The log is the single source of truth (docs/architecture.md): the audit trail auditors
 //! inspect, the guarantee that serials never repeat, and the queue Merkle anchoring reads
 //! are the same rows.
 //!
@@ -25,7 +25,8 @@
 //!
 //! What it does NOT do: parse or sign anything (it never looks inside a token), speak
 //! HTTP, or decide status codes: any [`Error`] from [`Store::append`] means "no durable
-//! record", which the server answers with systemFailure / HTTP 503. It does not anchor the
+//! record", which the server answers with a `systemFailure` TimeStampResp (HTTP 200, token
+//! withheld). It does not anchor the
 //! chain externally either; hanko-anchor reads [`Store::read_range`] for that.
 //!
 //! The log writer is a thread of its own on SQLite (statements run back to back on one
@@ -138,7 +139,8 @@ pub struct StoreOptions {
     /// (below `commit_timeout`, so a lock wait ends with a clean SQLITE_BUSY rollback).
     pub busy_timeout: Duration,
     /// Longest a group-commit transaction may take before its waiters get
-    /// [`Error::Timeout`] (a hung database must become a prompt 503, not hung requests);
+    /// [`Error::Timeout`] (a hung database must become a prompt `systemFailure`, not hung
+    /// requests);
     /// also the longest [`Store::append`] waits for its record, queueing included.
     /// On PostgreSQL, `lock_timeout` and `statement_timeout` are set to 3/4 of it, so the
     /// server normally aborts first and the transaction rolls back cleanly. Default 10 s.
@@ -394,7 +396,8 @@ impl Store {
 
     /// Appends a record through the group-commit writer. Returns once the record is
     /// durable (its transaction committed): only then may the response be released. Any
-    /// error means the record is not known to be in the log: answer systemFailure / 503.
+    /// error means the record is not known to be in the log: withhold the token and answer
+    /// `systemFailure`.
     ///
     /// Invalid records (see [`Error::InvalidRecord`]) are refused before they reach the
     /// writer, so they never fail other requests' batches.

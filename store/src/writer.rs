@@ -30,8 +30,8 @@
 //! ```
 //!
 //! What it does not do: retry. If the transaction fails, nothing of the batch is visible and
-//! every waiter of the batch gets the error, which the server turns into systemFailure /
-//! 503; the client retries. (If a COMMIT's acknowledgement is lost after the database made
+//! every waiter of the batch gets the error, which the server turns into a `systemFailure`
+//! TimeStampResp (HTTP 200, token withheld); the client retries. (If a COMMIT's acknowledgement is lost after the database made
 //! it durable, the waiters still get an error: a record may then be in the log without the
 //! client having its token, never the other way round.) On the writer thread (SQLite) a
 //! record whose caller has given up before its batch began is not written, and a batch

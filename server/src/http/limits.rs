@@ -1,5 +1,5 @@
 //! Admission control of the signing routes (`POST /tsa`, `POST /`): what the HTTP layer
-//! refuses before any work is done (shared/DESIGN.md: "rate limit + auth (before the body
+//! refuses before any work is done (docs/architecture.md: "rate limit + auth (before the body
 //! is parsed)").
 //!
 //! ```text

@@ -11,7 +11,7 @@
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`).
 //!
-//! HTTP status mapping lives here and nowhere else (shared/DESIGN.md: "one place for each
+//! HTTP status mapping lives here and nowhere else (docs/architecture.md: "one place for each
 //! concern").
 //!
 //! # Refused, or failed: two answers to "cannot sign now"

@@ -101,7 +101,7 @@ fn production_mode_needs_config_and_pin_and_then_serves() {
     let server = Server::start(cmd, &["--config", cfg]);
     let (status, body) = server.get("/readyz");
     // Production trusts the kernel clock only when it says it is synchronised; the
-    // kernels of these test machines say it is not (shared/DESIGN.md, "The clock on
+    // kernels of these test machines say it is not (docs/architecture.md, "The clock on
     // these machines"), so the keys are ready but the TSA is not, and readyz says why.
     // On a synchronised host the same server is ready: the expectation follows what the
     // kernel says right now (the guard's rule: synchronised and both errors <= 1 s).
