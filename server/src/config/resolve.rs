@@ -219,38 +219,7 @@ fn resolve_tsa(
         (None, Some(first)) => first.label.clone(),
         (None, None) => return Ok(None),
     };
-    let mut profile = hanko_tsa::TsaConfig::default();
-    if let Some(p) = t.default_policy {
-        profile.default_policy = p
-            .parse::<PolicyId>()
-            .map_err(|e| anyhow::anyhow!("tsa.default_policy \"{p}\": {e}"))?;
-    }
-    for p in t.accepted_policies.unwrap_or_default() {
-        let id = p
-            .parse::<PolicyId>()
-            .map_err(|e| anyhow::anyhow!("tsa.accepted_policies \"{p}\": {e}"))?;
-        profile.accepted_policies.push(id);
-    }
-    if let Some(hashes) = t.accepted_hashes {
-        profile.accepted_hashes = hashes
-            .iter()
-            .map(|h| {
-                hanko_pki::HashAlgorithm::from_name(h).with_context(|| {
-                    format!("tsa.accepted_hashes: \"{h}\" is not sha256, sha384 or sha512")
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-    }
-    let accuracy_ms = t.accuracy_ms.unwrap_or(1000);
-    if !(1..=1000).contains(&accuracy_ms) {
-        bail!("tsa.accuracy_ms must be between 1 and 1000 (CONFORMANCE 27), got {accuracy_ms}");
-    }
-    profile.accuracy = Duration::from_millis(accuracy_ms);
-    profile.include_tsa_name = t.include_tsa_name.unwrap_or(false);
-    profile.qualified = t.qualified.unwrap_or(false);
-    profile
-        .validate()
-        .map_err(|e| anyhow::anyhow!("[tsa]: {e}"))?;
+    let profile = resolve_tsa_profile(&t)?;
     let policy_keys = t.policy_keys.unwrap_or_default();
     for (oid, label) in &policy_keys {
         let id = oid
@@ -282,6 +251,44 @@ fn resolve_tsa(
         clock_settle: Duration::from_millis(c.settle_ms.unwrap_or(60_000)),
         clock_source,
     }))
+}
+
+/// The `[tsa]` profile: policies, hashes, accuracy and token options, checked.
+fn resolve_tsa_profile(t: &TsaSection) -> anyhow::Result<hanko_tsa::TsaConfig> {
+    use hanko_tsa::PolicyId;
+    let mut profile = hanko_tsa::TsaConfig::default();
+    if let Some(p) = &t.default_policy {
+        profile.default_policy = p
+            .parse::<PolicyId>()
+            .map_err(|e| anyhow::anyhow!("tsa.default_policy \"{p}\": {e}"))?;
+    }
+    for p in t.accepted_policies.iter().flatten() {
+        let id = p
+            .parse::<PolicyId>()
+            .map_err(|e| anyhow::anyhow!("tsa.accepted_policies \"{p}\": {e}"))?;
+        profile.accepted_policies.push(id);
+    }
+    if let Some(hashes) = &t.accepted_hashes {
+        profile.accepted_hashes = hashes
+            .iter()
+            .map(|h| {
+                hanko_pki::HashAlgorithm::from_name(h).with_context(|| {
+                    format!("tsa.accepted_hashes: \"{h}\" is not sha256, sha384 or sha512")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let accuracy_ms = t.accuracy_ms.unwrap_or(1000);
+    if !(1..=1000).contains(&accuracy_ms) {
+        bail!("tsa.accuracy_ms must be between 1 and 1000 (CONFORMANCE 27), got {accuracy_ms}");
+    }
+    profile.accuracy = Duration::from_millis(accuracy_ms);
+    profile.include_tsa_name = t.include_tsa_name.unwrap_or(false);
+    profile.qualified = t.qualified.unwrap_or(false);
+    profile
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[tsa]: {e}"))?;
+    Ok(profile)
 }
 
 fn resolve_store(
