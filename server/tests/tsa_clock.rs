@@ -24,7 +24,7 @@ use crate::tsa_support::{int_hex, log_records, request_der, status_of, timestamp
 
 const TIME_NOT_AVAILABLE: usize = 14;
 /// chronyc -c tracking: offset 10 us, root delay 2 ms, root dispersion 1 ms.
-const SYNCED: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,0.001000000,64.0,Normal\n";
+const SYNCED: &str = common::CHRONYC_SYNCED;
 const UNSYNCED: &str = "00000000,0.0.0.0,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n";
 /// Synchronised, but root dispersion 1.5 s: beyond the declared 1 s accuracy.
 const TOO_FAR: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,1.500000000,64.0,Normal\n";

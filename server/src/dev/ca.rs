@@ -131,15 +131,24 @@ fn dev_root(
         now + 3650 * DAY,
     );
     let cert = futures_ready(issue_certificate(&params, key.public_key_der(), None, &key))?;
-    replace_file(
-        &key_path,
-        dev_key_file(&key, "dev root CA")?.as_bytes(),
-        0o600,
-    )?;
-    replace_file(&cert_path, cert.to_pem().as_bytes(), 0o644)?;
+    save_ca(&key_path, &key, &cert_path, &cert, "dev root CA", report)?;
+    Ok((cert, key, true))
+}
+
+/// Writes a new dev CA: its DEV-ONLY key file (0600) and its certificate.
+fn save_ca(
+    key_path: &Path,
+    key: &SoftwareSigner,
+    cert_path: &Path,
+    cert: &Certificate,
+    what: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    replace_file(key_path, dev_key_file(key, what)?.as_bytes(), 0o600)?;
+    replace_file(cert_path, cert.to_pem().as_bytes(), 0o644)?;
     report.created(format!("{} (software key, DEV ONLY)", key_path.display()));
     report.created(cert_path.display());
-    Ok((cert, key, true))
+    Ok(())
 }
 
 async fn dev_intermediate(
@@ -169,14 +178,7 @@ async fn dev_intermediate(
         not_after,
     );
     let cert = issue_certificate(&params, key.public_key_der(), Some(root), root_key).await?;
-    replace_file(
-        &key_path,
-        dev_key_file(&key, "dev issuing CA")?.as_bytes(),
-        0o600,
-    )?;
-    replace_file(&cert_path, cert.to_pem().as_bytes(), 0o644)?;
-    report.created(format!("{} (software key, DEV ONLY)", key_path.display()));
-    report.created(cert_path.display());
+    save_ca(&key_path, &key, &cert_path, &cert, "dev issuing CA", report)?;
     Ok((cert, key, true))
 }
 

@@ -6,6 +6,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A `chronyc -c tracking` line: synchronised; offset 10 us, root delay 2 ms, root
+/// dispersion 1 ms (for fake chronyc scripts).
+pub const CHRONYC_SYNCED: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,0.001000000,64.0,Normal\n";
+
 /// The `hanko` binary with a clean environment (no PIN, no SoftHSM config, plain logs).
 pub fn hanko() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hanko"));

@@ -127,7 +127,8 @@ fn dev_init_refuses_a_token_store_without_its_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let d = dir.to_str().unwrap();
-    assert!(run(&["dev-init", "--data-dir", d]).status.success());
+    let first = run(&["dev-init", "--data-dir", d]);
+    assert!(first.status.success(), "{}", text(&first));
     std::fs::remove_file(dir.join("dev-pin")).unwrap();
     let out = run(&["dev-init", "--data-dir", d]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -16,13 +16,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{Server, hanko, run, text};
+use crate::common::{CHRONYC_SYNCED, Server, hanko, run, text};
 
 /// A PIN value found nowhere else (`serve --dev` ignores it: the dev token's PIN is
 /// `<data-dir>/dev-pin`).
 const PIN: &str = "pin-7f3a9c1e-must-not-leak";
-/// A chronyc -c tracking line: synchronised, small error.
-const SYNCED: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,0.001000000,64.0,Normal\n";
 
 #[test]
 fn hanko_pin_is_not_inherited_by_chronyc_nor_left_in_environ() {
@@ -36,7 +34,9 @@ fn hanko_pin_is_not_inherited_by_chronyc_nor_left_in_environ() {
     let script = tmp.path().join("fake-chronyc");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\nenv > {dump:?}.tmp && mv {dump:?}.tmp {dump:?}\nprintf '{SYNCED}'\n"),
+        format!(
+            "#!/bin/sh\nenv > {dump:?}.tmp && mv {dump:?}.tmp {dump:?}\nprintf '{CHRONYC_SYNCED}'\n"
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt as _;
