@@ -241,6 +241,7 @@ async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
+/// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
     let (cfg, hsm, module) = open_token(plan, overrides).await?;
