@@ -63,10 +63,10 @@ pub enum Command {
     ApiKey(crate::auth::ApiKeyArgs),
     /// Time-stamp a file with an RFC 3161 TSA (ours or any): writes FILE.tsr. Exit 0
     /// granted, 1 refused by the TSA, 2 error.
-    Stamp(crate::client::StampArgs),
+    Stamp(crate::client_cli::StampArgs),
     /// Verify a time-stamp response against the data and a root certificate, on its own
     /// code path. Exit 0 valid, 1 not (the reason is printed).
-    Verify(crate::client::VerifyArgs),
+    Verify(crate::client_cli::VerifyArgs),
 }
 
 /// `hanko serve`.

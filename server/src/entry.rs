@@ -19,7 +19,7 @@ use hanko_hsm::Pin;
 
 use crate::cli::{Cli, Command, DevInitArgs};
 use crate::config::{self, LogFormat};
-use crate::{auth, client, dev, log_cli, startup};
+use crate::{auth, client_cli, dev, log_cli, startup};
 
 /// The binary's entry point: takes the PIN out of the environment, parses the command
 /// line, runs the command, and maps the outcome to an exit code (0 ok, 2 error, like
@@ -32,8 +32,8 @@ pub fn main_entry() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => startup::serve_command(args, env_pin),
         Command::DevInit(args) => dev_init_command(args),
-        Command::Stamp(args) => return client::stamp_main(args),
-        Command::Verify(args) => return client::verify_main(args),
+        Command::Stamp(args) => return client_cli::stamp_main(args),
+        Command::Verify(args) => return client_cli::verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::ApiKey(args) => auth::api_key_command(args),
     };

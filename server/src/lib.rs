@@ -23,7 +23,7 @@
 //! - [`http`]: the router; one file per endpoint family.
 //! - [`auth`]: API keys for `/api/v1/...` and `hanko api-key`.
 //! - [`log_cli`]: `hanko log verify|export`, the auditor's tools.
-//! - [`client`]: `hanko stamp` and `hanko verify`, an RFC 3161 client of its own.
+//! - [`client_cli`]: `hanko stamp` and `hanko verify`, glue over [`hanko_client`].
 //!
 //! ```text
 //!   main ─> entry::main_entry ─> Pin::take_from_env ─> cli::Cli ─> startup::serve_command
@@ -40,7 +40,7 @@
 
 pub mod auth;
 pub mod cli;
-pub mod client;
+pub mod client_cli;
 pub mod clock;
 pub mod config;
 pub mod dev;

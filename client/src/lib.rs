@@ -1,0 +1,54 @@
+//! `hanko-client`: the client side of a trust service. It builds RFC 3161 time-stamp
+//! requests, sends them to a TSA over HTTP, and verifies time-stamp tokens offline,
+//! so that a user can try a time-stamp authority (ours or anyone's) without OpenSSL
+//! incantations. The `hanko stamp` and `hanko verify` commands are thin glue over it.
+//!
+//! ```text
+//!   request::hash_file ─> request::build ─> TimeStampReq DER (random 64-bit nonce, certReq)
+//!        │
+//!        └─> transport::post ──HTTP POST application/timestamp-query──> TSA
+//!                            <──TimeStampResp──
+//!                  reply::check ─> granted: status, imprint, nonce, policy match the request
+//!
+//!   verify::verify(TimeStampResp DER, H(data), [request], roots, [untrusted])
+//!        token ─> imprint ─> request ─> SignerInfo attributes ─> signer certificate
+//!              ─> signature ─> TSA certificate purpose and chain at genTime ─> Verified
+//! ```
+//!
+//! # Verification is a code path of its own
+//! [`verify`] shares nothing with `hanko-tsa`'s token builder (this crate does not
+//! depend on it). It decodes with `rasn` types, takes the signed-attribute and
+//! certificate bytes straight from the received DER (never a re-encoding), and uses only
+//! `hanko_pki`'s signature primitive and certificate accessors. A bug in the builder
+//! therefore cannot hide itself here.
+//!
+//! # What it does not do
+//! No revocation checking (CRL/OCSP), no https (the HTTP client is `ureq` without TLS,
+//! to keep the binary free of a second TLS stack: put the TSA behind http on localhost
+//! or use openssl/curl for https), no ESSCertID v1 (SHA-1) tokens, and no policy
+//! constraints or name constraints of the chain. It answers "did this TSA, certified
+//! under this root, time-stamp these bytes at that time", which is what a user trying
+//! the service wants to know. CSC requests and the verification of seals and evidence
+//! records will live here too (beside [`verify`]); they do not exist yet.
+//!
+//! ```
+//! use hanko_client::request;
+//! use hanko_pki::HashAlgorithm;
+//!
+//! let digest = HashAlgorithm::Sha256.digest(b"hello");
+//! let req = request::build(HashAlgorithm::Sha256, digest, Some(7), None, true).unwrap();
+//! assert!(req.cert_req);
+//! let der = request::encode(&req).unwrap();
+//! assert_eq!(der[0], 0x30); // a DER SEQUENCE: TimeStampReq
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod der;
+pub mod reply;
+pub mod request;
+mod token;
+pub mod transport;
+pub mod verify;
+
+pub use verify::{Verified, verify};

@@ -1,0 +1,88 @@
+//! The TSA certificate's purpose (RFC 3161 §2.3) and its chain to a trust anchor at
+//! genTime. No revocation (CRL/OCSP), no policy or name constraints: see the crate docs.
+
+use std::time::SystemTime;
+
+use anyhow::{anyhow, bail, ensure};
+use hanko_pki::cert::{Certificate, OID_EXTENDED_KEY_USAGE, OID_KP_TIME_STAMPING};
+
+/// Longest chain followed, leaf to anchor.
+const MAX_DEPTH: usize = 8;
+
+/// Exactly one extendedKeyUsage, critical, and exactly id-kp-timeStamping (RFC 3161
+/// §2.3).
+pub(super) fn check_timestamping_eku(cert: &Certificate) -> anyhow::Result<()> {
+    use der::Decode as _;
+    let exts: Vec<&x509_cert::ext::Extension> = cert
+        .parsed()
+        .tbs_certificate()
+        .extensions()
+        .map(|e| {
+            e.iter()
+                .filter(|e| e.extn_id == OID_EXTENDED_KEY_USAGE)
+                .collect()
+        })
+        .unwrap_or_default();
+    let [eku] = exts.as_slice() else {
+        bail!(
+            "the TSA certificate has {} extendedKeyUsage extensions, not one",
+            exts.len()
+        );
+    };
+    ensure!(
+        eku.critical,
+        "the TSA certificate's extendedKeyUsage is not critical (RFC 3161 §2.3)"
+    );
+    let purposes = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
+        .map_err(|e| anyhow!("the TSA certificate's extendedKeyUsage: {e}"))?;
+    ensure!(
+        purposes.0 == [OID_KP_TIME_STAMPING],
+        "the TSA certificate's extendedKeyUsage is not exactly id-kp-timeStamping"
+    );
+    Ok(())
+}
+
+/// From the TSA certificate up to one of `roots`: each link's signature checked, each
+/// issuer a CA, every certificate valid at `at`. Returns the subjects, leaf first.
+pub(super) fn build(
+    leaf: &Certificate,
+    pool: &[Certificate],
+    roots: &[Certificate],
+    at: SystemTime,
+) -> anyhow::Result<Vec<String>> {
+    let mut subjects = vec![leaf.subject_string()];
+    check_valid_at(leaf, at)?;
+    let mut current = leaf.clone();
+    for _ in 0..MAX_DEPTH {
+        if let Some(root) = roots.iter().find(|r| current.verify_issued_by(r).is_ok()) {
+            check_valid_at(root, at)?;
+            subjects.push(root.subject_string());
+            return Ok(subjects);
+        }
+        let issuer = pool
+            .iter()
+            .filter(|c| c.der() != current.der() && c.is_ca())
+            .find(|c| current.verify_issued_by(c).is_ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "no chain to the --ca root: nothing given signed {} (wrong --ca, or \
+                     pass the intermediates with --untrusted)",
+                    current.subject_string()
+                )
+            })?;
+        check_valid_at(issuer, at)?;
+        subjects.push(issuer.subject_string());
+        current = issuer.clone();
+    }
+    bail!("the chain is longer than {MAX_DEPTH} certificates")
+}
+
+/// `cert` was within its validity period at `t`.
+fn check_valid_at(cert: &Certificate, t: SystemTime) -> anyhow::Result<()> {
+    ensure!(
+        cert.not_before() <= t && t <= cert.not_after(),
+        "certificate {} was not valid at genTime",
+        cert.subject_string()
+    );
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Offline verification of an RFC 3161 time-stamp token, one step per function, in this
+//! order (the first failing step is the error):
+//!
+//! ```text
+//!   TimeStampResp granted -> SignedData (one SignerInfo) -> TSTInfo      token::parse
+//!   TSTInfo v1; imprint = H(data)                          check_imprint_is_of_the_data
+//!   nonce / policy / imprint = the request's; certReq -> certificates   check_answers_request
+//!   exactly one SignerInfo; content-type and message-digest attributes  signer::*
+//!   the signer certificate named by sid; ESSCertIDv2 certHash = H(its DER)
+//!   the signature over the signed attributes, their bytes as received
+//!   exactly one, critical extendedKeyUsage = {timeStamping}             chain::check_timestamping_eku
+//!   chain to a trust anchor, each signature checked, each certificate
+//!   valid at genTime                                                    chain::build
+//! ```
+//!
+//! Nothing here is shared with `hanko-tsa`'s builder (see the crate docs). Tokens of
+//! other sub-protocols (seals, evidence records) will get siblings of this module.
+
+mod chain;
+mod signer;
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use anyhow::{anyhow, bail, ensure};
+use hanko_pki::cert::Certificate;
+use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
+use rasn::types::Integer;
+use rasn_cms::tsp::{PkiStatus, TimeStampReq, TimeStampResp, TstInfo};
+
+use crate::token::{self, ParsedToken};
+
+/// What a verified token says.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// TSTInfo.serialNumber, hex.
+    pub serial: String,
+    /// genTime.
+    pub gen_time: SystemTime,
+    /// genTime as encoded (GeneralizedTime text).
+    pub gen_time_text: String,
+    /// TSTInfo.policy.
+    pub policy: String,
+    /// The TSA certificate's subject (RFC 4514).
+    pub tsa_subject: String,
+    /// The imprint's hash algorithm.
+    pub hash: HashAlgorithm,
+    /// The imprint.
+    pub imprint: Vec<u8>,
+    /// The nonce, hex, if any.
+    pub nonce: Option<String>,
+    /// The signature algorithm.
+    pub signature_algorithm: SignatureAlgorithm,
+    /// Subjects from the TSA certificate up to the trust anchor.
+    pub chain: Vec<String>,
+}
+
+impl Verified {
+    /// The short human summary `hanko verify` prints.
+    pub fn summary(&self) -> String {
+        let mut s = String::from("Verification: OK\n");
+        let _ = writeln!(s, "  serial    : {}", self.serial);
+        let _ = writeln!(s, "  genTime   : {}", self.gen_time_text);
+        let _ = writeln!(s, "  policy    : {}", self.policy);
+        let _ = writeln!(s, "  TSA       : {}", self.tsa_subject);
+        let _ = writeln!(
+            s,
+            "  hash      : {} {}",
+            self.hash.name(),
+            hex::encode(&self.imprint)
+        );
+        if let Some(n) = &self.nonce {
+            let _ = writeln!(s, "  nonce     : {n}");
+        }
+        let _ = writeln!(s, "  signature : {}", self.signature_algorithm);
+        let _ = writeln!(s, "  chain     : {}", self.chain.join(" <- "));
+        s
+    }
+}
+
+/// Verifies a DER TimeStampResp: see the module docs for every check. `data_digest`
+/// hashes the time-stamped data with the token's algorithm; `query` is the DER request
+/// if at hand; `roots` are the trust anchors; `untrusted` helps build the chain.
+pub fn verify(
+    response_der: &[u8],
+    data_digest: &dyn Fn(HashAlgorithm) -> anyhow::Result<Vec<u8>>,
+    query: Option<&[u8]>,
+    roots: &[Certificate],
+    untrusted: &[Certificate],
+) -> anyhow::Result<Verified> {
+    ensure!(!roots.is_empty(), "no trust anchor given (--ca)");
+    let p = granted_token(response_der)?;
+    let tst = &p.tst;
+    let (hash, imprint) = check_imprint_is_of_the_data(tst, data_digest)?;
+    if let Some(q) = query {
+        check_answers_request(q, &p)?;
+    }
+
+    let si = signer::the_only_signer_info(&p.signed_data)?;
+    let attrs = signer::SignedAttrs::of(si)?;
+    let digest_alg = signer::check_content_attributes(si, &attrs, &p.tst_der)?;
+
+    let pool = signer::certificate_pool(&p.certificates, untrusted)?;
+    let signer = signer::find_signer_certificate(&p.sid_der, &pool)?;
+    signer::check_ess_cert_id_names(&attrs, &signer)?;
+    let sig_alg = signer::check_signature(si, digest_alg, &signer, &p.signed_attrs_set)?;
+
+    let gen_time = token::gen_time_of(tst)?;
+    chain::check_timestamping_eku(&signer)?;
+    let chain = chain::build(&signer, &pool, roots, gen_time)?;
+
+    Ok(Verified {
+        serial: token::int_hex(&tst.serial_number),
+        gen_time,
+        gen_time_text: token::gen_time_text(tst),
+        policy: tst.policy.to_string(),
+        tsa_subject: signer.subject_string(),
+        hash,
+        imprint,
+        nonce: tst.nonce.as_ref().map(token::int_hex),
+        signature_algorithm: sig_alg,
+        chain,
+    })
+}
+
+/// The response is a DER TimeStampResp whose status grants a token; the token taken
+/// apart.
+fn granted_token(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
+    let resp: TimeStampResp =
+        rasn::der::decode(response_der).map_err(|e| anyhow!("not a DER TimeStampResp: {e}"))?;
+    if !matches!(
+        resp.status.status,
+        PkiStatus::Granted | PkiStatus::GrantedWithMods
+    ) {
+        bail!(
+            "the response carries no token: {}",
+            token::describe_status(&resp)
+        );
+    }
+    token::parse(response_der)
+}
+
+/// TSTInfo version 1, and its messageImprint is the digest of the data with the
+/// imprint's algorithm (SHA-256/384/512). Returns that algorithm and the imprint.
+fn check_imprint_is_of_the_data(
+    tst: &TstInfo,
+    data_digest: &dyn Fn(HashAlgorithm) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<(HashAlgorithm, Vec<u8>)> {
+    ensure!(tst.version == Integer::from(1), "TSTInfo version is not 1");
+    let imprint_alg_oid = tst.message_imprint.hash_algorithm.algorithm.to_string();
+    let hash = HashAlgorithm::from_oid(&imprint_alg_oid)
+        .map_err(|_| anyhow!("imprint hash algorithm {imprint_alg_oid} is not SHA-256/384/512"))?;
+    let imprint = tst.message_imprint.hashed_message.to_vec();
+    let digest = data_digest(hash)?;
+    ensure!(
+        imprint == digest,
+        "the token's messageImprint is not the {} of the data: the data differs from what was time-stamped",
+        hash.name()
+    );
+    Ok((hash, imprint))
+}
+
+/// The token answers the DER request `query`: same messageImprint and nonce, the
+/// policy asked for (if one was), and certificates in the token if certReq was set.
+fn check_answers_request(query: &[u8], p: &ParsedToken) -> anyhow::Result<()> {
+    let tst = &p.tst;
+    let req: TimeStampReq =
+        rasn::der::decode(query).map_err(|e| anyhow!("--query is not a DER TimeStampReq: {e}"))?;
+    ensure!(
+        req.message_imprint == tst.message_imprint,
+        "the token's messageImprint differs from the request's"
+    );
+    ensure!(
+        req.nonce == tst.nonce,
+        "the token's nonce differs from the request's"
+    );
+    if let Some(pol) = &req.req_policy {
+        ensure!(
+            *pol == tst.policy,
+            "the token's policy {} is not the requested {pol}",
+            tst.policy
+        );
+    }
+    if req.cert_req {
+        ensure!(
+            !p.certificates.is_empty(),
+            "the request set certReq but the token carries no certificate"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn garbage_is_not_a_token() {
+        let root_less: [Certificate; 0] = [];
+        let e = verify(b"junk", &|_| Ok(vec![]), None, &root_less, &[]).unwrap_err();
+        assert!(e.to_string().contains("trust anchor"), "{e}");
+    }
+}
