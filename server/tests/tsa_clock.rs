@@ -160,7 +160,7 @@ fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
     let cfg = production_config(&dir, "prod-kernel.toml", "[clock]\nsettle_ms = 200\n");
     let server = start_production(&dir, &cfg);
     use hanko_tsa::ClockSource as _;
-    let kernel = hanko_tsa::KernelClock::new().status();
+    let kernel = hanko_server::clock::KernelClock::new().status();
     let kernel_ok = kernel.synchronised
         && kernel.est_error <= Duration::from_secs(1)
         && kernel.max_error <= Duration::from_secs(1);

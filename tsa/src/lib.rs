@@ -6,9 +6,10 @@
 //! [`hanko_pki::Signer`], a [`ClockGuard`] and a [`SerialSource`], and returns response
 //! DER plus the record to log. The server does HTTP and makes the record durable before
 //! it answers; if it cannot, it sends [`Tsa::failure_response`] instead of the token, so
-//! no token leaves that is not in the log. (The one exception to "no I/O" is the
-//! optional [`FileSerialSource`], a stop-gap allocator for a single node, and the
-//! read-only `adjtimex` in [`KernelClock`].)
+//! no token leaves that is not in the log. The clock comes in as a [`ClockSource`] and
+//! serials as a [`SerialSource`]; the server implements both (the kernel's adjtimex or
+//! chrony, and ranges reserved in the issuance log), so nothing here reads a device, a
+//! file or the system clock.
 //!
 //! ```text
 //!  request DER
@@ -33,11 +34,11 @@
 //! assert_eq!(r, Rejection::Malformed);
 //! assert_eq!(r.failure_info(), FailureInfo::BadDataFormat);
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod config;
-pub mod kernel_clock;
 pub mod manual;
 pub mod rejection;
 pub mod request;
@@ -57,10 +58,9 @@ pub use clock::{
     ClockGuard, ClockGuardConfig, ClockProblem, ClockReport, ClockSource, ClockStatus, ManualClock,
 };
 pub use config::{ETSI_BEST_PRACTICES_POLICY, PolicyId, TsaConfig};
-pub use kernel_clock::KernelClock;
 pub use rejection::{FailureInfo, Rejection};
 pub use request::CheckedRequest;
-pub use serial::{FileSerialSource, Serial, SerialError, SerialSource};
+pub use serial::{Serial, SerialError, SerialSource};
 pub use unit::{TimeStampUnit, rfc3339};
 
 /// Errors of setting a TSA up and of its readiness. Request-level refusals are

@@ -106,7 +106,7 @@ fn production_mode_needs_config_and_pin_and_then_serves() {
     // On a synchronised host the same server is ready: the expectation follows what the
     // kernel says right now (the guard's rule: synchronised and both errors <= 1 s).
     use hanko_tsa::ClockSource as _;
-    let kernel = hanko_tsa::KernelClock::new().status();
+    let kernel = hanko_server::clock::KernelClock::new().status();
     let kernel_ok = kernel.synchronised
         && kernel.est_error <= std::time::Duration::from_secs(1)
         && kernel.max_error <= std::time::Duration::from_secs(1);

@@ -30,6 +30,6 @@
 //! * **tsa field off, ESS issuerSerial on, qcStatements off.** The tsa name is optional
 //!   and only adds bytes; issuerSerial helps verifiers; qcStatements is for the
 //!   EU-qualified profile only and must not be claimed otherwise.
-//! * **FileSerialSource range 1000** (chosen by the server): one fsync per thousand
-//!   tokens; a crash skips at most 999 serials, which is harmless since serials only
-//!   need to be unique.
+//! * **Serial ranges of 1000** (`store.serial_block`, chosen by the server): one
+//!   reservation in the issuance log per thousand tokens; a crash skips at most 999
+//!   serials, which is harmless since serials only need to be unique.

@@ -4,14 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use hanko_pki::BoxFuture;
 use hanko_pki::cert::Certificate;
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use hanko_tsa::{
-    ClockGuard, ClockGuardConfig, FileSerialSource, ManualClock, TimeStampUnit, Tsa, TsaConfig,
+    ClockGuard, ClockGuardConfig, ManualClock, Serial, SerialError, SerialSource, TimeStampUnit,
+    Tsa, TsaConfig,
 };
 
 /// Which TSA key.
@@ -231,12 +234,24 @@ fn make_pki(kind: Kind) -> Pki {
     }
 }
 
-/// A TSA over `pki` with `config`, a synchronised manual clock at the real time, and a
-/// file serial source in its own directory.
+/// Serials 1, 2, 3, ... from memory: unique within one `Tsa`, which is all these tests
+/// need (durable reservation across restarts is the issuance log's, tested in
+/// hanko-store and the server).
+#[derive(Debug, Default)]
+pub struct CountingSerials(AtomicU64);
+
+impl SerialSource for CountingSerials {
+    fn next_serial(&self) -> BoxFuture<'_, Result<Serial, SerialError>> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        Box::pin(async move { Serial::from_u64(n) })
+    }
+}
+
+/// A TSA over `pki` with `config`, a synchronised manual clock at the real time, and
+/// serials counted in memory.
 pub struct TestTsa {
     pub tsa: Tsa,
     pub clock: Arc<ManualClock>,
-    pub _serial_dir: tempfile::TempDir,
 }
 
 pub fn tsa(pki: &Pki, config: TsaConfig) -> TestTsa {
@@ -250,8 +265,7 @@ pub fn tsa_with_guard(
 ) -> TestTsa {
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let guard = ClockGuard::new(clock.clone(), guard(config.accuracy));
-    let serial_dir = tempfile::tempdir().unwrap();
-    let serials = Arc::new(FileSerialSource::open(serial_dir.path().join("serial"), 100).unwrap());
+    let serials = Arc::new(CountingSerials::default());
     let policies = config.policies();
     let tsa = Tsa::new(config, guard, serials).unwrap();
     let unit =
@@ -259,11 +273,7 @@ pub fn tsa_with_guard(
     for p in &policies {
         tsa.install_unit(p, unit.clone()).unwrap();
     }
-    TestTsa {
-        tsa,
-        clock,
-        _serial_dir: serial_dir,
-    }
+    TestTsa { tsa, clock }
 }
 
 /// Makes a request with `openssl ts -query` over fresh random data; returns (data path,

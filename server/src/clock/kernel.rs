@@ -1,17 +1,20 @@
 //! [`KernelClock`]: wall time with the quality the kernel's NTP discipline reports
 //! (`adjtimex(2)` in read-only mode).
 //!
-//! This is the one module of hanko-tsa with `unsafe`: a single FFI call that only reads.
 //! The kernel reports "unsynchronised" (return value `TIME_ERROR`, `STA_UNSYNC` set)
 //! until an NTP daemon disciplines the clock; in many containers and VMs, including the
 //! development machines, it stays that way with 16 s errors because the host keeps the
 //! time. Production then refuses to issue, which is right: such deployments need a
-//! different [`ClockSource`] (chrony's measured offset, NTS queries), not a waiver.
-#![allow(unsafe_code)]
+//! different [`ClockSource`] ([`super::ChronyClock`]'s measured offset, NTS queries),
+//! not a waiver.
+//!
+//! This is the one place in the server with `unsafe`: `libc` has no safe wrapper for
+//! `adjtimex` (nor has `rustix`), so [`read_adjtimex`] makes the single FFI call, which
+//! only reads. The crate denies `unsafe_code` and this one function allows it.
 
 use std::time::{Duration, SystemTime};
 
-use crate::clock::{ClockSource, ClockStatus};
+use hanko_tsa::{ClockSource, ClockStatus};
 
 /// The kernel's clock and NTP status.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,13 +34,7 @@ impl ClockSource for KernelClock {
 
     #[cfg(target_os = "linux")]
     fn status(&self) -> ClockStatus {
-        // SAFETY: `timex` is a plain C struct for which all-zero bytes are a valid value.
-        // With `modes == 0` adjtimex only reads the kernel's state into the struct we own
-        // and pass by exclusive reference; it keeps no pointer to it after returning.
-        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-        tx.modes = 0;
-        // SAFETY: see above; `&mut tx` is valid for writes for the duration of the call.
-        let state = unsafe { libc::adjtimex(&mut tx) };
+        let (state, tx) = read_adjtimex();
         let micros = |v: libc::c_long| Duration::from_micros(u64::try_from(v).unwrap_or(u64::MAX));
         let unsync = state < 0 || state == libc::TIME_ERROR || (tx.status & libc::STA_UNSYNC) != 0;
         ClockStatus {
@@ -56,6 +53,24 @@ impl ClockSource for KernelClock {
             max_error: Duration::MAX,
         }
     }
+}
+
+/// `adjtimex(2)` with `modes == 0` (read only): the clock state it returns and the
+/// `timex` it filled in.
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "libc has no safe adjtimex; this call only reads"
+)]
+fn read_adjtimex() -> (libc::c_int, libc::timex) {
+    // SAFETY: `timex` is a plain C struct for which all-zero bytes are a valid value.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    tx.modes = 0;
+    // SAFETY: with `modes == 0` adjtimex only reads the kernel's state into the struct,
+    // which we own and pass by exclusive reference, valid for writes for the duration of
+    // the call; the kernel keeps no pointer to it after returning.
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    (state, tx)
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -1,18 +1,8 @@
-//! Where the time-stamp authority learns how good its clock is: the `[clock]` setting
-//! (`clock.source`) turned into a [`hanko_tsa::ClockSource`].
-//!
-//! ```text
-//!   clock.source = "kernel"  ->  hanko_tsa::KernelClock  (adjtimex, read-only; default)
-//!   clock.source = "chrony"  ->  ChronyClock: a thread runs `chronyc -c tracking` every
-//!                                clock.poll_ms and keeps the last reading
-//!                                    |
-//!                                    v
-//!                    hanko_tsa::ClockGuard (accuracy, jumps, settle) -> token or
-//!                    timeNotAvailable
-//! ```
+//! [`ChronyClock`]: the clock's quality as chrony measures it (`chronyc -c tracking`,
+//! polled by a thread of its own).
 //!
 //! Why chrony: in containers and VMs whose host keeps the time the kernel reports itself
-//! unsynchronised (docs/architecture.md, "The clock on these machines"), so the kernel source
+//! unsynchronised (see [`super::kernel`]), so the kernel source
 //! refuses to issue there, correctly. chrony measures the offset to its reference
 //! itself, so an operator running chronyd (or one on the host, reachable with
 //! `chronyc -h`) gets a real figure.
@@ -35,25 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::bail;
-use hanko_tsa::{ClockSource, ClockStatus, KernelClock};
+use hanko_tsa::{ClockSource, ClockStatus};
 
-/// Default `clock.poll_ms`.
-pub const DEFAULT_POLL: Duration = Duration::from_millis(1000);
-/// Default `clock.chronyc`.
-pub const DEFAULT_CHRONYC: &str = "chronyc";
 /// The error reported while the source knows nothing (the kernel's figure for an
 /// unsynchronised clock, so that logs read alike).
 const UNKNOWN_ERROR: Duration = Duration::from_secs(16);
-
-/// The configured clock source, resolved from `[clock]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClockSourceConfig {
-    /// The kernel's NTP status (adjtimex).
-    Kernel,
-    /// chrony's tracking report.
-    Chrony(ChronyConfig),
-}
 
 /// Settings of [`ChronyClock`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,57 +41,6 @@ pub struct ChronyConfig {
     /// Longest a `chronyc` run may take before it is killed and counted as a failure.
     pub timeout: Duration,
 }
-
-impl ClockSourceConfig {
-    /// Resolves `clock.source`, `clock.chronyc` and `clock.poll_ms`.
-    pub fn from_settings(
-        source: Option<&str>,
-        chronyc: Option<PathBuf>,
-        poll_ms: Option<u64>,
-    ) -> anyhow::Result<Self> {
-        match source {
-            None | Some("kernel") => {
-                if chronyc.is_some() || poll_ms.is_some() {
-                    bail!(
-                        "clock.chronyc and clock.poll_ms apply to clock.source = \"chrony\" only"
-                    );
-                }
-                Ok(Self::Kernel)
-            }
-            Some("chrony") => {
-                let poll = Duration::from_millis(poll_ms.unwrap_or(1000));
-                if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&poll) {
-                    bail!("clock.poll_ms must be between 10 and 60000");
-                }
-                Ok(Self::Chrony(ChronyConfig {
-                    chronyc: chronyc.unwrap_or_else(|| PathBuf::from(DEFAULT_CHRONYC)),
-                    poll,
-                    // A healthy chronyc answers in milliseconds; never let one run
-                    // longer than a few polls.
-                    timeout: (poll * 2).clamp(Duration::from_millis(500), Duration::from_secs(5)),
-                }))
-            }
-            Some(other) => bail!("clock.source = \"{other}\" is not supported (kernel, chrony)"),
-        }
-    }
-
-    /// `kernel` or `chrony`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Kernel => "kernel",
-            Self::Chrony(_) => "chrony",
-        }
-    }
-
-    /// Starts the source (for chrony: takes a first reading, then polls in a thread).
-    pub fn start(&self) -> Arc<dyn ClockSource> {
-        match self {
-            Self::Kernel => Arc::new(KernelClock::new()),
-            Self::Chrony(c) => Arc::new(ChronyClock::start(c.clone())),
-        }
-    }
-}
-
 /// chrony's leap status (the last field of the tracking report).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeapStatus {
@@ -435,7 +360,6 @@ fn run_chronyc(config: &ChronyConfig) -> Result<String, String> {
     }
     Ok(out)
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -473,23 +397,6 @@ mod tests {
         }
         let leap = SYNCED.replace("Normal", "Insert second");
         assert!(parse_tracking(&leap).unwrap().status().synchronised);
-    }
-
-    #[test]
-    fn settings_resolve_strictly() {
-        assert_eq!(
-            ClockSourceConfig::from_settings(None, None, None).unwrap(),
-            ClockSourceConfig::Kernel
-        );
-        assert!(ClockSourceConfig::from_settings(None, Some("x".into()), None).is_err());
-        assert!(ClockSourceConfig::from_settings(Some("ntp"), None, None).is_err());
-        assert!(ClockSourceConfig::from_settings(Some("chrony"), None, Some(0)).is_err());
-        let c = ClockSourceConfig::from_settings(Some("chrony"), None, None).unwrap();
-        let ClockSourceConfig::Chrony(c) = c else {
-            panic!()
-        };
-        assert_eq!(c.chronyc, PathBuf::from("chronyc"));
-        assert_eq!(c.poll, DEFAULT_POLL);
     }
 
     #[test]
