@@ -2,7 +2,7 @@
 //! accuracy, and has not jumped backwards (CONFORMANCE A.6, C.35-C.38, C.43).
 //!
 //! ```text
-//!   ClockSource (kernel adjtimex, later chrony / NTS)      ClockGuard
+//!   ClockSource (in the server: kernel adjtimex, chrony)   ClockGuard
 //!     now()       wall time                    --->   backward jump? (vs. monotonic)
 //!     status()    synchronised, est/max error  --->   error <= accuracy?
 //!     monotonic() Instant                      --->   settled after a jump?
@@ -139,6 +139,8 @@ pub struct ClockReport {
     pub status: ClockStatus,
     /// Whether dev mode overrides refusals.
     pub dev_mode: bool,
+    /// The source's wall time at this evaluation.
+    pub now: SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -205,12 +207,13 @@ impl ClockGuard {
 
     /// Evaluates the clock without issuing anything (readiness probes).
     pub fn report(&self) -> ClockReport {
-        let (_, status, problem) = self.evaluate();
+        let (now, status, problem) = self.evaluate();
         ClockReport {
             ok: problem.is_none(),
             problem,
             status,
             dev_mode: self.config.dev_mode,
+            now,
         }
     }
 

@@ -231,7 +231,8 @@ impl Tsa {
         {
             return Err(Error::Clock(p));
         }
-        let now = SystemTime::now();
+        // The guard's own reading, so that readiness and issuance agree on the time.
+        let now = report.now;
         for policy in self.config.policies() {
             let installed = self
                 .installed(&policy)

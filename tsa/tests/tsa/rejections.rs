@@ -407,6 +407,11 @@ async fn expired_unit_is_system_failure_and_not_ready() {
     let r = rejected(&t, &valid).await;
     assert_eq!(r, Rejection::UnitExpired);
     assert_eq!(r.failure_info(), FailureInfo::SystemFailure);
+    // Readiness asks the same clock (not the system's), so it sees the expiry too.
+    assert!(matches!(
+        t.tsa.check_ready(),
+        Err(Error::UnitNotUsable { .. })
+    ));
 }
 
 #[tokio::test]
