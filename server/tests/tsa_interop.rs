@@ -143,7 +143,7 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
 
                     py_cases.push(serde_json::json!({
                         "name": name, "resp": s(&tsr), "data": s(&doc), "root": s(&root),
-                        "intermediate": s(&inter), "tsa": s(&tsa_pem), "policy": policy,
+                        "intermediates": [s(&inter)], "tsa": s(&tsa_pem), "policy": policy,
                         "nonce": raw.nonce.as_ref().map(|n| n.to_string()),
                     }));
                     if first.is_none() && cert_req && nonce {
@@ -251,7 +251,7 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
 
 fn run_rfc3161_client(cases: &[serde_json::Value]) {
     use std::io::Write as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/verify_rfc3161.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/verify_rfc3161.py");
     let mut child = Command::new("python3")
         .arg(script)
         .stdin(Stdio::piped())
