@@ -16,7 +16,7 @@
 //! ```
 //!
 //! # Verification is a code path of its own
-//! [`verify`] shares nothing with `hanko-tsa`'s token builder (this crate does not
+//! [`verify()`] shares nothing with `hanko-tsa`'s token builder (this crate does not
 //! depend on it). It decodes with `rasn` types, takes the signed-attribute and
 //! certificate bytes straight from the received DER (never a re-encoding), and uses only
 //! `hanko_pki`'s signature primitive and certificate accessors. A bug in the builder
@@ -29,7 +29,7 @@
 //! constraints or name constraints of the chain. It answers "did this TSA, certified
 //! under this root, time-stamp these bytes at that time", which is what a user trying
 //! the service wants to know. CSC requests and the verification of seals and evidence
-//! records will live here too (beside [`verify`]); they do not exist yet.
+//! records will live here too (beside [`mod@verify`]); they do not exist yet.
 //!
 //! ```
 //! use hanko_client::request;
