@@ -9,7 +9,7 @@
 //! not a waiver.
 //!
 //! This is the one place in the server with `unsafe`: `libc` has no safe wrapper for
-//! `adjtimex` (nor has `rustix`), so [`read_adjtimex`] makes the single FFI call, which
+//! `adjtimex` (nor has `rustix`), so `read_adjtimex` makes the single FFI call, which
 //! only reads. The crate denies `unsafe_code` and this one function allows it.
 
 use std::time::{Duration, SystemTime};
