@@ -47,12 +47,6 @@ pub(crate) fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), String> {
     ))
 }
 
-/// The DER encoding (tag, length, content) of a dotted OID.
-pub(crate) fn oid(dotted: &str) -> anyhow::Result<Vec<u8>> {
-    let oid = hanko_pki::cms::oid(dotted).map_err(|e| anyhow::anyhow!("{e}"))?;
-    rasn::der::encode(&oid).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

@@ -45,10 +45,12 @@
 #![warn(missing_docs)]
 
 mod der;
+mod error;
 pub mod reply;
 pub mod request;
 mod token;
 pub mod transport;
 pub mod verify;
 
+pub use error::Error;
 pub use verify::{Verified, verify};

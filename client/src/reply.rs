@@ -3,10 +3,9 @@
 //! policy asked for). This is the quick check `hanko stamp` makes before it writes the
 //! token; the full check is [`crate::verify()`].
 
-use anyhow::{anyhow, ensure};
 use rasn_cms::tsp::{PkiStatus, TimeStampReq, TimeStampResp};
 
-use crate::token;
+use crate::{Error, token};
 
 /// What the TSA answered.
 #[derive(Clone, Debug)]
@@ -30,9 +29,9 @@ pub struct Granted {
 }
 
 /// Decodes `response_der` and, when granted, checks that its token answers `request`.
-pub fn check(response_der: &[u8], request: &TimeStampReq) -> anyhow::Result<Reply> {
+pub fn check(response_der: &[u8], request: &TimeStampReq) -> Result<Reply, Error> {
     let resp: TimeStampResp = rasn::der::decode(response_der)
-        .map_err(|e| anyhow!("the reply is not a DER TimeStampResp: {e}"))?;
+        .map_err(|e| Error::ReplyNotATimeStampResp(e.to_string()))?;
     if !matches!(
         resp.status.status,
         PkiStatus::Granted | PkiStatus::GrantedWithMods
@@ -41,20 +40,16 @@ pub fn check(response_der: &[u8], request: &TimeStampReq) -> anyhow::Result<Repl
     }
     let parsed = token::parse(response_der)?;
     let tst = &parsed.tst;
-    ensure!(
-        tst.message_imprint == request.message_imprint,
-        "the token's messageImprint is not the one sent"
-    );
-    ensure!(
-        tst.nonce == request.nonce,
-        "the token's nonce is not the one sent"
-    );
-    if let Some(p) = &request.req_policy {
-        ensure!(
-            &tst.policy == p,
-            "the token's policy {} is not the one asked for",
-            tst.policy
-        );
+    if tst.message_imprint != request.message_imprint {
+        return Err(Error::ReplyImprintDiffers);
+    }
+    if tst.nonce != request.nonce {
+        return Err(Error::ReplyNonceDiffers);
+    }
+    if let Some(p) = &request.req_policy
+        && &tst.policy != p
+    {
+        return Err(Error::ReplyPolicyDiffers(tst.policy.to_string()));
     }
     Ok(Reply::Granted(Granted {
         serial: token::int_hex(&tst.serial_number),

@@ -7,11 +7,12 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow, bail};
 use hanko_pki::HashAlgorithm;
 use rasn::types::{Integer, OctetString};
 use rasn_cms::tsp::{MessageImprint, TimeStampReq};
 use rasn_pkix::AlgorithmIdentifier;
+
+use crate::Error;
 
 /// A version 1 TimeStampReq for `digest` (made with `hash`), with `nonce` if given,
 /// asking for `policy` (a dotted OID) if given, and for the TSA's certificates in the
@@ -22,11 +23,9 @@ pub fn build(
     nonce: Option<u64>,
     policy: Option<&str>,
     cert_req: bool,
-) -> anyhow::Result<TimeStampReq> {
+) -> Result<TimeStampReq, Error> {
     let policy = match policy {
-        Some(p) => {
-            Some(hanko_pki::cms::oid(p).map_err(|_| anyhow!("--policy {p:?} is not an OID"))?)
-        }
+        Some(p) => Some(hanko_pki::cms::oid(p).map_err(|_| Error::PolicyNotAnOid(p.to_owned()))?),
         None => None,
     };
     Ok(TimeStampReq {
@@ -34,7 +33,8 @@ pub fn build(
         message_imprint: MessageImprint {
             // RFC 5754 §2: SHA-2 parameters absent.
             hash_algorithm: AlgorithmIdentifier {
-                algorithm: hanko_pki::cms::oid(hash.oid()).map_err(|e| anyhow!("hash OID: {e}"))?,
+                algorithm: hanko_pki::cms::oid(hash.oid())
+                    .map_err(|e| Error::HashOid(e.to_string()))?,
                 parameters: None,
             },
             hashed_message: OctetString::from(digest),
@@ -47,8 +47,8 @@ pub fn build(
 }
 
 /// The request's DER, the bytes to send.
-pub fn encode(request: &TimeStampReq) -> anyhow::Result<Vec<u8>> {
-    rasn::der::encode(request).map_err(|e| anyhow!("encoding the request: {e}"))
+pub fn encode(request: &TimeStampReq) -> Result<Vec<u8>, Error> {
+    rasn::der::encode(request).map_err(|e| Error::EncodeRequest(e.to_string()))
 }
 
 /// A random 64-bit nonce, never zero (so that the nonce always has content to compare).
@@ -61,7 +61,7 @@ pub fn random_nonce() -> u64 {
 
 /// The `alg` digest of the file at `path`, read in 64 KiB pieces. SHA-256, SHA-384 and
 /// SHA-512 only (the imprint algorithms a TSA is asked to accept).
-pub fn hash_file(path: &Path, alg: HashAlgorithm) -> anyhow::Result<Vec<u8>> {
+pub fn hash_file(path: &Path, alg: HashAlgorithm) -> Result<Vec<u8>, Error> {
     fn run<D: sha2::Digest>(mut f: std::fs::File) -> std::io::Result<Vec<u8>> {
         let mut h = D::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -73,12 +73,18 @@ pub fn hash_file(path: &Path, alg: HashAlgorithm) -> anyhow::Result<Vec<u8>> {
             h.update(&buf[..n]);
         }
     }
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::File::open(path).map_err(|source| Error::OpenData {
+        path: path.to_owned(),
+        source,
+    })?;
     let d = match alg {
         HashAlgorithm::Sha256 => run::<sha2::Sha256>(f),
         HashAlgorithm::Sha384 => run::<sha2::Sha384>(f),
         HashAlgorithm::Sha512 => run::<sha2::Sha512>(f),
-        other => bail!("{} is not supported for imprints", other.name()),
+        other => return Err(Error::UnsupportedImprintHash(other.name())),
     };
-    d.with_context(|| format!("cannot read {}", path.display()))
+    d.map_err(|source| Error::ReadData {
+        path: path.to_owned(),
+        source,
+    })
 }

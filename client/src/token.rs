@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, ensure};
-use rasn::types::Integer;
+use rasn::types::{Integer, ObjectIdentifier};
 use rasn_cms::SignedData;
 use rasn_cms::tsp::{TimeStampResp, TstInfo};
 
+use crate::Error;
 use crate::der;
 
 /// The pieces of a granted TimeStampResp, with the bytes that were signed or hashed
@@ -32,23 +32,25 @@ pub(crate) struct ParsedToken {
 
 /// Decodes the token of a granted response; the signed attributes and certificates are
 /// taken from the bytes as received.
-pub(crate) fn parse(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
-    let bad = |what: &str| anyhow!("malformed token: {what}");
+pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
+    let bad = |what: &str| Error::MalformedToken(what.to_owned());
     // TimeStampResp ::= SEQUENCE { status, timeStampToken ContentInfo }
     let (resp, _) = der::read(response_der).map_err(|e| bad(&e))?;
     let (_status, rest) = der::read(resp.content).map_err(|e| bad(&e))?;
     let (content_info, _) = der::read(rest).map_err(|_| bad("no timeStampToken"))?;
     // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT SignedData }
     let (ct, rest) = der::read(content_info.content).map_err(|e| bad(&e))?;
-    ensure!(
-        ct.full == der::oid(hanko_pki::cms::OID_SIGNED_DATA)?.as_slice(),
-        "the token is not a SignedData"
-    );
+    let ct: Option<ObjectIdentifier> = rasn::der::decode(ct.full).ok();
+    if ct.is_none_or(|ct| ct.to_string() != hanko_pki::cms::OID_SIGNED_DATA) {
+        return Err(Error::NotSignedData);
+    }
     let (explicit, _) = der::read(rest).map_err(|e| bad(&e))?;
-    ensure!(explicit.tag == 0xa0, "malformed token: ContentInfo content");
+    if explicit.tag != 0xa0 {
+        return Err(bad("ContentInfo content"));
+    }
     let (sd_tlv, _) = der::read(explicit.content).map_err(|e| bad(&e))?;
     let signed_data: SignedData =
-        rasn::der::decode(sd_tlv.full).map_err(|e| anyhow!("malformed SignedData: {e}"))?;
+        rasn::der::decode(sd_tlv.full).map_err(|e| Error::MalformedSignedData(e.to_string()))?;
 
     // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
     //   [0] certificates OPTIONAL, [1] crls OPTIONAL, signerInfos }
@@ -72,7 +74,7 @@ pub(crate) fn parse(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
             }
             0xa1 => {}
             0x31 => signer_infos = Some(t),
-            _ => bail!("malformed token: unexpected field in SignedData"),
+            _ => return Err(bad("unexpected field in SignedData")),
         }
         rest = r;
     }
@@ -83,23 +85,23 @@ pub(crate) fn parse(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
     let (sid, rest) = der::read(rest).map_err(|e| bad(&e))?;
     let (_, rest) = der::read(rest).map_err(|e| bad(&e))?;
     let (attrs, _) = der::read(rest).map_err(|e| bad(&e))?;
-    ensure!(attrs.tag == 0xa0, "the SignerInfo has no signed attributes");
+    if attrs.tag != 0xa0 {
+        return Err(Error::NoSignedAttributes);
+    }
     let mut signed_attrs_set = attrs.full.to_vec();
     signed_attrs_set[0] = 0x31;
 
     let eci = &signed_data.encap_content_info;
-    ensure!(
-        eci.content_type.to_string() == hanko_pki::cms::OID_TST_INFO,
-        "eContentType is {}, not id-ct-TSTInfo",
-        eci.content_type
-    );
+    if eci.content_type.to_string() != hanko_pki::cms::OID_TST_INFO {
+        return Err(Error::NotTstInfo(eci.content_type.to_string()));
+    }
     let tst_der = eci
         .content
         .as_ref()
         .ok_or_else(|| bad("no eContent"))?
         .to_vec();
     let tst: TstInfo =
-        rasn::der::decode(&tst_der).map_err(|e| anyhow!("malformed TSTInfo: {e}"))?;
+        rasn::der::decode(&tst_der).map_err(|e| Error::MalformedTstInfo(e.to_string()))?;
     Ok(ParsedToken {
         signed_data,
         tst,
@@ -143,9 +145,8 @@ pub(crate) fn describe_status(resp: &TimeStampResp) -> String {
 }
 
 /// genTime as a [`SystemTime`].
-pub(crate) fn gen_time_of(tst: &TstInfo) -> anyhow::Result<SystemTime> {
-    let secs =
-        u64::try_from(tst.gen_time.timestamp()).map_err(|_| anyhow!("genTime is before 1970"))?;
+pub(crate) fn gen_time_of(tst: &TstInfo) -> Result<SystemTime, Error> {
+    let secs = u64::try_from(tst.gen_time.timestamp()).map_err(|_| Error::GenTimeBefore1970)?;
     Ok(UNIX_EPOCH
         + Duration::from_secs(secs)
         + Duration::from_nanos(u64::from(tst.gen_time.timestamp_subsec_nanos())))

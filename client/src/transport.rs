@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use crate::Error;
 
 /// The default TSA URL of `hanko stamp` (a local `hanko serve`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3161/tsa";
@@ -17,12 +17,9 @@ pub const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
 /// Refuses an https URL (this build speaks plain http only). Call it before any work
 /// whose result would be thrown away.
-pub fn check_url(url: &str) -> anyhow::Result<()> {
+pub fn check_url(url: &str) -> Result<(), Error> {
     if url.starts_with("https://") {
-        bail!(
-            "this build of `hanko stamp` speaks plain http only; use an http:// URL \
-             (e.g. {DEFAULT_URL}) or openssl ts + curl for https"
-        );
+        return Err(Error::HttpsNotSupported);
     }
     Ok(())
 }
@@ -31,7 +28,7 @@ pub fn check_url(url: &str) -> anyhow::Result<()> {
 /// Content-Type `application/timestamp-reply`, at most [`MAX_RESPONSE_BYTES`]. Any
 /// other status is an error quoting the start of the body. `timeout` bounds the whole
 /// exchange (at least one second).
-pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> anyhow::Result<Vec<u8>> {
+pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, Error> {
     check_url(url)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout.max(Duration::from_secs(1))))
@@ -43,7 +40,10 @@ pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> anyhow::Result<
         .header("Content-Type", "application/timestamp-query")
         .header("Accept", "application/timestamp-reply")
         .send(request_der)
-        .with_context(|| format!("POST {url}"))?;
+        .map_err(|e| Error::Post {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
     let status = reply.status();
     let content_type = reply
         .headers()
@@ -56,20 +56,21 @@ pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> anyhow::Result<
         .with_config()
         .limit(MAX_RESPONSE_BYTES)
         .read_to_vec()
-        .context("reading the reply")?;
+        .map_err(|e| Error::ReadReply(Box::new(e)))?;
     if status.as_u16() != 200 {
         let text = String::from_utf8_lossy(&body);
-        bail!(
-            "HTTP {status} from {url}: {}",
-            text.trim().chars().take(300).collect::<String>()
-        );
+        return Err(Error::HttpStatus {
+            status: status.to_string(),
+            url: url.to_owned(),
+            body: text.trim().chars().take(300).collect(),
+        });
     }
     if !content_type
         .split(';')
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/timestamp-reply"))
     {
-        bail!("the reply's Content-Type is {content_type:?}, not application/timestamp-reply");
+        return Err(Error::WrongContentType(content_type));
     }
     Ok(body)
 }

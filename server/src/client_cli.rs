@@ -210,11 +210,11 @@ fn verify_files(args: &VerifyArgs) -> anyhow::Result<Verified> {
         None => None,
     };
     let data = &args.data;
-    hanko_client::verify(
+    Ok(hanko_client::verify(
         &response,
         &|alg| request::hash_file(data, alg),
         query.as_deref(),
         &roots,
         &untrusted,
-    )
+    )?)
 }

@@ -3,15 +3,16 @@
 
 use std::time::SystemTime;
 
-use anyhow::{anyhow, bail, ensure};
 use hanko_pki::cert::{Certificate, OID_EXTENDED_KEY_USAGE, OID_KP_TIME_STAMPING};
+
+use crate::Error;
 
 /// Longest chain followed, leaf to anchor.
 const MAX_DEPTH: usize = 8;
 
 /// Exactly one extendedKeyUsage, critical, and exactly id-kp-timeStamping (RFC 3161
 /// §2.3).
-pub(super) fn check_timestamping_eku(cert: &Certificate) -> anyhow::Result<()> {
+pub(super) fn check_timestamping_eku(cert: &Certificate) -> Result<(), Error> {
     use der::Decode as _;
     let exts: Vec<&x509_cert::ext::Extension> = cert
         .parsed()
@@ -24,21 +25,16 @@ pub(super) fn check_timestamping_eku(cert: &Certificate) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     let [eku] = exts.as_slice() else {
-        bail!(
-            "the TSA certificate has {} extendedKeyUsage extensions, not one",
-            exts.len()
-        );
+        return Err(Error::ExtendedKeyUsageCount(exts.len()));
     };
-    ensure!(
-        eku.critical,
-        "the TSA certificate's extendedKeyUsage is not critical (RFC 3161 §2.3)"
-    );
+    if !eku.critical {
+        return Err(Error::ExtendedKeyUsageNotCritical);
+    }
     let purposes = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
-        .map_err(|e| anyhow!("the TSA certificate's extendedKeyUsage: {e}"))?;
-    ensure!(
-        purposes.0 == [OID_KP_TIME_STAMPING],
-        "the TSA certificate's extendedKeyUsage is not exactly id-kp-timeStamping"
-    );
+        .map_err(|e| Error::MalformedExtendedKeyUsage(e.to_string()))?;
+    if purposes.0 != [OID_KP_TIME_STAMPING] {
+        return Err(Error::ExtendedKeyUsageNotTimeStamping);
+    }
     Ok(())
 }
 
@@ -49,7 +45,7 @@ pub(super) fn build(
     pool: &[Certificate],
     roots: &[Certificate],
     at: SystemTime,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, Error> {
     let mut subjects = vec![leaf.subject_string()];
     check_valid_at(leaf, at)?;
     let mut current = leaf.clone();
@@ -63,26 +59,19 @@ pub(super) fn build(
             .iter()
             .filter(|c| c.der() != current.der() && c.is_ca())
             .find(|c| current.verify_issued_by(c).is_ok())
-            .ok_or_else(|| {
-                anyhow!(
-                    "no chain to the --ca root: nothing given signed {} (wrong --ca, or \
-                     pass the intermediates with --untrusted)",
-                    current.subject_string()
-                )
-            })?;
+            .ok_or_else(|| Error::NoChain(current.subject_string()))?;
         check_valid_at(issuer, at)?;
         subjects.push(issuer.subject_string());
         current = issuer.clone();
     }
-    bail!("the chain is longer than {MAX_DEPTH} certificates")
+    Err(Error::ChainTooLong(MAX_DEPTH))
 }
 
 /// `cert` was within its validity period at `t`.
-fn check_valid_at(cert: &Certificate, t: SystemTime) -> anyhow::Result<()> {
-    ensure!(
-        cert.not_before() <= t && t <= cert.not_after(),
-        "certificate {} was not valid at genTime",
-        cert.subject_string()
-    );
-    Ok(())
+fn check_valid_at(cert: &Certificate, t: SystemTime) -> Result<(), Error> {
+    if cert.not_before() <= t && t <= cert.not_after() {
+        Ok(())
+    } else {
+        Err(Error::NotValidAtGenTime(cert.subject_string()))
+    }
 }

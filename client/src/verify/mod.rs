@@ -22,12 +22,12 @@ mod signer;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use anyhow::{anyhow, bail, ensure};
 use hanko_pki::cert::Certificate;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use rasn::types::Integer;
 use rasn_cms::tsp::{PkiStatus, TimeStampReq, TimeStampResp, TstInfo};
 
+use crate::Error;
 use crate::token::{self, ParsedToken};
 
 /// What a verified token says.
@@ -83,12 +83,14 @@ impl Verified {
 /// if at hand; `roots` are the trust anchors; `untrusted` helps build the chain.
 pub fn verify(
     response_der: &[u8],
-    data_digest: &dyn Fn(HashAlgorithm) -> anyhow::Result<Vec<u8>>,
+    data_digest: &dyn Fn(HashAlgorithm) -> Result<Vec<u8>, Error>,
     query: Option<&[u8]>,
     roots: &[Certificate],
     untrusted: &[Certificate],
-) -> anyhow::Result<Verified> {
-    ensure!(!roots.is_empty(), "no trust anchor given (--ca)");
+) -> Result<Verified, Error> {
+    if roots.is_empty() {
+        return Err(Error::NoTrustAnchor);
+    }
     let p = granted_token(response_der)?;
     let tst = &p.tst;
     let (hash, imprint) = check_imprint_is_of_the_data(tst, data_digest)?;
@@ -125,17 +127,14 @@ pub fn verify(
 
 /// The response is a DER TimeStampResp whose status grants a token; the token taken
 /// apart.
-fn granted_token(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
+fn granted_token(response_der: &[u8]) -> Result<ParsedToken, Error> {
     let resp: TimeStampResp =
-        rasn::der::decode(response_der).map_err(|e| anyhow!("not a DER TimeStampResp: {e}"))?;
+        rasn::der::decode(response_der).map_err(|e| Error::NotATimeStampResp(e.to_string()))?;
     if !matches!(
         resp.status.status,
         PkiStatus::Granted | PkiStatus::GrantedWithMods
     ) {
-        bail!(
-            "the response carries no token: {}",
-            token::describe_status(&resp)
-        );
+        return Err(Error::NoToken(token::describe_status(&resp)));
     }
     token::parse(response_der)
 }
@@ -144,48 +143,43 @@ fn granted_token(response_der: &[u8]) -> anyhow::Result<ParsedToken> {
 /// imprint's algorithm (SHA-256/384/512). Returns that algorithm and the imprint.
 fn check_imprint_is_of_the_data(
     tst: &TstInfo,
-    data_digest: &dyn Fn(HashAlgorithm) -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<(HashAlgorithm, Vec<u8>)> {
-    ensure!(tst.version == Integer::from(1), "TSTInfo version is not 1");
+    data_digest: &dyn Fn(HashAlgorithm) -> Result<Vec<u8>, Error>,
+) -> Result<(HashAlgorithm, Vec<u8>), Error> {
+    if tst.version != Integer::from(1) {
+        return Err(Error::TstInfoVersion);
+    }
     let imprint_alg_oid = tst.message_imprint.hash_algorithm.algorithm.to_string();
     let hash = HashAlgorithm::from_oid(&imprint_alg_oid)
-        .map_err(|_| anyhow!("imprint hash algorithm {imprint_alg_oid} is not SHA-256/384/512"))?;
+        .map_err(|_| Error::UnsupportedImprintAlgorithm(imprint_alg_oid))?;
     let imprint = tst.message_imprint.hashed_message.to_vec();
-    let digest = data_digest(hash)?;
-    ensure!(
-        imprint == digest,
-        "the token's messageImprint is not the {} of the data: the data differs from what was time-stamped",
-        hash.name()
-    );
+    if imprint != data_digest(hash)? {
+        return Err(Error::ImprintNotOfTheData(hash.name()));
+    }
     Ok((hash, imprint))
 }
 
 /// The token answers the DER request `query`: same messageImprint and nonce, the
 /// policy asked for (if one was), and certificates in the token if certReq was set.
-fn check_answers_request(query: &[u8], p: &ParsedToken) -> anyhow::Result<()> {
+fn check_answers_request(query: &[u8], p: &ParsedToken) -> Result<(), Error> {
     let tst = &p.tst;
     let req: TimeStampReq =
-        rasn::der::decode(query).map_err(|e| anyhow!("--query is not a DER TimeStampReq: {e}"))?;
-    ensure!(
-        req.message_imprint == tst.message_imprint,
-        "the token's messageImprint differs from the request's"
-    );
-    ensure!(
-        req.nonce == tst.nonce,
-        "the token's nonce differs from the request's"
-    );
-    if let Some(pol) = &req.req_policy {
-        ensure!(
-            *pol == tst.policy,
-            "the token's policy {} is not the requested {pol}",
-            tst.policy
-        );
+        rasn::der::decode(query).map_err(|e| Error::NotATimeStampReq(e.to_string()))?;
+    if req.message_imprint != tst.message_imprint {
+        return Err(Error::RequestImprintDiffers);
     }
-    if req.cert_req {
-        ensure!(
-            !p.certificates.is_empty(),
-            "the request set certReq but the token carries no certificate"
-        );
+    if req.nonce != tst.nonce {
+        return Err(Error::RequestNonceDiffers);
+    }
+    if let Some(pol) = &req.req_policy
+        && *pol != tst.policy
+    {
+        return Err(Error::RequestPolicyDiffers {
+            token: tst.policy.to_string(),
+            requested: pol.to_string(),
+        });
+    }
+    if req.cert_req && p.certificates.is_empty() {
+        return Err(Error::CertReqWithoutCertificates);
     }
     Ok(())
 }
@@ -199,6 +193,6 @@ mod tests {
     fn garbage_is_not_a_token() {
         let root_less: [Certificate; 0] = [];
         let e = verify(b"junk", &|_| Ok(vec![]), None, &root_less, &[]).unwrap_err();
-        assert!(e.to_string().contains("trust anchor"), "{e}");
+        assert!(matches!(e, Error::NoTrustAnchor), "{e}");
     }
 }

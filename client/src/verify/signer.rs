@@ -3,23 +3,22 @@
 //! certificate (ESSCertIDv2), and that its signature verifies over the signed
 //! attributes exactly as received.
 
-use anyhow::{Context as _, anyhow, bail, ensure};
 use hanko_pki::cert::Certificate;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use rasn::types::{ObjectIdentifier, OctetString};
 use rasn_cms::{SignedData, SignerInfo};
 use rasn_pkix::Attribute;
 
-use crate::der;
+use crate::{Error, der};
 
 /// rsaEncryption: a SignerInfo may name it with the hash in digestAlgorithm.
 const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// The token has exactly one SignerInfo.
-pub(super) fn the_only_signer_info(sd: &SignedData) -> anyhow::Result<&SignerInfo> {
+pub(super) fn the_only_signer_info(sd: &SignedData) -> Result<&SignerInfo, Error> {
     let infos = sd.signer_infos.to_vec();
     let [si] = infos.as_slice() else {
-        bail!("the token has {} SignerInfos, not one", infos.len());
+        return Err(Error::SignerInfoCount(infos.len()));
     };
     Ok(si)
 }
@@ -29,16 +28,13 @@ pub(super) struct SignedAttrs<'a>(Vec<&'a Attribute>);
 
 impl<'a> SignedAttrs<'a> {
     /// The signed attributes of `si`; a SignerInfo without any is refused.
-    pub(super) fn of(si: &'a SignerInfo) -> anyhow::Result<Self> {
-        let attrs = si
-            .signed_attrs
-            .as_ref()
-            .ok_or_else(|| anyhow!("the SignerInfo has no signed attributes"))?;
+    pub(super) fn of(si: &'a SignerInfo) -> Result<Self, Error> {
+        let attrs = si.signed_attrs.as_ref().ok_or(Error::NoSignedAttributes)?;
         Ok(Self(attrs.to_vec()))
     }
 
     /// The DER of the one value of the one attribute `oid`.
-    fn value(&self, oid: &str) -> anyhow::Result<Vec<u8>> {
+    fn value(&self, oid: &str) -> Result<Vec<u8>, Error> {
         let found: Vec<&Attribute> = self
             .0
             .iter()
@@ -50,11 +46,14 @@ impl<'a> SignedAttrs<'a> {
                 let values = one.values.to_vec();
                 match values.as_slice() {
                     [v] => Ok(v.as_bytes().to_vec()),
-                    _ => bail!("attribute {oid} has {} values, not one", values.len()),
+                    _ => Err(Error::AttributeValueCount {
+                        oid: oid.to_owned(),
+                        count: values.len(),
+                    }),
                 }
             }
-            [] => bail!("signed attribute {oid} is missing"),
-            _ => bail!("signed attribute {oid} appears more than once"),
+            [] => Err(Error::AttributeMissing(oid.to_owned())),
+            _ => Err(Error::AttributeRepeated(oid.to_owned())),
         }
     }
 }
@@ -66,23 +65,20 @@ pub(super) fn check_content_attributes(
     si: &SignerInfo,
     attrs: &SignedAttrs<'_>,
     tst_der: &[u8],
-) -> anyhow::Result<HashAlgorithm> {
+) -> Result<HashAlgorithm, Error> {
     let digest_oid = si.digest_algorithm.algorithm.to_string();
     let digest_alg = HashAlgorithm::from_oid(&digest_oid)
-        .map_err(|_| anyhow!("SignerInfo digest algorithm {digest_oid} is not SHA-256/384/512"))?;
+        .map_err(|_| Error::UnsupportedDigestAlgorithm(digest_oid))?;
     let ct: ObjectIdentifier = rasn::der::decode(&attrs.value(hanko_pki::cms::OID_CONTENT_TYPE)?)
-        .map_err(|e| anyhow!("content-type attribute: {e}"))?;
-    ensure!(
-        ct.to_string() == hanko_pki::cms::OID_TST_INFO,
-        "content-type attribute is {ct}, not id-ct-TSTInfo"
-    );
+        .map_err(|e| Error::MalformedContentType(e.to_string()))?;
+    if ct.to_string() != hanko_pki::cms::OID_TST_INFO {
+        return Err(Error::ContentTypeNotTstInfo(ct.to_string()));
+    }
     let md: OctetString = rasn::der::decode(&attrs.value(hanko_pki::cms::OID_MESSAGE_DIGEST)?)
-        .map_err(|e| anyhow!("message-digest attribute: {e}"))?;
-    ensure!(
-        md.to_vec() == digest_alg.digest(tst_der),
-        "the message-digest attribute is not the {} of the TSTInfo",
-        digest_alg.name()
-    );
+        .map_err(|e| Error::MalformedMessageDigest(e.to_string()))?;
+    if md.to_vec() != digest_alg.digest(tst_der) {
+        return Err(Error::MessageDigestMismatch(digest_alg.name()));
+    }
     Ok(digest_alg)
 }
 
@@ -91,11 +87,10 @@ pub(super) fn check_content_attributes(
 pub(super) fn certificate_pool(
     token_certificates: &[Vec<u8>],
     untrusted: &[Certificate],
-) -> anyhow::Result<Vec<Certificate>> {
+) -> Result<Vec<Certificate>, Error> {
     let mut pool: Vec<Certificate> = Vec::new();
     for der in token_certificates {
-        let c = Certificate::from_der(der).context("a certificate in the token")?;
-        pool.push(c);
+        pool.push(Certificate::from_der(der).map_err(Error::TokenCertificate)?);
     }
     pool.extend(untrusted.iter().cloned());
     Ok(pool)
@@ -105,16 +100,11 @@ pub(super) fn certificate_pool(
 pub(super) fn find_signer_certificate(
     sid_der: &[u8],
     pool: &[Certificate],
-) -> anyhow::Result<Certificate> {
+) -> Result<Certificate, Error> {
     pool.iter()
         .find(|c| sid_matches(sid_der, c))
         .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "the signer's certificate is neither in the token nor in --untrusted \
-                 (stamp with certReq, or pass the TSA certificate with --untrusted)"
-            )
-        })
+        .ok_or(Error::SignerCertificateNotFound)
 }
 
 /// The signing-certificate-v2 attribute's first ESSCertIDv2 names `signer`: its
@@ -122,22 +112,17 @@ pub(super) fn find_signer_certificate(
 pub(super) fn check_ess_cert_id_names(
     attrs: &SignedAttrs<'_>,
     signer: &Certificate,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let ess: rasn_smime::ess::SigningCertificateV2 =
         rasn::der::decode(&attrs.value(hanko_pki::cms::OID_SIGNING_CERTIFICATE_V2)?)
-            .map_err(|e| anyhow!("signing-certificate-v2 attribute: {e}"))?;
-    let first = ess
-        .certs
-        .first()
-        .ok_or_else(|| anyhow!("signing-certificate-v2 names no certificate"))?;
+            .map_err(|e| Error::MalformedSigningCertificateV2(e.to_string()))?;
+    let first = ess.certs.first().ok_or(Error::EssCertIdMissing)?;
     let ess_oid = first.hash_algorithm.algorithm.to_string();
-    let ess_alg = HashAlgorithm::from_oid(&ess_oid)
-        .map_err(|_| anyhow!("ESSCertIDv2 hash algorithm {ess_oid} is not SHA-256/384/512"))?;
-    ensure!(
-        first.cert_hash.to_vec() == ess_alg.digest(signer.der()),
-        "ESSCertIDv2 certHash is not the {} of the signer's certificate",
-        ess_alg.name()
-    );
+    let ess_alg =
+        HashAlgorithm::from_oid(&ess_oid).map_err(|_| Error::UnsupportedEssCertIdHash(ess_oid))?;
+    if first.cert_hash.to_vec() != ess_alg.digest(signer.der()) {
+        return Err(Error::EssCertHashMismatch(ess_alg.name()));
+    }
     Ok(())
 }
 
@@ -149,20 +134,17 @@ pub(super) fn check_signature(
     digest_alg: HashAlgorithm,
     signer: &Certificate,
     signed_attrs_set: &[u8],
-) -> anyhow::Result<SignatureAlgorithm> {
+) -> Result<SignatureAlgorithm, Error> {
     let sig_alg_der = rasn::der::encode(&si.signature_algorithm)
-        .map_err(|e| anyhow!("signature algorithm: {e}"))?;
+        .map_err(|e| Error::SignatureAlgorithmEncoding(e.to_string()))?;
     let sig_alg = if si.signature_algorithm.algorithm.to_string() == OID_RSA_ENCRYPTION {
         SignatureAlgorithm::RsaPkcs1v15(digest_alg)
     } else {
         SignatureAlgorithm::from_algorithm_identifier_der(&sig_alg_der)
-            .map_err(|e| anyhow!("unsupported signature algorithm: {e}"))?
+            .map_err(|e| Error::UnsupportedSignatureAlgorithm(e.to_string()))?
     };
-    if sig_alg != SignatureAlgorithm::Ed25519 {
-        ensure!(
-            sig_alg.hash() == digest_alg,
-            "the signature algorithm's hash differs from the SignerInfo's digest algorithm"
-        );
+    if sig_alg != SignatureAlgorithm::Ed25519 && sig_alg.hash() != digest_alg {
+        return Err(Error::SignatureHashMismatch);
     }
     hanko_pki::verify::verify(
         signer.spki_der(),
@@ -170,7 +152,7 @@ pub(super) fn check_signature(
         signed_attrs_set,
         si.signature.as_ref(),
     )
-    .map_err(|e| anyhow!("the token's signature does not verify with the TSA certificate: {e}"))?;
+    .map_err(|e| Error::BadSignature(e.to_string()))?;
     Ok(sig_alg)
 }
 
