@@ -60,7 +60,7 @@ pub use clock::{
 pub use config::{ETSI_BEST_PRACTICES_POLICY, PolicyId, TsaConfig};
 pub use rejection::{FailureInfo, Rejection};
 pub use request::CheckedRequest;
-pub use serial::{Serial, SerialError, SerialSource};
+pub use serial::{CountingSerials, Serial, SerialError, SerialSource};
 pub use unit::{TimeStampUnit, rfc3339};
 
 /// Errors of setting a TSA up and of its readiness. Request-level refusals are

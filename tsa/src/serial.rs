@@ -10,6 +10,7 @@
 //! minimal big-endian bytes.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hanko_pki::BoxFuture;
 use rasn::types::Integer;
@@ -97,6 +98,20 @@ impl SerialError {
 pub trait SerialSource: Send + Sync + fmt::Debug {
     /// The next serial. Once returned it is consumed, whether or not a token is issued.
     fn next_serial(&self) -> BoxFuture<'_, Result<Serial, SerialError>>;
+}
+
+/// Serials 1, 2, 3, ... counted in memory, for tests and simulations (the sibling of
+/// [`crate::ManualClock`]). Unique within one process only: never wire it into a
+/// server, whose serials must survive restarts (the issuance log reserves them).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct CountingSerials(AtomicU64);
+
+impl SerialSource for CountingSerials {
+    fn next_serial(&self) -> BoxFuture<'_, Result<Serial, SerialError>> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        Box::pin(async move { Serial::from_u64(n) })
+    }
 }
 
 #[cfg(test)]

@@ -4,17 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use hanko_pki::BoxFuture;
 use hanko_pki::cert::Certificate;
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use hanko_tsa::{
-    ClockGuard, ClockGuardConfig, ManualClock, Serial, SerialError, SerialSource, TimeStampUnit,
-    Tsa, TsaConfig,
+    ClockGuard, ClockGuardConfig, CountingSerials, ManualClock, TimeStampUnit, Tsa, TsaConfig,
 };
 
 /// Which TSA key.
@@ -234,21 +231,9 @@ fn make_pki(kind: Kind) -> Pki {
     }
 }
 
-/// Serials 1, 2, 3, ... from memory: unique within one `Tsa`, which is all these tests
-/// need (durable reservation across restarts is the issuance log's, tested in
-/// hanko-store and the server).
-#[derive(Debug, Default)]
-pub struct CountingSerials(AtomicU64);
-
-impl SerialSource for CountingSerials {
-    fn next_serial(&self) -> BoxFuture<'_, Result<Serial, SerialError>> {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        Box::pin(async move { Serial::from_u64(n) })
-    }
-}
-
 /// A TSA over `pki` with `config`, a synchronised manual clock at the real time, and
-/// serials counted in memory.
+/// serials counted in memory (unique within the test, which is all it needs; durable
+/// reservation is the issuance log's, tested in hanko-store and the server).
 pub struct TestTsa {
     pub tsa: Tsa,
     pub clock: Arc<ManualClock>,
