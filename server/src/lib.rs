@@ -23,6 +23,8 @@
 //! - [`clock`]: the clock sources (kernel adjtimex, chrony), one file each.
 //! - [`client_cli`]: `hanko stamp` / `hanko verify`, glue over [`hanko_client`].
 //! - [`http`]: the router; one file per endpoint family.
+//!   [`http::conn`] owns the connections under it: connection caps, request deadlines.
+//! - [`logging`]: log lines that cannot flood (state changes, rate-limited repeats).
 //! - [`auth`]: API keys for `/api/v1/...` and `hanko api-key`.
 //! - [`log_cli`]: `hanko log verify|export`, the auditor's tools.
 //! - [`client_cli`]: `hanko stamp` and `hanko verify`, glue over [`hanko_client`].
@@ -53,6 +55,7 @@ pub mod http;
 pub mod issuance;
 pub mod keys;
 pub mod log_cli;
+pub mod logging;
 pub mod serve;
 pub mod startup;
 pub mod state;

@@ -9,11 +9,9 @@
 //! ```
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::http;
@@ -21,39 +19,17 @@ use crate::state::AppState;
 
 /// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets
 /// requests in flight finish for up to `drain_timeout`, and returns. The caller drops
-/// the state afterwards, which stops the HSM signing pools.
+/// the state afterwards, which stops the HSM signing pools. The accept loop, its
+/// connection caps and the request deadlines (`[http]`) are `http/conn.rs`'s.
 pub async fn run(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> anyhow::Result<()> {
+    let settings = *state.limits.settings();
     let app = http::router(state);
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, draining requests in flight");
-        let _ = draining_tx.send(());
-    };
-    // The peer address is the rate limit's client key (http/limits.rs).
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    let drain_deadline = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(drain_timeout).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        r = serve => r.context("HTTP server failed")?,
-        () = drain_deadline => {
-            tracing::warn!(timeout = ?drain_timeout, "drain timeout: closing remaining connections");
-        }
-    }
+    http::conn::serve(listener, app, &settings, shutdown, drain_timeout).await;
     Ok(())
 }
 

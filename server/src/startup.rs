@@ -237,6 +237,14 @@ async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
         rate_limit_burst = cfg.http.rate_limit.map(|r| r.burst.get()),
         "admission control of the signing routes"
     );
+    tracing::info!(
+        max_connections = cfg.http.max_connections,
+        max_connections_per_source = cfg.http.max_connections_per_source,
+        header_timeout = ?cfg.http.header_timeout,
+        body_timeout = ?cfg.http.body_timeout,
+        keepalive_timeout = ?cfg.http.keepalive_timeout,
+        "connection limits"
+    );
     tracing::info!(%addr, dev = cfg.dev, "listening on {addr}");
     Ok(listener)
 }

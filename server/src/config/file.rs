@@ -144,6 +144,37 @@ pub struct HttpSection {
     /// `http.rate_limit_burst`: requests a client may send at once before the rate applies
     /// (default: `rate_limit_per_sec`, one second's worth).
     pub rate_limit_burst: Option<u32>,
+    /// `http.header_timeout_ms`: how long a client has to send a whole request head, from
+    /// its connection (or, on a kept-alive connection, from the first byte of the next
+    /// request); then the connection is closed (`http/conn.rs`). Default 10 000: a head is
+    /// a few hundred bytes, one round trip on any network; 10 s survives several TCP
+    /// retransmissions (1 + 2 + 4 s) on a lossy link, while a client that trickles its head
+    /// (slowloris) holds a connection for 10 s at most. 100..=300 000.
+    pub header_timeout_ms: Option<u64>,
+    /// `http.body_timeout_ms`: how long a client has to send a request body, from the end
+    /// of its head; then 408 and the connection is closed. A signing request holds no
+    /// admission permit while its body arrives. Default 10 000, for the same reasons as
+    /// the head (a time-stamp request is under 8 KiB and usually comes in the head's
+    /// segment). 100..=300 000.
+    pub body_timeout_ms: Option<u64>,
+    /// `http.keepalive_timeout_ms`: how long a kept-alive connection may sit idle between
+    /// requests before it is closed. Default 75 000: longer than the idle timeout of the
+    /// usual reverse proxies and load balancers in front (nginx upstream keep-alive and
+    /// AWS ALB: 60 s), so that they close first and never send a request on a connection
+    /// this server is closing; nginx's own default. 100..=3 600 000.
+    pub keepalive_timeout_ms: Option<u64>,
+    /// `http.max_connections`: open client connections in all; one more is answered 503
+    /// and closed at once. Default 1024. Keep it below the process's open-file limit
+    /// (`LimitNOFILE` in ops/hanko.service), or accept fails with EMFILE first.
+    /// 1..=1 000 000.
+    pub max_connections: Option<usize>,
+    /// `http.max_connections_per_source`: open connections per client address (IPv6 by
+    /// /64, the rate limit's key); one more is answered 503 and closed at once. Default
+    /// 256: one source, such as a reverse proxy or a batch client, can still use every
+    /// admission permit (`max_in_flight`, 130 with the default pool) and keep as many
+    /// idle kept-alive connections besides, while four sources are needed to take
+    /// every connection. 1..=`max_connections`.
+    pub max_connections_per_source: Option<usize>,
 }
 
 /// `[log]`.

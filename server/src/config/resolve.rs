@@ -13,9 +13,11 @@ use hanko_hsm::{ModuleConfig, PoolConfig};
 use hanko_pki::SignatureAlgorithm;
 
 use super::{
-    ClockSection, Config, DEFAULT_DATA_DIR, DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MODULE,
-    DEV_TOKEN_LABEL, Durability, FileConfig, HsmSection, HttpSection, HttpSettings, KeySection,
-    KeySpec, KeyUsage, LogFormat, RateLimit, StoreSection, StoreSettings, TsaSection, TsaSettings,
+    ClockSection, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MODULE, DEV_TOKEN_LABEL, Durability, FileConfig,
+    HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage, LogFormat, RateLimit,
+    StoreSection, StoreSettings, TsaSection, TsaSettings,
 };
 
 /// Flags given on the command line; each overrides its config key.
@@ -196,9 +198,50 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
             Some(RateLimit { per_sec, burst })
         }
     };
+    let millis = |key: &str, v: Option<u64>, default: Duration, max_ms: u64| match v {
+        None => Ok(default),
+        Some(ms) if (100..=max_ms).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(ms) => bail!("http.{key} = {ms} is out of range (100..={max_ms})"),
+    };
+    let header_timeout = millis(
+        "header_timeout_ms",
+        h.header_timeout_ms,
+        DEFAULT_HEADER_TIMEOUT,
+        300_000,
+    )?;
+    let body_timeout = millis(
+        "body_timeout_ms",
+        h.body_timeout_ms,
+        DEFAULT_BODY_TIMEOUT,
+        300_000,
+    )?;
+    let keepalive_timeout = millis(
+        "keepalive_timeout_ms",
+        h.keepalive_timeout_ms,
+        DEFAULT_KEEPALIVE_TIMEOUT,
+        3_600_000,
+    )?;
+    let max_connections = h.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=1_000_000).contains(&max_connections) {
+        bail!("http.max_connections = {max_connections} is out of range (1..=1000000)");
+    }
+    let max_connections_per_source = h
+        .max_connections_per_source
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_SOURCE.min(max_connections));
+    if !(1..=max_connections).contains(&max_connections_per_source) {
+        bail!(
+            "http.max_connections_per_source = {max_connections_per_source} is out of range \
+             (1..=http.max_connections = {max_connections})"
+        );
+    }
     Ok(HttpSettings {
         max_in_flight,
         rate_limit,
+        header_timeout,
+        body_timeout,
+        keepalive_timeout,
+        max_connections,
+        max_connections_per_source,
     })
 }
 

@@ -35,6 +35,44 @@ pub struct HttpSettings {
     pub max_in_flight: usize,
     /// The per-client rate limit, if on.
     pub rate_limit: Option<RateLimit>,
+    /// Longest time to receive a request head.
+    pub header_timeout: Duration,
+    /// Longest time to receive a request body, from the end of its head.
+    pub body_timeout: Duration,
+    /// Longest idle time of a kept-alive connection between requests.
+    pub keepalive_timeout: Duration,
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6 by /64).
+    pub max_connections_per_source: usize,
+}
+
+/// `http.header_timeout_ms` when not set (see [`HttpSection::header_timeout_ms`]).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `http.body_timeout_ms` when not set (see [`HttpSection::body_timeout_ms`]).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `http.keepalive_timeout_ms` when not set (see [`HttpSection::keepalive_timeout_ms`]).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `http.max_connections` when not set (see [`HttpSection::max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// `http.max_connections_per_source` when not set (see
+/// [`HttpSection::max_connections_per_source`]).
+pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 256;
+
+impl HttpSettings {
+    /// The defaults of every `[http]` key but `max_in_flight` (for tests and for states
+    /// built by hand).
+    pub fn with_max_in_flight(max_in_flight: usize) -> HttpSettings {
+        HttpSettings {
+            max_in_flight,
+            rate_limit: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_source: DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+        }
+    }
 }
 
 /// A per-client rate: `per_sec` requests per second, `burst` at once.

@@ -89,6 +89,37 @@ fn http_limits_default_to_the_pool_and_are_checked() {
         cfg("rate_limit_per_sec = 0\n").unwrap().http.rate_limit,
         None
     );
+    assert_eq!(c.http.header_timeout, DEFAULT_HEADER_TIMEOUT);
+    assert_eq!(c.http.body_timeout, DEFAULT_BODY_TIMEOUT);
+    assert_eq!(c.http.keepalive_timeout, DEFAULT_KEEPALIVE_TIMEOUT);
+    assert_eq!(c.http.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(
+        c.http.max_connections_per_source,
+        DEFAULT_MAX_CONNECTIONS_PER_SOURCE
+    );
+    let c = cfg(
+        "header_timeout_ms = 2000\nbody_timeout_ms = 3000\nkeepalive_timeout_ms = 4000\n\
+         max_connections = 10\n",
+    )
+    .unwrap();
+    assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+    assert_eq!(c.http.body_timeout, Duration::from_secs(3));
+    assert_eq!(c.http.keepalive_timeout, Duration::from_secs(4));
+    assert_eq!(c.http.max_connections, 10);
+    assert_eq!(
+        c.http.max_connections_per_source, 10,
+        "at most max_connections"
+    );
+    for bad in [
+        "header_timeout_ms = 99\n",
+        "body_timeout_ms = 300001\n",
+        "keepalive_timeout_ms = 0\n",
+        "max_connections = 0\n",
+        "max_connections_per_source = 0\n",
+        "max_connections = 8\nmax_connections_per_source = 9\n",
+    ] {
+        assert!(cfg(bad).is_err(), "{bad}");
+    }
     assert!(cfg("max_in_flight = 0\n").is_err());
     assert!(cfg("rate_limit_per_sec = 5\nrate_limit_burst = 0\n").is_err());
     assert!(cfg("rate_limit_burst = 5\n").is_err());

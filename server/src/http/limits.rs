@@ -4,14 +4,23 @@
 //!
 //! ```text
 //!   request ─> per-client rate (governor, keyed by peer IP) ── over ──> 429 + Retry-After
+//!           ─> any permit free? (body not read yet)           ── none ──> 503 + Retry-After: 1
+//!           ─> body, under http.body_timeout_ms, no permit    ── late ──> 408 + close
 //!           ─> in-flight permit (semaphore, try, never wait)  ── none ──> 503 + Retry-After: 1
 //!           ─> handler (holds the permit until its response is built)
 //! ```
 //!
+//! The permit is taken once the body is in, not before: a permit taken before the body
+//! let 140 clients that trickle their bodies hold every permit for as long as they liked
+//! (issue #11), while a permit is meant to stand for signing capacity. Under overload
+//! the refusal still comes before the body is read (the check that a permit is free);
+//! between that check and the end of the body the permits may run out, and the request
+//! is refused then, having cost the server a body of at most 8 KiB.
+//!
 //! Two limits, two questions:
 //! - **In flight** (`http.max_in_flight`, default `hsm.workers + hsm.queue_depth`): how
-//!   much the server takes on at once. A request beyond it is answered at once, without
-//!   reading its body; nothing waits for a permit, so an overload turns into fast
+//!   much the server takes on at once. A request beyond it is answered at once (without
+//!   reading its body when the limit is already reached); nothing waits for a permit, so an overload turns into fast
 //!   refusals instead of a queue without bound and timeouts for everybody. Sized to what
 //!   one key's signing pool holds, so the pool's own `Busy` (a TSP systemFailure after the
 //!   request was decoded and a serial reserved) is not what sheds load.
@@ -50,6 +59,8 @@ pub struct Limits {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     rate: Option<ClientRate>,
+    /// As configured; the connection caps and deadlines are `http/conn.rs`'s.
+    settings: HttpSettings,
 }
 
 #[derive(Debug)]
@@ -64,10 +75,9 @@ impl Default for Limits {
     /// (tests that build an `AppState` by hand).
     fn default() -> Self {
         let pool = hanko_hsm::PoolConfig::default();
-        Limits::new(&HttpSettings {
-            max_in_flight: pool.workers + pool.queue_depth,
-            rate_limit: None,
-        })
+        Limits::new(&HttpSettings::with_max_in_flight(
+            pool.workers + pool.queue_depth,
+        ))
     }
 }
 
@@ -82,7 +92,13 @@ impl Limits {
                 limiter: RateLimiter::keyed(quota(r)),
                 last_prune: Mutex::new(Instant::now()),
             }),
+            settings: *settings,
         }
+    }
+
+    /// The `[http]` settings these limits were made from.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
     }
 
     /// The configured in-flight limit.
@@ -134,9 +150,9 @@ fn quota(r: RateLimit) -> Quota {
     Quota::per_second(r.per_sec).allow_burst(r.burst)
 }
 
-/// The rate-limit key of a peer: the IPv4 address, or the /64 of an IPv6 one (an
+/// The rate-limit key of a peer (and the connection caps' key, `http/conn.rs`): the IPv4 address, or the /64 of an IPv6 one (an
 /// IPv4-mapped IPv6 address counts as the IPv4 address).
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(super) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => {
@@ -146,8 +162,9 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The middleware of the signing routes: rate, then a permit held until the response is
-/// built; a refusal is answered at once (see the module docs).
+/// The middleware of the signing routes: rate; no permit free, refused before the body
+/// is read; the body, under its deadline and without a permit; then a permit held until
+/// the response is built. A refusal is answered at once (see the module docs).
 pub(super) async fn admit(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -156,6 +173,13 @@ pub(super) async fn admit(State(limits): State<Arc<Limits>>, req: Request, next:
     if let Err(wait) = limits.check_rate(peer) {
         return super::refuse(Refusal::RateLimited { retry_after: wait });
     }
+    if limits.in_flight.available_permits() == 0 {
+        return super::refuse(Refusal::Overloaded);
+    }
+    let req = match super::conn::buffer_body(req).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
     let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
         return super::refuse(Refusal::Overloaded);
     };
@@ -227,10 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn beyond_max_in_flight_is_refused_at_once_and_admitted_again_after() {
-        let limits = Arc::new(Limits::new(&HttpSettings {
-            max_in_flight: 2,
-            rate_limit: None,
-        }));
+        let limits = Arc::new(Limits::new(&HttpSettings::with_max_in_flight(2)));
         let release = Arc::new(Notify::new());
         let app = app(limits.clone(), release.clone());
         let a = tokio::spawn(app.clone().oneshot(req("127.0.0.1:1")));
@@ -256,11 +277,11 @@ mod tests {
     #[tokio::test]
     async fn rate_limit_is_per_client_and_says_when_to_retry() {
         let limits = Arc::new(Limits::new(&HttpSettings {
-            max_in_flight: 100,
             rate_limit: Some(RateLimit {
                 per_sec: NonZeroU32::new(1).unwrap(),
                 burst: NonZeroU32::new(2).unwrap(),
             }),
+            ..HttpSettings::with_max_in_flight(100)
         }));
         let release = Arc::new(Notify::new());
         let app = app(limits, release.clone());

@@ -9,7 +9,9 @@
 //!   request ─> track_metrics ─> body limit ─> route ─> [admit] ─> handler(State<Arc<AppState>>)
 //! ```
 //!
-//! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`).
+//! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`). Below the
+//! router, [`conn`] owns the connections: the accept loop, connection caps, and the
+//! deadlines of request heads, bodies and idle keep-alive.
 //!
 //! HTTP status mapping lives here and nowhere else (docs/architecture.md: "one place for each
 //! concern").
@@ -21,10 +23,13 @@
 //! | when | answer | examples |
 //! |---|---|---|
 //! | before any work: admission ([`Refusal`], [`refuse`]) | HTTP 503 or 429, `Retry-After`, short text body; `hanko_http_refused_total{reason}` | more than `http.max_in_flight` signing requests in flight (503, `Retry-After: 1`); client over `http.rate_limit_per_sec` (429, `Retry-After` = seconds until its next request is allowed) |
+//! | before any work: a client too slow, or too many connections ([`conn`]) | 408 and close (body later than `http.body_timeout_ms`); close (head later than `http.header_timeout_ms`); 503 and close (over `http.max_connections` or `http.max_connections_per_source`); counted in the same metric | a client trickling its request (slowloris), a host opening connections without end |
 //! | after admission | HTTP 200 with a TimeStampResp, status rejection, failInfo `systemFailure` (CONFORMANCE 7, 13) | HSM error, timeout or lost token; the signing pool's own `Busy` (`SignErrorKind::Busy`); clock not synchronised (`timeNotAvailable`); log write failed |
 //!
-//! Admission is an HTTP-level refusal: the body was not read, nothing was decoded,
-//! reserved, signed or logged, so an HTTP error (RFC 9110 §15.6.4 503, RFC 6585 §4 429)
+//! Admission is an HTTP-level refusal: nothing was decoded, reserved, signed or logged,
+//! and under overload the body was not even read (a signing request takes its in-flight
+//! permit only once its body is in, under `http.body_timeout_ms`, so that a client slow
+//! to send it holds a connection, never signing capacity: see `http/limits.rs`), so an HTTP error (RFC 9110 §15.6.4 503, RFC 6585 §4 429)
 //! with `Retry-After` is the honest answer and costs the server almost nothing. Once a
 //! request is admitted its failure is a protocol answer, and RFC 3161 answers every
 //! request it can parse with a TimeStampResp (HTTP 200); the pool's `Busy` is one of
@@ -45,6 +50,7 @@ use axum::response::{IntoResponse as _, Response};
 
 use crate::state::AppState;
 
+pub mod conn;
 mod health;
 pub mod limits;
 mod log_api;
@@ -71,8 +77,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Why the HTTP layer refused a request before doing any work (see "Refused, or failed"
-/// above).
+/// Why the HTTP layer refused a request (or a connection) before doing any work (see
+/// "Refused, or failed" above). Every refusal is counted in
+/// `hanko_http_refused_total{reason}` ([`Refusal::reason`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// More signing requests in flight than `http.max_in_flight`.
@@ -83,6 +90,17 @@ pub enum Refusal {
         /// How long the client must wait.
         retry_after: Duration,
     },
+    /// The body did not arrive within `http.body_timeout_ms` of the head: 408, and the
+    /// connection is closed.
+    BodyTimeout,
+    /// The head did not arrive within `http.header_timeout_ms`: the connection is closed
+    /// (nothing is sent; the client may not even be reading).
+    HeaderTimeout,
+    /// `http.max_connections` connections are open: the new one gets 503 and is closed.
+    Connections,
+    /// `http.max_connections_per_source` connections from this client address are open:
+    /// the new one gets 503 and is closed.
+    ConnectionsPerSource,
 }
 
 impl Refusal {
@@ -91,21 +109,29 @@ impl Refusal {
         match self {
             Self::Overloaded => "overload",
             Self::RateLimited { .. } => "rate_limit",
+            Self::BodyTimeout => "body_timeout",
+            Self::HeaderTimeout => "header_timeout",
+            Self::Connections => "connections",
+            Self::ConnectionsPerSource => "connections_per_source",
         }
     }
 
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::Connections | Self::ConnectionsPerSource => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout | Self::HeaderTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
-    /// Whole seconds for `Retry-After` (RFC 9110 §10.2.3: delay-seconds), at least 1.
-    pub fn retry_after_secs(self) -> u64 {
+    /// Whole seconds for `Retry-After` (RFC 9110 §10.2.3: delay-seconds), at least 1;
+    /// `None` for a timeout (the client was too slow: retrying soon changes nothing).
+    pub fn retry_after_secs(self) -> Option<u64> {
         match self {
-            Self::Overloaded => 1,
+            Self::Overloaded | Self::Connections | Self::ConnectionsPerSource => Some(1),
             Self::RateLimited { retry_after } => {
                 let whole = retry_after.as_secs();
                 let secs = if retry_after.subsec_nanos() > 0 {
@@ -113,31 +139,85 @@ impl Refusal {
                 } else {
                     whole
                 };
-                secs.max(1)
+                Some(secs.max(1))
             }
+            Self::BodyTimeout | Self::HeaderTimeout => None,
         }
+    }
+
+    /// Counts this refusal in `hanko_http_refused_total{reason}`.
+    pub fn count(self) {
+        metrics::counter!("hanko_http_refused_total", "reason" => self.reason()).increment(1);
+    }
+
+    /// The one-line text body.
+    fn body(self) -> String {
+        match self {
+            Self::Overloaded => format!(
+                "server busy: too many time-stamp requests in flight; retry in {} s\n",
+                self.retry_after_secs().unwrap_or(1)
+            ),
+            Self::RateLimited { .. } => format!(
+                "too many requests from this client; retry in {} s\n",
+                self.retry_after_secs().unwrap_or(1)
+            ),
+            Self::BodyTimeout => "request body not received in time\n".to_owned(),
+            Self::HeaderTimeout => "request head not received in time\n".to_owned(),
+            Self::Connections => "server busy: too many open connections\n".to_owned(),
+            Self::ConnectionsPerSource => "too many open connections from this client\n".to_owned(),
+        }
+    }
+
+    /// Whether the connection is closed after this answer (a timeout: the rest of the
+    /// request is not waited for).
+    fn closes(self) -> bool {
+        matches!(
+            self,
+            Self::BodyTimeout
+                | Self::HeaderTimeout
+                | Self::Connections
+                | Self::ConnectionsPerSource
+        )
     }
 }
 
-/// The response to a refused request: status, `Retry-After`, a one-line text body; counted
-/// in `hanko_http_refused_total{reason}`.
+/// The response to a refused request: status, `Retry-After` (unless a timeout), a one-line
+/// text body, `Connection: close` when the connection ends with it; counted in
+/// `hanko_http_refused_total{reason}`.
 pub fn refuse(refusal: Refusal) -> Response {
-    let secs = refusal.retry_after_secs();
-    metrics::counter!("hanko_http_refused_total", "reason" => refusal.reason()).increment(1);
-    let body = match refusal {
-        Refusal::Overloaded => {
-            format!("server busy: too many time-stamp requests in flight; retry in {secs} s\n")
-        }
-        Refusal::RateLimited { .. } => {
-            format!("too many requests from this client; retry in {secs} s\n")
-        }
-    };
-    (
-        refusal.status(),
-        [(header::RETRY_AFTER, HeaderValue::from(secs))],
-        body,
+    refusal.count();
+    let mut response = (refusal.status(), refusal.body()).into_response();
+    if let Some(secs) = refusal.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if refusal.closes() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The same answer as raw HTTP/1.1 bytes, for a connection refused before hyper reads
+/// from it ([`conn`]); counted like [`refuse`].
+fn refusal_bytes(refusal: Refusal) -> Vec<u8> {
+    refusal.count();
+    let status = refusal.status();
+    let body = refusal.body();
+    let retry = refusal
+        .retry_after_secs()
+        .map(|s| format!("retry-after: {s}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+         {retry}connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
     )
-        .into_response()
+    .into_bytes()
 }
 
 /// Counts requests and their latency per route pattern and status
@@ -167,7 +247,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
-        assert_eq!(Refusal::Overloaded.retry_after_secs(), 1);
+        assert_eq!(Refusal::Overloaded.retry_after_secs(), Some(1));
         assert_eq!(
             Refusal::Overloaded.status(),
             StatusCode::SERVICE_UNAVAILABLE
@@ -177,10 +257,35 @@ mod tests {
         };
         assert_eq!(rate(0).status(), StatusCode::TOO_MANY_REQUESTS);
         for (ms, secs) in [(0, 1), (1, 1), (1000, 1), (1001, 2), (2500, 3)] {
-            assert_eq!(rate(ms).retry_after_secs(), secs, "{ms} ms");
+            assert_eq!(rate(ms).retry_after_secs(), Some(secs), "{ms} ms");
         }
         let r = refuse(rate(1500));
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert!(r.headers().get(header::CONNECTION).is_none());
+    }
+
+    #[test]
+    fn a_timeout_is_408_without_retry_after_and_closes() {
+        let r = refuse(Refusal::BodyTimeout);
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+    }
+
+    #[test]
+    fn a_refused_connection_gets_a_complete_503() {
+        let raw = String::from_utf8(refusal_bytes(Refusal::ConnectionsPerSource)).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nretry-after: 1\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", body.len())),
+            "{head}"
+        );
     }
 }

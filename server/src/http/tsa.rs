@@ -4,7 +4,7 @@
 //! rejections alike (CONFORMANCE 13), and the PKIFailureInfo says what was wrong. HTTP
 //! errors are kept for what has no TimeStampResp: another content type (415), a body
 //! above [`MAX_REQUEST_BYTES`] (413), a server without a TSA (404), and a request the
-//! admission control refused before reading it (503 / 429 with `Retry-After`; see
+//! admission control refused (503 / 429 with `Retry-After`, 408 for a body too slow; see
 //! `http/limits.rs` and "Refused, or failed" in `http/mod.rs`).
 
 use std::sync::Arc;
@@ -27,14 +27,16 @@ pub const REPLY_TYPE: &str = "application/timestamp-reply";
 /// and a policy is under 200 bytes; 8 KiB leaves room and still refuses floods early.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// The signing routes sit behind `limits` (admission before the body is read);
+/// The signing routes sit behind `limits` (admission, which reads the body under its
+/// deadline);
 /// `/tsa/certs` does not.
 pub(super) fn routes(limits: Arc<super::Limits>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/tsa", post(timestamp))
         .route("/", post(timestamp))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .route_layer(middleware::from_fn_with_state(limits, super::limits::admit))
+        // Outside `admit`, which reads the body within this limit.
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .route("/tsa/certs", get(certs))
 }
 

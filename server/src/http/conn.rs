@@ -1,0 +1,569 @@
+//! The connections under the router: the accept loop, how many connections may be open,
+//! and how long a client may take to send a request. This is what keeps a few slow
+//! clients from taking the server (issue #11: 140 connections trickling one byte every
+//! 10 s held every admission permit and every other client got 503).
+//!
+//! ```text
+//!   accept ─> connection cap (all, per source) ── over ──> 503 + close   {connections, connections_per_source}
+//!          ─> task: hyper HTTP/1.1 over TrackedStream, ConnService, watchdog
+//!               phase Head ── head not in within header_timeout ──> close   {header_timeout}
+//!               phase Busy ── request in the router; its body under a deadline:
+//!                             body not in within body_timeout ──> 408 + close {body_timeout}
+//!               phase Idle ── no new request within keepalive_timeout ──> close
+//! ```
+//!
+//! A connection starts in `Head` (the deadline runs from the accept: a connection that
+//! sends nothing is a slow head); the first byte after a response moves `Idle` to
+//! `Head`; hyper handing a request to the service moves it to `Busy`, and its response
+//! to `Idle`. The head and idle deadlines belong to the connection (a watchdog per
+//! connection ends it); the body deadline belongs to the request ([`DeadlineBody`],
+//! running from the end of the head), so that whoever reads a body meets it:
+//! [`buffer_body`] answers 408. hyper's own `header_read_timeout` is not used because
+//! it also runs while a kept-alive connection is idle, which would tie the idle timeout
+//! to the head's.
+//!
+//! Connections beyond `http.max_connections`, or beyond `http.max_connections_per_source`
+//! from one client address (keyed as the rate limit keys clients: an IPv6 address by its
+//! /64), are refused as cheaply as possible: one non-blocking write of a 503 and a close,
+//! before hyper or a task is involved. Every refusal is counted in
+//! `hanko_http_refused_total{reason}`; `hanko_http_open_connections` is the gauge of
+//! open connections.
+//!
+//! Only HTTP/1.1 is served (HTTP/2 would need deadlines per stream; it comes with TLS and
+//! ALPN if at all). Shutdown, like mini-redis: stop accepting, tell every connection to
+//! finish its request and close (hyper's graceful shutdown), wait until the connection
+//! cap has every slot back or `drain_timeout` passes, then close what is left.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, FromRequest as _, Request};
+use axum::response::{IntoResponse as _, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
+
+use super::Refusal;
+use crate::config::HttpSettings;
+use crate::logging::LogLimiter;
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains (see the module
+/// docs) for at most `drain_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: &HttpSettings,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
+) {
+    static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+    let caps = Arc::new(ConnectionCaps::new(settings));
+    let deadlines = Deadlines {
+        header: settings.header_timeout,
+        body: settings.body_timeout,
+        idle: settings.keepalive_timeout,
+    };
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                a
+            }
+            // The peer gave up before we took its connection: nothing is wrong here.
+            Err(e) if is_connection_error(&e) => continue,
+            // Out of file descriptors or memory: wait a little, or the loop spins.
+            Err(e) => {
+                metrics::counter!("hanko_http_accept_errors_total").increment(1);
+                if let Some(suppressed) = ACCEPT_ERRORS.check() {
+                    tracing::error!(error = %e, suppressed, retry_in = ?backoff, "cannot accept connections");
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let slot = match caps.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // One attempt, never a wait: a client that does not read loses the answer.
+                let _ = stream.try_write(&super::refusal_bytes(refusal));
+                continue;
+            }
+        };
+        tokio::spawn(connection(
+            stream,
+            peer,
+            slot,
+            router.clone(),
+            deadlines,
+            stop_rx.clone(),
+        ));
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, draining requests in flight");
+    stop_tx.send_replace(Stop::Draining);
+    if tokio::time::timeout(drain_timeout, caps.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?drain_timeout, "drain timeout: closing remaining connections");
+        stop_tx.send_replace(Stop::Closing);
+        let _ = tokio::time::timeout(Duration::from_secs(1), caps.all_closed()).await;
+    }
+}
+
+/// First wait after an accept error other than a peer's; doubled up to
+/// [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest wait between accepts after errors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// An accept error that concerns one connection only.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// What the accept loop tells its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// Serve as usual.
+    Running,
+    /// Finish the request in hand, then close.
+    Draining,
+    /// Close now (the drain timeout passed).
+    Closing,
+}
+
+/// The three deadlines of a connection (`http.*_timeout_ms`).
+#[derive(Clone, Copy, Debug)]
+struct Deadlines {
+    header: Duration,
+    body: Duration,
+    idle: Duration,
+}
+
+/// Where a connection is, as its deadlines see it (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// A request head is on its way since then.
+    Head(Instant),
+    /// A request is in the router.
+    Busy,
+    /// Kept alive, waiting for the next request since then.
+    Idle(Instant),
+}
+
+/// Serves one connection until it closes, a deadline passes, or the server stops.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+    router: Router,
+    deadlines: Deadlines,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let (phase_tx, phase_rx) = watch::channel(Phase::Head(Instant::now()));
+    let phase = Arc::new(phase_tx);
+    let io = TokioIo::new(TrackedStream {
+        inner: stream,
+        phase: phase.clone(),
+    });
+    let service = ConnService {
+        router,
+        peer,
+        phase,
+        body_timeout: deadlines.body,
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        // The watchdog below keeps the head's deadline (see the module docs).
+        .header_read_timeout(None)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let mut watchdog = std::pin::pin!(watchdog(phase_rx, deadlines));
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            cut = &mut watchdog => {
+                match cut {
+                    Phase::Head(_) => Refusal::HeaderTimeout.count(),
+                    Phase::Idle(_) => metrics::counter!("hanko_http_idle_closed_total").increment(1),
+                    Phase::Busy => {}
+                }
+                break;
+            }
+            changed = stop.changed() => {
+                let now = if changed.is_ok() { *stop.borrow_and_update() } else { Stop::Closing };
+                match now {
+                    Stop::Running => {}
+                    Stop::Draining => conn.as_mut().graceful_shutdown(),
+                    Stop::Closing => break,
+                }
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// Completes with the phase whose deadline passed; never while a request is in the
+/// router (its body has a deadline of its own).
+async fn watchdog(mut phase: watch::Receiver<Phase>, deadlines: Deadlines) -> Phase {
+    loop {
+        let now = *phase.borrow_and_update();
+        let until = match now {
+            Phase::Head(since) => since + deadlines.header,
+            Phase::Idle(since) => since + deadlines.idle,
+            Phase::Busy => {
+                if phase.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {
+                if !phase.has_changed().unwrap_or(false) {
+                    return now;
+                }
+            }
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// The socket, telling the watchdog when the first byte of a new request arrives.
+struct TrackedStream {
+    inner: TcpStream,
+    phase: Arc<watch::Sender<Phase>>,
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if buf.filled().len() > before {
+            this.phase.send_if_modified(|p| match p {
+                Phase::Idle(_) => {
+                    *p = Phase::Head(Instant::now());
+                    true
+                }
+                Phase::Head(_) | Phase::Busy => false,
+            });
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The router as one connection's hyper service: the peer address for the rate limit
+/// (`ConnectInfo`), the body under its deadline, the phase for the watchdog.
+#[derive(Clone)]
+struct ConnService {
+    router: Router,
+    peer: SocketAddr,
+    phase: Arc<watch::Sender<Phase>>,
+    body_timeout: Duration,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        self.phase.send_replace(Phase::Busy);
+        let deadline = Instant::now() + self.body_timeout;
+        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let router = self.router.clone();
+        let phase = self.phase.clone();
+        Box::pin(async move {
+            let response = router.oneshot(req).await;
+            phase.send_replace(Phase::Idle(Instant::now()));
+            response
+        })
+    }
+}
+
+/// The error of a body that was not complete by its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within http.body_timeout_ms")]
+pub struct BodyTimeout;
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes. The timer is
+/// armed only when the body is awaited and not there yet: most bodies never need one.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, deadline: Instant) -> Self {
+        Self {
+            inner,
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(BodyTimeout))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Whether `err`, or an error under it, is a [`BodyTimeout`].
+fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<BodyTimeout>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Reads the whole body of `req` (within the route's `DefaultBodyLimit`) and gives the
+/// request back with the body in memory. A body later than its deadline is answered
+/// 408 ([`Refusal::BodyTimeout`]); a body over the limit, or a broken one, gets what
+/// axum's `Bytes` extractor answers (413, 400).
+pub(crate) async fn buffer_body(req: Request) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    // The extractor finds the route's body limit in the extensions.
+    let probe = Request::from_parts(parts.clone(), body);
+    match Bytes::from_request(probe, &()).await {
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Err(rejection) if is_body_timeout(&rejection) => Err(super::refuse(Refusal::BodyTimeout)),
+        Err(rejection) => Err(rejection.into_response()),
+    }
+}
+
+/// How many connections are open, in all and per client address.
+#[derive(Debug)]
+struct ConnectionCaps {
+    /// One permit per open connection.
+    slots: Arc<Semaphore>,
+    max: usize,
+    per_source_max: usize,
+    /// Open connections per client key; an entry goes with its last connection.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionCaps {
+    fn new(settings: &HttpSettings) -> Self {
+        let max = settings.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            per_source_max: settings.max_connections_per_source.max(1),
+            per_source: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for a new connection from `peer`, or why there is none.
+    fn take(self: &Arc<Self>, peer: IpAddr) -> Result<ConnectionSlot, Refusal> {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return Err(Refusal::Connections);
+        };
+        let key = super::limits::client_key(peer);
+        {
+            let mut per_source = self.per_source.lock().unwrap_or_else(|e| e.into_inner());
+            let open = per_source.entry(key).or_insert(0);
+            if *open >= self.per_source_max {
+                return Err(Refusal::ConnectionsPerSource);
+            }
+            *open += 1;
+        }
+        self.gauge();
+        Ok(ConnectionSlot {
+            caps: self.clone(),
+            key,
+            _permit: permit,
+        })
+    }
+
+    /// Completes once every connection is closed (no new ones are accepted by then).
+    async fn all_closed(&self) {
+        let all = u32::try_from(self.max).unwrap_or(u32::MAX);
+        let _ = self.slots.acquire_many(all).await;
+    }
+
+    fn gauge(&self) {
+        let open = self.max.saturating_sub(self.slots.available_permits());
+        metrics::gauge!("hanko_http_open_connections").set(open as f64);
+    }
+}
+
+/// An open connection's place in [`ConnectionCaps`]; given back on drop.
+struct ConnectionSlot {
+    caps: Arc<ConnectionCaps>,
+    key: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        {
+            let mut per_source = self
+                .caps
+                .per_source
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(open) = per_source.get_mut(&self.key) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    per_source.remove(&self.key);
+                }
+            }
+        }
+        // The permit goes back after this body; count it as gone already.
+        let open = self
+            .caps
+            .max
+            .saturating_sub(self.caps.slots.available_permits() + 1);
+        metrics::gauge!("hanko_http_open_connections").set(open as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn caps(max: usize, per_source: usize) -> Arc<ConnectionCaps> {
+        let mut s = HttpSettings::with_max_in_flight(1);
+        s.max_connections = max;
+        s.max_connections_per_source = per_source;
+        Arc::new(ConnectionCaps::new(&s))
+    }
+
+    #[test]
+    fn connections_are_capped_per_source_and_in_all() {
+        let caps = caps(5, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let a6: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b_same_64: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let a1 = caps.take(a).unwrap();
+        let _a2 = caps.take(a6).unwrap();
+        assert_eq!(caps.take(a).err(), Some(Refusal::ConnectionsPerSource));
+        let _b1 = caps.take(b).unwrap();
+        let _b2 = caps.take(b).unwrap();
+        assert_eq!(
+            caps.take(b_same_64).err(),
+            Some(Refusal::ConnectionsPerSource),
+            "an IPv6 client is its /64"
+        );
+        let _c1 = caps.take(c).unwrap();
+        assert_eq!(caps.take(c).err(), Some(Refusal::Connections));
+        drop(a1);
+        let _a3 = caps.take(a).unwrap();
+        assert_eq!(caps.per_source.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_source_leaves_no_entry_behind() {
+        let caps = caps(4, 2);
+        let slot = caps.take("192.0.2.9".parse().unwrap()).unwrap();
+        drop(slot);
+        assert!(caps.per_source.lock().unwrap().is_empty());
+        assert_eq!(caps.slots.available_permits(), 4);
+    }
+}
