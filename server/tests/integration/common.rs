@@ -28,10 +28,6 @@ pub fn run(args: &[&str]) -> Output {
 
 /// A sample's value in a /metrics text: the line starting with `name` (labels included,
 /// e.g. `hanko_http_refused_total{reason="overload"}`) followed by a space.
-#[allow(
-    dead_code,
-    reason = "used by the http_limits and log_server binaries, not by integration"
-)]
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))

@@ -12,3 +12,9 @@ mod dev_init;
 mod pin_env;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
+/// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary
+/// clients are served; slow heads and idle keep-alive are closed; connections per source.
+mod slow_clients;
+/// Time-stamp requests and their checks (shared with the tsa_* binaries).
+#[path = "../tsa_support/mod.rs"]
+mod tsa_support;

@@ -1,0 +1,389 @@
+//! Slow clients cannot stop the signing (issue #11), through the real binary
+//! (`http/conn.rs`, `http/limits.rs`).
+//!
+//! 1. Trickled bodies: more connections than `http.max_in_flight` send the head of
+//!    `POST /tsa` with `Content-Length: 100`, then one byte a second. Meanwhile ordinary
+//!    clients are served at about their unloaded latency (measured first, same server),
+//!    every token granted and accepted by `openssl ts -verify`; each slow connection gets
+//!    408 at `http.body_timeout_ms`, counted in
+//!    `hanko_http_refused_total{reason="body_timeout"}`, and nothing is refused for
+//!    overload.
+//! 2. Trickled heads (slowloris) and a connection that sends nothing are closed at
+//!    `http.header_timeout_ms` (`reason="header_timeout"`); a kept-alive connection may
+//!    stay idle longer than that, up to `http.keepalive_timeout_ms`.
+//! 3. Connections per source: beyond `http.max_connections_per_source`, a connection
+//!    gets 503 with `Retry-After` and is closed (`reason="connections_per_source"`); once
+//!    one closes, the next is accepted.
+//!
+//! Every loop is bounded in time and count; everything is on loopback.
+
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hanko_pki::HashAlgorithm;
+use rasn_cms::tsp::PkiStatus;
+
+use crate::common::{Server, hanko, metric, run};
+use crate::tsa_support::{int_hex, openssl_ts_verify, post, request_der, status_of, token_of};
+
+const QUERY: &str = "application/timestamp-query";
+/// The deadlines of the servers below (short, to keep the tests quick).
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
+const BODY_DEADLINE: Duration = Duration::from_secs(2);
+const IDLE_DEADLINE: Duration = Duration::from_secs(4);
+/// How late after its deadline a slow connection may be cut (timer, scheduling on a
+/// shared 2-core machine).
+const MARGIN: Duration = Duration::from_millis(1500);
+
+/// One test of this module at a time: each measures deadlines and latencies, which the
+/// other's dev-init (key generation) would disturb on a small machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// `hanko serve --dev` on a fresh data directory whose dev config gets `http` as its
+/// `[http]` section.
+fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
+    let dir = tmp.join("data");
+    let d = dir.to_str().unwrap();
+    let out = run(&["dev-init", "--data-dir", d]);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let cfg = dir.join("hanko.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(!text.contains("[http]"), "{text}");
+    text.push_str(&format!("\n[http]\n{http}"));
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
+    let start = Instant::now();
+    while server.get("/readyz").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, dir)
+}
+
+/// A /metrics sample (0 when absent).
+fn sample(server: &Server, name: &str) -> u64 {
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    metric(&text, name).map_or(0, |v| v as u64)
+}
+
+fn refused(server: &Server, reason: &str) -> u64 {
+    sample(
+        server,
+        &format!("hanko_http_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+/// What a slow connection saw: the status of its answer (None: closed without one) and
+/// when it came, from the end of what it sent first.
+struct Cut {
+    status: Option<u16>,
+    after: Duration,
+}
+
+/// Sends `first`, then one byte of `trickle` every `every` until the server answers or
+/// closes (at most `trickle.len()` bytes, each wait bounded).
+fn trickle(addr: SocketAddr, first: &[u8], trickle: &[u8], every: Duration) -> Cut {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    // Half a period first: the bytes fall between the server's deadlines (whole seconds),
+    // so the client is reading, not writing, when the server answers or closes.
+    s.set_read_timeout(Some(every / 2)).unwrap();
+    s.write_all(first).unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    for (i, byte) in trickle.iter().chain(std::iter::once(&b' ')).enumerate() {
+        if i == 1 {
+            s.set_read_timeout(Some(every)).unwrap();
+        }
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                // The whole answer: read to its end (the server closes).
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = s.read_to_end(&mut got);
+                break;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break, // reset
+        }
+        if s.write_all(std::slice::from_ref(byte)).is_err() {
+            break;
+        }
+    }
+    let after = t0.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    if status.is_some() {
+        let head = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        assert!(head.contains("connection: close"), "{head}");
+    }
+    Cut { status, after }
+}
+
+/// One time-stamp request, checked: granted, and accepted by `openssl ts -verify`.
+/// Returns its latency.
+fn stamp_verified(addr: SocketAddr, tag: &str, work: &Path, root: &Path) -> Duration {
+    let req = request_der(HashAlgorithm::Sha256, tag.as_bytes(), Some(11), true, None);
+    let t0 = Instant::now();
+    let (status, headers, body) = post(addr, "/tsa", QUERY, &req);
+    let took = t0.elapsed();
+    assert_eq!(status, 200, "{tag}: {headers}");
+    let (pki, bits) = status_of(&body);
+    assert_eq!(pki, PkiStatus::Granted, "{tag}: failInfo {bits:?}");
+    let serial = int_hex(&token_of(&body).1.serial_number);
+    openssl_ts_verify(work, &serial, &req, &body, root, None);
+    took
+}
+
+/// `threads` clients, each stamping `per_thread` times in a row; every latency.
+fn ordinary_clients(
+    addr: SocketAddr,
+    tag: &str,
+    threads: usize,
+    per_thread: usize,
+    work: &Path,
+    root: &Path,
+) -> Vec<Duration> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (0..per_thread)
+                        .map(|i| stamp_verified(addr, &format!("{tag} {t} {i}"), work, root))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn post_head(addr: SocketAddr, content_length: usize) -> Vec<u8> {
+    format!(
+        "POST /tsa HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {QUERY}\r\n\
+         Content-Length: {content_length}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_served() {
+    const MAX_IN_FLIGHT: usize = 4;
+    const SLOW: usize = 3 * MAX_IN_FLIGHT;
+    const THREADS: usize = 3;
+    const PER_THREAD: usize = 4;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, dir) = serve(
+        tmp.path(),
+        &format!(
+            "max_in_flight = {MAX_IN_FLIGHT}\nheader_timeout_ms = {}\nbody_timeout_ms = {}\n\
+             keepalive_timeout_ms = {}\n",
+            HEAD_DEADLINE.as_millis(),
+            BODY_DEADLINE.as_millis(),
+            IDLE_DEADLINE.as_millis()
+        ),
+    );
+    let addr = server.addr;
+    let root = dir.join("dev-pki/root.pem");
+    let work = tmp.path().join("verify");
+    std::fs::create_dir_all(&work).unwrap();
+
+    // The same clients without slow ones: the baseline.
+    let baseline = median(ordinary_clients(
+        addr, "baseline", THREADS, PER_THREAD, &work, &root,
+    ));
+    let body_timeouts = refused(&server, "body_timeout");
+    let overloads = refused(&server, "overload");
+
+    let (cuts, loaded) = std::thread::scope(|s| {
+        let slow: Vec<_> = (0..SLOW)
+            .map(|_| {
+                s.spawn(move || {
+                    trickle(
+                        addr,
+                        &post_head(addr, 100),
+                        &[0x30; 99],
+                        Duration::from_secs(1),
+                    )
+                })
+            })
+            .collect();
+        // Every slow connection has sent its head and waits on its body.
+        std::thread::sleep(Duration::from_millis(300));
+        let loaded = ordinary_clients(addr, "loaded", THREADS, PER_THREAD, &work, &root);
+        let cuts: Vec<Cut> = slow.into_iter().map(|h| h.join().unwrap()).collect();
+        (cuts, loaded)
+    });
+
+    for (i, cut) in cuts.iter().enumerate() {
+        assert_eq!(cut.status, Some(408), "slow connection {i}");
+        assert!(
+            cut.after >= BODY_DEADLINE - Duration::from_millis(100)
+                && cut.after <= BODY_DEADLINE + MARGIN,
+            "slow connection {i} cut after {:?}",
+            cut.after
+        );
+    }
+    // Not a timing test: "not blocked". A request that waited for a slow one would take
+    // the body deadline (2 s) or be refused; the bounds are far from that and generous
+    // for a shared 2-core machine (3x the baseline, plus 100 ms so that a baseline of a
+    // few ms does not make it a timing test).
+    let slowest = loaded.iter().max().copied().unwrap();
+    let loaded_p50 = median(loaded);
+    assert!(
+        slowest < BODY_DEADLINE / 2,
+        "an ordinary request took {slowest:?}"
+    );
+    assert!(
+        loaded_p50 <= baseline * 3 + Duration::from_millis(100),
+        "ordinary p50 {loaded_p50:?} under slow clients, {baseline:?} without"
+    );
+    assert_eq!(
+        refused(&server, "body_timeout") - body_timeouts,
+        SLOW as u64,
+        "every slow body counted once"
+    );
+    assert_eq!(refused(&server, "overload"), overloads, "nobody refused");
+    assert_eq!(sample(&server, "hanko_http_in_flight"), 0);
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
+fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_sources_are_capped()
+{
+    const PER_SOURCE: usize = 6;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _dir) = serve(
+        tmp.path(),
+        &format!(
+            "header_timeout_ms = {}\nbody_timeout_ms = {}\nkeepalive_timeout_ms = {}\n\
+             max_connections_per_source = {PER_SOURCE}\n",
+            HEAD_DEADLINE.as_millis(),
+            BODY_DEADLINE.as_millis(),
+            IDLE_DEADLINE.as_millis()
+        ),
+    );
+    let addr = server.addr;
+
+    // 1. Slowloris: heads trickled a byte every 500 ms, and one connection that sends
+    //    nothing, are closed at the header deadline without an answer.
+    let header_timeouts = refused(&server, "header_timeout");
+    let head = post_head(addr, 100);
+    let cuts: Vec<Cut> = std::thread::scope(|s| {
+        let mut handles: Vec<_> = (0..4)
+            .map(|_| {
+                let head = &head;
+                s.spawn(move || trickle(addr, &head[..5], &head[5..], Duration::from_millis(500)))
+            })
+            .collect();
+        handles.push(s.spawn(move || trickle(addr, b"", &[], Duration::from_secs(10))));
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, cut) in cuts.iter().enumerate() {
+        assert_eq!(cut.status, None, "slow head {i} is closed, not answered");
+        assert!(
+            cut.after >= HEAD_DEADLINE - Duration::from_millis(100)
+                && cut.after <= HEAD_DEADLINE + MARGIN,
+            "slow head {i} cut after {:?}",
+            cut.after
+        );
+    }
+    assert_eq!(
+        refused(&server, "header_timeout") - header_timeouts,
+        cuts.len() as u64
+    );
+
+    // 2. A kept-alive connection idle for longer than the header deadline is still
+    //    served; idle past the keep-alive deadline, it is closed.
+    let idle_closed = sample(&server, "hanko_http_idle_closed_total");
+    let mut keep = TcpStream::connect(addr).unwrap();
+    keep.set_read_timeout(Some(IDLE_DEADLINE + MARGIN * 2))
+        .unwrap();
+    let get = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut buf = [0u8; 4096];
+    for round in 0..2 {
+        keep.write_all(get.as_bytes()).unwrap();
+        let n = keep.read(&mut buf).unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        if round == 0 {
+            std::thread::sleep(HEAD_DEADLINE + Duration::from_millis(700));
+        }
+    }
+    let t0 = Instant::now();
+    let n = keep.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let idle = t0.elapsed();
+    assert!(
+        idle >= IDLE_DEADLINE - Duration::from_millis(300) && idle <= IDLE_DEADLINE + MARGIN,
+        "idle connection closed after {idle:?}"
+    );
+    assert_eq!(
+        sample(&server, "hanko_http_idle_closed_total") - idle_closed,
+        1
+    );
+
+    // 3. The per-source cap (every connection here comes from 127.0.0.1).
+    let capped = refused(&server, "connections_per_source");
+    // The server may hold that request's connection a moment after the answer.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut held: Vec<TcpStream> = (0..PER_SOURCE)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // The server has taken them all (its accept loop runs on its own).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let t0 = Instant::now();
+    let read = extra.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        answer.starts_with("http/1.1 503 "),
+        "{answer:?} {read:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    // One closes: the next is served.
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _) = server.get("/healthz");
+    assert_eq!(status, 200);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(refused(&server, "connections_per_source") - capped, 1);
+    // Only the /metrics request itself is open (the previous requests' connections may
+    // take a moment to be gone).
+    let start = Instant::now();
+    while sample(&server, "hanko_http_open_connections") != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "connections left open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
