@@ -34,6 +34,8 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::logging::LogLimiter;
+
 /// Read the issuance log: `GET /api/v1/log/{serial}`.
 pub const SCOPE_LOG_READ: &str = "log:read";
 
@@ -220,19 +222,42 @@ impl ApiKeys {
 
     /// [`ApiKeys::authenticate`], then checks that the key carries `scope`.
     pub fn require(&self, headers: &HeaderMap, scope: &'static str) -> Result<&ApiKey, AuthError> {
+        // Refusals come once per attempt, as many as a client (or an attacker guessing
+        // keys) likes: each is counted, and logged at most once per REFUSALS_LOGGED_EVERY
+        // with the number left out (`logging.rs`).
+        static INVALID: LogLimiter = LogLimiter::new(REFUSALS_LOGGED_EVERY);
+        static NO_SCOPE: LogLimiter = LogLimiter::new(REFUSALS_LOGGED_EVERY);
+        let refused = |reason: &'static str| {
+            metrics::counter!("hanko_api_auth_refused_total", "reason" => reason).increment(1);
+        };
         let key = self.authenticate(headers).inspect_err(|e| match e {
-            AuthError::Missing => tracing::debug!("API request refused: no API key"),
-            _ => tracing::info!("API request refused: invalid API key"),
+            AuthError::Missing => {
+                refused("missing");
+                tracing::debug!("API request refused: no API key");
+            }
+            _ => {
+                refused("invalid");
+                if let Some(suppressed) = INVALID.check() {
+                    tracing::info!(suppressed, "API request refused: invalid API key");
+                }
+            }
         })?;
         if key.has_scope(scope) {
             tracing::debug!(api_key = %key.name, scope, "API key accepted");
             Ok(key)
         } else {
-            tracing::info!(api_key = %key.name, scope, "API request refused: scope missing");
+            refused("scope");
+            if let Some(suppressed) = NO_SCOPE.check() {
+                tracing::info!(api_key = %key.name, scope, suppressed, "API request refused: scope missing");
+            }
             Err(AuthError::InsufficientScope(scope))
         }
     }
 }
+
+/// How often a refused API key is logged again (every refusal is counted in
+/// `hanko_api_auth_refused_total{reason}`).
+const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The SHA-256 of a key as the config wants it (lowercase hex).
 pub fn key_digest_hex(key: &str) -> String {

@@ -15,11 +15,20 @@
 //! `systemFailure` TimeStampResp instead, and its serial is simply never used again
 //! (serials are reserved in the log before use, so a lost token cannot cause a reuse).
 //! Rejections are not issuance and are not logged; they are counted in metrics.
+//! `hanko_tsa_tokens_total` counts tokens sent, so only once their record committed.
+//! Failures of ours (signing, serials, the log) are logged at ERROR, at most once per
+//! ten seconds with the number left out: they come once per request, and under a fault
+//! a line per request would bury everything else.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
-use hanko_tsa::{Outcome, Rejection, Serial, SerialError, SerialSource, TimeStampUnit, Tsa};
+use hanko_tsa::{
+    FailureInfo, Outcome, Rejection, Serial, SerialError, SerialSource, TimeStampUnit, Tsa,
+};
+
+use crate::logging::LogLimiter;
 
 /// Serial numbers for the TSA, reserved in blocks from the issuance log (one atomic
 /// statement per block, so nodes sharing a PostgreSQL never collide and a crash never
@@ -140,9 +149,13 @@ impl Issuer {
         let response = self.tsa.respond(request_der).await;
         let token = match response.outcome {
             Outcome::Granted(token) => token,
-            Outcome::Rejected(_) => return response.der,
+            Outcome::Rejected(r) => {
+                log_system_failure(&r);
+                return response.der;
+            }
         };
         if !self.log_appends {
+            count_sent();
             return response.der;
         }
         let record = NewRecord {
@@ -158,18 +171,53 @@ impl Issuer {
         match self.store.append(record).await {
             Ok(receipt) => {
                 tracing::debug!(serial = %token.serial, seq = receipt.seq, "token logged");
+                count_sent();
                 response.der
             }
             Err(e) => {
+                static LOG_FAILURES: LogLimiter = LogLimiter::new(REPEAT_EVERY);
                 metrics::counter!("hanko_tsa_log_failures_total").increment(1);
-                tracing::error!(
-                    serial = %token.serial,
-                    error = %e,
-                    retryable = e.is_retryable(),
-                    "issuance log write failed: token withheld, answering systemFailure"
-                );
+                if let Some(suppressed) = LOG_FAILURES.check() {
+                    tracing::error!(
+                        serial = %token.serial,
+                        error = %e,
+                        retryable = e.is_retryable(),
+                        suppressed,
+                        "issuance log write failed: token withheld, answering systemFailure"
+                    );
+                }
                 Tsa::failure_response(&Rejection::LogFailed)
             }
         }
     }
+}
+
+/// How often a failure that repeats with every request is logged again (each one is
+/// counted in metrics; see `logging.rs`).
+const REPEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts a granted token that leaves: after its record committed (or, dev only, with
+/// the log off). A token withheld after a failed commit is not counted.
+fn count_sent() {
+    metrics::counter!("hanko_tsa_tokens_total").increment(1);
+}
+
+/// Logs a failure of ours (failInfo `systemFailure`: signer, serials, no usable unit, a
+/// bug) at ERROR, at most once per [`REPEAT_EVERY`] with the number left out; a client's
+/// bad request is not ours to log (the TSA counts every rejection by failInfo).
+fn log_system_failure(r: &Rejection) {
+    static SYSTEM_FAILURES: LogLimiter = LogLimiter::new(REPEAT_EVERY);
+    if r.failure_info() != FailureInfo::SystemFailure {
+        return;
+    }
+    let Some(suppressed) = SYSTEM_FAILURES.check() else {
+        return;
+    };
+    let cause = match r {
+        Rejection::SignerFailed(e) => e.to_string(),
+        Rejection::SerialFailed(e) => e.to_string(),
+        Rejection::Internal(e) => format!("internal error (bug): {e}"),
+        other => other.to_string(),
+    };
+    tracing::error!(rejection = %r, error = %cause, suppressed, "time-stamp failed: answering systemFailure");
 }

@@ -9,7 +9,8 @@
 //! - two server processes on one PostgreSQL database under concurrent load: no
 //!   duplicate serial, one verifying chain, each record carries its node's id;
 //! - the group-commit linger is held only while the signers are backlogged: one client
-//!   at a time is never held for it.
+//!   at a time is never held for it;
+//! - `hanko_tsa_tokens_total` counts tokens sent: none while commits fail (issue #11).
 //!
 //! One dev data directory (one `dev-init`) serves every test of this binary; the load
 //! tests take turns (two cores).
@@ -116,6 +117,16 @@ fn log_api_serves_records_to_authorised_clients_only() {
             .unwrap()
             .contains("invalid_token")
     );
+    // Someone guessing keys: every attempt counted, one log line (issue #11: the log
+    // must not flood).
+    for _ in 0..20 {
+        assert_eq!(get(&path, Some(&wrong)).0, 401);
+    }
+    let (_, metrics) = server.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "hanko_api_auth_refused_total{reason=\"invalid\"}"),
+        Some(21.0)
+    );
     let (status, h, _) = get(&path, Some(&format!("Bearer {other_key}")));
     assert_eq!(status, 403);
     assert!(
@@ -156,6 +167,11 @@ fn log_api_serves_records_to_authorised_clients_only() {
 
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
+    assert_eq!(
+        out.matches("refused: invalid API key").count(),
+        1,
+        "21 bad keys in a few seconds, one line: {out}"
+    );
     assert!(out.contains("auditor"), "the key's name is logged: {out}");
     for key in [&auditor_key, &other_key] {
         assert!(
@@ -330,4 +346,54 @@ fn two_nodes_on_one_postgres_never_share_a_serial() {
         log.len(),
         ok.trim()
     );
+}
+
+/// Issue #11: `hanko_tsa_tokens_total` counts the tokens clients received. While every
+/// commit of the log fails (a PostgreSQL trigger refuses the rows), tokens are withheld
+/// (systemFailure) and not counted; the failures are counted and logged once, not once
+/// per request.
+#[test]
+fn tokens_total_counts_only_tokens_sent() {
+    let _turn = load_turn();
+    let dir = dev_data_dir(BINARY);
+    let Some(db) = TestDb::postgres() else { return };
+    let server = start_dev_server(dir, &db, None);
+    let mut received = 0u64;
+    let mut stamp = |i: u64| {
+        let got = post_timestamp(server.addr, &timestamp_request(&[i as u8; 32], 5000 + i));
+        received += u64::from(got.is_some());
+        got.is_some()
+    };
+    for i in 0..3 {
+        assert!(stamp(i), "request {i} granted");
+    }
+    db.exec(
+        "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_rows BEFORE INSERT ON log_records \
+         FOR EACH ROW EXECUTE FUNCTION refuse_row();",
+    );
+    for i in 3..8 {
+        assert!(!stamp(i), "request {i} withheld while the log refuses rows");
+    }
+    db.exec("DROP TRIGGER refuse_rows ON log_records;");
+    for i in 8..10 {
+        assert!(stamp(i), "request {i} granted again");
+    }
+    let (_, metrics) = server.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "hanko_tsa_tokens_total"),
+        Some(received as f64),
+        "counted = received"
+    );
+    assert_eq!(received, 5);
+    assert_eq!(metric(&metrics, "hanko_tsa_log_failures_total"), Some(5.0));
+    let (exit, out) = server.stop();
+    assert!(exit.success(), "{out}");
+    assert_eq!(
+        out.matches("issuance log write failed").count(),
+        1,
+        "five failures in a row, one line: {out}"
+    );
+    assert_eq!(db.export().len(), 5);
 }

@@ -262,14 +262,14 @@ impl Tsa {
     /// TimeStampResp.
     pub async fn respond(&self, request_der: &[u8]) -> Response {
         match self.issue(request_der).await {
+            // Not counted here: a granted token may still be withheld by the caller (the
+            // server's issuance log, when it cannot commit the record); the caller counts
+            // what it sends.
             Ok(token) => match token::granted_response(&token.token_der) {
-                Ok(der) => {
-                    metrics::counter!("hanko_tsa_tokens_total").increment(1);
-                    Response {
-                        der,
-                        outcome: Outcome::Granted(token),
-                    }
-                }
+                Ok(der) => Response {
+                    der,
+                    outcome: Outcome::Granted(token),
+                },
                 Err(r) => self.reject(r),
             },
             Err(r) => self.reject(r),
@@ -278,15 +278,11 @@ impl Tsa {
 
     fn reject(&self, r: Rejection) -> Response {
         let fi = r.failure_info();
-        match &r {
-            Rejection::SignerFailed(e) => tracing::error!(error = %e, "signing failed"),
-            Rejection::SerialFailed(e) => tracing::error!(error = %e, "serial allocation failed"),
-            Rejection::Internal(e) => tracing::error!(error = %e, "internal error (bug)"),
-            Rejection::UnitExpired | Rejection::NoUnit => {
-                tracing::error!(rejection = %r, "no usable signing unit")
-            }
-            _ => tracing::debug!(rejection = %r, failinfo = fi.name(), "request rejected"),
-        }
+        // Debug only, even for our own failures: they come once per request, so under a
+        // fault they would flood the log. The rejection goes back to the caller in
+        // `Outcome::Rejected`, which logs state changes and rate-limited repeats (the
+        // server: issuance.rs), and every one is counted below.
+        tracing::debug!(rejection = %r, failinfo = fi.name(), "request rejected");
         metrics::counter!("hanko_tsa_rejections_total", "failinfo" => fi.name()).increment(1);
         Response {
             der: Self::failure_response(&r),

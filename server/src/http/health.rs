@@ -7,7 +7,7 @@
 //! JSON body says why.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::keys::check_certificate;
+use crate::logging::{Observed, StateLog};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -58,9 +59,33 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     reasons
 }
 
+/// Logs readiness when it changes (and a reminder with the current reasons, at most once
+/// a minute while it stays not ready): probes come every few seconds, from every load
+/// balancer, and a line each would flood the log. The state is ready or not, not the
+/// reasons' text, which can change with every probe ("probing the token again in 3 s").
+fn log_readiness(reasons: &[String]) {
+    static READINESS: StateLog<bool> = StateLog::new(Duration::from_secs(60));
+    let ready = reasons.is_empty();
+    match READINESS.observe(ready) {
+        Some(Observed::Changed { from: Some(_) }) if ready => tracing::info!("ready again"),
+        Some(Observed::Changed { .. }) if !ready => {
+            tracing::warn!(reasons = %reasons.join("; "), "not ready")
+        }
+        Some(Observed::Repeated { suppressed }) if !ready => {
+            tracing::warn!(reasons = %reasons.join("; "), probes = suppressed + 1, "still not ready");
+        }
+        // Ready from the start, or still ready: nothing to say.
+        None | Some(Observed::Changed { .. } | Observed::Repeated { .. }) => {}
+    }
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let reasons = not_ready_reasons(&state, SystemTime::now());
     metrics::gauge!("hanko_ready").set(if reasons.is_empty() { 1.0 } else { 0.0 });
+    if !reasons.is_empty() {
+        metrics::counter!("hanko_readyz_not_ready_total").increment(1);
+    }
+    log_readiness(&reasons);
     if reasons.is_empty() {
         let keys: Vec<Value> = state
             .keys
@@ -79,7 +104,6 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
             Json(json!({ "status": "ready", "dev": state.dev, "keys": keys })),
         )
     } else {
-        tracing::warn!(reasons = %reasons.join("; "), "not ready");
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not ready", "reasons": reasons })),
