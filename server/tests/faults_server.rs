@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, run, text};
+use crate::common::{Server, hanko, on_threads, run, text};
 use crate::mock_support::{injected, mock_env, mock_so, set_control};
 use crate::tsa_support::{
     int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
@@ -67,35 +67,20 @@ struct Reply {
 /// `THREADS` threads x `per_thread` POST /tsa; asserts HTTP 200 and the time bound.
 fn load(addr: SocketAddr, tag: &str, per_thread: usize) -> Vec<Reply> {
     let limit = Duration::from_millis(CALL_TIMEOUT_MS) + MARGIN;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                s.spawn(move || {
-                    (0..per_thread)
-                        .map(|i| {
-                            let req = request_der(
-                                HashAlgorithm::Sha256,
-                                format!("{tag} {t} {i}").as_bytes(),
-                                Some((t * 10_000 + i) as u64 + 1),
-                                true,
-                                None,
-                            );
-                            let t0 = Instant::now();
-                            let (status, headers, resp) =
-                                post(addr, "/tsa", "application/timestamp-query", &req);
-                            let took = t0.elapsed();
-                            assert_eq!(status, 200, "{tag}: {headers}");
-                            assert!(took <= limit, "{tag}: a request took {took:?}");
-                            Reply { req, resp, took }
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    on_threads(THREADS, per_thread, |t, i| {
+        let req = request_der(
+            HashAlgorithm::Sha256,
+            format!("{tag} {t} {i}").as_bytes(),
+            Some((t * 10_000 + i) as u64 + 1),
+            true,
+            None,
+        );
+        let t0 = Instant::now();
+        let (status, headers, resp) = post(addr, "/tsa", "application/timestamp-query", &req);
+        let took = t0.elapsed();
+        assert_eq!(status, 200, "{tag}: {headers}");
+        assert!(took <= limit, "{tag}: a request took {took:?}");
+        Reply { req, resp, took }
     })
 }
 

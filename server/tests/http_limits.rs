@@ -28,13 +28,12 @@ mod tsa_support;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, metric};
+use crate::common::{Server, hanko, metric, on_threads};
 use crate::mock_support::{injected, mock_env, mock_so, set_control};
 use crate::tsa_support::{
     int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
@@ -70,23 +69,8 @@ fn exchange(addr: SocketAddr, data: &str) -> Exchange {
 
 /// `threads` x `per_thread` requests, all threads starting together.
 fn burst(addr: SocketAddr, tag: &str, threads: usize, per_thread: usize) -> Vec<Exchange> {
-    let start = Barrier::new(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let start = &start;
-                s.spawn(move || {
-                    start.wait();
-                    (0..per_thread)
-                        .map(|i| exchange(addr, &format!("{tag} {t} {i}")))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    on_threads(threads, per_thread, |t, i| {
+        exchange(addr, &format!("{tag} {t} {i}"))
     })
 }
 

@@ -3,7 +3,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 /// A `chronyc -c tracking` line: synchronised; offset 10 us, root delay 2 ms, root
@@ -32,6 +32,31 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs `each(t, i)` for `i` in `0..per_thread` in a row on each of `threads` threads
+/// (`t`), all threads starting together; every result, thread after thread.
+pub fn on_threads<T: Send>(
+    threads: usize,
+    per_thread: usize,
+    each: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let start = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, each) = (&start, &each);
+                s.spawn(move || {
+                    start.wait();
+                    (0..per_thread).map(|i| each(t, i)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
 }
 
 /// stdout + stderr as one string.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, metric, run};
+use crate::common::{Server, hanko, metric, on_threads, run};
 use crate::tsa_support::{int_hex, openssl_ts_verify, post, request_der, status_of, token_of};
 
 const QUERY: &str = "application/timestamp-query";
@@ -42,8 +42,8 @@ const MARGIN: Duration = Duration::from_millis(1500);
 /// other's dev-init (key generation) would disturb on a small machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// `hanko serve --dev` on a fresh data directory whose dev config gets `http` as its
-/// `[http]` section.
+/// `hanko serve --dev` on a fresh data directory whose dev config gets an `[http]`
+/// section: the deadlines above, and `http`.
 fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
     let dir = tmp.join("data");
     let d = dir.to_str().unwrap();
@@ -52,7 +52,12 @@ fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
     let cfg = dir.join("hanko.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     assert!(!text.contains("[http]"), "{text}");
-    text.push_str(&format!("\n[http]\n{http}"));
+    text.push_str(&format!(
+        "\n[http]\nheader_timeout_ms = {}\nbody_timeout_ms = {}\nkeepalive_timeout_ms = {}\n{http}",
+        HEAD_DEADLINE.as_millis(),
+        BODY_DEADLINE.as_millis(),
+        IDLE_DEADLINE.as_millis()
+    ));
     std::fs::write(&cfg, text).unwrap();
     let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
     let start = Instant::now();
@@ -149,20 +154,8 @@ fn ordinary_clients(
     work: &Path,
     root: &Path,
 ) -> Vec<Duration> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (0..per_thread)
-                        .map(|i| stamp_verified(addr, &format!("{tag} {t} {i}"), work, root))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    on_threads(threads, per_thread, |t, i| {
+        stamp_verified(addr, &format!("{tag} {t} {i}"), work, root)
     })
 }
 
@@ -187,16 +180,7 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
     const PER_THREAD: usize = 4;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
-    let (server, dir) = serve(
-        tmp.path(),
-        &format!(
-            "max_in_flight = {MAX_IN_FLIGHT}\nheader_timeout_ms = {}\nbody_timeout_ms = {}\n\
-             keepalive_timeout_ms = {}\n",
-            HEAD_DEADLINE.as_millis(),
-            BODY_DEADLINE.as_millis(),
-            IDLE_DEADLINE.as_millis()
-        ),
-    );
+    let (server, dir) = serve(tmp.path(), &format!("max_in_flight = {MAX_IN_FLIGHT}\n"));
     let addr = server.addr;
     let root = dir.join("dev-pki/root.pem");
     let work = tmp.path().join("verify");
@@ -271,13 +255,7 @@ fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_
     let tmp = tempfile::tempdir().unwrap();
     let (server, _dir) = serve(
         tmp.path(),
-        &format!(
-            "header_timeout_ms = {}\nbody_timeout_ms = {}\nkeepalive_timeout_ms = {}\n\
-             max_connections_per_source = {PER_SOURCE}\n",
-            HEAD_DEADLINE.as_millis(),
-            BODY_DEADLINE.as_millis(),
-            IDLE_DEADLINE.as_millis()
-        ),
+        &format!("max_connections_per_source = {PER_SOURCE}\n"),
     );
     let addr = server.addr;
 
