@@ -1,5 +1,6 @@
-//! The auditors' tool: checks a TSA, tokens and seals against shared/CONFORMANCE.md.
+//! The auditors' tool: checks a TSA, tokens and seals against the requirements listed in
+//! docs/requirements.md, on a verification path of its own.
 //!
-//! Not yet implemented: this crate is a placeholder in the workspace layout of
-//! shared/DESIGN.md and is filled by a later issue.
+//! Not yet implemented: this crate holds its place in the workspace layout described in
+//! docs/architecture.md (section 2) and is filled by the conformance-tool issue.
 #![forbid(unsafe_code)]

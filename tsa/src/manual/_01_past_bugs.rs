@@ -23,7 +23,7 @@
 //! trailing zeros and with none at all for whole seconds. Unit tests pin the text
 //! (`token::tests`), and every integration token is checked for it.
 //!
-//! ## rasn 0.30 pitfalls (shared/DESIGN.md)
+//! ## rasn 0.30 pitfalls (also listed in docs/architecture.md)
 //! * `rasn::der::decode` accepts some BER: non-minimal lengths and integers, explicit
 //!   DEFAULT values (`certReq FALSE`). A TimeStampReq is accepted only if it re-encodes
 //!   to the received bytes ([`crate::request::RawTimeStampReq::from_der`]); anything else

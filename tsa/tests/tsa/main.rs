@@ -1,4 +1,4 @@
-//! hanko-tsa integration tests, one binary (shared/STYLE.md item 10).
+//! hanko-tsa integration tests, one binary with a module per concern (CONTRIBUTING.md).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 /// openssl-made PKI, a Tsa over SoftwareSigner, `openssl ts -query` requests.
