@@ -2,44 +2,50 @@
 //! key's PKCS#11 attributes (`CKA_MODULUS`/`CKA_PUBLIC_EXPONENT`, or
 //! `CKA_EC_PARAMS`/`CKA_EC_POINT`).
 //!
-//! Written out by hand because it is three fixed shapes; every output is checked in tests
-//! by OpenSSL (`openssl pkey -pubin`) and by `hanko_pki::alg::key_type_of_spki`.
+//! Written out with `hanko_pki::der` and the OIDs of `hanko_pki::oid` because it is three
+//! fixed shapes; every output is checked in tests by OpenSSL (`openssl pkey -pubin`) and
+//! by `hanko_pki::alg::key_type_of_spki`.
 //! `CKA_EC_POINT` is, per PKCS#11, a DER OCTET STRING around the point (SoftHSM does
 //! so); a bare point is accepted too, since some tokens return that.
 
-/// rsaEncryption (1.2.840.113549.1.1.1).
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-/// id-ecPublicKey (1.2.840.10045.2.1).
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-/// id-Ed25519 (1.3.101.112).
-pub(crate) const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-/// DER of the curve OID, as put into `CKA_EC_PARAMS`: prime256v1.
-pub(crate) const EC_PARAMS_P256: &[u8] =
-    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-/// secp384r1.
-pub(crate) const EC_PARAMS_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+use hanko_pki::alg;
+use hanko_pki::der::{self, tag, tlv};
+use hanko_pki::oid;
+
+/// The curve as put into `CKA_EC_PARAMS`: the DER OBJECT IDENTIFIER of prime256v1.
+pub(crate) fn ec_params_p256() -> Vec<u8> {
+    der::oid(&oid::SECP256R1)
+}
+
+/// `CKA_EC_PARAMS` of secp384r1.
+pub(crate) fn ec_params_p384() -> Vec<u8> {
+    der::oid(&oid::SECP384R1)
+}
+
 /// id-Ed25519 as `CKA_EC_PARAMS` (the OID form, which SoftHSM 2.6 accepts).
-pub(crate) const EC_PARAMS_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+pub(crate) fn ec_params_ed25519() -> Vec<u8> {
+    der::oid(&oid::ED25519)
+}
 
 /// SPKI of an RSA key from its big-endian modulus and public exponent.
 pub(crate) fn rsa(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
-    let mut key = der_uint(modulus);
-    key.extend_from_slice(&der_uint(exponent));
-    let key = tlv(0x30, &key);
-    let mut alg = tlv(0x06, OID_RSA);
-    alg.extend_from_slice(&[0x05, 0x00]);
-    assemble(&tlv(0x30, &alg), &key)
+    let key = der::sequence(&[
+        &der::unsigned_integer(modulus),
+        &der::unsigned_integer(exponent),
+    ]);
+    let alg = der::sequence(&[&der::oid(&oid::RSA_ENCRYPTION), &der::NULL]);
+    alg::spki(&alg, &key)
 }
 
 /// SPKI of an EC or Ed25519 key from `CKA_EC_PARAMS` and `CKA_EC_POINT`. `None` if the
 /// curve is not one Hanko signs with or the point has the wrong length.
 pub(crate) fn ec(params: &[u8], ec_point: &[u8]) -> Option<Vec<u8>> {
-    let (alg, point_len) = if params == EC_PARAMS_P256 {
+    let (alg, point_len) = if params == ec_params_p256() {
         (ec_alg(params), 65)
-    } else if params == EC_PARAMS_P384 {
+    } else if params == ec_params_p384() {
         (ec_alg(params), 97)
-    } else if params == EC_PARAMS_ED25519 || is_edwards25519_name(params) {
-        (tlv(0x30, &tlv(0x06, OID_ED25519)), 32)
+    } else if params == ec_params_ed25519() || is_edwards25519_name(params) {
+        (der::sequence(&[&der::oid(&oid::ED25519)]), 32)
     } else {
         return None;
     };
@@ -47,7 +53,7 @@ pub(crate) fn ec(params: &[u8], ec_point: &[u8]) -> Option<Vec<u8>> {
     if point_len != 32 && point.first() != Some(&0x04) {
         return None; // only uncompressed points
     }
-    Some(assemble(&alg, point))
+    Some(alg::spki(&alg, point))
 }
 
 fn is_edwards25519_name(params: &[u8]) -> bool {
@@ -56,49 +62,18 @@ fn is_edwards25519_name(params: &[u8]) -> bool {
 }
 
 fn ec_alg(curve: &[u8]) -> Vec<u8> {
-    let mut alg = tlv(0x06, OID_EC);
-    alg.extend_from_slice(curve);
-    tlv(0x30, &alg)
+    der::sequence(&[&der::oid(&oid::EC_PUBLIC_KEY), curve])
 }
 
+/// The point inside `CKA_EC_POINT`: bare, or in a DER OCTET STRING of the right length.
 fn unwrap_point(ec_point: &[u8], point_len: usize) -> Option<&[u8]> {
     if ec_point.len() == point_len && (point_len == 32 || ec_point[0] == 0x04) {
         // A bare point. (A DER OCTET STRING around it is always longer.)
         return Some(ec_point);
     }
-    let (&tag, rest) = ec_point.split_first()?;
-    let (&len, body) = rest.split_first()?;
-    let (len, body) = match len {
-        l if l < 0x80 => (l as usize, body),
-        0x81 => {
-            let (&l, b) = body.split_first()?;
-            (l as usize, b)
-        }
-        _ => return None,
-    };
-    (tag == 0x04 && len == point_len && body.len() == len).then_some(body)
+    let (t, body, rest) = der::read_tlv(ec_point)?;
+    (t == tag::OCTET_STRING && body.len() == point_len && rest.is_empty()).then_some(body)
 }
-
-fn assemble(alg: &[u8], key: &[u8]) -> Vec<u8> {
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(key);
-    let mut body = alg.to_vec();
-    body.extend_from_slice(&tlv(0x03, &bits));
-    tlv(0x30, &body)
-}
-
-/// DER INTEGER of a non-negative big-endian number.
-fn der_uint(v: &[u8]) -> Vec<u8> {
-    let start = v.iter().position(|b| *b != 0).unwrap_or(v.len());
-    let mut content = Vec::with_capacity(v.len() - start + 1);
-    if v.get(start).is_none_or(|b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(&v[start..]);
-    tlv(0x02, &content)
-}
-
-pub(crate) use hanko_pki::alg::tlv;
 
 /// DER `ECDSA-Sig-Value` from PKCS#11's raw `r || s`.
 pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
@@ -106,9 +81,9 @@ pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let mut body = der_uint(r);
-    body.extend_from_slice(&der_uint(s));
-    Some(tlv(0x30, &body))
+    let mut body = der::unsigned_integer(r);
+    body.extend_from_slice(&der::unsigned_integer(s));
+    Some(tlv(tag::SEQUENCE, &body))
 }
 
 #[cfg(test)]
@@ -118,11 +93,14 @@ mod tests {
     use hanko_pki::alg::key_type_of_spki;
 
     #[test]
-    fn integers_are_minimal_and_positive() {
-        assert_eq!(der_uint(&[0, 0, 0x7f]), vec![0x02, 0x01, 0x7f]);
-        assert_eq!(der_uint(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
-        assert_eq!(der_uint(&[0, 0]), vec![0x02, 0x01, 0x00]);
-        assert_eq!(der_uint(&[0x01, 0x00, 0x01]), vec![0x02, 0x03, 1, 0, 1]);
+    fn ec_params_are_the_bytes_pkcs11_tokens_take() {
+        // DER OBJECT IDENTIFIERs as SoftHSM and `pkcs11-tool` write them.
+        assert_eq!(
+            ec_params_p256(),
+            [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]
+        );
+        assert_eq!(ec_params_p384(), [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]);
+        assert_eq!(ec_params_ed25519(), [0x06, 0x03, 0x2b, 0x65, 0x70]);
     }
 
     #[test]
@@ -130,15 +108,15 @@ mod tests {
         let mut point = vec![0x04u8];
         point.extend_from_slice(&[7u8; 64]);
         let wrapped = tlv(0x04, &point);
-        let a = ec(EC_PARAMS_P256, &wrapped);
-        let b = ec(EC_PARAMS_P256, &point);
+        let a = ec(&ec_params_p256(), &wrapped);
+        let b = ec(&ec_params_p256(), &point);
         assert!(a.is_some());
         assert_eq!(a, b);
         assert_eq!(
             key_type_of_spki(a.as_deref().unwrap_or_default()),
             Some(KeyType::EcP256)
         );
-        assert_eq!(ec(EC_PARAMS_P384, &wrapped), None);
+        assert_eq!(ec(&ec_params_p384(), &wrapped), None);
     }
 
     #[test]

@@ -397,15 +397,15 @@ impl Hsm {
             }
             KeyType::EcP256 => (
                 Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(spki::EC_PARAMS_P256.to_vec())],
+                vec![Attribute::EcParams(spki::ec_params_p256())],
             ),
             KeyType::EcP384 => (
                 Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(spki::EC_PARAMS_P384.to_vec())],
+                vec![Attribute::EcParams(spki::ec_params_p384())],
             ),
             KeyType::Ed25519 => (
                 Mechanism::EccEdwardsKeyPairGen,
-                vec![Attribute::EcParams(spki::EC_PARAMS_ED25519.to_vec())],
+                vec![Attribute::EcParams(spki::ec_params_ed25519())],
             ),
             other => {
                 return Err(Error::UnsupportedKey {

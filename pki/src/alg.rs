@@ -1,13 +1,17 @@
 //! The one table of algorithms Hanko knows.
 //!
-//! Every OID, DigestInfo prefix and AlgorithmIdentifier encoding lives here, so that the
-//! TSA, the seal signer, the HSM layer and the verifiers can never disagree about them.
-//! Encodings are written out as DER bytes (not derived through an ASN.1 library) because
-//! they are part of what gets signed: tests compare them against OpenSSL's output.
+//! Every algorithm's OID (from [`crate::oid`]), DigestInfo prefix and AlgorithmIdentifier
+//! encoding is chosen here, so that the TSA, the seal signer, the HSM layer and the
+//! verifiers can never disagree about them. Encodings are written out as DER bytes with
+//! [`crate::der`] (not derived through an ASN.1 library) because they are part of what
+//! gets signed: tests compare them against OpenSSL's output.
 
 use std::fmt;
 
 use sha2::Digest;
+
+use crate::der::{self, read_tlv, tag, tlv};
+use crate::oid::{self, dotted};
 
 /// A hash algorithm Hanko signs with or accepts in a message imprint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,11 +44,11 @@ pub enum HashRejection {
 
 /// Weak hash algorithms, recognised only in order to refuse them by name.
 const WEAK_HASHES: &[(&str, &str)] = &[
-    ("1.2.840.113549.2.5", "MD5"),
-    ("1.2.840.113549.2.2", "MD2"),
-    ("1.3.14.3.2.26", "SHA-1"),
-    ("1.3.36.3.2.1", "RIPEMD-160"),
-    ("2.16.840.1.101.3.4.2.4", "SHA-224"),
+    (dotted::MD5, "MD5"),
+    (dotted::MD2, "MD2"),
+    (dotted::SHA1, "SHA-1"),
+    (dotted::RIPEMD160, "RIPEMD-160"),
+    (dotted::SHA224, "SHA-224"),
 ];
 
 impl HashAlgorithm {
@@ -54,18 +58,18 @@ impl HashAlgorithm {
     /// Dotted OID.
     pub const fn oid(self) -> &'static str {
         match self {
-            Self::Sha256 => "2.16.840.1.101.3.4.2.1",
-            Self::Sha384 => "2.16.840.1.101.3.4.2.2",
-            Self::Sha512 => "2.16.840.1.101.3.4.2.3",
+            Self::Sha256 => dotted::SHA256,
+            Self::Sha384 => dotted::SHA384,
+            Self::Sha512 => dotted::SHA512,
         }
     }
 
     /// Content octets of the OID (without tag and length).
     pub const fn oid_der_content(self) -> &'static [u8] {
         match self {
-            Self::Sha256 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
-            Self::Sha384 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
-            Self::Sha512 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03],
+            Self::Sha256 => oid::SHA256.as_bytes(),
+            Self::Sha384 => oid::SHA384.as_bytes(),
+            Self::Sha512 => oid::SHA512.as_bytes(),
         }
     }
 
@@ -123,23 +127,23 @@ impl HashAlgorithm {
     /// DER AlgorithmIdentifier with absent parameters, the form RFC 5754 asks for in
     /// CMS digestAlgorithms and ESS.
     pub fn algorithm_identifier_der(self) -> Vec<u8> {
-        tlv(0x30, &tlv(0x06, self.oid_der_content()))
+        tlv(tag::SEQUENCE, &tlv(tag::OID, self.oid_der_content()))
     }
 
     /// DER AlgorithmIdentifier with NULL parameters (the form inside PSS parameters and
     /// DigestInfo, matching OpenSSL).
     fn algorithm_identifier_null_der(self) -> Vec<u8> {
-        let mut body = tlv(0x06, self.oid_der_content());
-        body.extend_from_slice(&[0x05, 0x00]);
-        tlv(0x30, &body)
+        let mut body = tlv(tag::OID, self.oid_der_content());
+        body.extend_from_slice(&der::NULL);
+        tlv(tag::SEQUENCE, &body)
     }
 
     /// The DER DigestInfo prefix for RSA PKCS#1 v1.5 (RFC 8017 §9.2 note 1): prepend it to
     /// the digest to get the block `CKM_RSA_PKCS` signs.
     pub fn digest_info(self, digest: &[u8]) -> Vec<u8> {
         let mut body = self.algorithm_identifier_null_der();
-        body.extend_from_slice(&tlv(0x04, digest));
-        tlv(0x30, &body)
+        body.extend_from_slice(&tlv(tag::OCTET_STRING, digest));
+        tlv(tag::SEQUENCE, &body)
     }
 }
 
@@ -212,14 +216,6 @@ pub enum SignatureAlgorithm {
 #[error("unsupported signature algorithm: {0}")]
 pub struct UnsupportedAlgorithm(pub String);
 
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_RSASSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
-const OID_MGF1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-
 impl SignatureAlgorithm {
     /// The hash the signature is computed over. Ed25519 hashes internally with SHA-512;
     /// that is what CMS uses as its digest algorithm (RFC 8419).
@@ -233,33 +229,27 @@ impl SignatureAlgorithm {
     /// Dotted OID of the signature algorithm.
     pub const fn oid(self) -> &'static str {
         match self {
-            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => "1.2.840.113549.1.1.11",
-            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => "1.2.840.113549.1.1.12",
-            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => "1.2.840.113549.1.1.13",
-            Self::RsaPss(_) => "1.2.840.113549.1.1.10",
-            Self::Ecdsa(HashAlgorithm::Sha256) => "1.2.840.10045.4.3.2",
-            Self::Ecdsa(HashAlgorithm::Sha384) => "1.2.840.10045.4.3.3",
-            Self::Ecdsa(HashAlgorithm::Sha512) => "1.2.840.10045.4.3.4",
-            Self::Ed25519 => "1.3.101.112",
+            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => dotted::SHA256_WITH_RSA_ENCRYPTION,
+            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => dotted::SHA384_WITH_RSA_ENCRYPTION,
+            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => dotted::SHA512_WITH_RSA_ENCRYPTION,
+            Self::RsaPss(_) => dotted::RSASSA_PSS,
+            Self::Ecdsa(HashAlgorithm::Sha256) => dotted::ECDSA_WITH_SHA256,
+            Self::Ecdsa(HashAlgorithm::Sha384) => dotted::ECDSA_WITH_SHA384,
+            Self::Ecdsa(HashAlgorithm::Sha512) => dotted::ECDSA_WITH_SHA512,
+            Self::Ed25519 => dotted::ED25519,
         }
     }
 
     const fn oid_der_content(self) -> &'static [u8] {
         match self {
-            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => {
-                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]
-            }
-            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => {
-                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c]
-            }
-            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => {
-                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d]
-            }
-            Self::RsaPss(_) => OID_RSASSA_PSS,
-            Self::Ecdsa(HashAlgorithm::Sha256) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
-            Self::Ecdsa(HashAlgorithm::Sha384) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
-            Self::Ecdsa(HashAlgorithm::Sha512) => &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
-            Self::Ed25519 => OID_ED25519,
+            Self::RsaPkcs1v15(HashAlgorithm::Sha256) => oid::SHA256_WITH_RSA_ENCRYPTION.as_bytes(),
+            Self::RsaPkcs1v15(HashAlgorithm::Sha384) => oid::SHA384_WITH_RSA_ENCRYPTION.as_bytes(),
+            Self::RsaPkcs1v15(HashAlgorithm::Sha512) => oid::SHA512_WITH_RSA_ENCRYPTION.as_bytes(),
+            Self::RsaPss(_) => oid::RSASSA_PSS.as_bytes(),
+            Self::Ecdsa(HashAlgorithm::Sha256) => oid::ECDSA_WITH_SHA256.as_bytes(),
+            Self::Ecdsa(HashAlgorithm::Sha384) => oid::ECDSA_WITH_SHA384.as_bytes(),
+            Self::Ecdsa(HashAlgorithm::Sha512) => oid::ECDSA_WITH_SHA512.as_bytes(),
+            Self::Ed25519 => oid::ED25519.as_bytes(),
         }
     }
 
@@ -277,42 +267,42 @@ impl SignatureAlgorithm {
     /// PKCS#1 v1.5 (RFC 8017 A.2.4), absent for ECDSA and Ed25519 (RFC 5758, RFC 8410),
     /// explicit RSASSA-PSS-params for PSS (RFC 4055 §3.1, salt length = hash length).
     pub fn algorithm_identifier_der(self) -> Vec<u8> {
-        let mut body = tlv(0x06, self.oid_der_content());
+        let mut body = tlv(tag::OID, self.oid_der_content());
         match self {
-            Self::RsaPkcs1v15(_) => body.extend_from_slice(&[0x05, 0x00]),
+            Self::RsaPkcs1v15(_) => body.extend_from_slice(&der::NULL),
             Self::RsaPss(h) => body.extend_from_slice(&pss_params_der(h)),
             Self::Ecdsa(_) | Self::Ed25519 => {}
         }
-        tlv(0x30, &body)
+        tlv(tag::SEQUENCE, &body)
     }
 
     /// Maps a DER AlgorithmIdentifier back to the algorithm. PSS is accepted only in the
     /// one parameter set Hanko produces (MGF1 with the same hash, salt = hash length).
     pub fn from_algorithm_identifier_der(der: &[u8]) -> Result<Self, UnsupportedAlgorithm> {
         let unsupported = || UnsupportedAlgorithm(hex::encode(der));
-        let (tag, body, rest) = read_tlv(der).ok_or_else(unsupported)?;
-        if tag != 0x30 || !rest.is_empty() {
+        let (t, body, rest) = read_tlv(der).ok_or_else(unsupported)?;
+        if t != tag::SEQUENCE || !rest.is_empty() {
             return Err(unsupported());
         }
-        let (tag, oid, params) = read_tlv(body).ok_or_else(unsupported)?;
-        if tag != 0x06 {
+        let (t, alg_oid, params) = read_tlv(body).ok_or_else(unsupported)?;
+        if t != tag::OID {
             return Err(unsupported());
         }
         for h in HashAlgorithm::ALL {
             for alg in [Self::RsaPkcs1v15(h), Self::Ecdsa(h)] {
-                if oid == alg.oid_der_content() {
+                if alg_oid == alg.oid_der_content() {
                     let ok = match alg {
-                        Self::RsaPkcs1v15(_) => params.is_empty() || params == [0x05, 0x00],
+                        Self::RsaPkcs1v15(_) => params.is_empty() || params == der::NULL,
                         _ => params.is_empty(),
                     };
                     return if ok { Ok(alg) } else { Err(unsupported()) };
                 }
             }
-            if oid == OID_RSASSA_PSS && params == pss_params_der(h).as_slice() {
+            if alg_oid == oid::RSASSA_PSS.as_bytes() && params == pss_params_der(h).as_slice() {
                 return Ok(Self::RsaPss(h));
             }
         }
-        if oid == OID_ED25519 && params.is_empty() {
+        if alg_oid == oid::ED25519.as_bytes() && params.is_empty() {
             return Ok(Self::Ed25519);
         }
         Err(unsupported())
@@ -354,31 +344,67 @@ impl fmt::Display for SignatureAlgorithm {
 
 fn pss_params_der(h: HashAlgorithm) -> Vec<u8> {
     let hash = h.algorithm_identifier_null_der();
-    let mut mgf = tlv(0x06, OID_MGF1);
-    mgf.extend_from_slice(&hash);
-    let mgf = tlv(0x30, &mgf);
-    let salt = tlv(0x02, &[h.output_len() as u8]);
+    let mgf = der::sequence(&[&der::oid(&oid::MGF1), &hash]);
+    let salt = tlv(tag::INTEGER, &[h.output_len() as u8]);
+    // RSASSA-PSS-params: [0] hashAlgorithm, [1] maskGenAlgorithm, [2] saltLength.
     let mut body = tlv(0xa0, &hash);
     body.extend_from_slice(&tlv(0xa1, &mgf));
     body.extend_from_slice(&tlv(0xa2, &salt));
-    tlv(0x30, &body)
+    tlv(tag::SEQUENCE, &body)
+}
+
+/// A DER SubjectPublicKeyInfo: `SEQUENCE { algorithm, BIT STRING { 0 unused bits, key } }`
+/// (RFC 5280 §4.1.2.7), from a DER AlgorithmIdentifier and the key's encoding.
+pub fn spki(algorithm_identifier: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut bits = Vec::with_capacity(key.len() + 1);
+    bits.push(0);
+    bits.extend_from_slice(key);
+    der::sequence(&[algorithm_identifier, &tlv(tag::BIT_STRING, &bits)])
+}
+
+/// The AlgorithmIdentifier of an Ed25519 key: the OID, parameters absent (RFC 8410 §3).
+fn ed25519_algorithm_identifier() -> Vec<u8> {
+    der::sequence(&[&der::oid(&oid::ED25519)])
+}
+
+/// The SubjectPublicKeyInfo of a 32-byte Ed25519 public key (RFC 8410 §4).
+pub fn ed25519_spki(public_key: &[u8]) -> Vec<u8> {
+    spki(&ed25519_algorithm_identifier(), public_key)
+}
+
+/// The 32-byte public key of an RFC 8410 Ed25519 SubjectPublicKeyInfo, `None` for any
+/// other SPKI.
+pub fn ed25519_public_key(spki_der: &[u8]) -> Option<&[u8; 32]> {
+    let (t, body, rest) = read_tlv(spki_der)?;
+    let (t_alg, alg, after) = read_tlv(body)?;
+    let (t_bits, bits, end) = read_tlv(after)?;
+    let ok = t == tag::SEQUENCE
+        && rest.is_empty()
+        && t_alg == tag::SEQUENCE
+        && tlv(tag::SEQUENCE, alg) == ed25519_algorithm_identifier()
+        && t_bits == tag::BIT_STRING
+        && end.is_empty();
+    if !ok {
+        return None;
+    }
+    bits.strip_prefix(&[0])?.try_into().ok()
 }
 
 /// Reads the key type from a DER SubjectPublicKeyInfo.
 pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
-    let (tag, body, rest) = read_tlv(spki)?;
-    if tag != 0x30 || !rest.is_empty() {
+    let (t, body, rest) = read_tlv(spki)?;
+    if t != tag::SEQUENCE || !rest.is_empty() {
         return None;
     }
-    let (tag, alg, bits) = read_tlv(body)?;
-    if tag != 0x30 {
+    let (t, alg, bits) = read_tlv(body)?;
+    if t != tag::SEQUENCE {
         return None;
     }
-    let (tag, oid, params) = read_tlv(alg)?;
-    if tag != 0x06 {
+    let (t, key_oid, params) = read_tlv(alg)?;
+    if t != tag::OID {
         return None;
     }
-    if oid == OID_RSA_ENCRYPTION {
+    if key_oid == oid::RSA_ENCRYPTION.as_bytes() {
         // BIT STRING { 00 | RSAPublicKey SEQUENCE { modulus INTEGER, exponent INTEGER } }
         let (_, bitstring, _) = read_tlv(bits)?;
         let (_, rsa_key, _) = read_tlv(bitstring.get(1..)?)?;
@@ -390,59 +416,18 @@ pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
         let bits = significant.len() * 8 - significant[0].leading_zeros() as usize;
         return Some(KeyType::Rsa { bits });
     }
-    if oid == OID_EC_PUBLIC_KEY {
+    if key_oid == oid::EC_PUBLIC_KEY.as_bytes() {
         let (_, curve, _) = read_tlv(params)?;
         return match curve {
-            c if c == OID_P256 => Some(KeyType::EcP256),
-            c if c == OID_P384 => Some(KeyType::EcP384),
+            c if c == oid::SECP256R1.as_bytes() => Some(KeyType::EcP256),
+            c if c == oid::SECP384R1.as_bytes() => Some(KeyType::EcP384),
             _ => None,
         };
     }
-    if oid == OID_ED25519 {
+    if key_oid == oid::ED25519.as_bytes() {
         return Some(KeyType::Ed25519);
     }
     None
-}
-
-/// Encodes one DER TLV (single-byte tag) with a definite, minimal length. The one copy
-/// of this helper in the workspace: hsm and tsa use it for the few structures they
-/// write by hand (ECDSA-Sig-Value, SPKI, fixed responses).
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// Reads one DER TLV with a single-byte tag: `(tag, content, rest)`.
-pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]
@@ -513,13 +498,5 @@ mod tests {
             HashAlgorithm::from_oid("2.16.840.1.101.3.4.2.2"),
             Ok(HashAlgorithm::Sha384)
         );
-    }
-
-    #[test]
-    fn long_lengths_are_minimal() {
-        let v = tlv(0x04, &[0u8; 300]);
-        assert_eq!(&v[..4], &[0x04, 0x82, 0x01, 0x2c]);
-        let (tag, body, rest) = read_tlv(&v).expect("tlv");
-        assert_eq!((tag, body.len(), rest.len()), (0x04, 300, 0));
     }
 }

@@ -28,8 +28,10 @@
 //!   become SignerInfo.signedAttrs. Nothing re-encodes them afterwards.
 //! * rasn 0.30's constant for id-aa-CMSAlgorithmProtection is wrong and its
 //!   `with_signature_algorithm` helper rejects valid input, so the OID is written out
-//!   here (RFC 6211: 1.2.840.113549.1.9.52) and the value is built field by field.
-//! * Algorithm identifiers come from [`crate::alg`] only; there is no second table.
+//!   here (RFC 6211: [`crate::oid::CMS_ALGORITHM_PROTECTION`]) and the value is built
+//!   field by field.
+//! * Algorithm identifiers come from [`crate::alg`] only, OIDs from [`crate::oid`];
+//!   there is no second table.
 //!
 //! # What it does not do
 //! It does not verify, does not parse CMS it did not build, does not support more than
@@ -38,29 +40,24 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rasn::types::{Any, Integer, ObjectIdentifier, OctetString, SetOf};
+use const_oid::ObjectIdentifier;
+use rasn::types::{Any, Integer, ObjectIdentifier as RasnOid, OctetString, SetOf};
 use rasn::{AsnType, Encode};
 use rasn_pkix::{AlgorithmIdentifier, Attribute};
 
-use crate::alg::{HashAlgorithm, read_tlv, tlv};
+use crate::alg::HashAlgorithm;
+use crate::der::{tag, tlv};
+use crate::oid;
 use crate::signer::{SignError, Signer};
 
-/// id-data (RFC 5652 §4).
-pub const OID_DATA: &str = "1.2.840.113549.1.7.1";
-/// id-signedData (RFC 5652 §5.1).
-pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
-/// id-ct-TSTInfo (RFC 3161 §2.4.2).
-pub const OID_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
-/// id-contentType (RFC 5652 §11.1).
-pub const OID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
-/// id-messageDigest (RFC 5652 §11.2).
-pub const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
-/// id-signingTime (RFC 5652 §11.3).
-pub const OID_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
-/// id-aa-signingCertificateV2 (RFC 5035 §3).
-pub const OID_SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
-/// id-aa-CMSAlgorithmProtection (RFC 6211 §2). Not rasn's constant, which is wrong.
-pub const OID_CMS_ALGORITHM_PROTECTION: &str = "1.2.840.113549.1.9.52";
+// The OIDs are in [`crate::oid`]. These dotted names remain for callers that compare
+// strings and still import them from here (server/src/client.rs, until it moves into
+// its own crate); new code uses the table.
+pub use crate::oid::dotted::{
+    CONTENT_TYPE as OID_CONTENT_TYPE, MESSAGE_DIGEST as OID_MESSAGE_DIGEST,
+    SIGNED_DATA as OID_SIGNED_DATA, SIGNING_CERTIFICATE_V2 as OID_SIGNING_CERTIFICATE_V2,
+    TST_INFO as OID_TST_INFO,
+};
 
 /// Why a SignedData could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +107,9 @@ pub enum Content<'a> {
 /// Everything [`sign_signed_data`] needs besides the signer.
 #[derive(Clone, Debug)]
 pub struct SignedDataParams<'a> {
-    /// Dotted OID of eContentType: [`OID_TST_INFO`] for a time-stamp token, [`OID_DATA`]
-    /// for a CAdES signature over a document.
-    pub econtent_type: &'a str,
+    /// eContentType: [`oid::TST_INFO`] for a time-stamp token, [`oid::DATA`] for a CAdES
+    /// signature over a document.
+    pub econtent_type: ObjectIdentifier,
     /// The signed content.
     pub content: Content<'a>,
     /// Original DER of the signing certificate (sid, ESSCertIDv2).
@@ -184,15 +181,15 @@ pub async fn sign_signed_data(
     }
     let signer_info = SignerInfoOut {
         version: Integer::from(1),
-        sid: Any::new(tlv(0x30, &[cert.issuer, cert.serial].concat())),
+        sid: Any::new(tlv(tag::SEQUENCE, &[cert.issuer, cert.serial].concat())),
         digest_algorithm: Any::new(digest_alg_der.clone()),
         signed_attrs: Any::new(implicit_attrs),
         signature_algorithm: Any::new(sig_alg_der),
         signature: OctetString::from(signature.clone()),
     };
 
-    let econtent_type = oid(params.econtent_type)?;
-    let version = if params.econtent_type == OID_DATA {
+    let econtent_type = oid::to_rasn(&params.econtent_type);
+    let version = if params.econtent_type == oid::DATA {
         1
     } else {
         3
@@ -224,7 +221,7 @@ pub async fn sign_signed_data(
     };
     let signed_data_der = encode(&signed_data)?;
     let content_info = rasn_cms::ContentInfo {
-        content_type: oid(OID_SIGNED_DATA)?,
+        content_type: oid::to_rasn(&oid::SIGNED_DATA),
         content: Any::new(signed_data_der),
     };
     Ok(SignedDataOutput {
@@ -237,8 +234,8 @@ pub async fn sign_signed_data(
 /// Inputs of [`signed_attributes`].
 #[derive(Clone, Debug)]
 pub struct SignedAttributesParams<'a> {
-    /// Dotted eContentType OID (the content-type attribute's value).
-    pub econtent_type: &'a str,
+    /// eContentType (the content-type attribute's value).
+    pub econtent_type: ObjectIdentifier,
     /// The message-digest attribute's value.
     pub content_digest: &'a [u8],
     /// Original DER of the signing certificate.
@@ -260,19 +257,22 @@ pub struct SignedAttributesParams<'a> {
 pub fn signed_attributes(p: &SignedAttributesParams<'_>) -> Result<Vec<u8>, CmsError> {
     let cert = CertIds::read(p.signer_certificate)?;
     let mut attrs = vec![
-        attribute(OID_CONTENT_TYPE, encode(&oid(p.econtent_type)?)?)?,
-        attribute(OID_MESSAGE_DIGEST, tlv(0x04, p.content_digest))?,
+        attribute(&oid::CONTENT_TYPE, encode(&oid::to_rasn(&p.econtent_type))?)?,
         attribute(
-            OID_SIGNING_CERTIFICATE_V2,
+            &oid::MESSAGE_DIGEST,
+            tlv(tag::OCTET_STRING, p.content_digest),
+        )?,
+        attribute(
+            &oid::SIGNING_CERTIFICATE_V2,
             signing_certificate_v2(p.signer_certificate, &cert, p.ess_issuer_serial),
         )?,
         attribute(
-            OID_CMS_ALGORITHM_PROTECTION,
+            &oid::CMS_ALGORITHM_PROTECTION,
             cms_algorithm_protection(p.digest_algorithm_der, p.signature_algorithm_der)?,
         )?,
     ];
     if let Some(t) = p.signing_time {
-        attrs.push(attribute(OID_SIGNING_TIME, encode_signing_time(t)?)?);
+        attrs.push(attribute(&oid::SIGNING_TIME, encode_signing_time(t)?)?);
     }
     // rasn's DER encoder sorts the elements of a SET OF by their encodings (X.690 §11.6).
     encode(&SetOf::from_vec(attrs))
@@ -285,15 +285,18 @@ pub fn signed_attributes(p: &SignedAttributesParams<'_>) -> Result<Vec<u8>, CmsE
 /// Written with [`tlv`] because issuerSerial's GeneralNames wraps the issuer Name bytes
 /// copied from the certificate, which must not pass through a decoder.
 fn signing_certificate_v2(cert_der: &[u8], ids: &CertIds<'_>, issuer_serial: bool) -> Vec<u8> {
-    let mut ess_cert_id = tlv(0x04, &HashAlgorithm::Sha256.digest(cert_der));
+    let mut ess_cert_id = tlv(tag::OCTET_STRING, &HashAlgorithm::Sha256.digest(cert_der));
     if issuer_serial {
         // IssuerSerial { issuer GeneralNames { [4] directoryName (EXPLICIT: Name is a
         // CHOICE) }, serialNumber }
-        let general_names = tlv(0x30, &tlv(0xa4, ids.issuer));
-        ess_cert_id.extend_from_slice(&tlv(0x30, &[&general_names[..], ids.serial].concat()));
+        let general_names = tlv(tag::SEQUENCE, &tlv(0xa4, ids.issuer));
+        ess_cert_id.extend_from_slice(&tlv(
+            tag::SEQUENCE,
+            &[&general_names[..], ids.serial].concat(),
+        ));
     }
-    let certs = tlv(0x30, &tlv(0x30, &ess_cert_id));
-    tlv(0x30, &certs)
+    let certs = tlv(tag::SEQUENCE, &tlv(tag::SEQUENCE, &ess_cert_id));
+    tlv(tag::SEQUENCE, &certs)
 }
 
 /// CMSAlgorithmProtection { digestAlgorithm, signatureAlgorithm [1] IMPLICIT }.
@@ -318,9 +321,9 @@ fn decode_alg(der: &[u8]) -> Result<AlgorithmIdentifier, CmsError> {
     Ok(alg)
 }
 
-fn attribute(type_oid: &str, value_der: Vec<u8>) -> Result<Attribute, CmsError> {
+fn attribute(type_oid: &ObjectIdentifier, value_der: Vec<u8>) -> Result<Attribute, CmsError> {
     Ok(Attribute {
-        r#type: oid(type_oid)?,
+        r#type: oid::to_rasn(type_oid),
         values: SetOf::from_vec(vec![Any::new(value_der)]),
     })
 }
@@ -338,10 +341,10 @@ fn encode_signing_time(t: SystemTime) -> Result<Vec<u8>, CmsError> {
     }
     if y < 2050 {
         let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
-        Ok(tlv(0x17, text.as_bytes()))
+        Ok(tlv(tag::UTC_TIME, text.as_bytes()))
     } else {
         let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z");
-        Ok(tlv(0x18, text.as_bytes()))
+        Ok(tlv(tag::GENERALIZED_TIME, text.as_bytes()))
     }
 }
 
@@ -362,8 +365,8 @@ fn civil_from_unix(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
     (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
-/// Parses a dotted OID.
-pub fn oid(dotted: &str) -> Result<ObjectIdentifier, CmsError> {
+/// Parses a dotted OID (configuration values such as policy OIDs).
+pub fn oid(dotted: &str) -> Result<RasnOid, CmsError> {
     let bad = || CmsError::BadOid(dotted.to_owned());
     let arcs = dotted
         .split('.')
@@ -378,7 +381,7 @@ pub fn oid(dotted: &str) -> Result<ObjectIdentifier, CmsError> {
     if arcs.len() < 2 || (arcs[0] < 2 && arcs[1] >= 40) {
         return Err(bad());
     }
-    ObjectIdentifier::new(arcs).ok_or_else(bad)
+    RasnOid::new(arcs).ok_or_else(bad)
 }
 
 fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, CmsError> {
@@ -393,37 +396,22 @@ struct CertIds<'a> {
 }
 
 impl<'a> CertIds<'a> {
+    /// Slices issuer and serial out of the certificate's own bytes, located the same way
+    /// [`crate::cert::Certificate`] locates them.
     fn read(cert_der: &'a [u8]) -> Result<Self, CmsError> {
-        let bad = CmsError::BadCertificate;
-        let (tag, cert, rest) = read_tlv(cert_der).ok_or(bad("truncated"))?;
-        if tag != 0x30 || !rest.is_empty() {
-            return Err(bad("not a single SEQUENCE"));
-        }
-        let (tag, tbs, _) = read_tlv(cert).ok_or(bad("no tbsCertificate"))?;
-        if tag != 0x30 {
-            return Err(bad("tbsCertificate is not a SEQUENCE"));
-        }
-        let mut fields = tbs;
-        // version [0] EXPLICIT, optional
-        if fields.first() == Some(&0xa0) {
-            let (_, _, rest) = read_tlv(fields).ok_or(bad("bad version"))?;
-            fields = rest;
-        }
-        let (serial, rest) = full_tlv(fields, 0x02).ok_or(bad("no serialNumber"))?;
-        let (_, rest) = full_tlv(rest, 0x30).ok_or(bad("no signature algorithm"))?;
-        let (issuer, _) = full_tlv(rest, 0x30).ok_or(bad("no issuer"))?;
-        Ok(Self { issuer, serial })
+        let r = crate::cert::locate::locate(cert_der).ok_or(CmsError::BadCertificate(
+            "its outline is not Certificate { TBSCertificate, algorithm, signature }",
+        ))?;
+        let field = |range: std::ops::Range<usize>| {
+            cert_der
+                .get(range)
+                .ok_or(CmsError::BadCertificate("field out of range"))
+        };
+        Ok(Self {
+            issuer: field(r.issuer)?,
+            serial: field(r.serial)?,
+        })
     }
-}
-
-/// One TLV with the expected tag, returned whole (tag and length included).
-fn full_tlv(input: &[u8], want: u8) -> Option<(&[u8], &[u8])> {
-    let (tag, _, rest) = read_tlv(input)?;
-    if tag != want {
-        return None;
-    }
-    let whole = input.get(..input.len() - rest.len())?;
-    Some((whole, rest))
 }
 
 /// SignerInfo with the pieces that must keep their exact bytes held as [`Any`].
@@ -472,7 +460,9 @@ mod tests {
     #[test]
     fn oids_parse_strictly() {
         assert_eq!(
-            oid(OID_CMS_ALGORITHM_PROTECTION).unwrap().to_string(),
+            oid(crate::oid::dotted::CMS_ALGORITHM_PROTECTION)
+                .unwrap()
+                .to_string(),
             "1.2.840.113549.1.9.52"
         );
         for bad in ["", "1", "1..2", "1.02", "3.1", "1.40", "a.b"] {

@@ -17,6 +17,9 @@
 //!   pki::verify (software check of the result, against the certificate's key)
 //! ```
 //!
+//! OIDs live in one table, [`oid`]; the few structures written by hand go through one
+//! DER encoder, [`der`].
+//!
 //! ```
 //! use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 //! let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
@@ -29,6 +32,8 @@
 pub mod alg;
 pub mod cert;
 pub mod cms;
+pub mod der;
+pub mod oid;
 pub mod signer;
 pub mod soft;
 pub mod verify;

@@ -41,7 +41,8 @@ use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 use rand::Rng as _;
 use rsa::Generate as _;
 
-use crate::alg::{HashAlgorithm, KeyType, SignatureAlgorithm, key_type_of_spki};
+use crate::alg::{HashAlgorithm, KeyType, SignatureAlgorithm, ed25519_spki, key_type_of_spki};
+use crate::oid;
 use crate::signer::{BoxFuture, SignError, SignErrorKind, Signer};
 
 /// The smallest RSA modulus [`SoftwareSigner`] generates or loads.
@@ -106,21 +107,12 @@ impl fmt::Debug for SoftwareSigner {
     }
 }
 
-/// OID content octets of the key algorithms found in PKCS#8 PrivateKeyInfo.
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-
 /// DER prefix of an RFC 8410 Ed25519 PKCS#8 v1 key: SEQUENCE { INTEGER 0, SEQUENCE { OID
-/// 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }. OpenSSL writes this form.
+/// id-Ed25519 }, OCTET STRING { OCTET STRING (32 bytes) } }. OpenSSL writes this form.
+/// Written out (not built with [`crate::der`]) so that the seed is only ever copied into
+/// a zeroising buffer; a test checks it against the encoder.
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4).
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
 impl SoftwareSigner {
@@ -177,28 +169,26 @@ impl SoftwareSigner {
     pub fn from_pkcs8_der(der: &[u8], alg: SignatureAlgorithm) -> Result<Self, SoftKeyError> {
         let pkcs8_err = |e: &dyn fmt::Display| SoftKeyError::Pkcs8(e.to_string());
         let info = p256::pkcs8::PrivateKeyInfoRef::from_der(der).map_err(|e| pkcs8_err(&e))?;
-        let oid = info.algorithm.oid.to_string();
-        let key = match oid.as_str() {
-            OID_RSA_ENCRYPTION => {
+        let key = match info.algorithm.oid {
+            o if o == oid::RSA_ENCRYPTION => {
                 use rsa::pkcs8::DecodePrivateKey as _;
                 let key = rsa::PrivateKey::from_pkcs8_der(der).map_err(|e| pkcs8_err(&e))?;
                 SoftKey::Rsa(Box::new(key))
             }
-            OID_EC_PUBLIC_KEY => {
+            o if o == oid::EC_PUBLIC_KEY => {
                 let curve = info
                     .algorithm
                     .parameters_oid()
-                    .map_err(|e| pkcs8_err(&format!("EC key without a named curve: {e}")))?
-                    .to_string();
-                match curve.as_str() {
-                    OID_P256 => {
+                    .map_err(|e| pkcs8_err(&format!("EC key without a named curve: {e}")))?;
+                match curve {
+                    c if c == oid::SECP256R1 => {
                         use p256::pkcs8::DecodePrivateKey as _;
                         SoftKey::P256(
                             p256::ecdsa::SigningKey::from_pkcs8_der(der)
                                 .map_err(|e| pkcs8_err(&e))?,
                         )
                     }
-                    OID_P384 => {
+                    c if c == oid::SECP384R1 => {
                         use p384::pkcs8::DecodePrivateKey as _;
                         SoftKey::P384(
                             p384::ecdsa::SigningKey::from_pkcs8_der(der)
@@ -212,7 +202,7 @@ impl SoftwareSigner {
                     }
                 }
             }
-            OID_ED25519 => SoftKey::Ed25519(Box::new(
+            o if o == oid::ED25519 => SoftKey::Ed25519(Box::new(
                 ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|e| pkcs8_err(&e))?,
             )),
             other => {
@@ -246,11 +236,7 @@ impl SoftwareSigner {
                     .map_err(|e| enc(&e))?
                     .into_vec()
             }
-            SoftKey::Ed25519(k) => {
-                let mut spki = ED25519_SPKI_PREFIX.to_vec();
-                spki.extend_from_slice(k.verifying_key().as_bytes());
-                spki
-            }
+            SoftKey::Ed25519(k) => ed25519_spki(k.verifying_key().as_bytes()),
         };
         let key_type = key_type_of_spki(&spki)
             .ok_or_else(|| SoftKeyError::UnsupportedKey("unreadable public key".into()))?;
@@ -383,5 +369,23 @@ fn check_fits(alg: SignatureAlgorithm, key: KeyType) -> Result<(), SoftKeyError>
         Ok(())
     } else {
         Err(SoftKeyError::AlgorithmMismatch { alg, key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::der::{self, tag, tlv};
+
+    #[test]
+    fn ed25519_pkcs8_prefix_is_what_the_encoder_writes() {
+        let seed = [0x5au8; 32];
+        let built = der::sequence(&[
+            &tlv(tag::INTEGER, &[0]),
+            &der::sequence(&[&der::oid(&oid::ED25519)]),
+            &tlv(tag::OCTET_STRING, &tlv(tag::OCTET_STRING, &seed)),
+        ]);
+        assert_eq!(built[..16], ED25519_PKCS8_PREFIX);
+        assert_eq!(built[16..], seed);
     }
 }

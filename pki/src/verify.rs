@@ -136,14 +136,9 @@ fn rsa_key(spki_der: &[u8]) -> Result<RsaPublicKey, VerifyError> {
     RsaPublicKey::from_public_key_der(spki_der).map_err(|e| VerifyError::BadKey(e.to_string()))
 }
 
-/// RFC 8410 SPKI: `30 2a 30 05 06 03 2b 65 70 03 21 00` followed by the 32-byte key.
+/// An RFC 8410 Ed25519 SubjectPublicKeyInfo.
 fn ed25519_key(spki_der: &[u8]) -> Result<ed25519_dalek::VerifyingKey, VerifyError> {
-    const PREFIX: [u8; 12] = [
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    let raw: &[u8; 32] = spki_der
-        .strip_prefix(&PREFIX)
-        .and_then(|k| k.try_into().ok())
+    let raw = crate::alg::ed25519_public_key(spki_der)
         .ok_or_else(|| VerifyError::BadKey("not an RFC 8410 Ed25519 key".into()))?;
     ed25519_dalek::VerifyingKey::from_bytes(raw).map_err(|e| VerifyError::BadKey(e.to_string()))
 }

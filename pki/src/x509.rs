@@ -39,13 +39,10 @@ use x509_cert::request::{CertReq, CertReqInfo};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::alg::{HashAlgorithm, SignatureAlgorithm, tlv};
-use crate::cert::{
-    self, CertError, Certificate, OID_AUTHORITY_KEY_IDENTIFIER, OID_BASIC_CONSTRAINTS,
-    OID_COMMON_NAME, OID_COUNTRY_NAME, OID_EXTENDED_KEY_USAGE, OID_KEY_USAGE, OID_KP_TIME_STAMPING,
-    OID_ORGANIZATION_IDENTIFIER, OID_ORGANIZATION_NAME, OID_ORGANIZATIONAL_UNIT_NAME,
-    OID_PRIVATE_KEY_USAGE_PERIOD, OID_SERIAL_NUMBER, OID_SUBJECT_KEY_IDENTIFIER,
-};
+use crate::alg::{HashAlgorithm, SignatureAlgorithm};
+use crate::cert::{self, CertError, Certificate};
+use crate::der::{read_tlv, tag, tlv};
+use crate::oid;
 use crate::signer::Signer;
 
 /// A subject attribute Hanko puts into names it builds.
@@ -92,7 +89,7 @@ pub fn build_name(attrs: &[(NameAttr, &str)]) -> Result<Name, CertError> {
                         "countryName must be two upper-case letters (ISO 3166), got {value:?}"
                     )));
                 }
-                (OID_COUNTRY_NAME, 0x13)
+                (oid::COUNTRY_NAME, 0x13)
             }
             NameAttr::SerialNumber => {
                 if !printable(value) {
@@ -100,12 +97,12 @@ pub fn build_name(attrs: &[(NameAttr, &str)]) -> Result<Name, CertError> {
                         "serialNumber must be a PrintableString, got {value:?}"
                     )));
                 }
-                (OID_SERIAL_NUMBER, 0x13)
+                (oid::SERIAL_NUMBER, 0x13)
             }
-            NameAttr::Organization => (OID_ORGANIZATION_NAME, 0x0c),
-            NameAttr::OrganizationalUnit => (OID_ORGANIZATIONAL_UNIT_NAME, 0x0c),
-            NameAttr::OrganizationIdentifier => (OID_ORGANIZATION_IDENTIFIER, 0x0c),
-            NameAttr::CommonName => (OID_COMMON_NAME, 0x0c),
+            NameAttr::Organization => (oid::ORGANIZATION_NAME, 0x0c),
+            NameAttr::OrganizationalUnit => (oid::ORGANIZATIONAL_UNIT_NAME, 0x0c),
+            NameAttr::OrganizationIdentifier => (oid::ORGANIZATION_IDENTIFIER, 0x0c),
+            NameAttr::CommonName => (oid::COMMON_NAME, 0x0c),
         };
         if value.is_empty() || value.len() > 64 {
             return Err(CertError::BadName(format!(
@@ -284,7 +281,7 @@ fn assemble_signed(
     let mut content = body_der.to_vec();
     content.extend_from_slice(&alg.algorithm_identifier_der());
     content.extend_from_slice(&bits);
-    Ok(tlv(0x30, &content))
+    Ok(tlv(tag::SEQUENCE, &content))
 }
 
 fn to_time(t: SystemTime) -> Result<Time, CertError> {
@@ -320,6 +317,10 @@ fn random_serial() -> Vec<u8> {
 /// Refuses: a signer whose public key is not the issuer's; an issuer that is not a CA;
 /// a validity that ends before it starts or outside the issuer's; a self-signed
 /// end-entity profile.
+///
+/// The steps: check the validity, then the issuer ([`issuer_name_and_key_id`]), build
+/// the profile's extensions ([`profile_extensions`]), then let the x509-cert builder
+/// encode the TBSCertificate, sign it with [`Signer::sign`] and assemble the result.
 pub async fn issue_certificate(
     params: &CertParams,
     subject_spki: &[u8],
@@ -340,102 +341,10 @@ pub async fn issue_certificate(
         ));
     }
     let ski = key_identifier(subject_spki)?;
-    let (issuer_name, aki) = match issuer {
-        Some(ca) => {
-            if !ca.is_ca() {
-                return Err(CertError::IssuerNotCa("basicConstraints cA is not TRUE"));
-            }
-            if let Some(ku) = ca.key_usage()
-                && !ku.key_cert_sign()
-            {
-                return Err(CertError::IssuerNotCa("keyUsage lacks keyCertSign"));
-            }
-            if !cert::spki_equal(ca.spki_der(), signer.public_key_der())? {
-                return Err(CertError::SignerNotIssuer);
-            }
-            if not_before < ca.not_before() || not_after > ca.not_after() {
-                return Err(CertError::BadValidity(
-                    "the validity is not inside the issuer's".into(),
-                ));
-            }
-            let aki = match ca.subject_key_identifier() {
-                Some(id) => id,
-                None => key_identifier(ca.spki_der())?,
-            };
-            (ca.parsed().tbs_certificate().subject().clone(), aki)
-        }
-        None => {
-            if params.profile != CertProfile::RootCa {
-                return Err(CertError::IssuerNotCa(
-                    "only the RootCa profile may be self-signed",
-                ));
-            }
-            if !cert::spki_equal(subject_spki, signer.public_key_der())? {
-                return Err(CertError::SignerNotIssuer);
-            }
-            (params.subject.clone(), ski.clone())
-        }
-    };
-
-    let mut exts = Vec::new();
-    let ca_key_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
-    match &params.profile {
-        CertProfile::RootCa => {
-            let bc = BasicConstraints {
-                ca: true,
-                path_len_constraint: None,
-            };
-            exts.push(ext(OID_BASIC_CONSTRAINTS, true, &bc)?);
-            exts.push(ext(OID_KEY_USAGE, true, &ca_key_usage)?);
-        }
-        CertProfile::IntermediateCa { path_len } => {
-            let bc = BasicConstraints {
-                ca: true,
-                path_len_constraint: Some(*path_len),
-            };
-            exts.push(ext(OID_BASIC_CONSTRAINTS, true, &bc)?);
-            exts.push(ext(OID_KEY_USAGE, true, &ca_key_usage)?);
-        }
-        CertProfile::Tsa {
-            non_repudiation,
-            private_key_usage_period,
-        } => {
-            let ku = if *non_repudiation {
-                KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
-            } else {
-                KeyUsages::DigitalSignature.into()
-            };
-            exts.push(ext(OID_KEY_USAGE, true, &KeyUsage(ku))?);
-            let eku = ExtendedKeyUsage(vec![OID_KP_TIME_STAMPING]);
-            exts.push(ext(OID_EXTENDED_KEY_USAGE, true, &eku)?);
-            if let Some((nb, na)) = private_key_usage_period {
-                if na <= nb {
-                    return Err(CertError::BadValidity(
-                        "privateKeyUsagePeriod ends before it starts".into(),
-                    ));
-                }
-                let p = PrivateKeyUsagePeriod {
-                    not_before: Some(to_generalized(whole_seconds(*nb))?),
-                    not_after: Some(to_generalized(whole_seconds(*na))?),
-                };
-                exts.push(ext(OID_PRIVATE_KEY_USAGE_PERIOD, false, &p)?);
-            }
-        }
-        CertProfile::Seal => {
-            let ku = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation);
-            exts.push(ext(OID_KEY_USAGE, true, &ku)?);
-        }
-    }
-    exts.push(ext(
-        OID_SUBJECT_KEY_IDENTIFIER,
-        false,
-        &SubjectKeyIdentifier(octets(ski)?),
-    )?);
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(octets(aki)?),
-        ..Default::default()
-    };
-    exts.push(ext(OID_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+    let validity = (not_before, not_after);
+    let (issuer_name, aki) =
+        issuer_name_and_key_id(params, subject_spki, &ski, validity, issuer, signer)?;
+    let extensions = profile_extensions(&params.profile, ski, aki)?;
 
     let serial = match &params.serial {
         Some(s) => s.clone(),
@@ -447,7 +356,7 @@ pub async fn issue_certificate(
     let profile = FixedProfile {
         subject: params.subject.clone(),
         issuer: issuer_name,
-        extensions: exts,
+        extensions,
     };
     let mut builder = CertificateBuilder::new(profile, serial, validity, spki)
         .map_err(|e| CertError::Encode(e.to_string()))?;
@@ -458,6 +367,119 @@ pub async fn issue_certificate(
     let signature = signer.sign(&tbs).await?;
     let der = assemble_signed(&tbs, signer.algorithm(), &signature)?;
     Certificate::from_der(&der)
+}
+
+/// The issuer Name and the authorityKeyIdentifier of a new certificate, after checking
+/// that the issuer may issue it: a CA with keyCertSign whose key the signer holds and
+/// whose validity covers `validity`; or, self-signed, a root whose own key signs.
+fn issuer_name_and_key_id(
+    params: &CertParams,
+    subject_spki: &[u8],
+    ski: &[u8],
+    (not_before, not_after): (SystemTime, SystemTime),
+    issuer: Option<&Certificate>,
+    signer: &dyn Signer,
+) -> Result<(Name, Vec<u8>), CertError> {
+    let Some(ca) = issuer else {
+        if params.profile != CertProfile::RootCa {
+            return Err(CertError::IssuerNotCa(
+                "only the RootCa profile may be self-signed",
+            ));
+        }
+        if !cert::spki_equal(subject_spki, signer.public_key_der())? {
+            return Err(CertError::SignerNotIssuer);
+        }
+        return Ok((params.subject.clone(), ski.to_vec()));
+    };
+    if !ca.is_ca() {
+        return Err(CertError::IssuerNotCa("basicConstraints cA is not TRUE"));
+    }
+    if let Some(ku) = ca.key_usage()
+        && !ku.key_cert_sign()
+    {
+        return Err(CertError::IssuerNotCa("keyUsage lacks keyCertSign"));
+    }
+    if !cert::spki_equal(ca.spki_der(), signer.public_key_der())? {
+        return Err(CertError::SignerNotIssuer);
+    }
+    if not_before < ca.not_before() || not_after > ca.not_after() {
+        return Err(CertError::BadValidity(
+            "the validity is not inside the issuer's".into(),
+        ));
+    }
+    let aki = match ca.subject_key_identifier() {
+        Some(id) => id,
+        None => key_identifier(ca.spki_der())?,
+    };
+    Ok((ca.parsed().tbs_certificate().subject().clone(), aki))
+}
+
+/// The extensions of a profile, then subjectKeyIdentifier and authorityKeyIdentifier.
+fn profile_extensions(
+    profile: &CertProfile,
+    ski: Vec<u8>,
+    aki: Vec<u8>,
+) -> Result<Vec<Extension>, CertError> {
+    let mut exts = Vec::new();
+    let ca_key_usage = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+    match profile {
+        CertProfile::RootCa => {
+            let bc = BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            };
+            exts.push(ext(oid::BASIC_CONSTRAINTS, true, &bc)?);
+            exts.push(ext(oid::KEY_USAGE, true, &ca_key_usage)?);
+        }
+        CertProfile::IntermediateCa { path_len } => {
+            let bc = BasicConstraints {
+                ca: true,
+                path_len_constraint: Some(*path_len),
+            };
+            exts.push(ext(oid::BASIC_CONSTRAINTS, true, &bc)?);
+            exts.push(ext(oid::KEY_USAGE, true, &ca_key_usage)?);
+        }
+        CertProfile::Tsa {
+            non_repudiation,
+            private_key_usage_period,
+        } => {
+            let ku = if *non_repudiation {
+                KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
+            } else {
+                KeyUsages::DigitalSignature.into()
+            };
+            exts.push(ext(oid::KEY_USAGE, true, &KeyUsage(ku))?);
+            let eku = ExtendedKeyUsage(vec![oid::KP_TIME_STAMPING]);
+            exts.push(ext(oid::EXTENDED_KEY_USAGE, true, &eku)?);
+            if let Some((nb, na)) = private_key_usage_period {
+                if na <= nb {
+                    return Err(CertError::BadValidity(
+                        "privateKeyUsagePeriod ends before it starts".into(),
+                    ));
+                }
+                let p = PrivateKeyUsagePeriod {
+                    not_before: Some(to_generalized(whole_seconds(*nb))?),
+                    not_after: Some(to_generalized(whole_seconds(*na))?),
+                };
+                exts.push(ext(oid::PRIVATE_KEY_USAGE_PERIOD, false, &p)?);
+            }
+        }
+        CertProfile::Seal => {
+            let ku = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation);
+            exts.push(ext(oid::KEY_USAGE, true, &ku)?);
+        }
+    }
+    exts.push(ext(
+        oid::SUBJECT_KEY_IDENTIFIER,
+        false,
+        &SubjectKeyIdentifier(octets(ski)?),
+    )?);
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(octets(aki)?),
+        ..Default::default()
+    };
+    exts.push(ext(oid::AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+    Ok(exts)
 }
 
 /// Makes a PKCS#10 certification request for `subject` over the signer's key, signed by
@@ -502,18 +524,17 @@ impl CertRequest {
         };
         let parsed = CertReq::from_der(der).map_err(|e| malformed(e.to_string()))?;
         // The signed bytes: the first element of the outer SEQUENCE, as received.
-        let (_, body, rest) =
-            crate::alg::read_tlv(der).ok_or_else(|| malformed("not a SEQUENCE".into()))?;
+        let (_, body, rest) = read_tlv(der).ok_or_else(|| malformed("not a SEQUENCE".into()))?;
         if !rest.is_empty() {
             return Err(malformed("trailing bytes".into()));
         }
         let (_, info_content, after_info) =
-            crate::alg::read_tlv(body).ok_or_else(|| malformed("no request info".into()))?;
+            read_tlv(body).ok_or_else(|| malformed("no request info".into()))?;
         let info_len = body.len() - after_info.len();
         let _ = info_content;
         let info_der = body[..info_len].to_vec();
         let (_, alg_content, after_alg) =
-            crate::alg::read_tlv(after_info).ok_or_else(|| malformed("no algorithm".into()))?;
+            read_tlv(after_info).ok_or_else(|| malformed("no algorithm".into()))?;
         let alg_der = &after_info[..after_info.len() - after_alg.len()];
         let _ = alg_content;
         let algorithm = SignatureAlgorithm::from_algorithm_identifier_der(alg_der)

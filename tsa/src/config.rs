@@ -13,10 +13,9 @@ use rasn::types::ObjectIdentifier;
 
 use crate::Error;
 
-/// The ETSI best-practices time-stamp policy, EN 319 421 §5.2 (itu-t(0)
-/// identified-organization(4) etsi(0) time-stamp-policy(2023) policy-identifiers(1)
-/// best-practices-ts-policy(1)).
-pub const ETSI_BEST_PRACTICES_POLICY: &str = "0.4.0.2023.1.1";
+/// The ETSI best-practices time-stamp policy, EN 319 421 §5.2, dotted (the table entry
+/// is [`hanko_pki::oid::ETSI_BEST_PRACTICES_TS_POLICY`]).
+pub use hanko_pki::oid::dotted::ETSI_BEST_PRACTICES_TS_POLICY as ETSI_BEST_PRACTICES_POLICY;
 
 /// A TSA policy OID (TSAPolicyId).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,8 +83,9 @@ pub struct TsaConfig {
 impl Default for TsaConfig {
     fn default() -> Self {
         Self {
-            default_policy: PolicyId::from_str(ETSI_BEST_PRACTICES_POLICY)
-                .unwrap_or_else(|_| unreachable_policy()),
+            default_policy: PolicyId(hanko_pki::oid::to_rasn(
+                &hanko_pki::oid::ETSI_BEST_PRACTICES_TS_POLICY,
+            )),
             accepted_policies: Vec::new(),
             accepted_hashes: HashAlgorithm::ALL.to_vec(),
             accuracy: Duration::from_secs(1),
@@ -95,14 +95,6 @@ impl Default for TsaConfig {
             ess_issuer_serial: true,
         }
     }
-}
-
-/// The default policy constant is a valid OID (tested); this only exists so that
-/// `Default` needs no `unwrap`.
-fn unreachable_policy() -> PolicyId {
-    PolicyId(ObjectIdentifier::new_unchecked(std::borrow::Cow::Borrowed(
-        &[0, 4, 0, 2023, 1, 1],
-    )))
 }
 
 impl TsaConfig {
@@ -164,7 +156,6 @@ mod tests {
         let c = TsaConfig::default();
         c.validate().unwrap();
         assert_eq!(c.default_policy.to_string(), ETSI_BEST_PRACTICES_POLICY);
-        assert_eq!(c.default_policy, unreachable_policy());
         assert_eq!(c.fraction_digits(), 0);
     }
 

@@ -332,7 +332,7 @@ impl Tsa {
             Vec::new()
         };
         let params = SignedDataParams {
-            econtent_type: cms::OID_TST_INFO,
+            econtent_type: hanko_pki::oid::TST_INFO,
             content: Content::Encapsulated(&tst_info_der),
             signer_certificate: unit.certificate().der(),
             certificates: &chain,

@@ -15,11 +15,9 @@ use crate::rejection::Rejection;
 use crate::request::CheckedRequest;
 use crate::serial::Serial;
 
-/// id-pe-qcStatements (RFC 3739), used as a TSTInfo extension by EN 319 422 §9.1.
-pub const OID_QC_STATEMENTS: &str = "1.3.6.1.5.5.7.1.3";
-/// esi4-qtstStatement-1 / id-etsi-tsts-EuQCompliance (EN 319 422 §9.1): the token is
-/// an EU qualified electronic time stamp.
-pub const OID_QTST_STATEMENT_1: &str = "0.4.0.19422.1.1";
+/// esi4-qtstStatement-1 / id-etsi-tsts-EuQCompliance (EN 319 422 §9.1), dotted: the
+/// statement the `/policy` document names. The OID table is [`hanko_pki::oid`].
+pub use hanko_pki::oid::dotted::QTST_STATEMENT_1 as OID_QTST_STATEMENT_1;
 
 /// Truncates `t` to `digits` fraction digits and converts it for rasn.
 ///
@@ -62,15 +60,12 @@ pub(crate) fn accuracy(acc: Duration) -> Accuracy {
 
 /// The qcStatements extension with esi4-qtstStatement-1, non-critical.
 pub(crate) fn qc_statements_extension() -> Result<Extension, Rejection> {
-    let oid = |s| hanko_pki::cms::oid(s).map_err(|e| Rejection::Internal(e.to_string()));
     // QCStatements ::= SEQUENCE OF QCStatement; QCStatement ::= SEQUENCE {
     //   statementId OBJECT IDENTIFIER, statementInfo ANY OPTIONAL (absent here) }
-    let statement_id = rasn::der::encode(&oid(OID_QTST_STATEMENT_1)?)
-        .map_err(|e| Rejection::Internal(e.to_string()))?;
-    let statement = tlv(0x30, &statement_id);
-    let statements = tlv(0x30, &statement);
+    let statement = der::sequence(&[&der::oid(&oid::QTST_STATEMENT_1)]);
+    let statements = der::sequence(&[&statement]);
     Ok(Extension {
-        extn_id: oid(OID_QC_STATEMENTS)?,
+        extn_id: oid::to_rasn(&oid::QC_STATEMENTS),
         critical: false,
         extn_value: OctetString::from(statements),
     })
@@ -153,7 +148,8 @@ const SYSTEM_FAILURE_DER: &[u8] = &[
     b'm', b' ', b'f', b'a', b'i', b'l', 0x03, 0x05, 0x06, 0x00, 0x00, 0x00, 0x40,
 ];
 
-use hanko_pki::alg::tlv;
+use hanko_pki::der;
+use hanko_pki::oid;
 
 /// The directoryName GeneralName of a certificate subject, only if rasn re-encodes the
 /// Name to the very same bytes (so TSTInfo.tsa matches the certificate exactly).

@@ -17,8 +17,6 @@ use x509_cert::ext::pkix::PrivateKeyUsagePeriod;
 
 use crate::Error;
 
-const OID_PRIVATE_KEY_USAGE_PERIOD: &str = "2.5.29.16";
-
 /// One signing key with its certificate chain (leaf first).
 pub struct TimeStampUnit {
     signer: Arc<dyn Signer>,
@@ -139,7 +137,7 @@ fn private_key_usage_period(
         return Ok((None, None));
     };
     for ext in exts {
-        if ext.extn_id.to_string() == OID_PRIVATE_KEY_USAGE_PERIOD {
+        if ext.extn_id == hanko_pki::oid::PRIVATE_KEY_USAGE_PERIOD {
             let p = PrivateKeyUsagePeriod::from_der(ext.extn_value.as_bytes())
                 .map_err(|e| Error::InvalidConfig(format!("privateKeyUsagePeriod: {e}")))?;
             return Ok((

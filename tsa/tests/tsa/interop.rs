@@ -29,14 +29,17 @@ pub fn check_token(resp_der: &[u8], pki: &Pki, signer: &dyn Signer, cert_req: bo
     assert_eq!(resp.status.status, PkiStatus::Granted);
     assert!(resp.status.fail_info.is_none());
     let token = resp.time_stamp_token.unwrap();
-    assert_eq!(token.content_type.to_string(), cms::OID_SIGNED_DATA);
+    assert_eq!(
+        token.content_type.to_string(),
+        hanko_pki::oid::dotted::SIGNED_DATA
+    );
     let sd: SignedData = rasn::der::decode(token.content.as_bytes()).unwrap();
 
     // B.15/16: version 3, one SignerInfo v1 with issuerAndSerialNumber.
     assert_eq!(sd.version, 3.into());
     assert_eq!(
         sd.encap_content_info.content_type.to_string(),
-        cms::OID_TST_INFO
+        hanko_pki::oid::dotted::TST_INFO
     );
     assert_eq!(sd.signer_infos.len(), 1);
     let si = sd.signer_infos.to_vec()[0].clone();
@@ -132,19 +135,19 @@ pub fn check_token(resp_der: &[u8], pki: &Pki, signer: &dyn Signer, cert_req: bo
         assert_eq!(found.len(), 1, "exactly one {oid}");
         found[0].values.to_vec().into_iter().cloned().collect()
     };
-    let ct = attr(cms::OID_CONTENT_TYPE);
+    let ct = attr(hanko_pki::oid::dotted::CONTENT_TYPE);
     assert_eq!(ct.len(), 1);
     assert_eq!(
         ct[0].as_bytes(),
-        rasn::der::encode(&cms::oid(cms::OID_TST_INFO).unwrap()).unwrap()
+        hanko_pki::der::oid(&hanko_pki::oid::TST_INFO)
     );
     let tst_der = sd.encap_content_info.content.clone().unwrap().to_vec();
-    let md = attr(cms::OID_MESSAGE_DIGEST);
+    let md = attr(hanko_pki::oid::dotted::MESSAGE_DIGEST);
     let md: rasn::types::OctetString = rasn::der::decode(md[0].as_bytes()).unwrap();
     assert_eq!(md.to_vec(), alg.hash().digest(&tst_der));
 
     // B.20: CMSAlgorithmProtection (RFC 6211 OID) equal to the SignerInfo's algorithms.
-    let cap = attr(cms::OID_CMS_ALGORITHM_PROTECTION);
+    let cap = attr(hanko_pki::oid::dotted::CMS_ALGORITHM_PROTECTION);
     let cap: rasn_cms::CmsAlgorithmProtection = rasn::der::decode(cap[0].as_bytes()).unwrap();
     assert_eq!(cap.digest_algorithm, si.digest_algorithm);
     assert_eq!(
@@ -154,7 +157,7 @@ pub fn check_token(resp_der: &[u8], pki: &Pki, signer: &dyn Signer, cert_req: bo
     assert!(cap.mac_algorithm.is_none());
 
     // B.21/22: ESSCertIDv2 over the whole original certificate, SHA-256 omitted.
-    let sc = attr(cms::OID_SIGNING_CERTIFICATE_V2);
+    let sc = attr(hanko_pki::oid::dotted::SIGNING_CERTIFICATE_V2);
     let ess: rasn_smime::ess::SigningCertificateV2 = rasn::der::decode(sc[0].as_bytes()).unwrap();
     let first = &ess.certs[0];
     assert_eq!(
@@ -362,7 +365,7 @@ async fn millisecond_accuracy_tsa_name_and_qc_statement() {
     assert!(acc.seconds.is_none());
     // tsa = directoryName(subject of the TSA certificate), byte for byte.
     let mut dn = vec![0xa4];
-    dn.extend_from_slice(&der_len(pki.chain[0].subject_der().len()));
+    dn.extend_from_slice(&hanko_pki::der::length(pki.chain[0].subject_der().len()));
     dn.extend_from_slice(pki.chain[0].subject_der());
     assert!(contains(&d.tst_der, &dn));
     // qcStatements with esi4-qtstStatement-1, non-critical.
@@ -416,16 +419,6 @@ fn qc_value() -> Vec<u8> {
     seq
 }
 
-fn der_len(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        vec![len as u8]
-    } else if len < 0x100 {
-        vec![0x81, len as u8]
-    } else {
-        vec![0x82, (len >> 8) as u8, len as u8]
-    }
-}
-
 /// `pki::cms` beyond tokens (what the e-seal crate will use): detached id-data content
 /// with signing-time gives SignedData version 1 without eContent, and `openssl cms
 /// -verify` accepts it against the detached content and the root.
@@ -439,7 +432,7 @@ async fn cms_detached_id_data_verifies_with_openssl_cms() {
         let chain: Vec<&[u8]> = pki.chain.iter().map(|c| c.der()).collect();
         let out = cms::sign_signed_data(
             &cms::SignedDataParams {
-                econtent_type: cms::OID_DATA,
+                econtent_type: hanko_pki::oid::DATA,
                 content: cms::Content::Detached { digest: &digest },
                 signer_certificate: pki.chain[0].der(),
                 certificates: &chain,
