@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use hanko_pki::der::{self, tag};
+use hanko_pki::oid::ObjectIdentifier;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -558,15 +560,18 @@ impl Drop for Server {
 
 /// `n` complete HTTP/1.1 requests (header and DER body) for `POST /tsa`.
 fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>> {
-    let policy_der = match policy {
-        Some(p) => Some(encode_oid(p)?),
+    let policy = match policy {
+        Some(p) => Some(
+            p.parse::<ObjectIdentifier>()
+                .map_err(|e| anyhow::anyhow!("bad OID {p}: {e}"))?,
+        ),
         None => None,
     };
     let mut random = vec![0u8; n * 40];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
     let mut out = Vec::with_capacity(n);
     for chunk in random.chunks_exact(40) {
-        let body = time_stamp_req(&chunk[..32], &chunk[32..40], policy_der.as_deref());
+        let body = time_stamp_req(&chunk[..32], &chunk[32..40], policy.as_ref());
         let mut req = format!(
             "POST /tsa HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/timestamp-query\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -578,102 +583,43 @@ fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>
     Ok(out)
 }
 
-/// DER TimeStampReq (RFC 3161 §2.4.1): v1, SHA-256 imprint, optional reqPolicy, an
-/// 8-byte positive nonce, certReq TRUE. Every part is short: one-byte lengths.
-fn time_stamp_req(imprint: &[u8], nonce: &[u8], policy_oid: Option<&[u8]>) -> Vec<u8> {
-    const SHA256_ALG: [u8; 15] = [
-        0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
-    ];
-    let mut mi = SHA256_ALG.to_vec();
-    mi.push(0x04);
-    mi.push(imprint.len() as u8);
-    mi.extend_from_slice(imprint);
-    let mut content = vec![0x02, 0x01, 0x01];
-    content.push(0x30);
-    content.push(mi.len() as u8);
-    content.extend_from_slice(&mi);
-    if let Some(oid) = policy_oid {
-        content.push(0x06);
-        content.push(oid.len() as u8);
-        content.extend_from_slice(oid);
-    }
-    content.push(0x02);
-    content.push(nonce.len() as u8);
+/// DER TimeStampReq (RFC 3161 §2.4.1): v1, SHA-256 imprint (NULL parameters, as
+/// OpenSSL writes them), optional reqPolicy, an 8-byte positive nonce, certReq TRUE.
+fn time_stamp_req(imprint: &[u8], nonce: &[u8], policy: Option<&ObjectIdentifier>) -> Vec<u8> {
+    let imprint = der::sequence(&[
+        &HashAlgorithm::Sha256.algorithm_identifier_null_der(),
+        &der::tlv(tag::OCTET_STRING, imprint),
+    ]);
     // Positive and minimal: first byte in 0x40..=0x7f.
-    content.push((nonce[0] & 0x3f) | 0x40);
-    content.extend_from_slice(&nonce[1..]);
-    content.extend_from_slice(&[0x01, 0x01, 0xff]);
-    let mut der = vec![0x30, content.len() as u8];
-    der.extend_from_slice(&content);
-    der
-}
-
-/// The DER contents of an OBJECT IDENTIFIER in dotted form.
-fn encode_oid(dotted: &str) -> anyhow::Result<Vec<u8>> {
-    let arcs: Vec<u64> = dotted
-        .split('.')
-        .map(|a| a.parse::<u64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("bad OID {dotted}"))?;
-    if arcs.len() < 2 || arcs[0] > 2 {
-        bail!("bad OID {dotted}");
+    let mut nonce = nonce.to_vec();
+    if let Some(first) = nonce.first_mut() {
+        *first = (*first & 0x3f) | 0x40;
     }
-    let mut out = Vec::new();
-    let mut push = |mut v: u64| {
-        let mut tmp = vec![(v & 0x7f) as u8];
-        v >>= 7;
-        while v > 0 {
-            tmp.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
-        }
-        tmp.reverse();
-        out.extend_from_slice(&tmp);
-    };
-    push(arcs[0] * 40 + arcs[1]);
-    for &a in &arcs[2..] {
-        push(a);
+    let mut content = [der::tlv(tag::INTEGER, &[1]), imprint].concat();
+    if let Some(oid) = policy {
+        content.extend_from_slice(&der::oid(oid));
     }
-    Ok(out)
-}
-
-/// Reads one DER header at `at`: (tag, content start, content length).
-fn der_header(der: &[u8], at: usize) -> Option<(u8, usize, usize)> {
-    let tag = *der.get(at)?;
-    let first = *der.get(at + 1)?;
-    if first < 0x80 {
-        return Some((tag, at + 2, first as usize));
-    }
-    let n = (first & 0x7f) as usize;
-    if n == 0 || n > 4 {
-        return None;
-    }
-    let mut len = 0usize;
-    for i in 0..n {
-        len = (len << 8) | *der.get(at + 2 + i)? as usize;
-    }
-    Some((tag, at + 2 + n, len))
+    content.extend_from_slice(&der::tlv(tag::INTEGER, &nonce));
+    content.extend_from_slice(&[0x01, 0x01, 0xff]); // certReq BOOLEAN TRUE
+    der::tlv(tag::SEQUENCE, &content)
 }
 
 /// PKIStatus of a TimeStampResp, and whether a token follows the status.
-fn tsa_status(der: &[u8]) -> Option<(u64, bool)> {
-    let (t, start, len) = der_header(der, 0)?;
-    if t != 0x30 || start + len != der.len() {
+fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
+    let (t, body, rest) = der::read_tlv(resp)?;
+    if t != tag::SEQUENCE || !rest.is_empty() {
         return None;
     }
-    let (t, si_start, si_len) = der_header(der, start)?;
-    if t != 0x30 {
+    let (t, status_info, after_status) = der::read_tlv(body)?;
+    if t != tag::SEQUENCE {
         return None;
     }
-    let (t, i_start, i_len) = der_header(der, si_start)?;
-    if t != 0x02 || i_len == 0 || i_len > 8 {
+    let (t, status, _) = der::read_tlv(status_info)?;
+    if t != tag::INTEGER || status.is_empty() || status.len() > 8 {
         return None;
     }
-    let status = der
-        .get(i_start..i_start + i_len)?
-        .iter()
-        .fold(0u64, |a, &b| (a << 8) | b as u64);
-    let has_token = si_start + si_len < der.len();
-    Some((status, has_token))
+    let status = status.iter().fold(0u64, |a, &b| (a << 8) | b as u64);
+    Some((status, !after_status.is_empty()))
 }
 
 /// One keep-alive connection with a read buffer.
@@ -1211,19 +1157,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn oid_and_request_encoding() {
-        assert_eq!(
-            encode_oid(ECDSA_POLICY).unwrap(),
-            [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0d, 0x02]
-        );
-        assert_eq!(
-            encode_oid("2.16.840.1.101.3.4.2.1").unwrap(),
-            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
-        );
-        let oid = encode_oid(ECDSA_POLICY).unwrap();
+    fn request_encoding() {
+        let oid: ObjectIdentifier = ECDSA_POLICY.parse().unwrap();
         let der = time_stamp_req(&[7u8; 32], &[0xff; 8], Some(&oid));
-        let (tag, start, len) = der_header(&der, 0).unwrap();
-        assert_eq!((tag, start + len), (0x30, der.len()));
+        let (tag, _, rest) = der::read_tlv(&der).unwrap();
+        assert_eq!((tag, rest.len()), (0x30, 0));
+        assert!(
+            der.windows(10)
+                .any(|w| w == [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0d, 0x02])
+        );
+        assert!(der.windows(15).any(|w| w
+            == [
+                0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+                0x00
+            ]));
         // Nonce stays positive and minimal.
         let nonce_at = der.len() - 3 - 8;
         assert_eq!(der[nonce_at - 2..nonce_at], [0x02, 0x08]);

@@ -131,8 +131,8 @@ impl HashAlgorithm {
     }
 
     /// DER AlgorithmIdentifier with NULL parameters (the form inside PSS parameters and
-    /// DigestInfo, matching OpenSSL).
-    fn algorithm_identifier_null_der(self) -> Vec<u8> {
+    /// DigestInfo, and the one OpenSSL writes into a TimeStampReq's messageImprint).
+    pub fn algorithm_identifier_null_der(self) -> Vec<u8> {
         let mut body = tlv(tag::OID, self.oid_der_content());
         body.extend_from_slice(&der::NULL);
         tlv(tag::SEQUENCE, &body)

@@ -22,7 +22,8 @@
 //! AlgorithmIdentifier carries NULL parameters are decided in [`crate::alg`] and
 //! [`crate::cert`]. Configuration values (a TSA's own policy OIDs) are not here either.
 
-use const_oid::ObjectIdentifier;
+/// The type of every entry: the OID type of `der`, `spki` and `x509-cert`.
+pub use const_oid::ObjectIdentifier;
 
 macro_rules! oids {
     ($( $(#[$doc:meta])* $name:ident = $dotted:literal, $asn1:literal; )*) => {
