@@ -142,6 +142,36 @@ pub enum Error {
         /// The verifier's reason.
         reason: String,
     },
+    /// The private key can be read or exported now (not `CKA_SENSITIVE`, or
+    /// `CKA_EXTRACTABLE`): not fit to sign in production (CONFORMANCE 39).
+    #[error(
+        "key \"{key}\": private key must be CKA_SENSITIVE and not CKA_EXTRACTABLE \
+         (found sensitive={sensitive:?}, extractable={extractable:?})"
+    )]
+    KeyExtractable {
+        /// Key label.
+        key: String,
+        /// `CKA_SENSITIVE` as reported.
+        sensitive: Option<bool>,
+        /// `CKA_EXTRACTABLE` as reported.
+        extractable: Option<bool>,
+    },
+    /// The private key is protected now but the token says it was not at some point
+    /// (`CKA_ALWAYS_SENSITIVE` or `CKA_NEVER_EXTRACTABLE` false): it may exist outside
+    /// the HSM (CONFORMANCE 39).
+    #[error(
+        "key \"{key}\": private key was extractable or not sensitive at some point \
+         (CKA_ALWAYS_SENSITIVE={always_sensitive:?}, CKA_NEVER_EXTRACTABLE={never_extractable:?}); \
+         a signing key must be generated inside the HSM"
+    )]
+    KeyWasExtractable {
+        /// Key label.
+        key: String,
+        /// `CKA_ALWAYS_SENSITIVE` as reported.
+        always_sensitive: Option<bool>,
+        /// `CKA_NEVER_EXTRACTABLE` as reported.
+        never_extractable: Option<bool>,
+    },
     /// The signing pool has shut down (its worker threads are gone).
     #[error("signing pool for key \"{0}\" is shut down")]
     PoolClosed(String),
@@ -220,9 +250,11 @@ impl Error {
                 | RvError::UserPinNotInitialized => SignErrorKind::KeyUnavailable,
                 _ => SignErrorKind::Device,
             },
-            Error::KeyNotFound { .. } | Error::PinSource(_) | Error::PinMismatch(_) => {
-                SignErrorKind::KeyUnavailable
-            }
+            Error::KeyNotFound { .. }
+            | Error::PinSource(_)
+            | Error::PinMismatch(_)
+            | Error::KeyExtractable { .. }
+            | Error::KeyWasExtractable { .. } => SignErrorKind::KeyUnavailable,
             Error::TokenNotFound(_) | Error::NotReady(_) => SignErrorKind::DeviceLost,
             Error::AlgorithmMismatch { .. }
             | Error::UnsupportedKey { .. }

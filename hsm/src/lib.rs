@@ -6,7 +6,9 @@
 //! It builds no ASN.1 beyond the SubjectPublicKeyInfo of its own keys, knows nothing of
 //! RFC 3161, CMS or HTTP, and never handles certificates. It implements
 //! [`hanko_pki::Signer`] and nothing else reaches into PKCS#11: protocol crates sign through
-//! that trait and cannot tell an HSM key from a software one.
+//! that trait and cannot tell an HSM key from a software one, and the server asks how a
+//! key is protected through [`KeyProtection`], not through PKCS#11 attributes. No
+//! `cryptoki` type is re-exported.
 //!
 //! ```text
 //!   async caller ── Signer::sign ──> hash in software, build the block to sign
@@ -63,10 +65,12 @@
 
 mod breaker;
 mod error;
+mod keys;
 pub mod metrics_names;
 mod module;
 mod pin;
 mod pool;
+mod protection;
 mod spki;
 mod token;
 
@@ -74,12 +78,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use breaker::UNREADY_AFTER_FAILURES;
-/// The `cryptoki` version this crate speaks (its attribute types appear in
-/// [`Hsm::private_key_attributes`]).
-pub use cryptoki;
 pub use error::Error;
 pub use pin::Pin;
 pub use pool::{HsmSigner, PoolStats};
+pub use protection::{KeyProtection, ProtectionHistory};
 pub use token::{Hsm, ReleaseWatch};
 
 /// Points SoftHSM at a configuration file by setting `SOFTHSM2_CONF`.

@@ -1,8 +1,9 @@
-//! [`Hsm`]: one logged-in token, found by label; key generation and lookup.
+//! [`Hsm`]: one logged-in token, found by label; the login state, key lookup, and the
+//! signing pools started from it. Key generation and reading keys are in `keys.rs`.
 //!
 //! Administrative operations (key generation, reading public keys) open a short-lived
-//! session each: they are rare, and a session per call cannot be left in a half-finished
-//! operation state. Signing never goes through here; it goes through [`crate::HsmSigner`]'s
+//! session each ([`HsmInner::with_session`]): they are rare, and a session per call
+//! cannot be left in a half-finished operation state. Signing never goes through here; it goes through [`crate::HsmSigner`]'s
 //! workers, which own their sessions.
 //!
 //! This module does not decide what a `CK_RV` means ([`crate::Error::kind`] does) and
@@ -13,17 +14,17 @@ use std::sync::{Arc, Mutex};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
+use cryptoki::mechanism::MechanismType;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
+use hanko_pki::SignatureAlgorithm;
 use hanko_pki::alg::key_type_of_spki;
-use hanko_pki::{KeyType, SignatureAlgorithm};
 
 use crate::error::Error;
 use crate::module::{Module, ModuleState};
 use crate::pool::{HsmSigner, KeyRef};
-use crate::{ModuleConfig, Pin, PoolConfig, spki};
+use crate::{ModuleConfig, Pin, PoolConfig};
 
 /// A logged-in token. Cheap to clone; all clones share the login and the readiness flag.
 #[derive(Clone, Debug)]
@@ -147,7 +148,7 @@ impl HsmInner {
     }
 
     /// Runs `f` in a fresh session under the read lock; reports a device loss.
-    fn with_session<T>(
+    pub(crate) fn with_session<T>(
         &self,
         rw: bool,
         f: impl FnOnce(&Session) -> Result<T, Error>,
@@ -362,145 +363,11 @@ impl Hsm {
         self.inner.is_ready()
     }
 
-    /// Whether the token offers the mechanism to generate keys of type `kt`.
-    pub fn offers_key_type(&self, kt: KeyType) -> Result<bool, Error> {
-        let (mech, _) = keygen_mechanism(kt);
-        self.offers(mech)
-    }
-
-    fn offers(&self, mech: MechanismType) -> Result<bool, Error> {
+    /// Whether the token offers mechanism `mech`.
+    pub(crate) fn offers(&self, mech: MechanismType) -> Result<bool, Error> {
         let state = self.inner.module.read();
         let slot = self.inner.slot(&state)?;
         Ok(mechanisms(&state.ctx, slot, &self.inner.label)?.contains(&mech))
-    }
-
-    /// Generates a key pair labelled `label` (both halves carry the label and one random
-    /// `CKA_ID`). The private key is `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, `CKA_TOKEN`,
-    /// `CKA_PRIVATE` and `CKA_SIGN`. Returns the SubjectPublicKeyInfo DER. Fails if any
-    /// object already carries the label.
-    pub fn generate_key_pair(&self, label: &str, kt: KeyType) -> Result<Vec<u8>, Error> {
-        let token = self.inner.label.clone();
-        let (mech_type, mech_name) = keygen_mechanism(kt);
-        let (mechanism, mut public) = match kt {
-            KeyType::Rsa { bits } if (2048..=8192).contains(&bits) => (
-                Mechanism::RsaPkcsKeyPairGen,
-                vec![
-                    Attribute::ModulusBits((bits as u64).into()),
-                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-                ],
-            ),
-            KeyType::Rsa { bits } => {
-                return Err(Error::UnsupportedKey {
-                    key: label.to_owned(),
-                    reason: format!("RSA-{bits}: only 2048 to 8192 bits"),
-                });
-            }
-            KeyType::EcP256 => (
-                Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(spki::ec_params_p256())],
-            ),
-            KeyType::EcP384 => (
-                Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(spki::ec_params_p384())],
-            ),
-            KeyType::Ed25519 => (
-                Mechanism::EccEdwardsKeyPairGen,
-                vec![Attribute::EcParams(spki::ec_params_ed25519())],
-            ),
-            other => {
-                return Err(Error::UnsupportedKey {
-                    key: label.to_owned(),
-                    reason: format!("key type {other} is not supported"),
-                });
-            }
-        };
-        if !self.offers(mech_type)? {
-            return Err(Error::MechanismNotOffered {
-                token,
-                mechanism: mech_name,
-            });
-        }
-        self.inner.with_session(true, |s| {
-            let ck = |e| Error::from_cryptoki(e, &token);
-            let existing = s
-                .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
-                .map_err(ck)?;
-            if !existing.is_empty() {
-                return Err(Error::KeyExists {
-                    token: token.clone(),
-                    key: label.to_owned(),
-                });
-            }
-            let id = s.generate_random_vec(16).map_err(ck)?;
-            let common = [
-                Attribute::Token(true),
-                Attribute::Label(label.as_bytes().to_vec()),
-                Attribute::Id(id),
-            ];
-            public.extend_from_slice(&common);
-            public.extend([Attribute::Private(false), Attribute::Verify(true)]);
-            let mut private = common.to_vec();
-            private.extend([
-                Attribute::Private(true),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Sign(true),
-            ]);
-            // SoftHSM 2.6.1 on OpenSSL 3 now and then fails an EC key generation with
-            // CKR_GENERAL_ERROR (seen once in a CI run of hsm/tests/sign.rs). A failed
-            // C_GenerateKeyPair creates no object (PKCS#11 v2.40 §5.14), which is checked
-            // below before trying again, so a bounded retry is safe; a real fault fails
-            // every attempt and is reported.
-            let mut attempt = 0;
-            let (pub_handle, _priv) = loop {
-                attempt += 1;
-                match s.generate_key_pair(&mechanism, &public, &private) {
-                    Ok(handles) => break handles,
-                    Err(
-                        e @ cryptoki::error::Error::Pkcs11(
-                            cryptoki::error::RvError::GeneralError
-                            | cryptoki::error::RvError::FunctionFailed,
-                            _,
-                        ),
-                    ) if attempt < 3 => {
-                        let left = s
-                            .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
-                            .map_err(ck)?;
-                        if !left.is_empty() {
-                            return Err(ck(e));
-                        }
-                        tracing::warn!(token = %token, key = label, attempt, error = %e,
-                            "key generation failed and left nothing behind; trying again");
-                    }
-                    Err(e) => return Err(ck(e)),
-                }
-            };
-            let spki = read_spki(s, pub_handle, &token, label)?;
-            tracing::info!(token = %token, key = label, key_type = %kt, "key pair generated");
-            Ok(spki)
-        })
-    }
-
-    /// The SubjectPublicKeyInfo DER of the public key labelled `label`, or `None` if the
-    /// token holds no public key with that label.
-    pub fn public_key(&self, label: &str) -> Result<Option<Vec<u8>>, Error> {
-        let token = self.inner.label.clone();
-        self.inner.with_session(false, |s| {
-            let found = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::Label(label.as_bytes().to_vec()),
-                ])
-                .map_err(|e| Error::from_cryptoki(e, &token))?;
-            match found.as_slice() {
-                [] => Ok(None),
-                [one] => read_spki(s, *one, &token, label).map(Some),
-                many => Err(Error::UnsupportedKey {
-                    key: label.to_owned(),
-                    reason: format!("{} public keys carry this label", many.len()),
-                }),
-            }
-        })
     }
 
     /// A signing pool for the private key labelled `key_label`. Checks that the key
@@ -564,93 +431,5 @@ impl Hsm {
             generation,
         )
         // On failure the half-started signer was dropped, which released the key.
-    }
-
-    /// Reads attributes of the private key labelled `label` (for tests and audits that
-    /// check `CKA_SENSITIVE`/`CKA_EXTRACTABLE`); values the token refuses to reveal are
-    /// simply absent.
-    pub fn private_key_attributes(
-        &self,
-        label: &str,
-        types: &[AttributeType],
-    ) -> Result<Vec<Attribute>, Error> {
-        let token = self.inner.label.clone();
-        self.inner.with_session(false, |s| {
-            let key = find_private_key(s, &token, label)?;
-            s.get_attributes(key, types)
-                .map_err(|e| Error::from_cryptoki(e, &token))
-        })
-    }
-}
-
-fn keygen_mechanism(kt: KeyType) -> (MechanismType, &'static str) {
-    match kt {
-        KeyType::EcP256 | KeyType::EcP384 => {
-            (MechanismType::ECC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN")
-        }
-        KeyType::Ed25519 => (
-            MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
-            "CKM_EC_EDWARDS_KEY_PAIR_GEN",
-        ),
-        _ => (
-            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
-            "CKM_RSA_PKCS_KEY_PAIR_GEN",
-        ),
-    }
-}
-
-/// Builds the SPKI from a public key object's attributes.
-fn read_spki(s: &Session, h: ObjectHandle, token: &str, label: &str) -> Result<Vec<u8>, Error> {
-    let ck = |e| Error::from_cryptoki(e, token);
-    let unsupported = |reason: &str| Error::UnsupportedKey {
-        key: label.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let kt = s
-        .get_attributes(h, &[AttributeType::KeyType])
-        .map_err(ck)?
-        .into_iter()
-        .find_map(|a| match a {
-            Attribute::KeyType(k) => Some(k),
-            _ => None,
-        })
-        .ok_or_else(|| unsupported("no CKA_KEY_TYPE"))?;
-    if kt == CkKeyType::RSA {
-        let attrs = s
-            .get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])
-            .map_err(ck)?;
-        let (mut n, mut e) = (None, None);
-        for a in attrs {
-            match a {
-                Attribute::Modulus(v) => n = Some(v),
-                Attribute::PublicExponent(v) => e = Some(v),
-                _ => {}
-            }
-        }
-        match (n, e) {
-            (Some(n), Some(e)) => Ok(spki::rsa(&n, &e)),
-            _ => Err(unsupported("RSA public key without modulus or exponent")),
-        }
-    } else if kt == CkKeyType::EC || kt == CkKeyType::EC_EDWARDS {
-        let attrs = s
-            .get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint])
-            .map_err(ck)?;
-        let (mut params, mut point) = (None, None);
-        for a in attrs {
-            match a {
-                Attribute::EcParams(v) => params = Some(v),
-                Attribute::EcPoint(v) => point = Some(v),
-                _ => {}
-            }
-        }
-        match (params, point) {
-            (Some(params), Some(point)) => spki::ec(&params, &point)
-                .ok_or_else(|| unsupported("curve not supported or malformed CKA_EC_POINT")),
-            _ => Err(unsupported(
-                "EC public key without CKA_EC_PARAMS or CKA_EC_POINT",
-            )),
-        }
-    } else {
-        Err(unsupported(&format!("key type {kt} is not supported")))
     }
 }

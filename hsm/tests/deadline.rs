@@ -12,10 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
 use hanko_hsm::PoolConfig;
-use hanko_hsm::cryptoki::context::Pkcs11;
-use hanko_hsm::cryptoki::mechanism::Mechanism;
-use hanko_hsm::cryptoki::object::Attribute;
 use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
 
 use common::token;
@@ -29,7 +29,6 @@ fn pool(call_timeout: Duration, verify_after_sign: bool) -> PoolConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_past_its_deadline_times_out_and_the_pool_keeps_going() {
     let t = token();
     t.hsm
@@ -70,12 +69,11 @@ async fn a_call_past_its_deadline_times_out_and_the_pool_keeps_going() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
     let t = token();
     // Two P-256 pairs; "crossed" labels the public half of the first and the private
     // half of the second.
-    let p = Pkcs11::new(common::MODULE).unwrap();
+    let p = Pkcs11::new(hanko_pkcs11_mock::module_under_test()).unwrap();
     let slot = p
         .get_slots_with_initialized_token()
         .unwrap()
@@ -83,9 +81,7 @@ async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
         .find(|s| p.get_token_info(*s).unwrap().label() == common::TOKEN)
         .unwrap();
     let session = p.open_rw_session(slot).unwrap(); // logged in already: same process
-    let p256 = Attribute::EcParams(vec![
-        0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-    ]);
+    let p256 = Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1));
     for (public_label, private_label) in [("crossed", "orphan-1"), ("orphan-2", "crossed")] {
         session
             .generate_key_pair(
@@ -128,4 +124,17 @@ async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
         b"message",
         &sig
     ));
+}
+
+fn main() {
+    common::run(&[
+        (
+            "a_call_past_its_deadline_times_out_and_the_pool_keeps_going",
+            || common::block_on(a_call_past_its_deadline_times_out_and_the_pool_keeps_going()),
+        ),
+        (
+            "verify_after_sign_withholds_a_signature_that_does_not_verify",
+            || common::block_on(verify_after_sign_withholds_a_signature_that_does_not_verify()),
+        ),
+    ]);
 }

@@ -72,7 +72,6 @@ async fn wait_until_signing_works(signer: &HsmSigner, within: Duration) -> Durat
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_directory_removed_and_restored() {
     let _serial = SERIAL.lock().await;
     let t = token();
@@ -114,7 +113,6 @@ async fn token_directory_removed_and_restored() {
     assert!(t.hsm.public_key("lost-dir-p256").unwrap().is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_out_underneath() {
     let _serial = SERIAL.lock().await;
     // One worker, so the job after the logout meets the session that has a key handle.
@@ -122,7 +120,7 @@ async fn logged_out_underneath() {
     signer.sign(b"before").await.unwrap();
     // Another handle on the same library logs the application out, as a token reset would:
     // the private key is no longer visible to the pool's sessions.
-    let p = hanko_hsm::cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
+    let p = cryptoki::context::Pkcs11::new(hanko_pkcs11_mock::module_under_test()).unwrap();
     let slot = p
         .get_slots_with_initialized_token()
         .unwrap()
@@ -145,4 +143,15 @@ async fn logged_out_underneath() {
     );
     assert_eq!(after.total_errors(), before.total_errors());
     assert!(signer.is_ready());
+}
+
+fn main() {
+    common::run(&[
+        ("token_directory_removed_and_restored", || {
+            common::block_on(token_directory_removed_and_restored())
+        }),
+        ("logged_out_underneath", || {
+            common::block_on(logged_out_underneath())
+        }),
+    ]);
 }

@@ -27,7 +27,6 @@ impl Write for Capture {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pin_is_clear_and_no_pin_is_ever_printed() {
     use tracing_subscriber::util::SubscriberInitExt;
     let buf = Capture(Arc::new(Mutex::new(Vec::new())));
@@ -112,4 +111,10 @@ async fn wrong_pin_is_clear_and_no_pin_is_ever_printed() {
             assert!(!s.contains(secret), "PIN in {s}");
         }
     }
+}
+
+fn main() {
+    common::run(&[("wrong_pin_is_clear_and_no_pin_is_ever_printed", || {
+        common::block_on(wrong_pin_is_clear_and_no_pin_is_ever_printed())
+    })]);
 }

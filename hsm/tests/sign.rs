@@ -7,8 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
-use hanko_hsm::{Error, Hsm, Pin, PoolConfig};
+use hanko_hsm::{Error, Hsm, Pin, PoolConfig, ProtectionHistory};
 use hanko_pki::alg::key_type_of_spki;
 use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
 
@@ -62,7 +61,6 @@ async fn sign_and_check(label: &str, kt: KeyType, alg: SignatureAlgorithm) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsa3072_pkcs1_and_pss_all_hashes() {
     let kt = KeyType::Rsa { bits: 3072 };
     for h in HashAlgorithm::ALL {
@@ -71,7 +69,6 @@ async fn rsa3072_pkcs1_and_pss_all_hashes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecdsa_p256_and_p384() {
     sign_and_check(
         "p256",
@@ -87,7 +84,6 @@ async fn ecdsa_p256_and_p384() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ed25519_or_a_clear_not_offered_error() {
     if token().hsm.offers_key_type(KeyType::Ed25519).unwrap() {
         println!("token offers CKM_EC_EDWARDS_KEY_PAIR_GEN: signing with Ed25519");
@@ -103,49 +99,23 @@ async fn ed25519_or_a_clear_not_offered_error() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_keys_are_sensitive_and_not_extractable() {
     key("attrs-p256", KeyType::EcP256);
-    let attrs = token()
-        .hsm
-        .private_key_attributes(
-            "attrs-p256",
-            &[
-                AttributeType::Sensitive,
-                AttributeType::Extractable,
-                AttributeType::Token,
-                AttributeType::Private,
-                AttributeType::Sign,
-                AttributeType::AlwaysSensitive,
-                AttributeType::NeverExtractable,
-                AttributeType::Value,
-            ],
-        )
-        .unwrap();
-    for want in [
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sign(true),
-        Attribute::AlwaysSensitive(true),
-        Attribute::NeverExtractable(true),
-    ] {
-        assert!(
-            attrs
-                .iter()
-                .any(|a| format!("{a:?}") == format!("{want:?}")),
-            "missing {want:?} in {attrs:?}"
-        );
-    }
+    let p = token().hsm.key_protection("attrs-p256").unwrap();
+    assert_eq!(p.key, "attrs-p256");
+    assert_eq!(p.sensitive, Some(true), "{p:?}");
+    assert_eq!(p.extractable, Some(false), "{p:?}");
+    assert_eq!(p.token_object, Some(true), "{p:?}");
+    assert_eq!(p.private, Some(true), "{p:?}");
+    assert_eq!(p.sign, Some(true), "{p:?}");
+    assert_eq!(p.always_sensitive, Some(true), "{p:?}");
+    assert_eq!(p.never_extractable, Some(true), "{p:?}");
+    assert_eq!(p.local, Some(true), "generated in the token: {p:?}");
     // The private value is not revealed.
-    assert!(
-        !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
-        "CKA_VALUE readable: {attrs:?}"
-    );
+    assert!(!p.secret_readable, "CKA_VALUE readable: {p:?}");
+    assert_eq!(p.production_check().unwrap(), ProtectionHistory::Verified);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_refuses_an_existing_label_and_signer_checks_the_key() {
     key("dup-p256", KeyType::EcP256);
     let e = token()
@@ -171,7 +141,6 @@ async fn generate_refuses_an_existing_label_and_signer_checks_the_key() {
     assert_eq!(token().hsm.public_key("no-such-key").unwrap(), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_signing_through_the_pool() {
     let spki = key("conc-p256", KeyType::EcP256);
     let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
@@ -205,7 +174,6 @@ async fn concurrent_signing_through_the_pool() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_when_the_queue_is_full() {
     key("busy-rsa", KeyType::Rsa { bits: 3072 });
     let signer = token()
@@ -264,7 +232,6 @@ async fn futures_join_all<F: std::future::Future + Unpin>(futs: Vec<F>) -> Vec<F
 
 /// `release_watch` (what `hanko serve` waits on before exiting) says released only once
 /// the handle and every signer with its worker threads are gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_watch_waits_for_signers_and_their_workers() {
     let kt = KeyType::EcP256;
     key("release-p256", kt);
@@ -285,4 +252,34 @@ async fn release_watch_waits_for_signers_and_their_workers() {
         "the signer's workers did not leave the token"
     );
     assert!(watch.is_released());
+}
+
+fn main() {
+    common::run(&[
+        ("rsa3072_pkcs1_and_pss_all_hashes", || {
+            common::block_on(rsa3072_pkcs1_and_pss_all_hashes())
+        }),
+        ("ecdsa_p256_and_p384", || {
+            common::block_on(ecdsa_p256_and_p384())
+        }),
+        ("ed25519_or_a_clear_not_offered_error", || {
+            common::block_on(ed25519_or_a_clear_not_offered_error())
+        }),
+        ("private_keys_are_sensitive_and_not_extractable", || {
+            common::block_on(private_keys_are_sensitive_and_not_extractable())
+        }),
+        (
+            "generate_refuses_an_existing_label_and_signer_checks_the_key",
+            || common::block_on(generate_refuses_an_existing_label_and_signer_checks_the_key()),
+        ),
+        ("concurrent_signing_through_the_pool", || {
+            common::block_on(concurrent_signing_through_the_pool())
+        }),
+        ("busy_when_the_queue_is_full", || {
+            common::block_on(busy_when_the_queue_is_full())
+        }),
+        ("release_watch_waits_for_signers_and_their_workers", || {
+            common::block_on(release_watch_waits_for_signers_and_their_workers())
+        }),
+    ]);
 }

@@ -36,7 +36,8 @@ use cryptoki_sys::*;
 use crate::control::Function;
 use crate::engine::{Admit, CallPhase, Engine};
 
-/// The module loaded when `HANKO_MOCK_REAL_MODULE` is not set.
+/// The module loaded when neither `HANKO_MOCK_REAL_MODULE` nor
+/// `HANKO_TEST_PKCS11_MODULE` is set (see [`crate::module_under_test`]).
 pub const DEFAULT_REAL_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 /// How often a hung call re-reads the control file to see if it is released.
@@ -67,7 +68,7 @@ thread_local! {
 fn load_real() -> Result<Real, String> {
     let path = std::env::var_os("HANKO_MOCK_REAL_MODULE")
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| DEFAULT_REAL_MODULE.into());
+        .map_or_else(crate::module_under_test, std::path::PathBuf::from);
     let shown = path.to_string_lossy().into_owned();
     // SAFETY: loading a shared library runs its initialisers. The path is the
     // PKCS#11 module the operator named for this purpose; loading it is what

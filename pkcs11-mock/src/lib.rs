@@ -5,7 +5,8 @@
 //! middle of a signature, a session handle that is suddenly invalid, a token
 //! that vanishes, a call that hangs for a minute, a signature that comes back
 //! wrong. This crate builds `libhanko_pkcs11_mock.so`, a PKCS#11 v2.40 module
-//! that loads the real module named by `HANKO_MOCK_REAL_MODULE` (default
+//! that loads the real module named by `HANKO_MOCK_REAL_MODULE` (default: the
+//! module under test, [`module_under_test`]: `HANKO_TEST_PKCS11_MODULE`, else
 //! `/usr/lib/softhsm/libsofthsm2.so`), forwards every call to it, and injects
 //! the faults described in the control file named by `HANKO_MOCK_CONTROL`.
 //! The file is re-read whenever it changes, so a running test can switch
@@ -150,6 +151,21 @@ pub fn write_control(path: &Path, text: &str) -> Result<(), Error> {
     };
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The environment variable that names the PKCS#11 module the workspace's tests run
+/// against (the "token under test"); [`module_under_test`] reads it.
+pub const TEST_MODULE_VAR: &str = "HANKO_TEST_PKCS11_MODULE";
+
+/// The PKCS#11 module the tests of hanko-hsm, hanko-server and this crate run against,
+/// and the real module behind the mock when `HANKO_MOCK_REAL_MODULE` is not set:
+/// `HANKO_TEST_PKCS11_MODULE` if set and not empty, else SoftHSM
+/// ([`DEFAULT_REAL_MODULE`], the only token packaged here). So one variable runs the
+/// same suites against another token.
+pub fn module_under_test() -> PathBuf {
+    std::env::var_os(TEST_MODULE_VAR)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_REAL_MODULE), PathBuf::from)
 }
 
 /// The file name cargo gives the module.

@@ -7,6 +7,9 @@
 //! control file; pass words on the command line to run only scenarios whose
 //! name contains one of them (`cargo test -p hanko-pkcs11-mock --test mock -- unplug`).
 //!
+//! The real module behind the mock is `HANKO_TEST_PKCS11_MODULE`, SoftHSM
+//! by default (`hanko_pkcs11_mock::module_under_test`).
+//!
 //! The module under test is `libhanko_pkcs11_mock.so` next to this test
 //! binary's `deps/` directory: cargo builds the library's cdylib before the
 //! integration test, so `cargo test -p hanko-pkcs11-mock` is enough.
@@ -39,7 +42,6 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-const REAL_MODULE: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
 const LABEL: &str = "mock-test";
 const KEY_LABEL: &str = "mock-key";
 const PIN: &str = "user-pin-5678";
@@ -91,10 +93,14 @@ impl Fixture {
         )
         .unwrap();
         let control = dir.path().join("faults");
-        // SAFETY: main calls this before starting any thread.
+        // The token under test: HANKO_TEST_PKCS11_MODULE, SoftHSM by default.
+        let real_module = hanko_pkcs11_mock::module_under_test();
+        // SAFETY: main calls this before starting any thread (this binary is
+        // `harness = false`, so nothing else runs yet); SoftHSM and the mock read
+        // these once, at C_Initialize.
         unsafe {
             std::env::set_var("SOFTHSM2_CONF", &conf);
-            std::env::set_var("HANKO_MOCK_REAL_MODULE", REAL_MODULE);
+            std::env::set_var("HANKO_MOCK_REAL_MODULE", &real_module);
             std::env::set_var("HANKO_MOCK_CONTROL", &control);
             std::env::remove_var("HANKO_MOCK_STATS");
         }

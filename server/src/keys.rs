@@ -19,8 +19,7 @@ use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
-use hanko_hsm::cryptoki::object::{Attribute, AttributeType};
-use hanko_hsm::{Hsm, HsmSigner, PoolConfig};
+use hanko_hsm::{Hsm, HsmSigner, PoolConfig, ProtectionHistory};
 use hanko_pki::Signer;
 use hanko_pki::cert::{
     CertError, Certificate, check_key_matches, check_seal_certificate, check_tsa_certificate,
@@ -83,48 +82,16 @@ pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certifi
 }
 
 /// CONFORMANCE 39: the private key must be sensitive and non-extractable, and must have
-/// been so since it was generated.
-fn check_private_key_attributes(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
-    let attrs = hsm.private_key_attributes(
-        label,
-        &[
-            AttributeType::Sensitive,
-            AttributeType::Extractable,
-            AttributeType::AlwaysSensitive,
-            AttributeType::NeverExtractable,
-        ],
-    )?;
-    let mut seen = (None, None, None, None);
-    for a in attrs {
-        match a {
-            Attribute::Sensitive(v) => seen.0 = Some(v),
-            Attribute::Extractable(v) => seen.1 = Some(v),
-            Attribute::AlwaysSensitive(v) => seen.2 = Some(v),
-            Attribute::NeverExtractable(v) => seen.3 = Some(v),
-            _ => {}
-        }
+/// been so since it was generated (the rule is `hanko_hsm::KeyProtection::production_check`).
+fn check_private_key_protection(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
+    let history = hsm.key_protection(label)?.production_check()?;
+    if history == ProtectionHistory::NotReported {
+        tracing::warn!(
+            key = label,
+            "token does not report CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE"
+        );
     }
-    match seen {
-        (Some(true), Some(false), Some(true), Some(true)) => Ok(()),
-        (Some(true), Some(false), always, never) => {
-            if always == Some(false) || never == Some(false) {
-                bail!(
-                    "key \"{label}\": private key was extractable or not sensitive at some point \
-                     (CKA_ALWAYS_SENSITIVE={always:?}, CKA_NEVER_EXTRACTABLE={never:?}); \
-                     a signing key must be generated inside the HSM"
-                );
-            }
-            tracing::warn!(
-                key = label,
-                "token does not report CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE"
-            );
-            Ok(())
-        }
-        (sensitive, extractable, _, _) => bail!(
-            "key \"{label}\": private key must be CKA_SENSITIVE and not CKA_EXTRACTABLE \
-             (found sensitive={sensitive:?}, extractable={extractable:?})"
-        ),
-    }
+    Ok(())
 }
 
 /// Loads and checks every configured key; see the module documentation.
@@ -157,7 +124,7 @@ pub async fn load_keys(
                 spec.chain.display()
             )
         })?;
-        check_private_key_attributes(hsm, &spec.label)?;
+        check_private_key_protection(hsm, &spec.label)?;
         let signer = Arc::new(hsm.signer(&spec.label, spec.algorithm, pool.clone())?);
         // One probe signature, checked against the certificate's key: proves the key,
         // the mechanism and the certificate belong together before anything is issued.

@@ -1,19 +1,33 @@
-//! Shared helpers of the integration tests: a private SoftHSM token per test process and
-//! the `openssl` CLI as an independent verifier.
+//! Shared helpers of the integration tests: a private SoftHSM token per test process, the
+//! `openssl` CLI as an independent verifier, and the small test runner the binaries use.
 //!
 //! Each test binary is its own process with its own `SOFTHSM2_CONF` and token directory,
 //! because SoftHSM reads its configuration once, in the first `C_Initialize`.
+//!
+//! # Why `harness = false`
+//! Pointing SoftHSM at the process's configuration means setting `SOFTHSM2_CONF`, and
+//! changing the environment while other threads run is unsound (`std::env::set_var` is
+//! `unsafe` for that reason). libtest starts its threads before any test code runs, and
+//! a `std::sync::Once` inside a test only orders the tests against each other, not
+//! against the harness's own threads. PKCS#11 offers no way to pass the configuration
+//! path instead (SoftHSM reads only the variable). So every binary that uses this token
+//! is a `harness = false` test whose `main` calls [`run`]: it sets the environment and
+//! creates the token first, then runs the tests on threads of its own.
+//!
+//! The module is `HANKO_TEST_PKCS11_MODULE`, SoftHSM by default
+//! (`hanko_pkcs11_mock::module_under_test`), so the suite can run against another token.
 #![allow(dead_code)] // not every test binary uses every helper
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use hanko_hsm::{Hsm, ModuleConfig, Pin};
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN: &str = "hanko-test";
 pub const USER_PIN: &str = "user-pin-4711-x";
 pub const SO_PIN: &str = "so-pin-0815-y";
@@ -27,42 +41,131 @@ pub struct TestToken {
 
 pub fn module_config() -> ModuleConfig {
     ModuleConfig {
-        module_path: MODULE.into(),
+        module_path: hanko_pkcs11_mock::module_under_test(),
         token_label: TOKEN.into(),
     }
 }
 
+static SOFTHSM: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+
 /// The process's SoftHSM: a temp config and token directory, with the token initialised
-/// (created once per process; nothing is logged in).
+/// (nothing is logged in). Made by [`run`] before any test starts.
 pub fn softhsm() -> &'static (PathBuf, PathBuf) {
-    static S: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("hanko-hsm-test-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let token_dir = dir.join("tokens");
-        std::fs::create_dir_all(&token_dir).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                token_dir.display()
-            ),
-        )
-        .unwrap();
-        hanko_hsm::use_softhsm_config(&conf);
-        let created = Hsm::init_token(
-            &module_config(),
-            &Pin::new(SO_PIN.into()),
-            &Pin::new(USER_PIN.into()),
-        )
-        .unwrap();
-        assert!(created);
-        (dir, token_dir)
-    })
+    SOFTHSM
+        .get()
+        .expect("the token is created by common::run, in main, before the tests")
+}
+
+/// Writes the SoftHSM configuration, points `SOFTHSM2_CONF` at it and initialises the
+/// token. Only from `main` before any thread exists (see the module docs).
+fn setup_softhsm() -> (PathBuf, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("hanko-hsm-test-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let token_dir = dir.join("tokens");
+    std::fs::create_dir_all(&token_dir).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            token_dir.display()
+        ),
+    )
+    .unwrap();
+    // Sound: `run` calls this first thing in `main`, before any thread is started.
+    hanko_hsm::use_softhsm_config(&conf);
+    let created = Hsm::init_token(
+        &module_config(),
+        &Pin::new(SO_PIN.into()),
+        &Pin::new(USER_PIN.into()),
+    )
+    .unwrap();
+    assert!(created);
+    (dir, token_dir)
+}
+
+/// One test of a `harness = false` binary: its name and body.
+pub type Test = (&'static str, fn());
+
+/// Runs `body` on a multi-threaded tokio runtime with two workers, as
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` did.
+pub fn block_on(body: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body)
+}
+
+/// The `main` of a test binary: sets up the process's token (environment first, while
+/// this is the only thread), then runs the tests whose names contain one of the
+/// command-line words (all without words) on up to `--test-threads` threads (default:
+/// the CPU count), and exits non-zero if one failed. Prints libtest's summary line.
+pub fn run(tests: &[Test]) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in tests {
+            println!("{name}: test");
+        }
+        return;
+    }
+    SOFTHSM.get_or_init(setup_softhsm);
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let selected: Vec<&Test> = tests
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    let threads = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--test-threads="))
+        .and_then(|n| n.parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .clamp(1, selected.len().max(1));
+    println!("\nrunning {} tests", selected.len());
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(&&(name, body)) = selected.get(next.fetch_add(1, Ordering::Relaxed))
+                {
+                    // A panicking test is a failed test; its message is printed by the
+                    // panic hook. The thread is named after the test, as libtest does.
+                    let outcome = std::thread::Builder::new()
+                        .name(name.to_owned())
+                        .spawn(body)
+                        .unwrap()
+                        .join();
+                    match outcome {
+                        Ok(()) => println!("test {name} ... ok"),
+                        Err(_) => {
+                            println!("test {name} ... FAILED");
+                            failed.lock().unwrap().push(name);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap();
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len(),
+        tests.len() - selected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        println!("failures: {failed:?}");
+        std::process::exit(101);
+    }
 }
 
 /// The process's token, opened with the user PIN.

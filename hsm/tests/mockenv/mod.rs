@@ -26,7 +26,6 @@ use hanko_pki::{SignErrorKind, Signer};
 pub const TOKEN: &str = "hanko-faults";
 pub const USER_PIN: &str = "user-pin-4711-x";
 pub const SO_PIN: &str = "so-pin-0815-y";
-pub const REAL_MODULE: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
 
 /// SoftHSM behind the mock, one token, logged in.
 pub struct MockEnv {
@@ -71,7 +70,11 @@ impl MockEnv {
         #[allow(unsafe_code)]
         // SAFETY: called from `main` before any other thread is started.
         unsafe {
-            std::env::set_var("HANKO_MOCK_REAL_MODULE", REAL_MODULE);
+            // The token under test: HANKO_TEST_PKCS11_MODULE, SoftHSM by default.
+            std::env::set_var(
+                "HANKO_MOCK_REAL_MODULE",
+                hanko_pkcs11_mock::module_under_test(),
+            );
             std::env::set_var("HANKO_MOCK_CONTROL", &control);
             std::env::remove_var("HANKO_MOCK_STATS");
         }

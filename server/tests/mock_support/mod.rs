@@ -5,20 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The real module behind the mock.
-pub const SOFTHSM: &str = hanko_pkcs11_mock::DEFAULT_REAL_MODULE;
-
 /// The mock's `.so` (hanko_pkcs11_mock::module_for_tests: `HANKO_MOCK_SO`, beside this
 /// test binary, or built with cargo when missing).
 pub fn mock_so() -> PathBuf {
     hanko_pkcs11_mock::module_for_tests().unwrap()
 }
 
-/// Points `cmd` (a `hanko` command) at SoftHSM behind the mock, driven by `control`.
+/// Points `cmd` (a `hanko` command) at the token under test (`HANKO_TEST_PKCS11_MODULE`,
+/// SoftHSM by default) behind the mock, driven by `control`.
 pub fn mock_env(cmd: &mut Command, control: &Path) {
-    cmd.env("HANKO_MOCK_REAL_MODULE", SOFTHSM)
-        .env("HANKO_MOCK_CONTROL", control)
-        .env_remove("HANKO_MOCK_STATS");
+    cmd.env(
+        "HANKO_MOCK_REAL_MODULE",
+        hanko_pkcs11_mock::module_under_test(),
+    )
+    .env("HANKO_MOCK_CONTROL", control)
+    .env_remove("HANKO_MOCK_STATS");
 }
 
 /// Replaces the control file atomically (the mock may read it at any call).
