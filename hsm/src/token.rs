@@ -23,7 +23,7 @@ use hanko_pki::alg::key_type_of_spki;
 
 use crate::error::Error;
 use crate::module::{Module, ModuleState};
-use crate::pool::{HsmSigner, KeyRef};
+use crate::pool::{HsmSigner, KeyRef, sign_mechanism};
 use crate::{ModuleConfig, Pin, PoolConfig};
 
 /// A logged-in token. Cheap to clone; all clones share the login and the readiness flag.
@@ -254,17 +254,6 @@ pub(crate) fn find_private_key(
 fn mechanisms(ctx: &Pkcs11, slot: Slot, token: &str) -> Result<Vec<MechanismType>, Error> {
     ctx.get_mechanism_list(slot)
         .map_err(|e| Error::from_cryptoki(e, token))
-}
-
-/// The mechanism a signature algorithm needs, and its PKCS#11 name.
-pub(crate) fn sign_mechanism(alg: SignatureAlgorithm) -> (MechanismType, &'static str) {
-    match alg {
-        SignatureAlgorithm::RsaPss(_) => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"),
-        SignatureAlgorithm::Ecdsa(_) => (MechanismType::ECDSA, "CKM_ECDSA"),
-        SignatureAlgorithm::Ed25519 => (MechanismType::EDDSA, "CKM_EDDSA"),
-        // RsaPkcs1v15 and anything added later that is PKCS#1-shaped.
-        _ => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS"),
-    }
 }
 
 impl Hsm {

@@ -1,0 +1,115 @@
+//! The pool's counters and the [`PoolStats`] snapshot read from them.
+//!
+//! Plain atomics, bumped where the outcome is known (the answer, a failed attempt, a
+//! retry, the watchdog) and read without locks by `HsmSigner::stats`; the same events
+//! also go to the metrics named in `metrics_names.rs`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hanko_pki::SignErrorKind;
+
+/// The kinds in a fixed order, for the counters.
+pub(super) const KINDS: [SignErrorKind; 7] = [
+    SignErrorKind::BadInput,
+    SignErrorKind::KeyUnavailable,
+    SignErrorKind::Busy,
+    SignErrorKind::DeviceLost,
+    SignErrorKind::Timeout,
+    SignErrorKind::BadSignature,
+    SignErrorKind::Device,
+];
+
+pub(super) fn kind_index(k: SignErrorKind) -> usize {
+    KINDS
+        .iter()
+        .position(|x| *x == k)
+        .unwrap_or(KINDS.len() - 1)
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) signatures: AtomicU64,
+    pub(super) retries: AtomicU64,
+    pub(super) retries_succeeded: AtomicU64,
+    pub(super) verify_failures: AtomicU64,
+    pub(super) abandoned_workers: AtomicU64,
+    pub(super) deadline_expired: AtomicU64,
+    pub(super) refused: AtomicU64,
+    pub(super) breaker_openings: AtomicU64,
+    pub(super) errors: [AtomicU64; KINDS.len()],
+    pub(super) failed_attempts: [AtomicU64; KINDS.len()],
+}
+
+/// What a signing pool has done since it started (see [`crate::HsmSigner::stats`]).
+///
+/// Every request is counted exactly once, in `signatures` or in `errors`. Attempts are
+/// counted separately: a request makes one attempt on the token, or two when the first
+/// failed and was retried. So, unless a deadline passed while an attempt was running,
+/// `total_errors()` = `total_failed_attempts() - retries + refused + deadline_expired`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Requests answered with a signature.
+    pub signatures: u64,
+    /// Requests answered with an error, by kind (only kinds that occurred).
+    pub errors: Vec<(SignErrorKind, u64)>,
+    /// Attempts on the token that failed, by kind, including those that were retried
+    /// (only kinds that occurred).
+    pub failed_attempts: Vec<(SignErrorKind, u64)>,
+    /// Second attempts made.
+    pub retries: u64,
+    /// Second attempts that produced a (verified, if configured) signature.
+    pub retries_succeeded: u64,
+    /// Signatures withheld by verify-after-sign (also among `failed_attempts` as
+    /// `BadSignature`).
+    pub verify_failures: u64,
+    /// Workers given up on because a job ran past `call_timeout`.
+    pub abandoned_workers: u64,
+    /// Requests answered `Timeout` by the watchdog (queued or in flight).
+    pub deadline_expired: u64,
+    /// Requests answered with an error without an attempt on the token: queue full,
+    /// token not ready (recovering), pool closed.
+    pub refused: u64,
+    /// Times the readiness breaker opened (see the module docs), re-openings after a
+    /// failed probe included.
+    pub breaker_openings: u64,
+}
+
+impl PoolStats {
+    /// Requests answered with an error of `kind`.
+    pub fn errors_of(&self, kind: SignErrorKind) -> u64 {
+        self.errors
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Failed attempts of `kind`.
+    pub fn failed_attempts_of(&self, kind: SignErrorKind) -> u64 {
+        self.failed_attempts
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Requests answered with an error, all kinds.
+    pub fn total_errors(&self) -> u64 {
+        self.errors.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Failed attempts, all kinds.
+    pub fn total_failed_attempts(&self) -> u64 {
+        self.failed_attempts.iter().map(|(_, n)| n).sum()
+    }
+}
+
+pub(super) fn by_kind(counters: &[AtomicU64; KINDS.len()]) -> Vec<(SignErrorKind, u64)> {
+    KINDS
+        .iter()
+        .zip(counters)
+        .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
