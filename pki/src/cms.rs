@@ -147,21 +147,7 @@ pub async fn sign_signed_data(
     let digest_alg_der = hash.algorithm_identifier_der();
     let sig_alg_der = sig_alg.algorithm_identifier_der();
 
-    let content_digest = match params.content {
-        Content::Encapsulated(bytes) => hash.digest(bytes),
-        Content::Detached { digest } => {
-            if digest.len() != hash.output_len() {
-                return Err(CmsError::DigestLength {
-                    alg: hash,
-                    expected: hash.output_len(),
-                    got: digest.len(),
-                });
-            }
-            digest.to_vec()
-        }
-    };
-
-    let cert = CertIds::read(params.signer_certificate)?;
+    let content_digest = content_digest(params.content, hash)?;
     let signed_attributes_der = signed_attributes(&SignedAttributesParams {
         econtent_type: params.econtent_type,
         content_digest: &content_digest,
@@ -174,21 +160,67 @@ pub async fn sign_signed_data(
 
     let signature = signer.sign(&signed_attributes_der).await?;
 
+    let cert = CertIds::read(params.signer_certificate)?;
+    let signer_info = signer_info(
+        &cert,
+        &digest_alg_der,
+        &signed_attributes_der,
+        sig_alg_der,
+        &signature,
+    );
+    Ok(SignedDataOutput {
+        content_info_der: content_info(params, digest_alg_der, signer_info)?,
+        signed_attributes_der,
+        signature,
+    })
+}
+
+/// The message-digest value: the hash of encapsulated content, or the caller's digest of
+/// detached content after checking its length.
+fn content_digest(content: Content<'_>, hash: HashAlgorithm) -> Result<Vec<u8>, CmsError> {
+    match content {
+        Content::Encapsulated(bytes) => Ok(hash.digest(bytes)),
+        Content::Detached { digest } if digest.len() != hash.output_len() => {
+            Err(CmsError::DigestLength {
+                alg: hash,
+                expected: hash.output_len(),
+                got: digest.len(),
+            })
+        }
+        Content::Detached { digest } => Ok(digest.to_vec()),
+    }
+}
+
+/// The SignerInfo around the signature, with sid and signedAttrs spliced in as bytes.
+fn signer_info(
+    cert: &CertIds<'_>,
+    digest_alg_der: &[u8],
+    signed_attributes_der: &[u8],
+    sig_alg_der: Vec<u8>,
+    signature: &[u8],
+) -> SignerInfoOut {
     // SignerInfo.signedAttrs is [0] IMPLICIT SET OF: the same bytes, other tag.
-    let mut implicit_attrs = signed_attributes_der.clone();
+    let mut implicit_attrs = signed_attributes_der.to_vec();
     if let Some(first) = implicit_attrs.first_mut() {
         *first = 0xa0;
     }
-    let signer_info = SignerInfoOut {
+    SignerInfoOut {
         version: Integer::from(1),
         sid: Any::new(tlv(tag::SEQUENCE, &[cert.issuer, cert.serial].concat())),
-        digest_algorithm: Any::new(digest_alg_der.clone()),
+        digest_algorithm: Any::new(digest_alg_der.to_vec()),
         signed_attrs: Any::new(implicit_attrs),
         signature_algorithm: Any::new(sig_alg_der),
-        signature: OctetString::from(signature.clone()),
-    };
+        signature: OctetString::from(signature.to_vec()),
+    }
+}
 
-    let econtent_type = oid::to_rasn(&params.econtent_type);
+/// ContentInfo { id-signedData, SignedData { version, digestAlgorithms,
+/// encapContentInfo, certificates, signerInfos } }, DER.
+fn content_info(
+    params: &SignedDataParams<'_>,
+    digest_alg_der: Vec<u8>,
+    signer_info: SignerInfoOut,
+) -> Result<Vec<u8>, CmsError> {
     let version = if params.econtent_type == oid::DATA {
         1
     } else {
@@ -198,37 +230,30 @@ pub async fn sign_signed_data(
         Content::Encapsulated(bytes) => Some(OctetString::from(bytes.to_vec())),
         Content::Detached { .. } => None,
     };
-    let certificates = if params.certificates.is_empty() {
-        None
-    } else {
-        Some(SetOf::from_vec(
+    let certificates = (!params.certificates.is_empty()).then(|| {
+        SetOf::from_vec(
             params
                 .certificates
                 .iter()
                 .map(|c| Any::new(c.to_vec()))
                 .collect(),
-        ))
-    };
+        )
+    });
     let signed_data = SignedDataOut {
         version: Integer::from(version),
         digest_algorithms: SetOf::from_vec(vec![Any::new(digest_alg_der)]),
         encap_content_info: rasn_cms::EncapsulatedContentInfo {
-            content_type: econtent_type,
+            content_type: oid::to_rasn(&params.econtent_type),
             content: econtent,
         },
         certificates,
         signer_infos: SetOf::from_vec(vec![signer_info]),
     };
-    let signed_data_der = encode(&signed_data)?;
     let content_info = rasn_cms::ContentInfo {
         content_type: oid::to_rasn(&oid::SIGNED_DATA),
-        content: Any::new(signed_data_der),
+        content: Any::new(encode(&signed_data)?),
     };
-    Ok(SignedDataOutput {
-        content_info_der: encode(&content_info)?,
-        signed_attributes_der,
-        signature,
-    })
+    encode(&content_info)
 }
 
 /// Inputs of [`signed_attributes`].
