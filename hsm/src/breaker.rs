@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use hanko_pki::SignErrorKind;
 
-/// Requests in a row that must fail (with a kind [`counts`] accepts) before the pool
+/// Requests in a row that must fail (with a kind `counts` accepts) before the pool
 /// reports itself not ready.
 ///
 /// Three: one failure is noise and two can be a pair of unlucky requests, but three

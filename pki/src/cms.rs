@@ -21,8 +21,9 @@
 //! # Why it looks the way it does
 //! * Bytes copied from a certificate (the whole certificate, its issuer name, its serial)
 //!   are spliced in as they were received, never decoded and re-encoded: re-encoding a
-//!   decoded certificate is not always byte-identical (shared/DESIGN.md, pitfalls), and
-//!   ESSCertIDv2's certHash is over the original DER.
+//!   decoded certificate is not always byte-identical (an explicit `critical FALSE`
+//!   disappears; see [`crate::cert`]), and ESSCertIDv2's certHash is over the original
+//!   DER.
 //! * The signed attributes are encoded once, with rasn's DER encoder, which sorts the
 //!   SET OF. Those exact bytes are signed, and the same bytes (tag 0x31 changed to 0xA0)
 //!   become SignerInfo.signedAttrs. Nothing re-encodes them afterwards.

@@ -24,8 +24,8 @@
 //! require, and that it belongs to the key in the token. Building certificates is
 //! [`crate::x509`].
 //!
-//! Layout: this file holds the type and its accessors; [`locate`] finds the byte ranges
-//! of the fields inside the original DER; [`profile`] holds the start-up checks.
+//! Layout: this file holds the type and its accessors; `locate` finds the byte ranges
+//! of the fields inside the original DER; `profile` holds the start-up checks.
 
 pub(crate) mod locate;
 mod profile;

@@ -322,8 +322,8 @@ fn random_serial() -> Vec<u8> {
 /// a validity that ends before it starts or outside the issuer's; a self-signed
 /// end-entity profile.
 ///
-/// The steps: check the validity, then the issuer ([`issuer_name_and_key_id`]), build
-/// the profile's extensions ([`profile_extensions`]), then let the x509-cert builder
+/// The steps: check the validity, then the issuer (`issuer_name_and_key_id`), build
+/// the profile's extensions (`profile_extensions`), then let the x509-cert builder
 /// encode the TBSCertificate, sign it with [`Signer::sign`] and assemble the result.
 pub async fn issue_certificate(
     params: &CertParams,
