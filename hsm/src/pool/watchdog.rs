@@ -62,7 +62,11 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
                     .is_some_and(|s| now.saturating_duration_since(s) > sh.cfg.call_timeout);
                 if hung && !f.abandoned {
                     f.abandoned = true;
-                    stuck.push(w.id);
+                    // Counted while the slot is locked: the worker decrements when it
+                    // sees `abandoned`, which it can only do after this. (Counting it
+                    // later let a call that returned at once take the count below zero.)
+                    let outstanding = sh.abandoned_live.fetch_add(1, Ordering::AcqRel) + 1;
+                    stuck.push((w.id, outstanding));
                     false
                 } else {
                     true
@@ -77,12 +81,11 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
             };
             sh.answer(reply, Err(sh.error(&e)));
         }
-        for id in stuck {
+        for (id, outstanding) in stuck {
             sh.counters
                 .abandoned_workers
                 .fetch_add(1, Ordering::Relaxed);
             metrics::counter!(m::ABANDONED_WORKERS, "key" => sh.key.label.clone()).increment(1);
-            let outstanding = sh.abandoned_live.fetch_add(1, Ordering::AcqRel) + 1;
             if outstanding <= sh.cfg.workers {
                 tracing::warn!(key = %sh.key.label, worker = id, outstanding,
                     "signing call passed its deadline; worker abandoned, replacement started");
