@@ -30,16 +30,6 @@ use mockenv::{Load, MockEnv, Outcome};
 const TIMEOUT: Duration = Duration::from_secs(2);
 const MARGIN: Duration = Duration::from_millis(750);
 
-const KINDS: [SignErrorKind; 7] = [
-    SignErrorKind::BadInput,
-    SignErrorKind::KeyUnavailable,
-    SignErrorKind::Busy,
-    SignErrorKind::DeviceLost,
-    SignErrorKind::Timeout,
-    SignErrorKind::BadSignature,
-    SignErrorKind::Device,
-];
-
 fn faults(seed: u64) -> String {
     // 1 % of the C_Sign calls and 1 % of the C_SignInit calls (probabilities are per
     // call and per rule; cryptoki makes one C_SignInit and two C_Sign calls, the length
@@ -191,7 +181,7 @@ fn report(runs: &[Run], before: &Stats, after: &Stats, elapsed: Duration, seed: 
         assert_eq!(o.invalid, 0, "{}: invalid signature handed out", r.name);
         assert_eq!(o.sent, o.ok + o.errors_total(), "{}", r.name);
         assert_eq!(p.signatures, o.ok, "{}", r.name);
-        for k in KINDS {
+        for k in SignErrorKind::ALL {
             assert_eq!(p.errors_of(k), o.errors_of(k), "{} {k:?}", r.name);
         }
         // Errors = failed attempts that were not retried away + refusals + expiries.

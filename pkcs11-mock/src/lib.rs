@@ -168,6 +168,27 @@ pub fn module_under_test() -> PathBuf {
         .map_or_else(|| PathBuf::from(DEFAULT_REAL_MODULE), PathBuf::from)
 }
 
+/// Writes a SoftHSM configuration for tests into `dir`: token store `dir/tokens`
+/// (created), file backend, errors only. Returns the path of `dir/softhsm2.conf`, for
+/// `SOFTHSM2_CONF`.
+pub fn write_softhsm_config(dir: &Path) -> Result<PathBuf, Error> {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).map_err(|source| Error::Io {
+        path: tokens.clone(),
+        source,
+    })?;
+    let conf = dir.join("softhsm2.conf");
+    let text = format!(
+        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+        tokens.display()
+    );
+    std::fs::write(&conf, text).map_err(|source| Error::Io {
+        path: conf.clone(),
+        source,
+    })?;
+    Ok(conf)
+}
+
 /// The file name cargo gives the module.
 pub const MODULE_FILE: &str = "libhanko_pkcs11_mock.so";
 

@@ -81,17 +81,7 @@ fn find_slot(ctx: &Pkcs11) -> Slot {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let conf = hanko_pkcs11_mock::write_softhsm_config(dir.path()).unwrap();
         let control = dir.path().join("faults");
         // The token under test: HANKO_TEST_PKCS11_MODULE, SoftHSM by default.
         let real_module = hanko_pkcs11_mock::module_under_test();

@@ -73,6 +73,17 @@ pub enum SignErrorKind {
 }
 
 impl SignErrorKind {
+    /// Every kind, in a fixed order (for counters indexed by kind).
+    pub const ALL: [SignErrorKind; 7] = [
+        Self::BadInput,
+        Self::KeyUnavailable,
+        Self::Busy,
+        Self::DeviceLost,
+        Self::Timeout,
+        Self::BadSignature,
+        Self::Device,
+    ];
+
     /// Whether the same request may succeed if tried again later.
     pub fn is_retryable(self) -> bool {
         !matches!(self, Self::BadInput)

@@ -9,15 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hanko_pki::SignErrorKind;
 
 /// The kinds in a fixed order, for the counters.
-pub(super) const KINDS: [SignErrorKind; 7] = [
-    SignErrorKind::BadInput,
-    SignErrorKind::KeyUnavailable,
-    SignErrorKind::Busy,
-    SignErrorKind::DeviceLost,
-    SignErrorKind::Timeout,
-    SignErrorKind::BadSignature,
-    SignErrorKind::Device,
-];
+pub(super) const KINDS: [SignErrorKind; 7] = SignErrorKind::ALL;
 
 pub(super) fn kind_index(k: SignErrorKind) -> usize {
     KINDS

@@ -64,17 +64,8 @@ fn setup_softhsm() -> (PathBuf, PathBuf) {
         .tempdir()
         .unwrap()
         .keep();
+    let conf = hanko_pkcs11_mock::write_softhsm_config(&dir).unwrap();
     let token_dir = dir.join("tokens");
-    std::fs::create_dir_all(&token_dir).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            token_dir.display()
-        ),
-    )
-    .unwrap();
     // Sound: `run` calls this first thing in `main`, before any thread is started.
     hanko_hsm::use_softhsm_config(&conf);
     let created = Hsm::init_token(

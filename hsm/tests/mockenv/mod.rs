@@ -53,17 +53,7 @@ impl MockEnv {
             .tempdir()
             .unwrap()
             .keep();
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let conf = hanko_pkcs11_mock::write_softhsm_config(&dir).unwrap();
         let control = dir.join("faults");
         std::fs::write(&control, "").unwrap();
         hanko_hsm::use_softhsm_config(&conf);
