@@ -20,12 +20,12 @@ use hanko_pki::{KeyType, SignError, SignErrorKind, SignatureAlgorithm};
 #[non_exhaustive]
 pub enum Error {
     /// A PKCS#11 function returned an error value.
-    #[error("{}: {} (token \"{token}\")", function_name(*.function), rv_name(*.rv))]
+    #[error("{function}: {rv} (token \"{token}\")")]
     Pkcs11 {
         /// The `C_*` function that failed.
-        function: Function,
+        function: Pkcs11Function,
         /// Its return value.
-        rv: RvError,
+        rv: ReturnValue,
         /// Label of the token it was called for (empty before a token is known).
         token: String,
     },
@@ -104,14 +104,14 @@ pub enum Error {
     /// a search by label finds nothing, within the same module generation. SoftHSM does this when its token directory goes
     /// away, and keeps the objects lost even after the files return, until the module is
     /// re-initialised; so it is handled like a device loss.
-    #[error("key \"{key}\" vanished from token \"{token}\" ({rv} for a key found before)", rv = rv_name(*.rv))]
+    #[error("key \"{key}\" vanished from token \"{token}\" ({rv} for a key found before)")]
     KeyVanished {
         /// Token label.
         token: String,
         /// Key label.
         key: String,
         /// What the signing call returned.
-        rv: RvError,
+        rv: ReturnValue,
     },
     /// The signing queue is full.
     #[error("signing queue for key \"{0}\" is full")]
@@ -182,8 +182,8 @@ impl Error {
     pub(crate) fn from_cryptoki(e: cryptoki::error::Error, token: &str) -> Self {
         match e {
             cryptoki::error::Error::Pkcs11(rv, function) => Error::Pkcs11 {
-                function,
-                rv,
+                function: Pkcs11Function(function),
+                rv: ReturnValue(rv),
                 token: token.to_owned(),
             },
             other => Error::Module {
@@ -194,7 +194,7 @@ impl Error {
     }
 
     /// The `CK_RV` if this is a PKCS#11 error.
-    pub fn rv(&self) -> Option<RvError> {
+    pub fn rv(&self) -> Option<ReturnValue> {
         match self {
             Error::Pkcs11 { rv, .. } => Some(*rv),
             _ => None,
@@ -208,7 +208,7 @@ impl Error {
             return true;
         }
         matches!(
-            self.rv(),
+            self.rv().map(|r| r.0),
             Some(
                 RvError::DeviceRemoved
                     | RvError::SessionHandleInvalid
@@ -228,7 +228,7 @@ impl Error {
             return SignErrorKind::DeviceLost;
         }
         match self {
-            Error::Pkcs11 { rv, .. } => match rv {
+            Error::Pkcs11 { rv, .. } => match rv.0 {
                 RvError::DataInvalid
                 | RvError::DataLenRange
                 | RvError::ArgumentsBad
@@ -278,6 +278,29 @@ impl From<Error> for SignError {
     }
 }
 
+/// A PKCS#11 return value (`CK_RV`), as the crate's errors carry it. Opaque outside
+/// this crate (no `cryptoki` type leaks); it displays as its PKCS#11 name, e.g.
+/// `CKR_DEVICE_REMOVED`, and [`Error::kind`] is its classification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReturnValue(pub(crate) RvError);
+
+impl fmt::Display for ReturnValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&rv_name(self.0))
+    }
+}
+
+/// The PKCS#11 function a failure came from. Opaque outside this crate; displays as
+/// `C_Sign`, `C_OpenSession`, ...
+#[derive(Clone, Copy, Debug)]
+pub struct Pkcs11Function(pub(crate) Function);
+
+impl fmt::Display for Pkcs11Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&function_name(self.0))
+    }
+}
+
 /// `Function::Sign` -> `C_Sign`.
 pub(crate) fn function_name(f: Function) -> String {
     format!("C_{f:?}")
@@ -318,8 +341,8 @@ mod tests {
     #[test]
     fn display_names_function_rv_and_token() {
         let e = Error::Pkcs11 {
-            function: Function::Sign,
-            rv: RvError::DeviceRemoved,
+            function: Pkcs11Function(Function::Sign),
+            rv: ReturnValue(RvError::DeviceRemoved),
             token: "hanko-dev".into(),
         };
         assert_eq!(
@@ -345,8 +368,8 @@ mod tests {
     #[test]
     fn classification_table() {
         let pk = |rv| Error::Pkcs11 {
-            function: Function::Sign,
-            rv,
+            function: Pkcs11Function(Function::Sign),
+            rv: ReturnValue(rv),
             token: String::new(),
         };
         assert_eq!(pk(RvError::DataLenRange).kind(), SignErrorKind::BadInput);

@@ -78,7 +78,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use breaker::UNREADY_AFTER_FAILURES;
-pub use error::Error;
+pub use error::{Error, Pkcs11Function, ReturnValue};
 pub use pin::Pin;
 pub use pool::{HsmSigner, PoolStats};
 pub use protection::{KeyProtection, ProtectionHistory};

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 
-use crate::error::Error;
+use crate::error::{Error, Pkcs11Function, ReturnValue};
 use crate::token::HsmInner;
 
 /// Back-off bounds of the supervisor. The maximum is short so that signing resumes
@@ -242,8 +242,8 @@ impl Module {
         let state = self.read();
         if !state.initialized {
             return Err(Error::Pkcs11 {
-                function: cryptoki::context::Function::Initialize,
-                rv: RvError::CryptokiNotInitialized,
+                function: Pkcs11Function(cryptoki::context::Function::Initialize),
+                rv: ReturnValue(RvError::CryptokiNotInitialized),
                 token: String::new(),
             });
         }
@@ -345,7 +345,7 @@ fn needs_reinit(e: &Error) -> bool {
         e,
         Error::KeyNotFound { .. } | Error::KeyVanished { .. } | Error::Module { .. }
     ) || matches!(
-        e.rv(),
+        e.rv().map(|r| r.0),
         Some(RvError::CryptokiNotInitialized | RvError::GeneralError)
     )
 }

@@ -61,7 +61,7 @@ use tokio::sync::oneshot;
 
 use crate::PoolConfig;
 use crate::breaker::{self, Breaker, Transition};
-use crate::error::{Error, function_name, rv_name};
+use crate::error::Error;
 use crate::metrics_names as m;
 use crate::token::HsmInner;
 
@@ -427,11 +427,9 @@ fn breaker_open_reason(failures: u32, left: Duration) -> String {
 /// `C_Sign: CKR_DEVICE_REMOVED (token "hanko-dev", key "tsa-rsa3072")`.
 fn sign_error(e: &Error, token: &str, key: &str) -> SignError {
     let context = match e {
-        Error::Pkcs11 { function, rv, .. } => format!(
-            "{}: {} (token \"{token}\", key \"{key}\")",
-            function_name(*function),
-            rv_name(*rv)
-        ),
+        Error::Pkcs11 { function, rv, .. } => {
+            format!("{function}: {rv} (token \"{token}\", key \"{key}\")")
+        }
         other => other.to_string(),
     };
     SignError::new(e.kind(), context)

@@ -32,7 +32,7 @@ use cryptoki::session::Session;
 use hanko_pki::{SignErrorKind, SignatureAlgorithm};
 
 use super::{InFlight, Job, Shared, WorkerSlot, kind_index, mechanism};
-use crate::error::Error;
+use crate::error::{Error, ReturnValue};
 use crate::metrics_names as m;
 use crate::module::ModuleState;
 use crate::spki;
@@ -284,7 +284,7 @@ fn open_session(sh: &Shared, state: &ModuleState, epoch: u64) -> Result<WorkerSe
             Err(Error::KeyVanished {
                 token: token.to_owned(),
                 key: sh.key.label.clone(),
-                rv: RvError::ObjectHandleInvalid,
+                rv: ReturnValue(RvError::ObjectHandleInvalid),
             })
         }
         other => other,
@@ -337,7 +337,7 @@ fn sign_in_session(
                 return Err(Error::KeyVanished {
                     token: token.to_owned(),
                     key: sh.key.label.clone(),
-                    rv,
+                    rv: ReturnValue(rv),
                 });
             }
             Err(e) => return Err(e),
