@@ -10,7 +10,7 @@ use x509_cert::request::{CertReq, CertReqInfo};
 use super::assemble_signed;
 use crate::alg::SignatureAlgorithm;
 use crate::cert::CertError;
-use crate::der::read_tlv;
+use crate::der::{Cursor, Tlv, tag};
 use crate::signer::Signer;
 
 /// Makes a PKCS#10 certification request for `subject` over the signer's key, signed by
@@ -54,20 +54,23 @@ impl CertRequest {
             reason,
         };
         let parsed = CertReq::from_der(der).map_err(|e| malformed(e.to_string()))?;
-        // The signed bytes: the first element of the outer SEQUENCE, as received.
-        let (_, body, rest) = read_tlv(der).ok_or_else(|| malformed("not a SEQUENCE".into()))?;
-        if !rest.is_empty() {
-            return Err(malformed("trailing bytes".into()));
-        }
-        let (_, info_content, after_info) =
-            read_tlv(body).ok_or_else(|| malformed("no request info".into()))?;
-        let info_len = body.len() - after_info.len();
-        let _ = info_content;
-        let info_der = body[..info_len].to_vec();
-        let (_, alg_content, after_alg) =
-            read_tlv(after_info).ok_or_else(|| malformed("no algorithm".into()))?;
-        let alg_der = &after_info[..after_info.len() - after_alg.len()];
-        let _ = alg_content;
+        // The signed bytes: the first element of the outer SEQUENCE, as received; then
+        // the signature algorithm, also as received.
+        let outer = Cursor::new(der, 0..der.len())
+            .next_tagged(tag::SEQUENCE)
+            .filter(|t| t.whole.end == der.len())
+            .ok_or_else(|| malformed("not a single SEQUENCE".into()))?;
+        let mut fields = Cursor::new(der, outer.content);
+        let (info, alg) = (
+            fields.next_tagged(tag::SEQUENCE),
+            fields.next_tagged(tag::SEQUENCE),
+        );
+        let slice = |t: Option<Tlv>, what: &str| {
+            t.and_then(|t| der.get(t.whole))
+                .ok_or_else(|| malformed(format!("no {what}")))
+        };
+        let info_der = slice(info, "request info")?.to_vec();
+        let alg_der = slice(alg, "signature algorithm")?;
         let algorithm = SignatureAlgorithm::from_algorithm_identifier_der(alg_der)
             .map_err(|e| CertError::Unsupported(e.to_string()))?;
         let spki_der = parsed
