@@ -13,9 +13,11 @@
 //!     version 1, sid issuerAndSerialNumber (copied from the certificate's own bytes)
 //!     digestAlgorithm
 //!     signedAttrs [0]  content-type, message-digest, signing-certificate-v2,
-//!                      cms-algorithm-protection, optional signing-time
+//!                      cms-algorithm-protection, optional signing-time,
+//!                      the caller's extra attributes (pre-encoded DER)
 //!     signatureAlgorithm   from SignatureAlgorithm::algorithm_identifier_der
-//!     signature        Signer::sign over the DER SET OF (0x31) of the signed attributes } } } }
+//!     signature        Signer::sign over the DER SET OF (0x31) of the signed attributes
+//!     unsignedAttrs [1]    absent; SignedDataOutput::with_unsigned_attributes adds them } } } }
 //! ```
 //!
 //! # Why it looks the way it does
@@ -33,11 +35,16 @@
 //!   field by field.
 //! * Algorithm identifiers come from [`crate::alg`] only, OIDs from [`crate::oid`];
 //!   there is no second table.
+//! * Attributes this module does not know (CAdES mime-type, commitment-type-indication,
+//!   a signature time-stamp) come in as complete DER `Attribute`s, each checked to be
+//!   exactly one DER Attribute whose type appears once. Unsigned attributes are added
+//!   after signing by re-assembling the same pieces
+//!   ([`SignedDataOutput::with_unsigned_attributes`]): the signed attributes, the
+//!   signature and every other byte the signature covers stay as they were.
 //!
 //! # What it does not do
 //! It does not verify, does not parse CMS it did not build, does not support more than
-//! one signer, SubjectKeyIdentifier sids, unsigned attributes or CRLs. The e-seal crate
-//! adds those when it needs them, on top of [`SignedDataParams`].
+//! one signer, SubjectKeyIdentifier sids or CRLs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,6 +81,10 @@ pub enum CmsError {
     /// A dotted OID given by the caller is not a valid OID.
     #[error("invalid object identifier {0:?}")]
     BadOid(String),
+    /// An attribute given by the caller is not exactly one DER `Attribute` with at least
+    /// one value, or its type appears twice (or is one this module writes itself).
+    #[error("bad attribute: {0}")]
+    BadAttribute(String),
     /// A detached content digest does not have the length of the signer's hash.
     #[error("detached content digest is {got} bytes, {alg} needs {expected}")]
     DigestLength {
@@ -122,6 +133,11 @@ pub struct SignedDataParams<'a> {
     pub ess_issuer_serial: bool,
     /// A signing-time attribute, when wanted (CAdES; never in RFC 3161 tokens).
     pub signing_time: Option<SystemTime>,
+    /// Further signed attributes, each one complete DER `Attribute` (made with
+    /// [`attribute_der`]), e.g. CAdES mime-type or commitment-type-indication. Their
+    /// types must differ from each other and from the attributes written here. Empty
+    /// for RFC 3161 tokens.
+    pub extra_signed_attributes: &'a [&'a [u8]],
 }
 
 /// A finished SignedData and the pieces callers keep for logs and tests.
@@ -133,6 +149,31 @@ pub struct SignedDataOutput {
     pub signed_attributes_der: Vec<u8>,
     /// The signature value.
     pub signature: Vec<u8>,
+    /// The assembled SignedData, kept to add unsigned attributes without touching a
+    /// signed byte.
+    signed_data: SignedDataOut,
+}
+
+impl SignedDataOutput {
+    /// The DER ContentInfo of the same SignedData with `unsigned` as the SignerInfo's
+    /// unsignedAttrs (`[1] IMPLICIT SET OF Attribute`, sorted by DER), e.g. a CAdES
+    /// signature-time-stamp. Each element is one complete DER `Attribute` (see
+    /// [`attribute_der`]); types must not repeat. Everything else, the signed
+    /// attributes and the signature included, is the same bytes as in
+    /// [`SignedDataOutput::content_info_der`]. An empty slice gives that encoding back.
+    pub fn with_unsigned_attributes(&self, unsigned: &[&[u8]]) -> Result<Vec<u8>, CmsError> {
+        let mut signed_data = self.signed_data.clone();
+        let attrs = checked_attributes(unsigned, &mut Vec::new())?;
+        let mut infos = signed_data.signer_infos.to_vec().into_iter().cloned();
+        let (Some(mut signer_info), None) = (infos.next(), infos.next()) else {
+            return Err(CmsError::Encode(
+                "SignedData has not exactly one signer".into(),
+            ));
+        };
+        signer_info.unsigned_attrs = (!attrs.is_empty()).then(|| SetOf::from_vec(attrs));
+        signed_data.signer_infos = SetOf::from_vec(vec![signer_info]);
+        content_info(&signed_data)
+    }
 }
 
 /// Builds and signs a single-signer SignedData.
@@ -157,6 +198,7 @@ pub async fn sign_signed_data(
         digest_algorithm_der: &digest_alg_der,
         signature_algorithm_der: &sig_alg_der,
         signing_time: params.signing_time,
+        extra: params.extra_signed_attributes,
     })?;
 
     let signature = signer.sign(&signed_attributes_der).await?;
@@ -169,10 +211,12 @@ pub async fn sign_signed_data(
         sig_alg_der,
         &signature,
     );
+    let signed_data = signed_data(params, digest_alg_der, signer_info);
     Ok(SignedDataOutput {
-        content_info_der: content_info(params, digest_alg_der, signer_info)?,
+        content_info_der: content_info(&signed_data)?,
         signed_attributes_der,
         signature,
+        signed_data,
     })
 }
 
@@ -212,16 +256,17 @@ fn signer_info(
         signed_attrs: Any::new(implicit_attrs),
         signature_algorithm: Any::new(sig_alg_der),
         signature: OctetString::from(signature.to_vec()),
+        unsigned_attrs: None,
     }
 }
 
-/// ContentInfo { id-signedData, SignedData { version, digestAlgorithms,
-/// encapContentInfo, certificates, signerInfos } }, DER.
-fn content_info(
+/// SignedData { version, digestAlgorithms, encapContentInfo, certificates,
+/// signerInfos }.
+fn signed_data(
     params: &SignedDataParams<'_>,
     digest_alg_der: Vec<u8>,
     signer_info: SignerInfoOut,
-) -> Result<Vec<u8>, CmsError> {
+) -> SignedDataOut {
     let version = if params.econtent_type == oid::DATA {
         1
     } else {
@@ -240,7 +285,7 @@ fn content_info(
                 .collect(),
         )
     });
-    let signed_data = SignedDataOut {
+    SignedDataOut {
         version: Integer::from(version),
         digest_algorithms: SetOf::from_vec(vec![Any::new(digest_alg_der)]),
         encap_content_info: rasn_cms::EncapsulatedContentInfo {
@@ -249,10 +294,14 @@ fn content_info(
         },
         certificates,
         signer_infos: SetOf::from_vec(vec![signer_info]),
-    };
+    }
+}
+
+/// DER ContentInfo { id-signedData, `signed_data` }.
+fn content_info(signed_data: &SignedDataOut) -> Result<Vec<u8>, CmsError> {
     let content_info = rasn_cms::ContentInfo {
         content_type: oid::to_rasn(&oid::SIGNED_DATA),
-        content: Any::new(encode(&signed_data)?),
+        content: Any::new(encode(signed_data)?),
     };
     encode(&content_info)
 }
@@ -274,6 +323,9 @@ pub struct SignedAttributesParams<'a> {
     pub signature_algorithm_der: &'a [u8],
     /// Optional signing-time.
     pub signing_time: Option<SystemTime>,
+    /// Further attributes, each one complete DER `Attribute`; see
+    /// [`SignedDataParams::extra_signed_attributes`].
+    pub extra: &'a [&'a [u8]],
 }
 
 /// Encodes the signed attributes as the DER SET OF (tag 0x31) that gets signed.
@@ -282,7 +334,7 @@ pub struct SignedAttributesParams<'a> {
 /// calls it.
 pub fn signed_attributes(p: &SignedAttributesParams<'_>) -> Result<Vec<u8>, CmsError> {
     let cert = CertIds::read(p.signer_certificate)?;
-    let mut attrs = vec![
+    let mut own = vec![
         attribute(&oid::CONTENT_TYPE, encode(&oid::to_rasn(&p.econtent_type))?)?,
         attribute(
             &oid::MESSAGE_DIGEST,
@@ -298,10 +350,54 @@ pub fn signed_attributes(p: &SignedAttributesParams<'_>) -> Result<Vec<u8>, CmsE
         )?,
     ];
     if let Some(t) = p.signing_time {
-        attrs.push(attribute(&oid::SIGNING_TIME, encode_signing_time(t)?)?);
+        own.push(attribute(&oid::SIGNING_TIME, encode_signing_time(t)?)?);
     }
+    let mut seen: Vec<RasnOid> = own.iter().map(|a| a.r#type.clone()).collect();
+    let mut attrs = own
+        .iter()
+        .map(|a| encode(a).map(Any::new))
+        .collect::<Result<Vec<Any>, CmsError>>()?;
+    attrs.extend(checked_attributes(p.extra, &mut seen)?);
     // rasn's DER encoder sorts the elements of a SET OF by their encodings (X.690 §11.6).
     encode(&SetOf::from_vec(attrs))
+}
+
+/// One DER `Attribute { attrType, attrValues SET { value } }` with a single value given
+/// as complete DER: the form [`SignedDataParams::extra_signed_attributes`] and
+/// [`SignedDataOutput::with_unsigned_attributes`] take.
+pub fn attribute_der(type_oid: &ObjectIdentifier, value_der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    encode(&attribute(type_oid, value_der.to_vec())?)
+}
+
+/// Checks caller-made attributes: each exactly one DER `Attribute` (it re-encodes to
+/// the same bytes) with at least one value, of a type not in `seen` (which grows).
+fn checked_attributes(attrs: &[&[u8]], seen: &mut Vec<RasnOid>) -> Result<Vec<Any>, CmsError> {
+    let mut out = Vec::with_capacity(attrs.len());
+    for der in attrs {
+        let attr: Attribute = rasn::der::decode(der)
+            .map_err(|e| CmsError::BadAttribute(format!("not a DER Attribute: {e}")))?;
+        if encode(&attr)? != *der {
+            return Err(CmsError::BadAttribute(format!(
+                "{} is not exactly one DER Attribute",
+                attr.r#type
+            )));
+        }
+        if attr.values.is_empty() {
+            return Err(CmsError::BadAttribute(format!(
+                "{} has no value",
+                attr.r#type
+            )));
+        }
+        if seen.contains(&attr.r#type) {
+            return Err(CmsError::BadAttribute(format!(
+                "{} appears twice",
+                attr.r#type
+            )));
+        }
+        seen.push(attr.r#type);
+        out.push(Any::new(der.to_vec()));
+    }
+    Ok(out)
 }
 
 /// SigningCertificateV2 ::= SEQUENCE { certs SEQUENCE OF ESSCertIDv2 } with one
@@ -451,6 +547,9 @@ struct SignerInfoOut {
     signed_attrs: Any,
     signature_algorithm: Any,
     signature: OctetString,
+    /// `[1] IMPLICIT SET OF Attribute`, each element kept as given.
+    #[rasn(tag(1))]
+    unsigned_attrs: Option<SetOf<Any>>,
 }
 
 /// SignedData with the certificates as their original DER.
@@ -493,6 +592,40 @@ mod tests {
         );
         for bad in ["", "1", "1..2", "1.02", "3.1", "1.40", "a.b"] {
             assert!(oid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn caller_attributes_are_checked() {
+        let mime =
+            attribute_der(&oid::MIME_TYPE, &tlv(tag::UTF8_STRING, b"application/pdf")).unwrap();
+        let content_type = || oid::to_rasn(&oid::CONTENT_TYPE);
+        let mut seen = vec![content_type()];
+        assert_eq!(checked_attributes(&[&mime], &mut seen).unwrap().len(), 1);
+        // Twice, or a type this module writes itself.
+        let again = checked_attributes(&[&mime], &mut seen);
+        assert!(matches!(again, Err(CmsError::BadAttribute(_))));
+        let ct = attribute_der(
+            &oid::CONTENT_TYPE,
+            &encode(&oid::to_rasn(&oid::DATA)).unwrap(),
+        )
+        .unwrap();
+        let r = checked_attributes(&[&ct], &mut vec![content_type()]);
+        assert!(matches!(r, Err(CmsError::BadAttribute(_))));
+        // Trailing bytes, a long-form length where the short form fits, no value.
+        let mut trailing = mime.clone();
+        trailing.push(0);
+        let mut long_len = vec![0x30, 0x81, mime[1]];
+        long_len.extend_from_slice(&mime[2..]);
+        let mime_oid = encode(&oid::to_rasn(&oid::MIME_TYPE)).unwrap();
+        let no_value = tlv(tag::SEQUENCE, &[&mime_oid[..], &[0x31, 0x00]].concat());
+        for bad in [trailing, long_len, no_value, vec![0x04, 0x00]] {
+            let r = checked_attributes(&[&bad], &mut Vec::new());
+            assert!(
+                matches!(r, Err(CmsError::BadAttribute(_))),
+                "{}",
+                hex::encode(&bad)
+            );
         }
     }
 

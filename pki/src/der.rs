@@ -27,6 +27,8 @@ pub mod tag {
     pub const NULL: u8 = 0x05;
     /// OBJECT IDENTIFIER.
     pub const OID: u8 = 0x06;
+    /// UTF8String.
+    pub const UTF8_STRING: u8 = 0x0c;
     /// UTCTime.
     pub const UTC_TIME: u8 = 0x17;
     /// GeneralizedTime.

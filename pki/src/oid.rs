@@ -151,6 +151,29 @@ oids! {
     SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47", "id-aa-signingCertificateV2";
     /// id-aa-CMSAlgorithmProtection (RFC 6211 §2). rasn 0.30's constant for it is wrong.
     CMS_ALGORITHM_PROTECTION = "1.2.840.113549.1.9.52", "id-aa-CMSAlgorithmProtection";
+    /// id-aa-contentHint (RFC 2634 §2.9): content-hints, a CAdES signed attribute.
+    CONTENT_HINTS = "1.2.840.113549.1.9.16.2.4", "id-aa-contentHint";
+    /// id-aa-timeStampToken (RFC 3161 Appendix A), which CAdES calls
+    /// id-aa-signatureTimeStampToken: the B-T unsigned attribute.
+    SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14", "id-aa-timeStampToken";
+    /// id-aa-ets-commitmentType (RFC 5126 §5.11.1): commitment-type-indication.
+    COMMITMENT_TYPE_INDICATION = "1.2.840.113549.1.9.16.2.16", "id-aa-ets-commitmentType";
+    /// id-aa-ets-mimeType (EN 319 122-1): the CAdES mime-type signed attribute.
+    MIME_TYPE = "0.4.0.1733.2.1", "id-aa-ets-mimeType";
+
+    // ---- CAdES commitment types (RFC 5126 §5.11.1) ----
+    /// id-cti-ets-proofOfOrigin: the usual commitment of an organisation's seal.
+    CTI_PROOF_OF_ORIGIN = "1.2.840.113549.1.9.16.6.1", "id-cti-ets-proofOfOrigin";
+    /// id-cti-ets-proofOfReceipt.
+    CTI_PROOF_OF_RECEIPT = "1.2.840.113549.1.9.16.6.2", "id-cti-ets-proofOfReceipt";
+    /// id-cti-ets-proofOfDelivery.
+    CTI_PROOF_OF_DELIVERY = "1.2.840.113549.1.9.16.6.3", "id-cti-ets-proofOfDelivery";
+    /// id-cti-ets-proofOfSender.
+    CTI_PROOF_OF_SENDER = "1.2.840.113549.1.9.16.6.4", "id-cti-ets-proofOfSender";
+    /// id-cti-ets-proofOfApproval.
+    CTI_PROOF_OF_APPROVAL = "1.2.840.113549.1.9.16.6.5", "id-cti-ets-proofOfApproval";
+    /// id-cti-ets-proofOfCreation.
+    CTI_PROOF_OF_CREATION = "1.2.840.113549.1.9.16.6.6", "id-cti-ets-proofOfCreation";
 
     // ---- Time-stamp policies defined by standards ----
     /// best-practices-ts-policy (EN 319 421 §5.2): itu-t(0) identified-organization(4)

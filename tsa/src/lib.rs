@@ -338,6 +338,7 @@ impl Tsa {
             certificates: &chain,
             ess_issuer_serial: self.config.ess_issuer_serial,
             signing_time: None,
+            extra_signed_attributes: &[],
         };
         let signed = cms::sign_signed_data(&params, unit.signer().as_ref())
             .await

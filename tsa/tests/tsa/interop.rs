@@ -438,6 +438,7 @@ async fn cms_detached_id_data_verifies_with_openssl_cms() {
                 certificates: &chain,
                 ess_issuer_serial: false,
                 signing_time: Some(std::time::SystemTime::now()),
+                extra_signed_attributes: &[],
             },
             signer.as_ref(),
         )
