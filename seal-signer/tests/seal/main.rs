@@ -1,0 +1,16 @@
+//! hanko-seal integration tests, one binary (CONTRIBUTING.md, Tests).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+/// The test PKI (software CA, seal keys in SoftHSM), the in-process TSA behind
+/// `TimeStamper`, openssl and CMS helpers.
+mod common;
+/// A full signing queue (a real `Busy` from the HSM pool) is a retryable error.
+mod faults;
+/// Seals checked by `openssl cms -verify`, `openssl cms -cmsout -print`,
+/// `openssl ts -verify` and rfc3161-client, and taken apart structurally.
+mod interop;
+/// Property tests: any content gives a seal whose message-digest is its hash and whose
+/// signed attributes re-encode to the signed bytes.
+mod props;
+/// Every bad input and misconfiguration, its error and its fault class, no panic.
+mod rejections;
