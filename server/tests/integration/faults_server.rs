@@ -29,13 +29,6 @@
 //! the mock as `hsm.module`: dev mode opens the token through the configured module (and
 //! says so in its "loading signing keys" line), and issues on this machine's
 //! unsynchronised kernel clock with a warning, so no fake clock source is needed.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod mock_support;
-mod tsa_support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -45,11 +38,12 @@ use std::time::{Duration, Instant};
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, on_threads, run, text};
-use crate::mock_support::{injected, mock_env, mock_so, set_control};
-use crate::tsa_support::{
-    int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
+use crate::common::http::post;
+use crate::common::mock::{injected, mock_env, mock_so, set_control};
+use crate::common::tsp::{
+    log_records, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
 };
+use crate::common::{Server, hanko, load_turn, on_threads, run, text};
 
 const SYSTEM_FAILURE: usize = 25;
 const CALL_TIMEOUT_MS: u64 = 2000;
@@ -91,33 +85,12 @@ fn stamp_one(addr: SocketAddr, tag: &str) -> Vec<u8> {
     resp
 }
 
-/// Waits until /readyz answers `want`; returns how long it took.
-fn wait_readyz(server: &Server, want: u16, within: Duration) -> Duration {
-    wait_readyz_body(server, want, within).0
-}
-
-/// Waits until /readyz answers `want`; returns how long it took and the body.
-fn wait_readyz_body(server: &Server, want: u16, within: Duration) -> (Duration, String) {
-    let start = Instant::now();
-    loop {
-        let (status, body) = server.get("/readyz");
-        if status == want {
-            return (start.elapsed(), body);
-        }
-        assert!(
-            start.elapsed() < within,
-            "readyz stayed {status} (want {want}): {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Granted tokens: serial hex -> token DER; asserts no serial repeats.
 type Granted = HashMap<String, Vec<u8>>;
 
 fn grant(granted: &mut Granted, resp: &[u8]) -> String {
     let (token, tst) = token_of(resp);
-    let serial = int_hex(&tst.serial_number);
+    let serial = serial_hex(&tst.serial_number);
     let der = rasn::der::encode(&token).unwrap();
     assert!(
         granted.insert(serial.clone(), der).is_none(),
@@ -157,6 +130,7 @@ fn assert_all_system_failure(replies: &[Reply], what: &str) {
 
 #[test]
 fn hsm_faults_through_the_server() {
+    let _turn = load_turn();
     let t_start = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
@@ -191,7 +165,7 @@ fn hsm_faults_through_the_server() {
     mock_env(&mut cmd, &control);
     let server = Server::start(cmd, &["--dev", "--data-dir", dir.to_str().unwrap()]);
     let addr = server.addr;
-    wait_readyz(&server, 200, Duration::from_secs(15));
+    server.wait_readyz(200, Duration::from_secs(15));
     let mut granted = Granted::new();
     for r in load(addr, "warm-up", 2) {
         grant(&mut granted, &r.resp);
@@ -207,7 +181,7 @@ fn hsm_faults_through_the_server() {
     assert!(injected(&control, "fault") >= replies.len() as u64);
     // Every request failed twice (attempt and retry): the key is not usable, so not ready,
     // although the token is there.
-    let (_, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
+    let (_, body) = server.wait_readyz(503, Duration::from_secs(2));
     assert!(body.contains("signer is not ready"), "{body}");
     assert!(body.contains("signatures in a row failed"), "{body}");
     assert!(!body.contains("is not reachable"), "{body}");
@@ -215,11 +189,7 @@ fn hsm_faults_through_the_server() {
     let clear = Instant::now();
     let took = resumes_within(addr, &mut granted, Duration::from_secs(5));
     // The first token closed the breaker.
-    wait_readyz(
-        &server,
-        200,
-        Duration::from_secs(5).saturating_sub(clear.elapsed()),
-    );
+    server.wait_readyz(200, Duration::from_secs(5).saturating_sub(clear.elapsed()));
     eprintln!(
         "device error: {} refused, /readyz 503 during it; tokens again after {took:?}, \
          readyz 200 after {:?}",
@@ -245,15 +215,11 @@ fn hsm_faults_through_the_server() {
     }
     let replies = load(addr, "unplugged", 4);
     assert_all_system_failure(&replies, "unplugged");
-    wait_readyz(&server, 503, Duration::from_secs(5));
+    server.wait_readyz(503, Duration::from_secs(5));
     set_control(&control, "");
     let replug = Instant::now();
     resumes_within(addr, &mut granted, Duration::from_secs(5));
-    wait_readyz(
-        &server,
-        200,
-        Duration::from_secs(5).saturating_sub(replug.elapsed()),
-    );
+    server.wait_readyz(200, Duration::from_secs(5).saturating_sub(replug.elapsed()));
     eprintln!("unplug: tokens and readyz 200 after {:?}", replug.elapsed());
 
     // 3. Every third signature corrupted: no bad signature leaves the server.
@@ -304,15 +270,14 @@ fn hsm_faults_through_the_server() {
     // And it says 503: the token is still present and logged in, but every request timed
     // out, so the pool's breaker reports the key not ready (for max(2 x call timeout,
     // 5 s) after the last failure, which was just now).
-    let (readyz_503_after, body) = wait_readyz_body(&server, 503, Duration::from_secs(2));
+    let (readyz_503_after, body) = server.wait_readyz(503, Duration::from_secs(2));
     assert!(body.contains("signer is not ready"), "{body}");
     assert!(body.contains("signatures in a row failed"), "{body}");
     assert!(!body.contains("is not reachable"), "{body}");
     set_control(&control, "");
     let release = Instant::now();
     resumes_within(addr, &mut granted, Duration::from_secs(5));
-    wait_readyz(
-        &server,
+    server.wait_readyz(
         200,
         Duration::from_secs(5).saturating_sub(release.elapsed()),
     );

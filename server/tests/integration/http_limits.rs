@@ -17,13 +17,6 @@
 //!
 //! At the end the issuance log holds exactly the granted tokens, byte for byte: a refused
 //! request leaves nothing behind.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod mock_support;
-mod tsa_support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,11 +26,12 @@ use std::time::{Duration, Instant};
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, metric, on_threads};
-use crate::mock_support::{injected, mock_env, mock_so, set_control};
-use crate::tsa_support::{
-    int_hex, log_records, openssl_ts_verify, post, request_der, status_of, token_of,
+use crate::common::http::post;
+use crate::common::mock::{injected, mock_env, mock_so, set_control};
+use crate::common::tsp::{
+    log_records, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
 };
+use crate::common::{Server, hanko, load_turn, metric, on_threads};
 
 const QUERY: &str = "application/timestamp-query";
 const SYSTEM_FAILURE: usize = 25;
@@ -91,7 +85,7 @@ fn grant_verified(granted: &mut Granted, x: &Exchange, work: &Path, root: &Path)
     let (status, bits) = status_of(&x.body);
     assert_eq!(status, PkiStatus::Granted, "failInfo {bits:?}");
     let (token, tst) = token_of(&x.body);
-    let serial = int_hex(&tst.serial_number);
+    let serial = serial_hex(&tst.serial_number);
     let der = rasn::der::encode(&token).unwrap();
     assert!(
         granted.insert(serial.clone(), der).is_none(),
@@ -137,16 +131,13 @@ fn serve(dir: &Path, cfg: &Path, control: &Path) -> Server {
             cfg.to_str().unwrap(),
         ],
     );
-    let start = Instant::now();
-    while server.get("/readyz").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(15), "never ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_readyz(200, Duration::from_secs(15));
     server
 }
 
 #[test]
 fn overload_gets_503_with_retry_after_and_clients_over_their_rate_429() {
+    let _turn = load_turn();
     let t_start = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

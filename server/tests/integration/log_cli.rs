@@ -4,26 +4,13 @@
 //! number or time and check out with the independent `store/tools/verify_export.py`.
 //! No HSM: the log is filled through hanko-store, and the commands must not need the
 //! token or its PIN.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(
-    dead_code,
-    reason = "shared with the integration binary; not every helper is used here"
-)]
-#[path = "integration/common.rs"]
-mod common;
-#[allow(
-    dead_code,
-    reason = "shared by the log_* binaries; not every helper is used here"
-)]
-mod log_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hanko_store::{NewRecord, RecordKind, Store, StoreOptions};
 
+use crate::common::log::{Backend, TestDb, block_on};
 use crate::common::{run, text};
-use crate::log_support::{Backend, TestDb, block_on};
 
 /// Issue time of record `i` (1-based): 2026-11-24T19:40:00Z + i minutes.
 fn issued_at(i: u64) -> SystemTime {
@@ -221,13 +208,19 @@ fn unreadable_logs_and_bad_flags_exit_2() {
 }
 
 /// `hanko log verify|export` as a user who may read the log but not write beside it:
-/// as root the `nobody` user (root ignores file modes), otherwise this user with the
-/// directory made read-only.
-fn log_as_reader(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+/// as root the `nobody` user (root ignores file modes) running `nobody_bin` (see
+/// [`hanko_for_nobody`]), otherwise this user with the directory made read-only.
+fn log_as_reader(
+    dir: &std::path::Path,
+    nobody_bin: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
     let d = dir.to_str().unwrap();
     if is_root() {
         std::process::Command::new("runuser")
-            .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_hanko"), "log"])
+            .args(["-u", "nobody", "--"])
+            .arg(nobody_bin)
+            .arg("log")
             .args(args)
             .args(["--data-dir", d])
             .env_remove("HANKO_PIN")
@@ -250,7 +243,34 @@ fn is_root() -> bool {
     })
 }
 
-/// Sets a directory's mode (the log's temporary directory is 0700 when made).
+/// A copy of `hanko` that `nobody` can run, in `dir` (opened to all): the build's own
+/// binary sits in the target directory, which may be under a directory only its owner
+/// may enter (a checkout in a 0700 home or a `mktemp -d` clone), and `runuser` could not
+/// execute it there. Fails, saying why, when `nobody` cannot run the copy either (the
+/// temporary directory itself is not reachable for it).
+fn hanko_for_nobody(dir: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("hanko");
+    std::fs::copy(env!("CARGO_BIN_EXE_hanko"), &bin).unwrap();
+    chmod(dir, 0o755);
+    chmod(&bin, 0o755);
+    if is_root() {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nobody cannot run {} (is the temporary directory reachable for all?): {}",
+            bin.display(),
+            text(&out)
+        );
+    }
+    bin
+}
+
+/// Sets a file's or directory's mode (the log's temporary directory is 0700 when made).
 fn chmod(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -271,17 +291,19 @@ fn auditor_without_write_access_beside_a_stopped_servers_log() {
         !wal.exists() && !shm.exists(),
         "the store removes its WAL files on close"
     );
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = hanko_for_nobody(bin_dir.path());
     // Readable by all; writable by the owner only (root), or by nobody.
     chmod(dir, if is_root() { 0o755 } else { 0o555 });
 
-    let out = log_as_reader(dir, &["verify"]);
+    let out = log_as_reader(dir, &bin, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         stdout(&out).starts_with("chain intact: 3 rows"),
         "{}",
         text(&out)
     );
-    let out = log_as_reader(dir, &["export"]);
+    let out = log_as_reader(dir, &bin, &["export"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(stdout(&out).lines().count(), 3, "{}", text(&out));
     assert!(
@@ -293,7 +315,7 @@ fn auditor_without_write_access_beside_a_stopped_servers_log() {
     chmod(dir, 0o755);
     std::fs::write(&wal, b"").unwrap();
     chmod(dir, if is_root() { 0o755 } else { 0o555 });
-    let out = log_as_reader(dir, &["verify"]);
+    let out = log_as_reader(dir, &bin, &["verify"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("a -wal file exists") && text(&out).contains("-shm"),

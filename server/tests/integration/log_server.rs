@@ -12,42 +12,22 @@
 //!   at a time is never held for it;
 //! - `hanko_tsa_tokens_total` counts tokens sent: none while commits fail (issue #11).
 //!
-//! One dev data directory (one `dev-init`) serves every test of this binary; the load
-//! tests take turns (two cores).
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(
-    dead_code,
-    reason = "shared with the integration binary; not every helper is used here"
-)]
-#[path = "integration/common.rs"]
-mod common;
-#[allow(
-    dead_code,
-    reason = "shared by the log_* binaries; not every helper is used here"
-)]
-mod log_support;
+//! One dev data directory (`common::log::shared_dev_data_dir`, one `dev-init`) serves
+//! every test here, each logging to a database of its own; the load tests take turns
+//! (`common::load_turn`).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::common::{hanko, metric, run, text};
-use crate::log_support::{
-    Backend, Load, TestDb, assert_logged, dev_config_with, dev_data_dir, http, post_timestamp,
-    start_dev_server, start_dev_server_with, store_table, timestamp_request,
+use crate::common::http;
+use crate::common::log::{
+    Backend, Load, TestDb, assert_logged, dev_config_with, shared_dev_data_dir, start_dev_server,
+    start_dev_server_with, store_table,
 };
-
-const BINARY: &str = "log_server";
-
-/// The load tests run one at a time: the machine has two cores.
-static LOAD: Mutex<()> = Mutex::new(());
-
-fn load_turn() -> std::sync::MutexGuard<'static, ()> {
-    LOAD.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::common::tsp::{imprint_request, post_timestamp};
+use crate::common::{hanko, load_turn, metric, run, text};
 
 /// `hanko api-key new ...`: (the key, the `[[api_keys]]` table it printed).
 fn new_api_key(args: &[&str]) -> (String, toml::Table) {
@@ -72,13 +52,9 @@ fn new_api_key(args: &[&str]) -> (String, toml::Table) {
     (key, entry)
 }
 
-fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 #[test]
 fn log_api_serves_records_to_authorised_clients_only() {
-    let dir = dev_data_dir(BINARY);
+    let dir = shared_dev_data_dir();
     let db = TestDb::sqlite();
     let (auditor_key, auditor) = new_api_key(&["--name", "auditor", "--scope", "log:read"]);
     let (other_key, other) = new_api_key(&["--name", "no-scope"]);
@@ -94,52 +70,42 @@ fn log_api_serves_records_to_authorised_clients_only() {
     let server = start_dev_server_with(cmd, dir, &db, Some(&cfg));
 
     let (serial, token, _) =
-        post_timestamp(server.addr, &timestamp_request(&[7; 32], 42)).expect("a granted token");
+        post_timestamp(server.addr, &imprint_request(&[7; 32], 42)).expect("a granted token");
     let path = format!("/api/v1/log/{serial}");
     let get = |path: &str, auth: Option<&str>| {
         let h: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-        http(server.addr, "GET", path, &h, b"").unwrap()
+        http::send(server.addr, "GET", path, &h, b"").unwrap()
     };
 
-    let (status, h, _) = get(&path, None);
-    assert_eq!(status, 401);
-    assert!(
-        header(&h, "www-authenticate")
-            .unwrap()
-            .starts_with("Bearer"),
-        "{h:?}"
-    );
+    let r = get(&path, None);
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer"), "{}", r.head);
     let wrong = format!("Bearer {}x", auditor_key);
-    let (status, h, _) = get(&path, Some(&wrong));
-    assert_eq!(status, 401);
-    assert!(
-        header(&h, "www-authenticate")
-            .unwrap()
-            .contains("invalid_token")
-    );
+    let r = get(&path, Some(&wrong));
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.contains("invalid_token"), "{}", r.head);
     // Someone guessing keys: every attempt counted, one log line (issue #11: the log
     // must not flood).
     for _ in 0..20 {
-        assert_eq!(get(&path, Some(&wrong)).0, 401);
+        assert_eq!(get(&path, Some(&wrong)).status, 401);
     }
     let (_, metrics) = server.get("/metrics");
     assert_eq!(
         metric(&metrics, "hanko_api_auth_refused_total{reason=\"invalid\"}"),
         Some(21.0)
     );
-    let (status, h, _) = get(&path, Some(&format!("Bearer {other_key}")));
-    assert_eq!(status, 403);
-    assert!(
-        header(&h, "www-authenticate")
-            .unwrap()
-            .contains("insufficient_scope")
-    );
+    let r = get(&path, Some(&format!("Bearer {other_key}")));
+    assert_eq!(r.status, 403);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{}", r.head);
 
     let auth = format!("Bearer {auditor_key}");
-    let (status, h, body) = get(&path, Some(&auth));
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(header(&h, "content-type"), Some("application/json"));
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let r = get(&path, Some(&auth));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["kind"], "timestamp");
     assert_eq!(v["serial"], serial);
     assert_eq!(v["policy"], "0.4.0.2023.1.1");
@@ -154,16 +120,14 @@ fn log_api_serves_records_to_authorised_clients_only() {
         .unwrap();
     assert_eq!(stored, token, "the API returns exactly the token released");
     // The same record under 0x and upper case.
-    let (status, _, body2) = get(
+    let upper = get(
         &format!("/api/v1/log/0x{}", serial.to_uppercase()),
         Some(&auth),
     );
-    assert_eq!((status, &body2), (200, &body));
+    assert_eq!((upper.status, &upper.body), (200, &r.body));
     // Unknown serial, malformed serial.
-    let (status, _, _) = get("/api/v1/log/7fffffffffffffff", Some(&auth));
-    assert_eq!(status, 404);
-    let (status, _, _) = get("/api/v1/log/not-hex", Some(&auth));
-    assert_eq!(status, 400);
+    assert_eq!(get("/api/v1/log/7fffffffffffffff", Some(&auth)).status, 404);
+    assert_eq!(get("/api/v1/log/not-hex", Some(&auth)).status, 400);
 
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
@@ -197,7 +161,7 @@ fn sorted_serials(grants: &[(String, Vec<u8>)]) -> Vec<u64> {
 
 fn crash_mid_load_loses_nothing(backend: Backend) {
     let _turn = load_turn();
-    let dir = dev_data_dir(BINARY);
+    let dir = shared_dev_data_dir();
     let Some(db) = TestDb::new(backend) else {
         return;
     };
@@ -252,7 +216,7 @@ fn crash_mid_load_loses_nothing(backend: Backend) {
 #[test]
 fn one_client_at_a_time_is_not_held_for_the_linger() {
     let _turn = load_turn();
-    let dir = dev_data_dir(BINARY);
+    let dir = shared_dev_data_dir();
     let db = TestDb::sqlite();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = dev_config_with(dir, &tmp.path().join("linger.toml"), |t| {
@@ -263,7 +227,7 @@ fn one_client_at_a_time_is_not_held_for_the_linger() {
     for i in 0..n {
         let imprint = [i as u8; 32];
         assert!(
-            post_timestamp(server.addr, &timestamp_request(&imprint, 1000 + i)).is_some(),
+            post_timestamp(server.addr, &imprint_request(&imprint, 1000 + i)).is_some(),
             "request {i} not granted"
         );
     }
@@ -298,7 +262,7 @@ fn crash_mid_load_loses_nothing_postgres() {
 #[test]
 fn two_nodes_on_one_postgres_never_share_a_serial() {
     let _turn = load_turn();
-    let dir = dev_data_dir(BINARY);
+    let dir = shared_dev_data_dir();
     let Some(db) = TestDb::postgres() else {
         return;
     };
@@ -355,12 +319,12 @@ fn two_nodes_on_one_postgres_never_share_a_serial() {
 #[test]
 fn tokens_total_counts_only_tokens_sent() {
     let _turn = load_turn();
-    let dir = dev_data_dir(BINARY);
+    let dir = shared_dev_data_dir();
     let Some(db) = TestDb::postgres() else { return };
     let server = start_dev_server(dir, &db, None);
     let mut received = 0u64;
     let mut stamp = |i: u64| {
-        let got = post_timestamp(server.addr, &timestamp_request(&[i as u8; 32], 5000 + i));
+        let got = post_timestamp(server.addr, &imprint_request(&[i as u8; 32], 5000 + i));
         received += u64::from(got.is_some());
         got.is_some()
     };

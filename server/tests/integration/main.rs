@@ -1,13 +1,31 @@
 //! hanko-server integration tests: the real `hanko` binary against a real SoftHSM token
-//! in a temporary data directory, checked with raw HTTP and the openssl CLI.
+//! (directly, or through the fault-injecting pkcs11-mock) and real SQLite / PostgreSQL
+//! logs, each test in a temporary directory of its own, checked with raw HTTP and with
+//! tools we did not write (openssl, rfc3161-client, sqlite3, a Python export verifier).
+//!
+//! One binary, so that the crate links its tests once; its tests run in parallel threads
+//! (`common` says what that rules out), and those that load the machine take turns
+//! (`common::load_turn`).
 #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
 
-/// Running the binary, raw HTTP GET, output capture.
+/// Running the binary, servers, output; `http`, `log`, `mock` and `tsp` helpers.
 mod common;
 /// docs/configuration.md against the config structs, the serve flags and the environment.
 mod config_doc;
 /// `hanko dev-init`: creates, then reuses; file modes; chains verify with openssl.
 mod dev_init;
+/// HSM faults through the whole server (pkcs11-mock): failing, unplugged, corrupting,
+/// hanging and slow `C_Sign` under load; /readyz; the log holds exactly the grants.
+mod faults_server;
+/// Admission control of the signing routes: 503 + Retry-After on overload, 429 per
+/// client, the pool's own Busy as HTTP 200 + systemFailure.
+mod http_limits;
+/// `hanko log verify|export` on SQLite and PostgreSQL: tampering named, exit codes,
+/// auditors without write access, the independent export verifier.
+mod log_cli;
+/// The issuance log under a running server: the log API, SIGKILL mid-load, two nodes on
+/// one PostgreSQL, the linger; a failing log write answered with systemFailure.
+mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
@@ -15,6 +33,13 @@ mod serve;
 /// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary
 /// clients are served; slow heads and idle keep-alive are closed; connections per source.
 mod slow_clients;
-/// Time-stamp requests and their checks (shared with the tsa_* binaries).
-#[path = "../tsa_support/mod.rs"]
-mod tsa_support;
+/// dev-init's keys are sensitive and never extractable in the token.
+mod token_keys;
+/// The clock guard in production mode: chronyc states drive issuance and /readyz.
+mod tsa_clock;
+/// `POST /tsa` under bad input, `GET /tsa/policy`, `hanko stamp` and `hanko verify`.
+mod tsa_http;
+/// Tokens for RSA and P-256 keys accepted by openssl, rfc3161-client and `hanko verify`.
+mod tsa_interop;
+/// Serials unique across concurrency and a restart, and every grant in the log.
+mod tsa_serials;

@@ -20,14 +20,14 @@
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::{Server, hanko, metric, on_threads, run};
-use crate::tsa_support::{int_hex, openssl_ts_verify, post, request_der, status_of, token_of};
+use crate::common::http::post;
+use crate::common::tsp::{openssl_ts_verify, request_der, serial_hex, status_of, token_of};
+use crate::common::{Server, hanko, load_turn, metric, on_threads, run};
 
 const QUERY: &str = "application/timestamp-query";
 /// The deadlines of the servers below (short, to keep the tests quick).
@@ -37,10 +37,6 @@ const IDLE_DEADLINE: Duration = Duration::from_secs(4);
 /// How late after its deadline a slow connection may be cut (timer, scheduling on a
 /// shared 2-core machine).
 const MARGIN: Duration = Duration::from_millis(1500);
-
-/// One test of this module at a time: each measures deadlines and latencies, which the
-/// other's dev-init (key generation) would disturb on a small machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `hanko serve --dev` on a fresh data directory whose dev config gets an `[http]`
 /// section: the deadlines above, and `http`.
@@ -60,11 +56,7 @@ fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
     ));
     std::fs::write(&cfg, text).unwrap();
     let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
-    let start = Instant::now();
-    while server.get("/readyz").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_readyz(200, Duration::from_secs(30));
     (server, dir)
 }
 
@@ -140,7 +132,7 @@ fn stamp_verified(addr: SocketAddr, tag: &str, work: &Path, root: &Path) -> Dura
     assert_eq!(status, 200, "{tag}: {headers}");
     let (pki, bits) = status_of(&body);
     assert_eq!(pki, PkiStatus::Granted, "{tag}: failInfo {bits:?}");
-    let serial = int_hex(&token_of(&body).1.serial_number);
+    let serial = serial_hex(&token_of(&body).1.serial_number);
     openssl_ts_verify(work, &serial, &req, &body, root, None);
     took
 }
@@ -178,7 +170,8 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
     const SLOW: usize = 3 * MAX_IN_FLIGHT;
     const THREADS: usize = 3;
     const PER_THREAD: usize = 4;
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Deadlines and latencies are measured: one such test at a time.
+    let _turn = load_turn();
     let tmp = tempfile::tempdir().unwrap();
     let (server, dir) = serve(tmp.path(), &format!("max_in_flight = {MAX_IN_FLIGHT}\n"));
     let addr = server.addr;
@@ -251,7 +244,8 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
 fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_sources_are_capped()
 {
     const PER_SOURCE: usize = 6;
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Deadlines and latencies are measured: one such test at a time.
+    let _turn = load_turn();
     let tmp = tempfile::tempdir().unwrap();
     let (server, _dir) = serve(
         tmp.path(),

@@ -1,30 +1,56 @@
 //! The keys `hanko dev-init` makes live in the token and cannot leave it
-//! (CONFORMANCE 39).
+//! (CONFORMANCE 39), read through hanko-hsm from the token itself. The module is
+//! `HANKO_TEST_PKCS11_MODULE`, SoftHSM by default.
 //!
-//! Its own test binary, and `harness = false` (see Cargo.toml): it points this process's
-//! `SOFTHSM2_CONF` at the dev token, and changing the environment is sound only while no
-//! other thread runs, which libtest's harness cannot promise; so `main` runs the one
-//! test directly. The module is `HANKO_TEST_PKCS11_MODULE`, SoftHSM by default.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
+//! SoftHSM finds the dev token through `SOFTHSM2_CONF`, read from the environment of
+//! the process that loads it; the other tests of this binary run in threads beside this
+//! one, so this process's environment must not change. The check therefore runs in a
+//! child: this test binary again, running only [`attributes_in_the_dev_token`] with
+//! `SOFTHSM2_CONF` given to it through `Command::env`.
+
+use std::path::Path;
 
 use hanko_hsm::{Hsm, ModuleConfig, Pin, ProtectionHistory};
 
+use crate::common::{run, text};
+
+/// Tells the child which dev data directory to open.
+const DATA_DIR_VAR: &str = "HANKO_TEST_TOKEN_KEYS_DATA_DIR";
+const CHILD_TEST: &str = "token_keys::attributes_in_the_dev_token";
+
+#[test]
 fn dev_keys_are_sensitive_and_never_extractable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hanko"))
-        .args(["dev-init", "--data-dir", dir.to_str().unwrap()])
-        .env_remove("SOFTHSM2_CONF")
+    let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
+        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+        .env(DATA_DIR_VAR, &dir)
         .output()
         .unwrap();
     assert!(
-        out.status.success(),
+        out.status.success() && text(&out).contains("1 passed"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        text(&out)
     );
+}
 
-    // Sound: `main` calls this test before any other thread exists.
-    hanko_hsm::use_softhsm_config(&dir.join("softhsm2.conf"));
+/// The check itself, run by [`dev_keys_are_sensitive_and_never_extractable`] in a child
+/// process; by itself (without the variables it sets) there is nothing to check.
+#[test]
+#[ignore = "run in a child process by dev_keys_are_sensitive_and_never_extractable"]
+fn attributes_in_the_dev_token() {
+    let Some(dir) = std::env::var_os(DATA_DIR_VAR) else {
+        eprintln!("{DATA_DIR_VAR} is not set: nothing to check");
+        return;
+    };
+    assert_dev_keys_stay_in_the_token(Path::new(&dir));
+}
+
+fn assert_dev_keys_stay_in_the_token(dir: &Path) {
     let hsm = Hsm::open(
         ModuleConfig {
             module_path: hanko_pkcs11_mock::module_under_test(),
@@ -51,27 +77,4 @@ fn dev_keys_are_sensitive_and_never_extractable() {
             "{label}: private key material readable: {p:?}"
         );
     }
-}
-
-fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let wanted = filters.is_empty()
-        || filters
-            .iter()
-            .any(|f| "dev_keys_are_sensitive_and_never_extractable".contains(f.as_str()));
-    if std::env::args().any(|a| a == "--list") {
-        println!("dev_keys_are_sensitive_and_never_extractable: test");
-        return;
-    }
-    if !wanted {
-        println!("\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out\n");
-        return;
-    }
-    println!("\nrunning 1 test");
-    dev_keys_are_sensitive_and_never_extractable();
-    println!("test dev_keys_are_sensitive_and_never_extractable ... ok");
-    println!("\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n");
 }

@@ -5,26 +5,20 @@
 //! timeNotAvailable (failInfo bit 14), /readyz is 503 naming the clock, and the log gets
 //! no record; back in sync: tokens again. Then the kernel clock of this machine, which
 //! says it is unsynchronised (docs/architecture.md): timeNotAvailable.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod tsa_support;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
+use crate::common::tsp::{log_records, request_der, serial_hex, status_of, timestamp, token_of};
 use crate::common::{Server, hanko, run, text};
-use crate::tsa_support::{int_hex, log_records, request_der, status_of, timestamp, token_of};
 
 const TIME_NOT_AVAILABLE: usize = 14;
 /// chronyc -c tracking: offset 10 us, root delay 2 ms, root dispersion 1 ms.
-const SYNCED: &str = common::CHRONYC_SYNCED;
+const SYNCED: &str = crate::common::CHRONYC_SYNCED;
 const UNSYNCED: &str = "00000000,0.0.0.0,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n";
 /// Synchronised, but root dispersion 1.5 s: beyond the declared 1 s accuracy.
 const TOO_FAR: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,1.500000000,64.0,Normal\n";
@@ -46,17 +40,9 @@ fn start_production(dir: &Path, cfg: &Path) -> Server {
     Server::start(cmd, &["--config", cfg.to_str().unwrap()])
 }
 
-/// Waits until /readyz answers `want`; returns its body.
+/// Waits (at most 15 s) until /readyz answers `want`; returns its body.
 fn wait_readyz(server: &Server, want: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, body) = server.get("/readyz");
-        if status == want {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "readyz stayed {status}: {body}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_readyz(want, Duration::from_secs(15)).1
 }
 
 fn stamp(server: &Server, i: u32) -> Vec<u8> {
@@ -108,7 +94,7 @@ fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
     let expect_granted = |server: &Server, granted: &mut HashSet<String>, n: &mut u32| {
         *n += 1;
         let (_, tst) = token_of(&stamp(server, *n));
-        assert!(granted.insert(int_hex(&tst.serial_number)));
+        assert!(granted.insert(serial_hex(&tst.serial_number)));
     };
     for _ in 0..3 {
         expect_granted(&server, &mut granted, &mut n);

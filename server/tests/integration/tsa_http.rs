@@ -2,23 +2,15 @@
 //! `hanko serve --dev`: wrong content type 415, body over 8 KiB 413, empty, garbage and
 //! truncated bodies HTTP 200 with badDataFormat, GET /tsa 405; none of it takes the
 //! server down (readyz still 200). One dev server for the whole binary.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod tsa_support;
-
-use std::process::{Command, Stdio};
 
 use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
-use crate::common::text;
-use crate::tsa_support::{
-    DEFAULT_POLICY, P256_POLICY, dev_server, post, request, request_der, status_of, timestamp,
-    token_of,
+use crate::common::http::{self, post};
+use crate::common::tsp::{
+    DEFAULT_POLICY, P256_POLICY, dev_server, request_der, status_of, timestamp, token_of,
 };
+use crate::common::{run, text};
 
 const QUERY: &str = "application/timestamp-query";
 const BAD_DATA_FORMAT: usize = 5;
@@ -35,8 +27,8 @@ fn bad_input_policy_document_and_the_stamp_client() {
     assert_eq!(status, 415, "{headers}");
     let (status, headers, _) = post(addr, "/tsa", QUERY, &vec![0x30; 9000]);
     assert_eq!(status, 413, "{headers}");
-    let (status, headers, _) = request(addr, "GET", "/tsa", None, b"");
-    assert_eq!(status, 405, "{headers}");
+    let (status, body) = http::get(addr, "/tsa");
+    assert_eq!(status, 405, "{body}");
 
     // Everything else: HTTP 200, a rejection with badDataFormat.
     let mut garbage = b"GET / HTTP/1.0 garbage".to_vec();
@@ -99,15 +91,8 @@ fn bad_input_policy_document_and_the_stamp_client() {
     let doc_path = tmp.path().join("hello.txt");
     std::fs::write(&doc_path, b"hello, time\n").unwrap();
     let url = format!("http://{addr}/tsa");
-    let hanko = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_hanko"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
     let d = doc_path.to_str().unwrap();
-    let out = hanko(&[
+    let out = run(&[
         "stamp",
         d,
         "--url",
@@ -121,11 +106,11 @@ fn bad_input_policy_document_and_the_stamp_client() {
     assert!(text(&out).contains("Time-stamp granted"), "{}", text(&out));
     let tsr = format!("{d}.tsr");
     let root = data.join("dev-pki/root.pem");
-    let out = hanko(&["verify", &tsr, "--data", d, "--ca", root.to_str().unwrap()]);
+    let out = run(&["verify", &tsr, "--data", d, "--ca", root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(P256_POLICY), "{}", text(&out));
     // A refused request: exit 1 with the failure info.
-    let out = hanko(&[
+    let out = run(&[
         "stamp",
         d,
         "--url",
@@ -138,7 +123,7 @@ fn bad_input_policy_document_and_the_stamp_client() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("unacceptedPolicy"), "{}", text(&out));
     // No TSA there: exit 2.
-    let out = hanko(&[
+    let out = run(&[
         "stamp",
         d,
         "--url",

@@ -4,12 +4,6 @@
 //! rfc3161-client and `hanko verify`; signed attributes re-encode to the signed bytes;
 //! and `hanko verify` refuses other data, a flipped signature byte and a wrong root.
 //! One dev server (one key generation) for the whole binary.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod tsa_support;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -18,18 +12,13 @@ use std::process::{Command, Output, Stdio};
 use rasn_cms::SignedData;
 use rasn_cms::tsp::TimeStampReq;
 
-use crate::common::text;
-use crate::tsa_support::{
+use crate::common::tsp::{
     DEFAULT_POLICY, P256_POLICY, dev_server, openssl, openssl_ts_verify, timestamp, token_of,
 };
+use crate::common::{hanko, text};
 
 fn hanko_verify(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hanko"))
-        .arg("verify")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    hanko().arg("verify").args(args).output().unwrap()
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

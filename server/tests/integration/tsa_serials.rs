@@ -2,20 +2,14 @@
 //! `hanko serve --dev` give 400 distinct serials; after SIGTERM and a restart on the same
 //! data directory 50 more repeat none; and every granted token is in the issuance log
 //! (read with the sqlite3 CLI once the server has stopped), byte for byte.
-#![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
-
-#[allow(dead_code, reason = "shared with the other test binaries")]
-#[path = "integration/common.rs"]
-mod common;
-mod tsa_support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use hanko_pki::HashAlgorithm;
 
-use crate::common::{Server, hanko};
-use crate::tsa_support::{dev_server, int_hex, log_records, request_der, timestamp, token_of};
+use crate::common::tsp::{dev_server, log_records, request_der, serial_hex, timestamp, token_of};
+use crate::common::{Server, hanko, load_turn};
 
 /// One request, returning (serial hex, token DER).
 fn stamp(addr: SocketAddr, i: u64) -> (String, Vec<u8>) {
@@ -29,13 +23,14 @@ fn stamp(addr: SocketAddr, i: u64) -> (String, Vec<u8>) {
     let resp = timestamp(addr, &req);
     let (token, tst) = token_of(&resp);
     (
-        int_hex(&tst.serial_number),
+        serial_hex(&tst.serial_number),
         rasn::der::encode(&token).unwrap(),
     )
 }
 
 #[test]
 fn serials_are_unique_across_concurrency_and_restart_and_all_are_logged() {
+    let _turn = load_turn();
     let tmp = tempfile::tempdir().unwrap();
     let (server, data) = dev_server(tmp.path());
     let addr = server.addr;

@@ -1,16 +1,15 @@
-//! Helpers of the `log_*` test binaries, on top of `integration/common.rs` (running the
-//! binary, `Server`): fresh databases (SQLite file or a PostgreSQL database dropped
-//! afterwards), raw SQL for tampering, `hanko log ...`, one dev data directory per test
-//! binary, RFC 3161 requests and a minimal DER walk of the responses, and a load
-//! generator.
+//! The issuance log in the tests: fresh databases (an SQLite file, or a PostgreSQL
+//! database dropped afterwards), raw SQL behind the server's back, `hanko log ...`, one dev
+//! data directory shared by the tests that only need a token, `hanko serve --dev` over it
+//! logging to a given database, and a load generator whose grants are checked against
+//! the log.
 //!
 //! PostgreSQL: `HANKO_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! must let its user CREATE DATABASE. Unreachable means the test FAILS, unless
 //! `HANKO_SKIP_POSTGRES=1` is set (the same rule as hanko-store's tests; CI never sets it).
 
 use std::collections::HashMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -19,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection as _;
 
-use crate::common::{hanko, run, text};
+use crate::common::tsp::{imprint_request, post_timestamp};
+use crate::common::{Server, hanko, run, text};
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -184,17 +184,22 @@ fn hanko_store_redact(url: &str) -> String {
     hanko_store::redact_url(url)
 }
 
-/// One dev data directory per test binary (`hanko dev-init` once per run), under the
-/// target directory; made afresh by every run, so no state leaks from an earlier one.
-pub fn dev_data_dir(binary: &str) -> &'static Path {
+/// One dev data directory (`hanko dev-init` once per run) for the tests that need a token
+/// but not a data directory of their own: each logs to its own [`TestDb`]. It lives
+/// under the target directory, named after this process, so that two runs at once do
+/// not share it; directories of runs that are gone are removed.
+pub fn shared_dev_data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("hanko-log-tests")
-            .join(binary);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).unwrap();
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hanko-dev-data");
+        std::fs::create_dir_all(&parent).unwrap();
+        for entry in std::fs::read_dir(&parent).unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !Path::new("/proc").join(&pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
+        let dir = parent.join(std::process::id().to_string());
         let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
         assert!(out.status.success(), "dev-init: {}", text(&out));
         dir
@@ -224,11 +229,7 @@ pub fn store_table(t: &mut toml::Table) -> &mut toml::Table {
 }
 
 /// Starts `hanko serve --dev` over `data_dir`, logging to `db`, with optional config.
-pub fn start_dev_server(
-    data_dir: &Path,
-    db: &TestDb,
-    config: Option<&Path>,
-) -> crate::common::Server {
+pub fn start_dev_server(data_dir: &Path, db: &TestDb, config: Option<&Path>) -> Server {
     start_dev_server_with(hanko(), data_dir, db, config)
 }
 
@@ -238,7 +239,7 @@ pub fn start_dev_server_with(
     data_dir: &Path,
     db: &TestDb,
     config: Option<&Path>,
-) -> crate::common::Server {
+) -> Server {
     let mut args = vec![
         "--dev",
         "--data-dir",
@@ -249,193 +250,7 @@ pub fn start_dev_server_with(
     if let Some(c) = config {
         args.extend_from_slice(&["--config", c.to_str().unwrap()]);
     }
-    crate::common::Server::start(cmd, &args)
-}
-
-// ---------------------------------------------------------------------------------------
-// RFC 3161 on the wire
-
-/// A DER TimeStampReq: SHA-256 imprint `imprint`, nonce, certReq TRUE (what
-/// `openssl ts -query -sha256 -cert` sends, with an 8-byte nonce).
-pub fn timestamp_request(imprint: &[u8; 32], nonce: u64) -> Vec<u8> {
-    // A positive 8-byte INTEGER in minimal form: top byte 0x01..=0x7f.
-    let mut n = nonce.to_be_bytes();
-    n[0] = (n[0] & 0x7f) | 0x01;
-    let mut der = vec![0x30, 0x43, 0x02, 0x01, 0x01];
-    der.extend_from_slice(&[
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-        0x05, 0x00, 0x04, 0x20,
-    ]);
-    der.extend_from_slice(imprint);
-    der.extend_from_slice(&[0x02, 0x08]);
-    der.extend_from_slice(&n);
-    der.extend_from_slice(&[0x01, 0x01, 0xff]);
-    assert_eq!(der.len(), 0x45);
-    der
-}
-
-/// One DER TLV: (tag, whole TLV, contents, rest).
-type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
-
-fn tlv(b: &[u8]) -> Option<Tlv<'_>> {
-    let tag = *b.first()?;
-    let first = *b.get(1)?;
-    let (len, hdr) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*b.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    if end > b.len() {
-        return None;
-    }
-    Some((tag, &b[..end], &b[hdr..end], &b[end..]))
-}
-
-/// A granted token from a TimeStampResp: (serial as stored in the log, lowercase hex of
-/// big-endian bytes without leading zeros; the DER TimeStampToken). `None` when the
-/// response is not a grant (status 0 or 1 with a token).
-pub fn granted(resp: &[u8]) -> Option<(String, Vec<u8>)> {
-    let (0x30, _, body, _) = tlv(resp)? else {
-        return None;
-    };
-    let (0x30, _, status_info, rest) = tlv(body)? else {
-        return None;
-    };
-    let (0x02, _, status, _) = tlv(status_info)? else {
-        return None;
-    };
-    if status != [0] && status != [1] {
-        return None;
-    }
-    let (0x30, token, content_info, _) = tlv(rest)? else {
-        return None;
-    };
-    // ContentInfo { OID, [0] { SignedData { version, digestAlgorithms, encap { OID, [0] { OCTET STRING }}}}}
-    let (0x06, _, _, ci_rest) = tlv(content_info)? else {
-        return None;
-    };
-    let (0xa0, _, explicit, _) = tlv(ci_rest)? else {
-        return None;
-    };
-    let (0x30, _, signed_data, _) = tlv(explicit)? else {
-        return None;
-    };
-    let (0x02, _, _, sd_rest) = tlv(signed_data)? else {
-        return None;
-    };
-    let (0x31, _, _, sd_rest) = tlv(sd_rest)? else {
-        return None;
-    };
-    let (0x30, _, encap, _) = tlv(sd_rest)? else {
-        return None;
-    };
-    let (0x06, _, _, encap_rest) = tlv(encap)? else {
-        return None;
-    };
-    let (0xa0, _, econtent, _) = tlv(encap_rest)? else {
-        return None;
-    };
-    let (0x04, _, tst_info_der, _) = tlv(econtent)? else {
-        return None;
-    };
-    // TSTInfo { version, policy, messageImprint, serialNumber, ... }
-    let (0x30, _, tst, _) = tlv(tst_info_der)? else {
-        return None;
-    };
-    let (0x02, _, _, r) = tlv(tst)? else {
-        return None;
-    };
-    let (0x06, _, _, r) = tlv(r)? else {
-        return None;
-    };
-    let (0x30, _, _, r) = tlv(r)? else {
-        return None;
-    };
-    let (0x02, _, serial, _) = tlv(r)? else {
-        return None;
-    };
-    let serial = hanko_store::normalize_serial(serial);
-    Some((hex::encode(serial), token.to_vec()))
-}
-
-/// (status, headers with lowercased names, body).
-pub type HttpResponse = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// Raw HTTP/1.1 request with `Connection: close`.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut all = req.into_bytes();
-    all.extend_from_slice(body);
-    s.write_all(&all)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status line"))?;
-    let hdrs: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    // A response cut short by a killed server is not a response.
-    if let Some((_, len)) = hdrs.iter().find(|(k, _)| k == "content-length") {
-        let len: usize = len.parse().map_err(std::io::Error::other)?;
-        if body.len() != len {
-            return Err(std::io::Error::other("truncated body"));
-        }
-        body.truncate(len);
-    }
-    Ok((status, hdrs, body))
-}
-
-/// POSTs one time-stamp request; the grant (serial hex, token DER, whole response) when
-/// a complete HTTP 200 carried one.
-pub fn post_timestamp(addr: SocketAddr, req: &[u8]) -> Option<(String, Vec<u8>, Vec<u8>)> {
-    let (status, _, body) = http(
-        addr,
-        "POST",
-        "/tsa",
-        &[("Content-Type", "application/timestamp-query")],
-        req,
-    )
-    .ok()?;
-    if status != 200 {
-        return None;
-    }
-    let (serial, token) = granted(&body)?;
-    Some((serial, token, body))
+    Server::start(cmd, &args)
 }
 
 /// What a load run's clients received as granted tokens: (serial hex, token DER).
@@ -465,7 +280,7 @@ impl Load {
                         let mut imprint = [tag; 32];
                         imprint[..8].copy_from_slice(&(t as u64).to_be_bytes());
                         imprint[8..16].copy_from_slice(&i.to_be_bytes());
-                        let req = timestamp_request(&imprint, ((t as u64) << 40) | i);
+                        let req = imprint_request(&imprint, ((t as u64) << 40) | i);
                         match post_timestamp(addr, &req) {
                             Some((serial, token, _)) => {
                                 grants.lock().unwrap().push((serial, token));

@@ -1,6 +1,6 @@
-//! Helpers of the server tests that run `hanko serve` through pkcs11-mock
-//! (pkcs11-mock/README.md): the module's `.so`, its control file and its stats.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+//! `hanko serve` through pkcs11-mock (pkcs11-mock/README.md): the module's `.so`, its
+//! control file and its stats. Each test has its own control file in its own temporary
+//! directory, handed to its server through `Command::env`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,10 +1,28 @@
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+//! What every module of the integration binary shares: running the `hanko` binary
+//! (`hanko`, `run`, [`Server`]), its output and /metrics, and the turn taken by tests that
+//! load the machine. Submodules hold the rest, one concern each.
+//!
+//! The tests of this one binary run in parallel threads, so nothing here touches
+//! process-wide state: each test works in its own temporary directory, servers listen on
+//! port 0, and settings reach the `hanko` child processes through `Command::env`, never
+//! through this process's environment.
+
+/// The one HTTP/1.1 client.
+pub mod http;
+/// Issuance-log databases (SQLite, PostgreSQL), the shared dev data directory, load.
+pub mod log;
+/// The fault-injecting pkcs11-mock in front of SoftHSM.
+pub mod mock;
+/// RFC 3161 requests and responses, the SQLite log through sqlite3, openssl.
+pub mod tsp;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// A `chronyc -c tracking` line: synchronised; offset 10 us, root delay 2 ms, root
 /// dispersion 1 ms (for fake chronyc scripts).
@@ -135,14 +153,30 @@ impl Server {
     }
 
     /// The server process's id.
-    #[allow(dead_code, reason = "used by the integration binary only")]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// HTTP GET `path`: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.addr, path)
+        http::get(self.addr, path)
+    }
+
+    /// Waits until /readyz answers `want` (fails after `within`); how long it took and
+    /// the body.
+    pub fn wait_readyz(&self, want: u16, within: Duration) -> (Duration, String) {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.get("/readyz");
+            if status == want {
+                return (start.elapsed(), body);
+            }
+            assert!(
+                start.elapsed() < within,
+                "readyz stayed {status} (want {want}): {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and all output.
@@ -182,25 +216,10 @@ impl Drop for Server {
     }
 }
 
-/// A minimal HTTP/1.1 GET (what `curl -sS` would do), `Connection: close`.
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {raw:?}"));
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+/// Tests that put the machine under load, or assert how long requests take, take turns:
+/// the tests of this binary run in parallel threads on a machine of two cores, and a
+/// deadline measured beside another test's load would measure that load.
+pub fn load_turn() -> MutexGuard<'static, ()> {
+    static LOAD: Mutex<()> = Mutex::new(());
+    LOAD.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,13 +1,13 @@
-//! Helpers of the `tsa_*` server tests (on top of `integration/common.rs`, which they
-//! include as `common`): a dev server per test binary, raw HTTP POST, requests built with
-//! rasn, responses taken apart, and the issuance log read with the sqlite3 CLI.
-#![allow(dead_code, reason = "each tsa_* binary uses a different subset")]
+//! RFC 3161 on the wire for the tests: a dev server on a fresh data directory, requests
+//! built with rasn, responses taken apart with rasn, the SQLite issuance log read with the
+//! sqlite3 CLI, and `openssl ts -verify` as the third-party verifier.
+//!
+//! Serial numbers are compared in one form everywhere: lowercase hex of the minimal
+//! big-endian bytes, as `hanko log export` and the log API write them.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use hanko_pki::HashAlgorithm;
 use rasn::types::{Integer, OctetString};
@@ -15,6 +15,7 @@ use rasn_cms::tsp::{MessageImprint, PkiStatus, TimeStampReq, TimeStampResp, TstI
 use rasn_cms::{ContentInfo, SignedData};
 use rasn_pkix::AlgorithmIdentifier;
 
+use crate::common::http;
 use crate::common::{Server, hanko};
 
 /// The ECDSA P-256 dev policy (server/src/dev.rs DEV_ECDSA_POLICY).
@@ -29,56 +30,33 @@ pub fn dev_server(tmp: &Path) -> (Server, PathBuf) {
     (server, dir)
 }
 
-/// HTTP/1.1 POST with `Connection: close`: (status, raw headers, body).
-pub fn post(
-    addr: SocketAddr,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    request(addr, "POST", path, Some(content_type), body)
-}
-
-/// Any HTTP/1.1 request with `Connection: close`: (status, raw headers, body).
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) and close before reading all of a large body.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)));
-    let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap();
-    (status, headers, raw[split + 4..].to_vec())
-}
-
 /// A TimeStampReq over `data`.
 pub fn request_der(
     hash: HashAlgorithm,
     data: &[u8],
+    nonce: Option<u64>,
+    cert_req: bool,
+    policy: Option<&str>,
+) -> Vec<u8> {
+    request_for_digest(hash, hash.digest(data), nonce, cert_req, policy)
+}
+
+/// A SHA-256 TimeStampReq whose imprint is `imprint` itself, with a nonce and certReq
+/// (what `openssl ts -query -sha256 -cert` sends); the log records `imprint` as the
+/// request hash.
+pub fn imprint_request(imprint: &[u8; 32], nonce: u64) -> Vec<u8> {
+    request_for_digest(
+        HashAlgorithm::Sha256,
+        imprint.to_vec(),
+        Some(nonce),
+        true,
+        None,
+    )
+}
+
+fn request_for_digest(
+    hash: HashAlgorithm,
+    digest: Vec<u8>,
     nonce: Option<u64>,
     cert_req: bool,
     policy: Option<&str>,
@@ -90,7 +68,7 @@ pub fn request_der(
                 algorithm: hanko_pki::cms::oid(hash.oid()).unwrap(),
                 parameters: None,
             },
-            hashed_message: OctetString::from(hash.digest(data)),
+            hashed_message: OctetString::from(digest),
         },
         req_policy: policy.map(|p| hanko_pki::cms::oid(p).unwrap()),
         nonce: nonce.map(Integer::from),
@@ -103,7 +81,7 @@ pub fn request_der(
 /// POSTs a request to `/tsa` and returns the DER reply (asserting HTTP 200 and the reply
 /// media type).
 pub fn timestamp(addr: SocketAddr, req: &[u8]) -> Vec<u8> {
-    let (status, headers, body) = post(addr, "/tsa", "application/timestamp-query", req);
+    let (status, headers, body) = http::post(addr, "/tsa", "application/timestamp-query", req);
     assert_eq!(status, 200, "{headers}\n{}", String::from_utf8_lossy(&body));
     assert!(
         headers
@@ -135,11 +113,39 @@ pub fn token_of(resp_der: &[u8]) -> (ContentInfo, TstInfo) {
     (token, tst)
 }
 
-/// A non-negative INTEGER's value as upper-case hex of its minimal unsigned bytes (the
-/// issuance log's form: no 00 sign octet).
-pub fn int_hex(i: &Integer) -> String {
+/// The response's token (DER) and serial when it grants one; `None` for a rejection.
+pub fn granted(resp_der: &[u8]) -> Option<(String, Vec<u8>)> {
+    let resp: TimeStampResp = rasn::der::decode(resp_der).ok()?;
+    resp.time_stamp_token?;
+    let (token, tst) = token_of(resp_der);
+    Some((
+        serial_hex(&tst.serial_number),
+        rasn::der::encode(&token).unwrap(),
+    ))
+}
+
+/// POSTs one time-stamp request; the grant (serial hex, token DER, whole response) when
+/// a complete HTTP 200 carried one; `None` for anything else, a broken connection too.
+pub fn post_timestamp(addr: SocketAddr, req: &[u8]) -> Option<(String, Vec<u8>, Vec<u8>)> {
+    let r = http::send(
+        addr,
+        "POST",
+        "/tsa",
+        &[("Content-Type", "application/timestamp-query")],
+        req,
+    )
+    .ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    let (serial, token) = granted(&r.body)?;
+    Some((serial, token, r.body))
+}
+
+/// A serial number in the one form the tests compare (see the module doc).
+pub fn serial_hex(i: &Integer) -> String {
     let der = rasn::der::encode(i).unwrap();
-    strip_zeros(&hex::encode_upper(&der[2..]))
+    hex::encode(hanko_store::normalize_serial(&der[2..]))
 }
 
 /// `(serial hex, token DER)` of every timestamp record of the data dir's SQLite log
@@ -164,20 +170,13 @@ pub fn log_records(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
         .lines()
         .map(|l| {
             let (s, t) = l.split_once('|').unwrap();
-            // The log keeps minimal big-endian bytes; INTEGER content may carry a 00 sign
-            // byte: compare without leading zeros.
-            (strip_zeros(s), hex::decode(t).unwrap())
+            let serial = hex::decode(s).unwrap();
+            (
+                hex::encode(hanko_store::normalize_serial(&serial)),
+                hex::decode(t).unwrap(),
+            )
         })
         .collect()
-}
-
-/// Hex without leading `00` octets.
-pub fn strip_zeros(h: &str) -> String {
-    let mut s = h;
-    while s.len() > 2 && s.starts_with("00") {
-        s = &s[2..];
-    }
-    s.to_owned()
 }
 
 /// Runs openssl with `args` in `dir`; stdout + stderr, asserting success.
