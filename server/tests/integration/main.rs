@@ -23,8 +23,11 @@ mod http_limits;
 /// `hanko log verify|export` on SQLite and PostgreSQL: tampering named, exit codes,
 /// auditors without write access, the independent export verifier.
 mod log_cli;
+/// The database refusing writes (disk full) under load: systemFailure, nothing released
+/// that is not logged, issuance back by itself once space is freed.
+mod log_faults;
 /// The issuance log under a running server: the log API, SIGKILL mid-load, two nodes on
-/// one PostgreSQL, the linger; a failing log write answered with systemFailure.
+/// one PostgreSQL, the linger.
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
