@@ -1,0 +1,82 @@
+//! Where the CPU went during a measurement, from `/proc`: the server's, this process's
+//! (the load generator) and everything else on the machine, as shares of `nproc` × wall
+//! time, so that a row measured beside other work can be marked NOISY.
+
+use std::time::Instant;
+
+/// CPU seconds used during the load, as shares of the machine (`nproc` × wall time).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CpuSplit {
+    pub(super) server: f64,
+    pub(super) generator: f64,
+    pub(super) other: f64,
+}
+
+/// Clock ticks of the server, of this process and of the whole machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CpuTimes {
+    pub(super) server: u64,
+    pub(super) me: u64,
+    pub(super) busy: u64,
+    pub(super) at: Option<Instant>,
+}
+
+/// Linux reports `/proc` times in USER_HZ, which is 100 on every architecture Rust
+/// supports for Linux userspace.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuTimes {
+    pub(super) fn sample(server: Option<u32>) -> CpuTimes {
+        CpuTimes {
+            server: server.and_then(|p| proc_ticks(&p.to_string())).unwrap_or(0),
+            me: proc_ticks("self").unwrap_or(0),
+            busy: machine_busy_ticks().unwrap_or(0),
+            at: Some(Instant::now()),
+        }
+    }
+
+    pub(super) fn split(a: &CpuTimes, b: &CpuTimes, ncpu: usize) -> CpuSplit {
+        let wall = match (a.at, b.at) {
+            (Some(x), Some(y)) => y.duration_since(x).as_secs_f64(),
+            _ => 0.0,
+        };
+        let cap = wall * ncpu as f64;
+        if cap <= 0.0 {
+            return CpuSplit::default();
+        }
+        let secs = |x: u64, y: u64| y.saturating_sub(x) as f64 / TICKS_PER_SECOND;
+        let server = secs(a.server, b.server);
+        let me = secs(a.me, b.me);
+        let busy = secs(a.busy, b.busy);
+        CpuSplit {
+            server: server / cap,
+            generator: me / cap,
+            other: (busy - server - me).max(0.0) / cap,
+        }
+    }
+}
+
+/// utime + stime of a process (all its threads).
+fn proc_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm field: f[0] is field 3 (state); utime is field 14, stime 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// All non-idle ticks of the machine (first line of /proc/stat, without idle and iowait).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    Some(v.iter().sum::<u64>() - v[3] - v[4])
+}

@@ -1,0 +1,371 @@
+//! The two loads `hanko-bench tsa` measures: keep-alive HTTP/1.1 clients posting
+//! pre-built TimeStampReqs to the server ([`drive`]), and the raw signing pool on the
+//! same key ([`raw_rate`]). The client is deliberately cheap (one current-thread tokio
+//! runtime, hand-written HTTP over `TcpStream`, requests encoded once before the run), so
+//! that on a small machine it takes as little CPU from the server as it can.
+
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hanko_hsm::{Hsm, PoolConfig};
+use hanko_pki::der::{self, tag};
+use hanko_pki::oid::ObjectIdentifier;
+use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use super::RawResult;
+use crate::stats::Samples;
+
+/// What the HTTP clients saw.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LoadResult {
+    /// Latencies of granted responses.
+    pub(super) granted: Samples,
+    /// TimeStampResps with a status other than granted / grantedWithMods.
+    pub(super) rejected: u64,
+    /// HTTP statuses other than 200, unparsable bodies.
+    pub(super) http_errors: u64,
+    /// Connection errors (each followed by a reconnect).
+    pub(super) io_errors: u64,
+    pub(super) elapsed: f64,
+}
+
+impl LoadResult {
+    pub(super) fn rate(&self) -> f64 {
+        if self.elapsed > 0.0 {
+            self.granted.count() as f64 / self.elapsed
+        } else {
+            0.0
+        }
+    }
+    pub(super) fn errors(&self) -> u64 {
+        self.rejected + self.http_errors + self.io_errors + self.granted.errors
+    }
+}
+
+/// `n` complete HTTP/1.1 requests (header and DER body) for `POST /tsa`.
+pub(super) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>> {
+    let policy = match policy {
+        Some(p) => Some(
+            p.parse::<ObjectIdentifier>()
+                .map_err(|e| anyhow::anyhow!("bad OID {p}: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut random = vec![0u8; n * 40];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let mut out = Vec::with_capacity(n);
+    for chunk in random.chunks_exact(40) {
+        let body = time_stamp_req(&chunk[..32], &chunk[32..40], policy.as_ref());
+        let mut req = format!(
+            "POST /tsa HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/timestamp-query\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        out.push(req);
+    }
+    Ok(out)
+}
+
+/// DER TimeStampReq (RFC 3161 §2.4.1): v1, SHA-256 imprint (NULL parameters, as
+/// OpenSSL writes them), optional reqPolicy, an 8-byte positive nonce, certReq TRUE.
+pub(super) fn time_stamp_req(
+    imprint: &[u8],
+    nonce: &[u8],
+    policy: Option<&ObjectIdentifier>,
+) -> Vec<u8> {
+    let imprint = der::sequence(&[
+        &HashAlgorithm::Sha256.algorithm_identifier_null_der(),
+        &der::tlv(tag::OCTET_STRING, imprint),
+    ]);
+    // Positive and minimal: first byte in 0x40..=0x7f.
+    let mut nonce = nonce.to_vec();
+    if let Some(first) = nonce.first_mut() {
+        *first = (*first & 0x3f) | 0x40;
+    }
+    let mut content = [der::tlv(tag::INTEGER, &[1]), imprint].concat();
+    if let Some(oid) = policy {
+        content.extend_from_slice(&der::oid(oid));
+    }
+    content.extend_from_slice(&der::tlv(tag::INTEGER, &nonce));
+    content.extend_from_slice(&[0x01, 0x01, 0xff]); // certReq BOOLEAN TRUE
+    der::tlv(tag::SEQUENCE, &content)
+}
+
+/// PKIStatus of a TimeStampResp, and whether a token follows the status.
+pub(super) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
+    let (t, body, rest) = der::read_tlv(resp)?;
+    if t != tag::SEQUENCE || !rest.is_empty() {
+        return None;
+    }
+    let (t, status_info, after_status) = der::read_tlv(body)?;
+    if t != tag::SEQUENCE {
+        return None;
+    }
+    let (t, status, _) = der::read_tlv(status_info)?;
+    if t != tag::INTEGER || status.is_empty() || status.len() > 8 {
+        return None;
+    }
+    let status = status.iter().fold(0u64, |a, &b| (a << 8) | b as u64);
+    Some((status, !after_status.is_empty()))
+}
+
+/// One keep-alive connection with a read buffer.
+pub(super) struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub(super) async fn connect(addr: &str) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Sends `req` and reads one response: (status code, body, server closes).
+    pub(super) async fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>, bool)> {
+        self.stream.write_all(req).await?;
+        let head_end = loop {
+            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end])
+            .map_err(|_| bad("response head is not UTF-8"))?;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("bad status line"))?;
+        let mut length = None;
+        let mut close = false;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(bad(
+                    "chunked responses are not supported by the bench client",
+                ));
+            } else if name.eq_ignore_ascii_case("connection") {
+                close = value.eq_ignore_ascii_case("close");
+            }
+        }
+        let length = length.ok_or_else(|| bad("no Content-Length"))?;
+        while self.buf.len() < head_end + length {
+            self.fill().await?;
+        }
+        let body = self.buf[head_end..head_end + length].to_vec();
+        self.buf.drain(..head_end + length);
+        Ok((status, body, close))
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+fn bad(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+/// A one-off GET on a fresh connection: (status, body).
+pub(super) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut c = Conn::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (status, body, _) =
+        tokio::time::timeout(Duration::from_secs(10), c.exchange(req.as_bytes()))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))??;
+    Ok((status, body))
+}
+
+/// `clients` connections posting `reqs` round-robin for `seconds`.
+pub(super) async fn drive(
+    addr: &str,
+    reqs: Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    seconds: Duration,
+) -> anyhow::Result<LoadResult> {
+    // Connect everyone first so that connection set-up is not measured.
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(
+            Conn::connect(addr)
+                .await
+                .context("connecting to the server")?,
+        );
+    }
+    let start = Instant::now();
+    let deadline = start + seconds;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, conn) in conns.into_iter().enumerate() {
+        let client = Client {
+            addr: addr.to_owned(),
+            reqs: reqs.clone(),
+            first: i,
+            stride: clients,
+        };
+        tasks.spawn(client.run(conn, deadline));
+    }
+    let mut all = LoadResult::default();
+    while let Some(r) = tasks.join_next().await {
+        let r = r?;
+        all.granted.merge(r.granted);
+        all.rejected += r.rejected;
+        all.http_errors += r.http_errors;
+        all.io_errors += r.io_errors;
+    }
+    all.elapsed = start.elapsed().as_secs_f64();
+    Ok(all)
+}
+
+/// One closed-loop client of [`drive`]: request `first`, `first + stride`, ... of
+/// `reqs`, round-robin, on one keep-alive connection, reconnecting when it closes.
+struct Client {
+    addr: String,
+    reqs: Arc<Vec<Vec<u8>>>,
+    first: usize,
+    stride: usize,
+}
+
+impl Client {
+    /// Sends until `deadline`; counts only complete granted TimeStampResps as granted.
+    async fn run(self, conn: Conn, deadline: Instant) -> LoadResult {
+        let mut r = LoadResult::default();
+        let mut conn = Some(conn);
+        let mut next = self.first;
+        while Instant::now() < deadline {
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match Conn::connect(&self.addr).await {
+                    Ok(c) => conn.insert(c),
+                    Err(_) => {
+                        r.io_errors += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let req = &self.reqs[next % self.reqs.len()];
+            next += self.stride;
+            let t0 = Instant::now();
+            let close = match c.exchange(req).await {
+                Ok((200, body, close)) => {
+                    match tsa_status(&body) {
+                        Some((0 | 1, true)) => r.granted.push(t0.elapsed()),
+                        Some(_) => r.rejected += 1,
+                        None => r.http_errors += 1,
+                    }
+                    close
+                }
+                Ok((_, _, close)) => {
+                    r.http_errors += 1;
+                    close
+                }
+                Err(_) => {
+                    r.io_errors += 1;
+                    true
+                }
+            };
+            if close {
+                conn = None;
+            }
+        }
+        r
+    }
+}
+
+/// The raw rate of the signing pool on `label`: the same measurement as `hanko-bench
+/// hsm` (2 × workers async callers, 220-byte messages), on the server's token and key.
+pub(super) async fn raw_rate(
+    hsm: &Hsm,
+    label: &str,
+    alg: SignatureAlgorithm,
+    workers: usize,
+    verify: bool,
+    seconds: Duration,
+) -> anyhow::Result<RawResult> {
+    let signer = Arc::new(hsm.signer(
+        label,
+        alg,
+        PoolConfig {
+            workers,
+            queue_depth: 4 * workers + 8,
+            call_timeout: Duration::from_secs(30),
+            verify_after_sign: verify,
+        },
+    )?);
+    for _ in 0..2 * workers {
+        signer.sign(b"warm-up").await.context("warm-up signature")?;
+    }
+    let (all, elapsed) = crate::hsm::drive_signer(signer, 2 * workers, seconds).await?;
+    Ok(RawResult {
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::tsa::ECDSA_POLICY;
+
+    #[test]
+    fn request_encoding() {
+        let oid: ObjectIdentifier = ECDSA_POLICY.parse().unwrap();
+        let der = time_stamp_req(&[7u8; 32], &[0xff; 8], Some(&oid));
+        let (tag, _, rest) = der::read_tlv(&der).unwrap();
+        assert_eq!((tag, rest.len()), (0x30, 0));
+        assert!(
+            der.windows(10)
+                .any(|w| w == [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0d, 0x02])
+        );
+        assert!(der.windows(15).any(|w| w
+            == [
+                0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+                0x00
+            ]));
+        // Nonce stays positive and minimal.
+        let nonce_at = der.len() - 3 - 8;
+        assert_eq!(der[nonce_at - 2..nonce_at], [0x02, 0x08]);
+        assert_eq!(der[nonce_at], 0x7f);
+    }
+
+    #[test]
+    fn status_parsing() {
+        // status granted, then a (fake) token.
+        let granted = [
+            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00,
+        ];
+        assert_eq!(tsa_status(&granted), Some((0, true)));
+        let rejected = [0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02];
+        assert_eq!(tsa_status(&rejected), Some((2, false)));
+        assert_eq!(tsa_status(&[0x30, 0x05, 0x30]), None);
+    }
+}
