@@ -96,28 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let hsm = open_token(&dir, &args)?;
-    let mut keys = Vec::new();
-    let wanted = |k: &str| args.keys.is_empty() || args.keys.iter().any(|x| x == k);
-    if wanted("rsa3072") {
-        keys.push((
-            "bench-rsa3072",
-            KeyType::Rsa { bits: 3072 },
-            SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
-        ));
-    }
-    if wanted("p256") {
-        keys.push((
-            "bench-p256",
-            KeyType::EcP256,
-            SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
-        ));
-    }
-    for (label, kt, _) in &keys {
-        if hsm.public_key(label)?.is_none() {
-            eprintln!("generating {kt} key {label} ...");
-            hsm.generate_key_pair(label, *kt)?;
-        }
-    }
+    let keys = bench_keys(&hsm, &args.keys)?;
     let verify_modes: Vec<bool> = match (args.verify, args.no_verify) {
         (true, _) => vec![true],
         (_, true) => vec![false],
@@ -158,26 +137,73 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!();
-    for (_, kt, _) in &keys {
-        for &verify in &verify_modes {
-            let of = |w: usize| {
-                rows.iter()
-                    .find(|r| r.key == *kt && r.verify == verify && r.workers == w)
-                    .map(|r| r.rate)
-            };
-            if let (Some(one), Some(max)) = (of(1), of(max_workers))
-                && max_workers > 1
-                && one > 0.0
-            {
-                println!(
-                    "{kt}, verify {}: {max_workers} workers = {:.2} x 1 worker",
-                    if verify { "on" } else { "off" },
-                    max / one
-                );
-            }
+    print_scaling(&rows, max_workers);
+    Ok(())
+}
+
+/// A key the bench signs with: label, type, mechanism.
+type BenchKey = (&'static str, KeyType, SignatureAlgorithm);
+
+/// The keys asked for (`--key`; default both), generated in the token when missing.
+fn bench_keys(hsm: &Hsm, wanted: &[String]) -> anyhow::Result<Vec<BenchKey>> {
+    let all: [(&str, BenchKey); 2] = [
+        (
+            "rsa3072",
+            (
+                "bench-rsa3072",
+                KeyType::Rsa { bits: 3072 },
+                SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            ),
+        ),
+        (
+            "p256",
+            (
+                "bench-p256",
+                KeyType::EcP256,
+                SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+            ),
+        ),
+    ];
+    let mut keys = Vec::new();
+    for (name, key) in all {
+        if !wanted.is_empty() && !wanted.iter().any(|x| x == name) {
+            continue;
+        }
+        let (label, kt, _) = key;
+        if hsm.public_key(label)?.is_none() {
+            eprintln!("generating {kt} key {label} ...");
+            hsm.generate_key_pair(label, kt)?;
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// For each key and verify mode: the rate with the most workers over the rate with one.
+fn print_scaling(rows: &[Row], max_workers: usize) {
+    let mut seen: Vec<(KeyType, bool)> = Vec::new();
+    for r in rows {
+        if !seen.contains(&(r.key, r.verify)) {
+            seen.push((r.key, r.verify));
         }
     }
-    Ok(())
+    for (kt, verify) in seen {
+        let of = |w: usize| {
+            rows.iter()
+                .find(|r| r.key == kt && r.verify == verify && r.workers == w)
+                .map(|r| r.rate)
+        };
+        if let (Some(one), Some(max)) = (of(1), of(max_workers))
+            && max_workers > 1
+            && one > 0.0
+        {
+            println!(
+                "{kt}, verify {}: {max_workers} workers = {:.2} x 1 worker",
+                if verify { "on" } else { "off" },
+                max / one
+            );
+        }
+    }
 }
 
 async fn measure(

@@ -110,13 +110,7 @@ impl Server {
     fn listening_on(&self) -> Option<String> {
         let text = std::fs::read(&self.log).ok()?;
         let from = usize::try_from(self.log_from).ok()?;
-        let text = String::from_utf8_lossy(text.get(from..)?);
-        let rest = text.split("listening on ").nth(1)?;
-        let addr: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-            .collect();
-        addr.parse::<std::net::SocketAddr>().is_ok().then_some(addr)
+        listening_addr(&String::from_utf8_lossy(text.get(from..)?))
     }
 
     pub(super) fn pid(&self) -> Option<u32> {
@@ -192,6 +186,17 @@ impl Drop for Server {
     }
 }
 
+/// The IPv4 address of the first "listening on ADDR" in a server's log (text or JSON
+/// lines).
+fn listening_addr(log: &str) -> Option<String> {
+    let rest = log.split("listening on ").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    addr.parse::<std::net::SocketAddr>().is_ok().then_some(addr)
+}
+
 /// Group-commit batches during the load, from `/metrics` deltas.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BatchStats {
@@ -242,6 +247,17 @@ pub(super) fn batch_stats(before: &str, after: &str) -> Option<BatchStats> {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn listening_address_from_the_log() {
+        let text =
+            "2026-12-02T15:00:00Z  INFO hanko_server: listening on 127.0.0.1:40123 dev=true\n";
+        assert_eq!(listening_addr(text).as_deref(), Some("127.0.0.1:40123"));
+        let json = r#"{"fields":{"message":"listening on 127.0.0.1:5","dev":true}}"#;
+        assert_eq!(listening_addr(json).as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(listening_addr("starting\n"), None);
+        assert_eq!(listening_addr("listening on nowhere"), None);
+    }
 
     #[test]
     fn metrics_lookup_and_config() {
