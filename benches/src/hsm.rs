@@ -215,6 +215,30 @@ async fn measure(
     verify: bool,
     seconds: Duration,
 ) -> anyhow::Result<Row> {
+    let (all, elapsed) = pool_rate(hsm, label, alg, workers, verify, seconds).await?;
+    Ok(Row {
+        key,
+        workers,
+        verify,
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
+}
+
+/// The raw rate of a signing pool of `workers` on key `label`: the pool is warmed up (every
+/// worker opens its session and finds its key), then driven by 2 × `workers` callers for
+/// `seconds` ([`drive_signer`]). The measurement of `hanko-bench hsm` and of the raw column
+/// of `hanko-bench tsa`.
+pub(crate) async fn pool_rate(
+    hsm: &Hsm,
+    label: &str,
+    alg: SignatureAlgorithm,
+    workers: usize,
+    verify: bool,
+    seconds: Duration,
+) -> anyhow::Result<(Samples, f64)> {
     let signer = Arc::new(hsm.signer(
         label,
         alg,
@@ -225,7 +249,6 @@ async fn measure(
             verify_after_sign: verify,
         },
     )?);
-    // Warm up: every worker opens its session and finds its key.
     let warm: Vec<_> = (0..2 * workers)
         .map(|_| {
             let s = signer.clone();
@@ -235,16 +258,7 @@ async fn measure(
     for w in warm {
         w.await?.context("warm-up signature")?;
     }
-    let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;
-    Ok(Row {
-        key,
-        workers,
-        verify,
-        rate: all.count() as f64 / elapsed,
-        p50_ms: all.quantile_ms(0.50),
-        p99_ms: all.quantile_ms(0.99),
-        errors: all.errors,
-    })
+    drive_signer(signer, 2 * workers, seconds).await
 }
 
 /// Opens the token in `dir`, creating config, token and PIN if the directory is new.

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hanko_hsm::{Hsm, PoolConfig};
+use hanko_hsm::Hsm;
 use hanko_pki::der::{self, tag};
 use hanko_pki::oid::ObjectIdentifier;
-use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
+use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -308,20 +308,7 @@ pub(super) async fn raw_rate(
     verify: bool,
     seconds: Duration,
 ) -> anyhow::Result<RawResult> {
-    let signer = Arc::new(hsm.signer(
-        label,
-        alg,
-        PoolConfig {
-            workers,
-            queue_depth: 4 * workers + 8,
-            call_timeout: Duration::from_secs(30),
-            verify_after_sign: verify,
-        },
-    )?);
-    for _ in 0..2 * workers {
-        signer.sign(b"warm-up").await.context("warm-up signature")?;
-    }
-    let (all, elapsed) = crate::hsm::drive_signer(signer, 2 * workers, seconds).await?;
+    let (all, elapsed) = crate::hsm::pool_rate(hsm, label, alg, workers, verify, seconds).await?;
     Ok(RawResult {
         rate: all.count() as f64 / elapsed,
         p50_ms: all.quantile_ms(0.50),

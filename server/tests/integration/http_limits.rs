@@ -29,7 +29,7 @@ use rasn_cms::tsp::PkiStatus;
 use crate::common::http::post;
 use crate::common::mock::{injected, mock_env, mock_so, set_control};
 use crate::common::tsp::{
-    log_records, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
+    assert_log_holds_exactly, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
 };
 use crate::common::{Server, hanko, load_turn, metric, on_threads};
 
@@ -277,13 +277,6 @@ fn overload_gets_503_with_retry_after_and_clients_over_their_rate_429() {
     assert!(exit.success(), "{out}");
 
     // The log holds exactly the granted tokens.
-    let logged = log_records(&dir);
-    assert_eq!(logged.len(), granted.len(), "one record per granted token");
-    for (serial, token) in &logged {
-        let sent = granted
-            .get(serial)
-            .unwrap_or_else(|| panic!("logged serial {serial} was never granted"));
-        assert_eq!(sent, token, "serial {serial}: log and reply differ");
-    }
+    assert_log_holds_exactly(&dir, &granted);
     eprintln!("whole test: {:?}", t_start.elapsed());
 }

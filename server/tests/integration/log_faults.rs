@@ -32,13 +32,14 @@ use std::time::{Duration, Instant};
 use rasn_cms::tsp::PkiStatus;
 
 use crate::common::log::{
-    TestDb, assert_logged, dev_config_with, shared_dev_data_dir, start_dev_server, store_table,
+    TestDb, assert_logged, clients, dev_config_with, shared_dev_data_dir, start_dev_server,
+    store_table,
 };
-use crate::common::tsp::{granted, imprint_request, status_of};
+use crate::common::tsp::{granted, status_of};
 use crate::common::{http, load_turn, metric};
 
 const SYSTEM_FAILURE: usize = 25;
-const CLIENTS: u64 = 6;
+const CLIENTS: usize = 6;
 /// The tables of the issuance log (store/migrations/postgres).
 const TABLES: [&str; 4] = [
     "log_records",
@@ -64,45 +65,33 @@ struct Exchange {
     body: Vec<u8>,
 }
 
-/// `CLIENTS` threads POSTing distinct requests in closed loops until `stop`; every
-/// exchange is kept with the fault state around it.
-fn clients(
+/// `CLIENTS` clients ([`clients`]) until `stop`; every exchange is kept with the fault
+/// state around it.
+fn start_clients(
     addr: SocketAddr,
     phase: &Arc<AtomicU8>,
     stop: &Arc<AtomicBool>,
     log: &Arc<Mutex<Vec<Exchange>>>,
 ) -> Vec<std::thread::JoinHandle<()>> {
-    (0..CLIENTS)
-        .map(|t| {
-            let (phase, stop, log) = (phase.clone(), stop.clone(), log.clone());
-            std::thread::spawn(move || {
-                let mut i: u64 = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    i += 1;
-                    let mut imprint = [0xdf; 32];
-                    imprint[..8].copy_from_slice(&t.to_be_bytes());
-                    imprint[8..16].copy_from_slice(&i.to_be_bytes());
-                    let req = imprint_request(&imprint, (t << 40) | i);
-                    let sent_in = phase.load(Ordering::SeqCst);
-                    let r = http::send(
-                        addr,
-                        "POST",
-                        "/tsa",
-                        &[("Content-Type", "application/timestamp-query")],
-                        &req,
-                    )
-                    .unwrap();
-                    let answered_in = phase.load(Ordering::SeqCst);
-                    log.lock().unwrap().push(Exchange {
-                        sent_in,
-                        answered_in,
-                        status: r.status,
-                        body: r.body,
-                    });
-                }
-            })
-        })
-        .collect()
+    let (phase, log) = (phase.clone(), log.clone());
+    clients(CLIENTS, 0xdf, stop, move |req| {
+        let sent_in = phase.load(Ordering::SeqCst);
+        let r = http::send(
+            addr,
+            "POST",
+            "/tsa",
+            &[("Content-Type", "application/timestamp-query")],
+            &req,
+        )
+        .unwrap();
+        let answered_in = phase.load(Ordering::SeqCst);
+        log.lock().unwrap().push(Exchange {
+            sent_in,
+            answered_in,
+            status: r.status,
+            body: r.body,
+        });
+    })
 }
 
 /// Exchanges recorded so far whose reply carried a token.
@@ -166,7 +155,7 @@ fn a_failing_log_write_is_system_failure_and_issuance_resumes_by_itself() {
     let phase = Arc::new(AtomicU8::new(HEALTHY));
     let stop = Arc::new(AtomicBool::new(false));
     let exchanges = Arc::new(Mutex::new(Vec::new()));
-    let handles = clients(server.addr, &phase, &stop, &exchanges);
+    let handles = start_clients(server.addr, &phase, &stop, &exchanges);
     wait_until(
         Duration::from_secs(60),
         "30 tokens before the fault",

@@ -3,13 +3,15 @@
 //! data directory 50 more repeat none; and every granted token is in the issuance log
 //! (read with the sqlite3 CLI once the server has stopped), byte for byte.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use hanko_pki::HashAlgorithm;
 
-use crate::common::tsp::{dev_server, log_records, request_der, serial_hex, timestamp, token_of};
-use crate::common::{Server, hanko, load_turn};
+use crate::common::tsp::{
+    assert_log_holds_exactly, dev_server, request_der, serial_hex, timestamp, token_of,
+};
+use crate::common::{Server, hanko, load_turn, on_threads};
 
 /// One request, returning (serial hex, token DER).
 fn stamp(addr: SocketAddr, i: u64) -> (String, Vec<u8>) {
@@ -47,19 +49,8 @@ fn serials_are_unique_across_concurrency_and_restart_and_all_are_logged() {
     }
     // 200 concurrent: 50 client threads over loopback, 4 requests each (below the
     // signing queue depth, so that every request is granted).
-    let threads: Vec<_> = (0..50u64)
-        .map(|t| {
-            std::thread::spawn(move || {
-                (0..4u64)
-                    .map(|k| stamp(addr, 1000 + t * 4 + k))
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    for t in threads {
-        for r in t.join().unwrap() {
-            add(&mut issued, r);
-        }
+    for r in on_threads(50, 4, |t, k| stamp(addr, 1000 + (t * 4 + k) as u64)) {
+        add(&mut issued, r);
     }
     assert_eq!(issued.len(), 400);
 
@@ -73,21 +64,5 @@ fn serials_are_unique_across_concurrency_and_restart_and_all_are_logged() {
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
 
-    let logged = log_records(&data);
-    assert_eq!(
-        logged.len(),
-        450,
-        "one record per granted token, nothing else"
-    );
-    let logged_serials: HashSet<&String> = logged.iter().map(|(s, _)| s).collect();
-    assert_eq!(logged_serials.len(), 450, "the log holds no serial twice");
-    for (serial, token) in &logged {
-        let sent = issued
-            .get(serial)
-            .unwrap_or_else(|| panic!("logged serial {serial} was never sent"));
-        assert_eq!(
-            sent, token,
-            "serial {serial}: the log holds the token that was sent"
-        );
-    }
+    assert_log_holds_exactly(&data, &issued);
 }

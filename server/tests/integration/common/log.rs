@@ -253,6 +253,31 @@ pub fn start_dev_server_with(
     Server::start(cmd, &args)
 }
 
+/// `threads` client threads in closed loops until `stop`: each hands `send` one distinct
+/// time-stamp request after another (SHA-256 imprint: `tag`, the thread, a counter).
+pub fn clients(
+    threads: usize,
+    tag: u8,
+    stop: &Arc<AtomicBool>,
+    send: impl Fn(Vec<u8>) + Clone + Send + 'static,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..threads as u64)
+        .map(|t| {
+            let (stop, send) = (stop.clone(), send.clone());
+            std::thread::spawn(move || {
+                let mut i: u64 = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let mut imprint = [tag; 32];
+                    imprint[..8].copy_from_slice(&t.to_be_bytes());
+                    imprint[8..16].copy_from_slice(&i.to_be_bytes());
+                    send(imprint_request(&imprint, (t << 40) | i));
+                }
+            })
+        })
+        .collect()
+}
+
 /// What a load run's clients received as granted tokens: (serial hex, token DER).
 pub type Grants = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -270,30 +295,16 @@ impl Load {
         let grants: Grants = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let failures = Arc::new(AtomicUsize::new(0));
-        let handles = (0..threads)
-            .map(|t| {
-                let (grants, stop, failures) = (grants.clone(), stop.clone(), failures.clone());
-                std::thread::spawn(move || {
-                    let mut i: u64 = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        i += 1;
-                        let mut imprint = [tag; 32];
-                        imprint[..8].copy_from_slice(&(t as u64).to_be_bytes());
-                        imprint[8..16].copy_from_slice(&i.to_be_bytes());
-                        let req = imprint_request(&imprint, ((t as u64) << 40) | i);
-                        match post_timestamp(addr, &req) {
-                            Some((serial, token, _)) => {
-                                grants.lock().unwrap().push((serial, token));
-                            }
-                            None => {
-                                failures.fetch_add(1, Ordering::Relaxed);
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
+        let (g, f) = (grants.clone(), failures.clone());
+        let handles = clients(threads, tag, &stop, move |req| {
+            match post_timestamp(addr, &req) {
+                Some((serial, token, _)) => g.lock().unwrap().push((serial, token)),
+                None => {
+                    f.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
         Load {
             grants,
             stop,

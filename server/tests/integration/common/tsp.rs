@@ -5,6 +5,7 @@
 //! Serial numbers are compared in one form everywhere: lowercase hex of the minimal
 //! big-endian bytes, as `hanko log export` and the log API write them.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -177,6 +178,21 @@ pub fn log_records(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
             )
         })
         .collect()
+}
+
+/// Asserts that the data directory's SQLite log holds exactly the tokens in `granted`
+/// (serial -> token DER), byte for byte, and no serial twice: nothing that was not sent.
+pub fn assert_log_holds_exactly(data_dir: &Path, granted: &HashMap<String, Vec<u8>>) {
+    let logged = log_records(data_dir);
+    let serials: HashSet<&String> = logged.iter().map(|(s, _)| s).collect();
+    assert_eq!(serials.len(), logged.len(), "a serial is logged twice");
+    assert_eq!(logged.len(), granted.len(), "one record per granted token");
+    for (serial, token) in &logged {
+        let sent = granted
+            .get(serial)
+            .unwrap_or_else(|| panic!("logged serial {serial} was never granted"));
+        assert_eq!(sent, token, "serial {serial}: log and reply differ");
+    }
 }
 
 /// Runs openssl with `args` in `dir`; stdout + stderr, asserting success.
