@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
-use crate::common::{dev_pin, run, text};
+use crate::common::{dev_init, dev_pin, run, text};
 
 const PEMS: [&str; 12] = [
     "root.pem",
@@ -127,8 +127,7 @@ fn dev_init_refuses_a_token_store_without_its_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let d = dir.to_str().unwrap();
-    let first = run(&["dev-init", "--data-dir", d]);
-    assert!(first.status.success(), "{}", text(&first));
+    dev_init(&dir);
     std::fs::remove_file(dir.join("dev-pin")).unwrap();
     let out = run(&["dev-init", "--data-dir", d]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -43,7 +43,7 @@ use crate::common::mock::{injected, mock_env, mock_so, set_control};
 use crate::common::tsp::{
     assert_log_holds_exactly, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
 };
-use crate::common::{Server, hanko, load_turn, on_threads, run, text};
+use crate::common::{Server, dev_init, hanko, load_turn, on_threads};
 
 const SYSTEM_FAILURE: usize = 25;
 const CALL_TIMEOUT_MS: u64 = 2000;
@@ -142,8 +142,7 @@ fn hsm_faults_through_the_server() {
     let t_start = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    dev_init(&dir);
 
     // The dev config, through the mock, with a short call timeout and a worker per
     // client thread.

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use crate::common::{Server, dev_pin, hanko, run, text};
+use crate::common::{Server, dev_init, dev_pin, hanko, run, text};
 
 #[test]
 fn serve_dev_from_nothing_is_ready_and_stops_on_sigterm() {
@@ -86,7 +86,7 @@ fn production_mode_needs_config_and_pin_and_then_serves() {
     let msg = text(&out);
     assert!(msg.contains("--config") && msg.contains("--dev"), "{msg}");
 
-    assert!(run(&["dev-init", "--data-dir", d]).status.success());
+    dev_init(&dir);
     let cfg = production_config(&dir, None);
     let cfg = cfg.to_str().unwrap();
 
@@ -138,8 +138,7 @@ fn production_mode_needs_config_and_pin_and_then_serves() {
 fn production_refuses_a_tsa_key_whose_certificate_breaks_the_profile() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let d = dir.to_str().unwrap();
-    assert!(run(&["dev-init", "--data-dir", d]).status.success());
+    dev_init(&dir);
     // The TSA key configured with the seal certificate of another key: wrong profile
     // (no extendedKeyUsage) and wrong key. CONFORMANCE 31: refuse to start.
     let cfg = production_config(

@@ -27,7 +27,7 @@ use rasn_cms::tsp::PkiStatus;
 
 use crate::common::http::post;
 use crate::common::tsp::{openssl_ts_verify, request_der, serial_hex, status_of, token_of};
-use crate::common::{Server, hanko, load_turn, metric, on_threads, run};
+use crate::common::{Server, dev_init, hanko, load_turn, metric, on_threads};
 
 const QUERY: &str = "application/timestamp-query";
 /// The deadlines of the servers below (short, to keep the tests quick).
@@ -43,8 +43,7 @@ const MARGIN: Duration = Duration::from_millis(1500);
 fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
     let dir = tmp.join("data");
     let d = dir.to_str().unwrap();
-    let out = run(&["dev-init", "--data-dir", d]);
-    assert!(out.status.success(), "{}", crate::common::text(&out));
+    dev_init(&dir);
     let cfg = dir.join("hanko.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     assert!(!text.contains("[http]"), "{text}");

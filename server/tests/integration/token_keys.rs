@@ -12,7 +12,7 @@ use std::path::Path;
 
 use hanko_hsm::{Hsm, ModuleConfig, Pin, ProtectionHistory};
 
-use crate::common::{run, text};
+use crate::common::{dev_init, text};
 
 /// Tells the child which dev data directory to open.
 const DATA_DIR_VAR: &str = "HANKO_TEST_TOKEN_KEYS_DATA_DIR";
@@ -22,8 +22,7 @@ const CHILD_TEST: &str = "token_keys::attributes_in_the_dev_token";
 fn dev_keys_are_sensitive_and_never_extractable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    dev_init(&dir);
 
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])

@@ -14,7 +14,7 @@ use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
 use crate::common::tsp::{log_records, request_der, serial_hex, status_of, timestamp, token_of};
-use crate::common::{Server, hanko, run, text};
+use crate::common::{Server, dev_init, hanko};
 
 const TIME_NOT_AVAILABLE: usize = 14;
 /// chronyc -c tracking: offset 10 us, root delay 2 ms, root dispersion 1 ms.
@@ -60,8 +60,7 @@ fn stamp(server: &Server, i: u32) -> Vec<u8> {
 fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    dev_init(&dir);
 
     let line = tmp.path().join("tracking.csv");
     let fail = tmp.path().join("fail");

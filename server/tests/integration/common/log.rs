@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sqlx::Connection as _;
 
 use crate::common::tsp::{imprint_request, post_timestamp};
-use crate::common::{Server, hanko, run, text};
+use crate::common::{Server, dev_init, hanko, run, text};
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -200,8 +200,7 @@ pub fn shared_dev_data_dir() -> &'static Path {
             }
         }
         let dir = parent.join(std::process::id().to_string());
-        let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
-        assert!(out.status.success(), "dev-init: {}", text(&out));
+        dev_init(&dir);
         dir
     })
 }

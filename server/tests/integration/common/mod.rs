@@ -77,6 +77,17 @@ pub fn on_threads<T: Send>(
     })
 }
 
+/// `hanko dev-init --data-dir dir`, asserting success (with its output when it fails).
+pub fn dev_init(dir: &Path) {
+    let out = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "dev-init {}: {}",
+        dir.display(),
+        text(&out)
+    );
+}
+
 /// stdout + stderr as one string.
 pub fn text(o: &Output) -> String {
     format!(
