@@ -276,14 +276,10 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         limits: Arc::new(http::Limits::new(&cfg.http)),
     });
     spawn_metrics_upkeep(metrics);
+    // Signals are handled from here on, before the address is announced.
+    let shutdown = serve::shutdown_signal()?;
     let listener = bind(&cfg).await?;
-    serve::run(
-        listener,
-        state.clone(),
-        serve::shutdown_signal(),
-        cfg.drain_timeout,
-    )
-    .await?;
+    serve::run(listener, state.clone(), shutdown, cfg.drain_timeout).await?;
     serve::release(state, store).await;
     tracing::info!("stopped");
     Ok(())
