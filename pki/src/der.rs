@@ -88,9 +88,13 @@ pub fn unsigned_integer(v: &[u8]) -> Vec<u8> {
 }
 
 /// Reads one DER TLV with a single-byte tag: `(tag, content, rest)`. Lengths of up to
-/// four octets; `None` when the input is shorter than the length says.
+/// four octets; `None` when the input is shorter than the length says, and for a
+/// high-tag-number form (low five bits all set), which this reader cannot walk.
 pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
         (first as usize, rest)
@@ -156,6 +160,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// Whether nothing is left to walk.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.end
+    }
+
     /// The next element, if it has tag `tag`.
     pub fn next_tagged(&mut self, tag: u8) -> Option<Tlv> {
         let t = self.next_tlv()?;
@@ -194,6 +203,8 @@ mod tests {
         assert_eq!(read_tlv(&[0x30, 0x03, 0x01]), None);
         assert_eq!(read_tlv(&[0x30, 0x80]), None);
         assert_eq!(read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+        // High tag numbers are refused, not misread as a one-octet tag.
+        assert_eq!(read_tlv(&[0x9f, 0x01, 0x00]), None);
     }
 
     #[test]
@@ -205,6 +216,8 @@ mod tests {
         assert_eq!(seq.whole, 0..outer.len());
         let mut c = Cursor::new(&outer, seq.content);
         assert_eq!(c.next_tagged(0x02).map(|t| t.content), Some(4..5));
+        assert!(!c.is_empty());
         assert_eq!(c.next_tagged(0x02), None); // an OCTET STRING, not an INTEGER
+        assert!(c.is_empty());
     }
 }
