@@ -18,7 +18,7 @@
 //! ```
 //!
 //! OIDs live in one table, [`oid`]; the few structures written by hand go through one
-//! DER encoder, [`der`].
+//! DER encoder, [`der`]; the names of RFC 3161's failure bits are in [`tsp`].
 //!
 //! ```
 //! use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
@@ -36,6 +36,7 @@ pub mod der;
 pub mod oid;
 pub mod signer;
 pub mod soft;
+pub mod tsp;
 pub mod verify;
 pub mod x509;
 

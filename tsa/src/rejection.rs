@@ -29,6 +29,7 @@
 use std::fmt;
 
 use hanko_pki::alg::HashRejection;
+use hanko_pki::tsp::failure_info_name;
 use hanko_pki::{HashAlgorithm, SignError};
 
 use crate::clock::ClockProblem;
@@ -72,17 +73,14 @@ impl FailureInfo {
         }
     }
 
-    /// The RFC's name, for logs and metrics labels.
+    /// The RFC's name, for logs and metrics labels (from `hanko_pki::tsp`, the one table
+    /// of names, which the client uses too).
     pub const fn name(self) -> &'static str {
-        match self {
-            Self::BadAlg => "badAlg",
-            Self::BadRequest => "badRequest",
-            Self::BadDataFormat => "badDataFormat",
-            Self::TimeNotAvailable => "timeNotAvailable",
-            Self::UnacceptedPolicy => "unacceptedPolicy",
-            Self::UnacceptedExtension => "unacceptedExtension",
-            Self::AddInfoNotAvailable => "addInfoNotAvailable",
-            Self::SystemFailure => "systemFailure",
+        match failure_info_name(self.bit()) {
+            Some(name) => name,
+            // Unreachable: every variant's bit is in the table (checked at compile time
+            // below).
+            None => "unknown",
         }
     }
 
@@ -103,6 +101,15 @@ impl FailureInfo {
         Self::ALL.into_iter().find(|f| f.bit() == bit)
     }
 }
+
+// Every bit the TSA sends has an RFC name.
+const _: () = {
+    let mut i = 0;
+    while i < FailureInfo::ALL.len() {
+        assert!(failure_info_name(FailureInfo::ALL[i].bit()).is_some());
+        i += 1;
+    }
+};
 
 impl fmt::Display for FailureInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,6 +270,20 @@ mod tests {
             assert_eq!(FailureInfo::from_bit(f.bit()), Some(f));
         }
         assert_eq!(FailureInfo::from_bit(1), None);
+        let names: Vec<&str> = FailureInfo::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "badAlg",
+                "badRequest",
+                "badDataFormat",
+                "timeNotAvailable",
+                "unacceptedPolicy",
+                "unacceptedExtension",
+                "addInfoNotAvailable",
+                "systemFailure"
+            ]
+        );
     }
 
     #[test]
