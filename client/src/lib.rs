@@ -44,7 +44,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod der;
 mod error;
 pub mod reply;
 pub mod request;

@@ -8,12 +8,14 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hanko_pki::der::{Cursor, Tlv, read_tlv, tag};
+use hanko_pki::oid;
+use hanko_pki::tsp::failure_info_name;
 use rasn::types::{Integer, ObjectIdentifier};
 use rasn_cms::SignedData;
 use rasn_cms::tsp::{TimeStampResp, TstInfo};
 
 use crate::Error;
-use crate::der;
 
 /// The pieces of a granted TimeStampResp, with the bytes that were signed or hashed
 /// taken from the received DER.
@@ -34,65 +36,75 @@ pub(crate) struct ParsedToken {
 /// taken from the bytes as received.
 pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
     let bad = |what: &str| Error::MalformedToken(what.to_owned());
+    let received = Received(response_der);
     // TimeStampResp ::= SEQUENCE { status, timeStampToken ContentInfo }
-    let (resp, _) = der::read(response_der).map_err(|e| bad(&e))?;
-    let (_status, rest) = der::read(resp.content).map_err(|e| bad(&e))?;
-    let (content_info, _) = der::read(rest).map_err(|_| bad("no timeStampToken"))?;
+    let resp = received.next(&mut received.cursor(), "TimeStampResp")?;
+    let mut fields = received.within(&resp);
+    received.next(&mut fields, "PKIStatusInfo")?;
+    let content_info = received.next(&mut fields, "timeStampToken")?;
     // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT SignedData }
-    let (ct, rest) = der::read(content_info.content).map_err(|e| bad(&e))?;
-    let ct: Option<ObjectIdentifier> = rasn::der::decode(ct.full).ok();
-    if ct.is_none_or(|ct| ct.to_string() != hanko_pki::cms::OID_SIGNED_DATA) {
+    let mut fields = received.within(&content_info);
+    let ct = received.next(&mut fields, "ContentInfo contentType")?;
+    let ct: Option<ObjectIdentifier> = rasn::der::decode(received.whole(&ct)).ok();
+    if ct.is_none_or(|ct| !is(&ct, &oid::SIGNED_DATA)) {
         return Err(Error::NotSignedData);
     }
-    let (explicit, _) = der::read(rest).map_err(|e| bad(&e))?;
+    let explicit = received.next(&mut fields, "ContentInfo content")?;
     if explicit.tag != 0xa0 {
         return Err(bad("ContentInfo content"));
     }
-    let (sd_tlv, _) = der::read(explicit.content).map_err(|e| bad(&e))?;
-    let signed_data: SignedData =
-        rasn::der::decode(sd_tlv.full).map_err(|e| Error::MalformedSignedData(e.to_string()))?;
+    let sd_tlv = received.next(&mut received.within(&explicit), "SignedData")?;
+    let signed_data: SignedData = rasn::der::decode(received.whole(&sd_tlv))
+        .map_err(|e| Error::MalformedSignedData(e.to_string()))?;
 
     // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
     //   [0] certificates OPTIONAL, [1] crls OPTIONAL, signerInfos }
-    let (_, rest) = der::read(sd_tlv.content).map_err(|e| bad(&e))?;
-    let (_, rest) = der::read(rest).map_err(|e| bad(&e))?;
-    let (_, mut rest) = der::read(rest).map_err(|e| bad(&e))?;
+    let mut fields = received.within(&sd_tlv);
+    for what in [
+        "SignedData version",
+        "SignedData digestAlgorithms",
+        "SignedData encapContentInfo",
+    ] {
+        received.next(&mut fields, what)?;
+    }
     let mut certificates = Vec::new();
     let mut signer_infos = None;
-    while !rest.is_empty() {
-        let (t, r) = der::read(rest).map_err(|e| bad(&e))?;
+    while !fields.is_empty() {
+        let t = received.next(&mut fields, "SignedData")?;
         match t.tag {
             0xa0 => {
-                let mut c = t.content;
-                while !c.is_empty() {
-                    let (cert, r) = der::read(c).map_err(|e| bad(&e))?;
-                    if cert.tag == 0x30 {
-                        certificates.push(cert.full.to_vec());
+                let mut choices = received.within(&t);
+                while !choices.is_empty() {
+                    let cert = received.next(&mut choices, "SignedData certificates")?;
+                    if cert.tag == tag::SEQUENCE {
+                        certificates.push(received.whole(&cert).to_vec());
                     }
-                    c = r;
                 }
             }
             0xa1 => {}
-            0x31 => signer_infos = Some(t),
+            tag::SET => signer_infos = Some(t),
             _ => return Err(bad("unexpected field in SignedData")),
         }
-        rest = r;
     }
     let signer_infos = signer_infos.ok_or_else(|| bad("no signerInfos"))?;
     // SignerInfo ::= SEQUENCE { version, sid, digestAlgorithm, [0] signedAttrs, ... }
-    let (si, _) = der::read(signer_infos.content).map_err(|_| bad("no SignerInfo"))?;
-    let (_, rest) = der::read(si.content).map_err(|e| bad(&e))?;
-    let (sid, rest) = der::read(rest).map_err(|e| bad(&e))?;
-    let (_, rest) = der::read(rest).map_err(|e| bad(&e))?;
-    let (attrs, _) = der::read(rest).map_err(|e| bad(&e))?;
+    let si = received.next(&mut received.within(&signer_infos), "SignerInfo")?;
+    let mut fields = received.within(&si);
+    received.next(&mut fields, "SignerInfo version")?;
+    let sid = received.next(&mut fields, "SignerInfo sid")?;
+    received.next(&mut fields, "SignerInfo digestAlgorithm")?;
+    let attrs = received.next(&mut fields, "SignerInfo signedAttrs")?;
     if attrs.tag != 0xa0 {
         return Err(Error::NoSignedAttributes);
     }
-    let mut signed_attrs_set = attrs.full.to_vec();
-    signed_attrs_set[0] = 0x31;
+    // The signature is over the same bytes with the SET tag (RFC 5652 §5.4).
+    let mut signed_attrs_set = received.whole(&attrs).to_vec();
+    if let Some(first) = signed_attrs_set.first_mut() {
+        *first = tag::SET;
+    }
 
     let eci = &signed_data.encap_content_info;
-    if eci.content_type.to_string() != hanko_pki::cms::OID_TST_INFO {
+    if !is(&eci.content_type, &oid::TST_INFO) {
         return Err(Error::NotTstInfo(eci.content_type.to_string()));
     }
     let tst_der = eci
@@ -108,32 +120,49 @@ pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
         tst_der,
         certificates,
         signed_attrs_set,
-        sid_der: sid.full.to_vec(),
+        sid_der: received.whole(&sid).to_vec(),
     })
+}
+
+/// Whether a decoded (rasn) OID is the table's `want`.
+pub(crate) fn is(oid: &ObjectIdentifier, want: &oid::ObjectIdentifier) -> bool {
+    *oid == oid::to_rasn(want)
+}
+
+/// The response as received, walked with `hanko_pki`'s DER cursor: every TLV the cursor
+/// returns lies within these bytes, so slicing by its ranges cannot fail.
+struct Received<'a>(&'a [u8]);
+
+impl<'a> Received<'a> {
+    /// A cursor over all of the response.
+    fn cursor(&self) -> Cursor<'a> {
+        Cursor::new(self.0, 0..self.0.len())
+    }
+
+    /// A cursor over the content of `t`.
+    fn within(&self, t: &Tlv) -> Cursor<'a> {
+        Cursor::new(self.0, t.content.clone())
+    }
+
+    /// The next TLV of `c`; `what` names the field in the error when there is none.
+    fn next(&self, c: &mut Cursor<'a>, what: &str) -> Result<Tlv, Error> {
+        c.next_tlv()
+            .ok_or_else(|| Error::MalformedToken(format!("{what}: missing or truncated")))
+    }
+
+    /// The whole encoding of `t` (tag, length, content) as received.
+    fn whole(&self, t: &Tlv) -> &'a [u8] {
+        self.0.get(t.whole.clone()).unwrap_or_default()
+    }
 }
 
 /// The status of a refusal in words: `rejection (badDataFormat): statusString`.
 pub(crate) fn describe_status(resp: &TimeStampResp) -> String {
-    const NAMES: [(usize, &str); 8] = [
-        (0, "badAlg"),
-        (2, "badRequest"),
-        (5, "badDataFormat"),
-        (14, "timeNotAvailable"),
-        (15, "unacceptedPolicy"),
-        (16, "unacceptedExtension"),
-        (17, "addInfoNotAvailable"),
-        (25, "systemFailure"),
-    ];
     let mut s = format!("{:?}", resp.status.status);
     if let Some(fi) = &resp.status.fail_info {
         let names: Vec<String> = fi
             .iter_ones()
-            .map(|bit| {
-                NAMES
-                    .iter()
-                    .find(|(b, _)| *b == bit)
-                    .map_or_else(|| format!("bit {bit}"), |(_, n)| (*n).to_owned())
-            })
+            .map(|bit| failure_info_name(bit).map_or_else(|| format!("bit {bit}"), str::to_owned))
             .collect();
         let _ = write!(s, " ({})", names.join(", "));
     }
@@ -156,7 +185,7 @@ pub(crate) fn gen_time_of(tst: &TstInfo) -> Result<SystemTime, Error> {
 pub(crate) fn gen_time_text(tst: &TstInfo) -> String {
     rasn::der::encode(&tst.gen_time)
         .ok()
-        .and_then(|d| der::read(&d).ok().map(|(t, _)| t.content.to_vec()))
+        .and_then(|d| read_tlv(&d).map(|(_, content, _)| content.to_vec()))
         .map(|c| String::from_utf8_lossy(&c).into_owned())
         .unwrap_or_else(|| tst.gen_time.to_rfc3339())
 }
@@ -165,6 +194,6 @@ pub(crate) fn gen_time_text(tst: &TstInfo) -> String {
 pub(crate) fn int_hex(i: &Integer) -> String {
     rasn::der::encode(i)
         .ok()
-        .and_then(|d| der::read(&d).ok().map(|(t, _)| t.content.to_vec()))
+        .and_then(|d| read_tlv(&d).map(|(_, content, _)| content.to_vec()))
         .map_or_else(|| i.to_string(), |c| format!("0x{}", hex::encode(c)))
 }

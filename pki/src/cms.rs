@@ -58,15 +58,6 @@ use crate::der::{tag, tlv};
 use crate::oid;
 use crate::signer::{SignError, Signer};
 
-// The OIDs are in [`crate::oid`]. These dotted names remain for callers that compare
-// strings and still import them from here (server/src/client.rs, until it moves into
-// its own crate); new code uses the table.
-pub use crate::oid::dotted::{
-    CONTENT_TYPE as OID_CONTENT_TYPE, MESSAGE_DIGEST as OID_MESSAGE_DIGEST,
-    SIGNED_DATA as OID_SIGNED_DATA, SIGNING_CERTIFICATE_V2 as OID_SIGNING_CERTIFICATE_V2,
-    TST_INFO as OID_TST_INFO,
-};
-
 /// Why a SignedData could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

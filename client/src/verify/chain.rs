@@ -3,7 +3,8 @@
 
 use std::time::SystemTime;
 
-use hanko_pki::cert::{Certificate, OID_EXTENDED_KEY_USAGE, OID_KP_TIME_STAMPING};
+use hanko_pki::cert::Certificate;
+use hanko_pki::oid::{EXTENDED_KEY_USAGE, KP_TIME_STAMPING};
 
 use crate::Error;
 
@@ -20,7 +21,7 @@ pub(super) fn check_timestamping_eku(cert: &Certificate) -> Result<(), Error> {
         .extensions()
         .map(|e| {
             e.iter()
-                .filter(|e| e.extn_id == OID_EXTENDED_KEY_USAGE)
+                .filter(|e| e.extn_id == EXTENDED_KEY_USAGE)
                 .collect()
         })
         .unwrap_or_default();
@@ -32,7 +33,7 @@ pub(super) fn check_timestamping_eku(cert: &Certificate) -> Result<(), Error> {
     }
     let purposes = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
         .map_err(|e| Error::MalformedExtendedKeyUsage(e.to_string()))?;
-    if purposes.0 != [OID_KP_TIME_STAMPING] {
+    if purposes.0 != [KP_TIME_STAMPING] {
         return Err(Error::ExtendedKeyUsageNotTimeStamping);
     }
     Ok(())

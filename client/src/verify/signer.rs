@@ -4,15 +4,15 @@
 //! attributes exactly as received.
 
 use hanko_pki::cert::Certificate;
+use hanko_pki::der::{Cursor, tag};
+use hanko_pki::oid;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use rasn::types::{ObjectIdentifier, OctetString};
 use rasn_cms::{SignedData, SignerInfo};
 use rasn_pkix::Attribute;
 
-use crate::{Error, der};
-
-/// rsaEncryption: a SignerInfo may name it with the hash in digestAlgorithm.
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+use crate::Error;
+use crate::token::is;
 
 /// The token has exactly one SignerInfo.
 pub(super) fn the_only_signer_info(sd: &SignedData) -> Result<&SignerInfo, Error> {
@@ -34,12 +34,12 @@ impl<'a> SignedAttrs<'a> {
     }
 
     /// The DER of the one value of the one attribute `oid`.
-    fn value(&self, oid: &str) -> Result<Vec<u8>, Error> {
+    fn value(&self, oid: &oid::ObjectIdentifier) -> Result<Vec<u8>, Error> {
         let found: Vec<&Attribute> = self
             .0
             .iter()
             .copied()
-            .filter(|a| a.r#type.to_string() == oid)
+            .filter(|a| is(&a.r#type, oid))
             .collect();
         match found.as_slice() {
             [one] => {
@@ -47,13 +47,13 @@ impl<'a> SignedAttrs<'a> {
                 match values.as_slice() {
                     [v] => Ok(v.as_bytes().to_vec()),
                     _ => Err(Error::AttributeValueCount {
-                        oid: oid.to_owned(),
+                        oid: oid.to_string(),
                         count: values.len(),
                     }),
                 }
             }
-            [] => Err(Error::AttributeMissing(oid.to_owned())),
-            _ => Err(Error::AttributeRepeated(oid.to_owned())),
+            [] => Err(Error::AttributeMissing(oid.to_string())),
+            _ => Err(Error::AttributeRepeated(oid.to_string())),
         }
     }
 }
@@ -69,12 +69,12 @@ pub(super) fn check_content_attributes(
     let digest_oid = si.digest_algorithm.algorithm.to_string();
     let digest_alg = HashAlgorithm::from_oid(&digest_oid)
         .map_err(|_| Error::UnsupportedDigestAlgorithm(digest_oid))?;
-    let ct: ObjectIdentifier = rasn::der::decode(&attrs.value(hanko_pki::cms::OID_CONTENT_TYPE)?)
+    let ct: ObjectIdentifier = rasn::der::decode(&attrs.value(&oid::CONTENT_TYPE)?)
         .map_err(|e| Error::MalformedContentType(e.to_string()))?;
-    if ct.to_string() != hanko_pki::cms::OID_TST_INFO {
+    if !is(&ct, &oid::TST_INFO) {
         return Err(Error::ContentTypeNotTstInfo(ct.to_string()));
     }
-    let md: OctetString = rasn::der::decode(&attrs.value(hanko_pki::cms::OID_MESSAGE_DIGEST)?)
+    let md: OctetString = rasn::der::decode(&attrs.value(&oid::MESSAGE_DIGEST)?)
         .map_err(|e| Error::MalformedMessageDigest(e.to_string()))?;
     if md.to_vec() != digest_alg.digest(tst_der) {
         return Err(Error::MessageDigestMismatch(digest_alg.name()));
@@ -114,7 +114,7 @@ pub(super) fn check_ess_cert_id_names(
     signer: &Certificate,
 ) -> Result<(), Error> {
     let ess: rasn_smime::ess::SigningCertificateV2 =
-        rasn::der::decode(&attrs.value(hanko_pki::cms::OID_SIGNING_CERTIFICATE_V2)?)
+        rasn::der::decode(&attrs.value(&oid::SIGNING_CERTIFICATE_V2)?)
             .map_err(|e| Error::MalformedSigningCertificateV2(e.to_string()))?;
     let first = ess.certs.first().ok_or(Error::EssCertIdMissing)?;
     let ess_oid = first.hash_algorithm.algorithm.to_string();
@@ -137,7 +137,8 @@ pub(super) fn check_signature(
 ) -> Result<SignatureAlgorithm, Error> {
     let sig_alg_der = rasn::der::encode(&si.signature_algorithm)
         .map_err(|e| Error::SignatureAlgorithmEncoding(e.to_string()))?;
-    let sig_alg = if si.signature_algorithm.algorithm.to_string() == OID_RSA_ENCRYPTION {
+    // A SignerInfo may name rsaEncryption, with the hash in digestAlgorithm.
+    let sig_alg = if is(&si.signature_algorithm.algorithm, &oid::RSA_ENCRYPTION) {
         SignatureAlgorithm::RsaPkcs1v15(digest_alg)
     } else {
         SignatureAlgorithm::from_algorithm_identifier_der(&sig_alg_der)
@@ -159,24 +160,23 @@ pub(super) fn check_signature(
 /// Whether the sid (IssuerAndSerialNumber or [0] SubjectKeyIdentifier, as received)
 /// names `cert`.
 fn sid_matches(sid_der: &[u8], cert: &Certificate) -> bool {
-    let Ok((sid, _)) = der::read(sid_der) else {
+    let Some(sid) = Cursor::new(sid_der, 0..sid_der.len()).next_tlv() else {
         return false;
     };
+    let content = |r: std::ops::Range<usize>| sid_der.get(r).unwrap_or_default();
     match sid.tag {
-        0x30 => {
-            let Ok((issuer, rest)) = der::read(sid.content) else {
+        tag::SEQUENCE => {
+            let mut fields = Cursor::new(sid_der, sid.content);
+            let (Some(issuer), Some(serial)) = (fields.next_tlv(), fields.next_tlv()) else {
                 return false;
             };
-            let Ok((serial, _)) = der::read(rest) else {
-                return false;
-            };
-            issuer.full == cert.issuer_der()
-                && serial.tag == 0x02
-                && serial.content == cert.serial_der()
+            content(issuer.whole) == cert.issuer_der()
+                && serial.tag == tag::INTEGER
+                && content(serial.content) == cert.serial_der()
         }
         0x80 => cert
             .subject_key_identifier()
-            .is_some_and(|ski| ski == sid.content),
+            .is_some_and(|ski| ski == content(sid.content)),
         _ => false,
     }
 }

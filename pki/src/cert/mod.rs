@@ -44,13 +44,6 @@ use locate::Ranges;
 pub(crate) use profile::spki_equal;
 pub use profile::{check_key_matches, check_seal_certificate, check_tsa_certificate};
 
-/// extendedKeyUsage under its former name; the table is [`crate::oid`]. Kept while
-/// `server/src/client.rs` still imports it from here.
-pub use crate::oid::EXTENDED_KEY_USAGE as OID_EXTENDED_KEY_USAGE;
-/// id-kp-timeStamping under its former name; the table is [`crate::oid`]. Kept while
-/// `server/src/client.rs` still imports it from here.
-pub use crate::oid::KP_TIME_STAMPING as OID_KP_TIME_STAMPING;
-
 /// What is wrong with a certificate, a chain or a request to build one.
 ///
 /// Each check variant names exactly one defect, in the words an operator can act on; the
