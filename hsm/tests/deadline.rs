@@ -12,7 +12,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use hanko_hsm::PoolConfig;
@@ -73,14 +72,7 @@ async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
     let t = token();
     // Two P-256 pairs; "crossed" labels the public half of the first and the private
     // half of the second.
-    let p = Pkcs11::new(hanko_pkcs11_mock::module_under_test()).unwrap();
-    let slot = p
-        .get_slots_with_initialized_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| p.get_token_info(*s).unwrap().label() == common::TOKEN)
-        .unwrap();
-    let session = p.open_rw_session(slot).unwrap(); // logged in already: same process
+    let session = common::raw_session(); // logged in already: same process
     let p256 = Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1));
     for (public_label, private_label) in [("crossed", "orphan-1"), ("orphan-2", "crossed")] {
         session

@@ -116,6 +116,50 @@ async fn private_keys_are_sensitive_and_not_extractable() {
     assert_eq!(p.production_check().unwrap(), ProtectionHistory::Verified);
 }
 
+/// CONFORMANCE C.39: a private key that is extractable or not sensitive, made behind
+/// Hanko's back (Hanko itself never generates one), fails the production rule the server
+/// applies at start-up.
+async fn an_extractable_or_non_sensitive_key_fails_the_production_check() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    let hsm = &token().hsm; // initialises the library and logs in first
+    let session = common::raw_session();
+    let p256 = Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1));
+    for (label, sensitive, extractable) in [
+        ("extractable-p256", true, true),
+        ("not-sensitive-p256", false, false),
+    ] {
+        session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[
+                    p256.clone(),
+                    Attribute::Token(true),
+                    Attribute::Verify(true),
+                    Attribute::Label(label.into()),
+                ],
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(sensitive),
+                    Attribute::Extractable(extractable),
+                    Attribute::Sign(true),
+                    Attribute::Label(label.into()),
+                ],
+            )
+            .unwrap();
+        let p = hsm.key_protection(label).unwrap();
+        assert_eq!(
+            (p.sensitive, p.extractable),
+            (Some(sensitive), Some(extractable)),
+            "{p:?}"
+        );
+        let e = p.production_check().unwrap_err();
+        assert!(matches!(e, Error::KeyExtractable { .. }), "{label}: {e}");
+        assert!(e.to_string().contains(label), "{e}");
+    }
+}
+
 async fn generate_refuses_an_existing_label_and_signer_checks_the_key() {
     key("dup-p256", KeyType::EcP256);
     let e = token()
@@ -268,6 +312,10 @@ fn main() {
         ("private_keys_are_sensitive_and_not_extractable", || {
             common::block_on(private_keys_are_sensitive_and_not_extractable())
         }),
+        (
+            "an_extractable_or_non_sensitive_key_fails_the_production_check",
+            || common::block_on(an_extractable_or_non_sensitive_key_fails_the_production_check()),
+        ),
         (
             "generate_refuses_an_existing_label_and_signer_checks_the_key",
             || common::block_on(generate_refuses_an_existing_label_and_signer_checks_the_key()),

@@ -173,6 +173,20 @@ pub fn token() -> &'static TestToken {
     })
 }
 
+/// A read-write session on the process's token straight through cryptoki, bypassing
+/// `Hsm`, for objects `Hsm` would never make. The library is already initialised and the
+/// user logged in by this process's `Hsm`, so the session is logged in too.
+pub fn raw_session() -> cryptoki::session::Session {
+    let p = cryptoki::context::Pkcs11::new(hanko_pkcs11_mock::module_under_test()).unwrap();
+    let slot = p
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p.get_token_info(*s).unwrap().label() == TOKEN)
+        .unwrap();
+    p.open_rw_session(slot).unwrap()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
