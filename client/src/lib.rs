@@ -19,7 +19,8 @@
 //! [`verify()`] shares nothing with `hanko-tsa`'s token builder (this crate does not
 //! depend on it). It decodes with `rasn` types, takes the signed-attribute and
 //! certificate bytes straight from the received DER (never a re-encoding), and uses only
-//! `hanko_pki`'s signature primitive and certificate accessors. A bug in the builder
+//! `hanko_pki`'s vocabulary (OID table, DER reader, failure-bit names), its signature
+//! primitive and its certificate accessors. A bug in the builder
 //! therefore cannot hide itself here.
 //!
 //! # What it does not do
@@ -47,6 +48,8 @@
 mod error;
 pub mod reply;
 pub mod request;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod token;
 pub mod transport;
 pub mod verify;

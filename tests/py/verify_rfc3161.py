@@ -1,7 +1,8 @@
 """Verifies Hanko time-stamp responses with rfc3161-client, a third-party verifier.
 
 Used by the hanko-tsa tests (tokens from the library) and the hanko-server tests
-(tokens from the running binary): CARGO_MANIFEST_DIR/../tests/py/verify_rfc3161.py.
+(tokens from the running binary), through hanko_client::test_support::run_rfc3161_client
+(client/src/test_support.rs, feature test-support).
 
 Input on stdin: a JSON list of cases, each
   {"resp": path, "data": path, "root": path, "tsa": path, "intermediates": [paths],

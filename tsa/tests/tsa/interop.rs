@@ -4,8 +4,9 @@
 //! certificate, certificates present exactly when asked, genTime without trailing zeros.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use hanko_client::test_support::run_rfc3161_client;
 use hanko_pki::cms;
 use hanko_pki::{HashAlgorithm, Signer};
 use hanko_tsa::{Outcome, TsaConfig};
@@ -268,36 +269,6 @@ async fn openssl_and_rfc3161_client_verify_every_combination() {
     }
     assert_eq!(py_cases.len(), 24);
     run_rfc3161_client(&py_cases);
-}
-
-pub fn run_rfc3161_client(cases: &[serde_json::Value]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/verify_rfc3161.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(serde_json::to_string(cases).unwrap().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "rfc3161-client:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        cases.len(),
-        "{stdout}"
-    );
 }
 
 #[tokio::test]
