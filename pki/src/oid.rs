@@ -147,6 +147,10 @@ oids! {
     SIGNING_TIME = "1.2.840.113549.1.9.5", "id-signingTime";
     /// id-ct-TSTInfo (RFC 3161 §2.4.2).
     TST_INFO = "1.2.840.113549.1.9.16.1.4", "id-ct-TSTInfo";
+    /// id-aa-signingCertificate, ESSCertID v1 (RFC 2634 §5.4), which can name a
+    /// certificate only by SHA-1. Hanko never writes it (CONFORMANCE B.21); known so that
+    /// tests can assert its absence.
+    SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12", "id-aa-signingCertificate";
     /// id-aa-signingCertificateV2 (RFC 5035 §3).
     SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47", "id-aa-signingCertificateV2";
     /// id-aa-CMSAlgorithmProtection (RFC 6211 §2). rasn 0.30's constant for it is wrong.

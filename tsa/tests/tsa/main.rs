@@ -5,7 +5,9 @@
 mod common;
 /// Tokens verified by openssl and rfc3161-client, and taken apart structurally.
 mod interop;
-/// Property tests: arbitrary and mutated input never panics.
+/// What a token does not carry: ESSCertID v1, anything about the requester.
+mod profile;
+/// Property tests: arbitrary and mutated input never panics; imprints are not examined.
 mod props;
 /// Every bad input, its failure code, no token.
 mod rejections;
