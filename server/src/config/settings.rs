@@ -47,16 +47,20 @@ pub struct HttpSettings {
     pub max_connections_per_source: usize,
 }
 
-/// `http.header_timeout_ms` when not set (see [`HttpSection::header_timeout_ms`]).
+/// `http.header_timeout_ms` when not set (see
+/// [`HttpSection::header_timeout_ms`](super::HttpSection::header_timeout_ms)).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// `http.body_timeout_ms` when not set (see [`HttpSection::body_timeout_ms`]).
+/// `http.body_timeout_ms` when not set (see
+/// [`HttpSection::body_timeout_ms`](super::HttpSection::body_timeout_ms)).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// `http.keepalive_timeout_ms` when not set (see [`HttpSection::keepalive_timeout_ms`]).
+/// `http.keepalive_timeout_ms` when not set (see
+/// [`HttpSection::keepalive_timeout_ms`](super::HttpSection::keepalive_timeout_ms)).
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
-/// `http.max_connections` when not set (see [`HttpSection::max_connections`]).
+/// `http.max_connections` when not set (see
+/// [`HttpSection::max_connections`](super::HttpSection::max_connections)).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// `http.max_connections_per_source` when not set (see
-/// [`HttpSection::max_connections_per_source`]).
+/// [`HttpSection::max_connections_per_source`](super::HttpSection::max_connections_per_source)).
 pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 256;
 
 impl HttpSettings {

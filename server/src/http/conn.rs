@@ -16,9 +16,9 @@
 //! sends nothing is a slow head); the first byte after a response moves `Idle` to
 //! `Head`; hyper handing a request to the service moves it to `Busy`, and its response
 //! to `Idle`. The head and idle deadlines belong to the connection (a watchdog per
-//! connection ends it); the body deadline belongs to the request ([`DeadlineBody`],
+//! connection ends it); the body deadline belongs to the request (`DeadlineBody`,
 //! running from the end of the head), so that whoever reads a body meets it:
-//! [`buffer_body`] answers 408. hyper's own `header_read_timeout` is not used because
+//! `buffer_body` answers 408. hyper's own `header_read_timeout` is not used because
 //! it also runs while a kept-alive connection is idle, which would tie the idle timeout
 //! to the head's.
 //!
