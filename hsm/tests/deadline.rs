@@ -12,7 +12,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use hanko_hsm::PoolConfig;
 use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
@@ -72,29 +71,9 @@ async fn verify_after_sign_withholds_a_signature_that_does_not_verify() {
     let t = token();
     // Two P-256 pairs; "crossed" labels the public half of the first and the private
     // half of the second.
-    let session = common::raw_session(); // logged in already: same process
-    let p256 = Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1));
     for (public_label, private_label) in [("crossed", "orphan-1"), ("orphan-2", "crossed")] {
-        session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &[
-                    p256.clone(),
-                    Attribute::Token(true),
-                    Attribute::Verify(true),
-                    Attribute::Label(public_label.into()),
-                ],
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Sign(true),
-                    Attribute::Label(private_label.into()),
-                ],
-            )
-            .unwrap();
+        common::raw_p256_key_pair(public_label, private_label, &[Attribute::Sensitive(true)]);
     }
-    drop(session);
     let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
     let checked = t
         .hsm

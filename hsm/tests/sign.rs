@@ -120,34 +120,20 @@ async fn private_keys_are_sensitive_and_not_extractable() {
 /// Hanko's back (Hanko itself never generates one), fails the production rule the server
 /// applies at start-up.
 async fn an_extractable_or_non_sensitive_key_fails_the_production_check() {
-    use cryptoki::mechanism::Mechanism;
     use cryptoki::object::Attribute;
-    let hsm = &token().hsm; // initialises the library and logs in first
-    let session = common::raw_session();
-    let p256 = Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1));
+    let hsm = &token().hsm; // opened first: the raw session rides on its login
     for (label, sensitive, extractable) in [
         ("extractable-p256", true, true),
         ("not-sensitive-p256", false, false),
     ] {
-        session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &[
-                    p256.clone(),
-                    Attribute::Token(true),
-                    Attribute::Verify(true),
-                    Attribute::Label(label.into()),
-                ],
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(sensitive),
-                    Attribute::Extractable(extractable),
-                    Attribute::Sign(true),
-                    Attribute::Label(label.into()),
-                ],
-            )
-            .unwrap();
+        common::raw_p256_key_pair(
+            label,
+            label,
+            &[
+                Attribute::Sensitive(sensitive),
+                Attribute::Extractable(extractable),
+            ],
+        );
         let p = hsm.key_protection(label).unwrap();
         assert_eq!(
             (p.sensitive, p.extractable),

@@ -173,10 +173,19 @@ pub fn token() -> &'static TestToken {
     })
 }
 
-/// A read-write session on the process's token straight through cryptoki, bypassing
-/// `Hsm`, for objects `Hsm` would never make. The library is already initialised and the
-/// user logged in by this process's `Hsm`, so the session is logged in too.
-pub fn raw_session() -> cryptoki::session::Session {
+/// Generates a P-256 key pair in the process's token straight through cryptoki,
+/// bypassing `Hsm`, for pairs `Hsm` would never make: labels that differ between the two
+/// halves, or a private half with the `protection` attributes given (`CKA_SENSITIVE`,
+/// `CKA_EXTRACTABLE`; SoftHSM's defaults when absent). The process's `Hsm` must be open
+/// ([`token`]): the library is initialised and the user logged in through it, so this
+/// session is logged in too.
+pub fn raw_p256_key_pair(
+    public_label: &str,
+    private_label: &str,
+    protection: &[cryptoki::object::Attribute],
+) {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
     let p = cryptoki::context::Pkcs11::new(hanko_pkcs11_mock::module_under_test()).unwrap();
     let slot = p
         .get_slots_with_initialized_token()
@@ -184,7 +193,26 @@ pub fn raw_session() -> cryptoki::session::Session {
         .into_iter()
         .find(|s| p.get_token_info(*s).unwrap().label() == TOKEN)
         .unwrap();
-    p.open_rw_session(slot).unwrap()
+    let session = p.open_rw_session(slot).unwrap();
+    let mut private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sign(true),
+        Attribute::Label(private_label.into()),
+    ];
+    private.extend_from_slice(protection);
+    session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1)),
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::Label(public_label.into()),
+            ],
+            &private,
+        )
+        .unwrap();
 }
 
 fn s(p: &Path) -> &str {
