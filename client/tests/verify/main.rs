@@ -206,3 +206,32 @@ async fn a_refusal_is_reported_in_words() {
     .unwrap_err();
     assert!(matches!(e, Error::NoToken(_)), "{e}");
 }
+
+#[tokio::test]
+async fn a_truncated_or_relabelled_token_is_refused() {
+    let f = fixture().await;
+    let roots = [f.root.clone()];
+    let (_, req_der) = request_for(Some(9), true);
+    let resp = f.tsa.respond(&req_der).await.der;
+    assert!(verify(&resp, &digest_of(DATA), None, &roots, &[]).is_ok());
+
+    // Every proper prefix is refused (and nothing panics on the way).
+    for len in 0..resp.len() {
+        assert!(
+            verify(&resp[..len], &digest_of(DATA), None, &roots, &[]).is_err(),
+            "prefix of {len} bytes accepted"
+        );
+    }
+
+    // The same token labelled id-data instead of id-signedData is refused for its type.
+    let signed_data = hanko_pki::der::oid(&hanko_pki::oid::SIGNED_DATA);
+    let data = hanko_pki::der::oid(&hanko_pki::oid::DATA);
+    let at = resp
+        .windows(signed_data.len())
+        .position(|w| w == signed_data.as_slice())
+        .unwrap();
+    let mut relabelled = resp.clone();
+    relabelled[at..at + data.len()].copy_from_slice(&data);
+    let e = verify(&relabelled, &digest_of(DATA), None, &roots, &[]).unwrap_err();
+    assert!(matches!(e, Error::NotSignedData), "{e}");
+}
