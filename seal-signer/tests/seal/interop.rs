@@ -1,7 +1,7 @@
 //! Seals checked by third parties: `openssl cms -verify` (detached with `-content`,
 //! enveloping without), the signed attributes as `openssl cms -cmsout -print` lists
 //! them, and the B-T time-stamp token with `openssl ts -verify` over the SHA-256 of the
-//! signature value and with rfc3161-client (`verify_time_stamp.py`) over the signature
+//! signature value and with rfc3161-client (`tests/py/verify_rfc3161.py`) over the signature
 //! value itself. Then the structure with rasn: ESSCertIDv2, exactly one
 //! signing-time, the chain without duplicates, unsigned attributes only in B-T.
 
@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
+use hanko_client::test_support::run_rfc3161_client;
 use hanko_hsm::PoolConfig;
 use hanko_pki::der::{self, tlv};
 use hanko_pki::oid::{self, dotted};
@@ -427,37 +428,6 @@ async fn b_t_verifies_and_its_token_stamps_the_signature_value() {
         }
     }
     run_rfc3161_client(&py_cases);
-}
-
-/// Runs `verify_time_stamp.py` (rfc3161-client) over `cases`; every one must be "ok".
-fn run_rfc3161_client(cases: &[serde_json::Value]) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/seal/verify_time_stamp.py"
-    );
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(cases).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "rfc3161-client:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(stdout.lines().filter(|l| *l == "ok").count(), cases.len());
 }
 
 /// Beyond the two dev keys: RSA-PSS on the SoftHSM RSA key, ECDSA P-384 with SHA-384 in
