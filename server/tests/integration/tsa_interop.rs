@@ -7,8 +7,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use hanko_client::test_support::run_rfc3161_client;
 use rasn_cms::SignedData;
 use rasn_cms::tsp::TimeStampReq;
 
@@ -236,34 +237,4 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
 
     let (exit, log) = server.stop();
     assert!(exit.success(), "{log}");
-}
-
-fn run_rfc3161_client(cases: &[serde_json::Value]) {
-    use std::io::Write as _;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/verify_rfc3161.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(cases).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "rfc3161-client:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        cases.len(),
-        "{stdout}"
-    );
 }
