@@ -1,12 +1,13 @@
 //! Test support for the crates whose tests check tokens with a third-party verifier
-//! (`hanko-tsa`'s tokens from the library, `hanko-server`'s from the running binary).
+//! (`hanko-tsa`'s tokens from the library, `hanko-server`'s from the running binary,
+//! `hanko-seal`'s embedded in B-T seals).
 //! Compiled only with the `test-support` feature, which those crates enable from their
 //! `[dev-dependencies]`; no production build contains it.
 //!
-//! It lives here because this crate is where token verification lives, both tsa's and
-//! the server's tests can depend on it without a new production dependency (the server
-//! already depends on it; tsa only as a dev-dependency), and it needs nothing beyond
-//! `serde_json`.
+//! It lives here because this crate is where token verification lives, and every one of
+//! those test suites can depend on it without a new production dependency (the server
+//! already depends on it; tsa and seal only as a dev-dependency), while it needs nothing
+//! beyond `serde_json`.
 //!
 //! # What it does not do
 //! It does not verify anything itself: [`run_rfc3161_client`] hands the cases to
