@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, every test of every crate.
+# The whole test suite, as CI runs it: formatting, lints, rustdoc, every test of every crate.
 #
 # PostgreSQL must be reachable on 127.0.0.1:5432 with trust authentication for the
 # `postgres` user, so that the PostgreSQL tests of hanko-store and hanko-server (log_*)
@@ -93,6 +93,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+log "cargo doc (no broken intra-doc links, no rustdoc warnings)"
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --quiet
 log "cargo test"
 cargo test --workspace --no-fail-fast
 
