@@ -1,8 +1,9 @@
 //! API keys: who may call the protected parts of the HTTP API (`/api/v1/...`), and
 //! `hanko api-key new`, which makes a key for the operator to hand out.
 //!
-//! What it is for: auditors and operators' tools call `GET /api/v1/log/{serial}` with
-//! `Authorization: Bearer <key>`. The configuration holds only the SHA-256 of each key
+//! What it is for: auditors and operators' tools call `GET /api/v1/log/{serial}`, and
+//! issuance systems (the clients that seal, `POST /api/v1/seal/cades`) call the seal
+//! routes, each with `Authorization: Bearer <key>`. The configuration holds only the SHA-256 of each key
 //! (`[[api_keys]] sha256 = "..."`), so a leaked config file, backup or `ps` listing gives
 //! nobody a usable key, and the key is shown exactly once, when it is made.
 //!
@@ -12,7 +13,19 @@
 //!        none / malformed / unknown ─> 401 + WWW-Authenticate: Bearer
 //!        known, scope missing       ─> 403 + WWW-Authenticate: Bearer error="insufficient_scope"
 //!        known, scope present       ─> handler runs with the key's name as client identity
+//!   seal routes, then:  credential not configured       ─> 404
+//!                       credential not in the key's list ─> 403
 //! ```
+//!
+//! # The client model
+//! One `[[api_keys]]` entry is one client: a name (its identity in logs and in every
+//! issuance record), the digest of its key, its scopes, and for the `seal` scope the seal
+//! credentials it may use, by name. There is no wildcard: a client is allowed exactly the
+//! credentials its entry lists, and start-up fails when a listed credential does not
+//! exist, so a typo is found then and not as a 404 in production. The HTTP routes decide
+//! nothing themselves: they ask [`ApiKeys::require`] and [`ApiKey::may_use`]; the CSC
+//! API will ask the same questions of the same entries (and mTLS identities will become
+//! another way to name the same clients).
 //!
 //! Why hashes and not an HMAC or a KDF: keys are 256-bit random values, not passwords;
 //! a plain SHA-256 of such a key cannot be brute-forced, and it lets the operator check
@@ -39,9 +52,12 @@ use crate::logging::LogLimiter;
 /// Read the issuance log: `GET /api/v1/log/{serial}`.
 pub const SCOPE_LOG_READ: &str = "log:read";
 
+/// Seal with the credentials the key lists: `POST /api/v1/seal/...`.
+pub const SCOPE_SEAL: &str = "seal";
+
 /// Every scope a key may be given. Config and `api-key new` refuse others, so a typo
 /// fails at start-up instead of silently granting nothing.
-pub const SCOPES: &[&str] = &[SCOPE_LOG_READ];
+pub const SCOPES: &[&str] = &[SCOPE_LOG_READ, SCOPE_SEAL];
 
 /// Prefix of keys made by `hanko api-key new` (recognisable in secret scanners).
 pub const KEY_PREFIX: &str = "hanko_";
@@ -59,14 +75,21 @@ pub struct ApiKeySection {
     /// scopes only identifies its holder (every protected route answers it 403).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// `api_keys.credentials`: the seal credentials (their names, the key labels) the
+    /// key may seal with; needs the scope `seal`, and the scope `seal` needs at least
+    /// one. No wildcard: each is named, and each must exist.
+    #[serde(default)]
+    pub credentials: Vec<String>,
 }
 
-/// One configured key: its holder, the digest of the key and its scopes.
+/// One configured key: its holder, the digest of the key, its scopes and the seal
+/// credentials it may use.
 #[derive(Clone)]
 pub struct ApiKey {
     name: String,
     digest: [u8; 32],
     scopes: Vec<String>,
+    credentials: Vec<String>,
 }
 
 impl fmt::Debug for ApiKey {
@@ -75,6 +98,7 @@ impl fmt::Debug for ApiKey {
         f.debug_struct("ApiKey")
             .field("name", &self.name)
             .field("scopes", &self.scopes)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +112,16 @@ impl ApiKey {
     /// Whether the key carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether the key may seal with the credential `name`.
+    pub fn may_use(&self, name: &str) -> bool {
+        self.credentials.iter().any(|c| c == name)
+    }
+
+    /// The seal credentials the key may use, as configured.
+    pub fn credentials(&self) -> &[String] {
+        &self.credentials
     }
 }
 
@@ -164,6 +198,7 @@ impl ApiKeys {
                     bail!("api_keys \"{name}\": unknown scope \"{scope}\" (known: {SCOPES:?})");
                 }
             }
+            check_credentials(name, s)?;
             if keys.iter().any(|k| k.name == name) {
                 bail!("api_keys: name \"{name}\" is configured twice");
             }
@@ -174,9 +209,33 @@ impl ApiKeys {
                 name: name.to_owned(),
                 digest,
                 scopes: s.scopes.clone(),
+                credentials: s.credentials.clone(),
             });
         }
         Ok(ApiKeys { keys })
+    }
+
+    /// Checks that every credential a key lists is one of `known` (the configured seal
+    /// keys' labels): called at start-up, so a key naming a credential that does not
+    /// exist stops the server.
+    pub fn check_credentials_exist(&self, known: &[&str]) -> anyhow::Result<()> {
+        for k in &self.keys {
+            for c in &k.credentials {
+                if !known.contains(&c.as_str()) {
+                    bail!(
+                        "api_keys \"{}\": credential \"{c}\" is not a configured seal key \
+                         (seal keys: {known:?})",
+                        k.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured keys.
+    pub fn iter(&self) -> impl Iterator<Item = &ApiKey> {
+        self.keys.iter()
     }
 
     /// Number of configured keys.
@@ -255,6 +314,30 @@ impl ApiKeys {
     }
 }
 
+/// The `credentials` of one `[[api_keys]]` entry: only with the scope `seal` (which needs
+/// at least one), no wildcard, no name twice.
+fn check_credentials(name: &str, s: &ApiKeySection) -> anyhow::Result<()> {
+    let seal = s.scopes.iter().any(|x| x == SCOPE_SEAL);
+    if seal && s.credentials.is_empty() {
+        bail!(
+            "api_keys \"{name}\": scope \"seal\" needs credentials = [...], the seal \
+             credentials (key labels) this client may use"
+        );
+    }
+    if !seal && !s.credentials.is_empty() {
+        bail!("api_keys \"{name}\": credentials are given but the scope \"seal\" is not");
+    }
+    for (i, c) in s.credentials.iter().enumerate() {
+        if c.contains('*') {
+            bail!("api_keys \"{name}\": credential \"{c}\": no wildcards, name each credential");
+        }
+        if s.credentials[..i].contains(c) {
+            bail!("api_keys \"{name}\": credential \"{c}\" is listed twice");
+        }
+    }
+    Ok(())
+}
+
 /// How often a refused API key is logged again (every refusal is counted in
 /// `hanko_api_auth_refused_total{reason}`).
 const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -298,9 +381,13 @@ pub struct ApiKeyNewArgs {
     /// Who gets the key (e.g. "auditor"); its requests are logged under this name.
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// A scope the key grants; repeat for several. Known: log:read.
+    /// A scope the key grants; repeat for several. Known: log:read, seal.
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
+    /// A seal credential (key label) the key may use, with `--scope seal`; repeat for
+    /// several.
+    #[arg(long = "credential", value_name = "NAME")]
+    pub credentials: Vec<String>,
 }
 
 /// Runs `hanko api-key ...`: prints to stdout, touches no file and no HSM.
@@ -313,6 +400,7 @@ pub fn api_key_command(args: ApiKeyArgs) -> anyhow::Result<()> {
                 name: a.name,
                 sha256: digest.clone(),
                 scopes: a.scopes,
+                credentials: a.credentials,
             };
             // Same checks as the server's config, before anything is printed.
             ApiKeys::from_config(std::slice::from_ref(&section))?;
@@ -325,7 +413,12 @@ pub fn api_key_command(args: ApiKeyArgs) -> anyhow::Result<()> {
 /// What `api-key new` prints: the key once, then the config snippet.
 fn new_key_text(key: &str, s: &ApiKeySection) -> String {
     let toml_str = |v: &str| toml::Value::String(v.to_owned()).to_string();
-    let scopes: Vec<String> = s.scopes.iter().map(|x| toml_str(x)).collect();
+    let list = |v: &[String]| v.iter().map(|x| toml_str(x)).collect::<Vec<_>>().join(", ");
+    let credentials = if s.credentials.is_empty() {
+        String::new()
+    } else {
+        format!("credentials = [{}]\n", list(&s.credentials))
+    };
     format!(
         "API key for {name} (shown only now; give it to its holder over a secure channel):\n\
          \n\
@@ -336,11 +429,12 @@ fn new_key_text(key: &str, s: &ApiKeySection) -> String {
          [[api_keys]]\n\
          name = {name_toml}\n\
          sha256 = \"{sha}\"\n\
-         scopes = [{scopes}]\n",
+         scopes = [{scopes}]\n\
+         {credentials}",
         name = s.name,
         name_toml = toml_str(&s.name),
         sha = s.sha256,
-        scopes = scopes.join(", "),
+        scopes = list(&s.scopes),
     )
 }
 
@@ -356,6 +450,7 @@ mod tests {
                 name: (*n).to_owned(),
                 sha256: key_digest_hex(k),
                 scopes: sc.iter().map(|x| (*x).to_owned()).collect(),
+                credentials: Vec::new(),
             })
             .collect();
         ApiKeys::from_config(&s)
@@ -413,9 +508,30 @@ mod tests {
             name: "a".into(),
             sha256: "hanko_notahash".into(),
             scopes: vec!["log:read".into()],
+            credentials: Vec::new(),
         }])
         .unwrap_err();
         assert!(e.to_string().contains("64 hex digits"), "{e}");
+        let seal = |creds: &[&str], scopes: &[&str]| {
+            ApiKeys::from_config(&[ApiKeySection {
+                name: "issuer".into(),
+                sha256: key_digest_hex("k"),
+                scopes: scopes.iter().map(|x| (*x).to_owned()).collect(),
+                credentials: creds.iter().map(|x| (*x).to_owned()).collect(),
+            }])
+        };
+        let e = seal(&["*"], &["seal"]).unwrap_err();
+        assert!(e.to_string().contains("no wildcards"), "{e}");
+        let e = seal(&[], &["seal"]).unwrap_err();
+        assert!(e.to_string().contains("needs credentials"), "{e}");
+        let e = seal(&["seal-p256"], &["log:read"]).unwrap_err();
+        assert!(e.to_string().contains("scope \"seal\" is not"), "{e}");
+        let e = seal(&["a", "a"], &["seal"]).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        let k = seal(&["seal-p256"], &["seal"]).unwrap();
+        k.check_credentials_exist(&["seal-p256"]).unwrap();
+        let e = k.check_credentials_exist(&["seal-rsa3072"]).unwrap_err();
+        assert!(e.to_string().contains("not a configured seal key"), "{e}");
         assert!(!e.to_string().contains("hanko_notahash"), "{e}");
     }
 
@@ -430,7 +546,8 @@ mod tests {
         let s = ApiKeySection {
             name: "auditor \"x\"".into(),
             sha256: key_digest_hex(&a),
-            scopes: vec!["log:read".into()],
+            scopes: vec!["log:read".into(), "seal".into()],
+            credentials: vec!["seal-p256".into()],
         };
         let text = new_key_text(&a, &s);
         let snippet = text.split_once("[[api_keys]]").unwrap().1;
@@ -440,6 +557,10 @@ mod tests {
         }
         let f: F = toml::from_str(&format!("[[api_keys]]{snippet}")).unwrap();
         let k = ApiKeys::from_config(&f.api_keys).unwrap();
+        assert!(
+            k.iter()
+                .all(|k| k.may_use("seal-p256") && !k.may_use("seal-rsa3072"))
+        );
         assert_eq!(
             k.authenticate(&bearer(&format!("Bearer {a}")))
                 .unwrap()

@@ -11,6 +11,10 @@
 //!                                                                  (token dropped)┘
 //! ```
 //!
+//! B-T seals take the same path: their signature time-stamp comes from [`OwnTsa`], a
+//! `hanko_seal::TimeStamper` over [`Issuer::issue`], so it is logged (and counted) like
+//! any other token before the seal that carries it is even finished.
+//!
 //! A token whose record did not commit is never released: the client gets a
 //! `systemFailure` TimeStampResp instead, and its serial is simply never used again
 //! (serials are reserved in the log before use, so a lost token cannot cause a reuse).
@@ -23,9 +27,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hanko_pki::{HashAlgorithm, SignErrorKind};
+use hanko_seal::{TimeStampError, TimeStampErrorKind, TimeStamper};
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
 use hanko_tsa::{
-    FailureInfo, Outcome, Rejection, Serial, SerialError, SerialSource, TimeStampUnit, Tsa,
+    FailureInfo, IssuedToken, Outcome, Rejection, Serial, SerialError, SerialSource, TimeStampUnit,
+    Tsa,
 };
 
 use crate::logging::LogLimiter;
@@ -146,17 +153,32 @@ impl Issuer {
     /// only once its record is durable in the log; otherwise the answer is
     /// `systemFailure`. `client` is the authenticated identity, or `"anonymous"`.
     pub async fn timestamp(&self, request_der: &[u8], client: &str) -> Vec<u8> {
+        match self.issue(request_der, client).await {
+            Ok(issued) => issued.response_der,
+            Err(r) => Tsa::failure_response(&r),
+        }
+    }
+
+    /// Issues one token for `request_der`: the TSA's answer, then its record made durable
+    /// in the log. The one path every token takes, whether it leaves as a TimeStampResp
+    /// (`POST /tsa`) or inside a B-T seal ([`OwnTsa`]). `Err` is the rejection to answer
+    /// with ([`Rejection::LogFailed`] when the record did not commit: the token is
+    /// dropped).
+    pub async fn issue(&self, request_der: &[u8], client: &str) -> Result<Issued, Rejection> {
         let response = self.tsa.respond(request_der).await;
         let token = match response.outcome {
             Outcome::Granted(token) => token,
             Outcome::Rejected(r) => {
                 log_system_failure(&r);
-                return response.der;
+                return Err(r);
             }
         };
         if !self.log_appends {
             count_sent();
-            return response.der;
+            return Ok(Issued {
+                response_der: response.der,
+                token,
+            });
         }
         let record = NewRecord {
             kind: RecordKind::Timestamp,
@@ -166,13 +188,16 @@ impl Issuer {
             policy: token.policy.to_string(),
             client: client.to_owned(),
             issued_at: token.gen_time,
-            token: Some(token.token_der),
+            token: Some(token.token_der.clone()),
         };
         match self.store.append(record).await {
             Ok(receipt) => {
                 tracing::debug!(serial = %token.serial, seq = receipt.seq, "token logged");
                 count_sent();
-                response.der
+                Ok(Issued {
+                    response_der: response.der,
+                    token,
+                })
             }
             Err(e) => {
                 static LOG_FAILURES: LogLimiter = LogLimiter::new(REPEAT_EVERY);
@@ -186,9 +211,75 @@ impl Issuer {
                         "issuance log write failed: token withheld, answering systemFailure"
                     );
                 }
-                Tsa::failure_response(&Rejection::LogFailed)
+                Err(Rejection::LogFailed)
             }
         }
+    }
+}
+
+/// A token issued and logged: the TimeStampResp to send and the token's record.
+#[derive(Debug)]
+pub struct Issued {
+    /// The DER TimeStampResp (status granted).
+    pub response_der: Vec<u8>,
+    /// The token and what was logged of it.
+    pub token: IssuedToken,
+}
+
+/// The server's own TSA as a [`TimeStamper`] for B-T seals: the signature time-stamp is
+/// asked of [`Issuer::issue`] in-process (no HTTP hop), so it gets a serial from the same
+/// counter, its record in the same log before the seal goes on, and the same metrics as
+/// every token. `client` is the sealing client: the token's record names who caused it.
+#[derive(Debug)]
+pub struct OwnTsa<'a> {
+    /// The issuer.
+    pub issuer: &'a Issuer,
+    /// The client the seal is made for.
+    pub client: &'a str,
+}
+
+impl TimeStamper for OwnTsa<'_> {
+    fn time_stamp<'a>(
+        &'a self,
+        hash: HashAlgorithm,
+        imprint: &'a [u8],
+    ) -> hanko_pki::BoxFuture<'a, Result<Vec<u8>, TimeStampError>> {
+        Box::pin(async move {
+            let request = hanko_client::request::build(
+                hash,
+                imprint.to_vec(),
+                Some(hanko_client::request::random_nonce()),
+                None,
+                true,
+            )
+            .and_then(|r| hanko_client::request::encode(&r))
+            .map_err(|e| TimeStampError::new(TimeStampErrorKind::Rejected, e.to_string()))?;
+            match self.issuer.issue(&request, self.client).await {
+                Ok(issued) => Ok(issued.token.token_der),
+                Err(r) => Err(TimeStampError::new(stamp_error_kind(&r), r.to_string())),
+            }
+        })
+    }
+}
+
+/// How a refusal of our own TSA reads to a sealer: what may pass by itself (clock, HSM
+/// busy or lost, serials, the log) is retryable; the rest needs an operator.
+fn stamp_error_kind(r: &Rejection) -> TimeStampErrorKind {
+    match r {
+        Rejection::ClockUnavailable(_) | Rejection::SerialFailed(_) | Rejection::LogFailed => {
+            TimeStampErrorKind::Unavailable
+        }
+        Rejection::SignerFailed(e) => match e.kind() {
+            SignErrorKind::Busy => TimeStampErrorKind::Busy,
+            SignErrorKind::Timeout => TimeStampErrorKind::Timeout,
+            SignErrorKind::BadInput | SignErrorKind::BadSignature => TimeStampErrorKind::Rejected,
+            // KeyUnavailable, DeviceLost, Device, and kinds pki may add: the pool's
+            // own classification calls these retryable.
+            _ => TimeStampErrorKind::Unavailable,
+        },
+        // A request we built refused, no unit, an expired unit, a bug, and rejections
+        // hanko-tsa may add: an operator must look.
+        _ => TimeStampErrorKind::Rejected,
     }
 }
 

@@ -1,8 +1,8 @@
 //! `hanko-server`: the `hanko` binary's library — configuration, command line, start-up
 //! checks, the HTTP front, and the wiring of the other crates.
 //!
-//! This is the only crate where PKCS#11, HTTP and SQL meet. The protocol crate
-//! (`hanko-tsa`) gets a [`hanko_pki::Signer`] and returns bytes; the log crate
+//! This is the only crate where PKCS#11, HTTP and SQL meet. The protocol
+//! crates (`hanko-tsa`, `hanko-seal`) get a [`hanko_pki::Signer`] and returns bytes; the log crate
 //! (`hanko-store`) keeps records; this crate decides which key, which HTTP status, and
 //! when the process is ready.
 //!
@@ -19,6 +19,8 @@
 //!   probe signature).
 //! - [`clock`]: where the clock's quality comes from (kernel or chrony).
 //! - [`issuance`]: a TSA answer meets the issuance log (a token is sent only once logged).
+//! - [`seal`]: the seal credentials; a seal meets the server's TSA (B-T) and the
+//!   issuance log (released only once logged).
 //! - [`state`]: [`state::AppState`], shared by handlers.
 //! - [`clock`]: the clock sources (kernel adjtimex, chrony), one file each.
 //! - [`client_cli`]: `hanko stamp` / `hanko verify`, glue over [`hanko_client`].
@@ -56,6 +58,7 @@ pub mod issuance;
 pub mod keys;
 pub mod log_cli;
 pub mod logging;
+pub mod seal;
 pub mod serve;
 pub mod startup;
 pub mod state;

@@ -5,7 +5,7 @@
 //!        (production: Config resolved, PIN checked, SOFTHSM2_CONF; dev: data dir
 //!         prepared, SOFTHSM2_CONF) ─> tokio runtime ─> serve_async:
 //!   open_token (production: Hsm::open; dev: dev::init) ─> keys::load_keys
-//!        ─> open_log ─> build_issuer ─> AppState ─> bind ─> serve::run ─> serve::release
+//!        ─> open_log ─> build_issuer ─> seal::Sealer ─> AppState ─> bind ─> serve::run ─> serve::release
 //! ```
 //!
 //! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
@@ -26,7 +26,7 @@ use crate::cli::ServeArgs;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::entry::{init_logging, runtime};
 use crate::state::AppState;
-use crate::{dev, http, issuance, keys, serve, state};
+use crate::{dev, http, issuance, keys, seal, serve, state};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
 /// starts.
@@ -265,12 +265,23 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
         None => None,
     };
+    let sealer = Arc::new(
+        seal::Sealer::new(
+            &keys,
+            store.clone(),
+            issuer.clone(),
+            cfg.store.serial_block,
+            std::time::SystemTime::now(),
+        )
+        .context("seal credentials")?,
+    );
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),
         keys,
         metrics: metrics.clone(),
         issuer,
+        sealer: Some(sealer),
         store: Some(store.clone()),
         api_keys: cfg.api_keys.clone(),
         limits: Arc::new(http::Limits::new(&cfg.http)),

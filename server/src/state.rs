@@ -6,7 +6,7 @@
 //! `Signer::not_ready_reason`), the clock and the TSU windows (`Tsa::check_ready`), and
 //! the admission counters, which [`crate::http::Limits`] keeps itself. The TSA with its
 //! issuance log (`issuer`), the log for reads (`store`), API keys and admission control
-//! each have a field; a new subsystem adds one here and a route file under `http/`.
+//! each have a field, as do the seal credentials (`sealer`); a new subsystem adds one here and a route file under `http/`.
 //! Dropping the last reference stops the signing pools (`serve::release`).
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use hanko_store::Store;
 
 use crate::config::KeyUsage;
 use crate::issuance::Issuer;
+use crate::seal::Sealer;
 
 /// Shared state of a running server.
 #[derive(Debug)]
@@ -35,6 +36,9 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The time-stamp authority and its log; `None` when no TSA key is configured.
     pub issuer: Option<Arc<Issuer>>,
+    /// The seal credentials (one per `usage = "seal"` key, named by its label) and
+    /// their log; `None` in tests that need no seals.
+    pub sealer: Option<Arc<Sealer>>,
     /// The issuance log, for the log API's reads (the TSA appends through `issuer`).
     /// `None` only in tests that need no log.
     pub store: Option<Store>,

@@ -137,6 +137,13 @@ pub struct HttpSection {
     /// hsm.queue_depth` (what one key's signing pool can hold: beyond it the pool would
     /// answer `Busy`, a systemFailure, after the request was read and decoded).
     pub max_in_flight: Option<usize>,
+    /// `http.max_seal_body_bytes`: largest document `POST /api/v1/seal/cades` accepts;
+    /// a larger one is refused with 413 (JSON) once that many bytes arrived, or at once
+    /// when its `Content-Length` says so. The document is held in memory while it is
+    /// sealed, so this bounds the memory of each seal request in flight (at most
+    /// `max_in_flight` of them). Default 16 MiB (16777216); 1..=1 GiB. Larger documents:
+    /// hash them and seal the digest (the CSC API's `signDoc`).
+    pub max_seal_body_bytes: Option<usize>,
     /// `http.rate_limit_per_sec`: signing requests per second per client (peer IP address;
     /// IPv6 by /64; never a forwarded header). Over it: 429 with `Retry-After`. Unset or
     /// 0: off (the default; `max_in_flight` still bounds the load).

@@ -15,9 +15,10 @@ use hanko_pki::SignatureAlgorithm;
 use super::{
     ClockSection, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MODULE, DEV_TOKEN_LABEL, Durability, FileConfig,
-    HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage, LogFormat, RateLimit,
-    StoreSection, StoreSettings, TsaSection, TsaSettings,
+    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MODULE,
+    DEV_TOKEN_LABEL, Durability, FileConfig, HsmSection, HttpSection, HttpSettings, KeySection,
+    KeySpec, KeyUsage, LogFormat, MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection,
+    StoreSettings, TsaSection, TsaSettings,
 };
 
 /// Flags given on the command line; each overrides its config key.
@@ -51,6 +52,12 @@ impl FileConfig {
         let http = resolve_http(&self.http, &pool)?;
         let module = resolve_module(&self.hsm, dev)?;
         let keys = resolve_keys(self.keys, &data_dir)?;
+        let seal_keys: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.usage == KeyUsage::Seal)
+            .map(|k| k.label.as_str())
+            .collect();
+        api_keys.check_credentials_exist(&seal_keys)?;
         let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
         let node_id = resolve_node_id(self.store.node_id.clone(), read_host_name(), dev)?;
         let store = resolve_store(self.store, o, &data_dir, node_id)?;
@@ -234,8 +241,16 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
              (1..=http.max_connections = {max_connections})"
         );
     }
+    let max_seal_body_bytes = h.max_seal_body_bytes.unwrap_or(DEFAULT_MAX_SEAL_BODY_BYTES);
+    if !(1..=MAX_SEAL_BODY_BYTES_LIMIT).contains(&max_seal_body_bytes) {
+        bail!(
+            "http.max_seal_body_bytes = {max_seal_body_bytes} is out of range \
+             (1..={MAX_SEAL_BODY_BYTES_LIMIT})"
+        );
+    }
     Ok(HttpSettings {
         max_in_flight,
+        max_seal_body_bytes,
         rate_limit,
         header_timeout,
         body_timeout,

@@ -33,6 +33,8 @@ pub struct TsaSettings {
 pub struct HttpSettings {
     /// Signing requests served at once (at least 1).
     pub max_in_flight: usize,
+    /// Largest document `POST /api/v1/seal/cades` accepts, in bytes.
+    pub max_seal_body_bytes: usize,
     /// The per-client rate limit, if on.
     pub rate_limit: Option<RateLimit>,
     /// Longest time to receive a request head.
@@ -56,6 +58,12 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `http.keepalive_timeout_ms` when not set (see
 /// [`HttpSection::keepalive_timeout_ms`](super::HttpSection::keepalive_timeout_ms)).
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `http.max_seal_body_bytes` when not set (see
+/// [`HttpSection::max_seal_body_bytes`](super::HttpSection::max_seal_body_bytes)).
+pub const DEFAULT_MAX_SEAL_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest `http.max_seal_body_bytes` accepted: the document is held in memory while
+/// it is hashed (and, attached, copied into the CMS).
+pub const MAX_SEAL_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
 /// `http.max_connections` when not set (see
 /// [`HttpSection::max_connections`](super::HttpSection::max_connections)).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -69,6 +77,7 @@ impl HttpSettings {
     pub fn with_max_in_flight(max_in_flight: usize) -> HttpSettings {
         HttpSettings {
             max_in_flight,
+            max_seal_body_bytes: DEFAULT_MAX_SEAL_BODY_BYTES,
             rate_limit: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,

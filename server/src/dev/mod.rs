@@ -6,7 +6,9 @@
 //!     softhsm2.conf                  SoftHSM config pointing at softhsm/ (SOFTHSM2_CONF)
 //!     softhsm/                       token store; token "hanko-dev"
 //!     dev-pin                        the token's user PIN (0600; DEV ONLY)
-//!     hanko.toml                     the config `hanko serve --dev` runs with
+//!     dev-api-key                    the dev client's API key (0600; DEV ONLY)
+//!     hanko.toml                     the config `hanko serve --dev` runs with (the dev
+//!                                    client's entry holds only the key's SHA-256)
 //!     dev-pki/
 //!       root.pem                     dev root CA (trust anchor for dev tokens)
 //!       root.key.DEV-ONLY.pem        its private key, a FILE (0600)
@@ -36,9 +38,12 @@
 //!   file writing.
 //! - `ca.rs`: the dev root and issuing CA, and the token keys' enrolment.
 //! - `config_file.rs`: the `hanko.toml` written for `serve --dev`.
+//! - `client.rs`: the dev client (`dev-api-key`, its `[[api_keys]]` entry), which may
+//!   seal with every dev seal credential.
 //! - here: the keys, the PIN, the token and the order of the steps ([`init`]).
 
 mod ca;
+mod client;
 mod config_file;
 mod paths;
 
@@ -52,6 +57,7 @@ use hanko_pki::{KeyType, SignatureAlgorithm};
 
 use crate::config::{self, FileConfig, KeyUsage};
 
+pub use client::DEV_CLIENT;
 pub use config_file::DEV_ECDSA_POLICY;
 pub use paths::{DevPaths, prepare};
 
@@ -207,6 +213,7 @@ pub async fn init(
     let spkis = dev_token_keys(&hsm, report)?;
     ca::certify(paths, &hsm, &spkis, SystemTime::now(), report).await?;
     config_file::write_if_missing(paths, report)?;
+    client::ensure(paths, report)?;
     Ok(hsm)
 }
 

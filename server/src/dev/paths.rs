@@ -23,6 +23,8 @@ pub struct DevPaths {
     pub token_dir: PathBuf,
     /// `<data-dir>/dev-pin`.
     pub pin_file: PathBuf,
+    /// `<data-dir>/dev-api-key`: the dev client's API key (0600).
+    pub api_key_file: PathBuf,
     /// `<data-dir>/dev-pki/`.
     pub pki_dir: PathBuf,
     /// `<data-dir>/hanko.toml`.
@@ -38,6 +40,7 @@ impl DevPaths {
             softhsm_conf: data_dir.join("softhsm2.conf"),
             token_dir: data_dir.join("softhsm"),
             pin_file: data_dir.join("dev-pin"),
+            api_key_file: data_dir.join("dev-api-key"),
             pki_dir: data_dir.join("dev-pki"),
             config_file: data_dir.join(config::DEV_CONFIG_FILE),
             data_dir,

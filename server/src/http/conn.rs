@@ -47,7 +47,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, FromRequest as _, Request};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -419,18 +419,26 @@ fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Why a body could not be read ([`buffer_body`]); the route family decides how to
+/// answer (`http/limits.rs`).
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Later than its deadline: [`Refusal::BodyTimeout`].
+    Timeout,
+    /// Over the route's limit (413) or broken (400), as axum's `Bytes` extractor says.
+    Rejected(axum::extract::rejection::BytesRejection),
+}
+
 /// Reads the whole body of `req` (within the route's `DefaultBodyLimit`) and gives the
-/// request back with the body in memory. A body later than its deadline is answered
-/// 408 ([`Refusal::BodyTimeout`]); a body over the limit, or a broken one, gets what
-/// axum's `Bytes` extractor answers (413, 400).
-pub(crate) async fn buffer_body(req: Request) -> Result<Request, Response> {
+/// request back with the body in memory, or says why it could not.
+pub(crate) async fn buffer_body(req: Request) -> Result<Request, BodyError> {
     let (parts, body) = req.into_parts();
     // The extractor finds the route's body limit in the extensions.
     let probe = Request::from_parts(parts.clone(), body);
     match Bytes::from_request(probe, &()).await {
         Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
-        Err(rejection) if is_body_timeout(&rejection) => Err(super::refuse(Refusal::BodyTimeout)),
-        Err(rejection) => Err(rejection.into_response()),
+        Err(rejection) if is_body_timeout(&rejection) => Err(BodyError::Timeout),
+        Err(rejection) => Err(BodyError::Rejected(rejection)),
     }
 }
 

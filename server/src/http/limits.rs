@@ -1,4 +1,5 @@
-//! Admission control of the signing routes (`POST /tsa`, `POST /`): what the HTTP layer
+//! Admission control of the signing routes (`POST /tsa`, `POST /`,
+//! `POST /api/v1/seal/cades`): what the HTTP layer
 //! refuses before any work is done (docs/architecture.md: "rate limit + auth (before the body
 //! is parsed)").
 //!
@@ -40,12 +41,14 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
 use super::Refusal;
+use super::conn::BodyError;
+use super::json_error::ApiError;
 use crate::config::{HttpSettings, RateLimit};
 
 /// How often the per-client state drops clients whose bucket is full again (they would
@@ -162,26 +165,78 @@ pub(super) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The middleware of the signing routes: rate; no permit free, refused before the body
-/// is read; the body, under its deadline and without a permit; then a permit held until
-/// the response is built. A refusal is answered at once (see the module docs).
+/// The middleware of the RFC 3161 signing routes: [`admit_with`], refusals in text.
 pub(super) async fn admit(State(limits): State<Arc<Limits>>, req: Request, next: Next) -> Response {
+    admit_with(&limits, req, next, Dialect::Text).await
+}
+
+/// The middleware of the JSON signing routes (`POST /api/v1/seal/...`): [`admit_with`],
+/// refusals as JSON errors (`http/json_error.rs`), a body over the route's limit as 413
+/// with `limit` in its description.
+pub(super) async fn admit_json(
+    State((limits, body_limit)): State<(Arc<Limits>, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    admit_with(&limits, req, next, Dialect::Json { body_limit }).await
+}
+
+/// How a route family words a refusal: the same decisions, in its own format.
+#[derive(Clone, Copy, Debug)]
+enum Dialect {
+    /// RFC 3161 routes: a one-line text body ([`super::refuse`]); a bad body as axum
+    /// answers it.
+    Text,
+    /// JSON API routes: [`super::json_error::ApiError`].
+    Json {
+        /// The route's body limit, for the 413's description.
+        body_limit: usize,
+    },
+}
+
+impl Dialect {
+    fn refuse(self, refusal: Refusal) -> Response {
+        match self {
+            Self::Text => super::refuse(refusal),
+            Self::Json { .. } => ApiError::Refused(refusal).into_response(),
+        }
+    }
+
+    fn body_error(self, e: BodyError) -> Response {
+        match (self, e) {
+            (_, BodyError::Timeout) => self.refuse(Refusal::BodyTimeout),
+            (Self::Text, BodyError::Rejected(r)) => r.into_response(),
+            (Self::Json { body_limit }, BodyError::Rejected(r)) => {
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::BodyTooLarge { limit: body_limit }.into_response()
+                } else {
+                    ApiError::BadRequest(r.body_text()).into_response()
+                }
+            }
+        }
+    }
+}
+
+/// Admission of a signing request: rate; no permit free, refused before the body is
+/// read; the body, under its deadline and without a permit; then a permit held until
+/// the response is built. A refusal is answered at once (see the module docs).
+async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if let Err(wait) = limits.check_rate(peer) {
-        return super::refuse(Refusal::RateLimited { retry_after: wait });
+        return dialect.refuse(Refusal::RateLimited { retry_after: wait });
     }
     if limits.in_flight.available_permits() == 0 {
-        return super::refuse(Refusal::Overloaded);
+        return dialect.refuse(Refusal::Overloaded);
     }
     let req = match super::conn::buffer_body(req).await {
         Ok(req) => req,
-        Err(refused) => return refused,
+        Err(e) => return dialect.body_error(e),
     };
     let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return super::refuse(Refusal::Overloaded);
+        return dialect.refuse(Refusal::Overloaded);
     };
     limits.gauge();
     let response = next.run(req).await;

@@ -275,6 +275,7 @@ mod tests {
             name: "auditor".into(),
             sha256: key_digest_hex("good-key"),
             scopes: vec!["log:read".into()],
+            credentials: Vec::new(),
         }])
         .unwrap();
         let state = Arc::new(AppState {
@@ -282,6 +283,7 @@ mod tests {
             hsm: None,
             keys: Vec::new(),
             metrics: None,
+            sealer: None,
             issuer: None,
             store: Some(store.clone()),
             api_keys,

@@ -9,7 +9,9 @@
 //!   request ─> track_metrics ─> body limit ─> route ─> [admit] ─> handler(State<Arc<AppState>>)
 //! ```
 //!
-//! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`). Below the
+//! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
+//! `POST /api/v1/seal/cades`; the seal route answers its refusals in JSON,
+//! [`json_error`]). Below the
 //! router, [`conn`] owns the connections: the accept loop, connection caps, and the
 //! deadlines of request heads, bodies and idle keep-alive.
 //!
@@ -52,10 +54,12 @@ use crate::state::AppState;
 
 pub mod conn;
 mod health;
+pub mod json_error;
 pub mod limits;
 mod log_api;
 mod metrics_route;
 mod policy;
+mod seal;
 mod tsa;
 
 pub use limits::Limits;
@@ -72,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tsa::routes(state.limits.clone()))
         .merge(policy::routes())
         .merge(log_api::routes())
+        .merge(seal::routes(state.clone()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)
@@ -151,7 +156,7 @@ impl Refusal {
     }
 
     /// The one-line text body.
-    fn body(self) -> String {
+    pub(crate) fn body(self) -> String {
         match self {
             Self::Overloaded => format!(
                 "server busy: too many time-stamp requests in flight; retry in {} s\n",
@@ -170,7 +175,7 @@ impl Refusal {
 
     /// Whether the connection is closed after this answer (a timeout: the rest of the
     /// request is not waited for).
-    fn closes(self) -> bool {
+    pub(crate) fn closes(self) -> bool {
         matches!(
             self,
             Self::BodyTimeout

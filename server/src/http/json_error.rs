@@ -1,0 +1,229 @@
+//! JSON errors of the API routes that speak JSON (`/api/v1/seal/...`, later the CSC API):
+//! `{"error": "...", "error_description": "..."}`, the format of the Cloud Signature
+//! Consortium API (itself OAuth 2.0's, RFC 6749 §5.2), with its vocabulary.
+//!
+//! [`ApiError::parts`] is the one table from what went wrong to status, error code and
+//! description; it has no `_` arm, so a new kind of failure must be placed in it. The
+//! descriptions are written for the caller and say what to change; they never carry an
+//! internal error's text (no key labels beyond the credential the caller named, no
+//! PKCS#11 codes, no SQL), which goes to the server log instead.
+//!
+//! | status | error | when |
+//! |---|---|---|
+//! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault |
+//! | 401 | `invalid_request` / `invalid_token` | no API key / an API key no entry matches (with `WWW-Authenticate`) |
+//! | 403 | `access_denied` | the key lacks the route's scope, or may not use the credential |
+//! | 404 | `invalid_request` | no credential of that name |
+//! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
+//! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`) |
+//! | 500 | `server_error` | a system fault an operator must fix |
+//! | 503 | `temporarily_unavailable` | a retryable system fault, the log write failed (`Retry-After`) |
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hanko_seal::Fault;
+
+use super::Refusal;
+use crate::auth::AuthError;
+use crate::seal::SealFailure;
+
+/// `Retry-After` of a retryable system fault, in seconds.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// Everything a JSON route answers with besides success.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Authentication or the scope failed.
+    Auth(AuthError),
+    /// No credential of this name is configured.
+    UnknownCredential(String),
+    /// The credential exists but the client may not use it.
+    ForeignCredential(String),
+    /// A query parameter or the body is wrong; the text says which and why.
+    BadRequest(String),
+    /// The body is larger than `limit` bytes.
+    BodyTooLarge {
+        /// The route's limit.
+        limit: usize,
+    },
+    /// Admission control refused the request before any work.
+    Refused(Refusal),
+    /// The seal was not made or not logged.
+    Seal(SealFailure),
+}
+
+impl ApiError {
+    /// The one table: status, CSC/OAuth error code, description.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::Auth(AuthError::Missing) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "authentication required: send Authorization: Bearer <api key>".to_owned(),
+            ),
+            Self::Auth(AuthError::Invalid) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "invalid API key".to_owned(),
+            ),
+            Self::Auth(AuthError::InsufficientScope(scope)) => (
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                format!("this API key lacks the scope {scope}"),
+            ),
+            Self::UnknownCredential(name) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                format!("no seal credential named {name:?}"),
+            ),
+            Self::ForeignCredential(name) => (
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                format!("this API key may not use the seal credential {name:?}"),
+            ),
+            Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "invalid_request", why.clone()),
+            Self::BodyTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("the document is larger than {limit} bytes; seal a digest of it instead"),
+            ),
+            Self::Refused(r) => {
+                let code = match r {
+                    Refusal::RateLimited { .. } => "too_many_requests",
+                    Refusal::Overloaded | Refusal::Connections | Refusal::ConnectionsPerSource => {
+                        "temporarily_unavailable"
+                    }
+                    Refusal::BodyTimeout | Refusal::HeaderTimeout => "invalid_request",
+                };
+                (r.status(), code, r.body().trim_end().to_owned())
+            }
+            Self::Seal(SealFailure::Seal(e)) => match e.fault() {
+                Fault::Caller => (StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+                Fault::Retryable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the seal could not be made now; retry later".to_owned(),
+                ),
+                // `Fault` is non_exhaustive (another crate): what it may add is treated
+                // as the fault that needs an operator.
+                _ => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the seal could not be made; the operator has been told".to_owned(),
+                ),
+            },
+            Self::Seal(SealFailure::LogFailed(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the seal could not be recorded in the issuance log and was not released; \
+                 retry later"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// `Retry-After` seconds, where retrying can help.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Refused(r) => r.retry_after_secs(),
+            Self::Seal(SealFailure::Seal(e)) if e.is_retryable() => Some(RETRY_AFTER_SECS),
+            Self::Seal(SealFailure::LogFailed(_)) => Some(RETRY_AFTER_SECS),
+            Self::Auth(_)
+            | Self::UnknownCredential(_)
+            | Self::ForeignCredential(_)
+            | Self::BadRequest(_)
+            | Self::BodyTooLarge { .. }
+            | Self::Seal(SealFailure::Seal(_)) => None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Auth(e)
+    }
+}
+
+impl From<SealFailure> for ApiError {
+    fn from(e: SealFailure) -> Self {
+        Self::Seal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Refused(r) = &self {
+            r.count();
+        }
+        let (status, error, description) = self.parts();
+        let body = serde_json::json!({ "error": error, "error_description": description });
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // RFC 6750 §3: the bearer challenge, with the error code once a key was sent.
+        let challenge = match &self {
+            Self::Auth(AuthError::Missing) => Some("Bearer realm=\"hanko\""),
+            Self::Auth(AuthError::Invalid) => {
+                Some("Bearer realm=\"hanko\", error=\"invalid_token\"")
+            }
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Self::Refused(r) = &self
+            && r.closes()
+        {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let p = |e: ApiError| {
+            let (s, c, _) = e.parts();
+            (s.as_u16(), c)
+        };
+        assert_eq!(p(AuthError::Missing.into()), (401, "invalid_request"));
+        assert_eq!(p(AuthError::Invalid.into()), (401, "invalid_token"));
+        assert_eq!(
+            p(AuthError::InsufficientScope("seal").into()),
+            (403, "access_denied")
+        );
+        assert_eq!(
+            p(ApiError::UnknownCredential("x".into())),
+            (404, "invalid_request")
+        );
+        assert_eq!(
+            p(ApiError::ForeignCredential("x".into())),
+            (403, "access_denied")
+        );
+        assert_eq!(
+            p(ApiError::BodyTooLarge { limit: 1 }),
+            (413, "invalid_request")
+        );
+        let caller = hanko_seal::Error::UnknownLevel("B-X".into());
+        assert_eq!(p(ApiError::Seal(caller.into())), (400, "invalid_request"));
+        let retry = hanko_seal::Error::Signer(hanko_pki::SignError::new(
+            hanko_pki::SignErrorKind::Busy,
+            "C_Sign: CKR_DEVICE_ERROR (slot 3)",
+        ));
+        let e = ApiError::Seal(retry.into());
+        assert_eq!(e.retry_after(), Some(1));
+        let (status, code, description) = e.parts();
+        assert_eq!((status.as_u16(), code), (503, "temporarily_unavailable"));
+        assert!(!description.contains("CKR_"), "{description}");
+        let system = hanko_seal::Error::NoTimeStamper;
+        assert_eq!(p(ApiError::Seal(system.into())), (500, "server_error"));
+    }
+}

@@ -1,0 +1,204 @@
+//! The seal pipeline: where a checked seal request meets its credential, the server's
+//! own TSA (for B-T) and the issuance log.
+//!
+//! The rule is the TSA's (docs/architecture.md, "A response is sent only after its log
+//! record is durable"), applied to seals:
+//!
+//! ```text
+//!   SealRequest ─> SealCredential::seal(now, OwnTsa for B-T) ─> Seal { der, record }
+//!                        │ B-T: Issuer::issue ─> token logged ─> embedded
+//!                        v
+//!                  serial from the log's "seal" counter ─> Store::append (group commit)
+//!                        │ durable                     │ error
+//!                        v                             v
+//!                  der released                 SealFailure::LogFailed (seal dropped)
+//! ```
+//!
+//! The credentials are built at start-up from the `[[keys]]` with `usage = "seal"`,
+//! each named by its key label ([`Sealer::new`]); `hanko_seal::SealCredential::new` runs
+//! the e-seal certificate profile check and the key match again, so a bad credential
+//! stops the start. Seals are logged whatever `store.durability` says: that dev-only
+//! switch exists to measure the TSA without its log.
+//!
+//! Who may use which credential is decided before this module is reached (`auth.rs`,
+//! `http/seal.rs`); the client's name arrives here only to be recorded.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use hanko_seal::{Fault, Seal, SealCredential, SealRequest, TimeStamper};
+use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
+
+use crate::config::KeyUsage;
+use crate::issuance::{Issuer, OwnTsa};
+use crate::logging::LogLimiter;
+use crate::state::SigningKey;
+
+/// The serial counter of seal records in the issuance log (TSA tokens use
+/// `tsa.serial_counter`): each seal record gets the next number, so seals are unique
+/// per kind across nodes sharing one log, like tokens.
+pub const SEAL_SERIAL_COUNTER: &str = "seal";
+
+/// The seal credentials of a server, the log their seals go to, and the TSA that
+/// stamps B-T seals.
+#[derive(Debug)]
+pub struct Sealer {
+    credentials: Vec<Arc<SealCredential>>,
+    store: Store,
+    serials: SerialAllocator,
+    issuer: Option<Arc<Issuer>>,
+}
+
+/// Why a seal was not released.
+#[derive(Debug, thiserror::Error)]
+pub enum SealFailure {
+    /// The seal itself failed; [`hanko_seal::Error::fault`] says whose fault.
+    #[error(transparent)]
+    Seal(#[from] hanko_seal::Error),
+    /// The seal was made but its record did not commit (or no serial could be
+    /// reserved for it): it is dropped, the client may retry.
+    #[error("issuance log write failed: {0}")]
+    LogFailed(hanko_store::Error),
+}
+
+impl SealFailure {
+    /// The metric label (`hanko_seal_failures_total{reason}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Seal(e) => e.label(),
+            Self::LogFailed(_) => "log",
+        }
+    }
+}
+
+impl Sealer {
+    /// One credential per key of usage `seal`, named by its label, checked at `now`;
+    /// B-T seals are stamped by `issuer` (none: B-T is refused as a system fault).
+    pub fn new(
+        keys: &[SigningKey],
+        store: Store,
+        issuer: Option<Arc<Issuer>>,
+        serial_block: u64,
+        now: SystemTime,
+    ) -> anyhow::Result<Sealer> {
+        let mut credentials = Vec::new();
+        for key in keys.iter().filter(|k| k.usage() == KeyUsage::Seal) {
+            let credential =
+                SealCredential::new(key.label(), key.signer().clone(), key.chain().to_vec(), now)
+                    .with_context(|| format!("seal credential \"{}\"", key.label()))?;
+            tracing::info!(
+                credential = %key.label(),
+                subject = %key.certificate().subject_string(),
+                alg = %key.signer().algorithm(),
+                "seal credential ready"
+            );
+            credentials.push(Arc::new(credential));
+        }
+        let serials = store.serial_allocator(SEAL_SERIAL_COUNTER, serial_block);
+        Ok(Sealer {
+            credentials,
+            store,
+            serials,
+            issuer,
+        })
+    }
+
+    /// The credential named `name`.
+    pub fn credential(&self, name: &str) -> Option<&Arc<SealCredential>> {
+        self.credentials.iter().find(|c| c.name() == name)
+    }
+
+    /// Every credential, in configuration order.
+    pub fn credentials(&self) -> &[Arc<SealCredential>] {
+        &self.credentials
+    }
+
+    /// Seals `request` with `credential` for `client` and returns the DER CMS once its
+    /// record is durable. Counted in `hanko_seal_total{credential,level}` after the
+    /// commit, failures in `hanko_seal_failures_total{reason}`.
+    pub async fn seal(
+        &self,
+        credential: &SealCredential,
+        request: &SealRequest<'_>,
+        client: &str,
+    ) -> Result<Vec<u8>, SealFailure> {
+        let result = self.seal_and_log(credential, request, client).await;
+        match &result {
+            Ok(_) => {
+                metrics::counter!("hanko_seal_total",
+                    "credential" => credential.name().to_owned(),
+                    "level" => request.level().name())
+                .increment(1);
+            }
+            Err(e) => {
+                metrics::counter!("hanko_seal_failures_total", "reason" => e.label()).increment(1);
+                log_failure(e);
+            }
+        }
+        result
+    }
+
+    async fn seal_and_log(
+        &self,
+        credential: &SealCredential,
+        request: &SealRequest<'_>,
+        client: &str,
+    ) -> Result<Vec<u8>, SealFailure> {
+        let stamper = self
+            .issuer
+            .as_deref()
+            .map(|issuer| OwnTsa { issuer, client });
+        let stamper = stamper.as_ref().map(|s| s as &dyn TimeStamper);
+        let Seal { der, record, .. } = credential.seal(request, SystemTime::now(), stamper).await?;
+        let serial = self
+            .serials
+            .next_bytes()
+            .await
+            .map_err(SealFailure::LogFailed)?;
+        let new = NewRecord {
+            kind: RecordKind::Seal,
+            serial,
+            object_hash: NewRecord::object_hash_of(&der),
+            request_hash: record.content_digest,
+            policy: record.credential,
+            client: client.to_owned(),
+            issued_at: record.signing_time,
+            token: Some(der.clone()),
+        };
+        let receipt = self
+            .store
+            .append(new)
+            .await
+            .map_err(SealFailure::LogFailed)?;
+        tracing::debug!(
+            credential = %credential.name(),
+            level = %request.level(),
+            seq = receipt.seq,
+            "seal logged"
+        );
+        Ok(der)
+    }
+}
+
+/// How often a failure that repeats with every request is logged again (each one is
+/// counted in metrics; see `logging.rs`).
+const REPEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a failure of ours (not the caller's) at ERROR, at most once per
+/// [`REPEAT_EVERY`] with the number left out.
+fn log_failure(e: &SealFailure) {
+    static FAILURES: LogLimiter = LogLimiter::new(REPEAT_EVERY);
+    let retryable = match e {
+        SealFailure::Seal(s) => match s.fault() {
+            Fault::Caller => return,
+            Fault::Retryable => true,
+            // Fault is non_exhaustive: a fault hanko-seal adds is an operator's to see.
+            _ => false,
+        },
+        SealFailure::LogFailed(l) => l.is_retryable(),
+    };
+    if let Some(suppressed) = FAILURES.check() {
+        tracing::error!(error = %e, retryable, suppressed, "seal failed: not released");
+    }
+}
