@@ -31,6 +31,10 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #12: POST /api/v1/seal/cades through `serve --dev`: openssl verifies every
+/// seal and its time-stamp, the log holds one record per seal, clients and their
+/// credentials, JSON errors, the dev client's key.
+mod seal_http;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
 /// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary

@@ -1,0 +1,479 @@
+//! Issue #12, the binary endpoint: `POST /api/v1/seal/cades` through the real
+//! `hanko serve --dev`, every seal checked by openssl (`cms -verify` against the dev
+//! root, `ts -verify` of a B-T seal's token over its signature value), the issuance log
+//! read back with `hanko log export`, and each refusal with its own status and JSON body.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use hanko_pki::HashAlgorithm;
+use hanko_pki::oid::dotted;
+
+use crate::common::http::send;
+use crate::common::tsp::openssl;
+use crate::common::{Server, hanko, run, text};
+
+const SEAL_CREDENTIALS: [&str; 2] = ["seal-rsa3072", "seal-p256"];
+
+/// POSTs `body` to `/api/v1/seal/cades?{query}` with `key` as bearer token:
+/// (status, raw headers, body).
+fn seal(addr: SocketAddr, query: &str, key: Option<&str>, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/octet-stream")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let r = send(
+        addr,
+        "POST",
+        &format!("/api/v1/seal/cades?{query}"),
+        &headers,
+        body,
+    )
+    .unwrap();
+    (r.status, r.head, r.body)
+}
+
+/// Asserts a JSON error: `status`, `error` code, and a description containing `says`.
+fn assert_json_error(got: (u16, String, Vec<u8>), status: u16, error: &str, says: &str) {
+    let (code, head, body) = got;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, status, "{head}\n{text}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], error, "{text}");
+    let description = v["error_description"].as_str().unwrap();
+    assert!(description.contains(says), "{text}");
+}
+
+/// The seal and timestamp records of a data directory's log (`hanko log export`).
+fn log_records(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = run(&["log", "export", "--data-dir", data_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn of_kind<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+fn key_of(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("dev-api-key"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The signature value and the embedded signature time-stamp tokens of a DER seal.
+fn signature_and_tokens(p7s: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let ci: rasn_cms::ContentInfo = rasn::der::decode(p7s).unwrap();
+    let sd: rasn_cms::SignedData = rasn::der::decode(ci.content.as_bytes()).unwrap();
+    let si = sd.signer_infos.to_vec()[0].clone();
+    let tokens = si
+        .unsigned_attrs
+        .as_ref()
+        .map(|attrs| {
+            attrs
+                .to_vec()
+                .iter()
+                .filter(|a| a.r#type.to_string() == dotted::SIGNATURE_TIME_STAMP_TOKEN)
+                .flat_map(|a| a.values.to_vec())
+                .map(|v| v.as_bytes().to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    (si.signature.to_vec(), tokens)
+}
+
+#[test]
+fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
+    let key_file = dir.join("dev-api-key");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let key = key_of(&dir);
+    let root = dir.join("dev-pki/root.pem");
+    let tsa_chain = dir.join("dev-pki/tsa-rsa3072-chain.pem");
+    let work = tmp.path();
+    let doc: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let doc_path = work.join("doc.bin");
+    std::fs::write(&doc_path, &doc).unwrap();
+
+    // (credential, level, attached) -> the seal received
+    let mut received: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for credential in SEAL_CREDENTIALS {
+        for level in ["B-B", "B-T"] {
+            for attached in [false, true] {
+                let name = format!("{credential}-{level}-{attached}");
+                let (status, head, p7s) = seal(
+                    server.addr,
+                    &format!("credential={credential}&level={level}&attached={attached}"),
+                    Some(&key),
+                    &doc,
+                );
+                assert_eq!(
+                    status,
+                    200,
+                    "{name}: {head}\n{}",
+                    String::from_utf8_lossy(&p7s)
+                );
+                assert!(
+                    head.to_ascii_lowercase()
+                        .contains("content-type: application/pkcs7-signature"),
+                    "{head}"
+                );
+                let p7s_path = work.join(format!("{name}.p7s"));
+                let out_path = work.join(format!("{name}.out"));
+                std::fs::write(&p7s_path, &p7s).unwrap();
+                let mut args = vec![
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    p7s_path.to_str().unwrap(),
+                    "-CAfile",
+                    root.to_str().unwrap(),
+                    "-out",
+                    out_path.to_str().unwrap(),
+                ];
+                if !attached {
+                    args.extend(["-content", doc_path.to_str().unwrap()]);
+                }
+                let out = openssl(work, &args);
+                assert!(out.contains("Verification successful"), "{name}: {out}");
+                assert_eq!(std::fs::read(&out_path).unwrap(), doc, "{name}");
+
+                let (signature, tokens) = signature_and_tokens(&p7s);
+                if level == "B-T" {
+                    assert_eq!(tokens.len(), 1, "{name}");
+                    let token_path = work.join(format!("{name}.tst"));
+                    std::fs::write(&token_path, &tokens[0]).unwrap();
+                    // Both dev seal keys sign with SHA-256: the imprint's algorithm.
+                    let imprint = HashAlgorithm::Sha256.digest(&signature);
+                    let out = openssl(
+                        work,
+                        &[
+                            "ts",
+                            "-verify",
+                            "-digest",
+                            &hex::encode(imprint),
+                            "-token_in",
+                            "-in",
+                            token_path.to_str().unwrap(),
+                            "-CAfile",
+                            root.to_str().unwrap(),
+                            "-untrusted",
+                            tsa_chain.to_str().unwrap(),
+                        ],
+                    );
+                    assert!(out.contains("Verification: OK"), "{name}: {out}");
+                } else {
+                    assert!(tokens.is_empty(), "{name}");
+                }
+                received.insert(name, p7s);
+            }
+        }
+    }
+
+    // Refusals: each its own status and JSON error, nothing logged.
+    let ok_query = "credential=seal-p256";
+    let r = seal(server.addr, ok_query, None, &doc);
+    assert!(
+        r.1.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{}",
+        r.1
+    );
+    assert_json_error(r, 401, "invalid_request", "authentication required");
+    assert_json_error(
+        seal(server.addr, ok_query, Some("hanko_not-a-key"), &doc),
+        401,
+        "invalid_token",
+        "invalid API key",
+    );
+    assert_json_error(
+        seal(server.addr, "credential=seal-nope", Some(&key), &doc),
+        404,
+        "invalid_request",
+        "no seal credential named \"seal-nope\"",
+    );
+    assert_json_error(
+        seal(server.addr, "credential=tsa-p256", Some(&key), &doc),
+        404,
+        "invalid_request",
+        "no seal credential named",
+    );
+    assert_json_error(
+        seal(
+            server.addr,
+            "credential=seal-p256&level=B-LTA",
+            Some(&key),
+            &doc,
+        ),
+        400,
+        "invalid_request",
+        "unknown CAdES level",
+    );
+    assert_json_error(
+        seal(
+            server.addr,
+            "credential=seal-p256&levle=B-T",
+            Some(&key),
+            &doc,
+        ),
+        400,
+        "invalid_request",
+        "levle",
+    );
+    assert_json_error(
+        seal(server.addr, "level=B-B", Some(&key), &doc),
+        400,
+        "invalid_request",
+        "credential=NAME is required",
+    );
+    assert_json_error(
+        seal(
+            server.addr,
+            "credential=seal-p256&commitment=proof-of-nothing",
+            Some(&key),
+            &doc,
+        ),
+        400,
+        "invalid_request",
+        "unknown commitment type",
+    );
+    // Over the default cap (16 MiB): 413, whatever the key.
+    let big = vec![0u8; 16 * 1024 * 1024 + 1];
+    assert_json_error(
+        seal(server.addr, ok_query, Some(&key), &big),
+        413,
+        "invalid_request",
+        "larger than 16777216 bytes",
+    );
+
+    let (_, metrics) = server.get("/metrics");
+    assert!(
+        metrics.contains("hanko_seal_total{credential=\"seal-p256\",level=\"B-T\"} 2"),
+        "{metrics}"
+    );
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains(&key), "the API key must never be logged");
+    assert!(!out.contains("panicked"), "{out}");
+
+    // Exactly one seal record per seal returned, its object_hash the SHA-256 of the
+    // bytes received, its policy the credential, its client the dev client; one token
+    // record per B-T seal; nothing for the refusals.
+    let records = log_records(&dir);
+    let seals = of_kind(&records, "seal");
+    assert_eq!(seals.len(), received.len(), "{records:#?}");
+    for (name, p7s) in &received {
+        let hash = hex::encode(HashAlgorithm::Sha256.digest(p7s));
+        let matching: Vec<_> = seals.iter().filter(|r| r["object_hash"] == hash).collect();
+        assert_eq!(matching.len(), 1, "{name}");
+        assert!(
+            name.starts_with(matching[0]["policy"].as_str().unwrap()),
+            "{name}"
+        );
+        assert_eq!(matching[0]["client"], "dev-client");
+        assert_eq!(
+            matching[0]["request_hash"],
+            hex::encode(HashAlgorithm::Sha256.digest(&doc))
+        );
+    }
+    assert_eq!(of_kind(&records, "timestamp").len(), 4, "{records:#?}");
+    assert_eq!(records.len(), received.len() + 4);
+
+    // A second `serve --dev` reuses the key file (same key, still 0600) and the entry.
+    let toml_before = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
+    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
+    assert_eq!(key_of(&dir), key);
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hanko.toml")).unwrap(),
+        toml_before
+    );
+    let (status, _, _) = seal(server.addr, "credential=seal-rsa3072", Some(&key), b"again");
+    assert_eq!(status, 200);
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
+fn clients_are_held_to_their_credentials_and_the_body_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let init = run(&["dev-init", "--data-dir", d]);
+    assert!(init.status.success(), "{}", text(&init));
+    let init_out = String::from_utf8_lossy(&init.stdout).into_owned();
+    assert!(
+        init_out.contains("dev-api-key (dev client's API key, mode 0600)"),
+        "{init_out}"
+    );
+
+    // A data directory from before the dev client: no key file, no entry. The next
+    // dev-init adds both, and leaves the rest of hanko.toml as it was.
+    let config = dir.join("hanko.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let (old, _) = toml.split_once("\n# The dev client").unwrap();
+    std::fs::write(&config, old).unwrap();
+    std::fs::remove_file(dir.join("dev-api-key")).unwrap();
+    let again = run(&["dev-init", "--data-dir", d]);
+    assert!(again.status.success(), "{}", text(&again));
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.starts_with(old), "{toml}");
+    assert_eq!(toml.matches("[[api_keys]]").count(), 1, "{toml}");
+    let dev_key = key_of(&dir);
+    assert!(toml.contains(&hanko_server::auth::key_digest_hex(&dev_key)));
+    assert!(!toml.contains(&dev_key), "only the digest is in the config");
+
+    // A custom config: the dev config, a client limited to seal-p256, a client that may
+    // only read the log, and a small body cap.
+    let p256_only = "hanko_p256-only-client-key";
+    let auditor = "hanko_auditor-key";
+    let custom = tmp.path().join("custom.toml");
+    std::fs::write(
+        &custom,
+        format!(
+            "{toml}\n[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
+             credentials = [\"seal-p256\"]\n\n[[api_keys]]\nname = \"auditor\"\n\
+             sha256 = \"{}\"\nscopes = [\"log:read\"]\n\n[http]\nmax_seal_body_bytes = 4096\n",
+            hanko_server::auth::key_digest_hex(p256_only),
+            hanko_server::auth::key_digest_hex(auditor),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        hanko(),
+        &[
+            "--dev",
+            "--data-dir",
+            d,
+            "--config",
+            custom.to_str().unwrap(),
+        ],
+    );
+    let doc = vec![7u8; 4096];
+    assert_json_error(
+        seal(
+            server.addr,
+            "credential=seal-rsa3072",
+            Some(p256_only),
+            &doc,
+        ),
+        403,
+        "access_denied",
+        "may not use the seal credential \"seal-rsa3072\"",
+    );
+    assert_json_error(
+        seal(server.addr, "credential=seal-p256", Some(auditor), &doc),
+        403,
+        "access_denied",
+        "lacks the scope seal",
+    );
+    assert_json_error(
+        seal(
+            server.addr,
+            "credential=seal-p256",
+            Some(p256_only),
+            &[7u8; 4097],
+        ),
+        413,
+        "invalid_request",
+        "larger than 4096 bytes",
+    );
+    let mut received = Vec::new();
+    for (key, credential) in [(p256_only, "seal-p256"), (dev_key.as_str(), "seal-rsa3072")] {
+        let (status, head, p7s) = seal(
+            server.addr,
+            &format!("credential={credential}&level=B-B"),
+            Some(key),
+            &doc,
+        );
+        assert_eq!(status, 200, "{head}");
+        received.push((credential, p7s));
+    }
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    for key in [p256_only, auditor, dev_key.as_str()] {
+        assert!(!out.contains(key), "an API key was logged");
+    }
+
+    let records = log_records(&dir);
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for ((credential, p7s), (record, client)) in received
+        .iter()
+        .zip(records.iter().zip(["billing", "dev-client"]))
+    {
+        assert_eq!(record["kind"], "seal");
+        assert_eq!(record["policy"], *credential);
+        assert_eq!(record["client"], client);
+        assert_eq!(
+            record["object_hash"],
+            hex::encode(HashAlgorithm::Sha256.digest(p7s))
+        );
+    }
+}
+
+#[test]
+fn a_client_naming_a_credential_that_does_not_exist_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let init = run(&["dev-init", "--data-dir", d]);
+    assert!(init.status.success(), "{}", text(&init));
+    let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
+    let custom = tmp.path().join("custom.toml");
+    for (credentials, says) in [
+        (
+            "[\"seal-p384\"]",
+            "credential \"seal-p384\" is not a configured seal key",
+        ),
+        (
+            "[\"tsa-p256\"]",
+            "credential \"tsa-p256\" is not a configured seal key",
+        ),
+        ("[\"*\"]", "no wildcards"),
+    ] {
+        std::fs::write(
+            &custom,
+            format!(
+                "{toml}\n[[api_keys]]\nname = \"x\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
+                 credentials = {credentials}\n",
+                hanko_server::auth::key_digest_hex("k")
+            ),
+        )
+        .unwrap();
+        let out = run(&[
+            "serve",
+            "--dev",
+            "--data-dir",
+            d,
+            "--config",
+            custom.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        assert!(text(&out).contains(says), "{}", text(&out));
+    }
+}
