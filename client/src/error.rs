@@ -64,19 +64,25 @@ pub enum Error {
     /// The reply's body could not be read (or exceeded the size cap).
     #[error("reading the reply")]
     ReadReply(#[source] Box<ureq::Error>),
-    /// The TSA answered with an HTTP status other than 200.
+    /// The server answered with an HTTP status other than 200.
     #[error("HTTP {status} from {url}: {body}")]
     HttpStatus {
         /// The status, e.g. `503 Service Unavailable`.
         status: String,
-        /// The TSA's URL.
+        /// The URL.
         url: String,
         /// The start of the body (300 characters at most).
         body: String,
     },
-    /// The reply is not `application/timestamp-reply`.
-    #[error("the reply's Content-Type is {0:?}, not application/timestamp-reply")]
-    WrongContentType(String),
+    /// The reply is not of the media type asked for.
+    #[error("the reply's Content-Type is {got:?}, not {expected}")]
+    WrongContentType {
+        /// The Content-Type received.
+        got: String,
+        /// The one expected (`application/timestamp-reply`,
+        /// `application/pkcs7-signature`).
+        expected: &'static str,
+    },
 
     // --- The reply to a request just sent -------------------------------------------
     /// The reply's body is not a DER TimeStampResp.

@@ -1,6 +1,8 @@
-//! Sending a TimeStampReq over HTTP (RFC 3161 §3.4): one POST of
-//! `application/timestamp-query`, the reply read up to a size cap and accepted only as
-//! HTTP 200 with `application/timestamp-reply`.
+//! The HTTP calls of the client: a TimeStampReq (RFC 3161 §3.4: one POST of
+//! `application/timestamp-query`, the reply accepted only as HTTP 200 with
+//! `application/timestamp-reply`), and a document to seal (`POST /api/v1/seal/cades`
+//! with an API key, the reply accepted only as HTTP 200 with
+//! `application/pkcs7-signature`). Both read the reply up to a size cap.
 //!
 //! Plain http only: the client is `ureq` without TLS features, to keep the `hanko`
 //! binary free of a second TLS stack. An https URL is refused with a hint rather than
@@ -29,21 +31,109 @@ pub fn check_url(url: &str) -> Result<(), Error> {
 /// other status is an error quoting the start of the body. `timeout` bounds the whole
 /// exchange (at least one second).
 pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, Error> {
+    exchange(
+        url,
+        &[("Content-Type", "application/timestamp-query")],
+        request_der,
+        "application/timestamp-reply",
+        MAX_RESPONSE_BYTES,
+        timeout,
+    )
+}
+
+/// The base URL of `hanko seal` (a local `hanko serve`).
+pub const DEFAULT_SEAL_URL: &str = "http://127.0.0.1:3161";
+/// The media type of a seal (a DER CMS SignedData).
+pub const SEAL_TYPE: &str = "application/pkcs7-signature";
+/// Largest seal accepted: the largest document a server takes
+/// (`http.max_seal_body_bytes` at most 1 GiB), enveloped, plus its chain and token.
+pub const MAX_SEAL_BYTES: u64 = (1 << 30) + (1 << 20);
+
+/// What `POST /api/v1/seal/cades` is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct SealQuery<'a> {
+    /// The seal credential's name.
+    pub credential: &'a str,
+    /// `B-B` or `B-T`.
+    pub level: &'a str,
+    /// Enveloping (the document inside the CMS) rather than detached.
+    pub attached: bool,
+}
+
+/// POSTs `document` to `<base_url>/api/v1/seal/cades` with `api_key` as bearer token
+/// and returns the DER CMS: HTTP 200 with `application/pkcs7-signature`. Any other status
+/// is an error quoting the start of the body (the server's JSON error). `mime_type`, when
+/// given, is sent as the Content-Type (the seal's signed mime-type attribute).
+pub fn post_seal(
+    base_url: &str,
+    api_key: &str,
+    query: &SealQuery<'_>,
+    mime_type: Option<&str>,
+    document: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let url = format!(
+        "{}/api/v1/seal/cades?credential={}&level={}&attached={}",
+        base_url.trim_end_matches('/'),
+        query_escape(query.credential),
+        query_escape(query.level),
+        query.attached
+    );
+    let bearer = format!("Bearer {api_key}");
+    exchange(
+        &url,
+        &[
+            (
+                "Content-Type",
+                mime_type.unwrap_or("application/octet-stream"),
+            ),
+            ("Authorization", &bearer),
+        ],
+        document,
+        SEAL_TYPE,
+        MAX_SEAL_BYTES,
+        timeout,
+    )
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One POST: `headers` and `body` out; the reply's body back when it is HTTP 200 of the
+/// media type `expected`, at most `limit` bytes.
+fn exchange(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    expected: &'static str,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
     check_url(url)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout.max(Duration::from_secs(1))))
         .http_status_as_error(false)
         .build()
         .into();
-    let mut reply = agent
-        .post(url)
-        .header("Content-Type", "application/timestamp-query")
-        .header("Accept", "application/timestamp-reply")
-        .send(request_der)
-        .map_err(|e| Error::Post {
-            url: url.to_owned(),
-            source: Box::new(e),
-        })?;
+    let mut request = agent.post(url).header("Accept", expected);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut reply = request.send(body).map_err(|e| Error::Post {
+        // The URL holds no secret: an API key travels in a header.
+        url: url.to_owned(),
+        source: Box::new(e),
+    })?;
     let status = reply.status();
     let content_type = reply
         .headers()
@@ -54,7 +144,7 @@ pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>,
     let body = reply
         .body_mut()
         .with_config()
-        .limit(MAX_RESPONSE_BYTES)
+        .limit(limit)
         .read_to_vec()
         .map_err(|e| Error::ReadReply(Box::new(e)))?;
     if status.as_u16() != 200 {
@@ -68,9 +158,12 @@ pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>,
     if !content_type
         .split(';')
         .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/timestamp-reply"))
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
     {
-        return Err(Error::WrongContentType(content_type));
+        return Err(Error::WrongContentType {
+            got: content_type,
+            expected,
+        });
     }
     Ok(body)
 }

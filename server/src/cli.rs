@@ -67,6 +67,10 @@ pub enum Command {
     /// Verify a time-stamp response against the data and a root certificate, on its own
     /// code path. Exit 0 valid, 1 not (the reason is printed).
     Verify(crate::client_cli::VerifyArgs),
+    /// Seal a file with a seal credential of a Hanko server (CAdES, POST
+    /// /api/v1/seal/cades): writes FILE.p7s. Exit 0 sealed, 1 refused by the server, 2
+    /// error.
+    Seal(crate::client_cli::SealArgs),
 }
 
 /// `hanko serve`.

@@ -8,7 +8,14 @@
 //!
 //!   hanko verify FILE.tsr --data FILE --ca ROOT.pem [--untrusted CHAIN.pem] [--query Q.tsq]
 //!     -> hanko_client::verify (every check is listed in hanko_client::verify's docs)
+//!
+//!   hanko seal FILE --credential NAME [--level B-B|B-T] [--attached]
+//!     API key from --api-key-file, HANKO_API_KEY_FILE or hanko-data/dev-api-key
+//!     --HTTP POST FILE, Authorization: Bearer-->  /api/v1/seal/cades  -->  FILE.p7s
 //! ```
+//!
+//! The API key is read from a file, never taken as a flag or printed: a flag's value
+//! shows in `ps` and in shell history.
 //!
 //! This module holds the flags, reads and writes the files, prints and picks the exit
 //! code; requests, transport and verification are the library's.
@@ -21,7 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use hanko_client::reply::Reply;
-use hanko_client::transport::DEFAULT_URL;
+use hanko_client::transport::{DEFAULT_SEAL_URL, DEFAULT_URL, SealQuery};
 use hanko_client::{Verified, reply, request, transport};
 use hanko_pki::HashAlgorithm;
 use hanko_pki::cert::Certificate;
@@ -80,6 +87,62 @@ pub struct StampArgs {
     pub timeout: u64,
 }
 
+/// CAdES levels of `hanko seal --level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// B-B: the signature and its signed attributes.
+    #[value(name = "B-B")]
+    BB,
+    /// B-T: B-B plus a time-stamp over the signature value from the server's TSA.
+    #[value(name = "B-T")]
+    BT,
+}
+
+impl LevelArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::BB => "B-B",
+            Self::BT => "B-T",
+        }
+    }
+}
+
+/// Where `hanko seal` looks for the API key when neither `--api-key-file` nor
+/// `HANKO_API_KEY_FILE` names a file: the dev client's key of `hanko serve --dev`.
+pub const DEV_API_KEY_FILE: &str = "hanko-data/dev-api-key";
+
+/// `hanko seal`.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The file to seal. It is sent whole to the server.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The seal credential (in `--dev`: seal-rsa3072 or seal-p256).
+    #[arg(long, value_name = "NAME")]
+    pub credential: String,
+    /// CAdES level.
+    #[arg(long, value_enum, default_value_t = LevelArg::BB)]
+    pub level: LevelArg,
+    /// Enveloping: the file goes inside the .p7s (for small files); detached otherwise.
+    #[arg(long)]
+    pub attached: bool,
+    /// The file's mime type, signed into the seal (e.g. application/pdf).
+    #[arg(long, value_name = "TYPE")]
+    pub mime_type: Option<String>,
+    /// Where to write the seal [default: FILE.p7s].
+    #[arg(long, value_name = "FILE.p7s")]
+    pub out: Option<PathBuf>,
+    /// The server's base URL (http only in this build).
+    #[arg(long, value_name = "URL", default_value = DEFAULT_SEAL_URL)]
+    pub url: String,
+    /// File holding the API key [default: hanko-data/dev-api-key when it exists].
+    #[arg(long, value_name = "FILE", env = "HANKO_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// HTTP timeout in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
 /// `hanko verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -133,6 +196,97 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs `hanko seal`: 0 when the seal was received and written; 1 when the server
+/// refused (its JSON error is printed); 2 on any other error.
+pub fn seal_main(args: SealArgs) -> ExitCode {
+    match seal(&args) {
+        Ok(summary) => {
+            print!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let refused = e
+                .downcast_ref::<hanko_client::Error>()
+                .is_some_and(|c| matches!(c, hanko_client::Error::HttpStatus { .. }));
+            if refused {
+                eprintln!("hanko: the server refused: {e:#}");
+                ExitCode::from(1)
+            } else {
+                eprintln!("hanko: error: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+fn seal(args: &SealArgs) -> anyhow::Result<String> {
+    transport::check_url(&args.url)?;
+    let key_file = match &args.api_key_file {
+        Some(p) => p.clone(),
+        None if Path::new(DEV_API_KEY_FILE).exists() => PathBuf::from(DEV_API_KEY_FILE),
+        None => anyhow::bail!(
+            "no API key: give --api-key-file FILE or HANKO_API_KEY_FILE (a file holding the \
+             key; never the key itself), or run in the directory of `hanko serve --dev`, \
+             whose dev client key is {DEV_API_KEY_FILE}"
+        ),
+    };
+    let key = std::fs::read_to_string(&key_file)
+        .with_context(|| format!("cannot read the API key file {}", key_file.display()))?;
+    let key = key.trim();
+    if key.is_empty() {
+        anyhow::bail!("the API key file {} is empty", key_file.display());
+    }
+    let document = read(&args.file)?;
+    let query = SealQuery {
+        credential: &args.credential,
+        level: args.level.name(),
+        attached: args.attached,
+    };
+    let p7s = transport::post_seal(
+        &args.url,
+        key,
+        &query,
+        args.mime_type.as_deref(),
+        &document,
+        Duration::from_secs(args.timeout),
+    )?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut s = args.file.clone().into_os_string();
+        s.push(".p7s");
+        PathBuf::from(s)
+    });
+    std::fs::write(&out, &p7s).with_context(|| format!("writing {}", out.display()))?;
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "Sealed ({}, {}), written to {}",
+        args.level.name(),
+        if args.attached {
+            "attached"
+        } else {
+            "detached"
+        },
+        out.display()
+    );
+    let _ = writeln!(summary, "  credential : {}", args.credential);
+    let _ = writeln!(
+        summary,
+        "  sha256     : {} (the log's object_hash)",
+        hex::encode(HashAlgorithm::Sha256.digest(&p7s))
+    );
+    let content = if args.attached {
+        String::new()
+    } else {
+        format!(" -content {}", args.file.display())
+    };
+    let _ = writeln!(
+        summary,
+        "Check it with: openssl cms -verify -binary -inform DER -in {}{content} -CAfile ROOT.pem -out /dev/null",
+        out.display()
+    );
+    Ok(summary)
 }
 
 enum Stamped {

@@ -192,6 +192,82 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         }
     }
 
+    // `hanko seal`: the key from --api-key-file, then from ./hanko-data/dev-api-key.
+    std::os::unix::fs::symlink(&dir, work.join("hanko-data")).unwrap();
+    let url = format!("http://{}", server.addr);
+    for (name, key_flag) in [("cli-bt", true), ("cli-bb", false)] {
+        let out_path = work.join(format!("{name}.p7s"));
+        let mut cmd = hanko();
+        cmd.current_dir(work)
+            .env_remove("HANKO_API_KEY_FILE")
+            .args([
+                "seal",
+                "doc.bin",
+                "--credential",
+                "seal-rsa3072",
+                "--url",
+                &url,
+                "--out",
+                out_path.to_str().unwrap(),
+            ]);
+        if key_flag {
+            cmd.args([
+                "--level",
+                "B-T",
+                "--api-key-file",
+                key_file.to_str().unwrap(),
+            ]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("Sealed ("), "{}", text(&out));
+        let verified = openssl(
+            work,
+            &[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                out_path.to_str().unwrap(),
+                "-content",
+                "doc.bin",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-out",
+                "/dev/null",
+            ],
+        );
+        assert!(verified.contains("Verification successful"), "{verified}");
+        let p7s = std::fs::read(&out_path).unwrap();
+        assert_eq!(
+            signature_and_tokens(&p7s).1.len(),
+            usize::from(key_flag),
+            "{name}"
+        );
+        received.insert(format!("seal-rsa3072-{name}"), p7s);
+    }
+    let refused = hanko()
+        .current_dir(work)
+        .args([
+            "seal",
+            "doc.bin",
+            "--credential",
+            "seal-nope",
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("no seal credential named"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!text(&refused).contains(&key), "the key is never printed");
+
     // Refusals: each its own status and JSON error, nothing logged.
     let ok_query = "credential=seal-p256";
     let r = seal(server.addr, ok_query, None, &doc);
@@ -298,8 +374,9 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
             hex::encode(HashAlgorithm::Sha256.digest(&doc))
         );
     }
-    assert_eq!(of_kind(&records, "timestamp").len(), 4, "{records:#?}");
-    assert_eq!(records.len(), received.len() + 4);
+    // Four B-T seals over the endpoint, one from the CLI.
+    assert_eq!(of_kind(&records, "timestamp").len(), 5, "{records:#?}");
+    assert_eq!(records.len(), received.len() + 5);
 
     // A second `serve --dev` reuses the key file (same key, still 0600) and the entry.
     let toml_before = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
