@@ -14,7 +14,7 @@ use hanko_pki::oid::dotted;
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
 use crate::common::tsp::openssl;
-use crate::common::{Server, hanko, metric, run, text};
+use crate::common::{Server, dev_init, hanko, metric, run, text};
 
 const SEAL_CREDENTIALS: [&str; 2] = ["seal-rsa3072", "seal-p256"];
 
@@ -106,6 +106,54 @@ fn signature_and_tokens(p7s: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     (si.signature.to_vec(), tokens)
 }
 
+/// Verifies the seal `p7s` (written to `<dir>/<name>.p7s`) with `openssl cms -verify`
+/// against the dev root, over `doc.bin` when detached, and checks that it carries `doc`;
+/// then each embedded signature time-stamp with `openssl ts -verify` over the SHA-256 of
+/// the signature value (both dev seal keys sign with SHA-256). Returns how many tokens
+/// it carries. `dir` is the test's directory: `data/` the data directory, `doc.bin` there.
+fn verify_seal(dir: &Path, name: &str, p7s: &[u8], attached: bool, doc: &[u8]) -> usize {
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let (p7s_path, out_path) = (path(&format!("{name}.p7s")), path(&format!("{name}.out")));
+    std::fs::write(&p7s_path, p7s).unwrap();
+    let root = path("data/dev-pki/root.pem");
+    let mut args = vec![
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", &p7s_path, "-CAfile", &root, "-out",
+        &out_path,
+    ];
+    if !attached {
+        args.extend(["-content", "doc.bin"]);
+    }
+    let out = openssl(dir, &args);
+    assert!(out.contains("Verification successful"), "{name}: {out}");
+    assert_eq!(std::fs::read(&out_path).unwrap(), doc, "{name}");
+
+    let (signature, tokens) = signature_and_tokens(p7s);
+    let imprint = hex::encode(HashAlgorithm::Sha256.digest(&signature));
+    let tsa_chain = path("data/dev-pki/tsa-rsa3072-chain.pem");
+    for token in &tokens {
+        let token_path = path(&format!("{name}.tst"));
+        std::fs::write(&token_path, token).unwrap();
+        let out = openssl(
+            dir,
+            &[
+                "ts",
+                "-verify",
+                "-digest",
+                &imprint,
+                "-token_in",
+                "-in",
+                &token_path,
+                "-CAfile",
+                &root,
+                "-untrusted",
+                &tsa_chain,
+            ],
+        );
+        assert!(out.contains("Verification: OK"), "{name}: {out}");
+    }
+    tokens.len()
+}
+
 #[test]
 fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -118,8 +166,6 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         0o600
     );
     let key = key_of(&dir);
-    let root = dir.join("dev-pki/root.pem");
-    let tsa_chain = dir.join("dev-pki/tsa-rsa3072-chain.pem");
     let work = tmp.path();
     let doc: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let doc_path = work.join("doc.bin");
@@ -148,56 +194,8 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
                         .contains("content-type: application/pkcs7-signature"),
                     "{head}"
                 );
-                let p7s_path = work.join(format!("{name}.p7s"));
-                let out_path = work.join(format!("{name}.out"));
-                std::fs::write(&p7s_path, &p7s).unwrap();
-                let mut args = vec![
-                    "cms",
-                    "-verify",
-                    "-binary",
-                    "-inform",
-                    "DER",
-                    "-in",
-                    p7s_path.to_str().unwrap(),
-                    "-CAfile",
-                    root.to_str().unwrap(),
-                    "-out",
-                    out_path.to_str().unwrap(),
-                ];
-                if !attached {
-                    args.extend(["-content", doc_path.to_str().unwrap()]);
-                }
-                let out = openssl(work, &args);
-                assert!(out.contains("Verification successful"), "{name}: {out}");
-                assert_eq!(std::fs::read(&out_path).unwrap(), doc, "{name}");
-
-                let (signature, tokens) = signature_and_tokens(&p7s);
-                if level == "B-T" {
-                    assert_eq!(tokens.len(), 1, "{name}");
-                    let token_path = work.join(format!("{name}.tst"));
-                    std::fs::write(&token_path, &tokens[0]).unwrap();
-                    // Both dev seal keys sign with SHA-256: the imprint's algorithm.
-                    let imprint = HashAlgorithm::Sha256.digest(&signature);
-                    let out = openssl(
-                        work,
-                        &[
-                            "ts",
-                            "-verify",
-                            "-digest",
-                            &hex::encode(imprint),
-                            "-token_in",
-                            "-in",
-                            token_path.to_str().unwrap(),
-                            "-CAfile",
-                            root.to_str().unwrap(),
-                            "-untrusted",
-                            tsa_chain.to_str().unwrap(),
-                        ],
-                    );
-                    assert!(out.contains("Verification: OK"), "{name}: {out}");
-                } else {
-                    assert!(tokens.is_empty(), "{name}");
-                }
+                let stamps = verify_seal(work, &name, &p7s, attached, &doc);
+                assert_eq!(stamps, usize::from(level == "B-T"), "{name}");
                 received.insert(name, p7s);
             }
         }
@@ -232,31 +230,9 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", text(&out));
         assert!(text(&out).contains("Sealed ("), "{}", text(&out));
-        let verified = openssl(
-            work,
-            &[
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                out_path.to_str().unwrap(),
-                "-content",
-                "doc.bin",
-                "-CAfile",
-                root.to_str().unwrap(),
-                "-out",
-                "/dev/null",
-            ],
-        );
-        assert!(verified.contains("Verification successful"), "{verified}");
         let p7s = std::fs::read(&out_path).unwrap();
-        assert_eq!(
-            signature_and_tokens(&p7s).1.len(),
-            usize::from(key_flag),
-            "{name}"
-        );
+        let stamps = verify_seal(work, name, &p7s, false, &doc);
+        assert_eq!(stamps, usize::from(key_flag), "{name}");
         received.insert(format!("seal-rsa3072-{name}"), p7s);
     }
     let refused = hanko()
@@ -428,8 +404,7 @@ fn clients_are_held_to_their_credentials_and_the_body_cap() {
     let (old, _) = toml.split_once("\n# The dev client").unwrap();
     std::fs::write(&config, old).unwrap();
     std::fs::remove_file(dir.join("dev-api-key")).unwrap();
-    let again = run(&["dev-init", "--data-dir", d]);
-    assert!(again.status.success(), "{}", text(&again));
+    dev_init(&dir);
     let toml = std::fs::read_to_string(&config).unwrap();
     assert!(toml.starts_with(old), "{toml}");
     assert_eq!(toml.matches("[[api_keys]]").count(), 1, "{toml}");
@@ -530,8 +505,7 @@ fn a_client_naming_a_credential_that_does_not_exist_stops_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let d = dir.to_str().unwrap();
-    let init = run(&["dev-init", "--data-dir", d]);
-    assert!(init.status.success(), "{}", text(&init));
+    dev_init(&dir);
     let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
     let custom = tmp.path().join("custom.toml");
     for (credentials, says) in [
@@ -576,8 +550,7 @@ fn a_seal_whose_record_cannot_be_committed_is_not_returned() {
     let Some(db) = TestDb::postgres() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let init = run(&["dev-init", "--data-dir", dir.to_str().unwrap()]);
-    assert!(init.status.success(), "{}", text(&init));
+    dev_init(&dir);
     let key = key_of(&dir);
     let server = start_dev_server(&dir, &db, None);
     let doc = b"certificate of residence";
