@@ -255,6 +255,57 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
     );
     assert!(!text(&refused).contains(&key), "the key is never printed");
 
+    // A document larger than the router's default body limit (64 KiB), named by its
+    // Content-Type: the mime type is signed into the seal.
+    let large: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+    let auth = format!("Bearer {key}");
+    let r = send(
+        server.addr,
+        "POST",
+        "/api/v1/seal/cades?credential=seal-p256&level=B-T",
+        &[
+            ("Content-Type", "application/pdf"),
+            ("Authorization", &auth),
+        ],
+        &large,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.head);
+    let ci: rasn_cms::ContentInfo = rasn::der::decode(&r.body).unwrap();
+    let sd: rasn_cms::SignedData = rasn::der::decode(ci.content.as_bytes()).unwrap();
+    let signed = sd.signer_infos.to_vec()[0].signed_attrs.clone().unwrap();
+    let mime: Vec<_> = signed
+        .to_vec()
+        .into_iter()
+        .filter(|a| a.r#type.to_string() == dotted::MIME_TYPE)
+        .flat_map(|a| a.values.to_vec())
+        .collect();
+    assert_eq!(mime.len(), 1);
+    assert!(mime[0].as_bytes().ends_with(b"application/pdf"));
+    std::fs::write(work.join("large.bin"), &large).unwrap();
+    let p7s_path = work.join("large.p7s");
+    std::fs::write(&p7s_path, &r.body).unwrap();
+    let out = openssl(
+        work,
+        &[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p7s_path.to_str().unwrap(),
+            "-content",
+            "large.bin",
+            "-CAfile",
+            "data/dev-pki/root.pem",
+            "-out",
+            "/dev/null",
+        ],
+    );
+    assert!(out.contains("Verification successful"), "{out}");
+    received.insert("seal-p256-large".to_owned(), r.body);
+
     // Refusals: each its own status and JSON error, nothing logged.
     let ok_query = "credential=seal-p256";
     let r = seal(server.addr, ok_query, None, &doc);
@@ -333,7 +384,7 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
 
     let (_, metrics) = server.get("/metrics");
     assert!(
-        metrics.contains("hanko_seal_total{credential=\"seal-p256\",level=\"B-T\"} 2"),
+        metrics.contains("hanko_seal_total{credential=\"seal-p256\",level=\"B-T\"} 3"),
         "{metrics}"
     );
     let (status, out) = server.stop();
@@ -357,14 +408,19 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         let credential = matching[0]["policy"].as_str().unwrap();
         assert!(name.starts_with(&format!("{credential}-")), "{name}");
         assert_eq!(matching[0]["client"], "dev-client");
+        let sealed = if name.ends_with("-large") {
+            &large
+        } else {
+            &doc
+        };
         assert_eq!(
             matching[0]["request_hash"],
-            hex::encode(HashAlgorithm::Sha256.digest(&doc))
+            hex::encode(HashAlgorithm::Sha256.digest(sealed))
         );
     }
-    // Four B-T seals over the endpoint, one from the CLI.
-    assert_eq!(of_kind(&records, "timestamp").len(), 5, "{records:#?}");
-    assert_eq!(records.len(), received.len() + 5);
+    // Five B-T seals over the endpoint, one from the CLI.
+    assert_eq!(of_kind(&records, "timestamp").len(), 6, "{records:#?}");
+    assert_eq!(records.len(), received.len() + 6);
 
     // A second `serve --dev` reuses the key file (same key, still 0600) and the entry.
     let toml_before = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
