@@ -373,7 +373,7 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         "invalid_request",
         "unknown commitment type",
     );
-    // Over the default cap (16 MiB): 413, whatever the key.
+    // Over the default cap (16 MiB): 413.
     let big = vec![0u8; 16 * 1024 * 1024 + 1];
     assert_json_error(
         seal(server.addr, ok_query, Some(&key), &big),
