@@ -2,7 +2,7 @@
 //! `{"error": "...", "error_description": "..."}`, the format of the Cloud Signature
 //! Consortium API (itself OAuth 2.0's, RFC 6749 §5.2), with its vocabulary.
 //!
-//! [`ApiError::parts`] is the one table from what went wrong to status, error code and
+//! `ApiError::parts` is the one table from what went wrong to status, error code and
 //! description; it has no `_` arm, so a new kind of failure must be placed in it. The
 //! descriptions are written for the caller and say what to change; they never carry an
 //! internal error's text (no key labels beyond the credential the caller named, no
