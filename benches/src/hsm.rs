@@ -64,6 +64,14 @@ pub struct Row {
     pub workers: usize,
     /// Verify-after-sign on?
     pub verify: bool,
+    /// What the pool did.
+    pub pool: PoolRate,
+}
+
+/// What a signing pool did in one measurement (`pool_rate`): a row of `hanko-bench hsm`
+/// and the raw column of `hanko-bench tsa`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolRate {
     /// Signatures per second.
     pub rate: f64,
     /// Median latency, ms.
@@ -126,10 +134,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     row.key.to_string(),
                     row.workers,
                     if row.verify { "on" } else { "off" },
-                    row.rate,
-                    row.p50_ms,
-                    row.p99_ms,
-                    row.errors
+                    row.pool.rate,
+                    row.pool.p50_ms,
+                    row.pool.p99_ms,
+                    row.pool.errors
                 );
                 std::io::stdout().flush()?;
                 rows.push(row);
@@ -191,7 +199,7 @@ fn print_scaling(rows: &[Row], max_workers: usize) {
         let of = |w: usize| {
             rows.iter()
                 .find(|r| r.key == kt && r.verify == verify && r.workers == w)
-                .map(|r| r.rate)
+                .map(|r| r.pool.rate)
         };
         if let (Some(one), Some(max)) = (of(1), of(max_workers))
             && max_workers > 1
@@ -215,15 +223,11 @@ async fn measure(
     verify: bool,
     seconds: Duration,
 ) -> anyhow::Result<Row> {
-    let (all, elapsed) = pool_rate(hsm, label, alg, workers, verify, seconds).await?;
     Ok(Row {
         key,
         workers,
         verify,
-        rate: all.count() as f64 / elapsed,
-        p50_ms: all.quantile_ms(0.50),
-        p99_ms: all.quantile_ms(0.99),
-        errors: all.errors,
+        pool: pool_rate(hsm, label, alg, workers, verify, seconds).await?,
     })
 }
 
@@ -238,7 +242,7 @@ pub(crate) async fn pool_rate(
     workers: usize,
     verify: bool,
     seconds: Duration,
-) -> anyhow::Result<(Samples, f64)> {
+) -> anyhow::Result<PoolRate> {
     let signer = Arc::new(hsm.signer(
         label,
         alg,
@@ -258,10 +262,15 @@ pub(crate) async fn pool_rate(
     for w in warm {
         w.await?.context("warm-up signature")?;
     }
-    drive_signer(signer, 2 * workers, seconds).await
+    let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;
+    Ok(PoolRate {
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
 }
 
-/// Opens the token in `dir`, creating config, token and PIN if the directory is new.
 /// Keeps `callers` concurrent callers signing a 220-byte message (the size of typical CMS
 /// signed attributes) through `signer` for `seconds`; returns their latency samples and
 /// the elapsed seconds. The raw HSM rate of both `hanko-bench hsm` and `hanko-bench tsa`.
@@ -301,6 +310,7 @@ pub(crate) async fn drive_signer<S: Signer + 'static>(
     Ok((all, start.elapsed().as_secs_f64()))
 }
 
+/// Opens the token in `dir`, creating config, token and PIN if the directory is new.
 fn open_token(dir: &Path, args: &Args) -> anyhow::Result<Hsm> {
     let conf = dir.join("softhsm2.conf");
     let token_dir = dir.join("softhsm");

@@ -1,6 +1,6 @@
 //! The two loads `hanko-bench tsa` measures: keep-alive HTTP/1.1 clients posting
 //! pre-built TimeStampReqs to the server ([`drive`]), and the raw signing pool on the
-//! same key ([`raw_rate`]). The client is deliberately cheap (one current-thread tokio
+//! same key ([`crate::hsm::pool_rate`], as `hanko-bench hsm` measures it). The client is deliberately cheap (one current-thread tokio
 //! runtime, hand-written HTTP over `TcpStream`, requests encoded once before the run), so
 //! that on a small machine it takes as little CPU from the server as it can.
 
@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hanko_hsm::Hsm;
+use hanko_pki::HashAlgorithm;
 use hanko_pki::der::{self, tag};
 use hanko_pki::oid::ObjectIdentifier;
-use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::RawResult;
 use crate::stats::Samples;
 
 /// What the HTTP clients saw.
@@ -296,25 +294,6 @@ impl Client {
         }
         r
     }
-}
-
-/// The raw rate of the signing pool on `label`: the same measurement as `hanko-bench
-/// hsm` (2 × workers async callers, 220-byte messages), on the server's token and key.
-pub(super) async fn raw_rate(
-    hsm: &Hsm,
-    label: &str,
-    alg: SignatureAlgorithm,
-    workers: usize,
-    verify: bool,
-    seconds: Duration,
-) -> anyhow::Result<RawResult> {
-    let (all, elapsed) = crate::hsm::pool_rate(hsm, label, alg, workers, verify, seconds).await?;
-    Ok(RawResult {
-        rate: all.count() as f64 / elapsed,
-        p50_ms: all.quantile_ms(0.50),
-        p99_ms: all.quantile_ms(0.99),
-        errors: all.errors,
-    })
 }
 
 #[cfg(test)]

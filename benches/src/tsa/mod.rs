@@ -45,9 +45,10 @@ use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
 use self::cpu::{CpuSplit, CpuTimes};
-use self::load::{LoadResult, build_requests, drive, raw_rate};
+use self::load::{LoadResult, build_requests, drive};
 use self::report::{on_off, print_header, print_row, print_summary};
 use self::server::{BatchStats, Server, batch_stats, bench_config, scrape_metrics};
+use crate::hsm::{PoolRate, pool_rate};
 
 /// The dev policy signed by the P-256 key (`hanko dev-init`'s `hanko.toml`).
 pub const ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";
@@ -170,22 +171,13 @@ struct Row {
     verify: bool,
     clients: usize,
     load: LoadResult,
-    raw: RawResult,
+    raw: PoolRate,
     /// Share of the machine used by other processes during the raw measurement.
     raw_other: f64,
     /// Repetition number (`--repeat`).
     round: usize,
     batches: Option<BatchStats>,
     cpu: CpuSplit,
-}
-
-/// The raw signing rate of the pool on the same key.
-#[derive(Debug, Clone, Copy)]
-struct RawResult {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
 }
 
 /// Runs the benchmark and prints the table.
@@ -425,7 +417,7 @@ impl<'a> Bench<'a> {
     ) -> anyhow::Result<Vec<Row>> {
         // The server is idle now: measure the token alone, same pool shape.
         let r0 = CpuTimes::sample(server.pid());
-        let raw = self.raw_rt.block_on(raw_rate(
+        let raw = self.raw_rt.block_on(pool_rate(
             &self.hsm,
             s.key.label,
             s.key.alg,
