@@ -72,6 +72,16 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// Another in-process TSA with the fixture's TSA key and chain, its clock `offset`
+    /// ahead of the real time.
+    pub fn tsa_ahead(&self, offset: Duration) -> InProcessTsa {
+        InProcessTsa::new(
+            self.tsa_key.clone(),
+            vec![self.tsa_cert.clone(), self.inter.clone()],
+            offset,
+        )
+    }
+
     pub fn credential(&self, kind: Kind) -> &SealCredential {
         match kind {
             Kind::Rsa3072 => &self.rsa.1,
@@ -298,11 +308,13 @@ async fn make_fixture() -> Fixture {
 ///
 /// Its synchronised manual clock is moved to the real time plus `offset` before each
 /// token (forward only, wall and monotonic together: no jump for the clock guard).
+/// [`InProcessTsa::stamping_another_imprint`] makes it a faulty TSA.
 #[derive(Debug)]
 pub struct InProcessTsa {
     tsa: Tsa,
     clock: Arc<ManualClock>,
     offset: Duration,
+    other_imprint: bool,
 }
 
 impl InProcessTsa {
@@ -320,7 +332,19 @@ impl InProcessTsa {
         for p in &policies {
             tsa.install_unit(p, unit.clone()).unwrap();
         }
-        Self { tsa, clock, offset }
+        Self {
+            tsa,
+            clock,
+            offset,
+            other_imprint: false,
+        }
+    }
+
+    /// The same TSA answering with a real token over another imprint (the hash of the
+    /// one asked for): a TSA bug, or an answer to someone else's request.
+    pub fn stamping_another_imprint(mut self) -> Self {
+        self.other_imprint = true;
+        self
     }
 }
 
@@ -359,6 +383,13 @@ impl TimeStamper for InProcessTsa {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos() as u64;
+            let other;
+            let imprint = if self.other_imprint {
+                other = hash.digest(imprint);
+                &other
+            } else {
+                imprint
+            };
             let resp = self
                 .tsa
                 .respond(&time_stamp_request(hash, imprint, nonce))

@@ -27,13 +27,19 @@ use crate::common::{
     openssl_ok,
 };
 
+/// The optional attributes of a seal: mime-type, content description, commitment.
+type Extras<'a> = (Option<&'a str>, Option<&'a str>, Option<CommitmentType>);
+
+/// No optional attribute.
+const NO_EXTRAS: Extras<'static> = (None, None, None);
+
 /// Seals `doc` with `kind` at `level`/`packaging`, with the optional attributes.
 async fn seal(
     kind: Kind,
     doc: &[u8],
     level: Level,
     packaging: Packaging,
-    extras: (Option<&str>, Option<&str>, Option<CommitmentType>),
+    extras: Extras<'_>,
 ) -> Seal {
     let f = fixture();
     let req = SealRequest::check(RawSealRequest {
@@ -59,6 +65,22 @@ fn files(name: &str, seal: &Seal, doc: &[u8]) -> (PathBuf, PathBuf) {
     std::fs::write(&p7s, &seal.der).unwrap();
     std::fs::write(&data, doc).unwrap();
     (p7s, data)
+}
+
+/// Writes `sealed` (a seal of `doc` by `kind`) as `<name>.p7s`, has `openssl cms -verify`
+/// accept it (detached: against `doc`; enveloping: its content must be `doc`) and checks
+/// its structure ([`check_structure`]); returns the file and the decoding.
+fn verified(name: &str, kind: Kind, sealed: &Seal, doc: &[u8]) -> (PathBuf, Decoded) {
+    let (p7s, data) = files(name, sealed, doc);
+    match sealed.record.packaging {
+        Packaging::Detached => {
+            cms_verify(&p7s, Some(&data)).unwrap();
+        }
+        _ => assert_eq!(cms_verify(&p7s, None).unwrap(), doc),
+    }
+    let d = decode(sealed);
+    check_structure(fixture().credential(kind), sealed, &d, Some(doc));
+    (p7s, d)
 }
 
 fn s(p: &std::path::Path) -> &str {
@@ -209,20 +231,10 @@ async fn b_b_detached_and_enveloping_verify_with_openssl() {
         ]
         .concat();
 
-        let detached = seal(
-            kind,
-            &doc,
-            Level::BB,
-            Packaging::Detached,
-            (None, None, None),
-        )
-        .await;
-        let (p7s, data) = files(&format!("bb-detached-{kind:?}"), &detached, &doc);
-        cms_verify(&p7s, Some(&data)).unwrap();
-        let d = decode(&detached);
+        let detached = seal(kind, &doc, Level::BB, Packaging::Detached, NO_EXTRAS).await;
+        let (p7s, d) = verified(&format!("bb-detached-{kind:?}"), kind, &detached, &doc);
         assert!(d.signed_data.encap_content_info.content.is_none());
         assert!(d.signer_info.unsigned_attrs.is_none());
-        check_structure(fixture().credential(kind), &detached, &d, Some(&doc));
         assert_eq!(printed_attributes(&p7s, "signedAttrs"), sorted(&BASE));
         assert!(printed_attributes(&p7s, "unsignedAttrs").is_empty());
 
@@ -235,22 +247,12 @@ async fn b_b_detached_and_enveloping_verify_with_openssl() {
             "openssl accepted a seal over another document"
         );
 
-        let attached = seal(
-            kind,
-            &doc,
-            Level::BB,
-            Packaging::Enveloping,
-            (None, None, None),
-        )
-        .await;
-        let (p7s, _) = files(&format!("bb-attached-{kind:?}"), &attached, &doc);
-        assert_eq!(cms_verify(&p7s, None).unwrap(), doc);
-        let d = decode(&attached);
+        let attached = seal(kind, &doc, Level::BB, Packaging::Enveloping, NO_EXTRAS).await;
+        let (p7s, d) = verified(&format!("bb-attached-{kind:?}"), kind, &attached, &doc);
         assert_eq!(
             d.signed_data.encap_content_info.content.as_deref(),
             Some(doc.as_slice())
         );
-        check_structure(fixture().credential(kind), &attached, &d, Some(&doc));
         assert_eq!(printed_attributes(&p7s, "signedAttrs"), sorted(&BASE));
         assert_eq!(attached.record.level, Level::BB);
         assert_eq!(attached.record.packaging, Packaging::Enveloping);
@@ -274,13 +276,10 @@ async fn optional_attributes_are_exactly_the_ones_asked_for() {
             ),
         )
         .await;
-        let (p7s, data) = files(&format!("mime-{kind:?}"), &with_mime, &doc);
-        cms_verify(&p7s, Some(&data)).unwrap();
+        let (p7s, d) = verified(&format!("mime-{kind:?}"), kind, &with_mime, &doc);
         let mut expect = BASE.to_vec();
         expect.extend([dotted::MIME_TYPE, dotted::COMMITMENT_TYPE_INDICATION]);
         assert_eq!(printed_attributes(&p7s, "signedAttrs"), sorted(&expect));
-        let d = decode(&with_mime);
-        check_structure(fixture().credential(kind), &with_mime, &d, Some(&doc));
         assert_eq!(
             d.signed_attr(dotted::MIME_TYPE),
             vec![tlv(0x0c, b"application/pdf")]
@@ -296,12 +295,10 @@ async fn optional_attributes_are_exactly_the_ones_asked_for() {
             (None, Some("住民票の写し"), None),
         )
         .await;
-        let (p7s, _) = files(&format!("hint-{kind:?}"), &with_hint, &doc);
-        assert_eq!(cms_verify(&p7s, None).unwrap(), doc);
+        let (p7s, d) = verified(&format!("hint-{kind:?}"), kind, &with_hint, &doc);
         let mut expect = BASE.to_vec();
         expect.push(dotted::CONTENT_HINTS);
         assert_eq!(printed_attributes(&p7s, "signedAttrs"), sorted(&expect));
-        let d = decode(&with_hint);
         let hint = tlv(
             0x30,
             &[tlv(0x0c, "住民票の写し".as_bytes()), der::oid(&oid::DATA)].concat(),
@@ -329,9 +326,7 @@ async fn digest_request_verifies_against_the_document() {
                 .seal(&req, SystemTime::now(), Some(&f.tsa))
                 .await
                 .unwrap();
-            let (p7s, data) = files(&format!("digest-{kind:?}-{level}"), &sealed, &doc);
-            cms_verify(&p7s, Some(&data)).unwrap();
-            check_structure(f.credential(kind), &sealed, &decode(&sealed), Some(&doc));
+            verified(&format!("digest-{kind:?}-{level}"), kind, &sealed, &doc);
         }
     }
 }
@@ -343,22 +338,14 @@ async fn b_t_verifies_and_its_token_stamps_the_signature_value() {
     for kind in Kind::ALL {
         for packaging in [Packaging::Detached, Packaging::Enveloping] {
             let doc = document(500, 3);
-            let sealed = seal(kind, &doc, Level::BT, packaging, (None, None, None)).await;
+            let sealed = seal(kind, &doc, Level::BT, packaging, NO_EXTRAS).await;
             let name = format!("bt-{kind:?}-{}", packaging.name());
-            let (p7s, data) = files(&name, &sealed, &doc);
-            match packaging {
-                Packaging::Detached => {
-                    cms_verify(&p7s, Some(&data)).unwrap();
-                }
-                _ => assert_eq!(cms_verify(&p7s, None).unwrap(), doc),
-            }
+            let (p7s, d) = verified(&name, kind, &sealed, &doc);
             assert_eq!(printed_attributes(&p7s, "signedAttrs"), sorted(&BASE));
             assert_eq!(
                 printed_attributes(&p7s, "unsignedAttrs"),
                 vec![dotted::SIGNATURE_TIME_STAMP_TOKEN.to_owned()]
             );
-            let d = decode(&sealed);
-            check_structure(f.credential(kind), &sealed, &d, Some(&doc));
 
             // The token, as embedded, verifies with openssl ts over SHA-256 of the
             // signature value's octets.

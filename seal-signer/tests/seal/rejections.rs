@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use hanko_pki::HashAlgorithm;
 use hanko_pki::alg::HashRejection;
-use hanko_pki::{BoxFuture, HashAlgorithm};
 use hanko_seal::{
-    Error, Fault, Level, Packaging, RawSealRequest, SealCredential, SealRequest, TimeStampError,
-    TimeStamper,
+    Error, Fault, Level, Packaging, RawSealRequest, SealCredential, SealRequest, TimeStamper,
 };
 
-use crate::common::{InProcessTsa, Kind, extra_credential, fixture};
+use crate::common::{Kind, extra_credential, fixture};
 
 #[test]
 fn digest_of_the_wrong_length() {
@@ -190,27 +189,14 @@ fn credentials_are_checked() {
     assert_eq!(e.fault(), Fault::System);
 }
 
-/// A time-stamper that returns a real token over another imprint (a TSA bug, or an
-/// answer to someone else's request): never embedded.
-#[derive(Debug)]
-struct OtherImprint<'a>(&'a InProcessTsa);
-
-impl TimeStamper for OtherImprint<'_> {
-    fn time_stamp<'a>(
-        &'a self,
-        hash: HashAlgorithm,
-        imprint: &'a [u8],
-    ) -> BoxFuture<'a, Result<Vec<u8>, TimeStampError>> {
-        Box::pin(async move {
-            let other = hash.digest(imprint);
-            self.0.time_stamp(hash, &other).await
-        })
-    }
-}
-
+/// A TSA that returns a real token over another imprint (a TSA bug, or an answer to
+/// someone else's request): the token is never embedded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_for_another_imprint_is_refused() {
-    let e = seal_b_t(Some(&OtherImprint(&fixture().tsa))).await;
+    let tsa = fixture()
+        .tsa_ahead(Duration::ZERO)
+        .stamping_another_imprint();
+    let e = seal_b_t(Some(&tsa)).await;
     assert!(matches!(e, Error::TimeStampMismatch(_)), "{e:?}");
     assert_eq!(e.fault(), Fault::System);
 }
@@ -225,11 +211,7 @@ async fn a_time_stamp_after_the_certificate_expired_is_refused() {
     let p256 = f.credential(Kind::P256).signer().clone();
     let short = extra_credential("short-lived", p256, Duration::from_secs(120)).await;
     let not_after = short.certificate().not_after();
-    let late = InProcessTsa::new(
-        f.tsa_key.clone(),
-        vec![f.tsa_cert.clone(), f.inter.clone()],
-        Duration::from_secs(3600),
-    );
+    let late = f.tsa_ahead(Duration::from_secs(3600));
     let req = SealRequest::check(RawSealRequest {
         level: Level::BT,
         ..RawSealRequest::document(b"doc")
