@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::worker::{lock_inflight, spawn_worker};
-use super::{Job, Shared};
+use super::{Job, Reply, Shared};
 use crate::error::Error;
 use crate::metrics_names as m;
 
@@ -38,12 +38,10 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
             out
         };
         for job in expired {
-            sh.counters.deadline_expired.fetch_add(1, Ordering::Relaxed);
-            let e = Error::QueueTimeout {
-                key: sh.key.label.clone(),
-                timeout_ms: sh.cfg.call_timeout.as_millis(),
-            };
-            sh.answer(job.reply, Err(sh.error(&e)));
+            answer_expired(&sh, job.reply, |key, timeout_ms| Error::QueueTimeout {
+                key,
+                timeout_ms,
+            });
         }
         // Requests in flight at their deadline, and workers stuck past `call_timeout`.
         let mut late = Vec::new();
@@ -74,12 +72,10 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
             });
         }
         for reply in late {
-            sh.counters.deadline_expired.fetch_add(1, Ordering::Relaxed);
-            let e = Error::Timeout {
-                key: sh.key.label.clone(),
-                timeout_ms: sh.cfg.call_timeout.as_millis(),
-            };
-            sh.answer(reply, Err(sh.error(&e)));
+            answer_expired(&sh, reply, |key, timeout_ms| Error::Timeout {
+                key,
+                timeout_ms,
+            });
         }
         for (id, outstanding) in stuck {
             sh.counters
@@ -98,4 +94,13 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Answers a request past its deadline with the error `timeout` makes of the key label
+/// and `call_timeout` in milliseconds (queued: `QueueTimeout`, in flight: `Timeout`), and
+/// counts it in `deadline_expired`.
+fn answer_expired(sh: &Shared, reply: Reply, timeout: fn(String, u128) -> Error) {
+    sh.counters.deadline_expired.fetch_add(1, Ordering::Relaxed);
+    let e = timeout(sh.key.label.clone(), sh.cfg.call_timeout.as_millis());
+    sh.answer(reply, Err(sh.error(&e)));
 }
