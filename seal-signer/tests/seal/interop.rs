@@ -427,30 +427,24 @@ async fn b_t_verifies_and_its_token_stamps_the_signature_value() {
 async fn other_algorithms_verify() {
     const DAY: Duration = Duration::from_secs(86_400);
     let f = fixture();
+    // A credential over a key of the fixture token.
+    let on_token = |name, label, alg| {
+        extra_credential(name, f.hsm_signer(label, alg, PoolConfig::default()), DAY)
+    };
+    f.hsm
+        .generate_key_pair("seal-p384", KeyType::EcP384)
+        .unwrap();
     let creds = [
-        extra_credential(
+        on_token(
             "seal-rsa3072-pss",
-            f.hsm_signer(
-                Kind::Rsa3072.label(),
-                SignatureAlgorithm::RsaPss(HashAlgorithm::Sha256),
-                PoolConfig::default(),
-            ),
-            DAY,
+            Kind::Rsa3072.label(),
+            SignatureAlgorithm::RsaPss(HashAlgorithm::Sha256),
         )
         .await,
-        extra_credential(
+        on_token(
             "seal-p384",
-            {
-                f.hsm
-                    .generate_key_pair("seal-p384", KeyType::EcP384)
-                    .unwrap();
-                f.hsm_signer(
-                    "seal-p384",
-                    SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
-                    PoolConfig::default(),
-                )
-            },
-            DAY,
+            "seal-p384",
+            SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
         )
         .await,
         extra_credential(
