@@ -353,42 +353,29 @@ async fn b_t_verifies_and_its_token_stamps_the_signature_value() {
             assert_eq!(tokens.len(), 1);
             let token_path = f.path(&format!("{name}.tst"));
             std::fs::write(&token_path, &tokens[0]).unwrap();
-            let imprint = HashAlgorithm::Sha256.digest(&d.signer_info.signature);
-            let out = openssl_ok(
-                &f.dir,
-                &[
-                    "ts",
-                    "-verify",
-                    "-digest",
-                    &hex::encode(&imprint),
-                    "-token_in",
-                    "-in",
-                    s(&token_path),
-                    "-CAfile",
-                    s(&f.root_pem),
-                    "-untrusted",
-                    s(&f.tsa_chain_pem),
-                ],
-            );
-            assert!(out.contains("Verification: OK"), "{out}");
+            let ts_verify = |over: &[u8]| {
+                let imprint = hex::encode(HashAlgorithm::Sha256.digest(over));
+                openssl(
+                    &f.dir,
+                    &[
+                        "ts",
+                        "-verify",
+                        "-digest",
+                        &imprint,
+                        "-token_in",
+                        "-in",
+                        s(&token_path),
+                        "-CAfile",
+                        s(&f.root_pem),
+                        "-untrusted",
+                        s(&f.tsa_chain_pem),
+                    ],
+                )
+            };
+            let (ok, out, err) = ts_verify(&d.signer_info.signature);
+            assert!(ok && out.contains("Verification: OK"), "{out}\n{err}");
             // Over anything else it does not.
-            let (ok, _, _) = openssl(
-                &f.dir,
-                &[
-                    "ts",
-                    "-verify",
-                    "-digest",
-                    &hex::encode(HashAlgorithm::Sha256.digest(&sealed.signed_attributes_der)),
-                    "-token_in",
-                    "-in",
-                    s(&token_path),
-                    "-CAfile",
-                    s(&f.root_pem),
-                    "-untrusted",
-                    s(&f.tsa_chain_pem),
-                ],
-            );
-            assert!(!ok);
+            assert!(!ts_verify(&sealed.signed_attributes_der).0);
             // rfc3161-client, over the signature value itself (it hashes the data); it
             // reads responses, so the token goes into a granted TimeStampResp.
             let resp = tlv(
