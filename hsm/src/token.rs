@@ -18,8 +18,8 @@ use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use hanko_pki::SignatureAlgorithm;
 use hanko_pki::alg::key_type_of_spki;
+use hanko_pki::{DigestSignAlgorithm, SignatureAlgorithm};
 
 use crate::error::Error;
 use crate::module::{Module, ModuleState};
@@ -398,6 +398,20 @@ impl Hsm {
                 mechanism: mech_name,
             });
         }
+        // The schemes `sign_digest` may use: the key type's, where the token offers the
+        // mechanism (an RSA key configured for PKCS#1 v1.5 may still be asked for PSS).
+        let mut digest_algs = DigestSignAlgorithm::for_key(key_type);
+        let mut offered = Vec::new();
+        for a in &digest_algs {
+            let (m, _) = sign_mechanism(a.signature_algorithm());
+            if !offered.iter().any(|(o, _)| *o == m) {
+                offered.push((m, self.offers(m)?));
+            }
+        }
+        digest_algs.retain(|a| {
+            let (m, _) = sign_mechanism(a.signature_algorithm());
+            offered.iter().any(|(o, yes)| *o == m && *yes)
+        });
         let generation = self.inner.module.read().generation;
         self.inner
             .with_session(false, |s| find_private_key(s, &token, key_label))?;
@@ -415,6 +429,7 @@ impl Hsm {
                 key_type,
                 alg,
                 spki,
+                digest_algs,
             },
             pool,
             generation,

@@ -1,5 +1,8 @@
 //! Signing through the pool with every mechanism, each signature checked by the `openssl`
-//! CLI and by `hanko_pki::verify`; concurrency; `Busy`; key attributes; key lookup errors.
+//! CLI and by `hanko_pki::verify`; signing digests the caller computed (`sign_digest`,
+//! `sign_digests`) with every scheme × hash each key type allows, checked by `openssl
+//! pkeyutl -verify` over the digest, and the refusals of wrong lengths and schemes;
+//! concurrency; `Busy`; key attributes; key lookup errors.
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
 mod common;
@@ -9,9 +12,11 @@ use std::time::Duration;
 
 use hanko_hsm::{Error, Hsm, Pin, PoolConfig, ProtectionHistory};
 use hanko_pki::alg::key_type_of_spki;
-use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+use hanko_pki::{
+    DigestSignAlgorithm, HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer,
+};
 
-use common::{USER_PIN, module_config, openssl_verify, token};
+use common::{USER_PIN, module_config, openssl_verify, openssl_verify_digest, token};
 
 fn pool(workers: usize) -> PoolConfig {
     PoolConfig {
@@ -284,6 +289,134 @@ async fn release_watch_waits_for_signers_and_their_workers() {
     assert!(watch.is_released());
 }
 
+/// Signs a digest with every scheme × hash the key type allows through a pool configured
+/// for `configured` (the scheme follows the key type, not the configuration), checks each
+/// signature with `hanko_pki::verify::verify_digest` and `openssl pkeyutl -verify`, and
+/// that OpenSSL rejects a flipped bit.
+async fn sign_digests_and_check(label: &str, kt: KeyType, configured: SignatureAlgorithm) {
+    let spki = key(label, kt);
+    let signer = token().hsm.signer(label, configured, pool(2)).unwrap();
+    let algs = DigestSignAlgorithm::for_key(kt);
+    assert!(!algs.is_empty());
+    for alg in algs {
+        let digest = alg
+            .hash()
+            .digest(format!("{label} signs a {alg} digest").as_bytes());
+        let sig = signer.sign_digest(alg, &digest).await.unwrap();
+        assert_eq!(
+            hanko_pki::verify::verify_digest(&spki, alg, &digest, &sig),
+            Ok(()),
+            "{alg}"
+        );
+        assert!(
+            openssl_verify_digest(&spki, alg, &digest, &sig),
+            "openssl rejects {alg} over a digest ({kt})"
+        );
+        let mut bad = sig.clone();
+        let i = bad.len() - 2;
+        bad[i] ^= 0x10;
+        assert!(
+            !openssl_verify_digest(&spki, alg, &digest, &bad),
+            "openssl accepts a flipped bit ({alg})"
+        );
+        // A batch: every signature verifies against its own digest, in order.
+        let digests: Vec<Vec<u8>> = (0..5u8).map(|i| alg.hash().digest(&[i; 7])).collect();
+        let sigs = signer.sign_digests(alg, &digests).await.unwrap();
+        assert_eq!(sigs.len(), digests.len());
+        for (d, s) in digests.iter().zip(&sigs) {
+            assert!(openssl_verify_digest(&spki, alg, d, s), "{alg} batch");
+        }
+    }
+}
+
+async fn rsa3072_digest_every_scheme_and_hash() {
+    let kt = KeyType::Rsa { bits: 3072 };
+    // Configured for PKCS#1 v1.5: PSS over a digest is still the key's to make.
+    let configured = SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256);
+    sign_digests_and_check("rsa3072", kt, configured).await;
+}
+
+async fn ecdsa_p256_and_p384_digest_every_hash() {
+    let sha256 = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    sign_digests_and_check("p256", KeyType::EcP256, sha256).await;
+    let sha384 = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384);
+    sign_digests_and_check("p384", KeyType::EcP384, sha384).await;
+}
+
+/// Wrong digest lengths and schemes the key cannot make are `BadInput` before anything
+/// is signed; a batch with one bad digest signs none; an empty batch signs nothing.
+async fn digest_refusals_are_bad_input() {
+    key("refuse-p256", KeyType::EcP256);
+    let ecdsa = DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let signer = token()
+        .hsm
+        .signer("refuse-p256", ecdsa.signature_algorithm(), pool(2))
+        .unwrap();
+    let bad_input = |r: Result<Vec<u8>, hanko_pki::SignError>| match r {
+        Err(e) if e.kind() == SignErrorKind::BadInput => e.to_string(),
+        other => panic!("expected BadInput, got {other:?}"),
+    };
+    for len in [0, 31, 33, 48, 64] {
+        let e = bad_input(signer.sign_digest(ecdsa, &vec![7u8; len]).await);
+        assert!(e.contains("32 bytes"), "{e}");
+    }
+    let e = bad_input(
+        signer
+            .sign_digest(DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha384), &[7; 32])
+            .await,
+    );
+    assert!(e.contains("48 bytes, not 32"), "{e}");
+    for alg in [
+        DigestSignAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+        DigestSignAlgorithm::RsaPss(HashAlgorithm::Sha256),
+    ] {
+        let e = bad_input(signer.sign_digest(alg, &[7; 32]).await);
+        assert!(e.contains("ECDSA P-256"), "{e}");
+    }
+    let before = signer.stats().signatures;
+    let batch = vec![vec![1u8; 32], vec![2u8; 32], vec![3u8; 31]];
+    let r = signer.sign_digests(ecdsa, &batch).await;
+    assert!(
+        matches!(&r, Err(e) if e.kind() == SignErrorKind::BadInput),
+        "{r:?}"
+    );
+    assert_eq!(signer.stats().signatures, before, "nothing signed");
+    assert_eq!(signer.sign_digests(ecdsa, &[]).await.unwrap().len(), 0);
+    // An RSA key is not asked for ECDSA either.
+    key("refuse-rsa", KeyType::Rsa { bits: 3072 });
+    let rsa = token()
+        .hsm
+        .signer(
+            "refuse-rsa",
+            SignatureAlgorithm::RsaPss(HashAlgorithm::Sha512),
+            pool(1),
+        )
+        .unwrap();
+    bad_input(rsa.sign_digest(ecdsa, &[7; 32]).await);
+}
+
+/// A batch larger than the queue is split over the workers (one queue slot per job, not
+/// per digest), keeps its order, and PKCS#1 v1.5 (deterministic) gives over a digest the
+/// signature `sign` gives over the message.
+async fn a_batch_keeps_order_and_fits_a_small_queue() {
+    key("batch-rsa", KeyType::Rsa { bits: 3072 });
+    let alg = DigestSignAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256);
+    let signer = token()
+        .hsm
+        .signer("batch-rsa", alg.signature_algorithm(), pool(2))
+        .unwrap();
+    let messages: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| format!("doc {i}").into_bytes())
+        .collect();
+    let digests: Vec<Vec<u8>> = messages.iter().map(|m| alg.hash().digest(m)).collect();
+    assert!(digests.len() > signer.pool_config().queue_depth);
+    let sigs = signer.sign_digests(alg, &digests).await.unwrap();
+    assert_eq!(sigs.len(), messages.len());
+    for (m, s) in messages.iter().zip(&sigs).step_by(7) {
+        assert_eq!(&signer.sign(m).await.unwrap(), s);
+    }
+}
+
 fn main() {
     common::run(&[
         ("rsa3072_pkcs1_and_pss_all_hashes", || {
@@ -291,6 +424,18 @@ fn main() {
         }),
         ("ecdsa_p256_and_p384", || {
             common::block_on(ecdsa_p256_and_p384())
+        }),
+        ("rsa3072_digest_every_scheme_and_hash", || {
+            common::block_on(rsa3072_digest_every_scheme_and_hash())
+        }),
+        ("ecdsa_p256_and_p384_digest_every_hash", || {
+            common::block_on(ecdsa_p256_and_p384_digest_every_hash())
+        }),
+        ("digest_refusals_are_bad_input", || {
+            common::block_on(digest_refusals_are_bad_input())
+        }),
+        ("a_batch_keeps_order_and_fits_a_small_queue", || {
+            common::block_on(a_batch_keeps_order_and_fits_a_small_queue())
         }),
         ("ed25519_or_a_clear_not_offered_error", || {
             common::block_on(ed25519_or_a_clear_not_offered_error())

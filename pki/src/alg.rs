@@ -5,10 +5,17 @@
 //! verifiers can never disagree about them. Encodings are written out as DER bytes with
 //! [`crate::der`] (not derived through an ASN.1 library) because they are part of what
 //! gets signed: tests compare them against OpenSSL's output.
+//!
+//! [`prehashed`] holds the digest-signing side of the same table: which scheme and hash
+//! a client's OIDs name when it sends a digest it computed itself (the CSC API).
 
 use std::fmt;
 
 use sha2::Digest;
+
+pub mod prehashed;
+
+pub use prehashed::{DigestSignAlgorithm, SignAlgoRejection};
 
 use crate::der::{self, read_tlv, tag, tlv};
 use crate::oid::{self, dotted};

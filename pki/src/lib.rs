@@ -8,12 +8,15 @@
 //! implements it in memory for the dev CA and for tests.
 //!
 //! ```text
-//!   protocol crate (tsa, seal, anchor)
-//!        |  DER to be signed
-//!        v
-//!   pki::Signer::sign ----> hsm (PKCS#11 session pool)   or   soft (dev CA, tests)
-//!        |  signature bytes (PKCS#1 / DER ECDSA-Sig-Value / Ed25519)
-//!        v
+//!   protocol crate (tsa, seal, anchor)       CSC signHash (client-computed digests)
+//!        |  DER to be signed                     |  alg::DigestSignAlgorithm::from_oids
+//!        v                                       v
+//!   pki::Signer::sign                       pki::Signer::sign_digest(s)
+//!        +----------------------+----------------+
+//!                               v
+//!                 hsm (PKCS#11 session pool)   or   soft (dev CA, tests)
+//!                               |  signature bytes (PKCS#1 / DER ECDSA-Sig-Value / Ed25519)
+//!                               v
 //!   pki::verify (software check of the result, against the certificate's key)
 //! ```
 //!
@@ -40,5 +43,5 @@ pub mod tsp;
 pub mod verify;
 pub mod x509;
 
-pub use alg::{HashAlgorithm, KeyType, SignatureAlgorithm};
+pub use alg::{DigestSignAlgorithm, HashAlgorithm, KeyType, SignatureAlgorithm};
 pub use signer::{BoxFuture, SignError, SignErrorKind, Signer};

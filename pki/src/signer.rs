@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::alg::SignatureAlgorithm;
+use crate::alg::{DigestSignAlgorithm, KeyType, SignatureAlgorithm};
 
 /// A boxed, `Send` future: what [`Signer::sign`] returns, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,6 +32,44 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// Signs `message`.
     fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>>;
 
+    /// Signs `digest`, a hash the caller computed (the CSC API's `signHash`), with `alg`,
+    /// which may differ from [`Signer::algorithm`]: any scheme the key's type allows
+    /// ([`DigestSignAlgorithm::fits`]). The result is in the same form as
+    /// [`Signer::sign`]'s for the same scheme, and verifies with
+    /// [`crate::verify::verify_digest`].
+    ///
+    /// A scheme the key cannot make, or a digest whose length is not the hash's, is
+    /// [`SignErrorKind::BadInput`] ([`check_digest_request`]), never a panic.
+    fn sign_digest<'a>(
+        &'a self,
+        alg: DigestSignAlgorithm,
+        digest: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, SignError>>;
+
+    /// Signs every digest of `digests` with `alg`: all signatures in the order of
+    /// `digests`, or the first error (all or nothing, as a `signHash` answer is). The
+    /// whole batch is checked before anything is signed.
+    ///
+    /// The default signs one digest after the other through [`Signer::sign_digest`];
+    /// hanko-hsm's pool spreads a batch over its workers instead.
+    fn sign_digests<'a>(
+        &'a self,
+        alg: DigestSignAlgorithm,
+        digests: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, SignError>> {
+        Box::pin(async move {
+            let key = key_type(self.public_key_der())?;
+            for d in digests {
+                check_digest_request(key, alg, d)?;
+            }
+            let mut out = Vec::with_capacity(digests.len());
+            for d in digests {
+                out.push(self.sign_digest(alg, d).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Whether the key can sign right now (token present, logged in, key found; an
     /// implementation may also answer `false` for a while after its recent signatures
     /// failed, as hanko-hsm's pool does). Used by readiness checks; it must not block.
@@ -45,6 +83,46 @@ pub trait Signer: Send + Sync + fmt::Debug {
     fn not_ready_reason(&self) -> Option<String> {
         (!self.is_ready()).then(|| "signer is not ready".to_owned())
     }
+}
+
+/// Checks a request to sign `digest` with `alg` on a key of type `key`: the scheme must
+/// fit the key type and the digest must be as long as the hash's output. Both refusals
+/// are [`SignErrorKind::BadInput`], with a context that names what is wrong. Every
+/// [`Signer::sign_digest`] implementation calls this before it signs.
+pub fn check_digest_request(
+    key: KeyType,
+    alg: DigestSignAlgorithm,
+    digest: &[u8],
+) -> Result<(), SignError> {
+    if !alg.fits(key) {
+        return Err(SignError::new(
+            SignErrorKind::BadInput,
+            format!("{alg} cannot be made with a {key} key"),
+        ));
+    }
+    if !alg.digest_len_fits(digest) {
+        return Err(SignError::new(
+            SignErrorKind::BadInput,
+            format!(
+                "a {} digest has {} bytes, not {}",
+                alg.hash(),
+                alg.hash().output_len(),
+                digest.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The type of the key in `spki`; a key Hanko does not know is
+/// [`SignErrorKind::KeyUnavailable`].
+fn key_type(spki: &[u8]) -> Result<KeyType, SignError> {
+    crate::alg::key_type_of_spki(spki).ok_or_else(|| {
+        SignError::new(
+            SignErrorKind::KeyUnavailable,
+            "the signer's public key is of no type Hanko knows",
+        )
+    })
 }
 
 /// What kind of failure a signature ran into. Each kind has one meaning for callers.

@@ -41,9 +41,11 @@ use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 use rand::Rng as _;
 use rsa::Generate as _;
 
-use crate::alg::{HashAlgorithm, KeyType, SignatureAlgorithm, ed25519_spki, key_type_of_spki};
+use crate::alg::{
+    DigestSignAlgorithm, HashAlgorithm, KeyType, SignatureAlgorithm, ed25519_spki, key_type_of_spki,
+};
 use crate::oid;
-use crate::signer::{BoxFuture, SignError, SignErrorKind, Signer};
+use crate::signer::{BoxFuture, SignError, SignErrorKind, Signer, check_digest_request};
 
 /// The smallest RSA modulus [`SoftwareSigner`] generates or loads.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -301,52 +303,76 @@ impl SoftwareSigner {
     /// Signs `message` synchronously (the work is done on the calling thread either way;
     /// [`Signer::sign`] wraps this).
     pub fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let fail = |e: &dyn fmt::Display| {
-            SignError::new(
-                SignErrorKind::Device,
-                format!("software {} signature: {e}", self.alg),
-            )
-        };
-        let bad_alg = || {
-            SignError::new(
+        match (
+            &self.key,
+            DigestSignAlgorithm::from_signature_algorithm(self.alg),
+        ) {
+            // Every hashed scheme signs the message's digest: one code path.
+            (_, Some(alg)) => self.sign_digest_now(alg, &alg.hash().digest(message)),
+            (SoftKey::Ed25519(k), None) => {
+                use ed25519_dalek::Signer as _;
+                let sig = k.try_sign(message).map_err(|e| self.failed(&e))?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            (_, None) => Err(SignError::new(
                 SignErrorKind::BadInput,
                 format!("{} does not fit a {} key", self.alg, self.key_type),
-            )
-        };
-        match (&self.key, self.alg) {
-            (SoftKey::Rsa(k), SignatureAlgorithm::RsaPkcs1v15(h)) => {
-                let block = h.digest_info(&h.digest(message));
-                k.sign(rsa::Pkcs1v15Sign::new_unprefixed(), &block)
-                    .map_err(|e| fail(&e))
-            }
-            (SoftKey::Rsa(k), SignatureAlgorithm::RsaPss(h)) => {
-                let digest = h.digest(message);
+            )),
+        }
+    }
+
+    /// Signs `digest`, computed by the caller, with `alg` synchronously
+    /// ([`Signer::sign_digest`] wraps this). Checked first with
+    /// [`check_digest_request`]: the scheme must fit the key type, the digest the hash.
+    pub fn sign_digest_now(
+        &self,
+        alg: DigestSignAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        check_digest_request(self.key_type, alg, digest)?;
+        let fail = |e: &dyn fmt::Display| self.failed(e);
+        match (&self.key, alg) {
+            (SoftKey::Rsa(k), DigestSignAlgorithm::RsaPkcs1v15(h)) => k
+                .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &h.digest_info(digest))
+                .map_err(|e| fail(&e)),
+            (SoftKey::Rsa(k), DigestSignAlgorithm::RsaPss(h)) => {
                 let r = match h {
-                    HashAlgorithm::Sha256 => k.sign(rsa::Pss::<sha2::Sha256>::new(), &digest),
-                    HashAlgorithm::Sha384 => k.sign(rsa::Pss::<sha2::Sha384>::new(), &digest),
-                    HashAlgorithm::Sha512 => k.sign(rsa::Pss::<sha2::Sha512>::new(), &digest),
+                    HashAlgorithm::Sha256 => k.sign(rsa::Pss::<sha2::Sha256>::new(), digest),
+                    HashAlgorithm::Sha384 => k.sign(rsa::Pss::<sha2::Sha384>::new(), digest),
+                    HashAlgorithm::Sha512 => k.sign(rsa::Pss::<sha2::Sha512>::new(), digest),
                 };
                 r.map_err(|e| fail(&e))
             }
-            (SoftKey::P256(k), SignatureAlgorithm::Ecdsa(h)) => {
+            (SoftKey::P256(k), DigestSignAlgorithm::Ecdsa(_)) => {
                 use p256::ecdsa::signature::hazmat::PrehashSigner as _;
                 let sig: p256::ecdsa::DerSignature =
-                    k.sign_prehash(&h.digest(message)).map_err(|e| fail(&e))?;
+                    k.sign_prehash(digest).map_err(|e| fail(&e))?;
                 Ok(sig.as_bytes().to_vec())
             }
-            (SoftKey::P384(k), SignatureAlgorithm::Ecdsa(h)) => {
+            (SoftKey::P384(k), DigestSignAlgorithm::Ecdsa(_)) => {
                 use p384::ecdsa::signature::hazmat::PrehashSigner as _;
                 let sig: p384::ecdsa::DerSignature =
-                    k.sign_prehash(&h.digest(message)).map_err(|e| fail(&e))?;
+                    k.sign_prehash(digest).map_err(|e| fail(&e))?;
                 Ok(sig.as_bytes().to_vec())
             }
-            (SoftKey::Ed25519(k), SignatureAlgorithm::Ed25519) => {
-                use ed25519_dalek::Signer as _;
-                let sig = k.try_sign(message).map_err(|e| fail(&e))?;
-                Ok(sig.to_bytes().to_vec())
-            }
-            _ => Err(bad_alg()),
+            // check_digest_request refused every other pair; a new key type would land here.
+            (
+                SoftKey::Rsa(_) | SoftKey::P256(_) | SoftKey::P384(_) | SoftKey::Ed25519(_),
+                DigestSignAlgorithm::RsaPkcs1v15(_)
+                | DigestSignAlgorithm::RsaPss(_)
+                | DigestSignAlgorithm::Ecdsa(_),
+            ) => Err(SignError::new(
+                SignErrorKind::BadInput,
+                format!("{alg} cannot be made with a {} key", self.key_type),
+            )),
         }
+    }
+
+    fn failed(&self, e: &dyn fmt::Display) -> SignError {
+        SignError::new(
+            SignErrorKind::Device,
+            format!("software {} signature: {e}", self.alg),
+        )
     }
 }
 
@@ -362,6 +388,14 @@ impl Signer for SoftwareSigner {
     fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
         Box::pin(async move { self.sign_now(message) })
     }
+
+    fn sign_digest<'a>(
+        &'a self,
+        alg: DigestSignAlgorithm,
+        digest: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
+        Box::pin(async move { self.sign_digest_now(alg, digest) })
+    }
 }
 
 fn check_fits(alg: SignatureAlgorithm, key: KeyType) -> Result<(), SoftKeyError> {
@@ -374,8 +408,115 @@ fn check_fits(alg: SignatureAlgorithm, key: KeyType) -> Result<(), SoftKeyError>
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
+
     use super::*;
     use crate::der::{self, tag, tlv};
+    use crate::verify::{verify, verify_digest};
+
+    /// An RSA-2048 key from `openssl genpkey` (RustCrypto's generation is slow unoptimised).
+    fn openssl_rsa(alg: SignatureAlgorithm) -> SoftwareSigner {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .arg("-out")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        SoftwareSigner::from_pkcs8_pem(&std::fs::read_to_string(&path).unwrap(), alg).unwrap()
+    }
+
+    #[test]
+    fn every_digest_scheme_of_every_key_type_verifies_and_matches_sign() {
+        let msg = b"a document the client hashed itself";
+        let signers = [
+            openssl_rsa(SignatureAlgorithm::RsaPss(HashAlgorithm::Sha384)),
+            SoftwareSigner::generate(
+                KeyType::EcP256,
+                SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+            )
+            .unwrap(),
+            SoftwareSigner::generate(
+                KeyType::EcP384,
+                SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha512),
+            )
+            .unwrap(),
+        ];
+        for signer in signers {
+            let spki = signer.public_key_der().to_vec();
+            for alg in DigestSignAlgorithm::for_key(signer.key_type()) {
+                let digest = alg.hash().digest(msg);
+                let sig = signer.sign_digest_now(alg, &digest).unwrap();
+                assert_eq!(verify_digest(&spki, alg, &digest, &sig), Ok(()), "{alg}");
+                // A signature over the digest is the algorithm's signature of the message.
+                assert_eq!(
+                    verify(&spki, alg.signature_algorithm(), msg, &sig),
+                    Ok(()),
+                    "{alg}"
+                );
+                let other = alg.hash().digest(b"another document");
+                assert!(verify_digest(&spki, alg, &other, &sig).is_err(), "{alg}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_and_foreign_schemes_are_bad_input() {
+        let p256 = SoftwareSigner::generate(
+            KeyType::EcP256,
+            SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+        )
+        .unwrap();
+        let ecdsa = DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha384);
+        for len in [0, 32, 47, 49, 64] {
+            let e = p256.sign_digest_now(ecdsa, &vec![1; len]).unwrap_err();
+            assert_eq!(e.kind(), SignErrorKind::BadInput, "{len}: {e}");
+        }
+        let pkcs1 = DigestSignAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256);
+        let e = p256.sign_digest_now(pkcs1, &[1; 32]).unwrap_err();
+        assert_eq!(e.kind(), SignErrorKind::BadInput, "{e}");
+        let ed = SoftwareSigner::generate(KeyType::Ed25519, SignatureAlgorithm::Ed25519).unwrap();
+        assert!(DigestSignAlgorithm::for_key(ed.key_type()).is_empty());
+        let e = ed
+            .sign_digest_now(DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha256), &[1; 32])
+            .unwrap_err();
+        assert_eq!(e.kind(), SignErrorKind::BadInput, "{e}");
+    }
+
+    #[test]
+    fn the_default_batch_checks_everything_before_signing() {
+        let p256 = SoftwareSigner::generate(
+            KeyType::EcP256,
+            SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+        )
+        .unwrap();
+        let alg = DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+        // The software signer never waits: one poll finishes the future.
+        let run = |digests: Vec<Vec<u8>>| {
+            let mut fut = p256.sign_digests(alg, &digests);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match fut.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => panic!("the software signer waited"),
+            }
+        };
+        let sigs = run(vec![vec![1; 32], vec![2; 32]]).unwrap();
+        assert_eq!(sigs.len(), 2);
+        assert_eq!(
+            verify_digest(p256.public_key_der(), alg, &[2; 32], &sigs[1]),
+            Ok(())
+        );
+        let e = run(vec![vec![1; 32], vec![2; 31]]).unwrap_err();
+        assert_eq!(e.kind(), SignErrorKind::BadInput);
+    }
 
     #[test]
     fn ed25519_pkcs8_prefix_is_what_the_encoder_writes() {

@@ -6,6 +6,10 @@
 //! hash and a salt as long as the hash, a DER `ECDSA-Sig-Value` on P-256 or P-384, and a
 //! 64-byte Ed25519 signature (PureEdDSA).
 //!
+//! [`verify_digest`] checks a signature over a digest the signer was given (the CSC
+//! API's `signHash`); [`verify`] hashes the message and takes the same path for every
+//! hashed scheme, so both check exactly the same encodings.
+//!
 //! It does not validate certificates or decide whether a key is trusted; it says whether
 //! these bytes are a signature of this message by this key, and nothing more. Backed by
 //! RustCrypto (`rsa`, `p256`, `p384`, `ed25519-dalek`); the unit tests cross-check it
@@ -13,11 +17,12 @@
 
 use rsa::PublicKey as RsaPublicKey;
 use sha2::{Sha256, Sha384, Sha512};
-use signature::Verifier;
 use signature::hazmat::PrehashVerifier;
 use spki::DecodePublicKey;
 
-use crate::alg::{HashAlgorithm, KeyType, SignatureAlgorithm, key_type_of_spki};
+use crate::alg::{
+    DigestSignAlgorithm, HashAlgorithm, KeyType, SignatureAlgorithm, key_type_of_spki,
+};
 
 /// Why a signature was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,72 +62,19 @@ pub fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
-    let key = key_type_of_spki(spki_der)
-        .ok_or_else(|| VerifyError::BadKey("not an RSA, P-256, P-384 or Ed25519 key".into()))?;
-    if !alg.fits(key) {
-        return Err(VerifyError::AlgorithmMismatch { alg, key });
-    }
-    match alg {
-        SignatureAlgorithm::RsaPkcs1v15(h) => {
-            let pk = rsa_key(spki_der)?;
-            let sig = rsa::pkcs1v15::Signature::try_from(signature)
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-            let ok = match h {
-                HashAlgorithm::Sha256 => {
-                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk).verify(message, &sig)
-                }
-                HashAlgorithm::Sha384 => {
-                    rsa::pkcs1v15::VerifyingKey::<Sha384>::new(pk).verify(message, &sig)
-                }
-                HashAlgorithm::Sha512 => {
-                    rsa::pkcs1v15::VerifyingKey::<Sha512>::new(pk).verify(message, &sig)
-                }
-            };
-            ok.map_err(|_| VerifyError::Invalid)
-        }
-        SignatureAlgorithm::RsaPss(h) => {
-            let pk = rsa_key(spki_der)?;
-            let sig = rsa::pss::Signature::try_from(signature)
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-            // `new` takes the salt length from the digest size: RFC 4055 as Hanko uses it.
-            let ok = match h {
-                HashAlgorithm::Sha256 => {
-                    rsa::pss::VerifyingKey::<Sha256>::new(pk).verify(message, &sig)
-                }
-                HashAlgorithm::Sha384 => {
-                    rsa::pss::VerifyingKey::<Sha384>::new(pk).verify(message, &sig)
-                }
-                HashAlgorithm::Sha512 => {
-                    rsa::pss::VerifyingKey::<Sha512>::new(pk).verify(message, &sig)
-                }
-            };
-            ok.map_err(|_| VerifyError::Invalid)
-        }
-        SignatureAlgorithm::Ecdsa(h) => {
-            // Hash with the algorithm's hash (which need not be the curve's "own" one),
-            // then verify the prehash.
-            let digest = h.digest(message);
-            match key {
-                KeyType::EcP256 => {
-                    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                        .map_err(|e| VerifyError::BadKey(e.to_string()))?;
-                    let sig = p256::ecdsa::Signature::from_der(signature)
-                        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-                    vk.verify_prehash(&digest, &sig)
-                        .map_err(|_| VerifyError::Invalid)
-                }
-                KeyType::EcP384 => {
-                    let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                        .map_err(|e| VerifyError::BadKey(e.to_string()))?;
-                    let sig = p384::ecdsa::Signature::from_der(signature)
-                        .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-                    vk.verify_prehash(&digest, &sig)
-                        .map_err(|_| VerifyError::Invalid)
-                }
-                other => Err(VerifyError::AlgorithmMismatch { alg, key: other }),
+    match DigestSignAlgorithm::from_signature_algorithm(alg) {
+        // Every hashed scheme is a signature of the message's digest: one code path.
+        Some(prehashed) => verify_digest(
+            spki_der,
+            prehashed,
+            &prehashed.hash().digest(message),
+            signature,
+        ),
+        None => {
+            let key = key_type_of(spki_der)?;
+            if !alg.fits(key) {
+                return Err(VerifyError::AlgorithmMismatch { alg, key });
             }
-        }
-        SignatureAlgorithm::Ed25519 => {
             let vk = ed25519_key(spki_der)?;
             let sig = ed25519_dalek::Signature::from_slice(signature)
                 .map_err(|e| VerifyError::Malformed(e.to_string()))?;
@@ -130,6 +82,92 @@ pub fn verify(
                 .map_err(|_| VerifyError::Invalid)
         }
     }
+}
+
+/// Checks that `signature` is a valid `alg` signature over `digest` (a digest the signer
+/// was given, as in the CSC API's `signHash`) by the key in `spki_der`. A digest whose
+/// length is not the hash's is [`VerifyError::Invalid`]: no signature of it exists.
+pub fn verify_digest(
+    spki_der: &[u8],
+    alg: DigestSignAlgorithm,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<(), VerifyError> {
+    let key = key_type_of(spki_der)?;
+    if !alg.fits(key) {
+        return Err(VerifyError::AlgorithmMismatch {
+            alg: alg.signature_algorithm(),
+            key,
+        });
+    }
+    if !alg.digest_len_fits(digest) {
+        return Err(VerifyError::Invalid);
+    }
+    match alg {
+        DigestSignAlgorithm::RsaPkcs1v15(h) => {
+            let pk = rsa_key(spki_der)?;
+            let sig = rsa::pkcs1v15::Signature::try_from(signature)
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            let ok = match h {
+                HashAlgorithm::Sha256 => {
+                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk).verify_prehash(digest, &sig)
+                }
+                HashAlgorithm::Sha384 => {
+                    rsa::pkcs1v15::VerifyingKey::<Sha384>::new(pk).verify_prehash(digest, &sig)
+                }
+                HashAlgorithm::Sha512 => {
+                    rsa::pkcs1v15::VerifyingKey::<Sha512>::new(pk).verify_prehash(digest, &sig)
+                }
+            };
+            ok.map_err(|_| VerifyError::Invalid)
+        }
+        DigestSignAlgorithm::RsaPss(h) => {
+            let pk = rsa_key(spki_der)?;
+            let sig = rsa::pss::Signature::try_from(signature)
+                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            // `new` takes the salt length from the digest size: RFC 4055 as Hanko uses it.
+            let ok = match h {
+                HashAlgorithm::Sha256 => {
+                    rsa::pss::VerifyingKey::<Sha256>::new(pk).verify_prehash(digest, &sig)
+                }
+                HashAlgorithm::Sha384 => {
+                    rsa::pss::VerifyingKey::<Sha384>::new(pk).verify_prehash(digest, &sig)
+                }
+                HashAlgorithm::Sha512 => {
+                    rsa::pss::VerifyingKey::<Sha512>::new(pk).verify_prehash(digest, &sig)
+                }
+            };
+            ok.map_err(|_| VerifyError::Invalid)
+        }
+        // The hash need not be the curve's "own" one: ECDSA truncates the digest.
+        DigestSignAlgorithm::Ecdsa(_) => match key {
+            KeyType::EcP256 => {
+                let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+                    .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+                let sig = p256::ecdsa::Signature::from_der(signature)
+                    .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+                vk.verify_prehash(digest, &sig)
+                    .map_err(|_| VerifyError::Invalid)
+            }
+            KeyType::EcP384 => {
+                let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+                    .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+                let sig = p384::ecdsa::Signature::from_der(signature)
+                    .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+                vk.verify_prehash(digest, &sig)
+                    .map_err(|_| VerifyError::Invalid)
+            }
+            other => Err(VerifyError::AlgorithmMismatch {
+                alg: alg.signature_algorithm(),
+                key: other,
+            }),
+        },
+    }
+}
+
+fn key_type_of(spki_der: &[u8]) -> Result<KeyType, VerifyError> {
+    key_type_of_spki(spki_der)
+        .ok_or_else(|| VerifyError::BadKey("not an RSA, P-256, P-384 or Ed25519 key".into()))
 }
 
 fn rsa_key(spki_der: &[u8]) -> Result<RsaPublicKey, VerifyError> {

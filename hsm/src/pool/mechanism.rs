@@ -1,11 +1,11 @@
-//! What each signature algorithm asks of PKCS#11: the block the mechanism signs and the
-//! mechanism with its parameters. The one place that maps [`SignatureAlgorithm`] to
+//! What each signature algorithm asks of PKCS#11: the block the mechanism signs (for a
+//! message, or for a digest the caller computed) and the mechanism with its parameters. The one place that maps [`SignatureAlgorithm`] to
 //! `CKM_*`.
 
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
+use hanko_pki::{DigestSignAlgorithm, HashAlgorithm, SignatureAlgorithm};
 
 /// The mechanism a signature algorithm needs, and its PKCS#11 name (checked against the
 /// token's mechanism list before a pool starts).
@@ -22,10 +22,19 @@ pub(crate) fn sign_mechanism(alg: SignatureAlgorithm) -> (MechanismType, &'stati
 /// What the mechanism signs for `alg`: the software hash, wrapped in a DigestInfo for
 /// PKCS#1 v1.5; the message itself for Ed25519 (PureEdDSA).
 pub(super) fn block_to_sign(alg: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
+    match DigestSignAlgorithm::from_signature_algorithm(alg) {
+        Some(hashed) => digest_block(hashed, &hashed.hash().digest(message)),
+        None => message.to_vec(),
+    }
+}
+
+/// What the mechanism signs for a digest the caller computed: the DER DigestInfo
+/// (`pki::alg`'s table) for PKCS#1 v1.5 under `CKM_RSA_PKCS`; the bare digest for
+/// `CKM_RSA_PKCS_PSS` (the hash named in its parameters) and `CKM_ECDSA`.
+pub(super) fn digest_block(alg: DigestSignAlgorithm, digest: &[u8]) -> Vec<u8> {
     match alg {
-        SignatureAlgorithm::RsaPkcs1v15(h) => h.digest_info(&h.digest(message)),
-        SignatureAlgorithm::Ed25519 => message.to_vec(),
-        other => other.hash().digest(message),
+        DigestSignAlgorithm::RsaPkcs1v15(h) => h.digest_info(digest),
+        DigestSignAlgorithm::RsaPss(_) | DigestSignAlgorithm::Ecdsa(_) => digest.to_vec(),
     }
 }
 

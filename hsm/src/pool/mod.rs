@@ -16,6 +16,29 @@
 //! to DER, verifies the result in software if `verify_after_sign` is set, and answers
 //! through a oneshot channel. The async caller only awaits that channel.
 //!
+//! # Digests the caller computed
+//! `sign_digest` takes the scheme and hash per request ([`DigestSignAlgorithm`]): any
+//! scheme the key's *type* allows, not only the pool's configured algorithm, so an RSA
+//! pool configured for PKCS#1 v1.5 also makes PSS signatures for a CSC client. Which of
+//! those the token offers a mechanism for is asked once, when the pool starts. The
+//! request is checked before it is queued (scheme fits the key, digest as long as the
+//! hash, mechanism offered: `BadInput` otherwise, counted as a refusal), then built into
+//! the same block `sign` would have built from the message's digest: the DigestInfo for
+//! `CKM_RSA_PKCS`, the bare digest for `CKM_RSA_PKCS_PSS` (hash and MGF1 named in its
+//! parameters, salt = hash length) and `CKM_ECDSA`. The worker signs it like any other
+//! job (same DER conversion of ECDSA, same retry) and verify-after-sign checks it
+//! against the digest (`hanko_pki::verify::verify_digest`).
+//!
+//! # Batches of digests
+//! A job carries one or more signatures. `sign_digests` checks the whole batch first,
+//! then splits it into at most `workers` jobs of consecutive digests, queued together
+//! (all or none: `Busy` if the queue lacks room for all of them), and joins the answers
+//! in order; the first failure fails the batch. So one request of 64 digests keeps every
+//! worker busy, yet costs `workers` queue slots, wake-ups and replies instead of 64 (a
+//! batch larger than the queue would otherwise never fit), and a deadline covers the
+//! whole batch. Measured against the two alternatives (one job per digest; the whole
+//! batch in one job), see `items_per_job`.
+//!
 //! # Layout
 //! This file holds the pool's shared state, the [`HsmSigner`] handle and the breaker's
 //! bookkeeping; `worker.rs` the worker threads (one retry on a fresh session, device
@@ -56,7 +79,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hanko_pki::{BoxFuture, KeyType, SignError, SignErrorKind, SignatureAlgorithm};
+use hanko_pki::signer::check_digest_request;
+use hanko_pki::{
+    BoxFuture, DigestSignAlgorithm, KeyType, SignError, SignErrorKind, SignatureAlgorithm,
+};
 use tokio::sync::oneshot;
 
 use crate::PoolConfig;
@@ -81,19 +107,40 @@ pub(crate) struct KeyRef {
     pub(crate) key_type: KeyType,
     pub(crate) alg: SignatureAlgorithm,
     pub(crate) spki: Vec<u8>,
+    /// The digest-signing algorithms the key's type allows and the token offers a
+    /// mechanism for (asked once, when the pool starts).
+    pub(crate) digest_algs: Vec<DigestSignAlgorithm>,
 }
 
-type Reply = oneshot::Sender<Result<Vec<u8>, SignError>>;
+/// A job's answer: one signature per item, in order, or the error that stopped it.
+type Answer = Result<Vec<Vec<u8>>, SignError>;
+type Reply = oneshot::Sender<Answer>;
 
-/// One signing request.
+/// One signing request: one or more signatures made by one worker in one queue slot.
 struct Job {
-    /// The message as given (for verify-after-sign).
-    message: Vec<u8>,
-    /// What the mechanism signs.
-    data: Vec<u8>,
+    /// Signed in order; the first failure fails the job.
+    items: Vec<Item>,
     reply: Reply,
     /// Submission time + `call_timeout`.
     deadline: Instant,
+}
+
+/// One signature's worth of work.
+struct Item {
+    /// The algorithm: the mechanism, and the DER conversion of ECDSA's `r || s`.
+    alg: SignatureAlgorithm,
+    /// What the mechanism signs.
+    data: Vec<u8>,
+    /// What verify-after-sign checks the signature against.
+    check: Check,
+}
+
+/// What a signature must verify against.
+enum Check {
+    /// The message given to `sign`, with the pool's algorithm.
+    Message(Vec<u8>),
+    /// The digest given to `sign_digest(s)`, with the requested algorithm.
+    Digest(DigestSignAlgorithm, Vec<u8>),
 }
 
 /// A worker's job in flight, watched by the watchdog.
@@ -148,11 +195,12 @@ impl Shared {
     }
 
     /// Counts a request's outcome (metrics, stats, log).
-    fn count<T>(&self, result: &Result<T, SignError>) {
+    fn count(&self, result: Result<usize, &SignError>) {
         match result {
-            Ok(_) => {
-                self.counters.signatures.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(m::SIGNATURES, "key" => self.key.label.clone()).increment(1);
+            Ok(n) => {
+                let n = n as u64;
+                self.counters.signatures.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!(m::SIGNATURES, "key" => self.key.label.clone()).increment(n);
             }
             Err(se) => {
                 self.counters.errors[kind_index(se.kind())].fetch_add(1, Ordering::Relaxed);
@@ -173,15 +221,15 @@ impl Shared {
     }
 
     /// Answers a job (whoever holds its reply does this, exactly once).
-    fn answer(&self, reply: Reply, result: Result<Vec<u8>, SignError>) {
-        self.count(&result);
+    fn answer(&self, reply: Reply, result: Answer) {
+        self.count(result.as_ref().map(Vec::len));
         // Before the reply: a caller that saw its answer sees the readiness it caused.
         self.track_breaker(&result);
         let _ = reply.send(result);
     }
 
     /// Feeds an answered job's outcome to the breaker; logs and counts what changed.
-    fn track_breaker(&self, result: &Result<Vec<u8>, SignError>) {
+    fn track_breaker(&self, result: &Answer) {
         let key = &self.key.label;
         let (transition, error) = match result {
             Ok(_) => (self.breaker.record_success(), None),
@@ -223,7 +271,7 @@ impl Shared {
     fn refuse(&self, e: &Error) -> SignError {
         let se = self.error(e);
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        self.count::<()>(&Err(se.clone()));
+        self.count(Err(&se));
         se
     }
 }
@@ -341,35 +389,145 @@ impl HsmSigner {
     }
 
     async fn sign_inner(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let alg = self.shared.key.alg;
+        let item = Item {
+            alg,
+            data: mechanism::block_to_sign(alg, message),
+            check: Check::Message(message.to_vec()),
+        };
+        self.submit_one(item).await
+    }
+
+    async fn sign_digest_inner(
+        &self,
+        alg: DigestSignAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        let item = self.digest_item(alg, digest)?;
+        self.submit_one(item).await
+    }
+
+    /// A batch: checked whole first, then split into at most `workers` jobs of
+    /// consecutive digests (see [`jobs_for_batch`]), all queued at once or none.
+    async fn sign_digests_inner(
+        &self,
+        alg: DigestSignAlgorithm,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, SignError> {
+        let mut items = Vec::with_capacity(digests.len());
+        for d in digests {
+            items.push(self.digest_item(alg, d)?);
+        }
+        let per_job = items_per_job(items.len(), self.shared.cfg.workers);
+        let mut jobs = Vec::new();
+        let mut rest = items.into_iter().peekable();
+        while rest.peek().is_some() {
+            jobs.push(rest.by_ref().take(per_job).collect());
+        }
+        let answers = self.submit(jobs)?;
+        let mut out = Vec::with_capacity(digests.len());
+        for answer in answers {
+            out.extend(self.await_answer(answer).await?);
+        }
+        Ok(out)
+    }
+
+    /// The work item of one digest, after the checks every `sign_digest` makes: the
+    /// scheme fits the key type, the digest the hash, and the token offers the mechanism
+    /// (all `BadInput`, refused before the queue, counted as refusals).
+    fn digest_item(&self, alg: DigestSignAlgorithm, digest: &[u8]) -> Result<Item, SignError> {
+        let sh = &self.shared;
+        let checked = check_digest_request(sh.key.key_type, alg, digest).and_then(|()| {
+            if sh.key.digest_algs.contains(&alg) {
+                return Ok(());
+            }
+            let (_, mechanism) = sign_mechanism(alg.signature_algorithm());
+            Err(sh.error(&Error::MechanismNotOffered {
+                token: sh.hsm.label.clone(),
+                mechanism,
+            }))
+        });
+        if let Err(se) = checked {
+            sh.counters.refused.fetch_add(1, Ordering::Relaxed);
+            sh.count(Err(&se));
+            return Err(se);
+        }
+        Ok(Item {
+            alg: alg.signature_algorithm(),
+            data: mechanism::digest_block(alg, digest),
+            check: Check::Digest(alg, digest.to_vec()),
+        })
+    }
+
+    /// One item in one job; its one signature.
+    async fn submit_one(&self, item: Item) -> Result<Vec<u8>, SignError> {
+        let mut sigs = Vec::new();
+        for answer in self.submit(vec![vec![item]])? {
+            sigs = self.await_answer(answer).await?;
+        }
+        sigs.pop().ok_or_else(|| {
+            // A worker answers a job with one signature per item or with an error.
+            SignError::new(
+                SignErrorKind::Device,
+                "the signing pool answered no signature",
+            )
+        })
+    }
+
+    /// Queues one job per element of `jobs`, all or none: `Busy` if the queue has no room
+    /// for all of them. Returns the receivers in the order of `jobs`.
+    fn submit(&self, jobs: Vec<Vec<Item>>) -> Result<Vec<oneshot::Receiver<Answer>>, SignError> {
         let sh = &self.shared;
         if !sh.hsm.is_ready() {
             return Err(sh.refuse(&Error::NotReady(sh.hsm.label.clone())));
         }
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            message: message.to_vec(),
-            data: mechanism::block_to_sign(sh.key.alg, message),
-            reply,
-            deadline: deadline_after(sh.cfg.call_timeout),
-        };
+        let deadline = deadline_after(sh.cfg.call_timeout);
+        let mut answers = Vec::with_capacity(jobs.len());
         {
             let mut q = sh.lock_queue();
             if q.closed {
                 drop(q);
                 return Err(sh.refuse(&Error::PoolClosed(sh.key.label.clone())));
             }
-            if q.jobs.len() >= sh.cfg.queue_depth {
+            if q.jobs.len() + jobs.len() > sh.cfg.queue_depth {
                 drop(q);
                 return Err(sh.refuse(&Error::Busy(sh.key.label.clone())));
             }
-            q.jobs.push_back(job);
+            for items in jobs {
+                let (reply, answer) = oneshot::channel();
+                q.jobs.push_back(Job {
+                    items,
+                    reply,
+                    deadline,
+                });
+                answers.push(answer);
+            }
         }
-        sh.job_ready.notify_one();
+        if answers.len() == 1 {
+            sh.job_ready.notify_one();
+        } else {
+            sh.job_ready.notify_all();
+        }
+        Ok(answers)
+    }
+
+    async fn await_answer(&self, answer: oneshot::Receiver<Answer>) -> Answer {
         match answer.await {
             Ok(result) => result, // counted by whoever answered
-            Err(_) => Err(sh.refuse(&Error::PoolClosed(sh.key.label.clone()))),
+            Err(_) => Err(self
+                .shared
+                .refuse(&Error::PoolClosed(self.shared.key.label.clone()))),
         }
     }
+}
+
+/// How many digests of a batch of `n` one job carries, for a pool of `workers`.
+///
+/// A batch is split into at most `workers` jobs of consecutive digests, so that one
+/// request keeps every worker busy while each job costs one queue slot, one wake-up and
+/// one reply however many digests it carries. MEASURED: see `BATCH_SPLIT_MEASURED`.
+fn items_per_job(n: usize, workers: usize) -> usize {
+    n.div_ceil(workers.max(1)).max(1)
 }
 
 impl Drop for HsmSigner {
@@ -398,6 +556,26 @@ impl hanko_pki::Signer for HsmSigner {
 
     fn sign<'a>(&'a self, message: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
         Box::pin(self.sign_inner(message))
+    }
+
+    /// Any scheme the key's type allows and the token offers a mechanism for, whatever
+    /// the pool's configured algorithm; verified after signing like `sign`.
+    fn sign_digest<'a>(
+        &'a self,
+        alg: DigestSignAlgorithm,
+        digest: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
+        Box::pin(self.sign_digest_inner(alg, digest))
+    }
+
+    /// Spread over the workers: at most `workers` jobs of consecutive digests, queued
+    /// together (see the module docs, "Batches of digests").
+    fn sign_digests<'a>(
+        &'a self,
+        alg: DigestSignAlgorithm,
+        digests: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, SignError>> {
+        Box::pin(self.sign_digests_inner(alg, digests))
     }
 
     /// The token is ready and the breaker is not open (see the module docs).

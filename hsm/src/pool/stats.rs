@@ -34,14 +34,16 @@ pub(super) struct Counters {
 
 /// What a signing pool has done since it started (see [`crate::HsmSigner::stats`]).
 ///
-/// Every request is counted exactly once, in `signatures` or in `errors`. Attempts are
+/// Every request is counted exactly once, in `signatures` or in `errors` (a batch of
+/// digests is one request per job it was split into; its signatures count one each;
+/// see the pool's module docs). Attempts are
 /// counted separately: a request makes one attempt on the token, or two when the first
 /// failed and was retried. So, unless a deadline passed while an attempt was running,
 /// `total_errors()` = `total_failed_attempts() - retries + refused + deadline_expired`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// Requests answered with a signature.
+    /// Signatures handed out (a request answered with N signatures counts N).
     pub signatures: u64,
     /// Requests answered with an error, by kind (only kinds that occurred).
     pub errors: Vec<(SignErrorKind, u64)>,

@@ -31,7 +31,7 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use hanko_pki::{SignErrorKind, SignatureAlgorithm};
 
-use super::{InFlight, Job, Shared, WorkerSlot, kind_index, mechanism};
+use super::{Check, InFlight, Item, Job, Shared, WorkerSlot, kind_index, mechanism};
 use crate::error::{Error, ReturnValue};
 use crate::metrics_names as m;
 use crate::module::ModuleState;
@@ -89,8 +89,7 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
     tracing::debug!(key = %sh.key.label, worker = slot.id, "signing worker started");
     while let Some(job) = next_job(&sh) {
         let Job {
-            message,
-            data,
+            items,
             reply,
             deadline,
         } = job;
@@ -108,7 +107,23 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             f.reply = Some(reply);
             f.abandoned = false;
         }
-        let result = process(&sh, &mut ws, &message, &data, deadline);
+        // A job's items in order; the first failure answers the whole job.
+        let mut sigs = Vec::with_capacity(items.len());
+        let mut failed = None;
+        for item in &items {
+            // The watchdog took the reply: the deadline passed, the rest is not wanted.
+            if lock_inflight(&slot).reply.is_none() {
+                break;
+            }
+            match process(&sh, &mut ws, item, deadline) {
+                Ok(sig) => sigs.push(sig),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let result = failed.map_or(Ok(sigs), Err);
         let (reply, abandoned) = {
             let mut f = lock_inflight(&slot);
             f.since = None;
@@ -153,11 +168,10 @@ fn worth_retrying(e: &Error) -> bool {
 fn process(
     sh: &Shared,
     ws: &mut Option<WorkerSession>,
-    message: &[u8],
-    data: &[u8],
+    item: &Item,
     deadline: Instant,
 ) -> Result<Vec<u8>, Error> {
-    let (first, epoch) = match attempt(sh, ws, message, data) {
+    let (first, epoch) = match attempt(sh, ws, item) {
         Ok(sig) => return Ok(sig),
         Err(failed) => failed,
     };
@@ -172,7 +186,7 @@ fn process(
         .increment(1);
         tracing::info!(key = %sh.key.label, error = %first,
             "signing attempt failed; retrying once on a fresh session");
-        match attempt(sh, ws, message, data) {
+        match attempt(sh, ws, item) {
             Ok(sig) => {
                 sh.counters
                     .retries_succeeded
@@ -194,10 +208,9 @@ fn process(
 fn attempt(
     sh: &Shared,
     ws: &mut Option<WorkerSession>,
-    message: &[u8],
-    data: &[u8],
+    item: &Item,
 ) -> Result<Vec<u8>, (Error, u64)> {
-    let r = sign_once(sh, ws, message, data);
+    let r = sign_once(sh, ws, item);
     if let Err((e, _)) = &r {
         sh.counters.failed_attempts[kind_index(e.kind())].fetch_add(1, Ordering::Relaxed);
     }
@@ -205,11 +218,19 @@ fn attempt(
 }
 
 /// Verify-after-sign, if configured.
-fn check_signature(sh: &Shared, message: &[u8], sig: Vec<u8>) -> Result<Vec<u8>, Error> {
+fn check_signature(sh: &Shared, check: &Check, sig: Vec<u8>) -> Result<Vec<u8>, Error> {
     if !sh.cfg.verify_after_sign {
         return Ok(sig);
     }
-    match hanko_pki::verify::verify(&sh.key.spki, sh.key.alg, message, &sig) {
+    let verified = match check {
+        Check::Message(message) => {
+            hanko_pki::verify::verify(&sh.key.spki, sh.key.alg, message, &sig)
+        }
+        Check::Digest(alg, digest) => {
+            hanko_pki::verify::verify_digest(&sh.key.spki, *alg, digest, &sig)
+        }
+    };
+    match verified {
         Ok(()) => Ok(sig),
         Err(e) => {
             sh.counters.verify_failures.fetch_add(1, Ordering::Relaxed);
@@ -240,8 +261,7 @@ fn close_session(sh: &Shared, ws: Option<WorkerSession>) {
 fn sign_once(
     sh: &Shared,
     ws: &mut Option<WorkerSession>,
-    message: &[u8],
-    data: &[u8],
+    item: &Item,
 ) -> Result<Vec<u8>, (Error, u64)> {
     let state = sh.hsm.module.read();
     let epoch = sh.hsm.module.epoch();
@@ -255,7 +275,7 @@ fn sign_once(
             *ws = Some(w);
         }
     }
-    let result = sign_in_session(sh, &state, ws, epoch, message, data);
+    let result = sign_in_session(sh, &state, ws, epoch, item);
     if result.is_err()
         && let Some(w) = ws.take()
         && state.initialized
@@ -311,15 +331,15 @@ fn sign_in_session(
     state: &ModuleState,
     ws: &mut Option<WorkerSession>,
     epoch: u64,
-    message: &[u8],
-    data: &[u8],
+    item: &Item,
 ) -> Result<Vec<u8>, Error> {
+    let data = item.data.as_slice();
     let token = sh.hsm.label.as_str();
     let w = match ws {
         Some(w) => w,
         None => ws.insert(open_session(sh, state, epoch)?),
     };
-    let mech = mechanism::mechanism(sh.key.alg);
+    let mech = mechanism::mechanism(item.alg);
     let mut signed = w.session.sign(&mech, w.key, data);
     if let Err(cryptoki::error::Error::Pkcs11(
         rv @ (RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid),
@@ -344,7 +364,7 @@ fn sign_in_session(
         }
     }
     let raw = signed.map_err(|e| Error::from_cryptoki(e, token))?;
-    let sig = if matches!(sh.key.alg, SignatureAlgorithm::Ecdsa(_)) {
+    let sig = if matches!(item.alg, SignatureAlgorithm::Ecdsa(_)) {
         spki::ecdsa_raw_to_der(&raw).ok_or_else(|| {
             sh.counters.verify_failures.fetch_add(1, Ordering::Relaxed);
             Error::BadSignature {
@@ -355,5 +375,5 @@ fn sign_in_session(
     } else {
         raw
     };
-    check_signature(sh, message, sig)
+    check_signature(sh, &item.check, sig)
 }

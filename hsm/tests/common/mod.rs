@@ -292,3 +292,48 @@ pub fn openssl_verify(spki: &[u8], alg: SignatureAlgorithm, msg: &[u8], sig: &[u
     let stdout = String::from_utf8_lossy(&out.stdout);
     out.status.success() && stdout.contains("Signature Verified Successfully")
 }
+
+/// Verifies a signature over a digest with `openssl pkeyutl -verify` (no `-rawin`: the
+/// input IS the digest, and `-pkeyopt digest:` names its hash; for PSS the salt is the
+/// digest's length and MGF1 uses the same hash, OpenSSL's defaults for it). Returns
+/// whether OpenSSL accepted the signature.
+pub fn openssl_verify_digest(
+    spki: &[u8],
+    alg: hanko_pki::DigestSignAlgorithm,
+    digest: &[u8],
+    sig: &[u8],
+) -> bool {
+    use hanko_pki::DigestSignAlgorithm;
+    let dir = tempfile::tempdir().unwrap();
+    let pem = spki_to_pem(spki, dir.path());
+    let d = dir.path().join("digest");
+    let sg = dir.path().join("sig");
+    std::fs::write(&d, digest).unwrap();
+    std::fs::write(&sg, sig).unwrap();
+    let mut args: Vec<String> = [
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        s(&pem),
+        "-in",
+        s(&d),
+        "-sigfile",
+        s(&sg),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(["-pkeyopt".into(), format!("digest:{}", alg.hash().name())]);
+    if let DigestSignAlgorithm::RsaPss(_) = alg {
+        args.extend([
+            "-pkeyopt".into(),
+            "rsa_padding_mode:pss".into(),
+            "-pkeyopt".into(),
+            "rsa_pss_saltlen:digest".into(),
+        ]);
+    }
+    let out = Command::new("openssl").args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && stdout.contains("Signature Verified Successfully")
+}

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hanko_pki::{BoxFuture, SignError, SignErrorKind, SignatureAlgorithm, Signer};
+use hanko_pki::{
+    BoxFuture, DigestSignAlgorithm, SignError, SignErrorKind, SignatureAlgorithm, Signer,
+};
 use hanko_tsa::request::RawTimeStampReq;
 use hanko_tsa::{
     ClockProblem, ClockStatus, Error, FailureInfo, Outcome, PolicyId, Rejection, TimeStampUnit,
@@ -499,6 +501,13 @@ impl Signer for DeadDevice {
                 "C_Sign: CKR_DEVICE_REMOVED (token \"hanko-dev\")",
             ))
         })
+    }
+    fn sign_digest<'a>(
+        &'a self,
+        _: DigestSignAlgorithm,
+        digest: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, SignError>> {
+        self.sign(digest)
     }
 }
 
