@@ -13,7 +13,7 @@
 //! ```text
 //!   async caller ── Signer::sign ──> hash in software, build the block to sign
 //!            └───── Signer::sign_digest(s) ──> check scheme and length, build the block
-//!                                        │ (a batch: at most `workers` jobs)
+//!                                        │ (a batch: one job per digest, all or none)
 //!                                        │ queue full -> Busy at once
 //!                                        v
 //!                 bounded queue ──> worker 1 .. worker N (OS threads, one Session each)

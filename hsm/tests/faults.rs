@@ -21,7 +21,8 @@
 //!   call, with probability 0.1, and always (every request fails, with the right kind);
 //!   P-256, plus RSA-3072 with probability 0.1.
 //! * `delay below/above deadline`, `hang all`, `hang one`, `hang does not block
-//!   recovery`, `corrupt ...`, `unplug and replug`: see each function.
+//!   recovery`, `corrupt ...` (also over digest batches), `unplug and replug`: see each
+//!   function.
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
 mod common;
@@ -33,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use hanko_hsm::{HsmSigner, PoolConfig};
 use hanko_pkcs11_mock::{Function, Kind};
-use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+use hanko_pki::{
+    DigestSignAlgorithm, HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer,
+};
 
 use mockenv::{Load, MockEnv, delta, resumes_within};
 
@@ -458,6 +461,41 @@ async fn corrupt(env: &MockEnv, key: (&str, SignatureAlgorithm), mode: Mode) {
     assert!(signer.is_ready(), "{name}: not ready after recovery");
 }
 
+/// Verify-after-sign covers digests the caller computed too: batches signed while every
+/// 5th C_Sign returns a corrupted signature (RSA-3072, PSS over SHA-384 digests, on a pool
+/// configured for PKCS#1 v1.5) hand out only signatures that verify; each corruption is
+/// caught and signed again.
+async fn corrupt_digest_batches(env: &MockEnv) {
+    let signer = signer(env, RSA, Duration::from_secs(10), true).await;
+    let alg = DigestSignAlgorithm::RsaPss(HashAlgorithm::Sha384);
+    let before = env.stats();
+    env.set_faults("seed 11\ncorrupt fn=C_Sign mode=every n=5\n");
+    let mut signed = Vec::new();
+    for round in 0..4u8 {
+        let digests: Vec<Vec<u8>> = (0..16u8).map(|i| alg.hash().digest(&[round, i])).collect();
+        let sigs = signer.sign_digests(alg, &digests).await.unwrap();
+        signed.extend(digests.into_iter().zip(sigs));
+    }
+    let after = env.stats();
+    env.clear_faults();
+    let corrupted = delta(&before, &after, Function::C_Sign, Kind::Corrupt);
+    let ps = signer.stats();
+    println!(
+        "corrupt digest batches: corrupted {corrupted}; verify failures {}, retries ok {}",
+        ps.verify_failures, ps.retries_succeeded
+    );
+    assert!(corrupted > 0);
+    assert_eq!(ps.verify_failures, corrupted, "{ps:?}");
+    assert_eq!(ps.retries_succeeded, corrupted, "{ps:?}");
+    let spki = signer.public_key_der();
+    for (d, s) in &signed {
+        assert_eq!(hanko_pki::verify::verify_digest(spki, alg, d, s), Ok(()));
+    }
+    for (d, s) in signed.iter().step_by(9) {
+        assert!(common::openssl_verify_digest(spki, alg, d, s));
+    }
+}
+
 /// Negative control: with verify-after-sign off, the corrupted signature does get out,
 /// and both verifiers reject it. (This is what the check above protects against.)
 async fn corrupt_unchecked(env: &MockEnv) {
@@ -579,6 +617,10 @@ fn scenarios() -> Vec<Scenario> {
     v.push((
         "corrupt p256 Always".into(),
         Box::new(|e| Box::pin(corrupt(e, P256, Mode::Always))),
+    ));
+    v.push((
+        "corrupt digest batches".into(),
+        Box::new(|e| Box::pin(corrupt_digest_batches(e))),
     ));
     v.push((
         "corrupt unchecked".into(),

@@ -395,26 +395,30 @@ async fn digest_refusals_are_bad_input() {
     bad_input(rsa.sign_digest(ecdsa, &[7; 32]).await);
 }
 
-/// A batch larger than the queue is split over the workers (one queue slot per job, not
-/// per digest), keeps its order, and PKCS#1 v1.5 (deterministic) gives over a digest the
-/// signature `sign` gives over the message.
-async fn a_batch_keeps_order_and_fits_a_small_queue() {
+/// A batch keeps its order, takes one queue slot per digest (one larger than the queue
+/// is refused whole, as `BadInput`, since it could never be queued), and PKCS#1 v1.5
+/// (deterministic) gives over a digest the signature `sign` gives over the message.
+async fn a_batch_keeps_order_and_one_over_the_queue_is_refused() {
     key("batch-rsa", KeyType::Rsa { bits: 3072 });
     let alg = DigestSignAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256);
     let signer = token()
         .hsm
         .signer("batch-rsa", alg.signature_algorithm(), pool(2))
         .unwrap();
-    let messages: Vec<Vec<u8>> = (0..40u32)
+    let depth = signer.pool_config().queue_depth;
+    let messages: Vec<Vec<u8>> = (0..depth)
         .map(|i| format!("doc {i}").into_bytes())
         .collect();
-    let digests: Vec<Vec<u8>> = messages.iter().map(|m| alg.hash().digest(m)).collect();
-    assert!(digests.len() > signer.pool_config().queue_depth);
+    let mut digests: Vec<Vec<u8>> = messages.iter().map(|m| alg.hash().digest(m)).collect();
     let sigs = signer.sign_digests(alg, &digests).await.unwrap();
     assert_eq!(sigs.len(), messages.len());
-    for (m, s) in messages.iter().zip(&sigs).step_by(7) {
+    for (m, s) in messages.iter().zip(&sigs).step_by(5) {
         assert_eq!(&signer.sign(m).await.unwrap(), s);
     }
+    digests.push(alg.hash().digest(b"one too many"));
+    let e = signer.sign_digests(alg, &digests).await.unwrap_err();
+    assert_eq!(e.kind(), SignErrorKind::BadInput, "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
 }
 
 fn main() {
@@ -434,9 +438,10 @@ fn main() {
         ("digest_refusals_are_bad_input", || {
             common::block_on(digest_refusals_are_bad_input())
         }),
-        ("a_batch_keeps_order_and_fits_a_small_queue", || {
-            common::block_on(a_batch_keeps_order_and_fits_a_small_queue())
-        }),
+        (
+            "a_batch_keeps_order_and_one_over_the_queue_is_refused",
+            || common::block_on(a_batch_keeps_order_and_one_over_the_queue_is_refused()),
+        ),
         ("ed25519_or_a_clear_not_offered_error", || {
             common::block_on(ed25519_or_a_clear_not_offered_error())
         }),

@@ -30,14 +30,23 @@
 //! against the digest (`hanko_pki::verify::verify_digest`).
 //!
 //! # Batches of digests
-//! A job carries one or more signatures. `sign_digests` checks the whole batch first,
-//! then splits it into at most `workers` jobs of consecutive digests, queued together
-//! (all or none: `Busy` if the queue lacks room for all of them), and joins the answers
-//! in order; the first failure fails the batch. So one request of 64 digests keeps every
-//! worker busy, yet costs `workers` queue slots, wake-ups and replies instead of 64 (a
-//! batch larger than the queue would otherwise never fit), and a deadline covers the
-//! whole batch. Measured against the two alternatives (one job per digest; the whole
-//! batch in one job), see `items_per_job`.
+//! `sign_digests` checks the whole batch first (a batch larger than `queue_depth` could
+//! never be queued: `BadInput`), then queues one job per digest, all or none (`Busy` if
+//! the queue lacks room for all of them), and joins the answers in order; the first
+//! failure fails the batch. So one request of 64 digests spreads over every worker, each
+//! signature has its own retry and deadline, and verify-after-sign checks each.
+//!
+//! One job per digest was measured against the alternatives, each on the 2-core shared
+//! machine of benches/RESULTS.md (2026-12-02, load average 9-12, `hanko-bench hsm
+//! --digest-batches 64 --workers 2 --seconds 2 --no-verify`, 4-5 alternating rounds,
+//! median of digest signs/s ÷ raw signs/s of the same pool): one job per digest
+//! RSA-3072 0.91, P-256 0.93; at most `workers` jobs of consecutive digests RSA-3072 0.57,
+//! P-256 1.07; the whole batch in one job (one queue slot) RSA-3072 0.45, P-256 1.29.
+//! Long jobs amortise the hand-off, which matters for P-256 (~50 µs a signature) but not
+//! for RSA-3072, where they lost half the rate on that machine (a long job holds one
+//! worker while the others idle at the end of each call); a real HSM's 1-10 ms per call
+//! makes every signature cost like RSA-3072 here, and spreading a batch over many
+//! sessions is what its latency asks for.
 //!
 //! # Layout
 //! This file holds the pool's shared state, the [`HsmSigner`] handle and the breaker's
@@ -112,14 +121,13 @@ pub(crate) struct KeyRef {
     pub(crate) digest_algs: Vec<DigestSignAlgorithm>,
 }
 
-/// A job's answer: one signature per item, in order, or the error that stopped it.
-type Answer = Result<Vec<Vec<u8>>, SignError>;
+/// A job's answer: its signature, or why there is none.
+type Answer = Result<Vec<u8>, SignError>;
 type Reply = oneshot::Sender<Answer>;
 
-/// One signing request: one or more signatures made by one worker in one queue slot.
+/// One signing request: one signature, one queue slot.
 struct Job {
-    /// Signed in order; the first failure fails the job.
-    items: Vec<Item>,
+    item: Item,
     reply: Reply,
     /// Submission time + `call_timeout`.
     deadline: Instant,
@@ -195,12 +203,11 @@ impl Shared {
     }
 
     /// Counts a request's outcome (metrics, stats, log).
-    fn count(&self, result: Result<usize, &SignError>) {
+    fn count<T>(&self, result: &Result<T, SignError>) {
         match result {
-            Ok(n) => {
-                let n = n as u64;
-                self.counters.signatures.fetch_add(n, Ordering::Relaxed);
-                metrics::counter!(m::SIGNATURES, "key" => self.key.label.clone()).increment(n);
+            Ok(_) => {
+                self.counters.signatures.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(m::SIGNATURES, "key" => self.key.label.clone()).increment(1);
             }
             Err(se) => {
                 self.counters.errors[kind_index(se.kind())].fetch_add(1, Ordering::Relaxed);
@@ -222,7 +229,7 @@ impl Shared {
 
     /// Answers a job (whoever holds its reply does this, exactly once).
     fn answer(&self, reply: Reply, result: Answer) {
-        self.count(result.as_ref().map(Vec::len));
+        self.count(&result);
         // Before the reply: a caller that saw its answer sees the readiness it caused.
         self.track_breaker(&result);
         let _ = reply.send(result);
@@ -271,7 +278,7 @@ impl Shared {
     fn refuse(&self, e: &Error) -> SignError {
         let se = self.error(e);
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        self.count(Err(&se));
+        self.count::<()>(&Err(se.clone()));
         se
     }
 }
@@ -407,27 +414,36 @@ impl HsmSigner {
         self.submit_one(item).await
     }
 
-    /// A batch: checked whole first, then split into at most `workers` jobs of
-    /// consecutive digests (see [`jobs_for_batch`]), all queued at once or none.
+    /// A batch: checked whole first, then one job per digest, all queued at once or none
+    /// (see the module docs, "Batches of digests"); the answers joined in order.
     async fn sign_digests_inner(
         &self,
         alg: DigestSignAlgorithm,
         digests: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, SignError> {
+        let sh = &self.shared;
+        if digests.len() > sh.cfg.queue_depth {
+            let se = SignError::new(
+                SignErrorKind::BadInput,
+                format!(
+                    "a batch of {} digests is larger than key \"{}\"'s signing queue ({})",
+                    digests.len(),
+                    sh.key.label,
+                    sh.cfg.queue_depth
+                ),
+            );
+            sh.counters.refused.fetch_add(1, Ordering::Relaxed);
+            sh.count::<()>(&Err(se.clone()));
+            return Err(se);
+        }
         let mut items = Vec::with_capacity(digests.len());
         for d in digests {
             items.push(self.digest_item(alg, d)?);
         }
-        let per_job = items_per_job(items.len(), self.shared.cfg.workers);
-        let mut jobs = Vec::new();
-        let mut rest = items.into_iter().peekable();
-        while rest.peek().is_some() {
-            jobs.push(rest.by_ref().take(per_job).collect());
-        }
-        let answers = self.submit(jobs)?;
+        let answers = self.submit(items)?;
         let mut out = Vec::with_capacity(digests.len());
         for answer in answers {
-            out.extend(self.await_answer(answer).await?);
+            out.push(self.await_answer(answer).await?);
         }
         Ok(out)
     }
@@ -449,7 +465,7 @@ impl HsmSigner {
         });
         if let Err(se) = checked {
             sh.counters.refused.fetch_add(1, Ordering::Relaxed);
-            sh.count(Err(&se));
+            sh.count::<()>(&Err(se.clone()));
             return Err(se);
         }
         Ok(Item {
@@ -459,44 +475,41 @@ impl HsmSigner {
         })
     }
 
-    /// One item in one job; its one signature.
+    /// One item in one job; its signature.
     async fn submit_one(&self, item: Item) -> Result<Vec<u8>, SignError> {
-        let mut sigs = Vec::new();
-        for answer in self.submit(vec![vec![item]])? {
-            sigs = self.await_answer(answer).await?;
-        }
-        sigs.pop().ok_or_else(|| {
-            // A worker answers a job with one signature per item or with an error.
-            SignError::new(
+        match self.submit(vec![item])?.pop() {
+            Some(answer) => self.await_answer(answer).await,
+            // `submit` returns one receiver per item.
+            None => Err(SignError::new(
                 SignErrorKind::Device,
-                "the signing pool answered no signature",
-            )
-        })
+                "the signing pool queued no job",
+            )),
+        }
     }
 
-    /// Queues one job per element of `jobs`, all or none: `Busy` if the queue has no room
-    /// for all of them. Returns the receivers in the order of `jobs`.
-    fn submit(&self, jobs: Vec<Vec<Item>>) -> Result<Vec<oneshot::Receiver<Answer>>, SignError> {
+    /// Queues one job per item, all or none: `Busy` if the queue has no room for all of
+    /// them. Returns the receivers in the order of `items`.
+    fn submit(&self, items: Vec<Item>) -> Result<Vec<oneshot::Receiver<Answer>>, SignError> {
         let sh = &self.shared;
         if !sh.hsm.is_ready() {
             return Err(sh.refuse(&Error::NotReady(sh.hsm.label.clone())));
         }
         let deadline = deadline_after(sh.cfg.call_timeout);
-        let mut answers = Vec::with_capacity(jobs.len());
+        let mut answers = Vec::with_capacity(items.len());
         {
             let mut q = sh.lock_queue();
             if q.closed {
                 drop(q);
                 return Err(sh.refuse(&Error::PoolClosed(sh.key.label.clone())));
             }
-            if q.jobs.len() + jobs.len() > sh.cfg.queue_depth {
+            if q.jobs.len() + items.len() > sh.cfg.queue_depth {
                 drop(q);
                 return Err(sh.refuse(&Error::Busy(sh.key.label.clone())));
             }
-            for items in jobs {
+            for item in items {
                 let (reply, answer) = oneshot::channel();
                 q.jobs.push_back(Job {
-                    items,
+                    item,
                     reply,
                     deadline,
                 });
@@ -519,15 +532,6 @@ impl HsmSigner {
                 .refuse(&Error::PoolClosed(self.shared.key.label.clone()))),
         }
     }
-}
-
-/// How many digests of a batch of `n` one job carries, for a pool of `workers`.
-///
-/// A batch is split into at most `workers` jobs of consecutive digests, so that one
-/// request keeps every worker busy while each job costs one queue slot, one wake-up and
-/// one reply however many digests it carries. MEASURED: see `BATCH_SPLIT_MEASURED`.
-fn items_per_job(n: usize, workers: usize) -> usize {
-    n.div_ceil(workers.max(1)).max(1)
 }
 
 impl Drop for HsmSigner {
@@ -568,8 +572,8 @@ impl hanko_pki::Signer for HsmSigner {
         Box::pin(self.sign_digest_inner(alg, digest))
     }
 
-    /// Spread over the workers: at most `workers` jobs of consecutive digests, queued
-    /// together (see the module docs, "Batches of digests").
+    /// One job per digest, queued together, so the batch spreads over every worker (see
+    /// the module docs, "Batches of digests").
     fn sign_digests<'a>(
         &'a self,
         alg: DigestSignAlgorithm,

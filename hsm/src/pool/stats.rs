@@ -35,15 +35,15 @@ pub(super) struct Counters {
 /// What a signing pool has done since it started (see [`crate::HsmSigner::stats`]).
 ///
 /// Every request is counted exactly once, in `signatures` or in `errors` (a batch of
-/// digests is one request per job it was split into; its signatures count one each;
-/// see the pool's module docs). Attempts are
+/// digests is one request per digest, unless it is refused whole before it is queued).
+/// Attempts are
 /// counted separately: a request makes one attempt on the token, or two when the first
 /// failed and was retried. So, unless a deadline passed while an attempt was running,
 /// `total_errors()` = `total_failed_attempts() - retries + refused + deadline_expired`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// Signatures handed out (a request answered with N signatures counts N).
+    /// Requests answered with a signature.
     pub signatures: u64,
     /// Requests answered with an error, by kind (only kinds that occurred).
     pub errors: Vec<(SignErrorKind, u64)>,

@@ -89,7 +89,7 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
     tracing::debug!(key = %sh.key.label, worker = slot.id, "signing worker started");
     while let Some(job) = next_job(&sh) {
         let Job {
-            items,
+            item,
             reply,
             deadline,
         } = job;
@@ -107,23 +107,7 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             f.reply = Some(reply);
             f.abandoned = false;
         }
-        // A job's items in order; the first failure answers the whole job.
-        let mut sigs = Vec::with_capacity(items.len());
-        let mut failed = None;
-        for item in &items {
-            // The watchdog took the reply: the deadline passed, the rest is not wanted.
-            if lock_inflight(&slot).reply.is_none() {
-                break;
-            }
-            match process(&sh, &mut ws, item, deadline) {
-                Ok(sig) => sigs.push(sig),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        let result = failed.map_or(Ok(sigs), Err);
+        let result = process(&sh, &mut ws, &item, deadline);
         let (reply, abandoned) = {
             let mut f = lock_inflight(&slot);
             f.since = None;
