@@ -13,7 +13,11 @@
 //! PIN comes from `HANKO_PIN` / `HANKO_PIN_FILE`, as for the server.
 //!
 //! It measures the HSM layer only: no ASN.1, no HTTP, no log writes.
+//!
+//! With `--digest-batches 1,64` it measures signing digests the caller computed instead
+//! (the CSC API's `signHash` path), as a ratio to the raw rate: see [`digest`].
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
-use hanko_pki::{HashAlgorithm, KeyType, SignErrorKind, SignatureAlgorithm, Signer};
+use hanko_pki::{HashAlgorithm, KeyType, SignError, SignErrorKind, SignatureAlgorithm, Signer};
 
 use crate::stats::Samples;
+
+pub mod digest;
 
 /// Options of `hanko-bench hsm`.
 #[derive(Debug, clap::Args)]
@@ -53,6 +59,11 @@ pub struct Args {
     /// Only these key types (`rsa3072`, `p256`); default both.
     #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
     pub keys: Vec<String>,
+    /// Instead of the worker scan: signing digests (`Signer::sign_digests`) in batches of
+    /// these sizes, e.g. `1,64`, with `--workers` workers, as a ratio to the raw rate of
+    /// the same pool (see `hsm/digest.rs`).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub digest_batches: Vec<u64>,
 }
 
 /// One row of the result table.
@@ -115,6 +126,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if !args.digest_batches.is_empty() {
+        println!(
+            "hanko-bench hsm --digest-batches: token \"{}\", {} s per row, {max_workers} workers, \
+             callers = 2 x workers",
+            hsm.token_label(),
+            args.seconds
+        );
+        let batches: Vec<usize> = args.digest_batches.iter().map(|b| *b as usize).collect();
+        digest::run(
+            &rt,
+            &hsm,
+            &keys,
+            &verify_modes,
+            max_workers,
+            &batches,
+            seconds,
+        )?;
+        return Ok(());
+    }
     println!(
         "hanko-bench hsm: token \"{}\", {} s per row, callers = 2 x workers",
         hsm.token_label(),
@@ -279,19 +309,44 @@ pub(crate) async fn drive_signer<S: Signer + 'static>(
     callers: usize,
     seconds: Duration,
 ) -> anyhow::Result<(Samples, f64)> {
-    let message = vec![0x5au8; 220];
+    let message: Arc<[u8]> = vec![0x5au8; 220].into();
+    let (samples, _, elapsed) = drive(callers, seconds, move || {
+        let s = signer.clone();
+        let msg = message.clone();
+        async move { s.sign(&msg).await.map(|_| 1) }
+    })
+    .await?;
+    Ok((samples, elapsed))
+}
+
+/// Keeps `callers` concurrent async callers running `call` one after the other for
+/// `seconds`. Returns the latency of every successful call, the signatures the calls
+/// reported (a call may make several), and the elapsed seconds. A `Busy` answer yields
+/// before the next try; every failure is counted in [`Samples::errors`].
+pub(crate) async fn drive<F, Fut>(
+    callers: usize,
+    seconds: Duration,
+    call: F,
+) -> anyhow::Result<(Samples, u64, f64)>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<usize, SignError>> + Send,
+{
     let start = Instant::now();
     let deadline = start + seconds;
     let mut tasks = Vec::new();
     for _ in 0..callers {
-        let s = signer.clone();
-        let msg = message.clone();
+        let call = call.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
+            let mut signatures = 0u64;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
-                match s.sign(&msg).await {
-                    Ok(_) => samples.push(t0.elapsed()),
+                match call().await {
+                    Ok(n) => {
+                        samples.push(t0.elapsed());
+                        signatures += n as u64;
+                    }
                     Err(e) => {
                         samples.errors += 1;
                         if e.kind() == SignErrorKind::Busy {
@@ -300,14 +355,17 @@ pub(crate) async fn drive_signer<S: Signer + 'static>(
                     }
                 }
             }
-            samples
+            (samples, signatures)
         }));
     }
     let mut all = Samples::default();
+    let mut signatures = 0;
     for t in tasks {
-        all.merge(t.await?);
+        let (samples, n) = t.await?;
+        all.merge(samples);
+        signatures += n;
     }
-    Ok((all, start.elapsed().as_secs_f64()))
+    Ok((all, signatures, start.elapsed().as_secs_f64()))
 }
 
 /// Opens the token in `dir`, creating config, token and PIN if the directory is new.
