@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use hanko_hsm::{Hsm, HsmSigner, ModuleConfig, Pin, PoolConfig};
 use hanko_pki::{HashAlgorithm, KeyType, SignError, SignErrorKind, SignatureAlgorithm, Signer};
 
 use crate::stats::Samples;
@@ -160,10 +160,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for workers in 1..=max_workers {
                 let row = rt.block_on(measure(&hsm, label, *kt, *alg, workers, verify, seconds))?;
                 println!(
-                    "{:<12} {:>7} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>6}",
-                    row.key.to_string(),
-                    row.workers,
-                    if row.verify { "on" } else { "off" },
+                    "{} {:>10.1} {:>8.2} {:>8.2} {:>6}",
+                    row_head(row.key, row.workers, row.verify),
                     row.pool.rate,
                     row.pool.p50_ms,
                     row.pool.p99_ms,
@@ -273,17 +271,33 @@ pub(crate) async fn pool_rate(
     verify: bool,
     seconds: Duration,
 ) -> anyhow::Result<PoolRate> {
-    let signer = Arc::new(hsm.signer(
-        label,
-        alg,
-        PoolConfig {
-            workers,
-            queue_depth: 4 * workers + 8,
-            call_timeout: Duration::from_secs(30),
-            verify_after_sign: verify,
-        },
-    )?);
-    let warm: Vec<_> = (0..2 * workers)
+    let cfg = PoolConfig {
+        workers,
+        queue_depth: 4 * workers + 8,
+        call_timeout: Duration::from_secs(30),
+        verify_after_sign: verify,
+    };
+    let signer = warm_pool(hsm, label, alg, cfg).await?;
+    let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;
+    Ok(PoolRate {
+        rate: all.count() as f64 / elapsed,
+        p50_ms: all.quantile_ms(0.50),
+        p99_ms: all.quantile_ms(0.99),
+        errors: all.errors,
+    })
+}
+
+/// A signing pool for `label` in which every worker has signed once (sessions open, key
+/// handles found), so that a measurement starts in the steady state.
+pub(crate) async fn warm_pool(
+    hsm: &Hsm,
+    label: &str,
+    alg: SignatureAlgorithm,
+    cfg: PoolConfig,
+) -> anyhow::Result<Arc<HsmSigner>> {
+    let callers = 2 * cfg.workers;
+    let signer = Arc::new(hsm.signer(label, alg, cfg)?);
+    let warm: Vec<_> = (0..callers)
         .map(|_| {
             let s = signer.clone();
             tokio::spawn(async move { s.sign(b"warm-up").await })
@@ -292,13 +306,13 @@ pub(crate) async fn pool_rate(
     for w in warm {
         w.await?.context("warm-up signature")?;
     }
-    let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;
-    Ok(PoolRate {
-        rate: all.count() as f64 / elapsed,
-        p50_ms: all.quantile_ms(0.50),
-        p99_ms: all.quantile_ms(0.99),
-        errors: all.errors,
-    })
+    Ok(signer)
+}
+
+/// The first columns of a table row: key, workers, verify-after-sign.
+pub(crate) fn row_head(key: KeyType, workers: usize, verify: bool) -> String {
+    let verify = if verify { "on" } else { "off" };
+    format!("{:<12} {workers:>7} {verify:>6}", key.to_string())
 }
 
 /// Keeps `callers` concurrent callers signing a 220-byte message (the size of typical CMS

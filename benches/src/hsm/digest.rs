@@ -24,7 +24,7 @@ use anyhow::Context;
 use hanko_hsm::{Hsm, HsmSigner, PoolConfig};
 use hanko_pki::{DigestSignAlgorithm, KeyType, SignatureAlgorithm, Signer};
 
-use super::{drive, drive_signer};
+use super::{drive, drive_signer, row_head, warm_pool};
 
 /// One key and verify setting: the raw rates around the digest rows, and the rows.
 #[derive(Debug, Clone)]
@@ -96,10 +96,8 @@ pub(super) fn run(
             ))?;
             for row in &run.rows {
                 println!(
-                    "{:<12} {:>7} {:>6} {:>6} {:>10.1} {:>10.1} {:>6.3} {:>8.2} {:>8.2} {:>6}",
-                    run.key.to_string(),
-                    run.workers,
-                    if run.verify { "on" } else { "off" },
+                    "{} {:>6} {:>10.1} {:>10.1} {:>6.3} {:>8.2} {:>8.2} {:>6}",
+                    row_head(run.key, run.workers, run.verify),
                     row.batch,
                     row.rate,
                     run.raw(),
@@ -168,20 +166,14 @@ async fn measure(
         .with_context(|| format!("{alg} signs no digests"))?;
     let callers = 2 * workers;
     let largest = batches.iter().copied().max().unwrap_or(1);
-    let signer = Arc::new(hsm.signer(
-        label,
-        alg,
-        PoolConfig {
-            workers,
-            // Room for every caller's whole batch: one queue slot per digest.
-            queue_depth: (4 * workers + 8).max(callers * largest),
-            call_timeout: Duration::from_secs(30),
-            verify_after_sign: verify,
-        },
-    )?);
-    for _ in 0..callers {
-        signer.sign(b"warm-up").await.context("warm-up signature")?;
-    }
+    let cfg = PoolConfig {
+        workers,
+        // Room for every caller's whole batch: one queue slot per digest.
+        queue_depth: (4 * workers + 8).max(callers * largest),
+        call_timeout: Duration::from_secs(30),
+        verify_after_sign: verify,
+    };
+    let signer = warm_pool(hsm, label, alg, cfg).await?;
     let load_time = RAMP + seconds;
     let (raw_before, _) = windowed(
         &signer,

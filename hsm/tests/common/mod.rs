@@ -248,27 +248,7 @@ pub fn spki_to_pem(spki: &[u8], dir: &Path) -> PathBuf {
 /// Verifies with `openssl pkeyutl -verify -rawin` (OpenSSL hashes the message itself).
 /// Returns whether OpenSSL accepted the signature.
 pub fn openssl_verify(spki: &[u8], alg: SignatureAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let pem = spki_to_pem(spki, dir.path());
-    let m = dir.path().join("msg");
-    let sg = dir.path().join("sig");
-    std::fs::write(&m, msg).unwrap();
-    std::fs::write(&sg, sig).unwrap();
-    let mut args: Vec<String> = [
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        s(&pem),
-        "-rawin",
-        "-in",
-        s(&m),
-        "-sigfile",
-        s(&sg),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let mut args: Vec<String> = vec!["-rawin".into()];
     let hname = |h: HashAlgorithm| h.name().to_string();
     match alg {
         SignatureAlgorithm::RsaPkcs1v15(h) | SignatureAlgorithm::Ecdsa(h) => {
@@ -288,9 +268,7 @@ pub fn openssl_verify(spki: &[u8], alg: SignatureAlgorithm, msg: &[u8], sig: &[u
         }
         _ => {} // Ed25519: PureEdDSA, no digest
     }
-    let out = Command::new("openssl").args(&args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    out.status.success() && stdout.contains("Signature Verified Successfully")
+    pkeyutl_verify(spki, msg, sig, &args)
 }
 
 /// Verifies a signature over a digest with `openssl pkeyutl -verify` (no `-rawin`: the
@@ -303,29 +281,11 @@ pub fn openssl_verify_digest(
     digest: &[u8],
     sig: &[u8],
 ) -> bool {
-    use hanko_pki::DigestSignAlgorithm;
-    let dir = tempfile::tempdir().unwrap();
-    let pem = spki_to_pem(spki, dir.path());
-    let d = dir.path().join("digest");
-    let sg = dir.path().join("sig");
-    std::fs::write(&d, digest).unwrap();
-    std::fs::write(&sg, sig).unwrap();
-    let mut args: Vec<String> = [
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        s(&pem),
-        "-in",
-        s(&d),
-        "-sigfile",
-        s(&sg),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(["-pkeyopt".into(), format!("digest:{}", alg.hash().name())]);
-    if let DigestSignAlgorithm::RsaPss(_) = alg {
+    let mut args = vec![
+        "-pkeyopt".to_owned(),
+        format!("digest:{}", alg.hash().name()),
+    ];
+    if let hanko_pki::DigestSignAlgorithm::RsaPss(_) = alg {
         args.extend([
             "-pkeyopt".into(),
             "rsa_padding_mode:pss".into(),
@@ -333,7 +293,24 @@ pub fn openssl_verify_digest(
             "rsa_pss_saltlen:digest".into(),
         ]);
     }
-    let out = Command::new("openssl").args(&args).output().unwrap();
+    pkeyutl_verify(spki, digest, sig, &args)
+}
+
+/// `openssl pkeyutl -verify -pubin` of `sig` over `input` with the key `spki` and the
+/// `extra` options; whether OpenSSL said "Signature Verified Successfully".
+fn pkeyutl_verify(spki: &[u8], input: &[u8], sig: &[u8], extra: &[String]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = spki_to_pem(spki, dir.path());
+    let inp = dir.path().join("input");
+    let sg = dir.path().join("sig");
+    std::fs::write(&inp, input).unwrap();
+    std::fs::write(&sg, sig).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey", s(&pem)])
+        .args(["-in", s(&inp), "-sigfile", s(&sg)])
+        .args(extra)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     out.status.success() && stdout.contains("Signature Verified Successfully")
 }
