@@ -17,8 +17,8 @@ use crate::config::{self, LogFormat};
 /// is, not the crate description (which says what the library crate holds).
 macro_rules! about {
     () => {
-        "Hanko: an RFC 3161 time-stamp authority with its keys in a PKCS#11 HSM and an \
-         append-only issuance log"
+        "Hanko: an RFC 3161 time-stamp authority and e-seal signer with its keys in a \
+         PKCS#11 HSM and an append-only issuance log"
     };
 }
 
@@ -29,11 +29,12 @@ pub const ABOUT: &str = about!();
 const LONG_ABOUT: &str = concat!(
     about!(),
     "\n\n\
-Today it serves time-stamps (POST /tsa), each one committed to the issuance log before it \
+Today it serves time-stamps (POST /tsa) and CAdES B-B/B-T e-seals for API-key clients \
+(POST /api/v1/seal/cades, `hanko seal`), each one committed to the issuance log before it \
 is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
-health, readiness and metrics. Organisational e-seals, Merkle anchoring of the log and \
-TLS are not built yet (terminate TLS in front of it). It issues only while the clock is \
-known to be synchronised.
+health, readiness and metrics. The CSC API, PAdES, Merkle anchoring of the log and TLS \
+are not built yet (terminate TLS in front of it). It issues time-stamps only while the \
+clock is known to be synchronised.
 
 The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never from a flag. \
 `hanko serve --dev` runs a development server with a SoftHSM token and a dev PKI."
