@@ -5,6 +5,8 @@
 //! record is durable"), applied to seals:
 //!
 //! ```text
+//!   clock guard ─> now (refused: SealFailure::ClockUnavailable, nothing signed)
+//!        v
 //!   SealRequest ─> SealCredential::seal(now, OwnTsa for B-T) ─> Seal { der, record }
 //!                        │ B-T: Issuer::issue ─> token logged ─> embedded
 //!                        v
@@ -20,6 +22,11 @@
 //! stops the start. Seals are logged whatever `store.durability` says: that dev-only
 //! switch exists to measure the TSA without its log.
 //!
+//! The signing time comes from the TSA's clock guard (the same `now` a token gets), so
+//! a seal is refused on an unsynchronised clock exactly when a token is ("no clock ->
+//! no token", docs/requirements.md); in `--dev` the guard issues with a warning. A
+//! server without `[tsa]` guards the kernel clock at 1 s accuracy.
+//!
 //! Who may use which credential is decided before this module is reached (`auth.rs`,
 //! `http/seal.rs`); the client's name arrives here only to be recorded.
 
@@ -29,6 +36,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use hanko_seal::{Fault, Seal, SealCredential, SealRequest, TimeStamper};
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
+use hanko_tsa::{ClockGuard, ClockGuardConfig, ClockProblem};
 
 use crate::config::KeyUsage;
 use crate::issuance::{Issuer, OwnTsa};
@@ -48,6 +56,8 @@ pub struct Sealer {
     store: Store,
     serials: SerialAllocator,
     issuer: Option<Arc<Issuer>>,
+    /// The clock of a server without a TSA (with one, the TSA's guard is used).
+    own_clock: Option<ClockGuard>,
 }
 
 /// Why a seal was not released.
@@ -56,6 +66,9 @@ pub enum SealFailure {
     /// The seal itself failed; [`hanko_seal::Error::fault`] says whose fault.
     #[error(transparent)]
     Seal(#[from] hanko_seal::Error),
+    /// The clock guard refuses the clock: nothing was signed, the client may retry.
+    #[error("clock: {0}")]
+    ClockUnavailable(ClockProblem),
     /// The seal was made but its record did not commit (or no serial could be
     /// reserved for it): it is dropped, the client may retry.
     #[error("issuance log write failed: {0}")]
@@ -67,6 +80,7 @@ impl SealFailure {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Seal(e) => e.label(),
+            Self::ClockUnavailable(_) => "clock",
             Self::LogFailed(_) => "log",
         }
     }
@@ -74,13 +88,16 @@ impl SealFailure {
 
 impl Sealer {
     /// One credential per key of usage `seal`, named by its label, checked at `now`;
-    /// B-T seals are stamped by `issuer` (none: B-T is refused as a system fault).
+    /// B-T seals are stamped by `issuer` (none: B-T is refused as a system fault), and
+    /// signing times come from its clock guard (none: a guard over the kernel clock,
+    /// relaxed when `dev`).
     pub fn new(
         keys: &[SigningKey],
         store: Store,
         issuer: Option<Arc<Issuer>>,
         serial_block: u64,
         now: SystemTime,
+        dev: bool,
     ) -> anyhow::Result<Sealer> {
         let mut credentials = Vec::new();
         for key in keys.iter().filter(|k| k.usage() == KeyUsage::Seal) {
@@ -96,11 +113,23 @@ impl Sealer {
             credentials.push(Arc::new(credential));
         }
         let serials = store.serial_allocator(SEAL_SERIAL_COUNTER, serial_block);
+        let own_clock = match (&issuer, credentials.is_empty()) {
+            (None, false) => {
+                let mut config = ClockGuardConfig::for_accuracy(Duration::from_secs(1));
+                config.dev_mode = dev;
+                Some(ClockGuard::new(
+                    crate::clock::ClockSourceConfig::Kernel.start(),
+                    config,
+                ))
+            }
+            _ => None,
+        };
         Ok(Sealer {
             credentials,
             store,
             serials,
             issuer,
+            own_clock,
         })
     }
 
@@ -112,6 +141,14 @@ impl Sealer {
     /// Every credential, in configuration order.
     pub fn credentials(&self) -> &[Arc<SealCredential>] {
         &self.credentials
+    }
+
+    /// The clock guard signing times come from: the TSA's, else the server's own.
+    fn clock(&self) -> Option<&ClockGuard> {
+        match &self.issuer {
+            Some(issuer) => Some(issuer.tsa().clock()),
+            None => self.own_clock.as_ref(),
+        }
     }
 
     /// Seals `request` with `credential` for `client` and returns the DER CMS once its
@@ -150,7 +187,13 @@ impl Sealer {
             .as_deref()
             .map(|issuer| OwnTsa { issuer, client });
         let stamper = stamper.as_ref().map(|s| s as &dyn TimeStamper);
-        let Seal { der, record, .. } = credential.seal(request, SystemTime::now(), stamper).await?;
+        // No clock, no seal: the guard's refusal stops it before anything is signed.
+        let now = match self.clock() {
+            Some(clock) => clock.now().map_err(SealFailure::ClockUnavailable)?,
+            // Unreachable: a Sealer with credentials always has a clock.
+            None => return Err(SealFailure::ClockUnavailable(ClockProblem::Unsynchronised)),
+        };
+        let Seal { der, record, .. } = credential.seal(request, now, stamper).await?;
         let serial = self
             .serials
             .next_bytes()
@@ -196,6 +239,7 @@ fn log_failure(e: &SealFailure) {
             // Fault is non_exhaustive: a fault hanko-seal adds is an operator's to see.
             _ => false,
         },
+        SealFailure::ClockUnavailable(_) => true,
         SealFailure::LogFailed(l) => l.is_retryable(),
     };
     if let Some(suppressed) = FAILURES.check() {

@@ -272,6 +272,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
             issuer.clone(),
             cfg.store.serial_block,
             std::time::SystemTime::now(),
+            cfg.dev,
         )
         .context("seal credentials")?,
     );

@@ -17,7 +17,7 @@
 //! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
 //! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`) |
 //! | 500 | `server_error` | a system fault an operator must fix |
-//! | 503 | `temporarily_unavailable` | a retryable system fault, the log write failed (`Retry-After`) |
+//! | 503 | `temporarily_unavailable` | a retryable system fault, the log write failed, the clock is not synchronised (`Retry-After`) |
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -113,6 +113,13 @@ impl ApiError {
                     "the seal could not be made; the operator has been told".to_owned(),
                 ),
             },
+            Self::Seal(SealFailure::ClockUnavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server's clock is not synchronised; no seal is made until it is; \
+                 retry later"
+                    .to_owned(),
+            ),
             Self::Seal(SealFailure::LogFailed(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -128,7 +135,9 @@ impl ApiError {
         match self {
             Self::Refused(r) => r.retry_after_secs(),
             Self::Seal(SealFailure::Seal(e)) if e.is_retryable() => Some(RETRY_AFTER_SECS),
-            Self::Seal(SealFailure::LogFailed(_)) => Some(RETRY_AFTER_SECS),
+            Self::Seal(SealFailure::LogFailed(_) | SealFailure::ClockUnavailable(_)) => {
+                Some(RETRY_AFTER_SECS)
+            }
             Self::Auth(_)
             | Self::UnknownCredential(_)
             | Self::ForeignCredential(_)
@@ -223,6 +232,16 @@ mod tests {
         let (status, code, description) = e.parts();
         assert_eq!((status.as_u16(), code), (503, "temporarily_unavailable"));
         assert!(!description.contains("CKR_"), "{description}");
+        let clock = ApiError::Seal(SealFailure::ClockUnavailable(
+            hanko_tsa::ClockProblem::Unsynchronised,
+        ));
+        assert_eq!(clock.retry_after(), Some(1));
+        let (status, code, description) = clock.parts();
+        assert_eq!((status.as_u16(), code), (503, "temporarily_unavailable"));
+        assert!(
+            description.contains("clock is not synchronised"),
+            "{description}"
+        );
         let system = hanko_seal::Error::NoTimeStamper;
         assert_eq!(p(ApiError::Seal(system.into())), (500, "server_error"));
     }

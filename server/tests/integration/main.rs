@@ -31,6 +31,9 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #12: seals take their time from the clock guard: an unsynchronised clock in
+/// production refuses them with a retryable 503 JSON error and logs nothing.
+mod seal_clock;
 /// Issue #12: POST /api/v1/seal/cades through `serve --dev`: openssl verifies every
 /// seal and its time-stamp, the log holds one record per seal, clients and their
 /// credentials, JSON errors, the dev client's key.

@@ -19,12 +19,12 @@ use crate::common::{Server, dev_init, hanko};
 const TIME_NOT_AVAILABLE: usize = 14;
 /// chronyc -c tracking: offset 10 us, root delay 2 ms, root dispersion 1 ms.
 const SYNCED: &str = crate::common::CHRONYC_SYNCED;
-const UNSYNCED: &str = "00000000,0.0.0.0,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n";
+pub(crate) const UNSYNCED: &str = "00000000,0.0.0.0,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n";
 /// Synchronised, but root dispersion 1.5 s: beyond the declared 1 s accuracy.
 const TOO_FAR: &str = "A29FC87B,162.159.200.123,3,1700000000.000000000,0.000010000,0.000002000,0.000010000,-5.000,0.001,0.020,0.002000000,1.500000000,64.0,Normal\n";
 
 /// A production config over the dev token of `dir`, plus `extra` TOML.
-fn production_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
+pub(crate) fn production_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let cfg = std::fs::read_to_string(dir.join("hanko.toml"))
         .unwrap()
         .replace("dev = true", "dev = false");
@@ -34,7 +34,8 @@ fn production_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
     path
 }
 
-fn start_production(dir: &Path, cfg: &Path) -> Server {
+/// `hanko serve --config cfg` without `--dev`, with the dev PIN of `dir`.
+pub(crate) fn start_production(dir: &Path, cfg: &Path) -> Server {
     let mut cmd = hanko();
     cmd.env("HANKO_PIN_FILE", dir.join("dev-pin"));
     Server::start(cmd, &["--config", cfg.to_str().unwrap()])
@@ -56,15 +57,13 @@ fn stamp(server: &Server, i: u32) -> Vec<u8> {
     timestamp(server.addr, &req)
 }
 
-#[test]
-fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    dev_init(&dir);
-
-    let line = tmp.path().join("tracking.csv");
-    let fail = tmp.path().join("fail");
-    let script = tmp.path().join("fake-chronyc");
+/// A fake chronyc under `work` that prints the file `line` (starting synchronised),
+/// or fails while the file `fail` exists, and a production config of `dir` over it:
+/// (line, fail, config).
+pub(crate) fn chrony_config(work: &Path, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let line = work.join("tracking.csv");
+    let fail = work.join("fail");
+    let script = work.join("fake-chronyc");
     std::fs::write(&line, SYNCED).unwrap();
     std::fs::write(
         &script,
@@ -78,13 +77,23 @@ fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cfg = production_config(
-        &dir,
+        dir,
         "prod-chrony.toml",
         &format!(
             "[clock]\nsource = \"chrony\"\nchronyc = {:?}\npoll_ms = 50\nsettle_ms = 200\n",
             script.to_str().unwrap()
         ),
     );
+    (line, fail, cfg)
+}
+
+#[test]
+fn chrony_source_drives_issuance_and_the_kernel_clock_refuses_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+
+    let (line, fail, cfg) = chrony_config(tmp.path(), &dir);
 
     let server = start_production(&dir, &cfg);
     wait_readyz(&server, 200);
