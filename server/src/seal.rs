@@ -151,6 +151,17 @@ impl Sealer {
         }
     }
 
+    /// Why the server's own clock (there is no TSA) refuses seals now, for `/readyz`;
+    /// none with a TSA (its readiness reports the shared guard) or in `--dev`.
+    pub fn own_clock_problem(&self) -> Option<ClockProblem> {
+        let report = self.own_clock.as_ref()?.report();
+        if report.dev_mode {
+            None
+        } else {
+            report.problem
+        }
+    }
+
     /// Seals `request` with `credential` for `client` and returns the DER CMS once its
     /// record is durable. Counted in `hanko_seal_total{credential,level}` after the
     /// commit, failures in `hanko_seal_failures_total{reason}`.

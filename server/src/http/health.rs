@@ -1,9 +1,12 @@
 //! `/healthz` (the process answers) and `/readyz` (it can sign right now).
 //!
 //! Readiness is computed on every call from its owners, never cached: the token
-//! (`Hsm::is_ready`), each key's signer, and each key's certificate checked again
-//! against the current time (a certificate or private key usage period can end while
-//! the process runs; CONFORMANCE 41). Load balancers take a 503 node out of rotation; the
+//! (`Hsm::is_ready`), the TSA (its clock guard and units), each key's signer, and each
+//! key's certificate checked again against the current time (a certificate or private
+//! key usage period can end while the process runs; CONFORMANCE 41). A key of usage
+//! `seal` is a seal credential and is named as one ("seal credential \"seal-p256\":
+//! signer is not ready: ..."); a server without a TSA reports the clock its seals take
+//! their time from. Load balancers take a 503 node out of rotation; the
 //! JSON body says why.
 
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::config::KeyUsage;
 use crate::keys::check_certificate;
 use crate::logging::{Observed, StateLog};
 use crate::state::AppState;
@@ -48,12 +52,21 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     {
         reasons.push(format!("time-stamp authority: {e}"));
     }
+    if let Some(p) = state.sealer.as_ref().and_then(|s| s.own_clock_problem()) {
+        reasons.push(format!("seal credentials: clock: {p}"));
+    }
     for k in &state.keys {
+        // Every seal key is a seal credential (`Sealer::new` makes one of each or the
+        // start fails).
+        let who = match k.usage() {
+            KeyUsage::Tsa => format!("key \"{}\"", k.label()),
+            KeyUsage::Seal => format!("seal credential \"{}\"", k.label()),
+        };
         if let Some(why) = k.signer().not_ready_reason() {
-            reasons.push(format!("key \"{}\": signer is not ready: {why}", k.label()));
+            reasons.push(format!("{who}: signer is not ready: {why}"));
         }
         if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
-            reasons.push(format!("key \"{}\": certificate: {e}", k.label()));
+            reasons.push(format!("{who}: certificate: {e}"));
         }
     }
     reasons
@@ -124,7 +137,6 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::config::KeyUsage;
     use crate::state::SigningKey;
 
     const DAY: Duration = Duration::from_secs(86_400);

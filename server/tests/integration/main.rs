@@ -31,13 +31,14 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
-/// Issue #12: seals take their time from the clock guard: an unsynchronised clock in
-/// production refuses them with a retryable 503 JSON error and logs nothing.
-mod seal_clock;
 /// Issue #12: POST /api/v1/seal/cades through `serve --dev`: openssl verifies every
 /// seal and its time-stamp, the log holds one record per seal, clients and their
 /// credentials, JSON errors, the dev client's key.
 mod seal_http;
+/// Issue #12: seals take their time from the clock guard (an unsynchronised clock in
+/// production refuses them with a retryable 503 JSON error and logs nothing), and a
+/// seal credential whose signer fails makes /readyz 503 naming it.
+mod seal_readiness;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
 /// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary
