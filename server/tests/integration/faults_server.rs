@@ -39,7 +39,7 @@ use hanko_pki::HashAlgorithm;
 use rasn_cms::tsp::PkiStatus;
 
 use crate::common::http::post;
-use crate::common::mock::{injected, mock_env, mock_so, set_control};
+use crate::common::mock::{config_through_mock, injected, mock_env, mock_so, set_control};
 use crate::common::tsp::{
     assert_log_holds_exactly, openssl_ts_verify, request_der, serial_hex, status_of, token_of,
 };
@@ -147,24 +147,13 @@ fn hsm_faults_through_the_server() {
     // The dev config, through the mock, with a short call timeout and a worker per
     // client thread.
     let so = mock_so();
-    let cfg: String = std::fs::read_to_string(dir.join("hanko.toml"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("module = ") {
-                format!("module = {:?}", so.to_str().unwrap())
-            } else if l.starts_with("call_timeout_ms = ") {
-                format!("call_timeout_ms = {CALL_TIMEOUT_MS}")
-            } else if l.starts_with("workers = ") {
-                format!("workers = {THREADS}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(cfg.contains("libhanko_pkcs11_mock.so"), "{cfg}");
-    std::fs::write(dir.join("hanko.toml"), cfg).unwrap();
+    config_through_mock(
+        &dir,
+        &[
+            ("call_timeout_ms = ", CALL_TIMEOUT_MS.to_string()),
+            ("workers = ", THREADS.to_string()),
+        ],
+    );
 
     let control = tmp.path().join("faults");
     std::fs::write(&control, "").unwrap();

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::http::{Response, send};
-use crate::common::mock::{mock_env, mock_so, set_control};
+use crate::common::mock::{config_through_mock, mock_env, set_control};
 use crate::common::{Server, dev_init, hanko, run, text};
 use crate::tsa_clock::{UNSYNCED, chrony_config, start_production};
 
@@ -97,18 +97,7 @@ fn a_seal_credential_whose_signer_fails_is_named_by_readyz() {
     let dir = tmp.path().join("data");
     dev_init(&dir);
     // The dev config through the mock.
-    let so = mock_so();
-    let cfg: String = std::fs::read_to_string(dir.join("hanko.toml"))
-        .unwrap()
-        .lines()
-        .map(|l| match l.starts_with("module = ") {
-            true => format!("module = {:?}", so.to_str().unwrap()),
-            false => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(cfg.contains("libhanko_pkcs11_mock.so"), "{cfg}");
-    std::fs::write(dir.join("hanko.toml"), cfg).unwrap();
+    config_through_mock(&dir, &[]);
     let control = tmp.path().join("faults");
     std::fs::write(&control, "").unwrap();
     let mut cmd = hanko();

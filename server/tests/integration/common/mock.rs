@@ -11,6 +11,29 @@ pub fn mock_so() -> PathBuf {
     hanko_pkcs11_mock::module_for_tests().unwrap()
 }
 
+/// Rewrites the `hanko.toml` of data directory `dir` so that `hsm.module` is the mock,
+/// and each line starting with one of `settings`' keys (`"workers = "`) gets its value.
+pub fn config_through_mock(dir: &Path, settings: &[(&str, String)]) {
+    let so = mock_so();
+    let path = dir.join("hanko.toml");
+    let cfg: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("module = ") {
+                return format!("module = {:?}", so.to_str().unwrap());
+            }
+            match settings.iter().find(|(key, _)| l.starts_with(key)) {
+                Some((key, value)) => format!("{key}{value}"),
+                None => l.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(cfg.contains("libhanko_pkcs11_mock.so"), "{cfg}");
+    std::fs::write(path, cfg).unwrap();
+}
+
 /// Points `cmd` (a `hanko` command) at the token under test (`HANKO_TEST_PKCS11_MODULE`,
 /// SoftHSM by default) behind the mock, driven by `control`.
 pub fn mock_env(cmd: &mut Command, control: &Path) {
