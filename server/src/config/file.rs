@@ -144,6 +144,13 @@ pub struct HttpSection {
     /// `max_in_flight` of them). Default 16 MiB (16777216); 1..=1 GiB. Larger documents:
     /// hash them and seal the digest (the CSC API's `signDoc`).
     pub max_seal_body_bytes: Option<usize>,
+    /// `http.csc_sad_lifetime_secs`: how long a Signature Activation Data issued by the
+    /// CSC API's `credentials/authorize` stays usable (`expiresIn`). Default 300; 1..=3600.
+    pub csc_sad_lifetime_secs: Option<u64>,
+    /// `http.csc_max_hashes`: most hashes one CSC `signatures/signHash` call (and one
+    /// SAD's `numSignatures`) may carry; the `multisign` of `credentials/info`. Default
+    /// 64; 1..=1024.
+    pub csc_max_hashes: Option<usize>,
     /// `http.rate_limit_per_sec`: signing requests per second per client (peer IP address;
     /// IPv6 by /64; never a forwarded header). Over it: 429 with `Retry-After`. Unset or
     /// 0: off (the default; `max_in_flight` still bounds the load).

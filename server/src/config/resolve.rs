@@ -13,12 +13,12 @@ use hanko_hsm::{ModuleConfig, PoolConfig};
 use hanko_pki::SignatureAlgorithm;
 
 use super::{
-    ClockSection, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MODULE,
-    DEV_TOKEN_LABEL, Durability, FileConfig, HsmSection, HttpSection, HttpSettings, KeySection,
-    KeySpec, KeyUsage, LogFormat, MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection,
-    StoreSettings, TsaSection, TsaSettings,
+    ClockSection, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
+    DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_LINGER,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+    DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MODULE, DEV_TOKEN_LABEL, Durability, FileConfig,
+    HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage, LogFormat,
+    MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection, StoreSettings, TsaSection, TsaSettings,
 };
 
 /// Flags given on the command line; each overrides its config key.
@@ -248,9 +248,21 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
              (1..={MAX_SEAL_BODY_BYTES_LIMIT})"
         );
     }
+    let csc_sad_lifetime_secs = h
+        .csc_sad_lifetime_secs
+        .unwrap_or(DEFAULT_CSC_SAD_LIFETIME.as_secs());
+    if !(1..=3600).contains(&csc_sad_lifetime_secs) {
+        bail!("http.csc_sad_lifetime_secs = {csc_sad_lifetime_secs} is out of range (1..=3600)");
+    }
+    let csc_max_hashes = h.csc_max_hashes.unwrap_or(DEFAULT_CSC_MAX_HASHES);
+    if !(1..=1024).contains(&csc_max_hashes) {
+        bail!("http.csc_max_hashes = {csc_max_hashes} is out of range (1..=1024)");
+    }
     Ok(HttpSettings {
         max_in_flight,
         max_seal_body_bytes,
+        csc_sad_lifetime: Duration::from_secs(csc_sad_lifetime_secs),
+        csc_max_hashes,
         rate_limit,
         header_timeout,
         body_timeout,

@@ -35,6 +35,10 @@ pub struct HttpSettings {
     pub max_in_flight: usize,
     /// Largest document `POST /api/v1/seal/cades` accepts, in bytes.
     pub max_seal_body_bytes: usize,
+    /// Lifetime of a CSC Signature Activation Data.
+    pub csc_sad_lifetime: Duration,
+    /// Most hashes per CSC `signatures/signHash` call.
+    pub csc_max_hashes: usize,
     /// The per-client rate limit, if on.
     pub rate_limit: Option<RateLimit>,
     /// Longest time to receive a request head.
@@ -64,6 +68,12 @@ pub const DEFAULT_MAX_SEAL_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest `http.max_seal_body_bytes` accepted: the document is held in memory while
 /// it is hashed (and, attached, copied into the CMS).
 pub const MAX_SEAL_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
+/// `http.csc_sad_lifetime_secs` when not set (see
+/// [`HttpSection::csc_sad_lifetime_secs`](super::HttpSection::csc_sad_lifetime_secs)).
+pub const DEFAULT_CSC_SAD_LIFETIME: Duration = Duration::from_secs(300);
+/// `http.csc_max_hashes` when not set (see
+/// [`HttpSection::csc_max_hashes`](super::HttpSection::csc_max_hashes)).
+pub const DEFAULT_CSC_MAX_HASHES: usize = 64;
 /// `http.max_connections` when not set (see
 /// [`HttpSection::max_connections`](super::HttpSection::max_connections)).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -78,6 +88,8 @@ impl HttpSettings {
         HttpSettings {
             max_in_flight,
             max_seal_body_bytes: DEFAULT_MAX_SEAL_BODY_BYTES,
+            csc_sad_lifetime: DEFAULT_CSC_SAD_LIFETIME,
+            csc_max_hashes: DEFAULT_CSC_MAX_HASHES,
             rate_limit: None,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,

@@ -1,4 +1,4 @@
-//! JSON errors of the API routes that speak JSON (`/api/v1/seal/...`, later the CSC API):
+//! JSON errors of the API routes that speak JSON (`/api/v1/seal/...`, `/csc/v2/...`):
 //! `{"error": "...", "error_description": "..."}`, the format of the Cloud Signature
 //! Consortium API (itself OAuth 2.0's, RFC 6749 §5.2), with its vocabulary.
 //!
@@ -10,7 +10,7 @@
 //!
 //! | status | error | when |
 //! |---|---|---|
-//! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault |
+//! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault, a CSC SAD missing / expired / reused / not this client's, credential's or hashes' |
 //! | 401 | `invalid_request` / `invalid_token` | no API key / an API key no entry matches (with `WWW-Authenticate`) |
 //! | 403 | `access_denied` | the key lacks the route's scope, or may not use the credential |
 //! | 404 | `invalid_request` | no credential of that name |
@@ -42,6 +42,9 @@ pub enum ApiError {
     ForeignCredential(String),
     /// A query parameter or the body is wrong; the text says which and why.
     BadRequest(String),
+    /// A CSC Signature Activation Data that is missing, unknown, expired, already used,
+    /// another client's or credential's, or not for these hashes; the text says which.
+    InvalidSad(&'static str),
     /// The body is larger than `limit` bytes.
     BodyTooLarge {
         /// The route's limit.
@@ -83,6 +86,11 @@ impl ApiError {
                 format!("this API key may not use the seal credential {name:?}"),
             ),
             Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "invalid_request", why.clone()),
+            Self::InvalidSad(why) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("invalid SAD: {why}"),
+            ),
             Self::BodyTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
@@ -142,6 +150,7 @@ impl ApiError {
             | Self::UnknownCredential(_)
             | Self::ForeignCredential(_)
             | Self::BadRequest(_)
+            | Self::InvalidSad(_)
             | Self::BodyTooLarge { .. }
             | Self::Seal(SealFailure::Seal(_)) => None,
         }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
-//! `POST /api/v1/seal/cades`; the seal route answers its refusals in JSON,
+//! `POST /api/v1/seal/cades`, `POST /csc/v2/signatures/signHash`; the seal and CSC
+//! routes answer their refusals in JSON,
 //! [`json_error`]). Below the
 //! router, [`conn`] owns the connections: the accept loop, connection caps, and the
 //! deadlines of request heads, bodies and idle keep-alive.
@@ -53,6 +54,7 @@ use axum::response::{IntoResponse as _, Response};
 use crate::state::AppState;
 
 pub mod conn;
+mod csc;
 mod health;
 pub mod json_error;
 pub mod limits;
@@ -77,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(policy::routes())
         .merge(log_api::routes())
         .merge(seal::routes(state.clone()))
+        .merge(csc::routes(&state))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)

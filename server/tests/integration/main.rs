@@ -12,6 +12,9 @@
 mod common;
 /// docs/configuration.md against the config structs, the serve flags and the environment.
 mod config_doc;
+/// Issue #12: the CSC API v2 through `serve --dev`: signHash for both dev seal
+/// credentials verified by openssl pkeyutl, SAD binding, every refusal in CSC JSON.
+mod csc;
 /// `hanko dev-init`: creates, then reuses; file modes; chains verify with openssl.
 mod dev_init;
 /// HSM faults through the whole server (pkcs11-mock): failing, unplugged, corrupting,
