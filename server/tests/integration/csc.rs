@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::common::http::send;
 use crate::common::tsp::openssl;
-use crate::common::{Server, hanko, run, text};
+use crate::common::{Server, dev_api_key, hanko, run, start_dev_with_extra, text};
 
 /// POSTs the JSON `body` to `/csc/v2/{method}` with `key` as bearer token:
 /// (status, JSON answer).
@@ -45,13 +45,6 @@ fn assert_error(got: (u16, Value), status: u16, error: &str, says: &str) {
     assert_eq!(v["error"], error, "{v}");
     let description = v["error_description"].as_str().unwrap();
     assert!(description.contains(says), "{v}");
-}
-
-fn key_of(data_dir: &Path) -> String {
-    std::fs::read_to_string(data_dir.join("dev-api-key"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 fn b64(b: &[u8]) -> String {
@@ -125,7 +118,7 @@ fn csc_v2_signatures_verify_with_openssl() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let server = Server::start(hanko(), &["--dev", "--data-dir", dir.to_str().unwrap()]);
-    let key = key_of(&dir);
+    let key = dev_api_key(&dir);
     let addr = server.addr;
 
     let (status, info) = csc(addr, "info", None, &json!({}));
@@ -261,28 +254,15 @@ fn csc_v2_refusals_each_with_its_error() {
     let d = dir.to_str().unwrap();
     let init = run(&["dev-init", "--data-dir", d]);
     assert!(init.status.success(), "{}", text(&init));
-    let key = key_of(&dir);
-    let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
+    let key = dev_api_key(&dir);
     let billing = "hanko_csc-billing-client-key";
-    let custom = tmp.path().join("custom.toml");
-    std::fs::write(
-        &custom,
-        format!(
-            "{toml}\n[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
+    let server = start_dev_with_extra(
+        &dir,
+        &format!(
+            "[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
              credentials = [\"seal-p256\"]\n\n[http]\ncsc_sad_lifetime_secs = 3\n",
             hanko_server::auth::key_digest_hex(billing),
         ),
-    )
-    .unwrap();
-    let server = Server::start(
-        hanko(),
-        &[
-            "--dev",
-            "--data-dir",
-            d,
-            "--config",
-            custom.to_str().unwrap(),
-        ],
     );
     let addr = server.addr;
     let p256 = "seal-p256";

@@ -14,7 +14,9 @@ use hanko_pki::oid::dotted;
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
 use crate::common::tsp::openssl;
-use crate::common::{Server, dev_init, hanko, metric, run, text};
+use crate::common::{
+    Server, dev_api_key, dev_init, hanko, metric, run, start_dev_with_extra, text,
+};
 
 const SEAL_CREDENTIALS: [&str; 2] = ["seal-rsa3072", "seal-p256"];
 
@@ -76,13 +78,6 @@ fn exported(out: std::process::Output) -> Vec<serde_json::Value> {
 
 fn of_kind<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     records.iter().filter(|r| r["kind"] == kind).collect()
-}
-
-fn key_of(data_dir: &Path) -> String {
-    std::fs::read_to_string(data_dir.join("dev-api-key"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 /// The signature value and the embedded signature time-stamp tokens of a DER seal.
@@ -172,7 +167,7 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let key = key_of(&dir);
+    let key = dev_api_key(&dir);
     let work = tmp.path();
     let doc: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let doc_path = work.join("doc.bin");
@@ -413,7 +408,7 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
     // A second `serve --dev` reuses the key file (same key, still 0600) and the entry.
     let toml_before = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
     let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
-    assert_eq!(key_of(&dir), key);
+    assert_eq!(dev_api_key(&dir), key);
     assert_eq!(
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -452,7 +447,7 @@ fn clients_are_held_to_their_credentials_and_the_body_cap() {
     let toml = std::fs::read_to_string(&config).unwrap();
     assert!(toml.starts_with(old), "{toml}");
     assert_eq!(toml.matches("[[api_keys]]").count(), 1, "{toml}");
-    let dev_key = key_of(&dir);
+    let dev_key = dev_api_key(&dir);
     assert!(toml.contains(&hanko_server::auth::key_digest_hex(&dev_key)));
     assert!(!toml.contains(&dev_key), "only the digest is in the config");
 
@@ -460,27 +455,15 @@ fn clients_are_held_to_their_credentials_and_the_body_cap() {
     // only read the log, and a small body cap.
     let p256_only = "hanko_p256-only-client-key";
     let auditor = "hanko_auditor-key";
-    let custom = tmp.path().join("custom.toml");
-    std::fs::write(
-        &custom,
-        format!(
-            "{toml}\n[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
+    let server = start_dev_with_extra(
+        &dir,
+        &format!(
+            "[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
              credentials = [\"seal-p256\"]\n\n[[api_keys]]\nname = \"auditor\"\n\
              sha256 = \"{}\"\nscopes = [\"log:read\"]\n\n[http]\nmax_seal_body_bytes = 4096\n",
             hanko_server::auth::key_digest_hex(p256_only),
             hanko_server::auth::key_digest_hex(auditor),
         ),
-    )
-    .unwrap();
-    let server = Server::start(
-        hanko(),
-        &[
-            "--dev",
-            "--data-dir",
-            d,
-            "--config",
-            custom.to_str().unwrap(),
-        ],
     );
     let doc = vec![7u8; 4096];
     assert_json_error(
@@ -595,7 +578,7 @@ fn a_seal_whose_record_cannot_be_committed_is_not_returned() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     dev_init(&dir);
-    let key = key_of(&dir);
+    let key = dev_api_key(&dir);
     let server = start_dev_server(&dir, &db, None);
     let doc = b"certificate of residence";
     let mut returned = Vec::new();

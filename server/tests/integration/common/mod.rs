@@ -105,6 +105,33 @@ pub fn dev_pin(data_dir: &Path) -> String {
         .to_owned()
 }
 
+/// The dev client's API key of a data directory (`<data-dir>/dev-api-key`).
+pub fn dev_api_key(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("dev-api-key"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Starts `hanko serve --dev` on the initialised data directory `data_dir` with its
+/// `hanko.toml` followed by `extra` (TOML), written to `<data-dir>/custom.toml`.
+pub fn start_dev_with_extra(data_dir: &Path, extra: &str) -> Server {
+    let toml = std::fs::read_to_string(data_dir.join("hanko.toml")).unwrap();
+    let custom = data_dir.join("custom.toml");
+    std::fs::write(&custom, format!("{toml}\n{extra}")).unwrap();
+    let d = data_dir.to_str().unwrap();
+    Server::start(
+        hanko(),
+        &[
+            "--dev",
+            "--data-dir",
+            d,
+            "--config",
+            custom.to_str().unwrap(),
+        ],
+    )
+}
+
 /// A running `hanko serve`, its address and everything it printed.
 pub struct Server {
     child: Child,
