@@ -40,6 +40,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+#[cfg(test)]
+use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -512,4 +514,53 @@ async fn sign(
         hashes = signatures.len(), "csc signHash");
     let encoded: Vec<String> = signatures.iter().map(|s| STANDARD.encode(s)).collect();
     Ok(json!({ "signatures": encoded }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn grant(lifetime: Duration) -> Grant {
+        Grant {
+            client: "a".into(),
+            credential: "c".into(),
+            num_signatures: 1,
+            hashes: None,
+            expires: Instant::now() + lifetime,
+        }
+    }
+
+    #[test]
+    fn a_sad_is_kept_as_a_digest_used_once_and_not_spent_by_a_stranger() {
+        let sads = Sads::default();
+        let sad = sads.issue(grant(Duration::from_secs(60))).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&sad).unwrap().len(), 32);
+        let stored: [u8; 32] = Sha256::digest(sad.as_bytes()).into();
+        assert!(sads.0.lock().unwrap().contains_key(&stored));
+        assert!(matches!(
+            sads.take(&sad, "b", "c"),
+            Err(ApiError::InvalidSad(_))
+        ));
+        assert!(matches!(
+            sads.take(&sad, "a", "d"),
+            Err(ApiError::InvalidSad(_))
+        ));
+        assert_eq!(sads.take(&sad, "a", "c").unwrap().num_signatures, 1);
+        assert!(matches!(
+            sads.take(&sad, "a", "c"),
+            Err(ApiError::InvalidSad("unknown or already used"))
+        ));
+    }
+
+    #[test]
+    fn an_expired_sad_is_refused_and_dropped() {
+        let sads = Sads::default();
+        let sad = sads.issue(grant(Duration::ZERO)).unwrap();
+        assert!(matches!(
+            sads.take(&sad, "a", "c"),
+            Err(ApiError::InvalidSad("expired"))
+        ));
+        assert!(sads.0.lock().unwrap().is_empty());
+    }
 }

@@ -416,6 +416,9 @@ fn csc_v2_refusals_each_with_its_error() {
         "invalid_request",
         "hashes is empty",
     );
+    let mut big = sign_body(p256, Some(&sad), ecdsa, &one);
+    big["padding"] = json!("x".repeat(70 * 1024));
+    assert_error(sign(&key, &big), 413, "invalid_request", "larger than");
     let (status, v) = sign(&key, &sign_body(p256, Some(&sad), ecdsa, &two));
     assert_eq!(status, 200, "the SAD survived the refusals: {v}");
 
