@@ -71,6 +71,7 @@ mod backend;
 pub mod chain;
 mod error;
 mod export;
+mod failure_log;
 mod record;
 mod serial;
 mod writer;

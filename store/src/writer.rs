@@ -41,13 +41,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::backend::LogBackend;
+use crate::failure_log::{FailureLog, Report};
 use crate::record::PreparedRecord;
 use crate::{Error, Receipt};
 
@@ -66,9 +67,42 @@ pub(crate) struct StatsInner {
     max_batch: AtomicU64,
     failed_batches: AtomicU64,
     failed_records: AtomicU64,
+    /// Whether batches are failing, so that a fault is logged once, not per batch.
+    failure_log: Mutex<FailureLog>,
 }
 
 impl StatsInner {
+    /// Logs what `step` says about a batch's outcome (a change of state, or a reminder).
+    fn report(&self, step: impl FnOnce(&mut FailureLog) -> Report) -> Report {
+        let report = step(&mut self.failure_log.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Report::Recovered { failed, lasted } = &report {
+            tracing::warn!(
+                failed_batches = failed,
+                lasted_secs = lasted.as_secs_f64(),
+                "issuance log writes succeed again"
+            );
+        }
+        report
+    }
+
+    /// Logs a failed batch of `records` records: at once when it is the first, then once
+    /// per [`crate::failure_log::REMIND_EVERY`] while the failure lasts.
+    fn report_failure(&self, err: &Error, records: u64) {
+        match self.report(|log| log.failed(Instant::now())) {
+            Report::StartedFailing => {
+                tracing::error!(records, error = %err, "issuance log batch failed; appends are failing")
+            }
+            Report::StillFailing { suppressed, since } => tracing::error!(
+                records,
+                error = %err,
+                failed_batches_not_logged = suppressed,
+                failing_for_secs = since.as_secs_f64(),
+                "issuance log appends still failing"
+            ),
+            Report::Quiet | Report::Recovered { .. } => {}
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> WriterStats {
         WriterStats {
             batches: self.batches.load(Ordering::Relaxed),
@@ -375,6 +409,7 @@ fn answer(
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats.records.fetch_add(n, Ordering::Relaxed);
             stats.max_batch.fetch_max(n, Ordering::Relaxed);
+            stats.report(|log| log.committed(Instant::now()));
             metrics::histogram!("hanko_log_batch_size").record(n as f64);
             metrics::counter!("hanko_log_records_total").increment(n);
             for (reply, receipt) in replies.into_iter().zip(receipts) {
@@ -395,7 +430,7 @@ fn answer(
             stats.failed_batches.fetch_add(1, Ordering::Relaxed);
             stats.failed_records.fetch_add(n, Ordering::Relaxed);
             metrics::counter!("hanko_log_append_errors_total").increment(n);
-            tracing::error!(records = n, error = %err, "issuance log batch failed");
+            stats.report_failure(&err, n);
             for reply in replies {
                 let _ = reply.send(Err(err.clone()));
             }
