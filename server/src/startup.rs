@@ -245,8 +245,45 @@ async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
         keepalive_timeout = ?cfg.http.keepalive_timeout,
         "connection limits"
     );
+    warn_if_few_open_files(cfg.http.max_connections);
     tracing::info!(%addr, dev = cfg.dev, "listening on {addr}");
     Ok(listener)
+}
+
+/// Descriptors the server needs besides its connections: the token's sessions, the
+/// issuance log, the listener, chrony's socket, logs.
+const FILES_BESIDE_CONNECTIONS: u64 = 64;
+
+/// Warns when the open-file limit cannot hold `http.max_connections` connections: past
+/// it, `accept` fails with EMFILE and new clients wait in the kernel's queue instead of
+/// being served or refused with a reason.
+fn warn_if_few_open_files(max_connections: usize) {
+    let Some(soft) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| open_files_soft_limit(&t))
+    else {
+        return; // not Linux, or no /proc: nothing to judge by
+    };
+    let needed = max_connections as u64 + FILES_BESIDE_CONNECTIONS;
+    if soft < needed {
+        tracing::warn!(
+            open_files_limit = soft,
+            needed,
+            max_connections,
+            "the open-file limit is below http.max_connections + {FILES_BESIDE_CONNECTIONS}: \
+             raise it (systemd LimitNOFILE=, or `ulimit -n {needed}`) or lower \
+             http.max_connections"
+        );
+    }
+}
+
+/// The soft limit of "Max open files" in `/proc/self/limits`; `None` when unlimited or
+/// absent.
+fn open_files_soft_limit(limits: &str) -> Option<u64> {
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The start-up steps inside the runtime, then serving until a signal, then release.
@@ -362,4 +399,24 @@ pub fn build_issuer(
         return Ok(issuer.without_log_appends_dev_only());
     }
     Ok(issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_files_soft_limit;
+
+    #[test]
+    fn the_soft_open_file_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(open_files_soft_limit(limits), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_files_soft_limit(unlimited), None);
+        assert_eq!(
+            open_files_soft_limit("Max processes 10 10 processes\n"),
+            None
+        );
+    }
 }
