@@ -4,7 +4,9 @@
 #
 #   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, pkg-config,
 #                    build-essential, curl, ca-certificates, python3, python3-pip
-#   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests)
+#   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
+#                    pyhanko, pyhanko-certvalidator (the third-party CSC client and PDF
+#                    signature validator of the CSC interop test)
 #   Rust:            rustup with a stable toolchain (+ rustfmt, clippy) when no cargo >= 1.88
 #                    is on PATH; its binaries are linked into /usr/local/bin so that the
 #                    calling shell finds `cargo` right away.
@@ -50,11 +52,13 @@ if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
 fi
 
 # --- Python verifiers -------------------------------------------------------------------
-if python3 -c 'import rfc3161_client, cryptography, pyasn1' 2>/dev/null; then
-    log "Python packages present"
-else
-    log "installing Python packages: rfc3161-client cryptography pyasn1"
-    pip_args=(install --quiet --disable-pip-version-check rfc3161-client cryptography pyasn1)
+# Each entry: an import check, then the pip packages that satisfy it.
+python_sets=(
+    "import rfc3161_client, cryptography, pyasn1|rfc3161-client cryptography pyasn1"
+    "import pyhanko.sign.signers.csc_signer, pyhanko_certvalidator, aiohttp|pyhanko pyhanko-certvalidator aiohttp"
+)
+pip_install() {
+    local pip_args=(install --quiet --disable-pip-version-check "$@")
     # Debian marks its Python "externally managed" (PEP 668); these are test tools.
     if python3 -m pip install --help 2>/dev/null | grep -q -- '--break-system-packages'; then
         pip_args+=(--break-system-packages)
@@ -64,8 +68,18 @@ else
     else
         as_root python3 -m pip "${pip_args[@]}"
     fi
-    python3 -c 'import rfc3161_client, cryptography, pyasn1'
-fi
+}
+for entry in "${python_sets[@]}"; do
+    check=${entry%%|*}
+    read -r -a pkgs <<<"${entry#*|}"
+    if python3 -c "$check" 2>/dev/null; then
+        log "Python packages present: ${pkgs[*]}"
+    else
+        log "installing Python packages: ${pkgs[*]}"
+        pip_install "${pkgs[@]}"
+        python3 -c "$check"
+    fi
+done
 
 # --- Rust -------------------------------------------------------------------------------
 export PATH="$HOME/.cargo/bin:$PATH"

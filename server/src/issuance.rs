@@ -217,6 +217,26 @@ impl Issuer {
     }
 }
 
+impl Issuer {
+    /// Issues one token over `imprint`, a digest made with `hash`, for `client`: the
+    /// request is built here (certReq set; `nonce`, or a random one) and takes
+    /// [`Issuer::issue`], so the token is logged before it is returned. Used by B-T
+    /// seals ([`OwnTsa`]) and the CSC API's `signatures/timestamp`.
+    pub async fn issue_imprint(
+        &self,
+        hash: HashAlgorithm,
+        imprint: &[u8],
+        nonce: Option<u64>,
+        client: &str,
+    ) -> Result<Issued, Rejection> {
+        let nonce = nonce.unwrap_or_else(hanko_client::request::random_nonce);
+        let request = hanko_client::request::build(hash, imprint.to_vec(), Some(nonce), None, true)
+            .and_then(|r| hanko_client::request::encode(&r))
+            .map_err(|e| Rejection::Internal(format!("time-stamp request: {e}")))?;
+        self.issue(&request, client).await
+    }
+}
+
 /// A token issued and logged: the TimeStampResp to send and the token's record.
 #[derive(Debug)]
 pub struct Issued {
@@ -245,16 +265,11 @@ impl TimeStamper for OwnTsa<'_> {
         imprint: &'a [u8],
     ) -> hanko_pki::BoxFuture<'a, Result<Vec<u8>, TimeStampError>> {
         Box::pin(async move {
-            let request = hanko_client::request::build(
-                hash,
-                imprint.to_vec(),
-                Some(hanko_client::request::random_nonce()),
-                None,
-                true,
-            )
-            .and_then(|r| hanko_client::request::encode(&r))
-            .map_err(|e| TimeStampError::new(TimeStampErrorKind::Rejected, e.to_string()))?;
-            match self.issuer.issue(&request, self.client).await {
+            match self
+                .issuer
+                .issue_imprint(hash, imprint, None, self.client)
+                .await
+            {
                 Ok(issued) => Ok(issued.token.token_der),
                 Err(r) => Err(TimeStampError::new(stamp_error_kind(&r), r.to_string())),
             }
@@ -264,7 +279,7 @@ impl TimeStamper for OwnTsa<'_> {
 
 /// How a refusal of our own TSA reads to a sealer: what may pass by itself (clock, HSM
 /// busy or lost, serials, the log) is retryable; the rest needs an operator.
-fn stamp_error_kind(r: &Rejection) -> TimeStampErrorKind {
+pub(crate) fn stamp_error_kind(r: &Rejection) -> TimeStampErrorKind {
     match r {
         Rejection::ClockUnavailable(_) | Rejection::SerialFailed(_) | Rejection::LogFailed => {
             TimeStampErrorKind::Unavailable

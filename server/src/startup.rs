@@ -323,6 +323,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         store: Some(store.clone()),
         api_keys: cfg.api_keys.clone(),
         limits: Arc::new(http::Limits::new(&cfg.http)),
+        csc_info: cfg.csc.clone(),
     });
     spawn_metrics_upkeep(metrics);
     // Signals are handled from here on, before the address is announced.

@@ -46,6 +46,8 @@ pub struct AppState {
     pub api_keys: crate::auth::ApiKeys,
     /// Admission control of the signing routes (`[http]`; `Limits::default()` in tests).
     pub limits: Arc<crate::http::Limits>,
+    /// What the CSC API's `info` says of the service (`[csc]`).
+    pub csc_info: crate::config::CscInfo,
 }
 
 impl AppState {

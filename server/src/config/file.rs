@@ -46,6 +46,29 @@ pub struct FileConfig {
     /// `[[api_keys]]`: who may call `/api/v1/...` (only digests; see [`crate::auth`]).
     #[serde(default)]
     pub api_keys: Vec<crate::auth::ApiKeySection>,
+    /// `[csc]`: how the CSC API's `info` describes this service.
+    #[serde(default)]
+    pub csc: CscSection,
+}
+
+/// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of
+/// this service; every key optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CscSection {
+    /// `csc.name`: the service's name (default `Hanko`).
+    pub name: Option<String>,
+    /// `csc.logo`: URI of the service's logo image (default: none, `""`).
+    pub logo: Option<String>,
+    /// `csc.region`: ISO 3166-1 alpha-2 code of the country the service is in, e.g.
+    /// `JP` (default: none, `""`).
+    pub region: Option<String>,
+    /// `csc.lang`: the language of `name` and `description` and of the API's answers,
+    /// an RFC 5646 tag such as `en-US` or `ja-JP` (default `en-US`).
+    pub lang: Option<String>,
+    /// `csc.description`: a description of the service (default `Hanko organisational
+    /// e-seal service`).
+    pub description: Option<String>,
 }
 
 /// `[tsa]`.

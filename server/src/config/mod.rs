@@ -33,12 +33,12 @@ mod settings;
 mod tests;
 
 pub use file::{
-    ClockSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat, LogSection,
-    StoreSection, TsaSection,
+    ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,
+    LogSection, StoreSection, TsaSection,
 };
 pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
 pub use settings::{
-    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
+    Config, CscInfo, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES, Durability, HttpSettings,
     KeySpec, MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSettings, TsaSettings,

@@ -13,9 +13,9 @@ use hanko_hsm::{ModuleConfig, PoolConfig};
 use hanko_pki::SignatureAlgorithm;
 
 use super::{
-    ClockSection, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
-    DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_LINGER,
-    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+    ClockSection, Config, CscInfo, CscSection, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES,
+    DEFAULT_CSC_SAD_LIFETIME, DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
     DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MODULE, DEV_TOKEN_LABEL, Durability, FileConfig,
     HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage, LogFormat,
     MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection, StoreSettings, TsaSection, TsaSettings,
@@ -82,6 +82,7 @@ impl FileConfig {
             tsa,
             store,
             api_keys,
+            csc: resolve_csc(self.csc)?,
         })
     }
 
@@ -113,6 +114,48 @@ fn resolve_data_dir(o: &Overrides, file: Option<PathBuf>) -> PathBuf {
         .clone()
         .or(file)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// `[csc]`: each value printable text of at most 255 characters; `region` two capital
+/// letters (ISO 3166-1 alpha-2) or empty; `lang` a language tag (letters, digits and
+/// hyphens, starting with a letter).
+fn resolve_csc(c: CscSection) -> anyhow::Result<CscInfo> {
+    let d = CscInfo::default();
+    let text = |key: &str, v: Option<String>, default: String| -> anyhow::Result<String> {
+        let v = v.unwrap_or(default);
+        if v.chars().count() > 255 || v.chars().any(char::is_control) {
+            bail!("csc.{key} must be at most 255 characters, without control characters");
+        }
+        Ok(v)
+    };
+    let info = CscInfo {
+        name: text("name", c.name, d.name)?,
+        logo: text("logo", c.logo, d.logo)?,
+        region: text("region", c.region, d.region)?,
+        lang: text("lang", c.lang, d.lang)?,
+        description: text("description", c.description, d.description)?,
+    };
+    if !(info.region.is_empty()
+        || (info.region.len() == 2 && info.region.bytes().all(|b| b.is_ascii_uppercase())))
+    {
+        bail!(
+            "csc.region = {:?}: an ISO 3166-1 alpha-2 code such as \"JP\", or empty",
+            info.region
+        );
+    }
+    let tag_ok = info.lang.len() <= 35
+        && info.lang.starts_with(|c: char| c.is_ascii_alphabetic())
+        && info
+            .lang
+            .split('-')
+            .all(|p| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !tag_ok {
+        bail!(
+            "csc.lang = {:?}: a language tag such as \"en-US\" or \"ja-JP\"",
+            info.lang
+        );
+    }
+    Ok(info)
 }
 
 fn resolve_pool(h: &HsmSection) -> anyhow::Result<PoolConfig> {

@@ -145,6 +145,33 @@ pub struct KeySpec {
     pub chain: PathBuf,
 }
 
+/// `[csc]`, resolved: what the CSC API's `info` says of this service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CscInfo {
+    /// `name`.
+    pub name: String,
+    /// `logo`: a URI, or empty.
+    pub logo: String,
+    /// `region`: ISO 3166-1 alpha-2, or empty.
+    pub region: String,
+    /// `lang`: an RFC 5646 language tag.
+    pub lang: String,
+    /// `description`.
+    pub description: String,
+}
+
+impl Default for CscInfo {
+    fn default() -> Self {
+        Self {
+            name: "Hanko".to_owned(),
+            logo: String::new(),
+            region: String::new(),
+            lang: "en-US".to_owned(),
+            description: "Hanko organisational e-seal service".to_owned(),
+        }
+    }
+}
+
 /// The checked configuration the server runs with.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -176,4 +203,6 @@ pub struct Config {
     pub store: StoreSettings,
     /// API keys for `/api/v1/...`.
     pub api_keys: crate::auth::ApiKeys,
+    /// What the CSC API's `info` says of the service.
+    pub csc: CscInfo,
 }

@@ -171,3 +171,38 @@ fn configured_node_id_reaches_the_store_options() {
         .unwrap();
     assert_eq!(cfg.store.options.node_id, "tsa-node-3");
 }
+
+#[test]
+fn csc_info_defaults_and_refusals() {
+    let base = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                [csc]\n";
+    let cfg = |extra: &str| {
+        toml::from_str::<FileConfig>(&format!("{base}{extra}\n"))
+            .unwrap()
+            .resolve(&Overrides::default())
+    };
+    assert_eq!(cfg("").unwrap().csc, CscInfo::default());
+    let set =
+        cfg("name = \"市役所\"\nregion = \"JP\"\nlang = \"ja-JP\"\nlogo = \"https://x/l.png\"")
+            .unwrap()
+            .csc;
+    assert_eq!(
+        (set.name.as_str(), set.region.as_str(), set.lang.as_str()),
+        ("市役所", "JP", "ja-JP")
+    );
+    assert_eq!(set.description, CscInfo::default().description);
+    for (bad, says) in [
+        ("region = \"jp\"", "csc.region"),
+        ("region = \"JPN\"", "csc.region"),
+        ("lang = \"\"", "csc.lang"),
+        ("lang = \"en US\"", "csc.lang"),
+        ("lang = \"-en\"", "csc.lang"),
+        ("description = \"a\\nb\"", "csc.description"),
+    ] {
+        let e = cfg(bad).unwrap_err();
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+    let long = format!("name = \"{}\"", "x".repeat(256));
+    assert!(cfg(&long).unwrap_err().to_string().contains("csc.name"));
+}

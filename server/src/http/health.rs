@@ -186,6 +186,7 @@ mod tests {
             store: None,
             api_keys: Default::default(),
             limits: Default::default(),
+            csc_info: Default::default(),
         })
     }
 
@@ -237,6 +238,7 @@ mod tests {
             store: None,
             api_keys: Default::default(),
             limits: Default::default(),
+            csc_info: Default::default(),
         });
         let (status, body) = get(state, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -1,4 +1,5 @@
-//! JSON errors of the API routes that speak JSON (`/api/v1/seal/...`, `/csc/v2/...`):
+//! JSON errors of the API routes that speak JSON (`/api/v1/seal/...`, `/csc/v1/...`,
+//! `/csc/v2/...`):
 //! `{"error": "...", "error_description": "..."}`, the format of the Cloud Signature
 //! Consortium API (itself OAuth 2.0's, RFC 6749 §5.2), with its vocabulary.
 //!
@@ -10,22 +11,26 @@
 //!
 //! | status | error | when |
 //! |---|---|---|
-//! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault, a CSC SAD missing / expired / reused / not this client's, credential's or hashes' |
+//! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault, a CSC SAD missing / expired / reused / not this client's, credential's or hashes', a CSC time-stamp request the TSA refuses (hash algorithm not accepted, ...) |
 //! | 401 | `invalid_request` / `invalid_token` | no API key / an API key no entry matches (with `WWW-Authenticate`) |
 //! | 403 | `access_denied` | the key lacks the route's scope, or may not use the credential |
 //! | 404 | `invalid_request` | no credential of that name |
 //! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
 //! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`) |
-//! | 500 | `server_error` | a system fault an operator must fix |
-//! | 503 | `temporarily_unavailable` | a retryable system fault, the log write failed, the clock is not synchronised (`Retry-After`) |
+//! | 500 | `server_error` | a system fault an operator must fix (for a time-stamp: no unit, unit expired, a bug) |
+//! | 503 | `temporarily_unavailable` | a retryable system fault (seal or time-stamp), the log write failed, the clock is not synchronised (`Retry-After`) |
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hanko_seal::Fault;
 
+use hanko_seal::TimeStampErrorKind;
+use hanko_tsa::{FailureInfo, Rejection};
+
 use super::Refusal;
 use crate::auth::AuthError;
+use crate::issuance::stamp_error_kind;
 use crate::seal::SealFailure;
 
 /// `Retry-After` of a retryable system fault, in seconds.
@@ -54,6 +59,8 @@ pub enum ApiError {
     Refused(Refusal),
     /// The seal was not made or not logged.
     Seal(SealFailure),
+    /// The server's own TSA gave no token for a CSC `signatures/timestamp`.
+    TimeStamp(Rejection),
 }
 
 impl ApiError {
@@ -135,6 +142,28 @@ impl ApiError {
                  retry later"
                     .to_owned(),
             ),
+            Self::TimeStamp(r) if time_stamp_is_callers(r) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("time-stamp refused: {r}"),
+            ),
+            Self::TimeStamp(Rejection::LogFailed) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the time-stamp could not be recorded in the issuance log and was not \
+                 released; retry later"
+                    .to_owned(),
+            ),
+            Self::TimeStamp(r) if time_stamp_is_retryable(r) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the time-stamp could not be made now; retry later".to_owned(),
+            ),
+            Self::TimeStamp(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the time-stamp could not be made; the operator has been told".to_owned(),
+            ),
         }
     }
 
@@ -146,7 +175,9 @@ impl ApiError {
             Self::Seal(SealFailure::LogFailed(_) | SealFailure::ClockUnavailable(_)) => {
                 Some(RETRY_AFTER_SECS)
             }
+            Self::TimeStamp(r) if time_stamp_is_retryable(r) => Some(RETRY_AFTER_SECS),
             Self::Auth(_)
+            | Self::TimeStamp(_)
             | Self::UnknownCredential(_)
             | Self::ForeignCredential(_)
             | Self::BadRequest(_)
@@ -155,6 +186,21 @@ impl ApiError {
             | Self::Seal(SealFailure::Seal(_)) => None,
         }
     }
+}
+
+/// Whether the TSA refused the caller's request itself (its hash algorithm, its
+/// length, ...), not for a fault of the server's.
+fn time_stamp_is_callers(r: &Rejection) -> bool {
+    !matches!(
+        r.failure_info(),
+        FailureInfo::SystemFailure | FailureInfo::TimeNotAvailable
+    )
+}
+
+/// Whether a failure of the TSA may pass by itself (clock, HSM busy or lost, serials,
+/// the log): the classification B-T seals use.
+fn time_stamp_is_retryable(r: &Rejection) -> bool {
+    !time_stamp_is_callers(r) && stamp_error_kind(r) != TimeStampErrorKind::Rejected
 }
 
 impl From<AuthError> for ApiError {
@@ -253,5 +299,18 @@ mod tests {
         );
         let system = hanko_seal::Error::NoTimeStamper;
         assert_eq!(p(ApiError::Seal(system.into())), (500, "server_error"));
+        let weak = Rejection::HashNotAccepted(hanko_pki::HashAlgorithm::Sha512);
+        assert_eq!(p(ApiError::TimeStamp(weak)), (400, "invalid_request"));
+        for retryable in [
+            Rejection::LogFailed,
+            Rejection::ClockUnavailable(hanko_tsa::ClockProblem::Unsynchronised),
+        ] {
+            let e = ApiError::TimeStamp(retryable);
+            assert_eq!(e.retry_after(), Some(1));
+            assert_eq!(p(e), (503, "temporarily_unavailable"));
+        }
+        let e = ApiError::TimeStamp(Rejection::NoUnit);
+        assert_eq!(e.retry_after(), None);
+        assert_eq!(p(e), (500, "server_error"));
     }
 }

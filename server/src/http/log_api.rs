@@ -288,6 +288,7 @@ mod tests {
             store: Some(store.clone()),
             api_keys,
             limits: Default::default(),
+            csc_info: Default::default(),
         });
 
         let (s, h, _) = get(state.clone(), "/api/v1/log/12c", None).await;

@@ -4,7 +4,6 @@
 //! credential's certificate, and each refusal with its own status and JSON error.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,42 +12,14 @@ use hanko_pki::oid::dotted;
 use hanko_pki::{DigestSignAlgorithm, HashAlgorithm};
 use serde_json::{Value, json};
 
-use crate::common::http::send;
+use crate::common::csc::{assert_error, b64, call, digests, verifies};
 use crate::common::tsp::openssl;
 use crate::common::{Server, dev_api_key, hanko, run, start_dev_with_extra, text};
 
 /// POSTs the JSON `body` to `/csc/v2/{method}` with `key` as bearer token:
 /// (status, JSON answer).
 fn csc(addr: SocketAddr, method: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a));
-    }
-    let r = send(
-        addr,
-        "POST",
-        &format!("/csc/v2/{method}"),
-        &headers,
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
-    let v = serde_json::from_slice(&r.body)
-        .unwrap_or_else(|_| panic!("{method}: {}\n{}", r.head, String::from_utf8_lossy(&r.body)));
-    (r.status, v)
-}
-
-/// Asserts a CSC error: `status`, `error` code, a description containing `says`.
-fn assert_error(got: (u16, Value), status: u16, error: &str, says: &str) {
-    let (code, v) = got;
-    assert_eq!(code, status, "{v}");
-    assert_eq!(v["error"], error, "{v}");
-    let description = v["error_description"].as_str().unwrap();
-    assert!(description.contains(says), "{v}");
-}
-
-fn b64(b: &[u8]) -> String {
-    STANDARD.encode(b)
+    call(addr, &format!("v2/{method}"), key, body)
 }
 
 /// A SAD for `n` signatures with `credential`, bound to `hashes` when given.
@@ -82,32 +53,6 @@ fn sign_body(credential: &str, sad: Option<&str>, sign_algo: &str, hashes: &[Vec
         body["SAD"] = json!(s);
     }
     body
-}
-
-/// `n` distinct SHA-256 digests, tagged with `tag`.
-fn digests(tag: &str, n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| HashAlgorithm::Sha256.digest(format!("{tag} {i}").as_bytes()))
-        .collect()
-}
-
-/// `openssl pkeyutl -verify` of `sig` over `digest` with the key of the PEM certificate
-/// `cert`, with the options `opts` (`-pkeyopt ...`).
-fn verifies(dir: &Path, cert: &Path, digest: &[u8], sig: &[u8], opts: &[&str]) -> bool {
-    let (d, s) = (dir.join("digest"), dir.join("sig"));
-    std::fs::write(&d, digest).unwrap();
-    std::fs::write(&s, sig).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-certin", "-inkey"])
-        .arg(cert)
-        .arg("-in")
-        .arg(&d)
-        .arg("-sigfile")
-        .arg(&s)
-        .args(opts.iter().flat_map(|o| ["-pkeyopt", o]))
-        .output()
-        .unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified Successfully")
 }
 
 /// (credential, key length, signAlgo, signAlgoParams, pkeyutl options).

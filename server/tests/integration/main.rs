@@ -15,6 +15,16 @@ mod config_doc;
 /// Issue #12: the CSC API v2 through `serve --dev`: signHash for both dev seal
 /// credentials verified by openssl pkeyutl, SAD binding, every refusal in CSC JSON.
 mod csc;
+/// Issue #12 acceptance: pyHanko's CSC client seals a PDF through `/csc/v1` against
+/// `serve --dev` (RSA-3072 and P-256); pyHanko's validator accepts it; the log holds
+/// exactly the tokens it received.
+mod csc_pyhanko;
+/// Issue #12: CSC v2 `signDoc` seals verified by openssl and logged once each; every
+/// refusal in CSC JSON; a seal or token whose record fails is not returned.
+mod csc_signdoc;
+/// Issue #12: CSC 1.0.4 (`/csc/v1`) and `signatures/timestamp` through `serve --dev`,
+/// `[csc]` in `info`, every refusal in CSC JSON and nothing logged.
+mod csc_v1;
 /// `hanko dev-init`: creates, then reuses; file modes; chains verify with openssl.
 mod dev_init;
 /// HSM faults through the whole server (pkcs11-mock): failing, unplugged, corrupting,

@@ -7,12 +7,16 @@
 //! port 0, and settings reach the `hanko` child processes through `Command::env`, never
 //! through this process's environment.
 
+/// The CSC API's JSON calls and errors.
+pub mod csc;
 /// The one HTTP/1.1 client.
 pub mod http;
 /// Issuance-log databases (SQLite, PostgreSQL), the shared dev data directory, load.
 pub mod log;
 /// The fault-injecting pkcs11-mock in front of SoftHSM.
 pub mod mock;
+/// The issuance log read back (`hanko log export`); seals verified with openssl.
+pub mod seal;
 /// RFC 3161 requests and responses, the SQLite log through sqlite3, openssl.
 pub mod tsp;
 

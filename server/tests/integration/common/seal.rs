@@ -1,0 +1,112 @@
+//! Seals and the issuance log, read back: `hanko log export` records, and a seal
+//! verified by openssl (`cms -verify` against the dev root, `ts -verify` of each
+//! embedded signature time-stamp). Shared by the seal route's and the CSC API's tests.
+
+use std::path::Path;
+
+use hanko_pki::HashAlgorithm;
+use hanko_pki::oid::dotted;
+
+use crate::common::tsp::openssl;
+use crate::common::{run, text};
+
+/// The records of a data directory's log (`hanko log export`), in sequence order.
+pub fn log_records(data_dir: &Path) -> Vec<serde_json::Value> {
+    exported(run(&[
+        "log",
+        "export",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]))
+}
+
+/// The JSON lines of a `hanko log export` run. (Not keyed by serial: seals and tokens
+/// draw from counters of their own, so a seal and a token may share a serial.)
+pub fn exported(out: std::process::Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn of_kind<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+/// The signature value and the embedded signature time-stamp tokens of a DER seal.
+pub fn signature_and_tokens(p7s: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let ci: rasn_cms::ContentInfo = rasn::der::decode(p7s).unwrap();
+    let sd: rasn_cms::SignedData = rasn::der::decode(ci.content.as_bytes()).unwrap();
+    let si = sd.signer_infos.to_vec()[0].clone();
+    let tokens = si
+        .unsigned_attrs
+        .as_ref()
+        .map(|attrs| {
+            attrs
+                .to_vec()
+                .iter()
+                .filter(|a| a.r#type.to_string() == dotted::SIGNATURE_TIME_STAMP_TOKEN)
+                .flat_map(|a| a.values.to_vec())
+                .map(|v| v.as_bytes().to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    (si.signature.to_vec(), tokens)
+}
+
+/// Verifies the seal `p7s` (written to `<dir>/<name>.p7s`) with `openssl cms -verify`
+/// against the dev root, over the file `detached_over` unless it is attached (`None`), and
+/// checks that it carries `doc`;
+/// then each embedded signature time-stamp with `openssl ts -verify` over the SHA-256 of
+/// the signature value (both dev seal keys sign with SHA-256). Returns how many tokens
+/// it carries. `dir` is the test's directory, `data/` in it the data directory.
+pub fn verify_seal(
+    dir: &Path,
+    name: &str,
+    p7s: &[u8],
+    detached_over: Option<&str>,
+    doc: &[u8],
+) -> usize {
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    let (p7s_path, out_path) = (path(&format!("{name}.p7s")), path(&format!("{name}.out")));
+    std::fs::write(&p7s_path, p7s).unwrap();
+    let root = path("data/dev-pki/root.pem");
+    let mut args = vec![
+        "cms", "-verify", "-binary", "-inform", "DER", "-in", &p7s_path, "-CAfile", &root, "-out",
+        &out_path,
+    ];
+    if let Some(content) = detached_over {
+        args.extend(["-content", content]);
+    }
+    let out = openssl(dir, &args);
+    assert!(out.contains("Verification successful"), "{name}: {out}");
+    assert_eq!(std::fs::read(&out_path).unwrap(), doc, "{name}");
+
+    let (signature, tokens) = signature_and_tokens(p7s);
+    let imprint = hex::encode(HashAlgorithm::Sha256.digest(&signature));
+    let tsa_chain = path("data/dev-pki/tsa-rsa3072-chain.pem");
+    for token in &tokens {
+        let token_path = path(&format!("{name}.tst"));
+        std::fs::write(&token_path, token).unwrap();
+        let out = openssl(
+            dir,
+            &[
+                "ts",
+                "-verify",
+                "-digest",
+                &imprint,
+                "-token_in",
+                "-in",
+                &token_path,
+                "-CAfile",
+                &root,
+                "-untrusted",
+                &tsa_chain,
+            ],
+        );
+        assert!(out.contains("Verification: OK"), "{name}: {out}");
+    }
+    tokens.len()
+}
