@@ -32,7 +32,8 @@ const LONG_ABOUT: &str = concat!(
 Today it serves time-stamps (POST /tsa) and CAdES B-B/B-T e-seals for API-key clients \
 (POST /api/v1/seal/cades, `hanko seal`), each one committed to the issuance log before it \
 is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
-health, readiness and metrics, and the CSC API v2's signHash (/csc/v2/...). CSC v1, PAdES, \
+health, readiness and metrics, and the CSC API 1.0.4 and 2 (/csc/v1/..., /csc/v2/...: \
+signHash, timestamp, CAdES signDoc). PAdES, \
 Merkle anchoring of the log and TLS are not built yet (terminate TLS in front of it). It issues time-stamps only while the \
 clock is known to be synchronised.
 

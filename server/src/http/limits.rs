@@ -1,5 +1,6 @@
 //! Admission control of the signing routes (`POST /tsa`, `POST /`,
-//! `POST /api/v1/seal/cades`): what the HTTP layer
+//! `POST /api/v1/seal/cades`, the CSC API's `signatures/signHash`, `signatures/timestamp`
+//! and `signatures/signDoc`): what the HTTP layer
 //! refuses before any work is done (docs/architecture.md: "rate limit + auth (before the body
 //! is parsed)").
 //!

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
-//! `POST /api/v1/seal/cades`, `POST /csc/v2/signatures/signHash`; the seal and CSC
+//! `POST /api/v1/seal/cades`, and the CSC API's `signatures/signHash`, `timestamp` and
+//! `signDoc` under `/csc/v1` and `/csc/v2`; the seal and CSC
 //! routes answer their refusals in JSON,
 //! [`json_error`]). Below the
 //! router, [`conn`] owns the connections: the accept loop, connection caps, and the
