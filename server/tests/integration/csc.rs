@@ -3,7 +3,6 @@
 //! credentials, every signature verified by `openssl pkeyutl -verify` against the
 //! credential's certificate, and each refusal with its own status and JSON error.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,48 +11,11 @@ use hanko_pki::oid::dotted;
 use hanko_pki::{DigestSignAlgorithm, HashAlgorithm};
 use serde_json::{Value, json};
 
-use crate::common::csc::{assert_error, b64, call, digests, verifies};
+use crate::common::csc::{Csc, assert_error, b64, billing_client, digests, verifies};
 use crate::common::tsp::openssl;
 use crate::common::{Server, dev_api_key, hanko, run, start_dev_with_extra, text};
 
-/// POSTs the JSON `body` to `/csc/v2/{method}` with `key` as bearer token:
-/// (status, JSON answer).
-fn csc(addr: SocketAddr, method: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-    call(addr, &format!("v2/{method}"), key, body)
-}
-
-/// A SAD for `n` signatures with `credential`, bound to `hashes` when given.
-fn authorize(
-    addr: SocketAddr,
-    key: &str,
-    credential: &str,
-    n: usize,
-    hashes: Option<&[Vec<u8>]>,
-) -> String {
-    let mut body = json!({ "credentialID": credential, "numSignatures": n });
-    if let Some(h) = hashes {
-        body["hashes"] = json!(h.iter().map(|d| b64(d)).collect::<Vec<_>>());
-        body["hashAlgorithmOID"] = json!(dotted::SHA256);
-    }
-    let (status, v) = csc(addr, "credentials/authorize", Some(key), &body);
-    assert_eq!(status, 200, "{v}");
-    assert!(v["expiresIn"].as_u64().unwrap() > 0, "{v}");
-    v["SAD"].as_str().unwrap().to_owned()
-}
-
-/// A signHash body with SHA-256 hashes.
-fn sign_body(credential: &str, sad: Option<&str>, sign_algo: &str, hashes: &[Vec<u8>]) -> Value {
-    let mut body = json!({
-        "credentialID": credential,
-        "hashes": hashes.iter().map(|d| b64(d)).collect::<Vec<_>>(),
-        "hashAlgorithmOID": dotted::SHA256,
-        "signAlgo": sign_algo,
-    });
-    if let Some(s) = sad {
-        body["SAD"] = json!(s);
-    }
-    body
-}
+const V: Csc = Csc::V2;
 
 /// (credential, key length, signAlgo, signAlgoParams, pkeyutl options).
 type Case<'a> = (&'a str, u64, &'a str, Option<&'a str>, &'a [&'a str]);
@@ -66,7 +28,7 @@ fn csc_v2_signatures_verify_with_openssl() {
     let key = dev_api_key(&dir);
     let addr = server.addr;
 
-    let (status, info) = csc(addr, "info", None, &json!({}));
+    let (status, info) = V.call(addr, "info", None, &json!({}));
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["specs"], "2.0.0.0");
     assert_eq!(info["authType"], json!(["external"]));
@@ -79,7 +41,7 @@ fn csc_v2_signatures_verify_with_openssl() {
         assert!(methods.contains(&json!(m)), "{info}");
     }
 
-    let (status, list) = csc(addr, "credentials/list", Some(&key), &json!({}));
+    let (status, list) = V.call(addr, "credentials/list", Some(&key), &json!({}));
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["credentialIDs"], json!(["seal-rsa3072", "seal-p256"]));
 
@@ -113,7 +75,7 @@ fn csc_v2_signatures_verify_with_openssl() {
         ),
     ];
     for (credential, len, sign_algo, params, opts) in cases {
-        let (status, ci) = csc(
+        let (status, ci) = V.call(
             addr,
             "credentials/info",
             Some(&key),
@@ -154,7 +116,7 @@ fn csc_v2_signatures_verify_with_openssl() {
                 leaf_pem.to_str().unwrap(),
             ],
         );
-        let (_, single) = csc(
+        let (_, single) = V.call(
             addr,
             "credentials/info",
             Some(&key),
@@ -164,12 +126,12 @@ fn csc_v2_signatures_verify_with_openssl() {
 
         for (n, scal2) in [(1, true), (3, false), (3, true)] {
             let hashes = digests(&format!("{credential} {sign_algo} {n} {scal2}"), n);
-            let sad = authorize(addr, &key, credential, n, scal2.then_some(&hashes[..]));
-            let mut body = sign_body(credential, Some(&sad), sign_algo, &hashes);
+            let sad = V.authorize(addr, &key, credential, n, scal2.then_some(&hashes[..]));
+            let mut body = V.sign_body(credential, Some(&sad), sign_algo, &hashes);
             if let Some(p) = params {
                 body["signAlgoParams"] = json!(p);
             }
-            let (status, v) = csc(addr, "signatures/signHash", Some(&key), &body);
+            let (status, v) = V.call(addr, "signatures/signHash", Some(&key), &body);
             assert_eq!(status, 200, "{credential} {sign_algo}: {v}");
             let sigs = v["signatures"].as_array().unwrap();
             assert_eq!(sigs.len(), n, "{v}");
@@ -204,23 +166,22 @@ fn csc_v2_refusals_each_with_its_error() {
     let server = start_dev_with_extra(
         &dir,
         &format!(
-            "[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
-             credentials = [\"seal-p256\"]\n\n[http]\ncsc_sad_lifetime_secs = 3\n",
-            hanko_server::auth::key_digest_hex(billing),
+            "{}[http]\ncsc_sad_lifetime_secs = 3\n",
+            billing_client(billing)
         ),
     );
     let addr = server.addr;
     let p256 = "seal-p256";
     let ecdsa = dotted::ECDSA_WITH_SHA256;
-    let sign = |who: &str, body: &Value| csc(addr, "signatures/signHash", Some(who), body);
+    let sign = |who: &str, body: &Value| V.call(addr, "signatures/signHash", Some(who), body);
     let one = digests("one", 1);
     let two = digests("two", 2);
 
     // The second client sees only its credential, and may not use another.
-    let (_, list) = csc(addr, "credentials/list", Some(billing), &json!({}));
+    let (_, list) = V.call(addr, "credentials/list", Some(billing), &json!({}));
     assert_eq!(list["credentialIDs"], json!([p256]));
     assert_error(
-        csc(
+        V.call(
             addr,
             "credentials/info",
             Some(billing),
@@ -231,7 +192,7 @@ fn csc_v2_refusals_each_with_its_error() {
         "may not use the seal credential \"seal-rsa3072\"",
     );
     assert_error(
-        csc(
+        V.call(
             addr,
             "credentials/authorize",
             Some(billing),
@@ -243,13 +204,13 @@ fn csc_v2_refusals_each_with_its_error() {
     );
     // No API key, and an unknown credential.
     assert_error(
-        csc(addr, "credentials/list", None, &json!({})),
+        V.call(addr, "credentials/list", None, &json!({})),
         401,
         "invalid_request",
         "authentication required",
     );
     assert_error(
-        csc(
+        V.call(
             addr,
             "credentials/authorize",
             Some(&key),
@@ -260,7 +221,7 @@ fn csc_v2_refusals_each_with_its_error() {
         "invalid parameter credentialID",
     );
     assert_error(
-        sign(&key, &sign_body("seal-nope", Some("x"), ecdsa, &one)),
+        sign(&key, &V.sign_body("seal-nope", Some("x"), ecdsa, &one)),
         400,
         "invalid_request",
         "invalid parameter credentialID",
@@ -268,72 +229,72 @@ fn csc_v2_refusals_each_with_its_error() {
 
     // Missing, unknown, foreign, reused, expired SAD.
     assert_error(
-        sign(&key, &sign_body(p256, None, ecdsa, &one)),
+        sign(&key, &V.sign_body(p256, None, ecdsa, &one)),
         400,
         "invalid_request",
         "invalid SAD: missing",
     );
     assert_error(
-        sign(&key, &sign_body(p256, Some("AAAA"), ecdsa, &one)),
+        sign(&key, &V.sign_body(p256, Some("AAAA"), ecdsa, &one)),
         400,
         "invalid_request",
         "invalid SAD: unknown",
     );
-    let sad = authorize(addr, &key, p256, 1, None);
+    let sad = V.authorize(addr, &key, p256, 1, None);
     assert_error(
-        sign(billing, &sign_body(p256, Some(&sad), ecdsa, &one)),
+        sign(billing, &V.sign_body(p256, Some(&sad), ecdsa, &one)),
         400,
         "invalid_request",
         "another client",
     );
     // Not spent by the foreign attempt; spent by its first use.
-    let (status, v) = sign(&key, &sign_body(p256, Some(&sad), ecdsa, &one));
+    let (status, v) = sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &one));
     assert_eq!(status, 200, "{v}");
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), ecdsa, &one)),
+        sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &one)),
         400,
         "invalid_request",
         "already used",
     );
-    let sad = authorize(addr, &key, p256, 1, None);
+    let sad = V.authorize(addr, &key, p256, 1, None);
     std::thread::sleep(Duration::from_millis(3500));
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), ecdsa, &one)),
+        sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &one)),
         400,
         "invalid_request",
         "invalid SAD: expired",
     );
 
     // A SAD for other hashes; more hashes than authorised.
-    let sad = authorize(addr, &key, p256, 1, Some(&one));
+    let sad = V.authorize(addr, &key, p256, 1, Some(&one));
     assert_error(
         sign(
             &key,
-            &sign_body(p256, Some(&sad), ecdsa, &digests("other", 1)),
+            &V.sign_body(p256, Some(&sad), ecdsa, &digests("other", 1)),
         ),
         400,
         "invalid_request",
         "not issued for these hashes",
     );
-    let sad = authorize(addr, &key, p256, 1, None);
+    let sad = V.authorize(addr, &key, p256, 1, None);
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), ecdsa, &two)),
+        sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &two)),
         400,
         "invalid_request",
         "more hashes than it authorises",
     );
 
     // Bad hashes and algorithms: refused before the SAD is spent.
-    let sad = authorize(addr, &key, p256, 2, None);
+    let sad = V.authorize(addr, &key, p256, 2, None);
     let short = vec![vec![1u8; 20]];
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), ecdsa, &short)),
+        sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &short)),
         400,
         "invalid_request",
         "hashes[0] is 20 bytes; a SHA-256 hash is 32",
     );
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), "1.2.3.4", &one)),
+        sign(&key, &V.sign_body(p256, Some(&sad), "1.2.3.4", &one)),
         400,
         "invalid_request",
         "unknown or unsupported signature algorithm 1.2.3.4",
@@ -341,13 +302,13 @@ fn csc_v2_refusals_each_with_its_error() {
     assert_error(
         sign(
             &key,
-            &sign_body(p256, Some(&sad), dotted::SHA256_WITH_RSA_ENCRYPTION, &one),
+            &V.sign_body(p256, Some(&sad), dotted::SHA256_WITH_RSA_ENCRYPTION, &one),
         ),
         400,
         "invalid_request",
         "does not fit the key",
     );
-    let mut bad64 = sign_body(p256, Some(&sad), ecdsa, &one);
+    let mut bad64 = V.sign_body(p256, Some(&sad), ecdsa, &one);
     bad64["hashes"] = json!(["not base64!"]);
     assert_error(
         sign(&key, &bad64),
@@ -356,15 +317,15 @@ fn csc_v2_refusals_each_with_its_error() {
         "hashes[0] is not valid base64",
     );
     assert_error(
-        sign(&key, &sign_body(p256, Some(&sad), ecdsa, &[])),
+        sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &[])),
         400,
         "invalid_request",
         "hashes is empty",
     );
-    let mut big = sign_body(p256, Some(&sad), ecdsa, &one);
+    let mut big = V.sign_body(p256, Some(&sad), ecdsa, &one);
     big["padding"] = json!("x".repeat(70 * 1024));
     assert_error(sign(&key, &big), 413, "invalid_request", "larger than");
-    let (status, v) = sign(&key, &sign_body(p256, Some(&sad), ecdsa, &two));
+    let (status, v) = sign(&key, &V.sign_body(p256, Some(&sad), ecdsa, &two));
     assert_eq!(status, 200, "the SAD survived the refusals: {v}");
 
     let (status, out) = server.stop();

@@ -13,33 +13,13 @@ use hanko_pki::HashAlgorithm;
 use hanko_pki::oid::dotted;
 use serde_json::{Value, json};
 
-use crate::common::csc::{assert_error, b64, call};
+use crate::common::csc::{Csc, assert_error, b64, billing_client};
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
 use crate::common::seal::{exported, log_records, of_kind, verify_seal};
 use crate::common::{dev_api_key, dev_init, start_dev_with_extra};
 
-fn v2(addr: SocketAddr, method: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-    call(addr, &format!("v2/{method}"), key, body)
-}
-
-/// A v2 SAD for `n` signatures, bound to the SHA-256 `hashes` when given.
-fn authorize(
-    addr: SocketAddr,
-    key: &str,
-    credential: &str,
-    n: usize,
-    hashes: Option<&[Vec<u8>]>,
-) -> String {
-    let mut body = json!({ "credentialID": credential, "numSignatures": n });
-    if let Some(h) = hashes {
-        body["hashes"] = json!(h.iter().map(|d| b64(d)).collect::<Vec<_>>());
-        body["hashAlgorithmOID"] = json!(dotted::SHA256);
-    }
-    let (status, v) = v2(addr, "credentials/authorize", Some(key), &body);
-    assert_eq!(status, 200, "{v}");
-    v["SAD"].as_str().unwrap().to_owned()
-}
+const V: Csc = Csc::V2;
 
 fn sha256(b: &[u8]) -> Vec<u8> {
     HashAlgorithm::Sha256.digest(b)
@@ -104,8 +84,8 @@ fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
         // The first credential's SAD counts seals; the second's is bound to the
         // digests (a document by its SHA-256).
         let bound = [sha256(a), sha256(b), sha256(c)];
-        let sad = authorize(addr, &key, credential, 3, (i == 1).then_some(&bound[..]));
-        let (status, v) = v2(
+        let sad = V.authorize(addr, &key, credential, 3, (i == 1).then_some(&bound[..]));
+        let (status, v) = V.call(
             addr,
             "signatures/signDoc",
             Some(&key),
@@ -171,23 +151,21 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
     let server = start_dev_with_extra(
         &dir,
         &format!(
-            "[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
-             credentials = [\"seal-p256\"]\n\n[http]\nmax_seal_body_bytes = 100000\n\
-             csc_max_hashes = 3\n",
-            hanko_server::auth::key_digest_hex(billing),
+            "{}[http]\nmax_seal_body_bytes = 100000\ncsc_max_hashes = 3\n",
+            billing_client(billing)
         ),
     );
     let addr = server.addr;
     let (p256, ecdsa) = CASES[1];
     let doc = b"a document".as_slice();
-    let sad = authorize(addr, &key, p256, 2, None);
+    let sad = V.authorize(addr, &key, p256, 2, None);
     let req = |documents: Value, digests: Value| {
         json!({ "credentialID": p256, "SAD": sad, "documents": documents,
                 "documentDigests": digests })
     };
     let refused = |who: &str, body: &Value, status: u16, error: &str, says: &str| {
         assert_error(
-            v2(addr, "signatures/signDoc", Some(who), body),
+            V.call(addr, "signatures/signDoc", Some(who), body),
             status,
             error,
             says,
@@ -370,7 +348,7 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
         "may not use the seal credential",
     );
     assert_error(
-        v2(
+        V.call(
             addr,
             "signatures/signDoc",
             None,
@@ -397,7 +375,7 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
         "invalid_request",
         "issued for another client",
     );
-    let bound = authorize(addr, &key, p256, 1, Some(&[sha256(b"other")]));
+    let bound = V.authorize(addr, &key, p256, 1, Some(&[sha256(b"other")]));
     let mut other = one_doc(document(doc, ecdsa, None, None));
     other["SAD"] = json!(bound);
     refused(
@@ -407,7 +385,7 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
         "invalid_request",
         "not issued for these hashes",
     );
-    let small = authorize(addr, &key, p256, 1, None);
+    let small = V.authorize(addr, &key, p256, 1, None);
     let mut two = req(
         json!([document(doc, ecdsa, None, None)]),
         json!([digest_entry(&[sha256(doc)], ecdsa, "Ades-B-B")]),
@@ -431,7 +409,7 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
     );
 
     // The first SAD survived every refusal above.
-    let (status, v) = v2(
+    let (status, v) = V.call(
         addr,
         "signatures/signDoc",
         Some(&key),
@@ -479,7 +457,7 @@ fn a_sign_doc_seal_or_csc_token_whose_record_cannot_be_committed_is_not_returned
     let (p256, ecdsa) = CASES[1];
     let doc = b"certificate of residence";
     let sign_doc = |level: &str| {
-        let sad = authorize(addr, &key, p256, 1, None);
+        let sad = V.authorize(addr, &key, p256, 1, None);
         with_head(
             addr,
             "v2/signatures/signDoc",
@@ -496,12 +474,7 @@ fn a_sign_doc_seal_or_csc_token_whose_record_cannot_be_committed_is_not_returned
             &json!({ "hash": b64(&sha256(doc)), "hashAlgo": dotted::SHA256 }),
         )
     };
-    db.exec(
-        "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ \
-         BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql; \
-         CREATE TRIGGER refuse_rows BEFORE INSERT ON log_records \
-         FOR EACH ROW EXECUTE FUNCTION refuse_row();",
-    );
+    db.refuse_log_rows();
     for (what, (status, head, v)) in [
         ("B-B", sign_doc("Ades-B-B")),
         ("B-T", sign_doc("Ades-B-T")),
@@ -518,7 +491,7 @@ fn a_sign_doc_seal_or_csc_token_whose_record_cannot_be_committed_is_not_returned
         assert!(!description.contains("refused by the test"), "{v}");
         assert!(v.get("DocumentWithSignature").is_none() && v.get("timestamp").is_none());
     }
-    db.exec("DROP TRIGGER refuse_rows ON log_records;");
+    db.accept_log_rows();
     let (status, _, v) = sign_doc("Ades-B-T");
     assert_eq!(status, 200, "{v}");
     let seal = STANDARD

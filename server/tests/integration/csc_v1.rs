@@ -4,7 +4,6 @@
 //! found in the issuance log exactly, `[csc]` in `info`, and every refusal with its own
 //! status and CSC error, logging nothing.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -13,45 +12,14 @@ use hanko_pki::HashAlgorithm;
 use hanko_pki::oid::dotted;
 use serde_json::{Value, json};
 
-use crate::common::csc::{assert_error, b64, call, call_raw, digests, verifies};
+use crate::common::csc::{
+    Csc, assert_error, b64, billing_client, call, call_raw, digests, verifies,
+};
 use crate::common::seal::{log_records, of_kind};
 use crate::common::tsp::openssl;
 use crate::common::{dev_api_key, dev_init, start_dev_with_extra};
 
-fn v1(addr: SocketAddr, method: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
-    call(addr, &format!("v1/{method}"), key, body)
-}
-
-/// A v1 SAD for `n` signatures, bound to `hashes` when given (v1 names no algorithm).
-fn authorize(
-    addr: SocketAddr,
-    key: &str,
-    credential: &str,
-    n: usize,
-    hashes: Option<&[Vec<u8>]>,
-) -> String {
-    let mut body = json!({ "credentialID": credential, "numSignatures": n });
-    if let Some(h) = hashes {
-        body["hash"] = json!(h.iter().map(|d| b64(d)).collect::<Vec<_>>());
-    }
-    let (status, v) = v1(addr, "credentials/authorize", Some(key), &body);
-    assert_eq!(status, 200, "{v}");
-    v["SAD"].as_str().unwrap().to_owned()
-}
-
-/// A v1 signHash body with SHA-256 hashes, as pyHanko writes it.
-fn sign_body(credential: &str, sad: Option<&str>, sign_algo: &str, hashes: &[Vec<u8>]) -> Value {
-    let mut body = json!({
-        "credentialID": credential,
-        "hash": hashes.iter().map(|d| b64(d)).collect::<Vec<_>>(),
-        "hashAlgo": dotted::SHA256,
-        "signAlgo": sign_algo,
-    });
-    if let Some(s) = sad {
-        body["SAD"] = json!(s);
-    }
-    body
-}
+const V: Csc = Csc::V1;
 
 /// Verifies the base64 token `b64_token` over `digest` with `openssl ts -verify`
 /// against the dev root, and that it carries `nonce`; returns its DER.
@@ -115,7 +83,7 @@ fn csc_v1_signatures_and_timestamps_verify_and_tokens_are_logged() {
     }
 
     // credentials/info: v1 says authMode, not v2's auth object.
-    let (status, ci) = v1(
+    let (status, ci) = V.call(
         addr,
         "credentials/info",
         Some(&key),
@@ -126,7 +94,7 @@ fn csc_v1_signatures_and_timestamps_verify_and_tokens_are_logged() {
     assert!(ci.get("auth").is_none(), "{ci}");
     assert_eq!(ci["lang"], "ja-JP");
     assert!(ci["cert"]["certificates"].as_array().unwrap().len() >= 2);
-    let (_, list) = v1(addr, "credentials/list", Some(&key), &json!({}));
+    let (_, list) = V.call(addr, "credentials/list", Some(&key), &json!({}));
     assert_eq!(list["credentialIDs"], json!(["seal-rsa3072", "seal-p256"]));
 
     // signHash in v1 words, a SAD bound to the hashes' bytes and one that is not.
@@ -147,12 +115,12 @@ fn csc_v1_signatures_and_timestamps_verify_and_tokens_are_logged() {
         let cert = pki.join(format!("{credential}.pem"));
         for bound in [false, true] {
             let hashes = digests(&format!("{credential} {bound}"), 2);
-            let sad = authorize(addr, &key, credential, 2, bound.then_some(&hashes[..]));
-            let (status, v) = v1(
+            let sad = V.authorize(addr, &key, credential, 2, bound.then_some(&hashes[..]));
+            let (status, v) = V.call(
                 addr,
                 "signatures/signHash",
                 Some(&key),
-                &sign_body(credential, Some(&sad), sign_algo, &hashes),
+                &V.sign_body(credential, Some(&sad), sign_algo, &hashes),
             );
             assert_eq!(status, 200, "{credential}: {v}");
             let sigs = v["signatures"].as_array().unwrap();
@@ -210,24 +178,17 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
     dev_init(&dir);
     let key = dev_api_key(&dir);
     let billing = "hanko_csc-v1-billing-client-key";
-    let server = start_dev_with_extra(
-        &dir,
-        &format!(
-            "[[api_keys]]\nname = \"billing\"\nsha256 = \"{}\"\nscopes = [\"seal\"]\n\
-             credentials = [\"seal-p256\"]\n",
-            hanko_server::auth::key_digest_hex(billing),
-        ),
-    );
+    let server = start_dev_with_extra(&dir, &billing_client(billing));
     let addr = server.addr;
     let p256 = "seal-p256";
     let ecdsa = dotted::ECDSA_WITH_SHA256;
-    let sign = |who: Option<&str>, body: &Value| v1(addr, "signatures/signHash", who, body);
+    let sign = |who: Option<&str>, body: &Value| V.call(addr, "signatures/signHash", who, body);
     let one = digests("one", 1);
     let two = digests("two", 2);
 
     // Unknown credential, another client's credential, no API key.
     assert_error(
-        v1(
+        V.call(
             addr,
             "credentials/authorize",
             Some(&key),
@@ -238,7 +199,7 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "invalid parameter credentialID",
     );
     assert_error(
-        v1(
+        V.call(
             addr,
             "credentials/info",
             Some(billing),
@@ -249,49 +210,49 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "may not use the seal credential \"seal-rsa3072\"",
     );
     assert_error(
-        sign(None, &sign_body(p256, Some("x"), ecdsa, &one)),
+        sign(None, &V.sign_body(p256, Some("x"), ecdsa, &one)),
         401,
         "invalid_request",
         "authentication required",
     );
     // Missing, reused SAD; a SAD bound to other hashes; more hashes than authorised.
     assert_error(
-        sign(Some(&key), &sign_body(p256, None, ecdsa, &one)),
+        sign(Some(&key), &V.sign_body(p256, None, ecdsa, &one)),
         400,
         "invalid_request",
         "invalid SAD: missing",
     );
-    let sad = authorize(addr, &key, p256, 1, None);
+    let sad = V.authorize(addr, &key, p256, 1, None);
     assert_eq!(
-        sign(Some(&key), &sign_body(p256, Some(&sad), ecdsa, &one)).0,
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &one)).0,
         200
     );
     assert_error(
-        sign(Some(&key), &sign_body(p256, Some(&sad), ecdsa, &one)),
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &one)),
         400,
         "invalid_request",
         "already used",
     );
-    let sad = authorize(addr, &key, p256, 1, Some(&one));
+    let sad = V.authorize(addr, &key, p256, 1, Some(&one));
     assert_error(
         sign(
             Some(&key),
-            &sign_body(p256, Some(&sad), ecdsa, &digests("x", 1)),
+            &V.sign_body(p256, Some(&sad), ecdsa, &digests("x", 1)),
         ),
         400,
         "invalid_request",
         "not issued for these hashes",
     );
-    let sad = authorize(addr, &key, p256, 1, None);
+    let sad = V.authorize(addr, &key, p256, 1, None);
     assert_error(
-        sign(Some(&key), &sign_body(p256, Some(&sad), ecdsa, &two)),
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &two)),
         400,
         "invalid_request",
         "more hashes than it authorises",
     );
     // A v1 authorize hash of no accepted length; its count not numSignatures.
     assert_error(
-        v1(
+        V.call(
             addr,
             "credentials/authorize",
             Some(&key),
@@ -302,7 +263,7 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "hash[0] is 20 bytes; no accepted hash algorithm",
     );
     assert_error(
-        v1(
+        V.call(
             addr,
             "credentials/authorize",
             Some(&key),
@@ -313,26 +274,26 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "numSignatures is 2 but 1 hash were given",
     );
     // Bad hashes and algorithms: refused before the SAD is spent.
-    let sad = authorize(addr, &key, p256, 2, None);
+    let sad = V.authorize(addr, &key, p256, 2, None);
     assert_error(
         sign(
             Some(&key),
-            &sign_body(p256, Some(&sad), ecdsa, &[vec![1; 20]]),
+            &V.sign_body(p256, Some(&sad), ecdsa, &[vec![1; 20]]),
         ),
         400,
         "invalid_request",
         "hash[0] is 20 bytes; a SHA-256 hash is 32",
     );
     assert_error(
-        sign(Some(&key), &sign_body(p256, Some(&sad), "1.2.3.4", &one)),
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), "1.2.3.4", &one)),
         400,
         "invalid_request",
         "unknown or unsupported signature algorithm 1.2.3.4",
     );
-    let mut sha1 = sign_body(p256, Some(&sad), ecdsa, &one);
+    let mut sha1 = V.sign_body(p256, Some(&sad), ecdsa, &one);
     sha1["hashAlgo"] = json!("1.3.14.3.2.26");
     assert_error(sign(Some(&key), &sha1), 400, "invalid_request", "too weak");
-    let mut bad64 = sign_body(p256, Some(&sad), ecdsa, &one);
+    let mut bad64 = V.sign_body(p256, Some(&sad), ecdsa, &one);
     bad64["hash"] = json!(["not base64!"]);
     assert_error(
         sign(Some(&key), &bad64),
@@ -341,12 +302,12 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "hash[0] is not valid base64",
     );
     assert_error(
-        sign(Some(&key), &sign_body(p256, Some(&sad), ecdsa, &[])),
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &[])),
         400,
         "invalid_request",
         "hash is empty",
     );
-    let mut big = sign_body(p256, Some(&sad), ecdsa, &one);
+    let mut big = V.sign_body(p256, Some(&sad), ecdsa, &one);
     big["padding"] = json!("x".repeat(70 * 1024));
     assert_error(
         sign(Some(&key), &big),
@@ -360,7 +321,7 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
         "invalid_request",
         "invalid JSON body",
     );
-    let (status, v) = sign(Some(&key), &sign_body(p256, Some(&sad), ecdsa, &two));
+    let (status, v) = sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &two));
     assert_eq!(status, 200, "the SAD survived the refusals: {v}");
 
     // signatures/timestamp, both versions: each bad parameter refused, nothing issued.

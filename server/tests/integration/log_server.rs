@@ -331,16 +331,11 @@ fn tokens_total_counts_only_tokens_sent() {
     for i in 0..3 {
         assert!(stamp(i), "request {i} granted");
     }
-    db.exec(
-        "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ \
-         BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql; \
-         CREATE TRIGGER refuse_rows BEFORE INSERT ON log_records \
-         FOR EACH ROW EXECUTE FUNCTION refuse_row();",
-    );
+    db.refuse_log_rows();
     for i in 3..8 {
         assert!(!stamp(i), "request {i} withheld while the log refuses rows");
     }
-    db.exec("DROP TRIGGER refuse_rows ON log_records;");
+    db.accept_log_rows();
     for i in 8..10 {
         assert!(stamp(i), "request {i} granted again");
     }

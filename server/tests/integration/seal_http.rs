@@ -484,12 +484,7 @@ fn a_seal_whose_record_cannot_be_committed_is_not_returned() {
     assert_eq!(status, 200);
     returned.push(p7s);
 
-    db.exec(
-        "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ \
-         BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql; \
-         CREATE TRIGGER refuse_rows BEFORE INSERT ON log_records \
-         FOR EACH ROW EXECUTE FUNCTION refuse_row();",
-    );
+    db.refuse_log_rows();
     for level in ["B-B", "B-T"] {
         let r = seal(
             server.addr,
@@ -509,7 +504,7 @@ fn a_seal_whose_record_cannot_be_committed_is_not_returned() {
         );
         assert_json_error(r, 503, "temporarily_unavailable", "retry later");
     }
-    db.exec("DROP TRIGGER refuse_rows ON log_records;");
+    db.accept_log_rows();
     let (status, _, p7s) = seal(
         server.addr,
         "credential=seal-rsa3072&level=B-T",

@@ -236,11 +236,13 @@ async fn sign_hash<S: Shaped, H: SignHashShape>(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let req: H = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    answer(methods::sign_hash(&state, &sads, &headers, &req.params(), S::VERSION).await)
+    answer(
+        async {
+            let req: H = body(&bytes)?;
+            methods::sign_hash(&state, &sads, &headers, &req.params(), S::VERSION).await
+        }
+        .await,
+    )
 }
 
 async fn timestamp<S: Shaped, T: TimestampShape>(
@@ -248,9 +250,11 @@ async fn timestamp<S: Shaped, T: TimestampShape>(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let req: T = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    answer(methods::timestamp(&state, &headers, &req.params(), S::VERSION).await)
+    answer(
+        async {
+            let req: T = body(&bytes)?;
+            methods::timestamp(&state, &headers, &req.params(), S::VERSION).await
+        }
+        .await,
+    )
 }

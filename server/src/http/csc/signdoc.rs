@@ -41,7 +41,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hanko_pki::alg::DigestSignAlgorithm;
@@ -122,11 +122,7 @@ pub(super) async fn sign_doc(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let req: SignDocRequest = match body(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    answer(seal_all(&state, &sads, &headers, req).await)
+    answer(async { seal_all(&state, &sads, &headers, body(&bytes)?).await }.await)
 }
 
 async fn seal_all(

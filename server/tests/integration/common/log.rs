@@ -109,6 +109,22 @@ impl TestDb {
         })
     }
 
+    /// PostgreSQL only: a trigger makes every insert into the log fail ("refused by the
+    /// test"), until [`TestDb::accept_log_rows`].
+    pub fn refuse_log_rows(&self) {
+        self.exec(
+            "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_rows BEFORE INSERT ON log_records \
+             FOR EACH ROW EXECUTE FUNCTION refuse_row();",
+        );
+    }
+
+    /// Drops the trigger of [`TestDb::refuse_log_rows`].
+    pub fn accept_log_rows(&self) {
+        self.exec("DROP TRIGGER refuse_rows ON log_records;");
+    }
+
     /// Runs raw SQL behind the server's back (tampering).
     pub fn exec(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
