@@ -13,7 +13,9 @@
 //!
 //! B-T seals take the same path: their signature time-stamp comes from [`OwnTsa`], a
 //! `hanko_seal::TimeStamper` over [`Issuer::issue`], so it is logged (and counted) like
-//! any other token before the seal that carries it is even finished.
+//! any other token before the seal that carries it is even finished. So do the CSC API's
+//! `signatures/timestamp` tokens ([`Issuer::issue_imprint`], the request built
+//! in-process from the caller's hash and nonce).
 //!
 //! A token whose record did not commit is never released: the client gets a
 //! `systemFailure` TimeStampResp instead, and its serial is simply never used again
@@ -215,9 +217,7 @@ impl Issuer {
             }
         }
     }
-}
 
-impl Issuer {
     /// Issues one token over `imprint`, a digest made with `hash`, for `client`: the
     /// request is built here (certReq set; `nonce`, or a random one) and takes
     /// [`Issuer::issue`], so the token is logged before it is returned. Used by B-T

@@ -5,6 +5,7 @@
 //! status and CSC error, logging nothing.
 
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -178,7 +179,13 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
     dev_init(&dir);
     let key = dev_api_key(&dir);
     let billing = "hanko_csc-v1-billing-client-key";
-    let server = start_dev_with_extra(&dir, &billing_client(billing));
+    let server = start_dev_with_extra(
+        &dir,
+        &format!(
+            "{}[http]\ncsc_sad_lifetime_secs = 3\n",
+            billing_client(billing)
+        ),
+    );
     let addr = server.addr;
     let p256 = "seal-p256";
     let ecdsa = dotted::ECDSA_WITH_SHA256;
@@ -323,6 +330,15 @@ fn csc_v1_and_timestamp_refusals_each_with_its_error_and_nothing_logged() {
     );
     let (status, v) = sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &two));
     assert_eq!(status, 200, "the SAD survived the refusals: {v}");
+    // An expired SAD.
+    let sad = V.authorize(addr, &key, p256, 1, None);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_error(
+        sign(Some(&key), &V.sign_body(p256, Some(&sad), ecdsa, &one)),
+        400,
+        "invalid_request",
+        "invalid SAD: expired",
+    );
 
     // signatures/timestamp, both versions: each bad parameter refused, nothing issued.
     let digest = b64(&one[0]);
