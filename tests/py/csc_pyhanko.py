@@ -3,9 +3,9 @@
 validator judges the result (issue #12, acceptance).
 
 Driven by server/tests/integration/csc_pyhanko.rs against a running `hanko serve --dev`.
-Everything on the wire is pyHanko's: `fetch_certs_in_csc_credential` calls
-`credentials/info`, `CSCSigner` calls `signatures/signHash`; this script only supplies
-what pyHanko leaves to its user: the SAD (a `CSCAuthorizationManager` calling
+pyHanko makes its own calls: `fetch_certs_in_csc_credential` calls `credentials/info`,
+`CSCSigner` calls `signatures/signHash` and builds the PAdES CMS. This script calls
+`info` and supplies only what pyHanko leaves to its user: the SAD (a `CSCAuthorizationManager` calling
 `credentials/authorize` with pyHanko's `format_csc_auth_request`, binding each SAD to
 the hashes about to be signed) and a `TimeStamper` over `signatures/timestamp`, so the
 PAdES signature gets its signature time-stamp from Hanko's TSA through the CSC API.
@@ -41,16 +41,28 @@ from pyhanko_certvalidator import ValidationContext
 
 
 class Calls:
-    """The CSC methods called, in order, and the tokens received."""
+    """The CSC methods called, in order (as sent on the wire), and the SHA-256 of the
+    time-stamp tokens received."""
 
     def __init__(self):
         self.methods = []
         self.tokens = []
 
 
-async def post(session, info, method, body, calls):
+def tracing(calls):
+    """An aiohttp trace that records the CSC method of every request sent, pyHanko's
+    own included."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_request_start(session, context, params):
+        calls.methods.append(params.url.path.split("/csc/v1/", 1)[-1])
+
+    trace.on_request_start.append(on_request_start)
+    return trace
+
+
+async def post(session, info, method, body):
     """POSTs `body` to the CSC v1 `method` with the session's bearer token."""
-    calls.methods.append(method)
     async with session.post(
         info.endpoint_url(method),
         headers=info.auth_headers,
@@ -63,16 +75,13 @@ async def post(session, info, method, body, calls):
 class HashBoundAuthorization(csc_signer.CSCAuthorizationManager):
     """A SAD per signHash call, bound to exactly the hashes about to be signed."""
 
-    def __init__(self, session, info, credential_info, calls):
+    def __init__(self, session, info, credential_info):
         super().__init__(info, credential_info)
         self.session = session
-        self.calls = calls
 
     async def authorize_signature(self, hash_b64s):
         body = self.format_csc_auth_request(hash_b64s=hash_b64s)
-        data = await post(
-            self.session, self.csc_session_info, "credentials/authorize", body, self.calls
-        )
+        data = await post(self.session, self.csc_session_info, "credentials/authorize", body)
         return self.parse_csc_auth_response(data)
 
 
@@ -95,7 +104,7 @@ class CscTimeStamper(TimeStamper):
             "hashAlgo": imprint["hash_algorithm"]["algorithm"].dotted,
             "nonce": format(req["nonce"].native, "x"),
         }
-        data = await post(self.session, self.info, "signatures/timestamp", body, self.calls)
+        data = await post(self.session, self.info, "signatures/timestamp", body)
         token = base64.b64decode(data["timestamp"])
         self.calls.tokens.append(hashlib.sha256(token).hexdigest())
         return tsp.TimeStampResp(
@@ -158,22 +167,12 @@ def status_of(s):
 async def run(url, key, credential, root_pem, out_pdf):
     calls = Calls()
     info = csc_signer.CSCServiceSessionInfo(url, credential, oauth_token=key, api_ver="v1")
-    async with aiohttp.ClientSession() as session:
-        service = await post(session, info, "info", {}, calls)
-        calls.methods.append("credentials/info")
+    async with aiohttp.ClientSession(trace_configs=[tracing(calls)]) as session:
+        service = await post(session, info, "info", {})
         cred = await csc_signer.fetch_certs_in_csc_credential(session, info)
-        auth = HashBoundAuthorization(session, info, cred, calls)
+        auth = HashBoundAuthorization(session, info, cred)
         signer = csc_signer.CSCSigner(session, auth)
         timestamper = CscTimeStamper(session, info, calls)
-        real_sign_hash = signer._do_commit
-
-        async def counted_commit(batch):
-            try:
-                return await real_sign_hash(batch)
-            finally:
-                calls.methods.append("signatures/signHash")
-
-        signer._do_commit = counted_commit
         pdf = make_pdf()
         writer = IncrementalPdfFileWriter(BytesIO(pdf))
         meta = signers.PdfSignatureMetadata(
