@@ -95,6 +95,14 @@ pub enum CertError {
     /// The subject lacks an attribute the profile requires (CONFORMANCE 32).
     #[error("certificate subject has no {0}")]
     MissingSubjectAttribute(&'static str),
+    /// An e-seal certificate's subject has no countryName (C), or one that is not a
+    /// two-letter ISO 3166 code: the subject of a seal is a legal person, whose country
+    /// EN 319 412-3 §4.2.1 (with EN 319 412-1 §5.1.4) requires.
+    #[error(
+        "e-seal certificate subject has no valid countryName (C): EN 319 412-3 requires the \
+         two-letter country code of the legal person{0}"
+    )]
+    LegalPersonWithoutCountry(&'static str),
     /// The certificate has no keyUsage extension but the profile requires one.
     #[error("certificate has no keyUsage extension")]
     MissingKeyUsage,

@@ -199,7 +199,8 @@ pub fn check_tsa_certificate(cert: &Certificate, now: SystemTime) -> Result<(), 
 /// - extensions: none twice, none unknown and critical, all parse;
 /// - keyUsage present with nonRepudiation (contentCommitment) and digitalSignature;
 /// - not a CA;
-/// - subject has organizationName and commonName (EN 319 412-3);
+/// - subject has countryName (two letters), organizationName and commonName: the
+///   subject of a seal is a legal person (EN 319 412-3 §4.2.1);
 /// - `now` within the validity and privateKeyUsagePeriod;
 /// - a key type Hanko signs with.
 pub fn check_seal_certificate(cert: &Certificate, now: SystemTime) -> Result<(), CertError> {
@@ -216,6 +217,7 @@ pub fn check_seal_certificate(cert: &Certificate, now: SystemTime) -> Result<(),
     if cert.is_ca() {
         return Err(CertError::IsCa);
     }
+    check_legal_person_country(cert)?;
     check_subject(
         cert,
         &[
@@ -225,6 +227,28 @@ pub fn check_seal_certificate(cert: &Certificate, now: SystemTime) -> Result<(),
     )?;
     check_key_strength(cert)?;
     check_times(cert, now)
+}
+
+/// The subject of a legal person's certificate has exactly one countryName, a
+/// PrintableString of two upper-case letters (EN 319 412-1 §5.1.4, EN 319 412-3
+/// §4.2.1; X.520 fixes its size at 2).
+fn check_legal_person_country(cert: &Certificate) -> Result<(), CertError> {
+    let subject = cert.parsed.tbs_certificate().subject();
+    let countries: Vec<&[u8]> = subject
+        .iter()
+        .filter(|atv| atv.oid == oid::COUNTRY_NAME)
+        .map(|atv| atv.value.value())
+        .collect();
+    match countries.as_slice() {
+        [] => Err(CertError::LegalPersonWithoutCountry("")),
+        [c] if c.len() == 2 && c.iter().all(u8::is_ascii_uppercase) => Ok(()),
+        [_] => Err(CertError::LegalPersonWithoutCountry(
+            " (the one given is not two upper-case letters)",
+        )),
+        _ => Err(CertError::LegalPersonWithoutCountry(
+            " (the subject names more than one)",
+        )),
+    }
 }
 
 /// Checks that the certificate certifies the key whose SubjectPublicKeyInfo is

@@ -562,6 +562,33 @@ fn openssl_made_certificates_load_byte_exactly_and_checks_name_each_defect() {
         matches!(e, CertError::MissingSubjectAttribute("organizationName")),
         "{e}"
     );
+    // A seal is a legal person's: its country is required (EN 319 412-3).
+    let e = check_seal_certificate(
+        &openssl_cert(d, "seal-no-c", "/O=Third Party/CN=Third Party Seal", &[ku]),
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, CertError::LegalPersonWithoutCountry(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "e-seal certificate subject has no valid countryName (C): EN 319 412-3 requires \
+         the two-letter country code of the legal person"
+    );
+    let e = check_seal_certificate(
+        &openssl_cert(
+            d,
+            "seal-bad-c",
+            "/C=jp/O=Third Party/CN=Third Party Seal",
+            &[ku],
+        ),
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("(the one given is not two upper-case letters)"),
+        "{e}"
+    );
 }
 
 #[test]
