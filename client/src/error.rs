@@ -257,4 +257,77 @@ pub enum Error {
     /// The chain is longer than the limit.
     #[error("the chain is longer than {0} certificates")]
     ChainTooLong(usize),
+
+    // --- Seals (CAdES) ----------------------------------------------------------------
+    /// The seal's ContentInfo is not id-signedData.
+    #[error("the seal is not a CMS SignedData")]
+    SealNotSignedData,
+    /// The seal's DER structure is broken (what, where).
+    #[error("malformed seal: {0}")]
+    MalformedSeal(String),
+    /// The seal does not have exactly one SignerInfo.
+    #[error("the seal has {0} SignerInfos, not one")]
+    SealSignerInfoCount(usize),
+    /// A detached seal was given without the data it seals.
+    #[error("the seal is detached: give the sealed document with --data")]
+    DetachedWithoutData,
+    /// The data given differs from the enveloping seal's own content.
+    #[error("the seal is enveloping and its content differs from the --data given")]
+    AttachedContentDiffers,
+    /// An enveloping seal was expected (`--attached`) but it is detached, or the
+    /// reverse.
+    #[error("the seal is {found}, not {expected}")]
+    SealPackaging {
+        /// What was found.
+        found: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The content-type attribute is not the eContentType.
+    #[error("content-type attribute {attribute} differs from the eContentType {econtent}")]
+    SealContentTypeDiffers {
+        /// The attribute's value.
+        attribute: String,
+        /// The eContentType.
+        econtent: String,
+    },
+    /// The message-digest attribute is not the digest of the data.
+    #[error(
+        "the message-digest attribute is not the {0} of the data: the data differs from what was sealed"
+    )]
+    SealDataMismatch(&'static str),
+    /// The signing-time attribute does not decode.
+    #[error("signing-time attribute: {0}")]
+    MalformedSigningTime(String),
+    /// The CMS algorithm protection attribute does not decode.
+    #[error("CMS algorithm protection attribute: {0}")]
+    MalformedAlgorithmProtection(String),
+    /// The CMS algorithm protection attribute names other algorithms than the
+    /// SignerInfo.
+    #[error(
+        "the CMS algorithm protection attribute names other algorithms than the SignerInfo (RFC 6211)"
+    )]
+    AlgorithmProtectionMismatch,
+    /// The seal does not carry the certificate its sid names.
+    #[error("the seal does not carry the signer's certificate")]
+    SealSignerCertificateNotFound,
+    /// The seal's signature does not verify with the seal certificate.
+    #[error("the seal's signature does not verify with the seal certificate: {0}")]
+    SealBadSignature(String),
+    /// The seal certificate's keyUsage allows neither digitalSignature nor
+    /// nonRepudiation.
+    #[error("the seal certificate's keyUsage allows neither digitalSignature nor nonRepudiation")]
+    SealKeyUsage,
+    /// A certificate of the seal's chain was not valid at the signing time.
+    #[error("certificate {0} was not valid at the signing time")]
+    NotValidAtSigningTime(String),
+    /// The signature-time-stamp attribute does not hold exactly one token.
+    #[error("the signature-time-stamp attribute holds {0} tokens, not one")]
+    TimeStampAttributeValues(usize),
+    /// The B-T signature time-stamp does not verify.
+    #[error("signature time-stamp: {0}")]
+    SealTimeStamp(Box<Error>),
+    /// The time-stamp's genTime is before the signing time.
+    #[error("the signature time-stamp's genTime is before the signing time")]
+    TimeStampBeforeSigningTime,
 }

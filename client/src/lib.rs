@@ -55,4 +55,5 @@ pub mod transport;
 pub mod verify;
 
 pub use error::Error;
+pub use verify::seal::{VerifiedSeal, verify_seal};
 pub use verify::{Verified, verify};

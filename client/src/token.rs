@@ -36,7 +36,10 @@ pub(crate) struct ParsedToken {
 /// taken from the bytes as received.
 pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
     let bad = |what: &str| Error::MalformedToken(what.to_owned());
-    let received = Received(response_der);
+    let received = Received {
+        bytes: response_der,
+        malformed: Error::MalformedToken,
+    };
     // TimeStampResp ::= SEQUENCE { status, timeStampToken ContentInfo }
     let resp = received.next(&mut received.cursor(), "TimeStampResp")?;
     let mut fields = received.within(&resp);
@@ -129,30 +132,34 @@ pub(crate) fn is(oid: &ObjectIdentifier, want: &oid::ObjectIdentifier) -> bool {
     *oid == oid::to_rasn(want)
 }
 
-/// The response as received, walked with `hanko_pki`'s DER cursor: every TLV the cursor
-/// returns lies within these bytes, so slicing by its ranges cannot fail.
-struct Received<'a>(&'a [u8]);
+/// DER bytes as received (a response, a seal), walked with `hanko_pki`'s DER cursor:
+/// every TLV the cursor returns lies within these bytes, so slicing by its ranges cannot
+/// fail. A missing or truncated field is `malformed("<what>: missing or truncated")`.
+pub(crate) struct Received<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) malformed: fn(String) -> Error,
+}
 
 impl<'a> Received<'a> {
-    /// A cursor over all of the response.
-    fn cursor(&self) -> Cursor<'a> {
-        Cursor::new(self.0, 0..self.0.len())
+    /// A cursor over all of the bytes.
+    pub(crate) fn cursor(&self) -> Cursor<'a> {
+        Cursor::new(self.bytes, 0..self.bytes.len())
     }
 
     /// A cursor over the content of `t`.
-    fn within(&self, t: &Tlv) -> Cursor<'a> {
-        Cursor::new(self.0, t.content.clone())
+    pub(crate) fn within(&self, t: &Tlv) -> Cursor<'a> {
+        Cursor::new(self.bytes, t.content.clone())
     }
 
     /// The next TLV of `c`; `what` names the field in the error when there is none.
-    fn next(&self, c: &mut Cursor<'a>, what: &str) -> Result<Tlv, Error> {
+    pub(crate) fn next(&self, c: &mut Cursor<'a>, what: &str) -> Result<Tlv, Error> {
         c.next_tlv()
-            .ok_or_else(|| Error::MalformedToken(format!("{what}: missing or truncated")))
+            .ok_or_else(|| (self.malformed)(format!("{what}: missing or truncated")))
     }
 
     /// The whole encoding of `t` (tag, length, content) as received.
-    fn whole(&self, t: &Tlv) -> &'a [u8] {
-        self.0.get(t.whole.clone()).unwrap_or_default()
+    pub(crate) fn whole(&self, t: &Tlv) -> &'a [u8] {
+        self.bytes.get(t.whole.clone()).unwrap_or_default()
     }
 }
 

@@ -12,6 +12,7 @@ use hanko_pki::cert::CertError;
 use hanko_pki::cms::CmsError;
 use hanko_pki::{HashAlgorithm, SignError, SignErrorKind};
 
+use crate::request::Level;
 use crate::timestamp::{TimeStampError, TimeStampErrorKind};
 
 /// Everything that can go wrong between a raw request and a finished seal.
@@ -84,6 +85,33 @@ pub enum Error {
         /// The signing time or the time-stamp's genTime.
         at: SystemTime,
     },
+    /// The credential's metadata does not allow the level asked for.
+    #[error("credential {credential:?} does not allow level {level} (allowed: {allowed})")]
+    LevelNotAllowed {
+        /// The credential.
+        credential: String,
+        /// The level asked for.
+        level: Level,
+        /// The levels it allows, comma-separated.
+        allowed: String,
+    },
+    /// The credential's metadata does not allow this digest-signing algorithm (or it
+    /// does not fit the key).
+    #[error("credential {credential:?} does not allow signature algorithm {algorithm}")]
+    AlgorithmNotAllowed {
+        /// The credential.
+        credential: String,
+        /// The algorithm asked for.
+        algorithm: String,
+    },
+    /// The credential's metadata does not fit its key (a configuration error).
+    #[error("seal credential {credential:?}: {why}")]
+    Metadata {
+        /// The credential.
+        credential: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A B-T seal was asked of a sealer that was given no time-stamper.
     #[error("B-T requested but no time-stamp authority is configured")]
     NoTimeStamper,
@@ -130,7 +158,9 @@ impl Error {
             | Self::EnvelopingNeedsDocument
             | Self::BadMimeType(_)
             | Self::BadContentDescription(_)
-            | Self::MimeTypeAndDescription => Fault::Caller,
+            | Self::MimeTypeAndDescription
+            | Self::LevelNotAllowed { .. }
+            | Self::AlgorithmNotAllowed { .. } => Fault::Caller,
             // The signer's BadInput means the bytes this crate handed it were wrong.
             Self::Signer(e) if e.kind() == SignErrorKind::BadInput => Fault::System,
             // Every other signer kind is retryable by pki's own classification
@@ -145,6 +175,7 @@ impl Error {
             },
             Self::EmptyChain(_)
             | Self::Certificate { .. }
+            | Self::Metadata { .. }
             | Self::NoTimeStamper
             | Self::TimeStampMismatch(_)
             | Self::Cms(_) => Fault::System,
@@ -168,6 +199,9 @@ impl Error {
             Self::BadMimeType(_) => "bad_mime_type",
             Self::BadContentDescription(_) => "bad_content_description",
             Self::MimeTypeAndDescription => "mime_type_and_description",
+            Self::LevelNotAllowed { .. } => "level_not_allowed",
+            Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+            Self::Metadata { .. } => "metadata",
             Self::EmptyChain(_) => "empty_chain",
             Self::Certificate { .. } => "certificate",
             Self::CertificateNotValid { .. } => "certificate_not_valid",

@@ -99,11 +99,13 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod metadata;
 pub mod request;
 pub mod seal;
 pub mod timestamp;
 
 pub use error::{Error, Fault};
+pub use metadata::{SealImage, SealMetadata};
 pub use request::{
     CommitmentType, Content, ContentHint, Level, Packaging, RawContent, RawSealRequest, SealRequest,
 };

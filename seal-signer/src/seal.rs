@@ -36,6 +36,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hanko_pki::alg::DigestSignAlgorithm;
 use hanko_pki::cert::{Certificate, check_key_matches, check_seal_certificate};
 use hanko_pki::cms::{self, SignedDataParams};
 use hanko_pki::der::{self, tag, tlv};
@@ -43,6 +44,7 @@ use hanko_pki::oid;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
 
 use crate::error::Error;
+use crate::metadata::SealMetadata;
 use crate::request::{Content, ContentHint, Level, Packaging, SealRequest};
 use crate::timestamp::{TimeStamper, check_token};
 
@@ -52,6 +54,8 @@ pub struct SealCredential {
     signer: Arc<dyn Signer>,
     /// Leaf first, no certificate twice.
     chain: Vec<Certificate>,
+    /// Description, allowed levels and algorithms, visible-seal name and image.
+    metadata: SealMetadata,
 }
 
 impl fmt::Debug for SealCredential {
@@ -61,6 +65,7 @@ impl fmt::Debug for SealCredential {
             .field("certificate", &self.certificate().subject_string())
             .field("algorithm", &self.signer.algorithm())
             .field("chain_len", &self.chain.len())
+            .field("metadata", &self.metadata)
             .finish()
     }
 }
@@ -131,7 +136,45 @@ impl SealCredential {
             name,
             signer,
             chain: unique,
+            metadata: SealMetadata::default(),
         })
+    }
+
+    /// The credential with `metadata` instead of the default (every level, every
+    /// algorithm that fits the key); refused when it does not fit the key
+    /// ([`SealMetadata::check`]).
+    pub fn with_metadata(mut self, metadata: SealMetadata) -> Result<Self, Error> {
+        metadata
+            .check(self.certificate().key_type())
+            .map_err(|why| Error::Metadata {
+                credential: self.name.clone(),
+                why,
+            })?;
+        self.metadata = metadata;
+        Ok(self)
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &SealMetadata {
+        &self.metadata
+    }
+
+    /// Whether CSC `signHash` may use `alg` with this credential: it fits the key and
+    /// the metadata allows it. Refused as the caller's error.
+    pub fn check_digest_algorithm(&self, alg: DigestSignAlgorithm) -> Result<(), Error> {
+        let offered = self
+            .certificate()
+            .key_type()
+            .map(|k| self.metadata.digest_algorithms_for(k))
+            .unwrap_or_default();
+        if offered.contains(&alg) {
+            Ok(())
+        } else {
+            Err(Error::AlgorithmNotAllowed {
+                credential: self.name.clone(),
+                algorithm: alg.to_string(),
+            })
+        }
     }
 
     /// The name.
@@ -170,6 +213,13 @@ impl SealCredential {
         now: SystemTime,
         time_stamper: Option<&dyn TimeStamper>,
     ) -> Result<Seal, Error> {
+        if !self.metadata.allows_level(request.level()) {
+            return Err(Error::LevelNotAllowed {
+                credential: self.name.clone(),
+                level: request.level(),
+                allowed: self.metadata.levels_text(),
+            });
+        }
         let hash = self.hash_algorithm();
         let signing_time = whole_seconds(now);
         let leaf = self.certificate();

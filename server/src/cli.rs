@@ -73,6 +73,10 @@ pub enum Command {
     /// /api/v1/seal/cades): writes FILE.p7s. Exit 0 sealed, 1 refused by the server, 2
     /// error.
     Seal(crate::client_cli::SealArgs),
+    /// Verify a CAdES seal (.p7s) against the document and a root certificate, on its
+    /// own code path (B-T: its time-stamp too). Exit 0 valid, 1 not (the reason is
+    /// printed).
+    SealVerify(crate::client_cli::SealVerifyArgs),
 }
 
 /// `hanko serve`.

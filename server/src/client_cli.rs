@@ -12,6 +12,9 @@
 //!   hanko seal FILE --credential NAME [--level B-B|B-T] [--attached]
 //!     API key from --api-key-file, HANKO_API_KEY_FILE or hanko-data/dev-api-key
 //!     --HTTP POST FILE, Authorization: Bearer-->  /api/v1/seal/cades  -->  FILE.p7s
+//!
+//!   hanko seal-verify FILE.p7s [--data FILE] --ca ROOT.pem [--tsa-ca ROOT.pem] [--attached]
+//!     -> hanko_client::verify_seal (every check is listed in its docs)
 //! ```
 //!
 //! The API key is read from a file, never taken as a flag or printed: a flag's value
@@ -143,6 +146,27 @@ pub struct SealArgs {
     pub timeout: u64,
 }
 
+/// `hanko seal-verify`.
+#[derive(Debug, Args)]
+pub struct SealVerifyArgs {
+    /// The seal (DER CMS), as written by `hanko seal`.
+    #[arg(value_name = "FILE.p7s")]
+    pub seal: PathBuf,
+    /// The sealed document: required for a detached seal; for an enveloping one, when
+    /// given, it must be the seal's content.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Trust anchor(s) of the seal certificate: PEM file with the root certificate(s).
+    #[arg(long, value_name = "ROOT.pem")]
+    pub ca: PathBuf,
+    /// Trust anchor(s) of a B-T seal's time-stamp [default: --ca].
+    #[arg(long, value_name = "ROOT.pem")]
+    pub tsa_ca: Option<PathBuf>,
+    /// The seal must be enveloping (the document inside); without it, detached.
+    #[arg(long)]
+    pub attached: bool,
+}
+
 /// `hanko verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -196,6 +220,44 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs `hanko seal-verify`: prints a summary and exits 0, or prints the reason and
+/// exits 1.
+pub fn seal_verify_main(args: SealVerifyArgs) -> ExitCode {
+    match seal_verify_files(&args) {
+        Ok(v) => {
+            print!("{}", v.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hanko: seal verification FAILED: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn seal_verify_files(args: &SealVerifyArgs) -> anyhow::Result<hanko_client::VerifiedSeal> {
+    let seal = read(&args.seal)?;
+    let roots = read_pem_certs(&args.ca)?;
+    let tsa_roots = match &args.tsa_ca {
+        Some(p) => read_pem_certs(p)?,
+        None => roots.clone(),
+    };
+    let data = match &args.data {
+        Some(p) => Some(read(p)?),
+        None => None,
+    };
+    let v = hanko_client::verify_seal(&seal, data.as_deref(), &roots, &tsa_roots)?;
+    if v.attached != args.attached {
+        let name = |attached| if attached { "enveloping" } else { "detached" };
+        return Err(hanko_client::Error::SealPackaging {
+            found: name(v.attached),
+            expected: name(args.attached),
+        }
+        .into());
+    }
+    Ok(v)
 }
 
 /// Runs `hanko seal`: 0 when the seal was received and written; 1 when the server

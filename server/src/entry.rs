@@ -35,6 +35,7 @@ pub fn main_entry() -> ExitCode {
         Command::Stamp(args) => return client_cli::stamp_main(args),
         Command::Verify(args) => return client_cli::verify_main(args),
         Command::Seal(args) => return client_cli::seal_main(args),
+        Command::SealVerify(args) => return client_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::ApiKey(args) => auth::api_key_command(args),
     };

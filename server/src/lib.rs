@@ -53,6 +53,7 @@ pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod entry;
+pub mod external_tsa;
 pub mod http;
 pub mod issuance;
 pub mod keys;

@@ -28,13 +28,20 @@
 //! server without `[tsa]` guards the kernel clock at 1 s accuracy.
 //!
 //! Who may use which credential is decided before this module is reached (`auth.rs`,
-//! `http/seal.rs`); the client's name arrives here only to be recorded.
+//! `http/seal.rs`); the client's name arrives here only to be recorded. What a
+//! credential itself allows (`[keys.seal]`: its levels, its CSC algorithms) is its
+//! metadata, given with [`SealerOptions`] and enforced by `hanko_seal::SealCredential`
+//! for every route: a level it does not allow is the caller's error (400).
+//!
+//! B-T seals are stamped by the server's own TSA in-process, or, when `seal.tsa_url`
+//! names one, by an external RFC 3161 TSA ([`crate::external_tsa::ExternalTsa`]); its
+//! failures are retryable (503) and leave nothing in the log.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use hanko_seal::{Fault, Seal, SealCredential, SealRequest, TimeStamper};
+use hanko_seal::{Fault, Seal, SealCredential, SealMetadata, SealRequest, TimeStamper};
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
 use hanko_tsa::{ClockGuard, ClockGuardConfig, ClockProblem};
 
@@ -58,6 +65,18 @@ pub struct Sealer {
     issuer: Option<Arc<Issuer>>,
     /// The clock of a server without a TSA (with one, the TSA's guard is used).
     own_clock: Option<ClockGuard>,
+    /// The external TSA of B-T seals (`seal.tsa_url`), used instead of `issuer`.
+    external_tsa: Option<Arc<dyn TimeStamper>>,
+}
+
+/// What [`Sealer::with_options`] adds to [`Sealer::new`].
+#[derive(Debug, Default)]
+pub struct SealerOptions {
+    /// Each credential's metadata, by key label; a credential not named here gets the
+    /// default (every level, every algorithm that fits its key).
+    pub metadata: std::collections::HashMap<String, SealMetadata>,
+    /// The TSA of B-T seals instead of the server's own.
+    pub external_tsa: Option<Arc<dyn TimeStamper>>,
 }
 
 /// Why a seal was not released.
@@ -99,15 +118,41 @@ impl Sealer {
         now: SystemTime,
         dev: bool,
     ) -> anyhow::Result<Sealer> {
+        Self::with_options(
+            keys,
+            store,
+            issuer,
+            serial_block,
+            now,
+            dev,
+            SealerOptions::default(),
+        )
+    }
+
+    /// [`Sealer::new`] with the credentials' metadata and an external TSA.
+    pub fn with_options(
+        keys: &[SigningKey],
+        store: Store,
+        issuer: Option<Arc<Issuer>>,
+        serial_block: u64,
+        now: SystemTime,
+        dev: bool,
+        mut options: SealerOptions,
+    ) -> anyhow::Result<Sealer> {
         let mut credentials = Vec::new();
         for key in keys.iter().filter(|k| k.usage() == KeyUsage::Seal) {
+            let metadata = options.metadata.remove(key.label()).unwrap_or_default();
             let credential =
                 SealCredential::new(key.label(), key.signer().clone(), key.chain().to_vec(), now)
+                    .and_then(|c| c.with_metadata(metadata))
                     .with_context(|| format!("seal credential \"{}\"", key.label()))?;
+            let m = credential.metadata();
             tracing::info!(
                 credential = %key.label(),
                 subject = %key.certificate().subject_string(),
                 alg = %key.signer().algorithm(),
+                levels = %m.levels_text(),
+                description = m.description.as_deref().unwrap_or(""),
                 "seal credential ready"
             );
             credentials.push(Arc::new(credential));
@@ -130,6 +175,7 @@ impl Sealer {
             serials,
             issuer,
             own_clock,
+            external_tsa: options.external_tsa,
         })
     }
 
@@ -193,11 +239,14 @@ impl Sealer {
         request: &SealRequest<'_>,
         client: &str,
     ) -> Result<Vec<u8>, SealFailure> {
-        let stamper = self
+        let own = self
             .issuer
             .as_deref()
             .map(|issuer| OwnTsa { issuer, client });
-        let stamper = stamper.as_ref().map(|s| s as &dyn TimeStamper);
+        let stamper = match &self.external_tsa {
+            Some(external) => Some(external.as_ref()),
+            None => own.as_ref().map(|s| s as &dyn TimeStamper),
+        };
         // No clock, no seal: the guard's refusal stops it before anything is signed.
         let now = match self.clock() {
             Some(clock) => clock.now().map_err(SealFailure::ClockUnavailable)?,

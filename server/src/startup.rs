@@ -286,6 +286,24 @@ fn open_files_soft_limit(limits: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The seal credentials' metadata and the external TSA of B-T seals, from `cfg`.
+fn sealer_options(cfg: &Config) -> seal::SealerOptions {
+    let metadata = cfg
+        .keys
+        .iter()
+        .filter_map(|k| Some((k.label.clone(), k.seal.clone()?)))
+        .collect();
+    let external_tsa = cfg.seal_tsa.as_ref().map(|s| {
+        tracing::info!(url = %s.url, anchors = s.trust_anchors.len(),
+            "B-T seals are stamped by an external TSA");
+        Arc::new(crate::external_tsa::ExternalTsa::new(s)) as Arc<dyn hanko_seal::TimeStamper>
+    });
+    seal::SealerOptions {
+        metadata,
+        external_tsa,
+    }
+}
+
 /// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
@@ -303,13 +321,14 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         None => None,
     };
     let sealer = Arc::new(
-        seal::Sealer::new(
+        seal::Sealer::with_options(
             &keys,
             store.clone(),
             issuer.clone(),
             cfg.store.serial_block,
             std::time::SystemTime::now(),
             cfg.dev,
+            sealer_options(&cfg),
         )
         .context("seal credentials")?,
     );

@@ -13,10 +13,12 @@
 //!   valid at genTime                                                    chain::build
 //! ```
 //!
-//! Nothing here is shared with `hanko-tsa`'s builder (see the crate docs). Tokens of
-//! other sub-protocols (seals, evidence records) will get siblings of this module.
+//! Nothing here is shared with `hanko-tsa`'s builder (see the crate docs). CAdES
+//! seals are verified by [`seal`], which reuses these steps (and this verifier for a
+//! B-T seal's time-stamp).
 
 mod chain;
+pub mod seal;
 mod signer;
 
 use std::fmt::Write as _;

@@ -34,7 +34,7 @@ impl<'a> SignedAttrs<'a> {
     }
 
     /// The DER of the one value of the one attribute `oid`.
-    fn value(&self, oid: &oid::ObjectIdentifier) -> Result<Vec<u8>, Error> {
+    pub(super) fn value(&self, oid: &oid::ObjectIdentifier) -> Result<Vec<u8>, Error> {
         let found: Vec<&Attribute> = self
             .0
             .iter()

@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// `[csc]`: how the CSC API's `info` describes this service.
     #[serde(default)]
     pub csc: CscSection,
+    /// `[seal]`: what all seal credentials share (the external TSA of B-T seals).
+    #[serde(default)]
+    pub seal: SealSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of
@@ -69,6 +72,41 @@ pub struct CscSection {
     /// `csc.description`: a description of the service (default `Hanko organisational
     /// e-seal service`).
     pub description: Option<String>,
+}
+
+/// `[seal]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealSection {
+    /// `seal.tsa_url`: an external RFC 3161 TSA (`http://...`) that stamps every B-T
+    /// seal instead of this server's own TSA. Unset: the own TSA (`[tsa]`), in-process.
+    pub tsa_url: Option<String>,
+    /// `seal.tsa_ca`: PEM file of the external TSA's trust anchor(s); each token is then
+    /// verified (signature, timeStamping purpose, chain valid at genTime) before it is
+    /// embedded. Relative to `data_dir`. Unset: only the imprint and nonce are checked.
+    pub tsa_ca: Option<PathBuf>,
+    /// `seal.tsa_timeout_ms`: the longest one request to the external TSA may take,
+    /// 1000..=60000 (default 10000).
+    pub tsa_timeout_ms: Option<u64>,
+}
+
+/// `[keys.seal]`: what a seal credential (a `[[keys]]` entry with `usage = "seal"`)
+/// carries beyond its key and chain.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealKeySection {
+    /// `keys.seal.description`: what the credential is for (CSC `credentials/info`).
+    pub description: Option<String>,
+    /// `keys.seal.levels`: the CAdES levels it may make, `["B-B", "B-T"]` (the default).
+    pub levels: Option<Vec<String>>,
+    /// `keys.seal.algorithms`: the digest-signing algorithms CSC `signHash` may use,
+    /// e.g. `["rsa-pss-sha256"]`. Default: every one that fits the key.
+    pub algorithms: Option<Vec<String>>,
+    /// `keys.seal.display_name`: the organisation's name on a visible (PDF) seal.
+    pub display_name: Option<String>,
+    /// `keys.seal.image`: PNG of the seal for a visible (PDF) seal, at most 1 MiB and
+    /// 4096x4096 pixels. Relative to `data_dir`.
+    pub image: Option<PathBuf>,
 }
 
 /// `[tsa]`.
@@ -292,6 +330,8 @@ pub struct KeySection {
     /// `keys.chain`: PEM file, the key's certificate first, then its issuers (the root
     /// may be left out). Relative to `data_dir`.
     pub chain: PathBuf,
+    /// `[keys.seal]`: a seal credential's metadata (only with `usage = "seal"`).
+    pub seal: Option<SealKeySection>,
 }
 
 impl FileConfig {

@@ -28,15 +28,17 @@ use std::time::Duration;
 
 mod file;
 mod resolve;
+mod seal;
 mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use file::{
     ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,
-    LogSection, StoreSection, TsaSection,
+    LogSection, SealKeySection, SealSection, StoreSection, TsaSection,
 };
 pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
+pub use seal::{DEFAULT_TSA_TIMEOUT, ExternalTsaSettings};
 pub use settings::{
     Config, CscInfo, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,

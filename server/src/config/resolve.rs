@@ -52,6 +52,7 @@ impl FileConfig {
         let http = resolve_http(&self.http, &pool)?;
         let module = resolve_module(&self.hsm, dev)?;
         let keys = resolve_keys(self.keys, &data_dir)?;
+        let seal_tsa = super::seal::resolve_external_tsa(self.seal, &data_dir)?;
         let seal_keys: Vec<&str> = keys
             .iter()
             .filter(|k| k.usage == KeyUsage::Seal)
@@ -83,6 +84,7 @@ impl FileConfig {
             store,
             api_keys,
             csc: resolve_csc(self.csc)?,
+            seal_tsa,
         })
     }
 
@@ -211,11 +213,23 @@ fn resolve_keys(sections: Vec<KeySection>, data_dir: &Path) -> anyhow::Result<Ve
         } else {
             data_dir.join(k.chain)
         };
+        let seal = match (k.usage, k.seal) {
+            (KeyUsage::Seal, Some(s)) => {
+                Some(super::seal::resolve_metadata(&k.label, s, data_dir)?)
+            }
+            (KeyUsage::Seal, None) => Some(hanko_seal::SealMetadata::default()),
+            (KeyUsage::Tsa, Some(_)) => bail!(
+                "key \"{}\": [keys.seal] is only for keys with usage = \"seal\"",
+                k.label
+            ),
+            (KeyUsage::Tsa, None) => None,
+        };
         keys.push(KeySpec {
             label: k.label,
             usage: k.usage,
             algorithm,
             chain,
+            seal,
         });
     }
     if keys.is_empty() {

@@ -143,6 +143,9 @@ pub struct KeySpec {
     pub algorithm: SignatureAlgorithm,
     /// Absolute (or data-dir-relative resolved) path of the PEM chain.
     pub chain: PathBuf,
+    /// A seal key's credential metadata (`[keys.seal]`, defaults when absent); `None`
+    /// for a TSA key.
+    pub seal: Option<hanko_seal::SealMetadata>,
 }
 
 /// `[csc]`, resolved: what the CSC API's `info` says of this service.
@@ -205,4 +208,6 @@ pub struct Config {
     pub api_keys: crate::auth::ApiKeys,
     /// What the CSC API's `info` says of the service.
     pub csc: CscInfo,
+    /// The external TSA of B-T seals (`[seal]`); `None`: the server's own TSA.
+    pub seal_tsa: Option<super::ExternalTsaSettings>,
 }

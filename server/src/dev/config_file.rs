@@ -49,6 +49,14 @@ fn dev_config(paths: &DevPaths) -> String {
             k.algorithm().name(),
             k.label
         ));
+        if let Some(description) = dev_seal_description(k.label) {
+            // The credential's metadata (docs/configuration.md, [keys.seal]).
+            s.push_str(&format!(
+                "\n[keys.seal]\ndescription = {}\nlevels = [\"B-B\", \"B-T\"]\ndisplay_name = {}\n",
+                toml_str(description),
+                toml_str(DEV_SEAL_DISPLAY_NAME)
+            ));
+        }
     }
     // Two policies so that both TSU keys serve: the ETSI best-practices policy is signed
     // by the RSA key, a dev-only policy
@@ -59,6 +67,18 @@ fn dev_config(paths: &DevPaths) -> String {
         p = toml_str(DEV_ECDSA_POLICY)
     ));
     s
+}
+
+/// The organisation a dev seal's visible form names (PAdES).
+pub const DEV_SEAL_DISPLAY_NAME: &str = "Hanko 開発市役所 (DEVELOPMENT ONLY)";
+
+/// The description of a dev seal credential; `None` for a key that is not a seal key.
+fn dev_seal_description(label: &str) -> Option<&'static str> {
+    match label {
+        "seal-rsa3072" => Some("Dev seal, RSA-3072: certificates of residence (test data only)"),
+        "seal-p256" => Some("Dev seal, ECDSA P-256: invoices and notices (test data only)"),
+        _ => None,
+    }
 }
 
 /// The dev-only policy whose tokens the P-256 key signs (see the generated `hanko.toml`).

@@ -44,6 +44,9 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #12: B-T seals stamped by an external TSA (a second `hanko serve`), its
+/// failure a retryable 503 with nothing logged; a credential's allowed levels.
+mod seal_external_tsa;
 /// Issue #12: POST /api/v1/seal/cades through `serve --dev`: openssl verifies every
 /// seal and its time-stamp, the log holds one record per seal, clients and their
 /// credentials, JSON errors, the dev client's key.
@@ -52,6 +55,9 @@ mod seal_http;
 /// production refuses them with a retryable 503 JSON error and logs nothing), and a
 /// seal credential whose signer fails makes /readyz 503 naming it.
 mod seal_readiness;
+/// Issue #12: `hanko seal-verify` accepts every dev seal (and openssl does too) and
+/// names each defect.
+mod seal_verify;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
 /// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary

@@ -4,7 +4,6 @@
 //! read back with `hanko log export`, and each refusal with its own status and JSON body.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 
 use hanko_pki::HashAlgorithm;
@@ -12,46 +11,13 @@ use hanko_pki::oid::dotted;
 
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
-use crate::common::seal::{exported, log_records, of_kind, verify_seal};
+use crate::common::seal::{assert_json_error, exported, log_records, of_kind, seal, verify_seal};
 use crate::common::{
     Server, dev_api_key, dev_init, hanko, metric, run, start_dev_with_extra, text,
 };
 
 const SEAL_CREDENTIALS: [&str; 2] = ["seal-rsa3072", "seal-p256"];
 
-/// POSTs `body` to `/api/v1/seal/cades?{query}` with `key` as bearer token:
-/// (status, raw headers, body).
-fn seal(addr: SocketAddr, query: &str, key: Option<&str>, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("Content-Type", "application/octet-stream")];
-    if let Some(a) = &auth {
-        headers.push(("Authorization", a));
-    }
-    let r = send(
-        addr,
-        "POST",
-        &format!("/api/v1/seal/cades?{query}"),
-        &headers,
-        body,
-    )
-    .unwrap();
-    (r.status, r.head, r.body)
-}
-
-/// Asserts a JSON error: `status`, `error` code, and a description containing `says`.
-fn assert_json_error(got: (u16, String, Vec<u8>), status: u16, error: &str, says: &str) {
-    let (code, head, body) = got;
-    let text = String::from_utf8_lossy(&body);
-    assert_eq!(code, status, "{head}\n{text}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
-    );
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"], error, "{text}");
-    let description = v["error_description"].as_str().unwrap();
-    assert!(description.contains(says), "{text}");
 }
 
 #[test]

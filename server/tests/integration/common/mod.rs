@@ -15,7 +15,8 @@ pub mod http;
 pub mod log;
 /// The fault-injecting pkcs11-mock in front of SoftHSM.
 pub mod mock;
-/// The issuance log read back (`hanko log export`); seals verified with openssl.
+/// Seal requests and their JSON errors; the issuance log read back; seals verified with
+/// openssl.
 pub mod seal;
 /// RFC 3161 requests and responses, the SQLite log through sqlite3, openssl.
 pub mod tsp;

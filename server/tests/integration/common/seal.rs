@@ -2,13 +2,55 @@
 //! verified by openssl (`cms -verify` against the dev root, `ts -verify` of each
 //! embedded signature time-stamp). Shared by the seal route's and the CSC API's tests.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use hanko_pki::HashAlgorithm;
 use hanko_pki::oid::dotted;
 
+use crate::common::http::send;
 use crate::common::tsp::openssl;
 use crate::common::{run, text};
+
+/// POSTs `body` to `/api/v1/seal/cades?{query}` with `key` as bearer token:
+/// (status, raw headers, body).
+pub fn seal(
+    addr: SocketAddr,
+    query: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/octet-stream")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let r = send(
+        addr,
+        "POST",
+        &format!("/api/v1/seal/cades?{query}"),
+        &headers,
+        body,
+    )
+    .unwrap();
+    (r.status, r.head, r.body)
+}
+
+/// Asserts a JSON error: `status`, `error` code, and a description containing `says`.
+pub fn assert_json_error(got: (u16, String, Vec<u8>), status: u16, error: &str, says: &str) {
+    let (code, head, body) = got;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, status, "{head}\n{text}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"], error, "{text}");
+    let description = v["error_description"].as_str().unwrap();
+    assert!(description.contains(says), "{text}");
+}
 
 /// The records of a data directory's log (`hanko log export`), in sequence order.
 pub fn log_records(data_dir: &Path) -> Vec<serde_json::Value> {

@@ -1,0 +1,152 @@
+//! Resolution of the seal settings: each seal credential's `[keys.seal]` metadata
+//! (levels, algorithms, display name, image read and checked here) and the `[seal]`
+//! section's external TSA.
+//!
+//! Whether the allowed algorithms fit the key is checked when the credential is built
+//! (`hanko_seal::SealCredential::with_metadata`, at start-up): the key type is known
+//! only once its certificate is loaded.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use hanko_pki::SignatureAlgorithm;
+use hanko_pki::alg::DigestSignAlgorithm;
+use hanko_pki::cert::{Certificate, load_pem_chain};
+use hanko_seal::{Level, SealImage, SealMetadata};
+
+use super::file::{SealKeySection, SealSection};
+
+/// An external RFC 3161 TSA for B-T seals (`[seal]`), resolved.
+#[derive(Clone, Debug)]
+pub struct ExternalTsaSettings {
+    /// Its URL (`http://...`).
+    pub url: String,
+    /// Trust anchors its tokens must chain to; empty: tokens are not verified beyond
+    /// their imprint and nonce.
+    pub trust_anchors: Vec<Certificate>,
+    /// The longest one request may take.
+    pub timeout: Duration,
+}
+
+/// Default of `seal.tsa_timeout_ms`.
+pub const DEFAULT_TSA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A path relative to `data_dir` made absolute.
+fn under(data_dir: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { data_dir.join(p) }
+}
+
+/// The `[keys.seal]` of key `label` as [`SealMetadata`], its image read and checked.
+pub(super) fn resolve_metadata(
+    label: &str,
+    s: SealKeySection,
+    data_dir: &Path,
+) -> anyhow::Result<SealMetadata> {
+    let ctx = || format!("key \"{label}\": [keys.seal]");
+    let mut m = SealMetadata::default();
+    if let Some(levels) = s.levels {
+        m.levels = Vec::new();
+        for l in &levels {
+            let level = Level::from_str(l).with_context(ctx)?;
+            if !m.levels.contains(&level) {
+                m.levels.push(level);
+            }
+        }
+        if m.levels.is_empty() {
+            bail!(
+                "{}: levels is empty; leave it out to allow B-B and B-T",
+                ctx()
+            );
+        }
+    }
+    if let Some(names) = s.algorithms {
+        let mut algs = Vec::new();
+        for n in &names {
+            let alg = SignatureAlgorithm::from_name(n)
+                .and_then(DigestSignAlgorithm::from_signature_algorithm)
+                .with_context(|| {
+                    format!(
+                        "{}: algorithms: \"{n}\" is not a digest-signing algorithm \
+                         (rsa-pkcs1-sha256, rsa-pss-sha256, ecdsa-sha256, ...)",
+                        ctx()
+                    )
+                })?;
+            algs.push(alg);
+        }
+        if algs.is_empty() {
+            bail!("{}: algorithms is empty; leave it out to allow all", ctx());
+        }
+        m.digest_algorithms = Some(algs);
+    }
+    m.description = non_empty(s.description, "description", &ctx)?;
+    m.display_name = non_empty(s.display_name, "display_name", &ctx)?;
+    if let Some(path) = s.image {
+        let path = under(data_dir, path);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("{}: cannot read image {}", ctx(), path.display()))?;
+        let image = SealImage::from_png(bytes)
+            .with_context(|| format!("{}: image {}", ctx(), path.display()))?;
+        m.image = Some(image);
+    }
+    Ok(m)
+}
+
+fn non_empty(
+    v: Option<String>,
+    key: &str,
+    ctx: &dyn Fn() -> String,
+) -> anyhow::Result<Option<String>> {
+    match v {
+        Some(t) if t.trim().is_empty() => bail!("{}: {key} is empty", ctx()),
+        Some(t) if t.chars().count() > 256 => bail!("{}: {key} is over 256 characters", ctx()),
+        other => Ok(other),
+    }
+}
+
+/// `[seal]`: the external TSA, if one is named.
+pub(super) fn resolve_external_tsa(
+    s: SealSection,
+    data_dir: &Path,
+) -> anyhow::Result<Option<ExternalTsaSettings>> {
+    let Some(url) = s.tsa_url else {
+        if s.tsa_ca.is_some() || s.tsa_timeout_ms.is_some() {
+            bail!("seal.tsa_ca and seal.tsa_timeout_ms need seal.tsa_url");
+        }
+        return Ok(None);
+    };
+    if url.starts_with("https://") {
+        bail!(
+            "seal.tsa_url {url:?}: https is not supported yet (plain http only); put the TSA \
+             behind http on a trusted network or a local TLS proxy"
+        );
+    }
+    if !url.starts_with("http://") || url.len() <= "http://".len() {
+        bail!("seal.tsa_url {url:?} is not an http:// URL");
+    }
+    let timeout = match s.tsa_timeout_ms {
+        None => DEFAULT_TSA_TIMEOUT,
+        Some(ms @ 1000..=60_000) => Duration::from_millis(ms),
+        Some(ms) => bail!("seal.tsa_timeout_ms = {ms}: allowed 1000..=60000"),
+    };
+    let trust_anchors = match s.tsa_ca {
+        None => Vec::new(),
+        Some(p) => {
+            let p = under(data_dir, p);
+            let pem = std::fs::read_to_string(&p)
+                .with_context(|| format!("seal.tsa_ca: cannot read {}", p.display()))?;
+            let certs =
+                load_pem_chain(&pem).with_context(|| format!("seal.tsa_ca: {}", p.display()))?;
+            if certs.is_empty() {
+                bail!("seal.tsa_ca: {} holds no certificate", p.display());
+            }
+            certs
+        }
+    };
+    Ok(Some(ExternalTsaSettings {
+        url,
+        trust_anchors,
+        timeout,
+    }))
+}
