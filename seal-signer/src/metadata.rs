@@ -181,9 +181,12 @@ impl SealImage {
     }
 }
 
+/// A PNG chunk: its type and its data.
+type Chunk<'a> = (&'a [u8; 4], &'a [u8]);
+
 /// The chunks after the signature, (type, data), each with its CRC checked; the last is
 /// `IEND` and nothing follows it.
-fn chunks(mut rest: &[u8]) -> Result<Vec<(&[u8; 4], &[u8])>, ImageError> {
+fn chunks(mut rest: &[u8]) -> Result<Vec<Chunk<'_>>, ImageError> {
     let bad = |why: &str| ImageError(why.to_owned());
     let mut out = Vec::new();
     loop {

@@ -181,3 +181,71 @@ fn token_of(response: &[u8]) -> Option<Vec<u8>> {
     let token = fields.next_tlv()?;
     (token.tag == tag::SEQUENCE).then(|| response.get(token.whole).map(<[u8]>::to_vec))?
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn the_token_is_the_second_element_of_the_response() {
+        // TimeStampResp { PKIStatusInfo { 0 }, ContentInfo (here an empty SEQUENCE) }
+        let resp = [0x30, 0x07, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x00];
+        assert_eq!(token_of(&resp).unwrap(), [0x30, 0x00]);
+        // A refusal carries no token.
+        assert!(token_of(&[0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02]).is_none());
+        assert!(token_of(b"junk").is_none());
+    }
+
+    #[test]
+    fn busy_down_and_slow_tsas_are_retryable_kinds() {
+        let status = |s: &str| ClientError::HttpStatus {
+            status: s.to_owned(),
+            url: "http://tsa/".to_owned(),
+            body: String::new(),
+        };
+        let kind = |e: &ClientError| transport_error("http://tsa/", e).kind();
+        assert_eq!(
+            kind(&status("503 Service Unavailable")),
+            TimeStampErrorKind::Busy
+        );
+        assert_eq!(
+            kind(&status("500 Internal Server Error")),
+            TimeStampErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind(&ClientError::HttpsNotSupported),
+            TimeStampErrorKind::Unavailable
+        );
+        // Each of them is a retryable seal failure.
+        for k in [
+            TimeStampErrorKind::Busy,
+            TimeStampErrorKind::Unavailable,
+            TimeStampErrorKind::Timeout,
+        ] {
+            let e = hanko_seal::Error::TimeStamp(TimeStampError::new(k, "x"));
+            assert!(e.is_retryable(), "{k:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tsa_that_does_not_answer_is_unavailable() {
+        // A port nobody listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tsa = ExternalTsa::new(&ExternalTsaSettings {
+            url: format!("http://127.0.0.1:{port}/tsa"),
+            trust_anchors: Vec::new(),
+            timeout: Duration::from_secs(1),
+        });
+        let e = tsa
+            .time_stamp(HashAlgorithm::Sha256, &[0; 32])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), TimeStampErrorKind::Unavailable, "{e}");
+        assert!(e.context().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+}

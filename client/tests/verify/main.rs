@@ -8,6 +8,9 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+/// CAdES seals: `verify_seal` over `hanko-seal`'s output, each signed attribute broken.
+mod seal;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

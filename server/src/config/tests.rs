@@ -206,3 +206,85 @@ fn csc_info_defaults_and_refusals() {
     let long = format!("name = \"{}\"", "x".repeat(256));
     assert!(cfg(&long).unwrap_err().to_string().contains("csc.name"));
 }
+
+/// A configuration with one seal key whose `[keys.seal]` is `seal` and a `[seal]`
+/// section `section`, resolved in `data_dir`.
+fn with_seal(data_dir: &std::path::Path, seal: &str, section: &str) -> anyhow::Result<Config> {
+    let text = format!(
+        "data_dir = {:?}\n[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+         [[keys]]\nlabel = \"s\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"s.pem\"\n\
+         [keys.seal]\n{seal}\n{section}",
+        data_dir.to_str().unwrap()
+    );
+    toml::from_str::<FileConfig>(&text)?.resolve(&Overrides::default())
+}
+
+#[test]
+fn seal_metadata_is_resolved_and_each_defect_named() {
+    use hanko_pki::HashAlgorithm;
+    use hanko_pki::alg::DigestSignAlgorithm;
+    use hanko_seal::Level;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = with_seal(
+        d,
+        "description = \"Residence\"\nlevels = [\"b-b\", \"B-B\"]\nalgorithms = [\"ecdsa-sha384\"]\ndisplay_name = \"Hanko 開発市役所\"",
+        "",
+    )
+    .unwrap();
+    let m = cfg.keys[0].seal.clone().unwrap();
+    assert_eq!(m.levels, [Level::BB]);
+    assert_eq!(
+        m.digest_algorithms,
+        Some(vec![DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha384)])
+    );
+    assert_eq!(m.display_name.as_deref(), Some("Hanko 開発市役所"));
+    assert_eq!(m.description.as_deref(), Some("Residence"));
+    assert!(cfg.seal_tsa.is_none());
+
+    let e = |seal: &str| format!("{:#}", with_seal(d, seal, "").unwrap_err());
+    assert!(e("levels = []").contains("levels is empty"));
+    assert!(e("levels = [\"B-LTA\"]").contains("unknown CAdES level"));
+    assert!(e("algorithms = [\"ed25519\"]").contains("not a digest-signing algorithm"));
+    assert!(e("algorithms = [\"md5\"]").contains("not a digest-signing algorithm"));
+    assert!(e("display_name = \" \"").contains("display_name is empty"));
+    assert!(e("image = \"missing.png\"").contains("cannot read image"));
+    std::fs::write(d.join("not.png"), b"GIF89a").unwrap();
+    assert!(e("image = \"not.png\"").contains("no PNG signature"));
+
+    // [keys.seal] belongs to seal keys only.
+    let text = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+                [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+                [keys.seal]\ndescription = \"x\"\n";
+    let e = toml::from_str::<FileConfig>(text)
+        .unwrap()
+        .resolve(&Overrides::default())
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("only for keys with usage = \"seal\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_external_tsa_is_http_with_a_bounded_timeout_and_a_readable_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = with_seal(d, "", "[seal]\ntsa_url = \"http://127.0.0.1:9/tsa\"\n").unwrap();
+    let tsa = cfg.seal_tsa.unwrap();
+    assert_eq!(tsa.url, "http://127.0.0.1:9/tsa");
+    assert_eq!(tsa.timeout, DEFAULT_TSA_TIMEOUT);
+    assert!(tsa.trust_anchors.is_empty());
+
+    let e = |section: &str| format!("{:#}", with_seal(d, "", section).unwrap_err());
+    assert!(e("[seal]\ntsa_url = \"https://tsa.example/\"").contains("https is not supported"));
+    assert!(e("[seal]\ntsa_url = \"ftp://tsa.example/\"").contains("not an http:// URL"));
+    assert!(e("[seal]\ntsa_url = \"http://x/\"\ntsa_timeout_ms = 100").contains("1000..=60000"));
+    assert!(e("[seal]\ntsa_ca = \"root.pem\"").contains("need seal.tsa_url"));
+    assert!(e("[seal]\ntsa_url = \"http://x/\"\ntsa_ca = \"root.pem\"").contains("cannot read"));
+    std::fs::write(d.join("empty.pem"), "# nothing\n").unwrap();
+    assert!(
+        e("[seal]\ntsa_url = \"http://x/\"\ntsa_ca = \"empty.pem\"").contains("no certificate")
+    );
+}

@@ -3,8 +3,13 @@
 //! (verified against its root, `seal.tsa_ca`), its log holds them, the sealing server's
 //! log holds only the seals. Once the TSA is gone, a B-T seal is a retryable 503 and
 //! nothing is logged, while B-B seals go on. The sealing server's `[keys.seal]`
-//! metadata restricts `seal-rsa3072` to B-B: B-T with it is a 400 naming the levels.
+//! metadata restricts `seal-rsa3072` to B-B (B-T with it is a 400 naming the levels) and
+//! `seal-p256` to ECDSA with SHA-256 in CSC (`credentials/info` offers only that;
+//! `signHash` with SHA-384 is a 400 before any SAD is looked at).
 
+use serde_json::{Value, json};
+
+use crate::common::http::send;
 use crate::common::seal::{assert_json_error, log_records, of_kind, seal};
 use crate::common::{Server, dev_api_key, dev_init, hanko, text};
 
@@ -21,6 +26,10 @@ fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
     // The first [keys.seal] is seal-rsa3072's (dev-init writes the keys in order).
     let restricted = toml.replacen("levels = [\"B-B\", \"B-T\"]", "levels = [\"B-B\"]", 1);
     assert_ne!(restricted, toml, "dev-init writes [keys.seal] levels");
+    // The second is seal-p256's: ECDSA with SHA-256 only.
+    let at = restricted.rfind("levels = [\"B-B\", \"B-T\"]").unwrap();
+    let mut restricted = restricted;
+    restricted.insert_str(at, "algorithms = [\"ecdsa-sha256\"]\n");
     let custom = dir.join("custom.toml");
     std::fs::write(
         &custom,
@@ -101,6 +110,52 @@ fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
         &doc,
     );
     assert_eq!(status, 200);
+
+    // The credential's CSC algorithms: only ECDSA with SHA-256 offered and accepted.
+    let csc = |method: &str, body: Value| -> (u16, Value) {
+        let auth = format!("Bearer {key}");
+        let r = send(
+            server.addr,
+            "POST",
+            &format!("/csc/v2/{method}"),
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        (r.status, serde_json::from_slice(&r.body).unwrap())
+    };
+    let (status, info) = csc("credentials/info", json!({ "credentialID": "seal-p256" }));
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        info["key"]["algo"],
+        json!(["1.2.840.10045.4.3.2"]),
+        "{info}"
+    );
+    assert!(
+        info["description"].as_str().unwrap().contains("P-256"),
+        "{info}"
+    );
+    let (status, err) = csc(
+        "signatures/signHash",
+        json!({
+            "credentialID": "seal-p256",
+            "SAD": "not-looked-at",
+            "hashes": ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+            "hashAlgorithmOID": "2.16.840.1.101.3.4.2.2",
+            "signAlgo": "1.2.840.10045.4.3.3",
+        }),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow signature algorithm"),
+        "{err}"
+    );
 
     // The TSA goes away: B-T is a retryable 503, B-B still works.
     let (tsa_status, tsa_out) = tsa.stop();

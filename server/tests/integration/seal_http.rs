@@ -18,8 +18,6 @@ use crate::common::{
 
 const SEAL_CREDENTIALS: [&str; 2] = ["seal-rsa3072", "seal-p256"];
 
-}
-
 #[test]
 fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
     let tmp = tempfile::tempdir().unwrap();

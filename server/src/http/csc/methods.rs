@@ -183,7 +183,7 @@ pub(super) fn credential_info(
     };
     let key_type = cert.key_type();
     let mut algos: Vec<&str> = key_type
-        .map(DigestSignAlgorithm::for_key)
+        .map(|k| credential.metadata().digest_algorithms_for(k))
         .unwrap_or_default()
         .into_iter()
         .map(DigestSignAlgorithm::sign_algo_oid)
@@ -219,13 +219,17 @@ pub(super) fn credential_info(
         cert_json["validFrom"] = json!(generalized_time(cert.not_before()));
         cert_json["validTo"] = json!(generalized_time(cert.not_after()));
     }
-    Ok(json!({
+    let mut out = json!({
         "key": key,
         "cert": cert_json,
         "SCAL": "1",
         "multisign": state.limits.settings().csc_max_hashes,
         "lang": state.csc_info.lang,
-    }))
+    });
+    if let Some(d) = &credential.metadata().description {
+        out["description"] = json!(d);
+    }
+    Ok(out)
 }
 
 /// `credentials/authorize`, as either version words it.
@@ -373,6 +377,10 @@ pub(super) fn sign_algorithm(
             credential.name()
         )));
     }
+    // The credential's `[keys.seal] algorithms`.
+    credential
+        .check_digest_algorithm(alg)
+        .map_err(|e| ApiError::BadRequest(format!("signAlgo: {e}")))?;
     Ok(alg)
 }
 
