@@ -52,9 +52,10 @@ fn dev_config(paths: &DevPaths) -> String {
         if let Some(description) = dev_seal_description(k.label) {
             // The credential's metadata (docs/configuration.md, [keys.seal]).
             s.push_str(&format!(
-                "\n[keys.seal]\ndescription = {}\nlevels = [\"B-B\", \"B-T\"]\ndisplay_name = {}\n",
+                "\n[keys.seal]\ndescription = {}\nlevels = [\"B-B\", \"B-T\"]\ndisplay_name = {}\nimage = \"dev-pki/{}\"\n",
                 toml_str(description),
-                toml_str(DEV_SEAL_DISPLAY_NAME)
+                toml_str(DEV_SEAL_DISPLAY_NAME),
+                super::seal_image::DEV_SEAL_IMAGE
             ));
         }
     }

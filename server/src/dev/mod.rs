@@ -16,6 +16,7 @@
 //!       intermediate.key.DEV-ONLY.pem
 //!       <key-label>.pem              certificate of the token key <key-label>
 //!       <key-label>-chain.pem        that certificate, then intermediate.pem
+//!       seal-image.png               the dev seals' image for a visible (PDF) seal
 //! ```
 //!
 //! The four signing keys (`tsa-rsa3072`, `tsa-p256`, `seal-rsa3072`, `seal-p256`) are
@@ -38,6 +39,7 @@
 //!   file writing.
 //! - `ca.rs`: the dev root and issuing CA, and the token keys' enrolment.
 //! - `config_file.rs`: the `hanko.toml` written for `serve --dev`.
+//! - `seal_image.rs`: the dev seals' image, drawn in code.
 //! - `client.rs`: the dev client (`dev-api-key`, its `[[api_keys]]` entry), which may
 //!   seal with every dev seal credential.
 //! - here: the keys, the PIN, the token and the order of the steps ([`init`]).
@@ -46,6 +48,7 @@ mod ca;
 mod client;
 mod config_file;
 mod paths;
+mod seal_image;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -212,6 +215,7 @@ pub async fn init(
     let hsm = dev_token(module, pin, report)?;
     let spkis = dev_token_keys(&hsm, report)?;
     ca::certify(paths, &hsm, &spkis, SystemTime::now(), report).await?;
+    seal_image::ensure(paths, report)?;
     config_file::write_if_missing(paths, report)?;
     client::ensure(paths, report)?;
     Ok(hsm)

@@ -22,6 +22,9 @@ fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
 
     let dir = work.join("data");
     dev_init(&dir);
+    // dev-init drew the dev seals' image, which the credentials load and check.
+    let png = std::fs::read(dir.join("dev-pki/seal-image.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
     // The first [keys.seal] is seal-rsa3072's (dev-init writes the keys in order).
     let restricted = toml.replacen("levels = [\"B-B\", \"B-T\"]", "levels = [\"B-B\"]", 1);
