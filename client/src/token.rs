@@ -60,51 +60,7 @@ pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
     let signed_data: SignedData = rasn::der::decode(received.whole(&sd_tlv))
         .map_err(|e| Error::MalformedSignedData(e.to_string()))?;
 
-    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
-    //   [0] certificates OPTIONAL, [1] crls OPTIONAL, signerInfos }
-    let mut fields = received.within(&sd_tlv);
-    for what in [
-        "SignedData version",
-        "SignedData digestAlgorithms",
-        "SignedData encapContentInfo",
-    ] {
-        received.next(&mut fields, what)?;
-    }
-    let mut certificates = Vec::new();
-    let mut signer_infos = None;
-    while !fields.is_empty() {
-        let t = received.next(&mut fields, "SignedData")?;
-        match t.tag {
-            0xa0 => {
-                let mut choices = received.within(&t);
-                while !choices.is_empty() {
-                    let cert = received.next(&mut choices, "SignedData certificates")?;
-                    if cert.tag == tag::SEQUENCE {
-                        certificates.push(received.whole(&cert).to_vec());
-                    }
-                }
-            }
-            0xa1 => {}
-            tag::SET => signer_infos = Some(t),
-            _ => return Err(bad("unexpected field in SignedData")),
-        }
-    }
-    let signer_infos = signer_infos.ok_or_else(|| bad("no signerInfos"))?;
-    // SignerInfo ::= SEQUENCE { version, sid, digestAlgorithm, [0] signedAttrs, ... }
-    let si = received.next(&mut received.within(&signer_infos), "SignerInfo")?;
-    let mut fields = received.within(&si);
-    received.next(&mut fields, "SignerInfo version")?;
-    let sid = received.next(&mut fields, "SignerInfo sid")?;
-    received.next(&mut fields, "SignerInfo digestAlgorithm")?;
-    let attrs = received.next(&mut fields, "SignerInfo signedAttrs")?;
-    if attrs.tag != 0xa0 {
-        return Err(Error::NoSignedAttributes);
-    }
-    // The signature is over the same bytes with the SET tag (RFC 5652 §5.4).
-    let mut signed_attrs_set = received.whole(&attrs).to_vec();
-    if let Some(first) = signed_attrs_set.first_mut() {
-        *first = tag::SET;
-    }
+    let parts = signed_data_bytes(&received, &sd_tlv)?;
 
     let eci = &signed_data.encap_content_info;
     if !is(&eci.content_type, &oid::TST_INFO) {
@@ -121,9 +77,83 @@ pub(crate) fn parse(response_der: &[u8]) -> Result<ParsedToken, Error> {
         signed_data,
         tst,
         tst_der,
+        certificates: parts.certificates,
+        signed_attrs_set: parts.signed_attrs_set,
+        sid_der: parts.sid_der,
+    })
+}
+
+/// What verifiers take from a SignedData as received (never re-encoded).
+pub(crate) struct SignedDataBytes {
+    /// SignedData.certificates, each element's original DER.
+    pub(crate) certificates: Vec<Vec<u8>>,
+    /// The (first) SignerInfo's sid (full TLV).
+    pub(crate) sid_der: Vec<u8>,
+    /// Its digestAlgorithm (full TLV).
+    pub(crate) digest_alg_der: Vec<u8>,
+    /// Its signed attributes, re-tagged as the SET (0x31) that was signed.
+    pub(crate) signed_attrs_set: Vec<u8>,
+    /// Its signatureAlgorithm (full TLV).
+    pub(crate) signature_alg_der: Vec<u8>,
+}
+
+/// Walks the SignedData `sd_tlv` of `r`: its certificates and its first SignerInfo's
+/// fields, as received. A SignerInfo without signed attributes is refused.
+pub(crate) fn signed_data_bytes(r: &Received<'_>, sd_tlv: &Tlv) -> Result<SignedDataBytes, Error> {
+    let bad = |what: &str| (r.malformed)(what.to_owned());
+    // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo,
+    //   [0] certificates OPTIONAL, [1] crls OPTIONAL, signerInfos }
+    let mut fields = r.within(sd_tlv);
+    for what in [
+        "SignedData version",
+        "SignedData digestAlgorithms",
+        "SignedData encapContentInfo",
+    ] {
+        r.next(&mut fields, what)?;
+    }
+    let mut certificates = Vec::new();
+    let mut signer_infos = None;
+    while !fields.is_empty() {
+        let t = r.next(&mut fields, "SignedData")?;
+        match t.tag {
+            0xa0 => {
+                let mut choices = r.within(&t);
+                while !choices.is_empty() {
+                    let cert = r.next(&mut choices, "SignedData certificates")?;
+                    if cert.tag == tag::SEQUENCE {
+                        certificates.push(r.whole(&cert).to_vec());
+                    }
+                }
+            }
+            0xa1 => {}
+            tag::SET => signer_infos = Some(t),
+            _ => return Err(bad("unexpected field in SignedData")),
+        }
+    }
+    let signer_infos = signer_infos.ok_or_else(|| bad("no signerInfos"))?;
+    // SignerInfo ::= SEQUENCE { version, sid, digestAlgorithm, [0] signedAttrs,
+    //   signatureAlgorithm, signature, [1] unsignedAttrs OPTIONAL }
+    let si = r.next(&mut r.within(&signer_infos), "SignerInfo")?;
+    let mut fields = r.within(&si);
+    r.next(&mut fields, "SignerInfo version")?;
+    let sid = r.next(&mut fields, "SignerInfo sid")?;
+    let digest_alg = r.next(&mut fields, "SignerInfo digestAlgorithm")?;
+    let attrs = r.next(&mut fields, "SignerInfo signedAttrs")?;
+    if attrs.tag != 0xa0 {
+        return Err(Error::NoSignedAttributes);
+    }
+    let signature_alg = r.next(&mut fields, "SignerInfo signatureAlgorithm")?;
+    // The signature is over the same bytes with the SET tag (RFC 5652 §5.4).
+    let mut signed_attrs_set = r.whole(&attrs).to_vec();
+    if let Some(first) = signed_attrs_set.first_mut() {
+        *first = tag::SET;
+    }
+    Ok(SignedDataBytes {
         certificates,
+        sid_der: r.whole(&sid).to_vec(),
+        digest_alg_der: r.whole(&digest_alg).to_vec(),
         signed_attrs_set,
-        sid_der: received.whole(&sid).to_vec(),
+        signature_alg_der: r.whole(&signature_alg).to_vec(),
     })
 }
 

@@ -66,20 +66,34 @@ pub(super) fn check_content_attributes(
     attrs: &SignedAttrs<'_>,
     tst_der: &[u8],
 ) -> Result<HashAlgorithm, Error> {
-    let digest_oid = si.digest_algorithm.algorithm.to_string();
-    let digest_alg = HashAlgorithm::from_oid(&digest_oid)
-        .map_err(|_| Error::UnsupportedDigestAlgorithm(digest_oid))?;
-    let ct: ObjectIdentifier = rasn::der::decode(&attrs.value(&oid::CONTENT_TYPE)?)
-        .map_err(|e| Error::MalformedContentType(e.to_string()))?;
+    let digest_alg = digest_algorithm(si)?;
+    let ct = content_type(attrs)?;
     if !is(&ct, &oid::TST_INFO) {
         return Err(Error::ContentTypeNotTstInfo(ct.to_string()));
     }
-    let md: OctetString = rasn::der::decode(&attrs.value(&oid::MESSAGE_DIGEST)?)
-        .map_err(|e| Error::MalformedMessageDigest(e.to_string()))?;
-    if md.to_vec() != digest_alg.digest(tst_der) {
+    if message_digest(attrs)? != digest_alg.digest(tst_der) {
         return Err(Error::MessageDigestMismatch(digest_alg.name()));
     }
     Ok(digest_alg)
+}
+
+/// The SignerInfo's digest algorithm, SHA-256/384/512.
+pub(super) fn digest_algorithm(si: &SignerInfo) -> Result<HashAlgorithm, Error> {
+    let digest_oid = si.digest_algorithm.algorithm.to_string();
+    HashAlgorithm::from_oid(&digest_oid).map_err(|_| Error::UnsupportedDigestAlgorithm(digest_oid))
+}
+
+/// The content-type attribute's value.
+pub(super) fn content_type(attrs: &SignedAttrs<'_>) -> Result<ObjectIdentifier, Error> {
+    rasn::der::decode(&attrs.value(&oid::CONTENT_TYPE)?)
+        .map_err(|e| Error::MalformedContentType(e.to_string()))
+}
+
+/// The message-digest attribute's value.
+pub(super) fn message_digest(attrs: &SignedAttrs<'_>) -> Result<Vec<u8>, Error> {
+    let md: OctetString = rasn::der::decode(&attrs.value(&oid::MESSAGE_DIGEST)?)
+        .map_err(|e| Error::MalformedMessageDigest(e.to_string()))?;
+    Ok(md.to_vec())
 }
 
 /// The certificates to find the signer and build the chain from: the token's own

@@ -35,26 +35,41 @@ struct Fixture {
     tsa_cert: Certificate,
 }
 
-async fn fixture() -> Fixture {
+/// The subject `C=JP, O=Hanko client tests, CN=<cn>`.
+fn test_name(cn: &str) -> hanko_pki::x509::Name {
+    build_name(&[
+        (NameAttr::Country, "JP"),
+        (NameAttr::Organization, "Hanko client tests"),
+        (NameAttr::CommonName, cn),
+    ])
+    .unwrap()
+}
+
+/// A P-256 root CA valid from a day before `now` for 30 days, and its key.
+async fn test_root(now: SystemTime) -> (Certificate, SoftwareSigner) {
     let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
-    let now = SystemTime::now();
-    let name = |cn| {
-        build_name(&[
-            (NameAttr::Country, "JP"),
-            (NameAttr::Organization, "Hanko client tests"),
-            (NameAttr::CommonName, cn),
-        ])
-        .unwrap()
-    };
     let root_key = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
     let root = issue_certificate(
-        &CertParams::new(CertProfile::RootCa, name("Root"), now - DAY, now + 30 * DAY),
+        &CertParams::new(
+            CertProfile::RootCa,
+            test_name("Root"),
+            now - DAY,
+            now + 30 * DAY,
+        ),
         root_key.public_key_der(),
         None,
         &root_key,
     )
     .await
     .unwrap();
+    (root, root_key)
+}
+
+async fn fixture() -> Fixture {
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let now = SystemTime::now();
+    let name = test_name;
+    let (root, root_key) = test_root(now).await;
     let key = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
     let tsa_profile = CertProfile::Tsa {
         non_repudiation: false,

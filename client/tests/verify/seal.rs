@@ -6,16 +6,15 @@
 //! cross-check run through the `hanko` binary in the server's seal_verify tests.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hanko_client::{Error, verify_seal};
 use hanko_pki::cert::Certificate;
 use hanko_pki::soft::SoftwareSigner;
-use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
+use hanko_pki::x509::{CertParams, CertProfile, issue_certificate};
 use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer};
 use hanko_seal::{Packaging, RawSealRequest, SealCredential, SealRequest};
 
-const DAY: Duration = Duration::from_secs(86_400);
 const DOC: &[u8] = b"certificate of residence no. 42";
 /// id-signingTime, then `SET { UTCTime YYMMDDHHMMSSZ }`: its value's index + 11 is the
 /// last digit of the seconds.
@@ -32,28 +31,17 @@ struct SealFixture {
 
 /// A root (P-256) and a seal credential whose key is of `key_type`, signing with `alg`.
 async fn seal_fixture(key_type: KeyType, alg: SignatureAlgorithm) -> SealFixture {
-    let root_alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
     let now = SystemTime::now();
-    let name = |cn| {
-        build_name(&[
-            (NameAttr::Country, "JP"),
-            (NameAttr::Organization, "Hanko client tests"),
-            (NameAttr::CommonName, cn),
-        ])
-        .unwrap()
-    };
-    let root_key = SoftwareSigner::generate(KeyType::EcP256, root_alg).unwrap();
-    let root = issue_certificate(
-        &CertParams::new(CertProfile::RootCa, name("Root"), now - DAY, now + 30 * DAY),
-        root_key.public_key_der(),
-        None,
-        &root_key,
-    )
-    .await
-    .unwrap();
+    let (root, root_key) = super::test_root(now).await;
+    let name = super::test_name;
     let key = Arc::new(SoftwareSigner::generate(key_type, alg).unwrap());
     let cert = issue_certificate(
-        &CertParams::new(CertProfile::Seal, name("Seal"), now - DAY, now + 10 * DAY),
+        &CertParams::new(
+            CertProfile::Seal,
+            name("Seal"),
+            now - super::DAY,
+            now + 10 * super::DAY,
+        ),
         key.public_key_der(),
         Some(&root),
         &root_key,

@@ -29,7 +29,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hanko_pki::cert::Certificate;
 use hanko_pki::oid;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
-use rasn::types::{ObjectIdentifier, OctetString};
 use rasn_cms::SignerInfo;
 use rasn_pkix::AlgorithmIdentifier;
 
@@ -120,16 +119,15 @@ pub fn verify_seal(
     let (signing_time, signing_time_text) = signing_time(&attrs)?;
     check_algorithm_protection(&attrs, &p)?;
 
-    let pool = signer::certificate_pool(&p.certificates, &[])?;
-    let signer = signer::find_signer_certificate(&p.sid_der, &pool)
+    let pool = signer::certificate_pool(&p.parts.certificates, &[])?;
+    let signer = signer::find_signer_certificate(&p.parts.sid_der, &pool)
         .map_err(|_| Error::SealSignerCertificateNotFound)?;
     signer::check_ess_cert_id_names(&attrs, &signer)?;
-    let sig_alg = signer::check_signature(si, digest_alg, &signer, &p.signed_attrs_set).map_err(
-        |e| match e {
+    let sig_alg = signer::check_signature(si, digest_alg, &signer, &p.parts.signed_attrs_set)
+        .map_err(|e| match e {
             Error::BadSignature(why) => Error::SealBadSignature(why),
             other => other,
-        },
-    )?;
+        })?;
     if let Some(ku) = signer.key_usage()
         && !ku.digital_signature()
         && !ku.non_repudiation()
@@ -183,11 +181,8 @@ fn check_content(
     p: &parse::ParsedSeal,
     content: &[u8],
 ) -> Result<HashAlgorithm, Error> {
-    let digest_oid = si.digest_algorithm.algorithm.to_string();
-    let digest_alg = HashAlgorithm::from_oid(&digest_oid)
-        .map_err(|_| Error::UnsupportedDigestAlgorithm(digest_oid))?;
-    let ct: ObjectIdentifier = rasn::der::decode(&attrs.value(&oid::CONTENT_TYPE)?)
-        .map_err(|e| Error::MalformedContentType(e.to_string()))?;
+    let digest_alg = signer::digest_algorithm(si)?;
+    let ct = signer::content_type(attrs)?;
     let econtent_type = &p.signed_data.encap_content_info.content_type;
     if ct != *econtent_type {
         return Err(Error::SealContentTypeDiffers {
@@ -195,9 +190,7 @@ fn check_content(
             econtent: econtent_type.to_string(),
         });
     }
-    let md: OctetString = rasn::der::decode(&attrs.value(&oid::MESSAGE_DIGEST)?)
-        .map_err(|e| Error::MalformedMessageDigest(e.to_string()))?;
-    if md.to_vec() != digest_alg.digest(content) {
+    if signer::message_digest(attrs)? != digest_alg.digest(content) {
         return Err(Error::SealDataMismatch(digest_alg.name()));
     }
     Ok(digest_alg)
@@ -228,8 +221,8 @@ fn check_algorithm_protection(attrs: &SignedAttrs<'_>, p: &parse::ParsedSeal) ->
     let decode = |der: &[u8]| -> Result<AlgorithmIdentifier, Error> {
         rasn::der::decode(der).map_err(|e| Error::MalformedSeal(e.to_string()))
     };
-    let digest = decode(&p.digest_alg_der)?;
-    let signature = decode(&p.signature_alg_der)?;
+    let digest = decode(&p.parts.digest_alg_der)?;
+    let signature = decode(&p.parts.signature_alg_der)?;
     let same_sig = protection
         .signature_algorithm
         .as_ref()
