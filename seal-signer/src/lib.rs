@@ -13,8 +13,9 @@
 //!   authenticates the caller, picks the credential, makes the record durable, and only
 //!   then releases the seal.
 //! * No PDF (PAdES builds on this crate later), no CSC API, no configuration.
-//! * No verification: the independent verifier lives in the client crate, so that what
-//!   checks a seal shares no code with what makes it.
+//! * No verification: the independent verifier lives in the client crate
+//!   (`hanko_client::verify_seal`, `hanko seal-verify`), so that what checks a seal shares
+//!   no code with what makes it.
 //!
 //! ```text
 //!  edge (HTTP query, CSC JSON, CLI)
@@ -40,7 +41,11 @@
 //! # Using it from a server
 //! * At start-up, one [`SealCredential`] per configured credential (its HSM signer, its
 //!   chain, its name); [`SealCredential::new`] runs the e-seal certificate profile
-//!   check and the key match, so a bad credential stops the start.
+//!   check and the key match, so a bad credential stops the start;
+//!   [`SealCredential::with_metadata`] adds what the operator configured
+//!   ([`SealMetadata`]: allowed levels, which [`SealCredential::seal`] enforces for every
+//!   route, allowed CSC algorithms, and the display name and [`SealImage`] of a visible
+//!   seal).
 //! * Per request: the edge fills a [`RawSealRequest`] (query string, CSC JSON),
 //!   [`SealRequest::check`] judges it, [`SealCredential::seal`] takes the clock's
 //!   current time and, for B-T, the server's [`TimeStamper`].
