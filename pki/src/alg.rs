@@ -131,6 +131,23 @@ impl HashAlgorithm {
         }
     }
 
+    /// Hashes the concatenation of `parts` without building it: a PDF's ByteRange
+    /// (everything but `/Contents`) is hashed where it lies, not copied.
+    pub fn digest_parts(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut d = D::new();
+            for p in parts {
+                d.update(p);
+            }
+            d.finalize().to_vec()
+        }
+        match self {
+            Self::Sha256 => run::<sha2::Sha256>(parts),
+            Self::Sha384 => run::<sha2::Sha384>(parts),
+            Self::Sha512 => run::<sha2::Sha512>(parts),
+        }
+    }
+
     /// DER AlgorithmIdentifier with absent parameters, the form RFC 5754 asks for in
     /// CMS digestAlgorithms and ESS.
     pub fn algorithm_identifier_der(self) -> Vec<u8> {
@@ -182,6 +199,21 @@ pub enum KeyType {
 }
 
 impl KeyType {
+    /// The longest signature value this key makes, in bytes: the modulus length for
+    /// RSA, a DER ECDSA-Sig-Value with both integers at their longest for ECDSA (what
+    /// CMS carries), 64 for Ed25519. Space reserved from it always fits.
+    pub fn max_signature_len(self) -> usize {
+        // ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }: each integer at most
+        // the field size plus a leading zero, with 2 bytes of tag and length.
+        let ecdsa = |field: usize| 3 + 2 * (2 + field + 1);
+        match self {
+            Self::Rsa { bits } => bits.div_ceil(8),
+            Self::EcP256 => ecdsa(32),
+            Self::EcP384 => ecdsa(48),
+            Self::Ed25519 => 64,
+        }
+    }
+
     /// The signature algorithm Hanko uses by default for this key type.
     pub fn default_signature_algorithm(self) -> SignatureAlgorithm {
         match self {
@@ -440,6 +472,16 @@ pub fn key_type_of_spki(spki: &[u8]) -> Option<KeyType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_parts_is_the_digest_of_the_concatenation() {
+        for h in HashAlgorithm::ALL {
+            assert_eq!(
+                h.digest_parts(&[b"%PDF-1.7 ", b"", b"<< /ByteRange >>"]),
+                h.digest(b"%PDF-1.7 << /ByteRange >>")
+            );
+        }
+    }
 
     #[test]
     fn pss_sha512_matches_openssl_encoding() {

@@ -12,6 +12,7 @@ use hanko_pki::cert::CertError;
 use hanko_pki::cms::CmsError;
 use hanko_pki::{HashAlgorithm, SignError, SignErrorKind};
 
+use crate::pades::PdfError;
 use crate::request::Level;
 use crate::timestamp::{TimeStampError, TimeStampErrorKind};
 
@@ -128,6 +129,9 @@ pub enum Error {
     /// CMS assembly failed on input this crate checked: a bug.
     #[error("CMS assembly failed (bug): {0}")]
     Cms(CmsError),
+    /// A PDF could not be sealed (PAdES); its [`PdfError::fault`] says whose fault.
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
 }
 
 /// Whose fault an [`Error`] is, and whether trying again can help.
@@ -179,6 +183,7 @@ impl Error {
             | Self::NoTimeStamper
             | Self::TimeStampMismatch(_)
             | Self::Cms(_) => Fault::System,
+            Self::Pdf(e) => e.fault(),
         }
     }
 
@@ -210,6 +215,7 @@ impl Error {
             Self::TimeStamp(_) => "time_stamp",
             Self::TimeStampMismatch(_) => "time_stamp_mismatch",
             Self::Cms(_) => "cms",
+            Self::Pdf(e) => e.label(),
         }
     }
 }

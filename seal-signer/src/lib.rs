@@ -12,7 +12,9 @@
 //!   the signing time and, for B-T, a [`TimeStamper`], and returns bytes. The server
 //!   authenticates the caller, picks the credential, makes the record durable, and only
 //!   then releases the seal.
-//! * No PDF (PAdES builds on this crate later), no CSC API, no configuration.
+//! * No CSC API, no configuration. PDFs (PAdES, [`pades`]) are parsed with `lopdf` and
+//!   sealed by an incremental update this crate writes itself; the CMS inside is the
+//!   same one CAdES makes, in its PAdES mode (no signing-time).
 //! * No verification: the independent verifier lives in the client crate
 //!   (`hanko_client::verify_seal`, `hanko seal-verify`), so that what checks a seal shares
 //!   no code with what makes it.
@@ -105,12 +107,14 @@
 
 pub mod error;
 pub mod metadata;
+pub mod pades;
 pub mod request;
 pub mod seal;
 pub mod timestamp;
 
 pub use error::{Error, Fault};
 pub use metadata::{SealImage, SealMetadata};
+pub use pades::{PdfError, PdfSealRequest, Placement, Rect, SealedPdf};
 pub use request::{
     CommitmentType, Content, ContentHint, Level, Packaging, RawContent, RawSealRequest, SealRequest,
 };

@@ -45,7 +45,7 @@ use hanko_pki::{HashAlgorithm, SignatureAlgorithm, Signer};
 
 use crate::error::Error;
 use crate::metadata::SealMetadata;
-use crate::request::{Content, ContentHint, Level, Packaging, SealRequest};
+use crate::request::{CommitmentType, Content, ContentHint, Level, Packaging, SealRequest};
 use crate::timestamp::{TimeStamper, check_token};
 
 /// One seal credential: an HSM key, its certificate chain and the name callers use.
@@ -213,25 +213,7 @@ impl SealCredential {
         now: SystemTime,
         time_stamper: Option<&dyn TimeStamper>,
     ) -> Result<Seal, Error> {
-        if !self.metadata.allows_level(request.level()) {
-            return Err(Error::LevelNotAllowed {
-                credential: self.name.clone(),
-                level: request.level(),
-                allowed: self.metadata.levels_text(),
-            });
-        }
         let hash = self.hash_algorithm();
-        let signing_time = whole_seconds(now);
-        let leaf = self.certificate();
-        if signing_time < leaf.not_before() || signing_time > leaf.not_after() {
-            return Err(Error::CertificateNotValid { at: signing_time });
-        }
-        let time_stamper = match (request.level(), time_stamper) {
-            (Level::BT, None) => return Err(Error::NoTimeStamper),
-            (Level::BT, Some(t)) => Some(t),
-            (Level::BB, _) => None,
-        };
-
         let content_digest = match request.content() {
             Content::Document(doc) => hash.digest(doc),
             Content::Digest { alg, digest } if alg == hash => digest.to_vec(),
@@ -249,8 +231,62 @@ impl SealCredential {
                 digest: &content_digest,
             },
         };
-
         let extra = extra_signed_attributes(request)?;
+        let signed = self
+            .sign_cms(
+                content,
+                Profile::Cades,
+                &extra,
+                request.level(),
+                now,
+                time_stamper,
+            )
+            .await?;
+        let record = self.record(
+            HashAlgorithm::Sha256.digest(&signed.der),
+            &signed,
+            request.level(),
+            request.packaging(),
+            content_digest,
+        );
+        Ok(Seal {
+            der: signed.der,
+            signed_attributes_der: signed.signed_attributes_der,
+            record,
+        })
+    }
+
+    /// The one CMS path of both forms: the signed attributes of `profile`, signed by
+    /// the credential's key at `now` (whole seconds), and for B-T the
+    /// signature-time-stamp from `time_stamper` as an unsigned attribute.
+    pub(crate) async fn sign_cms(
+        &self,
+        content: cms::Content<'_>,
+        profile: Profile,
+        extra: &[Vec<u8>],
+        level: Level,
+        now: SystemTime,
+        time_stamper: Option<&dyn TimeStamper>,
+    ) -> Result<SignedCms, Error> {
+        // [keys.seal] levels bound CAdES and PAdES seals alike.
+        if !self.metadata.allows_level(level) {
+            return Err(Error::LevelNotAllowed {
+                credential: self.name.clone(),
+                level,
+                allowed: self.metadata.levels_text(),
+            });
+        }
+        let hash = self.hash_algorithm();
+        let signing_time = whole_seconds(now);
+        let leaf = self.certificate();
+        if signing_time < leaf.not_before() || signing_time > leaf.not_after() {
+            return Err(Error::CertificateNotValid { at: signing_time });
+        }
+        let time_stamper = match (level, time_stamper) {
+            (Level::BT, None) => return Err(Error::NoTimeStamper),
+            (Level::BT, Some(t)) => Some(t),
+            (Level::BB, _) => None,
+        };
         let extra: Vec<&[u8]> = extra.iter().map(Vec::as_slice).collect();
         let chain: Vec<&[u8]> = self.chain.iter().map(Certificate::der).collect();
         let params = SignedDataParams {
@@ -260,7 +296,12 @@ impl SealCredential {
             certificates: &chain,
             // Omit issuerSerial (CONFORMANCE D.46): the certHash names the certificate.
             ess_issuer_serial: false,
-            signing_time: Some(signing_time),
+            signing_time: match profile {
+                Profile::Cades => Some(signing_time),
+                // EN 319 142-1 §5.2.1: the time is the signature dictionary's /M; a
+                // signing-time attribute is not allowed.
+                Profile::Pades => None,
+            },
             extra_signed_attributes: &extra,
         };
         let signed = cms::sign_signed_data(&params, self.signer.as_ref()).await?;
@@ -283,31 +324,65 @@ impl SealCredential {
                 (signed.with_unsigned_attributes(&[&attr])?, Some(gen_time))
             }
         };
-
-        let record = SealRecord {
-            credential: self.name.clone(),
-            object_hash: HashAlgorithm::Sha256.digest(&der),
-            signing_time,
-            level: request.level(),
-            packaging: request.packaging(),
-            content_hash: hash,
-            content_digest,
-            signature_algorithm: self.signer.algorithm(),
-            certificate_sha256: leaf.fingerprint(HashAlgorithm::Sha256),
-            time_stamp_time,
-        };
-        Ok(Seal {
+        Ok(SignedCms {
             der,
             signed_attributes_der: signed.signed_attributes_der,
-            record,
+            signing_time,
+            time_stamp_time,
         })
     }
+
+    /// The record of a seal whose delivered bytes hash to `object_hash`.
+    pub(crate) fn record(
+        &self,
+        object_hash: Vec<u8>,
+        signed: &SignedCms,
+        level: Level,
+        packaging: Packaging,
+        content_digest: Vec<u8>,
+    ) -> SealRecord {
+        SealRecord {
+            credential: self.name.clone(),
+            object_hash,
+            signing_time: signed.signing_time,
+            level,
+            packaging,
+            content_hash: self.hash_algorithm(),
+            content_digest,
+            signature_algorithm: self.signer.algorithm(),
+            certificate_sha256: self.certificate().fingerprint(HashAlgorithm::Sha256),
+            time_stamp_time: signed.time_stamp_time,
+        }
+    }
+}
+
+/// Which baseline the signed attributes follow: the PAdES mode of the one
+/// signed-attribute builder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// CAdES (EN 319 122-1): a signing-time attribute.
+    Cades,
+    /// PAdES (EN 319 142-1): no signing-time; the time is in the PDF's `/M`.
+    Pades,
+}
+
+/// A signed CMS and what its record needs.
+#[derive(Debug)]
+pub(crate) struct SignedCms {
+    /// The DER ContentInfo, B-T time-stamp included.
+    pub der: Vec<u8>,
+    /// The DER SET OF of the signed attributes.
+    pub signed_attributes_der: Vec<u8>,
+    /// `now` in whole seconds.
+    pub signing_time: SystemTime,
+    /// genTime of the signature time-stamp (B-T).
+    pub time_stamp_time: Option<SystemTime>,
 }
 
 /// The CAdES signed attributes beyond pki's own: mime-type or content-hints, and
 /// commitment-type-indication, each a complete DER Attribute.
 fn extra_signed_attributes(request: &SealRequest<'_>) -> Result<Vec<Vec<u8>>, Error> {
-    let mut out = Vec::new();
+    let mut out = commitment_attribute(request.commitment())?;
     match request.hint() {
         // MimeType ::= UTF8String
         Some(ContentHint::MimeType(m)) => out.push(cms::attribute_der(
@@ -322,17 +397,22 @@ fn extra_signed_attributes(request: &SealRequest<'_>) -> Result<Vec<Vec<u8>>, Er
         )?),
         None => {}
     }
-    // CommitmentTypeIndication ::= SEQUENCE { commitmentTypeId, no qualifiers }
-    if let Some(c) = request.commitment() {
-        out.push(cms::attribute_der(
-            &oid::COMMITMENT_TYPE_INDICATION,
-            &der::sequence(&[&der::oid(&c.oid())]),
-        )?);
-    }
     Ok(out)
 }
 
-fn whole_seconds(t: SystemTime) -> SystemTime {
+/// The commitment-type-indication attribute (CAdES and PAdES alike), if any.
+pub(crate) fn commitment_attribute(c: Option<CommitmentType>) -> Result<Vec<Vec<u8>>, Error> {
+    // CommitmentTypeIndication ::= SEQUENCE { commitmentTypeId, no qualifiers }
+    Ok(match c {
+        Some(c) => vec![cms::attribute_der(
+            &oid::COMMITMENT_TYPE_INDICATION,
+            &der::sequence(&[&der::oid(&c.oid())]),
+        )?],
+        None => Vec::new(),
+    })
+}
+
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
         Err(_) => t,

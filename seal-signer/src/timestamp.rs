@@ -31,6 +31,15 @@ pub trait TimeStamper: Send + Sync + fmt::Debug {
         hash: HashAlgorithm,
         imprint: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, TimeStampError>>;
+
+    /// An upper bound on the DER length of the tokens this TSA returns for `hash`,
+    /// when it can know it (its chain and key): a PAdES seal reserves the space for
+    /// the token before the token exists. `None` (the default): PAdES reserves
+    /// [`crate::pades::DEFAULT_TOKEN_RESERVE`].
+    fn max_token_len(&self, hash: HashAlgorithm) -> Option<usize> {
+        let _ = hash;
+        None
+    }
 }
 
 /// What kind of failure the time-stamper ran into. Each kind has one meaning for callers

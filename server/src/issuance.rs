@@ -259,6 +259,10 @@ pub struct OwnTsa<'a> {
 }
 
 impl TimeStamper for OwnTsa<'_> {
+    fn max_token_len(&self, _hash: HashAlgorithm) -> Option<usize> {
+        self.issuer.tsa().max_token_len()
+    }
+
     fn time_stamp<'a>(
         &'a self,
         hash: HashAlgorithm,

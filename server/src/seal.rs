@@ -41,7 +41,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use hanko_seal::{Fault, Seal, SealCredential, SealMetadata, SealRequest, TimeStamper};
+use hanko_seal::pades::Appearance;
+use hanko_seal::{
+    Fault, Level, PdfSealRequest, Seal, SealCredential, SealMetadata, SealRecord, SealRequest,
+    SealedPdf, TimeStamper,
+};
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
 use hanko_tsa::{ClockGuard, ClockGuardConfig, ClockProblem};
 
@@ -217,43 +221,87 @@ impl Sealer {
         request: &SealRequest<'_>,
         client: &str,
     ) -> Result<Vec<u8>, SealFailure> {
-        let result = self.seal_and_log(credential, request, client).await;
-        match &result {
-            Ok(_) => {
-                metrics::counter!("hanko_seal_total",
-                    "credential" => credential.name().to_owned(),
-                    "level" => request.level().name())
-                .increment(1);
-            }
-            Err(e) => {
-                metrics::counter!("hanko_seal_failures_total", "reason" => e.label()).increment(1);
-                log_failure(e);
-            }
+        let result = async {
+            let own = self.own_tsa(client);
+            let stamper = self.stamper(own.as_ref());
+            let now = self.now()?;
+            let Seal { der, record, .. } = credential.seal(request, now, stamper).await?;
+            self.log(&record, Some(der.clone()), client).await?;
+            Ok(der)
         }
+        .await;
+        count(credential, request.level(), &result);
         result
     }
 
-    async fn seal_and_log(
+    /// Seals `pdf` (PAdES) with `credential` for `client`; the sealed file is `pdf`
+    /// followed by the returned [`SealedPdf::update`], released once its record is
+    /// durable. The record's object hash is the SHA-256 of the whole sealed file; the
+    /// file itself is not kept in the log (it may be large), only its hash and the
+    /// ByteRange digest. `appearance` draws a visible seal. Counted like [`Sealer::seal`].
+    pub async fn seal_pdf(
         &self,
         credential: &SealCredential,
-        request: &SealRequest<'_>,
+        pdf: &[u8],
+        request: &PdfSealRequest,
         client: &str,
-    ) -> Result<Vec<u8>, SealFailure> {
-        let own = self
-            .issuer
+        appearance: Option<&dyn Appearance>,
+    ) -> Result<SealedPdf, SealFailure> {
+        let result = async {
+            let own = self.own_tsa(client);
+            let stamper = self.stamper(own.as_ref());
+            let now = self.now()?;
+            let sealed = credential
+                .seal_pdf(pdf, request, now, stamper, appearance)
+                .await?;
+            self.log(&sealed.record, None, client).await?;
+            Ok(sealed)
+        }
+        .await;
+        count(credential, request.level, &result);
+        result
+    }
+
+    /// The server's own TSA as a B-T time-stamper, for `client`.
+    fn own_tsa<'a>(&'a self, client: &'a str) -> Option<OwnTsa<'a>> {
+        self.issuer
             .as_deref()
-            .map(|issuer| OwnTsa { issuer, client });
-        let stamper = match &self.external_tsa {
+            .map(|issuer| OwnTsa { issuer, client })
+    }
+
+    /// The B-T time-stamper of CAdES and PAdES seals alike: the external TSA when
+    /// `[seal] tsa_url` names one, else `own` (the server's own TSA).
+    fn stamper<'a>(&'a self, own: Option<&'a OwnTsa<'a>>) -> Option<&'a dyn TimeStamper> {
+        match &self.external_tsa {
             Some(external) => Some(external.as_ref()),
-            None => own.as_ref().map(|s| s as &dyn TimeStamper),
-        };
-        // No clock, no seal: the guard's refusal stops it before anything is signed.
-        let now = match self.clock() {
-            Some(clock) => clock.now().map_err(SealFailure::ClockUnavailable)?,
+            None => own.map(|s| s as &dyn TimeStamper),
+        }
+    }
+
+    /// The signing time. No clock, no seal: the guard's refusal stops it before
+    /// anything is signed.
+    fn now(&self) -> Result<SystemTime, SealFailure> {
+        match self.clock() {
+            Some(clock) => clock.now().map_err(SealFailure::ClockUnavailable),
             // Unreachable: a Sealer with credentials always has a clock.
-            None => return Err(SealFailure::ClockUnavailable(ClockProblem::Unsynchronised)),
-        };
-        let Seal { der, record, .. } = credential.seal(request, now, stamper).await?;
+            None => Err(SealFailure::ClockUnavailable(ClockProblem::Unsynchronised)),
+        }
+    }
+
+    /// Makes `record` durable under the next seal serial; `token` is the issued bytes
+    /// when the log keeps them (their SHA-256 is the record's object hash).
+    async fn log(
+        &self,
+        record: &SealRecord,
+        token: Option<Vec<u8>>,
+        client: &str,
+    ) -> Result<(), SealFailure> {
+        let object_hash: [u8; 32] = record.object_hash.as_slice().try_into().map_err(|_| {
+            // SealRecord::object_hash is a SHA-256 by construction.
+            SealFailure::Seal(hanko_seal::Error::Cms(hanko_pki::cms::CmsError::Encode(
+                "object hash is not a SHA-256".into(),
+            )))
+        })?;
         let serial = self
             .serials
             .next_bytes()
@@ -262,12 +310,12 @@ impl Sealer {
         let new = NewRecord {
             kind: RecordKind::Seal,
             serial,
-            object_hash: NewRecord::object_hash_of(&der),
-            request_hash: record.content_digest,
-            policy: record.credential,
+            object_hash,
+            request_hash: record.content_digest.clone(),
+            policy: record.credential.clone(),
             client: client.to_owned(),
             issued_at: record.signing_time,
-            token: Some(der.clone()),
+            token,
         };
         let receipt = self
             .store
@@ -275,12 +323,29 @@ impl Sealer {
             .await
             .map_err(SealFailure::LogFailed)?;
         tracing::debug!(
-            credential = %credential.name(),
-            level = %request.level(),
+            credential = %record.credential,
+            level = %record.level,
             seq = receipt.seq,
             "seal logged"
         );
-        Ok(der)
+        Ok(())
+    }
+}
+
+/// Counts a seal after its commit in `hanko_seal_total{credential,level}`, a failure
+/// in `hanko_seal_failures_total{reason}` (and logs ours).
+fn count<T>(credential: &SealCredential, level: Level, result: &Result<T, SealFailure>) {
+    match result {
+        Ok(_) => {
+            metrics::counter!("hanko_seal_total",
+                "credential" => credential.name().to_owned(),
+                "level" => level.name())
+            .increment(1);
+        }
+        Err(e) => {
+            metrics::counter!("hanko_seal_failures_total", "reason" => e.label()).increment(1);
+            log_failure(e);
+        }
     }
 }
 

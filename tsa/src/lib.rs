@@ -149,6 +149,13 @@ struct Installed {
     tsa_name: Option<GeneralName>,
 }
 
+/// Bytes of a token beyond its certificates, names and signature value: ContentInfo,
+/// SignedData and SignerInfo framing, algorithm identifiers, the signed attributes, and
+/// a TSTInfo at its largest (policy OID, a SHA-512 imprint, a 20-byte serial, genTime
+/// with fraction, accuracy, a nonce of up to 32 bytes, the qcStatements extension), with
+/// room to spare. See [`Tsa::max_token_len`].
+pub const TOKEN_OVERHEAD: usize = 1024;
+
 /// The time-stamp authority: configuration, units per policy, clock and serials.
 #[derive(Debug)]
 pub struct Tsa {
@@ -248,6 +255,32 @@ impl Tsa {
             }
         }
         Ok(())
+    }
+
+    /// An upper bound on the DER length of a token any installed unit issues, its
+    /// chain included (certReq): what a PAdES B-T seal reserves for the token before
+    /// it exists. The chain, the unit's subject (the tsa name) and the sid's issuer and
+    /// serial as they are, the key's longest signature, and [`TOKEN_OVERHEAD`] for the
+    /// rest. `None` before a unit is installed.
+    pub fn max_token_len(&self) -> Option<usize> {
+        self.units
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|installed| {
+                let unit = &installed.unit;
+                let cert = unit.certificate();
+                let chain: usize = unit.chain().iter().map(|c| c.der().len()).sum();
+                let signature = hanko_pki::alg::key_type_of_spki(unit.signer().public_key_der())
+                    .map_or(1024, |k| k.max_signature_len());
+                chain
+                    + cert.subject_der().len()
+                    + cert.issuer_der().len()
+                    + cert.serial_der().len()
+                    + signature
+                    + TOKEN_OVERHEAD
+            })
+            .max()
     }
 
     fn installed(&self, policy: &PolicyId) -> Option<Arc<Installed>> {

@@ -205,6 +205,11 @@ pub struct HttpSection {
     /// `max_in_flight` of them). Default 16 MiB (16777216); 1..=1 GiB. Larger documents:
     /// hash them and seal the digest (the CSC API's `signDoc`).
     pub max_seal_body_bytes: Option<usize>,
+    /// `http.max_seal_pdf_body_bytes`: largest PDF `POST /api/v1/seal/pdf` accepts; a
+    /// larger one is refused with 413 (JSON). The PDF is held in memory and parsed
+    /// while it is sealed (the sealed file is sent as the original bytes followed by the
+    /// update, not copied). Default 64 MiB (67108864); 1..=1 GiB.
+    pub max_seal_pdf_body_bytes: Option<usize>,
     /// `http.csc_sad_lifetime_secs`: how long a Signature Activation Data issued by the
     /// CSC API's `credentials/authorize` stays usable (`expiresIn`). Default 300; 1..=3600.
     pub csc_sad_lifetime_secs: Option<u64>,

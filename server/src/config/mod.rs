@@ -42,8 +42,9 @@ pub use seal::{DEFAULT_TSA_TIMEOUT, ExternalTsaSettings};
 pub use settings::{
     Config, CscInfo, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES, Durability, HttpSettings,
-    KeySpec, MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSettings, TsaSettings,
+    DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES,
+    DEFAULT_MAX_SEAL_PDF_BODY_BYTES, Durability, HttpSettings, KeySpec, MAX_SEAL_BODY_BYTES_LIMIT,
+    RateLimit, StoreSettings, TsaSettings,
 };
 
 /// Default listen address (RFC 3161 has no registered port; 3161 is our convention).

@@ -16,9 +16,10 @@ use super::{
     ClockSection, Config, CscInfo, CscSection, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES,
     DEFAULT_CSC_SAD_LIFETIME, DEFAULT_DATA_DIR, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_LINGER, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
-    DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MODULE, DEV_TOKEN_LABEL, Durability, FileConfig,
-    HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage, LogFormat,
-    MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection, StoreSettings, TsaSection, TsaSettings,
+    DEFAULT_MAX_SEAL_BODY_BYTES, DEFAULT_MAX_SEAL_PDF_BODY_BYTES, DEFAULT_MODULE, DEV_TOKEN_LABEL,
+    Durability, FileConfig, HsmSection, HttpSection, HttpSettings, KeySection, KeySpec, KeyUsage,
+    LogFormat, MAX_SEAL_BODY_BYTES_LIMIT, RateLimit, StoreSection, StoreSettings, TsaSection,
+    TsaSettings,
 };
 
 /// Flags given on the command line; each overrides its config key.
@@ -305,6 +306,15 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
              (1..={MAX_SEAL_BODY_BYTES_LIMIT})"
         );
     }
+    let max_seal_pdf_body_bytes = h
+        .max_seal_pdf_body_bytes
+        .unwrap_or(DEFAULT_MAX_SEAL_PDF_BODY_BYTES);
+    if !(1..=MAX_SEAL_BODY_BYTES_LIMIT).contains(&max_seal_pdf_body_bytes) {
+        bail!(
+            "http.max_seal_pdf_body_bytes = {max_seal_pdf_body_bytes} is out of range \
+             (1..={MAX_SEAL_BODY_BYTES_LIMIT})"
+        );
+    }
     let csc_sad_lifetime_secs = h
         .csc_sad_lifetime_secs
         .unwrap_or(DEFAULT_CSC_SAD_LIFETIME.as_secs());
@@ -318,6 +328,7 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
     Ok(HttpSettings {
         max_in_flight,
         max_seal_body_bytes,
+        max_seal_pdf_body_bytes,
         csc_sad_lifetime: Duration::from_secs(csc_sad_lifetime_secs),
         csc_max_hashes,
         rate_limit,

@@ -35,6 +35,8 @@ pub struct HttpSettings {
     pub max_in_flight: usize,
     /// Largest document `POST /api/v1/seal/cades` accepts, in bytes.
     pub max_seal_body_bytes: usize,
+    /// Largest PDF `POST /api/v1/seal/pdf` accepts, in bytes.
+    pub max_seal_pdf_body_bytes: usize,
     /// Lifetime of a CSC Signature Activation Data.
     pub csc_sad_lifetime: Duration,
     /// Most hashes per CSC `signatures/signHash` call.
@@ -65,7 +67,10 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// `http.max_seal_body_bytes` when not set (see
 /// [`HttpSection::max_seal_body_bytes`](super::HttpSection::max_seal_body_bytes)).
 pub const DEFAULT_MAX_SEAL_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// Largest `http.max_seal_body_bytes` accepted: the document is held in memory while
+/// `http.max_seal_pdf_body_bytes` when not set (see
+/// [`HttpSection::max_seal_pdf_body_bytes`](super::HttpSection::max_seal_pdf_body_bytes)).
+pub const DEFAULT_MAX_SEAL_PDF_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest `http.max_seal_body_bytes` (and `http.max_seal_pdf_body_bytes`) accepted: the document is held in memory while
 /// it is hashed (and, attached, copied into the CMS).
 pub const MAX_SEAL_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
 /// `http.csc_sad_lifetime_secs` when not set (see
@@ -88,6 +93,7 @@ impl HttpSettings {
         HttpSettings {
             max_in_flight,
             max_seal_body_bytes: DEFAULT_MAX_SEAL_BODY_BYTES,
+            max_seal_pdf_body_bytes: DEFAULT_MAX_SEAL_PDF_BODY_BYTES,
             csc_sad_lifetime: DEFAULT_CSC_SAD_LIFETIME,
             csc_max_hashes: DEFAULT_CSC_MAX_HASHES,
             rate_limit: None,

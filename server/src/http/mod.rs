@@ -63,6 +63,7 @@ mod log_api;
 mod metrics_route;
 mod policy;
 mod seal;
+mod seal_pdf;
 mod tsa;
 
 pub use limits::Limits;
@@ -80,6 +81,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(policy::routes())
         .merge(log_api::routes())
         .merge(seal::routes(state.clone()))
+        .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_metrics))

@@ -110,47 +110,79 @@ fn authorized(
     headers: &HeaderMap,
     query: Result<Query<CadesQuery>, QueryRejection>,
 ) -> Result<Authorized, ApiError> {
+    let (key, q) = authorized_query(state, headers, query)?;
+    let (client, credential) = authorized_credential(state, key, q.credential.as_deref())?;
+    let level = parse_level(q.level.as_deref())?;
+    let packaging = match q.attached {
+        Some(true) => Packaging::Enveloping,
+        Some(false) | None => Packaging::Detached,
+    };
+    let commitment = parse_commitment(q.commitment.as_deref())?;
+    Ok(Authorized {
+        client,
+        credential,
+        level,
+        packaging,
+        commitment,
+    })
+}
+
+/// The API key with scope `seal`, then the query string (in this order: a client
+/// without the scope learns nothing of the query's checks).
+pub(super) fn authorized_query<'k, Q>(
+    state: &'k AppState,
+    headers: &HeaderMap,
+    query: Result<Query<Q>, QueryRejection>,
+) -> Result<(&'k crate::auth::ApiKey, Q), ApiError> {
     let key = state.api_keys.require(headers, SCOPE_SEAL)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let name = q.credential.ok_or_else(|| {
+    Ok((key, q))
+}
+
+/// The credential named in the query: configured (else 404), and allowed for the key
+/// (else 403). Returns the client's name and the credential.
+pub(super) fn authorized_credential(
+    state: &AppState,
+    key: &crate::auth::ApiKey,
+    name: Option<&str>,
+) -> Result<(String, Arc<SealCredential>), ApiError> {
+    let name = name.ok_or_else(|| {
         ApiError::BadRequest("the query parameter credential=NAME is required".to_owned())
     })?;
     let credential = state
         .sealer
         .as_ref()
-        .and_then(|s| s.credential(&name))
-        .ok_or_else(|| ApiError::UnknownCredential(name.clone()))?;
-    if !key.may_use(&name) {
+        .and_then(|s| s.credential(name))
+        .ok_or_else(|| ApiError::UnknownCredential(name.to_owned()))?;
+    if !key.may_use(name) {
         static FOREIGN: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
         metrics::counter!("hanko_api_auth_refused_total", "reason" => "credential").increment(1);
         if let Some(suppressed) = FOREIGN.check() {
             tracing::info!(api_key = %key.name(), credential = %name, suppressed,
                 "seal refused: credential not allowed for this key");
         }
-        return Err(ApiError::ForeignCredential(name));
+        return Err(ApiError::ForeignCredential(name.to_owned()));
     }
-    let level = match q.level.as_deref() {
-        None => Level::BB,
-        Some(l) => Level::from_str(l).map_err(|e| ApiError::BadRequest(e.to_string()))?,
-    };
-    let packaging = match q.attached {
-        Some(true) => Packaging::Enveloping,
-        Some(false) | None => Packaging::Detached,
-    };
-    let commitment = match q.commitment.as_deref() {
-        None => Some(CommitmentType::ProofOfOrigin),
-        Some("none") => None,
-        Some(c) => {
-            Some(CommitmentType::from_str(c).map_err(|e| ApiError::BadRequest(e.to_string()))?)
-        }
-    };
-    Ok(Authorized {
-        client: key.name().to_owned(),
-        credential: credential.clone(),
-        level,
-        packaging,
-        commitment,
-    })
+    Ok((key.name().to_owned(), credential.clone()))
+}
+
+/// `level=`: B-B when absent.
+pub(super) fn parse_level(level: Option<&str>) -> Result<Level, ApiError> {
+    match level {
+        None => Ok(Level::BB),
+        Some(l) => Level::from_str(l).map_err(|e| ApiError::BadRequest(e.to_string())),
+    }
+}
+
+/// `commitment=`: proof-of-origin when absent, none for `none`.
+pub(super) fn parse_commitment(c: Option<&str>) -> Result<Option<CommitmentType>, ApiError> {
+    match c {
+        None => Ok(Some(CommitmentType::ProofOfOrigin)),
+        Some("none") => Ok(None),
+        Some(c) => CommitmentType::from_str(c)
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(e.to_string())),
+    }
 }
 
 /// The document's mime type from `Content-Type`, unless it names the transport (see the
