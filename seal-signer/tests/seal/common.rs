@@ -315,6 +315,8 @@ pub struct InProcessTsa {
     clock: Arc<ManualClock>,
     offset: Duration,
     other_imprint: bool,
+    /// What `max_token_len` says instead of the TSA's own bound.
+    token_len_hint: Option<Option<usize>>,
 }
 
 impl InProcessTsa {
@@ -337,6 +339,7 @@ impl InProcessTsa {
             clock,
             offset,
             other_imprint: false,
+            token_len_hint: None,
         }
     }
 
@@ -344,6 +347,13 @@ impl InProcessTsa {
     /// one asked for): a TSA bug, or an answer to someone else's request.
     pub fn stamping_another_imprint(mut self) -> Self {
         self.other_imprint = true;
+        self
+    }
+
+    /// The same TSA telling PAdES its tokens are at most `len` bytes (`None`: that it
+    /// cannot say).
+    pub fn claiming_token_len(mut self, len: Option<usize>) -> Self {
+        self.token_len_hint = Some(len);
         self
     }
 }
@@ -368,6 +378,11 @@ pub fn time_stamp_request(hash: HashAlgorithm, imprint: &[u8], nonce: u64) -> Ve
 }
 
 impl TimeStamper for InProcessTsa {
+    fn max_token_len(&self, _hash: HashAlgorithm) -> Option<usize> {
+        self.token_len_hint
+            .unwrap_or_else(|| self.tsa.max_token_len())
+    }
+
     fn time_stamp<'a>(
         &'a self,
         hash: HashAlgorithm,

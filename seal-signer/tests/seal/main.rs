@@ -9,6 +9,9 @@ mod faults;
 /// Seals checked by `openssl cms -verify`, `openssl cms -cmsout -print`,
 /// `openssl ts -verify` and rfc3161-client, and taken apart structurally.
 mod interop;
+/// PAdES: PDFs from several producers sealed (SoftHSM keys, the in-process TSA),
+/// checked by qpdf and poppler's pdfsig; the original bytes kept; every refusal.
+mod pades;
 /// Property tests: any content gives a seal whose message-digest is its hash and whose
 /// signed attributes re-encode to the signed bytes.
 mod props;
