@@ -1,8 +1,9 @@
 //! The HTTP calls of the client: a TimeStampReq (RFC 3161 §3.4: one POST of
 //! `application/timestamp-query`, the reply accepted only as HTTP 200 with
-//! `application/timestamp-reply`), and a document to seal (`POST /api/v1/seal/cades`
+//! `application/timestamp-reply`), a document to seal (`POST /api/v1/seal/cades`
 //! with an API key, the reply accepted only as HTTP 200 with
-//! `application/pkcs7-signature`). Both read the reply up to a size cap.
+//! `application/pkcs7-signature`), and a PDF to seal (`POST /api/v1/seal/pdf`, the
+//! sealed PDF back as `application/pdf`). All read the reply up to a size cap.
 //!
 //! Plain http only: the client is `ureq` without TLS features, to keep the `hanko`
 //! binary free of a second TLS stack. An https URL is refused with a hint rather than
@@ -91,6 +92,60 @@ pub fn post_seal(
         ],
         document,
         SEAL_TYPE,
+        MAX_SEAL_BYTES,
+        timeout,
+    )
+}
+
+/// The media type of a PDF, sent and expected back by [`post_seal_pdf`].
+pub const PDF_TYPE: &str = "application/pdf";
+
+/// What `POST /api/v1/seal/pdf` is asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct PdfSealQuery<'a> {
+    /// The seal credential's name.
+    pub credential: &'a str,
+    /// `B-B` or `B-T`.
+    pub level: &'a str,
+    /// The page (1-based) of the signature field; the server's default (1) when `None`.
+    pub page: Option<u32>,
+    /// A visible seal in this rectangle (`x,y,w,h` in PDF points); invisible if `None`.
+    pub rect: Option<&'a str>,
+    /// A certification (DocMDP) seal.
+    pub certify: bool,
+}
+
+/// POSTs the PDF `document` to `<base_url>/api/v1/seal/pdf` with `api_key` as bearer
+/// token and returns the sealed PDF (HTTP 200, `application/pdf`); any other status is
+/// an error quoting the start of the server's JSON error.
+pub fn post_seal_pdf(
+    base_url: &str,
+    api_key: &str,
+    query: &PdfSealQuery<'_>,
+    document: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let mut url = format!(
+        "{}/api/v1/seal/pdf?credential={}&level={}",
+        base_url.trim_end_matches('/'),
+        query_escape(query.credential),
+        query_escape(query.level),
+    );
+    if let Some(page) = query.page {
+        url.push_str(&format!("&page={page}"));
+    }
+    if let Some(rect) = query.rect {
+        url.push_str(&format!("&visible=true&rect={}", query_escape(rect)));
+    }
+    if query.certify {
+        url.push_str("&certify=true");
+    }
+    let bearer = format!("Bearer {api_key}");
+    exchange(
+        &url,
+        &[("Content-Type", PDF_TYPE), ("Authorization", &bearer)],
+        document,
+        PDF_TYPE,
         MAX_SEAL_BYTES,
         timeout,
     )

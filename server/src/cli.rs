@@ -70,8 +70,9 @@ pub enum Command {
     /// code path. Exit 0 valid, 1 not (the reason is printed).
     Verify(crate::client_cli::VerifyArgs),
     /// Seal a file with a seal credential of a Hanko server (CAdES, POST
-    /// /api/v1/seal/cades): writes FILE.p7s. Exit 0 sealed, 1 refused by the server, 2
-    /// error.
+    /// /api/v1/seal/cades): writes FILE.p7s; a FILE.pdf is sealed into itself (PAdES,
+    /// POST /api/v1/seal/pdf): writes FILE.sealed.pdf. Exit 0 sealed, 1 refused by the
+    /// server, 2 error.
     Seal(crate::client_cli::SealArgs),
     /// Verify a CAdES seal (.p7s) against the document and a root certificate, on its
     /// own code path (B-T: its time-stamp too). Exit 0 valid, 1 not (the reason is

@@ -12,6 +12,8 @@
 //!   hanko seal FILE --credential NAME [--level B-B|B-T] [--attached]
 //!     API key from --api-key-file, HANKO_API_KEY_FILE or hanko-data/dev-api-key
 //!     --HTTP POST FILE, Authorization: Bearer-->  /api/v1/seal/cades  -->  FILE.p7s
+//!   hanko seal FILE.pdf --credential NAME [--level ..] [--visible --page N --rect x,y,w,h]
+//!     [--certify]      --HTTP POST-->  /api/v1/seal/pdf  -->  FILE.sealed.pdf (PAdES)
 //!
 //!   hanko seal-verify FILE.p7s [--data FILE] --ca ROOT.pem [--tsa-ca ROOT.pem] [--attached]
 //!     -> hanko_client::verify_seal (every check is listed in its docs)
@@ -31,7 +33,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use hanko_client::reply::Reply;
-use hanko_client::transport::{DEFAULT_SEAL_URL, DEFAULT_URL, SealQuery};
+use hanko_client::transport::{DEFAULT_SEAL_URL, DEFAULT_URL, PdfSealQuery, SealQuery};
 use hanko_client::{Verified, reply, request, transport};
 use hanko_pki::HashAlgorithm;
 use hanko_pki::cert::Certificate;
@@ -132,9 +134,23 @@ pub struct SealArgs {
     /// The file's mime type, signed into the seal (e.g. application/pdf).
     #[arg(long, value_name = "TYPE")]
     pub mime_type: Option<String>,
-    /// Where to write the seal [default: FILE.p7s].
+    /// Where to write the seal [default: FILE.p7s; for a PDF, FILE.sealed.pdf].
     #[arg(long, value_name = "FILE.p7s")]
     pub out: Option<PathBuf>,
+    /// A PDF (`.pdf`) is sealed as PAdES, into the PDF: visible, drawn in `--rect`.
+    #[arg(long, requires = "rect")]
+    pub visible: bool,
+    /// PDF only: the page of the seal (1-based) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub page: Option<u32>,
+    /// PDF only: the visible seal's rectangle, in PDF points from the page's
+    /// lower-left corner.
+    #[arg(long, value_name = "x,y,w,h", requires = "visible")]
+    pub rect: Option<String>,
+    /// PDF only: a certification (DocMDP) seal; later changes other than form filling
+    /// and signatures are flagged by viewers.
+    #[arg(long)]
+    pub certify: bool,
     /// The server's base URL (http only in this build).
     #[arg(long, value_name = "URL", default_value = DEFAULT_SEAL_URL)]
     pub url: String,
@@ -301,6 +317,16 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
         anyhow::bail!("the API key file {} is empty", key_file.display());
     }
     let document = read(&args.file)?;
+    let is_pdf = args
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+    if is_pdf {
+        return seal_pdf(args, key, &document);
+    }
+    if args.visible || args.page.is_some() || args.certify {
+        anyhow::bail!("--visible, --page, --rect and --certify are for PDF files (FILE.pdf)");
+    }
     let query = SealQuery {
         credential: &args.credential,
         level: args.level.name(),
@@ -346,6 +372,52 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
     let _ = writeln!(
         summary,
         "Check it with: openssl cms -verify -binary -inform DER -in {}{content} -CAfile ROOT.pem -out /dev/null",
+        out.display()
+    );
+    Ok(summary)
+}
+
+/// `hanko seal FILE.pdf`: PAdES through `POST /api/v1/seal/pdf`.
+fn seal_pdf(args: &SealArgs, key: &str, document: &[u8]) -> anyhow::Result<String> {
+    if args.attached || args.mime_type.is_some() {
+        anyhow::bail!("--attached and --mime-type are for CAdES; a PDF is sealed into itself");
+    }
+    let query = PdfSealQuery {
+        credential: &args.credential,
+        level: args.level.name(),
+        page: args.page,
+        rect: args.rect.as_deref().filter(|_| args.visible),
+        certify: args.certify,
+    };
+    let sealed = transport::post_seal_pdf(
+        &args.url,
+        key,
+        &query,
+        document,
+        Duration::from_secs(args.timeout),
+    )?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.file.with_extension("sealed.pdf"));
+    std::fs::write(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "Sealed (PAdES {}, {}), written to {}",
+        args.level.name(),
+        if args.visible { "visible" } else { "invisible" },
+        out.display()
+    );
+    let _ = writeln!(summary, "  credential : {}", args.credential);
+    let _ = writeln!(
+        summary,
+        "  sha256     : {} (the log's object_hash)",
+        hex::encode(HashAlgorithm::Sha256.digest(&sealed))
+    );
+    let _ = writeln!(
+        summary,
+        "Check it with: pdfsig {} (or pyHanko's validator, trusting ROOT.pem)",
         out.display()
     );
     Ok(summary)

@@ -56,8 +56,9 @@ pub enum PdfError {
         /// The page's media box `[llx lly urx ury]`.
         media_box: [f32; 4],
     },
-    /// A visible seal was asked of a sealer that has no appearance for it.
-    #[error("visible seals not available: no appearance is configured")]
+    /// A visible seal was asked of a sealer that has no appearance for it (no seal
+    /// image configured for the credential): the request cannot be served as asked.
+    #[error("visible seals not available yet: no seal appearance is configured")]
     NoAppearance,
     /// The appearance provider failed (image unreadable, font missing).
     #[error("seal appearance failed: {0}")]
@@ -89,10 +90,9 @@ impl PdfError {
             | Self::PageOutOfRange { .. }
             | Self::BadRect(_)
             | Self::RectOffPage { .. }
+            | Self::NoAppearance
             | Self::Structure(_) => Fault::Caller,
-            Self::NoAppearance | Self::Appearance(_) | Self::ContentsTooSmall { .. } => {
-                Fault::System
-            }
+            Self::Appearance(_) | Self::ContentsTooSmall { .. } => Fault::System,
         }
     }
 

@@ -260,10 +260,11 @@ async fn refusals_name_the_reason() {
         assert_eq!(e.label(), label, "{what}: {e}");
         assert_eq!(e.fault(), Fault::Caller, "{what}: {e}");
     }
-    // A visible seal without an appearance: the server's configuration, not the caller.
+    // A visible seal without an appearance: refused (after the checks of the file and
+    // the rectangle), nothing signed.
     let e = refused(&table, visible(1, "10,10,100,100"), false).await;
     assert!(matches!(e, Error::Pdf(PdfError::NoAppearance)), "{e}");
-    assert_eq!(e.fault(), Fault::System);
+    assert_eq!(e.fault(), Fault::Caller);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

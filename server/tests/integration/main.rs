@@ -51,6 +51,10 @@ mod seal_external_tsa;
 /// seal and its time-stamp, the log holds one record per seal, clients and their
 /// credentials, JSON errors, the dev client's key.
 mod seal_http;
+/// Issue #13: POST /api/v1/seal/pdf and `hanko seal FILE.pdf` through `serve --dev`:
+/// PAdES seals of PDFs from several producers checked by pyHanko, pdfsig and qpdf, the
+/// log holds one record per sealed PDF, each bad input a 4xx that logs nothing.
+mod seal_pdf;
 /// Issue #12: seals take their time from the clock guard (an unsynchronised clock in
 /// production refuses them with a retryable 503 JSON error and logs nothing), and a
 /// seal credential whose signer fails makes /readyz 503 naming it.

@@ -1,0 +1,385 @@
+//! Issue #13, PAdES: `POST /api/v1/seal/pdf` and `hanko seal FILE.pdf` through the real
+//! `hanko serve --dev`, every sealed PDF checked by three tools we did not write:
+//! pyHanko's validator (`tests/py/verify_pades.py`: intact, trusted to the dev root,
+//! B-T time-stamp valid, modification level none, earlier signatures still valid),
+//! poppler's `pdfsig` (each signature valid, the last one covering the whole file) and
+//! `qpdf --check`. Inputs: the fixtures of `tests/fixtures/pdf/` (Ghostscript, qpdf
+//! with object streams, LibreOffice with Japanese text and PDF/A-2b, PDF 1.4 and 2.0,
+//! one signed before by pyHanko). Each bad input is a 4xx JSON error and logs nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hanko_pki::HashAlgorithm;
+
+use crate::common::http::send;
+use crate::common::{Server, dev_api_key, dev_init, hanko, run, start_dev_with_extra, text};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pdf")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
+}
+
+/// POSTs `pdf` to `/api/v1/seal/pdf?{query}` with the key: (status, head, body).
+fn seal_pdf(
+    addr: std::net::SocketAddr,
+    query: &str,
+    key: &str,
+    pdf: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let auth = format!("Bearer {key}");
+    let r = send(
+        addr,
+        "POST",
+        &format!("/api/v1/seal/pdf?{query}"),
+        &[
+            ("Content-Type", "application/pdf"),
+            ("Authorization", &auth),
+        ],
+        pdf,
+    )
+    .unwrap();
+    (r.status, r.head, r.body)
+}
+
+/// pyHanko's report on each signature of `path` (see `tests/py/verify_pades.py`).
+fn pyhanko(path: &Path, roots: &[&Path]) -> Vec<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/py/verify_pades.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .args(roots)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", path.display(), text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Checks a sealed file with pyHanko, pdfsig and qpdf: `signatures` signatures, all
+/// valid and trusted, the last one Hanko's, of `level`, over the whole file.
+fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, level: &str) {
+    let name = path.display();
+    let report = pyhanko(path, roots);
+    assert_eq!(report.len(), signatures, "{name}: {report:#?}");
+    for sig in &report {
+        for key in ["intact", "valid", "trusted", "bottom_line", "docmdp_ok"] {
+            assert_eq!(sig[key], true, "{name}: {key}: {sig:#}");
+        }
+    }
+    let last = &report[signatures - 1];
+    assert_eq!(
+        last["subfilter"], "/ETSI.CAdES.detached",
+        "{name}: {last:#}"
+    );
+    assert_eq!(last["coverage"], "ENTIRE_FILE", "{name}: {last:#}");
+    assert_eq!(last["modification_level"], "NONE", "{name}: {last:#}");
+    assert_eq!(
+        last["signing_time_attr"], false,
+        "{name}: no CMS signing-time"
+    );
+    assert_eq!(last["signing_cert_v2"], true, "{name}");
+    assert!(
+        last["m"].as_str().unwrap().starts_with("D:20"),
+        "{name}: /M set"
+    );
+    if level == "B-T" {
+        let ts = &last["timestamp"];
+        for key in ["intact", "valid", "trusted"] {
+            assert_eq!(ts[key], true, "{name}: timestamp {key}: {last:#}");
+        }
+    } else {
+        assert!(last["timestamp"].is_null(), "{name}: {last:#}");
+    }
+
+    let out = Command::new("pdfsig").arg(path).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        report
+            .matches("Signature Validation: Signature is Valid.")
+            .count(),
+        signatures,
+        "{name}: {report}"
+    );
+    let sections: Vec<&str> = report.split("Signature #").skip(1).collect();
+    assert_eq!(sections.len(), signatures, "{name}: {report}");
+    assert!(
+        sections[signatures - 1].contains("- Total document signed"),
+        "{name}: {report}"
+    );
+
+    let out = Command::new("qpdf")
+        .arg("--check")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    assert!(
+        text(&out).contains("No syntax or stream encoding errors"),
+        "{name}: {}",
+        text(&out)
+    );
+}
+
+/// The seal records of a data directory's log (`hanko log export`).
+fn seal_records(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = run(&["log", "export", "--data-dir", data_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "seal")
+        .collect()
+}
+
+#[test]
+fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
+    let key = dev_api_key(&dir);
+    let work = tmp.path();
+    let root = dir.join("dev-pki/root.pem");
+    let earlier = fixtures().join("signed-pyhanko-cert.pem");
+    let roots = [root.as_path(), earlier.as_path()];
+
+    // (fixture, credential, level): every producer with both keys and both levels
+    // where it matters most (table and stream cross-references), the rest once each.
+    let mut cases = Vec::new();
+    for file in ["gs-table.pdf", "qpdf-objstm.pdf"] {
+        for credential in ["seal-rsa3072", "seal-p256"] {
+            for level in ["B-B", "B-T"] {
+                cases.push((file, credential, level));
+            }
+        }
+    }
+    cases.extend([
+        ("lo-japanese.pdf", "seal-rsa3072", "B-T"),
+        ("lo-pdfa2b.pdf", "seal-p256", "B-T"),
+        ("gs-14.pdf", "seal-p256", "B-B"),
+        ("qpdf-20.pdf", "seal-rsa3072", "B-T"),
+        ("signed-pyhanko.pdf", "seal-rsa3072", "B-T"),
+        ("signed-pyhanko.pdf", "seal-p256", "B-B"),
+    ]);
+    let mut received: Vec<(String, Vec<u8>)> = Vec::new();
+    for (file, credential, level) in cases {
+        let name = format!("{file}-{credential}-{level}");
+        let original = fixture(file);
+        let (status, head, pdf) = seal_pdf(
+            server.addr,
+            &format!("credential={credential}&level={level}"),
+            &key,
+            &original,
+        );
+        assert_eq!(
+            status,
+            200,
+            "{name}: {head}\n{}",
+            String::from_utf8_lossy(&pdf)
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/pdf"),
+            "{head}"
+        );
+        assert!(
+            pdf.starts_with(&original),
+            "{name}: the original bytes are untouched"
+        );
+        let path = work.join(format!("{name}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let signatures = if file.starts_with("signed-") { 2 } else { 1 };
+        assert_sealed(&path, &roots, signatures, level);
+        received.push((name, pdf));
+    }
+
+    // A certification seal, then another seal after it (DocMDP P=2 allows it).
+    let (status, _, certified) = seal_pdf(
+        server.addr,
+        "credential=seal-p256&level=B-T&certify=true",
+        &key,
+        &fixture("gs-table.pdf"),
+    );
+    assert_eq!(status, 200);
+    let path = work.join("certified.pdf");
+    std::fs::write(&path, &certified).unwrap();
+    assert_sealed(&path, &roots, 1, "B-T");
+    let (status, _, twice) = seal_pdf(server.addr, "credential=seal-rsa3072", &key, &certified);
+    assert_eq!(status, 200);
+    let path = work.join("certified-then-sealed.pdf");
+    std::fs::write(&path, &twice).unwrap();
+    assert_sealed(&path, &roots, 2, "B-B");
+    received.push(("certified".into(), certified));
+    received.push(("certified-then-sealed".into(), twice));
+
+    // `hanko seal FILE.pdf`: the PDF route, FILE.sealed.pdf next to it.
+    std::fs::write(work.join("residence.pdf"), fixture("lo-japanese.pdf")).unwrap();
+    let url = format!("http://{}", server.addr);
+    let key_file = dir.join("dev-api-key");
+    let out = hanko()
+        .current_dir(work)
+        .args([
+            "seal",
+            "residence.pdf",
+            "--credential",
+            "seal-p256",
+            "--level",
+            "B-T",
+        ])
+        .args(["--url", &url, "--api-key-file", key_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Sealed (PAdES B-T, invisible)"),
+        "{}",
+        text(&out)
+    );
+    let path = work.join("residence.sealed.pdf");
+    assert_sealed(&path, &roots, 1, "B-T");
+    received.push(("cli".into(), std::fs::read(&path).unwrap()));
+
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains(&key), "the API key must never be logged");
+    assert!(!out.contains("panicked"), "{out}");
+
+    // One seal record per sealed PDF, its object_hash the SHA-256 of the file received.
+    let seals = seal_records(&dir);
+    assert_eq!(seals.len(), received.len(), "{seals:#?}");
+    for (name, pdf) in &received {
+        let hash = hex::encode(HashAlgorithm::Sha256.digest(pdf));
+        let n = seals.iter().filter(|r| r["object_hash"] == hash).count();
+        assert_eq!(n, 1, "{name}");
+    }
+    assert!(seals.iter().all(|r| r["client"] == "dev-client"));
+}
+
+#[test]
+fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    // A small route limit of its own; the CAdES limit stays the default.
+    let server = start_dev_with_extra(&dir, "[http]\nmax_seal_pdf_body_bytes = 40000\n");
+    let key = dev_api_key(&dir);
+    let table = fixture("gs-table.pdf");
+    let q = "credential=seal-p256&level=B-T";
+    let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
+        (
+            "truncated",
+            q.into(),
+            table[..table.len() / 2].to_vec(),
+            400,
+            "does not parse",
+        ),
+        ("garbage", q.into(), vec![0x5a; 5000], 400, "does not parse"),
+        (
+            "encrypted",
+            q.into(),
+            fixture("encrypted.pdf"),
+            400,
+            "encrypted",
+        ),
+        (
+            "DocMDP P=1",
+            q.into(),
+            fixture("docmdp-nochanges.pdf"),
+            400,
+            "DocMDP P=1",
+        ),
+        (
+            "no page 3",
+            format!("{q}&page=3"),
+            table.clone(),
+            400,
+            "page 3 does not exist",
+        ),
+        (
+            "page 0",
+            format!("{q}&page=0"),
+            table.clone(),
+            400,
+            "page counts from 1",
+        ),
+        (
+            "rect off the page",
+            format!("{q}&visible=true&rect=500,800,200,100"),
+            table.clone(),
+            400,
+            "is not within page 1's media box",
+        ),
+        (
+            "bad rect",
+            format!("{q}&visible=true&rect=1,2,3"),
+            table.clone(),
+            400,
+            "bad rectangle",
+        ),
+        (
+            "visible without an appearance",
+            format!("{q}&visible=true&rect=36,36,100,100"),
+            table.clone(),
+            400,
+            "visible seals not available yet",
+        ),
+        (
+            "certify an already signed file",
+            format!("{q}&certify=true"),
+            fixture("signed-pyhanko.pdf"),
+            400,
+            "first signature",
+        ),
+        (
+            "unknown parameter",
+            format!("{q}&visibel=true"),
+            table.clone(),
+            400,
+            "visibel",
+        ),
+        (
+            "over the route's limit",
+            q.into(),
+            vec![b'%'; 40_001],
+            413,
+            "larger than 40000 bytes",
+        ),
+    ];
+    for (what, query, body, status, says) in cases {
+        let (code, head, reply) = seal_pdf(server.addr, &query, &key, &body);
+        let reply = String::from_utf8_lossy(&reply);
+        assert_eq!(code, status, "{what}: {head}\n{reply}");
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(v["error"], "invalid_request", "{what}: {reply}");
+        let description = v["error_description"].as_str().unwrap();
+        assert!(description.contains(says), "{what}: {reply}");
+    }
+    // The limit is the route's own: the same bytes are not too large for CAdES.
+    let auth = format!("Bearer {key}");
+    let r = send(
+        server.addr,
+        "POST",
+        "/api/v1/seal/cades?credential=seal-p256",
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Authorization", &auth),
+        ],
+        &[b'%'; 40_001],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.head);
+
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    // Only the CAdES seal is in the log.
+    assert_eq!(seal_records(&dir).len(), 1);
+}
