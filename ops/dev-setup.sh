@@ -3,10 +3,11 @@
 # what is missing; a second run changes nothing. Runs as root or through sudo.
 #
 #   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, pkg-config,
-#                    build-essential, curl, ca-certificates, python3, python3-pip
+#                    build-essential, curl, ca-certificates, python3, python3-pip,
+#                    poppler-utils (pdfsig, pdftoppm) and qpdf (PAdES tests)
 #   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
-#                    pyhanko, pyhanko-certvalidator (the third-party CSC client and PDF
-#                    signature validator of the CSC interop test)
+#                    pyhanko, pyhanko-certvalidator (the third-party CSC client of the CSC
+#                    interop test and the PDF signature validator of the PAdES tests)
 #   Rust:            rustup with a stable toolchain (+ rustfmt, clippy) when no cargo >= 1.88
 #                    is on PATH; its binaries are linked into /usr/local/bin so that the
 #                    calling shell finds `cargo` right away.
@@ -31,7 +32,7 @@ as_root() { "${SUDO[@]}" "$@"; }
 
 # --- Debian packages --------------------------------------------------------------------
 packages=(softhsm2 opensc openssl pkg-config build-essential curl ca-certificates
-          python3 python3-pip)
+          python3 python3-pip poppler-utils qpdf)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -55,7 +56,7 @@ fi
 # Each entry: an import check, then the pip packages that satisfy it.
 python_sets=(
     "import rfc3161_client, cryptography, pyasn1|rfc3161-client cryptography pyasn1"
-    "import pyhanko.sign.signers.csc_signer, pyhanko_certvalidator, aiohttp|pyhanko pyhanko-certvalidator aiohttp"
+    "import pyhanko.sign.signers.csc_signer, pyhanko_certvalidator, aiohttp|pyhanko>=0.38,<0.39 pyhanko-certvalidator aiohttp"
 )
 pip_install() {
     local pip_args=(install --quiet --disable-pip-version-check "$@")
