@@ -56,13 +56,37 @@ pub const SEAL_TYPE: &str = "application/pkcs7-signature";
 /// admission, then the handler.
 pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let body_limit = state.limits.settings().max_seal_body_bytes;
-    Router::new()
-        .route("/api/v1/seal/cades", post(cades))
+    let router = Router::new().route("/api/v1/seal/cades", post(cades));
+    guarded(
+        router,
+        &state,
+        body_limit,
+        middleware::from_fn_with_state(state.clone(), authorize),
+    )
+}
+
+/// The layers of every seal route, outermost first: `authorize` (the route's own:
+/// API key, query, credential, before the body is read), then `admit_json` (rate,
+/// permit, the body within `body_limit`), then the handler.
+pub(super) fn guarded<L>(
+    router: Router<Arc<AppState>>,
+    state: &AppState,
+    body_limit: usize,
+    authorize: L,
+) -> Router<Arc<AppState>>
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service:
+        tower::Service<Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as tower::Service<Request>>::Future: Send + 'static,
+{
+    router
         .route_layer(middleware::from_fn_with_state(
             (state.limits.clone(), body_limit),
             super::limits::admit_json,
         ))
-        .route_layer(middleware::from_fn_with_state(state, authorize))
+        .route_layer(authorize)
         // Outside `admit_json`, which reads the body within this limit.
         .layer(DefaultBodyLimit::max(body_limit))
 }

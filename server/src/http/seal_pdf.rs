@@ -28,7 +28,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +37,9 @@ use hanko_seal::{CommitmentType, Level, PdfSealRequest, Placement, Rect, SealCre
 use serde::Deserialize;
 
 use super::json_error::ApiError;
-use super::seal::{authorized_credential, authorized_query, parse_commitment, parse_level};
+use super::seal::{
+    authorized_credential, authorized_query, guarded, parse_commitment, parse_level,
+};
 use crate::state::AppState;
 
 /// The media type in and out.
@@ -46,14 +48,13 @@ pub const PDF_TYPE: &str = "application/pdf";
 /// The route: `authorize` first, then admission under the PDF body limit.
 pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     let body_limit = state.limits.settings().max_seal_pdf_body_bytes;
-    Router::new()
-        .route("/api/v1/seal/pdf", post(pdf))
-        .route_layer(middleware::from_fn_with_state(
-            (state.limits.clone(), body_limit),
-            super::limits::admit_json,
-        ))
-        .route_layer(middleware::from_fn_with_state(state, authorize))
-        .layer(DefaultBodyLimit::max(body_limit))
+    let router = Router::new().route("/api/v1/seal/pdf", post(pdf));
+    guarded(
+        router,
+        &state,
+        body_limit,
+        middleware::from_fn_with_state(state.clone(), authorize),
+    )
 }
 
 /// The query string as sent.
