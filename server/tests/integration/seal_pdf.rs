@@ -4,8 +4,8 @@
 //! B-T time-stamp valid, modification level none, earlier signatures still valid),
 //! poppler's `pdfsig` (each signature valid, the last one covering the whole file) and
 //! `qpdf --check`. Inputs: the fixtures of `tests/fixtures/pdf/` (Ghostscript, qpdf
-//! with object streams, LibreOffice with Japanese text and PDF/A-2b, PDF 1.4 and 2.0,
-//! one signed before by pyHanko). Each bad input is a 4xx JSON error and logs nothing.
+//! with object streams, LibreOffice with Japanese text and PDF/A-2b, PDF 1.4 and 2.0, a
+//! linearized one, one signed before by pyHanko). Each bad input is a 4xx JSON error and logs nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -166,6 +166,7 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
         ("lo-pdfa2b.pdf", "seal-p256", "B-T"),
         ("gs-14.pdf", "seal-p256", "B-B"),
         ("qpdf-20.pdf", "seal-rsa3072", "B-T"),
+        ("qpdf-linearized.pdf", "seal-p256", "B-T"),
         ("signed-pyhanko.pdf", "seal-rsa3072", "B-T"),
         ("signed-pyhanko.pdf", "seal-p256", "B-B"),
     ]);
