@@ -117,10 +117,21 @@ struct Authorized {
 async fn authorize(
     State(state): State<Arc<AppState>>,
     query: Result<Query<CadesQuery>, QueryRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let authorized = authorized(&state, req.headers(), query);
+    proceed(authorized, req, next).await
+}
+
+/// Hands what a route's `authorize` established to its handler (a request extension),
+/// or answers its refusal.
+pub(super) async fn proceed<A: Clone + Send + Sync + 'static>(
+    authorized: Result<A, ApiError>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    match authorized(&state, req.headers(), query) {
+    match authorized {
         Ok(a) => {
             req.extensions_mut().insert(a);
             next.run(req).await

@@ -38,7 +38,7 @@ use serde::Deserialize;
 
 use super::json_error::ApiError;
 use super::seal::{
-    authorized_credential, authorized_query, guarded, parse_commitment, parse_level,
+    authorized_credential, authorized_query, guarded, parse_commitment, parse_level, proceed,
 };
 use crate::state::AppState;
 
@@ -81,16 +81,11 @@ struct Authorized {
 async fn authorize(
     State(state): State<Arc<AppState>>,
     query: Result<Query<PdfQuery>, QueryRejection>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    match authorized(&state, req.headers(), query) {
-        Ok(a) => {
-            req.extensions_mut().insert(a);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
+    let authorized = authorized(&state, req.headers(), query);
+    proceed(authorized, req, next).await
 }
 
 fn authorized(
