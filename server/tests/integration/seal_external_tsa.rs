@@ -4,14 +4,16 @@
 //! log holds only the seals. Once the TSA is gone, a B-T seal is a retryable 503 and
 //! nothing is logged, while B-B seals go on. The sealing server's `[keys.seal]`
 //! metadata restricts `seal-rsa3072` to B-B (B-T with it is a 400 naming the levels) and
-//! `seal-p256` to ECDSA with SHA-256 in CSC (`credentials/info` offers only that;
+//! `seal-p256` to ECDSA with SHA-256 in CSC; a PDF seal is held to the same levels and
+//! its B-T time-stamp comes from the same external TSA (pyHanko trusts it to that root) (`credentials/info` offers only that;
 //! `signHash` with SHA-384 is a 400 before any SAD is looked at).
 
 use serde_json::{Value, json};
 
 use crate::common::http::send;
-use crate::common::seal::{assert_json_error, log_records, of_kind, seal};
+use crate::common::seal::{assert_json_error, log_records, of_kind, seal, seal_pdf};
 use crate::common::{Server, dev_api_key, dev_init, hanko, text};
+use crate::seal_pdf::{assert_sealed, fixture};
 
 #[test]
 fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
@@ -114,6 +116,30 @@ fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
     );
     assert_eq!(status, 200);
 
+    // PDF seals: the same levels, and B-T stamped by the same external TSA (its bound
+    // on tokens unknown: /Contents reserves the default).
+    let pdf = fixture("gs-table.pdf");
+    assert_json_error(
+        seal_pdf(server.addr, "credential=seal-rsa3072&level=B-T", &key, &pdf),
+        400,
+        "invalid_request",
+        "credential \"seal-rsa3072\" does not allow level B-T (allowed: B-B)",
+    );
+    let (status, head, sealed) =
+        seal_pdf(server.addr, "credential=seal-p256&level=B-T", &key, &pdf);
+    assert_eq!(status, 200, "{head}\n{}", String::from_utf8_lossy(&sealed));
+    let sealed_path = work.join("sealed.pdf");
+    std::fs::write(&sealed_path, &sealed).unwrap();
+    assert_sealed(
+        &sealed_path,
+        &[
+            &dir.join("dev-pki/root.pem"),
+            &tsa_dir.join("dev-pki/root.pem"),
+        ],
+        1,
+        "B-T",
+    );
+
     // The credential's CSC algorithms: only ECDSA with SHA-256 offered and accepted.
     let csc = |method: &str, body: Value| -> (u16, Value) {
         let auth = format!("Bearer {key}");
@@ -193,15 +219,15 @@ fn external_tsa_stamps_bt_seals_and_its_failure_is_a_retryable_503() {
     assert!(out.contains("time-stamp authority unavailable"), "{out}");
     assert!(!out.contains("panicked"), "{out}");
 
-    // Three seals returned, three records; no token record here: the external TSA
-    // logged its own token.
+    // Four seals returned (one a PDF), four records; no token record here: the
+    // external TSA logged its own tokens.
     let records = log_records(&dir);
-    assert_eq!(of_kind(&records, "seal").len(), 3, "{records:#?}");
+    assert_eq!(of_kind(&records, "seal").len(), 4, "{records:#?}");
     assert_eq!(of_kind(&records, "timestamp").len(), 0, "{records:#?}");
     let tsa_records = log_records(&tsa_dir);
     assert_eq!(
         of_kind(&tsa_records, "timestamp").len(),
-        1,
+        2,
         "{tsa_records:#?}"
     );
 }

@@ -12,37 +12,15 @@ use std::process::Command;
 
 use hanko_pki::HashAlgorithm;
 
-use crate::common::http::send;
-use crate::common::{Server, dev_api_key, dev_init, hanko, run, start_dev_with_extra, text};
+use crate::common::seal::{assert_json_error, log_records, of_kind, seal, seal_pdf};
+use crate::common::{Server, dev_api_key, dev_init, hanko, start_dev_with_extra, text};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pdf")
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixtures().join(name)).unwrap()
-}
-
-/// POSTs `pdf` to `/api/v1/seal/pdf?{query}` with the key: (status, head, body).
-fn seal_pdf(
-    addr: std::net::SocketAddr,
-    query: &str,
-    key: &str,
-    pdf: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let auth = format!("Bearer {key}");
-    let r = send(
-        addr,
-        "POST",
-        &format!("/api/v1/seal/pdf?{query}"),
-        &[
-            ("Content-Type", "application/pdf"),
-            ("Authorization", &auth),
-        ],
-        pdf,
-    )
-    .unwrap();
-    (r.status, r.head, r.body)
 }
 
 /// pyHanko's report on each signature of `path` (see `tests/py/verify_pades.py`).
@@ -64,7 +42,7 @@ fn pyhanko(path: &Path, roots: &[&Path]) -> Vec<serde_json::Value> {
 
 /// Checks a sealed file with pyHanko, pdfsig and qpdf: `signatures` signatures, all
 /// valid and trusted, the last one Hanko's, of `level`, over the whole file.
-fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, level: &str) {
+pub(crate) fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, level: &str) {
     let name = path.display();
     let report = pyhanko(path, roots);
     assert_eq!(report.len(), signatures, "{name}: {report:#?}");
@@ -125,18 +103,6 @@ fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, level: &str) {
         "{name}: {}",
         text(&out)
     );
-}
-
-/// The seal records of a data directory's log (`hanko log export`).
-fn seal_records(data_dir: &Path) -> Vec<serde_json::Value> {
-    let out = run(&["log", "export", "--data-dir", data_dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["kind"] == "seal")
-        .collect()
 }
 
 #[test]
@@ -254,7 +220,8 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
     assert!(!out.contains("panicked"), "{out}");
 
     // One seal record per sealed PDF, its object_hash the SHA-256 of the file received.
-    let seals = seal_records(&dir);
+    let records = log_records(&dir);
+    let seals = of_kind(&records, "seal");
     assert_eq!(seals.len(), received.len(), "{seals:#?}");
     for (name, pdf) in &received {
         let hash = hex::encode(HashAlgorithm::Sha256.digest(pdf));
@@ -355,32 +322,22 @@ fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
         ),
     ];
     for (what, query, body, status, says) in cases {
-        let (code, head, reply) = seal_pdf(server.addr, &query, &key, &body);
-        let reply = String::from_utf8_lossy(&reply);
-        assert_eq!(code, status, "{what}: {head}\n{reply}");
-        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
-        assert_eq!(v["error"], "invalid_request", "{what}: {reply}");
-        let description = v["error_description"].as_str().unwrap();
-        assert!(description.contains(says), "{what}: {reply}");
+        eprintln!("refusal: {what}");
+        let got = seal_pdf(server.addr, &query, &key, &body);
+        assert_json_error(got, status, "invalid_request", says);
     }
     // The limit is the route's own: the same bytes are not too large for CAdES.
-    let auth = format!("Bearer {key}");
-    let r = send(
+    let (code, head, _) = seal(
         server.addr,
-        "POST",
-        "/api/v1/seal/cades?credential=seal-p256",
-        &[
-            ("Content-Type", "application/octet-stream"),
-            ("Authorization", &auth),
-        ],
+        "credential=seal-p256",
+        Some(&key),
         &[b'%'; 40_001],
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.head);
+    );
+    assert_eq!(code, 200, "{head}");
 
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
     assert!(!out.contains("panicked"), "{out}");
     // Only the CAdES seal is in the log.
-    assert_eq!(seal_records(&dir).len(), 1);
+    assert_eq!(of_kind(&log_records(&dir), "seal").len(), 1);
 }

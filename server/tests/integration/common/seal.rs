@@ -36,6 +36,23 @@ pub fn seal(
     (r.status, r.head, r.body)
 }
 
+/// POSTs `pdf` to `/api/v1/seal/pdf?{query}` with the key: (status, head, body).
+pub fn seal_pdf(addr: SocketAddr, query: &str, key: &str, pdf: &[u8]) -> (u16, String, Vec<u8>) {
+    let auth = format!("Bearer {key}");
+    let r = send(
+        addr,
+        "POST",
+        &format!("/api/v1/seal/pdf?{query}"),
+        &[
+            ("Content-Type", "application/pdf"),
+            ("Authorization", &auth),
+        ],
+        pdf,
+    )
+    .unwrap();
+    (r.status, r.head, r.body)
+}
+
 /// Asserts a JSON error: `status`, `error` code, and a description containing `says`.
 pub fn assert_json_error(got: (u16, String, Vec<u8>), status: u16, error: &str, says: &str) {
     let (code, head, body) = got;
