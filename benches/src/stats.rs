@@ -1,4 +1,5 @@
-//! Latency samples and the summary printed in the tables (throughput, p50, p99).
+//! Latency samples and the summaries printed in the tables (throughput, p50, p99,
+//! medians over rounds).
 
 use std::time::Duration;
 
@@ -39,6 +40,20 @@ impl Samples {
     }
 }
 
+/// The median (mean of the middle two for an even count); 0 for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +68,12 @@ mod tests {
         assert_eq!(s.quantile_ms(0.99), 99.0);
         assert_eq!(s.quantile_ms(1.0), 100.0);
         assert_eq!(Samples::default().quantile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }

@@ -1,8 +1,9 @@
 //! The two loads `hanko-bench tsa` measures: keep-alive HTTP/1.1 clients posting
 //! pre-built TimeStampReqs to the server ([`drive`]), and the raw signing pool on the
-//! same key ([`crate::hsm::pool_rate`], as `hanko-bench hsm` measures it). The client is deliberately cheap (one current-thread tokio
-//! runtime, hand-written HTTP over `TcpStream`, requests encoded once before the run), so
-//! that on a small machine it takes as little CPU from the server as it can.
+//! same key ([`crate::hsm::pool_rate`], as `hanko-bench hsm` measures it). The client is
+//! deliberately cheap (one current-thread tokio runtime, the HTTP client of
+//! [`crate::http`], requests encoded once before the run), so that on a small machine it
+//! takes as little CPU from the server as it can.
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -12,9 +13,8 @@ use anyhow::Context;
 use hanko_pki::HashAlgorithm;
 use hanko_pki::der::{self, tag};
 use hanko_pki::oid::ObjectIdentifier;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
+use crate::http::{Conn, post};
 use crate::stats::Samples;
 
 /// What the HTTP clients saw.
@@ -58,13 +58,7 @@ pub(super) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<V
     let mut out = Vec::with_capacity(n);
     for chunk in random.chunks_exact(40) {
         let body = time_stamp_req(&chunk[..32], &chunk[32..40], policy.as_ref());
-        let mut req = format!(
-            "POST /tsa HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/timestamp-query\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(&body);
-        out.push(req);
+        out.push(post("/tsa", "application/timestamp-query", &[], &body));
     }
     Ok(out)
 }
@@ -110,94 +104,6 @@ pub(super) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
     }
     let status = status.iter().fold(0u64, |a, &b| (a << 8) | b as u64);
     Some((status, !after_status.is_empty()))
-}
-
-/// One keep-alive connection with a read buffer.
-pub(super) struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    pub(super) async fn connect(addr: &str) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(16 * 1024),
-        })
-    }
-
-    /// Sends `req` and reads one response: (status code, body, server closes).
-    pub(super) async fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>, bool)> {
-        self.stream.write_all(req).await?;
-        let head_end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            self.fill().await?;
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end])
-            .map_err(|_| bad("response head is not UTF-8"))?;
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad status line"))?;
-        let mut length = None;
-        let mut close = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse::<usize>().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(bad(
-                    "chunked responses are not supported by the bench client",
-                ));
-            } else if name.eq_ignore_ascii_case("connection") {
-                close = value.eq_ignore_ascii_case("close");
-            }
-        }
-        let length = length.ok_or_else(|| bad("no Content-Length"))?;
-        while self.buf.len() < head_end + length {
-            self.fill().await?;
-        }
-        let body = self.buf[head_end..head_end + length].to_vec();
-        self.buf.drain(..head_end + length);
-        Ok((status, body, close))
-    }
-
-    async fn fill(&mut self) -> std::io::Result<()> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-}
-
-fn bad(msg: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-/// A one-off GET on a fresh connection: (status, body).
-pub(super) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut c = Conn::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    let (status, body, _) =
-        tokio::time::timeout(Duration::from_secs(10), c.exchange(req.as_bytes()))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))??;
-    Ok((status, body))
 }
 
 /// `clients` connections posting `reqs` round-robin for `seconds`.

@@ -26,34 +26,36 @@
 //! "Log off" is the server's dev-only `store.durability = "none"` (the append to the
 //! issuance log is skipped; serials still come from the log), refused outside `--dev`.
 //!
-//! Layout: this file has the options and the run ([`run`]); `server` starts, reads and
-//! stops the `hanko serve` child, `load` drives the HTTP clients and the raw pool, `cpu`
-//! samples where the CPU went, and `report` prints the tables.
+//! Layout: this file has the options and the run ([`run`]); `config` writes the server's
+//! config for one configuration and reads the log's batches from `/metrics`, `load`
+//! drives the HTTP clients, and `report` prints the tables. Starting and stopping the
+//! server ([`crate::devserver`]), the CPU split ([`crate::cpu`]) and the HTTP client
+//! ([`crate::http`]) are shared with `hanko-bench seal`.
 
-mod cpu;
+mod config;
 mod load;
 mod report;
-mod server;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use anyhow::bail;
+use hanko_hsm::Hsm;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
-use self::cpu::{CpuSplit, CpuTimes};
+use self::config::{BatchStats, batch_stats, bench_config};
 use self::load::{LoadResult, build_requests, drive};
-use self::report::{on_off, print_header, print_row, print_summary};
-use self::server::{BatchStats, Server, batch_stats, bench_config, scrape_metrics};
+use self::report::{print_header, print_row, print_summary};
+use crate::cpu::{CpuSplit, CpuTimes};
+pub use crate::devserver::Both;
+use crate::devserver::{
+    DevToken, Server, check_hanko_binary, data_dir, dev_init_once, on_off, scrape_metrics,
+};
 use crate::hsm::{PoolRate, pool_rate};
 
 /// The dev policy signed by the P-256 key (`hanko dev-init`'s `hanko.toml`).
 pub const ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";
-/// Token label of the dev token.
-const DEV_TOKEN: &str = "hanko-dev";
 
 /// Options of `hanko-bench tsa`.
 #[derive(Debug, clap::Args)]
@@ -110,28 +112,6 @@ pub struct Args {
     pub module: PathBuf,
 }
 
-/// On, off, or both in turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Both {
-    /// Only on.
-    On,
-    /// Only off.
-    Off,
-    /// Off first, then on (for `--log`); on, then off (for `--verify`).
-    Both,
-}
-
-impl Both {
-    fn values(self, off_first: bool) -> Vec<bool> {
-        match (self, off_first) {
-            (Both::On, _) => vec![true],
-            (Both::Off, _) => vec![false],
-            (Both::Both, true) => vec![false, true],
-            (Both::Both, false) => vec![true, false],
-        }
-    }
-}
-
 /// A key the dev server signs with, and how to ask for it.
 #[derive(Debug, Clone, Copy)]
 struct BenchKey {
@@ -184,7 +164,7 @@ struct Row {
 pub fn run(args: Args) -> anyhow::Result<()> {
     check(&args)?;
     let hanko = std::fs::canonicalize(&args.hanko)?;
-    let (_tmp, dir) = data_dir(args.data_dir.as_deref())?;
+    let (_tmp, dir) = data_dir(args.data_dir.as_deref(), "hanko-bench-tsa-")?;
     dev_init_once(&hanko, &dir)?;
     let bench = Bench::open(&args, hanko, dir)?;
     println!(
@@ -230,53 +210,7 @@ fn check(args: &Args) -> anyhow::Result<()> {
     if args.linger_ms.iter().any(|l| !(0.0..=100.0).contains(l)) {
         bail!("--linger-ms values must be between 0 and 100");
     }
-    if !args.hanko.is_file() {
-        bail!(
-            "no hanko binary at {} (build it first: `cargo build --release -p hanko-server -p \
-             hanko-bench`, or pass --hanko PATH)",
-            args.hanko.display()
-        );
-    }
-    Ok(())
-}
-
-/// The data directory: `--data-dir` (created when missing), or a fresh temporary one
-/// removed when the returned guard drops.
-fn data_dir(given: Option<&Path>) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
-    if let Some(d) = given {
-        std::fs::create_dir_all(d)?;
-        return Ok((None, std::fs::canonicalize(d)?));
-    }
-    let t = tempfile::Builder::new()
-        .prefix("hanko-bench-tsa-")
-        .tempdir()?;
-    let p = t.path().to_owned();
-    Ok((Some(t), p))
-}
-
-/// `hanko dev-init` in `dir`, unless it already holds a dev config and PIN.
-fn dev_init_once(hanko: &Path, dir: &Path) -> anyhow::Result<()> {
-    if dir.join("hanko.toml").exists() && dir.join("dev-pin").exists() {
-        return Ok(());
-    }
-    eprintln!("hanko dev-init --data-dir {} ...", dir.display());
-    let log_path = dir.join("bench-dev-init.log");
-    let log = std::fs::File::create(&log_path)?;
-    let status = Command::new(hanko)
-        .arg("dev-init")
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .context("running hanko dev-init")?;
-    if !status.success() {
-        bail!(
-            "hanko dev-init failed ({status}); see {}",
-            log_path.display()
-        );
-    }
-    Ok(())
+    check_hanko_binary(&args.hanko)
 }
 
 /// The server configurations to run, in order: (log on, `store.linger_ms`); one log-on
@@ -316,25 +250,7 @@ impl<'a> Bench<'a> {
     /// Opens the dev token of `dir`, reads its config and builds the requests. Call it
     /// before any other thread exists (SoftHSM reads SOFTHSM2_CONF in C_Initialize).
     fn open(args: &'a Args, hanko: PathBuf, dir: PathBuf) -> anyhow::Result<Bench<'a>> {
-        hanko_hsm::use_softhsm_config(&dir.join("softhsm2.conf"));
-        let hsm = Hsm::open(
-            ModuleConfig {
-                module_path: args.module.clone(),
-                token_label: DEV_TOKEN.to_owned(),
-            },
-            Pin::from_file(&dir.join("dev-pin"))?,
-        )
-        .context("opening the dev token for the raw measurement")?;
-        let dev_config = dir.join("hanko.toml");
-        let base: toml::Table = std::fs::read_to_string(&dev_config)?
-            .parse()
-            .with_context(|| format!("parsing {}", dev_config.display()))?;
-        let workers = base
-            .get("hsm")
-            .and_then(|h| h.get("workers"))
-            .and_then(|w| w.as_integer())
-            .and_then(|w| usize::try_from(w).ok())
-            .unwrap_or_else(|| PoolConfig::default().workers);
+        let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.module)?;
         let wanted = |k: &BenchKey| {
             args.keys.is_empty()
                 || args

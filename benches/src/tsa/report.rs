@@ -5,10 +5,8 @@
 use std::io::Write as _;
 
 use super::Row;
-
-pub(super) fn on_off(b: bool) -> &'static str {
-    if b { "on" } else { "off" }
-}
+use crate::devserver::on_off;
+use crate::stats::median;
 
 /// The log column: `off`, `on`, or `on/1.0ms` (with `store.linger_ms`).
 pub(super) fn log_label(log: bool, linger: Option<f64>) -> String {
@@ -252,30 +250,3 @@ fn print_log_verdicts(medians: &[Median<'_>]) {
 /// Server share of the machine above which a row counts as saturated (the 2-core dev
 /// machine: log off runs at 92-94 %, the load generator takes most of the rest).
 const SATURATED_SERVER_SHARE: f64 = 0.88;
-
-/// The median (mean of the middle two for an even count); 0 for none.
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![]), 0.0);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
-}

@@ -6,19 +6,19 @@ use std::time::Instant;
 
 /// CPU seconds used during the load, as shares of the machine (`nproc` × wall time).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct CpuSplit {
-    pub(super) server: f64,
-    pub(super) generator: f64,
-    pub(super) other: f64,
+pub(crate) struct CpuSplit {
+    pub(crate) server: f64,
+    pub(crate) generator: f64,
+    pub(crate) other: f64,
 }
 
 /// Clock ticks of the server, of this process and of the whole machine.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct CpuTimes {
-    pub(super) server: u64,
-    pub(super) me: u64,
-    pub(super) busy: u64,
-    pub(super) at: Option<Instant>,
+pub(crate) struct CpuTimes {
+    pub(crate) server: u64,
+    pub(crate) me: u64,
+    pub(crate) busy: u64,
+    pub(crate) at: Option<Instant>,
 }
 
 /// Linux reports `/proc` times in USER_HZ, which is 100 on every architecture Rust
@@ -26,7 +26,7 @@ pub(super) struct CpuTimes {
 const TICKS_PER_SECOND: f64 = 100.0;
 
 impl CpuTimes {
-    pub(super) fn sample(server: Option<u32>) -> CpuTimes {
+    pub(crate) fn sample(server: Option<u32>) -> CpuTimes {
         CpuTimes {
             server: server.and_then(|p| proc_ticks(&p.to_string())).unwrap_or(0),
             me: proc_ticks("self").unwrap_or(0),
@@ -35,7 +35,7 @@ impl CpuTimes {
         }
     }
 
-    pub(super) fn split(a: &CpuTimes, b: &CpuTimes, ncpu: usize) -> CpuSplit {
+    pub(crate) fn split(a: &CpuTimes, b: &CpuTimes, ncpu: usize) -> CpuSplit {
         let wall = match (a.at, b.at) {
             (Some(x), Some(y)) => y.duration_since(x).as_secs_f64(),
             _ => 0.0,
@@ -79,4 +79,12 @@ fn machine_busy_ticks() -> Option<u64> {
         return None;
     }
     Some(v.iter().sum::<u64>() - v[3] - v[4])
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as printed in the report and
+/// recorded in RESULTS.md.
+pub(crate) fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let v: Vec<&str> = text.split_whitespace().take(3).collect();
+    (v.len() == 3).then(|| v.join(" "))
 }
