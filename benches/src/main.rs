@@ -1,5 +1,6 @@
 //! `hanko-bench`: the command line. Each subcommand lives in its own module of the
-//! library (`hanko_bench::hsm`, `hanko_bench::tsa`); this file only dispatches.
+//! library (`hanko_bench::hsm`, `hanko_bench::tsa`, `hanko_bench::seal`); this file only
+//! dispatches.
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,9 @@ enum Command {
     Hsm(hanko_bench::hsm::Args),
     /// The TSA over HTTP (a `hanko serve --dev` child), as a ratio to the raw HSM rate.
     Tsa(hanko_bench::tsa::Args),
+    /// CSC signHash (1 and 64 hashes per call) and CAdES seals over HTTP (a `hanko serve
+    /// --dev` child), as a ratio to the raw HSM rate of the same seal key.
+    Seal(hanko_bench::seal::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,5 +28,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Hsm(args) => hanko_bench::hsm::run(args),
         Command::Tsa(args) => hanko_bench::tsa::run(args),
+        Command::Seal(args) => hanko_bench::seal::run(args),
     }
 }

@@ -1,0 +1,459 @@
+//! `hanko-bench seal`: the CSC API's `signatures/signHash` (and, with `--cades`, the
+//! binary CAdES endpoint) over HTTP, as a ratio to the raw HSM signing rate of the same
+//! seal key measured in the same run (issue #12).
+//!
+//! What it does, per server configuration (verify-after-sign on / off):
+//!
+//! ```text
+//!   hanko dev-init (once) ─> open the dev token here too (same PIN, same SOFTHSM2_CONF)
+//!   write <data-dir>/bench-seal-verify-<v>.toml ─> hanko serve --dev --config it ─> /readyz
+//!   read <data-dir>/dev-api-key (the dev client, allowed both seal credentials)
+//!   for each seal key (seal-rsa3072: PKCS#1 v1.5 / SHA-256, seal-p256: ECDSA / SHA-256),
+//!   --repeat times:
+//!     raw before: hanko_hsm pool on the same key, same workers, same verify, server idle
+//!     for each --hashes n, each --clients C:
+//!       C keep-alive clients: authorize (numSignatures n) + signHash (n hashes), in a loop
+//!       signatures counted over a window of --seconds; some verified after the row
+//!     --cades: C clients POST /api/v1/seal/cades?level=B-B of a small document
+//!     raw after (the rows are compared with the mean of before and after)
+//!   SIGTERM the server
+//! ```
+//!
+//! Like `hanko-bench tsa` it builds nothing (it runs `--hanko`, default
+//! `target/release/hanko`) and asserts nothing: it prints tables for `RESULTS.md`. The
+//! only check that can fail the run is the verification of the kept signatures
+//! (`--check-signatures`): a signature that does not verify against the key is a bug,
+//! not a figure.
+//!
+//! The server's `hsm.queue_depth` is raised for the run to hold every client's whole
+//! batch (`clients × hashes`, at least the dev config's 128): a signHash call queues one
+//! job per hash, all or none, so with the dev default three concurrent calls of 64
+//! hashes would already be refused (503) and the bench would measure refusals.
+//! `http.csc_max_hashes` is raised likewise when `--hashes` asks for more than it allows.
+//!
+//! Layout: this file has the options and the run; `load` builds the requests and drives
+//! the clients, `report` prints the tables. The server, the dev token, the CPU split and
+//! the HTTP client are shared with `hanko-bench tsa` ([`crate::devserver`],
+//! [`crate::cpu`], [`crate::http`]).
+
+mod load;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hanko_hsm::Hsm;
+use hanko_pki::{DigestSignAlgorithm, HashAlgorithm, SignatureAlgorithm};
+
+use self::load::{LoadResult, Work, drive};
+use self::report::{header, print_round, print_summary};
+use crate::cpu::{CpuSplit, CpuTimes, load_average};
+use crate::devserver::{
+    Both, DevToken, Server, check_hanko_binary, config_text, data_dir, dev_init_once, integer,
+    on_off, set,
+};
+use crate::hsm::{PoolRate, pool_rate};
+
+/// Options of `hanko-bench seal`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `hanko` binary to run (build it first; the bench builds nothing).
+    #[arg(long, default_value = "target/release/hanko")]
+    pub hanko: PathBuf,
+    /// Seconds counted per row (the raw HSM rate is measured as long, before and after).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Concurrent keep-alive clients; several counts separated by commas (`4,16`).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub clients: Vec<usize>,
+    /// Hashes per signHash call (and the `numSignatures` of its SAD), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub hashes: Vec<u64>,
+    /// Port the server listens on (127.0.0.1); 0 lets the server pick a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Data directory of the dev server (made by `hanko dev-init` if it has no token).
+    /// Default: a fresh temporary directory, removed afterwards (key generation ~15 s).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Only these seal keys (`rsa3072`, `p256`); default both.
+    #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
+    pub keys: Vec<String>,
+    /// Verify-after-sign in the server and in the raw measurement: `on`, `off` or
+    /// `both` (on, then off; the default).
+    #[arg(long, value_enum, default_value_t = Both::Both)]
+    pub verify: Both,
+    /// Also measure `POST /api/v1/seal/cades?level=B-B` (seals/s; each seal is logged).
+    #[arg(long)]
+    pub cades: bool,
+    /// Size of the documents sealed by the `--cades` rows, bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub cades_bytes: usize,
+    /// Signatures per row verified against the key after the row (off the timed path);
+    /// 0 checks none.
+    #[arg(long, default_value_t = 64)]
+    pub check_signatures: usize,
+    /// The server's `hsm.queue_depth`. Default: room for every client's whole batch
+    /// (largest `--clients` × largest `--hashes`), at least the dev config's.
+    #[arg(long)]
+    pub queue_depth: Option<usize>,
+    /// Measure each key this many times per server configuration.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// A row whose raw or load phase saw more than this share of the machine used by
+    /// other processes is marked NOISY.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_other: f64,
+    /// PKCS#11 module (for the raw measurement; the server uses its config's).
+    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    pub module: PathBuf,
+}
+
+/// What a row's clients call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// authorize + signHash of this many hashes.
+    SignHash(usize),
+    /// One CAdES B-B seal.
+    Cades,
+}
+
+/// A dev seal credential and its signing scheme.
+#[derive(Debug, Clone, Copy)]
+struct SealKey {
+    name: &'static str,
+    /// Key label = credential name in `--dev`.
+    label: &'static str,
+    /// The `--key` value.
+    arg: &'static str,
+    /// What the server's key signs with (`keys[].algorithm` of the dev config) and the
+    /// raw pool too.
+    alg: SignatureAlgorithm,
+}
+
+const KEYS: [SealKey; 2] = [
+    SealKey {
+        name: "RSA-3072",
+        label: "seal-rsa3072",
+        arg: "rsa3072",
+        alg: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+    },
+    SealKey {
+        name: "ECDSA P-256",
+        label: "seal-p256",
+        arg: "p256",
+        alg: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+    },
+];
+
+/// The kept signatures of a row: how many, how many verified.
+#[derive(Debug, Clone, Copy, Default)]
+struct Checked {
+    kept: usize,
+    ok: usize,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+struct Row {
+    key: SealKey,
+    verify: bool,
+    call: Call,
+    clients: usize,
+    round: usize,
+    load: LoadResult,
+    raw_before: PoolRate,
+    raw_after: PoolRate,
+    /// Share of the machine used by other processes during the raw measurements (the
+    /// larger of the two).
+    raw_other: f64,
+    cpu: CpuSplit,
+    checked: Checked,
+}
+
+/// Runs the benchmark and prints the tables.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    check(&args)?;
+    let hanko = std::fs::canonicalize(&args.hanko)?;
+    let (_tmp, dir) = data_dir(args.data_dir.as_deref(), "hanko-bench-seal-")?;
+    dev_init_once(&hanko, &dir)?;
+    let token = DevToken::open(&dir, &args.module)?;
+    let queue_depth = queue_depth(&args, &token.base);
+    let bench = Bench {
+        args: &args,
+        hanko,
+        dir,
+        keys: keys(&args.keys),
+        queue_depth,
+        workers: token.workers,
+        raw_rt: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        client_rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        token,
+        ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    println!(
+        "hanko-bench seal: {} s per row, server {}, hsm workers {}, queue depth {}, {} CPUs, \
+         data dir {}, load average {}",
+        args.seconds,
+        bench.hanko.display(),
+        bench.workers,
+        bench.queue_depth,
+        bench.ncpu,
+        bench.dir.display(),
+        load_average().unwrap_or_else(|| "?".into())
+    );
+    println!("{}", header());
+    let mut rows = Vec::new();
+    for verify in args.verify.values(false) {
+        rows.extend(bench.measure_config(verify)?);
+    }
+    print_summary(&rows, args.max_other);
+    println!(
+        "load average at the end: {}",
+        load_average().unwrap_or_else(|| "?".into())
+    );
+    let bad: usize = rows.iter().map(|r| r.checked.kept - r.checked.ok).sum();
+    if bad > 0 {
+        bail!("{bad} returned signature(s) did not verify against their key (rows marked BAD)");
+    }
+    Ok(())
+}
+
+/// Refuses options that cannot give a measurement.
+fn check(args: &Args) -> anyhow::Result<()> {
+    if args.seconds.is_nan() || args.seconds <= 0.0 {
+        bail!("--seconds must be positive");
+    }
+    if args.clients.is_empty() || args.clients.contains(&0) {
+        bail!("--clients must be at least 1");
+    }
+    if args.hashes.is_empty() && !args.cades {
+        bail!("nothing to measure: give --hashes or --cades");
+    }
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    if args.cades_bytes == 0 {
+        bail!("--cades-bytes must be at least 1");
+    }
+    if args.queue_depth == Some(0) {
+        bail!("--queue-depth must be at least 1");
+    }
+    check_hanko_binary(&args.hanko)
+}
+
+/// The keys asked for (`--key`), all by default, in table order.
+fn keys(wanted: &[String]) -> Vec<SealKey> {
+    KEYS.iter()
+        .copied()
+        .filter(|k| wanted.is_empty() || wanted.iter().any(|w| w == k.arg))
+        .collect()
+}
+
+/// The largest `--hashes`.
+fn max_hashes(args: &Args) -> usize {
+    args.hashes.iter().copied().max().unwrap_or(1) as usize
+}
+
+/// `--queue-depth`, else room for every client's whole batch, at least the dev
+/// config's `hsm.queue_depth` (the server's default when it has none).
+fn queue_depth(args: &Args, base: &toml::Table) -> usize {
+    if let Some(q) = args.queue_depth {
+        return q;
+    }
+    let clients = args.clients.iter().copied().max().unwrap_or(1);
+    let workers = integer(base, "hsm", "workers").unwrap_or(1);
+    let configured = integer(base, "hsm", "queue_depth").unwrap_or(64 * workers);
+    configured.max(clients * max_hashes(args))
+}
+
+/// The dev config with verify-after-sign set, the queue depth, and
+/// `http.csc_max_hashes` raised to the largest `--hashes` when needed.
+fn bench_config(
+    base: &toml::Table,
+    verify: bool,
+    queue_depth: usize,
+    max_hashes: usize,
+) -> anyhow::Result<String> {
+    let mut t = base.clone();
+    set(
+        &mut t,
+        "hsm",
+        "verify_after_sign",
+        toml::Value::Boolean(verify),
+    )?;
+    let int = |n: usize| i64::try_from(n).map(toml::Value::Integer);
+    set(&mut t, "hsm", "queue_depth", int(queue_depth)?)?;
+    if integer(base, "http", "csc_max_hashes").unwrap_or(64) < max_hashes {
+        set(&mut t, "http", "csc_max_hashes", int(max_hashes)?)?;
+    }
+    config_text("seal", &t)
+}
+
+/// Everything a row's measurement needs, set up once.
+struct Bench<'a> {
+    args: &'a Args,
+    hanko: PathBuf,
+    dir: PathBuf,
+    token: DevToken,
+    keys: Vec<SealKey>,
+    queue_depth: usize,
+    workers: usize,
+    raw_rt: tokio::runtime::Runtime,
+    client_rt: tokio::runtime::Runtime,
+    ncpu: usize,
+}
+
+impl Bench<'_> {
+    fn hsm(&self) -> &Hsm {
+        &self.token.hsm
+    }
+
+    /// One server configuration: config, start, every key `--repeat` times, stop.
+    fn measure_config(&self, verify: bool) -> anyhow::Result<Vec<Row>> {
+        let cfg_path = self
+            .dir
+            .join(format!("bench-seal-verify-{}.toml", on_off(verify)));
+        std::fs::write(
+            &cfg_path,
+            bench_config(
+                &self.token.base,
+                verify,
+                self.queue_depth,
+                max_hashes(self.args),
+            )?,
+        )?;
+        let mut server = Server::start(&self.hanko, &cfg_path, &self.dir, self.args.port, None)?;
+        self.client_rt
+            .block_on(server.wait_ready(Duration::from_secs(180)))?;
+        // Written by `serve --dev` at the latest; never printed.
+        let key_path = self.dir.join("dev-api-key");
+        let api_key = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?
+            .trim()
+            .to_owned();
+        let mut rows = Vec::new();
+        for key in &self.keys {
+            let spki = self
+                .hsm()
+                .public_key(key.label)?
+                .with_context(|| format!("no public key {} in the dev token", key.label))?;
+            for round in 0..self.args.repeat {
+                let round_rows =
+                    self.measure_round(&server, *key, verify, round, &api_key, &spki)?;
+                print_round(&round_rows, self.args.max_other);
+                rows.extend(round_rows);
+            }
+        }
+        server.stop()?;
+        Ok(rows)
+    }
+
+    /// The raw rate of `key` with the server idle, and the share of the machine other
+    /// processes used meanwhile.
+    fn raw(&self, server: &Server, key: SealKey, verify: bool) -> anyhow::Result<(PoolRate, f64)> {
+        let c0 = CpuTimes::sample(server.pid());
+        let raw = self.raw_rt.block_on(pool_rate(
+            self.hsm(),
+            key.label,
+            key.alg,
+            self.workers,
+            verify,
+            Duration::from_secs_f64(self.args.seconds),
+        ))?;
+        let other = CpuTimes::split(&c0, &CpuTimes::sample(server.pid()), self.ncpu).other;
+        Ok((raw, other))
+    }
+
+    /// One round on one key: raw, every call kind × client count, raw again.
+    fn measure_round(
+        &self,
+        server: &Server,
+        key: SealKey,
+        verify: bool,
+        round: usize,
+        api_key: &str,
+        spki: &[u8],
+    ) -> anyhow::Result<Vec<Row>> {
+        let (raw_before, other_before) = self.raw(server, key, verify)?;
+        let dalg = DigestSignAlgorithm::from_signature_algorithm(key.alg)
+            .with_context(|| format!("{} signs no digests", key.alg))?;
+        let mut calls: Vec<Call> = self
+            .args
+            .hashes
+            .iter()
+            .map(|n| Call::SignHash(*n as usize))
+            .collect();
+        if self.args.cades {
+            calls.push(Call::Cades);
+        }
+        let mut measured = Vec::new();
+        for &call in &calls {
+            for &clients in &self.args.clients {
+                let work = (0..clients)
+                    .map(|_| {
+                        match call {
+                            Call::SignHash(n) => Work::sign_hash(key.label, dalg, n, api_key),
+                            Call::Cades => Work::cades(key.label, self.args.cades_bytes, api_key),
+                        }
+                        .map(Arc::new)
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let c0 = CpuTimes::sample(server.pid());
+                let keep = if call == Call::Cades {
+                    0
+                } else {
+                    self.args.check_signatures
+                };
+                let mut load = self.client_rt.block_on(drive(
+                    server.addr(),
+                    work,
+                    Duration::from_secs_f64(self.args.seconds),
+                    keep,
+                ))?;
+                let cpu = CpuTimes::split(&c0, &CpuTimes::sample(server.pid()), self.ncpu);
+                let checked = check_signatures(spki, dalg, &std::mem::take(&mut load.kept));
+                measured.push((call, clients, load, cpu, checked));
+            }
+        }
+        let (raw_after, other_after) = self.raw(server, key, verify)?;
+        Ok(measured
+            .into_iter()
+            .map(|(call, clients, load, cpu, checked)| Row {
+                key,
+                verify,
+                call,
+                clients,
+                round,
+                load,
+                raw_before,
+                raw_after,
+                raw_other: other_before.max(other_after),
+                cpu,
+                checked,
+            })
+            .collect())
+    }
+}
+
+/// Verifies each kept (hash, signature) pair against the key.
+fn check_signatures(spki: &[u8], alg: DigestSignAlgorithm, kept: &[(Vec<u8>, Vec<u8>)]) -> Checked {
+    let ok = kept
+        .iter()
+        .filter(|(h, s)| hanko_pki::verify::verify_digest(spki, alg, h, s).is_ok())
+        .count();
+    Checked {
+        kept: kept.len(),
+        ok,
+    }
+}
+
+#[cfg(test)]
+mod tests;
