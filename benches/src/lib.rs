@@ -11,14 +11,14 @@
 //! Layout: `main.rs` only parses the command line; each subcommand is a module here with
 //! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`), so adding
 //! one means adding its module and one enum variant. What the HTTP benches share is
-//! beside them: [`devserver`] (the `hanko serve --dev` child, the dev token, the per-row
-//! config), [`http`] (the load generator's HTTP/1.1 client), [`cpu`] (where the CPU
-//! went, the load average) and [`stats`].
+//! beside them: `devserver` (the `hanko serve --dev` child, the dev token, the per-row
+//! config), `http` (the load generator's HTTP/1.1 client), `cpu` (where the CPU
+//! went, the load average) and `stats`.
 
-pub mod cpu;
-pub mod devserver;
+mod cpu;
+mod devserver;
 pub mod hsm;
-pub mod http;
+mod http;
 pub mod seal;
 pub mod stats;
 pub mod tsa;

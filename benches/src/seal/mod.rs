@@ -33,8 +33,8 @@
 //!
 //! Layout: this file has the options and the run; `load` builds the requests and drives
 //! the clients, `report` prints the tables. The server, the dev token, the CPU split and
-//! the HTTP client are shared with `hanko-bench tsa` ([`crate::devserver`],
-//! [`crate::cpu`], [`crate::http`]).
+//! the HTTP client are shared with `hanko-bench tsa` (`devserver.rs`,
+//! `cpu.rs`, `http.rs`).
 
 mod load;
 mod report;

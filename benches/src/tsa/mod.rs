@@ -29,8 +29,8 @@
 //! Layout: this file has the options and the run ([`run`]); `config` writes the server's
 //! config for one configuration and reads the log's batches from `/metrics`, `load`
 //! drives the HTTP clients, and `report` prints the tables. Starting and stopping the
-//! server ([`crate::devserver`]), the CPU split ([`crate::cpu`]) and the HTTP client
-//! ([`crate::http`]) are shared with `hanko-bench seal`.
+//! server (`devserver.rs`), the CPU split (`cpu.rs`) and the HTTP client
+//! (`http.rs`) are shared with `hanko-bench seal`.
 
 mod config;
 mod load;
