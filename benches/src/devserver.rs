@@ -16,6 +16,74 @@ use crate::http::http_get;
 /// Token label of the dev token.
 const DEV_TOKEN: &str = "hanko-dev";
 
+/// The options every HTTP bench has (`tsa`, `seal`), flattened into its `Args`.
+#[derive(Debug, clap::Args)]
+pub struct HttpBench {
+    /// The `hanko` binary to run (build it first; the bench builds nothing).
+    #[arg(long, default_value = "target/release/hanko")]
+    pub hanko: PathBuf,
+    /// Seconds of HTTP load per row (the raw HSM rate is measured as long).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Concurrent keep-alive clients; several counts separated by commas (`8,32`).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub clients: Vec<usize>,
+    /// Data directory of the dev server (made by `hanko dev-init` if it has no token).
+    /// Default: a fresh temporary directory, removed afterwards (key generation ~15 s).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Only these keys (`rsa3072`, `p256`); default both.
+    #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
+    pub keys: Vec<String>,
+    /// Measure each key this many times per server configuration (raw, then the loads),
+    /// to have quiet rows on a shared machine.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// A row whose raw or load phase saw more than this share of the machine used by
+    /// other processes is marked NOISY.
+    #[arg(long, default_value_t = 0.05)]
+    pub max_other: f64,
+    /// PKCS#11 module (for the raw measurement; the server uses its config's).
+    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
+    pub module: PathBuf,
+}
+
+impl HttpBench {
+    /// Refuses options that cannot give a measurement, and a missing `hanko` binary.
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
+        if self.seconds.is_nan() || self.seconds <= 0.0 {
+            bail!("--seconds must be positive");
+        }
+        if self.clients.is_empty() || self.clients.contains(&0) {
+            bail!("--clients must be at least 1");
+        }
+        if self.repeat == 0 {
+            bail!("--repeat must be at least 1");
+        }
+        if !self.hanko.is_file() {
+            bail!(
+                "no hanko binary at {} (build it first: `cargo build --release -p hanko-server \
+                 -p hanko-bench`, or pass --hanko PATH)",
+                self.hanko.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The `hanko` binary's full path and the data directory (`--data-dir`, or a fresh
+    /// temporary one named `prefix...`, removed when the returned guard drops), with
+    /// `hanko dev-init` run in it unless it already holds a dev config.
+    pub(crate) fn prepare(
+        &self,
+        prefix: &str,
+    ) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf, PathBuf)> {
+        let hanko = std::fs::canonicalize(&self.hanko)?;
+        let (tmp, dir) = data_dir(self.data_dir.as_deref(), prefix)?;
+        dev_init_once(&hanko, &dir)?;
+        Ok((tmp, hanko, dir))
+    }
+}
+
 /// On, off, or both in turn (a server setting the bench compares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Both {
@@ -46,7 +114,7 @@ pub(crate) fn on_off(b: bool) -> &'static str {
 
 /// The data directory: `given` (created when missing), or a fresh temporary one named
 /// `prefix...`, removed when the returned guard drops.
-pub(crate) fn data_dir(
+fn data_dir(
     given: Option<&Path>,
     prefix: &str,
 ) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
@@ -60,7 +128,7 @@ pub(crate) fn data_dir(
 }
 
 /// `hanko dev-init` in `dir`, unless it already holds a dev config and PIN.
-pub(crate) fn dev_init_once(hanko: &Path, dir: &Path) -> anyhow::Result<()> {
+fn dev_init_once(hanko: &Path, dir: &Path) -> anyhow::Result<()> {
     if dir.join("hanko.toml").exists() && dir.join("dev-pin").exists() {
         return Ok(());
     }
@@ -79,18 +147,6 @@ pub(crate) fn dev_init_once(hanko: &Path, dir: &Path) -> anyhow::Result<()> {
         bail!(
             "hanko dev-init failed ({status}); see {}",
             log_path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Refuses a `--hanko` path that is not a file, saying how to build it.
-pub(crate) fn check_hanko_binary(hanko: &Path) -> anyhow::Result<()> {
-    if !hanko.is_file() {
-        bail!(
-            "no hanko binary at {} (build it first: `cargo build --release -p hanko-server -p \
-             hanko-bench`, or pass --hanko PATH)",
-            hanko.display()
         );
     }
     Ok(())
@@ -153,6 +209,19 @@ pub(crate) fn set(
     };
     s.insert(key.into(), value);
     Ok(())
+}
+
+/// The dev config with `hsm.verify_after_sign` set: where every row configuration of the
+/// HTTP benches starts.
+pub(crate) fn with_verify(base: &toml::Table, verify: bool) -> anyhow::Result<toml::Table> {
+    let mut t = base.clone();
+    set(
+        &mut t,
+        "hsm",
+        "verify_after_sign",
+        toml::Value::Boolean(verify),
+    )?;
+    Ok(t)
 }
 
 /// A row configuration's `hanko.toml`, marked as written by `bench`.

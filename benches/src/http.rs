@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -109,4 +111,61 @@ pub(crate) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Ve
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "GET timed out"))??;
     Ok((status, body))
+}
+
+/// `n` connections, all opened before a measurement starts, so that connection set-up is
+/// not measured.
+pub(crate) async fn connect_all(addr: &str, n: usize) -> anyhow::Result<Vec<Conn>> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(
+            Conn::connect(addr)
+                .await
+                .context("connecting to the server")?,
+        );
+    }
+    Ok(conns)
+}
+
+/// A load client's keep-alive connection, reopened for the next request when the server
+/// closed it or it failed.
+pub(crate) struct KeepAlive {
+    addr: String,
+    conn: Option<Conn>,
+}
+
+impl KeepAlive {
+    pub(crate) fn new(addr: &str, conn: Conn) -> KeepAlive {
+        KeepAlive {
+            addr: addr.to_owned(),
+            conn: Some(conn),
+        }
+    }
+
+    /// Sends `req` and reads one response: (status, body). A connection error (or a
+    /// failed reconnect, after a 10 ms pause) is the error; the next call reconnects.
+    pub(crate) async fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::connect(&self.addr).await {
+                Ok(c) => self.conn.insert(c),
+                Err(e) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    return Err(e);
+                }
+            },
+        };
+        match conn.exchange(req).await {
+            Ok((status, body, close)) => {
+                if close {
+                    self.conn = None;
+                }
+                Ok((status, body))
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
 }

@@ -22,3 +22,5 @@ mod http;
 pub mod seal;
 pub mod stats;
 pub mod tsa;
+
+pub use devserver::{Both, HttpBench};

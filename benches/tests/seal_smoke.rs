@@ -11,53 +11,32 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::hanko_binary;
+use common::run_bench;
 
 #[test]
 fn seal_bench_runs_end_to_end() {
-    let hanko = hanko_binary();
-    let dir = tempfile::Builder::new()
-        .prefix("hanko-bench-seal-smoke-")
-        .tempdir()
-        .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hanko-bench"))
-        .args([
-            "seal",
-            "--seconds",
-            "0.5",
-            "--clients",
-            "2",
-            "--key",
-            "p256",
-        ])
-        .args([
-            "--hashes", "1,4", "--verify", "off", "--cades", "--port", "0",
-        ])
-        .args(["--check-signatures", "8"])
-        .arg("--hanko")
-        .arg(&hanko)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let server_log =
-        std::fs::read_to_string(dir.path().join("bench-server.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{stderr}\nserver log:\n{server_log}"
-    );
-    eprintln!("{stdout}");
+    let run = run_bench(&[
+        "seal",
+        "--seconds",
+        "0.5",
+        "--clients",
+        "2",
+        "--key",
+        "p256",
+        "--hashes",
+        "1,4",
+        "--verify",
+        "off",
+        "--cades",
+        "--port",
+        "0",
+        "--check-signatures",
+        "8",
+    ]);
+    let (stdout, server_log) = (&run.stdout, &run.server_log);
     // "ECDSA P-256 off <call> 2 <sig/s> <calls/s> <p50> <p99> <errors> <raw> <ratio>
     //  <checked> ..."
-    let rows: Vec<Vec<&str>> = stdout
-        .lines()
-        .filter(|l| l.starts_with("ECDSA P-256 ") && !l.contains(':'))
-        .map(|l| l["ECDSA P-256".len()..].split_whitespace().collect())
-        .collect();
+    let rows = run.p256_rows();
     assert_eq!(rows.len(), 3, "{stdout}");
     for (row, call) in rows.iter().zip(["signHash/1", "signHash/4", "cades"]) {
         assert_eq!((row[0], row[1], row[2]), ("off", call, "2"), "{stdout}");

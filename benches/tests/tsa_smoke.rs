@@ -10,41 +10,28 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::hanko_binary;
+use common::run_bench;
 
 #[test]
 fn tsa_bench_runs_end_to_end() {
-    let hanko = hanko_binary();
-    let dir = tempfile::Builder::new()
-        .prefix("hanko-bench-smoke-")
-        .tempdir()
-        .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hanko-bench"))
-        .args(["tsa", "--seconds", "1", "--clients", "4", "--key", "p256"])
-        .args(["--log", "both", "--port", "0", "--requests", "64"])
-        .arg("--hanko")
-        .arg(&hanko)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let server_log =
-        std::fs::read_to_string(dir.path().join("bench-server.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{stderr}\nserver log:\n{server_log}"
-    );
-    eprintln!("{stdout}");
+    let run = run_bench(&[
+        "tsa",
+        "--seconds",
+        "1",
+        "--clients",
+        "4",
+        "--key",
+        "p256",
+        "--log",
+        "both",
+        "--port",
+        "0",
+        "--requests",
+        "64",
+    ]);
+    let (stdout, server_log) = (&run.stdout, &run.server_log);
     // Two table rows (log off, log on), each with granted requests and no errors.
-    let rows: Vec<Vec<&str>> = stdout
-        .lines()
-        .filter(|l| l.starts_with("ECDSA P-256 ") && !l.contains(':'))
-        .map(|l| l["ECDSA P-256".len()..].split_whitespace().collect())
-        .collect();
+    let rows = run.p256_rows();
     assert_eq!(rows.len(), 2, "{stdout}");
     assert_eq!(rows[0][0], "off", "{stdout}");
     assert_eq!(rows[1][0], "on", "{stdout}");

@@ -23,12 +23,11 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hanko_pki::DigestSignAlgorithm;
 
-use crate::http::{Conn, post};
+use crate::http::{KeepAlive, connect_all, post};
 use crate::stats::Samples;
 
 /// How long the clients run before the measurement window opens.
@@ -238,25 +237,16 @@ pub(super) async fn drive(
     keep: usize,
 ) -> anyhow::Result<LoadResult> {
     let clients = work.len();
-    // Connect everyone first so that connection set-up is not measured.
-    let mut conns = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        conns.push(
-            Conn::connect(addr)
-                .await
-                .context("connecting to the server")?,
-        );
-    }
+    let conns = connect_all(addr, clients).await?;
     let window = Window::starting(Instant::now(), RAMP, seconds);
     let per_client = keep.div_ceil(clients.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for (conn, work) in conns.into_iter().zip(work) {
         let client = Client {
-            addr: addr.to_owned(),
             work,
             keep: per_client,
         };
-        tasks.spawn(client.run(conn, window));
+        tasks.spawn(client.run(KeepAlive::new(addr, conn), window));
     }
     let mut all = LoadResult::default();
     while let Some(r) = tasks.join_next().await {
@@ -276,34 +266,20 @@ enum Failure {
     Io,
 }
 
-/// One closed-loop client of [`drive`] on one keep-alive connection, reconnecting when it
-/// closes.
+/// One closed-loop client of [`drive`] on one keep-alive connection.
 struct Client {
-    addr: String,
     work: Arc<Work>,
     /// Pairs to keep for verification.
     keep: usize,
 }
 
 impl Client {
-    async fn run(self, conn: Conn, window: Window) -> LoadResult {
+    async fn run(self, mut conn: KeepAlive, window: Window) -> LoadResult {
         let mut r = LoadResult::default();
-        let mut conn = Some(conn);
         let mut next = 0usize;
         while Instant::now() < window.close {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => match Conn::connect(&self.addr).await {
-                    Ok(c) => conn.insert(c),
-                    Err(_) => {
-                        r.io_errors += 1;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
             let t0 = Instant::now();
-            let result = self.call(c, next).await;
+            let result = self.call(&mut conn, next).await;
             let done = Instant::now();
             next += 1;
             match result {
@@ -327,7 +303,6 @@ impl Client {
                         }
                         Failure::Io => {
                             r.io_errors += 1;
-                            conn = None;
                             None
                         }
                     };
@@ -341,7 +316,7 @@ impl Client {
     }
 
     /// One call; its (hash, signature) pairs (for CAdES: the seal, no hash).
-    async fn call(&self, c: &mut Conn, n: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
+    async fn call(&self, c: &mut KeepAlive, n: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Failure> {
         match &*self.work {
             Work::SignHash {
                 authorize,
@@ -377,10 +352,10 @@ impl Client {
 }
 
 /// Sends `req`, returns the body of a 200 reply.
-async fn exchange(c: &mut Conn, req: &[u8]) -> Result<Vec<u8>, Failure> {
+async fn exchange(c: &mut KeepAlive, req: &[u8]) -> Result<Vec<u8>, Failure> {
     match c.exchange(req).await {
-        Ok((200, body, _)) => Ok(body),
-        Ok((status, body, _)) => Err(Failure::Refused(excerpt(&status.to_string(), &body))),
+        Ok((200, body)) => Ok(body),
+        Ok((status, body)) => Err(Failure::Refused(excerpt(&status.to_string(), &body))),
         Err(_) => Err(Failure::Io),
     }
 }

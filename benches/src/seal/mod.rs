@@ -51,23 +51,16 @@ use self::load::{LoadResult, Work, drive};
 use self::report::{header, print_round, print_summary};
 use crate::cpu::{CpuSplit, CpuTimes, load_average};
 use crate::devserver::{
-    Both, DevToken, Server, check_hanko_binary, config_text, data_dir, dev_init_once, integer,
-    on_off, set,
+    Both, DevToken, HttpBench, Server, config_text, integer, on_off, set, with_verify,
 };
 use crate::hsm::{PoolRate, pool_rate};
 
 /// Options of `hanko-bench seal`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `hanko` binary to run (build it first; the bench builds nothing).
-    #[arg(long, default_value = "target/release/hanko")]
-    pub hanko: PathBuf,
-    /// Seconds counted per row (the raw HSM rate is measured as long, before and after).
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
-    /// Concurrent keep-alive clients; several counts separated by commas (`4,16`).
-    #[arg(long, value_delimiter = ',', default_value = "16")]
-    pub clients: Vec<usize>,
+    /// The options every HTTP bench has.
+    #[command(flatten)]
+    pub common: HttpBench,
     /// Hashes per signHash call (and the `numSignatures` of its SAD), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,64",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -75,13 +68,6 @@ pub struct Args {
     /// Port the server listens on (127.0.0.1); 0 lets the server pick a free one.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Data directory of the dev server (made by `hanko dev-init` if it has no token).
-    /// Default: a fresh temporary directory, removed afterwards (key generation ~15 s).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Only these seal keys (`rsa3072`, `p256`); default both.
-    #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
-    pub keys: Vec<String>,
     /// Verify-after-sign in the server and in the raw measurement: `on`, `off` or
     /// `both` (on, then off; the default).
     #[arg(long, value_enum, default_value_t = Both::Both)]
@@ -100,16 +86,6 @@ pub struct Args {
     /// (largest `--clients` × largest `--hashes`), at least the dev config's.
     #[arg(long)]
     pub queue_depth: Option<usize>,
-    /// Measure each key this many times per server configuration.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
-    /// A row whose raw or load phase saw more than this share of the machine used by
-    /// other processes is marked NOISY.
-    #[arg(long, default_value_t = 0.05)]
-    pub max_other: f64,
-    /// PKCS#11 module (for the raw measurement; the server uses its config's).
-    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
-    pub module: PathBuf,
 }
 
 /// What a row's clients call.
@@ -177,16 +153,14 @@ struct Row {
 /// Runs the benchmark and prints the tables.
 pub fn run(args: Args) -> anyhow::Result<()> {
     check(&args)?;
-    let hanko = std::fs::canonicalize(&args.hanko)?;
-    let (_tmp, dir) = data_dir(args.data_dir.as_deref(), "hanko-bench-seal-")?;
-    dev_init_once(&hanko, &dir)?;
-    let token = DevToken::open(&dir, &args.module)?;
+    let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-seal-")?;
+    let token = DevToken::open(&dir, &args.common.module)?;
     let queue_depth = queue_depth(&args, &token.base);
     let bench = Bench {
         args: &args,
         hanko,
         dir,
-        keys: keys(&args.keys),
+        keys: keys(&args.common.keys),
         queue_depth,
         workers: token.workers,
         raw_rt: tokio::runtime::Builder::new_multi_thread()
@@ -201,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "hanko-bench seal: {} s per row, server {}, hsm workers {}, queue depth {}, {} CPUs, \
          data dir {}, load average {}",
-        args.seconds,
+        args.common.seconds,
         bench.hanko.display(),
         bench.workers,
         bench.queue_depth,
@@ -214,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for verify in args.verify.values(false) {
         rows.extend(bench.measure_config(verify)?);
     }
-    print_summary(&rows, args.max_other);
+    print_summary(&rows, args.common.max_other);
     println!(
         "load average at the end: {}",
         load_average().unwrap_or_else(|| "?".into())
@@ -228,17 +202,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Refuses options that cannot give a measurement.
 fn check(args: &Args) -> anyhow::Result<()> {
-    if args.seconds.is_nan() || args.seconds <= 0.0 {
-        bail!("--seconds must be positive");
-    }
-    if args.clients.is_empty() || args.clients.contains(&0) {
-        bail!("--clients must be at least 1");
-    }
     if args.hashes.is_empty() && !args.cades {
         bail!("nothing to measure: give --hashes or --cades");
-    }
-    if args.repeat == 0 {
-        bail!("--repeat must be at least 1");
     }
     if args.cades_bytes == 0 {
         bail!("--cades-bytes must be at least 1");
@@ -246,7 +211,7 @@ fn check(args: &Args) -> anyhow::Result<()> {
     if args.queue_depth == Some(0) {
         bail!("--queue-depth must be at least 1");
     }
-    check_hanko_binary(&args.hanko)
+    args.common.check()
 }
 
 /// The keys asked for (`--key`), all by default, in table order.
@@ -268,7 +233,7 @@ fn queue_depth(args: &Args, base: &toml::Table) -> usize {
     if let Some(q) = args.queue_depth {
         return q;
     }
-    let clients = args.clients.iter().copied().max().unwrap_or(1);
+    let clients = args.common.clients.iter().copied().max().unwrap_or(1);
     let workers = integer(base, "hsm", "workers").unwrap_or(1);
     let configured = integer(base, "hsm", "queue_depth").unwrap_or(64 * workers);
     configured.max(clients * max_hashes(args))
@@ -282,13 +247,7 @@ fn bench_config(
     queue_depth: usize,
     max_hashes: usize,
 ) -> anyhow::Result<String> {
-    let mut t = base.clone();
-    set(
-        &mut t,
-        "hsm",
-        "verify_after_sign",
-        toml::Value::Boolean(verify),
-    )?;
+    let mut t = with_verify(base, verify)?;
     let int = |n: usize| i64::try_from(n).map(toml::Value::Integer);
     set(&mut t, "hsm", "queue_depth", int(queue_depth)?)?;
     if integer(base, "http", "csc_max_hashes").unwrap_or(64) < max_hashes {
@@ -345,10 +304,10 @@ impl Bench<'_> {
                 .hsm()
                 .public_key(key.label)?
                 .with_context(|| format!("no public key {} in the dev token", key.label))?;
-            for round in 0..self.args.repeat {
+            for round in 0..self.args.common.repeat {
                 let round_rows =
                     self.measure_round(&server, *key, verify, round, &api_key, &spki)?;
-                print_round(&round_rows, self.args.max_other);
+                print_round(&round_rows, self.args.common.max_other);
                 rows.extend(round_rows);
             }
         }
@@ -366,7 +325,7 @@ impl Bench<'_> {
             key.alg,
             self.workers,
             verify,
-            Duration::from_secs_f64(self.args.seconds),
+            Duration::from_secs_f64(self.args.common.seconds),
         ))?;
         let other = CpuTimes::split(&c0, &CpuTimes::sample(server.pid()), self.ncpu).other;
         Ok((raw, other))
@@ -396,7 +355,7 @@ impl Bench<'_> {
         }
         let mut measured = Vec::new();
         for &call in &calls {
-            for &clients in &self.args.clients {
+            for &clients in &self.args.common.clients {
                 let work = (0..clients)
                     .map(|_| {
                         match call {
@@ -415,7 +374,7 @@ impl Bench<'_> {
                 let mut load = self.client_rt.block_on(drive(
                     server.addr(),
                     work,
-                    Duration::from_secs_f64(self.args.seconds),
+                    Duration::from_secs_f64(self.args.common.seconds),
                     keep,
                 ))?;
                 let cpu = CpuTimes::split(&c0, &CpuTimes::sample(server.pid()), self.ncpu);

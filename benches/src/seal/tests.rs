@@ -23,13 +23,13 @@ fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
 fn options_and_their_defaults() {
     let a = parse(&[]).unwrap();
     assert_eq!(a.hashes, [1, 64]);
-    assert_eq!(a.clients, [16]);
-    assert_eq!((a.port, a.repeat, a.seconds), (0, 1, 10.0));
+    assert_eq!(a.common.clients, [16]);
+    assert_eq!((a.port, a.common.repeat, a.common.seconds), (0, 1, 10.0));
     assert_eq!(a.verify, Both::Both);
     assert_eq!(a.verify.values(false), [true, false], "on first, then off");
     assert!(!a.cades);
     assert_eq!(a.check_signatures, 64);
-    assert_eq!(keys(&a.keys).len(), 2);
+    assert_eq!(keys(&a.common.keys).len(), 2);
 
     let a = parse(&[
         "--hashes",
@@ -48,13 +48,13 @@ fn options_and_their_defaults() {
     ])
     .unwrap();
     assert_eq!(a.hashes, [1, 8, 64]);
-    assert_eq!(a.clients, [4, 16]);
+    assert_eq!(a.common.clients, [4, 16]);
     assert_eq!(a.verify.values(false), [false]);
     assert_eq!(
         (a.cades, a.cades_bytes, a.queue_depth),
         (true, 300, Some(512))
     );
-    let k = keys(&a.keys);
+    let k = keys(&a.common.keys);
     assert_eq!(k.len(), 1);
     assert_eq!(k[0].label, "seal-p256");
 
@@ -64,9 +64,9 @@ fn options_and_their_defaults() {
     assert!(parse(&["--key", "ed25519"]).is_err());
     // Refused by `check`: nothing that measures.
     let mut a = parse(&["--hanko", "/nonexistent/hanko"]).unwrap();
-    a.clients = vec![0];
+    a.common.clients = vec![0];
     assert!(check(&a).unwrap_err().to_string().contains("--clients"));
-    a.clients = vec![1];
+    a.common.clients = vec![1];
     a.hashes.clear();
     assert!(
         check(&a)

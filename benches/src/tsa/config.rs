@@ -1,8 +1,8 @@
 //! The `hanko serve --dev` configurations `hanko-bench tsa` compares (log on / off,
 //! linger, verify-after-sign) and the group-commit figures read from the server's
-//! `/metrics`. Starting and stopping the server is [`crate::devserver`]'s.
+//! `/metrics`. Starting and stopping the server is `devserver.rs`'s.
 
-use crate::devserver::{config_text, metric, set};
+use crate::devserver::{config_text, metric, set, with_verify};
 
 /// The dev config with verify-after-sign set and, for "log off", `store.durability =
 /// "none"`, else `store.linger_ms` if given.
@@ -12,13 +12,7 @@ pub(super) fn bench_config(
     linger: Option<f64>,
     verify: bool,
 ) -> anyhow::Result<String> {
-    let mut t = base.clone();
-    set(
-        &mut t,
-        "hsm",
-        "verify_after_sign",
-        toml::Value::Boolean(verify),
-    )?;
+    let mut t = with_verify(base, verify)?;
     match (log, linger) {
         (false, _) => set(
             &mut t,

@@ -9,12 +9,11 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use hanko_pki::HashAlgorithm;
 use hanko_pki::der::{self, tag};
 use hanko_pki::oid::ObjectIdentifier;
 
-use crate::http::{Conn, post};
+use crate::http::{KeepAlive, connect_all, post};
 use crate::stats::Samples;
 
 /// What the HTTP clients saw.
@@ -113,26 +112,17 @@ pub(super) async fn drive(
     clients: usize,
     seconds: Duration,
 ) -> anyhow::Result<LoadResult> {
-    // Connect everyone first so that connection set-up is not measured.
-    let mut conns = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        conns.push(
-            Conn::connect(addr)
-                .await
-                .context("connecting to the server")?,
-        );
-    }
+    let conns = connect_all(addr, clients).await?;
     let start = Instant::now();
     let deadline = start + seconds;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, conn) in conns.into_iter().enumerate() {
         let client = Client {
-            addr: addr.to_owned(),
             reqs: reqs.clone(),
             first: i,
             stride: clients,
         };
-        tasks.spawn(client.run(conn, deadline));
+        tasks.spawn(client.run(KeepAlive::new(addr, conn), deadline));
     }
     let mut all = LoadResult::default();
     while let Some(r) = tasks.join_next().await {
@@ -147,9 +137,8 @@ pub(super) async fn drive(
 }
 
 /// One closed-loop client of [`drive`]: request `first`, `first + stride`, ... of
-/// `reqs`, round-robin, on one keep-alive connection, reconnecting when it closes.
+/// `reqs`, round-robin, on one keep-alive connection.
 struct Client {
-    addr: String,
     reqs: Arc<Vec<Vec<u8>>>,
     first: usize,
     stride: usize,
@@ -157,45 +146,21 @@ struct Client {
 
 impl Client {
     /// Sends until `deadline`; counts only complete granted TimeStampResps as granted.
-    async fn run(self, conn: Conn, deadline: Instant) -> LoadResult {
+    async fn run(self, mut conn: KeepAlive, deadline: Instant) -> LoadResult {
         let mut r = LoadResult::default();
-        let mut conn = Some(conn);
         let mut next = self.first;
         while Instant::now() < deadline {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => match Conn::connect(&self.addr).await {
-                    Ok(c) => conn.insert(c),
-                    Err(_) => {
-                        r.io_errors += 1;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-            };
             let req = &self.reqs[next % self.reqs.len()];
             next += self.stride;
             let t0 = Instant::now();
-            let close = match c.exchange(req).await {
-                Ok((200, body, close)) => {
-                    match tsa_status(&body) {
-                        Some((0 | 1, true)) => r.granted.push(t0.elapsed()),
-                        Some(_) => r.rejected += 1,
-                        None => r.http_errors += 1,
-                    }
-                    close
-                }
-                Ok((_, _, close)) => {
-                    r.http_errors += 1;
-                    close
-                }
-                Err(_) => {
-                    r.io_errors += 1;
-                    true
-                }
-            };
-            if close {
-                conn = None;
+            match conn.exchange(req).await {
+                Ok((200, body)) => match tsa_status(&body) {
+                    Some((0 | 1, true)) => r.granted.push(t0.elapsed()),
+                    Some(_) => r.rejected += 1,
+                    None => r.http_errors += 1,
+                },
+                Ok(_) => r.http_errors += 1,
+                Err(_) => r.io_errors += 1,
             }
         }
         r

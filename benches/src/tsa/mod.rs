@@ -48,10 +48,7 @@ use self::config::{BatchStats, batch_stats, bench_config};
 use self::load::{LoadResult, build_requests, drive};
 use self::report::{print_header, print_row, print_summary};
 use crate::cpu::{CpuSplit, CpuTimes};
-pub use crate::devserver::Both;
-use crate::devserver::{
-    DevToken, Server, check_hanko_binary, data_dir, dev_init_once, on_off, scrape_metrics,
-};
+use crate::devserver::{Both, DevToken, HttpBench, Server, on_off, scrape_metrics};
 use crate::hsm::{PoolRate, pool_rate};
 
 /// The dev policy signed by the P-256 key (`hanko dev-init`'s `hanko.toml`).
@@ -60,26 +57,13 @@ pub const ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";
 /// Options of `hanko-bench tsa`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `hanko` binary to run (build it first; the bench builds nothing).
-    #[arg(long, default_value = "target/release/hanko")]
-    pub hanko: PathBuf,
-    /// Seconds of HTTP load per row (the raw HSM rate is measured as long).
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
-    /// Concurrent keep-alive clients; several counts separated by commas (`8,32`).
-    #[arg(long, value_delimiter = ',', default_value = "16")]
-    pub clients: Vec<usize>,
+    /// The options every HTTP bench has.
+    #[command(flatten)]
+    pub common: HttpBench,
     /// Port the server listens on (127.0.0.1); 0 lets the server pick a free one (the
     /// bench reads it from the server's log).
     #[arg(long, default_value_t = 3930)]
     pub port: u16,
-    /// Data directory of the dev server (made by `hanko dev-init` if it has no token).
-    /// Default: a fresh temporary directory, removed afterwards (key generation ~15 s).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Only these keys (`rsa3072`, `p256`); default both.
-    #[arg(long = "key", value_parser = ["rsa3072", "p256"])]
-    pub keys: Vec<String>,
     /// Issuance log: `on` (durable, group commit), `off` (dev-only durability = "none"),
     /// or `both`.
     #[arg(long, value_enum, default_value_t = Both::Both)]
@@ -96,20 +80,9 @@ pub struct Args {
     /// `HANKO_DATABASE_URL`. Default: the dev SQLite file in the data directory.
     #[arg(long, env = "HANKO_BENCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Measure each key this many times per server configuration (raw, then the loads),
-    /// to have quiet rows on a shared machine.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
-    /// A row whose raw or load phase saw more than this share of the machine used by
-    /// other processes is marked NOISY.
-    #[arg(long, default_value_t = 0.05)]
-    pub max_other: f64,
     /// Distinct requests (random imprints and nonces) pre-built per key.
     #[arg(long, default_value_t = 1024)]
     pub requests: usize,
-    /// PKCS#11 module (for the raw measurement; the server uses its config's).
-    #[arg(long, default_value = "/usr/lib/softhsm/libsofthsm2.so")]
-    pub module: PathBuf,
 }
 
 /// A key the dev server signs with, and how to ask for it.
@@ -163,14 +136,12 @@ struct Row {
 /// Runs the benchmark and prints the table.
 pub fn run(args: Args) -> anyhow::Result<()> {
     check(&args)?;
-    let hanko = std::fs::canonicalize(&args.hanko)?;
-    let (_tmp, dir) = data_dir(args.data_dir.as_deref(), "hanko-bench-tsa-")?;
-    dev_init_once(&hanko, &dir)?;
+    let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-tsa-")?;
     let bench = Bench::open(&args, hanko, dir)?;
     println!(
         "hanko-bench tsa: {} s per row, server {} on 127.0.0.1:{}, hsm workers {}, {} CPUs, \
          data dir {}, log in {}",
-        args.seconds,
+        args.common.seconds,
         bench.hanko.display(),
         args.port,
         bench.workers,
@@ -189,28 +160,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rows.extend(bench.measure_config(log, linger, verify)?);
         }
     }
-    print_summary(&rows, args.max_other);
+    print_summary(&rows, args.common.max_other);
     Ok(())
 }
 
 /// Refuses options that cannot give a measurement.
 fn check(args: &Args) -> anyhow::Result<()> {
-    if args.seconds.is_nan() || args.seconds <= 0.0 {
-        bail!("--seconds must be positive");
-    }
-    if args.clients.is_empty() || args.clients.contains(&0) {
-        bail!("--clients must be at least 1");
-    }
-    if args.repeat == 0 {
-        bail!("--repeat must be at least 1");
-    }
     if args.requests == 0 {
         bail!("--requests must be at least 1");
     }
     if args.linger_ms.iter().any(|l| !(0.0..=100.0).contains(l)) {
         bail!("--linger-ms values must be between 0 and 100");
     }
-    check_hanko_binary(&args.hanko)
+    args.common.check()
 }
 
 /// The server configurations to run, in order: (log on, `store.linger_ms`); one log-on
@@ -250,10 +212,11 @@ impl<'a> Bench<'a> {
     /// Opens the dev token of `dir`, reads its config and builds the requests. Call it
     /// before any other thread exists (SoftHSM reads SOFTHSM2_CONF in C_Initialize).
     fn open(args: &'a Args, hanko: PathBuf, dir: PathBuf) -> anyhow::Result<Bench<'a>> {
-        let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.module)?;
+        let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.common.module)?;
         let wanted = |k: &BenchKey| {
-            args.keys.is_empty()
+            args.common.keys.is_empty()
                 || args
+                    .common
                     .keys
                     .iter()
                     .any(|x| (x == "rsa3072") == (k.label == "tsa-rsa3072"))
@@ -276,7 +239,7 @@ impl<'a> Bench<'a> {
             client_rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
-            seconds: Duration::from_secs_f64(args.seconds),
+            seconds: Duration::from_secs_f64(args.common.seconds),
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -308,7 +271,7 @@ impl<'a> Bench<'a> {
             .block_on(server.wait_ready(Duration::from_secs(180)))?;
         let mut rows = Vec::new();
         for (key, reqs) in &self.keys {
-            for round in 0..self.args.repeat {
+            for round in 0..self.args.common.repeat {
                 let setting = Setting {
                     key: *key,
                     log,
@@ -344,7 +307,7 @@ impl<'a> Bench<'a> {
         let raw_other = CpuTimes::split(&r0, &CpuTimes::sample(server.pid()), self.ncpu).other;
         let addr = server.addr();
         let mut rows = Vec::new();
-        for &clients in &self.args.clients {
+        for &clients in &self.args.common.clients {
             let m0 = self.client_rt.block_on(scrape_metrics(addr)).ok();
             let c0 = CpuTimes::sample(server.pid());
             let load = self
@@ -369,7 +332,7 @@ impl<'a> Bench<'a> {
                 round: s.round,
                 batches,
             };
-            print_row(&row, self.args.max_other);
+            print_row(&row, self.args.common.max_other);
             rows.push(row);
         }
         Ok(rows)

@@ -1,4 +1,5 @@
-//! What the smoke tests of the HTTP benches share: the `hanko` binary they run.
+//! What the smoke tests of the HTTP benches share: the `hanko` binary they run, and one
+//! run of a bench against it ([`run_bench`]).
 //!
 //! The benches build nothing, so a test brings the binary: `HANKO_BIN` when set, else
 //! `hanko` in the target directory the test runs from (`cargo test --workspace` has just
@@ -52,4 +53,49 @@ pub fn hanko_binary() -> PathBuf {
         hanko.display()
     );
     hanko
+}
+
+/// What one bench run printed, and its server's log.
+pub struct BenchRun {
+    pub stdout: String,
+    pub server_log: String,
+}
+
+impl BenchRun {
+    /// The P-256 table rows (not the summary lines), split on whitespace after the key.
+    pub fn p256_rows(&self) -> Vec<Vec<&str>> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("ECDSA P-256 ") && !l.contains(':'))
+            .map(|l| l["ECDSA P-256".len()..].split_whitespace().collect())
+            .collect()
+    }
+}
+
+/// Runs `hanko-bench <args> --hanko H --data-dir D` in a fresh data directory and fails
+/// the test, with both outputs and the server's log, unless it succeeds.
+pub fn run_bench(args: &[&str]) -> BenchRun {
+    let hanko = hanko_binary();
+    let dir = tempfile::Builder::new()
+        .prefix("hanko-bench-smoke-")
+        .tempdir()
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hanko-bench"))
+        .args(args)
+        .arg("--hanko")
+        .arg(&hanko)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let server_log =
+        std::fs::read_to_string(dir.path().join("bench-server.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{stderr}\nserver log:\n{server_log}"
+    );
+    eprintln!("{stdout}");
+    BenchRun { stdout, server_log }
 }
