@@ -4,7 +4,8 @@
 #
 #   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, pkg-config,
 #                    build-essential, curl, ca-certificates, python3, python3-pip,
-#                    poppler-utils (pdfsig, pdftoppm) and qpdf (PAdES tests)
+#                    poppler-utils (pdfsig, pdftoppm, pdftotext, pdffonts) and qpdf (PAdES
+#                    and visible seal tests), fonts-ipaexfont-gothic (the seal text's font)
 #   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
 #                    pyhanko, pyhanko-certvalidator (the third-party CSC client of the CSC
 #                    interop test and the PDF signature validator of the PAdES tests)
@@ -32,7 +33,7 @@ as_root() { "${SUDO[@]}" "$@"; }
 
 # --- Debian packages --------------------------------------------------------------------
 packages=(softhsm2 opensc openssl pkg-config build-essential curl ca-certificates
-          python3 python3-pip poppler-utils qpdf)
+          python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

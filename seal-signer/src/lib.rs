@@ -14,7 +14,8 @@
 //!   then releases the seal.
 //! * No CSC API, no configuration. PDFs (PAdES, [`pades`]) are parsed with `lopdf` and
 //!   sealed by an incremental update this crate writes itself; the CMS inside is the
-//!   same one CAdES makes, in its PAdES mode (no signing-time).
+//!   same one CAdES makes, in its PAdES mode (no signing-time). The visible seal's
+//!   appearance (image, text in an embedded font subset) is [`pades::appearance`].
 //! * No verification: the independent verifier lives in the client crate
 //!   (`hanko_client::verify_seal`, `hanko seal-verify`), so that what checks a seal shares
 //!   no code with what makes it.

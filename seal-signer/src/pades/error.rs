@@ -4,6 +4,7 @@
 //! has to act on it (decrypt the file first, pick another page, ...). Messages never
 //! carry document content beyond numbers and PDF names.
 
+use super::appearance::AppearanceError;
 use crate::error::Fault;
 
 /// A PDF that cannot be sealed, or a placement that does not fit it.
@@ -60,9 +61,10 @@ pub enum PdfError {
     /// image configured for the credential): the request cannot be served as asked.
     #[error("visible seals not available yet: no seal appearance is configured")]
     NoAppearance,
-    /// The appearance provider failed (image unreadable, font missing).
-    #[error("seal appearance failed: {0}")]
-    Appearance(String),
+    /// The visible seal's appearance could not be made: a rectangle too small for its
+    /// text (the caller's fault), or the configured image, font or text (the operator's).
+    #[error("seal appearance: {0}")]
+    Appearance(#[from] AppearanceError),
     /// The signature did not fit the space reserved for `/Contents` (an estimate of the
     /// chain, signature and time-stamp token that was too small): a bug or a TSA whose
     /// tokens grew. Nothing is released.
@@ -91,7 +93,15 @@ impl PdfError {
             | Self::BadRect(_)
             | Self::RectOffPage { .. }
             | Self::NoAppearance
-            | Self::Structure(_) => Fault::Caller,
+            | Self::Structure(_)
+            // The rectangle is the caller's, and so is a PDF whose object numbers are
+            // used up.
+            | Self::Appearance(
+                AppearanceError::BadRect { .. }
+                | AppearanceError::TextDoesNotFit { .. }
+                | AppearanceError::NoObjectNumbers,
+            ) => Fault::Caller,
+            // The image, the font and the text (name, date) come from the configuration.
             Self::Appearance(_) | Self::ContentsTooSmall { .. } => Fault::System,
         }
     }
@@ -111,5 +121,11 @@ impl PdfError {
             Self::ContentsTooSmall { .. } => "pdf_contents_too_small",
             Self::Structure(_) => "pdf_structure",
         }
+    }
+}
+
+impl From<AppearanceError> for crate::Error {
+    fn from(e: AppearanceError) -> Self {
+        Self::Pdf(e.into())
     }
 }

@@ -37,6 +37,7 @@
 //! over all but `/Contents`), the CMS of §5.2 (no signing-time, ESS
 //! signing-certificate-v2, content-type id-data), B-T's signature-time-stamp.
 
+pub mod appearance;
 mod document;
 mod error;
 mod update;

@@ -1,6 +1,9 @@
 //! hanko-seal integration tests, one binary (CONTRIBUTING.md, Tests).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+/// The visible seal's appearance on a page rendered by poppler (pdftoppm, pdftotext,
+/// pdffonts): the image where it was asked for, the Japanese text embedded and extractable.
+mod appearance;
 /// The test PKI (software CA, seal keys in SoftHSM), the in-process TSA behind
 /// `TimeStamper`, openssl and CMS helpers.
 mod common;
