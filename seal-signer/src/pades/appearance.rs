@@ -4,7 +4,7 @@
 //! caller asked for.
 //!
 //! ```text
-//!  start-up:  seal PNG ──SealImage::from_png──> SealImage  (decoded, deflated once)
+//!  start-up:  seal PNG ──DecodedSealImage::from_png──> DecodedSealImage  (decoded, deflated once)
 //!             font file ──SealFont::from_bytes─> SealFont  (TrueType, embeddable)
 //!  per seal:  AppearanceSpec { width, height, image, text lines, placement }
 //!               │ SealFont::shape (cmap, advances)    layout::layout (points)
@@ -34,6 +34,7 @@ pub mod dev_seal;
 pub mod font;
 pub mod image;
 pub mod layout;
+pub mod visible;
 
 use std::fmt::Write as _;
 
@@ -42,8 +43,9 @@ use lopdf::{Object, ObjectId, Stream, dictionary};
 pub use date::sealing_date_text;
 pub use dev_seal::dev_seal_png;
 pub use font::{DEFAULT_FONT_PATH, SealFont};
-pub use image::SealImage;
+pub use image::DecodedSealImage;
 pub use layout::{Area, Layout, TextPlacement};
+pub use visible::VisibleSeal;
 
 /// The largest width or height of an appearance, in points (PDF's default user space
 /// limit, 200 inches).
@@ -80,7 +82,7 @@ pub struct AppearanceSpec<'a> {
     /// Height of the box, in points.
     pub height: f32,
     /// The seal image.
-    pub image: &'a SealImage,
+    pub image: &'a DecodedSealImage,
     /// Lines of text, top first; empty lines are skipped; none for the image alone.
     pub text: &'a [String],
     /// Where the text goes.
@@ -186,18 +188,7 @@ pub fn build_appearance(
         .map(|l| l.trim())
         .filter(|l| !l.is_empty())
         .collect();
-    if lines.len() > MAX_LINES {
-        return Err(AppearanceError::BadText(format!(
-            "{} lines, at most {MAX_LINES}",
-            lines.len()
-        )));
-    }
-    if let Some(long) = lines.iter().find(|l| l.chars().count() > MAX_LINE_CHARS) {
-        return Err(AppearanceError::BadText(format!(
-            "a line of {} characters, at most {MAX_LINE_CHARS}",
-            long.chars().count()
-        )));
-    }
+    check_lines(&lines)?;
     let shaped = match (lines.is_empty(), font) {
         (true, _) => Vec::new(),
         (false, None) => return Err(AppearanceError::NoFont),
@@ -262,6 +253,23 @@ pub fn build_appearance(
         objects,
         layout,
     })
+}
+
+/// At most [`MAX_LINES`] lines of at most [`MAX_LINE_CHARS`] characters each.
+fn check_lines(lines: &[&str]) -> Result<(), AppearanceError> {
+    if lines.len() > MAX_LINES {
+        return Err(AppearanceError::BadText(format!(
+            "{} lines, at most {MAX_LINES}",
+            lines.len()
+        )));
+    }
+    if let Some(long) = lines.iter().find(|l| l.chars().count() > MAX_LINE_CHARS) {
+        return Err(AppearanceError::BadText(format!(
+            "a line of {} characters, at most {MAX_LINE_CHARS}",
+            long.chars().count()
+        )));
+    }
+    Ok(())
 }
 
 /// A number for a content stream: at most three decimals, no exponent, no trailing

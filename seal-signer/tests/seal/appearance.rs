@@ -10,12 +10,15 @@
 //! `ops/dev-setup.sh`); the tests fail, naming the package, when it is missing.
 //! `HANKO_APPEARANCE_OUT=dir` keeps the rendered pages there for a look.
 
+/// A visible seal made by `SealCredential::seal_pdf` on a real PDF.
+mod sealed;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use hanko_seal::pades::appearance::{
-    AppearanceError, AppearanceSpec, DEFAULT_FONT_PATH, SealFont, SealImage, TextPlacement,
+    AppearanceError, AppearanceSpec, DEFAULT_FONT_PATH, DecodedSealImage, SealFont, TextPlacement,
     build_appearance, dev_seal_png, sealing_date_text,
 };
 use lopdf::{Dictionary, Document, Object, Stream, dictionary};
@@ -57,7 +60,7 @@ fn font() -> SealFont {
 fn pdf_with_widget(
     page: (f32, f32),
     rect: Rect,
-    image: &SealImage,
+    image: &DecodedSealImage,
     text: &[String],
     placement: TextPlacement,
     font: Option<&SealFont>,
@@ -211,7 +214,7 @@ fn device_box(r: Rect, page_h: f32) -> (usize, usize, usize, usize) {
 }
 
 /// The source image's colour at source pixel `(sx, sy)`, composited on white paper.
-fn source_colour(img: &SealImage, sx: usize, sy: usize) -> [u8; 3] {
+fn source_colour(img: &DecodedSealImage, sx: usize, sy: usize) -> [u8; 3] {
     let i = sy * img.width() as usize + sx;
     let c = img.color().channels();
     let a = img.alpha().map_or(255u32, |a| u32::from(a[i]));
@@ -227,7 +230,13 @@ fn source_colour(img: &SealImage, sx: usize, sy: usize) -> [u8; 3] {
 /// of a `dw` x `dh` box and its eight neighbours, or `None` where that footprint holds
 /// more than one colour: there the renderer blends (anti-aliasing, resampling) and a
 /// pixel comparison says nothing.
-fn uniform_colour(img: &SealImage, dx: usize, dy: usize, dw: usize, dh: usize) -> Option<[u8; 3]> {
+fn uniform_colour(
+    img: &DecodedSealImage,
+    dx: usize,
+    dy: usize,
+    dw: usize,
+    dh: usize,
+) -> Option<[u8; 3]> {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let span = |d: usize, dn: usize, n: usize| {
         let lo = (d.saturating_sub(1) * n) / dn;
@@ -251,7 +260,7 @@ fn uniform_colour(img: &SealImage, dx: usize, dy: usize, dw: usize, dh: usize) -
 /// `tol` on every channel and how many were compared.
 fn match_share(
     page: &Raster,
-    img: &SealImage,
+    img: &DecodedSealImage,
     (l, t, r, b): (usize, usize, usize, usize),
     tol: u8,
 ) -> (f64, usize) {
@@ -320,7 +329,7 @@ fn quadrant_png(w: u32, h: u32) -> Vec<u8> {
 
 #[test]
 fn image_lands_on_the_rect_asked_for_and_nowhere_else() {
-    let image = SealImage::from_png(&quadrant_png(64, 48)).unwrap();
+    let image = DecodedSealImage::from_png(&quadrant_png(64, 48)).unwrap();
     let page = (300.0, 300.0);
     let rect = Rect {
         x: 50.0,
@@ -353,7 +362,7 @@ fn image_lands_on_the_rect_asked_for_and_nowhere_else() {
 fn japanese_text_renders_beside_the_seal_and_is_extractable() {
     let font = font();
     assert_eq!(font.name(), "IPAexGothic");
-    let image = SealImage::from_png(&dev_seal_png(256)).unwrap();
+    let image = DecodedSealImage::from_png(&dev_seal_png(256)).unwrap();
     // 2026-12-01T20:00:00Z: already 2 December in Japan.
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_155_200);
     let text = vec![
@@ -464,7 +473,7 @@ fn english_text_goes_below_a_palette_seal_in_a_square_rect() {
             .collect();
         enc.write_header().unwrap().write_image_data(&rows).unwrap();
     }
-    let image = SealImage::from_png(&png_bytes).unwrap();
+    let image = DecodedSealImage::from_png(&png_bytes).unwrap();
     assert!(image.alpha().is_none());
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_155_200);
     let text = vec![
@@ -501,7 +510,7 @@ fn english_text_goes_below_a_palette_seal_in_a_square_rect() {
 #[test]
 fn text_the_font_cannot_show_or_a_rect_too_small_is_refused() {
     let font = font();
-    let image = SealImage::from_png(&dev_seal_png(64)).unwrap();
+    let image = DecodedSealImage::from_png(&dev_seal_png(64)).unwrap();
     let spec = |w, h, text| AppearanceSpec {
         width: w,
         height: h,

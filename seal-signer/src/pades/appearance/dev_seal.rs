@@ -11,12 +11,12 @@
 //!  ┗━━━━━━━━━━━━━━┛
 //! ```
 //!
-//! Seal red (RGB 200, 16, 32) on a transparent background, so it shows what is printed
+//! Vermilion seal ink (RGB d7 26 1e) on a transparent background, so it shows what is printed
 //! under it, as ink does; hence an RGBA PNG, which exercises the soft mask too. A real
 //! deployment configures its own scanned seal per credential.
 
-/// The seal's red.
-pub const SEAL_RED: [u8; 3] = [200, 16, 32];
+/// Seal-ink vermilion (朱肉).
+pub const SEAL_RED: [u8; 3] = [0xd7, 0x26, 0x1e];
 
 /// Draws the dev seal as an RGBA PNG of `size` x `size` pixels (at least 32).
 pub fn dev_seal_png(size: u32) -> Vec<u8> {
@@ -76,12 +76,12 @@ pub fn dev_seal_png(size: u32) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SealImage;
+    use super::super::DecodedSealImage;
     use super::*;
 
     #[test]
     fn dev_seal_decodes_as_red_ink_on_transparency() -> Result<(), super::super::AppearanceError> {
-        let img = SealImage::from_png(&dev_seal_png(128))?;
+        let img = DecodedSealImage::from_png(&dev_seal_png(128))?;
         assert_eq!((img.width(), img.height()), (128, 128));
         let alpha = img
             .alpha()

@@ -52,9 +52,11 @@ impl ImageColor {
     }
 }
 
-/// A decoded seal image, ready to be written as PDF image XObjects.
+/// A decoded seal image, ready to be written as PDF image XObjects: the pixels of a
+/// credential's [`crate::SealImage`] (the checked PNG bytes of `[keys.seal] image`),
+/// decoded once at start-up.
 #[derive(Clone)]
-pub struct SealImage {
+pub struct DecodedSealImage {
     width: u32,
     height: u32,
     color: ImageColor,
@@ -68,9 +70,9 @@ pub struct SealImage {
     alpha_deflated: Option<Vec<u8>>,
 }
 
-impl std::fmt::Debug for SealImage {
+impl std::fmt::Debug for DecodedSealImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealImage")
+        f.debug_struct("DecodedSealImage")
             .field("width", &self.width)
             .field("height", &self.height)
             .field("color", &self.color)
@@ -79,7 +81,7 @@ impl std::fmt::Debug for SealImage {
     }
 }
 
-impl SealImage {
+impl DecodedSealImage {
     /// Decodes a PNG file. Errors name what is wrong with it.
     pub fn from_png(bytes: &[u8]) -> Result<Self, AppearanceError> {
         if bytes.len() > MAX_PNG_BYTES {

@@ -31,7 +31,7 @@ fn content(obj: &Object) -> String {
 
 #[test]
 fn image_only_appearance_is_a_form_with_the_image_drawn_over_the_box() {
-    let image = SealImage::from_png(&png_rgba(4, 2, 255)).unwrap();
+    let image = DecodedSealImage::from_png(&png_rgba(4, 2, 255)).unwrap();
     let spec = AppearanceSpec {
         width: 100.0,
         height: 50.0,
@@ -68,7 +68,7 @@ fn image_only_appearance_is_a_form_with_the_image_drawn_over_the_box() {
 
 #[test]
 fn transparent_image_gets_its_mask_object() {
-    let image = SealImage::from_png(&png_rgba(2, 2, 0)).unwrap();
+    let image = DecodedSealImage::from_png(&png_rgba(2, 2, 0)).unwrap();
     let spec = AppearanceSpec {
         width: 30.0,
         height: 30.0,
@@ -89,7 +89,7 @@ fn transparent_image_gets_its_mask_object() {
 
 #[test]
 fn refusals_name_what_is_wrong() {
-    let image = SealImage::from_png(&png_rgba(1, 1, 255)).unwrap();
+    let image = DecodedSealImage::from_png(&png_rgba(1, 1, 255)).unwrap();
     let spec = |width, height, text: &'static [String]| AppearanceSpec {
         width,
         height,
@@ -125,7 +125,7 @@ fn refusals_name_what_is_wrong() {
 
 #[test]
 fn exhausted_object_numbers_are_an_error_not_a_panic() {
-    let image = SealImage::from_png(&png_rgba(1, 1, 0)).unwrap();
+    let image = DecodedSealImage::from_png(&png_rgba(1, 1, 0)).unwrap();
     let spec = AppearanceSpec {
         width: 10.0,
         height: 10.0,

@@ -37,7 +37,7 @@ fn png8(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
 fn rgb_keeps_its_samples_and_has_no_mask() {
     let data: Vec<u8> = (0..2 * 3 * 3).map(|i| (i * 10) as u8).collect();
     let png = png8(2, 3, png::ColorType::Rgb, &data);
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(
         (img.width(), img.height(), img.color()),
         (2, 3, ImageColor::Rgb)
@@ -60,7 +60,7 @@ fn rgba_alpha_becomes_a_soft_mask() {
     // Two pixels: opaque red, half-transparent blue.
     let data = [255, 0, 0, 255, 0, 0, 255, 128];
     let png = png8(2, 1, png::ColorType::Rgba, &data);
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(img.samples(), &[255, 0, 0, 0, 0, 255]);
     assert_eq!(img.alpha(), Some(&[255, 128][..]));
     let id = (7, 0);
@@ -79,7 +79,7 @@ fn rgba_alpha_becomes_a_soft_mask() {
 fn fully_opaque_alpha_is_dropped() {
     let data = [10, 20, 30, 255, 40, 50, 60, 255];
     let png = png8(2, 1, png::ColorType::Rgba, &data);
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert!(img.alpha().is_none());
     assert_eq!(img.samples(), &[10, 20, 30, 40, 50, 60]);
 }
@@ -98,7 +98,7 @@ fn palette_with_transparency_is_expanded() {
         &[0b0001_1001],
         Some((&plte, Some(&trns))),
     );
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(img.color(), ImageColor::Rgb);
     assert_eq!(
         img.samples(),
@@ -118,7 +118,7 @@ fn palette_without_transparency_has_no_mask() {
         &[0b1010_1010],
         Some((&plte, None)),
     );
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert!(img.alpha().is_none());
     assert_eq!(&img.samples()[..6], &[200, 10, 10, 0, 0, 0]);
 }
@@ -134,7 +134,7 @@ fn sixteen_bit_grey_is_reduced_to_eight() {
         &[0xFF, 0x00, 0x12, 0x34],
         None,
     );
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(img.color(), ImageColor::Gray);
     assert_eq!(img.samples(), &[0xFF, 0x12]);
 }
@@ -149,7 +149,7 @@ fn grey_alpha_and_sixteen_bit_rgba() {
         &[9, 0, 200, 255],
         None,
     );
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(
         (img.color(), img.samples(), img.alpha()),
         (ImageColor::Gray, &[9, 200][..], Some(&[0, 255][..]))
@@ -164,7 +164,7 @@ fn grey_alpha_and_sixteen_bit_rgba() {
         &px,
         None,
     );
-    let img = SealImage::from_png(&png).unwrap();
+    let img = DecodedSealImage::from_png(&png).unwrap();
     assert_eq!(
         (img.samples(), img.alpha()),
         (&[0xAB, 0x01, 0x03][..], Some(&[0x7F][..]))
@@ -174,16 +174,16 @@ fn grey_alpha_and_sixteen_bit_rgba() {
 #[test]
 fn garbage_and_truncated_files_are_refused() {
     assert!(matches!(
-        SealImage::from_png(b"GIF89a...."),
+        DecodedSealImage::from_png(b"GIF89a...."),
         Err(AppearanceError::BadImage(_))
     ));
     assert!(matches!(
-        SealImage::from_png(b""),
+        DecodedSealImage::from_png(b""),
         Err(AppearanceError::BadImage(_))
     ));
     let png = png8(4, 4, png::ColorType::Rgb, &[7; 48]);
     for cut in [8, 20, png.len() / 2, png.len() - 13] {
-        let e = SealImage::from_png(&png[..cut]);
+        let e = DecodedSealImage::from_png(&png[..cut]);
         assert!(
             matches!(e, Err(AppearanceError::BadImage(_))),
             "cut at {cut}: {e:?}"
@@ -194,7 +194,7 @@ fn garbage_and_truncated_files_are_refused() {
     let idat = bad.windows(4).position(|w| w == b"IDAT").unwrap();
     bad[idat + 6] ^= 0xFF;
     assert!(matches!(
-        SealImage::from_png(&bad),
+        DecodedSealImage::from_png(&bad),
         Err(AppearanceError::BadImage(_))
     ));
 }
@@ -209,7 +209,7 @@ fn oversize_images_are_refused_from_the_header() {
         &vec![0; (MAX_SIDE as usize + 1).div_ceil(8)],
         None,
     );
-    let e = SealImage::from_png(&png).unwrap_err();
+    let e = DecodedSealImage::from_png(&png).unwrap_err();
     assert!(
         matches!(e, AppearanceError::ImageTooLarge { width, height: 1 } if width == MAX_SIDE + 1),
         "{e}"
@@ -226,13 +226,13 @@ fn oversize_images_are_refused_from_the_header() {
         None,
     );
     assert!(matches!(
-        SealImage::from_png(&png),
+        DecodedSealImage::from_png(&png),
         Err(AppearanceError::ImageTooLarge { .. })
     ));
 
     let big = vec![0; MAX_PNG_BYTES + 1];
     assert!(matches!(
-        SealImage::from_png(&big),
+        DecodedSealImage::from_png(&big),
         Err(AppearanceError::ImageFileTooLarge { .. })
     ));
 }
