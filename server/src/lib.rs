@@ -63,6 +63,7 @@ pub mod seal;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod visible_seal;
 
 pub use entry::main_entry;
 pub use serve::{run, shutdown_signal};

@@ -42,6 +42,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use hanko_seal::pades::Appearance;
+
+use crate::visible_seal::VisibleSeals;
 use hanko_seal::{
     Fault, Level, PdfSealRequest, Seal, SealCredential, SealMetadata, SealRecord, SealRequest,
     SealedPdf, TimeStamper,
@@ -71,6 +73,8 @@ pub struct Sealer {
     own_clock: Option<ClockGuard>,
     /// The external TSA of B-T seals (`seal.tsa_url`), used instead of `issuer`.
     external_tsa: Option<Arc<dyn TimeStamper>>,
+    /// The credentials' visible PDF seals (those with a seal image).
+    visible: VisibleSeals,
 }
 
 /// What [`Sealer::with_options`] adds to [`Sealer::new`].
@@ -180,7 +184,22 @@ impl Sealer {
             issuer,
             own_clock,
             external_tsa: options.external_tsa,
+            visible: VisibleSeals::default(),
         })
+    }
+
+    /// The credentials' visible PDF seals, built at start-up
+    /// ([`VisibleSeals::build`]).
+    pub fn with_visible_seals(mut self, visible: VisibleSeals) -> Self {
+        self.visible = visible;
+        self
+    }
+
+    /// What draws `credential`'s visible seal; `None` when it has no seal image.
+    pub fn visible_seal(&self, credential: &str) -> Option<&dyn Appearance> {
+        self.visible
+            .get(credential)
+            .map(|v| v.as_ref() as &dyn Appearance)
     }
 
     /// The credential named `name`.

@@ -26,6 +26,7 @@ use crate::cli::ServeArgs;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::entry::{init_logging, runtime};
 use crate::state::AppState;
+use crate::visible_seal::{VisibleSealSource, VisibleSeals};
 use crate::{dev, http, issuance, keys, seal, serve, state};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
@@ -304,6 +305,21 @@ fn sealer_options(cfg: &Config) -> seal::SealerOptions {
     }
 }
 
+/// Each seal credential's visible PDF seal (its `[keys.seal]` image and display name),
+/// with the font of `seal.font`.
+fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleSeals> {
+    let sources: Vec<VisibleSealSource<'_>> = sealer
+        .credentials()
+        .iter()
+        .map(|c| VisibleSealSource {
+            credential: c.name(),
+            display_name: c.metadata().display_name.as_deref(),
+            image_png: c.metadata().image.as_ref().map(|i| i.png()),
+        })
+        .collect();
+    VisibleSeals::build(&sources, cfg.seal_font.as_deref(), cfg.dev).context("visible seals")
+}
+
 /// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
@@ -320,18 +336,18 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
         None => None,
     };
-    let sealer = Arc::new(
-        seal::Sealer::with_options(
-            &keys,
-            store.clone(),
-            issuer.clone(),
-            cfg.store.serial_block,
-            std::time::SystemTime::now(),
-            cfg.dev,
-            sealer_options(&cfg),
-        )
-        .context("seal credentials")?,
-    );
+    let sealer = seal::Sealer::with_options(
+        &keys,
+        store.clone(),
+        issuer.clone(),
+        cfg.store.serial_block,
+        std::time::SystemTime::now(),
+        cfg.dev,
+        sealer_options(&cfg),
+    )
+    .context("seal credentials")?;
+    let visible = visible_seals(&sealer, &cfg)?;
+    let sealer = Arc::new(sealer.with_visible_seals(visible));
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),

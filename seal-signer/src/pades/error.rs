@@ -59,7 +59,7 @@ pub enum PdfError {
     },
     /// A visible seal was asked of a sealer that has no appearance for it (no seal
     /// image configured for the credential): the request cannot be served as asked.
-    #[error("visible seals not available yet: no seal appearance is configured")]
+    #[error("no visible seal for this credential: it has no seal image (keys.seal.image)")]
     NoAppearance,
     /// The visible seal's appearance could not be made: a rectangle too small for its
     /// text (the caller's fault), or the configured image, font or text (the operator's).

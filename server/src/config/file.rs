@@ -88,6 +88,9 @@ pub struct SealSection {
     /// `seal.tsa_timeout_ms`: the longest one request to the external TSA may take,
     /// 1000..=60000 (default 10000).
     pub tsa_timeout_ms: Option<u64>,
+    /// `seal.font`: the TrueType font of the visible seals' text (display name, date).
+    /// Relative to `data_dir`. Unset: IPAex Gothic from Debian's `fonts-ipaexfont-gothic`.
+    pub font: Option<PathBuf>,
 }
 
 /// `[keys.seal]`: what a seal credential (a `[[keys]]` entry with `usage = "seal"`)

@@ -53,6 +53,11 @@ impl FileConfig {
         let http = resolve_http(&self.http, &pool)?;
         let module = resolve_module(&self.hsm, dev)?;
         let keys = resolve_keys(self.keys, &data_dir)?;
+        let seal_font = self
+            .seal
+            .font
+            .clone()
+            .map(|p| super::seal::under(&data_dir, p));
         let seal_tsa = super::seal::resolve_external_tsa(self.seal, &data_dir)?;
         let seal_keys: Vec<&str> = keys
             .iter()
@@ -86,6 +91,7 @@ impl FileConfig {
             api_keys,
             csc: resolve_csc(self.csc)?,
             seal_tsa,
+            seal_font,
         })
     }
 

@@ -34,7 +34,7 @@ pub struct ExternalTsaSettings {
 pub const DEFAULT_TSA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A path relative to `data_dir` made absolute.
-fn under(data_dir: &Path, p: PathBuf) -> PathBuf {
+pub(super) fn under(data_dir: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() { p } else { data_dir.join(p) }
 }
 

@@ -216,4 +216,6 @@ pub struct Config {
     pub csc: CscInfo,
     /// The external TSA of B-T seals (`[seal]`); `None`: the server's own TSA.
     pub seal_tsa: Option<super::ExternalTsaSettings>,
+    /// `seal.font`, made absolute; `None`: the Debian default (visible seals' text).
+    pub seal_font: Option<std::path::PathBuf>,
 }

@@ -142,10 +142,11 @@ async fn pdf(
     let Some(sealer) = state.sealer.as_ref() else {
         return ApiError::UnknownCredential(a.credential.name().to_owned()).into_response();
     };
-    // No appearance yet (the seal image and text are wired by the appearance module):
-    // a visible seal is refused with 400 after the file and the rectangle were checked.
+    // A credential without a seal image has no appearance: a visible seal is refused
+    // with 400 (PdfError::NoAppearance) after the file and the rectangle were checked.
+    let appearance = sealer.visible_seal(a.credential.name());
     match sealer
-        .seal_pdf(&a.credential, &body, &a.request, &a.client, None)
+        .seal_pdf(&a.credential, &body, &a.request, &a.client, appearance)
         .await
     {
         Ok(sealed) => {

@@ -6,6 +6,8 @@
 //! `qpdf --check`. Inputs: the fixtures of `tests/fixtures/pdf/` (Ghostscript, qpdf
 //! with object streams, LibreOffice with Japanese text and PDF/A-2b, PDF 1.4 and 2.0, a
 //! linearized one, one signed before by pyHanko). Each bad input is a 4xx JSON error and logs nothing.
+//! Visible seals: drawn in the rectangle asked for (rendered by `pdftoppm` before and
+//! after, nothing else on the page changed), their text extracted by `pdftotext`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -231,6 +233,162 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
     assert!(seals.iter().all(|r| r["client"] == "dev-client"));
 }
 
+/// Renders page 1 of `pdf` at 72 dpi (one pixel per point): (width, height, RGB rows).
+fn render(pdf: &Path) -> (usize, usize, Vec<u8>) {
+    let prefix = pdf.with_extension("page");
+    let out = Command::new("pdftoppm")
+        .args(["-r", "72", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(pdf)
+        .arg(&prefix)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdftoppm: {}", text(&out));
+    // PPM (P6): "P6\n<w> <h>\n255\n" then RGB.
+    let ppm = std::fs::read(format!("{}.ppm", prefix.display())).unwrap();
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while fields.len() < 4 {
+        if ppm[at].is_ascii_whitespace() {
+            if at > start {
+                fields.push(String::from_utf8_lossy(&ppm[start..at]).into_owned());
+            }
+            start = at + 1;
+        }
+        at += 1;
+    }
+    assert_eq!(fields[0], "P6");
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, ppm[at..].to_vec())
+}
+
+#[test]
+fn visible_seals_are_drawn_where_asked_verify_and_change_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let d = dir.to_str().unwrap();
+    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
+    let key = dev_api_key(&dir);
+    let root = dir.join("dev-pki/root.pem");
+    let earlier = fixtures().join("signed-pyhanko-cert.pem");
+    let roots = [root.as_path(), earlier.as_path()];
+    // (x, y, w, h) in points: right of the Japanese text block, blank on page 1 of each.
+    let rect = (340usize, 600usize, 210usize, 70usize);
+    let cases = [
+        ("lo-japanese.pdf", "seal-p256", "B-B"),
+        ("lo-japanese.pdf", "seal-rsa3072", "B-T"),
+        ("lo-pdfa2b.pdf", "seal-p256", "B-T"),
+        ("signed-pyhanko.pdf", "seal-rsa3072", "B-T"),
+    ];
+    for (file, credential, level) in cases {
+        let name = format!("visible-{file}-{credential}-{level}");
+        let original = fixture(file);
+        let query = format!(
+            "credential={credential}&level={level}&visible=true&page=1&rect={},{},{},{}",
+            rect.0, rect.1, rect.2, rect.3
+        );
+        let (status, head, pdf) = seal_pdf(server.addr, &query, &key, &original);
+        assert_eq!(
+            status,
+            200,
+            "{name}: {head}\n{}",
+            String::from_utf8_lossy(&pdf)
+        );
+        assert!(
+            pdf.starts_with(&original),
+            "{name}: the original bytes are untouched"
+        );
+        let path = tmp.path().join(format!("{name}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let before_path = tmp.path().join(format!("{name}-before.pdf"));
+        std::fs::write(&before_path, &original).unwrap();
+        let signatures = if file.starts_with("signed-") { 2 } else { 1 };
+        assert_sealed(&path, &roots, signatures, level);
+
+        let (w, h, after) = render(&path);
+        let (bw, bh, before) = render(&before_path);
+        assert_eq!((w, h), (bw, bh));
+        // The page's height in points is its height in pixels (rounded); device rows
+        // count from the top.
+        let (left, right) = (rect.0, rect.0 + rect.2);
+        let (top, bottom) = (h - rect.1 - rect.3, h - rect.1);
+        let px = |img: &[u8], x: usize, y: usize| {
+            let i = (y * w + x) * 3;
+            [img[i], img[i + 1], img[i + 2]]
+        };
+        let (mut changed_outside, mut red, mut dark) = (0, 0, 0);
+        for y in 0..h {
+            for x in 0..w {
+                let near = x + 2 >= left && x <= right + 1 && y + 2 >= top && y <= bottom + 1;
+                let p = px(&after, x, y);
+                if !near && p != px(&before, x, y) {
+                    changed_outside += 1;
+                }
+                // The dev seal is red ink at the rectangle's left (a square of its
+                // height); the text is dark, right of it.
+                if (top..bottom).contains(&y)
+                    && (left..left + rect.3).contains(&x)
+                    && p[0] > 150
+                    && p[1] < 90
+                    && p[2] < 90
+                {
+                    red += 1;
+                }
+                if (top..bottom).contains(&y)
+                    && (left + rect.3..right).contains(&x)
+                    && p.iter().all(|&c| c < 160)
+                {
+                    dark += 1;
+                }
+            }
+        }
+        assert_eq!(
+            changed_outside, 0,
+            "{name}: pixels changed outside the rectangle"
+        );
+        assert!(
+            red > 70 * 70 / 5,
+            "{name}: only {red} red pixels in the seal's square"
+        );
+        assert!(
+            dark > 300,
+            "{name}: only {dark} dark pixels where the text goes"
+        );
+
+        let out = Command::new("pdftotext")
+            .args(["-enc", "UTF-8"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .unwrap();
+        let extracted = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            extracted.contains("開発市役所"),
+            "{name}: the display name: {extracted}"
+        );
+        // The date in the document's language: /Lang ja-JP in LibreOffice's files, none
+        // in pyHanko's (ISO 8601 then).
+        let iso = extracted.split_whitespace().any(|w| {
+            w.len() == 10
+                && w.char_indices().all(|(i, c)| {
+                    if i == 4 || i == 7 {
+                        c == '-'
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
+        });
+        if file.starts_with("lo-") {
+            assert!(
+                extracted.contains('年') && extracted.contains('日'),
+                "{name}: a Japanese date: {extracted}"
+            );
+        } else {
+            assert!(iso, "{name}: an ISO 8601 date: {extracted}");
+        }
+    }
+}
+
 #[test]
 fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
     let tmp = tempfile::tempdir().unwrap();
@@ -293,11 +451,11 @@ fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
             "bad rectangle",
         ),
         (
-            "visible without an appearance",
-            format!("{q}&visible=true&rect=36,36,100,100"),
+            "a rect too small for the seal's text",
+            format!("{q}&visible=true&rect=36,36,24,12"),
             table.clone(),
             400,
-            "visible seals not available yet",
+            "too small for its text",
         ),
         (
             "certify an already signed file",
