@@ -95,7 +95,9 @@ impl SealMetadata {
     }
 }
 
-/// A checked PNG image of a seal; see the module docs for what is checked.
+/// A checked PNG image of a seal (the bytes as configured); see the module docs for what
+/// is checked. The visible seal decodes it into a
+/// [`crate::pades::appearance::DecodedSealImage`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealImage {
     png: Arc<[u8]>,
@@ -168,56 +170,6 @@ impl SealImage {
             png: png.into(),
             header,
         })
-    }
-
-    /// An 8-bit RGBA PNG of `width` x `height` pixels from `rgba` (row by row, 4 bytes a
-    /// pixel), its image data in stored (uncompressed) deflate blocks: for small
-    /// generated images such as the `--dev` seal, where a compressor is not worth a
-    /// dependency. Checked by [`SealImage::from_png`] like any other.
-    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<Self, ImageError> {
-        let row = usize::try_from(width).map_err(|_| ImageError("too wide".to_owned()))? * 4;
-        let rows = usize::try_from(height).map_err(|_| ImageError("too high".to_owned()))?;
-        if rgba.len() != row * rows || row == 0 {
-            return Err(ImageError(format!(
-                "{} bytes of pixels for {width}x{height} RGBA",
-                rgba.len()
-            )));
-        }
-        // Each row: filter type 0 (None), then its pixels.
-        let mut raw = Vec::with_capacity((row + 1) * rows);
-        for line in rgba.chunks(row) {
-            raw.push(0);
-            raw.extend_from_slice(line);
-        }
-        // zlib: CMF/FLG (deflate, 32K window, no dictionary), stored blocks, Adler-32.
-        let mut zlib = vec![0x78, 0x01];
-        let mut blocks = raw.chunks(0xffff).peekable();
-        while let Some(block) = blocks.next() {
-            zlib.push(u8::from(blocks.peek().is_none()));
-            let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
-            zlib.extend_from_slice(&len.to_le_bytes());
-            zlib.extend_from_slice(&(!len).to_le_bytes());
-            zlib.extend_from_slice(block);
-        }
-        zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
-        let mut ihdr = width.to_be_bytes().to_vec();
-        ihdr.extend_from_slice(&height.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-        let mut png = PNG_SIGNATURE.to_vec();
-        for (ty, data) in [
-            (b"IHDR", &ihdr[..]),
-            (b"IDAT", &zlib[..]),
-            (b"IEND", &[][..]),
-        ] {
-            let len = u32::try_from(data.len()).map_err(|_| ImageError("too large".to_owned()))?;
-            png.extend_from_slice(&len.to_be_bytes());
-            let start = png.len();
-            png.extend_from_slice(ty);
-            png.extend_from_slice(data);
-            let crc = crc32(&png[start..]);
-            png.extend_from_slice(&crc.to_be_bytes());
-        }
-        Self::from_png(png)
     }
 
     /// The PNG as given.
@@ -329,16 +281,6 @@ fn parse_ihdr(d: &[u8]) -> Result<PngHeader, ImageError> {
     })
 }
 
-/// Adler-32 (RFC 1950), the zlib stream's checksum.
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in data {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
 /// CRC-32 (ISO 3309, the PNG and zlib one), bit by bit: images are small and checked
 /// once, at start-up.
 fn crc32(data: &[u8]) -> u32 {
@@ -408,28 +350,6 @@ mod tests {
             }
         );
         assert_eq!(img.png(), tiny_png(&GREY_1X1).as_slice());
-    }
-
-    #[test]
-    fn generated_rgba_pngs_pass_the_check() {
-        // Wide enough that the image data needs two stored blocks (> 65535 bytes).
-        let (w, h) = (200u32, 90u32);
-        let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i % 251) as u8).collect();
-        let img = SealImage::from_rgba(w, h, &rgba).unwrap();
-        assert_eq!(
-            img.header(),
-            PngHeader {
-                width: w,
-                height: h,
-                bit_depth: 8,
-                colour_type: 6,
-                interlace: 0
-            }
-        );
-        assert!(SealImage::from_rgba(2, 2, &[0; 15]).is_err());
-        assert!(SealImage::from_rgba(0, 0, &[]).is_err());
-        // Adler-32 of "Wikipedia" (RFC 1950's worked example in most references).
-        assert_eq!(adler32(b"Wikipedia"), 0x11e6_0398);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The dev seal's image, `<data-dir>/dev-pki/seal-image.png`: a vermilion square seal
-//! (角印) drawn in code, a thick frame around a 2x2 grid as if four characters were
-//! carved in it, on a transparent ground. It gives `--dev` a visible (PDF) seal to show
+//! (角印) drawn in code (`hanko_seal::pades::appearance::dev_seal_png`), a thick frame
+//! around 田, on a transparent ground. It gives `--dev` a visible (PDF) seal to show
 //! without any image file of the operator's; DEVELOPMENT ONLY, like the rest of the
 //! directory.
 
 use std::fs;
 
 use hanko_seal::SealImage;
+use hanko_seal::pades::appearance::dev_seal_png;
 
 use super::paths::replace_file;
 use super::{DevPaths, Report};
@@ -16,8 +17,6 @@ pub const DEV_SEAL_IMAGE: &str = "seal-image.png";
 
 /// Width and height in pixels.
 const SIZE: u32 = 96;
-/// Seal-ink vermilion (朱肉), opaque.
-const INK: [u8; 4] = [0xd7, 0x26, 0x1e, 0xff];
 
 /// Writes the image unless the file already holds exactly these bytes.
 pub(super) fn ensure(paths: &DevPaths, report: &mut Report) -> anyhow::Result<()> {
@@ -32,72 +31,32 @@ pub(super) fn ensure(paths: &DevPaths, report: &mut Report) -> anyhow::Result<()
     Ok(())
 }
 
-/// The image, drawn.
+/// The image: `hanko_seal`'s dev seal (a vermilion frame with 田 inside, transparent
+/// around the ink), checked like an operator's image.
 fn dev_seal_image() -> anyhow::Result<SealImage> {
-    let size = SIZE as usize;
-    let mut rgba = vec![0u8; size * size * 4];
-    let frame = 8..size - 8; // the seal's outer edge
-    let border = 7; // its frame's width
-    let middle = size / 2;
-    for y in 0..size {
-        for x in 0..size {
-            let inside = frame.contains(&x) && frame.contains(&y);
-            let near_edge = x < frame.start + border
-                || x >= frame.end - border
-                || y < frame.start + border
-                || y >= frame.end - border;
-            // The grid: a cross through the middle, thinner than the frame.
-            let on_grid = x.abs_diff(middle) < 2 || y.abs_diff(middle) < 2;
-            if inside && (near_edge || on_grid) {
-                let at = (y * size + x) * 4;
-                rgba[at..at + 4].copy_from_slice(&INK);
-            }
-        }
-    }
-    Ok(SealImage::from_rgba(SIZE, SIZE, &rgba)?)
+    Ok(SealImage::from_png(dev_seal_png(SIZE))?)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
+    use hanko_seal::pades::appearance::dev_seal::SEAL_RED;
+
     use super::*;
 
     #[test]
-    fn the_dev_seal_decodes_with_zlib_to_its_pixels() {
+    fn the_dev_seal_decodes_to_vermilion_ink_on_transparency() {
         let img = dev_seal_image().unwrap();
         assert_eq!((img.header().width, img.header().height), (SIZE, SIZE));
-        // A decoder we did not write: Python's zlib inflates the IDAT data; every row is
-        // filter 0 and the pixels are ink or transparent, the corner transparent and the
-        // frame inked.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seal.png");
-        fs::write(&path, img.png()).unwrap();
-        let script = r#"
-import struct, sys, zlib
-data = open(sys.argv[1], "rb").read()
-pos, idat = 8, b""
-while pos < len(data):
-    n, = struct.unpack(">I", data[pos:pos + 4]); kind = data[pos + 4:pos + 8]
-    if kind == b"IDAT": idat += data[pos + 8:pos + 8 + n]
-    pos += 12 + n
-raw = zlib.decompress(idat)
-w = 96; row = 1 + 4 * w
-assert len(raw) == row * w, len(raw)
-assert all(raw[r * row] == 0 for r in range(w))
-px = lambda x, y: raw[y * row + 1 + 4 * x: y * row + 5 + 4 * x]
-assert px(0, 0) == bytes(4)
-assert px(10, 10) == bytes([0xd7, 0x26, 0x1e, 0xff])
-print("ok")
-"#;
-        let out = std::process::Command::new("python3")
-            .args(["-c", script, path.to_str().unwrap()])
-            .output()
-            .unwrap();
+        // Decoded by the png crate, as the visible seal will decode it.
+        let decoded = hanko_seal::pades::appearance::DecodedSealImage::from_png(img.png()).unwrap();
+        let alpha = decoded.alpha().unwrap();
+        let at = |x: usize, y: usize| alpha[y * SIZE as usize + x];
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "ok",
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            (at(0, 0), at(SIZE as usize / 2, SIZE as usize / 2)),
+            (255, 255)
         );
+        assert_eq!(at(30, 30), 0, "a quadrant of the 田 is transparent");
+        assert_eq!(&decoded.samples()[..3], &SEAL_RED);
     }
 }
