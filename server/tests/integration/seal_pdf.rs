@@ -107,17 +107,26 @@ pub(crate) fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, lev
     );
 }
 
+/// `serve --dev` on `<tmp>/data`: the server, its data directory, the dev client's API
+/// key, and the roots the sealed fixtures chain to (the dev root; the certificate of the
+/// fixture pyHanko signed before).
+fn dev_server(tmp: &Path) -> (Server, PathBuf, String, [PathBuf; 2]) {
+    let dir = tmp.join("data");
+    let server = Server::start(hanko(), &["--dev", "--data-dir", dir.to_str().unwrap()]);
+    let key = dev_api_key(&dir);
+    let roots = [
+        dir.join("dev-pki/root.pem"),
+        fixtures().join("signed-pyhanko-cert.pem"),
+    ];
+    (server, dir, key, roots)
+}
+
 #[test]
 fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let d = dir.to_str().unwrap();
-    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
-    let key = dev_api_key(&dir);
     let work = tmp.path();
-    let root = dir.join("dev-pki/root.pem");
-    let earlier = fixtures().join("signed-pyhanko-cert.pem");
-    let roots = [root.as_path(), earlier.as_path()];
+    let (server, dir, key, roots) = dev_server(work);
+    let roots = roots.each_ref().map(PathBuf::as_path);
 
     // (fixture, credential, level): every producer with both keys and both levels
     // where it matters most (table and stream cross-references), the rest once each.
@@ -265,13 +274,8 @@ fn render(pdf: &Path) -> (usize, usize, Vec<u8>) {
 #[test]
 fn visible_seals_are_drawn_where_asked_verify_and_change_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let d = dir.to_str().unwrap();
-    let server = Server::start(hanko(), &["--dev", "--data-dir", d]);
-    let key = dev_api_key(&dir);
-    let root = dir.join("dev-pki/root.pem");
-    let earlier = fixtures().join("signed-pyhanko-cert.pem");
-    let roots = [root.as_path(), earlier.as_path()];
+    let (server, _, key, roots) = dev_server(tmp.path());
+    let roots = roots.each_ref().map(PathBuf::as_path);
     // (x, y, w, h) in points: right of the Japanese text block, blank on page 1 of each.
     let rect = (340usize, 600usize, 210usize, 70usize);
     let cases = [
