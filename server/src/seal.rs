@@ -17,7 +17,7 @@
 //! ```
 //!
 //! The credentials are built at start-up from the `[[keys]]` with `usage = "seal"`,
-//! each named by its key label ([`Sealer::new`]); `hanko_seal::SealCredential::new` runs
+//! each named by its key label ([`Sealer::with_options`]); `hanko_seal::SealCredential::new` runs
 //! the e-seal certificate profile check and the key match again, so a bad credential
 //! stops the start. Seals are logged whatever `store.durability` says: that dev-only
 //! switch exists to measure the TSA without its log.
@@ -77,7 +77,7 @@ pub struct Sealer {
     visible: VisibleSeals,
 }
 
-/// What [`Sealer::with_options`] adds to [`Sealer::new`].
+/// What [`Sealer::with_options`] takes beyond the keys: credential metadata, an external TSA.
 #[derive(Debug, Default)]
 pub struct SealerOptions {
     /// Each credential's metadata, by key label; a credential not named here gets the
@@ -117,27 +117,7 @@ impl Sealer {
     /// One credential per key of usage `seal`, named by its label, checked at `now`;
     /// B-T seals are stamped by `issuer` (none: B-T is refused as a system fault), and
     /// signing times come from its clock guard (none: a guard over the kernel clock,
-    /// relaxed when `dev`).
-    pub fn new(
-        keys: &[SigningKey],
-        store: Store,
-        issuer: Option<Arc<Issuer>>,
-        serial_block: u64,
-        now: SystemTime,
-        dev: bool,
-    ) -> anyhow::Result<Sealer> {
-        Self::with_options(
-            keys,
-            store,
-            issuer,
-            serial_block,
-            now,
-            dev,
-            SealerOptions::default(),
-        )
-    }
-
-    /// [`Sealer::new`] with the credentials' metadata and an external TSA.
+    /// relaxed when `dev`); `options` carry the credentials' metadata and an external TSA.
     pub fn with_options(
         keys: &[SigningKey],
         store: Store,

@@ -56,7 +56,7 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
         reasons.push(format!("seal credentials: clock: {p}"));
     }
     for k in &state.keys {
-        // Every seal key is a seal credential (`Sealer::new` makes one of each or the
+        // Every seal key is a seal credential (`Sealer::with_options` makes one of each or the
         // start fails).
         let who = match k.usage() {
             KeyUsage::Tsa => format!("key \"{}\"", k.label()),
