@@ -61,6 +61,7 @@ pub mod json_error;
 pub mod limits;
 mod log_api;
 mod metrics_route;
+pub mod peer;
 mod policy;
 mod seal;
 mod seal_pdf;
