@@ -276,6 +276,7 @@ pub(crate) async fn pool_rate(
         queue_depth: 4 * workers + 8,
         call_timeout: Duration::from_secs(30),
         verify_after_sign: verify,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     };
     let signer = warm_pool(hsm, label, alg, cfg).await?;
     let (all, elapsed) = drive_signer(signer, 2 * workers, seconds).await?;

@@ -68,6 +68,7 @@
 mod breaker;
 mod error;
 mod keys;
+pub mod lane;
 pub mod metrics_names;
 mod module;
 mod pin;
@@ -81,6 +82,7 @@ use std::time::Duration;
 
 pub use breaker::UNREADY_AFTER_FAILURES;
 pub use error::{Error, Pkcs11Function, ReturnValue};
+pub use lane::{Lane, in_lane};
 pub use pin::Pin;
 pub use pool::{HsmSigner, PoolStats};
 pub use protection::{KeyProtection, ProtectionHistory};
@@ -110,8 +112,11 @@ pub struct ModuleConfig {
     pub token_label: String,
 }
 
+/// [`PoolConfig::bulk_share`] unless configured.
+pub const DEFAULT_BULK_SHARE: f64 = 0.5;
+
 /// Settings of one signing pool (one per key).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolConfig {
     /// Worker threads, each with its own PKCS#11 session. Default: the number of CPU cores.
     pub workers: usize,
@@ -134,6 +139,13 @@ pub struct PoolConfig {
     /// (each key has its own pool) for an ECDSA key on an HSM you trust when the
     /// headroom is needed.
     pub verify_after_sign: bool,
+    /// The share of the workers that [`Lane::Bulk`] signatures may occupy while
+    /// interactive ones wait (0.0 to 1.0; default 0.5): a free worker takes a bulk job
+    /// only while fewer than `max(1, floor(bulk_share × workers))` bulk jobs are being
+    /// signed, unless no interactive job waits, in which case bulk takes every worker.
+    /// `0.0`: bulk runs only when no interactive job waits. Each lane has its own queue
+    /// of `queue_depth` jobs, so a bulk flood never fills the interactive queue.
+    pub bulk_share: f64,
 }
 
 impl Default for PoolConfig {
@@ -146,6 +158,7 @@ impl Default for PoolConfig {
             queue_depth: 64 * workers,
             call_timeout: Duration::from_secs(10),
             verify_after_sign: true,
+            bulk_share: DEFAULT_BULK_SHARE,
         }
     }
 }

@@ -25,3 +25,6 @@ pub const BREAKER_OPEN: &str = "hanko_hsm_breaker_open";
 /// Counter: openings of a key's readiness breaker, re-openings after a failed probe
 /// included. Labels: `key`.
 pub const BREAKER_OPENINGS: &str = "hanko_hsm_breaker_openings_total";
+/// Counter: signing jobs queued, by lane (`interactive`, `bulk`; see `lane.rs`). Labels:
+/// `key`, `lane`.
+pub const LANE_JOBS: &str = "hanko_hsm_lane_jobs_total";

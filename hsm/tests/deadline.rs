@@ -24,6 +24,7 @@ fn pool(call_timeout: Duration, verify_after_sign: bool) -> PoolConfig {
         queue_depth: 4,
         call_timeout,
         verify_after_sign,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     }
 }
 

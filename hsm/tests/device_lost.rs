@@ -45,6 +45,7 @@ fn signer(label: &str, workers: usize) -> HsmSigner {
                 queue_depth: 32,
                 call_timeout: Duration::from_secs(10),
                 verify_after_sign: true,
+                bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
             },
         )
         .unwrap()

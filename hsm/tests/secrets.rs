@@ -76,6 +76,7 @@ async fn wrong_pin_is_clear_and_no_pin_is_ever_printed() {
                 queue_depth: 4,
                 call_timeout: Duration::from_secs(10),
                 verify_after_sign: true,
+                bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
             },
         )
         .unwrap();

@@ -24,6 +24,7 @@ fn pool(workers: usize) -> PoolConfig {
         queue_depth: 16,
         call_timeout: Duration::from_secs(30),
         verify_after_sign: true,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     }
 }
 
@@ -190,6 +191,7 @@ async fn concurrent_signing_through_the_pool() {
                     queue_depth: 256,
                     call_timeout: Duration::from_secs(30),
                     verify_after_sign: true,
+                    bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
                 },
             )
             .unwrap(),
@@ -221,6 +223,7 @@ async fn busy_when_the_queue_is_full() {
                 queue_depth: 1,
                 call_timeout: Duration::from_secs(30),
                 verify_after_sign: false,
+                bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
             },
         )
         .unwrap();
@@ -421,6 +424,80 @@ async fn a_batch_keeps_order_and_one_over_the_queue_is_refused() {
     assert!(e.to_string().contains("larger than"), "{e}");
 }
 
+/// Lanes through a real pool: a bulk backlog queued first does not make interactive
+/// signatures wait for it (they are answered while most of the backlog still waits), and
+/// a bulk flood that fills its own queue leaves the interactive queue open.
+async fn interactive_signatures_overtake_a_bulk_backlog() {
+    use hanko_hsm::{Lane, in_lane};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    key("lanes-p256", KeyType::EcP256);
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let cfg = PoolConfig {
+        workers: 4,
+        queue_depth: 400,
+        call_timeout: Duration::from_secs(60),
+        verify_after_sign: true,
+        bulk_share: 0.25, // one worker of four while interactive work waits
+    };
+    let signer = Arc::new(token().hsm.signer("lanes-p256", alg, cfg).unwrap());
+    // Completion order, shared by both lanes.
+    let done = Arc::new(AtomicUsize::new(0));
+    const BULK: usize = 400;
+    let mut bulk = Vec::new();
+    for i in 0..BULK {
+        let (signer, done) = (signer.clone(), done.clone());
+        bulk.push(tokio::spawn(in_lane(Lane::Bulk, async move {
+            signer.sign(format!("bulk {i}").as_bytes()).await.unwrap();
+            done.fetch_add(1, Ordering::SeqCst)
+        })));
+    }
+    // Wait until the backlog is queued (the tasks run on the runtime's threads).
+    while signer.backlog() < BULK / 2 && done.load(Ordering::SeqCst) < BULK / 2 {
+        tokio::task::yield_now().await;
+    }
+    let bulk_done_before = done.load(Ordering::SeqCst);
+    assert!(
+        bulk_done_before < BULK / 2,
+        "the bulk backlog drained before the test could queue behind it"
+    );
+    // The bulk queue is full now or nearly: a bulk batch over its room is Busy, while
+    // interactive signatures are still queued (each lane has its own queue).
+    let over = vec![vec![0u8; 32]; 400];
+    let flooded = in_lane(
+        Lane::Bulk,
+        signer.sign_digests(DigestSignAlgorithm::Ecdsa(HashAlgorithm::Sha256), &over),
+    )
+    .await;
+    assert_eq!(flooded.unwrap_err().kind(), SignErrorKind::Busy);
+    let mut interactive = Vec::new();
+    for i in 0..20 {
+        let (signer, done) = (signer.clone(), done.clone());
+        interactive.push(tokio::spawn(async move {
+            signer
+                .sign(format!("interactive {i}").as_bytes())
+                .await
+                .unwrap();
+            done.fetch_add(1, Ordering::SeqCst)
+        }));
+    }
+    let mut last_interactive = 0;
+    for t in interactive {
+        last_interactive = last_interactive.max(t.await.unwrap());
+    }
+    // FIFO would answer all 400 bulk signatures first (last_interactive >= 400). With
+    // three of four workers on interactive work, 20 of them take about 7 rounds, in which
+    // bulk completes about 7 more plus those in flight; allow 60 for scheduling noise.
+    let bulk_meanwhile = last_interactive + 1 - bulk_done_before - 20;
+    assert!(
+        bulk_meanwhile <= 60,
+        "{bulk_meanwhile} bulk signatures completed while 20 interactive ones waited"
+    );
+    for t in bulk {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), BULK + 20);
+}
+
 fn main() {
     common::run(&[
         ("rsa3072_pkcs1_and_pss_all_hashes", || {
@@ -458,6 +535,9 @@ fn main() {
         ),
         ("concurrent_signing_through_the_pool", || {
             common::block_on(concurrent_signing_through_the_pool())
+        }),
+        ("interactive_signatures_overtake_a_bulk_backlog", || {
+            common::block_on(interactive_signatures_overtake_a_bulk_backlog())
         }),
         ("busy_when_the_queue_is_full", || {
             common::block_on(busy_when_the_queue_is_full())

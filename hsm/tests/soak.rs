@@ -75,6 +75,7 @@ fn main() {
             queue_depth: 64,
             call_timeout: TIMEOUT,
             verify_after_sign: true,
+            bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
         };
         let mk = |label: &str, alg| -> Arc<HsmSigner> {
             Arc::new(env.hsm.signer(label, alg, pool.clone()).unwrap())

@@ -172,6 +172,7 @@ async fn measure(
         queue_depth: (4 * workers + 8).max(callers * largest),
         call_timeout: Duration::from_secs(30),
         verify_after_sign: verify,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     };
     let signer = warm_pool(hsm, label, alg, cfg).await?;
     let load_time = RAMP + seconds;

@@ -64,6 +64,7 @@ use tokio::sync::oneshot;
 use crate::PoolConfig;
 use crate::breaker::{self, Breaker, Transition};
 use crate::error::Error;
+use crate::lane::Lane;
 use crate::metrics_names as m;
 use crate::token::HsmInner;
 
@@ -99,6 +100,8 @@ struct Job {
     reply: Reply,
     /// Submission time + `call_timeout`.
     deadline: Instant,
+    /// The lane it was submitted in (`lane::current()` at submission).
+    lane: Lane,
 }
 
 /// One signature's worth of work.
@@ -130,6 +133,9 @@ struct InFlight {
     reply: Option<Reply>,
     /// Set by the watchdog when it gave up on this worker.
     abandoned: bool,
+    /// The job is a bulk one, counted in `Queue::bulk_busy`; whoever ends the count (the
+    /// worker when the job is done, or the watchdog when it abandons the worker) clears it.
+    bulk: bool,
 }
 
 struct WorkerSlot {
@@ -137,9 +143,68 @@ struct WorkerSlot {
     inflight: Mutex<InFlight>,
 }
 
+/// The jobs waiting for a worker, one FIFO per [`Lane`] (indexed by `Lane::index`).
 struct Queue {
-    jobs: VecDeque<Job>,
+    lanes: [VecDeque<Job>; 2],
+    /// Bulk jobs being signed now (taken by a worker, not yet done or abandoned).
+    bulk_busy: usize,
+    /// The most bulk jobs signed at once while an interactive job waits (see
+    /// [`PoolConfig::bulk_share`]).
+    bulk_max: usize,
     closed: bool,
+}
+
+impl Queue {
+    fn new(cfg: &PoolConfig) -> Queue {
+        let depth = cfg.queue_depth.min(4096);
+        Queue {
+            lanes: [VecDeque::with_capacity(depth), VecDeque::new()],
+            bulk_busy: 0,
+            bulk_max: bulk_max(cfg),
+            closed: false,
+        }
+    }
+
+    /// Jobs waiting in both lanes.
+    fn len(&self) -> usize {
+        self.lanes.iter().map(VecDeque::len).sum()
+    }
+
+    /// The job a free worker takes next (see `lane.rs`): bulk while it is under its share
+    /// or nothing interactive waits, else interactive; FIFO within a lane.
+    fn take(&mut self) -> Option<Job> {
+        let [interactive, bulk] = &mut self.lanes;
+        let bulk_turn =
+            !bulk.is_empty() && (interactive.is_empty() || self.bulk_busy < self.bulk_max);
+        let job = if bulk_turn {
+            bulk.pop_front()
+        } else {
+            interactive.pop_front()
+        }?;
+        if job.lane == Lane::Bulk {
+            self.bulk_busy += 1;
+        }
+        Some(job)
+    }
+
+    /// A bulk job is no longer being signed.
+    fn bulk_done(&mut self) {
+        self.bulk_busy = self.bulk_busy.saturating_sub(1);
+    }
+}
+
+/// `max(1, floor(bulk_share × workers))`, or 0 for a share of 0 (bulk only when idle).
+fn bulk_max(cfg: &PoolConfig) -> usize {
+    let share = if cfg.bulk_share.is_finite() {
+        cfg.bulk_share.clamp(0.0, 1.0)
+    } else {
+        crate::DEFAULT_BULK_SHARE
+    };
+    if share == 0.0 {
+        return 0;
+    }
+    // Workers are few (threads), so the cast is exact; floor, then at least one.
+    ((share * cfg.workers as f64).floor() as usize).max(1)
 }
 
 struct Shared {
@@ -289,10 +354,7 @@ impl HsmSigner {
         let shared = Arc::new(Shared {
             hsm,
             key,
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::with_capacity(cfg.queue_depth.min(4096)),
-                closed: false,
-            }),
+            queue: Mutex::new(Queue::new(&cfg)),
             cfg,
             job_ready: Condvar::new(),
             workers: Mutex::new(Vec::new()),
@@ -340,7 +402,7 @@ impl HsmSigner {
     /// counted). A cheap look at how much work is waiting: the issuance log uses it to
     /// decide whether holding a batch open can idle the signer (`hanko_store::Upstream`).
     pub fn backlog(&self) -> usize {
-        self.shared.lock_queue().jobs.len()
+        self.shared.lock_queue().len()
     }
 
     /// What the pool has done so far: requests served and failed by kind, failed
@@ -393,6 +455,7 @@ impl HsmSigner {
             return Err(sh.refuse(&Error::NotReady(sh.hsm.label.clone())));
         }
         let deadline = deadline_after(sh.cfg.call_timeout);
+        let lane = crate::lane::current();
         let mut answers = Vec::with_capacity(items.len());
         {
             let mut q = sh.lock_queue();
@@ -400,20 +463,24 @@ impl HsmSigner {
                 drop(q);
                 return Err(sh.refuse(&Error::PoolClosed(sh.key.label.clone())));
             }
-            if q.jobs.len() + items.len() > sh.cfg.queue_depth {
+            let jobs = &mut q.lanes[lane.index()];
+            if jobs.len() + items.len() > sh.cfg.queue_depth {
                 drop(q);
                 return Err(sh.refuse(&Error::Busy(sh.key.label.clone())));
             }
             for item in items {
                 let (reply, answer) = oneshot::channel();
-                q.jobs.push_back(Job {
+                jobs.push_back(Job {
                     item,
                     reply,
                     deadline,
+                    lane,
                 });
                 answers.push(answer);
             }
         }
+        metrics::counter!(m::LANE_JOBS, "key" => sh.key.label.clone(), "lane" => lane.as_str())
+            .increment(answers.len() as u64);
         if answers.len() == 1 {
             sh.job_ready.notify_one();
         } else {
@@ -439,7 +506,7 @@ impl Drop for HsmSigner {
         let queued: Vec<Job> = {
             let mut q = sh.lock_queue();
             q.closed = true;
-            q.jobs.drain(..).collect()
+            q.lanes.iter_mut().flat_map(|jobs| jobs.drain(..)).collect()
         };
         drop(queued); // their callers see PoolClosed
         sh.job_ready.notify_all();
@@ -518,6 +585,97 @@ fn sign_error(e: &Error, token: &str, key: &str) -> SignError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(workers: usize, bulk_share: f64) -> PoolConfig {
+        PoolConfig {
+            workers,
+            queue_depth: 64,
+            call_timeout: Duration::from_secs(1),
+            verify_after_sign: false,
+            bulk_share,
+        }
+    }
+
+    fn job(lane: Lane) -> Job {
+        Job {
+            item: Item {
+                alg: SignatureAlgorithm::Ed25519,
+                data: Vec::new(),
+                check: Check::Message(Vec::new()),
+            },
+            reply: oneshot::channel().0,
+            deadline: Instant::now(),
+            lane,
+        }
+    }
+
+    fn queue(workers: usize, share: f64, interactive: usize, bulk: usize) -> Queue {
+        let mut q = Queue::new(&cfg(workers, share));
+        q.lanes[0].extend((0..interactive).map(|_| job(Lane::Interactive)));
+        q.lanes[1].extend((0..bulk).map(|_| job(Lane::Bulk)));
+        q
+    }
+
+    /// The lanes of the jobs `workers` free workers take, one after the other, none done.
+    fn taken(q: &mut Queue, workers: usize) -> Vec<Lane> {
+        (0..workers)
+            .filter_map(|_| q.take().map(|j| j.lane))
+            .collect()
+    }
+
+    #[test]
+    fn bulk_takes_its_share_and_no_more_while_interactive_waits() {
+        let mut q = queue(8, 0.25, 100, 100);
+        let lanes = taken(&mut q, 8);
+        let bulk = lanes.iter().filter(|l| **l == Lane::Bulk).count();
+        assert_eq!(bulk, 2, "{lanes:?}");
+        assert_eq!(q.bulk_busy, 2);
+        // A bulk job done frees its place for the next bulk job, not for interactive.
+        q.bulk_done();
+        assert_eq!(taken(&mut q, 1), [Lane::Bulk]);
+        // An interactive job done: the next free worker takes interactive.
+        assert_eq!(taken(&mut q, 1), [Lane::Interactive]);
+    }
+
+    #[test]
+    fn bulk_takes_every_worker_when_nothing_interactive_waits() {
+        let mut q = queue(4, 0.25, 0, 100);
+        assert_eq!(taken(&mut q, 4), [Lane::Bulk; 4]);
+        assert_eq!(q.bulk_busy, 4);
+        // Interactive work arrives: every free worker takes it until bulk is back under
+        // its share.
+        q.lanes[0].extend((0..10).map(|_| job(Lane::Interactive)));
+        for _ in 0..3 {
+            q.bulk_done();
+            assert_eq!(taken(&mut q, 1), [Lane::Interactive]);
+        }
+        q.bulk_done(); // bulk_busy 0 < 1: bulk's turn again
+        assert_eq!(taken(&mut q, 1), [Lane::Bulk]);
+    }
+
+    #[test]
+    fn interactive_alone_takes_every_worker_and_fifo_holds_within_a_lane() {
+        let mut q = queue(4, 0.5, 3, 0);
+        assert_eq!(
+            taken(&mut q, 4),
+            [Lane::Interactive, Lane::Interactive, Lane::Interactive]
+        );
+        assert!(q.take().is_none());
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn the_share_is_at_least_one_worker_unless_zero() {
+        assert_eq!(bulk_max(&cfg(2, 0.25)), 1);
+        assert_eq!(bulk_max(&cfg(2, 0.5)), 1);
+        assert_eq!(bulk_max(&cfg(16, 0.5)), 8);
+        assert_eq!(bulk_max(&cfg(16, 1.0)), 16);
+        assert_eq!(bulk_max(&cfg(16, 7.0)), 16, "clamped to 1.0");
+        assert_eq!(bulk_max(&cfg(16, 0.0)), 0);
+        assert_eq!(bulk_max(&cfg(16, f64::NAN)), 8, "the default share");
+        let mut q = queue(4, 0.0, 1, 5);
+        assert_eq!(taken(&mut q, 2), [Lane::Interactive, Lane::Bulk]);
+    }
 
     #[test]
     fn the_readyz_reason_reads_as_one_sentence() {

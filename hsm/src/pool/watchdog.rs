@@ -32,8 +32,10 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
         let expired: Vec<Job> = {
             let mut q = sh.lock_queue();
             let mut out = Vec::new();
-            while q.jobs.front().is_some_and(|j| j.deadline <= now) {
-                out.extend(q.jobs.pop_front());
+            for jobs in &mut q.lanes {
+                while jobs.front().is_some_and(|j| j.deadline <= now) {
+                    out.extend(jobs.pop_front());
+                }
             }
             out
         };
@@ -60,6 +62,11 @@ pub(super) fn watchdog(sh: Arc<Shared>) {
                     .is_some_and(|s| now.saturating_duration_since(s) > sh.cfg.call_timeout);
                 if hung && !f.abandoned {
                     f.abandoned = true;
+                    if std::mem::take(&mut f.bulk) {
+                        // The hung call no longer counts against bulk's share: the
+                        // replacement worker takes its place.
+                        sh.lock_queue().bulk_done();
+                    }
                     // Counted while the slot is locked: the worker decrements when it
                     // sees `abandoned`, which it can only do after this. (Counting it
                     // later let a call that returned at once take the count below zero.)

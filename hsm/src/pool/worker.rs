@@ -33,6 +33,7 @@ use hanko_pki::{SignErrorKind, SignatureAlgorithm};
 
 use super::{Check, InFlight, Item, Job, Shared, WorkerSlot, kind_index, mechanism};
 use crate::error::{Error, ReturnValue};
+use crate::lane::Lane;
 use crate::metrics_names as m;
 use crate::module::ModuleState;
 use crate::spki;
@@ -73,7 +74,7 @@ fn next_job(sh: &Shared) -> Option<Job> {
         if q.closed {
             return None;
         }
-        if let Some(job) = q.jobs.pop_front() {
+        if let Some(job) = q.take() {
             return Some(job);
         }
         q = sh.job_ready.wait(q).unwrap_or_else(|p| p.into_inner());
@@ -92,11 +93,19 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             item,
             reply,
             deadline,
+            lane,
         } = job;
+        let bulk = lane == Lane::Bulk;
         if reply.is_closed() {
+            if bulk {
+                sh.lock_queue().bulk_done();
+            }
             continue; // the caller went away
         }
         if !sh.hsm.is_ready() {
+            if bulk {
+                sh.lock_queue().bulk_done();
+            }
             let _ = reply.send(Err(sh.refuse(&Error::NotReady(sh.hsm.label.clone()))));
             continue;
         }
@@ -106,12 +115,17 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             f.deadline = Some(deadline);
             f.reply = Some(reply);
             f.abandoned = false;
+            f.bulk = bulk;
         }
         let result = process(&sh, &mut ws, &item, deadline);
         let (reply, abandoned) = {
             let mut f = lock_inflight(&slot);
             f.since = None;
             f.deadline = None;
+            if std::mem::take(&mut f.bulk) {
+                // Still counted (the watchdog did not abandon this worker): end it here.
+                sh.lock_queue().bulk_done();
+            }
             (f.reply.take(), std::mem::take(&mut f.abandoned))
         };
         if let Some(reply) = reply {

@@ -20,6 +20,7 @@ async fn a_full_signing_queue_is_a_retryable_error() {
         queue_depth: 1,
         call_timeout: Duration::from_secs(10),
         verify_after_sign: true,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     };
     let cred = f.credential(Kind::Rsa3072);
     let narrow = Arc::new(

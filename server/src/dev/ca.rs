@@ -222,6 +222,7 @@ async fn enrol(
         queue_depth: 4,
         call_timeout: Duration::from_secs(30),
         verify_after_sign: true,
+        bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     };
     let signer = hsm.signer(k.label, k.algorithm(), pool)?;
     let csr_der = make_csr(&dev_name(k.common_name)?, &signer).await?;
