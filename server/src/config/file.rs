@@ -201,6 +201,11 @@ pub struct HttpSection {
     /// hsm.queue_depth` (what one key's signing pool can hold: beyond it the pool would
     /// answer `Busy`, a systemFailure, after the request was read and decoded).
     pub max_in_flight: Option<usize>,
+    /// `http.max_in_flight_bulk`: the same bound for bulk-lane requests, counted apart so
+    /// that bulk traffic never takes the interactive lane's permits. Default as
+    /// `http.max_in_flight`'s (`hsm.workers + hsm.queue_depth`: each lane has its own
+    /// queue in the signing pool).
+    pub max_in_flight_bulk: Option<usize>,
     /// `http.max_seal_body_bytes`: largest document `POST /api/v1/seal/cades` accepts;
     /// a larger one is refused with 413 (JSON) once that many bytes arrived, or at once
     /// when its `Content-Length` says so. The document is held in memory while it is
@@ -303,6 +308,9 @@ pub struct HsmSection {
     pub call_timeout_ms: Option<u64>,
     /// `hsm.verify_after_sign`: check each signature in software before using it.
     pub verify_after_sign: Option<bool>,
+    /// `hsm.bulk_share`: the share of each key's workers that bulk-lane signatures may
+    /// occupy while interactive ones wait (0.0..=1.0, default 0.5; see `hanko_hsm::lane`).
+    pub bulk_share: Option<f64>,
 }
 
 /// What a key is for; decides which certificate checks apply.

@@ -177,9 +177,16 @@ fn resolve_pool(h: &HsmSection) -> anyhow::Result<PoolConfig> {
             .map(Duration::from_millis)
             .unwrap_or(defaults.call_timeout),
         verify_after_sign: h.verify_after_sign.unwrap_or(defaults.verify_after_sign),
+        bulk_share: h.bulk_share.unwrap_or(defaults.bulk_share),
     };
     if pool.workers == 0 || pool.queue_depth == 0 || pool.call_timeout.is_zero() {
         bail!("hsm.workers, hsm.queue_depth and hsm.call_timeout_ms must be greater than 0");
+    }
+    if !(0.0..=1.0).contains(&pool.bulk_share) {
+        bail!(
+            "hsm.bulk_share = {}: a share of the workers, from 0.0 to 1.0",
+            pool.bulk_share
+        );
     }
     Ok(pool)
 }
@@ -249,6 +256,11 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
     use std::num::NonZeroU32;
     let max_in_flight = match h.max_in_flight {
         Some(0) => bail!("http.max_in_flight must be greater than 0"),
+        Some(n) => n,
+        None => pool.workers.saturating_add(pool.queue_depth),
+    };
+    let max_in_flight_bulk = match h.max_in_flight_bulk {
+        Some(0) => bail!("http.max_in_flight_bulk must be greater than 0"),
         Some(n) => n,
         None => pool.workers.saturating_add(pool.queue_depth),
     };
@@ -333,6 +345,7 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
     }
     Ok(HttpSettings {
         max_in_flight,
+        max_in_flight_bulk,
         max_seal_body_bytes,
         max_seal_pdf_body_bytes,
         csc_sad_lifetime: Duration::from_secs(csc_sad_lifetime_secs),

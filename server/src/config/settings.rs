@@ -31,8 +31,10 @@ pub struct TsaSettings {
 /// `[http]`, resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpSettings {
-    /// Signing requests served at once (at least 1).
+    /// Interactive-lane signing requests served at once (at least 1).
     pub max_in_flight: usize,
+    /// Bulk-lane signing requests served at once (at least 1).
+    pub max_in_flight_bulk: usize,
     /// Largest document `POST /api/v1/seal/cades` accepts, in bytes.
     pub max_seal_body_bytes: usize,
     /// Largest PDF `POST /api/v1/seal/pdf` accepts, in bytes.
@@ -92,6 +94,7 @@ impl HttpSettings {
     pub fn with_max_in_flight(max_in_flight: usize) -> HttpSettings {
         HttpSettings {
             max_in_flight,
+            max_in_flight_bulk: max_in_flight,
             max_seal_body_bytes: DEFAULT_MAX_SEAL_BODY_BYTES,
             max_seal_pdf_body_bytes: DEFAULT_MAX_SEAL_PDF_BODY_BYTES,
             csc_sad_lifetime: DEFAULT_CSC_SAD_LIFETIME,

@@ -19,6 +19,15 @@
 //! between that check and the end of the body the permits may run out, and the request
 //! is refused then, having cost the server a body of at most 8 KiB.
 //!
+//! # Lanes
+//! A request is in the lane of its client (`hanko_hsm::Lane`, a request extension set by
+//! the client model; interactive when none is set). Each lane has its own in-flight
+//! permits (`http.max_in_flight`, `http.max_in_flight_bulk`), so a bulk flood is refused
+//! with 503 in its own lane while interactive requests are still admitted, and the
+//! handler runs inside `hanko_hsm::in_lane`, so its signatures are queued in that lane of
+//! the signing pool, where bulk takes at most `hsm.bulk_share` of the workers while
+//! interactive work waits.
+//!
 //! Two limits, two questions:
 //! - **In flight** (`http.max_in_flight`, default `hsm.workers + hsm.queue_depth`): how
 //!   much the server takes on at once. A request beyond it is answered at once (without
@@ -45,6 +54,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hanko_hsm::Lane;
 use tokio::sync::Semaphore;
 
 use super::Refusal;
@@ -59,9 +69,11 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The admission state of the signing routes; one per server.
 #[derive(Debug)]
 pub struct Limits {
-    /// One permit per signing request in flight.
-    in_flight: Arc<Semaphore>,
-    max_in_flight: usize,
+    /// One permit per signing request in flight, one semaphore per lane (indexed by
+    /// `lane_index`): bulk requests never take interactive permits.
+    in_flight: [Arc<Semaphore>; 2],
+    /// The size of each lane's semaphore.
+    max_in_flight: [usize; 2],
     rate: Option<ClientRate>,
     /// As configured; the connection caps and deadlines are `http/conn.rs`'s.
     settings: HttpSettings,
@@ -88,9 +100,10 @@ impl Default for Limits {
 impl Limits {
     /// Limits as configured.
     pub fn new(settings: &HttpSettings) -> Limits {
-        let max_in_flight = settings.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        let max_in_flight = [settings.max_in_flight, settings.max_in_flight_bulk]
+            .map(|n| n.clamp(1, Semaphore::MAX_PERMITS));
         Limits {
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
             max_in_flight,
             rate: settings.rate_limit.map(|r| ClientRate {
                 limiter: RateLimiter::keyed(quota(r)),
@@ -105,15 +118,20 @@ impl Limits {
         &self.settings
     }
 
-    /// The configured in-flight limit.
+    /// The configured in-flight limit of the interactive lane.
     pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight
+        self.max_in_flight[lane_index(Lane::Interactive)]
     }
 
-    /// Signing requests in flight now.
+    /// Signing requests in flight now, in both lanes.
     pub fn in_flight(&self) -> usize {
-        self.max_in_flight
-            .saturating_sub(self.in_flight.available_permits())
+        Lane::ALL.into_iter().map(|l| self.in_flight_in(l)).sum()
+    }
+
+    /// Signing requests in flight now in `lane`.
+    pub fn in_flight_in(&self, lane: Lane) -> usize {
+        let i = lane_index(lane);
+        self.max_in_flight[i].saturating_sub(self.in_flight[i].available_permits())
     }
 
     /// Checks `peer`'s rate; `Err(wait)` when it must wait that long. Without a peer
@@ -129,8 +147,10 @@ impl Limits {
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    fn gauge(&self) {
+    fn gauge(&self, lane: Lane) {
         metrics::gauge!("hanko_http_in_flight").set(self.in_flight() as f64);
+        metrics::gauge!("hanko_http_in_flight_lane", "lane" => lane.as_str())
+            .set(self.in_flight_in(lane) as f64);
     }
 }
 
@@ -147,6 +167,14 @@ impl ClientRate {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
         metrics::gauge!("hanko_http_rate_limited_clients").set(self.limiter.len() as f64);
+    }
+}
+
+/// A lane's index in [`Limits`]' arrays.
+fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Interactive => 0,
+        Lane::Bulk => 1,
     }
 }
 
@@ -229,20 +257,25 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
     if let Err(wait) = limits.check_rate(peer) {
         return dialect.refuse(Refusal::RateLimited { retry_after: wait });
     }
-    if limits.in_flight.available_permits() == 0 {
+    // The client's lane, set by whoever authenticated it (the client model); a request
+    // no one placed is interactive.
+    let lane = req.extensions().get::<Lane>().copied().unwrap_or_default();
+    let in_flight = &limits.in_flight[lane_index(lane)];
+    if in_flight.available_permits() == 0 {
         return dialect.refuse(Refusal::Overloaded);
     }
     let req = match super::conn::buffer_body(req).await {
         Ok(req) => req,
         Err(e) => return dialect.body_error(e),
     };
-    let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
+    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
         return dialect.refuse(Refusal::Overloaded);
     };
-    limits.gauge();
-    let response = next.run(req).await;
+    limits.gauge(lane);
+    // Every signature the handler asks for is queued in the request's lane.
+    let response = hanko_hsm::in_lane(lane, next.run(req)).await;
     drop(permit);
-    limits.gauge();
+    limits.gauge(lane);
     response
 }
 
@@ -303,6 +336,64 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_bulk_flood_is_refused_in_its_own_lane_and_runs_in_it() {
+        let limits = Arc::new(Limits::new(&HttpSettings {
+            max_in_flight_bulk: 2,
+            ..HttpSettings::with_max_in_flight(1)
+        }));
+        let release = Arc::new(Notify::new());
+        // The handler reports the lane its signatures would be queued in.
+        let app = Router::new()
+            .route(
+                "/tsa",
+                post({
+                    let release = release.clone();
+                    move || {
+                        let release = release.clone();
+                        async move {
+                            release.notified().await;
+                            hanko_hsm::lane::current().as_str()
+                        }
+                    }
+                }),
+            )
+            .route_layer(middleware::from_fn_with_state(limits.clone(), admit));
+        let bulk = |peer: &str| {
+            let mut r = req(peer);
+            r.extensions_mut().insert(Lane::Bulk);
+            r
+        };
+        let a = tokio::spawn(app.clone().oneshot(bulk("127.0.0.1:1")));
+        let b = tokio::spawn(app.clone().oneshot(bulk("127.0.0.1:2")));
+        while limits.in_flight_in(Lane::Bulk) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Bulk is full: the next bulk request is refused at once ...
+        let refused = app.clone().oneshot(bulk("127.0.0.1:3")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // ... while an interactive one is admitted, and runs in the interactive lane.
+        let c = tokio::spawn(app.clone().oneshot(req("127.0.0.1:4")));
+        while limits.in_flight_in(Lane::Interactive) < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.in_flight(), 3);
+        let body = |r: Response| async move {
+            let bytes = axum::body::to_bytes(r.into_body(), 64).await.unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        for (pending, lane) in [(a, "bulk"), (b, "bulk"), (c, "interactive")] {
+            while !pending.is_finished() {
+                release.notify_waiters();
+                tokio::task::yield_now().await;
+            }
+            let resp = pending.await.unwrap().unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(body(resp).await, lane);
+        }
+        assert_eq!(limits.in_flight(), 0);
     }
 
     #[tokio::test]
