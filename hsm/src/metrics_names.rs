@@ -28,3 +28,6 @@ pub const BREAKER_OPENINGS: &str = "hanko_hsm_breaker_openings_total";
 /// Counter: signing jobs queued, by lane (`interactive`, `bulk`; see `lane.rs`). Labels:
 /// `key`, `lane`.
 pub const LANE_JOBS: &str = "hanko_hsm_lane_jobs_total";
+/// Counter: queued jobs removed because their caller went away before a worker took
+/// them (counted when a full queue is purged of them). Labels: `key`.
+pub const ORPHANED_JOBS: &str = "hanko_hsm_orphaned_jobs_total";

@@ -242,6 +242,44 @@ async fn busy_when_the_queue_is_full() {
     assert!(signer.sign(b"after").await.is_ok());
 }
 
+/// A queue full of jobs whose callers went away (clients that hung up) does not refuse
+/// the next caller: those jobs are dropped instead (`hanko_hsm_orphaned_jobs_total`).
+async fn jobs_whose_caller_went_away_do_not_fill_the_queue() {
+    key("busy-rsa", KeyType::Rsa { bits: 3072 });
+    let signer = token()
+        .hsm
+        .signer(
+            "busy-rsa",
+            SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+            PoolConfig {
+                workers: 1,
+                queue_depth: 2,
+                call_timeout: Duration::from_secs(30),
+                verify_after_sign: false,
+                bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
+            },
+        )
+        .unwrap();
+    let poll_once = |f: &mut hanko_pki::BoxFuture<'_, Result<Vec<u8>, hanko_pki::SignError>>| {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+    };
+    // One job for the worker (an RSA-3072 signature takes milliseconds) ...
+    let mut first = signer.sign(b"kept");
+    poll_once(&mut first);
+    std::thread::sleep(Duration::from_millis(1));
+    // ... and two queued behind it whose callers give up at once.
+    for _ in 0..2 {
+        let mut gone = signer.sign(b"gone");
+        poll_once(&mut gone);
+    }
+    // The queue holds two jobs nobody waits for: the next two callers are served.
+    let (a, b) = (signer.sign(b"a"), signer.sign(b"b"));
+    let results = futures_join_all(vec![a, b]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(first.await.is_ok());
+}
+
 /// Polls all futures concurrently on the current task (like `futures::join_all`).
 async fn futures_join_all<F: std::future::Future + Unpin>(futs: Vec<F>) -> Vec<F::Output> {
     let mut futs: Vec<Option<F>> = futs.into_iter().map(Some).collect();
@@ -538,6 +576,9 @@ fn main() {
         }),
         ("interactive_signatures_overtake_a_bulk_backlog", || {
             common::block_on(interactive_signatures_overtake_a_bulk_backlog())
+        }),
+        ("jobs_whose_caller_went_away_do_not_fill_the_queue", || {
+            common::block_on(jobs_whose_caller_went_away_do_not_fill_the_queue())
         }),
         ("busy_when_the_queue_is_full", || {
             common::block_on(busy_when_the_queue_is_full())

@@ -465,6 +465,18 @@ impl HsmSigner {
             }
             let jobs = &mut q.lanes[lane.index()];
             if jobs.len() + items.len() > sh.cfg.queue_depth {
+                // Jobs whose caller went away (a client that hung up while its signature
+                // waited) would be skipped by the worker anyway; they must not make the
+                // queue look full to callers still waiting (only on this full path).
+                let before = jobs.len();
+                jobs.retain(|j| !j.reply.is_closed());
+                let dropped = before - jobs.len();
+                if dropped > 0 {
+                    metrics::counter!(m::ORPHANED_JOBS, "key" => sh.key.label.clone())
+                        .increment(dropped as u64);
+                }
+            }
+            if jobs.len() + items.len() > sh.cfg.queue_depth {
                 drop(q);
                 return Err(sh.refuse(&Error::Busy(sh.key.label.clone())));
             }
