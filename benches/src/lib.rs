@@ -19,6 +19,7 @@ mod cpu;
 mod devserver;
 pub mod hsm;
 mod http;
+pub mod overload;
 pub mod seal;
 pub mod stats;
 pub mod tsa;

@@ -21,6 +21,10 @@ enum Command {
     /// CSC signHash (1 and 64 hashes per call) and CAdES seals over HTTP (a `hanko serve
     /// --dev` child), as a ratio to the raw HSM rate of the same seal key.
     Seal(hanko_bench::seal::Args),
+    /// The TSA offered ten times its capacity (open loop) for a bounded time: latency of
+    /// what is accepted, speed of the 503s, hung requests, server RSS, and every token
+    /// verified and found in the issuance log.
+    Overload(hanko_bench::overload::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Hsm(args) => hanko_bench::hsm::run(args),
         Command::Tsa(args) => hanko_bench::tsa::run(args),
         Command::Seal(args) => hanko_bench::seal::run(args),
+        Command::Overload(args) => hanko_bench::overload::run(args),
     }
 }

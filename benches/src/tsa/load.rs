@@ -18,20 +18,20 @@ use crate::stats::Samples;
 
 /// What the HTTP clients saw.
 #[derive(Debug, Clone, Default)]
-pub(super) struct LoadResult {
+pub(crate) struct LoadResult {
     /// Latencies of granted responses.
-    pub(super) granted: Samples,
+    pub(crate) granted: Samples,
     /// TimeStampResps with a status other than granted / grantedWithMods.
-    pub(super) rejected: u64,
+    pub(crate) rejected: u64,
     /// HTTP statuses other than 200, unparsable bodies.
-    pub(super) http_errors: u64,
+    pub(crate) http_errors: u64,
     /// Connection errors (each followed by a reconnect).
-    pub(super) io_errors: u64,
-    pub(super) elapsed: f64,
+    pub(crate) io_errors: u64,
+    pub(crate) elapsed: f64,
 }
 
 impl LoadResult {
-    pub(super) fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         if self.elapsed > 0.0 {
             self.granted.count() as f64 / self.elapsed
         } else {
@@ -44,7 +44,7 @@ impl LoadResult {
 }
 
 /// `n` complete HTTP/1.1 requests (header and DER body) for `POST /tsa`.
-pub(super) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>> {
+pub(crate) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>> {
     let policy = match policy {
         Some(p) => Some(
             p.parse::<ObjectIdentifier>()
@@ -64,7 +64,7 @@ pub(super) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<V
 
 /// DER TimeStampReq (RFC 3161 §2.4.1): v1, SHA-256 imprint (NULL parameters, as
 /// OpenSSL writes them), optional reqPolicy, an 8-byte positive nonce, certReq TRUE.
-pub(super) fn time_stamp_req(
+pub(crate) fn time_stamp_req(
     imprint: &[u8],
     nonce: &[u8],
     policy: Option<&ObjectIdentifier>,
@@ -88,7 +88,7 @@ pub(super) fn time_stamp_req(
 }
 
 /// PKIStatus of a TimeStampResp, and whether a token follows the status.
-pub(super) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
     let (t, body, rest) = der::read_tlv(resp)?;
     if t != tag::SEQUENCE || !rest.is_empty() {
         return None;
@@ -106,7 +106,7 @@ pub(super) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
 }
 
 /// `clients` connections posting `reqs` round-robin for `seconds`.
-pub(super) async fn drive(
+pub(crate) async fn drive(
     addr: &str,
     reqs: Arc<Vec<Vec<u8>>>,
     clients: usize,

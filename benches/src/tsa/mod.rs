@@ -33,7 +33,7 @@
 //! (`http.rs`) are shared with `hanko-bench seal`.
 
 mod config;
-mod load;
+pub(crate) mod load;
 mod report;
 
 use std::path::PathBuf;

@@ -1,0 +1,548 @@
+//! `hanko-bench overload`: the TSA offered ten times what it can sign, for a bounded time.
+//!
+//! What a production front must show under overload: the requests it accepts are served
+//! with a latency bounded by its queue, the rest are refused fast (503 + `Retry-After`),
+//! nothing hangs, memory stays flat, and every token it hands out is valid and in the
+//! issuance log.
+//!
+//! ```text
+//!   hanko dev-init (once) ─> hanko serve --dev (log on, verify-after-sign on)
+//!   per key:
+//!     raw:       hanko_hsm pool on the same key, server idle            (signs/s)
+//!     capacity:  closed loop, --clients keep-alive clients, --seconds    (C req/s)
+//!     overload:  open loop at --factor × C for --seconds: requests fire on schedule
+//!                whatever the answers, each on an idle connection of a fixed set
+//!                (none idle: counted "not sent", the generator's own limit);
+//!                server RSS sampled every 200 ms, before, during and 2 s after
+//!     check:     every 200 verified offline (hanko-client's verifier, dev root);
+//!   SIGTERM ─> `hanko log export`: every verified token's serial is in the log
+//! ```
+//!
+//! It asserts nothing (it is not a test): it prints the figures for `RESULTS.md`, and
+//! says `FAIL` in the verdict column where a property does not hold.
+//!
+//! The open loop is what makes this an overload test: a closed loop of N clients offers
+//! at most N requests at once and slows down with the server, so it can never offer
+//! ten times the capacity. Here a request is sent at its scheduled time unless every
+//! connection is busy; connections are capped (`--connections`, under the server's
+//! per-source cap of 256) because a real overload comes from many clients each with a
+//! few connections, and a refused request frees its connection at once.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use hanko_pki::cert::Certificate;
+use hanko_pki::oid::ObjectIdentifier;
+use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
+
+use crate::devserver::{
+    DevToken, HttpBench, Server, config_text, integer, scrape_metrics, with_verify,
+};
+use crate::hsm::pool_rate;
+use crate::http::{Conn, connect_all, post};
+use crate::stats::Samples;
+use crate::tsa::ECDSA_POLICY;
+use crate::tsa::load::{drive, time_stamp_req, tsa_status};
+
+/// Options of `hanko-bench overload`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The options every HTTP bench has (`--clients`: the closed loop that measures the
+    /// capacity, first count only; `--seconds`: each phase's length).
+    #[command(flatten)]
+    pub common: HttpBench,
+    /// Offered rate as a multiple of the measured capacity.
+    #[arg(long, default_value_t = 10.0)]
+    pub factor: f64,
+    /// Connections of the open loop (the server allows 256 per source address).
+    #[arg(long, default_value_t = 200)]
+    pub connections: usize,
+    /// A request unanswered after this many milliseconds counts as hung.
+    #[arg(long, default_value_t = 15_000)]
+    pub hang_ms: u64,
+}
+
+/// One key measured.
+#[derive(Clone, Copy, Debug)]
+struct BenchKey {
+    name: &'static str,
+    label: &'static str,
+    alg: SignatureAlgorithm,
+    policy: Option<&'static str>,
+}
+
+const KEYS: [BenchKey; 2] = [
+    BenchKey {
+        name: "rsa3072",
+        label: "tsa-rsa3072",
+        alg: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
+        policy: None,
+    },
+    BenchKey {
+        name: "p256",
+        label: "tsa-p256",
+        alg: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
+        policy: Some(ECDSA_POLICY),
+    },
+];
+
+/// A pre-built request: the HTTP bytes, the DER TimeStampReq and its imprint.
+struct Req {
+    http: Vec<u8>,
+    der: Vec<u8>,
+    imprint: Vec<u8>,
+}
+
+/// `n` requests with random imprints and nonces.
+fn requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Req>> {
+    use std::io::Read as _;
+    let policy = policy
+        .map(|p| p.parse::<ObjectIdentifier>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad policy OID: {e}"))?;
+    let mut random = vec![0u8; n * 40];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    Ok(random
+        .chunks_exact(40)
+        .map(|c| {
+            let der = time_stamp_req(&c[..32], &c[32..], policy.as_ref());
+            Req {
+                http: post("/tsa", "application/timestamp-query", &[], &der),
+                der,
+                imprint: c[..32].to_vec(),
+            }
+        })
+        .collect())
+}
+
+/// What one request of the open loop got.
+enum Outcome {
+    /// HTTP 200 with a granted token: latency, request index, body.
+    Granted(Duration, usize, Vec<u8>),
+    /// HTTP 503 (admission refused it): latency.
+    Refused(Duration),
+    /// Any other status or a rejected TimeStampResp.
+    Other(u16),
+    /// Connection error.
+    Io,
+    /// No answer within `--hang-ms`.
+    Hung,
+}
+
+/// The open loop's tallies.
+#[derive(Default)]
+struct OpenLoop {
+    sent: u64,
+    not_sent: u64,
+    granted: Samples,
+    granted_bodies: Vec<(usize, Vec<u8>)>,
+    refused: Samples,
+    /// Other answers, by HTTP status (0: a 200 whose TimeStampResp granted nothing).
+    other: std::collections::BTreeMap<u16, u64>,
+    io: u64,
+    hung: u64,
+    elapsed: f64,
+}
+
+/// Fires `reqs` round-robin at `rate` per second for `dur` over `conns` connections.
+async fn open_loop(
+    addr: &str,
+    reqs: Arc<Vec<Req>>,
+    rate: f64,
+    dur: Duration,
+    conns: usize,
+    hang: Duration,
+) -> anyhow::Result<OpenLoop> {
+    let idle = Arc::new(Mutex::new(connect_all(addr, conns).await?));
+    let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut out = OpenLoop::default();
+    let start = Instant::now();
+    let mut fired: u64 = 0;
+    loop {
+        let now = Instant::now();
+        if now >= start + dur {
+            break;
+        }
+        let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
+        while fired < due {
+            let i = (fired as usize) % reqs.len();
+            fired += 1;
+            let Some(mut conn) = idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop() else {
+                out.not_sent += 1;
+                continue;
+            };
+            out.sent += 1;
+            let (reqs, idle, outcomes, addr) = (
+                reqs.clone(),
+                idle.clone(),
+                outcomes.clone(),
+                addr.to_owned(),
+            );
+            tasks.spawn(async move {
+                let t0 = Instant::now();
+                let result = tokio::time::timeout(hang, conn.exchange(&reqs[i].http)).await;
+                let (outcome, reusable) = match result {
+                    Err(_) => (Outcome::Hung, false),
+                    Ok(Err(_)) => (Outcome::Io, false),
+                    Ok(Ok((status, body, close))) => {
+                        let o = match (status, tsa_status(&body)) {
+                            (200, Some((0 | 1, true))) => Outcome::Granted(t0.elapsed(), i, body),
+                            (200, _) => Outcome::Other(0),
+                            (503, _) => Outcome::Refused(t0.elapsed()),
+                            (s, _) => Outcome::Other(s),
+                        };
+                        (o, !close)
+                    }
+                };
+                if let Ok(mut o) = outcomes.lock() {
+                    o.push(outcome);
+                }
+                // A closed or failed connection is replaced, so the set keeps its size.
+                let conn = if reusable {
+                    Some(conn)
+                } else {
+                    Conn::connect(&addr).await.ok()
+                };
+                if let (Some(c), Ok(mut idle)) = (conn, idle.lock()) {
+                    idle.push(c);
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    while tasks.join_next().await.is_some() {}
+    out.elapsed = start.elapsed().as_secs_f64();
+    let outcomes = std::mem::take(&mut *outcomes.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    for o in outcomes {
+        match o {
+            Outcome::Granted(d, i, body) => {
+                out.granted.push(d);
+                out.granted_bodies.push((i, body));
+            }
+            Outcome::Refused(d) => out.refused.push(d),
+            Outcome::Other(status) => *out.other.entry(status).or_default() += 1,
+            Outcome::Io => out.io += 1,
+            Outcome::Hung => out.hung += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// The server's resident set size in KiB (`VmRSS`), if it can be read.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// RSS samples every 200 ms until `stop` is set: (max KiB, last KiB).
+async fn sample_rss(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> (u64, u64) {
+    let (mut max, mut last) = (0, 0);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(r) = rss_kib(pid) {
+            max = max.max(r);
+            last = r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (max, last)
+}
+
+/// What one key's run showed.
+struct KeyResult {
+    key: BenchKey,
+    raw: f64,
+    capacity: f64,
+    max_in_flight: usize,
+    load: OpenLoop,
+    rss_before: u64,
+    rss_peak: u64,
+    rss_after: u64,
+    verified: usize,
+    bad_tokens: usize,
+    serials: Vec<String>,
+    /// `hanko_hsm_sign_errors_total` and `hanko_hsm_orphaned_jobs_total` lines of the
+    /// key after the run (cumulative).
+    sign_errors: Vec<String>,
+}
+
+/// Runs the bench: see the module docs.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    args.common.check()?;
+    if !(args.factor.is_finite() && args.factor >= 1.0) {
+        bail!("--factor must be at least 1");
+    }
+    if args.connections == 0 || args.connections > 250 {
+        bail!("--connections must be between 1 and 250 (the server's per-source cap is 256)");
+    }
+    let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-overload-")?;
+    let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.common.module)?;
+    let config = with_verify(&base, true)?;
+    let pool = hanko_hsm::PoolConfig::default();
+    let queue_depth = integer(&config, "hsm", "queue_depth").unwrap_or(pool.queue_depth);
+    let max_in_flight = integer(&config, "http", "max_in_flight").unwrap_or(workers + queue_depth);
+    let cfg_path = dir.join("bench-overload.toml");
+    std::fs::write(&cfg_path, config_text("overload", &config)?)?;
+    let roots = vec![Certificate::from_pem(&std::fs::read_to_string(
+        dir.join("dev-pki/root.pem"),
+    )?)?];
+    let raw_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let seconds = Duration::from_secs_f64(args.common.seconds);
+    let clients = args.common.clients[0];
+    let mut server = Server::start(&hanko, &cfg_path, &dir, 0, None)?;
+    client_rt.block_on(server.wait_ready(Duration::from_secs(180)))?;
+    let pid = server.pid().context("no server process")?;
+    println!(
+        "hanko-bench overload: {} s per phase, factor {}, {} connections, hsm workers {workers}, \
+         http.max_in_flight {max_in_flight}, server {} (pid {pid}), data dir {}",
+        args.common.seconds,
+        args.factor,
+        args.connections,
+        server.addr(),
+        dir.display()
+    );
+    let mut results = Vec::new();
+    for key in KEYS
+        .iter()
+        .copied()
+        .filter(|k| args.common.keys.is_empty() || args.common.keys.iter().any(|x| x == k.name))
+    {
+        let raw = raw_rt
+            .block_on(pool_rate(&hsm, key.label, key.alg, workers, true, seconds))?
+            .rate;
+        let reqs = Arc::new(requests(4096, key.policy)?);
+        let http_only = Arc::new(reqs.iter().map(|r| r.http.clone()).collect::<Vec<_>>());
+        let capacity = client_rt
+            .block_on(drive(server.addr(), http_only, clients, seconds))?
+            .rate();
+        if capacity <= 0.0 {
+            bail!("the closed loop got no token from the server: see its log");
+        }
+        let rss_before = rss_kib(pid).unwrap_or(0);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (load, (rss_peak, _)) = client_rt.block_on(async {
+            let sampler = tokio::spawn(sample_rss(pid, stop.clone()));
+            let load = open_loop(
+                server.addr(),
+                reqs.clone(),
+                capacity * args.factor,
+                seconds,
+                args.connections,
+                Duration::from_millis(args.hang_ms),
+            )
+            .await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (load, sampler.await.unwrap_or((0, 0)))
+        });
+        let load = load?;
+        std::thread::sleep(Duration::from_secs(2));
+        let rss_after = rss_kib(pid).unwrap_or(0);
+        // Why a 200 granted nothing, if any did: the pool's error counters of this key, and
+        // the queued jobs whose caller had gone.
+        let sign_errors = client_rt
+            .block_on(scrape_metrics(server.addr()))
+            .map(|m| {
+                m.lines()
+                    .filter(|l| {
+                        (l.starts_with("hanko_hsm_sign_errors_total")
+                            || l.starts_with("hanko_hsm_orphaned_jobs_total"))
+                            && l.contains(&format!("key=\"{}\"", key.label))
+                    })
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (mut verified, mut bad_tokens, mut serials) = (0, 0, Vec::new());
+        for (i, body) in &load.granted_bodies {
+            let req = &reqs[*i];
+            let digest = |_: HashAlgorithm| Ok(req.imprint.clone());
+            match hanko_client::verify(body, &digest, Some(&req.der), &roots, &[]) {
+                Ok(v) => {
+                    verified += 1;
+                    serials.push(normal_hex(&v.serial));
+                }
+                Err(e) => {
+                    if bad_tokens == 0 {
+                        eprintln!("a granted token does not verify: {e}");
+                    }
+                    bad_tokens += 1;
+                }
+            }
+        }
+        results.push(KeyResult {
+            key,
+            raw,
+            capacity,
+            max_in_flight,
+            load,
+            rss_before: rss_before.max(1),
+            rss_peak,
+            rss_after,
+            verified,
+            bad_tokens,
+            serials,
+            sign_errors,
+        });
+    }
+    server.stop()?;
+    let logged = logged_serials(&hanko, &dir)?;
+    print_report(&results, &logged, args.factor);
+    Ok(())
+}
+
+/// Lower-case hex without a `0x` prefix or leading zeros (serials are compared in this
+/// form: the verifier writes `0x0123`, the log export `0123`).
+fn normal_hex(h: &str) -> String {
+    let h = h.strip_prefix("0x").unwrap_or(h);
+    let t = h.trim_start_matches('0').to_ascii_lowercase();
+    if t.is_empty() { "0".to_owned() } else { t }
+}
+
+/// The serials of the time-stamp records in the data directory's log (`hanko log export`).
+fn logged_serials(hanko: &Path, dir: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+    let out = Command::new(hanko)
+        .args(["log", "export", "--data-dir"])
+        .arg(dir)
+        .output()
+        .context("running hanko log export")?;
+    if !out.status.success() {
+        bail!(
+            "hanko log export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut serials = std::collections::HashSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).context("an export line")?;
+        if v["kind"] == "timestamp"
+            && let Some(s) = v["serial"].as_str()
+        {
+            serials.insert(normal_hex(s));
+        }
+    }
+    Ok(serials)
+}
+
+fn print_report(results: &[KeyResult], logged: &std::collections::HashSet<String>, factor: f64) {
+    println!(
+        "\n| key | raw signs/s | capacity req/s | offered req/s | sent | not sent | 200 | 200/s | \
+         200 p50 / p99 / max ms | queue bound ms | 503 | 503 p99 / max ms | other | io | hung | \
+         RSS before / peak / after MiB | 200 verified | 200 in log | verdict |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let l = &r.load;
+        let in_log = r.serials.iter().filter(|s| logged.contains(*s)).count();
+        // The queue a request can wait in: the in-flight permits, drained at capacity.
+        let bound_ms = r.max_in_flight as f64 / r.capacity * 1000.0;
+        let p99 = l.granted.quantile_ms(0.99);
+        let mib = |k: u64| k as f64 / 1024.0;
+        let mut fails = Vec::new();
+        if l.hung > 0 {
+            fails.push("hung");
+        }
+        if !l.other.is_empty() {
+            fails.push("answers other than 200 and 503");
+        }
+        if r.bad_tokens > 0 {
+            fails.push("bad token");
+        }
+        if in_log != r.verified {
+            fails.push("token not in log");
+        }
+        // Twice the drain time of the queue, plus one signature's worth of slack.
+        if p99 > 2.0 * bound_ms + 1000.0 / r.raw.max(1.0) * 2.0 {
+            fails.push("200 p99 over the queue bound");
+        }
+        if l.refused.quantile_ms(0.99) > 100.0 {
+            fails.push("slow 503s");
+        }
+        if r.rss_after as f64 > r.rss_before as f64 * 1.5 + 32.0 * 1024.0 {
+            fails.push("RSS grew");
+        }
+        let verdict = if fails.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("FAIL: {}", fails.join(", "))
+        };
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} (×{factor}) | {} | {} | {} | {:.0} | {:.1} / {:.1} / {:.1} | {:.0} | {} | {:.1} / {:.1} | {} | {} | {} | {:.0} / {:.0} / {:.0} | {}/{} | {}/{} | {} |",
+            r.key.name,
+            r.raw,
+            r.capacity,
+            r.capacity * factor,
+            l.sent,
+            l.not_sent,
+            l.granted.count(),
+            l.granted.count() as f64 / l.elapsed.max(1e-9),
+            l.granted.quantile_ms(0.5),
+            p99,
+            l.granted.quantile_ms(1.0),
+            bound_ms,
+            l.refused.count(),
+            l.refused.quantile_ms(0.99),
+            l.refused.quantile_ms(1.0),
+            other(&l.other),
+            l.io,
+            l.hung,
+            mib(r.rss_before),
+            mib(r.rss_peak),
+            mib(r.rss_after),
+            r.verified,
+            l.granted.count(),
+            in_log,
+            r.verified,
+            verdict
+        );
+    }
+    for r in results {
+        for line in &r.sign_errors {
+            println!("{}: {line}", r.key.name);
+        }
+    }
+}
+
+/// `none`, or each status with its count (`0`: a TimeStampResp that granted nothing).
+fn other(by_status: &std::collections::BTreeMap<u16, u64>) -> String {
+    if by_status.is_empty() {
+        return "none".to_owned();
+    }
+    let parts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn serials_compare_without_leading_zeros_or_case() {
+        assert_eq!(normal_hex("00AB01"), "ab01");
+        assert_eq!(normal_hex("000"), "0");
+        assert_eq!(normal_hex("7f"), "7f");
+        assert_eq!(normal_hex("0x00ff"), "ff");
+    }
+
+    #[test]
+    fn requests_carry_their_imprint_and_der() {
+        let reqs = requests(3, Some(ECDSA_POLICY)).unwrap();
+        assert_eq!(reqs.len(), 3);
+        for r in &reqs {
+            assert!(r.http.ends_with(&r.der));
+            assert!(r.der.windows(32).any(|w| w == r.imprint.as_slice()));
+        }
+        assert_ne!(reqs[0].imprint, reqs[1].imprint);
+    }
+}
