@@ -20,8 +20,8 @@ use crate::timestamp::{TimeStampError, TimeStampErrorKind};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The level name is not `B-B` or `B-T`.
-    #[error("unknown CAdES level {0:?} (B-B or B-T)")]
+    /// The level name is not `B-B` or `B-T` (CAdES and PAdES seals alike).
+    #[error("unknown seal level {0:?} (B-B or B-T)")]
     UnknownLevel(String),
     /// The commitment type name or OID is not one of RFC 5126's six.
     #[error("unknown commitment type {0:?}")]

@@ -115,7 +115,7 @@ pub mod timestamp;
 
 pub use error::{Error, Fault};
 pub use metadata::{SealImage, SealMetadata};
-pub use pades::{PdfError, PdfSealRequest, Placement, Rect, SealedPdf};
+pub use pades::{CheckedPdf, PdfError, PdfSealRequest, Placement, Rect, SealedPdf};
 pub use request::{
     CommitmentType, Content, ContentHint, Level, Packaging, RawContent, RawSealRequest, SealRequest,
 };

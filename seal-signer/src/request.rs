@@ -17,7 +17,8 @@ use hanko_pki::oid::{self, ObjectIdentifier};
 
 use crate::error::Error;
 
-/// The CAdES baseline level (ETSI EN 319 122-1 §6).
+/// The baseline level of a seal: CAdES (ETSI EN 319 122-1 §6) and PAdES (EN 319 142-1
+/// §6) name the same two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Level {
@@ -40,11 +41,14 @@ impl Level {
 impl FromStr for Level {
     type Err = Error;
 
-    /// `B-B` or `B-T` (ASCII case-insensitive; `BB`, `BT` and a `CAdES-` prefix also
-    /// accepted, as clients write them).
+    /// `B-B` or `B-T` (ASCII case-insensitive; `BB`, `BT` and a `CAdES-` or `PAdES-`
+    /// prefix also accepted, as clients write them).
     fn from_str(s: &str) -> Result<Self, Error> {
         let n = s.to_ascii_uppercase();
-        let n = n.strip_prefix("CADES-").unwrap_or(&n);
+        let n = n
+            .strip_prefix("CADES-")
+            .or_else(|| n.strip_prefix("PADES-"))
+            .unwrap_or(&n);
         match n {
             "B-B" | "BB" => Ok(Self::BB),
             "B-T" | "BT" => Ok(Self::BT),
@@ -344,6 +348,9 @@ mod tests {
     fn levels_and_commitments_parse() {
         assert_eq!("B-T".parse::<Level>().unwrap(), Level::BT);
         assert_eq!("cades-b-b".parse::<Level>().unwrap(), Level::BB);
+        assert_eq!("PAdES-B-T".parse::<Level>().unwrap(), Level::BT);
+        let e = "B-LTA".parse::<Level>().unwrap_err().to_string();
+        assert_eq!(e, "unknown seal level \"B-LTA\" (B-B or B-T)");
         assert!(matches!(
             "B-LT".parse::<Level>(),
             Err(Error::UnknownLevel(_))

@@ -177,6 +177,21 @@ impl SealCredential {
         }
     }
 
+    /// Whether this credential's `[keys.seal] levels` allow seals of `level`: a caller
+    /// that judges a request before making the seal asks here (every seal is held to it
+    /// again when it is signed).
+    pub fn check_level(&self, level: Level) -> Result<(), Error> {
+        if self.metadata.allows_level(level) {
+            Ok(())
+        } else {
+            Err(Error::LevelNotAllowed {
+                credential: self.name.clone(),
+                level,
+                allowed: self.metadata.levels_text(),
+            })
+        }
+    }
+
     /// The name.
     pub fn name(&self) -> &str {
         &self.name
@@ -269,13 +284,7 @@ impl SealCredential {
         time_stamper: Option<&dyn TimeStamper>,
     ) -> Result<SignedCms, Error> {
         // [keys.seal] levels bound CAdES and PAdES seals alike.
-        if !self.metadata.allows_level(level) {
-            return Err(Error::LevelNotAllowed {
-                credential: self.name.clone(),
-                level,
-                allowed: self.metadata.levels_text(),
-            });
-        }
+        self.check_level(level)?;
         let hash = self.hash_algorithm();
         let signing_time = whole_seconds(now);
         let leaf = self.certificate();

@@ -45,8 +45,8 @@ use hanko_seal::pades::Appearance;
 
 use crate::visible_seal::VisibleSeals;
 use hanko_seal::{
-    Fault, Level, PdfSealRequest, Seal, SealCredential, SealMetadata, SealRecord, SealRequest,
-    SealedPdf, TimeStamper,
+    CheckedPdf, Fault, Level, PdfSealRequest, Seal, SealCredential, SealMetadata, SealRecord,
+    SealRequest, SealedPdf, TimeStamper,
 };
 use hanko_store::{NewRecord, RecordKind, SerialAllocator, Store};
 use hanko_tsa::{ClockGuard, ClockGuardConfig, ClockProblem};
@@ -212,8 +212,8 @@ impl Sealer {
     }
 
     /// Seals `request` with `credential` for `client` and returns the DER CMS once its
-    /// record is durable. Counted in `hanko_seal_total{credential,level}` after the
-    /// commit, failures in `hanko_seal_failures_total{reason}`.
+    /// record is durable. Counted in `hanko_seal_total{credential,form="cades",level}`
+    /// after the commit, failures in `hanko_seal_failures_total{reason}`.
     pub async fn seal(
         &self,
         credential: &SealCredential,
@@ -229,7 +229,7 @@ impl Sealer {
             Ok(der)
         }
         .await;
-        count(credential, request.level(), &result);
+        count(credential, Form::Cades, request.level(), &result);
         result
     }
 
@@ -237,7 +237,8 @@ impl Sealer {
     /// followed by the returned [`SealedPdf::update`], released once its record is
     /// durable. The record's object hash is the SHA-256 of the whole sealed file; the
     /// file itself is not kept in the log (it may be large), only its hash and the
-    /// ByteRange digest. `appearance` draws a visible seal. Counted like [`Sealer::seal`].
+    /// ByteRange digest. `appearance` draws a visible seal. Counted like [`Sealer::seal`],
+    /// with `form="pades"`.
     pub async fn seal_pdf(
         &self,
         credential: &SealCredential,
@@ -246,18 +247,41 @@ impl Sealer {
         client: &str,
         appearance: Option<&dyn Appearance>,
     ) -> Result<SealedPdf, SealFailure> {
+        match CheckedPdf::new(pdf, request) {
+            Ok(checked) => {
+                self.seal_checked_pdf(credential, checked, client, appearance)
+                    .await
+            }
+            Err(e) => {
+                let failed = Err(SealFailure::Seal(e));
+                count(credential, Form::Pades, request.level, &failed);
+                failed
+            }
+        }
+    }
+
+    /// [`Sealer::seal_pdf`] of a file already checked ([`CheckedPdf::new`]), for a
+    /// caller that judges a batch before sealing any of it (CSC `signDoc`).
+    pub async fn seal_checked_pdf(
+        &self,
+        credential: &SealCredential,
+        checked: CheckedPdf<'_>,
+        client: &str,
+        appearance: Option<&dyn Appearance>,
+    ) -> Result<SealedPdf, SealFailure> {
+        let level = checked.request().level;
         let result = async {
             let own = self.own_tsa(client);
             let stamper = self.stamper(own.as_ref());
             let now = self.now()?;
             let sealed = credential
-                .seal_pdf(pdf, request, now, stamper, appearance)
+                .seal_checked_pdf(checked, now, stamper, appearance)
                 .await?;
             self.log(&sealed.record, None, client).await?;
             Ok(sealed)
         }
         .await;
-        count(credential, request.level, &result);
+        count(credential, Form::Pades, level, &result);
         result
     }
 
@@ -331,13 +355,37 @@ impl Sealer {
     }
 }
 
-/// Counts a seal after its commit in `hanko_seal_total{credential,level}`, a failure
-/// in `hanko_seal_failures_total{reason}` (and logs ours).
-fn count<T>(credential: &SealCredential, level: Level, result: &Result<T, SealFailure>) {
+/// The form of a seal, the `form` label of `hanko_seal_total`.
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    /// A CMS (CAdES) seal: `POST /api/v1/seal/cades`, CSC `signDoc` format "C".
+    Cades,
+    /// A sealed PDF (PAdES): `POST /api/v1/seal/pdf`, CSC `signDoc` format "P".
+    Pades,
+}
+
+impl Form {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Cades => "cades",
+            Self::Pades => "pades",
+        }
+    }
+}
+
+/// Counts a seal after its commit in `hanko_seal_total{credential,form,level}`, a
+/// failure in `hanko_seal_failures_total{reason}` (and logs ours).
+fn count<T>(
+    credential: &SealCredential,
+    form: Form,
+    level: Level,
+    result: &Result<T, SealFailure>,
+) {
     match result {
         Ok(_) => {
             metrics::counter!("hanko_seal_total",
                 "credential" => credential.name().to_owned(),
+                "form" => form.label(),
                 "level" => level.name())
             .increment(1);
         }

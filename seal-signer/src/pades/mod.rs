@@ -236,18 +236,28 @@ pub trait Appearance: Send + Sync + fmt::Debug {
     ) -> Result<ObjectId, PdfError>;
 }
 
-impl SealCredential {
-    /// Seals `pdf` as PAdES `request.level` at `now` (whole seconds; `/M`). B-T asks
-    /// `time_stamper`; a visible placement needs `appearance`. The sealed file is
-    /// `pdf` followed by [`SealedPdf::update`].
-    pub async fn seal_pdf(
-        &self,
-        pdf: &[u8],
-        request: &PdfSealRequest,
-        now: SystemTime,
-        time_stamper: Option<&dyn TimeStamper>,
-        appearance: Option<&dyn Appearance>,
-    ) -> Result<SealedPdf, Error> {
+/// A PDF parsed and checked against a [`PdfSealRequest`]: it parses, is not
+/// encrypted or damaged, its DocMDP allows another signature, a certification seal
+/// would be its first signature, the page exists and a visible rectangle lies within
+/// it. Only the appearance is left to check when it is sealed
+/// ([`SealCredential::seal_checked_pdf`]).
+///
+/// A caller that must judge a whole batch before spending anything on it (the CSC
+/// `signDoc` call, whose SAD is single-use) checks every file first, then seals them;
+/// the parse is not repeated.
+#[derive(Debug)]
+pub struct CheckedPdf<'a> {
+    pdf: &'a [u8],
+    doc: document::Inspected,
+    request: PdfSealRequest,
+    /// The reference of the page the seal's widget goes on.
+    page: ObjectId,
+}
+
+impl<'a> CheckedPdf<'a> {
+    /// Parses `pdf` and applies every refusal that depends on the file and the
+    /// request alone.
+    pub fn new(pdf: &'a [u8], request: &PdfSealRequest) -> Result<Self, Error> {
         let doc = document::Inspected::parse(pdf)?;
         if doc.docmdp == Some(1) {
             return Err(PdfError::CertificationForbidsSignatures.into());
@@ -255,10 +265,8 @@ impl SealCredential {
         if request.certify && doc.signatures > 0 {
             return Err(PdfError::CertificationNotFirst.into());
         }
-        let signing_time = whole_seconds(now);
-        let mut objects = NewObjects::new(doc.size);
-        let (page, rect, ap) = match request.placement {
-            Placement::Invisible { page } => (doc.page(page)?.0, [0.0; 4], None),
+        let page = match request.placement {
+            Placement::Invisible { page } => doc.page(page)?.0,
             Placement::Visible { page, rect } => {
                 let (page_id, media_box) = doc.page(page)?;
                 let r = [rect.x, rect.y, rect.x + rect.width, rect.y + rect.height];
@@ -277,16 +285,77 @@ impl SealCredential {
                     }
                     .into());
                 }
+                page_id
+            }
+        };
+        Ok(Self {
+            pdf,
+            doc,
+            request: *request,
+            page,
+        })
+    }
+
+    /// The request the file was checked against.
+    pub fn request(&self) -> &PdfSealRequest {
+        &self.request
+    }
+
+    /// The file as received.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.pdf
+    }
+}
+
+impl SealCredential {
+    /// Seals `pdf` as PAdES `request.level` at `now` (whole seconds; `/M`). B-T asks
+    /// `time_stamper`; a visible placement needs `appearance`. The sealed file is
+    /// `pdf` followed by [`SealedPdf::update`]. [`CheckedPdf::new`], then
+    /// [`SealCredential::seal_checked_pdf`].
+    pub async fn seal_pdf(
+        &self,
+        pdf: &[u8],
+        request: &PdfSealRequest,
+        now: SystemTime,
+        time_stamper: Option<&dyn TimeStamper>,
+        appearance: Option<&dyn Appearance>,
+    ) -> Result<SealedPdf, Error> {
+        let checked = CheckedPdf::new(pdf, request)?;
+        self.seal_checked_pdf(checked, now, time_stamper, appearance)
+            .await
+    }
+
+    /// Seals a file [`CheckedPdf::new`] accepted; see [`SealCredential::seal_pdf`].
+    pub async fn seal_checked_pdf(
+        &self,
+        checked: CheckedPdf<'_>,
+        now: SystemTime,
+        time_stamper: Option<&dyn TimeStamper>,
+        appearance: Option<&dyn Appearance>,
+    ) -> Result<SealedPdf, Error> {
+        let CheckedPdf {
+            pdf,
+            doc,
+            request,
+            page,
+        } = checked;
+        let request = &request;
+        let signing_time = whole_seconds(now);
+        let mut objects = NewObjects::new(doc.size);
+        let (rect, ap) = match request.placement {
+            Placement::Invisible { .. } => ([0.0; 4], None),
+            Placement::Visible { page: n, rect } => {
                 let appearance = appearance.ok_or(PdfError::NoAppearance)?;
                 let ctx = AppearanceContext {
                     document: &doc.doc,
-                    page: (page, page_id),
+                    page: (n, page),
                     rect,
                     signing_time,
                     credential: self,
                 };
                 let ap = appearance.normal_appearance(&ctx, &mut objects)?;
-                (page_id, r, Some(ap))
+                let r = [rect.x, rect.y, rect.x + rect.width, rect.y + rect.height];
+                (r, Some(ap))
             }
         };
         let spec = update::SigSpec {

@@ -244,7 +244,7 @@ fn seal_metadata_is_resolved_and_each_defect_named() {
 
     let e = |seal: &str| format!("{:#}", with_seal(d, seal, "").unwrap_err());
     assert!(e("levels = []").contains("levels is empty"));
-    assert!(e("levels = [\"B-LTA\"]").contains("unknown CAdES level"));
+    assert!(e("levels = [\"B-LTA\"]").contains("unknown seal level"));
     assert!(e("algorithms = [\"ed25519\"]").contains("not a digest-signing algorithm"));
     assert!(e("algorithms = [\"md5\"]").contains("not a digest-signing algorithm"));
     assert!(e("display_name = \" \"").contains("display_name is empty"));

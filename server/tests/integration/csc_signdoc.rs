@@ -1,9 +1,11 @@
-//! Issue #12, CSC v2 `signatures/signDoc` through the real `hanko serve --dev`: CAdES
-//! B-B and B-T seals of documents (attached and detached) and of digests for both dev
-//! seal credentials, each verified by `openssl cms -verify` (and its time-stamp by
-//! `openssl ts -verify`), the log holding exactly one record per seal returned; every
-//! refusal with its own CSC error and nothing logged; a seal whose record cannot be
-//! committed is not returned.
+//! Issues #12 and #13, CSC v2 `signatures/signDoc` through the real `hanko serve --dev`:
+//! CAdES B-B and B-T seals of documents (attached and detached) and of digests for both
+//! dev seal credentials, each verified by `openssl cms -verify` (and its time-stamp by
+//! `openssl ts -verify`); PAdES seals of PDFs (`signature_format` "P"), each checked by
+//! pyHanko's validator, `pdfsig` and `qpdf --check`; the log holding exactly one record
+//! per seal returned; every refusal (PDFs the PDF route refuses included) with its own
+//! CSC error and nothing logged; a seal whose record cannot be committed is not
+//! returned.
 
 use std::net::SocketAddr;
 
@@ -18,6 +20,7 @@ use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
 use crate::common::seal::{exported, log_records, of_kind, verify_seal};
 use crate::common::{dev_api_key, dev_init, start_dev_with_extra};
+use crate::seal_pdf::{assert_sealed, fixture, fixtures};
 
 const V: Csc = Csc::V2;
 
@@ -34,6 +37,14 @@ fn document(doc: &[u8], sign_algo: &str, level: Option<&str>, envelope: Option<&
     if let Some(e) = envelope {
         d["signed_envelope_property"] = json!(e);
     }
+    d
+}
+
+/// A `documents` entry sealing the PDF `pdf` (PAdES) at `level`, with `envelope` as its
+/// `signed_envelope_property`.
+fn pdf_document(pdf: &[u8], sign_algo: &str, level: &str, envelope: Option<&str>) -> Value {
+    let mut d = document(pdf, sign_algo, Some(level), envelope);
+    d["signature_format"] = json!("P");
     d
 }
 
@@ -141,6 +152,121 @@ fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
     assert_eq!(records.len(), returned.len() + tokens);
 }
 
+/// PAdES through signDoc: for both credentials, one call with a PDF at B-B, a CAdES
+/// document between, and a PDF signed before at B-T; then a certification seal. Each
+/// sealed PDF starts with the original bytes and passes pyHanko, pdfsig and qpdf; each
+/// is logged once under the hash of the file returned and counted as PAdES.
+#[test]
+fn sign_doc_pades_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let dir = work.join("data");
+    dev_init(&dir);
+    let key = dev_api_key(&dir);
+    let server = start_dev_with_extra(&dir, "");
+    let addr = server.addr;
+    let roots = [
+        dir.join("dev-pki/root.pem"),
+        fixtures().join("signed-pyhanko-cert.pem"),
+    ];
+    let roots = roots.each_ref().map(|p| p.as_path());
+    let (table, signed) = (fixture("gs-table.pdf"), fixture("signed-pyhanko.pdf"));
+    let doc = b"certificate of residence".as_slice();
+    let mut pdfs: Vec<Vec<u8>> = Vec::new();
+    let mut cms = Vec::new();
+    for (credential, sign_algo) in CASES {
+        let sad = V.authorize(addr, &key, credential, 3, None);
+        let (status, v) = V.call(
+            addr,
+            "signatures/signDoc",
+            Some(&key),
+            &json!({
+                "credentialID": credential,
+                "SAD": sad,
+                "documents": [
+                    pdf_document(&table, sign_algo, "Ades-B-B", None),
+                    document(doc, sign_algo, None, None),
+                    pdf_document(&signed, sign_algo, "Ades-B-T", Some("Revision")),
+                ],
+            }),
+        );
+        assert_eq!(status, 200, "{credential}: {v}");
+        assert!(v.get("SignatureObject").is_none(), "{v}");
+        let out = decoded(&v["DocumentWithSignature"]);
+        assert_eq!(out.len(), 3, "in the order of documents: {v}");
+        for (i, (original, level, signatures)) in [(&table, "B-B", 1), (&signed, "B-T", 2)]
+            .into_iter()
+            .enumerate()
+        {
+            let sealed = &out[i * 2];
+            assert!(sealed.starts_with(original), "{credential}: original kept");
+            let path = work.join(format!("{credential}-{i}.pdf"));
+            std::fs::write(&path, sealed).unwrap();
+            assert_sealed(&path, &roots, signatures, level);
+        }
+        verify_seal(work, &format!("{credential}-cades"), &out[1], None, doc);
+        pdfs.extend([out[0].clone(), out[2].clone()]);
+        cms.push(out[1].clone());
+    }
+    // Certification: a DocMDP seal, pyHanko and pdfsig still see modification none.
+    let (credential, sign_algo) = CASES[1];
+    let sad = V.authorize(addr, &key, credential, 1, Some(&[sha256(&table)]));
+    let (status, v) = V.call(
+        addr,
+        "signatures/signDoc",
+        Some(&key),
+        &json!({
+            "credentialID": credential,
+            "SAD": sad,
+            "documents": [pdf_document(&table, sign_algo, "Ades-B-T", Some("Certification"))],
+        }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let certified = decoded(&v["DocumentWithSignature"]).remove(0);
+    let path = work.join("certified.pdf");
+    std::fs::write(&path, &certified).unwrap();
+    assert_sealed(&path, &roots, 1, "B-T");
+    let update = String::from_utf8_lossy(&certified[table.len()..]);
+    assert!(
+        update.contains("/DocMDP") && update.contains("/Perms"),
+        "a certification seal: {update}"
+    );
+    pdfs.push(certified);
+
+    let (_, metrics) = server.get("/metrics");
+    for (credential, n) in [("seal-rsa3072", 1), ("seal-p256", 1)] {
+        let line = format!(
+            "hanko_seal_total{{credential=\"{credential}\",form=\"pades\",level=\"B-B\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line}: {metrics}");
+    }
+    assert!(
+        metrics
+            .contains("hanko_seal_total{credential=\"seal-p256\",form=\"pades\",level=\"B-T\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("hanko_seal_total{credential=\"seal-p256\",form=\"cades\",level=\"B-B\"} 1"),
+        "{metrics}"
+    );
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains(&key), "the API key was logged");
+
+    let records = log_records(&dir);
+    let seals = of_kind(&records, "seal");
+    assert_eq!(seals.len(), pdfs.len() + cms.len(), "{records:#?}");
+    for sealed in pdfs.iter().chain(&cms) {
+        let hash = hex::encode(sha256(sealed));
+        let r: Vec<_> = seals.iter().filter(|r| r["object_hash"] == hash).collect();
+        assert_eq!(r.len(), 1, "{records:#?}");
+        assert_eq!(r[0]["client"], "dev-client");
+    }
+    // Three B-T PDF seals, each with its token logged.
+    assert_eq!(of_kind(&records, "timestamp").len(), 3, "{records:#?}");
+}
+
 #[test]
 fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,16 +300,64 @@ fn sign_doc_refusals_each_with_its_error_and_nothing_logged() {
     let one_doc = |d: Value| req(json!([d]), json!([]));
     let one_digest = |d: Value| req(json!([]), json!([d]));
 
-    // Formats and levels not served.
-    let mut pades = document(doc, ecdsa, None, None);
-    pades["signature_format"] = json!("P");
+    // PDFs the PDF route refuses (PAdES), and PAdES shapes not served.
+    let table = fixture("gs-table.pdf");
+    let pdf_refusals: [(&str, Vec<u8>, Option<&str>, &str); 6] = [
+        ("garbage", vec![0x5a; 5000], None, "does not parse"),
+        (
+            "truncated",
+            table[..table.len() / 2].to_vec(),
+            None,
+            "does not parse",
+        ),
+        ("encrypted", fixture("encrypted.pdf"), None, "encrypted"),
+        (
+            "DocMDP P=1",
+            fixture("docmdp-nochanges.pdf"),
+            None,
+            "DocMDP P=1",
+        ),
+        (
+            "certify a signed file",
+            fixture("signed-pyhanko.pdf"),
+            Some("Certification"),
+            "first signature",
+        ),
+        (
+            "a CAdES envelope",
+            table.clone(),
+            Some("Detached"),
+            "signed_envelope_property \"Detached\" is not supported for PAdES",
+        ),
+    ];
+    for (what, pdf, envelope, says) in pdf_refusals {
+        eprintln!("PAdES refusal: {what}");
+        // The bad PDF second: the good one before it is not sealed either.
+        let body = req(
+            json!([
+                pdf_document(&table, ecdsa, "Ades-B-B", None),
+                pdf_document(&pdf, ecdsa, "Ades-B-T", envelope)
+            ]),
+            json!([]),
+        );
+        let (status, v) = V.call(addr, "signatures/signDoc", Some(&key), &body);
+        assert_eq!(status, 400, "{what}: {v}");
+        assert_eq!(v["error"], "invalid_request", "{what}: {v}");
+        let description = v["error_description"].as_str().unwrap();
+        assert!(description.starts_with("documents[1]: "), "{what}: {v}");
+        assert!(description.contains(says), "{what}: {v}");
+        assert!(!description.contains("CAdES level"), "{what}: {v}");
+    }
+    let mut pades_digest = digest_entry(&[sha256(doc)], ecdsa, "Ades-B-B");
+    pades_digest["signature_format"] = json!("P");
     refused(
         &key,
-        &one_doc(pades),
+        &one_digest(pades_digest),
         400,
         "invalid_request",
-        "documents[0]: signature_format \"P\" (PAdES) is not supported yet; only \"C\" (CAdES)",
+        "documentDigests[0]: signature_format \"P\" (PAdES) seals documents, not digests",
     );
+    // Formats and levels not served.
     let mut xades = document(doc, ecdsa, None, None);
     xades["signature_format"] = json!("X");
     refused(

@@ -188,7 +188,7 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
         ),
         400,
         "invalid_request",
-        "unknown CAdES level",
+        "unknown seal level",
     );
     assert_json_error(
         seal(
@@ -229,7 +229,8 @@ fn dev_seals_verify_with_openssl_and_each_is_logged_once() {
 
     let (_, metrics) = server.get("/metrics");
     assert!(
-        metrics.contains("hanko_seal_total{credential=\"seal-p256\",level=\"B-T\"} 3"),
+        metrics
+            .contains("hanko_seal_total{credential=\"seal-p256\",form=\"cades\",level=\"B-T\"} 3"),
         "{metrics}"
     );
     let (status, out) = server.stop();

@@ -17,7 +17,7 @@ use hanko_pki::HashAlgorithm;
 use crate::common::seal::{assert_json_error, log_records, of_kind, seal, seal_pdf};
 use crate::common::{Server, dev_api_key, dev_init, hanko, start_dev_with_extra, text};
 
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pdf")
 }
 
@@ -225,6 +225,16 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
     assert_sealed(&path, &roots, 1, "B-T");
     received.push(("cli".into(), std::fs::read(&path).unwrap()));
 
+    // Counted as PAdES seals: the gs-table and qpdf-objstm RSA B-B cases (2), the
+    // certified-then-sealed one (1).
+    let (_, metrics) = server.get("/metrics");
+    assert!(
+        metrics.contains(
+            "hanko_seal_total{credential=\"seal-rsa3072\",form=\"pades\",level=\"B-B\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("form=\"cades\""), "{metrics}");
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
     assert!(!out.contains(&key), "the API key must never be logged");
@@ -469,6 +479,13 @@ fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
             "first signature",
         ),
         (
+            "unknown level",
+            "credential=seal-p256&level=B-LTA".into(),
+            table.clone(),
+            400,
+            "unknown seal level \"B-LTA\" (B-B or B-T)",
+        ),
+        (
             "unknown parameter",
             format!("{q}&visibel=true"),
             table.clone(),
@@ -486,6 +503,11 @@ fn bad_pdfs_are_refused_with_4xx_and_nothing_is_logged() {
     for (what, query, body, status, says) in cases {
         eprintln!("refusal: {what}");
         let got = seal_pdf(server.addr, &query, &key, &body);
+        assert!(
+            !String::from_utf8_lossy(&got.2).contains("CAdES"),
+            "{what}: a PDF refusal names CAdES: {}",
+            String::from_utf8_lossy(&got.2)
+        );
         assert_json_error(got, status, "invalid_request", says);
     }
     // The limit is the route's own: the same bytes are not too large for CAdES.
