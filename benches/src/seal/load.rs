@@ -3,12 +3,15 @@
 //!
 //! * CSC v2 `credentials/authorize` (`numSignatures` = hashes per call) then
 //!   `signatures/signHash` with that many SHA-256 hashes and the SAD just issued, or
-//! * `POST /api/v1/seal/cades?level=B-B` of a small document (`--cades`).
+//! * `POST /api/v1/seal/cades?level=B-B` of a small document (`--cades`), or
+//! * `POST /api/v1/seal/pdf?level=B-B` of a PDF (`--pdf`; the same request for every
+//!   client of the row).
 //!
 //! Requests are built before the run (random hashes, JSON bodies split around the SAD),
 //! so the generator only splices in the SAD and parses the replies. A call counts only
 //! when every reply was 200 and well-formed: the SAD present, exactly as many base64
-//! signatures as hashes (signHash), a DER SEQUENCE (CAdES). Some signatures of each row
+//! signatures as hashes (signHash), a DER SEQUENCE (CAdES), the PDF followed by
+//! an update (PAdES). Some signatures of each row
 //! are kept to be verified against the key after the row (`--check-signatures`), off the
 //! timed path.
 //!
@@ -107,6 +110,8 @@ pub(super) enum Work {
     },
     /// One `POST /api/v1/seal/cades` per call: the complete requests.
     Cades(Vec<Vec<u8>>),
+    /// One `POST /api/v1/seal/pdf` per call: the complete request, and the PDF's length.
+    Pdf(Vec<u8>, usize),
 }
 
 /// `Authorization: Bearer KEY`.
@@ -165,6 +170,17 @@ impl Work {
             ));
         }
         Ok(Work::Cades(reqs))
+    }
+}
+
+impl Work {
+    /// PAdES B-B seals of `pdf` with `credential`.
+    pub(super) fn pdf(credential: &str, pdf: &[u8], api_key: &str) -> Work {
+        let path = format!("/api/v1/seal/pdf?credential={credential}&level=B-B");
+        Work::Pdf(
+            post(&path, "application/pdf", &[&bearer(api_key)], pdf),
+            pdf.len(),
+        )
     }
 }
 
@@ -346,6 +362,13 @@ impl Client {
                     return Err(Failure::Malformed(excerpt("cades: not DER", &body)));
                 }
                 Ok(vec![(Vec::new(), body)])
+            }
+            Work::Pdf(req, len) => {
+                let body = exchange(c, req).await?;
+                if !body.starts_with(b"%PDF-") || body.len() <= *len {
+                    return Err(Failure::Malformed(excerpt("pdf: not a sealed PDF", &body)));
+                }
+                Ok(vec![(Vec::new(), Vec::new())])
             }
         }
     }

@@ -15,6 +15,9 @@
 //!       C keep-alive clients: authorize (numSignatures n) + signHash (n hashes), in a loop
 //!       signatures counted over a window of --seconds; some verified after the row
 //!     --cades: C clients POST /api/v1/seal/cades?level=B-B of a small document
+//!     --pdf: for each --pdf-bytes size, C clients POST /api/v1/seal/pdf?level=B-B of
+//!       a PDF of that size (pdf.rs, the same bytes every run); then `sha256sum` of
+//!       the same file, timed, for the MB/s comparison
 //!     raw after (the rows are compared with the mean of before and after)
 //!   SIGTERM the server
 //! ```
@@ -32,11 +35,12 @@
 //! `http.csc_max_hashes` is raised likewise when `--hashes` asks for more than it allows.
 //!
 //! Layout: this file has the options and the run; `load` builds the requests and drives
-//! the clients, `report` prints the tables. The server, the dev token, the CPU split and
+//! the clients, `report` prints the tables, `pdf` makes the PDFs and times `sha256sum`. The server, the dev token, the CPU split and
 //! the HTTP client are shared with `hanko-bench tsa` (`devserver.rs`,
 //! `cpu.rs`, `http.rs`).
 
 mod load;
+mod pdf;
 mod report;
 
 use std::path::PathBuf;
@@ -78,6 +82,13 @@ pub struct Args {
     /// Size of the documents sealed by the `--cades` rows, bytes.
     #[arg(long, default_value_t = 1024)]
     pub cades_bytes: usize,
+    /// Also measure `POST /api/v1/seal/pdf?level=B-B` (PAdES seals/s, each logged) of
+    /// PDFs of the `--pdf-bytes` sizes.
+    #[arg(long)]
+    pub pdf: bool,
+    /// Sizes of the PDFs the `--pdf` rows seal, bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100000,5000000")]
+    pub pdf_bytes: Vec<usize>,
     /// Signatures per row verified against the key after the row (off the timed path);
     /// 0 checks none.
     #[arg(long, default_value_t = 64)]
@@ -95,6 +106,8 @@ enum Call {
     SignHash(usize),
     /// One CAdES B-B seal.
     Cades,
+    /// One PAdES B-B seal of a PDF of this many bytes.
+    Pdf(usize),
 }
 
 /// A dev seal credential and its signing scheme.
@@ -148,6 +161,8 @@ struct Row {
     raw_other: f64,
     cpu: CpuSplit,
     checked: Checked,
+    /// `sha256sum` of the row's PDF, MB/s, timed right after the row (PDF rows).
+    sha256sum: Option<f64>,
 }
 
 /// Runs the benchmark and prints the tables.
@@ -202,11 +217,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Refuses options that cannot give a measurement.
 fn check(args: &Args) -> anyhow::Result<()> {
-    if args.hashes.is_empty() && !args.cades {
-        bail!("nothing to measure: give --hashes or --cades");
+    if args.hashes.is_empty() && !args.cades && !args.pdf {
+        bail!("nothing to measure: give --hashes, --cades or --pdf");
     }
     if args.cades_bytes == 0 {
         bail!("--cades-bytes must be at least 1");
+    }
+    if args.pdf && args.pdf_bytes.iter().any(|&b| b < pdf::MIN_BYTES) {
+        bail!("--pdf-bytes must each be at least {}", pdf::MIN_BYTES);
     }
     if args.queue_depth == Some(0) {
         bail!("--queue-depth must be at least 1");
@@ -353,23 +371,37 @@ impl Bench<'_> {
         if self.args.cades {
             calls.push(Call::Cades);
         }
+        if self.args.pdf {
+            calls.extend(self.args.pdf_bytes.iter().map(|&b| Call::Pdf(b)));
+        }
         let mut measured = Vec::new();
         for &call in &calls {
+            // One PDF for every client of a row (a 5 MB file per client would be the
+            // generator's memory, not the server's).
+            let pdf = match call {
+                Call::Pdf(bytes) => Some(self.pdf_file(bytes)?),
+                _ => None,
+            };
             for &clients in &self.args.common.clients {
-                let work = (0..clients)
-                    .map(|_| {
-                        match call {
-                            Call::SignHash(n) => Work::sign_hash(key.label, dalg, n, api_key),
-                            Call::Cades => Work::cades(key.label, self.args.cades_bytes, api_key),
-                        }
-                        .map(Arc::new)
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let work = match &pdf {
+                    Some((_, doc)) => {
+                        let shared = Arc::new(Work::pdf(key.label, doc, api_key));
+                        (0..clients).map(|_| Arc::clone(&shared)).collect()
+                    }
+                    None => (0..clients)
+                        .map(|_| {
+                            match call {
+                                Call::SignHash(n) => Work::sign_hash(key.label, dalg, n, api_key),
+                                _ => Work::cades(key.label, self.args.cades_bytes, api_key),
+                            }
+                            .map(Arc::new)
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?,
+                };
                 let c0 = CpuTimes::sample(server.pid());
-                let keep = if call == Call::Cades {
-                    0
-                } else {
-                    self.args.check_signatures
+                let keep = match call {
+                    Call::SignHash(_) => self.args.check_signatures,
+                    Call::Cades | Call::Pdf(_) => 0,
                 };
                 let mut load = self.client_rt.block_on(drive(
                     server.addr(),
@@ -379,13 +411,17 @@ impl Bench<'_> {
                 ))?;
                 let cpu = CpuTimes::split(&c0, &CpuTimes::sample(server.pid()), self.ncpu);
                 let checked = check_signatures(spki, dalg, &std::mem::take(&mut load.kept));
-                measured.push((call, clients, load, cpu, checked));
+                let sha256sum = match &pdf {
+                    Some((path, _)) => Some(pdf::sha256sum_rate(path)?),
+                    None => None,
+                };
+                measured.push((call, clients, load, cpu, checked, sha256sum));
             }
         }
         let (raw_after, other_after) = self.raw(server, key, verify)?;
         Ok(measured
             .into_iter()
-            .map(|(call, clients, load, cpu, checked)| Row {
+            .map(|(call, clients, load, cpu, checked, sha256sum)| Row {
                 key,
                 verify,
                 call,
@@ -397,8 +433,18 @@ impl Bench<'_> {
                 raw_other: other_before.max(other_after),
                 cpu,
                 checked,
+                sha256sum,
             })
             .collect())
+    }
+
+    /// The PDF of `bytes` bytes ([`pdf::padded`]), written to the data directory for
+    /// `sha256sum`: (its path, its bytes).
+    fn pdf_file(&self, bytes: usize) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+        let doc = pdf::padded(bytes);
+        let path = self.dir.join(format!("bench-seal-{bytes}.pdf"));
+        std::fs::write(&path, &doc).with_context(|| format!("writing {}", path.display()))?;
+        Ok((path, doc))
     }
 }
 

@@ -81,6 +81,15 @@ fn options_and_their_defaults() {
             .to_string()
             .contains("no hanko binary")
     );
+    a.pdf = true;
+    a.pdf_bytes = vec![100];
+    assert!(check(&a).unwrap_err().to_string().contains("--pdf-bytes"));
+    let a = parse(&["--pdf", "--pdf-bytes", "200000"]).unwrap();
+    assert_eq!(
+        (a.pdf, a.pdf_bytes.as_slice()),
+        (true, [200_000].as_slice())
+    );
+    assert_eq!(parse(&[]).unwrap().pdf_bytes, [100_000, 5_000_000]);
 }
 
 #[test]
@@ -184,6 +193,7 @@ fn row(key: SealKey, call: Call, signatures: u64, other: f64) -> Row {
             other,
         },
         checked: Checked { kept: 64, ok: 64 },
+        sha256sum: None,
     }
 }
 
@@ -205,6 +215,23 @@ fn targets_and_labels() {
     assert_eq!(target("seal-rsa3072", Call::Cades), None);
     assert_eq!(call_label(Call::SignHash(64)), "signHash/64");
     assert_eq!(call_label(Call::Cades), "cades");
+    assert_eq!(target("seal-rsa3072", Call::Pdf(100_000)), Some(0.8));
+    assert_eq!(target("seal-rsa3072", Call::Pdf(5_000_000)), None);
+    assert_eq!(target("seal-p256", Call::Pdf(100_000)), None);
+    assert_eq!(call_label(Call::Pdf(100_000)), "pdf/100kB");
+    assert_eq!(call_label(Call::Pdf(5_000_000)), "pdf/5MB");
+}
+
+#[test]
+fn pdf_rows_report_mb_per_second_against_sha256sum() {
+    // 20 seals of 5 MB over 10 s: 20 seals, 2 seals/s = 10 MB/s.
+    let mut r = row(KEYS[0], Call::Pdf(5_000_000), 20, 0.0);
+    assert_eq!(report::pdf_line(&r), None, "no sha256sum figure");
+    r.sha256sum = Some(400.0);
+    assert_eq!(
+        report::pdf_line(&r).unwrap(),
+        "  pdf/5MB: 10.0 MB/s sealed, sha256sum of the same file 400.0 MB/s (0.025 of it)"
+    );
 }
 
 #[test]
