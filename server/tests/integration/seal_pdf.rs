@@ -5,7 +5,8 @@
 //! poppler's `pdfsig` (each signature valid, the last one covering the whole file) and
 //! `qpdf --check`. Inputs: the fixtures of `tests/fixtures/pdf/` (Ghostscript, qpdf
 //! with object streams, LibreOffice with Japanese text and PDF/A-2b, PDF 1.4 and 2.0, a
-//! linearized one, one signed before by pyHanko). Each bad input is a 4xx JSON error and logs nothing.
+//! linearized one, one signed before by pyHanko, a hybrid-reference file, a page whose
+//! `/Annots` is an array object). Each bad input is a 4xx JSON error and logs nothing.
 //! Visible seals: drawn in the rectangle asked for (rendered by `pdftoppm` before and
 //! after, nothing else on the page changed), their text extracted by `pdftotext`.
 
@@ -48,7 +49,12 @@ pub(crate) fn assert_sealed(path: &Path, roots: &[&Path], signatures: usize, lev
     let name = path.display();
     let report = pyhanko(path, roots);
     assert_eq!(report.len(), signatures, "{name}: {report:#?}");
+    // Only a hybrid-reference file is read in pyHanko's non-strict mode.
+    let hybrid = path
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().contains("hybrid"));
     for sig in &report {
+        assert_eq!(sig["strict"], !hybrid, "{name}: {sig:#}");
         for key in ["intact", "valid", "trusted", "bottom_line", "docmdp_ok"] {
             assert_eq!(sig[key], true, "{name}: {key}: {sig:#}");
         }
@@ -146,6 +152,9 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
         ("qpdf-linearized.pdf", "seal-p256", "B-T"),
         ("signed-pyhanko.pdf", "seal-rsa3072", "B-T"),
         ("signed-pyhanko.pdf", "seal-p256", "B-B"),
+        ("hybrid-xrefstm.pdf", "seal-rsa3072", "B-T"),
+        ("hybrid-xrefstm.pdf", "seal-p256", "B-B"),
+        ("annots-indirect.pdf", "seal-p256", "B-T"),
     ]);
     let mut received: Vec<(String, Vec<u8>)> = Vec::new();
     for (file, credential, level) in cases {
@@ -252,6 +261,41 @@ fn pdf_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged() {
     assert!(seals.iter().all(|r| r["client"] == "dev-client"));
 }
 
+/// `qpdf --show-object=N` of `path`.
+fn show_object(path: &Path, n: u32) -> String {
+    let out = Command::new("qpdf")
+        .arg(format!("--show-object={n}"))
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// In a sealed `annots-indirect.pdf` the page (object 3) still names its annotations
+/// by reference (`/Annots 6 0 R`), and that array object holds the earlier note
+/// (`7 0 R`) followed by the seal's widget.
+fn assert_annots_appended(path: &Path) {
+    let page = show_object(path, 3);
+    assert!(page.contains("/Annots 6 0 R"), "page: {page}");
+    let annots = show_object(path, 6);
+    let refs: Vec<&str> = annots
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(" R")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    assert_eq!(refs.len(), 2, "the note and the widget: {annots}");
+    assert_eq!(refs[0], "7 0", "{annots}");
+    let widget = show_object(path, refs[1].split(' ').next().unwrap().parse().unwrap());
+    assert!(
+        widget.contains("/Subtype /Widget") && widget.contains("/FT /Sig"),
+        "{widget}"
+    );
+}
+
 /// Renders page 1 of `pdf` at 72 dpi (one pixel per point): (width, height, RGB rows).
 fn render(pdf: &Path) -> (usize, usize, Vec<u8>) {
     let prefix = pdf.with_extension("page");
@@ -293,6 +337,8 @@ fn visible_seals_are_drawn_where_asked_verify_and_change_nothing_else() {
         ("lo-japanese.pdf", "seal-rsa3072", "B-T"),
         ("lo-pdfa2b.pdf", "seal-p256", "B-T"),
         ("signed-pyhanko.pdf", "seal-rsa3072", "B-T"),
+        ("hybrid-xrefstm.pdf", "seal-p256", "B-T"),
+        ("annots-indirect.pdf", "seal-rsa3072", "B-B"),
     ];
     for (file, credential, level) in cases {
         let name = format!("visible-{file}-{credential}-{level}");
@@ -318,6 +364,10 @@ fn visible_seals_are_drawn_where_asked_verify_and_change_nothing_else() {
         std::fs::write(&before_path, &original).unwrap();
         let signatures = if file.starts_with("signed-") { 2 } else { 1 };
         assert_sealed(&path, &roots, signatures, level);
+
+        if file == "annots-indirect.pdf" {
+            assert_annots_appended(&path);
+        }
 
         let (w, h, after) = render(&path);
         let (bw, bh, before) = render(&before_path);
