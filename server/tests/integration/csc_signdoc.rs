@@ -8,6 +8,7 @@
 //! returned.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -19,7 +20,7 @@ use crate::common::csc::{Csc, assert_error, b64, billing_client};
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
 use crate::common::seal::{exported, log_records, of_kind, verify_seal};
-use crate::common::{dev_api_key, dev_init, start_dev_with_extra};
+use crate::common::{Server, dev_api_key, dev_init, start_dev_with_extra};
 use crate::seal_pdf::{assert_sealed, fixture, fixtures};
 
 const V: Csc = Csc::V2;
@@ -67,6 +68,56 @@ fn decoded(v: &Value) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `serve --dev` on `<tmp>/data`: the temporary directory, the data directory, the dev
+/// client's API key, the server.
+fn dev_server() -> (tempfile::TempDir, PathBuf, String, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    let key = dev_api_key(&dir);
+    let server = start_dev_with_extra(&dir, "");
+    (tmp, dir, key, server)
+}
+
+/// Stops `server` (its output must not hold the API key `key`) and checks the log of
+/// `dir`: one seal record of the dev client per object in `returned` (by SHA-256), and
+/// no other seal. Returns every record.
+fn stop_and_check_seals(server: Server, dir: &Path, key: &str, returned: &[Vec<u8>]) -> Vec<Value> {
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    assert!(!out.contains(key), "the API key was logged");
+    let records = log_records(dir);
+    let seals = of_kind(&records, "seal");
+    assert_eq!(seals.len(), returned.len(), "{records:#?}");
+    for object in returned {
+        let hash = hex::encode(sha256(object));
+        let r: Vec<_> = seals.iter().filter(|r| r["object_hash"] == hash).collect();
+        assert_eq!(r.len(), 1, "{records:#?}");
+        assert_eq!(r[0]["client"], "dev-client");
+    }
+    records
+}
+
+/// A signDoc call by `key` with (credential, SAD) over `documents` and `digests`
+/// that must succeed: its answer.
+fn sign_doc(
+    addr: SocketAddr,
+    key: &str,
+    (credential, sad): (&str, &str),
+    documents: Value,
+    digests: Value,
+) -> Value {
+    let (status, v) = V.call(
+        addr,
+        "signatures/signDoc",
+        Some(key),
+        &json!({ "credentialID": credential, "SAD": sad, "documents": documents,
+                 "documentDigests": digests }),
+    );
+    assert_eq!(status, 200, "{credential}: {v}");
+    v
+}
+
 const CASES: [(&str, &str); 2] = [
     ("seal-rsa3072", dotted::SHA256_WITH_RSA_ENCRYPTION),
     ("seal-p256", dotted::ECDSA_WITH_SHA256),
@@ -74,12 +125,8 @@ const CASES: [(&str, &str); 2] = [
 
 #[test]
 fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, dir, key, server) = dev_server();
     let work = tmp.path();
-    let dir = work.join("data");
-    dev_init(&dir);
-    let key = dev_api_key(&dir);
-    let server = start_dev_with_extra(&dir, "");
     let addr = server.addr;
     let (a, b, c) = (
         b"certificate of residence".as_slice(),
@@ -96,21 +143,16 @@ fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
         // digests (a document by its SHA-256).
         let bound = [sha256(a), sha256(b), sha256(c)];
         let sad = V.authorize(addr, &key, credential, 3, (i == 1).then_some(&bound[..]));
-        let (status, v) = V.call(
+        let v = sign_doc(
             addr,
-            "signatures/signDoc",
-            Some(&key),
-            &json!({
-                "credentialID": credential,
-                "SAD": sad,
-                "documents": [
-                    document(a, sign_algo, None, None),
-                    document(b, sign_algo, Some("Ades-B-T"), Some("Detached")),
-                ],
-                "documentDigests": [digest_entry(&[sha256(c)], sign_algo, "AdES-B-T")],
-            }),
+            &key,
+            (credential, &sad),
+            json!([
+                document(a, sign_algo, None, None),
+                document(b, sign_algo, Some("Ades-B-T"), Some("Detached")),
+            ]),
+            json!([digest_entry(&[sha256(c)], sign_algo, "AdES-B-T")]),
         );
-        assert_eq!(status, 200, "{credential}: {v}");
         let attached = decoded(&v["DocumentWithSignature"]);
         let detached = decoded(&v["SignatureObject"]);
         assert_eq!((attached.len(), detached.len()), (1, 2), "{v}");
@@ -135,19 +177,7 @@ fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
         tokens += 2;
         returned.extend(attached.into_iter().chain(detached));
     }
-    let (status, out) = server.stop();
-    assert!(status.success(), "{out}");
-    assert!(!out.contains(&key), "the API key was logged");
-
-    let records = log_records(&dir);
-    let seals = of_kind(&records, "seal");
-    assert_eq!(seals.len(), returned.len(), "{records:#?}");
-    for p7s in &returned {
-        let hash = hex::encode(sha256(p7s));
-        let r: Vec<_> = seals.iter().filter(|r| r["object_hash"] == hash).collect();
-        assert_eq!(r.len(), 1, "{records:#?}");
-        assert_eq!(r[0]["client"], "dev-client");
-    }
+    let records = stop_and_check_seals(server, &dir, &key, &returned);
     assert_eq!(of_kind(&records, "timestamp").len(), tokens, "{records:#?}");
     assert_eq!(records.len(), returned.len() + tokens);
 }
@@ -158,12 +188,8 @@ fn sign_doc_seals_verify_with_openssl_and_each_is_logged_once() {
 /// is logged once under the hash of the file returned and counted as PAdES.
 #[test]
 fn sign_doc_pades_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, dir, key, server) = dev_server();
     let work = tmp.path();
-    let dir = work.join("data");
-    dev_init(&dir);
-    let key = dev_api_key(&dir);
-    let server = start_dev_with_extra(&dir, "");
     let addr = server.addr;
     let roots = [
         dir.join("dev-pki/root.pem"),
@@ -176,21 +202,17 @@ fn sign_doc_pades_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged_o
     let mut cms = Vec::new();
     for (credential, sign_algo) in CASES {
         let sad = V.authorize(addr, &key, credential, 3, None);
-        let (status, v) = V.call(
+        let v = sign_doc(
             addr,
-            "signatures/signDoc",
-            Some(&key),
-            &json!({
-                "credentialID": credential,
-                "SAD": sad,
-                "documents": [
-                    pdf_document(&table, sign_algo, "Ades-B-B", None),
-                    document(doc, sign_algo, None, None),
-                    pdf_document(&signed, sign_algo, "Ades-B-T", Some("Revision")),
-                ],
-            }),
+            &key,
+            (credential, &sad),
+            json!([
+                pdf_document(&table, sign_algo, "Ades-B-B", None),
+                document(doc, sign_algo, None, None),
+                pdf_document(&signed, sign_algo, "Ades-B-T", Some("Revision")),
+            ]),
+            json!([]),
         );
-        assert_eq!(status, 200, "{credential}: {v}");
         assert!(v.get("SignatureObject").is_none(), "{v}");
         let out = decoded(&v["DocumentWithSignature"]);
         assert_eq!(out.len(), 3, "in the order of documents: {v}");
@@ -211,17 +233,18 @@ fn sign_doc_pades_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged_o
     // Certification: a DocMDP seal, pyHanko and pdfsig still see modification none.
     let (credential, sign_algo) = CASES[1];
     let sad = V.authorize(addr, &key, credential, 1, Some(&[sha256(&table)]));
-    let (status, v) = V.call(
+    let v = sign_doc(
         addr,
-        "signatures/signDoc",
-        Some(&key),
-        &json!({
-            "credentialID": credential,
-            "SAD": sad,
-            "documents": [pdf_document(&table, sign_algo, "Ades-B-T", Some("Certification"))],
-        }),
+        &key,
+        (credential, &sad),
+        json!([pdf_document(
+            &table,
+            sign_algo,
+            "Ades-B-T",
+            Some("Certification")
+        )]),
+        json!([]),
     );
-    assert_eq!(status, 200, "{v}");
     let certified = decoded(&v["DocumentWithSignature"]).remove(0);
     let path = work.join("certified.pdf");
     std::fs::write(&path, &certified).unwrap();
@@ -250,19 +273,8 @@ fn sign_doc_pades_seals_verify_with_pyhanko_pdfsig_and_qpdf_and_each_is_logged_o
             .contains("hanko_seal_total{credential=\"seal-p256\",form=\"cades\",level=\"B-B\"} 1"),
         "{metrics}"
     );
-    let (status, out) = server.stop();
-    assert!(status.success(), "{out}");
-    assert!(!out.contains(&key), "the API key was logged");
-
-    let records = log_records(&dir);
-    let seals = of_kind(&records, "seal");
-    assert_eq!(seals.len(), pdfs.len() + cms.len(), "{records:#?}");
-    for sealed in pdfs.iter().chain(&cms) {
-        let hash = hex::encode(sha256(sealed));
-        let r: Vec<_> = seals.iter().filter(|r| r["object_hash"] == hash).collect();
-        assert_eq!(r.len(), 1, "{records:#?}");
-        assert_eq!(r[0]["client"], "dev-client");
-    }
+    pdfs.extend(cms);
+    let records = stop_and_check_seals(server, &dir, &key, &pdfs);
     // Three B-T PDF seals, each with its token logged.
     assert_eq!(of_kind(&records, "timestamp").len(), 3, "{records:#?}");
 }
