@@ -30,7 +30,7 @@ use crate::request::Level;
 pub struct SealMetadata {
     /// What the credential is for, e.g. "Certificates of residence, Citizens' Division".
     pub description: Option<String>,
-    /// The CAdES levels it may make; never empty.
+    /// The levels it may make (CAdES and PAdES); never empty.
     pub levels: Vec<Level>,
     /// The digest-signing algorithms CSC `signHash` may use with it; `None`: every one
     /// that fits the key ([`DigestSignAlgorithm::for_key`]).
@@ -79,7 +79,7 @@ impl SealMetadata {
     /// each allowed digest algorithm fits the key. `Err` names the problem.
     pub fn check(&self, key: Option<KeyType>) -> Result<(), String> {
         if self.levels.is_empty() {
-            return Err("no CAdES level allowed (levels is empty)".to_owned());
+            return Err("no seal level allowed (levels is empty)".to_owned());
         }
         if let Some(allowed) = &self.digest_algorithms {
             if allowed.is_empty() {
@@ -403,7 +403,7 @@ mod tests {
             levels: vec![],
             ..SealMetadata::default()
         };
-        assert!(none.check(None).unwrap_err().contains("no CAdES level"));
+        assert!(none.check(None).unwrap_err().contains("no seal level"));
         let all = SealMetadata::default();
         assert_eq!(all.digest_algorithms_for(KeyType::EcP256).len(), 3);
     }

@@ -100,7 +100,7 @@ pub struct SealSection {
 pub struct SealKeySection {
     /// `keys.seal.description`: what the credential is for (CSC `credentials/info`).
     pub description: Option<String>,
-    /// `keys.seal.levels`: the CAdES levels it may make, `["B-B", "B-T"]` (the default).
+    /// `keys.seal.levels`: the levels it may make (CAdES and PAdES), `["B-B", "B-T"]` (the default).
     pub levels: Option<Vec<String>>,
     /// `keys.seal.algorithms`: the digest-signing algorithms CSC `signHash` may use,
     /// e.g. `["rsa-pss-sha256"]`. Default: every one that fits the key.
