@@ -272,9 +272,9 @@ fn base64_of(parts: &[&[u8]]) -> String {
     out
 }
 
-/// The jobs of a request in the order of the output: the documents sealed `Attached`,
-/// those sealed `Detached`, then one per hash of each digest entry; every parameter
-/// but the content judged here.
+/// The jobs of a request in the order of the output: the documents sealed `Attached`
+/// and the PDFs (both answered in `DocumentWithSignature`), those sealed `Detached`,
+/// then one per hash of each digest entry; every parameter but the content judged here.
 fn jobs(credential: &SealCredential, req: &SignDocRequest) -> Result<Vec<Job>, ApiError> {
     let mut jobs = Vec::new();
     let mut detached_docs = Vec::new();
