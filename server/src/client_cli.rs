@@ -92,7 +92,7 @@ pub struct StampArgs {
     pub timeout: u64,
 }
 
-/// CAdES levels of `hanko seal --level`.
+/// Levels of `hanko seal --level` (CAdES, or PAdES for a .pdf).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LevelArg {
     /// B-B: the signature and its signed attributes.
@@ -125,7 +125,7 @@ pub struct SealArgs {
     /// The seal credential (in `--dev`: seal-rsa3072 or seal-p256).
     #[arg(long, value_name = "NAME")]
     pub credential: String,
-    /// CAdES level.
+    /// Seal level (CAdES, or PAdES for a .pdf).
     #[arg(long, value_enum, default_value_t = LevelArg::BB)]
     pub level: LevelArg,
     /// Enveloping: the file goes inside the .p7s (for small files); detached otherwise.
