@@ -356,7 +356,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         issuer,
         sealer: Some(sealer),
         store: Some(store.clone()),
-        api_keys: cfg.api_keys.clone(),
+        clients: cfg.clients.clone(),
         limits: Arc::new(http::Limits::new(&cfg.http)),
         csc_info: cfg.csc.clone(),
     });

@@ -42,8 +42,9 @@ pub struct AppState {
     /// The issuance log, for the log API's reads (the TSA appends through `issuer`).
     /// `None` only in tests that need no log.
     pub store: Option<Store>,
-    /// API keys for `/api/v1/...` (none: every protected request is refused).
-    pub api_keys: crate::auth::ApiKeys,
+    /// The clients and whether the TSA is public (none: every protected request is
+    /// refused).
+    pub clients: crate::auth::Clients,
     /// Admission control of the signing routes (`[http]`; `Limits::default()` in tests).
     pub limits: Arc<crate::http::Limits>,
     /// What the CSC API's `info` says of the service (`[csc]`).
@@ -116,5 +117,25 @@ impl SigningKey {
     pub fn certificate(&self) -> &Certificate {
         // `new` refuses an empty chain.
         &self.chain[0]
+    }
+}
+
+#[cfg(test)]
+impl AppState {
+    /// A state with nothing in it (no token, key, TSA, seal, log or client), for route
+    /// tests; `AppState { field, ..AppState::bare() }` fills in what a test needs.
+    pub(crate) fn bare() -> AppState {
+        AppState {
+            dev: false,
+            hsm: None,
+            keys: Vec::new(),
+            metrics: None,
+            sealer: None,
+            issuer: None,
+            store: None,
+            clients: Default::default(),
+            limits: Default::default(),
+            csc_info: Default::default(),
+        }
     }
 }

@@ -43,7 +43,11 @@ pub struct FileConfig {
     /// `[store]`: the issuance log.
     #[serde(default)]
     pub store: StoreSection,
-    /// `[[api_keys]]`: who may call `/api/v1/...` (only digests; see [`crate::auth`]).
+    /// `[[clients]]`: who may call which route (only digests; see [`crate::auth`]).
+    #[serde(default)]
+    pub clients: Vec<crate::auth::ClientSection>,
+    /// `[[api_keys]]`: the older form of API-key-only clients, still read (see
+    /// [`crate::auth`]).
     #[serde(default)]
     pub api_keys: Vec<crate::auth::ApiKeySection>,
     /// `[csc]`: how the CSC API's `info` describes this service.
@@ -133,6 +137,9 @@ pub struct TsaSection {
     pub include_tsa_name: Option<bool>,
     /// `tsa.qualified`: add qcStatements/esi4-qtstStatement-1 (EU qualified profile).
     pub qualified: Option<bool>,
+    /// `tsa.public`: whether `POST /tsa` serves callers without credentials (default
+    /// true); `false` restricts it to `[[clients]]` with the scope `tsa`.
+    pub public: Option<bool>,
     /// `tsa.policy_keys`: policy OID -> key label, for policies signed by another TSU key
     /// than `tsa.key` (e.g. an ECDSA key for one policy, RSA for the default).
     pub policy_keys: Option<std::collections::BTreeMap<String, String>>,

@@ -40,7 +40,11 @@ pub struct Overrides {
 impl FileConfig {
     /// Applies the flags and defaults and validates everything.
     pub fn resolve(self, o: &Overrides) -> anyhow::Result<Config> {
-        let api_keys = crate::auth::ApiKeys::from_config(&self.api_keys)?;
+        let clients = crate::auth::Clients::from_config(
+            &self.clients,
+            &self.api_keys,
+            self.tsa.public.unwrap_or(true),
+        )?;
         let dev = o.dev || self.dev.unwrap_or(false);
         let listen = match o.listen.or(self.listen) {
             Some(a) => a,
@@ -64,7 +68,7 @@ impl FileConfig {
             .filter(|k| k.usage == KeyUsage::Seal)
             .map(|k| k.label.as_str())
             .collect();
-        api_keys.check_credentials_exist(&seal_keys)?;
+        clients.check_credentials_exist(&seal_keys)?;
         let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
         let node_id = resolve_node_id(self.store.node_id.clone(), read_host_name(), dev)?;
         let store = resolve_store(self.store, o, &data_dir, node_id)?;
@@ -88,7 +92,7 @@ impl FileConfig {
             keys,
             tsa,
             store,
-            api_keys,
+            clients,
             csc: resolve_csc(self.csc)?,
             seal_tsa,
             seal_font,

@@ -213,8 +213,8 @@ pub struct Config {
     pub tsa: Option<TsaSettings>,
     /// The issuance log.
     pub store: StoreSettings,
-    /// API keys for `/api/v1/...`.
-    pub api_keys: crate::auth::ApiKeys,
+    /// The clients (`[[clients]]`, `[[api_keys]]`) and whether the TSA is public.
+    pub clients: crate::auth::Clients,
     /// What the CSC API's `info` says of the service.
     pub csc: CscInfo,
     /// The external TSA of B-T seals (`[seal]`); `None`: the server's own TSA.

@@ -177,16 +177,8 @@ mod tests {
             .unwrap();
         let key = SigningKey::new("tsa".into(), KeyUsage::Tsa, Arc::new(key), vec![leaf, ca]);
         Arc::new(AppState {
-            dev: false,
-            hsm: None,
             keys: vec![key.unwrap()],
-            metrics: None,
-            sealer: None,
-            issuer: None,
-            store: None,
-            api_keys: Default::default(),
-            limits: Default::default(),
-            csc_info: Default::default(),
+            ..AppState::bare()
         })
     }
 
@@ -230,15 +222,7 @@ mod tests {
     async fn no_keys_is_not_ready() {
         let state = Arc::new(AppState {
             dev: true,
-            hsm: None,
-            keys: Vec::new(),
-            metrics: None,
-            sealer: None,
-            issuer: None,
-            store: None,
-            api_keys: Default::default(),
-            limits: Default::default(),
-            csc_info: Default::default(),
+            ..AppState::bare()
         });
         let (status, body) = get(state, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

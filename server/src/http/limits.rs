@@ -35,8 +35,10 @@
 //!   refusals instead of a queue without bound and timeouts for everybody. Sized to what
 //!   one key's signing pool holds, so the pool's own `Busy` (a TSP systemFailure after the
 //!   request was decoded and a serial reserved) is not what sheds load.
-//! - **Per client** (`http.rate_limit_per_sec`, `http.rate_limit_burst`; off by
-//!   default): one client cannot take all the permits. The key is the TCP peer's address
+//! - **Per client**: a known client (`[[clients]]`, `crate::auth`) with its own
+//!   `rate_limit_per_sec` has its own bucket, wherever it connects from; every other
+//!   caller is limited per address (`http.rate_limit_per_sec`, `http.rate_limit_burst`;
+//!   off by default): one client cannot take all the permits. The key is the TCP peer's address
 //!   (an IPv6 address by its /64, which one host usually holds whole), never a header such
 //!   as `X-Forwarded-For` that the client writes itself. Behind a reverse proxy every
 //!   request shares the proxy's address: rate-limit in the proxy then, or leave this off.
@@ -60,6 +62,7 @@ use tokio::sync::Semaphore;
 use super::Refusal;
 use super::conn::BodyError;
 use super::json_error::ApiError;
+use crate::auth::Identity;
 use crate::config::{HttpSettings, RateLimit};
 
 /// How often the per-client state drops clients whose bucket is full again (they would
@@ -254,7 +257,12 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let Err(wait) = limits.check_rate(peer) {
+    // A known client with a rate of its own is limited by it, wherever it connects
+    // from; everybody else by the per-address rate.
+    let own = Identity::of(req.extensions())
+        .client()
+        .and_then(|c| c.check_rate());
+    if let Err(wait) = own.unwrap_or_else(|| limits.check_rate(peer)) {
         return dialect.refuse(Refusal::RateLimited { retry_after: wait });
     }
     // The client's lane, set by whoever authenticated it (the client model); a request

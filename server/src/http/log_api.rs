@@ -29,14 +29,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use hanko_store::{MAX_SERIAL_LEN, RecordKind, StoredRecord, normalize_serial};
 use serde::Serialize;
 
-use crate::auth::SCOPE_LOG_READ;
+use crate::auth::{Identity, SCOPE_LOG_READ};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -136,12 +136,12 @@ fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
 
 async fn get_record(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    identity: Identity,
     Path(serial): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     // Authorisation before anything about the request is looked at.
-    let key = match state.api_keys.require(&headers, SCOPE_LOG_READ) {
+    let key = match identity.require(SCOPE_LOG_READ) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
@@ -163,7 +163,7 @@ async fn get_record(
     };
     match store.get_by_serial(kind, &serial).await {
         Ok(Some(record)) => {
-            tracing::debug!(api_key = %key.name(), seq = record.seq, "log record read");
+            tracing::debug!(client = %key.name(), seq = record.seq, "log record read");
             let mut r = axum::Json(RecordJson::from(record)).into_response();
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -200,11 +200,11 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{HeaderMap, Request};
     use hanko_store::{NewRecord, Store, StoreOptions};
     use tower::ServiceExt as _;
 
-    use crate::auth::{ApiKeySection, ApiKeys, key_digest_hex};
+    use crate::auth::{ApiKeySection, Clients, key_digest_hex};
 
     #[test]
     fn serials_are_hex() {
@@ -271,24 +271,21 @@ mod tests {
             })
             .await
             .unwrap();
-        let api_keys = ApiKeys::from_config(&[ApiKeySection {
-            name: "auditor".into(),
-            sha256: key_digest_hex("good-key"),
-            scopes: vec!["log:read".into()],
-            credentials: Vec::new(),
-        }])
+        let clients = Clients::from_config(
+            &[],
+            &[ApiKeySection {
+                name: "auditor".into(),
+                sha256: key_digest_hex("good-key"),
+                scopes: vec!["log:read".into()],
+                credentials: Vec::new(),
+            }],
+            true,
+        )
         .unwrap();
         let state = Arc::new(AppState {
-            dev: false,
-            hsm: None,
-            keys: Vec::new(),
-            metrics: None,
-            sealer: None,
-            issuer: None,
             store: Some(store.clone()),
-            api_keys,
-            limits: Default::default(),
-            csc_info: Default::default(),
+            clients,
+            ..AppState::bare()
         });
 
         let (s, h, _) = get(state.clone(), "/api/v1/log/12c", None).await;

@@ -6,8 +6,13 @@
 //! write its file, add `mod tsa;` and one `.merge(tsa::routes())` line below.
 //!
 //! ```text
-//!   request ─> track_metrics ─> body limit ─> route ─> [admit] ─> handler(State<Arc<AppState>>)
+//!   request ─> request_id (X-Request-Id, the request's span) ─> track_metrics
+//!           ─> identify (the client model: API key, TLS client certificate -> Identity)
+//!           ─> body limit ─> route ─> [authorize] ─> [admit] ─> handler(State<Arc<AppState>>)
 //! ```
+//!
+//! Every route served is described by `GET /openapi.json` ([`openapi`]); a test holds
+//! the two together.
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
 //! `POST /api/v1/seal/cades`, and the CSC API's `signatures/signHash`, `timestamp` and
@@ -48,12 +53,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 
+use crate::auth::{Identity, Presented};
 use crate::state::AppState;
+use peer::PeerCertificate;
 
 pub mod conn;
 mod csc;
@@ -62,8 +69,10 @@ pub mod json_error;
 pub mod limits;
 mod log_api;
 mod metrics_route;
+mod openapi;
 pub mod peer;
 mod policy;
+pub mod request_id;
 mod seal;
 mod seal_pdf;
 mod tsa;
@@ -79,15 +88,37 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics_route::routes())
-        .merge(tsa::routes(state.limits.clone()))
+        .merge(tsa::routes(&state))
         .merge(policy::routes())
         .merge(log_api::routes())
         .merge(seal::routes(state.clone()))
         .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))
+        .merge(openapi::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), identify))
         .layer(middleware::from_fn(track_metrics))
+        .layer(middleware::from_fn(request_id::request_id))
         .with_state(state)
+}
+
+/// Who sent the request ([`crate::auth::Clients::identify`]: its API key, its verified
+/// TLS client certificate), once, before any route: the outcome is the request's
+/// [`Identity`] extension, which the routes ask for what they need. A known client's
+/// name and lane go on the request span and into `hanko_client_requests_total`.
+async fn identify(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let presented = Presented::of(req.headers(), req.extensions().get::<PeerCertificate>());
+    let outcome = state.clients.identify(&presented);
+    if let Ok(Some(client)) = &outcome {
+        let span = tracing::Span::current();
+        span.record("client", client.name());
+        span.record("lane", client.lane().as_str());
+        metrics::counter!("hanko_client_requests_total",
+            "client" => client.name().to_owned(), "lane" => client.lane().as_str())
+        .increment(1);
+    }
+    req.extensions_mut().insert(Identity::new(outcome));
+    next.run(req).await
 }
 
 /// Why the HTTP layer refused a request (or a connection) before doing any work (see

@@ -44,7 +44,7 @@ use hanko_seal::{
 use serde::Deserialize;
 
 use super::json_error::ApiError;
-use crate::auth::SCOPE_SEAL;
+use crate::auth::{Client, Identity, SCOPE_SEAL};
 use crate::logging::LogLimiter;
 use crate::state::AppState;
 
@@ -120,7 +120,7 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Response {
-    let authorized = authorized(&state, req.headers(), query);
+    let authorized = authorized(&state, &Identity::of(req.extensions()), query);
     proceed(authorized, req, next).await
 }
 
@@ -142,10 +142,10 @@ pub(super) async fn proceed<A: Clone + Send + Sync + 'static>(
 
 fn authorized(
     state: &AppState,
-    headers: &HeaderMap,
+    identity: &Identity,
     query: Result<Query<CadesQuery>, QueryRejection>,
 ) -> Result<Authorized, ApiError> {
-    let (key, q) = authorized_query(state, headers, query)?;
+    let (key, q) = authorized_query(identity, query)?;
     let (client, credential) = authorized_credential(state, key, q.credential.as_deref())?;
     let level = parse_level(q.level.as_deref())?;
     let packaging = match q.attached {
@@ -162,14 +162,13 @@ fn authorized(
     })
 }
 
-/// The API key with scope `seal`, then the query string (in this order: a client
+/// A client with the scope `seal`, then the query string (in this order: a client
 /// without the scope learns nothing of the query's checks).
-pub(super) fn authorized_query<'k, Q>(
-    state: &'k AppState,
-    headers: &HeaderMap,
+pub(super) fn authorized_query<'i, Q>(
+    identity: &'i Identity,
     query: Result<Query<Q>, QueryRejection>,
-) -> Result<(&'k crate::auth::ApiKey, Q), ApiError> {
-    let key = state.api_keys.require(headers, SCOPE_SEAL)?;
+) -> Result<(&'i Arc<Client>, Q), ApiError> {
+    let key = identity.require(SCOPE_SEAL)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok((key, q))
 }
@@ -178,7 +177,7 @@ pub(super) fn authorized_query<'k, Q>(
 /// (else 403). Returns the client's name and the credential.
 pub(super) fn authorized_credential(
     state: &AppState,
-    key: &crate::auth::ApiKey,
+    key: &Client,
     name: Option<&str>,
 ) -> Result<(String, Arc<SealCredential>), ApiError> {
     let name = name.ok_or_else(|| {
@@ -193,7 +192,7 @@ pub(super) fn authorized_credential(
         static FOREIGN: LogLimiter = LogLimiter::new(std::time::Duration::from_secs(10));
         metrics::counter!("hanko_api_auth_refused_total", "reason" => "credential").increment(1);
         if let Some(suppressed) = FOREIGN.check() {
-            tracing::info!(api_key = %key.name(), credential = %name, suppressed,
+            tracing::info!(client = %key.name(), credential = %name, suppressed,
                 "seal refused: credential not allowed for this key");
         }
         return Err(ApiError::ForeignCredential(name.to_owned()));

@@ -40,6 +40,7 @@ use super::json_error::ApiError;
 use super::seal::{
     authorized_credential, authorized_query, guarded, parse_commitment, parse_level, proceed,
 };
+use crate::auth::Identity;
 use crate::state::AppState;
 
 /// The media type in and out.
@@ -84,16 +85,16 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Response {
-    let authorized = authorized(&state, req.headers(), query);
+    let authorized = authorized(&state, &Identity::of(req.extensions()), query);
     proceed(authorized, req, next).await
 }
 
 fn authorized(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
+    identity: &Identity,
     query: Result<Query<PdfQuery>, QueryRejection>,
 ) -> Result<Authorized, ApiError> {
-    let (key, q) = authorized_query(state, headers, query)?;
+    let (key, q) = authorized_query(identity, query)?;
     let (client, credential) = authorized_credential(state, key, q.credential.as_deref())?;
     let level: Level = parse_level(q.level.as_deref())?;
     let commitment: Option<CommitmentType> = parse_commitment(q.commitment.as_deref())?;

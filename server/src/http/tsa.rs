@@ -2,7 +2,9 @@
 //!
 //! Everything that can be answered with a TimeStampResp is: HTTP 200 carries grants and
 //! rejections alike (CONFORMANCE 13), and the PKIFailureInfo says what was wrong. HTTP
-//! errors are kept for what has no TimeStampResp: another content type (415), a body
+//! errors are kept for what has no TimeStampResp: a caller the client model refuses
+//! (401 unknown credentials or, with `tsa.public = false`, none; 403 a client without
+//! the scope `tsa`), another content type (415), a body
 //! above [`MAX_REQUEST_BYTES`] (413), a server without a TSA (404), and a request the
 //! admission control refused (503 / 429 with `Retry-After`, 408 for a body too slow; see
 //! `http/limits.rs` and "Refused, or failed" in `http/mod.rs`).
@@ -11,12 +13,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::auth::Identity;
 use crate::state::AppState;
 
 /// The media type of a request (RFC 3161 §3.4).
@@ -30,11 +33,16 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// The signing routes sit behind `limits` (admission, which reads the body under its
 /// deadline);
 /// `/tsa/certs` does not.
-pub(super) fn routes(limits: Arc<super::Limits>) -> Router<Arc<AppState>> {
+pub(super) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/tsa", post(timestamp))
         .route("/", post(timestamp))
-        .route_layer(middleware::from_fn_with_state(limits, super::limits::admit))
+        .route_layer(middleware::from_fn_with_state(
+            state.limits.clone(),
+            super::limits::admit,
+        ))
+        // Outside `admit`: a refused client is answered before its body is read.
+        .route_layer(middleware::from_fn_with_state(state.clone(), access))
         // Outside `admit`, which reads the body within this limit.
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .route("/tsa/certs", get(certs))
@@ -50,8 +58,23 @@ fn is_query(headers: &HeaderMap) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(QUERY_TYPE))
 }
 
+/// Who may time-stamp: anonymous callers while `tsa.public` (the default), known
+/// clients with the scope `tsa`; unknown credentials 401 (`crate::auth`).
+async fn access(
+    State(state): State<Arc<AppState>>,
+    identity: Identity,
+    req: Request,
+    next: Next,
+) -> Response {
+    match identity.for_tsa(state.clients.tsa_public()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn timestamp(
     State(state): State<Arc<AppState>>,
+    identity: Identity,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -70,7 +93,9 @@ async fn timestamp(
         )
             .into_response();
     }
-    let der = issuer.timestamp(&body, "anonymous").await;
+    // `access` let only an anonymous caller or a client with the scope through.
+    let client = identity.client().map_or("anonymous", |c| c.name());
+    let der = issuer.timestamp(&body, client).await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(REPLY_TYPE))],

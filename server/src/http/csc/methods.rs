@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hanko_pki::alg::{DigestSignAlgorithm, SignAlgoRejection};
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::sad::{BoundHashes, Grant, Sads};
 use super::{base64_param, body, credential_of};
-use crate::auth::SCOPE_SEAL;
+use crate::auth::{Identity, SCOPE_CSC};
 use crate::http::json_error::ApiError;
 use crate::state::AppState;
 
@@ -117,10 +116,10 @@ pub(super) fn info(state: &AppState, v: Version) -> Value {
 /// `credentials/list` (the same in both versions): the caller's credential IDs.
 pub(super) fn credentials_list(
     state: &AppState,
-    headers: &HeaderMap,
+    identity: &Identity,
     bytes: &[u8],
 ) -> Result<Value, ApiError> {
-    let key = state.api_keys.require(headers, SCOPE_SEAL)?;
+    let key = identity.require(SCOPE_CSC)?;
     let _: Value = body(bytes)?;
     let ids: Vec<&str> = state
         .sealer
@@ -162,10 +161,10 @@ fn generalized_time(t: SystemTime) -> String {
 /// differently (v1 `authMode`, v2 `auth.mode`).
 pub(super) fn credential_info(
     state: &AppState,
-    headers: &HeaderMap,
+    identity: &Identity,
     req: &InfoRequest,
 ) -> Result<Value, ApiError> {
-    let (_, credential) = credential_of(state, headers, req.credential_id.as_deref())?;
+    let (_, credential) = credential_of(state, identity, req.credential_id.as_deref())?;
     let cert = credential.certificate();
     let chain: Vec<String> = match req.certificates.as_deref().unwrap_or("single") {
         "none" => Vec::new(),
@@ -246,11 +245,11 @@ pub(super) struct AuthorizeParams<'a> {
 pub(super) fn authorize(
     state: &AppState,
     sads: &Sads,
-    headers: &HeaderMap,
+    identity: &Identity,
     p: &AuthorizeParams<'_>,
     v: Version,
 ) -> Result<Value, ApiError> {
-    let (key, credential) = credential_of(state, headers, p.credential_id)?;
+    let (key, credential) = credential_of(state, identity, p.credential_id)?;
     let settings = state.limits.settings();
     let max = settings.csc_max_hashes;
     let n = p
@@ -412,11 +411,11 @@ pub(super) struct SignHashParams<'a> {
 pub(super) async fn sign_hash(
     state: &AppState,
     sads: &Sads,
-    headers: &HeaderMap,
+    identity: &Identity,
     p: &SignHashParams<'_>,
     v: Version,
 ) -> Result<Value, ApiError> {
-    let (key, credential) = credential_of(state, headers, p.credential_id)?;
+    let (key, credential) = credential_of(state, identity, p.credential_id)?;
     synchronous_only(p.operation_mode)?;
     let alg = sign_algorithm(
         credential,
@@ -476,11 +475,11 @@ pub(super) struct TimestampParams<'a> {
 /// logged by `Issuer::issue_imprint` like every token (client: the API key's name).
 pub(super) async fn timestamp(
     state: &AppState,
-    headers: &HeaderMap,
+    identity: &Identity,
     p: &TimestampParams<'_>,
     v: Version,
 ) -> Result<Value, ApiError> {
-    let key = state.api_keys.require(headers, SCOPE_SEAL)?;
+    let key = identity.require(SCOPE_CSC)?;
     let issuer = state.issuer.as_deref().ok_or_else(|| {
         ApiError::BadRequest(
             "signatures/timestamp is not served: this server has no time-stamp authority"

@@ -34,8 +34,8 @@
 //! CSC versions: `{"error": ..., "error_description": ...}`.
 //!
 //! # Authentication
-//! The caller's access token is its API key (`auth.rs`, scope `seal`), sent as
-//! `Authorization: Bearer`. `info` names it `authType: ["external"]`: the token is
+//! The caller is a client of the one client model (`auth/`, scope `csc`): its access
+//! token is its API key, sent as `Authorization: Bearer`, or its TLS client certificate. `info` names it `authType: ["external"]`: the token is
 //! obtained outside the API (`hanko api-key new`), not by its `auth/login` or OAuth 2.0
 //! methods, which are not served. A credential's authorisation mode is `implicit`: the
 //! client needs no PIN or OTP of its own to get a SAD, its API key (and the credential
@@ -54,7 +54,6 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -66,7 +65,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::json_error::ApiError;
-use crate::auth::{ApiKey, SCOPE_SEAL};
+use crate::auth::{Client, Identity, SCOPE_CSC};
 use crate::state::AppState;
 
 mod methods;
@@ -166,12 +165,12 @@ fn base64_param(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The caller (scope `seal`) and the credential it names, which it must be allowed.
-fn credential_of<'s>(
+fn credential_of<'s, 'i>(
     state: &'s AppState,
-    headers: &HeaderMap,
+    identity: &'i Identity,
     id: Option<&str>,
-) -> Result<(&'s ApiKey, &'s Arc<SealCredential>), ApiError> {
-    let key = state.api_keys.require(headers, SCOPE_SEAL)?;
+) -> Result<(&'i Arc<Client>, &'s Arc<SealCredential>), ApiError> {
+    let key = identity.require(SCOPE_CSC)?;
     let id =
         id.ok_or_else(|| ApiError::BadRequest("missing string parameter credentialID".to_owned()))?;
     let credential = state
@@ -199,20 +198,20 @@ async fn info<S: Shaped>(State(state): State<Arc<AppState>>) -> Response {
 
 async fn credentials_list(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
-    answer(methods::credentials_list(&state, &headers, &bytes))
+    answer(methods::credentials_list(&state, &identity, &bytes))
 }
 
 async fn credentials_info<S: Shaped>(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
     answer((|| {
         let req: InfoRequest = body(&bytes)?;
-        let mut out = methods::credential_info(&state, &headers, &req)?;
+        let mut out = methods::credential_info(&state, &identity, &req)?;
         S::add_auth(&req, &mut out);
         Ok(out)
     })())
@@ -221,25 +220,26 @@ async fn credentials_info<S: Shaped>(
 async fn authorize<S: Shaped, A: AuthorizeShape>(
     State(state): State<Arc<AppState>>,
     Extension(sads): Extension<Arc<Sads>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
     answer(
-        body::<A>(&bytes)
-            .and_then(|req| methods::authorize(&state, &sads, &headers, &req.params(), S::VERSION)),
+        body::<A>(&bytes).and_then(|req| {
+            methods::authorize(&state, &sads, &identity, &req.params(), S::VERSION)
+        }),
     )
 }
 
 async fn sign_hash<S: Shaped, H: SignHashShape>(
     State(state): State<Arc<AppState>>,
     Extension(sads): Extension<Arc<Sads>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
     answer(
         async {
             let req: H = body(&bytes)?;
-            methods::sign_hash(&state, &sads, &headers, &req.params(), S::VERSION).await
+            methods::sign_hash(&state, &sads, &identity, &req.params(), S::VERSION).await
         }
         .await,
     )
@@ -247,13 +247,13 @@ async fn sign_hash<S: Shaped, H: SignHashShape>(
 
 async fn timestamp<S: Shaped, T: TimestampShape>(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
     answer(
         async {
             let req: T = body(&bytes)?;
-            methods::timestamp(&state, &headers, &req.params(), S::VERSION).await
+            methods::timestamp(&state, &identity, &req.params(), S::VERSION).await
         }
         .await,
     )

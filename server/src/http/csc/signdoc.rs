@@ -61,7 +61,6 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -76,6 +75,7 @@ use serde_json::{Value, json};
 use super::methods::{self, Version};
 use super::sad::Sads;
 use super::{answer, base64_param, body, credential_of};
+use crate::auth::Identity;
 use crate::http::json_error::ApiError;
 use crate::state::AppState;
 
@@ -160,16 +160,16 @@ enum Checked<'a> {
 pub(super) async fn sign_doc(
     State(state): State<Arc<AppState>>,
     Extension(sads): Extension<Arc<Sads>>,
-    headers: HeaderMap,
+    identity: Identity,
     bytes: Bytes,
 ) -> Response {
-    answer(async { seal_all(&state, &sads, &headers, body(&bytes)?).await }.await)
+    answer(async { seal_all(&state, &sads, &identity, body(&bytes)?).await }.await)
 }
 
 async fn seal_all(
     state: &AppState,
     sads: &Sads,
-    headers: &HeaderMap,
+    identity: &Identity,
     req: SignDocRequest,
 ) -> Result<Value, ApiError> {
     if req.credential_id.is_none() && req.signature_qualifier.is_some() {
@@ -177,7 +177,7 @@ async fn seal_all(
             "signatureQualifier is not served; name the credential with credentialID".to_owned(),
         ));
     }
-    let (key, credential) = credential_of(state, headers, req.credential_id.as_deref())?;
+    let (key, credential) = credential_of(state, identity, req.credential_id.as_deref())?;
     methods::synchronous_only(req.operation_mode.as_deref())?;
     if req.return_validation_information == Some(true) {
         return Err(ApiError::BadRequest(
