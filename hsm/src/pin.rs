@@ -1,7 +1,8 @@
 //! The PIN type: a `secrecy::SecretString` that never prints.
 //!
-//! PINs come from `HANKO_PIN` or a file named by `HANKO_PIN_FILE`, never from a flag
-//! (flags show up in `ps`). Errors about a PIN source name the variable or path only.
+//! PINs come from `HANKO_PIN`, a file named by `HANKO_PIN_FILE` or the systemd
+//! credential `pin` (`LoadCredential=pin:/etc/hanko/pin`, read from
+//! `$CREDENTIALS_DIRECTORY`), never from a flag (flags show up in `ps`). Errors about a PIN source name the variable or path only.
 //!
 //! A server takes the PIN out of its environment once it has read it
 //! ([`Pin::take_from_env`]): otherwise every child process (`chronyc`, ...) would inherit
@@ -28,7 +29,12 @@ impl Pin {
         Pin(SecretString::from(s))
     }
 
-    /// Reads the PIN from `HANKO_PIN`, else from the file named by `HANKO_PIN_FILE`
+    /// The name of the systemd credential holding the PIN (`LoadCredential=pin:...`),
+    /// read from `$CREDENTIALS_DIRECTORY` when neither variable is set.
+    pub const CREDENTIAL: &'static str = "pin";
+
+    /// Reads the PIN from `HANKO_PIN`, else from the file named by `HANKO_PIN_FILE`,
+    /// else from the systemd credential [`Pin::CREDENTIAL`] in `$CREDENTIALS_DIRECTORY`
     /// (surrounding white space trimmed).
     pub fn from_env() -> Result<Pin, Error> {
         if let Some(v) = std::env::var_os("HANKO_PIN") {
@@ -40,10 +46,16 @@ impl Pin {
             }
             return Ok(Pin::new(s));
         }
-        match std::env::var_os("HANKO_PIN_FILE") {
-            Some(p) => Pin::from_file(Path::new(&p)),
-            None => Err(Error::PinSource(
-                "neither HANKO_PIN nor HANKO_PIN_FILE is set".into(),
+        match (
+            std::env::var_os("HANKO_PIN_FILE"),
+            std::env::var_os("CREDENTIALS_DIRECTORY"),
+        ) {
+            (Some(p), _) => Pin::from_file(Path::new(&p)),
+            (None, Some(dir)) => Pin::from_file(&Path::new(&dir).join(Pin::CREDENTIAL)),
+            (None, None) => Err(Error::PinSource(
+                "neither HANKO_PIN nor HANKO_PIN_FILE is set (nor a systemd credential \
+                 directory)"
+                    .into(),
             )),
         }
     }

@@ -61,8 +61,11 @@ pub enum Command {
     /// Auditor tools over the issuance log: `verify` the hash chain, `export` records.
     /// Reads the database only: needs neither the HSM nor the PIN.
     Log(crate::log_cli::LogArgs),
-    /// Manage API keys for `/api/v1/...`: `new` makes one.
+    /// Manage API keys of clients: `new` makes one.
     ApiKey(crate::auth::ApiKeyArgs),
+    /// Configuration tools: `check FILE` validates a config without starting (exit 0
+    /// valid, 1 not); `--hsm` also opens the token.
+    Config(crate::config_check::ConfigArgs),
     /// Time-stamp a file with an RFC 3161 TSA (ours or any): writes FILE.tsr. Exit 0
     /// granted, 1 refused by the TSA, 2 error.
     Stamp(crate::client_cli::StampArgs),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   main ─> main_entry ─> Pin::take_from_env (HANKO_PIN / HANKO_PIN_FILE read and removed)
-//!                      ─> Cli::parse ─> serve | dev-init | log | api-key | stamp | verify
+//!                      ─> Cli::parse ─> serve | dev-init | log | api-key | config | stamp | verify
 //!                      ─> exit code (0 ok, 2 error; stamp/verify/log have their own)
 //! ```
 //!
@@ -19,7 +19,7 @@ use hanko_hsm::Pin;
 
 use crate::cli::{Cli, Command, DevInitArgs};
 use crate::config::{self, LogFormat};
-use crate::{auth, client_cli, dev, log_cli, startup};
+use crate::{auth, client_cli, config_check, dev, log_cli, startup};
 
 /// The binary's entry point: takes the PIN out of the environment, parses the command
 /// line, runs the command, and maps the outcome to an exit code (0 ok, 2 error, like
@@ -38,6 +38,7 @@ pub fn main_entry() -> ExitCode {
         Command::SealVerify(args) => return client_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::ApiKey(args) => auth::api_key_command(args),
+        Command::Config(args) => return config_check::config_command(args, env_pin),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

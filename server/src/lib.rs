@@ -51,6 +51,7 @@ pub mod cli;
 pub mod client_cli;
 pub mod clock;
 pub mod config;
+pub mod config_check;
 pub mod dev;
 pub mod entry;
 pub mod external_tsa;

@@ -29,7 +29,7 @@ use crate::common::log::{
 use crate::common::tsp::{imprint_request, post_timestamp};
 use crate::common::{hanko, load_turn, metric, run, text};
 
-/// `hanko api-key new ...`: (the key, the `[[api_keys]]` table it printed).
+/// `hanko api-key new ...`: (the key, the `[[clients]]` table it printed).
 fn new_api_key(args: &[&str]) -> (String, toml::Table) {
     let mut all = vec!["api-key", "new"];
     all.extend_from_slice(args);
@@ -42,10 +42,10 @@ fn new_api_key(args: &[&str]) -> (String, toml::Table) {
         .unwrap()
         .to_owned();
     assert_eq!(stdout.matches(&key).count(), 1, "the key is printed once");
-    let snippet = &stdout[stdout.find("[[api_keys]]").unwrap()..];
+    let snippet = &stdout[stdout.find("[[clients]]").unwrap()..];
     assert!(!snippet.contains(&key), "the config snippet holds no key");
     let mut t: toml::Table = snippet.parse().unwrap();
-    let entry = t.remove("api_keys").unwrap().as_array().unwrap()[0]
+    let entry = t.remove("clients").unwrap().as_array().unwrap()[0]
         .as_table()
         .unwrap()
         .clone();
@@ -60,7 +60,7 @@ fn log_api_serves_records_to_authorised_clients_only() {
     let (other_key, other) = new_api_key(&["--name", "no-scope"]);
     let cfg = dev_config_with(dir, &db.dir.path().join("api.toml"), |t| {
         t.insert(
-            "api_keys".into(),
+            "clients".into(),
             toml::Value::Array(vec![toml::Value::Table(auditor), toml::Value::Table(other)]),
         );
     });

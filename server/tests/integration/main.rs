@@ -8,6 +8,10 @@
 //! (`common::load_turn`).
 #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
 
+/// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
+/// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
+/// check`.
+mod clients;
 /// Running the binary, servers, output; `http`, `log`, `mock` and `tsp` helpers.
 mod common;
 /// docs/configuration.md against the config structs, the serve flags and the environment.
