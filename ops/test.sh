@@ -97,6 +97,8 @@ log "cargo doc (no broken intra-doc links, no rustdoc warnings)"
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --quiet
 log "cargo test"
 cargo test --workspace --no-fail-fast
+log "systemd unit (ops/hanko.service)"
+./ops/check-unit.sh
 
 # The request decoder under libFuzzer for a bounded time (HANKO_FUZZ_SECS, default 60;
 # 0 skips). Stable toolchain: cargo-fuzz's nightly flags come from RUSTC_BOOTSTRAP=1.
