@@ -35,7 +35,8 @@ fn documented_keys(page: &str) -> BTreeSet<String> {
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split_once('`'))
         .map(|(key, _)| key.to_owned())
-        .filter(|k| !k.starts_with("--") && !k.starts_with("HANKO_") && k != "RUST_LOG")
+        // Flags, and environment variables (`HANKO_PIN`, `RUST_LOG`, ...: upper case).
+        .filter(|k| !k.starts_with("--") && !k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect()
 }
 

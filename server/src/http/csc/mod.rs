@@ -164,7 +164,7 @@ fn base64_param(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("{name} is not valid base64")))
 }
 
-/// The caller (scope `seal`) and the credential it names, which it must be allowed.
+/// The caller (scope `csc`) and the credential it names, which it must be allowed.
 fn credential_of<'s, 'i>(
     state: &'s AppState,
     identity: &'i Identity,
