@@ -164,10 +164,10 @@ fn authorized(
 
 /// A client with the scope `seal`, then the query string (in this order: a client
 /// without the scope learns nothing of the query's checks).
-pub(super) fn authorized_query<'i, Q>(
-    identity: &'i Identity,
+pub(super) fn authorized_query<Q>(
+    identity: &Identity,
     query: Result<Query<Q>, QueryRejection>,
-) -> Result<(&'i Arc<Client>, Q), ApiError> {
+) -> Result<(&Arc<Client>, Q), ApiError> {
     let key = identity.require(SCOPE_SEAL)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok((key, q))
