@@ -200,10 +200,8 @@ fn csc(paths: &mut Map<String, Value>, v: &str) {
     };
     add(
         "/info",
-        op(
+        public(
             "CSC info: what this service is and which methods it serves",
-            None,
-            None,
             vec![("200", json_object("the service description"))],
         ),
     );
@@ -235,6 +233,11 @@ fn csc(paths: &mut Map<String, Value>, v: &str) {
     }
 }
 
+/// An operation anybody may call, without a request body.
+fn public(summary: &str, responses: Vec<(&str, Value)>) -> Value {
+    op(summary, None, None, responses)
+}
+
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -243,14 +246,12 @@ pub fn document() -> Value {
     };
     get_op(
         "/healthz",
-        op("the process answers", None, None, vec![("200", text("ok"))]),
+        public("the process answers", vec![("200", text("ok"))]),
     );
     get_op(
         "/readyz",
-        op(
+        public(
             "whether the server can sign right now",
-            None,
-            None,
             vec![
                 ("200", json_object("ready, with each part's state")),
                 ("503", json_object("not ready, and why")),
@@ -259,10 +260,8 @@ pub fn document() -> Value {
     );
     get_op(
         "/metrics",
-        op(
+        public(
             "Prometheus metrics",
-            None,
-            None,
             vec![
                 (
                     "200",
@@ -274,10 +273,8 @@ pub fn document() -> Value {
     );
     get_op(
         "/tsa/certs",
-        op(
+        public(
             "the TSA units' certificate chains",
-            None,
-            None,
             vec![
                 (
                     "200",
@@ -293,10 +290,8 @@ pub fn document() -> Value {
     );
     get_op(
         "/tsa/policy",
-        op(
+        public(
             "the TSA's disclosure summary: policies, hashes, accuracy",
-            None,
-            None,
             vec![
                 ("200", json_object("the policy document")),
                 ("404", text("this server has no time-stamp authority")),
@@ -330,12 +325,7 @@ pub fn document() -> Value {
     );
     get_op(
         "/openapi.json",
-        op(
-            "this document",
-            None,
-            None,
-            vec![("200", json_object("OpenAPI 3.1"))],
-        ),
+        public("this document", vec![("200", json_object("OpenAPI 3.1"))]),
     );
     paths.insert("/tsa".into(), json!({ "post": timestamp_op() }));
     paths.insert("/".into(), json!({ "post": timestamp_op() }));
