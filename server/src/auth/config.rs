@@ -237,7 +237,7 @@ fn client(s: &ClientSection) -> anyhow::Result<Client> {
     };
     let lane = match s.lane.as_deref() {
         None => Lane::default(),
-        Some(l) => Lane::parse(l).with_context(|| {
+        Some(l) => Lane::from_name(l).with_context(|| {
             format!("client \"{name}\": lane \"{l}\" is not \"interactive\" or \"bulk\"")
         })?,
     };

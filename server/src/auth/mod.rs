@@ -40,8 +40,8 @@
 //! fingerprint exactly one.
 //!
 //! What it does NOT do: verify certificates (the TLS layer does, against the client CA,
-//! before a [`PeerCertificate`] exists), schedule lanes (the lane is recorded and
-//! exposed only), key expiry or rotation (add a second client entry, hand out its key,
+//! before a [`PeerCertificate`] exists), schedule lanes (it names the client's lane;
+//! admission and the signing pools act on it), key expiry or rotation (add a second client entry, hand out its key,
 //! remove the old entry, restart). It never logs, prints (except once in `api-key new`)
 //! or stores a key or a certificate: only the client's name appears in logs and metrics.
 
@@ -91,35 +91,10 @@ pub const SCOPE_CSC: &str = "csc";
 /// fails at start-up instead of silently granting nothing.
 pub const SCOPES: &[&str] = &[SCOPE_TSA, SCOPE_SEAL, SCOPE_LOG_READ, SCOPE_CSC];
 
-/// The share of capacity a client's requests belong to. Recorded and exposed (request
-/// span, `hanko_client_requests_total{lane}`); the scheduling by lane comes later.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Lane {
-    /// Time-stamps and single seals: someone waits for the answer (the default).
-    #[default]
-    Interactive,
-    /// Batch seals, archive submissions, re-stamping: throughput, not latency.
-    Bulk,
-}
-
-impl Lane {
-    /// The name in config, logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lane::Interactive => "interactive",
-            Lane::Bulk => "bulk",
-        }
-    }
-
-    /// Parses a lane name as the config writes it.
-    pub fn parse(s: &str) -> Option<Lane> {
-        match s {
-            "interactive" => Some(Lane::Interactive),
-            "bulk" => Some(Lane::Bulk),
-            _ => None,
-        }
-    }
-}
+/// The lane a client's requests run in (`hanko_hsm::Lane`): the router's `identify`
+/// layer puts it on each request of the client, and admission and the signing pools
+/// schedule by it (`http/limits.rs`, `hsm.bulk_share`).
+pub use hanko_hsm::Lane;
 
 /// One configured client.
 pub struct Client {

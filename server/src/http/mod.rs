@@ -105,7 +105,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Who sent the request ([`crate::auth::Clients::identify`]: its API key, its verified
 /// TLS client certificate), once, before any route: the outcome is the request's
 /// [`Identity`] extension, which the routes ask for what they need. A known client's
-/// name and lane go on the request span and into `hanko_client_requests_total`.
+/// lane is the request's `hanko_hsm::Lane` extension, which admission and the signing
+/// pools schedule by (`limits.rs`); its name and lane go on the request span and into
+/// `hanko_client_requests_total`.
 async fn identify(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let presented = Presented::of(req.headers(), req.extensions().get::<PeerCertificate>());
     let outcome = state.clients.identify(&presented);
@@ -116,6 +118,7 @@ async fn identify(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
         metrics::counter!("hanko_client_requests_total",
             "client" => client.name().to_owned(), "lane" => client.lane().as_str())
         .increment(1);
+        req.extensions_mut().insert(client.lane());
     }
     req.extensions_mut().insert(Identity::new(outcome));
     next.run(req).await

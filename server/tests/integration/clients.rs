@@ -59,7 +59,7 @@ fn with_key(addr: std::net::SocketAddr, method: &str, path: &str, key: &str) -> 
 /// A client limited to the TSA time-stamps (its name in the log), and gets 403 on the
 /// seal, log and CSC routes; with `tsa.public = false` an anonymous caller gets 401;
 /// an unknown key 401 everywhere; its own rate limit (1/s, burst 1) gives 429 although
-/// no per-address limit is set. Every answer carries an X-Request-Id, and a sane
+/// no per-address limit is set; its lane (bulk) is where its signature was queued. Every answer carries an X-Request-Id, and a sane
 /// client-supplied one is kept and is on the server's log line of that request.
 #[test]
 fn a_client_limited_to_the_tsa_is_refused_elsewhere_and_rate_limited_by_its_own_bucket() {
@@ -138,6 +138,22 @@ fn a_client_limited_to_the_tsa_is_refused_elsewhere_and_rate_limited_by_its_own_
     // An unknown key on them: 401.
     let r = with_key(addr, "GET", &log_path, "hanko_nobody");
     assert_eq!(r.status, 401, "{}", r.head);
+
+    // The stamper's lane is bulk: its requests are counted under it, and its token was
+    // signed in the pool's bulk lane (the only bulk work this server did).
+    let (_, metrics) = server.get("/metrics");
+    let sample = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix) && l.contains("lane=\"bulk\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert!(
+        sample("hanko_client_requests_total{").is_some_and(|v| v >= 1.0)
+            && metrics.contains("client=\"stamper\""),
+        "{metrics}"
+    );
+    assert_eq!(sample("hanko_hsm_lane_jobs_total{"), Some(1.0), "{metrics}");
 
     let (_, out) = server.stop();
     // The refusal of the request with the client's id was logged inside its span.
