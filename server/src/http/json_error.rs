@@ -75,12 +75,12 @@ impl ApiError {
             Self::Auth(AuthError::Invalid) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                "invalid API key".to_owned(),
+                "invalid API key or client certificate".to_owned(),
             ),
             Self::Auth(AuthError::InsufficientScope(scope)) => (
                 StatusCode::FORBIDDEN,
                 "access_denied",
-                format!("this API key lacks the scope {scope}"),
+                format!("this client lacks the scope {scope}"),
             ),
             Self::UnknownCredential(name) => (
                 StatusCode::NOT_FOUND,

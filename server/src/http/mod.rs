@@ -11,7 +11,7 @@
 //!           ─> body limit ─> route ─> [authorize] ─> [admit] ─> handler(State<Arc<AppState>>)
 //! ```
 //!
-//! Every route served is described by `GET /openapi.json` ([`openapi`]); a test holds
+//! Every route served is described by `GET /openapi.json` (`openapi.rs`); a test holds
 //! the two together.
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
