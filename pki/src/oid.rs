@@ -114,6 +114,9 @@ oids! {
     EXTENDED_KEY_USAGE = "2.5.29.37", "id-ce-extKeyUsage";
     /// id-kp-timeStamping, the one purpose a TSA certificate may carry (RFC 3161 §2.3).
     KP_TIME_STAMPING = "1.3.6.1.5.5.7.3.8", "id-kp-timeStamping";
+    /// id-kp-serverAuth (RFC 5280 §4.2.1.12): a TLS server certificate (the dev TLS
+    /// listener's).
+    KP_SERVER_AUTH = "1.3.6.1.5.5.7.3.1", "id-kp-serverAuth";
     /// id-pe-qcStatements (RFC 3739 §3.2.6); EN 319 422 §9.1 puts it into TSTInfo.
     QC_STATEMENTS = "1.3.6.1.5.5.7.1.3", "id-pe-qcStatements";
     /// esi4-qtstStatement-1 (EN 319 422 §9.1): the token is an EU qualified electronic

@@ -37,7 +37,7 @@ use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
-    PrivateKeyUsagePeriod, SubjectKeyIdentifier,
+    PrivateKeyUsagePeriod, SubjectAltName, SubjectKeyIdentifier,
 };
 pub use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -147,6 +147,16 @@ pub enum CertProfile {
     /// An organisational e-seal certificate: keyUsage nonRepudiation + digitalSignature,
     /// critical; SKI, AKI. No extendedKeyUsage.
     Seal,
+    /// A TLS server certificate (RFC 5280, CA/Browser Forum shape): keyUsage
+    /// digitalSignature, critical; extendedKeyUsage `{ id-kp-serverAuth }`;
+    /// subjectAltName with the DNS names and IP addresses clients connect to (at least
+    /// one); SKI, AKI.
+    TlsServer {
+        /// dNSName entries, e.g. `localhost`.
+        dns_names: Vec<String>,
+        /// iPAddress entries, e.g. `127.0.0.1`.
+        ip_addresses: Vec<std::net::IpAddr>,
+    },
 }
 
 /// Everything about a certificate to issue except the keys.
@@ -208,6 +218,34 @@ fn ext<T: Encode>(
         critical,
         extn_value: OctetString::new(bytes).map_err(|e| CertError::Encode(e.to_string()))?,
     })
+}
+
+/// subjectAltName of DNS names and IP addresses; refused when empty (a TLS client
+/// matches the name it connected to against these, never against the subject's CN).
+fn subject_alt_name(
+    dns_names: &[String],
+    ip_addresses: &[std::net::IpAddr],
+) -> Result<SubjectAltName, CertError> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    if dns_names.is_empty() && ip_addresses.is_empty() {
+        return Err(CertError::Encode(
+            "a TLS server certificate needs at least one DNS name or IP address".into(),
+        ));
+    }
+    let mut names = Vec::new();
+    for d in dns_names {
+        let ia5 = der::asn1::Ia5String::new(d)
+            .map_err(|e| CertError::Encode(format!("DNS name {d:?}: {e}")))?;
+        names.push(GeneralName::DnsName(ia5));
+    }
+    for ip in ip_addresses {
+        let bytes = match ip {
+            std::net::IpAddr::V4(a) => a.octets().to_vec(),
+            std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        names.push(GeneralName::IpAddress(octets(bytes)?));
+    }
+    Ok(SubjectAltName(names))
 }
 
 fn octets(bytes: Vec<u8>) -> Result<OctetString, CertError> {
@@ -471,6 +509,20 @@ fn profile_extensions(
         CertProfile::Seal => {
             let ku = KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation);
             exts.push(ext(oid::KEY_USAGE, true, &ku)?);
+        }
+        CertProfile::TlsServer {
+            dns_names,
+            ip_addresses,
+        } => {
+            let ku = KeyUsage(KeyUsages::DigitalSignature.into());
+            exts.push(ext(oid::KEY_USAGE, true, &ku)?);
+            let eku = ExtendedKeyUsage(vec![oid::KP_SERVER_AUTH]);
+            exts.push(ext(oid::EXTENDED_KEY_USAGE, false, &eku)?);
+            exts.push(ext(
+                oid::SUBJECT_ALT_NAME,
+                false,
+                &subject_alt_name(dns_names, ip_addresses)?,
+            )?);
         }
     }
     exts.push(ext(
