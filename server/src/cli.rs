@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// bound address is logged). Config key: `listen`.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// HTTPS address [with --dev: 127.0.0.1:3443, a dev certificate for localhost and
+    /// 127.0.0.1]; port 0 picks a free port (logged as "serving TLS on ADDR"). Without
+    /// --dev it needs [tls] cert and key. Config key: `tls.listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
     /// Data directory [default: ./hanko-data]. Config key: `data_dir`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -135,6 +140,8 @@ impl ServeArgs {
             dev: self.dev,
             log_format: self.log_format,
             database_url: self.database_url.clone(),
+            tls_listen: self.tls_listen,
+            dev_tls_files: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! a stopped server lets go of what it holds.
 //!
 //! ```text
-//!   run(listener, state, shutdown) ── SIGINT/SIGTERM ─> stop accepting, drain (bounded)
+//!   run(listeners, state, shutdown) ── SIGINT/SIGTERM ─> stop accepting, drain (bounded)
 //!   release(state, store)          ─> drop the state (signing pools stop) ─> close the log
 //!                                  ─> wait (bounded) until no worker is inside PKCS#11
 //! ```
@@ -13,24 +13,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 
 use crate::http;
 use crate::state::AppState;
 
-/// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets
+/// Serves HTTP (and HTTPS) on `listeners` until `shutdown` completes, then stops accepting, lets
 /// requests in flight finish for up to `drain_timeout`, and returns. The caller drops
 /// the state afterwards, which stops the HSM signing pools. The accept loop, its
 /// connection caps and the request deadlines (`[http]`) are `http/conn.rs`'s.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Vec<http::conn::Listener>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> anyhow::Result<()> {
     let settings = *state.limits.settings();
     let app = http::router(state);
-    http::conn::serve(listener, app, &settings, shutdown, drain_timeout).await;
+    http::conn::serve(listeners, app, &settings, shutdown, drain_timeout).await;
     Ok(())
 }
 

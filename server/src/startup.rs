@@ -187,6 +187,7 @@ async fn open_token(
             let mut overrides = overrides;
             overrides.dev = true;
             overrides.data_dir = Some(paths.data_dir.clone());
+            overrides.dev_tls_files = Some(paths.tls_server_files());
             let cfg = file.resolve(&overrides)?;
             dev_banner(&cfg);
             Ok((cfg, hsm, module))
@@ -226,8 +227,33 @@ fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>) {
     }
 }
 
-/// Binds the listen address and says what is served there.
-async fn bind(cfg: &Config) -> anyhow::Result<TcpListener> {
+/// Binds the listen address (and the HTTPS one, with its certificate loaded and its
+/// reloads started) and says what is served there: "listening on ADDR" for plain HTTP,
+/// "serving TLS on ADDR" for HTTPS.
+async fn bind(cfg: &Config) -> anyhow::Result<Vec<http::conn::Listener>> {
+    let mut listeners = vec![http::conn::Listener {
+        tcp: bind_plain(cfg).await?,
+        tls: None,
+    }];
+    if let Some(settings) = &cfg.tls {
+        let tls = http::tls::TlsServer::load(settings).context("[tls]")?;
+        tls.spawn_reloader()?;
+        let tcp = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen (TLS) on {}", settings.listen))?;
+        let addr = tcp.local_addr().context("local address")?;
+        tracing::info!(%addr, client_auth = ?settings.client_auth,
+            handshake_timeout = ?settings.handshake_timeout, "serving TLS on {addr}");
+        listeners.push(http::conn::Listener {
+            tcp,
+            tls: Some(tls),
+        });
+    }
+    Ok(listeners)
+}
+
+/// Binds the plain HTTP address.
+async fn bind_plain(cfg: &Config) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -363,8 +389,8 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     spawn_metrics_upkeep(metrics);
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
-    let listener = bind(&cfg).await?;
-    serve::run(listener, state.clone(), shutdown, cfg.drain_timeout).await?;
+    let listeners = bind(&cfg).await?;
+    serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
     serve::release(state, store).await;
     tracing::info!("stopped");
     Ok(())

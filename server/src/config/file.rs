@@ -56,6 +56,9 @@ pub struct FileConfig {
     /// `[seal]`: what all seal credentials share (the external TSA of B-T seals).
     #[serde(default)]
     pub seal: SealSection,
+    /// `[tls]`: the HTTPS listener (certificate files, mTLS, reload).
+    #[serde(default)]
+    pub tls: super::TlsSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

@@ -35,6 +35,11 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--database-url` (or `HANKO_DATABASE_URL`).
     pub database_url: Option<String>,
+    /// `--tls-listen`.
+    pub tls_listen: Option<SocketAddr>,
+    /// Not a flag: the dev TLS certificate chain and key that `--dev` made, used when
+    /// `[tls]` names no files of its own.
+    pub dev_tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 impl FileConfig {
@@ -63,6 +68,8 @@ impl FileConfig {
             .clone()
             .map(|p| super::seal::under(&data_dir, p));
         let seal_tsa = super::seal::resolve_external_tsa(self.seal, &data_dir)?;
+        let tls =
+            super::tls::resolve_tls(self.tls, o.tls_listen, &data_dir, o.dev_tls_files.clone())?;
         let seal_keys: Vec<&str> = keys
             .iter()
             .filter(|k| k.usage == KeyUsage::Seal)
@@ -96,6 +103,7 @@ impl FileConfig {
             csc: resolve_csc(self.csc)?,
             seal_tsa,
             seal_font,
+            tls,
         })
     }
 

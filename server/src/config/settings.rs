@@ -221,4 +221,6 @@ pub struct Config {
     pub seal_tsa: Option<super::ExternalTsaSettings>,
     /// `seal.font`, made absolute; `None`: the Debian default (visible seals' text).
     pub seal_font: Option<std::path::PathBuf>,
+    /// The HTTPS listener (`[tls]`, `--tls-listen`, or `--dev`'s); `None`: plain HTTP only.
+    pub tls: Option<super::TlsSettings>,
 }

@@ -68,6 +68,75 @@ pub(super) async fn certify(
             report.created(chain_path.display());
         }
     }
+    tls_server(paths, &inter, &inter_key, inter_new, now, report)
+}
+
+/// The names the dev TLS certificate is for: what `curl https://localhost:3443` and
+/// `https://127.0.0.1:3443` connect to.
+const DEV_TLS_DNS: &str = "localhost";
+const DEV_TLS_IPS: [std::net::IpAddr; 2] = [
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+];
+
+/// The dev HTTPS listener's certificate and key ([`DevPaths::tls_server_files`]),
+/// reused while they still fit. The key is a FILE (P-256, 0600), not a token key: a TLS
+/// server key signs handshakes, not tokens or seals, and rustls needs it in memory.
+fn tls_server(
+    paths: &DevPaths,
+    inter: &Certificate,
+    inter_key: &SoftwareSigner,
+    inter_new: bool,
+    now: SystemTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    const ALG: SignatureAlgorithm = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let (chain_path, key_path) = paths.tls_server_files();
+    let existing = (!inter_new)
+        .then(|| {
+            let key =
+                SoftwareSigner::from_pkcs8_pem(&fs::read_to_string(&key_path).ok()?, ALG).ok()?;
+            let leaf = load_pem_chain(&fs::read_to_string(&chain_path).ok()?)
+                .ok()?
+                .into_iter()
+                .next()?;
+            let fits = check_key_matches(&leaf, key.public_key_der()).is_ok()
+                && leaf.verify_issued_by(inter).is_ok()
+                && now + RENEW_BEFORE < leaf.not_after();
+            fits.then_some(())
+        })
+        .flatten();
+    if existing.is_some() {
+        check_private(&key_path)?;
+        report.reused(chain_path.display());
+        return Ok(());
+    }
+    let key = SoftwareSigner::generate(KeyType::EcP256, ALG)?;
+    let start = (now - BACKDATE).max(inter.not_before());
+    let end = (now + 365 * DAY).min(inter.not_after());
+    let profile = CertProfile::TlsServer {
+        dns_names: vec![DEV_TLS_DNS.to_owned()],
+        ip_addresses: DEV_TLS_IPS.to_vec(),
+    };
+    let params = CertParams::new(profile, dev_name("localhost")?, start, end);
+    let leaf = futures_ready(issue_certificate(
+        &params,
+        key.public_key_der(),
+        Some(inter),
+        inter_key,
+    ))?;
+    replace_file(
+        &key_path,
+        dev_key_file(&key, "dev TLS server")?.as_bytes(),
+        0o600,
+    )?;
+    let chain_pem = format!("{}{}", leaf.to_pem(), inter.to_pem());
+    replace_file(&chain_path, chain_pem.as_bytes(), 0o644)?;
+    report.created(format!("{} (software key, DEV ONLY)", key_path.display()));
+    report.created(format!(
+        "{} (TLS server: localhost, 127.0.0.1, ::1)",
+        chain_path.display()
+    ));
     Ok(())
 }
 

@@ -51,6 +51,15 @@ impl DevPaths {
     pub fn pki(&self, name: &str) -> PathBuf {
         self.pki_dir.join(name)
     }
+
+    /// The dev HTTPS listener's certificate chain (leaf for `localhost` and
+    /// `127.0.0.1`, then the dev issuing CA) and its DEV-ONLY key file (0600).
+    pub fn tls_server_files(&self) -> (PathBuf, PathBuf) {
+        (
+            self.pki("tls-server-chain.pem"),
+            self.pki("tls-server.key.DEV-ONLY.pem"),
+        )
+    }
 }
 
 /// The first, synchronous step: directories and `softhsm2.conf`. Runs before any thread

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //!   accept ─> connection cap (all, per source) ── over ──> 503 + close   {connections, connections_per_source}
+//!          │                                      (HTTPS listener: close, no plain-text 503)
+//!          ─> HTTPS only: TLS handshake ── not done within handshake_timeout ──> close {handshake_timeout}
 //!          ─> task: hyper HTTP/1.1 over TrackedStream, ConnService, watchdog
 //!               phase Head ── head not in within header_timeout ──> close   {header_timeout}
 //!               phase Busy ── request in the router; its body under a deadline:
@@ -29,8 +31,11 @@
 //! `hanko_http_refused_total{reason}`; `hanko_http_open_connections` is the gauge of
 //! open connections.
 //!
-//! Only HTTP/1.1 is served (HTTP/2 would need deadlines per stream; it comes with TLS and
-//! ALPN if at all). Shutdown, like mini-redis: stop accepting, tell every connection to
+//! Every listener (plain HTTP, HTTPS: [`Listener`]) has its own accept loop; the caps,
+//! deadlines and shutdown are shared, so everything above holds over TLS too. On HTTPS
+//! the head's deadline runs from the end of the handshake, which has its own
+//! (`tls.handshake_timeout_ms`, see [`super::tls`]). Only HTTP/1.1 is served (HTTP/2
+//! would need deadlines per stream; ALPN offers `http/1.1` only). Shutdown, like mini-redis: stop accepting, tell every connection to
 //! finish its request and close (hyper's graceful shutdown), wait until the connection
 //! cap has every slot back or `drain_timeout` passes, then close what is left.
 
@@ -57,32 +62,75 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
 use super::Refusal;
+use super::peer::PeerCertificate;
+use super::tls::TlsServer;
 use crate::config::HttpSettings;
 use crate::logging::LogLimiter;
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains (see the module
-/// docs) for at most `drain_timeout`.
+/// A socket to accept connections on: plain HTTP, or HTTPS with `tls`.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound socket.
+    pub tcp: TcpListener,
+    /// The TLS side of an HTTPS listener; `None`: plain HTTP.
+    pub tls: Option<Arc<TlsServer>>,
+}
+
+/// What every connection of every listener shares.
+struct Shared {
+    caps: Arc<ConnectionCaps>,
+    router: Router,
+    deadlines: Deadlines,
+}
+
+/// Serves `router` on every listener until `shutdown` completes, then drains (see the
+/// module docs) for at most `drain_timeout`. The connection caps are shared by all the
+/// listeners: they protect the process's descriptors, whichever socket a client used.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     router: Router,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
-    static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(Duration::from_secs(10));
-    let caps = Arc::new(ConnectionCaps::new(settings));
-    let deadlines = Deadlines {
-        header: settings.header_timeout,
-        body: settings.body_timeout,
-        idle: settings.keepalive_timeout,
-    };
+    let shared = Arc::new(Shared {
+        caps: Arc::new(ConnectionCaps::new(settings)),
+        router,
+        deadlines: Deadlines {
+            header: settings.header_timeout,
+            body: settings.body_timeout,
+            idle: settings.keepalive_timeout,
+        },
+    });
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
-    let mut shutdown = std::pin::pin!(shutdown);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone())))
+        .collect();
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, draining requests in flight");
+    stop_tx.send_replace(Stop::Draining);
+    for l in loops {
+        let _ = l.await;
+    }
+    if tokio::time::timeout(drain_timeout, shared.caps.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?drain_timeout, "drain timeout: closing remaining connections");
+        stop_tx.send_replace(Stop::Closing);
+        let _ = tokio::time::timeout(Duration::from_secs(1), shared.caps.all_closed()).await;
+    }
+}
+
+/// Accepts on one listener until the server stops, each connection under the caps.
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: watch::Receiver<Stop>) {
+    static ACCEPT_ERRORS: LogLimiter = LogLimiter::new(Duration::from_secs(10));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            () = stopped(&mut stop) => break,
+            accepted = listener.tcp.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(a) => {
@@ -98,41 +146,100 @@ pub async fn serve(
                     tracing::error!(error = %e, suppressed, retry_in = ?backoff, "cannot accept connections");
                 }
                 tokio::select! {
-                    () = &mut shutdown => break,
+                    () = stopped(&mut stop) => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
-        let slot = match caps.take(peer.ip()) {
+        let slot = match shared.caps.take(peer.ip()) {
             Ok(slot) => slot,
             Err(refusal) => {
-                // One attempt, never a wait: a client that does not read loses the answer.
-                let _ = stream.try_write(&super::refusal_bytes(refusal));
+                match listener.tls {
+                    // One attempt, never a wait: a client that does not read loses the answer.
+                    None => {
+                        let _ = stream.try_write(&super::refusal_bytes(refusal));
+                    }
+                    // No plain-text answer inside a TLS port: a close, counted.
+                    Some(_) => refusal.count(),
+                }
                 continue;
             }
         };
-        tokio::spawn(connection(
-            stream,
-            peer,
-            slot,
-            router.clone(),
-            deadlines,
-            stop_rx.clone(),
-        ));
+        match &listener.tls {
+            None => {
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    None,
+                    slot,
+                    shared.clone(),
+                    stop.clone(),
+                ));
+            }
+            Some(tls) => {
+                tokio::spawn(tls_connection(
+                    stream,
+                    peer,
+                    tls.clone(),
+                    slot,
+                    shared.clone(),
+                    stop.clone(),
+                ));
+            }
+        }
     }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, draining requests in flight");
-    stop_tx.send_replace(Stop::Draining);
-    if tokio::time::timeout(drain_timeout, caps.all_closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?drain_timeout, "drain timeout: closing remaining connections");
-        stop_tx.send_replace(Stop::Closing);
-        let _ = tokio::time::timeout(Duration::from_secs(1), caps.all_closed()).await;
+}
+
+/// Completes once the server is no longer [`Stop::Running`].
+async fn stopped(stop: &mut watch::Receiver<Stop>) {
+    while *stop.borrow_and_update() == Stop::Running {
+        if stop.changed().await.is_err() {
+            return;
+        }
     }
+}
+
+/// A TLS connection: the handshake under `tls.handshake_timeout_ms` (from the accept;
+/// a client that trickles its ClientHello holds a slot no longer than that), then HTTP
+/// as on a plain connection, with the verified client certificate, if any, handed to
+/// every request ([`PeerCertificate`]).
+async fn tls_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Arc<TlsServer>,
+    slot: ConnectionSlot,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let handshake = tokio::time::timeout(
+        tls.settings().handshake_timeout,
+        tls.acceptor().accept(stream),
+    );
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                metrics::counter!("hanko_tls_handshake_failures_total").increment(1);
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                Refusal::HandshakeTimeout.count();
+                return;
+            }
+        },
+        // No request was in flight: nothing to drain.
+        () = stopped(&mut stop) => return,
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
+    connection(stream, peer, certificate, slot, shared, stop).await;
 }
 
 /// First wait after an accept error other than a peer's; doubled up to
@@ -181,15 +288,19 @@ enum Phase {
     Idle(Instant),
 }
 
-/// Serves one connection until it closes, a deadline passes, or the server stops.
-async fn connection(
-    stream: TcpStream,
+/// Serves HTTP on one connection (plain, or TLS after its handshake) until it closes,
+/// a deadline passes, or the server stops.
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
+    certificate: Option<PeerCertificate>,
     slot: ConnectionSlot,
-    router: Router,
-    deadlines: Deadlines,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<Stop>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadlines = shared.deadlines;
     let (phase_tx, phase_rx) = watch::channel(Phase::Head(Instant::now()));
     let phase = Arc::new(phase_tx);
     let io = TokioIo::new(TrackedStream {
@@ -197,8 +308,9 @@ async fn connection(
         phase: phase.clone(),
     });
     let service = ConnService {
-        router,
+        router: shared.router.clone(),
         peer,
+        certificate,
         phase,
         body_timeout: deadlines.body,
     };
@@ -267,13 +379,14 @@ async fn watchdog(mut phase: watch::Receiver<Phase>, deadlines: Deadlines) -> Ph
     }
 }
 
-/// The socket, telling the watchdog when the first byte of a new request arrives.
-struct TrackedStream {
-    inner: TcpStream,
+/// The socket (or the TLS stream over it), telling the watchdog when the first byte of a
+/// new request arrives.
+struct TrackedStream<S> {
+    inner: S,
     phase: Arc<watch::Sender<Phase>>,
 }
 
-impl AsyncRead for TrackedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for TrackedStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -295,7 +408,7 @@ impl AsyncRead for TrackedStream {
     }
 }
 
-impl AsyncWrite for TrackedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for TrackedStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -326,11 +439,13 @@ impl AsyncWrite for TrackedStream {
 }
 
 /// The router as one connection's hyper service: the peer address for the rate limit
-/// (`ConnectInfo`), the body under its deadline, the phase for the watchdog.
+/// (`ConnectInfo`) and its verified TLS client certificate ([`PeerCertificate`]), the
+/// body under its deadline, the phase for the watchdog.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
     peer: SocketAddr,
+    certificate: Option<PeerCertificate>,
     phase: Arc<watch::Sender<Phase>>,
     body_timeout: Duration,
 }
@@ -345,6 +460,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
         let deadline = Instant::now() + self.body_timeout;
         let mut req = req.map(|body| Body::new(DeadlineBody::new(body, deadline)));
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        if let Some(c) = &self.certificate {
+            req.extensions_mut().insert(c.clone());
+        }
         let router = self.router.clone();
         let phase = self.phase.clone();
         Box::pin(async move {

@@ -109,7 +109,9 @@ impl ApiError {
                     Refusal::Overloaded | Refusal::Connections | Refusal::ConnectionsPerSource => {
                         "temporarily_unavailable"
                     }
-                    Refusal::BodyTimeout | Refusal::HeaderTimeout => "invalid_request",
+                    Refusal::BodyTimeout | Refusal::HeaderTimeout | Refusal::HandshakeTimeout => {
+                        "invalid_request"
+                    }
                 };
                 (r.status(), code, r.body().trim_end().to_owned())
             }

@@ -19,8 +19,9 @@
 //! `signDoc` under `/csc/v1` and `/csc/v2`; the seal and CSC
 //! routes answer their refusals in JSON,
 //! [`json_error`]). Below the
-//! router, [`conn`] owns the connections: the accept loop, connection caps, and the
-//! deadlines of request heads, bodies and idle keep-alive.
+//! router, [`conn`] owns the connections: the accept loops (plain HTTP, and HTTPS with
+//! [`tls`]), connection caps, and the deadlines of TLS handshakes, request heads, bodies
+//! and idle keep-alive.
 //!
 //! HTTP status mapping lives here and nowhere else (docs/architecture.md: "one place for each
 //! concern").
@@ -75,6 +76,7 @@ mod policy;
 pub mod request_id;
 mod seal;
 mod seal_pdf;
+pub mod tls;
 mod tsa;
 
 pub use limits::Limits;
@@ -143,6 +145,9 @@ pub enum Refusal {
     /// The head did not arrive within `http.header_timeout_ms`: the connection is closed
     /// (nothing is sent; the client may not even be reading).
     HeaderTimeout,
+    /// The TLS handshake did not complete within `tls.handshake_timeout_ms`: the
+    /// connection is closed (nothing can be sent before a handshake).
+    HandshakeTimeout,
     /// `http.max_connections` connections are open: the new one gets 503 and is closed.
     Connections,
     /// `http.max_connections_per_source` connections from this client address are open:
@@ -158,6 +163,7 @@ impl Refusal {
             Self::RateLimited { .. } => "rate_limit",
             Self::BodyTimeout => "body_timeout",
             Self::HeaderTimeout => "header_timeout",
+            Self::HandshakeTimeout => "handshake_timeout",
             Self::Connections => "connections",
             Self::ConnectionsPerSource => "connections_per_source",
         }
@@ -170,7 +176,9 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::BodyTimeout | Self::HeaderTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout | Self::HeaderTimeout | Self::HandshakeTimeout => {
+                StatusCode::REQUEST_TIMEOUT
+            }
         }
     }
 
@@ -188,7 +196,7 @@ impl Refusal {
                 };
                 Some(secs.max(1))
             }
-            Self::BodyTimeout | Self::HeaderTimeout => None,
+            Self::BodyTimeout | Self::HeaderTimeout | Self::HandshakeTimeout => None,
         }
     }
 
@@ -210,6 +218,7 @@ impl Refusal {
             ),
             Self::BodyTimeout => "request body not received in time\n".to_owned(),
             Self::HeaderTimeout => "request head not received in time\n".to_owned(),
+            Self::HandshakeTimeout => "TLS handshake not completed in time\n".to_owned(),
             Self::Connections => "server busy: too many open connections\n".to_owned(),
             Self::ConnectionsPerSource => "too many open connections from this client\n".to_owned(),
         }
@@ -222,6 +231,7 @@ impl Refusal {
             self,
             Self::BodyTimeout
                 | Self::HeaderTimeout
+                | Self::HandshakeTimeout
                 | Self::Connections
                 | Self::ConnectionsPerSource
         )

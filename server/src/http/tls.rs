@@ -1,0 +1,345 @@
+//! The HTTPS listener's TLS: which versions and suites, the certificate and key files,
+//! client certificates (mTLS), and reloading the files without a restart.
+//!
+//! ```text
+//!   start-up: TlsServer::load(settings) ── files unreadable or wrong ──> refuse to start
+//!   accept (http/conn.rs) ─> acceptor(): the config current NOW ─> handshake (deadline)
+//!        ─> the verified client leaf as PeerCertificate in every request's extensions
+//!   reload: every tls.reload_interval_ms (files changed?) and on SIGHUP
+//!        ─> read + check all files ─ ok ──> swap: new connections get the new config
+//!                                    └ bad ─> keep the old one, log an error, count it
+//! ```
+//!
+//! Only TLS 1.3 and 1.2, and only ECDHE key exchange with AEAD ciphers: the TLS 1.3
+//! suites (AES-GCM, ChaCha20-Poly1305) and their TLS 1.2 ECDHE_ECDSA / ECDHE_RSA
+//! counterparts ([`SUITES`]). rustls implements nothing older or weaker, so the list
+//! is as much documentation as restriction. ALPN offers `http/1.1` only (the connection
+//! layer's deadlines are per connection, not per HTTP/2 stream).
+//!
+//! The crypto provider is rustls's `ring`, not `aws-lc-rs`: the client side (ureq,
+//! `hanko stamp`, the external TSA of seals) already brings ring, so one provider serves
+//! both; ring builds with a C compiler alone where aws-lc-rs needs cmake and minutes more
+//! of a 2-core CI; and it has every suite above. (Its FIPS mode would be aws-lc-rs's
+//! reason to exist; Hanko does not claim FIPS.)
+//!
+//! A swap never touches open connections: each holds the `Arc<ServerConfig>` it was
+//! accepted with. The files are polled (their contents, compared by SHA-256) rather
+//! than watched with inotify: no extra dependency, and polling sees every way a
+//! certificate gets replaced (rename over, a Kubernetes secret's symlink flip, a write
+//! in place, a network file system) where inotify watches need care per case; reading a
+//! few KiB every few seconds costs nothing. A bad file is logged once per content
+//! (not at every poll) and counted in `hanko_tls_reloads_total{result="error"}`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::crypto::ring::cipher_suite as cs;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest as _, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{ClientAuth, TlsSettings};
+
+/// The cipher suites offered: ECDHE + AEAD only, strongest first.
+pub const SUITES: &[rustls::SupportedCipherSuite] = &[
+    cs::TLS13_AES_256_GCM_SHA384,
+    cs::TLS13_AES_128_GCM_SHA256,
+    cs::TLS13_CHACHA20_POLY1305_SHA256,
+    cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+];
+
+/// The provider of the listener: ring with [`SUITES`] and its default groups (X25519,
+/// P-256, P-384).
+pub fn provider() -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites = SUITES.to_vec();
+    Arc::new(p)
+}
+
+/// Why the TLS files could not be used; names the file, never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFileError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not what it should be.
+    #[error("{path}: {reason}")]
+    Bad {
+        /// Which file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The certificate and key do not make a server configuration (e.g. the key is not
+    /// the certificate's).
+    #[error("certificate {cert} and key {key}: {reason}")]
+    Config {
+        /// The chain file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// rustls's reason.
+        reason: String,
+    },
+}
+
+/// The TLS side of the HTTPS listener: the current configuration and what it was
+/// loaded from.
+#[derive(Debug)]
+pub struct TlsServer {
+    settings: TlsSettings,
+    current: RwLock<Arc<ServerConfig>>,
+    /// SHA-256 of the files' contents last tried (loaded or refused): a poll that finds
+    /// the same contents does nothing.
+    last_tried: Mutex<[u8; 32]>,
+}
+
+/// What asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The periodic check: acts only when the files' contents changed.
+    Poll,
+    /// SIGHUP: always reads, checks and (if good) swaps.
+    Signal,
+}
+
+impl TlsServer {
+    /// Loads the files of `settings`; an error stops the start-up.
+    pub fn load(settings: &TlsSettings) -> Result<Arc<Self>, TlsFileError> {
+        let files = Files::read(settings)?;
+        let config = build(settings, &files)?;
+        report_loaded(&files, settings);
+        Ok(Arc::new(Self {
+            settings: settings.clone(),
+            current: RwLock::new(config),
+            last_tried: Mutex::new(files.digest()),
+        }))
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    /// An acceptor with the configuration current now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        TlsAcceptor::from(config)
+    }
+
+    /// Reads the files again and swaps them in when they are good; `Ok(false)` when a
+    /// poll found nothing changed. A bad file leaves the current configuration alone.
+    pub fn reload(&self, trigger: Trigger) -> Result<bool, TlsFileError> {
+        let outcome = self.try_reload(trigger);
+        match &outcome {
+            Ok(true) => {
+                metrics::counter!("hanko_tls_reloads_total", "result" => "ok").increment(1);
+                tracing::info!(?trigger, cert = %self.settings.cert.display(),
+                    "TLS certificate reloaded: new connections use it");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("hanko_tls_reloads_total", "result" => "error").increment(1);
+                tracing::error!(?trigger, error = %e,
+                    "TLS files not reloaded: the previous certificate stays in use");
+            }
+        }
+        outcome
+    }
+
+    fn try_reload(&self, trigger: Trigger) -> Result<bool, TlsFileError> {
+        let files = Files::read(&self.settings);
+        // An unreadable file (mid-rename, say) is tried again at the next poll, and
+        // logged only when the same failure is new.
+        let files = match files {
+            Ok(f) => f,
+            Err(e) => {
+                let digest = Sha256::digest(e.to_string().as_bytes()).into();
+                let mut last = self.last_tried.lock().unwrap_or_else(|e| e.into_inner());
+                if trigger == Trigger::Poll && *last == digest {
+                    return Ok(false);
+                }
+                *last = digest;
+                return Err(e);
+            }
+        };
+        let digest = files.digest();
+        {
+            let mut last = self.last_tried.lock().unwrap_or_else(|e| e.into_inner());
+            if trigger == Trigger::Poll && *last == digest {
+                return Ok(false);
+            }
+            *last = digest;
+        }
+        let config = build(&self.settings, &files)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        report_loaded(&files, &self.settings);
+        Ok(true)
+    }
+
+    /// Reloads every `tls.reload_interval_ms` (when the files changed) and on SIGHUP,
+    /// for as long as the process runs. Registers for SIGHUP before it returns.
+    pub fn spawn_reloader(self: &Arc<Self>) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.settings.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                let trigger = tokio::select! {
+                    _ = tick.tick() => Trigger::Poll,
+                    Some(()) = hup.recv() => {
+                        tracing::info!("SIGHUP received: reloading the TLS files");
+                        Trigger::Signal
+                    }
+                };
+                let me = this.clone();
+                // File reads and key parsing: off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || me.reload(trigger)).await;
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The bytes of the files, as read together.
+struct Files {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl Files {
+    fn read(s: &TlsSettings) -> Result<Self, TlsFileError> {
+        Ok(Self {
+            cert: read(&s.cert)?,
+            key: read(&s.key)?,
+            client_ca: s.client_ca.as_deref().map(read).transpose()?,
+        })
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()] {
+            let bytes = part.map(Vec::as_slice).unwrap_or_default();
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+        h.finalize().into()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsFileError> {
+    std::fs::read(path).map_err(|source| TlsFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> TlsFileError {
+    TlsFileError::Bad {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The certificates of a PEM file, at least one.
+fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(path, format!("not a PEM certificate list: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(path, "no CERTIFICATE block"));
+    }
+    Ok(certs)
+}
+
+/// The server configuration from the files: versions, suites, ALPN, client verifier,
+/// chain and key (the key must be the leaf's, the leaf valid now).
+fn build(s: &TlsSettings, files: &Files) -> Result<Arc<ServerConfig>, TlsFileError> {
+    let chain = certificates(&s.cert, &files.cert)?;
+    let leaf = hanko_pki::cert::Certificate::from_der(&chain[0])
+        .map_err(|e| bad(&s.cert, format!("the first certificate: {e}")))?;
+    let now = std::time::SystemTime::now();
+    if now < leaf.not_before() || now > leaf.not_after() {
+        return Err(bad(
+            &s.cert,
+            "the server certificate is not valid now (see its notBefore and notAfter)",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&files.key)
+        .map_err(|e| bad(&s.key, format!("not a PEM private key: {e}")))?;
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| bad(&s.cert, e.to_string()))?;
+    let builder = match (&s.client_ca, &files.client_ca, s.client_auth) {
+        (Some(path), Some(pem), auth @ (ClientAuth::Required | ClientAuth::Optional)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certificates(path, pem)? {
+                roots
+                    .add(c)
+                    .map_err(|e| bad(path, format!("not a usable CA certificate: {e}")))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| bad(path, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsFileError::Config {
+            cert: s.cert.display().to_string(),
+            key: s.key.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Logs and exports what was loaded: the leaf's subject and expiry
+/// (`hanko_tls_certificate_not_after_seconds`, for an alert before it expires).
+fn report_loaded(files: &Files, s: &TlsSettings) {
+    let Some(leaf) = CertificateDer::pem_slice_iter(&files.cert)
+        .next()
+        .and_then(Result::ok)
+        .and_then(|c| hanko_pki::cert::Certificate::from_der(&c).ok())
+    else {
+        return;
+    };
+    let not_after = leaf
+        .not_after()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    metrics::gauge!("hanko_tls_certificate_not_after_seconds").set(not_after);
+    tracing::info!(subject = %leaf.subject_string(), cert = %s.cert.display(),
+        client_auth = ?s.client_auth, "TLS certificate loaded");
+}
