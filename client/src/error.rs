@@ -47,12 +47,18 @@ pub enum Error {
     UnsupportedImprintHash(&'static str),
 
     // --- Transport ------------------------------------------------------------------
-    /// An https URL: this build speaks plain http only.
-    #[error(
-        "this build of `hanko stamp` speaks plain http only; use an http:// URL \
-         (e.g. {DEFAULT_URL}) or openssl ts + curl for https"
-    )]
-    HttpsNotSupported,
+    /// A URL that is neither `http://` nor `https://`.
+    #[error("{0:?} is not an http:// or https:// URL (e.g. {DEFAULT_URL})")]
+    UnsupportedUrl(String),
+    /// A TLS file (`--ca`, `--client-cert`, `--client-key`) could not be used; names
+    /// the file's role, never its contents.
+    #[error("{what}: {reason}")]
+    TlsFile {
+        /// Which file, e.g. `--ca`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The POST failed (connection, timeout, bad URL).
     #[error("POST {url}")]
     Post {

@@ -24,9 +24,8 @@
 //! therefore cannot hide itself here.
 //!
 //! # What it does not do
-//! No revocation checking (CRL/OCSP), no https (the HTTP client is `ureq` without TLS,
-//! to keep the binary free of a second TLS stack: put the TSA behind http on localhost
-//! or use openssl/curl for https), no ESSCertID v1 (SHA-1) tokens, and no policy
+//! No revocation checking (CRL/OCSP, of tokens or of https servers), no ESSCertID v1
+//! (SHA-1) tokens, and no policy
 //! constraints or name constraints of the chain. It answers "did this TSA, certified
 //! under this root, time-stamp these bytes at that time", which is what a user trying
 //! the service wants to know. CSC requests and the verification of seals and evidence

@@ -5,35 +5,115 @@
 //! `application/pkcs7-signature`), and a PDF to seal (`POST /api/v1/seal/pdf`, the
 //! sealed PDF back as `application/pdf`). All read the reply up to a size cap.
 //!
-//! Plain http only: the client is `ureq` without TLS features, to keep the `hanko`
-//! binary free of a second TLS stack. An https URL is refused with a hint rather than
-//! sent in the clear.
+//! http and https: ureq with rustls and the ring provider, the TLS stack of the server's
+//! own HTTPS listener (one TLS stack in the `hanko` binary). An https server is trusted
+//! through the anchors of [`Tls`] (`--ca FILE`: a private PKI such as the dev root), or
+//! the public web PKI's roots when none is given; [`Tls`] also carries a client
+//! certificate for mTLS.
 
 use std::time::Duration;
 
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
 use crate::Error;
+
+/// How an https exchange trusts the server and, for mTLS, shows who the client is.
+/// The default: the public web PKI's roots, no client certificate. Plain http ignores it.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// The server's trust anchors; `None`: the public web PKI's roots.
+    roots: Option<Vec<Certificate<'static>>>,
+    /// The client certificate chain and key (mTLS).
+    client: Option<ClientCert>,
+}
+
+impl Tls {
+    /// From PEM: `ca`, the server's trust anchor(s) (`--ca`); `client`, the client's
+    /// certificate chain and private key (`--client-cert`, `--client-key`).
+    pub fn from_pem(ca: Option<&[u8]>, client: Option<(&[u8], &[u8])>) -> Result<Self, Error> {
+        let roots = match ca {
+            Some(pem) => Some(pem_certificates(pem, "--ca")?),
+            None => None,
+        };
+        let client = match client {
+            Some((chain, key)) => {
+                let chain = pem_certificates(chain, "--client-cert")?;
+                let key = pem_key(key)?;
+                Some(ClientCert::new_with_certs(&chain, key))
+            }
+            None => None,
+        };
+        Ok(Self { roots, client })
+    }
+
+    /// The ureq TLS configuration: rustls (ring), these anchors, this client.
+    fn config(&self) -> TlsConfig {
+        let roots = match &self.roots {
+            Some(certs) => RootCerts::new_with_certs(certs),
+            None => RootCerts::WebPki,
+        };
+        TlsConfig::builder()
+            .root_certs(roots)
+            .client_cert(self.client.clone())
+            .build()
+    }
+}
+
+/// The certificates of a PEM text, at least one.
+fn pem_certificates(pem: &[u8], what: &'static str) -> Result<Vec<Certificate<'static>>, Error> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::TlsFile {
+                    what,
+                    reason: format!("not PEM: {e}"),
+                });
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::TlsFile {
+            what,
+            reason: "no CERTIFICATE block".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The one private key of a PEM text.
+fn pem_key(pem: &[u8]) -> Result<PrivateKey<'static>, Error> {
+    PrivateKey::from_pem(pem).map_err(|e| Error::TlsFile {
+        what: "--client-key",
+        reason: format!("not a PEM private key: {e}"),
+    })
+}
 
 /// The default TSA URL of `hanko stamp` (a local `hanko serve`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3161/tsa";
 /// Largest TimeStampResp accepted (a token with a chain is a few KiB).
 pub const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
-/// Refuses an https URL (this build speaks plain http only). Call it before any work
-/// whose result would be thrown away.
+/// Refuses a URL that is neither http nor https. Call it before any work whose result
+/// would be thrown away.
 pub fn check_url(url: &str) -> Result<(), Error> {
-    if url.starts_with("https://") {
-        return Err(Error::HttpsNotSupported);
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::UnsupportedUrl(url.to_owned()))
 }
 
 /// POSTs `request_der` to `url` and returns the body of the TSA's reply: HTTP 200 with
 /// Content-Type `application/timestamp-reply`, at most [`MAX_RESPONSE_BYTES`]. Any
 /// other status is an error quoting the start of the body. `timeout` bounds the whole
 /// exchange (at least one second).
-pub fn post(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, Error> {
+pub fn post(url: &str, request_der: &[u8], timeout: Duration, tls: &Tls) -> Result<Vec<u8>, Error> {
     exchange(
         url,
+        tls,
         &[("Content-Type", "application/timestamp-query")],
         request_der,
         "application/timestamp-reply",
@@ -72,6 +152,7 @@ pub fn post_seal(
     mime_type: Option<&str>,
     document: &[u8],
     timeout: Duration,
+    tls: &Tls,
 ) -> Result<Vec<u8>, Error> {
     let url = format!(
         "{}/api/v1/seal/cades?credential={}&level={}&attached={}",
@@ -83,6 +164,7 @@ pub fn post_seal(
     let bearer = format!("Bearer {api_key}");
     exchange(
         &url,
+        tls,
         &[
             (
                 "Content-Type",
@@ -124,6 +206,7 @@ pub fn post_seal_pdf(
     query: &PdfSealQuery<'_>,
     document: &[u8],
     timeout: Duration,
+    tls: &Tls,
 ) -> Result<Vec<u8>, Error> {
     let mut url = format!(
         "{}/api/v1/seal/pdf?credential={}&level={}",
@@ -143,6 +226,7 @@ pub fn post_seal_pdf(
     let bearer = format!("Bearer {api_key}");
     exchange(
         &url,
+        tls,
         &[("Content-Type", PDF_TYPE), ("Authorization", &bearer)],
         document,
         PDF_TYPE,
@@ -168,6 +252,7 @@ fn query_escape(s: &str) -> String {
 /// media type `expected`, at most `limit` bytes.
 fn exchange(
     url: &str,
+    tls: &Tls,
     headers: &[(&str, &str)],
     body: &[u8],
     expected: &'static str,
@@ -178,6 +263,7 @@ fn exchange(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout.max(Duration::from_secs(1))))
         .http_status_as_error(false)
+        .tls_config(tls.config())
         .build()
         .into();
     let mut request = agent.post(url).header("Accept", expected);

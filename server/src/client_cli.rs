@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   hanko stamp FILE  --hash-->  TimeStampReq (random 64-bit nonce, certReq)
-//!                     --HTTP POST application/timestamp-query-->  TSA
+//!                     --HTTP(S) POST application/timestamp-query-->  TSA
+//!     https: --ca ROOT.pem (the server's anchor), mTLS: --client-cert/--client-key
 //!                     <--TimeStampResp--  check status, imprint, nonce  -->  FILE.tsr
 //!
 //!   hanko verify FILE.tsr --data FILE --ca ROOT.pem [--untrusted CHAIN.pem] [--query Q.tsq]
@@ -65,9 +66,12 @@ pub struct StampArgs {
     /// The file to time-stamp. Only its hash leaves this machine.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The TSA's URL (http only in this build).
+    /// The TSA's URL, http:// or https://.
     #[arg(long, value_name = "URL", default_value = DEFAULT_URL)]
     pub url: String,
+    /// https: the server's trust anchor and, for mTLS, the client's certificate.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Imprint hash algorithm.
     #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
     pub hash: HashArg,
@@ -90,6 +94,34 @@ pub struct StampArgs {
     /// HTTP timeout in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+}
+
+/// How the client commands speak https: whom to trust, and who they are (mTLS).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// https: PEM file of the server's trust anchor(s), e.g. hanko-data/dev-pki/root.pem
+    /// for `hanko serve --dev` [default: the public web PKI's roots].
+    #[arg(long, value_name = "ROOT.pem")]
+    pub ca: Option<PathBuf>,
+    /// https with mTLS: PEM file of this client's certificate (then its issuing CAs).
+    #[arg(long, value_name = "CERT.pem", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// https with mTLS: PEM file of the client certificate's private key.
+    #[arg(long, value_name = "KEY.pem", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files read and parsed.
+    pub fn load(&self) -> anyhow::Result<transport::Tls> {
+        let ca = self.ca.as_deref().map(read).transpose()?;
+        let client = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        let client = client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+        Ok(transport::Tls::from_pem(ca.as_deref(), client)?)
+    }
 }
 
 /// Levels of `hanko seal --level` (CAdES, or PAdES for a .pdf).
@@ -151,9 +183,13 @@ pub struct SealArgs {
     /// and signatures are flagged by viewers.
     #[arg(long)]
     pub certify: bool,
-    /// The server's base URL (http only in this build).
+    /// The server's base URL, http:// or https:// (`hanko serve --dev`:
+    /// https://127.0.0.1:3443 with `--ca hanko-data/dev-pki/root.pem`).
     #[arg(long, value_name = "URL", default_value = DEFAULT_SEAL_URL)]
     pub url: String,
+    /// https: the server's trust anchor and, for mTLS, the client's certificate.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// File holding the API key [default: hanko-data/dev-api-key when it exists].
     #[arg(long, value_name = "FILE", env = "HANKO_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
@@ -301,6 +337,7 @@ pub fn seal_main(args: SealArgs) -> ExitCode {
 
 fn seal(args: &SealArgs) -> anyhow::Result<String> {
     transport::check_url(&args.url)?;
+    let tls = args.tls.load()?;
     let key_file = match &args.api_key_file {
         Some(p) => p.clone(),
         None if Path::new(DEV_API_KEY_FILE).exists() => PathBuf::from(DEV_API_KEY_FILE),
@@ -322,7 +359,7 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
     if is_pdf {
-        return seal_pdf(args, key, &document);
+        return seal_pdf(args, key, &document, &tls);
     }
     if args.visible || args.page.is_some() || args.certify {
         anyhow::bail!("--visible, --page, --rect and --certify are for PDF files (FILE.pdf)");
@@ -339,6 +376,7 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
         args.mime_type.as_deref(),
         &document,
         Duration::from_secs(args.timeout),
+        &tls,
     )?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut s = args.file.clone().into_os_string();
@@ -378,7 +416,12 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
 }
 
 /// `hanko seal FILE.pdf`: PAdES through `POST /api/v1/seal/pdf`.
-fn seal_pdf(args: &SealArgs, key: &str, document: &[u8]) -> anyhow::Result<String> {
+fn seal_pdf(
+    args: &SealArgs,
+    key: &str,
+    document: &[u8],
+    tls: &transport::Tls,
+) -> anyhow::Result<String> {
     if args.attached || args.mime_type.is_some() {
         anyhow::bail!("--attached and --mime-type are for CAdES; a PDF is sealed into itself");
     }
@@ -395,6 +438,7 @@ fn seal_pdf(args: &SealArgs, key: &str, document: &[u8]) -> anyhow::Result<Strin
         &query,
         document,
         Duration::from_secs(args.timeout),
+        tls,
     )?;
     let out = args
         .out
@@ -430,6 +474,7 @@ enum Stamped {
 
 fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
     transport::check_url(&args.url)?;
+    let tls = args.tls.load()?;
     let hash = args.hash.alg();
     let digest = request::hash_file(&args.file, hash)?;
     let nonce = (!args.no_nonce).then(request::random_nonce);
@@ -444,7 +489,12 @@ fn stamp(args: &StampArgs) -> anyhow::Result<Stamped> {
     if let Some(q) = &args.query_out {
         std::fs::write(q, &request_der).with_context(|| format!("writing {}", q.display()))?;
     }
-    let body = transport::post(&args.url, &request_der, Duration::from_secs(args.timeout))?;
+    let body = transport::post(
+        &args.url,
+        &request_der,
+        Duration::from_secs(args.timeout),
+        &tls,
+    )?;
     // The token must answer this request; the full check is `hanko verify`.
     let granted = match reply::check(&body, &req)? {
         Reply::Granted(g) => g,

@@ -21,8 +21,10 @@
 //! [`Rejected`](TimeStampErrorKind::Rejected)/[`BadResponse`](TimeStampErrorKind::BadResponse),
 //! a 500 an operator must look at.
 //!
-//! Plain http only, like the rest of `hanko-client` (its `ureq` has no TLS); https is
-//! refused at start-up.
+//! http or https (ureq with rustls, as every client command); an https TSA's server
+//! certificate is checked against `seal.tsa_tls_ca` (default: the public web PKI's
+//! roots). A TLS failure (unknown issuer, wrong name) is a transport failure like a
+//! refused connection: `Unavailable`, logged with its reason.
 
 use std::time::Duration;
 
@@ -35,12 +37,13 @@ use hanko_seal::{TimeStampError, TimeStampErrorKind, TimeStamper};
 
 use crate::config::ExternalTsaSettings;
 
-/// An external TSA reached over http.
+/// An external TSA reached over http or https.
 #[derive(Clone, Debug)]
 pub struct ExternalTsa {
     url: String,
     trust_anchors: Vec<Certificate>,
     timeout: Duration,
+    tls: transport::Tls,
 }
 
 impl ExternalTsa {
@@ -50,6 +53,7 @@ impl ExternalTsa {
             url: settings.url.clone(),
             trust_anchors: settings.trust_anchors.clone(),
             timeout: settings.timeout,
+            tls: settings.tls.clone(),
         }
     }
 
@@ -75,7 +79,7 @@ impl ExternalTsa {
         .map_err(|e| err(TimeStampErrorKind::BadResponse, format!("request: {e}")))?;
         let der = request::encode(&req)
             .map_err(|e| err(TimeStampErrorKind::BadResponse, format!("request: {e}")))?;
-        let response = transport::post(&self.url, &der, self.timeout)
+        let response = transport::post(&self.url, &der, self.timeout, &self.tls)
             .map_err(|e| transport_error(&self.url, &e))?;
         match reply::check(&response, &req) {
             Ok(Reply::Granted(_)) => {}
@@ -214,7 +218,7 @@ mod tests {
             TimeStampErrorKind::Unavailable
         );
         assert_eq!(
-            kind(&ClientError::HttpsNotSupported),
+            kind(&ClientError::UnsupportedUrl("ftp://tsa/".into())),
             TimeStampErrorKind::Unavailable
         );
         // Each of them is a retryable seal failure.
@@ -240,6 +244,7 @@ mod tests {
             url: format!("http://127.0.0.1:{port}/tsa"),
             trust_anchors: Vec::new(),
             timeout: Duration::from_secs(1),
+            tls: transport::Tls::default(),
         });
         let e = tsa
             .time_stamp(HashAlgorithm::Sha256, &[0; 32])

@@ -85,9 +85,13 @@ pub struct CscSection {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealSection {
-    /// `seal.tsa_url`: an external RFC 3161 TSA (`http://...`) that stamps every B-T
-    /// seal instead of this server's own TSA. Unset: the own TSA (`[tsa]`), in-process.
+    /// `seal.tsa_url`: an external RFC 3161 TSA (`http://...` or `https://...`) that
+    /// stamps every B-T seal instead of this server's own TSA. Unset: the own TSA
+    /// (`[tsa]`), in-process.
     pub tsa_url: Option<String>,
+    /// `seal.tsa_tls_ca`: PEM file of the trust anchor(s) of an https `tsa_url`'s TLS
+    /// server certificate. Relative to `data_dir`. Unset: the public web PKI's roots.
+    pub tsa_tls_ca: Option<PathBuf>,
     /// `seal.tsa_ca`: PEM file of the external TSA's trust anchor(s); each token is then
     /// verified (signature, timeStamping purpose, chain valid at genTime) before it is
     /// embedded. Relative to `data_dir`. Unset: only the imprint and nonce are checked.

@@ -21,8 +21,11 @@ use super::file::{SealKeySection, SealSection};
 /// An external RFC 3161 TSA for B-T seals (`[seal]`), resolved.
 #[derive(Clone, Debug)]
 pub struct ExternalTsaSettings {
-    /// Its URL (`http://...`).
+    /// Its URL (`http://...` or `https://...`).
     pub url: String,
+    /// For https: the TLS trust anchors of its server (`seal.tsa_tls_ca`; default the
+    /// public web PKI's roots).
+    pub tls: hanko_client::transport::Tls,
     /// Trust anchors its tokens must chain to; empty: tokens are not verified beyond
     /// their imprint and nonce.
     pub trust_anchors: Vec<Certificate>,
@@ -111,20 +114,28 @@ pub(super) fn resolve_external_tsa(
     data_dir: &Path,
 ) -> anyhow::Result<Option<ExternalTsaSettings>> {
     let Some(url) = s.tsa_url else {
-        if s.tsa_ca.is_some() || s.tsa_timeout_ms.is_some() {
-            bail!("seal.tsa_ca and seal.tsa_timeout_ms need seal.tsa_url");
+        if s.tsa_ca.is_some() || s.tsa_timeout_ms.is_some() || s.tsa_tls_ca.is_some() {
+            bail!("seal.tsa_ca, seal.tsa_tls_ca and seal.tsa_timeout_ms need seal.tsa_url");
         }
         return Ok(None);
     };
-    if url.starts_with("https://") {
-        bail!(
-            "seal.tsa_url {url:?}: https is not supported yet (plain http only); put the TSA \
-             behind http on a trusted network or a local TLS proxy"
-        );
+    let https = url.starts_with("https://") && url.len() > "https://".len();
+    if !https && (!url.starts_with("http://") || url.len() <= "http://".len()) {
+        bail!("seal.tsa_url {url:?} is not an http:// or https:// URL");
     }
-    if !url.starts_with("http://") || url.len() <= "http://".len() {
-        bail!("seal.tsa_url {url:?} is not an http:// URL");
-    }
+    let tls_ca = match s.tsa_tls_ca {
+        None => None,
+        Some(_) if !https => bail!("seal.tsa_tls_ca is for an https:// seal.tsa_url"),
+        Some(p) => {
+            let p = under(data_dir, p);
+            Some(
+                std::fs::read(&p)
+                    .with_context(|| format!("seal.tsa_tls_ca: cannot read {}", p.display()))?,
+            )
+        }
+    };
+    let tls = hanko_client::transport::Tls::from_pem(tls_ca.as_deref(), None)
+        .context("seal.tsa_tls_ca")?;
     let timeout = match s.tsa_timeout_ms {
         None => DEFAULT_TSA_TIMEOUT,
         Some(ms @ 1000..=60_000) => Duration::from_millis(ms),
@@ -148,5 +159,6 @@ pub(super) fn resolve_external_tsa(
         url,
         trust_anchors,
         timeout,
+        tls,
     }))
 }
