@@ -271,6 +271,9 @@ impl Server {
             .arg(dir)
             .arg("--listen")
             .arg(&addr)
+            // Never the fixed dev HTTPS port: several benches and tests run at once.
+            .arg("--tls-listen")
+            .arg("127.0.0.1:0")
             .env_remove("HANKO_PIN")
             .env_remove("HANKO_PIN_FILE")
             .stdin(Stdio::null())

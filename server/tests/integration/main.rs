@@ -69,8 +69,12 @@ mod seal_verify;
 /// `hanko serve`: --dev readiness, metrics, graceful shutdown; production refusals.
 mod serve;
 /// Slow clients (issue #11): trickled bodies get 408 at the deadline while ordinary
-/// clients are served; slow heads and idle keep-alive are closed; connections per source.
+/// clients are served; slow heads and idle keep-alive are closed; connections per source;
+/// all of it over TLS too, and slow handshakes (issue #14).
 mod slow_clients;
+/// Issue #14: HTTPS (TLS 1.3/1.2 only, curl, openssl, `hanko stamp --ca`), a
+/// certificate swapped on disk without a restart, mTLS refusing unknown clients.
+mod tls;
 /// dev-init's keys are sensitive and never extractable in the token.
 mod token_keys;
 /// The clock guard in production mode: chronyc states drive issuance and /readyz.

@@ -15,11 +15,18 @@
 //!    gets 503 with `Retry-After` and is closed (`reason="connections_per_source"`); once
 //!    one closes, the next is accepted.
 //!
+//! 4. Over TLS (issue #14), the same: each test runs against the HTTPS listener too
+//!    (`Transport::Tls`: the slow client completes its handshake, then trickles), and a
+//!    client that trickles its handshake, or sends nothing, is closed at
+//!    `tls.handshake_timeout_ms` (`reason="handshake_timeout"`). Over TLS a connection
+//!    over the per-source cap is closed without a plain-text 503.
+//!
 //! Every loop is bounded in time and count; everything is on loopback.
 
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hanko_pki::HashAlgorithm;
@@ -27,10 +34,11 @@ use rasn_cms::tsp::PkiStatus;
 
 use crate::common::http::post;
 use crate::common::tsp::{openssl_ts_verify, request_der, serial_hex, status_of, token_of};
-use crate::common::{Server, dev_init, hanko, load_turn, metric, on_threads};
+use crate::common::{Server, dev_init, hanko, load_turn, metric, on_threads, tls};
 
 const QUERY: &str = "application/timestamp-query";
 /// The deadlines of the servers below (short, to keep the tests quick).
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
 const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 const BODY_DEADLINE: Duration = Duration::from_secs(2);
 const IDLE_DEADLINE: Duration = Duration::from_secs(4);
@@ -48,7 +56,9 @@ fn serve(tmp: &Path, http: &str) -> (Server, PathBuf) {
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     assert!(!text.contains("[http]"), "{text}");
     text.push_str(&format!(
-        "\n[http]\nheader_timeout_ms = {}\nbody_timeout_ms = {}\nkeepalive_timeout_ms = {}\n{http}",
+        "\n[tls]\nhandshake_timeout_ms = {}\n\n[http]\nheader_timeout_ms = {}\nbody_timeout_ms = {}\n\
+         keepalive_timeout_ms = {}\n{http}",
+        HANDSHAKE_DEADLINE.as_millis(),
         HEAD_DEADLINE.as_millis(),
         BODY_DEADLINE.as_millis(),
         IDLE_DEADLINE.as_millis()
@@ -73,6 +83,54 @@ fn refused(server: &Server, reason: &str) -> u64 {
     )
 }
 
+/// How a slow client reaches the server: plain HTTP, or HTTPS trusting the dev root
+/// (the handshake is completed before anything is trickled).
+#[derive(Clone)]
+enum Transport {
+    Plain,
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+/// A client connection of either transport.
+trait Conn: Read + Write + Send {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, d)
+    }
+}
+
+impl Conn for tls::Stream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.sock.set_read_timeout(d)
+    }
+}
+
+impl Transport {
+    /// The dev server's HTTPS client, trusting its dev root.
+    fn tls(dir: &Path) -> Self {
+        Self::Tls(tls::client_config(&dir.join("dev-pki/root.pem"), None))
+    }
+
+    /// The server's address for this transport.
+    fn addr(&self, server: &Server) -> SocketAddr {
+        match self {
+            Self::Plain => server.addr,
+            Self::Tls(_) => server.tls_addr(),
+        }
+    }
+
+    /// A new connection (TLS: handshake done).
+    fn open(&self, addr: SocketAddr) -> std::io::Result<Box<dyn Conn>> {
+        Ok(match self {
+            Self::Plain => Box::new(TcpStream::connect_timeout(&addr, Duration::from_secs(5))?),
+            Self::Tls(config) => Box::new(tls::connect(addr, config)?),
+        })
+    }
+}
+
 /// What a slow connection saw: the status of its answer (None: closed without one) and
 /// when it came, from the end of what it sent first.
 struct Cut {
@@ -82,8 +140,14 @@ struct Cut {
 
 /// Sends `first`, then one byte of `trickle` every `every` until the server answers or
 /// closes (at most `trickle.len()` bytes, each wait bounded).
-fn trickle(addr: SocketAddr, first: &[u8], trickle: &[u8], every: Duration) -> Cut {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+fn trickle(
+    transport: &Transport,
+    addr: SocketAddr,
+    first: &[u8],
+    trickle: &[u8],
+    every: Duration,
+) -> Cut {
+    let mut s = transport.open(addr).unwrap();
     // Half a period first: the bytes fall between the server's deadlines (whole seconds),
     // so the client is reading, not writing, when the server answers or closes.
     s.set_read_timeout(Some(every / 2)).unwrap();
@@ -105,7 +169,7 @@ fn trickle(addr: SocketAddr, first: &[u8], trickle: &[u8], every: Duration) -> C
                 break;
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break, // reset
+            Err(_) => break, // reset (or, over TLS, closed without close_notify)
         }
         if s.write_all(std::slice::from_ref(byte)).is_err() {
             break;
@@ -165,6 +229,17 @@ fn post_head(addr: SocketAddr, content_length: usize) -> Vec<u8> {
 
 #[test]
 fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_served() {
+    trickled_bodies(|_| Transport::Plain);
+}
+
+/// Issue #14: the same over TLS (slow bodies on the HTTPS listener, ordinary clients on
+/// plain HTTP: the caps and the admission are shared).
+#[test]
+fn issue_14_trickled_bodies_over_tls_get_408_at_the_deadline() {
+    trickled_bodies(Transport::tls);
+}
+
+fn trickled_bodies(transport: fn(&Path) -> Transport) {
     const MAX_IN_FLIGHT: usize = 4;
     const SLOW: usize = 3 * MAX_IN_FLIGHT;
     const THREADS: usize = 3;
@@ -174,6 +249,8 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
     let tmp = tempfile::tempdir().unwrap();
     let (server, dir) = serve(tmp.path(), &format!("max_in_flight = {MAX_IN_FLIGHT}\n"));
     let addr = server.addr;
+    let transport = transport(&dir);
+    let slow_addr = transport.addr(&server);
     let root = dir.join("dev-pki/root.pem");
     let work = tmp.path().join("verify");
     std::fs::create_dir_all(&work).unwrap();
@@ -188,10 +265,12 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
     let (cuts, loaded) = std::thread::scope(|s| {
         let slow: Vec<_> = (0..SLOW)
             .map(|_| {
+                let transport = &transport;
                 s.spawn(move || {
                     trickle(
-                        addr,
-                        &post_head(addr, 100),
+                        transport,
+                        slow_addr,
+                        &post_head(slow_addr, 100),
                         &[0x30; 99],
                         Duration::from_secs(1),
                     )
@@ -242,15 +321,67 @@ fn issue_11_trickled_bodies_get_408_at_the_deadline_and_ordinary_clients_are_ser
 #[test]
 fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_sources_are_capped()
 {
+    slow_heads(|_| Transport::Plain);
+}
+
+/// Issue #14: the same over TLS, and slow handshakes closed at their own deadline.
+#[test]
+fn issue_14_over_tls_slow_handshakes_and_heads_are_closed_idle_lasts_and_sources_are_capped() {
+    slow_heads(Transport::tls);
+}
+
+fn slow_heads(transport: fn(&Path) -> Transport) {
     const PER_SOURCE: usize = 6;
     // Deadlines and latencies are measured: one such test at a time.
     let _turn = load_turn();
     let tmp = tempfile::tempdir().unwrap();
-    let (server, _dir) = serve(
+    let (server, dir) = serve(
         tmp.path(),
         &format!("max_connections_per_source = {PER_SOURCE}\n"),
     );
-    let addr = server.addr;
+    let transport = transport(&dir);
+    let addr = transport.addr(&server);
+
+    // 0. TLS: a handshake trickled (a ClientHello's first bytes, one every 500 ms) and a
+    //    connection that sends nothing are closed at the handshake deadline.
+    if let Transport::Tls(_) = transport {
+        let handshake_timeouts = refused(&server, "handshake_timeout");
+        // The start of a TLS 1.2/1.3 ClientHello record: handshake (22), TLS 1.0 record
+        // version, a length the server waits for in vain.
+        let hello = [
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
+        let cuts: Vec<Cut> = std::thread::scope(|s| {
+            let trickled = s.spawn(|| {
+                trickle(
+                    &Transport::Plain,
+                    addr,
+                    &hello[..2],
+                    &hello[2..],
+                    Duration::from_millis(500),
+                )
+            });
+            let silent =
+                s.spawn(|| trickle(&Transport::Plain, addr, b"", &[], Duration::from_secs(10)));
+            vec![trickled.join().unwrap(), silent.join().unwrap()]
+        });
+        for (i, cut) in cuts.iter().enumerate() {
+            assert_eq!(
+                cut.status, None,
+                "slow handshake {i} is closed, not answered"
+            );
+            assert!(
+                cut.after >= HANDSHAKE_DEADLINE - Duration::from_millis(100)
+                    && cut.after <= HANDSHAKE_DEADLINE + MARGIN,
+                "slow handshake {i} cut after {:?}",
+                cut.after
+            );
+        }
+        assert_eq!(
+            refused(&server, "handshake_timeout") - handshake_timeouts,
+            cuts.len() as u64
+        );
+    }
 
     // 1. Slowloris: heads trickled a byte every 500 ms, and one connection that sends
     //    nothing, are closed at the header deadline without an answer.
@@ -260,10 +391,20 @@ fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_
         let mut handles: Vec<_> = (0..4)
             .map(|_| {
                 let head = &head;
-                s.spawn(move || trickle(addr, &head[..5], &head[5..], Duration::from_millis(500)))
+                let transport = &transport;
+                s.spawn(move || {
+                    trickle(
+                        transport,
+                        addr,
+                        &head[..5],
+                        &head[5..],
+                        Duration::from_millis(500),
+                    )
+                })
             })
             .collect();
-        handles.push(s.spawn(move || trickle(addr, b"", &[], Duration::from_secs(10))));
+        let transport = &transport;
+        handles.push(s.spawn(move || trickle(transport, addr, b"", &[], Duration::from_secs(10))));
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, cut) in cuts.iter().enumerate() {
@@ -283,7 +424,7 @@ fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_
     // 2. A kept-alive connection idle for longer than the header deadline is still
     //    served; idle past the keep-alive deadline, it is closed.
     let idle_closed = sample(&server, "hanko_http_idle_closed_total");
-    let mut keep = TcpStream::connect(addr).unwrap();
+    let mut keep = transport.open(addr).unwrap();
     keep.set_read_timeout(Some(IDLE_DEADLINE + MARGIN * 2))
         .unwrap();
     let get = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
@@ -301,6 +442,7 @@ fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_
         }
     }
     let t0 = Instant::now();
+    // Over TLS the close comes without close_notify: an error rather than 0 bytes.
     let n = keep.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "closed without an answer");
     let idle = t0.elapsed();
@@ -317,31 +459,50 @@ fn slow_heads_are_closed_at_the_header_deadline_idle_keepalive_lasts_longer_and_
     let capped = refused(&server, "connections_per_source");
     // The server may hold that request's connection a moment after the answer.
     std::thread::sleep(Duration::from_millis(300));
-    let mut held: Vec<TcpStream> = (0..PER_SOURCE)
-        .map(|_| TcpStream::connect(addr).unwrap())
+    let mut held: Vec<Box<dyn Conn>> = (0..PER_SOURCE)
+        .map(|_| transport.open(addr).unwrap())
         .collect();
     // The server has taken them all (its accept loop runs on its own).
     std::thread::sleep(Duration::from_millis(200));
-    let mut extra = TcpStream::connect(addr).unwrap();
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut answer = Vec::new();
-    let t0 = Instant::now();
-    let read = extra.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-    assert!(
-        answer.starts_with("http/1.1 503 "),
-        "{answer:?} {read:?} after {:?}",
-        t0.elapsed()
-    );
-    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
-    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    match &transport {
+        Transport::Plain => {
+            let mut extra = TcpStream::connect(addr).unwrap();
+            extra
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut answer = Vec::new();
+            let t0 = Instant::now();
+            let read = extra.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            assert!(
+                answer.starts_with("http/1.1 503 "),
+                "{answer:?} {read:?} after {:?}",
+                t0.elapsed()
+            );
+            assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+            assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        }
+        // Closed before the handshake: no plain-text answer inside a TLS port.
+        Transport::Tls(_) => {
+            let refused_handshake = transport.open(addr);
+            assert!(
+                refused_handshake.is_err(),
+                "the connection over the cap was served"
+            );
+        }
+    }
     // One closes: the next is served.
     drop(held.pop());
     std::thread::sleep(Duration::from_millis(200));
-    let (status, _) = server.get("/healthz");
-    assert_eq!(status, 200);
+    let mut next = transport.open(addr).unwrap();
+    next.write_all(get.as_bytes()).unwrap();
+    let n = next.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop(next);
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(refused(&server, "connections_per_source") - capped, 1);

@@ -18,6 +18,9 @@ pub mod mock;
 /// Seal requests and their JSON errors; the issuance log read back; seals verified with
 /// openssl.
 pub mod seal;
+/// The HTTPS listener's clients (rustls, openssl s_client, curl) and test PKIs made
+/// with openssl.
+pub mod tls;
 /// RFC 3161 requests and responses, the SQLite log through sqlite3, openssl.
 pub mod tsp;
 
@@ -141,16 +144,26 @@ pub fn start_dev_with_extra(data_dir: &Path, extra: &str) -> Server {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The HTTPS listener's address, once announced ("serving TLS on ADDR").
+    tls_addr: Arc<Mutex<Option<SocketAddr>>>,
     output: Arc<Mutex<String>>,
 }
 
 impl Server {
-    /// Starts `hanko serve <args> --listen 127.0.0.1:0` and waits for its "listening on"
-    /// log line (or its exit, which fails the test with its output).
+    /// Starts `hanko serve <args> --listen 127.0.0.1:0` (and, with `--dev`,
+    /// `--tls-listen 127.0.0.1:0` unless `args` name one: never the fixed dev port) and
+    /// waits for its "listening on" log line (or its exit, which fails the test with its
+    /// output).
     pub fn start(mut cmd: Command, args: &[&str]) -> Server {
+        let tls: &[&str] = if args.contains(&"--dev") && !args.contains(&"--tls-listen") {
+            &["--tls-listen", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         let mut child = cmd
             .arg("serve")
             .args(args)
+            .args(tls)
             .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -160,9 +173,17 @@ impl Server {
         let (tx, rx) = mpsc::channel::<SocketAddr>();
         let stderr = child.stderr.take().unwrap();
         let out = output.clone();
+        let tls_addr = Arc::new(Mutex::new(None));
+        let tls_seen = tls_addr.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if let Some(rest) = line.split("serving TLS on ").nth(1)
+                    && let Some(addr) = rest.split_whitespace().next()
+                    && let Ok(addr) = addr.parse()
+                {
+                    *tls_seen.lock().unwrap() = Some(addr);
+                }
                 if let Some(rest) = line.split("listening on ").nth(1)
                     && let Some(addr) = rest.split_whitespace().next()
                     && let Ok(addr) = addr.parse()
@@ -184,6 +205,7 @@ impl Server {
             Ok(addr) => Server {
                 child,
                 addr,
+                tls_addr,
                 output,
             },
             Err(_) => {
@@ -198,6 +220,27 @@ impl Server {
     /// The server process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The HTTPS listener's address (announced right after the plain one).
+    pub fn tls_addr(&self) -> SocketAddr {
+        let start = Instant::now();
+        loop {
+            if let Some(a) = *self.tls_addr.lock().unwrap() {
+                return a;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no \"serving TLS on\" line:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
     }
 
     /// HTTP GET `path`: (status, body).
