@@ -33,9 +33,10 @@ Today it serves time-stamps (POST /tsa) and CAdES B-B/B-T e-seals for API-key cl
 (POST /api/v1/seal/cades, `hanko seal`), each one committed to the issuance log before it \
 is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
 health, readiness and metrics, and the CSC API 1.0.4 and 2 (/csc/v1/..., /csc/v2/...: \
-signHash, timestamp, CAdES signDoc). PAdES, \
-Merkle anchoring of the log and TLS are not built yet (terminate TLS in front of it). It issues time-stamps only while the \
-clock is known to be synchronised.
+signHash, timestamp, CAdES signDoc), and PAdES seals (POST /api/v1/seal/pdf), over \
+plain HTTP and over HTTPS ([tls], TLS 1.3/1.2, optional mTLS; `--dev` serves HTTPS on \
+127.0.0.1:3443). Merkle anchoring of the log is not built yet. It issues time-stamps only \
+while the clock is known to be synchronised.
 
 The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never from a flag. \
 `hanko serve --dev` runs a development server with a SoftHSM token and a dev PKI."

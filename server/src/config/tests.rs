@@ -268,7 +268,7 @@ fn seal_metadata_is_resolved_and_each_defect_named() {
 }
 
 #[test]
-fn the_external_tsa_is_http_with_a_bounded_timeout_and_a_readable_anchor() {
+fn the_external_tsa_is_http_or_https_with_a_bounded_timeout_and_a_readable_anchor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = with_seal(d, "", "[seal]\ntsa_url = \"http://127.0.0.1:9/tsa\"\n").unwrap();
@@ -278,8 +278,19 @@ fn the_external_tsa_is_http_with_a_bounded_timeout_and_a_readable_anchor() {
     assert!(tsa.trust_anchors.is_empty());
 
     let e = |section: &str| format!("{:#}", with_seal(d, "", section).unwrap_err());
-    assert!(e("[seal]\ntsa_url = \"https://tsa.example/\"").contains("https is not supported"));
-    assert!(e("[seal]\ntsa_url = \"ftp://tsa.example/\"").contains("not an http:// URL"));
+    let https = "[seal]\ntsa_url = \"https://tsa.example/\"\n";
+    assert_eq!(
+        with_seal(d, "", https).unwrap().seal_tsa.unwrap().url,
+        "https://tsa.example/"
+    );
+    assert!(e(&format!("{https}tsa_tls_ca = \"nowhere.pem\"")).contains("cannot read"));
+    std::fs::write(d.join("not-pem.pem"), "# nothing\n").unwrap();
+    assert!(e(&format!("{https}tsa_tls_ca = \"not-pem.pem\"")).contains("no CERTIFICATE"));
+    assert!(
+        e("[seal]\ntsa_url = \"http://x/\"\ntsa_tls_ca = \"not-pem.pem\"")
+            .contains("for an https:// seal.tsa_url")
+    );
+    assert!(e("[seal]\ntsa_url = \"ftp://tsa.example/\"").contains("not an http:// or https://"));
     assert!(e("[seal]\ntsa_url = \"http://x/\"\ntsa_timeout_ms = 100").contains("1000..=60000"));
     assert!(e("[seal]\ntsa_ca = \"root.pem\"").contains("need seal.tsa_url"));
     assert!(e("[seal]\ntsa_url = \"http://x/\"\ntsa_ca = \"root.pem\"").contains("cannot read"));
