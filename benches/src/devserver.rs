@@ -295,6 +295,16 @@ impl Server {
         &self.addr
     }
 
+    /// The HTTPS listener's address ("serving TLS on ADDR" in the server's log; it
+    /// follows the plain one, so it is there once [`Server::wait_ready`] returned).
+    pub(crate) fn tls_addr(&self) -> Option<String> {
+        let text = std::fs::read(&self.log).ok()?;
+        let from = usize::try_from(self.log_from).ok()?;
+        let log = String::from_utf8_lossy(text.get(from..)?).into_owned();
+        let rest = log.split("serving TLS on ").nth(1)?;
+        listening_addr(&format!("listening on {rest}"))
+    }
+
     /// The address in this server's "listening on" log line, once it is there.
     fn listening_on(&self) -> Option<String> {
         let text = std::fs::read(&self.log).ok()?;

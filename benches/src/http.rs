@@ -1,14 +1,60 @@
-//! The benches' HTTP/1.1 client: one keep-alive connection over a plain `TcpStream`,
-//! requests written as pre-built bytes, responses parsed only as far as the status line,
-//! `Content-Length` and `Connection` ([`Conn`]). Deliberately cheap, so that the load
-//! generator takes as little CPU from the server as it can on a small machine.
+//! The benches' HTTP/1.1 client: one keep-alive connection over a plain `TcpStream`, or
+//! over TLS (rustls, ring: the server's own stack) for `--tls`, requests written as
+//! pre-built bytes, responses parsed only as far as the status line, `Content-Length` and
+//! `Connection` ([`Conn`]). Deliberately cheap, so that the load generator takes as
+//! little CPU from the server as it can on a small machine.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Where the load goes: a server address, over TLS when `tls` is set.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) addr: String,
+    pub(crate) tls: Option<TlsConnector>,
+}
+
+impl Target {
+    /// Plain HTTP to `addr`.
+    pub(crate) fn plain(addr: &str) -> Self {
+        Self {
+            addr: addr.to_owned(),
+            tls: None,
+        }
+    }
+
+    /// HTTPS to `addr`, trusting the PEM certificates of `root` (the dev root).
+    pub(crate) fn tls(addr: &str, root: &Path) -> anyhow::Result<Self> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(root)
+            .with_context(|| format!("reading {}", root.display()))?
+        {
+            roots.add(c.context("the dev root")?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            addr: addr.to_owned(),
+            tls: Some(TlsConnector::from(Arc::new(config))),
+        })
+    }
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// A complete `POST` request (head and body) to `127.0.0.1`, with `headers` (each
 /// `Name: value`, no line end) after `Content-Type`.
@@ -27,14 +73,28 @@ pub(crate) fn post(path: &str, content_type: &str, headers: &[&str], body: &[u8]
 
 /// One keep-alive connection with a read buffer.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: Vec<u8>,
 }
 
 impl Conn {
+    /// A plain connection to `addr`.
     pub(crate) async fn connect(addr: &str) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Self::open(&Target::plain(addr)).await
+    }
+
+    /// A connection to `target` (TLS: the handshake done).
+    pub(crate) async fn open(target: &Target) -> std::io::Result<Conn> {
+        let tcp = TcpStream::connect(&target.addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match &target.tls {
+            None => Box::new(tcp),
+            Some(connector) => {
+                let name = rustls_pki_types::ServerName::try_from("127.0.0.1")
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Box::new(connector.connect(name, tcp).await?)
+            }
+        };
         Ok(Conn {
             stream,
             buf: Vec::with_capacity(16 * 1024),
@@ -113,13 +173,13 @@ pub(crate) async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Ve
     Ok((status, body))
 }
 
-/// `n` connections, all opened before a measurement starts, so that connection set-up is
-/// not measured.
-pub(crate) async fn connect_all(addr: &str, n: usize) -> anyhow::Result<Vec<Conn>> {
+/// `n` connections, all opened before a measurement starts, so that connection set-up
+/// (and the TLS handshake) is not measured.
+pub(crate) async fn connect_all(target: &Target, n: usize) -> anyhow::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         conns.push(
-            Conn::connect(addr)
+            Conn::open(target)
                 .await
                 .context("connecting to the server")?,
         );
@@ -130,14 +190,14 @@ pub(crate) async fn connect_all(addr: &str, n: usize) -> anyhow::Result<Vec<Conn
 /// A load client's keep-alive connection, reopened for the next request when the server
 /// closed it or it failed.
 pub(crate) struct KeepAlive {
-    addr: String,
+    target: Target,
     conn: Option<Conn>,
 }
 
 impl KeepAlive {
-    pub(crate) fn new(addr: &str, conn: Conn) -> KeepAlive {
+    pub(crate) fn new(target: &Target, conn: Conn) -> KeepAlive {
         KeepAlive {
-            addr: addr.to_owned(),
+            target: target.clone(),
             conn: Some(conn),
         }
     }
@@ -147,7 +207,7 @@ impl KeepAlive {
     pub(crate) async fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         let conn = match self.conn.as_mut() {
             Some(c) => c,
-            None => match Conn::connect(&self.addr).await {
+            None => match Conn::open(&self.target).await {
                 Ok(c) => self.conn.insert(c),
                 Err(e) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -324,7 +324,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let reqs = Arc::new(requests(4096, key.policy)?);
         let http_only = Arc::new(reqs.iter().map(|r| r.http.clone()).collect::<Vec<_>>());
         let capacity = client_rt
-            .block_on(drive(server.addr(), http_only, clients, seconds))?
+            .block_on(drive(&crate::http::Target::plain(server.addr()), http_only, clients, seconds))?
             .rate();
         if capacity <= 0.0 {
             bail!("the closed loop got no token from the server: see its log");

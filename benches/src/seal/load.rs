@@ -30,7 +30,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hanko_pki::DigestSignAlgorithm;
 
-use crate::http::{KeepAlive, connect_all, post};
+use crate::http::{KeepAlive, Target, connect_all, post};
 use crate::stats::Samples;
 
 /// How long the clients run before the measurement window opens.
@@ -253,7 +253,8 @@ pub(super) async fn drive(
     keep: usize,
 ) -> anyhow::Result<LoadResult> {
     let clients = work.len();
-    let conns = connect_all(addr, clients).await?;
+    let target = Target::plain(addr);
+    let conns = connect_all(&target, clients).await?;
     let window = Window::starting(Instant::now(), RAMP, seconds);
     let per_client = keep.div_ceil(clients.max(1));
     let mut tasks = tokio::task::JoinSet::new();
@@ -262,7 +263,7 @@ pub(super) async fn drive(
             work,
             keep: per_client,
         };
-        tasks.spawn(client.run(KeepAlive::new(addr, conn), window));
+        tasks.spawn(client.run(KeepAlive::new(&target, conn), window));
     }
     let mut all = LoadResult::default();
     while let Some(r) = tasks.join_next().await {

@@ -13,7 +13,7 @@ use hanko_pki::HashAlgorithm;
 use hanko_pki::der::{self, tag};
 use hanko_pki::oid::ObjectIdentifier;
 
-use crate::http::{KeepAlive, connect_all, post};
+use crate::http::{KeepAlive, Target, connect_all, post};
 use crate::stats::Samples;
 
 /// What the HTTP clients saw.
@@ -105,14 +105,14 @@ pub(crate) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
     Some((status, !after_status.is_empty()))
 }
 
-/// `clients` connections posting `reqs` round-robin for `seconds`.
+/// `clients` connections to `target` posting `reqs` round-robin for `seconds`.
 pub(crate) async fn drive(
-    addr: &str,
+    target: &Target,
     reqs: Arc<Vec<Vec<u8>>>,
     clients: usize,
     seconds: Duration,
 ) -> anyhow::Result<LoadResult> {
-    let conns = connect_all(addr, clients).await?;
+    let conns = connect_all(target, clients).await?;
     let start = Instant::now();
     let deadline = start + seconds;
     let mut tasks = tokio::task::JoinSet::new();
@@ -122,7 +122,7 @@ pub(crate) async fn drive(
             first: i,
             stride: clients,
         };
-        tasks.spawn(client.run(KeepAlive::new(addr, conn), deadline));
+        tasks.spawn(client.run(KeepAlive::new(target, conn), deadline));
     }
     let mut all = LoadResult::default();
     while let Some(r) = tasks.join_next().await {

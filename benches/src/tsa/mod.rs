@@ -10,6 +10,7 @@
 //!     raw:  hanko_hsm pool on the same key, same workers, same verify, server idle
 //!     load: C keep-alive HTTP/1.1 clients POST /tsa for S seconds; only granted
 //!           TimeStampResps count; /metrics and CPU times sampled before and after
+//!     --tls: the same load again over the HTTPS listener (same server, same raw rate)
 //!   SIGTERM the server
 //! ```
 //!
@@ -50,6 +51,7 @@ use self::report::{print_header, print_row, print_summary};
 use crate::cpu::{CpuSplit, CpuTimes};
 use crate::devserver::{Both, DevToken, HttpBench, Server, on_off, scrape_metrics};
 use crate::hsm::{PoolRate, pool_rate};
+use crate::http::Target;
 
 /// The dev policy signed by the P-256 key (`hanko dev-init`'s `hanko.toml`).
 pub const ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";
@@ -83,6 +85,12 @@ pub struct Args {
     /// Distinct requests (random imprints and nonces) pre-built per key.
     #[arg(long, default_value_t = 1024)]
     pub requests: usize,
+    /// Also measure every row over HTTPS (the dev server's TLS listener, the dev root
+    /// trusted), right after the plain HTTP row of the same round: same server, same
+    /// raw rate, keep-alive connections opened (handshakes done) before the clock
+    /// starts, so the figure is the TLS cost per request with connection reuse.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// A key the dev server signs with, and how to ask for it.
@@ -131,6 +139,8 @@ struct Row {
     round: usize,
     batches: Option<BatchStats>,
     cpu: CpuSplit,
+    /// Over the HTTPS listener (`--tls`) rather than plain HTTP.
+    tls: bool,
 }
 
 /// Runs the benchmark and prints the table.
@@ -306,13 +316,44 @@ impl<'a> Bench<'a> {
         ))?;
         let raw_other = CpuTimes::split(&r0, &CpuTimes::sample(server.pid()), self.ncpu).other;
         let addr = server.addr();
+        let mut targets = vec![Target::plain(addr)];
+        if self.args.tls {
+            let Some(tls_addr) = server.tls_addr() else {
+                bail!("--tls: the server announced no TLS listener (\"serving TLS on\")");
+            };
+            targets.push(Target::tls(&tls_addr, &self.dir.join("dev-pki/root.pem"))?);
+        }
         let mut rows = Vec::new();
         for &clients in &self.args.common.clients {
+            for target in &targets {
+                rows.push(self.measure_row(server, s, reqs, target, clients, raw, raw_other)?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One row: `clients` closed-loop clients on `target` for `--seconds`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private step of measure_round"
+    )]
+    fn measure_row(
+        &self,
+        server: &Server,
+        s: &Setting,
+        reqs: &Arc<Vec<Vec<u8>>>,
+        target: &Target,
+        clients: usize,
+        raw: PoolRate,
+        raw_other: f64,
+    ) -> anyhow::Result<Row> {
+        let addr = server.addr();
+        {
             let m0 = self.client_rt.block_on(scrape_metrics(addr)).ok();
             let c0 = CpuTimes::sample(server.pid());
-            let load = self
-                .client_rt
-                .block_on(drive(addr, reqs.clone(), clients, self.seconds))?;
+            let load =
+                self.client_rt
+                    .block_on(drive(target, reqs.clone(), clients, self.seconds))?;
             let c1 = CpuTimes::sample(server.pid());
             let m1 = self.client_rt.block_on(scrape_metrics(addr)).ok();
             let batches = match (s.log, m0, m1) {
@@ -331,11 +372,11 @@ impl<'a> Bench<'a> {
                 raw_other,
                 round: s.round,
                 batches,
+                tls: target.tls.is_some(),
             };
             print_row(&row, self.args.common.max_other);
-            rows.push(row);
+            Ok(row)
         }
-        Ok(rows)
     }
 }
 

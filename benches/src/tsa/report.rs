@@ -18,7 +18,7 @@ pub(super) fn log_label(log: bool, linger: Option<f64>) -> String {
 
 pub(super) fn print_header() {
     println!(
-        "{:<12} {:>9} {:>6} {:>7} {:>8} {:>7} {:>7} {:>6} {:>9} {:>6} {:>11} {:>15} {:>7}",
+        "{:<12} {:>9} {:>6} {:>7} {:>8} {:>7} {:>7} {:>6} {:>9} {:>6} {:>11} {:>15} {:>7} {:>5}",
         "key",
         "log",
         "verify",
@@ -31,7 +31,8 @@ pub(super) fn print_header() {
         "ratio",
         "batch avg/max",
         "cpu srv/gen/oth",
-        "raw oth"
+        "raw oth",
+        "via"
     );
 }
 
@@ -54,7 +55,7 @@ pub(super) fn print_row(r: &Row, max_other: f64) {
     };
     let ratio = r.ratio();
     println!(
-        "{:<12} {:>9} {:>6} {:>7} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9.1} {:>6.3} {:>11} {:>5.0}/{:>2.0}/{:>2.0} % {:>5.0} %{}",
+        "{:<12} {:>9} {:>6} {:>7} {:>8.1} {:>7.2} {:>7.2} {:>6} {:>9.1} {:>6.3} {:>11} {:>5.0}/{:>2.0}/{:>2.0} % {:>5.0} % {:>5}{}",
         r.key.name,
         log_label(r.log, r.linger),
         on_off(r.verify),
@@ -70,9 +71,15 @@ pub(super) fn print_row(r: &Row, max_other: f64) {
         r.cpu.generator * 100.0,
         r.cpu.other * 100.0,
         r.raw_other * 100.0,
+        via(r.tls),
         if r.quiet(max_other) { "" } else { "  NOISY" },
     );
     let _ = std::io::stdout().flush();
+}
+
+/// The `via` column: `http` or `tls`.
+fn via(tls: bool) -> &'static str {
+    if tls { "tls" } else { "http" }
 }
 
 /// The summary after the table: each row in words, the medians over the quiet rounds of
@@ -84,6 +91,7 @@ pub(super) fn print_summary(rows: &[Row], max_other: f64) {
     }
     let medians = quiet_medians(rows, max_other);
     print_log_verdicts(&medians);
+    print_tls_verdicts(&medians);
 }
 
 impl Row {
@@ -105,9 +113,10 @@ fn print_row_in_words(r: &Row, max_other: f64) {
     let noisy = if r.quiet(max_other) { "" } else { " [NOISY]" };
     let ratio = r.ratio();
     println!(
-        "{} log {} verify {} clients {} round {}: {:.1} req/s = {:.3} x raw {:.1} signs/s \
+        "{} {} log {} verify {} clients {} round {}: {:.1} req/s = {:.3} x raw {:.1} signs/s \
          (raw p50 {:.2} ms, p99 {:.2} ms, raw errors {}); target {:.2}: {}{noisy}",
         r.key.name,
+        via(r.tls),
         log_label(r.log, r.linger),
         on_off(r.verify),
         r.clients,
@@ -165,6 +174,7 @@ fn quiet_medians(rows: &[Row], max_other: f64) -> Vec<Median<'_>> {
             && a.linger == b.linger
             && a.verify == b.verify
             && a.clients == b.clients
+            && a.tls == b.tls
     };
     let mut groups: Vec<Vec<&Row>> = Vec::new();
     for r in rows.iter().filter(|r| r.quiet(max_other)) {
@@ -188,9 +198,10 @@ fn quiet_medians(rows: &[Row], max_other: f64) -> Vec<Median<'_>> {
         };
         let r = m.row;
         println!(
-            "  {} log {} verify {} clients {}: {} quiet round(s), {:.1} req/s, ratio {:.3}; \
+            "  {} {} log {} verify {} clients {}: {} quiet round(s), {:.1} req/s, ratio {:.3}; \
              target {:.2}: {}",
             r.key.name,
+            via(r.tls),
             log_label(r.log, r.linger),
             on_off(r.verify),
             r.clients,
@@ -213,6 +224,7 @@ fn print_log_verdicts(medians: &[Median<'_>]) {
             on.row,
             medians.iter().find(|o| {
                 !o.row.log
+                    && o.row.tls == on.row.tls
                     && o.row.key.label == on.row.key.label
                     && o.row.verify == on.row.verify
                     && o.row.clients == on.row.clients
@@ -226,9 +238,10 @@ fn print_log_verdicts(medians: &[Median<'_>]) {
         // closed-loop clients the log-on row measures the commit's added latency.
         let unsaturated = q < 0.90 && on.server_cpu < SATURATED_SERVER_SHARE;
         println!(
-            "  {} verify {} clients {}: log {} / log off = {:.3} ({:.1} / {:.1} req/s, \
+            "  {} {} verify {} clients {}: log {} / log off = {:.3} ({:.1} / {:.1} req/s, \
              server CPU {:.0} / {:.0} %); target >= 0.90: {}{}",
             r.key.name,
+            via(r.tls),
             on_off(r.verify),
             r.clients,
             log_label(true, r.linger),
@@ -243,6 +256,40 @@ fn print_log_verdicts(medians: &[Median<'_>]) {
             } else {
                 ""
             }
+        );
+    }
+}
+
+/// For each TLS median with a plain-HTTP median of the same configuration: the rate over
+/// HTTPS over the rate over plain HTTP (issue #14: within 10 % with connection reuse).
+fn print_tls_verdicts(medians: &[Median<'_>]) {
+    for tls in medians.iter().filter(|m| m.row.tls) {
+        let r = tls.row;
+        let plain = medians.iter().find(|p| {
+            !p.row.tls
+                && p.row.key.label == r.key.label
+                && p.row.log == r.log
+                && p.row.linger == r.linger
+                && p.row.verify == r.verify
+                && p.row.clients == r.clients
+        });
+        let Some(plain) = plain.filter(|p| p.rate > 0.0) else {
+            continue;
+        };
+        let q = tls.rate / plain.rate;
+        println!(
+            "  {} log {} verify {} clients {}: tls / http = {:.3} ({:.1} / {:.1} req/s, \
+             server CPU {:.0} / {:.0} %); target >= 0.90: {}",
+            r.key.name,
+            log_label(r.log, r.linger),
+            on_off(r.verify),
+            r.clients,
+            q,
+            tls.rate,
+            plain.rate,
+            tls.server_cpu * 100.0,
+            plain.server_cpu * 100.0,
+            met(q, 0.90),
         );
     }
 }
