@@ -156,7 +156,9 @@ async fn open_loop(
     conns: usize,
     hang: Duration,
 ) -> anyhow::Result<OpenLoop> {
-    let idle = Arc::new(Mutex::new(connect_all(addr, conns).await?));
+    let idle = Arc::new(Mutex::new(
+        connect_all(&crate::http::Target::plain(addr), conns).await?,
+    ));
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
     let mut tasks = tokio::task::JoinSet::new();
     let mut out = OpenLoop::default();
@@ -324,7 +326,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let reqs = Arc::new(requests(4096, key.policy)?);
         let http_only = Arc::new(reqs.iter().map(|r| r.http.clone()).collect::<Vec<_>>());
         let capacity = client_rt
-            .block_on(drive(&crate::http::Target::plain(server.addr()), http_only, clients, seconds))?
+            .block_on(drive(
+                &crate::http::Target::plain(server.addr()),
+                http_only,
+                clients,
+                seconds,
+            ))?
             .rate();
         if capacity <= 0.0 {
             bail!("the closed loop got no token from the server: see its log");
