@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::seal::seal;
-use crate::common::tsp::openssl;
+use crate::common::tsp::openssl_req_new_p256;
 use crate::common::{Server, dev_api_key, hanko, text};
 
 /// `hanko seal-verify <p7s> <args...>` in `dir`.
@@ -148,18 +148,11 @@ fn seal_verify_accepts_dev_seals_and_names_each_defect() {
     }
 
     // A wrong root: a self-signed certificate of another key.
-    openssl(
+    openssl_req_new_p256(
         work,
+        "other.key",
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
             "-subj",
             "/CN=Other Root",
             "-days",

@@ -185,6 +185,18 @@ fn trickle(
     Cut { status, after }
 }
 
+/// Every cut was a close without an answer, at `deadline` (within the margin).
+fn assert_closed_at(cuts: &[Cut], deadline: Duration, what: &str) {
+    for (i, cut) in cuts.iter().enumerate() {
+        assert_eq!(cut.status, None, "{what} {i} is closed, not answered");
+        assert!(
+            cut.after >= deadline - Duration::from_millis(100) && cut.after <= deadline + MARGIN,
+            "{what} {i} cut after {:?}",
+            cut.after
+        );
+    }
+}
+
 /// One time-stamp request, checked: granted, and accepted by `openssl ts -verify`.
 /// Returns its latency.
 fn stamp_verified(addr: SocketAddr, tag: &str, work: &Path, root: &Path) -> Duration {
@@ -365,18 +377,7 @@ fn slow_heads(transport: fn(&Path) -> Transport) {
                 s.spawn(|| trickle(&Transport::Plain, addr, b"", &[], Duration::from_secs(10)));
             vec![trickled.join().unwrap(), silent.join().unwrap()]
         });
-        for (i, cut) in cuts.iter().enumerate() {
-            assert_eq!(
-                cut.status, None,
-                "slow handshake {i} is closed, not answered"
-            );
-            assert!(
-                cut.after >= HANDSHAKE_DEADLINE - Duration::from_millis(100)
-                    && cut.after <= HANDSHAKE_DEADLINE + MARGIN,
-                "slow handshake {i} cut after {:?}",
-                cut.after
-            );
-        }
+        assert_closed_at(&cuts, HANDSHAKE_DEADLINE, "slow handshake");
         assert_eq!(
             refused(&server, "handshake_timeout") - handshake_timeouts,
             cuts.len() as u64
@@ -407,15 +408,7 @@ fn slow_heads(transport: fn(&Path) -> Transport) {
         handles.push(s.spawn(move || trickle(transport, addr, b"", &[], Duration::from_secs(10))));
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    for (i, cut) in cuts.iter().enumerate() {
-        assert_eq!(cut.status, None, "slow head {i} is closed, not answered");
-        assert!(
-            cut.after >= HEAD_DEADLINE - Duration::from_millis(100)
-                && cut.after <= HEAD_DEADLINE + MARGIN,
-            "slow head {i} cut after {:?}",
-            cut.after
-        );
-    }
+    assert_closed_at(&cuts, HEAD_DEADLINE, "slow head");
     assert_eq!(
         refused(&server, "header_timeout") - header_timeouts,
         cuts.len() as u64

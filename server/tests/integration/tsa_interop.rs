@@ -14,7 +14,8 @@ use rasn_cms::SignedData;
 use rasn_cms::tsp::TimeStampReq;
 
 use crate::common::tsp::{
-    DEFAULT_POLICY, P256_POLICY, dev_server, openssl, openssl_ts_verify, timestamp, token_of,
+    DEFAULT_POLICY, P256_POLICY, dev_server, openssl, openssl_req_new_p256, openssl_ts_verify,
+    timestamp, token_of,
 };
 use crate::common::{hanko, text};
 
@@ -200,18 +201,11 @@ fn openssl_rfc3161_client_and_hanko_verify_accept_softhsm_tokens() {
         .trim_start_matches("subject=")
         .trim()
         .to_owned();
-    openssl(
+    openssl_req_new_p256(
         &work,
+        "fake-root.key",
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "fake-root.key",
             "-out",
             "fake-root.pem",
             "-days",

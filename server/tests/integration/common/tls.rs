@@ -14,7 +14,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use super::tsp::openssl;
+use super::tsp::{openssl, openssl_req_new_p256};
 
 /// A TLS connection of the test (rustls client over a blocking socket).
 pub type Stream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
@@ -149,24 +149,18 @@ fn serial(name: &str) -> u64 {
 /// A test CA made by openssl in `dir`: `<name>.pem` and `<name>.key`.
 pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-    let _ = openssl(
+    let subject = format!("/CN={name}");
+    openssl_req_new_p256(
         dir,
+        &key,
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
             "-out",
             &pem,
             "-days",
             "30",
             "-subj",
-            &format!("/CN={name}"),
+            &subject,
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -184,23 +178,8 @@ pub fn issue(dir: &Path, ca: &str, name: &str, server: bool) -> (PathBuf, PathBu
         format!("{name}.key"),
         format!("{name}.csr"),
     );
-    let _ = openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
+    let subject = format!("/CN={name}");
+    openssl_req_new_p256(dir, &key, &["-out", &csr, "-subj", &subject]);
     let ext = dir.join(format!("{name}.ext"));
     let text = if server {
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n\

@@ -211,6 +211,23 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
     text
 }
 
+/// `openssl req` in `dir` with a new P-256 key written to `key` (unencrypted), then
+/// `rest` (e.g. `-x509 -subj ... -out ...` for a self-signed root).
+pub fn openssl_req_new_p256(dir: &Path, key: &str, rest: &[&str]) {
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+    ];
+    args.extend_from_slice(rest);
+    let _ = openssl(dir, &args);
+}
+
 /// `openssl ts -verify` of the response `resp` against its request `req` and the trust
 /// anchor `root` (written to `dir` as `name.tsq` / `name.tsr`), with `untrusted`
 /// intermediates when the token carries no certificates; asserts "Verification: OK".
