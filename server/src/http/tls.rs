@@ -343,3 +343,152 @@ fn report_loaded(files: &Files, s: &TlsSettings) {
     tracing::info!(subject = %leaf.subject_string(), cert = %s.cert.display(),
         client_auth = ?s.client_auth, "TLS certificate loaded");
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use axum::Router;
+    use axum::routing::get;
+    use hanko_pki::soft::SoftwareSigner;
+    use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
+    use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::config::HttpSettings;
+    use crate::http::conn::{self, Listener};
+    use crate::http::peer::PeerCertificate;
+
+    const ALG: SignatureAlgorithm = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A software key and the certificate `profile` for it, issued by `ca` (or
+    /// self-signed); both as PEM.
+    async fn issue(
+        cn: &str,
+        profile: CertProfile,
+        ca: Option<(&hanko_pki::cert::Certificate, &SoftwareSigner)>,
+    ) -> (hanko_pki::cert::Certificate, SoftwareSigner) {
+        let key = SoftwareSigner::generate(KeyType::EcP256, ALG).unwrap();
+        let now = SystemTime::now();
+        let params = CertParams::new(
+            profile,
+            build_name(&[(NameAttr::CommonName, cn)]).unwrap(),
+            now - DAY,
+            now + DAY,
+        );
+        let cert = match ca {
+            Some((c, k)) => issue_certificate(&params, key.public_key_der(), Some(c), k).await,
+            None => issue_certificate(&params, key.public_key_der(), None, &key).await,
+        };
+        (cert.unwrap(), key)
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// GET /peer over TLS, with the client certificate when given: the body.
+    async fn get_peer(
+        addr: std::net::SocketAddr,
+        root: &hanko_pki::cert::Certificate,
+        client: Option<(&hanko_pki::cert::Certificate, &SoftwareSigner)>,
+    ) -> String {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(root.der().to_vec()))
+            .unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((c, k)) => {
+                let key = PrivateKeyDer::from_pem_slice(k.to_pkcs8_pem().unwrap().as_bytes());
+                builder
+                    .with_client_auth_cert(
+                        vec![CertificateDer::from(c.der().to_vec())],
+                        key.unwrap(),
+                    )
+                    .unwrap()
+            }
+        };
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut s = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        text.split_once("\r\n\r\n").unwrap().1.to_owned()
+    }
+
+    /// The seam of issue #14 with the client model: a client certificate verified by the
+    /// listener reaches the route as `PeerCertificate` (the leaf's DER); a client
+    /// without one (client_auth optional) gets none.
+    #[tokio::test]
+    async fn the_verified_client_leaf_reaches_the_route_as_peer_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (ca, ca_key) = issue("test CA", CertProfile::RootCa, None).await;
+        let server_profile = CertProfile::TlsServer {
+            dns_names: vec![],
+            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+        };
+        let (leaf, leaf_key) = issue("server", server_profile, Some((&ca, &ca_key))).await;
+        // A client certificate without extendedKeyUsage (any purpose, for webpki).
+        let (client, client_key) = issue("client", CertProfile::Seal, Some((&ca, &ca_key))).await;
+        let settings = TlsSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: write(d, "chain.pem", &format!("{}{}", leaf.to_pem(), ca.to_pem())),
+            key: write(d, "key.pem", leaf_key.to_pkcs8_pem().unwrap().as_str()),
+            client_ca: Some(write(d, "ca.pem", &ca.to_pem())),
+            client_auth: ClientAuth::Optional,
+            handshake_timeout: Duration::from_secs(5),
+            reload_interval: Duration::from_secs(5),
+        };
+        let tls = TlsServer::load(&settings).unwrap();
+        let router = Router::new().route(
+            "/peer",
+            get(
+                |peer: Option<axum::Extension<PeerCertificate>>| async move {
+                    peer.map_or("none".to_owned(), |p| hex::encode(p.der()))
+                },
+            ),
+        );
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let listeners = vec![Listener {
+                tcp,
+                tls: Some(tls),
+            }];
+            let http = HttpSettings::with_max_in_flight(4);
+            conn::serve(
+                listeners,
+                router,
+                &http,
+                async { stopped.await.unwrap_or(()) },
+                Duration::from_secs(1),
+            )
+            .await;
+        });
+        let with = get_peer(addr, &ca, Some((&client, &client_key))).await;
+        assert_eq!(with, hex::encode(client.der()));
+        assert_eq!(get_peer(addr, &ca, None).await, "none");
+        stop.send(()).unwrap();
+        server.await.unwrap();
+    }
+}
