@@ -6,6 +6,7 @@
 //! performance figure (those are for RESULTS.md).
 #![allow(clippy::unwrap_used, reason = "test")]
 
+#[allow(dead_code, reason = "this test reads the table itself, not p256_rows")]
 mod common;
 
 use common::run_bench;
@@ -62,4 +63,9 @@ fn lanes_bench_runs_end_to_end() {
     };
     assert!(bulk_jobs("bulk") > 0.0, "{stdout}");
     assert_eq!(bulk_jobs("interactive"), 0.0, "{stdout}");
+    // The bulk client's key never reaches the server's log.
+    assert!(
+        !run.server_log.contains("hk_bench_"),
+        "an API key in the server's log"
+    );
 }
