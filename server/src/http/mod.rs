@@ -77,6 +77,7 @@ pub mod request_id;
 mod seal;
 mod seal_pdf;
 pub mod tls;
+pub mod tls_hsm;
 mod tsa;
 
 pub use limits::Limits;
