@@ -21,17 +21,18 @@
 //! `hanko_tls_hsm_sign_failures_total`, and logged; cleared, handshakes work again.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use hanko_hsm::{Hsm, ModuleConfig, Pin};
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
 use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer as _};
 
 use crate::common::log::block_on;
 use crate::common::mock::{config_through_mock, mock_env, set_control};
-use crate::common::{Server, dev_init, hanko, metric, text, tls};
+use crate::common::{
+    Server, dev_init, eventually, hanko, metric, open_dev_token, run_in_child_with_dev_token,
+    start_dev_with_extra, start_dev_with_extra_by, text, tls,
+};
 
 /// Tells the child which dev data directory to put the keys in.
 const DATA_DIR_VAR: &str = "HANKO_TEST_TLS_HSM_DATA_DIR";
@@ -52,17 +53,7 @@ struct Pki {
 /// `dev-init` in `dir`, the TLS keys made in its token, their certificates issued.
 fn data_dir_with_tls_keys(dir: &Path) -> Pki {
     dev_init(dir);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
-        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
-        .env(DATA_DIR_VAR, dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && text(&out).contains("1 passed"),
-        "{}",
-        text(&out)
-    );
+    run_in_child_with_dev_token(CHILD_TEST, DATA_DIR_VAR, dir);
     block_on(async {
         let now = SystemTime::now();
         let day = Duration::from_secs(86_400);
@@ -115,14 +106,7 @@ fn make_tls_keys_in_the_dev_token() {
         return;
     };
     let dir = Path::new(&dir);
-    let hsm = Hsm::open(
-        ModuleConfig {
-            module_path: hanko_pkcs11_mock::module_under_test(),
-            token_label: "hanko-dev".into(),
-        },
-        Pin::from_file(&dir.join("dev-pin")).unwrap(),
-    )
-    .unwrap();
+    let hsm = open_dev_token(dir);
     for (label, kt) in KEYS {
         let spki = hsm.generate_key_pair(label, kt).unwrap();
         std::fs::write(dir.join(format!("{label}.spki.der")), spki).unwrap();
@@ -137,37 +121,11 @@ fn tls_section(chain: &Path, label: &str) -> String {
     )
 }
 
-/// `serve --dev` on `dir` with its `hanko.toml` and `extra`, through `cmd`.
-fn start(cmd: Command, dir: &Path, extra: &str) -> Server {
-    let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
-    let custom = dir.join("custom.toml");
-    std::fs::write(&custom, format!("{toml}\n{extra}")).unwrap();
-    Server::start(
-        cmd,
-        &[
-            "--dev",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--config",
-            custom.to_str().unwrap(),
-        ],
-    )
-}
-
 /// A metric of the server's /metrics (0 when absent).
 fn metric_of(server: &Server, name: &str) -> f64 {
     let (status, body) = server.get("/metrics");
     assert_eq!(status, 200);
     metric(&body, name).unwrap_or(0.0)
-}
-
-/// Waits (at most 15 s) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !check() {
-        assert!(start.elapsed() < Duration::from_secs(15), "never: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -181,7 +139,7 @@ fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_
         let rsa = matches!(kt, KeyType::Rsa { .. });
         let live = dir.join("live-chain.pem");
         std::fs::copy(&pki.chains[i], &live).unwrap();
-        let server = start(hanko(), &dir, &tls_section(&live, label));
+        let server = start_dev_with_extra(&dir, &tls_section(&live, label));
         let addr = server.tls_addr();
         assert!(
             server.output().contains("TLS key in the HSM"),
@@ -232,19 +190,7 @@ fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_
         }
 
         // curl by name and by address.
-        for host in ["127.0.0.1", "localhost"] {
-            let url = format!("https://{host}:{}/readyz", addr.port());
-            let out = Command::new("curl")
-                .args(["-sS", "--max-time", "20", "--cacert", ca, &url])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{url}: {}", text(&out));
-            assert!(
-                String::from_utf8_lossy(&out.stdout).contains("\"status\":\"ready\""),
-                "{}",
-                text(&out)
-            );
-        }
+        tls::curl_readyz(addr, ca);
 
         // A time-stamp over the listener, verified against the dev root.
         let file = tmp.path().join(format!("doc-{label}.txt"));
@@ -366,7 +312,7 @@ fn issue_14_an_hsm_fault_during_the_handshake_fails_it_counted_then_recovers() {
     std::fs::write(&control, "").unwrap();
     let mut cmd = hanko();
     mock_env(&mut cmd, &control);
-    let server = start(cmd, &dir, &tls_section(&pki.chains[1], "tls-p256"));
+    let server = start_dev_with_extra_by(cmd, &dir, &tls_section(&pki.chains[1], "tls-p256"));
     let addr = server.tls_addr();
     // A fresh client each time: a resumed session (a ticket from the last one) would
     // need no signature.
