@@ -5,7 +5,7 @@
 //!   start-up: public key by label ─> protection check (CONFORMANCE 39) ─> pool started
 //!             ─> probe signature verified ─> every certificate load (start, reload)
 //!                checks the leaf's key is this key (a mismatch: refused / old kept)
-//!   handshake task ─> rustls: choose_scheme(offered) ─> HsmSchemeSigner::sign(message)
+//!   handshake task ─> rustls: choose_scheme(offered) ─> SchemeSigner::sign(message)
 //!        ─ block_in_place ─> hash in software ─> HsmSigner::sign_digest (interactive lane)
 //!        ─> pool worker thread: C_Sign ─> r||s to DER ─> verify-after-sign ─> signature
 //! ```
@@ -52,6 +52,15 @@
 //! handshakes in progress, each waiting for one signature at a time). Its signatures
 //! run in the interactive lane, set explicitly because a handshake runs outside any
 //! request's lane; no bulk work shares this pool.
+//!
+//! Each handshake waiting for its signature holds a thread (`block_in_place` turns the
+//! runtime worker into a blocking thread and starts another worker). So the TLS pool's
+//! queue is short: at most [`QUEUE_PER_WORKER`] per worker (and no more than
+//! `hsm.queue_depth`). A handshake beyond it fails at once (`Busy`, counted like any
+//! failure), instead of another thread waiting: at most `workers + queue_depth`
+//! threads wait, however many clients connect at once, and the last in a full queue
+//! waits for 16 signatures (about 160 ms on an HSM taking 10 ms each). A resumed TLS
+//! session needs no signature at all.
 //!
 //! # Faults
 //! A failed signature (device error, timeout, queue full, a bad signature caught by
@@ -145,10 +154,15 @@ fn plan(key_type: KeyType) -> Option<(SignatureAlgorithm, Vec<(SignatureScheme, 
     })
 }
 
+/// Handshakes that may wait per TLS pool worker (see the module docs).
+pub const QUEUE_PER_WORKER: usize = 16;
+
 /// The TLS pool's settings from the signing pools' (see the module docs).
 pub fn pool_config(pool: &PoolConfig, handshake_timeout: Duration) -> PoolConfig {
+    let workers = (pool.workers / 2).max(1);
     PoolConfig {
-        workers: (pool.workers / 2).max(1),
+        workers,
+        queue_depth: pool.queue_depth.min(QUEUE_PER_WORKER * workers),
         call_timeout: pool.call_timeout.min(handshake_timeout),
         ..pool.clone()
     }
@@ -456,7 +470,12 @@ mod tests {
         };
         let p = pool_config(&base, Duration::from_secs(3));
         assert_eq!((p.workers, p.call_timeout), (4, Duration::from_secs(3)));
-        assert_eq!(p.queue_depth, 64);
+        assert_eq!(p.queue_depth, 4 * QUEUE_PER_WORKER);
+        let short = PoolConfig {
+            queue_depth: 8,
+            ..base.clone()
+        };
+        assert_eq!(pool_config(&short, Duration::from_secs(3)).queue_depth, 8);
         let one = PoolConfig {
             workers: 1,
             ..base.clone()
