@@ -2,7 +2,7 @@
 //! client certificates (mTLS), and reloading the files without a restart.
 //!
 //! ```text
-//!   start-up: TlsServer::load(settings) ── files unreadable or wrong ──> refuse to start
+//!   start-up: TlsServer::load(settings, HSM key) ── files unreadable or wrong ──> refuse to start
 //!   accept (http/conn.rs) ─> acceptor(): the config current NOW ─> handshake (deadline)
 //!        ─> the verified client leaf as PeerCertificate in every request's extensions
 //!   reload: every tls.reload_interval_ms (files changed?) and on SIGHUP
