@@ -327,11 +327,19 @@ fn issue_14_an_hsm_fault_during_the_handshake_fails_it_counted_then_recovers() {
         &control,
         "fault fn=C_Sign rv=CKR_DEVICE_ERROR mode=always phase=data\n",
     );
+    let faulty_since = std::time::Instant::now();
     for _ in 0..3 {
+        // The server's alert, or (when the socket closes before the client reads it)
+        // the end of the connection.
+        use std::io::ErrorKind as K;
         let e = served().unwrap_err();
         assert!(
-            e.to_string().contains("alert") || e.kind() == std::io::ErrorKind::UnexpectedEof,
-            "{e}"
+            e.to_string().contains("alert")
+                || matches!(
+                    e.kind(),
+                    K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+                ),
+            "{e:?}"
         );
     }
     // openssl sees the server's certificate never arrive.
@@ -349,9 +357,12 @@ fn issue_14_an_hsm_fault_during_the_handshake_fails_it_counted_then_recovers() {
         "hanko_tls_hsm_sign_failures_total{kind=\"device\"}",
     );
     assert!(device >= 4.0, "{device}");
-    // One warning for the four (at most one per 10 s), never a panic.
+    // Logged, but at most once per 10 s (one warning for the four unless this machine
+    // is slow), never a panic.
     let out = server.output();
-    assert_eq!(out.matches("the HSM key did not sign").count(), 1, "{out}");
+    let warnings = out.matches("the HSM key did not sign").count() as u64;
+    let most = 1 + faulty_since.elapsed().as_secs() / 10;
+    assert!((1..=most).contains(&warnings), "{warnings} warnings: {out}");
     assert!(!out.contains("panicked"), "{out}");
 
     set_control(&control, "");
