@@ -1,9 +1,9 @@
 //! Issue #14: the HTTPS listener's private key in the HSM (`tls.key_label`), through the
 //! real binary and the dev SoftHSM token, against peers we did not write.
 //!
-//! Keys `tls-rsa3072` and `tls-p256` are generated in the dev token by hanko-hsm (in a
-//! child process: see `token_keys.rs` for why), their certificates issued for
-//! 127.0.0.1 / localhost by a test CA made here. For each key, `hanko serve --dev` with
+//! Keys `tls-rsa3072`, `tls-p256` and `tls-ed25519` are generated in the dev token by
+//! hanko-hsm (in a child process: see `token_keys.rs` for why), their certificates
+//! issued for 127.0.0.1 / localhost by a test CA made here. For each key, `hanko serve --dev` with
 //! `[tls] cert = ..., key_label = ...`:
 //!
 //! 1. `openssl s_client` over TLS 1.3 and 1.2 verifies the chain against the test CA;
@@ -38,9 +38,10 @@ use crate::common::{
 const DATA_DIR_VAR: &str = "HANKO_TEST_TLS_HSM_DATA_DIR";
 const CHILD_TEST: &str = "tls_hsm::make_tls_keys_in_the_dev_token";
 /// The keys made, and their types.
-const KEYS: [(&str, KeyType); 2] = [
+const KEYS: [(&str, KeyType); 3] = [
     ("tls-rsa3072", KeyType::Rsa { bits: 3072 }),
     ("tls-p256", KeyType::EcP256),
+    ("tls-ed25519", KeyType::Ed25519),
 ];
 
 /// The test PKI of a data directory: the CA's certificate file and each key's chain
@@ -129,8 +130,7 @@ fn metric_of(server: &Server, name: &str) -> f64 {
 }
 
 #[test]
-fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_other_certificates()
-{
+fn issue_14_tls_key_in_the_hsm_rsa_p256_ed25519_tls13_and_12_stamp_and_refuse_other_certificates() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let pki = data_dir_with_tls_keys(&dir);
@@ -149,7 +149,13 @@ fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_
 
         // openssl: TLS 1.3 and 1.2, the chain verified against the test CA; the
         // signature scheme of each.
-        let tls13_sig = if rsa { "RSA-PSS" } else { "ECDSA" };
+        let tls13_sig = match kt {
+            KeyType::Rsa { .. } => "RSA-PSS",
+            KeyType::Ed25519 => "ed25519",
+            _ => "ECDSA",
+        };
+        // A certificate for another of the keys.
+        let other = &pki.chains[(i + 1) % KEYS.len()];
         for (flag, want, sig) in [
             ("-tls1_3", "TLSv1.3", tls13_sig),
             ("-tls1_2", "TLSv1.2", tls13_sig),
@@ -226,7 +232,7 @@ fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_
         // The other key's certificate swapped in: refused at reload, the old one stays.
         let serial = tls::served_serial(addr);
         let errors = metric_of(&server, "hanko_tls_reloads_total{result=\"error\"}");
-        std::fs::copy(&pki.chains[1 - i], &live).unwrap();
+        std::fs::copy(other, &live).unwrap();
         eventually("the mismatching certificate refused", || {
             metric_of(&server, "hanko_tls_reloads_total{result=\"error\"}") > errors
         });
@@ -248,11 +254,7 @@ fn issue_14_tls_key_in_the_hsm_rsa_and_p256_serve_tls13_and_12_stamp_and_refuse_
         // A start with the other key's certificate is refused, saying why.
         let custom = dir.join("custom.toml");
         let toml = std::fs::read_to_string(dir.join("hanko.toml")).unwrap();
-        std::fs::write(
-            &custom,
-            format!("{toml}\n{}", tls_section(&pki.chains[1 - i], label)),
-        )
-        .unwrap();
+        std::fs::write(&custom, format!("{toml}\n{}", tls_section(other, label))).unwrap();
         let out = hanko()
             .args(["serve", "--dev", "--data-dir", dir.to_str().unwrap()])
             .args(["--config", custom.to_str().unwrap()])
