@@ -1,10 +1,10 @@
 //! Issue #14: the HTTPS listener's private key in the HSM (`tls.key_label`), through the
 //! real binary and the dev SoftHSM token, against peers we did not write.
 //!
-//! Keys `tls-rsa3072`, `tls-p256` and `tls-ed25519` are generated in the dev token by
-//! hanko-hsm (in a child process: see `token_keys.rs` for why), their certificates
-//! issued for 127.0.0.1 / localhost by a test CA made here. For each key, `hanko serve --dev` with
-//! `[tls] cert = ..., key_label = ...`:
+//! Keys `tls-rsa3072`, `tls-p256`, `tls-ed25519` and `tls-p384` are generated in the
+//! dev token by hanko-hsm (in a child process: see `token_keys.rs` for why), their
+//! certificates issued for 127.0.0.1 / localhost by a test CA made here. For each key,
+//! `hanko serve --dev` with `[tls] cert = ..., key_label = ...`:
 //!
 //! 1. `openssl s_client` over TLS 1.3 and 1.2 verifies the chain against the test CA;
 //!    for RSA, TLS 1.3 signs with RSA-PSS and a TLS 1.2 client that offers only
@@ -38,10 +38,11 @@ use crate::common::{
 const DATA_DIR_VAR: &str = "HANKO_TEST_TLS_HSM_DATA_DIR";
 const CHILD_TEST: &str = "tls_hsm::make_tls_keys_in_the_dev_token";
 /// The keys made, and their types.
-const KEYS: [(&str, KeyType); 3] = [
+const KEYS: [(&str, KeyType); 4] = [
     ("tls-rsa3072", KeyType::Rsa { bits: 3072 }),
     ("tls-p256", KeyType::EcP256),
     ("tls-ed25519", KeyType::Ed25519),
+    ("tls-p384", KeyType::EcP384),
 ];
 
 /// The test PKI of a data directory: the CA's certificate file and each key's chain
@@ -130,7 +131,7 @@ fn metric_of(server: &Server, name: &str) -> f64 {
 }
 
 #[test]
-fn issue_14_tls_key_in_the_hsm_rsa_p256_ed25519_tls13_and_12_stamp_and_refuse_other_certificates() {
+fn issue_14_tls_key_in_the_hsm_of_each_type_tls13_and_12_stamp_and_refuse_other_certificates() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let pki = data_dir_with_tls_keys(&dir);
