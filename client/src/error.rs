@@ -336,4 +336,12 @@ pub enum Error {
     /// The time-stamp's genTime is before the signing time.
     #[error("the signature time-stamp's genTime is before the signing time")]
     TimeStampBeforeSigningTime,
+
+    // --- PDF (verify/pdf.rs) ---
+    /// The PDF carries no signature dictionary.
+    #[error("the PDF carries no seal or signature")]
+    PdfNotSigned,
+    /// A signature dictionary cannot be read.
+    #[error("a signature in the PDF cannot be read: {0}")]
+    MalformedPdfSignature(String),
 }

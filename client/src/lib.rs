@@ -54,5 +54,6 @@ pub mod transport;
 pub mod verify;
 
 pub use error::Error;
-pub use verify::seal::{VerifiedSeal, verify_seal};
+pub use verify::pdf::{VerifiedPdf, verify_pdf};
+pub use verify::seal::{VerifiedSeal, claimed_signer, verify_seal};
 pub use verify::{Verified, verify};

@@ -64,6 +64,7 @@ pub mod seal;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod verify;
 pub mod visible_seal;
 
 pub use entry::main_entry;

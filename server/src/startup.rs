@@ -349,6 +349,29 @@ fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleS
     VisibleSeals::build(&sources, cfg.seal_font.as_deref(), cfg.dev).context("visible seals")
 }
 
+/// The verification page's verifier: `[verify] trust_anchors`, or the server's own
+/// roots (the top of each key's chain, and `seal.tsa_ca`).
+fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::Verifier {
+    let v = &cfg.verify;
+    let anchors = match &v.trust_anchors {
+        Some(a) => a.clone(),
+        None => {
+            let extra = cfg
+                .seal_tsa
+                .as_ref()
+                .map(|t| t.trust_anchors.clone())
+                .unwrap_or_default();
+            crate::verify::default_anchors(keys.iter().map(|k| k.chain()), &extra)
+        }
+    };
+    tracing::info!(
+        anchors = anchors.len(),
+        max_upload_bytes = v.max_upload_bytes,
+        "verification page"
+    );
+    crate::verify::Verifier::new(anchors, v.max_upload_bytes, v.max_in_flight)
+}
+
 /// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
@@ -378,6 +401,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     .context("seal credentials")?;
     let visible = visible_seals(&sealer, &cfg)?;
     let sealer = Arc::new(sealer.with_visible_seals(visible));
+    let verifier = verifier(&cfg, &keys);
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),
@@ -389,6 +413,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         clients: cfg.clients.clone(),
         limits: Arc::new(http::Limits::new(&cfg.http)),
         csc_info: cfg.csc.clone(),
+        verifier: Arc::new(verifier),
     });
     spawn_metrics_upkeep(metrics);
     // Signals are handled from here on, before the address is announced.

@@ -49,6 +49,9 @@ pub struct AppState {
     pub limits: Arc<crate::http::Limits>,
     /// What the CSC API's `info` says of the service (`[csc]`).
     pub csc_info: crate::config::CscInfo,
+    /// The recipient's verification (`/verify`, `[verify]`): trust anchors, upload
+    /// limit, the evidence seam.
+    pub verifier: Arc<crate::verify::Verifier>,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
             clients: Default::default(),
             limits: Default::default(),
             csc_info: Default::default(),
+            verifier: Default::default(),
         }
     }
 }

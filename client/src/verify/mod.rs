@@ -18,6 +18,7 @@
 //! B-T seal's time-stamp).
 
 mod chain;
+pub mod pdf;
 pub mod seal;
 mod signer;
 

@@ -59,6 +59,9 @@ pub struct FileConfig {
     /// `[tls]`: the HTTPS listener (certificate files, mTLS, reload).
     #[serde(default)]
     pub tls: super::TlsSection,
+    /// `[verify]`: the recipient's verification page (trust anchors, upload limit).
+    #[serde(default)]
+    pub verify: super::VerifySection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

@@ -33,6 +33,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod verify;
 
 pub use file::{
     ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,
@@ -48,6 +49,7 @@ pub use settings::{
     RateLimit, StoreSettings, TsaSettings,
 };
 pub use tls::{ClientAuth, DEFAULT_DEV_TLS_LISTEN, TlsKey, TlsSection, TlsSettings};
+pub use verify::{VerifySection, VerifySettings};
 
 /// Default listen address (RFC 3161 has no registered port; 3161 is our convention).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3161";

@@ -68,6 +68,7 @@ impl FileConfig {
             .clone()
             .map(|p| super::seal::under(&data_dir, p));
         let seal_tsa = super::seal::resolve_external_tsa(self.seal, &data_dir)?;
+        let verify = super::verify::resolve_verify(self.verify, &data_dir)?;
         let tls =
             super::tls::resolve_tls(self.tls, o.tls_listen, &data_dir, o.dev_tls_files.clone())?;
         let seal_keys: Vec<&str> = keys
@@ -104,6 +105,7 @@ impl FileConfig {
             seal_tsa,
             seal_font,
             tls,
+            verify,
         })
     }
 

@@ -141,7 +141,7 @@ impl Limits {
 
     /// Checks `peer`'s rate; `Err(wait)` when it must wait that long. Without a peer
     /// address (a router driven in-process) every request counts as one client.
-    fn check_rate(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+    pub(super) fn check_rate(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
         let Some(rate) = &self.rate else {
             return Ok(());
         };

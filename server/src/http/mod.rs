@@ -79,6 +79,7 @@ mod seal_pdf;
 pub mod tls;
 pub mod tls_hsm;
 mod tsa;
+mod verify;
 
 pub use limits::Limits;
 
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(seal::routes(state.clone()))
         .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))
+        .merge(verify::routes(&state))
         .merge(openapi::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), identify))

@@ -62,6 +62,8 @@ pub struct VerifiedSeal {
     pub chain: Vec<String>,
     /// The signature time-stamp, verified (B-T only).
     pub time_stamp: Option<Verified>,
+    /// The seal certificate itself (issuer, validity, organisation for a report).
+    pub signer_certificate: Certificate,
 }
 
 impl VerifiedSeal {
@@ -108,6 +110,27 @@ pub fn verify_seal(
     roots: &[Certificate],
     tsa_roots: &[Certificate],
 ) -> Result<VerifiedSeal, Error> {
+    verify_cms(seal, data, roots, tsa_roots, None)
+}
+
+/// The seal certificate a CMS names, found without verifying anything: who *claims*
+/// to have sealed, for a report that must say so even when the seal does not verify.
+/// `None` when the CMS cannot be parsed or does not carry the certificate.
+pub fn claimed_signer(seal: &[u8]) -> Option<Certificate> {
+    let p = parse::parse(seal).ok()?;
+    let pool = signer::certificate_pool(&p.parts.certificates, &[]).ok()?;
+    signer::find_signer_certificate(&p.parts.sid_der, &pool).ok()
+}
+
+/// [`verify_seal`] with, for a CMS without a signing-time attribute (PAdES, EN 319
+/// 142-1 §5.2 forbids it), `claimed_time` in its place: the signature dictionary's `/M`.
+pub(crate) fn verify_cms(
+    seal: &[u8],
+    data: Option<&[u8]>,
+    roots: &[Certificate],
+    tsa_roots: &[Certificate],
+    claimed_time: Option<SystemTime>,
+) -> Result<VerifiedSeal, Error> {
     if roots.is_empty() {
         return Err(Error::NoTrustAnchor);
     }
@@ -116,7 +139,10 @@ pub fn verify_seal(
     let content = content_of(&p, data)?;
     let attrs = SignedAttrs::of(si)?;
     let digest_alg = check_content(si, &attrs, &p, content)?;
-    let (signing_time, signing_time_text) = signing_time(&attrs)?;
+    let (signing_time, signing_time_text) = match (signing_time(&attrs), claimed_time) {
+        (Err(Error::AttributeMissing(_)), Some(t)) => (t, super::pdf::rfc3339(t)),
+        (other, _) => other?,
+    };
     check_algorithm_protection(&attrs, &p)?;
 
     let pool = signer::certificate_pool(&p.parts.certificates, &[])?;
@@ -149,6 +175,7 @@ pub fn verify_seal(
         signature_algorithm: sig_alg,
         chain,
         time_stamp,
+        signer_certificate: signer,
     })
 }
 
