@@ -18,6 +18,8 @@
 //!
 //!   hanko seal-verify FILE.p7s [--data FILE] --ca ROOT.pem [--tsa-ca ROOT.pem] [--attached]
 //!     -> hanko_client::verify_seal (every check is listed in its docs)
+//!   hanko seal-verify FILE.pdf --ca ROOT.pem [--tsa-ca ROOT.pem]
+//!     -> hanko_client::verify_pdf (each signature's byte range, then verify_seal's checks)
 //! ```
 //!
 //! The API key is read from a file, never taken as a flag or printed: a flag's value
@@ -201,8 +203,8 @@ pub struct SealArgs {
 /// `hanko seal-verify`.
 #[derive(Debug, Args)]
 pub struct SealVerifyArgs {
-    /// The seal (DER CMS), as written by `hanko seal`.
-    #[arg(value_name = "FILE.p7s")]
+    /// The seal (DER CMS), as written by `hanko seal`, or a sealed PDF (PAdES).
+    #[arg(value_name = "FILE.p7s|FILE.pdf")]
     pub seal: PathBuf,
     /// The sealed document: required for a detached seal; for an enveloping one, when
     /// given, it must be the seal's content.
@@ -278,8 +280,8 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
 /// exits 1.
 pub fn seal_verify_main(args: SealVerifyArgs) -> ExitCode {
     match seal_verify_files(&args) {
-        Ok(v) => {
-            print!("{}", v.summary());
+        Ok(summary) => {
+            print!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -289,13 +291,19 @@ pub fn seal_verify_main(args: SealVerifyArgs) -> ExitCode {
     }
 }
 
-fn seal_verify_files(args: &SealVerifyArgs) -> anyhow::Result<hanko_client::VerifiedSeal> {
+fn seal_verify_files(args: &SealVerifyArgs) -> anyhow::Result<String> {
     let seal = read(&args.seal)?;
     let roots = read_pem_certs(&args.ca)?;
     let tsa_roots = match &args.tsa_ca {
         Some(p) => read_pem_certs(p)?,
         None => roots.clone(),
     };
+    if seal.starts_with(b"%PDF-") {
+        if args.data.is_some() || args.attached {
+            anyhow::bail!("a sealed PDF carries its document: --data and --attached are for .p7s");
+        }
+        return Ok(hanko_client::verify_pdf(&seal, &roots, &tsa_roots)?.summary());
+    }
     let data = match &args.data {
         Some(p) => Some(read(p)?),
         None => None,
@@ -309,7 +317,7 @@ fn seal_verify_files(args: &SealVerifyArgs) -> anyhow::Result<hanko_client::Veri
         }
         .into());
     }
-    Ok(v)
+    Ok(v.summary())
 }
 
 /// Runs `hanko seal`: 0 when the seal was received and written; 1 when the server

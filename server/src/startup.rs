@@ -350,18 +350,30 @@ fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleS
 }
 
 /// The verification page's verifier: `[verify] trust_anchors`, or the server's own
-/// roots (the top of each key's chain, and `seal.tsa_ca`).
+/// roots: with `--dev` the dev root (`dev-pki/root.pem`), else the top of each key's
+/// chain; and `seal.tsa_ca`.
 fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::Verifier {
     let v = &cfg.verify;
-    let anchors = match &v.trust_anchors {
-        Some(a) => a.clone(),
-        None => {
-            let extra = cfg
+    let dev_root = cfg
+        .dev
+        .then(|| std::fs::read_to_string(cfg.data_dir.join("dev-pki").join("root.pem")).ok())
+        .flatten()
+        .and_then(|pem| hanko_pki::cert::load_pem_chain(&pem).ok());
+    let anchors = match (&v.trust_anchors, dev_root) {
+        (Some(a), _) => a.clone(),
+        (None, dev_root) => {
+            let mut extra = cfg
                 .seal_tsa
                 .as_ref()
                 .map(|t| t.trust_anchors.clone())
                 .unwrap_or_default();
-            crate::verify::default_anchors(keys.iter().map(|k| k.chain()), &extra)
+            match dev_root {
+                Some(root) => {
+                    extra.extend(root);
+                    extra
+                }
+                None => crate::verify::default_anchors(keys.iter().map(|k| k.chain()), &extra),
+            }
         }
     };
     tracing::info!(

@@ -63,6 +63,26 @@ pub struct VerifiedPdf {
     pub appended: usize,
 }
 
+impl VerifiedPdf {
+    /// The short human summary `hanko seal-verify FILE.pdf` prints: each seal's, then
+    /// what was added after the last one.
+    pub fn summary(&self) -> String {
+        let mut s = format!("PDF: {} signature(s)\n", self.seals.len());
+        for seal in &self.seals {
+            s.push_str(&seal.summary());
+        }
+        if self.appended == 0 {
+            s.push_str("  after     : nothing added after the last seal\n");
+        } else {
+            s.push_str(&format!(
+                "  after     : {} bytes added after the last seal (a later revision)\n",
+                self.appended
+            ));
+        }
+        s
+    }
+}
+
 /// Every signature dictionary of `pdf`, in file order. An error when a `/ByteRange`
 /// is malformed or does not fit the file; an empty list when the PDF is not signed.
 pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, Error> {

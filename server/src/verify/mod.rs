@@ -411,10 +411,11 @@ impl Verifier {
                 r.verdict = Verdict::Genuine;
                 r.summary = format!(
                     "The document existed at {}, time-stamped by {}.",
-                    v.gen_time_text, v.tsa_subject
+                    rfc3339(v.gen_time),
+                    v.tsa_subject
                 );
                 r.document_unchanged = Some(true);
-                r.sealed_at = Some(v.gen_time_text.clone());
+                r.sealed_at = Some(rfc3339(v.gen_time));
                 r.time_source = Some("time-stamp");
                 r.trust_anchor = v.chain.last().cloned();
                 r.chain.clone_from(&v.chain);
@@ -538,7 +539,7 @@ fn classify(e: &VerifyError) -> (Verdict, &'static str) {
 
 fn ts_info(v: &hanko_client::Verified) -> TimeStampInfo {
     TimeStampInfo {
-        time: v.gen_time_text.clone(),
+        time: rfc3339(v.gen_time),
         tsa: v.tsa_subject.clone(),
         serial: v.serial.clone(),
         policy: v.policy.clone(),
@@ -603,12 +604,12 @@ impl Report {
         self.chain.clone_from(&v.chain);
         match &v.time_stamp {
             Some(ts) => {
-                self.sealed_at = Some(ts.gen_time_text.clone());
+                self.sealed_at = Some(rfc3339(ts.gen_time));
                 self.time_source = Some("time-stamp");
                 self.time_stamp = Some(ts_info(ts));
             }
             None => {
-                self.sealed_at = Some(v.signing_time_text.clone());
+                self.sealed_at = Some(rfc3339(v.signing_time));
                 self.time_source = Some("signing-time");
             }
         }
