@@ -90,3 +90,7 @@ mod tsa_http;
 mod tsa_interop;
 /// Serials unique across concurrency and a restart, and every grant in the log.
 mod tsa_serials;
+/// Issue #20: the verification page in headless Chromium (each verdict, axe-core,
+/// Japanese, JavaScript off), the JSON report against `hanko verify`/`seal-verify`,
+/// bad input and uploads over the limit.
+mod verify_page;

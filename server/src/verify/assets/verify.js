@@ -2,6 +2,8 @@
 // script (a plain multipart POST answered with an HTML report).
 (function () {
   "use strict";
+  // Tells the stylesheet (and the tests) that the script ran.
+  document.documentElement.classList.add("js");
   var drop = document.getElementById("drop");
   var input = document.getElementById("file");
   var form = document.getElementById("verify-form");
