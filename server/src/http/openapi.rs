@@ -233,6 +233,84 @@ fn csc(paths: &mut Map<String, Value>, v: &str) {
     }
 }
 
+/// The recipient's verification page and API (`http/verify.rs`): public.
+fn verify(paths: &mut Map<String, Value>) {
+    let upload = json!({
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": { "type": "string", "contentMediaType": "application/octet-stream",
+                      "description": "a sealed PDF, a CAdES seal (.p7s) or an RFC 3161 \
+                                      response (.tsr) or token (.tst)" },
+            "data": { "type": "string", "contentMediaType": "application/octet-stream",
+                      "description": "the document of a detached seal or of a time-stamp" },
+        },
+    });
+    let refusals = |json: bool| {
+        let e = |d: &str| {
+            if json {
+                json_error(d)
+            } else {
+                resp(d, "text/html", json!({ "type": "string" }))
+            }
+        };
+        vec![
+            (
+                "400",
+                e(
+                    "empty upload, not multipart, a PDF without a signature, or a detached \
+                   seal or time-stamp without its document (a plain-language message)",
+                ),
+            ),
+            (
+                "413",
+                e("over verify.max_upload_bytes (refused on Content-Length before reading)"),
+            ),
+            ("415", e("not a file the page can check")),
+            ("429", e("the client is over its rate limit (Retry-After)")),
+            (
+                "503",
+                e("verify.max_in_flight verifications in progress (Retry-After)"),
+            ),
+        ]
+    };
+    let html = |d: &str| resp(d, "text/html", json!({ "type": "string" }));
+    paths.insert(
+        "/verify".into(),
+        json!({
+            "get": public(
+                "the verification page (?lang=ja|en, else Accept-Language)",
+                vec![("200", html("the page: a form for the file"))],
+            ),
+            "post": op(
+                "verify an upload from the page's form (works without JavaScript)",
+                None,
+                Some(("multipart/form-data", upload.clone())),
+                with(vec![("200", html("the report as a page"))], refusals(false)),
+            ),
+        }),
+    );
+    paths.insert(
+        "/verify/verify.css".into(),
+        json!({ "get": public("the page's stylesheet", vec![("200", resp("CSS", "text/css", json!({ "type": "string" })))]) }),
+    );
+    paths.insert(
+        "/verify/verify.js".into(),
+        json!({ "get": public("the page's optional script", vec![("200", resp("JavaScript", "text/javascript", json!({ "type": "string" })))]) }),
+    );
+    paths.insert(
+        "/api/v1/verify".into(),
+        json!({ "post": op(
+            "verify a sealed PDF, a .p7s with its document, or a .tsr with its file: the \
+             report (verdict genuine | changed | untrusted | unknown, signer, time, \
+             time-stamp, trust anchor, evidence, checks). Public; nothing is stored",
+            None,
+            Some(("multipart/form-data", upload)),
+            with(vec![("200", json_object("the verification report"))], refusals(true)),
+        ) }),
+    );
+}
+
 /// An operation anybody may call, without a request body.
 fn public(summary: &str, responses: Vec<(&str, Value)>) -> Value {
     op(summary, None, None, responses)
@@ -370,6 +448,7 @@ pub fn document() -> Value {
             binary("the sealed PDF", "application/pdf"),
         ) }),
     );
+    verify(&mut paths);
     csc(&mut paths, "v1");
     csc(&mut paths, "v2");
     json!({

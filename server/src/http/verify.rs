@@ -28,7 +28,7 @@ use axum::extract::{
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::Refusal;
@@ -41,10 +41,11 @@ use crate::verify::{BadInput, Lang, Report, Upload, page_assets};
 pub(super) fn routes(state: &AppState) -> Router<Arc<AppState>> {
     let limit = state.verifier.max_upload_bytes().saturating_add(FRAMING);
     Router::new()
-        .route("/verify", get(page).post(verify_html))
+        .route("/verify", get(page))
+        .route("/verify", post(verify_html))
         .route("/verify/verify.css", get(css))
         .route("/verify/verify.js", get(js))
-        .route("/api/v1/verify", axum::routing::post(verify_json))
+        .route("/api/v1/verify", post(verify_json))
         .layer(DefaultBodyLimit::max(limit))
 }
 
