@@ -6,7 +6,7 @@
 //! - In a real browser: Debian's headless Chromium, driven over WebDriver
 //!   (chromedriver) with plain HTTP + JSON: it loads `/verify`, uploads each input
 //!   through the form, and the verdict shown is asserted; a screenshot of each verdict
-//!   is saved under `$CARGO_TARGET_TMPDIR/verify-screenshots/`; axe-core (vendored,
+//!   (genuine, changed, untrusted, unknown: a seal that cannot be read) is saved under `$CARGO_TARGET_TMPDIR/verify-screenshots/`; axe-core (vendored,
 //!   `tests/fixtures/axe/`) finds no serious or critical violation on the form, on
 //!   each report and on a refusal; the page in Japanese; and the basic case again with
 //!   JavaScript switched off (the form's plain POST answered with HTML).
@@ -36,6 +36,7 @@ struct Inputs {
     dir: PathBuf,
     sealed: PathBuf,
     tampered: PathBuf,
+    broken: PathBuf,
     untrusted: PathBuf,
     unsigned: PathBuf,
     p7s: PathBuf,
@@ -60,6 +61,12 @@ fn inputs(server: &Server, data_dir: &Path, dir: &Path) -> Inputs {
     // One byte inside the first page's content stream, which the seal covers.
     let at = find(&tampered, b"stream").unwrap() + 12;
     tampered[at] ^= 0x01;
+    // The seal itself unreadable: its CMS (in /Contents, outside what it signs) no
+    // longer starts with a SEQUENCE.
+    let mut broken = sealed.clone();
+    let contents = find(&broken, b"/Contents<").unwrap() + b"/Contents<".len();
+    assert_eq!(&broken[contents..contents + 2], b"30");
+    broken[contents..contents + 2].copy_from_slice(b"31");
     let doc = b"Certificate of residence: Taro Yamada, 1-2-3 Chiyoda, Tokyo\n".to_vec();
     let (status, head, p7s) = seal(
         server.addr,
@@ -76,6 +83,7 @@ fn inputs(server: &Server, data_dir: &Path, dir: &Path) -> Inputs {
     let i = Inputs {
         sealed: w("sealed.pdf", &sealed),
         tampered: w("tampered.pdf", &tampered),
+        broken: w("broken.pdf", &broken),
         untrusted: w("untrusted.pdf", &fixture("signed-pyhanko.pdf")),
         unsigned: w("unsigned.pdf", &original),
         p7s: w("residence.txt.p7s", &p7s),
@@ -422,10 +430,11 @@ fn the_verification_page_in_a_real_browser() {
     );
     b.screenshot(&shots.join("form.png"));
 
-    let cases: [(&str, &Path, Option<&Path>, &str); 4] = [
+    let cases: [(&str, &Path, Option<&Path>, &str); 5] = [
         ("genuine", &i.sealed, None, "Genuine"),
         ("changed", &i.tampered, None, "Changed"),
         ("untrusted", &i.untrusted, None, "Not trusted"),
+        ("unknown", &i.broken, None, "Cannot tell"),
         ("timestamp", &i.tsr, Some(&i.doc), "Genuine"),
     ];
     for (name, file, data, want) in cases {
@@ -538,6 +547,12 @@ fn the_json_report_agrees_with_hanko_verify_and_seal_verify() {
             api(server.addr, &i.untrusted, None),
             cli(&i.dir, &["seal-verify", &s(&i.untrusted), "--ca", root]),
             "untrusted",
+        ),
+        (
+            "PDF with a broken seal",
+            api(server.addr, &i.broken, None),
+            cli(&i.dir, &["seal-verify", &s(&i.broken), "--ca", root]),
+            "unknown",
         ),
         (
             "CAdES seal",

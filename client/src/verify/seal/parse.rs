@@ -26,6 +26,11 @@ pub(super) fn parse(der: &[u8]) -> Result<ParsedSeal, Error> {
         malformed: Error::MalformedSeal,
     };
     let ci = r.next(&mut r.cursor(), "ContentInfo")?;
+    if ci.tag != 0x30 {
+        return Err(Error::MalformedSeal(
+            "ContentInfo is not a SEQUENCE".to_owned(),
+        ));
+    }
     let mut fields = r.within(&ci);
     let ct = r.next(&mut fields, "ContentInfo contentType")?;
     let ct: Option<ObjectIdentifier> = rasn::der::decode(r.whole(&ct)).ok();
