@@ -322,14 +322,17 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         );
     }
     if let Some(at) = &r.sealed_at {
-        let source = match r.time_source {
-            Some("time-stamp") => t(lang, "（タイムスタンプによる）", " (by the time-stamp)"),
-            Some(_) => t(
+        let source = match (r.kind, r.verdict, r.time_source) {
+            (Kind::TimeStamp, _, _) | (_, _, None) => "",
+            (_, Verdict::Genuine, Some("time-stamp")) => {
+                t(lang, "（タイムスタンプによる）", " (by the time-stamp)")
+            }
+            (_, Verdict::Genuine, Some(_)) => t(
                 lang,
                 "（押印者の申告、タイムスタンプなし）",
                 " (the sealer's claim; no time-stamp)",
             ),
-            None => "",
+            (_, _, Some(_)) => t(lang, "（申告、未確認）", " (claimed, not verified)"),
         };
         let label = if r.kind == Kind::TimeStamp {
             t(lang, "タイムスタンプの時刻", "Time-stamped at")
@@ -339,18 +342,27 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         row(&mut s, label, &format!("{}{}", esc(at), source));
     }
     if let Some(u) = r.document_unchanged {
-        let text = if u {
-            t(
+        let text = match (u, r.kind == Kind::TimeStamp) {
+            (true, false) => t(
                 lang,
                 "はい、押印後に変更されていません",
                 "Yes, unchanged since it was sealed",
-            )
-        } else {
-            t(
+            ),
+            (false, false) => t(
                 lang,
                 "いいえ、押印後に変更されています",
                 "No, it was changed after it was sealed",
-            )
+            ),
+            (true, true) => t(
+                lang,
+                "はい、タイムスタンプ後に変更されていません",
+                "Yes, unchanged since it was time-stamped",
+            ),
+            (false, true) => t(
+                lang,
+                "いいえ、タイムスタンプの対象とは異なります",
+                "No, it is not the document that was time-stamped",
+            ),
         };
         row(
             &mut s,

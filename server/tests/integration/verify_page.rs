@@ -329,7 +329,19 @@ impl Browser {
     }
 
     fn screenshot(&self, to: &Path) {
-        let v = self.raw("GET", "/screenshot", None);
+        self.save_png(self.raw("GET", "/screenshot", None), to);
+    }
+
+    /// A screenshot of the element matching `css` only.
+    fn element_screenshot(&self, css: &str, to: &Path) {
+        let e = self.element(css);
+        self.save_png(
+            self.raw("GET", &format!("/element/{e}/screenshot"), None),
+            to,
+        );
+    }
+
+    fn save_png(&self, v: Value, to: &Path) {
         let png = base64::engine::general_purpose::STANDARD
             .decode(v["value"].as_str().unwrap())
             .unwrap();
@@ -441,6 +453,7 @@ fn the_verification_page_in_a_real_browser() {
         let shown = check_in_browser(&b, server.addr, "en", file, data);
         assert_eq!(shown, want, "{name}");
         b.screenshot(&shots.join(format!("{name}.png")));
+        b.element_screenshot(".report", &shots.join(format!("{name}-report.png")));
         let (bad, n) = b.axe();
         assert!(
             bad.is_empty(),
