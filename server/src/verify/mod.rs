@@ -19,6 +19,7 @@
 //! `[verify] trust_anchors`, by default the server's own roots (`startup.rs`).
 
 mod page;
+mod picture;
 
 use std::fmt;
 use std::future::Future;
@@ -248,6 +249,10 @@ pub struct Report {
     pub chain: Vec<String>,
     /// The evidence record of the object, when it has been anchored (#15).
     pub evidence: Option<Evidence>,
+    /// The picture of a visible PDF seal (`data:image/png;base64,...`), only for a seal
+    /// that verified and covers the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_picture: Option<String>,
     /// Each check with its outcome, in order.
     pub checks: Vec<Check>,
 }
@@ -354,6 +359,15 @@ impl Verifier {
                     r.time_source = Some(if pdf_m.is_some() { "pdf-m" } else { "none" });
                 }
                 r.bytes_after_seal = Some(v.appended);
+                if v.appended == 0 {
+                    r.seal_picture = picture::seal_picture(&file.bytes).map(|png| {
+                        use base64::Engine as _;
+                        format!(
+                            "data:image/png;base64,{}",
+                            base64::engine::general_purpose::STANDARD.encode(png)
+                        )
+                    });
+                }
                 if v.appended > 0 {
                     r.checks.push(Check {
                         name: "later_revisions",
@@ -590,6 +604,7 @@ impl Report {
             trust_anchor: None,
             chain: Vec::new(),
             evidence: None,
+            seal_picture: None,
             checks: Vec::new(),
         }
     }

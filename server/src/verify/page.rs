@@ -284,8 +284,18 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         "<section class=\"report verdict-{v}\" aria-labelledby=\"verdict\">\n\
          <div class=\"verdict-row\">\n<div class=\"verdict\" data-verdict=\"{v}\">\n\
          <p class=\"sign\" aria-hidden=\"true\">{sign}</p>\n<h2 id=\"verdict\">{words}</h2>\n\
-         <p class=\"explain\">{ex}</p>\n</div>\n</div>\n",
+         <p class=\"explain\">{ex}</p>\n</div>\n{picture}</div>\n",
         ex = esc(&verdict_explanation(lang, r)),
+        picture = r
+            .seal_picture
+            .as_deref()
+            .map(|src| format!(
+                "<figure class=\"seal-picture\"><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
+                esc(src),
+                t(lang, "文書の印影", "The seal's picture in the document"),
+                t(lang, "印影（電子印に含まれるもの）", "The seal's picture, as sealed"),
+            ))
+            .unwrap_or_default(),
     );
     let _ = writeln!(
         s,
@@ -430,14 +440,14 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         &evidence,
     );
     s.push_str("</dl>\n");
-    if r.kind == Kind::Pdf {
+    if r.kind == Kind::Pdf && r.seal_picture.is_none() {
         let _ = writeln!(
             s,
             "<p class=\"note\">{}</p>",
             t(
                 lang,
-                "印影の画像はこのページでは表示しません。PDFビューアで文書をご覧ください。",
-                "The seal's picture is not shown on this page; open the PDF in a viewer to see it."
+                "印影の画像は、検証された押印が文書全体を覆う目に見える印の場合にだけ表示します。PDFビューアで文書をご覧ください。",
+                "The seal's picture is shown here only for a visible seal that verified and covers the whole file; open the PDF in a viewer to see it."
             )
         );
     }

@@ -35,6 +35,7 @@ use crate::seal_pdf::fixture;
 struct Inputs {
     dir: PathBuf,
     sealed: PathBuf,
+    visible: PathBuf,
     tampered: PathBuf,
     broken: PathBuf,
     untrusted: PathBuf,
@@ -53,6 +54,13 @@ fn inputs(server: &Server, data_dir: &Path, dir: &Path) -> Inputs {
     let (status, head, sealed) = seal_pdf(
         server.addr,
         "credential=seal-p256&level=B-T",
+        &key,
+        &original,
+    );
+    assert_eq!(status, 200, "{head}");
+    let (status, head, visible) = seal_pdf(
+        server.addr,
+        "credential=seal-p256&level=B-T&visible=true&page=1&rect=350,650,200,90",
         &key,
         &original,
     );
@@ -82,6 +90,7 @@ fn inputs(server: &Server, data_dir: &Path, dir: &Path) -> Inputs {
     };
     let i = Inputs {
         sealed: w("sealed.pdf", &sealed),
+        visible: w("visible.pdf", &visible),
         tampered: w("tampered.pdf", &tampered),
         broken: w("broken.pdf", &broken),
         untrusted: w("untrusted.pdf", &fixture("signed-pyhanko.pdf")),
@@ -460,6 +469,25 @@ fn the_verification_page_in_a_real_browser() {
             "axe on the {name} report ({n} in all): {bad:#?}"
         );
     }
+    // A visible seal: its picture beside the verdict, decoded by the browser.
+    assert_eq!(
+        check_in_browser(&b, server.addr, "en", &i.visible, None),
+        "Genuine"
+    );
+    let width = b.cmd(
+        "POST",
+        "/execute/sync",
+        json!({"script": "var i = document.querySelector('.seal-picture img'); \
+                          return i && i.complete ? i.naturalWidth : 0;", "args": []}),
+    );
+    assert!(
+        width.as_u64().is_some_and(|w| w > 0),
+        "no seal picture shown: {width}"
+    );
+    b.element_screenshot(".report", &shots.join("genuine-visible-report.png"));
+    let (bad, _) = b.axe();
+    assert!(bad.is_empty(), "axe on a report with a picture: {bad:#?}");
+
     // The details a person reads, and the technical checks folded away.
     check_in_browser(&b, server.addr, "en", &i.sealed, None);
     let details = b.text(".details");
@@ -618,6 +646,17 @@ fn the_json_report_agrees_with_hanko_verify_and_seal_verify() {
             "changed",
         ),
     ];
+    // The picture of a visible seal is in the JSON; an invisible seal has none.
+    let (_, visible) = api(server.addr, &i.visible, None);
+    assert_eq!(visible["verdict"], "genuine");
+    let picture = visible["seal_picture"].as_str().unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(picture.strip_prefix("data:image/png;base64,").unwrap())
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    for (name, (_, report), _, _) in &cases {
+        assert!(report.get("seal_picture").is_none(), "{name}");
+    }
     for (name, (status, report), (ok, printed), verdict) in cases {
         assert_eq!(status, 200, "{name}: {report:#}");
         assert_eq!(report["verdict"], verdict, "{name}: {report:#}");
