@@ -247,6 +247,10 @@ pub struct Report {
     pub trust_anchor: Option<String>,
     /// The chain, leaf first, up to the anchor.
     pub chain: Vec<String>,
+    /// The SHA-256 (hex) the evidence record is looked up by: the object as the log
+    /// records it (the sealed PDF or `.p7s` as delivered; a time-stamp's token, also
+    /// inside a `.tsr` response).
+    pub object_hash: String,
     /// The evidence record of the object, when it has been anchored (#15).
     pub evidence: Option<Evidence>,
     /// The picture of a visible PDF seal (`data:image/png;base64,...`), only for a seal
@@ -323,7 +327,7 @@ impl Verifier {
         let Some(lookup) = &self.evidence else {
             return;
         };
-        let Ok(bytes) = hex::decode(&report.file.sha256) else {
+        let Ok(bytes) = hex::decode(&report.object_hash) else {
             return;
         };
         let Ok(hash) = <[u8; 32]>::try_from(bytes.as_slice()) else {
@@ -413,6 +417,9 @@ impl Verifier {
         } else {
             file.bytes.clone()
         };
+        if let Some(token) = token_of_response(&response) {
+            r.object_hash = hex::encode(HashAlgorithm::Sha256.digest(token));
+        }
         let doc = &data.bytes;
         match hanko_client::verify(
             &response,
@@ -487,6 +494,14 @@ fn kind_of(bytes: &[u8]) -> Option<Detected> {
         }),
         _ => None,
     }
+}
+
+/// The timeStampToken inside a DER `TimeStampResp { status, timeStampToken }`.
+fn token_of_response(response: &[u8]) -> Option<&[u8]> {
+    let (_, content, _) = hanko_pki::der::read_tlv(response)?;
+    let (_, _, after_status) = hanko_pki::der::read_tlv(content)?;
+    let (_, _, rest) = hanko_pki::der::read_tlv(after_status)?;
+    Some(&after_status[..after_status.len() - rest.len()])
 }
 
 /// `TimeStampResp { status granted, timeStampToken }` around a bare token.
@@ -591,6 +606,7 @@ impl Report {
             kind,
             summary: String::new(),
             reason: None,
+            object_hash: hex::encode(HashAlgorithm::Sha256.digest(&file.bytes)),
             file: file_info(file),
             data: data.map(file_info),
             signer: None,
@@ -739,6 +755,42 @@ mod tests {
             v.check(&up(&ers), None).unwrap_err(),
             BadInput::EvidenceRecordUnsupported
         );
+    }
+
+    /// An anchoring seam that knows one object.
+    #[derive(Debug)]
+    struct OneRecord([u8; 32]);
+
+    impl EvidenceLookup for OneRecord {
+        fn evidence_for<'a>(
+            &'a self,
+            sha256: &'a [u8; 32],
+        ) -> Pin<Box<dyn Future<Output = Option<Evidence>> + Send + 'a>> {
+            Box::pin(async move { (*sha256 == self.0).then(|| serde_json::json!({"root": "r"})) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_evidence_seam_is_asked_by_the_object_hash() {
+        let pdf = b"%PDF-1.7\n<< /ByteRange [0 10 5000 10] /Contents <00> >>";
+        let hash: [u8; 32] = HashAlgorithm::Sha256.digest(pdf).try_into().unwrap();
+        let known = Verifier::default().with_evidence(Arc::new(OneRecord(hash)));
+        let mut r = known.check(&up(pdf), None).unwrap();
+        assert_eq!(r.object_hash, hex::encode(hash));
+        known.add_evidence(&mut r).await;
+        assert_eq!(r.evidence, Some(serde_json::json!({"root": "r"})));
+        let other = Verifier::default().with_evidence(Arc::new(OneRecord([0; 32])));
+        let mut r = other.check(&up(pdf), None).unwrap();
+        other.add_evidence(&mut r).await;
+        assert_eq!(r.evidence, None);
+    }
+
+    #[test]
+    fn the_token_of_a_response_is_what_evidence_is_looked_up_by() {
+        let token = [0x30, 0x03, 0x06, 0x01, 0x2a];
+        let response = granted_response(&token);
+        assert_eq!(token_of_response(&response), Some(token.as_slice()));
+        assert_eq!(token_of_response(&[0x30, 0x00]), None);
     }
 
     #[test]
