@@ -28,8 +28,10 @@
 //! (SHA-1) tokens, and no policy
 //! constraints or name constraints of the chain. It answers "did this TSA, certified
 //! under this root, time-stamp these bytes at that time", which is what a user trying
-//! the service wants to know. CSC requests and the verification of seals and evidence
-//! records will live here too (beside [`mod@verify`]); they do not exist yet.
+//! the service wants to know. Seals are verified here too: CAdES ([`verify_seal`]) and
+//! sealed PDFs ([`verify_pdf`]: each signature's byte range, then the CAdES checks),
+//! which `hanko seal-verify` and the server's verification page (`/verify`) both call.
+//! CSC requests and evidence records will live here as well; they do not exist yet.
 //!
 //! ```
 //! use hanko_client::request;
