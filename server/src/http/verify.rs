@@ -133,7 +133,18 @@ async fn verify_html(
             StatusCode::OK,
             crate::verify::render_report(lang, &report, limit),
         ),
-        Err(Refused::Admission(r)) => super::refuse(r),
+        Err(Refused::Admission(r)) => {
+            r.count();
+            let mut page = html(
+                r.status(),
+                crate::verify::render_error(lang, BadInput::Busy, limit),
+            );
+            if let Some(secs) = r.retry_after_secs() {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            page
+        }
         Err(Refused::Bad(b)) => html(status_of(b), crate::verify::render_error(lang, b, limit)),
     }
 }
@@ -158,6 +169,7 @@ fn status_of(b: BadInput) -> StatusCode {
     match b {
         BadInput::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         BadInput::UnknownType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        BadInput::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -105,6 +105,9 @@ pub enum BadInput {
     TooLarge,
     /// Not a multipart/form-data upload with a `file` field.
     NotMultipart,
+    /// Too many verifications at once, or this client over its rate (the page's
+    /// words for a 503 or 429).
+    Busy,
 }
 
 impl BadInput {

@@ -119,6 +119,8 @@ pub(super) fn bad_input_message(b: BadInput, lang: Lang, limit: usize) -> String
         (BadInput::TooLarge, Lang::Ja) => format!("ファイルが大きすぎます。{mb} MB までのファイルを確認できます。"),
         (BadInput::TooLarge, Lang::En) => format!("The upload is too large: this page checks files of up to {mb} MB."),
         (BadInput::NotMultipart, Lang::Ja) => "アップロードを読み取れませんでした。フォームからファイルを選んで送ってください。".to_owned(),
+        (BadInput::Busy, Lang::Ja) => "ただいま混み合っています。少し待ってからもう一度お試しください。".to_owned(),
+        (BadInput::Busy, Lang::En) => "The service is busy. Please wait a moment and try again.".to_owned(),
         (BadInput::NotMultipart, Lang::En) => "The upload could not be read. Send the file with the form (multipart/form-data, field \"file\").".to_owned(),
     }
 }

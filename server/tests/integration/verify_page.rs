@@ -773,6 +773,59 @@ fn bad_input_gets_a_plain_message_and_large_uploads_are_refused_early() {
     server.stop();
 }
 
+#[test]
+fn the_page_is_rate_limited_like_the_other_routes_and_its_upload_limit_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    dev_init(&data_dir);
+    let server = start_dev_with_extra(
+        &data_dir,
+        "[http]\nrate_limit_per_sec = 1\nrate_limit_burst = 3\n\
+         [verify]\nmax_upload_bytes = 1048576\n",
+    );
+    let a = server.addr;
+    let big = vec![b'%'; 2 * 1024 * 1024];
+    let (status, v) = post(a, &[("file", "big.pdf", &big)]);
+    assert_eq!(status, 413, "{v:#}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("up to 1 MB"),
+        "{v:#}"
+    );
+    let (status, _) = post(a, &[("file", "x.bin", b"not a seal")]);
+    assert_eq!(status, 415);
+    let (ct, body) = multipart(&[("file", "x.bin", b"not a seal")]);
+    let r = send(
+        a,
+        "POST",
+        "/verify?lang=en",
+        &[("Content-Type", &ct)],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(r.status, 415);
+    // The burst is spent: the API and the page answer 429 with Retry-After.
+    let (status, v) = post(a, &[("file", "x.bin", b"not a seal")]);
+    assert_eq!(status, 429, "{v:#}");
+    let r = send(
+        a,
+        "POST",
+        "/verify?lang=en",
+        &[("Content-Type", &ct)],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some(), "{}", r.head);
+    let page = String::from_utf8_lossy(&r.body);
+    assert!(page.contains("The service is busy"), "{page}");
+    // The page itself (a GET) is not a verification and is not counted.
+    assert_eq!(server.get("/verify").0, 200);
+    server.stop();
+}
+
 /// Sends a 50 MB multipart upload (with Content-Length, or chunked) until the server
 /// answers or stops reading, the answer read by a thread of its own meanwhile: (the
 /// status, the bytes sent).
