@@ -427,6 +427,25 @@ fn check_in_browser(
     b.text("#verdict")
 }
 
+/// Prints the page shown (WebDriver's print, Chromium's PDF) to `to` and checks with
+/// poppler's `pdftotext` that the report is there with its checks unfolded, and the form
+/// is not.
+fn assert_printed(b: &Browser, to: &Path) {
+    let pdf = b.cmd("POST", "/print", json!({}));
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(pdf.as_str().unwrap())
+        .unwrap();
+    std::fs::write(to, &pdf).unwrap();
+    let out = Command::new("pdftotext").arg(to).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Genuine"), "{text}");
+    assert!(text.contains("integrity"), "the checks are printed: {text}");
+    assert!(
+        !text.contains("Choose the file"),
+        "the form is not printed: {text}"
+    );
+}
+
 #[test]
 fn the_verification_page_in_a_real_browser() {
     let _turn = load_turn();
@@ -502,6 +521,25 @@ fn the_verification_page_in_a_real_browser() {
         "{details}"
     );
     assert!(b.find("details.checks:not([open])").is_some());
+    // Printed: the report with its checks, without the form.
+    let pdf = b.cmd("POST", "/print", json!({}));
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(pdf.as_str().unwrap())
+        .unwrap();
+    let printed = shots.join("genuine-print.pdf");
+    std::fs::write(&printed, &pdf).unwrap();
+    let out = Command::new("pdftotext")
+        .arg(&printed)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Genuine"), "{text}");
+    assert!(text.contains("integrity"), "the checks are printed: {text}");
+    assert!(
+        !text.contains("Choose the file"),
+        "the form is not printed: {text}"
+    );
 
     // A refusal in plain language, and the page in Japanese.
     let shown = {
@@ -543,6 +581,8 @@ fn the_verification_page_in_a_real_browser() {
         "Changed"
     );
     nojs.screenshot(&shots.join("genuine-nojs.png"));
+    check_in_browser(&nojs, server.addr, "en", &i.sealed, None);
+    assert_printed(&nojs, &shots.join("genuine-print-nojs.pdf"));
     drop(nojs);
 
     let (_, out) = server.stop();
