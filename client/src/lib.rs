@@ -55,4 +55,4 @@ pub mod verify;
 
 pub use error::Error;
 pub use verify::seal::{VerifiedSeal, verify_seal};
-pub use verify::{Verified, verify};
+pub use verify::{Verified, verify, verify_token};
