@@ -5,7 +5,10 @@
 #   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, pkg-config,
 #                    build-essential, curl, ca-certificates, python3, python3-pip,
 #                    poppler-utils (pdfsig, pdftoppm, pdftotext, pdffonts) and qpdf (PAdES
-#                    and visible seal tests), fonts-ipaexfont-gothic (the seal text's font)
+#                    and visible seal tests), fonts-ipaexfont-gothic (the seal text's font),
+#                    default-jdk-headless, libbcprov-java, libbcpkix-java, libbcutil-java
+#                    (Bouncy Castle's RFC 4998 checker, the third-party verifier of
+#                    hanko-anchor's evidence records)
 #   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
 #                    pyhanko, pyhanko-certvalidator (the third-party CSC client of the CSC
 #                    interop test and the PDF signature validator of the PAdES tests)
@@ -33,7 +36,8 @@ as_root() { "${SUDO[@]}" "$@"; }
 
 # --- Debian packages --------------------------------------------------------------------
 packages=(softhsm2 opensc openssl pkg-config build-essential curl ca-certificates
-          python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic)
+          python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic
+          default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

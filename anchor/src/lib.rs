@@ -17,7 +17,9 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod evidence;
 pub mod tree;
 
 pub use error::Error;
+pub use evidence::{Checked, CheckedTimeStamp, check, check_data, evidence_record};
 pub use tree::HashAlg;
