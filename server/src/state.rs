@@ -49,6 +49,9 @@ pub struct AppState {
     pub limits: Arc<crate::http::Limits>,
     /// What the CSC API's `info` says of the service (`[csc]`).
     pub csc_info: crate::config::CscInfo,
+    /// Merkle anchoring's settings, for the evidence and batch routes; `None` when
+    /// `[anchor]` is disabled (those routes then answer 404).
+    pub anchor: Option<crate::config::AnchorSettings>,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
             clients: Default::default(),
             limits: Default::default(),
             csc_info: Default::default(),
+            anchor: None,
         }
     }
 }

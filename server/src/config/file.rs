@@ -59,6 +59,9 @@ pub struct FileConfig {
     /// `[tls]`: the HTTPS listener (certificate files, mTLS, reload).
     #[serde(default)]
     pub tls: super::TlsSection,
+    /// `[anchor]`: Merkle anchoring of the log and its targets.
+    #[serde(default)]
+    pub anchor: super::AnchorSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

@@ -223,4 +223,6 @@ pub struct Config {
     pub seal_font: Option<std::path::PathBuf>,
     /// The HTTPS listener (`[tls]`, `--tls-listen`, or `--dev`'s); `None`: plain HTTP only.
     pub tls: Option<super::TlsSettings>,
+    /// Merkle anchoring (`[anchor]`).
+    pub anchor: super::AnchorSettings,
 }
