@@ -316,7 +316,9 @@ async fn anchor_due(
             continue;
         }
         attempted += 1;
-        attempt(store, target, p, retry_max).await?;
+        if let Some(retry_in) = attempt(store, target, p, retry_max).await? {
+            wait = wait.min(retry_in);
+        }
     }
     if attempted == pending.len() && pending.len() == PENDING_PAGE as usize {
         return Ok(Duration::ZERO);
@@ -324,13 +326,14 @@ async fn anchor_due(
     Ok(wait.max(Duration::from_millis(50)))
 }
 
-/// One attempt of `target` on one pending anchor, recorded either way.
+/// One attempt of `target` on one pending anchor, recorded either way; after a failure,
+/// how long until the next attempt.
 async fn attempt(
     store: &Store,
     target: &dyn AnchorTarget,
     p: &hanko_store::PendingAnchor,
     retry_max: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Duration>> {
     let name = target.name();
     let started = std::time::Instant::now();
     let outcome = target.anchor(TREE_ALG.pki(), &p.root).await;
@@ -347,6 +350,7 @@ async fn attempt(
                 attempts = p.attempts + 1,
                 "anchor done"
             );
+            Ok(None)
         }
         Err(e) => {
             metrics::counter!("hanko_anchor_failures_total", "target" => name.to_owned())
@@ -357,12 +361,13 @@ async fn attempt(
                 .await?;
             tracing::warn!(batch = p.batch_id, target = name, attempts = p.attempts + 1,
                 retry_in = ?backoff, error = %e, "anchor attempt failed");
+            Ok(Some(backoff))
         }
     }
-    Ok(())
 }
 
-/// The wait after `failed` failed attempts (this one included): 1 s doubling, capped.
+/// The wait after a failed attempt that followed `failed_before` failed ones: 1 s, 2 s,
+/// 4 s, ... capped at `cap`.
 fn backoff(failed_before: u32, cap: Duration) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1u32 << failed_before.min(20))

@@ -19,8 +19,9 @@ use hanko_pki::HashAlgorithm;
 use serde_json::Value;
 
 use crate::common::http::send;
+use crate::common::seal::seal;
 use crate::common::tsp::{granted, request_der, timestamp};
-use crate::common::{Server, dev_init, hanko, metric, start_dev_with_extra, text};
+use crate::common::{Server, dev_api_key, dev_init, hanko, metric, start_dev_with_extra, text};
 
 /// GET `path` as JSON: (status, body).
 fn get_json(server: &Server, path: &str) -> (u16, Value) {
@@ -53,6 +54,18 @@ fn anchor<'a>(batch: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|a| a["name"] == name)
         .unwrap_or_else(|| panic!("no anchor {name} in {batch}"))
+}
+
+/// GET the evidence record of the object whose SHA-256 is `hash` (hex), `query` appended.
+fn evidence(server: &Server, hash: &str, query: &str) -> crate::common::http::Response {
+    send(
+        server.addr,
+        "GET",
+        &format!("/api/v1/evidence/sha256/{hash}{query}"),
+        &[],
+        b"",
+    )
+    .unwrap()
 }
 
 /// Stamps `n` tokens; each one's (token DER, whole response).
@@ -132,14 +145,7 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     let ca = dir.join("dev-pki/root.pem");
     for (i, (token, resp)) in tokens.iter().enumerate() {
         let hash = hex::encode(HashAlgorithm::Sha256.digest(token));
-        let r = send(
-            server.addr,
-            "GET",
-            &format!("/api/v1/evidence/sha256/{hash}"),
-            &[],
-            b"",
-        )
-        .unwrap();
+        let r = evidence(&server, &hash, "");
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.header("content-type"), Some("application/octet-stream"));
         assert_eq!(
@@ -274,38 +280,70 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     );
     assert!(server.output().contains("anchor batch closed"));
 
-    // A one-leaf batch: the next token (with batch 1's archive time-stamp) closes batch 2.
+    // The next batch: batch 1's own archive time-stamp (seq 6, logged like any token),
+    // a new token and a seal, whose leaf is the sealed file.
     let more = stamp(&server, "later", 1);
-    let b2 = wait_batch(&server, 2, Duration::from_secs(60), |b| {
+    let doc = b"a certificate of residence, sealed and anchored".to_vec();
+    let key = dev_api_key(&dir);
+    let (status, head, p7s) = seal(
+        server.addr,
+        "credential=seal-p256&level=B-B",
+        Some(&key),
+        &doc,
+    );
+    assert_eq!(status, 200, "{head}");
+    std::fs::write(work.join("doc.p7s"), &p7s).unwrap();
+    std::fs::write(work.join("later.tsr"), &more[0].1).unwrap();
+    let start = Instant::now();
+    let seal_hash = hex::encode(HashAlgorithm::Sha256.digest(&p7s));
+    while evidence(&server, &seal_hash, "").status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let b2 = wait_batch(&server, 2, Duration::from_secs(5), |b| {
         anchor(b, "self")["state"] == "done"
     });
-    assert_eq!(
-        b2["first_seq"], 6,
-        "batch 1's own archive time-stamp is seq 6"
-    );
-    let hash = hex::encode(HashAlgorithm::Sha256.digest(&more[0].0));
-    let r = send(
-        server.addr,
-        "GET",
-        &format!("/api/v1/evidence/sha256/{hash}"),
-        &[],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(r.status, 200);
-    std::fs::write(work.join("later.ers"), &r.body).unwrap();
-    std::fs::write(work.join("later.tsr"), &more[0].1).unwrap();
-    let out = verify(
+    assert_eq!(b2["first_seq"], 6, "{b2}");
+    let out = hanko()
+        .current_dir(work)
+        .args([
+            "evidence",
+            "get",
+            "--file",
+            "later.tsr",
+            "--url",
+            &url,
+            "-o",
+            "later.ers",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = hanko()
+        .current_dir(work)
+        .args([
+            "evidence", "get", "--file", "doc.p7s", "--url", &url, "-o", "doc.ers",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for (ers, data) in [("later.ers", "later.tsr"), ("doc.ers", "doc.p7s")] {
+        let out = verify(work, &[ers, "--data", data, "--ca", ca.to_str().unwrap()]);
+        assert!(out.status.success(), "{ers}: {}", text(&out));
+    }
+    std::fs::write(work.join("later.token"), &more[0].0).unwrap();
+    bouncy_castle(
         work,
         &[
-            "later.ers",
-            "--data",
-            "later.tsr",
-            "--ca",
-            ca.to_str().unwrap(),
+            ("later".to_owned(), work.join("later.token")),
+            ("doc".to_owned(), work.join("doc.p7s")),
         ],
+        &tsa_cert,
     );
-    assert!(out.status.success(), "{}", text(&out));
 
     // The log: every record up to the last batch in exactly one, roots recomputed.
     let (status, out) = server.stop();
@@ -466,14 +504,7 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&first[0].0));
     std::fs::write(work.join("t.tsr"), &first[0].1).unwrap();
     for name in ["self", "tsa2"] {
-        let r = send(
-            server.addr,
-            "GET",
-            &format!("/api/v1/evidence/sha256/{hash}?anchor={name}"),
-            &[],
-            b"",
-        )
-        .unwrap();
+        let r = evidence(&server, &hash, &format!("?anchor={name}"));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         std::fs::write(work.join(format!("{name}.ers")), &r.body).unwrap();
     }
@@ -541,14 +572,7 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
         anchor(&b2, "tsa2")["attempts"].as_u64().unwrap() >= 3,
         "{b2}"
     );
-    let r = send(
-        server.addr,
-        "GET",
-        &format!("/api/v1/evidence/sha256/{hash2}?anchor=tsa2"),
-        &[],
-        b"",
-    )
-    .unwrap();
+    let r = evidence(&server, &hash2, "?anchor=tsa2");
     assert_eq!(r.status, 200);
     drop(tsa);
 }
