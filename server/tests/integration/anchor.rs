@@ -5,7 +5,8 @@
 //! the batch is open the API says so in JSON; the batch API and the metrics show it; `hanko
 //! log verify` recomputes the roots and names a tampered one. A second `hanko serve --dev`
 //! behind a switchable TCP relay is an external TSA target: while it is unreachable only
-//! its anchor waits (attempts growing), and it completes once it is back.
+//! its anchor waits (attempts growing), and it completes once it is back. Two nodes on
+//! one PostgreSQL: one batcher at a time, and the other takes over when it is killed.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,6 +20,9 @@ use hanko_pki::HashAlgorithm;
 use serde_json::Value;
 
 use crate::common::http::send;
+use crate::common::log::{
+    TestDb, dev_config_with, shared_dev_data_dir, start_dev_server, store_table,
+};
 use crate::common::seal::seal;
 use crate::common::tsp::{granted, request_der, timestamp};
 use crate::common::{Server, dev_api_key, dev_init, hanko, metric, start_dev_with_extra, text};
@@ -575,4 +579,53 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
     let r = evidence(&server, &hash2, "?anchor=tsa2");
     assert_eq!(r.status, 200);
     drop(tsa);
+}
+
+#[test]
+fn two_nodes_on_one_postgres_batch_one_at_a_time_and_take_over() {
+    let dir = shared_dev_data_dir();
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let config = |node: &str| {
+        dev_config_with(dir, &db.dir.path().join(format!("{node}.toml")), |t| {
+            store_table(t).insert("node_id".into(), node.into());
+            let mut anchor = toml::Table::new();
+            anchor.insert("interval_secs".into(), 1.into());
+            t.insert("anchor".into(), toml::Value::Table(anchor));
+        })
+    };
+    let (cfg_a, cfg_b) = (config("node-a"), config("node-b"));
+    let a = start_dev_server(dir, &db, Some(&cfg_a));
+    let b = start_dev_server(dir, &db, Some(&cfg_b));
+    stamp(&a, "node a", 2);
+    stamp(&b, "node b", 2);
+    let b1 = wait_batch(&a, 1, Duration::from_secs(60), |b| {
+        anchor(b, "self")["state"] == "done"
+    });
+    assert!(b1["leaf_count"].as_u64().unwrap() >= 1, "{b1}");
+    // Exactly one node holds the batcher lock.
+    let holds = |s: &Server| s.output().contains("batcher lock taken");
+    assert!(holds(&a) != holds(&b), "{}\n{}", a.output(), b.output());
+    let (holder, other) = if holds(&a) { (a, b) } else { (b, a) };
+
+    // The holder dies (SIGKILL): its session ends, the other node takes over and anchors
+    // what is issued next.
+    drop(holder);
+    let later = stamp(&other, "after the takeover", 2);
+    let hash = hex::encode(HashAlgorithm::Sha256.digest(&later[1].0));
+    let start = Instant::now();
+    while evidence(&other, &hash, "").status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            other.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(holds(&other), "{}", other.output());
+    let (status, out) = other.stop();
+    assert!(status.success(), "{out}");
+    let verified = db.assert_verifies();
+    assert!(verified.contains("batches intact: "), "{verified}");
 }
