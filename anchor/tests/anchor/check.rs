@@ -3,7 +3,7 @@
 //! signature covers, by hanko-client's verification of the tokens the check returns; and
 //! arbitrary or mangled bytes are refused without a panic.
 
-use hanko_anchor::evidence::EvidenceRecord;
+use hanko_anchor::evidence::{EvidenceRecord, renew_time_stamp, time_stamp_renewal_hash};
 use hanko_anchor::tree::{BLOCK_LEAVES, BlockProofs, block_root, root_of_blocks};
 use hanko_anchor::{Error, HashAlg, check, evidence_record};
 use proptest::prelude::*;
@@ -167,4 +167,42 @@ fn mangled_records_never_panic() {
             let _ = check(&bad, &leaf);
         }
     }
+}
+
+/// Rule 64: a renewal time-stamp older than the one it renews is refused (the late TSA's
+/// clock runs behind); so is one whose token uses another algorithm than its chain,
+/// which the builder refuses to make in the first place.
+#[test]
+fn out_of_order_and_mixed_algorithm_chains_are_refused() {
+    let f = fixture();
+    let (er, leaf) = record(Kind::P256, 5, 1);
+    let (alg, hash) = time_stamp_renewal_hash(&er).unwrap();
+
+    let late = f.stamp_late(alg, &hash);
+    let older = renew_time_stamp(&er, &[], &late).unwrap();
+    assert_eq!(
+        check(&older, &leaf).unwrap_err(),
+        Error::TimeOrder { chain: 0, index: 1 }
+    );
+    // The same renewal in time checks, its two genTimes in order.
+    let renewed = renew_time_stamp(&er, &[], &f.stamp(Kind::P256, alg, &hash)).unwrap();
+    let checked = check(&renewed, &leaf).unwrap();
+    assert!(checked.time_stamps[0].gen_time <= checked.time_stamps[1].gen_time);
+
+    // A SHA-512 token in the SHA-256 chain.
+    let sha512 = HashAlg::Sha512.digest(&hash);
+    let token = f.stamp(Kind::P256, HashAlg::Sha512, &sha512);
+    assert_eq!(
+        renew_time_stamp(&er, &[], &token).unwrap_err(),
+        Error::AlgorithmMismatch { chain: 0, index: 0 }
+    );
+    let mut mixed = EvidenceRecord::from_der(&er).unwrap();
+    let mut ats = mixed.archive_time_stamp_sequence[0][0].clone();
+    ats.reduced_hashtree = None;
+    ats.time_stamp = rasn::types::Any::new(token);
+    mixed.archive_time_stamp_sequence[0].push(ats);
+    assert_eq!(
+        check(&mixed.to_der().unwrap(), &leaf).unwrap_err(),
+        Error::AlgorithmMismatch { chain: 0, index: 1 }
+    );
 }
