@@ -127,6 +127,19 @@ pub fn evidence_record(
     .to_der()
 }
 
+/// Checks that `time_stamp_token` can anchor a batch whose root is `root`: a DER
+/// TimeStampToken (as [`check`] requires it) whose messageImprint is `alg` over `root`.
+/// Returns its genTime. A batcher checks each anchor's token with this before storing
+/// it: a token refused here would make no evidence record.
+pub fn check_anchor_token(
+    alg: HashAlg,
+    root: &[u8],
+    time_stamp_token: &[u8],
+) -> Result<SystemTime, Error> {
+    let ats = archive_time_stamp(alg, &[], Some(root), time_stamp_token)?;
+    Ok(TokenInfo::parse(&ats, 0, 0)?.gen_time)
+}
+
 /// The hash to time-stamp to renew the last chain of `er_der` by a new time-stamp (rule
 /// 65): H(DER of its last ArchiveTimeStamp's timeStamp), with the chain's algorithm.
 pub fn time_stamp_renewal_hash(er_der: &[u8]) -> Result<(HashAlg, Vec<u8>), Error> {

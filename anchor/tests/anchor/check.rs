@@ -3,7 +3,9 @@
 //! signature covers, by hanko-client's verification of the tokens the check returns; and
 //! arbitrary or mangled bytes are refused without a panic.
 
-use hanko_anchor::evidence::{EvidenceRecord, renew_time_stamp, time_stamp_renewal_hash};
+use hanko_anchor::evidence::{
+    EvidenceRecord, check_anchor_token, renew_time_stamp, time_stamp_renewal_hash,
+};
 use hanko_anchor::tree::{BLOCK_LEAVES, BlockProofs, block_root, root_of_blocks};
 use hanko_anchor::{Error, HashAlg, check, evidence_record};
 use proptest::prelude::*;
@@ -205,4 +207,27 @@ fn out_of_order_and_mixed_algorithm_chains_are_refused() {
         check(&mixed.to_der().unwrap(), &leaf).unwrap_err(),
         Error::AlgorithmMismatch { chain: 0, index: 1 }
     );
+}
+
+/// The batcher's check of an anchor's token: over the root, yes; over another hash, of
+/// another algorithm, or not a token, no.
+#[test]
+fn anchor_tokens_are_checked_against_the_root() {
+    let f = fixture();
+    let root = HashAlg::Sha256.digest(b"a batch root");
+    let token = f.stamp(Kind::Rsa3072, HashAlg::Sha256, &root);
+    let gen_time = check_anchor_token(HashAlg::Sha256, &root, &token).unwrap();
+    assert!(gen_time <= std::time::SystemTime::now());
+    assert_eq!(
+        check_anchor_token(HashAlg::Sha256, &HashAlg::Sha256.digest(b"other"), &token).unwrap_err(),
+        Error::ImprintMismatch { chain: 0, index: 0 }
+    );
+    assert_eq!(
+        check_anchor_token(HashAlg::Sha384, &HashAlg::Sha384.digest(b"x"), &token).unwrap_err(),
+        Error::AlgorithmMismatch { chain: 0, index: 0 }
+    );
+    assert!(matches!(
+        check_anchor_token(HashAlg::Sha256, &root, &token[..token.len() - 1]),
+        Err(Error::MalformedTimeStamp { .. })
+    ));
 }
