@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hanko_anchor::evidence::{
     self, hash_tree_renewal_hash, renew_hash_tree, renew_time_stamp, time_stamp_renewal_hash,
@@ -156,8 +157,10 @@ fn bouncy_castle(cases: &[Case]) -> Vec<(String, String, String, String)> {
     lines
 }
 
+/// A fresh directory under the fixture's, unique per call (tests run in parallel).
 fn tempfile_dir(name: &str) -> PathBuf {
-    let d = fixture().path(name);
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let d = fixture().path(&format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -239,4 +242,58 @@ fn bouncy_castle_accepts_our_renewals() {
         }
     }
     assert_all_valid(&cases);
+}
+
+/// The controls: records whose tree or token does not lead to the data are refused by
+/// Bouncy Castle (so its "valid" above means something) and by our check.
+#[test]
+fn bouncy_castle_refuses_broken_records() {
+    let f = fixture();
+    let mut cases = Vec::new();
+    for base in batch_cases(Kind::P256, HashAlg::Sha256, 9, &[4]) {
+        let leaf = HashAlg::Sha256.digest(&base.data);
+        // A sibling changed: the data is found, the root is not the token's imprint.
+        let mut er = evidence::EvidenceRecord::from_der(&base.er).unwrap();
+        let tree = er.archive_time_stamp_sequence[0][0]
+            .reduced_hashtree
+            .as_mut()
+            .unwrap();
+        let last = tree.last_mut().unwrap();
+        let mut v = last[0].to_vec();
+        v[0] ^= 0x80;
+        last[0] = v.into();
+        let sibling = er.to_der().unwrap();
+        assert_eq!(
+            check(&sibling, &leaf).unwrap_err(),
+            hanko_anchor::Error::ImprintMismatch { chain: 0, index: 0 }
+        );
+        // A real token over another root in place of the right one.
+        let mut er = evidence::EvidenceRecord::from_der(&base.er).unwrap();
+        let other = f.stamp(
+            Kind::P256,
+            HashAlg::Sha256,
+            &HashAlg::Sha256.digest(b"other"),
+        );
+        er.archive_time_stamp_sequence[0][0].time_stamp = rasn::types::Any::new(other);
+        let token = er.to_der().unwrap();
+        assert_eq!(
+            check(&token, &leaf).unwrap_err(),
+            hanko_anchor::Error::ImprintMismatch { chain: 0, index: 0 }
+        );
+        for (what, er) in [
+            ("sibling changed", sibling),
+            ("token over another root", token),
+        ] {
+            cases.push(Case {
+                name: format!("{} {what}", base.name),
+                er,
+                data: base.data.clone(),
+                kind: Kind::P256,
+            });
+        }
+    }
+    let verdicts = bouncy_castle(&cases);
+    for (name, right, _, _) in verdicts {
+        assert!(right.starts_with("right=invalid"), "{name}: {right}");
+    }
 }

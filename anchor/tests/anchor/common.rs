@@ -45,11 +45,15 @@ impl Kind {
 pub struct Fixture {
     pub dir: PathBuf,
     pub root: Certificate,
-    pub inter: Certificate,
     tsas: Vec<(Kind, Certificate, Tsa, Arc<ManualClock>)>,
+    /// The P-256 key again, in a TSA whose clock runs [`Fixture::LATE`] behind.
+    late: (Tsa, Arc<ManualClock>),
 }
 
 impl Fixture {
+    /// How far the late TSA's clock is behind.
+    pub const LATE: Duration = Duration::from_secs(600);
+
     /// The TSA certificate of `kind`.
     pub fn tsa_cert(&self, kind: Kind) -> &Certificate {
         &self.tsa(kind).1
@@ -63,37 +67,70 @@ impl Fixture {
     /// clock moved forward to the real time first.
     pub fn stamp(&self, kind: Kind, alg: HashAlg, imprint: &[u8]) -> Vec<u8> {
         let (_, _, tsa, clock) = self.tsa(kind);
-        if let Ok(behind) = SystemTime::now().duration_since(clock.now()) {
-            clock.advance(behind);
-        }
-        let req = rasn_cms::tsp::TimeStampReq {
-            version: 1,
-            message_imprint: rasn_cms::tsp::MessageImprint {
-                hash_algorithm: rasn_pkix::AlgorithmIdentifier {
-                    algorithm: hanko_pki::cms::oid(alg.oid()).unwrap(),
-                    parameters: None,
-                },
-                hashed_message: imprint.to_vec().into(),
-            },
-            req_policy: None,
-            nonce: Some(7u8.into()),
-            cert_req: true,
-            extensions: None,
-        };
-        let req = rasn::der::encode(&req).unwrap();
-        let resp = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(tsa.respond(&req));
-        match resp.outcome {
-            Outcome::Granted(token) => token.token_der,
-            Outcome::Rejected(r) => panic!("the test TSA refused: {r}"),
-        }
+        stamp(tsa, clock, SystemTime::now(), alg, imprint)
+    }
+
+    /// As [`Fixture::stamp`] with the P-256 key, from a TSA whose clock is
+    /// [`Fixture::LATE`] behind: a genTime before the tokens just made.
+    pub fn stamp_late(&self, alg: HashAlg, imprint: &[u8]) -> Vec<u8> {
+        let (tsa, clock) = &self.late;
+        stamp(tsa, clock, SystemTime::now() - Self::LATE, alg, imprint)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+}
+
+/// A token from `tsa`, its clock moved forward to `at` first.
+fn stamp(tsa: &Tsa, clock: &ManualClock, at: SystemTime, alg: HashAlg, imprint: &[u8]) -> Vec<u8> {
+    if let Ok(behind) = at.duration_since(clock.now()) {
+        clock.advance(behind);
+    }
+    let req = rasn_cms::tsp::TimeStampReq {
+        version: 1,
+        message_imprint: rasn_cms::tsp::MessageImprint {
+            hash_algorithm: rasn_pkix::AlgorithmIdentifier {
+                algorithm: hanko_pki::cms::oid(alg.oid()).unwrap(),
+                parameters: None,
+            },
+            hashed_message: imprint.to_vec().into(),
+        },
+        req_policy: None,
+        nonce: Some(7u8.into()),
+        cert_req: true,
+        extensions: None,
+    };
+    let req = rasn::der::encode(&req).unwrap();
+    let resp = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(tsa.respond(&req));
+    match resp.outcome {
+        Outcome::Granted(token) => token.token_der,
+        Outcome::Rejected(r) => panic!("the test TSA refused: {r}"),
+    }
+}
+
+/// An in-process TSA over `signer` and `chain`, its clock at `start`.
+fn make_tsa(
+    signer: Arc<dyn Signer>,
+    chain: Vec<Certificate>,
+    start: SystemTime,
+) -> (Tsa, Arc<ManualClock>) {
+    let config = TsaConfig::default();
+    let clock = Arc::new(ManualClock::new(start));
+    let guard = ClockGuard::new(
+        clock.clone(),
+        ClockGuardConfig::for_accuracy(config.accuracy),
+    );
+    let policies = config.policies();
+    let tsa = Tsa::new(config, guard, Arc::new(CountingSerials::default())).unwrap();
+    let unit = Arc::new(TimeStampUnit::new(signer, chain, SystemTime::now()).unwrap());
+    for p in &policies {
+        tsa.install_unit(p, unit.clone()).unwrap();
+    }
+    (tsa, clock)
 }
 
 pub fn fixture() -> &'static Fixture {
@@ -174,6 +211,7 @@ async fn make_fixture() -> Fixture {
     .unwrap();
 
     let mut tsas = Vec::new();
+    let mut late = None;
     for kind in Kind::ALL {
         let (kt, alg) = match kind {
             Kind::Rsa3072 => (
@@ -203,34 +241,28 @@ async fn make_fixture() -> Fixture {
             hsm.signer(kind.label(), alg, PoolConfig::default())
                 .unwrap(),
         );
-        let config = TsaConfig::default();
-        let clock = Arc::new(ManualClock::new(SystemTime::now()));
-        let guard = ClockGuard::new(
-            clock.clone(),
-            ClockGuardConfig::for_accuracy(config.accuracy),
-        );
-        let policies = config.policies();
-        let tsa = Tsa::new(config, guard, Arc::new(CountingSerials::default())).unwrap();
-        let unit = Arc::new(
-            TimeStampUnit::new(signer, vec![cert.clone(), inter.clone()], SystemTime::now())
-                .unwrap(),
-        );
-        for p in &policies {
-            tsa.install_unit(p, unit.clone()).unwrap();
+        let chain = vec![cert.clone(), inter.clone()];
+        if kind == Kind::P256 {
+            late = Some(make_tsa(
+                signer.clone(),
+                chain.clone(),
+                SystemTime::now() - Fixture::LATE,
+            ));
         }
+        let (tsa, clock) = make_tsa(signer, chain, SystemTime::now());
         tsas.push((kind, cert, tsa, clock));
     }
     std::fs::write(dir.join("root.pem"), root.to_pem()).unwrap();
     Fixture {
         dir,
         root,
-        inter,
         tsas,
+        late: late.unwrap(),
     }
 }
 
 /// Verifies `token` (ContentInfo DER) with hanko-client, as a granted TimeStampResp
-/// over `imprint`, under the fixture's root.
+/// over `imprint`, under the fixture's root, with only the certificates in the token.
 pub fn verify_token(token: &[u8], imprint: &[u8]) -> Result<(), hanko_client::Error> {
     use hanko_pki::der::{tag, tlv};
     let mut body = tlv(tag::SEQUENCE, &[0x02, 0x01, 0x00]); // PKIStatusInfo { granted }
@@ -242,7 +274,7 @@ pub fn verify_token(token: &[u8], imprint: &[u8]) -> Result<(), hanko_client::Er
         &|_| Ok(imprint.to_vec()),
         None,
         std::slice::from_ref(&f.root),
-        std::slice::from_ref(&f.inter),
+        &[],
     )
     .map(|_| ())
 }

@@ -3,6 +3,8 @@
 
 /// Bouncy Castle's ERS code checks our evidence records (and renewals) over real tokens.
 mod bc;
+/// `check` refuses damaged records (every bit flipped) and arbitrary bytes, no panic.
+mod check;
 /// The SoftHSM-backed TSAs and PKI the record tests share.
 mod common;
 /// The tree against a reference implementation written another way, and every leaf's
