@@ -9,7 +9,9 @@
 //! and anchoring on this node until it is taken again. Closing twice is harmless anyway:
 //! the store refuses a second close of a range ([`hanko_store::Error::BatchConflict`]).
 //!
-//! Each target's task anchors its pending batches, oldest first, each when due: a failure
+//! Each target's task anchors its pending batches, oldest first, each when due; a token
+//! is stored only once `hanko_anchor::evidence::check_anchor_token` accepts it over the
+//! root (else the attempt failed). A failure
 //! sets its next attempt 1 s, 2 s, 4 s, ... later, capped at `anchor.retry_max`. The tasks
 //! share nothing but the store, so a target that is down delays only its own anchors.
 //! They run only while this node is the batcher, so two nodes never anchor one batch.
@@ -336,7 +338,16 @@ async fn attempt(
 ) -> anyhow::Result<Option<Duration>> {
     let name = target.name();
     let started = std::time::Instant::now();
-    let outcome = target.anchor(TREE_ALG.pki(), &p.root).await;
+    // A token that could make no evidence record (not DER throughout, another imprint)
+    // is a failed attempt, not a done anchor.
+    let outcome = target
+        .anchor(TREE_ALG.pki(), &p.root)
+        .await
+        .and_then(|token| {
+            hanko_anchor::evidence::check_anchor_token(TREE_ALG, &p.root, &token)
+                .map(|_| token)
+                .map_err(|e| super::AnchorError(format!("its token cannot anchor the root: {e}")))
+        });
     metrics::histogram!("hanko_anchor_seconds", "target" => name.to_owned())
         .record(started.elapsed().as_secs_f64());
     match outcome {
