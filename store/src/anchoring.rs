@@ -517,9 +517,11 @@ impl Store {
         row.map(RawRow::into_stored).transpose()
     }
 
-    /// The oldest record not yet covered by a done anchor (in an open batch, or a closed
-    /// one all of whose anchors are pending): its seq and issue time. `None` when every
-    /// record is anchored.
+    /// The oldest record not yet covered by a done anchor (in a closed batch all of whose
+    /// anchors are pending, or not yet batched): its seq and issue time. `None` when every
+    /// record is anchored. Unbatched archive time-stamps (the anchors' own tokens, which
+    /// wait for the next issued record to join a batch) do not count, so an idle server's
+    /// age stays 0.
     pub async fn oldest_unanchored(&self) -> Result<Option<(u64, SystemTime)>, Error> {
         let r = self.backend().anchoring().oldest_unanchored().await?;
         Ok(r.map(|(seq, t)| {

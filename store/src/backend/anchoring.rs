@@ -430,7 +430,8 @@ macro_rules! impl_anchor_backend {
                         "SELECT r.seq, r.issued_at_ns FROM log_records r WHERE r.seq = \
                          COALESCE((SELECT MIN(b.first_seq) FROM anchor_batches b WHERE NOT EXISTS \
                          (SELECT 1 FROM anchors a WHERE a.batch_id = b.id AND a.state = 'done')), \
-                         (SELECT COALESCE(MAX(last_seq), 0) + 1 FROM anchor_batches))",
+                         (SELECT MIN(u.seq) FROM log_records u WHERE u.kind <> 'archive-stamp' \
+                         AND u.seq > (SELECT COALESCE(MAX(last_seq), 0) FROM anchor_batches)))",
                     )
                     .fetch_optional(&self.pool)
                     .await

@@ -191,6 +191,15 @@ async fn anchors_pending_then_done(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(store.oldest_unanchored().await.unwrap(), None);
+    // An unbatched archive time-stamp waits for the next issued record: not counted.
+    let mut stamp = record(6, "anchor");
+    stamp.kind = RecordKind::ArchiveStamp;
+    store.append(stamp).await.unwrap();
+    assert_eq!(store.oldest_unanchored().await.unwrap(), None);
+    assert!(!store.open_range().await.unwrap().unwrap().has_issued);
+    store.append(record(7, "alice")).await.unwrap();
+    assert_eq!(store.oldest_unanchored().await.unwrap().unwrap().0, 7);
+    assert!(store.open_range().await.unwrap().unwrap().has_issued);
     store.close().await;
 }
 
@@ -315,14 +324,24 @@ async fn one_batcher_per_database(db: TestDb) {
     // so, and another node takes over.
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory' \
+         AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .execute(&mut admin)
     .await
     .unwrap();
     admin.close().await.unwrap();
     assert!(!lock_b.still_held().await, "a lost session is noticed");
-    let mut lock_a = a.batcher_lock().await.unwrap().expect("takeover");
+    // (The lock is released as the session ends; allow the server a moment.)
+    let mut lock_a = None;
+    for _ in 0..100 {
+        lock_a = a.batcher_lock().await.unwrap();
+        if lock_a.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut lock_a = lock_a.expect("takeover");
     assert!(lock_a.still_held().await);
     lock_a.release().await;
     drop(lock_b);
