@@ -9,7 +9,7 @@
 //! prints tables for humans and for `RESULTS.md`.
 //!
 //! Layout: `main.rs` only parses the command line; each subcommand is a module here with
-//! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`), so adding
+//! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`, `overload`, `lanes`), so adding
 //! one means adding its module and one enum variant. What the HTTP benches share is
 //! beside them: `devserver` (the `hanko serve --dev` child, the dev token, the per-row
 //! config), `http` (the load generator's HTTP/1.1 client), `cpu` (where the CPU
@@ -19,6 +19,7 @@ mod cpu;
 mod devserver;
 pub mod hsm;
 mod http;
+pub mod lanes;
 pub mod overload;
 pub mod seal;
 pub mod stats;

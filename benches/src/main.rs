@@ -25,6 +25,9 @@ enum Command {
     /// what is accepted, speed of the 503s, hung requests, server RSS, and every token
     /// verified and found in the issuance log.
     Overload(hanko_bench::overload::Args),
+    /// A bulk client's flood beside interactive callers, with lanes and without: the
+    /// interactive share of the signing capacity that lanes keep.
+    Lanes(hanko_bench::lanes::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Tsa(args) => hanko_bench::tsa::run(args),
         Command::Seal(args) => hanko_bench::seal::run(args),
         Command::Overload(args) => hanko_bench::overload::run(args),
+        Command::Lanes(args) => hanko_bench::lanes::run(args),
     }
 }

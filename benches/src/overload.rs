@@ -288,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = with_verify(&base, true)?;
     let pool = hanko_hsm::PoolConfig::default();
     let queue_depth = integer(&config, "hsm", "queue_depth").unwrap_or(pool.queue_depth);
-    let max_in_flight = integer(&config, "http", "max_in_flight").unwrap_or(workers + queue_depth);
+    let max_in_flight = integer(&config, "http", "max_in_flight").unwrap_or(queue_depth);
     let cfg_path = dir.join("bench-overload.toml");
     std::fs::write(&cfg_path, config_text("overload", &config)?)?;
     let roots = vec![Certificate::from_pem(&std::fs::read_to_string(

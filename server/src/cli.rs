@@ -106,7 +106,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// HTTPS address [with --dev: 127.0.0.1:3443, a dev certificate for localhost and
     /// 127.0.0.1]; port 0 picks a free port (logged as "serving TLS on ADDR"). Without
-    /// --dev it needs tls.cert and tls.key in the config. Config key: `tls.listen`.
+    /// --dev it needs tls.cert and tls.key (or tls.key_label, a key in the HSM) in the
+    /// config. Config key: `tls.listen`.
     #[arg(long, value_name = "ADDR")]
     pub tls_listen: Option<SocketAddr>,
     /// Data directory [default: ./hanko-data]. Config key: `data_dir`.

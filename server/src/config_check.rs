@@ -6,9 +6,12 @@
 //!   parse (unknown keys refused) ─> resolve (every value, the clients and the
 //!   credentials they name, seal images, the external TSA's anchors)
 //!     ─> files: each key's chain (read, parsed, in order, its profile valid now),
-//!        hsm.module, hsm.softhsm2_conf, seal.font, data_dir, the SQLite directory
+//!        hsm.module, hsm.softhsm2_conf, seal.font, data_dir, the SQLite directory,
+//!        [tls]: the certificate chain (parsed, the leaf valid now), the key file,
+//!        the client CA
 //!     ─> --hsm only: the PIN (HANKO_PIN / HANKO_PIN_FILE / the systemd credential),
-//!        the token opened, each key present and matching its certificate
+//!        the token opened, each key present and matching its certificate, and the
+//!        TLS key of tls.key_label present and certified by tls.cert's leaf
 //!   exit 0: every check passed;  exit 1: the problems, one per line
 //! ```
 //!
@@ -23,7 +26,7 @@ use std::time::SystemTime;
 use clap::{Args, Subcommand};
 use hanko_hsm::{Hsm, Pin};
 
-use crate::config::{Config, FileConfig, Overrides};
+use crate::config::{Config, FileConfig, Overrides, TlsKey};
 
 /// `hanko config`.
 #[derive(Debug, Args)]
@@ -126,6 +129,14 @@ fn files(cfg: &Config) -> Vec<String> {
             problems.push(format!("{what} {}: {e}", p.display()));
         }
     };
+    if let Some(tls) = &cfg.tls {
+        if let TlsKey::File(key) = &tls.key {
+            readable("tls.key", key);
+        }
+        if let Some(ca) = &tls.client_ca {
+            readable("tls.client_ca", ca);
+        }
+    }
     readable("hsm.module", &cfg.module.module_path);
     if let Some(c) = &cfg.softhsm2_conf {
         readable("hsm.softhsm2_conf", c);
@@ -150,7 +161,67 @@ fn files(cfg: &Config) -> Vec<String> {
             ));
         }
     }
+    if cfg.tls.is_some() {
+        match tls_leaf(cfg, now) {
+            Ok(leaf) => println!(
+                "tls.cert: {:?} valid now, key {}",
+                leaf.subject_string(),
+                cfg.tls
+                    .as_ref()
+                    .map(|t| t.key.describe())
+                    .unwrap_or_default()
+            ),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
     problems
+}
+
+/// The leaf of `tls.cert`, when the file reads as a PEM chain whose leaf is valid now.
+fn tls_leaf(cfg: &Config, now: SystemTime) -> anyhow::Result<hanko_pki::cert::Certificate> {
+    use anyhow::Context as _;
+    let Some(tls) = &cfg.tls else {
+        anyhow::bail!("no [tls] section");
+    };
+    let path = tls.cert.display();
+    let pem = std::fs::read_to_string(&tls.cert).with_context(|| format!("tls.cert {path}"))?;
+    let chain =
+        hanko_pki::cert::load_pem_chain(&pem).with_context(|| format!("tls.cert {path}"))?;
+    let leaf = chain
+        .into_iter()
+        .next()
+        .with_context(|| format!("tls.cert {path}: no certificate"))?;
+    if now < leaf.not_before() || now > leaf.not_after() {
+        anyhow::bail!("tls.cert {path}: the server certificate is not valid now");
+    }
+    Ok(leaf)
+}
+
+/// `--hsm`, with `tls.key_label`: the key is in the token and `tls.cert` certifies it.
+fn tls_key_in_token(cfg: &Config, hsm: &Hsm) -> Option<anyhow::Result<String>> {
+    let tls = cfg.tls.as_ref()?;
+    let TlsKey::Hsm(label) = &tls.key else {
+        return None;
+    };
+    let check = || {
+        let spki = hsm.public_key(label)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "tls.key_label: no public key labelled \"{label}\" in token \"{}\"",
+                hsm.token_label()
+            )
+        })?;
+        let leaf = tls_leaf(cfg, SystemTime::now())?;
+        hanko_pki::cert::check_key_matches(&leaf, &spki).map_err(|e| {
+            anyhow::anyhow!(
+                "tls.key_label: the certificate in {} is not for the HSM key \"{label}\": {e}",
+                tls.cert.display()
+            )
+        })?;
+        Ok(format!(
+            "tls.key_label \"{label}\": in the token, matches tls.cert"
+        ))
+    };
+    Some(check())
 }
 
 /// `--hsm`: the token opened with the PIN, each key in it and matching its certificate.
@@ -200,6 +271,11 @@ fn token(cfg: &Config, pin: Result<Pin, hanko_hsm::Error>) -> Vec<String> {
             ),
             Err(e) => problems.push(format!("{e:#}")),
         }
+    }
+    match tls_key_in_token(cfg, &hsm) {
+        Some(Ok(line)) => println!("{line}"),
+        Some(Err(e)) => problems.push(format!("{e:#}")),
+        None => {}
     }
     problems
 }

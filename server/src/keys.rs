@@ -83,7 +83,7 @@ pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certifi
 
 /// CONFORMANCE 39: the private key must be sensitive and non-extractable, and must have
 /// been so since it was generated (the rule is `hanko_hsm::KeyProtection::production_check`).
-fn check_private_key_protection(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
+pub(crate) fn check_private_key_protection(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
     let history = hsm.key_protection(label)?.production_check()?;
     if history == ProtectionHistory::NotReported {
         tracing::warn!(

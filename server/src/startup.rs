@@ -231,13 +231,16 @@ fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>) {
 /// Binds the listen address (and the HTTPS one, with its certificate loaded and its
 /// reloads started) and says what is served there: "listening on ADDR" for plain HTTP,
 /// "serving TLS on ADDR" for HTTPS.
-async fn bind(cfg: &Config) -> anyhow::Result<Vec<http::conn::Listener>> {
+async fn bind(
+    cfg: &Config,
+    tls_key: Option<Arc<http::tls_hsm::HsmTlsKey>>,
+) -> anyhow::Result<Vec<http::conn::Listener>> {
     let mut listeners = vec![http::conn::Listener {
         tcp: bind_plain(cfg).await?,
         tls: None,
     }];
     if let Some(settings) = &cfg.tls {
-        let tls = http::tls::TlsServer::load(settings).context("[tls]")?;
+        let tls = http::tls::TlsServer::load(settings, tls_key).context("[tls]")?;
         tls.spawn_reloader()?;
         let tcp = TcpListener::bind(settings.listen)
             .await
@@ -358,6 +361,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         "loading signing keys"
     );
     let (keys, backlog) = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
+    let tls_key = load_tls_key(&cfg, &hsm).await?;
     let store = open_log(&cfg, backlog).await?;
     let issuer = match &cfg.tsa {
         Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
@@ -392,10 +396,15 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let anchoring = start_anchoring(&cfg, &state, &store);
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
-    let listeners = bind(&cfg).await?;
+    let listeners = bind(&cfg, tls_key.clone()).await?;
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
     if let Some(a) = anchoring {
         a.stop().await;
+    }
+    // The reloader keeps the TLS configuration (and so the key) alive: stop its pool
+    // here, or its workers would hold the token past the release below.
+    if let Some(k) = &tls_key {
+        k.close();
     }
     serve::release(state, store).await;
     tracing::info!("stopped");
@@ -435,6 +444,25 @@ fn start_anchoring(
         }));
     }
     Some(crate::anchor::spawn(store.clone(), &cfg.anchor, targets))
+}
+
+/// The HTTPS listener's key in the HSM, with `tls.key_label`: its own signing pool
+/// (`http::tls_hsm`), checked like the signing keys before anything is served.
+async fn load_tls_key(
+    cfg: &Config,
+    hsm: &Hsm,
+) -> anyhow::Result<Option<Arc<http::tls_hsm::HsmTlsKey>>> {
+    let Some(settings) = &cfg.tls else {
+        return Ok(None);
+    };
+    let config::TlsKey::Hsm(label) = &settings.key else {
+        return Ok(None);
+    };
+    let pool = http::tls_hsm::pool_config(&cfg.pool, settings.handshake_timeout);
+    let key = http::tls_hsm::HsmTlsKey::load(hsm, label, pool)
+        .await
+        .context("[tls]")?;
+    Ok(Some(key))
 }
 
 /// Builds the time-stamp authority: profile, clock guard over the configured source,

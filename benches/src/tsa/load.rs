@@ -38,13 +38,18 @@ impl LoadResult {
             0.0
         }
     }
-    pub(super) fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.rejected + self.http_errors + self.io_errors + self.granted.errors
     }
 }
 
-/// `n` complete HTTP/1.1 requests (header and DER body) for `POST /tsa`.
-pub(crate) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Vec<u8>>> {
+/// `n` complete HTTP/1.1 requests (header and DER body) for `POST /tsa`, each with
+/// `headers` (`Name: value`).
+pub(crate) fn build_requests(
+    n: usize,
+    policy: Option<&str>,
+    headers: &[&str],
+) -> anyhow::Result<Vec<Vec<u8>>> {
     let policy = match policy {
         Some(p) => Some(
             p.parse::<ObjectIdentifier>()
@@ -57,7 +62,7 @@ pub(crate) fn build_requests(n: usize, policy: Option<&str>) -> anyhow::Result<V
     let mut out = Vec::with_capacity(n);
     for chunk in random.chunks_exact(40) {
         let body = time_stamp_req(&chunk[..32], &chunk[32..40], policy.as_ref());
-        out.push(post("/tsa", "application/timestamp-query", &[], &body));
+        out.push(post("/tsa", "application/timestamp-query", headers, &body));
     }
     Ok(out)
 }

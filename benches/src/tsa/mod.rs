@@ -233,7 +233,7 @@ impl<'a> Bench<'a> {
         };
         let mut keys = Vec::new();
         for k in KEYS.iter().copied().filter(wanted) {
-            keys.push((k, Arc::new(build_requests(args.requests, k.policy)?)));
+            keys.push((k, Arc::new(build_requests(args.requests, k.policy, &[])?)));
         }
         Ok(Bench {
             args,

@@ -393,6 +393,14 @@ impl HsmSigner {
         self.shared.key.key_type
     }
 
+    /// The digest-signing schemes [`sign_digest`](hanko_pki::Signer::sign_digest) takes
+    /// for this key: those its type allows and the token offers a mechanism for (asked
+    /// once, when the pool started). A TLS server offers the handshake schemes these
+    /// make possible.
+    pub fn digest_algorithms(&self) -> &[DigestSignAlgorithm] {
+        &self.shared.key.digest_algs
+    }
+
     /// The pool's settings.
     pub fn pool_config(&self) -> &PoolConfig {
         &self.shared.cfg

@@ -214,14 +214,14 @@ pub struct StoreSection {
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     /// `http.max_in_flight`: signing requests served at once; one more is refused at once
-    /// with 503 and `Retry-After: 1`, never queued. Default `hsm.workers +
-    /// hsm.queue_depth` (what one key's signing pool can hold: beyond it the pool would
-    /// answer `Busy`, a systemFailure, after the request was read and decoded).
+    /// with 503 and `Retry-After: 1`, never queued. Default `hsm.queue_depth`
+    /// (what one key's signing pool queue holds: beyond it the pool would answer `Busy`, a
+    /// systemFailure, after the request was read and decoded).
     pub max_in_flight: Option<usize>,
     /// `http.max_in_flight_bulk`: the same bound for bulk-lane requests, counted apart so
     /// that bulk traffic never takes the interactive lane's permits. Default as
-    /// `http.max_in_flight`'s (`hsm.workers + hsm.queue_depth`: each lane has its own
-    /// queue in the signing pool).
+    /// `http.max_in_flight`'s (`hsm.queue_depth`: each lane has its own queue in the
+    /// signing pool).
     pub max_in_flight_bulk: Option<usize>,
     /// `http.max_seal_body_bytes`: largest document `POST /api/v1/seal/cades` accepts;
     /// a larger one is refused with 413 (JSON) once that many bytes arrived, or at once
@@ -276,7 +276,7 @@ pub struct HttpSection {
     /// `http.max_connections_per_source`: open connections per client address (IPv6 by
     /// /64, the rate limit's key); one more is answered 503 and closed at once. Default
     /// 256: one source, such as a reverse proxy or a batch client, can still use every
-    /// admission permit (`max_in_flight`, 130 with the default pool) and keep as many
+    /// admission permit (`max_in_flight`, 128 with the dev pool) and keep as many
     /// idle kept-alive connections besides, while four sources are needed to take
     /// every connection. 1..=`max_connections`.
     pub max_connections_per_source: Option<usize>,

@@ -53,7 +53,7 @@ pub use settings::{
     DEFAULT_MAX_SEAL_PDF_BODY_BYTES, Durability, HttpSettings, KeySpec, MAX_SEAL_BODY_BYTES_LIMIT,
     RateLimit, StoreSettings, TsaSettings,
 };
-pub use tls::{ClientAuth, DEFAULT_DEV_TLS_LISTEN, TlsSection, TlsSettings};
+pub use tls::{ClientAuth, DEFAULT_DEV_TLS_LISTEN, TlsKey, TlsSection, TlsSettings};
 
 /// Default listen address (RFC 3161 has no registered port; 3161 is our convention).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3161";

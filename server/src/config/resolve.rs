@@ -271,12 +271,14 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
     let max_in_flight = match h.max_in_flight {
         Some(0) => bail!("http.max_in_flight must be greater than 0"),
         Some(n) => n,
-        None => pool.workers.saturating_add(pool.queue_depth),
+        // The pool's queue alone holds a job for every admitted request: a worker that
+        // has just answered one is not holding the next yet, so the workers are no room.
+        None => pool.queue_depth,
     };
     let max_in_flight_bulk = match h.max_in_flight_bulk {
         Some(0) => bail!("http.max_in_flight_bulk must be greater than 0"),
         Some(n) => n,
-        None => pool.workers.saturating_add(pool.queue_depth),
+        None => pool.queue_depth,
     };
     let rate_limit = match h.rate_limit_per_sec.and_then(NonZeroU32::new) {
         None => {

@@ -73,7 +73,8 @@ fn http_limits_default_to_the_pool_and_are_checked() {
             .resolve(&Overrides::default())
     };
     let c = cfg("").unwrap();
-    assert_eq!(c.http.max_in_flight, 43, "hsm.workers + hsm.queue_depth");
+    assert_eq!(c.http.max_in_flight, 40, "hsm.queue_depth");
+    assert_eq!(c.http.max_in_flight_bulk, 40, "hsm.queue_depth, per lane");
     assert_eq!(c.http.rate_limit, None, "off by default");
     let c = cfg("max_in_flight = 8\nrate_limit_per_sec = 50\n").unwrap();
     assert_eq!(c.http.max_in_flight, 8);

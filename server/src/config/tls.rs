@@ -2,6 +2,15 @@
 //!
 //! The files are only named here; they are read, checked and reloaded by
 //! `http::tls::TlsServer`, so that start-up and every reload check them the same way.
+//!
+//! The private key is a PEM file (`tls.key`) or a key in the HSM token (`tls.key_label`,
+//! its `CKA_LABEL`), never both. The HSM key is named in `[tls]` and not as a `[[keys]]`
+//! entry: a `[[keys]]` entry is a key that signs tokens or seals, with one configured
+//! algorithm, a chain whose profile is checked once at start-up, and a place in
+//! `/readyz` and in the TSA's and sealer's key lists; a TLS key has none of these (rustls
+//! picks the scheme per handshake, its chain is `tls.cert`, reloaded with the files, and
+//! nothing but the listener may use it), so each consumer of `[[keys]]` would have had
+//! to learn to skip it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +35,10 @@ pub struct TlsSection {
     /// `tls.key`: PEM file of the certificate's private key (PKCS#8, SEC1 or PKCS#1).
     /// Relative to `data_dir`. Keep it 0600, readable by the service user only.
     pub key: Option<PathBuf>,
+    /// `tls.key_label`: instead of `key`, the `CKA_LABEL` of the certificate's private
+    /// key in the `[hsm]` token (RSA, ECDSA P-256/P-384 or Ed25519); it never leaves the
+    /// token, the handshakes sign through a signing pool of its own.
+    pub key_label: Option<String>,
     /// `tls.client_ca`: PEM file of the CA certificate(s) that client certificates must
     /// chain to (mTLS). Relative to `data_dir`.
     pub client_ca: Option<PathBuf>,
@@ -62,8 +75,8 @@ pub struct TlsSettings {
     pub listen: SocketAddr,
     /// Certificate chain PEM.
     pub cert: PathBuf,
-    /// Private key PEM.
-    pub key: PathBuf,
+    /// The private key: a PEM file or a key in the HSM.
+    pub key: TlsKey,
     /// Client CA PEM (mTLS); `Some` exactly when `client_auth` is not `Off`.
     pub client_ca: Option<PathBuf>,
     /// How client certificates are asked for.
@@ -72,6 +85,25 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// How often the files are checked for a change.
     pub reload_interval: Duration,
+}
+
+/// Where the listener's private key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsKey {
+    /// `tls.key`: a PEM file, reloaded with the certificate.
+    File(PathBuf),
+    /// `tls.key_label`: the label of a key in the `[hsm]` token.
+    Hsm(String),
+}
+
+impl TlsKey {
+    /// How the key is named in messages: its file, or `HSM key "label"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(p) => p.display().to_string(),
+            Self::Hsm(label) => format!("HSM key \"{label}\""),
+        }
+    }
 }
 
 /// `tls.listen` when only `--dev` asks for TLS.
@@ -87,6 +119,7 @@ impl TlsSection {
         self.listen.is_none()
             && self.cert.is_none()
             && self.key.is_none()
+            && self.key_label.is_none()
             && self.client_ca.is_none()
             && self.client_auth.is_none()
             && self.handshake_timeout_ms.is_none()
@@ -110,14 +143,28 @@ pub(super) fn resolve_tls(
         None if dev_files.is_some() => DEFAULT_DEV_TLS_LISTEN.parse()?,
         None => bail!("[tls]: listen is missing (the HTTPS address, e.g. \"0.0.0.0:443\")"),
     };
-    let (cert, key) = match (s.cert, s.key, dev_files) {
-        (Some(c), Some(k), _) => (under(data_dir, c), under(data_dir, k)),
-        (None, None, Some(dev)) => dev,
-        (Some(_), None, _) => bail!("[tls]: cert is set but key is missing"),
+    let key = match (s.key, s.key_label) {
+        (Some(_), Some(_)) => bail!(
+            "[tls]: key and key_label are both set: the private key is either a PEM file \
+             (key) or a key in the HSM token (key_label), not both"
+        ),
+        (Some(k), None) => Some(TlsKey::File(under(data_dir, k))),
+        (None, Some(label)) if label.trim().is_empty() => bail!("[tls]: key_label is empty"),
+        (None, Some(label)) => Some(TlsKey::Hsm(label)),
+        (None, None) => None,
+    };
+    let (cert, key) = match (s.cert, key, dev_files) {
+        (Some(c), Some(k), _) => (under(data_dir, c), k),
+        (None, None, Some((cert, key))) => (cert, TlsKey::File(key)),
+        (Some(_), None, _) => bail!("[tls]: cert is set but key (or key_label) is missing"),
+        (None, Some(TlsKey::Hsm(_)), _) => bail!(
+            "[tls]: key_label is set but cert is missing (the PEM certificate chain of the \
+             HSM key)"
+        ),
         (None, Some(_), _) => bail!("[tls]: key is set but cert is missing"),
         (None, None, None) => bail!(
             "[tls]: cert and key are missing (PEM files of the server certificate chain and \
-             its private key)"
+             its private key, or key_label for a key in the HSM)"
         ),
     };
     let client_ca = s.client_ca.map(|p| under(data_dir, p));
@@ -225,6 +272,53 @@ mod tests {
         }
         let e = resolve_tls(section("cert = \"c.pem\""), None, dir, None).unwrap_err();
         assert!(e.to_string().contains("listen is missing"), "{e}");
+    }
+
+    #[test]
+    fn the_key_is_a_file_or_an_hsm_label_never_both() {
+        let dir = Path::new("/data");
+        let base = "listen = \"127.0.0.1:0\"\ncert = \"c.pem\"\n";
+        let t = resolve_tls(
+            section(&format!("{base}key_label = \"tls-server\"")),
+            None,
+            dir,
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.key, TlsKey::Hsm("tls-server".into()));
+        assert_eq!(t.key.describe(), "HSM key \"tls-server\"");
+        let t = resolve_tls(section(&format!("{base}key = \"k.pem\"")), None, dir, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.key, TlsKey::File("/data/k.pem".into()));
+        for (toml, says) in [
+            (
+                format!("{base}key = \"k.pem\"\nkey_label = \"tls-server\""),
+                "not both",
+            ),
+            (format!("{base}key_label = \" \""), "key_label is empty"),
+            (
+                "listen = \"127.0.0.1:0\"\nkey_label = \"tls-server\"".to_owned(),
+                "key_label is set but cert is missing",
+            ),
+            (base.to_owned(), "key (or key_label) is missing"),
+        ] {
+            let e = resolve_tls(section(&toml), None, dir, None).unwrap_err();
+            assert!(e.to_string().contains(says), "{toml}: {e}");
+        }
+        // In --dev, an HSM key with its own certificate replaces the dev files.
+        let dev = (PathBuf::from("/d/c"), PathBuf::from("/d/k"));
+        let t = resolve_tls(
+            section("cert = \"c.pem\"\nkey_label = \"tls-server\""),
+            None,
+            dir,
+            Some(dev),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.key, TlsKey::Hsm("tls-server".into()));
+        assert_eq!(t.cert, Path::new("/data/c.pem"));
     }
 
     #[test]

@@ -29,12 +29,16 @@
 //! interactive work waits.
 //!
 //! Two limits, two questions:
-//! - **In flight** (`http.max_in_flight`, default `hsm.workers + hsm.queue_depth`): how
+//! - **In flight** (`http.max_in_flight`, default `hsm.queue_depth`): how
 //!   much the server takes on at once. A request beyond it is answered at once (without
 //!   reading its body when the limit is already reached); nothing waits for a permit, so an overload turns into fast
 //!   refusals instead of a queue without bound and timeouts for everybody. Sized to what
-//!   one key's signing pool holds, so the pool's own `Busy` (a TSP systemFailure after the
-//!   request was decoded and a serial reserved) is not what sheds load.
+//!   one key's signing pool queue holds, so the pool's own `Busy` (a TSP systemFailure after
+//!   the request was decoded and a serial reserved) is not what sheds load. Not
+//!   `workers + queue_depth`: a worker that has just answered a request has not taken the
+//!   next job yet, and on a loaded machine the answered handler can be admitted again and
+//!   queue its next job first (`hanko-bench overload` found 98 systemFailures in a 10×
+//!   run with that default, none with the queue's size).
 //! - **Per client**: a known client (`[[clients]]`, `crate::auth`) with its own
 //!   `rate_limit_per_sec` has its own bucket, wherever it connects from; every other
 //!   caller is limited per address (`http.rate_limit_per_sec`, `http.rate_limit_burst`;
@@ -94,9 +98,7 @@ impl Default for Limits {
     /// (tests that build an `AppState` by hand).
     fn default() -> Self {
         let pool = hanko_hsm::PoolConfig::default();
-        Limits::new(&HttpSettings::with_max_in_flight(
-            pool.workers + pool.queue_depth,
-        ))
+        Limits::new(&HttpSettings::with_max_in_flight(pool.queue_depth))
     }
 }
 

@@ -44,7 +44,7 @@
 //! request is admitted its failure is a protocol answer, and RFC 3161 answers every
 //! request it can parse with a TimeStampResp (HTTP 200); the pool's `Busy` is one of
 //! those, because it comes after the request was decoded (and, with `max_in_flight` at
-//! its default `hsm.workers + hsm.queue_depth`, only when the in-flight bound and the
+//! its default `hsm.queue_depth`, only when the in-flight bound and the
 //! pool disagree, e.g. `http.max_in_flight` set above it; a client that hung up while
 //! its signature waited leaves a job nobody waits for, which the pool drops rather than
 //! count as full). 429 rather than 503 for the per-client rate: the client itself is asked to
@@ -78,6 +78,7 @@ pub mod request_id;
 mod seal;
 mod seal_pdf;
 pub mod tls;
+pub mod tls_hsm;
 mod tsa;
 
 pub use limits::Limits;

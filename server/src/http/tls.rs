@@ -2,7 +2,7 @@
 //! client certificates (mTLS), and reloading the files without a restart.
 //!
 //! ```text
-//!   start-up: TlsServer::load(settings) ── files unreadable or wrong ──> refuse to start
+//!   start-up: TlsServer::load(settings, HSM key) ── files unreadable or wrong ──> refuse to start
 //!   accept (http/conn.rs) ─> acceptor(): the config current NOW ─> handshake (deadline)
 //!        ─> the verified client leaf as PeerCertificate in every request's extensions
 //!   reload: every tls.reload_interval_ms (files changed?) and on SIGHUP
@@ -29,6 +29,12 @@
 //! in place, a network file system) where inotify watches need care per case; reading a
 //! few KiB every few seconds costs nothing. A bad file is logged once per content
 //! (not at every poll) and counted in `hanko_tls_reloads_total{result="error"}`.
+//!
+//! The private key may instead be a key in the HSM (`tls.key_label`, see
+//! [`super::tls_hsm`]): then only the certificate chain (and client CA) files are read
+//! and reloaded, and every load checks that the leaf certifies the HSM key, so a
+//! certificate for another key refuses the start or is not swapped in, like a key file
+//! that does not match.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,7 +48,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest as _, Sha256};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{ClientAuth, TlsSettings};
+use super::tls_hsm::{HsmTlsKey, TlsSigningKey};
+use crate::config::{ClientAuth, TlsKey, TlsSettings};
 
 /// The cipher suites offered: ECDHE + AEAD only, strongest first.
 pub const SUITES: &[rustls::SupportedCipherSuite] = &[
@@ -90,11 +97,15 @@ pub enum TlsFileError {
     Config {
         /// The chain file.
         cert: String,
-        /// The key file.
+        /// The key file, or `HSM key "label"`.
         key: String,
         /// rustls's reason.
         reason: String,
     },
+    /// `tls.key_label` is set but the HSM key was not loaded (a start-up bug, not a
+    /// configuration one).
+    #[error("tls.key_label = \"{0}\": the HSM key is not loaded")]
+    HsmKeyMissing(String),
 }
 
 /// The TLS side of the HTTPS listener: the current configuration and what it was
@@ -102,6 +113,8 @@ pub enum TlsFileError {
 #[derive(Debug)]
 pub struct TlsServer {
     settings: TlsSettings,
+    /// The key in the HSM, with `tls.key_label`.
+    hsm_key: Option<Arc<HsmTlsKey>>,
     current: RwLock<Arc<ServerConfig>>,
     /// SHA-256 of the files' contents last tried (loaded or refused): a poll that finds
     /// the same contents does nothing.
@@ -118,13 +131,26 @@ pub enum Trigger {
 }
 
 impl TlsServer {
-    /// Loads the files of `settings`; an error stops the start-up.
-    pub fn load(settings: &TlsSettings) -> Result<Arc<Self>, TlsFileError> {
+    /// Loads the files of `settings` (and with `tls.key_label`, `hsm_key`, loaded by
+    /// [`HsmTlsKey::load`]); an error stops the start-up.
+    pub fn load(
+        settings: &TlsSettings,
+        hsm_key: Option<Arc<HsmTlsKey>>,
+    ) -> Result<Arc<Self>, TlsFileError> {
+        let hsm_key = match &settings.key {
+            TlsKey::File(_) => None,
+            TlsKey::Hsm(label) => Some(
+                hsm_key
+                    .filter(|k| k.label() == label)
+                    .ok_or_else(|| TlsFileError::HsmKeyMissing(label.clone()))?,
+            ),
+        };
         let files = Files::read(settings)?;
-        let config = build(settings, &files)?;
+        let config = build(settings, &files, hsm_key.as_ref())?;
         report_loaded(&files, settings);
         Ok(Arc::new(Self {
             settings: settings.clone(),
+            hsm_key,
             current: RwLock::new(config),
             last_tried: Mutex::new(files.digest()),
         }))
@@ -189,7 +215,7 @@ impl TlsServer {
             }
             *last = digest;
         }
-        let config = build(&self.settings, &files)?;
+        let config = build(&self.settings, &files, self.hsm_key.as_ref())?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
         report_loaded(&files, &self.settings);
         Ok(true)
@@ -226,7 +252,8 @@ impl TlsServer {
 /// The bytes of the files, as read together.
 struct Files {
     cert: Vec<u8>,
-    key: Vec<u8>,
+    /// The key file; `None` for a key in the HSM.
+    key: Option<Vec<u8>>,
     client_ca: Option<Vec<u8>>,
 }
 
@@ -234,14 +261,17 @@ impl Files {
     fn read(s: &TlsSettings) -> Result<Self, TlsFileError> {
         Ok(Self {
             cert: read(&s.cert)?,
-            key: read(&s.key)?,
+            key: match &s.key {
+                TlsKey::File(path) => Some(read(path)?),
+                TlsKey::Hsm(_) => None,
+            },
             client_ca: s.client_ca.as_deref().map(read).transpose()?,
         })
     }
 
     fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()] {
+        for part in [Some(&self.cert), self.key.as_ref(), self.client_ca.as_ref()] {
             let bytes = part.map(Vec::as_slice).unwrap_or_default();
             h.update((bytes.len() as u64).to_be_bytes());
             h.update(bytes);
@@ -276,8 +306,12 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
 }
 
 /// The server configuration from the files: versions, suites, ALPN, client verifier,
-/// chain and key (the key must be the leaf's, the leaf valid now).
-fn build(s: &TlsSettings, files: &Files) -> Result<Arc<ServerConfig>, TlsFileError> {
+/// chain and key (the key, file or HSM, must be the leaf's, the leaf valid now).
+fn build(
+    s: &TlsSettings,
+    files: &Files,
+    hsm_key: Option<&Arc<HsmTlsKey>>,
+) -> Result<Arc<ServerConfig>, TlsFileError> {
     let chain = certificates(&s.cert, &files.cert)?;
     let leaf = hanko_pki::cert::Certificate::from_der(&chain[0])
         .map_err(|e| bad(&s.cert, format!("the first certificate: {e}")))?;
@@ -288,8 +322,23 @@ fn build(s: &TlsSettings, files: &Files) -> Result<Arc<ServerConfig>, TlsFileErr
             "the server certificate is not valid now (see its notBefore and notAfter)",
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&files.key)
-        .map_err(|e| bad(&s.key, format!("not a PEM private key: {e}")))?;
+    let key = match (&s.key, &files.key, hsm_key) {
+        (TlsKey::File(path), Some(pem), _) => Key::File(
+            PrivateKeyDer::from_pem_slice(pem)
+                .map_err(|e| bad(path, format!("not a PEM private key: {e}")))?,
+        ),
+        (TlsKey::Hsm(_), _, Some(k)) => {
+            k.check_certificate(&leaf)
+                .map_err(|e| TlsFileError::Config {
+                    cert: s.cert.display().to_string(),
+                    key: s.key.describe(),
+                    reason: format!("the certificate is not for the HSM key ({e})"),
+                })?;
+            Key::Hsm(k.clone())
+        }
+        (TlsKey::Hsm(label), _, None) => return Err(TlsFileError::HsmKeyMissing(label.clone())),
+        (TlsKey::File(path), None, _) => return Err(bad(path, "not read")),
+    };
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -313,15 +362,29 @@ fn build(s: &TlsSettings, files: &Files) -> Result<Arc<ServerConfig>, TlsFileErr
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsFileError::Config {
-            cert: s.cert.display().to_string(),
-            key: s.key.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    let mut config = match key {
+        Key::File(key) => {
+            builder
+                .with_single_cert(chain, key)
+                .map_err(|e| TlsFileError::Config {
+                    cert: s.cert.display().to_string(),
+                    key: s.key.describe(),
+                    reason: e.to_string(),
+                })?
+        }
+        Key::Hsm(k) => {
+            let certified = rustls::sign::CertifiedKey::new(chain, Arc::new(TlsSigningKey(k)));
+            builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)))
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The private key of a configuration being built.
+enum Key {
+    File(PrivateKeyDer<'static>),
+    Hsm(Arc<HsmTlsKey>),
 }
 
 /// Logs and exports what was loaded: the leaf's subject and expiry
@@ -341,7 +404,7 @@ fn report_loaded(files: &Files, s: &TlsSettings) {
         .unwrap_or(0.0);
     metrics::gauge!("hanko_tls_certificate_not_after_seconds").set(not_after);
     tracing::info!(subject = %leaf.subject_string(), cert = %s.cert.display(),
-        client_auth = ?s.client_auth, "TLS certificate loaded");
+        key = %s.key.describe(), client_auth = ?s.client_auth, "TLS certificate loaded");
 }
 
 #[cfg(test)]
@@ -452,13 +515,17 @@ mod tests {
         let settings = TlsSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
             cert: write(d, "chain.pem", &format!("{}{}", leaf.to_pem(), ca.to_pem())),
-            key: write(d, "key.pem", leaf_key.to_pkcs8_pem().unwrap().as_str()),
+            key: TlsKey::File(write(
+                d,
+                "key.pem",
+                leaf_key.to_pkcs8_pem().unwrap().as_str(),
+            )),
             client_ca: Some(write(d, "ca.pem", &ca.to_pem())),
             client_auth: ClientAuth::Optional,
             handshake_timeout: Duration::from_secs(5),
             reload_interval: Duration::from_secs(5),
         };
-        let tls = TlsServer::load(&settings).unwrap();
+        let tls = TlsServer::load(&settings, None).unwrap();
         let router = Router::new().route(
             "/peer",
             get(

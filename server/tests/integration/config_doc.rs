@@ -89,12 +89,27 @@ fn the_complete_example_loads_and_sets_every_key() {
     let value: toml::Table = toml::from_str(&example).unwrap();
     let mut set = BTreeSet::new();
     collect_toml_keys(&value, "", &mut set);
-    let missing: Vec<_> = struct_keys().difference(&set).cloned().collect();
+    // Keys that exclude each other: the example sets exactly one of each pair (the
+    // other is still documented, see above), or it would not resolve.
+    for (a, b) in EXCLUSIVE {
+        assert!(
+            set.contains(*a) != set.contains(*b),
+            "the complete example must set exactly one of {a} and {b}"
+        );
+    }
+    let missing: Vec<_> = struct_keys()
+        .difference(&set)
+        .filter(|k| !EXCLUSIVE.iter().any(|(a, b)| k == a || k == b))
+        .cloned()
+        .collect();
     assert!(
         missing.is_empty(),
         "the complete example does not set {missing:?}"
     );
 }
+
+/// Pairs of keys a configuration may set only one of.
+const EXCLUSIVE: &[(&str, &str)] = &[("tls.key", "tls.key_label")];
 
 fn collect_toml_keys(t: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
     for (k, v) in t {

@@ -79,6 +79,11 @@ mod slow_clients;
 /// Issue #14: HTTPS (TLS 1.3/1.2 only, curl, openssl, `hanko stamp --ca`), a
 /// certificate swapped on disk without a restart, mTLS refusing unknown clients.
 mod tls;
+/// Issue #14: the HTTPS listener's key in the HSM (`tls.key_label`; RSA-3072, P-256, P-384
+/// and Ed25519): openssl and curl over TLS 1.3/1.2, a time-stamp over it, certificates for
+/// another key refused at start, at reload and by `config check --hsm`; an HSM fault
+/// during the handshake fails it, counted.
+mod tls_hsm;
 /// dev-init's keys are sensitive and never extractable in the token.
 mod token_keys;
 /// The clock guard in production mode: chronyc states drive issuance and /readyz.

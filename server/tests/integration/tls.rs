@@ -16,10 +16,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::common::tls::{self, client_config, connect, get_keep_alive, issue, make_ca};
-use crate::common::{Server, dev_api_key, dev_init, hanko, metric, start_dev_with_extra, text};
+use crate::common::{
+    Server, dev_api_key, dev_init, eventually, hanko, metric, start_dev_with_extra, text,
+};
 
 /// `openssl x509 -noout -serial` of a certificate file.
 fn file_serial(pem: &Path) -> String {
@@ -38,15 +39,6 @@ fn reloads(server: &Server, result: &str) -> u64 {
         &format!("hanko_tls_reloads_total{{result=\"{result}\"}}"),
     )
     .map_or(0, |v| v as u64)
-}
-
-/// Waits (at most 15 s) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < Duration::from_secs(15), "never: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -79,19 +71,7 @@ fn issue_14_dev_https_tls13_and_12_only_curl_stamp_and_seal_with_ca() {
     assert_eq!(tls::negotiated(&out), None, "{}", text(&out));
 
     // curl, trusting the dev root, by IP address and by name.
-    for host in ["127.0.0.1", "localhost"] {
-        let url = format!("https://{host}:{}/readyz", addr.port());
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "20", "--cacert", ca, &url])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{url}: {}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("\"status\":\"ready\""),
-            "{}",
-            text(&out)
-        );
-    }
+    tls::curl_readyz(addr, ca);
 
     // hanko stamp over https: with --ca granted and verified; without, the dev root is
     // unknown and nothing is sent.

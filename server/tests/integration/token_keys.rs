@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use hanko_hsm::{Hsm, ModuleConfig, Pin, ProtectionHistory};
+use hanko_hsm::ProtectionHistory;
 
-use crate::common::{dev_init, text};
+use crate::common::{dev_init, open_dev_token, run_in_child_with_dev_token};
 
 /// Tells the child which dev data directory to open.
 const DATA_DIR_VAR: &str = "HANKO_TEST_TOKEN_KEYS_DATA_DIR";
@@ -24,17 +24,7 @@ fn dev_keys_are_sensitive_and_never_extractable() {
     let dir = tmp.path().join("data");
     dev_init(&dir);
 
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
-        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
-        .env(DATA_DIR_VAR, &dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && text(&out).contains("1 passed"),
-        "{}",
-        text(&out)
-    );
+    run_in_child_with_dev_token(CHILD_TEST, DATA_DIR_VAR, &dir);
 }
 
 /// The check itself, run by [`dev_keys_are_sensitive_and_never_extractable`] in a child
@@ -50,14 +40,7 @@ fn attributes_in_the_dev_token() {
 }
 
 fn assert_dev_keys_stay_in_the_token(dir: &Path) {
-    let hsm = Hsm::open(
-        ModuleConfig {
-            module_path: hanko_pkcs11_mock::module_under_test(),
-            token_label: "hanko-dev".into(),
-        },
-        Pin::from_file(&dir.join("dev-pin")).unwrap(),
-    )
-    .unwrap();
+    let hsm = open_dev_token(dir);
     for label in ["tsa-rsa3072", "tsa-p256", "seal-rsa3072", "seal-p256"] {
         let p = hsm.key_protection(label).unwrap();
         assert_eq!(p.sensitive, Some(true), "{label}: {p:?}");

@@ -121,15 +121,61 @@ pub fn dev_api_key(data_dir: &Path) -> String {
         .to_owned()
 }
 
+/// Waits (at most 15 s) until `check` holds.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(15), "never: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The dev token of an initialised data directory, opened with its dev PIN through the
+/// module under test (`HANKO_TEST_PKCS11_MODULE`). SoftHSM finds the token through
+/// `SOFTHSM2_CONF`: call it in a child process given that variable (see
+/// `token_keys.rs`), never by changing this process's environment.
+pub fn open_dev_token(data_dir: &Path) -> hanko_hsm::Hsm {
+    hanko_hsm::Hsm::open(
+        hanko_hsm::ModuleConfig {
+            module_path: hanko_pkcs11_mock::module_under_test(),
+            token_label: "hanko-dev".into(),
+        },
+        hanko_hsm::Pin::from_file(&data_dir.join("dev-pin")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Runs the ignored test `test` of this binary in a child process whose
+/// `SOFTHSM2_CONF` finds the dev token of `data_dir` (named to it in the variable `var`),
+/// so that this process's environment never changes; asserts that it passed.
+pub fn run_in_child_with_dev_token(test: &str, var: &str, data_dir: &Path) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .env("SOFTHSM2_CONF", data_dir.join("softhsm2.conf"))
+        .env(var, data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("1 passed"),
+        "{}",
+        text(&out)
+    );
+}
+
 /// Starts `hanko serve --dev` on the initialised data directory `data_dir` with its
 /// `hanko.toml` followed by `extra` (TOML), written to `<data-dir>/custom.toml`.
 pub fn start_dev_with_extra(data_dir: &Path, extra: &str) -> Server {
+    start_dev_with_extra_by(hanko(), data_dir, extra)
+}
+
+/// [`start_dev_with_extra`] with a prepared command (e.g. pointed at pkcs11-mock).
+pub fn start_dev_with_extra_by(cmd: Command, data_dir: &Path, extra: &str) -> Server {
     let toml = std::fs::read_to_string(data_dir.join("hanko.toml")).unwrap();
     let custom = data_dir.join("custom.toml");
     std::fs::write(&custom, format!("{toml}\n{extra}")).unwrap();
     let d = data_dir.to_str().unwrap();
     Server::start(
-        hanko(),
+        cmd,
         &[
             "--dev",
             "--data-dir",

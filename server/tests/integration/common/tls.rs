@@ -90,6 +90,24 @@ pub fn get_keep_alive(stream: &mut Stream, path: &str) -> std::io::Result<(u16, 
     }
 }
 
+/// curl GET /readyz over https at `addr`, by IP address and by name, trusting `ca`
+/// (a PEM file): asserts it succeeds and says ready.
+pub fn curl_readyz(addr: SocketAddr, ca: &str) {
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("https://{host}:{}/readyz", addr.port());
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", "--cacert", ca, &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{url}: {}", super::text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("\"status\":\"ready\""),
+            "{}",
+            super::text(&out)
+        );
+    }
+}
+
 /// `openssl s_client` with `args` against `addr` (stdin closed at once): its output.
 pub fn s_client(addr: SocketAddr, args: &[&str]) -> Output {
     Command::new("timeout")
