@@ -1,5 +1,5 @@
-//! Shared set-up, built once per test process: a PKI made with `hanko_pki::x509` (a P-256
-//! root and intermediate as software keys, CA keys only) and two in-process
+//! Shared set-up, built once per test process: a PKI under `hanko_pki::test_support`'s
+//! two-level CA (P-256 software keys, CA keys only) and two in-process
 //! `hanko_tsa::Tsa`s whose keys, RSA-3072 and P-256, are generated inside a private
 //! SoftHSM token and sign through `hanko-hsm`'s pool, as the server's TSA does. No
 //! private key is written to disk except inside the SoftHSM token.
@@ -9,17 +9,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use hanko_anchor::HashAlg;
-use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use hanko_hsm::PoolConfig;
 use hanko_pki::cert::Certificate;
-use hanko_pki::soft::SoftwareSigner;
-use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
+use hanko_pki::test_support::{TestCa, name};
+use hanko_pki::x509::{CertParams, CertProfile, issue_certificate};
 use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm, Signer};
 use hanko_tsa::{
     ClockGuard, ClockGuardConfig, ClockSource as _, CountingSerials, ManualClock, Outcome,
     TimeStampUnit, Tsa, TsaConfig,
 };
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "hanko-anchor-test";
 const USER_PIN: &str = "user-pin-4711-a";
 const SO_PIN: &str = "so-pin-0815-a";
@@ -143,72 +142,21 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-fn name(cn: &str) -> hanko_pki::x509::Name {
-    build_name(&[
-        (NameAttr::Country, "JP"),
-        (NameAttr::Organization, "Hanko Anchor Test"),
-        (NameAttr::CommonName, cn),
-    ])
-    .unwrap()
-}
-
 async fn make_fixture() -> Fixture {
     // Kept for the whole run, under cargo's target/tmp; older runs' directories go.
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hanko-anchor");
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-    let dir = base.join(std::process::id().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = hanko_pkcs11_mock::write_softhsm_config(&dir).unwrap();
-    // As in hanko-hsm's own tests: set once, before this process first loads SoftHSM.
-    hanko_hsm::use_softhsm_config(&conf);
-    let module = ModuleConfig {
-        module_path: MODULE.into(),
-        token_label: TOKEN.into(),
-    };
-    Hsm::init_token(
-        &module,
-        &Pin::new(SO_PIN.into()),
-        &Pin::new(USER_PIN.into()),
-    )
-    .unwrap();
-    let hsm = Hsm::open(module, Pin::new(USER_PIN.into())).unwrap();
+    let (dir, hsm) = hanko_hsm::test_support::private_token(&base, TOKEN, SO_PIN, USER_PIN);
 
     let now = SystemTime::now();
     let from = now - Duration::from_secs(3600);
     let until = now + Duration::from_secs(365 * 86_400);
     let ec = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
-    let root_key = SoftwareSigner::generate(KeyType::EcP256, ec).unwrap();
-    let root = issue_certificate(
-        &CertParams::new(
-            CertProfile::RootCa,
-            name("Hanko Anchor Test Root"),
-            from,
-            until,
-        ),
-        root_key.public_key_der(),
-        None,
-        &root_key,
-    )
-    .await
-    .unwrap();
-    let inter_key = SoftwareSigner::generate(KeyType::EcP256, ec).unwrap();
-    let inter = issue_certificate(
-        &CertParams::new(
-            CertProfile::IntermediateCa { path_len: 0 },
-            name("Hanko Anchor Test Intermediate"),
-            from,
-            until,
-        ),
-        inter_key.public_key_der(),
-        Some(&root),
-        &root_key,
-    )
-    .await
-    .unwrap();
+    let TestCa {
+        root,
+        inter,
+        inter_key,
+        ..
+    } = TestCa::generate("Hanko Anchor Test", from, until, until).await;
 
     let mut tsas = Vec::new();
     let mut late = None;
@@ -227,13 +175,13 @@ async fn make_fixture() -> Fixture {
                     non_repudiation: false,
                     private_key_usage_period: None,
                 },
-                name(&format!("Hanko Anchor Test TSA {}", kind.label())),
+                name("Hanko Anchor Test", &format!("TSA {}", kind.label())),
                 from,
                 until,
             ),
             &spki,
             Some(&inter),
-            &inter_key,
+            inter_key.as_ref(),
         )
         .await
         .unwrap();
