@@ -7,7 +7,10 @@
 #                    poppler-utils (pdfsig, pdftoppm, pdftotext, pdffonts) and qpdf (PAdES
 #                    and visible seal tests), fonts-ipaexfont-gothic (the seal text's font),
 #                    chromium and chromium-driver (the verification page's browser tests,
-#                    driven headless over WebDriver; --no-install-recommends keeps it small)
+#                    driven headless over WebDriver; --no-install-recommends keeps it small),
+#                    default-jdk-headless, libbcprov-java, libbcpkix-java, libbcutil-java
+#                    (Bouncy Castle's RFC 4998 checker, the third-party verifier of
+#                    hanko-anchor's evidence records)
 #   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
 #                    pyhanko, pyhanko-certvalidator (the third-party CSC client of the CSC
 #                    interop test and the PDF signature validator of the PAdES tests)
@@ -36,7 +39,8 @@ as_root() { "${SUDO[@]}" "$@"; }
 # --- Debian packages --------------------------------------------------------------------
 packages=(softhsm2 opensc openssl pkg-config build-essential curl ca-certificates
           python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic
-          chromium chromium-driver)
+          chromium chromium-driver
+          default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

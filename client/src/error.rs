@@ -67,6 +67,14 @@ pub enum Error {
         /// Why.
         source: Box<ureq::Error>,
     },
+    /// The GET failed (connection, timeout, bad URL).
+    #[error("GET {url}")]
+    Get {
+        /// The URL.
+        url: String,
+        /// Why.
+        source: Box<ureq::Error>,
+    },
     /// The reply's body could not be read (or exceeded the size cap).
     #[error("reading the reply")]
     ReadReply(#[source] Box<ureq::Error>),

@@ -58,4 +58,4 @@ pub mod verify;
 pub use error::Error;
 pub use verify::pdf::{VerifiedPdf, verify_pdf};
 pub use verify::seal::{VerifiedSeal, claimed_signer, verify_seal};
-pub use verify::{Verified, verify};
+pub use verify::{Verified, verify, verify_token};

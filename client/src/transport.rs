@@ -250,6 +250,38 @@ fn query_escape(s: &str) -> String {
 
 /// One POST: `headers` and `body` out; the reply's body back when it is HTTP 200 of the
 /// media type `expected`, at most `limit` bytes.
+/// The media type of an RFC 4998 evidence record as a Hanko server sends it (no IANA
+/// type exists for DER ERS).
+pub const EVIDENCE_TYPE: &str = "application/octet-stream";
+/// Largest evidence record accepted (a reduced tree of a batch of 10^7 leaves is a few
+/// KiB; tokens a few more).
+pub const MAX_EVIDENCE_BYTES: u64 = 1 << 20;
+
+/// GETs an evidence record (`<base>/api/v1/evidence/...`): HTTP 200 with
+/// [`EVIDENCE_TYPE`], at most [`MAX_EVIDENCE_BYTES`]. Any other status is an error
+/// quoting the start of the body (the server's JSON saying why, e.g. the batch is open).
+pub fn get_evidence(url: &str, timeout: Duration, tls: &Tls) -> Result<Vec<u8>, Error> {
+    check_url(url)?;
+    let reply = agent(tls, timeout)
+        .get(url)
+        .header("Accept", EVIDENCE_TYPE)
+        .call()
+        .map_err(|e| Error::Get {
+            url: url.to_owned(),
+            source: Box::new(e),
+        })?;
+    read_reply(reply, url, EVIDENCE_TYPE, MAX_EVIDENCE_BYTES)
+}
+
+fn agent(tls: &Tls, timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout.max(Duration::from_secs(1))))
+        .http_status_as_error(false)
+        .tls_config(tls.config())
+        .build()
+        .into()
+}
+
 fn exchange(
     url: &str,
     tls: &Tls,
@@ -260,21 +292,26 @@ fn exchange(
     timeout: Duration,
 ) -> Result<Vec<u8>, Error> {
     check_url(url)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout.max(Duration::from_secs(1))))
-        .http_status_as_error(false)
-        .tls_config(tls.config())
-        .build()
-        .into();
-    let mut request = agent.post(url).header("Accept", expected);
+    let mut request = agent(tls, timeout).post(url).header("Accept", expected);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut reply = request.send(body).map_err(|e| Error::Post {
+    let reply = request.send(body).map_err(|e| Error::Post {
         // The URL holds no secret: an API key travels in a header.
         url: url.to_owned(),
         source: Box::new(e),
     })?;
+    read_reply(reply, url, expected, limit)
+}
+
+/// The body of a 200 reply of type `expected`, at most `limit` bytes; any other status
+/// an error quoting the start of the body.
+fn read_reply(
+    mut reply: ureq::http::Response<ureq::Body>,
+    url: &str,
+    expected: &'static str,
+    limit: u64,
+) -> Result<Vec<u8>, Error> {
     let status = reply.status();
     let content_type = reply
         .headers()

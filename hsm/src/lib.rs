@@ -75,6 +75,8 @@ mod pin;
 mod pool;
 mod protection;
 mod spki;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod token;
 
 use std::path::{Path, PathBuf};

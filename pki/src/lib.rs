@@ -39,6 +39,8 @@ pub mod der;
 pub mod oid;
 pub mod signer;
 pub mod soft;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tsp;
 pub mod verify;
 pub mod x509;

@@ -1,4 +1,5 @@
-//! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp` and `verify`.
+//! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp`, `verify`,
+//! `seal`, `seal-verify` and `evidence`.
 //!
 //! Raw flags are parsed here with clap and turned into [`config::Overrides`]; validation
 //! happens once, in [`config::FileConfig::resolve`], so a flag and its config key can
@@ -35,8 +36,10 @@ is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{se
 health, readiness and metrics, and the CSC API 1.0.4 and 2 (/csc/v1/..., /csc/v2/...: \
 signHash, timestamp, CAdES signDoc), and PAdES seals (POST /api/v1/seal/pdf), over \
 plain HTTP and over HTTPS ([tls], TLS 1.3/1.2, optional mTLS; `--dev` serves HTTPS on \
-127.0.0.1:3443). Merkle anchoring of the log is not built yet. It issues time-stamps only \
-while the clock is known to be synchronised.
+127.0.0.1:3443). Everything issued is anchored: batches of the log are time-stamped by \
+the own TSA and external TSAs ([anchor]), and each object gets an RFC 4998 evidence \
+record (GET /api/v1/evidence/..., `hanko evidence get|verify`). It issues time-stamps \
+only while the clock is known to be synchronised.
 
 The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never from a flag. \
 `hanko serve --dev` runs a development server with a SoftHSM token and a dev PKI."
@@ -82,6 +85,9 @@ pub enum Command {
     /// own code path (B-T: its time-stamp too). Exit 0 valid, 1 not (the reason is
     /// printed).
     SealVerify(crate::client_cli::SealVerifyArgs),
+    /// RFC 4998 evidence records of issued objects: `get` one from a server, `verify`
+    /// records offline against the data and a root ("this file existed at ...").
+    Evidence(crate::evidence_cli::EvidenceArgs),
 }
 
 /// `hanko serve`.
@@ -171,6 +177,6 @@ mod tests {
         let help = Cli::command().render_help().to_string();
         assert_eq!(help.lines().next(), Some(ABOUT), "{help}");
         let long = Cli::command().render_long_help().to_string();
-        assert!(long.contains("not built yet"), "{long}");
+        assert!(long.contains("evidence record"), "{long}");
     }
 }

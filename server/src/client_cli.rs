@@ -538,7 +538,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<Certificate>> {
+pub(crate) fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<Certificate>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     hanko_pki::cert::load_pem_chain(&text).with_context(|| format!("{}", path.display()))

@@ -44,6 +44,7 @@ pub struct ExternalTsa {
     trust_anchors: Vec<Certificate>,
     timeout: Duration,
     tls: transport::Tls,
+    policy: Option<String>,
 }
 
 impl ExternalTsa {
@@ -54,6 +55,7 @@ impl ExternalTsa {
             trust_anchors: settings.trust_anchors.clone(),
             timeout: settings.timeout,
             tls: settings.tls.clone(),
+            policy: settings.policy.clone(),
         }
     }
 
@@ -73,7 +75,7 @@ impl ExternalTsa {
             hash,
             imprint.to_vec(),
             Some(request::random_nonce()),
-            None,
+            self.policy.as_deref(),
             true,
         )
         .map_err(|e| err(TimeStampErrorKind::BadResponse, format!("request: {e}")))?;
@@ -111,7 +113,7 @@ impl ExternalTsa {
                 .map_err(|e| {
                     err(
                         TimeStampErrorKind::BadResponse,
-                        format!("token does not verify against seal.tsa_ca: {e}"),
+                        format!("token does not verify against its configured trust anchors: {e}"),
                     )
                 })?;
         }
@@ -245,6 +247,7 @@ mod tests {
             trust_anchors: Vec::new(),
             timeout: Duration::from_secs(1),
             tls: transport::Tls::default(),
+            policy: None,
         });
         let e = tsa
             .time_stamp(HashAlgorithm::Sha256, &[0; 32])

@@ -167,6 +167,17 @@ impl Issuer {
     /// with ([`Rejection::LogFailed`] when the record did not commit: the token is
     /// dropped).
     pub async fn issue(&self, request_der: &[u8], client: &str) -> Result<Issued, Rejection> {
+        self.issue_as(request_der, client, RecordKind::Timestamp)
+            .await
+    }
+
+    /// [`Issuer::issue`], logged as `kind`.
+    async fn issue_as(
+        &self,
+        request_der: &[u8],
+        client: &str,
+        kind: RecordKind,
+    ) -> Result<Issued, Rejection> {
         let response = self.tsa.respond(request_der).await;
         let token = match response.outcome {
             Outcome::Granted(token) => token,
@@ -183,7 +194,7 @@ impl Issuer {
             });
         }
         let record = NewRecord {
-            kind: RecordKind::Timestamp,
+            kind,
             serial: token.serial.as_be_bytes().to_vec(),
             object_hash: NewRecord::object_hash_of(&token.token_der),
             request_hash: token.imprint.clone(),
@@ -229,12 +240,35 @@ impl Issuer {
         nonce: Option<u64>,
         client: &str,
     ) -> Result<Issued, Rejection> {
-        let nonce = nonce.unwrap_or_else(hanko_client::request::random_nonce);
-        let request = hanko_client::request::build(hash, imprint.to_vec(), Some(nonce), None, true)
-            .and_then(|r| hanko_client::request::encode(&r))
-            .map_err(|e| Rejection::Internal(format!("time-stamp request: {e}")))?;
+        let request = own_request(hash, imprint, nonce)?;
         self.issue(&request, client).await
     }
+
+    /// Issues the archive time-stamp of an anchor over a batch root (`imprint`, made with
+    /// `hash`): the same path as every token, logged with kind `archive-stamp` (never an
+    /// unlogged token), so it is itself anchored in a later batch.
+    pub async fn issue_archive_stamp(
+        &self,
+        hash: HashAlgorithm,
+        imprint: &[u8],
+        client: &str,
+    ) -> Result<Issued, Rejection> {
+        let request = own_request(hash, imprint, None)?;
+        self.issue_as(&request, client, RecordKind::ArchiveStamp)
+            .await
+    }
+}
+
+/// A request to our own TSA built in-process (certReq set; `nonce`, or a random one).
+fn own_request(
+    hash: HashAlgorithm,
+    imprint: &[u8],
+    nonce: Option<u64>,
+) -> Result<Vec<u8>, Rejection> {
+    let nonce = nonce.unwrap_or_else(hanko_client::request::random_nonce);
+    hanko_client::request::build(hash, imprint.to_vec(), Some(nonce), None, true)
+        .and_then(|r| hanko_client::request::encode(&r))
+        .map_err(|e| Rejection::Internal(format!("time-stamp request: {e}")))
 }
 
 /// A token issued and logged: the TimeStampResp to send and the token's record.

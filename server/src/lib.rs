@@ -46,6 +46,7 @@
 // wrapper, and that one function allows `unsafe_code`; nothing else may.
 #![deny(unsafe_code)]
 
+pub mod anchor;
 pub mod auth;
 pub mod cli;
 pub mod client_cli;
@@ -54,6 +55,7 @@ pub mod config;
 pub mod config_check;
 pub mod dev;
 pub mod entry;
+pub mod evidence_cli;
 pub mod external_tsa;
 pub mod http;
 pub mod issuance;

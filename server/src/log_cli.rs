@@ -13,7 +13,8 @@
 //!    <data-dir>/hanko.toml is read when present, as `hanko serve --dev` does)
 //!
 //!   verify: exit 0  "chain intact: N rows, head seq S hash H"
-//!           exit 1  "first bad row: seq N: <reason>"
+//!                   "batches intact: B batches cover seq 1..=L (roots recomputed); ..."
+//!           exit 1  "first bad row: seq N: <reason>" or "first bad batch: id B: <reason>"
 //!           exit 2  the log cannot be read (no file, no database, bad flags)
 //!   export: JSON lines on stdout, one per record, in sequence order (exit 0 / 2)
 //! ```
@@ -244,6 +245,10 @@ enum Verdict {
 async fn verify(db: &LogDbArgs) -> anyhow::Result<Verdict> {
     let store = open_store(db).await?;
     let report = store.verify_chain().await;
+    let batches = match &report {
+        Ok(r) if r.first_bad.is_none() => Some(verify_batches(&store).await),
+        _ => None,
+    };
     store.close().await;
     let report = report.context("reading the issuance log")?;
     match &report.first_bad {
@@ -254,7 +259,20 @@ async fn verify(db: &LogDbArgs) -> anyhow::Result<Verdict> {
                 report.head.seq,
                 hex::encode(report.head.hash)
             );
-            Ok(Verdict::Intact)
+            match batches.context("reading the anchor batches")?? {
+                BatchReport::Intact { batches, last_seq } => {
+                    println!(
+                        "batches intact: {batches} batches cover seq 1..={last_seq} \
+                         (roots recomputed); open: {} records",
+                        report.head.seq.saturating_sub(last_seq)
+                    );
+                    Ok(Verdict::Intact)
+                }
+                BatchReport::Bad { id, reason } => {
+                    println!("first bad batch: id {id}: {reason}");
+                    Ok(Verdict::Bad)
+                }
+            }
         }
         Some(bad) => {
             println!("first bad row: seq {}: {}", bad.seq, reason_text(bad));
@@ -265,6 +283,72 @@ async fn verify(db: &LogDbArgs) -> anyhow::Result<Verdict> {
             Ok(Verdict::Bad)
         }
     }
+}
+
+/// What the walk over the anchor batches found.
+enum BatchReport {
+    /// Batches 1..=`batches` tile seq 1..=`last_seq`, each root recomputed.
+    Intact { batches: u64, last_seq: u64 },
+    /// The first batch that is not what the log says.
+    Bad { id: u64, reason: String },
+}
+
+/// Walks the batches oldest first: each starts right after the one before (the first at
+/// seq 1) and ends at or before the head, so every record up to the last batch is in
+/// exactly one; and its root and block roots are recomputed from the log's object hashes.
+async fn verify_batches(store: &Store) -> anyhow::Result<BatchReport> {
+    // Read now, not at the chain check: a batch may have closed since.
+    let head = store.head().await?.seq;
+    let mut expected_first = 1u64;
+    let mut count = 0u64;
+    let mut after = 0u64;
+    loop {
+        let page = store.batches_ascending(after, 100).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for b in page {
+            let bad = |reason: String| Ok(BatchReport::Bad { id: b.id, reason });
+            if b.first_seq != expected_first {
+                return bad(format!(
+                    "starts at seq {}, but the batch before ends at seq {}",
+                    b.first_seq,
+                    expected_first - 1
+                ));
+            }
+            if b.last_seq < b.first_seq || b.last_seq > head {
+                return bad(format!(
+                    "range {}..={} is empty or past the head {head}",
+                    b.first_seq, b.last_seq
+                ));
+            }
+            if b.leaf_count != b.last_seq - b.first_seq + 1 {
+                return bad(format!(
+                    "leaf count {} does not fit its range",
+                    b.leaf_count
+                ));
+            }
+            if b.hash_alg != crate::anchor::TREE_ALG_NAME {
+                return bad(format!("unknown tree hash algorithm {:?}", b.hash_alg));
+            }
+            let (root, blocks) = crate::anchor::tree_of(store, b.first_seq, b.last_seq).await?;
+            if blocks != b.block_roots {
+                return bad("stored block roots differ from the log's object hashes".into());
+            }
+            if root != b.root {
+                return bad(format!(
+                    "stored root {} differs from the root {} recomputed from the log",
+                    hex::encode(&b.root),
+                    hex::encode(&root)
+                ));
+            }
+            expected_first = b.last_seq + 1;
+            count += 1;
+        }
+    }
+    Ok(BatchReport::Intact {
+        batches: count,
+        last_seq: expected_first - 1,
+    })
 }
 
 async fn export(args: &LogExportArgs) -> anyhow::Result<()> {

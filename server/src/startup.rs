@@ -5,7 +5,8 @@
 //!        (production: Config resolved, PIN checked, SOFTHSM2_CONF; dev: data dir
 //!         prepared, SOFTHSM2_CONF) ─> tokio runtime ─> serve_async:
 //!   open_token (production: Hsm::open; dev: dev::init) ─> keys::load_keys
-//!        ─> open_log ─> build_issuer ─> seal::Sealer ─> AppState ─> bind ─> serve::run ─> serve::release
+//!        ─> open_log ─> build_issuer ─> seal::Sealer ─> AppState ─> start_anchoring ─> bind
+//!        ─> serve::run ─> anchoring stopped (tasks joined) ─> serve::release
 //! ```
 //!
 //! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
@@ -426,12 +427,17 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         limits: Arc::new(http::Limits::new(&cfg.http)),
         csc_info: cfg.csc.clone(),
         verifier: Arc::new(verifier),
+        anchor: cfg.anchor.enabled.then(|| cfg.anchor.clone()),
     });
     spawn_metrics_upkeep(metrics);
+    let anchoring = start_anchoring(&cfg, &state, &store);
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
     let listeners = bind(&cfg, tls_key.clone()).await?;
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
+    if let Some(a) = anchoring {
+        a.stop().await;
+    }
     // The reloader keeps the TLS configuration (and so the key) alive: stop its pool
     // here, or its workers would hold the token past the release below.
     if let Some(k) = &tls_key {
@@ -440,6 +446,41 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     serve::release(state, store).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts Merkle anchoring (`[anchor]`): the batcher and one task per target, the own
+/// TSA (`self`) first. `None` when disabled.
+fn start_anchoring(
+    cfg: &Config,
+    state: &AppState,
+    store: &hanko_store::Store,
+) -> Option<crate::anchor::Anchoring> {
+    use crate::anchor::{AnchorTarget, ExternalTarget, SelfTarget};
+    if !cfg.anchor.enabled {
+        tracing::info!("anchoring is disabled ([anchor] enabled = false)");
+        return None;
+    }
+    let mut targets: Vec<Arc<dyn AnchorTarget>> = Vec::new();
+    if cfg.anchor.self_target && cfg.store.durability == config::Durability::None {
+        // Its tokens would not be logged: never an unlogged token.
+        tracing::warn!(
+            "store.durability = \"none\": the own TSA does not anchor (self target off)"
+        );
+    } else if cfg.anchor.self_target
+        && let Some(issuer) = &state.issuer
+    {
+        targets.push(Arc::new(SelfTarget {
+            issuer: issuer.clone(),
+        }));
+    }
+    for e in &cfg.anchor.external {
+        tracing::info!(target = %e.name, url = %e.tsa.url, "anchor target: external TSA");
+        targets.push(Arc::new(ExternalTarget {
+            name: e.name.clone(),
+            tsa: crate::external_tsa::ExternalTsa::new(&e.tsa),
+        }));
+    }
+    Some(crate::anchor::spawn(store.clone(), &cfg.anchor, targets))
 }
 
 /// The HTTPS listener's key in the HSM, with `tls.key_label`: its own signing pool

@@ -52,6 +52,9 @@ pub struct AppState {
     /// The recipient's verification (`/verify`, `[verify]`): trust anchors, upload
     /// limit, the evidence seam.
     pub verifier: Arc<crate::verify::Verifier>,
+    /// Merkle anchoring's settings, for the evidence and batch routes; `None` when
+    /// `[anchor]` is disabled (those routes then answer 404).
+    pub anchor: Option<crate::config::AnchorSettings>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
             limits: Default::default(),
             csc_info: Default::default(),
             verifier: Default::default(),
+            anchor: None,
         }
     }
 }

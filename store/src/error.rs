@@ -156,6 +156,12 @@ pub enum Error {
     #[error("issuance log writer is closed")]
     Closed,
 
+    /// An anchor batch could not be closed: its range does not start right after the last
+    /// closed batch, ends past the chain head, or another batcher closed an overlapping
+    /// range first (the tables' constraints refused it). Nothing was written.
+    #[error("anchor batch refused: {0}")]
+    BatchConflict(String),
+
     /// Writing an export failed.
     #[error("writing the log export failed: {0}")]
     Io(#[source] Arc<std::io::Error>),
@@ -188,6 +194,7 @@ impl Error {
             | Error::ReadOnly
             | Error::Schema { .. }
             | Error::NoReadAccess { .. }
+            | Error::BatchConflict(_)
             | Error::Io(_) => false,
         }
     }

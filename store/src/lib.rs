@@ -27,7 +27,8 @@
 //! HTTP, or decide status codes: any [`Error`] from [`Store::append`] means "no durable
 //! record", which the server answers with a `systemFailure` TimeStampResp (HTTP 200, token
 //! withheld). It does not anchor the
-//! chain externally either; hanko-anchor reads [`Store::read_range`] for that.
+//! chain itself either: it stores the batches and anchors the server's batcher computes
+//! with hanko-anchor ([`anchoring`]).
 //!
 //! The log writer is a thread of its own on SQLite (statements run back to back on one
 //! connection) and a tokio task on PostgreSQL (one round trip per statement anyway).
@@ -67,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anchoring;
 mod backend;
 pub mod chain;
 mod error;
@@ -89,6 +91,9 @@ use crate::backend::sqlite::SqliteBackend;
 use crate::record::PreparedRecord;
 use crate::writer::{Job, LingerGate, StatsInner, WriterConfig, WriterHandle};
 
+pub use crate::anchoring::{
+    Anchor, AnchorState, Batch, BatcherLock, NewBatch, ObjectHashes, OpenRange, PendingAnchor,
+};
 pub use crate::chain::{BadReason, BadRow, ChainHead, VerifyReport};
 pub use crate::error::Error;
 pub use crate::export::ExportRange;
@@ -383,6 +388,11 @@ impl Store {
 
     pub(crate) fn backend(&self) -> &dyn LogBackend {
         self.inner.backend.as_ref()
+    }
+
+    /// Opened by [`Store::open_read_only`].
+    pub(crate) fn inner_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// The database this store runs on.

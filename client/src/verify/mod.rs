@@ -128,6 +128,33 @@ pub fn verify(
     })
 }
 
+/// Verifies a bare DER TimeStampToken (the CMS ContentInfo a CAdES attribute or an RFC
+/// 4998 ArchiveTimeStamp carries) with every check of [`verify`] but the request's.
+pub fn verify_token(
+    token_der: &[u8],
+    data_digest: &dyn Fn(HashAlgorithm) -> Result<Vec<u8>, Error>,
+    roots: &[Certificate],
+    untrusted: &[Certificate],
+) -> Result<Verified, Error> {
+    verify(
+        &granted_response(token_der),
+        data_digest,
+        None,
+        roots,
+        untrusted,
+    )
+}
+
+/// `TimeStampResp { status granted, timeStampToken }` around a token, so that the
+/// token verifier (which takes responses) checks it unchanged.
+fn granted_response(token: &[u8]) -> Vec<u8> {
+    // PKIStatusInfo ::= SEQUENCE { status INTEGER 0 }
+    let status: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x00];
+    let mut body = status.to_vec();
+    body.extend_from_slice(token);
+    hanko_pki::der::tlv(hanko_pki::der::tag::SEQUENCE, &body)
+}
+
 /// The response is a DER TimeStampResp whose status grants a token; the token taken
 /// apart.
 fn granted_token(response_der: &[u8]) -> Result<ParsedToken, Error> {

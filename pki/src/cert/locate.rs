@@ -38,10 +38,11 @@ pub(crate) fn locate(der: &[u8]) -> Option<Ranges> {
     let tbs = c.next_tagged(tag::SEQUENCE)?;
     let signature_algorithm = c.next_tagged(tag::SEQUENCE)?.whole;
     let sig = c.next_tagged(tag::BIT_STRING)?;
-    let signature_bits = (sig.content.start + 1)..sig.content.end;
-    if signature_bits.start > signature_bits.end {
+    // The first content octet counts the unused bits: a signature is whole octets.
+    if der.get(sig.content.start) != Some(&0) {
         return None;
     }
+    let signature_bits = (sig.content.start + 1)..sig.content.end;
     let mut t = Cursor::new(der, tbs.content.clone());
     let mut field = t.next_tlv()?;
     if field.tag == 0xa0 {

@@ -702,3 +702,32 @@ fn csrs_we_make_pass_openssl_and_openssl_csrs_pass_us() {
     req.verify().unwrap();
     assert_eq!(req.spki_der(), rsa.public_key_der());
 }
+
+/// A signatureValue whose BIT STRING claims unused bits is not a certificate: a
+/// signature is whole octets, and a verifier that skipped the count would accept a
+/// changed byte that no signature covers (found by hanko-anchor's bit-flip test).
+#[test]
+fn a_signature_value_with_unused_bits_is_refused() {
+    let chain = make_ca(
+        SoftwareSigner::generate(KeyType::EcP256, ecdsa(HashAlgorithm::Sha256)).unwrap(),
+        SoftwareSigner::generate(KeyType::EcP256, ecdsa(HashAlgorithm::Sha256)).unwrap(),
+    );
+    let der = chain.inter.der().to_vec();
+    // The signatureValue BIT STRING is the certificate's last element.
+    let cert = hanko_pki::der::Cursor::new(&der, 0..der.len())
+        .next_tlv()
+        .unwrap();
+    let mut fields = hanko_pki::der::Cursor::new(&der, cert.content);
+    let mut sig = None;
+    while let Some(t) = fields.next_tlv() {
+        sig = Some(t);
+    }
+    let sig = sig.unwrap();
+    assert_eq!((sig.tag, der[sig.content.start]), (0x03, 0));
+    Certificate::from_der(&der).unwrap();
+    for unused in 1..=7u8 {
+        let mut bad = der.clone();
+        bad[sig.content.start] = unused;
+        assert!(Certificate::from_der(&bad).is_err(), "{unused} unused bits");
+    }
+}

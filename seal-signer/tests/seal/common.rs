@@ -1,9 +1,9 @@
 //! Shared set-up, built once per test process.
 //!
-//! The PKI is made with `hanko_pki::x509` (what `hanko dev-init` uses): a P-256 root and
-//! intermediate as software keys (CA keys only), the two seal keys (`seal-rsa3072`,
-//! `seal-p256`) generated inside a private SoftHSM token and signing through
-//! `hanko-hsm`'s pool, and a TSA key (software) for the in-process `hanko_tsa::Tsa`
+//! The PKI is made under `hanko_pki::test_support::TestCa` (with `hanko_pki::x509`, what
+//! `hanko dev-init` uses): a P-256 root and intermediate as software keys (CA keys
+//! only), the two seal keys (`seal-rsa3072`, `seal-p256`) generated inside a private
+//! SoftHSM token and signing through `hanko-hsm`'s pool, and a TSA key (software) for the in-process `hanko_tsa::Tsa`
 //! that stamps B-T seals through [`InProcessTsa`], the `TimeStamper` the server will
 //! also build. No private key is written to disk except inside the SoftHSM token.
 
@@ -12,10 +12,11 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use hanko_hsm::{Hsm, ModuleConfig, Pin, PoolConfig};
+use hanko_hsm::{Hsm, PoolConfig};
 use hanko_pki::cert::Certificate;
 use hanko_pki::soft::SoftwareSigner;
-use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
+use hanko_pki::test_support::TestCa;
+use hanko_pki::x509::{CertParams, CertProfile, issue_certificate};
 use hanko_pki::{BoxFuture, HashAlgorithm, KeyType, SignatureAlgorithm, Signer};
 use hanko_seal::{Seal, SealCredential, TimeStampError, TimeStampErrorKind, TimeStamper};
 use hanko_tsa::{
@@ -24,7 +25,6 @@ use hanko_tsa::{
 };
 use rasn_cms::{SignedData, SignerInfo};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "hanko-seal-test";
 const USER_PIN: &str = "user-pin-4711-x";
 const SO_PIN: &str = "so-pin-0815-y";
@@ -155,72 +155,31 @@ pub async fn extra_credential(
 }
 
 pub fn name(cn: &str) -> hanko_pki::x509::Name {
-    build_name(&[
-        (NameAttr::Country, "JP"),
-        (NameAttr::Organization, "Hanko Seal Test City"),
-        (NameAttr::CommonName, cn),
-    ])
-    .unwrap()
+    hanko_pki::test_support::name("Hanko Seal Test City", cn)
 }
 
 async fn make_fixture() -> Fixture {
     // Kept for the whole run, under cargo's target/tmp; older runs' directories go.
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hanko-seal");
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-    let dir = base.join(std::process::id().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = hanko_pkcs11_mock::write_softhsm_config(&dir).unwrap();
-    // As in hanko-hsm's own tests: set once, before this process first loads SoftHSM.
-    hanko_hsm::use_softhsm_config(&conf);
-    let module = ModuleConfig {
-        module_path: MODULE.into(),
-        token_label: TOKEN.into(),
-    };
-    Hsm::init_token(
-        &module,
-        &Pin::new(SO_PIN.into()),
-        &Pin::new(USER_PIN.into()),
-    )
-    .unwrap();
-    let hsm = Hsm::open(module, Pin::new(USER_PIN.into())).unwrap();
+    let (dir, hsm) = hanko_hsm::test_support::private_token(&base, TOKEN, SO_PIN, USER_PIN);
 
     let now = SystemTime::now();
     let from = now - Duration::from_secs(3600);
     let until = now + Duration::from_secs(365 * 86_400);
     let ec = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
 
-    let root_key = SoftwareSigner::generate(KeyType::EcP256, ec).unwrap();
-    let root = issue_certificate(
-        &CertParams::new(
-            CertProfile::RootCa,
-            name("Hanko Seal Test Root"),
-            from,
-            until,
-        ),
-        root_key.public_key_der(),
-        None,
-        &root_key,
+    let TestCa {
+        root,
+        inter,
+        inter_key,
+        ..
+    } = TestCa::generate(
+        "Hanko Seal Test City",
+        from,
+        until,
+        until - Duration::from_secs(86_400),
     )
-    .await
-    .unwrap();
-    let inter_key = Arc::new(SoftwareSigner::generate(KeyType::EcP256, ec).unwrap());
-    let inter = issue_certificate(
-        &CertParams::new(
-            CertProfile::IntermediateCa { path_len: 0 },
-            name("Hanko Seal Test Intermediate"),
-            from,
-            until - Duration::from_secs(86_400),
-        ),
-        inter_key.public_key_der(),
-        Some(&root),
-        &root_key,
-    )
-    .await
-    .unwrap();
+    .await;
     let leaf_until = until - Duration::from_secs(2 * 86_400);
 
     let mut creds = Vec::new();

@@ -62,6 +62,9 @@ pub struct FileConfig {
     /// `[verify]`: the recipient's verification page (trust anchors, upload limit).
     #[serde(default)]
     pub verify: super::VerifySection,
+    /// `[anchor]`: Merkle anchoring of the log and its targets.
+    #[serde(default)]
+    pub anchor: super::AnchorSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

@@ -22,10 +22,12 @@
 //! # Layout
 //! - `file.rs`: the TOML file's sections as written ([`FileConfig`] and its sections).
 //! - `settings.rs`: the checked settings ([`Config`] and its parts).
+//! - `anchor.rs`, `seal.rs`, `tls.rs`: the `[anchor]`, `[seal]` and `[tls]` sections.
 //! - `resolve.rs`: flags ([`Overrides`]) + file + defaults -> [`Config`], every check.
 
 use std::time::Duration;
 
+mod anchor;
 mod file;
 mod resolve;
 mod seal;
@@ -35,6 +37,10 @@ mod tests;
 mod tls;
 mod verify;
 
+pub use anchor::{
+    AnchorSection, AnchorSettings, DEFAULT_ANCHOR_INTERVAL, DEFAULT_MAX_LEAVES,
+    DEV_ANCHOR_INTERVAL, ExternalAnchor, ExternalAnchorSection, SELF_TARGET,
+};
 pub use file::{
     ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,
     LogSection, SealKeySection, SealSection, StoreSection, TsaSection,

@@ -78,6 +78,7 @@ impl FileConfig {
             .collect();
         clients.check_credentials_exist(&seal_keys)?;
         let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
+        let anchor = super::anchor::resolve_anchor(self.anchor, &data_dir, dev, tsa.is_some())?;
         let node_id = resolve_node_id(self.store.node_id.clone(), read_host_name(), dev)?;
         let store = resolve_store(self.store, o, &data_dir, node_id)?;
         if store.durability == Durability::None && !dev {
@@ -106,6 +107,7 @@ impl FileConfig {
             seal_font,
             tls,
             verify,
+            anchor,
         })
     }
 

@@ -31,6 +31,8 @@ pub struct ExternalTsaSettings {
     pub trust_anchors: Vec<Certificate>,
     /// The longest one request may take.
     pub timeout: Duration,
+    /// The policy OID to ask for (reqPolicy); `None`: the TSA's default.
+    pub policy: Option<String>,
 }
 
 /// Default of `seal.tsa_timeout_ms`.
@@ -119,46 +121,87 @@ pub(super) fn resolve_external_tsa(
         }
         return Ok(None);
     };
+    let endpoint = EndpointSection {
+        url,
+        tls_ca: s.tsa_tls_ca,
+        ca: s.tsa_ca,
+        timeout_ms: s.tsa_timeout_ms,
+        policy: None,
+    };
+    resolve_endpoint("seal.tsa_", endpoint, data_dir).map(Some)
+}
+
+/// An external RFC 3161 TSA as written: `[seal]`'s `tsa_*` keys, an
+/// `[[anchor.external]]` entry.
+pub(super) struct EndpointSection {
+    pub url: String,
+    pub tls_ca: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub timeout_ms: Option<u64>,
+    pub policy: Option<String>,
+}
+
+/// Checks and reads what an external TSA needs; `ctx` prefixes the key names in messages
+/// (`seal.tsa_` gives `seal.tsa_url`, `[[anchor.external]] "x"` gives `... url`).
+pub(super) fn resolve_endpoint(
+    ctx: &str,
+    s: EndpointSection,
+    data_dir: &Path,
+) -> anyhow::Result<ExternalTsaSettings> {
+    let key = |k: &str| {
+        if ctx.ends_with('_') {
+            format!("{ctx}{k}")
+        } else {
+            format!("{ctx}: {k}")
+        }
+    };
+    let url = s.url;
     let https = url.starts_with("https://") && url.len() > "https://".len();
     if !https && (!url.starts_with("http://") || url.len() <= "http://".len()) {
-        bail!("seal.tsa_url {url:?} is not an http:// or https:// URL");
+        bail!("{} {url:?} is not an http:// or https:// URL", key("url"));
     }
-    let tls_ca = match s.tsa_tls_ca {
+    let tls_ca = match s.tls_ca {
         None => None,
-        Some(_) if !https => bail!("seal.tsa_tls_ca is for an https:// seal.tsa_url"),
+        Some(_) if !https => bail!("{} is for an https:// {}", key("tls_ca"), key("url")),
         Some(p) => {
             let p = under(data_dir, p);
             Some(
                 std::fs::read(&p)
-                    .with_context(|| format!("seal.tsa_tls_ca: cannot read {}", p.display()))?,
+                    .with_context(|| format!("{}: cannot read {}", key("tls_ca"), p.display()))?,
             )
         }
     };
     let tls = hanko_client::transport::Tls::from_pem(tls_ca.as_deref(), None)
-        .context("seal.tsa_tls_ca")?;
-    let timeout = match s.tsa_timeout_ms {
+        .with_context(|| key("tls_ca"))?;
+    let timeout = match s.timeout_ms {
         None => DEFAULT_TSA_TIMEOUT,
         Some(ms @ 1000..=60_000) => Duration::from_millis(ms),
-        Some(ms) => bail!("seal.tsa_timeout_ms = {ms}: allowed 1000..=60000"),
+        Some(ms) => bail!("{} = {ms}: allowed 1000..=60000", key("timeout_ms")),
     };
-    let trust_anchors = match s.tsa_ca {
+    let trust_anchors = match s.ca {
         None => Vec::new(),
         Some(p) => {
             let p = under(data_dir, p);
             let pem = std::fs::read_to_string(&p)
-                .with_context(|| format!("seal.tsa_ca: cannot read {}", p.display()))?;
+                .with_context(|| format!("{}: cannot read {}", key("ca"), p.display()))?;
             let certs =
-                load_pem_chain(&pem).with_context(|| format!("seal.tsa_ca: {}", p.display()))?;
+                load_pem_chain(&pem).with_context(|| format!("{}: {}", key("ca"), p.display()))?;
             if certs.is_empty() {
-                bail!("seal.tsa_ca: {} holds no certificate", p.display());
+                bail!("{}: {} holds no certificate", key("ca"), p.display());
             }
             certs
         }
     };
-    Ok(Some(ExternalTsaSettings {
+    if let Some(p) = &s.policy
+        && hanko_pki::cms::oid(p).is_err()
+    {
+        bail!("{} {p:?} is not a dotted OID", key("policy"));
+    }
+    Ok(ExternalTsaSettings {
         url,
         trust_anchors,
         timeout,
         tls,
-    }))
+        policy: s.policy,
+    })
 }

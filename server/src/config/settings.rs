@@ -225,4 +225,6 @@ pub struct Config {
     pub tls: Option<super::TlsSettings>,
     /// The verification page (`[verify]`).
     pub verify: super::VerifySettings,
+    /// Merkle anchoring (`[anchor]`).
+    pub anchor: super::AnchorSettings,
 }

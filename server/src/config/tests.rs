@@ -300,3 +300,74 @@ fn the_external_tsa_is_http_or_https_with_a_bounded_timeout_and_a_readable_ancho
         e("[seal]\ntsa_url = \"http://x/\"\ntsa_ca = \"empty.pem\"").contains("no certificate")
     );
 }
+
+/// A TSA-key config with `extra` TOML, resolved (`dev` as `--dev`).
+fn with_anchor(extra: &str, dev: bool) -> anyhow::Result<Config> {
+    let text = format!(
+        "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+         [[keys]]\nlabel = \"k\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+         {extra}"
+    );
+    toml::from_str::<FileConfig>(&text)?.resolve(&Overrides {
+        dev,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn anchoring_defaults_to_the_own_tsa_every_minute_and_refuses_bad_targets() {
+    let cfg = with_anchor("", false).unwrap();
+    assert!(cfg.anchor.enabled && cfg.anchor.self_target);
+    assert_eq!(cfg.anchor.interval, DEFAULT_ANCHOR_INTERVAL);
+    assert_eq!(cfg.anchor.max_leaves, DEFAULT_MAX_LEAVES);
+    assert_eq!(cfg.anchor.target_names(), ["self"]);
+    assert_eq!(
+        with_anchor("", true).unwrap().anchor.interval,
+        DEV_ANCHOR_INTERVAL
+    );
+    let cfg = with_anchor(
+        "[anchor]\ninterval_secs = 10\n[[anchor.external]]\nname = \"tsa-b\"\n\
+         url = \"https://tsa-b.example/tsa\"\npolicy = \"1.2.3\"\n",
+        false,
+    )
+    .unwrap();
+    assert_eq!(cfg.anchor.interval, Duration::from_secs(10));
+    assert_eq!(cfg.anchor.target_names(), ["self", "tsa-b"]);
+    assert_eq!(cfg.anchor.external[0].tsa.policy.as_deref(), Some("1.2.3"));
+
+    let e = |extra: &str| format!("{:#}", with_anchor(extra, false).unwrap_err());
+    assert!(e("[anchor]\ninterval_secs = 0\n").contains("1..=86400"));
+    assert!(e("[anchor]\nmax_leaves = 0\n").contains("1..=10000000"));
+    assert!(e("[anchor]\nretry_max_secs = 100000\n").contains("1..=86400"));
+    let ext = |name: &str, rest: &str| {
+        format!("[[anchor.external]]\nname = \"{name}\"\nurl = \"http://x/tsa\"\n{rest}")
+    };
+    assert!(e(&ext("self", "")).contains("not \"self\""));
+    assert!(e(&ext("a b", "")).contains("A-Z a-z 0-9"));
+    assert!(e(&format!("{}{}", ext("b", ""), ext("b", ""))).contains("used twice"));
+    assert!(e(&ext("b", "policy = \"not-an-oid\"\n")).contains("not a dotted OID"));
+    assert!(e(&ext("b", "timeout_ms = 5\n")).contains("1000..=60000"));
+    assert!(e(&ext("b", "tls_ca = \"x.pem\"\n")).contains("is for an https://"));
+    assert!(
+        e("[[anchor.external]]\nname = \"b\"\nurl = \"ftp://x/\"\n")
+            .contains("[[anchor.external]] \"b\": url")
+    );
+    assert!(e("[anchor]\nunknown = 1\n").contains("unknown field"));
+
+    // No target: off unless asked for; self needs a TSA.
+    let seal_only = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+        [[keys]]\nlabel = \"s\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"s.pem\"\n";
+    let resolve = |extra: &str| {
+        toml::from_str::<FileConfig>(&format!("{seal_only}{extra}"))
+            .unwrap()
+            .resolve(&Overrides::default())
+    };
+    assert!(!resolve("").unwrap().anchor.enabled);
+    assert!(
+        format!("{:#}", resolve("[anchor]\nenabled = true\n").unwrap_err()).contains("no target")
+    );
+    assert!(
+        format!("{:#}", resolve("[anchor]\nself = true\n").unwrap_err())
+            .contains("needs the server's own TSA")
+    );
+}

@@ -91,7 +91,7 @@ impl From<StoredRecord> for RecordJson {
 
 /// Parses a hexadecimal serial (optional `0x`, any case, leading zeros ignored) into the
 /// stored form.
-fn parse_serial(s: &str) -> Option<Vec<u8>> {
+pub(super) fn parse_serial(s: &str) -> Option<Vec<u8>> {
     let hex_digits = s
         .strip_prefix("0x")
         .or_else(|| s.strip_prefix("0X"))
@@ -111,16 +111,18 @@ fn parse_serial(s: &str) -> Option<Vec<u8>> {
     (bytes.len() <= MAX_SERIAL_LEN).then_some(bytes)
 }
 
+/// A record kind as a query parameter's value.
+pub(super) fn parse_kind_value(v: &str) -> Result<RecordKind, String> {
+    RecordKind::parse(v)
+        .ok_or_else(|| format!("unknown kind {v:?} (timestamp, seal, archive-stamp)"))
+}
+
 /// The `kind` query parameter (default timestamp).
 fn parse_kind(query: Option<&str>) -> Result<RecordKind, String> {
     let mut kind = RecordKind::Timestamp;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("kind", v)) => {
-                kind = RecordKind::parse(v).ok_or_else(|| {
-                    format!("unknown kind {v:?} (timestamp, seal, archive-stamp)\n")
-                })?;
-            }
+            Some(("kind", v)) => kind = parse_kind_value(v).map_err(|e| e + "\n")?,
             _ => return Err(format!("unknown query parameter {pair:?} (only kind)\n")),
         }
     }

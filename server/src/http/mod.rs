@@ -63,6 +63,7 @@ use crate::auth::{Identity, Presented};
 use crate::state::AppState;
 use peer::PeerCertificate;
 
+mod anchor_api;
 pub mod conn;
 mod csc;
 mod health;
@@ -95,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tsa::routes(&state))
         .merge(policy::routes())
         .merge(log_api::routes())
+        .merge(anchor_api::routes())
         .merge(seal::routes(state.clone()))
         .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))

@@ -401,6 +401,82 @@ pub fn document() -> Value {
             ),
         ),
     );
+    let evidence = |by: &str| {
+        public(
+            &format!("the DER RFC 4998 evidence record of an issued object by {by} (?anchor=NAME)"),
+            vec![
+                (
+                    "200",
+                    binary(
+                        "EvidenceRecord (DER), filename *.ers",
+                        super::anchor_api::ERS_TYPE,
+                    ),
+                ),
+                (
+                    "400",
+                    json_error(
+                        "malformed hash, serial or query; a serial of several kinds without ?kind=",
+                    ),
+                ),
+                (
+                    "404",
+                    json_error(
+                        "not_found (no such object or anchor), batch_open (with expected_by) or \
+                         anchor_pending (with the anchors' state)",
+                    ),
+                ),
+                ("503", json_error("the log is unavailable")),
+            ],
+        )
+    };
+    get_op(
+        "/api/v1/evidence/sha256/{hash}",
+        evidence("its SHA-256 (hex)"),
+    );
+    get_op(
+        "/api/v1/evidence/serial/{serial}",
+        evidence("hexadecimal serial (?kind=timestamp|seal|archive-stamp)"),
+    );
+    get_op(
+        "/api/v1/batches",
+        public(
+            "anchor batches, newest first (?before=ID&limit=1..100)",
+            vec![
+                (
+                    "200",
+                    resp(
+                        "{batches: [Batch], next_before}",
+                        "application/json",
+                        json!({ "type": "object", "properties": {
+                            "batches": { "type": "array", "items": { "$ref": "#/components/schemas/Batch" } },
+                            "next_before": { "type": ["integer", "null"] } } }),
+                    ),
+                ),
+                ("400", json_error("malformed query")),
+                ("404", json_error("anchoring is disabled")),
+                ("503", json_error("the log is unavailable")),
+            ],
+        ),
+    );
+    get_op(
+        "/api/v1/batches/{id}",
+        public(
+            "one anchor batch with its anchors",
+            vec![
+                (
+                    "200",
+                    resp(
+                        "the batch",
+                        "application/json",
+                        json!({ "$ref": "#/components/schemas/Batch" }),
+                    ),
+                ),
+                ("400", json_error("malformed id")),
+                ("404", json_error("no such batch, or anchoring is disabled")),
+                ("503", json_error("the log is unavailable")),
+            ],
+        ),
+    );
     get_op(
         "/openapi.json",
         public("this document", vec![("200", json_object("OpenAPI 3.1"))]),
@@ -474,6 +550,26 @@ pub fn document() -> Value {
                     "properties": {
                         "error": { "type": "string" },
                         "error_description": { "type": "string" },
+                    },
+                },
+                "Batch": {
+                    "type": "object",
+                    "required": ["id", "first_seq", "last_seq", "leaf_count", "hash_alg", "root",
+                                 "closed_at", "anchors"],
+                    "properties": {
+                        "id": { "type": "integer" }, "first_seq": { "type": "integer" },
+                        "last_seq": { "type": "integer" }, "leaf_count": { "type": "integer" },
+                        "hash_alg": { "type": "string" }, "root": { "type": "string" },
+                        "closed_at": { "type": "string" },
+                        "anchors": { "type": "array", "items": { "type": "object",
+                            "required": ["name", "state", "attempts"],
+                            "properties": {
+                                "name": { "type": "string" },
+                                "state": { "enum": ["pending", "done"] },
+                                "attempts": { "type": "integer" },
+                                "anchored_at": { "type": "string" },
+                                "next_attempt_at": { "type": "string" },
+                                "last_error": { "type": "string" } } } },
                     },
                 },
                 "LogRecord": {

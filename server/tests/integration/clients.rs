@@ -135,7 +135,21 @@ fn a_client_limited_to_the_tsa_is_refused_elsewhere_and_rate_limited_by_its_own_
         assert_eq!(r.status, 403, "{method} {path}: {}", r.head);
         assert!(r.header("x-request-id").is_some());
     }
+    // The CSC signing methods refuse it before admission: 403 every time, never 429
+    // although its own bucket (1/s) is empty after the first.
+    for path in [
+        "/csc/v2/signatures/signHash",
+        "/csc/v2/signatures/signHash",
+        "/csc/v1/signatures/signHash",
+        "/csc/v2/signatures/timestamp",
+        "/csc/v2/signatures/signDoc",
+    ] {
+        let r = with_key(addr, "POST", path, STAMPER_KEY);
+        assert_eq!(r.status, 403, "POST {path}: {}", r.head);
+    }
     // An unknown key on them: 401.
+    let r = with_key(addr, "POST", "/csc/v2/signatures/signHash", "hanko_nobody");
+    assert_eq!(r.status, 401, "{}", r.head);
     let r = with_key(addr, "GET", &log_path, "hanko_nobody");
     assert_eq!(r.status, 401, "{}", r.head);
 

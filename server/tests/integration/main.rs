@@ -8,6 +8,10 @@
 //! (`common::load_turn`).
 #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
 
+/// Issue #15: Merkle anchoring: batches, evidence records verified offline, the batch
+/// API and metrics, `hanko log verify` over batches, an external TSA target down and back,
+/// two nodes on one PostgreSQL (one batcher, takeover after SIGKILL).
+mod anchor;
 /// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.

@@ -25,6 +25,7 @@
 //! Sequence numbers and hashes are computed while holding the lock, so the chain order is
 //! the sequence order whatever node wrote a row, and nothing of a failed batch is visible.
 
+pub(crate) mod anchoring;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod sqlite_writer;
@@ -84,6 +85,12 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 
     /// Closes the connection pool.
     fn close(&self) -> BoxFut<'_, ()>;
+
+    /// Batches, anchors and evidence lookups (`backend/anchoring.rs`).
+    fn anchoring(&self) -> &dyn anchoring::AnchorBackend;
+
+    /// Tries to take the one-batcher lock (see [`crate::Store::batcher_lock`]).
+    fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>>;
 
     /// A synchronous appender for the writer's own thread, for backends whose appends
     /// are cheaper run in one go than as async round trips (SQLite). `None` (the default):

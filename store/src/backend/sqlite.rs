@@ -290,9 +290,25 @@ impl LogBackend for SqliteBackend {
         })
     }
 
+    fn anchoring(&self) -> &dyn super::anchoring::AnchorBackend {
+        self
+    }
+
+    fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
+        // One node per SQLite file: this process is the only batcher.
+        Box::pin(async move {
+            Ok(Some(crate::BatcherLock {
+                inner: crate::anchoring::BatcherLockInner::Local,
+            }))
+        })
+    }
+
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {
         self.writer
             .as_ref()
             .map(|w| Box::new(w.clone()) as Box<dyn BlockingAppender>)
     }
 }
+
+// Closing a batch takes the file's write lock first, like the log writer's batches.
+super::anchoring::impl_anchor_backend!(SqliteBackend, |pool| pool.begin_with("BEGIN IMMEDIATE"));

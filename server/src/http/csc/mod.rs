@@ -89,6 +89,7 @@ pub(super) fn routes(state: &AppState) -> Router<Arc<AppState>> {
             (state.limits.clone(), doc_limit),
             super::limits::admit_json,
         ))
+        .route_layer(middleware::from_fn(csc_access))
         // Outside `admit_json`, which reads the body within this limit.
         .layer(DefaultBodyLimit::max(doc_limit));
     Router::new()
@@ -128,7 +129,8 @@ where
         .route_layer(middleware::from_fn_with_state(
             (state.limits.clone(), super::MAX_BODY_BYTES),
             super::limits::admit_json,
-        ));
+        ))
+        .route_layer(middleware::from_fn(csc_access));
     Router::new()
         .route(&format!("{prefix}/info"), post(info::<S>))
         .route(
@@ -162,6 +164,18 @@ fn base64_param(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     STANDARD
         .decode(value)
         .map_err(|_| ApiError::BadRequest(format!("{name} is not valid base64")))
+}
+
+/// Outside admission on the signing methods: a caller without the scope `csc` (or with
+/// unknown credentials) is refused with 401/403 before it takes an in-flight permit or
+/// a token of its rate, as on the seal routes; else a refused client that kept trying
+/// would read 429 or 503 instead of being told it may not. The handlers check again
+/// (with the credential), so this layer only moves the refusal earlier.
+async fn csc_access(req: axum::extract::Request, next: middleware::Next) -> Response {
+    match Identity::of(req.extensions()).require(SCOPE_CSC) {
+        Ok(_) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// The caller (scope `csc`) and the credential it names, which it must be allowed.

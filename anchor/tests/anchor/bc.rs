@@ -1,0 +1,299 @@
+//! Evidence records made by `hanko_anchor::evidence` over real batches, with real RFC
+//! 3161 tokens from the in-process TSA (RSA-3072 and P-256 keys in SoftHSM), checked by
+//! Bouncy Castle's RFC 4998 implementation (`tests/java/ErsCheck.java`, Debian's
+//! libbcprov-java and libbcpkix-java): valid for the data, invalid for the data with one
+//! byte changed, time-stamp signatures valid. Our own `check` and hanko-client's token
+//! verification run on the same records.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hanko_anchor::evidence::{
+    self, hash_tree_renewal_hash, renew_hash_tree, renew_time_stamp, time_stamp_renewal_hash,
+};
+use hanko_anchor::tree::{BLOCK_LEAVES, BlockProofs, block_root, root_of_blocks};
+use hanko_anchor::{HashAlg, check, check_data, evidence_record};
+
+use crate::common::{Kind, fixture, verify_token};
+
+/// Bouncy Castle's jars as Debian installs them (ops/dev-setup.sh).
+const JARS: [&str; 3] = [
+    "/usr/share/java/bcprov.jar",
+    "/usr/share/java/bcpkix.jar",
+    "/usr/share/java/bcutil.jar",
+];
+
+/// One record for Bouncy Castle.
+struct Case {
+    name: String,
+    er: Vec<u8>,
+    data: Vec<u8>,
+    kind: Kind,
+}
+
+/// The data objects of a batch of `n`, distinct per batch.
+fn objects(tag: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("hanko anchor test object {tag} {n} #{i}").into_bytes())
+        .collect()
+}
+
+/// A batch of `n` objects stamped by TSA `kind`: the records of the leaves in `which`.
+fn batch_cases(kind: Kind, alg: HashAlg, n: usize, which: &[usize]) -> Vec<Case> {
+    let f = fixture();
+    let tag = format!("{kind:?}-{alg:?}");
+    let data = objects(&tag, n);
+    let leaves: Vec<Vec<u8>> = data.iter().map(|d| alg.digest(d)).collect();
+    let roots: Vec<Vec<u8>> = leaves
+        .chunks(BLOCK_LEAVES)
+        .map(|b| block_root(alg, b).unwrap())
+        .collect();
+    let root = root_of_blocks(alg, &roots).unwrap();
+    let token = f.stamp(kind, alg, &root);
+    verify_token(&token, &root).unwrap();
+    let mut cases = Vec::new();
+    for &i in which {
+        let block = i / BLOCK_LEAVES;
+        let chunk = leaves.chunks(BLOCK_LEAVES).nth(block).unwrap();
+        let proofs = BlockProofs::new(alg, chunk, &roots, block as u64).unwrap();
+        let reduced = proofs.reduced_hashtree(i as u64).unwrap();
+        let er = evidence_record(alg, &reduced, &token).unwrap();
+        // Our own check agrees, and refuses the changed data.
+        let checked = check(&er, &leaves[i]).unwrap();
+        assert_eq!(checked.root, root);
+        assert_eq!(checked.time_stamps.len(), 1);
+        assert_eq!(checked.time_stamps[0].token_der, token);
+        let mut changed = data[i].clone();
+        let mid = changed.len() / 2;
+        changed[mid] ^= 1;
+        assert!(check_data(&er, &changed).is_err());
+        cases.push(Case {
+            name: format!("{tag} n={n} leaf={i}"),
+            er,
+            data: data[i].clone(),
+            kind,
+        });
+    }
+    cases
+}
+
+/// First, middle, last and both sides of every block edge.
+fn leaves_to_check(n: usize) -> Vec<usize> {
+    let mut which = vec![0, n / 2, n - 1];
+    for b in (BLOCK_LEAVES..n).step_by(BLOCK_LEAVES) {
+        which.extend([b - 1, b]);
+    }
+    which.sort_unstable();
+    which.dedup();
+    which
+}
+
+/// Compiles ErsCheck.java into a fresh directory and runs it on `cases`; its verdict
+/// lines by case name.
+fn bouncy_castle(cases: &[Case]) -> Vec<(String, String, String, String)> {
+    let f = fixture();
+    let classes = tempfile_dir("bc-classes");
+    let cp = JARS.join(":");
+    let java_src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java/ErsCheck.java");
+    let out = Command::new("javac")
+        .args(["-cp", &cp, "-d"])
+        .arg(&classes)
+        .arg(&java_src)
+        .output()
+        .expect("javac (package default-jdk-headless; ops/dev-setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "javac: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile_dir("bc-cases");
+    let mut manifest = String::new();
+    for (k, c) in cases.iter().enumerate() {
+        let er = dir.join(format!("{k}.ers"));
+        let data = dir.join(format!("{k}.bin"));
+        let cert = dir.join(format!("{:?}.pem", c.kind));
+        std::fs::write(&er, &c.er).unwrap();
+        std::fs::write(&data, &c.data).unwrap();
+        std::fs::write(&cert, f.tsa_cert(c.kind).to_pem()).unwrap();
+        manifest.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            c.name,
+            er.display(),
+            data.display(),
+            cert.display()
+        ));
+    }
+    let list = dir.join("cases.tsv");
+    std::fs::write(&list, manifest).unwrap();
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{cp}", classes.display()))
+        .arg("ErsCheck")
+        .arg(&list)
+        .output()
+        .expect("java");
+    assert!(
+        out.status.success(),
+        "java: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<_> = stdout
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 4, "{l}");
+            (
+                f[0].to_owned(),
+                f[1].to_owned(),
+                f[2].to_owned(),
+                f[3].to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), cases.len(), "{stdout}");
+    lines
+}
+
+/// A fresh directory under the fixture's, unique per call (tests run in parallel).
+fn tempfile_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let d = fixture().path(&format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn assert_all_valid(cases: &[Case]) {
+    let verdicts = bouncy_castle(cases);
+    let mut bad = Vec::new();
+    for (c, (name, right, sig, wrong)) in cases.iter().zip(&verdicts) {
+        assert_eq!(&c.name, name);
+        if right != "right=valid" || sig != "sig=valid" || !wrong.starts_with("wrong=invalid") {
+            bad.push(format!("{name}: {right} {sig} {wrong}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "Bouncy Castle disagrees:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn bouncy_castle_accepts_our_records_and_refuses_changed_data() {
+    let mut cases = Vec::new();
+    for kind in Kind::ALL {
+        for n in [1usize, 2, 3, 7, 1023, 1025, 10_000] {
+            cases.extend(batch_cases(kind, HashAlg::Sha256, n, &leaves_to_check(n)));
+        }
+    }
+    // A SHA-384 tree: leaves, nodes and the token's imprint all SHA-384.
+    cases.extend(batch_cases(Kind::P256, HashAlg::Sha384, 5, &[0, 2, 4]));
+    assert_all_valid(&cases);
+}
+
+/// Renewals (rules 65 and 66) as Bouncy Castle 1.72 reads them: a new time-stamp over the
+/// hash of the last one's ContentInfo, appended to the chain; a new chain over
+/// H(H(d) || H(ArchiveTimeStampSequence)).
+#[test]
+fn bouncy_castle_accepts_our_renewals() {
+    let f = fixture();
+    let mut cases = Vec::new();
+    for kind in Kind::ALL {
+        for base in batch_cases(kind, HashAlg::Sha256, 3, &[0, 2]) {
+            let (alg, hash) = time_stamp_renewal_hash(&base.er).unwrap();
+            assert_eq!(alg, HashAlg::Sha256);
+            let renewed = renew_time_stamp(&base.er, &[], &f.stamp(kind, alg, &hash)).unwrap();
+            let checked = check_data(&renewed, &base.data).unwrap();
+            assert_eq!(checked.time_stamps.len(), 2);
+            for ts in &checked.time_stamps {
+                verify_token(&ts.token_der, &ts.imprint).unwrap();
+            }
+
+            let d = HashAlg::Sha512.digest(&base.data);
+            let h = hash_tree_renewal_hash(&renewed, HashAlg::Sha512, &d).unwrap();
+            let token = f.stamp(kind, HashAlg::Sha512, &h);
+            let rehashed = renew_hash_tree(&renewed, HashAlg::Sha512, &d, &[], &token).unwrap();
+            let checked = check_data(&rehashed, &base.data).unwrap();
+            assert_eq!(checked.time_stamps.len(), 3);
+            assert_eq!(checked.time_stamps[2].alg, HashAlg::Sha512);
+            // One hash is not enough once a chain uses another algorithm.
+            assert_eq!(
+                check(&rehashed, &HashAlg::Sha256.digest(&base.data)).unwrap_err(),
+                hanko_anchor::Error::DataNeeded(HashAlg::Sha512)
+            );
+            let er = evidence::EvidenceRecord::from_der(&rehashed).unwrap();
+            assert_eq!(er.digest_algorithms.len(), 2);
+            cases.push(Case {
+                name: format!("{} renewed", base.name),
+                er: renewed,
+                data: base.data.clone(),
+                kind,
+            });
+            cases.push(Case {
+                name: format!("{} rehashed", base.name),
+                er: rehashed,
+                data: base.data,
+                kind,
+            });
+        }
+    }
+    assert_all_valid(&cases);
+}
+
+/// The controls: records whose tree or token does not lead to the data are refused by
+/// Bouncy Castle (so its "valid" above means something) and by our check.
+#[test]
+fn bouncy_castle_refuses_broken_records() {
+    let f = fixture();
+    let mut cases = Vec::new();
+    for base in batch_cases(Kind::P256, HashAlg::Sha256, 9, &[4]) {
+        let leaf = HashAlg::Sha256.digest(&base.data);
+        // A sibling changed: the data is found, the root is not the token's imprint.
+        let mut er = evidence::EvidenceRecord::from_der(&base.er).unwrap();
+        let tree = er.archive_time_stamp_sequence[0][0]
+            .reduced_hashtree
+            .as_mut()
+            .unwrap();
+        let last = tree.last_mut().unwrap();
+        let mut v = last[0].to_vec();
+        v[0] ^= 0x80;
+        last[0] = v.into();
+        let sibling = er.to_der().unwrap();
+        assert_eq!(
+            check(&sibling, &leaf).unwrap_err(),
+            hanko_anchor::Error::ImprintMismatch { chain: 0, index: 0 }
+        );
+        // A real token over another root in place of the right one.
+        let mut er = evidence::EvidenceRecord::from_der(&base.er).unwrap();
+        let other = f.stamp(
+            Kind::P256,
+            HashAlg::Sha256,
+            &HashAlg::Sha256.digest(b"other"),
+        );
+        er.archive_time_stamp_sequence[0][0].time_stamp = rasn::types::Any::new(other);
+        let token = er.to_der().unwrap();
+        assert_eq!(
+            check(&token, &leaf).unwrap_err(),
+            hanko_anchor::Error::ImprintMismatch { chain: 0, index: 0 }
+        );
+        for (what, er) in [
+            ("sibling changed", sibling),
+            ("token over another root", token),
+        ] {
+            cases.push(Case {
+                name: format!("{} {what}", base.name),
+                er,
+                data: base.data.clone(),
+                kind: Kind::P256,
+            });
+        }
+    }
+    let verdicts = bouncy_castle(&cases);
+    for (name, right, _, _) in verdicts {
+        assert!(right.starts_with("right=invalid"), "{name}: {right}");
+    }
+}

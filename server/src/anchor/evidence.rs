@@ -1,0 +1,130 @@
+//! Evidence-record lookups: from a logged record to the DER RFC 4998 EvidenceRecord of
+//! one of its batch's anchors, or the reason there is none yet.
+//!
+//! ```text
+//!   record (by object_hash or serial) ─> batch containing its seq?  no ─> Open (expected by)
+//!      ─> the batch's anchors: ?anchor=NAME, else the first done one in configuration
+//!         order (self first)                       not done ─> Pending (its state)
+//!      ─> the leaf's block of object hashes (<= 1024 rows) + the stored block roots
+//!      ─> hanko_anchor::tree::reduced_hashtree ─> evidence::evidence_record(token)
+//! ```
+//!
+//! Each anchor gives its own EvidenceRecord: RFC 4998 chains are sequential renewals, so
+//! parallel witnesses are separate records (`hanko evidence verify` takes several).
+
+use std::time::{Duration, SystemTime};
+
+use hanko_anchor::{evidence, tree};
+use hanko_store::{Anchor, AnchorState, Batch, Store, StoredRecord};
+
+use super::TREE_ALG;
+use crate::config::AnchorSettings;
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The evidence record.
+    Found {
+        /// DER EvidenceRecord.
+        der: Vec<u8>,
+        /// The batch it proves membership in.
+        batch: Batch,
+        /// The anchor whose time-stamp it carries.
+        anchor: String,
+    },
+    /// The record's batch is still open.
+    Open {
+        /// When its batch is expected to close (the oldest open record's issue time plus
+        /// `anchor.interval`; a little later if the batcher is busy).
+        expected_by: SystemTime,
+    },
+    /// The batch is closed, but the chosen (or every) anchor is still pending.
+    Pending {
+        /// The batch.
+        batch: Batch,
+        /// The pending anchors asked about (one with `?anchor=`, else all of them).
+        anchors: Vec<Anchor>,
+    },
+    /// `?anchor=NAME` names no anchor of this batch.
+    UnknownAnchor {
+        /// The name asked for.
+        name: String,
+        /// The batch's anchors' names.
+        known: Vec<String>,
+    },
+}
+
+/// Looks up the evidence record of `record` (see the module docs).
+pub async fn lookup(
+    store: &Store,
+    settings: &AnchorSettings,
+    record: &StoredRecord,
+    anchor: Option<&str>,
+) -> anyhow::Result<Lookup> {
+    let Some(batch) = store.batch_containing(record.seq).await? else {
+        let open = store.open_range().await?;
+        let since = open.map_or_else(SystemTime::now, |o| o.first_issued_at);
+        let expected_by =
+            (since + settings.interval).max(SystemTime::now() + Duration::from_secs(1));
+        return Ok(Lookup::Open { expected_by });
+    };
+    let anchors = store.anchors(batch.id).await?;
+    let chosen = match anchor {
+        Some(name) => match anchors.iter().find(|a| a.target == name) {
+            Some(a) => a.clone(),
+            None => {
+                return Ok(Lookup::UnknownAnchor {
+                    name: name.to_owned(),
+                    known: anchors.into_iter().map(|a| a.target).collect(),
+                });
+            }
+        },
+        None => {
+            let order = settings.target_names();
+            let rank = |a: &Anchor| {
+                order
+                    .iter()
+                    .position(|n| *n == a.target)
+                    .unwrap_or(usize::MAX)
+            };
+            let mut done: Vec<&Anchor> = anchors
+                .iter()
+                .filter(|a| a.state == AnchorState::Done)
+                .collect();
+            done.sort_by_key(|a| (rank(a), a.target.clone()));
+            match done.first() {
+                Some(a) => (*a).clone(),
+                None => return Ok(Lookup::Pending { batch, anchors }),
+            }
+        }
+    };
+    let Some(token) = chosen
+        .token
+        .as_deref()
+        .filter(|_| chosen.state == AnchorState::Done)
+    else {
+        return Ok(Lookup::Pending {
+            batch,
+            anchors: vec![chosen],
+        });
+    };
+    let der = evidence_record(store, &batch, record.seq, token).await?;
+    Ok(Lookup::Found {
+        der,
+        batch,
+        anchor: chosen.target,
+    })
+}
+
+/// The EvidenceRecord of `seq` in `batch` with the anchor token `token`.
+pub async fn evidence_record(
+    store: &Store,
+    batch: &Batch,
+    seq: u64,
+    token: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let leaves = store.block_leaves(batch, seq).await?;
+    let reduced =
+        tree::reduced_hashtree(TREE_ALG, &leaves, &batch.block_roots, seq - batch.first_seq)?;
+    Ok(evidence::evidence_record(TREE_ALG, &reduced, token)?)
+}

@@ -1,0 +1,328 @@
+//! `hanko evidence get` and `hanko evidence verify`: RFC 4998 evidence records from the
+//! command line (issue #15).
+//!
+//! ```text
+//!   hanko evidence get (--sha256 HEX | --file F | --serial HEX [--kind K]) [--anchor NAME]
+//!       [--url BASE] [--ca ROOT.pem ...] -o FILE.ers
+//!     GET BASE/api/v1/evidence/sha256/HEX (or /serial/HEX) -> FILE.ers
+//!     a 404 prints the server's reason (batch still open: expected by ...; anchor pending)
+//!
+//!   hanko evidence verify FILE.ers [FILE2.ers ...] --data FILE --ca ROOT.pem
+//!     data hash = SHA-256(FILE), or for a time-stamp response FILE.tsr SHA-256 of its token
+//!     each record: hanko_anchor::evidence::check (tree from the data to every imprint)
+//!                  hanko_client::verify_token (signature, timeStamping EKU, chain to --ca
+//!                  valid at genTime) for every archive time-stamp
+//!     "this file existed at 2026-12-02T14:03:07Z, anchored by 2 TSAs (...)"
+//! ```
+//!
+//! Offline: `verify` reads only its files. Exit codes: `get` 0 written, 1 the server has
+//! no record yet (404), 2 error; `verify` 0 valid, 1 not (the reason is printed).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use hanko_client::transport;
+use hanko_pki::HashAlgorithm;
+use hanko_pki::der::{Cursor, tag};
+
+use crate::client_cli::{TlsArgs, read_pem_certs};
+
+/// `hanko evidence`.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: EvidenceCommand,
+}
+
+/// `hanko evidence` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Fetch the evidence record of an issued object from a Hanko server. Exit 0
+    /// written, 1 not available yet (the reason is printed), 2 error.
+    Get(GetArgs),
+    /// Verify evidence records offline against the data and a root certificate. Exit 0
+    /// valid, 1 not (the reason is printed).
+    Verify(VerifyArgs),
+}
+
+/// `hanko evidence get`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("object").required(true).args(["sha256", "file", "serial"])))]
+pub struct GetArgs {
+    /// The object's SHA-256 (64 hex digits): of the token for a time-stamp, of the
+    /// sealed file for a seal.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// The object itself: a file whose SHA-256 is looked up (a `.tsr`: its token).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The record's serial, hexadecimal.
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// With --serial: the record kind (timestamp, seal, archive-stamp), when a serial
+    /// names several.
+    #[arg(long, value_name = "KIND", requires = "serial")]
+    pub kind: Option<String>,
+    /// Which anchor's record [default: the first done one, the server's own TSA first].
+    #[arg(long, value_name = "NAME")]
+    pub anchor: Option<String>,
+    /// The server's base URL.
+    #[arg(long, value_name = "URL", default_value = transport::DEFAULT_SEAL_URL)]
+    pub url: String,
+    /// https: the server's trust anchor and, for mTLS, the client's certificate.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Where to write the evidence record.
+    #[arg(short = 'o', long = "out", value_name = "FILE.ers")]
+    pub out: PathBuf,
+    /// HTTP timeout in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// `hanko evidence verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The evidence records (one per anchor), DER.
+    #[arg(value_name = "FILE.ers", required = true)]
+    pub records: Vec<PathBuf>,
+    /// The data the records are about: the file that was sealed or time-stamped's token
+    /// (a `.tsr` time-stamp response is recognised and its token used).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// PEM trust anchor(s) of the time-stamping authorities.
+    #[arg(long, value_name = "ROOT.pem", required = true)]
+    pub ca: Vec<PathBuf>,
+    /// PEM intermediate certificates that help build the TSAs' chains.
+    #[arg(long, value_name = "CHAIN.pem")]
+    pub untrusted: Option<PathBuf>,
+}
+
+/// Runs `hanko evidence ...` and returns the exit code.
+pub fn evidence_main(args: EvidenceArgs) -> ExitCode {
+    match args.command {
+        EvidenceCommand::Get(a) => match get(&a) {
+            Ok(Got::Written(n)) => {
+                println!("evidence record written to {} ({n} bytes)", a.out.display());
+                ExitCode::SUCCESS
+            }
+            Ok(Got::NotYet(why)) => {
+                eprintln!("hanko: no evidence record yet: {why}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("hanko: error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        EvidenceCommand::Verify(a) => match verify(&a) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hanko: evidence verification FAILED: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+enum Got {
+    Written(usize),
+    NotYet(String),
+}
+
+fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+/// The object a file stands for: a granted TimeStampResp's token, else the file itself.
+fn object_of(bytes: Vec<u8>) -> Vec<u8> {
+    token_of(&bytes).unwrap_or(bytes)
+}
+
+/// The timeStampToken of a DER TimeStampResp whose status is granted (0) or
+/// grantedWithMods (1), as received.
+fn token_of(response: &[u8]) -> Option<Vec<u8>> {
+    let resp = Cursor::new(response, 0..response.len()).next_tlv()?;
+    if resp.tag != tag::SEQUENCE || resp.whole.end != response.len() {
+        return None;
+    }
+    let mut fields = Cursor::new(response, resp.content);
+    let status = fields.next_tlv()?;
+    let status_value = Cursor::new(response, status.content).next_tlv()?;
+    if status.tag != tag::SEQUENCE
+        || status_value.tag != tag::INTEGER
+        || !matches!(response.get(status_value.content)?, [0] | [1])
+    {
+        return None;
+    }
+    let token = fields.next_tlv()?;
+    (token.tag == tag::SEQUENCE).then(|| response.get(token.whole).map(<[u8]>::to_vec))?
+}
+
+fn get(a: &GetArgs) -> anyhow::Result<Got> {
+    let base = a.url.trim_end_matches('/');
+    let mut query = Vec::new();
+    let path = if let Some(serial) = &a.serial {
+        if let Some(k) = &a.kind {
+            query.push(format!("kind={k}"));
+        }
+        format!("serial/{}", serial.trim())
+    } else {
+        let hash = match (&a.sha256, &a.file) {
+            (Some(h), _) => {
+                let h = h.trim().to_ascii_lowercase();
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("--sha256 must be 64 hexadecimal digits");
+                }
+                h
+            }
+            (None, Some(f)) => hex::encode(HashAlgorithm::Sha256.digest(&object_of(read(f)?))),
+            (None, None) => bail!("give --sha256, --file or --serial"),
+        };
+        format!("sha256/{hash}")
+    };
+    if let Some(n) = &a.anchor {
+        query.push(format!("anchor={n}"));
+    }
+    let mut url = format!("{base}/api/v1/evidence/{path}");
+    if !query.is_empty() {
+        url = format!("{url}?{}", query.join("&"));
+    }
+    let tls = a.tls.load()?;
+    match transport::get_evidence(&url, Duration::from_secs(a.timeout), &tls) {
+        Ok(der) => {
+            std::fs::write(&a.out, &der)
+                .with_context(|| format!("cannot write {}", a.out.display()))?;
+            Ok(Got::Written(der.len()))
+        }
+        Err(hanko_client::Error::HttpStatus { status, body, .. }) if status.starts_with("404") => {
+            let why = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error_description"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            Ok(Got::NotYet(why))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// One verified archive time-stamp.
+struct Anchored {
+    gen_time: SystemTime,
+    tsa: String,
+    file: PathBuf,
+}
+
+fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
+    let object = object_of(read(&a.data)?);
+    let data_hash = HashAlgorithm::Sha256.digest(&object);
+    let mut roots = Vec::new();
+    for ca in &a.ca {
+        roots.extend(read_pem_certs(ca)?);
+    }
+    let untrusted = match &a.untrusted {
+        Some(p) => read_pem_certs(p)?,
+        None => Vec::new(),
+    };
+    let mut anchored = Vec::new();
+    for path in &a.records {
+        let der = read(path)?;
+        let checked = hanko_anchor::evidence::check(&der, &data_hash).with_context(|| {
+            format!(
+                "{}: the record does not lead from this data to its time-stamps",
+                path.display()
+            )
+        })?;
+        for ts in &checked.time_stamps {
+            let imprint = ts.imprint.clone();
+            let alg = ts.alg.pki();
+            let digest = move |h: HashAlgorithm| {
+                if h == alg {
+                    Ok(imprint.clone())
+                } else {
+                    Err(hanko_client::Error::UnsupportedImprintHash(h.name()))
+                }
+            };
+            let v = hanko_client::verify_token(&ts.token_der, &digest, &roots, &untrusted)
+                .with_context(|| {
+                    format!(
+                        "{}: archive time-stamp {} of chain {}",
+                        path.display(),
+                        ts.index,
+                        ts.chain
+                    )
+                })?;
+            if ts.chain == 0 && ts.index == 0 {
+                anchored.push(Anchored {
+                    gen_time: v.gen_time,
+                    tsa: v.tsa_subject,
+                    file: path.clone(),
+                });
+            }
+        }
+    }
+    let Some(first) = anchored.iter().map(|x| x.gen_time).min() else {
+        bail!("no archive time-stamp in the records");
+    };
+    let mut out = format!(
+        "Evidence: OK\nthis file existed at {}, anchored by {} TSA{} ({})\n",
+        rfc3339(first),
+        anchored.len(),
+        if anchored.len() == 1 { "" } else { "s" },
+        anchored
+            .iter()
+            .map(|x| format!("{} at {}", x.tsa, rfc3339(x.gen_time)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    for x in &anchored {
+        out.push_str(&format!(
+            "  {}: {} at {}\n",
+            x.file.display(),
+            x.tsa,
+            rfc3339(x.gen_time)
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn a_granted_response_stands_for_its_token() {
+        let resp = [
+            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00,
+        ];
+        assert_eq!(object_of(resp.to_vec()), [0x30, 0x02, 0x05, 0x00]);
+        // A refusal, trailing bytes or any other file stand for themselves.
+        let refused = [
+            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x02, 0x30, 0x02, 0x05, 0x00,
+        ];
+        assert_eq!(object_of(refused.to_vec()), refused);
+        let mut trailing = resp.to_vec();
+        trailing.push(0);
+        assert_eq!(object_of(trailing.clone()), trailing);
+        assert_eq!(object_of(b"%PDF-1.7".to_vec()), b"%PDF-1.7");
+    }
+}
