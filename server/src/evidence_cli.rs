@@ -9,7 +9,8 @@
 //!
 //!   hanko evidence verify FILE.ers [FILE2.ers ...] --data FILE --ca ROOT.pem
 //!     data hash = SHA-256(FILE), or for a time-stamp response FILE.tsr SHA-256 of its token
-//!     each record: hanko_anchor::evidence::check (tree from the data to every imprint)
+//!     anchor::check::verify_records (the verification page's code too):
+//!     each record: hanko_anchor::evidence::check_data (tree from the data to every imprint)
 //!                  hanko_client::verify_token (signature, timeStamping EKU, chain to --ca
 //!                  valid at genTime) for every archive time-stamp
 //!     "this file existed at 2026-12-02T14:03:07Z, anchored by 2 TSAs (...)"
@@ -20,13 +21,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use hanko_client::transport;
+use hanko_client::verify::pdf::rfc3339;
 use hanko_pki::HashAlgorithm;
-use hanko_pki::der::{Cursor, tag};
 
 use crate::client_cli::{TlsArgs, read_pem_certs};
 
@@ -143,27 +144,7 @@ fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// The object a file stands for: a granted TimeStampResp's token, else the file itself.
 fn object_of(bytes: Vec<u8>) -> Vec<u8> {
-    token_of(&bytes).unwrap_or(bytes)
-}
-
-/// The timeStampToken of a DER TimeStampResp whose status is granted (0) or
-/// grantedWithMods (1), as received.
-fn token_of(response: &[u8]) -> Option<Vec<u8>> {
-    let resp = Cursor::new(response, 0..response.len()).next_tlv()?;
-    if resp.tag != tag::SEQUENCE || resp.whole.end != response.len() {
-        return None;
-    }
-    let mut fields = Cursor::new(response, resp.content);
-    let status = fields.next_tlv()?;
-    let status_value = Cursor::new(response, status.content).next_tlv()?;
-    if status.tag != tag::SEQUENCE
-        || status_value.tag != tag::INTEGER
-        || !matches!(response.get(status_value.content)?, [0] | [1])
-    {
-        return None;
-    }
-    let token = fields.next_tlv()?;
-    (token.tag == tag::SEQUENCE).then(|| response.get(token.whole).map(<[u8]>::to_vec))?
+    crate::anchor::check::object_of(&bytes).to_vec()
 }
 
 fn get(a: &GetArgs) -> anyhow::Result<Got> {
@@ -213,27 +194,8 @@ fn get(a: &GetArgs) -> anyhow::Result<Got> {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-/// One verified archive time-stamp.
-struct Anchored {
-    gen_time: SystemTime,
-    tsa: String,
-    file: PathBuf,
-}
-
 fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
-    let object = object_of(read(&a.data)?);
-    let data_hash = HashAlgorithm::Sha256.digest(&object);
+    let data = read(&a.data)?;
     let mut roots = Vec::new();
     for ca in &a.ca {
         roots.extend(read_pem_certs(ca)?);
@@ -242,46 +204,34 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
         Some(p) => read_pem_certs(p)?,
         None => Vec::new(),
     };
-    let mut anchored = Vec::new();
-    for path in &a.records {
-        let der = read(path)?;
-        let checked = hanko_anchor::evidence::check(&der, &data_hash).with_context(|| {
-            format!(
-                "{}: the record does not lead from this data to its time-stamps",
-                path.display()
-            )
-        })?;
-        for ts in &checked.time_stamps {
-            let imprint = ts.imprint.clone();
-            let alg = ts.alg.pki();
-            let digest = move |h: HashAlgorithm| {
-                if h == alg {
-                    Ok(imprint.clone())
-                } else {
-                    Err(hanko_client::Error::UnsupportedImprintHash(h.name()))
-                }
+    let records = a
+        .records
+        .iter()
+        .map(|p| read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    let name = |i: usize| {
+        a.records
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
+    let v =
+        crate::anchor::check::verify_records(&slices, &data, &roots, &untrusted).map_err(|e| {
+            use crate::anchor::check::EvidenceCheckError as E;
+            let file = match &e {
+                E::Record { index, .. } | E::TimeStamp { index, .. } => Some(name(*index)),
+                E::NoRecords => None,
             };
-            let v = hanko_client::verify_token(&ts.token_der, &digest, &roots, &untrusted)
-                .with_context(|| {
-                    format!(
-                        "{}: archive time-stamp {} of chain {}",
-                        path.display(),
-                        ts.index,
-                        ts.chain
-                    )
-                })?;
-            if ts.chain == 0 && ts.index == 0 {
-                anchored.push(Anchored {
-                    gen_time: v.gen_time,
-                    tsa: v.tsa_subject,
-                    file: path.clone(),
-                });
+            let e = anyhow::Error::new(e);
+            match file {
+                Some(f) => e.context(f),
+                None => e,
             }
-        }
-    }
-    let Some(first) = anchored.iter().map(|x| x.gen_time).min() else {
+        })?;
+    let Some(first) = v.existed_at() else {
         bail!("no archive time-stamp in the records");
     };
+    let anchored = &v.anchored;
     let mut out = format!(
         "Evidence: OK\nthis file existed at {}, anchored by {} TSA{} ({})\n",
         rfc3339(first),
@@ -293,36 +243,13 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("; ")
     );
-    for x in &anchored {
+    for x in anchored {
         out.push_str(&format!(
             "  {}: {} at {}\n",
-            x.file.display(),
+            name(x.index),
             x.tsa,
             rfc3339(x.gen_time)
         ));
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-
-    #[test]
-    fn a_granted_response_stands_for_its_token() {
-        let resp = [
-            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00,
-        ];
-        assert_eq!(object_of(resp.to_vec()), [0x30, 0x02, 0x05, 0x00]);
-        // A refusal, trailing bytes or any other file stand for themselves.
-        let refused = [
-            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x02, 0x30, 0x02, 0x05, 0x00,
-        ];
-        assert_eq!(object_of(refused.to_vec()), refused);
-        let mut trailing = resp.to_vec();
-        trailing.push(0);
-        assert_eq!(object_of(trailing.clone()), trailing);
-        assert_eq!(object_of(b"%PDF-1.7".to_vec()), b"%PDF-1.7");
-    }
 }

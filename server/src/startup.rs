@@ -352,7 +352,8 @@ fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleS
 
 /// The verification page's verifier: `[verify] trust_anchors`, or the server's own
 /// roots: with `--dev` the dev root (`dev-pki/root.pem`), else the top of each key's
-/// chain; and `seal.tsa_ca`.
+/// chain; and `seal.tsa_ca` and each `[[anchor.external]]`'s `ca` (their archive
+/// time-stamps in evidence records).
 fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::Verifier {
     let v = &cfg.verify;
     let dev_root = cfg
@@ -368,6 +369,9 @@ fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::V
                 .as_ref()
                 .map(|t| t.trust_anchors.clone())
                 .unwrap_or_default();
+            for e in &cfg.anchor.external {
+                extra.extend(e.tsa.trust_anchors.iter().cloned());
+            }
             match dev_root {
                 Some(root) => {
                     extra.extend(root);
@@ -414,7 +418,13 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     .context("seal credentials")?;
     let visible = visible_seals(&sealer, &cfg)?;
     let sealer = Arc::new(sealer.with_visible_seals(visible));
-    let verifier = verifier(&cfg, &keys);
+    let mut verifier = verifier(&cfg, &keys);
+    if cfg.anchor.enabled {
+        verifier = verifier.with_evidence(Arc::new(crate::anchor::evidence::LogEvidence::new(
+            store.clone(),
+            cfg.anchor.clone(),
+        )));
+    }
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),

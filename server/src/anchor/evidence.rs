@@ -128,3 +128,76 @@ pub async fn evidence_record(
         tree::reduced_hashtree(TREE_ALG, &leaves, &batch.block_roots, seq - batch.first_seq)?;
     Ok(evidence::evidence_record(TREE_ALG, &reduced, token)?)
 }
+
+/// The verification page's evidence seam over the log (`crate::verify::EvidenceLookup`):
+/// the object's record by its SHA-256, then [`lookup`] as `GET /api/v1/evidence` does,
+/// told as JSON: `state` = `anchored` (the batch, its anchors, the record's URL),
+/// `open` (`expected_by`) or `pending` (the batch and its anchors' states).
+#[derive(Clone, Debug)]
+pub struct LogEvidence {
+    store: Store,
+    settings: AnchorSettings,
+}
+
+impl LogEvidence {
+    /// The seam over `store`'s anchoring with `settings`.
+    pub fn new(store: Store, settings: AnchorSettings) -> Self {
+        Self { store, settings }
+    }
+
+    async fn evidence(&self, sha256: &[u8; 32]) -> anyhow::Result<Option<serde_json::Value>> {
+        use crate::http::anchor_api::{batch_json, rfc3339};
+        use serde_json::json;
+        let Some(record) = self.store.find_by_object_hash(sha256).await? else {
+            return Ok(None);
+        };
+        let hex = hex::encode(sha256);
+        let found = lookup(&self.store, &self.settings, &record, None).await?;
+        Ok(Some(match found {
+            Lookup::Found { batch, anchor, .. } => {
+                let anchors = self.store.anchors(batch.id).await?;
+                json!({
+                    "state": "anchored",
+                    "seq": record.seq,
+                    "anchor": anchor,
+                    "batch": batch_json(&batch, &anchors),
+                    "record_url": format!("/api/v1/evidence/sha256/{hex}"),
+                })
+            }
+            Lookup::Open { expected_by } => json!({
+                "state": "open",
+                "seq": record.seq,
+                "expected_by": rfc3339(expected_by),
+            }),
+            Lookup::Pending { batch, .. } => {
+                let anchors = self.store.anchors(batch.id).await?;
+                json!({
+                    "state": "pending",
+                    "seq": record.seq,
+                    "batch": batch_json(&batch, &anchors),
+                })
+            }
+            // Not asked for by name: cannot happen; told as pending rather than hidden.
+            Lookup::UnknownAnchor { .. } => json!({ "state": "pending", "seq": record.seq }),
+        }))
+    }
+}
+
+impl crate::verify::EvidenceLookup for LogEvidence {
+    fn evidence_for<'a>(
+        &'a self,
+        sha256: &'a [u8; 32],
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<crate::verify::Evidence>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            match self.evidence(sha256).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "verification page: the evidence lookup failed");
+                    None
+                }
+            }
+        })
+    }
+}

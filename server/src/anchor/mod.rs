@@ -13,6 +13,8 @@
 //!   per target, its own task:  pending anchors ─> AnchorTarget::anchor(root) ─> token
 //!        ok: Store::anchor_done      failed: Store::anchor_failed (back-off 1 s, 2 s, ...
 //!                                            up to anchor.retry_max), only this target waits
+//!   check::verify_records: records + their object, offline (`hanko evidence verify`,
+//!        the verification page)
 //!   GET /api/v1/evidence/...  ─> record ─> batch ─> the leaf's block ─> reduced tree
 //!        ─> hanko_anchor::evidence::evidence_record(token of the chosen anchor)
 //! ```
@@ -36,6 +38,7 @@
 //! "batcher lock lost".
 
 mod batcher;
+pub mod check;
 pub mod evidence;
 mod targets;
 

@@ -93,7 +93,7 @@ fn store_failure(e: &anyhow::Error) -> Response {
     )
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "invalid".to_owned())
@@ -286,7 +286,7 @@ fn anchor_json(a: &Anchor) -> Value {
     v
 }
 
-fn batch_json(b: &Batch, anchors: &[Anchor]) -> Value {
+pub(crate) fn batch_json(b: &Batch, anchors: &[Anchor]) -> Value {
     json!({
         "id": b.id,
         "first_seq": b.first_seq,

@@ -63,7 +63,7 @@ use crate::auth::{Identity, Presented};
 use crate::state::AppState;
 use peer::PeerCertificate;
 
-mod anchor_api;
+pub(crate) mod anchor_api;
 pub mod conn;
 mod csc;
 mod health;

@@ -6,6 +6,8 @@
 //!   Upload { file, data? } ─> kind_of(file): %PDF ─> verify_pdf (every signature)
 //!                                            DER TimeStampResp / token ─> verify(data)
 //!                                            DER CMS SignedData ─> verify_seal(data?)
+//!                                            RFC 4998 EvidenceRecord ─> anchor::check::
+//!                                              verify_records(data) (`hanko evidence verify`'s)
 //!                                            else: BadInput (plain-language message)
 //!        the client's Error ─> verdict: changed (digest, imprint, signature)
 //!                                       untrusted (no chain to an anchor, validity, usage)
@@ -99,8 +101,6 @@ pub enum BadInput {
     PdfNotSigned,
     /// A detached seal or a time-stamp without the document it is about.
     DataMissing,
-    /// An evidence record: not checked here yet (`hanko evidence verify`, #15).
-    EvidenceRecordUnsupported,
     /// Over the upload limit.
     TooLarge,
     /// Not a multipart/form-data upload with a `file` field.
@@ -142,6 +142,16 @@ pub enum Kind {
     Cades,
     /// An RFC 3161 time-stamp (`.tsr` response or `.tst` token).
     TimeStamp,
+    /// An RFC 4998 evidence record (`.ers`) with the object it is about.
+    EvidenceRecord,
+}
+
+impl Kind {
+    /// Whether the report is about a time the document existed at (a time-stamp or an
+    /// evidence record), not a seal.
+    pub fn is_existence(self) -> bool {
+        matches!(self, Self::TimeStamp | Self::EvidenceRecord)
+    }
 }
 
 /// The outcome of one check.
@@ -320,7 +330,10 @@ impl Verifier {
                 let data = data.ok_or(BadInput::DataMissing)?;
                 Ok(self.check_time_stamp(file, data, token_only))
             }
-            Some(Detected::EvidenceRecord) => Err(BadInput::EvidenceRecordUnsupported),
+            Some(Detected::EvidenceRecord) => {
+                let data = data.ok_or(BadInput::DataMissing)?;
+                Ok(self.check_evidence(file, data))
+            }
             None => Err(BadInput::UnknownType),
         }
     }
@@ -420,9 +433,8 @@ impl Verifier {
         } else {
             file.bytes.clone()
         };
-        if let Some(token) = token_of_response(&response) {
-            r.object_hash = hex::encode(HashAlgorithm::Sha256.digest(token));
-        }
+        r.object_hash =
+            hex::encode(HashAlgorithm::Sha256.digest(crate::anchor::check::object_of(&response)));
         let doc = &data.bytes;
         match hanko_client::verify(
             &response,
@@ -450,6 +462,65 @@ impl Verifier {
                     .collect();
             }
             Err(e) => r.failed(&e, None, TOKEN_STEPS),
+        }
+        r
+    }
+
+    /// An evidence record with its object (a `.tsr` stands for its token), by the code
+    /// `hanko evidence verify` runs.
+    fn check_evidence(&self, file: &Upload, data: &Upload) -> Report {
+        use crate::anchor::check::{EvidenceCheckError as E, object_of, verify_records};
+        let mut r = Report::new(Kind::EvidenceRecord, file, Some(data));
+        r.object_hash = hex::encode(HashAlgorithm::Sha256.digest(object_of(&data.bytes)));
+        match verify_records(&[&file.bytes], &data.bytes, &self.anchors, &[]) {
+            Ok(v) => {
+                let Some(first) = v.anchored.first() else {
+                    r.failed_with(
+                        Verdict::Unknown,
+                        "malformed",
+                        "the record has no archive time-stamp".to_owned(),
+                        EVIDENCE_STEPS,
+                    );
+                    return r;
+                };
+                r.verdict = Verdict::Genuine;
+                r.summary = format!(
+                    "The document existed at {}, anchored by {}.",
+                    rfc3339(first.gen_time),
+                    first.tsa
+                );
+                r.document_unchanged = Some(true);
+                r.sealed_at = Some(rfc3339(first.gen_time));
+                r.time_source = Some("evidence-record");
+                r.trust_anchor = first.chain.last().cloned();
+                r.chain.clone_from(&first.chain);
+                r.time_stamp = Some(TimeStampInfo {
+                    time: rfc3339(first.gen_time),
+                    tsa: first.tsa.clone(),
+                    serial: first.serial.clone(),
+                    policy: first.policy.clone(),
+                });
+                r.checks = EVIDENCE_STEPS
+                    .iter()
+                    .map(|(name, _)| pass(name, "verified"))
+                    .collect();
+            }
+            Err(E::TimeStamp { source, .. }) => r.failed(&source, None, EVIDENCE_STEPS),
+            Err(e @ E::Record { .. }) => {
+                let (verdict, reason) = match &e {
+                    E::Record {
+                        source:
+                            hanko_anchor::Error::NotInTree { .. }
+                            | hanko_anchor::Error::ImprintMismatch { .. },
+                        ..
+                    } => (Verdict::Changed, "digest_mismatch"),
+                    _ => (Verdict::Unknown, "malformed"),
+                };
+                r.failed_with(verdict, reason, e.to_string(), EVIDENCE_STEPS);
+            }
+            Err(e @ E::NoRecords) => {
+                r.failed_with(Verdict::Unknown, "malformed", e.to_string(), EVIDENCE_STEPS);
+            }
         }
         r
     }
@@ -499,14 +570,6 @@ fn kind_of(bytes: &[u8]) -> Option<Detected> {
     }
 }
 
-/// The timeStampToken inside a DER `TimeStampResp { status, timeStampToken }`.
-fn token_of_response(response: &[u8]) -> Option<&[u8]> {
-    let (_, content, _) = hanko_pki::der::read_tlv(response)?;
-    let (_, _, after_status) = hanko_pki::der::read_tlv(content)?;
-    let (_, _, rest) = hanko_pki::der::read_tlv(after_status)?;
-    Some(&after_status[..after_status.len() - rest.len()])
-}
-
 /// `TimeStampResp { status granted, timeStampToken }` around a bare token.
 fn granted_response(token: &[u8]) -> Vec<u8> {
     let mut body = vec![0x30, 0x03, 0x02, 0x01, 0x00];
@@ -522,6 +585,15 @@ const SEAL_STEPS: &[(&str, &[&str])] = &[
     ("signature", &["bad_signature"]),
     ("chain", &["no_chain", "not_valid_then", "key_usage"]),
     ("time_stamp", &["time_stamp"]),
+];
+
+/// The steps of an evidence record's verification (the tree from the document to the
+/// time-stamp, then the time-stamp as hanko_client::verify_token checks it).
+const EVIDENCE_STEPS: &[(&str, &[&str])] = &[
+    ("format", &["malformed"]),
+    ("integrity", &["digest_mismatch"]),
+    ("signature", &["bad_signature"]),
+    ("chain", &["no_chain", "not_valid_then", "key_usage"]),
 ];
 
 /// The steps of a time-stamp's verification (hanko_client::verify's order).
@@ -677,10 +749,21 @@ impl Report {
         steps: &[(&'static str, &[&str])],
     ) {
         let (verdict, reason) = classify(e);
+        self.signer = claimed.map(|c| signer_of(c, false));
+        self.failed_with(verdict, reason, e.to_string(), steps);
+    }
+
+    /// A verification that failed with `verdict` for `reason` (`message`, English).
+    fn failed_with(
+        &mut self,
+        verdict: Verdict,
+        reason: &'static str,
+        message: String,
+        steps: &[(&'static str, &[&str])],
+    ) {
         self.verdict = verdict;
         self.reason = Some(reason);
-        self.summary = e.to_string();
-        self.signer = claimed.map(|c| signer_of(c, false));
+        self.summary.clone_from(&message);
         self.document_unchanged = match reason {
             "digest_mismatch" | "bad_signature" => Some(false),
             "no_chain" | "not_valid_then" | "key_usage" => Some(true),
@@ -698,7 +781,7 @@ impl Report {
                 std::cmp::Ordering::Equal => Check {
                     name,
                     outcome: Outcome::Fail,
-                    detail: e.to_string(),
+                    detail: message.clone(),
                 },
                 std::cmp::Ordering::Greater => Check {
                     name,
@@ -752,11 +835,17 @@ mod tests {
                 .unwrap_err(),
             BadInput::PdfNotSigned
         );
-        // RFC 4998 EvidenceRecord { version 1, ... }
+        // RFC 4998 EvidenceRecord { version 1, ... }: without its object, data missing;
+        // with one, a malformed record is "cannot tell", not an error.
         let ers = [0x30, 0x05, 0x02, 0x01, 0x01, 0x30, 0x00];
+        assert_eq!(v.check(&up(&ers), None).unwrap_err(), BadInput::DataMissing);
+        let r = v.check(&up(&ers), Some(&up(b"doc"))).unwrap();
+        assert_eq!(r.kind, Kind::EvidenceRecord);
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(r.reason, Some("malformed"));
         assert_eq!(
-            v.check(&up(&ers), None).unwrap_err(),
-            BadInput::EvidenceRecordUnsupported
+            r.object_hash,
+            hex::encode(HashAlgorithm::Sha256.digest(b"doc"))
         );
     }
 
@@ -792,8 +881,7 @@ mod tests {
     fn the_token_of_a_response_is_what_evidence_is_looked_up_by() {
         let token = [0x30, 0x03, 0x06, 0x01, 0x2a];
         let response = granted_response(&token);
-        assert_eq!(token_of_response(&response), Some(token.as_slice()));
-        assert_eq!(token_of_response(&[0x30, 0x00]), None);
+        assert_eq!(crate::anchor::check::object_of(&response), token.as_slice());
     }
 
     #[test]

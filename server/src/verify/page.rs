@@ -102,20 +102,78 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// The evidence seam's answer (`crate::anchor::evidence::LogEvidence`'s JSON) in words:
+/// anchored (by which TSAs, when, the record's link), its batch open (expected by), or
+/// its anchors pending.
+fn evidence_text(lang: Lang, e: &serde_json::Value) -> String {
+    let anchors = |state: &str| -> Vec<String> {
+        e["batch"]["anchors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x["state"] == state)
+                    .map(|x| {
+                        let name = x["name"].as_str().unwrap_or("?");
+                        match x["anchored_at"].as_str() {
+                            Some(at) => format!("{name} ({at})"),
+                            None => name.to_owned(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let batch = e["batch"]["id"].as_u64().unwrap_or_default();
+    match e["state"].as_str() {
+        Some("anchored") => {
+            let done = anchors("done").join(", ");
+            let url = e["record_url"].as_str().unwrap_or_default();
+            let text = match lang {
+                Lang::Ja => format!("アンカー済み：バッチ {batch}、{done} によるタイムスタンプ。"),
+                Lang::En => format!("Anchored: batch {batch}, time-stamped by {done}."),
+            };
+            format!(
+                "{} <a href=\"{}\" download>{}</a>",
+                esc(&text),
+                esc(url),
+                t(
+                    lang,
+                    "証拠記録（.ers）をダウンロード",
+                    "Download the evidence record (.ers)"
+                )
+            )
+        }
+        Some("open") => {
+            let by = e["expected_by"].as_str().unwrap_or("?");
+            esc(&match lang {
+                Lang::Ja => format!("まだアンカーされていません。{by} までに見込まれます。"),
+                Lang::En => format!("Not yet anchored, expected by {by}."),
+            })
+        }
+        _ => {
+            let pending = anchors("pending").join(", ");
+            esc(&match lang {
+                Lang::Ja => format!(
+                    "バッチ {batch} に入りましたが、タイムスタンプ（{pending}）を待っています。"
+                ),
+                Lang::En => format!("In batch {batch}, waiting for its time-stamp ({pending})."),
+            })
+        }
+    }
+}
+
 /// The plain-language message of input that cannot be checked.
 pub(super) fn bad_input_message(b: BadInput, lang: Lang, limit: usize) -> String {
     let mb = limit / (1024 * 1024);
     match (b, lang) {
         (BadInput::Empty, Lang::Ja) => "ファイルが選ばれていないか、空のファイルです。確認したいファイルを選んでください。".to_owned(),
         (BadInput::Empty, Lang::En) => "No file was chosen, or the file is empty. Choose the file you want to check.".to_owned(),
-        (BadInput::UnknownType, Lang::Ja) => "このファイルは確認できる形式ではありません。電子印付きのPDF、.p7s、.tsr/.tst のいずれかを選んでください。".to_owned(),
-        (BadInput::UnknownType, Lang::En) => "This file is not one this page can check. Choose a sealed PDF, a .p7s seal, or a .tsr/.tst time-stamp.".to_owned(),
+        (BadInput::UnknownType, Lang::Ja) => "このファイルは確認できる形式ではありません。電子印付きのPDF、.p7s、.tsr/.tst、証拠記録 .ers のいずれかを選んでください。".to_owned(),
+        (BadInput::UnknownType, Lang::En) => "This file is not one this page can check. Choose a sealed PDF, a .p7s seal, a .tsr/.tst time-stamp or an .ers evidence record.".to_owned(),
         (BadInput::PdfNotSigned, Lang::Ja) => "このPDFには電子印（電子署名）がありません。発行元から電子印付きのPDFを受け取っているか確認してください。".to_owned(),
         (BadInput::PdfNotSigned, Lang::En) => "This PDF carries no seal or signature. Check that you were sent the sealed copy.".to_owned(),
-        (BadInput::DataMissing, Lang::Ja) => "この印またはタイムスタンプは文書と別のファイルです。「対象の文書」にその文書も選んでください。".to_owned(),
-        (BadInput::DataMissing, Lang::En) => "This seal or time-stamp is kept apart from its document. Also choose the document under \"The document it is about\".".to_owned(),
-        (BadInput::EvidenceRecordUnsupported, Lang::Ja) => "証拠記録（.ers）はこのページではまだ確認できません。hanko evidence verify をお使いください。".to_owned(),
-        (BadInput::EvidenceRecordUnsupported, Lang::En) => "Evidence records (.ers) cannot be checked on this page yet; use hanko evidence verify.".to_owned(),
+        (BadInput::DataMissing, Lang::Ja) => "この印、タイムスタンプまたは証拠記録は文書と別のファイルです。「対象の文書」にその文書も選んでください。".to_owned(),
+        (BadInput::DataMissing, Lang::En) => "This seal, time-stamp or evidence record is kept apart from its document. Also choose the document under \"The document it is about\".".to_owned(),
         (BadInput::TooLarge, Lang::Ja) => format!("ファイルが大きすぎます。{mb} MB までのファイルを確認できます。"),
         (BadInput::TooLarge, Lang::En) => format!("The upload is too large: this page checks files of up to {mb} MB."),
         (BadInput::NotMultipart, Lang::Ja) => "アップロードを読み取れませんでした。フォームからファイルを選んで送ってください。".to_owned(),
@@ -176,8 +234,8 @@ fn form(lang: Lang, limit: usize) -> String {
         code = lang.code(),
         file_label = t(
             lang,
-            "確認するファイル（電子印付きPDF、.p7s、.tsr）",
-            "File to check (sealed PDF, .p7s, .tsr)"
+            "確認するファイル（電子印付きPDF、.p7s、.tsr、.ers）",
+            "File to check (sealed PDF, .p7s, .tsr, .ers)"
         ),
         file_hint = esc(&match lang {
             Lang::Ja => format!(
@@ -191,8 +249,8 @@ fn form(lang: Lang, limit: usize) -> String {
         }),
         data_label = t(
             lang,
-            "対象の文書（.p7s や .tsr が別ファイルの場合）",
-            "The document it is about (for a separate .p7s or .tsr)"
+            "対象の文書（.p7s、.tsr、.ers が別ファイルの場合）",
+            "The document it is about (for a separate .p7s, .tsr or .ers)"
         ),
         data_hint = t(
             lang,
@@ -254,6 +312,8 @@ fn verdict_explanation(lang: Lang, r: &Report) -> String {
         .map(|s| s.organisation.clone().unwrap_or_else(|| s.subject.clone()))
         .unwrap_or_default();
     match (r.verdict, lang) {
+        (Verdict::Genuine, Lang::Ja) if r.kind == Kind::EvidenceRecord => "この文書は証拠記録のアンカー（タイムスタンプ）の時刻に存在し、それ以降変更されていません。".to_owned(),
+        (Verdict::Genuine, Lang::En) if r.kind == Kind::EvidenceRecord => "This document existed at the time its evidence record was anchored and has not changed since.".to_owned(),
         (Verdict::Genuine, Lang::Ja) if r.kind == Kind::TimeStamp => "この文書はタイムスタンプの時刻に存在し、それ以降変更されていません。".to_owned(),
         (Verdict::Genuine, Lang::En) if r.kind == Kind::TimeStamp => "This document existed at the time-stamp's time and has not changed since.".to_owned(),
         (Verdict::Genuine, Lang::Ja) => format!("この文書は「{who}」が電子印を押したもので、それ以降変更されていません。"),
@@ -335,7 +395,7 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
     }
     if let Some(at) = &r.sealed_at {
         let source = match (r.kind, r.verdict, r.time_source) {
-            (Kind::TimeStamp, _, _) | (_, _, None) => "",
+            (Kind::TimeStamp | Kind::EvidenceRecord, _, _) | (_, _, None) => "",
             (_, Verdict::Genuine, Some("time-stamp")) => {
                 t(lang, "（タイムスタンプによる）", " (by the time-stamp)")
             }
@@ -346,7 +406,7 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
             ),
             (_, _, Some(_)) => t(lang, "（申告、未確認）", " (claimed, not verified)"),
         };
-        let label = if r.kind == Kind::TimeStamp {
+        let label = if r.kind.is_existence() {
             t(lang, "タイムスタンプの時刻", "Time-stamped at")
         } else {
             t(lang, "押印日時", "Sealed at")
@@ -354,7 +414,7 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         row(&mut s, label, &format!("{}{}", esc(at), source));
     }
     if let Some(u) = r.document_unchanged {
-        let text = match (u, r.kind == Kind::TimeStamp) {
+        let text = match (u, r.kind.is_existence()) {
             (true, false) => t(
                 lang,
                 "はい、押印後に変更されていません",
@@ -426,10 +486,7 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
         &format!("<code>{}</code>", esc(&r.file.sha256)),
     );
     let evidence = match &r.evidence {
-        Some(e) => format!(
-            "<pre>{}</pre>",
-            esc(&serde_json::to_string_pretty(e).unwrap_or_default())
-        ),
+        Some(e) => evidence_text(lang, e),
         None => esc(t(
             lang,
             "記録されていません（このファイルはまだアンカーされていません）",

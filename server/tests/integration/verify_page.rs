@@ -12,6 +12,10 @@
 //!   JavaScript switched off (the form's plain POST answered with HTML).
 //! - The JSON report agrees with `hanko seal-verify` (PDF and `.p7s`) and `hanko verify`
 //!   (`.tsr`) on the same inputs: the same outcome, chain and failure reason.
+//! - Anchoring (#15): a `.tsr`'s report says "not yet anchored, expected by ..." while
+//!   its batch is open and shows its batch and anchors once anchored; its `.ers` (from
+//!   `hanko evidence get`) uploaded with the `.tsr` is checked as `hanko evidence verify`
+//!   checks it (same outcome, time, TSA, failure reason), in the browser too.
 //! - Bad input gets its plain-language message: an empty upload, a file of the wrong
 //!   type, a PDF without a signature, a time-stamp without its document; a 50 MB upload
 //!   over the 20 MB limit is refused before it is read to the end (announced by
@@ -488,6 +492,25 @@ fn the_verification_page_in_a_real_browser() {
             "axe on the {name} report ({n} in all): {bad:#?}"
         );
     }
+    // An evidence record with its time-stamp: checked, and the report shows the anchor.
+    let ers = evidence_of(&server, &i.tsr);
+    assert_eq!(
+        check_in_browser(&b, server.addr, "en", &ers, Some(&i.tsr)),
+        "Genuine"
+    );
+    let details = b.text(".details");
+    assert!(details.contains("Anchored: batch"), "{details}");
+    assert!(details.contains("Hanko Dev TSA"), "{details}");
+    b.screenshot(&shots.join("evidence.png"));
+    b.element_screenshot(".report", &shots.join("evidence-report.png"));
+    let (bad, _) = b.axe();
+    assert!(bad.is_empty(), "axe on an evidence report: {bad:#?}");
+    // ... and against the document instead of the time-stamp it is about: changed.
+    assert_eq!(
+        check_in_browser(&b, server.addr, "en", &ers, Some(&i.doc)),
+        "Changed"
+    );
+
     // A visible seal: its picture beside the verdict, decoded by the browser.
     assert_eq!(
         check_in_browser(&b, server.addr, "en", &i.visible, None),
@@ -591,6 +614,29 @@ fn the_verification_page_in_a_real_browser() {
     assert!(out.contains("verified an upload"), "{out}");
     for secret in ["Taro Yamada", "residence.txt", "sealed.pdf"] {
         assert!(!out.contains(secret), "{secret} in the log:\n{out}");
+    }
+}
+
+/// The evidence record of the time-stamp `tsr` from `hanko evidence get`, once its
+/// batch is anchored by the server's own TSA (`--dev`: every 5 s): `tsr` + `.ers`.
+fn evidence_of(server: &Server, tsr: &Path) -> PathBuf {
+    let ers = tsr.with_extension("tsr.ers");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = hanko()
+            .args(["evidence", "get", "--url"])
+            .arg(format!("http://{}", server.addr))
+            .arg("--file")
+            .arg(tsr)
+            .arg("-o")
+            .arg(&ers)
+            .output()
+            .unwrap();
+        match out.status.code() {
+            Some(0) => return ers,
+            Some(1) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+            _ => panic!("hanko evidence get: {}", text(&out)),
+        }
     }
 }
 
@@ -930,4 +976,118 @@ fn upload_large(addr: SocketAddr, announced: bool) -> (u16, usize) {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no answer after {sent} bytes: {head:?}"));
     (status, sent)
+}
+
+#[test]
+fn evidence_records_agree_with_hanko_evidence_verify_and_the_report_shows_the_anchoring() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, data_dir) = start(dir.path());
+    let d = dir.path();
+    let doc = d.join("notice.txt");
+    std::fs::write(&doc, b"Notice of assessment 2026-117\n").unwrap();
+    let out = hanko()
+        .current_dir(d)
+        .args(["stamp", "notice.txt", "--url"])
+        .arg(format!("http://{}/tsa", server.addr))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let tsr = d.join("notice.txt.tsr");
+    // Just issued: its batch is open (the dev interval is 5 s), and the report says when
+    // it is expected.
+    let (status, open) = api(server.addr, &tsr, Some(&doc));
+    assert_eq!(status, 200, "{open:#}");
+    assert_eq!(open["verdict"], "genuine");
+    assert_eq!(open["evidence"]["state"], "open", "{open:#}");
+    assert!(
+        open["evidence"]["expected_by"].as_str().is_some(),
+        "{open:#}"
+    );
+
+    let ers = evidence_of(&server, &tsr);
+    let root = data_dir.join("dev-pki/root.pem");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let verify = |data: &Path| {
+        cli(
+            d,
+            &[
+                "evidence",
+                "verify",
+                &s(&ers),
+                "--data",
+                &s(data),
+                "--ca",
+                &s(&root),
+            ],
+        )
+    };
+
+    // Anchored now: the .tsr's report names the batch and its done anchor.
+    let (_, anchored) = api(server.addr, &tsr, Some(&doc));
+    let e = &anchored["evidence"];
+    assert_eq!(e["state"], "anchored", "{anchored:#}");
+    assert_eq!(e["anchor"], "self", "{anchored:#}");
+    assert!(
+        e["record_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(anchored["object_hash"].as_str().unwrap())
+    );
+    assert_eq!(e["batch"]["anchors"][0]["state"], "done", "{anchored:#}");
+
+    // The record with its time-stamp: the same answer as hanko evidence verify.
+    let (status, report) = api(server.addr, &ers, Some(&tsr));
+    assert_eq!(status, 200, "{report:#}");
+    let (ok, printed) = verify(&tsr);
+    assert!(ok, "{printed}");
+    assert_eq!(report["verdict"], "genuine", "{report:#}");
+    assert_eq!(report["kind"], "evidence_record");
+    assert_eq!(report["time_source"], "evidence-record");
+    assert_eq!(report["object_hash"], anchored["object_hash"]);
+    assert_eq!(report["evidence"]["state"], "anchored");
+    let at = report["sealed_at"].as_str().unwrap();
+    assert!(
+        printed.contains(&format!("this file existed at {at}, anchored by 1 TSA")),
+        "{at:?} not in\n{printed}"
+    );
+    let tsa = report["time_stamp"]["tsa"].as_str().unwrap();
+    assert!(printed.contains(tsa), "{tsa:?} not in\n{printed}");
+    assert_eq!(
+        report["trust_anchor"],
+        "CN=Hanko Dev Root CA (DEV ONLY),O=Hanko Dev,C=JP"
+    );
+
+    // Against the document rather than the token it is about: changed, for the same
+    // reason the CLI gives.
+    let (_, wrong) = api(server.addr, &ers, Some(&doc));
+    let (ok, printed) = verify(&doc);
+    assert!(!ok, "{printed}");
+    assert_eq!(wrong["verdict"], "changed", "{wrong:#}");
+    assert_eq!(wrong["reason"], "digest_mismatch");
+    let why = wrong["summary"].as_str().unwrap();
+    assert!(printed.contains(why), "{why:?} not in\n{printed}");
+
+    // A record with one byte of its tree changed: the CLI refuses it, the page does not
+    // say genuine.
+    let mut bytes = std::fs::read(&ers).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x01;
+    let bent = d.join("bent.ers");
+    std::fs::write(&bent, &bytes).unwrap();
+    let (_, bent_report) = api(server.addr, &bent, Some(&tsr));
+    assert_ne!(bent_report["verdict"], "genuine", "{bent_report:#}");
+    let out = cli(
+        d,
+        &[
+            "evidence",
+            "verify",
+            &s(&bent),
+            "--data",
+            &s(&tsr),
+            "--ca",
+            &s(&root),
+        ],
+    );
+    assert!(!out.0, "{}", out.1);
+    server.stop();
 }
