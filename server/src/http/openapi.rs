@@ -301,8 +301,8 @@ fn verify(paths: &mut Map<String, Value>) {
     paths.insert(
         "/api/v1/verify".into(),
         json!({ "post": op(
-            "verify a sealed PDF, a .p7s with its document, or a .tsr with its file: the \
-             report (verdict genuine | changed | untrusted | unknown, signer, time, \
+            "verify a sealed PDF, a .p7s with its document, a .tsr with its file, or an \
+             RFC 4998 .ers with its object (a .tsr or the sealed file): the report (verdict genuine | changed | untrusted | unknown, signer, time, \
              time-stamp, trust anchor, evidence, checks). Public; nothing is stored",
             None,
             Some(("multipart/form-data", upload)),

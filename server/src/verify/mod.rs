@@ -13,7 +13,8 @@
 //!                                       untrusted (no chain to an anchor, validity, usage)
 //!                                       unknown (anything malformed)
 //!        ─> Report { verdict, signer, sealed_at, time_stamp, trust_anchor, checks, ... }
-//!        ─> evidence: Verifier::evidence (the anchoring seam, #15) by the file's SHA-256
+//!        ─> evidence: Verifier::add_evidence by the object's SHA-256 (the log's
+//!           object_hash), through anchor::evidence::LogEvidence when [anchor] is on
 //! ```
 //!
 //! Nothing uploaded is kept: the bytes live for the request and only their SHA-256 and
@@ -46,8 +47,9 @@ pub mod page_assets {
 /// `GET /api/v1/evidence/sha256/{hex}` answers it).
 pub type Evidence = serde_json::Value;
 
-/// The seam to anchoring (#15): the evidence record of an object by its SHA-256, or
-/// `None` when it has not been anchored (or anchoring is not wired in).
+/// The seam to anchoring (#15): the anchoring of an object by its SHA-256, or `None`
+/// when the log does not hold it (or anchoring is off). The server's is
+/// `crate::anchor::evidence::LogEvidence`.
 pub trait EvidenceLookup: Send + Sync + fmt::Debug {
     /// The evidence of the object whose SHA-256 is `sha256`.
     fn evidence_for<'a>(

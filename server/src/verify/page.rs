@@ -113,9 +113,17 @@ fn evidence_text(lang: Lang, e: &serde_json::Value) -> String {
                 a.iter()
                     .filter(|x| x["state"] == state)
                     .map(|x| {
-                        let name = x["name"].as_str().unwrap_or("?");
+                        let name = match x["name"].as_str() {
+                            Some("self") => t(lang, "このサーバーのTSA", "this server's TSA"),
+                            Some(n) => n,
+                            None => "?",
+                        };
+                        // To the second, as every other time on the page.
                         match x["anchored_at"].as_str() {
-                            Some(at) => format!("{name} ({at})"),
+                            Some(at) => match at.split_once('.') {
+                                Some((secs, _)) => format!("{name}, {secs}Z"),
+                                None => format!("{name}, {at}"),
+                            },
                             None => name.to_owned(),
                         }
                     })
@@ -129,7 +137,9 @@ fn evidence_text(lang: Lang, e: &serde_json::Value) -> String {
             let done = anchors("done").join(", ");
             let url = e["record_url"].as_str().unwrap_or_default();
             let text = match lang {
-                Lang::Ja => format!("アンカー済み：バッチ {batch}、{done} によるタイムスタンプ。"),
+                Lang::Ja => {
+                    format!("アンカー済み：バッチ {batch}（{done} によるタイムスタンプ）。")
+                }
                 Lang::En => format!("Anchored: batch {batch}, time-stamped by {done}."),
             };
             format!(
@@ -406,7 +416,9 @@ pub fn render_report(lang: Lang, r: &Report, limit: usize) -> String {
             ),
             (_, _, Some(_)) => t(lang, "（申告、未確認）", " (claimed, not verified)"),
         };
-        let label = if r.kind.is_existence() {
+        let label = if r.kind == Kind::EvidenceRecord {
+            t(lang, "アンカーの時刻", "Anchored at")
+        } else if r.kind == Kind::TimeStamp {
             t(lang, "タイムスタンプの時刻", "Time-stamped at")
         } else {
             t(lang, "押印日時", "Sealed at")

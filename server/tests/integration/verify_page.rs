@@ -6,7 +6,8 @@
 //! - In a real browser: Debian's headless Chromium, driven over WebDriver
 //!   (chromedriver) with plain HTTP + JSON: it loads `/verify`, uploads each input
 //!   through the form, and the verdict shown is asserted; a screenshot of each verdict
-//!   (genuine, changed, untrusted, unknown: a seal that cannot be read) is saved under `$CARGO_TARGET_TMPDIR/verify-screenshots/`; axe-core (vendored,
+//!   (genuine, changed, untrusted, unknown: a seal that cannot be read; an `.ers` with its
+//!   `.tsr`; a time-stamp not yet anchored) is saved under `$CARGO_TARGET_TMPDIR/verify-screenshots/`; axe-core (vendored,
 //!   `tests/fixtures/axe/`) finds no serious or critical violation on the form, on
 //!   each report and on a refusal; the page in Japanese; and the basic case again with
 //!   JavaScript switched off (the form's plain POST answered with HTML).
@@ -499,7 +500,10 @@ fn the_verification_page_in_a_real_browser() {
         "Genuine"
     );
     let details = b.text(".details");
-    assert!(details.contains("Anchored: batch"), "{details}");
+    assert!(
+        details.contains("Anchored: batch") && details.contains("this server's TSA"),
+        "{details}"
+    );
     assert!(details.contains("Hanko Dev TSA"), "{details}");
     b.screenshot(&shots.join("evidence.png"));
     b.element_screenshot(".report", &shots.join("evidence-report.png"));
@@ -510,6 +514,27 @@ fn the_verification_page_in_a_real_browser() {
         check_in_browser(&b, server.addr, "en", &ers, Some(&i.doc)),
         "Changed"
     );
+    // A time-stamp just issued (everything before it is anchored): its batch is open,
+    // and the report says by when it is expected.
+    std::fs::write(i.dir.join("fresh.txt"), b"issued a moment ago\n").unwrap();
+    let out = hanko()
+        .current_dir(&i.dir)
+        .args(["stamp", "fresh.txt", "--url"])
+        .arg(format!("http://{}/tsa", server.addr))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let fresh = (i.dir.join("fresh.txt.tsr"), i.dir.join("fresh.txt"));
+    assert_eq!(
+        check_in_browser(&b, server.addr, "en", &fresh.0, Some(&fresh.1)),
+        "Genuine"
+    );
+    let details = b.text(".details");
+    assert!(
+        details.contains("Not yet anchored, expected by"),
+        "{details}"
+    );
+    b.element_screenshot(".report", &shots.join("timestamp-open-report.png"));
 
     // A visible seal: its picture beside the verdict, decoded by the browser.
     assert_eq!(
