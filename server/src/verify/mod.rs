@@ -445,24 +445,7 @@ impl Verifier {
             &self.anchors,
             &[],
         ) {
-            Ok(v) => {
-                r.verdict = Verdict::Genuine;
-                r.summary = format!(
-                    "The document existed at {}, time-stamped by {}.",
-                    rfc3339(v.gen_time),
-                    v.tsa_subject
-                );
-                r.document_unchanged = Some(true);
-                r.sealed_at = Some(rfc3339(v.gen_time));
-                r.time_source = Some("time-stamp");
-                r.trust_anchor = v.chain.last().cloned();
-                r.chain.clone_from(&v.chain);
-                r.time_stamp = Some(ts_info(&v));
-                r.checks = TOKEN_STEPS
-                    .iter()
-                    .map(|(name, _)| pass(name, "verified"))
-                    .collect();
-            }
+            Ok(v) => r.existed("time-stamp", ts_info(&v), &v.chain, TOKEN_STEPS),
             Err(e) => r.failed(&e, None, TOKEN_STEPS),
         }
         r
@@ -485,27 +468,13 @@ impl Verifier {
                     );
                     return r;
                 };
-                r.verdict = Verdict::Genuine;
-                r.summary = format!(
-                    "The document existed at {}, anchored by {}.",
-                    rfc3339(first.gen_time),
-                    first.tsa
-                );
-                r.document_unchanged = Some(true);
-                r.sealed_at = Some(rfc3339(first.gen_time));
-                r.time_source = Some("evidence-record");
-                r.trust_anchor = first.chain.last().cloned();
-                r.chain.clone_from(&first.chain);
-                r.time_stamp = Some(TimeStampInfo {
+                let ts = TimeStampInfo {
                     time: rfc3339(first.gen_time),
                     tsa: first.tsa.clone(),
                     serial: first.serial.clone(),
                     policy: first.policy.clone(),
-                });
-                r.checks = EVIDENCE_STEPS
-                    .iter()
-                    .map(|(name, _)| pass(name, "verified"))
-                    .collect();
+                };
+                r.existed("evidence-record", ts, &first.chain, EVIDENCE_STEPS);
             }
             Err(E::TimeStamp { source, .. }) => r.failed(&source, None, EVIDENCE_STEPS),
             Err(e @ E::Record { .. }) => {
@@ -589,14 +558,9 @@ const SEAL_STEPS: &[(&str, &[&str])] = &[
     ("time_stamp", &["time_stamp"]),
 ];
 
-/// The steps of an evidence record's verification (the tree from the document to the
-/// time-stamp, then the time-stamp as hanko_client::verify_token checks it).
-const EVIDENCE_STEPS: &[(&str, &[&str])] = &[
-    ("format", &["malformed"]),
-    ("integrity", &["digest_mismatch"]),
-    ("signature", &["bad_signature"]),
-    ("chain", &["no_chain", "not_valid_then", "key_usage"]),
-];
+/// The steps of an evidence record's verification: a time-stamp's, with `integrity`
+/// the tree from the document to the time-stamp's imprint.
+const EVIDENCE_STEPS: &[(&str, &[&str])] = TOKEN_STEPS;
 
 /// The steps of a time-stamp's verification (hanko_client::verify's order).
 const TOKEN_STEPS: &[(&str, &[&str])] = &[
@@ -739,6 +703,34 @@ impl Report {
                     pass(name, "verified")
                 }
             })
+            .collect();
+    }
+
+    /// A time-stamp or evidence record that verified: the document existed at `ts`'s
+    /// time (`source`: `time-stamp` or `evidence-record`), `chain` up to the anchor.
+    fn existed(
+        &mut self,
+        source: &'static str,
+        ts: TimeStampInfo,
+        chain: &[String],
+        steps: &[(&'static str, &[&str])],
+    ) {
+        let by = if source == "evidence-record" {
+            "anchored"
+        } else {
+            "time-stamped"
+        };
+        self.verdict = Verdict::Genuine;
+        self.summary = format!("The document existed at {}, {by} by {}.", ts.time, ts.tsa);
+        self.document_unchanged = Some(true);
+        self.sealed_at = Some(ts.time.clone());
+        self.time_source = Some(source);
+        self.trust_anchor = chain.last().cloned();
+        self.chain = chain.to_vec();
+        self.time_stamp = Some(ts);
+        self.checks = steps
+            .iter()
+            .map(|(name, _)| pass(name, "verified"))
             .collect();
     }
 
