@@ -28,8 +28,10 @@
 //! (SHA-1) tokens, and no policy
 //! constraints or name constraints of the chain. It answers "did this TSA, certified
 //! under this root, time-stamp these bytes at that time", which is what a user trying
-//! the service wants to know. CSC requests and the verification of seals and evidence
-//! records will live here too (beside [`mod@verify`]); they do not exist yet.
+//! the service wants to know. CAdES seals are verified by [`verify_seal`] and the
+//! archive time-stamps of RFC 4998 evidence records by [`verify_evidence`] (each valid
+//! when the next renewed it, the last now; the record's trees are hanko-anchor's to
+//! check).
 //!
 //! ```
 //! use hanko_client::request;
@@ -54,5 +56,6 @@ pub mod transport;
 pub mod verify;
 
 pub use error::Error;
+pub use verify::evidence::{EvidenceStep, VerifiedStep, verify_evidence};
 pub use verify::seal::{VerifiedSeal, verify_seal};
 pub use verify::{Verified, verify, verify_token};

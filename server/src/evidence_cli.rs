@@ -10,8 +10,10 @@
 //!   hanko evidence verify FILE.ers [FILE2.ers ...] --data FILE --ca ROOT.pem
 //!     data hash = SHA-256(FILE), or for a time-stamp response FILE.tsr SHA-256 of its token
 //!     each record: hanko_anchor::evidence::check (tree from the data to every imprint)
-//!                  hanko_client::verify_token (signature, timeStamping EKU, chain to --ca
-//!                  valid at genTime) for every archive time-stamp
+//!                  hanko_client::verify_evidence: every archive time-stamp's token
+//!                  (signature, timeStamping EKU, chain to --ca valid at its genTime),
+//!                  its chain also valid at the next one's genTime, the last one's now
+//!                  (RFC 4998 §5.3); one line per time-stamp: TSA, algorithms, chain
 //!     "this file existed at 2026-12-02T14:03:07Z, anchored by 2 TSAs (...)"
 //! ```
 //!
@@ -229,6 +231,8 @@ struct Anchored {
     gen_time: SystemTime,
     tsa: String,
     file: PathBuf,
+    /// Each archive time-stamp of the record, as relied on (`VerifiedStep::line`).
+    steps: Vec<String>,
 }
 
 fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
@@ -251,32 +255,29 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
                 path.display()
             )
         })?;
-        for ts in &checked.time_stamps {
-            let imprint = ts.imprint.clone();
-            let alg = ts.alg.pki();
-            let digest = move |h: HashAlgorithm| {
-                if h == alg {
-                    Ok(imprint.clone())
-                } else {
-                    Err(hanko_client::Error::UnsupportedImprintHash(h.name()))
-                }
-            };
-            let v = hanko_client::verify_token(&ts.token_der, &digest, &roots, &untrusted)
-                .with_context(|| {
-                    format!(
-                        "{}: archive time-stamp {} of chain {}",
-                        path.display(),
-                        ts.index,
-                        ts.chain
-                    )
-                })?;
-            if ts.chain == 0 && ts.index == 0 {
-                anchored.push(Anchored {
-                    gen_time: v.gen_time,
-                    tsa: v.tsa_subject,
-                    file: path.clone(),
-                });
-            }
+        let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
+            .time_stamps
+            .iter()
+            .map(|ts| hanko_client::EvidenceStep {
+                chain: ts.chain,
+                index: ts.index,
+                hash: ts.alg.pki(),
+                imprint: &ts.imprint,
+                token_der: &ts.token_der,
+            })
+            .collect();
+        let verified = hanko_client::verify_evidence(&steps, &roots, &untrusted, SystemTime::now())
+            .with_context(|| format!("{}", path.display()))?;
+        if let Some(first) = verified.iter().find(|v| v.chain == 0 && v.index == 0) {
+            anchored.push(Anchored {
+                gen_time: first.token.gen_time,
+                tsa: first.token.tsa_subject.clone(),
+                file: path.clone(),
+                steps: verified
+                    .iter()
+                    .map(hanko_client::VerifiedStep::line)
+                    .collect(),
+            });
         }
     }
     let Some(first) = anchored.iter().map(|x| x.gen_time).min() else {
@@ -300,6 +301,9 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
             x.tsa,
             rfc3339(x.gen_time)
         ));
+        for step in &x.steps {
+            out.push_str(&format!("    {step}\n"));
+        }
     }
     Ok(out)
 }

@@ -177,6 +177,15 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
             text(&out)
         );
         assert!(text(&out).contains("anchored by 1 TSA ("), "{}", text(&out));
+        // The one archive time-stamp, as relied on: its algorithms, its chain, valid now.
+        let step = text(&out)
+            .lines()
+            .find(|l| l.trim_start().starts_with("chain 0 time-stamp 0: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{}", text(&out)));
+        assert!(step.contains("imprint sha256, signature "), "{step}");
+        assert!(step.contains(" <- "), "{step}");
+        assert!(step.ends_with("; valid at now"), "{step}");
     }
     // Bouncy Castle's RFC 4998 code agrees: valid for the token, its time-stamp's
     // signature valid, invalid for the token with one byte changed.
