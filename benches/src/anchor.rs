@@ -129,7 +129,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     println!("\n## lookup ({n} leaves, batch {})\n", closed.batch_id);
-    let lookup = lookup_phase(&args, &hanko, &dir, &base, &client_rt, &path, n, &closed)?;
+    let serve = Serve {
+        hanko: &hanko,
+        dir: &dir,
+        base: &base,
+        rt: &client_rt,
+    };
+    let lookup = lookup_phase(&args, &serve, &path, n, &closed)?;
     println!(
         "lookups {}, checked {} of {}, failed {}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms: p99 \
          target < {LOOKUP_P99_MS} ms: {}",
@@ -148,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     println!("\n## signing path (TSA throughput, anchoring on vs off)\n");
-    signing_phase(&args, &hanko, &dir, &base, &client_rt)
+    signing_phase(&args, &serve)
 }
 
 /// What closing one synthetic batch measured.
@@ -302,36 +308,41 @@ fn anchor_config(
     Ok(t)
 }
 
-/// Starts `hanko serve --dev` with `config` written to `dir/name` and waits until ready.
-fn start(
-    hanko: &Path,
-    dir: &Path,
-    name: &str,
-    config: &toml::Table,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<Server> {
-    let path = dir.join(name);
-    std::fs::write(&path, config_text("anchor", config)?)?;
-    let mut server = Server::start(hanko, &path, dir, 0, None)?;
-    rt.block_on(server.wait_ready(Duration::from_secs(180)))?;
-    Ok(server)
+/// What starting a server for the lookup and signing parts needs.
+struct Serve<'a> {
+    hanko: &'a Path,
+    dir: &'a Path,
+    /// The data directory's `hanko.toml`.
+    base: &'a toml::Table,
+    /// The clients' runtime (one thread).
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl Serve<'_> {
+    /// Starts `hanko serve --dev` with `config` written to `<dir>/name` and waits until
+    /// it is ready.
+    fn start(&self, name: &str, config: &toml::Table) -> anyhow::Result<Server> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, config_text("anchor", config)?)?;
+        let mut server = Server::start(self.hanko, &path, self.dir, 0, None)?;
+        self.rt
+            .block_on(server.wait_ready(Duration::from_secs(180)))?;
+        Ok(server)
+    }
 }
 
 /// Serves the largest log with anchoring on, waits for its batch's anchor, and looks up
 /// random leaves; every answer is checked.
-#[allow(clippy::too_many_arguments, reason = "one private step of run")]
 fn lookup_phase(
     args: &Args,
-    hanko: &Path,
-    dir: &Path,
-    base: &toml::Table,
-    rt: &tokio::runtime::Runtime,
+    serve: &Serve<'_>,
     db: &Path,
     n: u64,
     closed: &Closed,
 ) -> anyhow::Result<Samples> {
-    let config = anchor_config(base, true, Some(db))?;
-    let server = start(hanko, dir, "bench-anchor-lookup.toml", &config, rt)?;
+    let rt = serve.rt;
+    let config = anchor_config(serve.base, true, Some(db))?;
+    let server = serve.start("bench-anchor-lookup.toml", &config)?;
     let addr = server.addr().to_owned();
     let waited = Instant::now();
     rt.block_on(wait_anchored(&addr, closed.batch_id))?;
@@ -432,13 +443,8 @@ async fn lookups(
 }
 
 /// TSA throughput with anchoring on and off, alternating per round; the ratio per key.
-fn signing_phase(
-    args: &Args,
-    hanko: &Path,
-    dir: &Path,
-    base: &toml::Table,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<()> {
+fn signing_phase(args: &Args, serve: &Serve<'_>) -> anyhow::Result<()> {
+    let rt = serve.rt;
     let keys: Vec<(&str, Option<&str>)> = [("RSA-3072", None), ("ECDSA P-256", Some(ECDSA_POLICY))]
         .into_iter()
         .filter(|(name, _)| {
@@ -469,9 +475,9 @@ fn signing_phase(
             [true, false]
         };
         for on in order {
-            let config = anchor_config(base, on, None)?;
+            let config = anchor_config(serve.base, on, None)?;
             let name = format!("bench-anchor-{}.toml", crate::devserver::on_off(on));
-            let server = start(hanko, dir, &name, &config, rt)?;
+            let server = serve.start(&name, &config)?;
             let target = Target::plain(server.addr());
             for (k, (name, _)) in keys.iter().enumerate() {
                 let load = rt.block_on(drive(&target, reqs[k].clone(), clients, seconds))?;
