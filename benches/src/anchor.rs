@@ -99,15 +99,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     println!("\n## close (SQLite)\n");
     println!(
-        "| leaves | append records/s | close s | blocks | RSS before MiB | peak in close MiB | growth MiB | verdict |"
+        "| leaves | append records/s | close s | blocks | RSS before MiB | peak in close MiB | growth MiB | verdict | anon/file after MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut largest = None;
     for &n in &args.leaves {
         let path = dir.join(format!("bench-anchor-{n}.sqlite"));
         let closed = rt.block_on(close_one(&path, n, args.in_flight))?;
         println!(
-            "| {n} | {:.0} | {:.3} | {} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {n} | {:.0} | {:.3} | {} | {:.1} | {:.1} | {:.1} | {} | {:.1}/{:.1} |",
             n as f64 / closed.append_s,
             closed.close_s,
             closed.blocks,
@@ -118,7 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "PASS"
             } else {
                 "FAIL"
-            }
+            },
+            mib(closed.anon_after),
+            mib(closed.file_after),
         );
         if largest.as_ref().is_none_or(|(m, _, _)| *m < n) {
             largest = Some((n, path, closed));
@@ -168,6 +170,10 @@ struct Closed {
     rss_before: u64,
     /// VmHWM after the close (reset just before it), bytes.
     peak: u64,
+    /// RssAnon and RssFile (+ RssShmem) right after the close, bytes: what the peak
+    /// was made of (the heap, or SQLite's mapped files).
+    anon_after: u64,
+    file_after: u64,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -227,6 +233,8 @@ async fn close_one(path: &Path, n: u64, in_flight: usize) -> anyhow::Result<Clos
         .await?;
     let close_s = started.elapsed().as_secs_f64();
     let peak = proc_status_kib("VmHWM")? * 1024;
+    let anon_after = proc_status_kib("RssAnon")? * 1024;
+    let file_after = (proc_status_kib("RssFile")? + proc_status_kib("RssShmem")?) * 1024;
     store.close().await;
     Ok(Closed {
         batch_id: batch.id,
@@ -236,6 +244,8 @@ async fn close_one(path: &Path, n: u64, in_flight: usize) -> anyhow::Result<Clos
         blocks,
         rss_before,
         peak,
+        anon_after,
+        file_after,
     })
 }
 
