@@ -36,6 +36,8 @@
 
 mod error;
 pub mod evidence;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tree;
 
 pub use error::Error;

@@ -224,6 +224,18 @@ pub(crate) fn with_verify(base: &toml::Table, verify: bool) -> anyhow::Result<to
     Ok(t)
 }
 
+/// The two runtimes of an HTTP bench: a multi-threaded one for the raw signing pool (as
+/// the server's) and the load generator's single thread (as cheap as a client can be).
+pub(crate) fn runtimes() -> std::io::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
+    let raw = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((raw, client))
+}
+
 /// A row configuration's `hanko.toml`, marked as written by `bench`.
 pub(crate) fn config_text(bench: &str, t: &toml::Table) -> anyhow::Result<String> {
     Ok(format!(

@@ -130,12 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bulk_reqs = Arc::new(build_requests(4096, policy, &[&bearer])?);
     let seconds = Duration::from_secs_f64(args.common.seconds);
     let clients = args.common.clients[0];
-    let raw_rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (raw_rt, client_rt) = crate::devserver::runtimes()?;
     let raw = raw_rt
         .block_on(pool_rate(&hsm, label, alg, workers, true, seconds))?
         .rate;

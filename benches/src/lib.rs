@@ -9,12 +9,14 @@
 //! prints tables for humans and for `RESULTS.md`.
 //!
 //! Layout: `main.rs` only parses the command line; each subcommand is a module here with
-//! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`, `overload`, `lanes`), so adding
+//! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`, `overload`, `lanes`,
+//! `anchor`), so adding
 //! one means adding its module and one enum variant. What the HTTP benches share is
 //! beside them: `devserver` (the `hanko serve --dev` child, the dev token, the per-row
 //! config), `http` (the load generator's HTTP/1.1 client), `cpu` (where the CPU
 //! went, the load average) and `stats`.
 
+pub mod anchor;
 mod cpu;
 mod devserver;
 pub mod hsm;

@@ -28,6 +28,9 @@ enum Command {
     /// A bulk client's flood beside interactive callers, with lanes and without: the
     /// interactive share of the signing capacity that lanes keep.
     Lanes(hanko_bench::lanes::Args),
+    /// Merkle anchoring: closing a batch of 1,000,000 leaves (time, peak RSS), evidence
+    /// lookups in it (every answer checked), TSA throughput with anchoring on vs off.
+    Anchor(hanko_bench::anchor::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Seal(args) => hanko_bench::seal::run(args),
         Command::Overload(args) => hanko_bench::overload::run(args),
         Command::Lanes(args) => hanko_bench::lanes::run(args),
+        Command::Anchor(args) => hanko_bench::anchor::run(args),
     }
 }

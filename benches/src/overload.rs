@@ -294,12 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let roots = vec![Certificate::from_pem(&std::fs::read_to_string(
         dir.join("dev-pki/root.pem"),
     )?)?];
-    let raw_rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (raw_rt, client_rt) = crate::devserver::runtimes()?;
     let seconds = Duration::from_secs_f64(args.common.seconds);
     let clients = args.common.clients[0];
     let mut server = Server::start(&hanko, &cfg_path, &dir, 0, None)?;

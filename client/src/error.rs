@@ -262,6 +262,34 @@ pub enum Error {
     /// A certificate of the chain was not valid at genTime (its subject).
     #[error("certificate {0} was not valid at genTime")]
     NotValidAtGenTime(String),
+    /// An evidence record's archive time-stamp: a certificate of its chain was not valid
+    /// when the record relies on it (the next time-stamp's genTime, or now; RFC 4998
+    /// §5.3 and CONFORMANCE rule 67).
+    #[error("certificate {subject} was not valid at {when}: renewal came too late")]
+    NotValidWhenReliedOn {
+        /// The certificate's subject.
+        subject: String,
+        /// When it was relied on, in words.
+        when: String,
+    },
+    /// An evidence record's archive time-stamp failed (its chain and place in it).
+    #[error("archive time-stamp {index} of chain {chain}: {source}")]
+    ArchiveTimeStamp {
+        /// Its chain (0-based).
+        chain: usize,
+        /// Its place in the chain (0-based).
+        index: usize,
+        /// Why.
+        source: Box<Error>,
+    },
+    /// An evidence record's archive time-stamps are not in ascending genTime order.
+    #[error("archive time-stamp {index} of chain {chain} is older than the one before it")]
+    ArchiveTimeStampsOutOfOrder {
+        /// Its chain (0-based).
+        chain: usize,
+        /// Its place in the chain (0-based).
+        index: usize,
+    },
     /// No certificate at hand issued this one (its subject), and no trust anchor did.
     #[error(
         "no chain to the --ca root: nothing given signed {0} (wrong --ca, or \

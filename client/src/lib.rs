@@ -30,8 +30,10 @@
 //! under this root, time-stamp these bytes at that time", which is what a user trying
 //! the service wants to know. Seals are verified here too: CAdES ([`verify_seal`]) and
 //! sealed PDFs ([`verify_pdf`]: each signature's byte range, then the CAdES checks),
-//! which `hanko seal-verify` and the server's verification page (`/verify`) both call.
-//! CSC requests and evidence records will live here as well; they do not exist yet.
+//! which `hanko seal-verify` and the server's verification page (`/verify`) both call;
+//! and the archive time-stamps of RFC 4998 evidence records by [`verify_evidence`] (each
+//! valid when the next renewed it, the last now; the record's trees are hanko-anchor's to
+//! check).
 //!
 //! ```
 //! use hanko_client::request;
@@ -56,6 +58,7 @@ pub mod transport;
 pub mod verify;
 
 pub use error::Error;
+pub use verify::evidence::{EvidenceStep, VerifiedStep, verify_evidence};
 pub use verify::pdf::{VerifiedPdf, verify_pdf};
 pub use verify::seal::{VerifiedSeal, claimed_signer, verify_seal};
 pub use verify::{Verified, verify, verify_token};

@@ -11,8 +11,10 @@
 //!     data hash = SHA-256(FILE), or for a time-stamp response FILE.tsr SHA-256 of its token
 //!     anchor::check::verify_records (the verification page's code too):
 //!     each record: hanko_anchor::evidence::check_data (tree from the data to every imprint)
-//!                  hanko_client::verify_token (signature, timeStamping EKU, chain to --ca
-//!                  valid at genTime) for every archive time-stamp
+//!                  hanko_client::verify_evidence: every archive time-stamp's token
+//!                  (signature, timeStamping EKU, chain to --ca valid at its genTime),
+//!                  its chain also valid at the next one's genTime, the last one's now
+//!                  (RFC 4998 §5.3); one line per time-stamp: TSA, algorithms, chain
 //!     "this file existed at 2026-12-02T14:03:07Z, anchored by 2 TSAs (...)"
 //! ```
 //!
@@ -250,6 +252,9 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
             x.tsa,
             rfc3339(x.gen_time)
         ));
+        for step in &x.steps {
+            out.push_str(&format!("    {step}\n"));
+        }
     }
     Ok(out)
 }

@@ -440,7 +440,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         anchor: cfg.anchor.enabled.then(|| cfg.anchor.clone()),
     });
     spawn_metrics_upkeep(metrics);
-    let anchoring = start_anchoring(&cfg, &state, &store);
+    let anchoring = start_anchoring(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
     let listeners = bind(&cfg, tls_key.clone()).await?;
@@ -459,16 +459,25 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
 }
 
 /// Starts Merkle anchoring (`[anchor]`): the batcher and one task per target, the own
-/// TSA (`self`) first. `None` when disabled.
+/// TSA (`self`) first. `None` when disabled. Refuses the test hook
+/// `HANKO_FAULT_ANCHOR_PAUSE` without `--dev` (see `anchor::FaultPoint`).
 fn start_anchoring(
     cfg: &Config,
     state: &AppState,
     store: &hanko_store::Store,
-) -> Option<crate::anchor::Anchoring> {
-    use crate::anchor::{AnchorTarget, ExternalTarget, SelfTarget};
+) -> anyhow::Result<Option<crate::anchor::Anchoring>> {
+    use crate::anchor::{AnchorTarget, ExternalTarget, FaultPoint, SelfTarget};
+    let fault = FaultPoint::from_env(cfg.dev)?;
     if !cfg.anchor.enabled {
         tracing::info!("anchoring is disabled ([anchor] enabled = false)");
-        return None;
+        return Ok(None);
+    }
+    if let Some(p) = fault {
+        tracing::warn!(
+            point = p.as_str(),
+            "test hook: anchoring pauses at {}",
+            p.as_str()
+        );
     }
     let mut targets: Vec<Arc<dyn AnchorTarget>> = Vec::new();
     if cfg.anchor.self_target && cfg.store.durability == config::Durability::None {
@@ -490,7 +499,12 @@ fn start_anchoring(
             tsa: crate::external_tsa::ExternalTsa::new(&e.tsa),
         }));
     }
-    Some(crate::anchor::spawn(store.clone(), &cfg.anchor, targets))
+    Ok(Some(crate::anchor::spawn(
+        store.clone(),
+        &cfg.anchor,
+        targets,
+        fault,
+    )))
 }
 
 /// The HTTPS listener's key in the HSM, with `tls.key_label`: its own signing pool

@@ -1,28 +1,21 @@
 //! Evidence records made by `hanko_anchor::evidence` over real batches, with real RFC
 //! 3161 tokens from the in-process TSA (RSA-3072 and P-256 keys in SoftHSM), checked by
-//! Bouncy Castle's RFC 4998 implementation (`tests/java/ErsCheck.java`, Debian's
-//! libbcprov-java and libbcpkix-java): valid for the data, invalid for the data with one
+//! Bouncy Castle's RFC 4998 implementation (`tests/java/ErsCheck.java`, run by
+//! `hanko_anchor::test_support` with Debian's libbcprov-java and libbcpkix-java): valid for the data, invalid for the data with one
 //! byte changed, time-stamp signatures valid. Our own `check` and hanko-client's token
 //! verification run on the same records.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hanko_anchor::evidence::{
     self, hash_tree_renewal_hash, renew_hash_tree, renew_time_stamp, time_stamp_renewal_hash,
 };
+use hanko_anchor::test_support::{BcCase, assert_bouncy_castle_accepts, bouncy_castle};
 use hanko_anchor::tree::{BLOCK_LEAVES, BlockProofs, block_root, root_of_blocks};
 use hanko_anchor::{HashAlg, check, check_data, evidence_record};
 
 use crate::common::{Kind, fixture, verify_token};
-
-/// Bouncy Castle's jars as Debian installs them (ops/dev-setup.sh).
-const JARS: [&str; 3] = [
-    "/usr/share/java/bcprov.jar",
-    "/usr/share/java/bcpkix.jar",
-    "/usr/share/java/bcutil.jar",
-];
 
 /// One record for Bouncy Castle.
 struct Case {
@@ -89,72 +82,30 @@ fn leaves_to_check(n: usize) -> Vec<usize> {
     which
 }
 
-/// Compiles ErsCheck.java into a fresh directory and runs it on `cases`; its verdict
-/// lines by case name.
-fn bouncy_castle(cases: &[Case]) -> Vec<(String, String, String, String)> {
+/// Writes `cases` into a fresh directory, for Bouncy Castle (hanko-anchor's
+/// test-support runner of ErsCheck.java): that directory and the cases as files.
+fn write_cases(cases: &[Case]) -> (PathBuf, Vec<BcCase>) {
     let f = fixture();
-    let classes = tempfile_dir("bc-classes");
-    let cp = JARS.join(":");
-    let java_src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java/ErsCheck.java");
-    let out = Command::new("javac")
-        .args(["-cp", &cp, "-d"])
-        .arg(&classes)
-        .arg(&java_src)
-        .output()
-        .expect("javac (package default-jdk-headless; ops/dev-setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let dir = tempfile_dir("bc-cases");
-    let mut manifest = String::new();
-    for (k, c) in cases.iter().enumerate() {
-        let er = dir.join(format!("{k}.ers"));
-        let data = dir.join(format!("{k}.bin"));
-        let cert = dir.join(format!("{:?}.pem", c.kind));
-        std::fs::write(&er, &c.er).unwrap();
-        std::fs::write(&data, &c.data).unwrap();
-        std::fs::write(&cert, f.tsa_cert(c.kind).to_pem()).unwrap();
-        manifest.push_str(&format!(
-            "{}\t{}\t{}\t{}\n",
-            c.name,
-            er.display(),
-            data.display(),
-            cert.display()
-        ));
-    }
-    let list = dir.join("cases.tsv");
-    std::fs::write(&list, manifest).unwrap();
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}:{cp}", classes.display()))
-        .arg("ErsCheck")
-        .arg(&list)
-        .output()
-        .expect("java");
-    assert!(
-        out.status.success(),
-        "java: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<_> = stdout
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            assert_eq!(f.len(), 4, "{l}");
-            (
-                f[0].to_owned(),
-                f[1].to_owned(),
-                f[2].to_owned(),
-                f[3].to_owned(),
-            )
+    let dir = tempfile_dir("bc");
+    let files: Vec<BcCase> = cases
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let record = dir.join(format!("{k}.ers"));
+            let data = dir.join(format!("{k}.bin"));
+            let tsa_cert = dir.join(format!("{:?}.pem", c.kind));
+            std::fs::write(&record, &c.er).unwrap();
+            std::fs::write(&data, &c.data).unwrap();
+            std::fs::write(&tsa_cert, f.tsa_cert(c.kind).to_pem()).unwrap();
+            BcCase {
+                name: c.name.clone(),
+                record,
+                data,
+                tsa_cert,
+            }
         })
         .collect();
-    assert_eq!(lines.len(), cases.len(), "{stdout}");
-    lines
+    (dir, files)
 }
 
 /// A fresh directory under the fixture's, unique per call (tests run in parallel).
@@ -167,19 +118,8 @@ fn tempfile_dir(name: &str) -> PathBuf {
 }
 
 fn assert_all_valid(cases: &[Case]) {
-    let verdicts = bouncy_castle(cases);
-    let mut bad = Vec::new();
-    for (c, (name, right, sig, wrong)) in cases.iter().zip(&verdicts) {
-        assert_eq!(&c.name, name);
-        if right != "right=valid" || sig != "sig=valid" || !wrong.starts_with("wrong=invalid") {
-            bad.push(format!("{name}: {right} {sig} {wrong}"));
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "Bouncy Castle disagrees:\n{}",
-        bad.join("\n")
-    );
+    let (dir, files) = write_cases(cases);
+    assert_bouncy_castle_accepts(&dir, &files);
 }
 
 #[test]
@@ -292,8 +232,8 @@ fn bouncy_castle_refuses_broken_records() {
             });
         }
     }
-    let verdicts = bouncy_castle(&cases);
-    for (name, right, _, _) in verdicts {
-        assert!(right.starts_with("right=invalid"), "{name}: {right}");
+    let (dir, files) = write_cases(&cases);
+    for v in bouncy_castle(&dir, &files) {
+        assert!(v.right.starts_with("invalid"), "{}: {}", v.name, v.right);
     }
 }

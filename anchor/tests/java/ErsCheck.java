@@ -1,5 +1,6 @@
 // Bouncy Castle's RFC 4998 implementation (org.bouncycastle.tsp.ers) as the third-party
-// checker of hanko-anchor's evidence records. Compiled and run by tests/anchor/bc.rs.
+// checker of hanko-anchor's evidence records. Compiled and run by src/test_support.rs
+// (the test-support feature) for tests/anchor/bc.rs and hanko-server's anchor tests.
 //
 // Usage: java ErsCheck CASES
 // CASES has one tab-separated line per record: name, evidence record (DER file), the

@@ -171,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-seal-")?;
     let token = DevToken::open(&dir, &args.common.module)?;
     let queue_depth = queue_depth(&args, &token.base);
+    let (raw_rt, client_rt) = crate::devserver::runtimes()?;
     let bench = Bench {
         args: &args,
         hanko,
@@ -178,12 +179,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         keys: keys(&args.common.keys),
         queue_depth,
         workers: token.workers,
-        raw_rt: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        client_rt: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
+        raw_rt,
+        client_rt,
         token,
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };

@@ -235,6 +235,7 @@ impl<'a> Bench<'a> {
         for k in KEYS.iter().copied().filter(wanted) {
             keys.push((k, Arc::new(build_requests(args.requests, k.policy, &[])?)));
         }
+        let (raw_rt, client_rt) = crate::devserver::runtimes()?;
         Ok(Bench {
             args,
             hanko,
@@ -243,12 +244,8 @@ impl<'a> Bench<'a> {
             base,
             workers,
             keys,
-            raw_rt: tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?,
-            client_rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?,
+            raw_rt,
+            client_rt,
             seconds: Duration::from_secs_f64(args.common.seconds),
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get())

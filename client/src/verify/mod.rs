@@ -18,6 +18,7 @@
 //! B-T seal's time-stamp).
 
 mod chain;
+pub mod evidence;
 pub mod pdf;
 pub mod seal;
 mod signer;
@@ -91,6 +92,19 @@ pub fn verify(
     roots: &[Certificate],
     untrusted: &[Certificate],
 ) -> Result<Verified, Error> {
+    verify_also_at(response_der, data_digest, query, roots, untrusted, None)
+}
+
+/// [`verify`], and with `also_at` = `(t, what t is)` the chain also valid at `t` (an
+/// archive time-stamp relied on until the next one's genTime, or now).
+fn verify_also_at(
+    response_der: &[u8],
+    data_digest: &dyn Fn(HashAlgorithm) -> Result<Vec<u8>, Error>,
+    query: Option<&[u8]>,
+    roots: &[Certificate],
+    untrusted: &[Certificate],
+    also_at: Option<(SystemTime, &str)>,
+) -> Result<Verified, Error> {
     if roots.is_empty() {
         return Err(Error::NoTrustAnchor);
     }
@@ -113,6 +127,15 @@ pub fn verify(
     let gen_time = token::gen_time_of(tst)?;
     chain::check_timestamping_eku(&signer)?;
     let chain = chain::build(&signer, &pool, roots, gen_time)?;
+    if let Some((at, what)) = also_at {
+        chain::build(&signer, &pool, roots, at).map_err(|e| match e {
+            Error::NotValidAtGenTime(subject) => Error::NotValidWhenReliedOn {
+                subject,
+                when: what.to_owned(),
+            },
+            e => e,
+        })?;
+    }
 
     Ok(Verified {
         serial: token::int_hex(&tst.serial_number),

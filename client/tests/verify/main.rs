@@ -8,6 +8,8 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
+/// RFC 4998 archive time-stamps: `verify_evidence`, each valid when the next renewed it.
+mod evidence;
 /// CAdES seals: `verify_seal` over `hanko-seal`'s output, each signed attribute broken.
 mod seal;
 
@@ -33,6 +35,8 @@ struct Fixture {
     tsa: Tsa,
     root: Certificate,
     tsa_cert: Certificate,
+    /// The TSA's clock (genTime), moved by the tests.
+    clock: Arc<ManualClock>,
 }
 
 /// The subject `C=JP, O=Hanko client tests, CN=<cn>`.
@@ -66,8 +70,13 @@ async fn test_root(now: SystemTime) -> (Certificate, SoftwareSigner) {
 }
 
 async fn fixture() -> Fixture {
+    fixture_at(SystemTime::now()).await
+}
+
+/// [`fixture`] as if it were `now`: the certificates valid from a day before, the clock
+/// at `now`.
+async fn fixture_at(now: SystemTime) -> Fixture {
     let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
-    let now = SystemTime::now();
     let name = test_name;
     let (root, root_key) = test_root(now).await;
     let key = SoftwareSigner::generate(KeyType::EcP256, alg).unwrap();
@@ -85,8 +94,9 @@ async fn fixture() -> Fixture {
     .unwrap();
 
     let config = TsaConfig::default();
+    let manual = Arc::new(ManualClock::new(now));
     let clock = ClockGuard::new(
-        Arc::new(ManualClock::new(now)),
+        manual.clone(),
         ClockGuardConfig::for_accuracy(config.accuracy),
     );
     let policies = config.policies();
@@ -99,6 +109,7 @@ async fn fixture() -> Fixture {
         tsa,
         root,
         tsa_cert,
+        clock: manual,
     }
 }
 

@@ -28,6 +28,7 @@ use hanko_store::{Batch, NewBatch, Store};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::fault::{FaultPoint, pause_at};
 use super::{AnchorTarget, TREE_ALG, TREE_ALG_NAME};
 use crate::config::AnchorSettings;
 use crate::logging::LogLimiter;
@@ -48,6 +49,8 @@ struct Shared {
     leader: AtomicBool,
     /// Notified when a batch closed or the lock was taken.
     wake: Notify,
+    /// The test hook's point (`serve --dev` only; see `super::fault`).
+    fault: Option<FaultPoint>,
 }
 
 /// The running anchoring tasks.
@@ -69,14 +72,19 @@ impl Anchoring {
     }
 }
 
-/// Starts the batcher and one task per target.
+/// Starts the batcher and one task per target; `fault` is the test hook's point
+/// (`serve --dev` only).
 pub fn spawn(
     store: Store,
     settings: &AnchorSettings,
     targets: Vec<Arc<dyn AnchorTarget>>,
+    fault: Option<FaultPoint>,
 ) -> Anchoring {
     let (tx, rx) = watch::channel(false);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        fault,
+        ..Shared::default()
+    });
     let names: Vec<String> = targets.iter().map(|t| t.name().to_owned()).collect();
     tracing::info!(interval = ?settings.interval, max_leaves = settings.max_leaves,
         targets = ?names, "anchoring the issuance log");
@@ -148,7 +156,7 @@ async fn batcher(
                 }
             }
         }
-        match close_if_due(&store, &settings, &targets).await {
+        match close_if_due(&store, &settings, &targets, shared.fault, &shutdown).await {
             Ok(Some(_)) => shared.wake.notify_waiters(),
             Ok(None) => {}
             Err(e) => {
@@ -180,10 +188,12 @@ async fn refresh_gauges(store: &Store) {
 }
 
 /// Closes the open range if it is due (see the module docs); the batch closed, if any.
-pub(crate) async fn close_if_due(
+async fn close_if_due(
     store: &Store,
     settings: &AnchorSettings,
     targets: &[String],
+    fault: Option<FaultPoint>,
+    shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Batch>> {
     let Some(open) = store.open_range().await? else {
         return Ok(None);
@@ -198,7 +208,7 @@ pub(crate) async fn close_if_due(
         return Ok(None);
     }
     let last = open.head_seq.min(open.first_seq + settings.max_leaves - 1);
-    close_range(store, open.first_seq, last, targets)
+    close_range(store, open.first_seq, last, targets, fault, shutdown)
         .await
         .map(Some)
 }
@@ -209,9 +219,12 @@ async fn close_range(
     first: u64,
     last: u64,
     targets: &[String],
+    fault: Option<FaultPoint>,
+    shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Batch> {
     let started = std::time::Instant::now();
     let (root, block_roots) = tree_of(store, first, last).await?;
+    pause_at(fault, FaultPoint::BeforeClose, shutdown).await;
     let batch = store
         .close_batch(&NewBatch {
             first_seq: first,
@@ -233,6 +246,7 @@ async fn close_range(
         took_ms = started.elapsed().as_millis() as u64,
         "anchor batch closed"
     );
+    pause_at(fault, FaultPoint::AfterClose, shutdown).await;
     Ok(batch)
 }
 
@@ -268,8 +282,11 @@ async fn target_task(
         if *shutdown.borrow() {
             break;
         }
-        let wait = if shared.leader.load(Ordering::SeqCst) {
-            match anchor_due(&store, target.as_ref(), retry_max, &shutdown).await {
+        // The test hook's after-close point: batches close, no anchor is attempted.
+        let anchoring =
+            shared.leader.load(Ordering::SeqCst) && shared.fault != Some(FaultPoint::AfterClose);
+        let wait = if anchoring {
+            match anchor_due(&store, target.as_ref(), retry_max, shared.fault, &shutdown).await {
                 Ok(wait) => wait,
                 Err(e) => {
                     tracing::warn!(target = %name, error = %e, "reading pending anchors failed");
@@ -296,6 +313,7 @@ async fn anchor_due(
     store: &Store,
     target: &dyn AnchorTarget,
     retry_max: Duration,
+    fault: Option<FaultPoint>,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Duration> {
     let pending = store.pending_anchors(target.name(), PENDING_PAGE).await?;
@@ -318,7 +336,7 @@ async fn anchor_due(
             continue;
         }
         attempted += 1;
-        if let Some(retry_in) = attempt(store, target, p, retry_max).await? {
+        if let Some(retry_in) = attempt(store, target, p, retry_max, fault, shutdown).await? {
             wait = wait.min(retry_in);
         }
     }
@@ -335,6 +353,8 @@ async fn attempt(
     target: &dyn AnchorTarget,
     p: &hanko_store::PendingAnchor,
     retry_max: Duration,
+    fault: Option<FaultPoint>,
+    shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Duration>> {
     let name = target.name();
     let started = std::time::Instant::now();
@@ -352,6 +372,7 @@ async fn attempt(
         .record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(token) => {
+            pause_at(fault, FaultPoint::DuringAnchor, shutdown).await;
             store
                 .anchor_done(p.batch_id, name, &token, SystemTime::now())
                 .await?;

@@ -4,9 +4,11 @@
 //! ```text
 //!   object (a .tsr stands for its token) ─> SHA-256 = the leaf
 //!   each record: hanko_anchor::evidence::check_data (tree from the leaf to every imprint)
-//!                hanko_client::verify_token (signature, timeStamping EKU, chain to a
-//!                root valid at genTime) for every archive time-stamp
-//!   ─> Anchored per record (its first time-stamp: TSA, genTime, chain)
+//!                hanko_client::verify_evidence: every archive time-stamp's token
+//!                (signature, timeStamping EKU, chain to a root valid at its genTime),
+//!                its chain also valid at the next one's genTime, the last one's now
+//!                (RFC 4998 §5.3, CONFORMANCE 67)
+//!   ─> Anchored per record (its first time-stamp: TSA, genTime, chain; a line per step)
 //! ```
 //!
 //! No I/O: the caller reads the files.
@@ -71,6 +73,9 @@ pub struct Anchored {
     pub serial: String,
     /// Its policy OID.
     pub policy: String,
+    /// Every archive time-stamp of the record as relied on, one line each
+    /// (`hanko_client::VerifiedStep::line`: TSA, algorithms, chain, until when).
+    pub steps: Vec<String>,
 }
 
 /// Records that prove their object.
@@ -136,34 +141,59 @@ pub fn verify_records(
         // hashes the data again (RFC 4998 5.3); the first chain's hash is the leaf.
         let checked = hanko_anchor::evidence::check_data(der, object)
             .map_err(|source| EvidenceCheckError::Record { index, source })?;
-        for ts in &checked.time_stamps {
-            let imprint = ts.imprint.clone();
-            let alg = ts.alg.pki();
-            let digest = move |h: HashAlgorithm| {
-                if h == alg {
-                    Ok(imprint.clone())
-                } else {
-                    Err(hanko_client::Error::UnsupportedImprintHash(h.name()))
-                }
-            };
-            let v = hanko_client::verify_token(&ts.token_der, &digest, roots, untrusted).map_err(
-                |source| EvidenceCheckError::TimeStamp {
-                    index,
-                    chain: ts.chain,
-                    time_stamp: ts.index,
-                    source,
-                },
-            )?;
-            if ts.chain == 0 && ts.index == 0 {
-                anchored.push(Anchored {
-                    index,
-                    gen_time: v.gen_time,
-                    tsa: v.tsa_subject,
-                    chain: v.chain,
-                    serial: v.serial,
-                    policy: v.policy,
-                });
-            }
+        let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
+            .time_stamps
+            .iter()
+            .map(|ts| hanko_client::EvidenceStep {
+                chain: ts.chain,
+                index: ts.index,
+                hash: ts.alg.pki(),
+                imprint: &ts.imprint,
+                token_der: &ts.token_der,
+            })
+            .collect();
+        let verified = hanko_client::verify_evidence(&steps, roots, untrusted, SystemTime::now())
+            .map_err(|e| match e {
+            hanko_client::Error::ArchiveTimeStamp {
+                chain,
+                index: time_stamp,
+                source,
+            } => EvidenceCheckError::TimeStamp {
+                index,
+                chain,
+                time_stamp,
+                source: *source,
+            },
+            hanko_client::Error::ArchiveTimeStampsOutOfOrder {
+                chain,
+                index: time_stamp,
+            } => EvidenceCheckError::TimeStamp {
+                index,
+                chain,
+                time_stamp,
+                source: e,
+            },
+            other => EvidenceCheckError::TimeStamp {
+                index,
+                chain: 0,
+                time_stamp: 0,
+                source: other,
+            },
+        })?;
+        if let Some(first) = verified.iter().find(|v| v.chain == 0 && v.index == 0) {
+            let t = &first.token;
+            anchored.push(Anchored {
+                index,
+                gen_time: t.gen_time,
+                tsa: t.tsa_subject.clone(),
+                chain: t.chain.clone(),
+                serial: t.serial.clone(),
+                policy: t.policy.clone(),
+                steps: verified
+                    .iter()
+                    .map(hanko_client::VerifiedStep::line)
+                    .collect(),
+            });
         }
     }
     Ok(EvidenceVerified {

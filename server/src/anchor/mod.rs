@@ -35,14 +35,17 @@
 //!
 //! Log lines a crash or takeover test can wait for: "anchor batch closed" (after the
 //! commit), "anchor done" / "anchor attempt failed" per target, "batcher lock taken" /
-//! "batcher lock lost".
+//! "batcher lock lost"; with the test hook `HANKO_FAULT_ANCHOR_PAUSE` (`serve --dev` only,
+//! see `fault`), "anchor fault point X reached" where the tasks then wait to be killed.
 
 mod batcher;
 pub mod check;
 pub mod evidence;
+mod fault;
 mod targets;
 
 pub use batcher::{Anchoring, spawn, tree_of};
+pub use fault::{FAULT_ENV, FaultPoint};
 pub use targets::{AnchorError, AnchorTarget, ExternalTarget, SelfTarget};
 
 /// The hash algorithm of every batch tree: the log's `object_hash` is SHA-256.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hanko_anchor::test_support::{BcCase, assert_bouncy_castle_accepts};
 use hanko_pki::HashAlgorithm;
 use serde_json::Value;
 
@@ -177,6 +178,15 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
             text(&out)
         );
         assert!(text(&out).contains("anchored by 1 TSA ("), "{}", text(&out));
+        // The one archive time-stamp, as relied on: its algorithms, its chain, valid now.
+        let step = text(&out)
+            .lines()
+            .find(|l| l.trim_start().starts_with("chain 0 time-stamp 0: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{}", text(&out)));
+        assert!(step.contains("imprint sha256, signature "), "{step}");
+        assert!(step.contains(" <- "), "{step}");
+        assert!(step.ends_with("; valid at now"), "{step}");
     }
     // Bouncy Castle's RFC 4998 code agrees: valid for the token, its time-stamp's
     // signature valid, invalid for the token with one byte changed.
@@ -389,56 +399,21 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
 }
 
 /// Bouncy Castle 1.72's `org.bouncycastle.tsp.ers` on the records `<work>/<name>.ers` of
-/// the objects in `cases` (name, data file), stamped by the TSA certificate `tsa_cert`:
-/// hanko-anchor's checker (`anchor/tests/java/ErsCheck.java`, compiled here with javac
-/// against Debian's jars, as ops/dev-setup.sh installs them) must find each record valid
-/// for its data and its time-stamp signature, and invalid for the data changed.
+/// the objects in `cases` (name, data file), stamped by the TSA certificate `tsa_cert`
+/// (hanko-anchor's test-support runner of `anchor/tests/java/ErsCheck.java`): each
+/// record must be valid for its data and its time-stamp signature, and invalid for the
+/// data changed.
 fn bouncy_castle(work: &Path, cases: &[(String, std::path::PathBuf)], tsa_cert: &Path) {
-    let cp = [
-        "/usr/share/java/bcprov.jar",
-        "/usr/share/java/bcpkix.jar",
-        "/usr/share/java/bcutil.jar",
-    ]
-    .join(":");
-    let classes = work.join("bc-classes");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../anchor/tests/java/ErsCheck.java");
-    let out = Command::new("javac")
-        .args(["-cp", &cp, "-d"])
-        .arg(&classes)
-        .arg(&src)
-        .output()
-        .expect("javac (default-jdk-headless; ops/dev-setup.sh installs it)");
-    assert!(out.status.success(), "javac: {}", text(&out));
-    let manifest: String = cases
+    let cases: Vec<BcCase> = cases
         .iter()
-        .map(|(name, data)| {
-            format!(
-                "{name}\t{}\t{}\t{}\n",
-                work.join(format!("{name}.ers")).display(),
-                data.display(),
-                tsa_cert.display()
-            )
+        .map(|(name, data)| BcCase {
+            name: name.clone(),
+            record: work.join(format!("{name}.ers")),
+            data: data.clone(),
+            tsa_cert: tsa_cert.to_owned(),
         })
         .collect();
-    let list = work.join("bc-cases.tsv");
-    std::fs::write(&list, manifest).unwrap();
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}:{cp}", classes.display()))
-        .arg("ErsCheck")
-        .arg(&list)
-        .output()
-        .expect("java");
-    assert!(out.status.success(), "java: {}", text(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), cases.len(), "{stdout}");
-    for line in stdout.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), 4, "{line}");
-        assert_eq!(f[1], "right=valid", "{line}");
-        assert_eq!(f[2], "sig=valid", "{line}");
-        assert!(f[3].starts_with("wrong=invalid"), "{line}");
-    }
+    assert_bouncy_castle_accepts(work, &cases);
 }
 
 /// A TCP relay on a fixed port to `to`, refusing connections while `down` is set: an

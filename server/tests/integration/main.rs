@@ -12,6 +12,10 @@
 /// API and metrics, `hanko log verify` over batches, an external TSA target down and back,
 /// two nodes on one PostgreSQL (one batcher, takeover after SIGKILL).
 mod anchor;
+/// Issue #15 acceptance: SIGKILL at three points of batch closing and anchoring under
+/// load (the `--dev` test hook `HANKO_FAULT_ANCHOR_PAUSE`), on SQLite and PostgreSQL;
+/// after a restart every record is in exactly one anchored batch.
+mod anchor_crash;
 /// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.
