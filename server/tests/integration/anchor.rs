@@ -26,7 +26,9 @@ use crate::common::log::{
 };
 use crate::common::seal::seal;
 use crate::common::tsp::{granted, request_der, timestamp};
-use crate::common::{Server, dev_api_key, dev_init, hanko, metric, start_dev_with_extra, text};
+use crate::common::{
+    Server, dev_api_key, dev_init, eventually, hanko, metric, start_dev_with_extra, text,
+};
 
 /// GET `path` as JSON: (status, body).
 fn get_json(server: &Server, path: &str) -> (u16, Value) {
@@ -603,4 +605,198 @@ fn two_nodes_on_one_postgres_batch_one_at_a_time_and_take_over() {
     assert!(status.success(), "{out}");
     let verified = db.assert_verifies();
     assert!(verified.contains("batches intact: "), "{verified}");
+}
+
+/// The open batch's 404, asserted outright: with a long interval and a higher
+/// `max_leaves`, one token's batch is surely open, and the reply says when it will close.
+/// Then `max_leaves` closes batches early, each capped to that many leaves, the rest
+/// going to the next one; the last archive time-stamp alone never closes another.
+#[test]
+fn a_batch_closes_early_at_max_leaves_and_holds_no_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    let server = start_dev_with_extra(&dir, "[anchor]\ninterval_secs = 3600\nmax_leaves = 3\n");
+    let before = unix_now();
+    let first = stamp(&server, "early", 1);
+    let after = unix_now();
+    let hash0 = hex::encode(HashAlgorithm::Sha256.digest(&first[0].0));
+    // Open for more than one batcher tick: one record, far from the interval and the cap.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, open) = get_json(&server, &format!("/api/v1/evidence/sha256/{hash0}"));
+    assert_eq!(
+        (status, open["error"].as_str()),
+        (404, Some("batch_open")),
+        "{open}"
+    );
+    let expected_by = open["expected_by"].as_str().unwrap();
+    assert!(expected_by.ends_with('Z'), "{open}");
+    let expected_by = chrono::DateTime::parse_from_rfc3339(expected_by).unwrap();
+    // The record's issue time plus the interval (RFC 3339 to the second at least).
+    let expected_by = expected_by.timestamp();
+    assert!(
+        (before - 1 + 3600..=after + 1 + 3600).contains(&expected_by),
+        "{open}: issued in {before}..={after} (Unix seconds)"
+    );
+    assert!(
+        open["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expected by"),
+        "{open}"
+    );
+    let (_, list) = get_json(&server, "/api/v1/batches");
+    assert_eq!(list["batches"], Value::Array(vec![]), "{list}");
+
+    // Six more: 7 tokens and one archive time-stamp per batch make 3 batches of 3
+    // (the third's own archive time-stamp is the one record left open).
+    let rest = stamp(&server, "capped", 6);
+    let b3 = wait_batch(&server, 3, Duration::from_secs(60), |b| {
+        anchor(b, "self")["state"] == "done"
+    });
+    let mut next = 1;
+    for id in 1..=3 {
+        let b = if id == 3 {
+            b3.clone()
+        } else {
+            wait_batch(&server, id, Duration::from_secs(5), |_| true)
+        };
+        assert_eq!(b["leaf_count"], 3, "{b}");
+        assert_eq!(b["first_seq"], next, "{b}");
+        assert_eq!(b["last_seq"], next + 2, "{b}");
+        next += 3;
+    }
+    eventually("the last archive time-stamp is the one open leaf", || {
+        metric(&server.get("/metrics").1, "hanko_anchor_open_leaves") == Some(1.0)
+    });
+    let (status, _) = server.get("/api/v1/batches/4");
+    assert_eq!(status, 404, "{}", server.output());
+    // Every token is in one of them, the first one too now.
+    for (token, _) in first.iter().chain(&rest) {
+        let hash = hex::encode(HashAlgorithm::Sha256.digest(token));
+        let r = evidence(&server, &hash, "");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(since.unwrap().as_secs()).unwrap()
+}
+
+/// Nothing new issued, no new batch: over several intervals the first batch's own
+/// archive time-stamp waits alone (open, and counted as such), and it joins the batch
+/// that the next token closes.
+#[test]
+fn archive_time_stamps_alone_never_close_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    let server = start_dev_with_extra(&dir, "[anchor]\ninterval_secs = 1\n");
+    stamp(&server, "before the quiet", 2);
+    let b1 = wait_batch(&server, 1, Duration::from_secs(60), |b| {
+        anchor(b, "self")["state"] == "done"
+    });
+    assert_eq!(
+        (b1["first_seq"].as_u64(), b1["last_seq"].as_u64()),
+        (Some(1), Some(2)),
+        "{b1}"
+    );
+    // Four intervals with only the archive time-stamp (seq 3) waiting.
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, list) = get_json(&server, "/api/v1/batches");
+    assert_eq!(list["batches"].as_array().unwrap().len(), 1, "{list}");
+    let (_, m) = server.get("/metrics");
+    assert_eq!(metric(&m, "hanko_anchor_open_leaves"), Some(1.0), "{m}");
+    // Batch 1 is anchored and the archive time-stamp is no issued record: nothing waits.
+    assert_eq!(
+        metric(&m, "hanko_anchor_oldest_unanchored_seconds"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "hanko_anchor_batches_total"), Some(1.0), "{m}");
+
+    let later = stamp(&server, "after the quiet", 1);
+    let b2 = wait_batch(&server, 2, Duration::from_secs(60), |b| {
+        anchor(b, "self")["state"] == "done"
+    });
+    assert_eq!(b2["first_seq"], 3, "the archive time-stamp joins: {b2}");
+    assert_eq!(b2["last_seq"], 4, "{b2}");
+    let hash = hex::encode(HashAlgorithm::Sha256.digest(&later[0].0));
+    assert_eq!(evidence(&server, &hash, "").status, 200);
+}
+
+/// An https external target: a second `hanko serve --dev`'s TLS listener, trusted
+/// through `tls_ca` (its dev root) and anchoring every batch; the same URL without
+/// `tls_ca` (the public web PKI's roots) is refused at the handshake and stays pending.
+#[test]
+fn an_https_external_tsa_anchors_with_its_tls_ca_and_not_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let tsa_dir = work.join("tsa");
+    let tsa = Server::start(hanko(), &["--dev", "--data-dir", tsa_dir.to_str().unwrap()]);
+    let tls = tsa.tls_addr();
+    let tsa_root = tsa_dir.join("dev-pki/root.pem");
+    let root = tsa_root.to_str().unwrap();
+    let dir = work.join("data");
+    dev_init(&dir);
+    let server = start_dev_with_extra(
+        &dir,
+        &format!(
+            "[anchor]\ninterval_secs = 1\nretry_max_secs = 2\n\n\
+             [[anchor.external]]\nname = \"tls\"\nurl = \"https://127.0.0.1:{port}/tsa\"\n\
+             tls_ca = {root:?}\nca = {root:?}\ntimeout_ms = 5000\n\n\
+             [[anchor.external]]\nname = \"untrusted\"\nurl = \"https://127.0.0.1:{port}/tsa\"\n\
+             ca = {root:?}\ntimeout_ms = 5000\n",
+            port = tls.port()
+        ),
+    );
+    let tokens = stamp(&server, "over https", 2);
+    let b1 = wait_batch(&server, 1, Duration::from_secs(60), |b| {
+        anchor(b, "self")["state"] == "done"
+            && anchor(b, "tls")["state"] == "done"
+            && anchor(b, "untrusted")["attempts"].as_u64() >= Some(2)
+    });
+    let refused = anchor(&b1, "untrusted");
+    assert_eq!(refused["state"], "pending", "{b1}");
+    let why = refused["last_error"].as_str().unwrap();
+    assert!(why.contains("https://127.0.0.1:"), "{b1}");
+    assert!(why.to_lowercase().contains("certificate"), "{b1}");
+    assert_eq!(anchor(&b1, "tls")["attempts"], 1, "{b1}");
+
+    // The https anchor's record verifies under the other server's root, with ours.
+    let hash = hex::encode(HashAlgorithm::Sha256.digest(&tokens[0].0));
+    std::fs::write(work.join("t.tsr"), &tokens[0].1).unwrap();
+    for name in ["self", "tls"] {
+        let r = evidence(&server, &hash, &format!("?anchor={name}"));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        std::fs::write(work.join(format!("{name}.ers")), &r.body).unwrap();
+    }
+    let (status, e) = get_json(
+        &server,
+        &format!("/api/v1/evidence/sha256/{hash}?anchor=untrusted"),
+    );
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (404, Some("anchor_pending")),
+        "{e}"
+    );
+    let ca = dir.join("dev-pki/root.pem");
+    let out = verify(
+        work,
+        &[
+            "self.ers",
+            "tls.ers",
+            "--data",
+            "t.tsr",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--ca",
+            root,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("anchored by 2 TSAs"), "{}", text(&out));
+    drop(tsa);
 }
