@@ -5,8 +5,11 @@
 //! the batch is open the API says so in JSON; the batch API and the metrics show it; `hanko
 //! log verify` recomputes the roots and names a tampered one. A second `hanko serve --dev`
 //! behind a switchable TCP relay is an external TSA target: while it is unreachable only
-//! its anchor waits (attempts growing), and it completes once it is back. Two nodes on
-//! one PostgreSQL: one batcher at a time, and the other takes over when it is killed.
+//! its anchor waits (attempts growing), and it completes once it is back; over https it
+//! is trusted through `tls_ca` and refused without. `anchor.max_leaves` closes batches
+//! early, capped; archive time-stamps alone never close one; the open batch's 404 says
+//! when it will close. Two nodes on one PostgreSQL: one batcher at a time, and the other
+//! takes over when it is killed.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -73,6 +76,31 @@ fn evidence(server: &Server, hash: &str, query: &str) -> crate::common::http::Re
         b"",
     )
     .unwrap()
+}
+
+/// Saves the evidence record of the object `hash` (hex) by each anchor of `names` as
+/// `<work>/<name>.ers`.
+fn save_records(server: &Server, work: &Path, hash: &str, names: &[&str]) {
+    for name in names {
+        let r = evidence(server, hash, &format!("?anchor={name}"));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        std::fs::write(work.join(format!("{name}.ers")), &r.body).unwrap();
+    }
+}
+
+/// Asserts that the evidence record of `hash` by `anchor` is the 404 `anchor_pending`;
+/// its JSON.
+fn assert_anchor_pending(server: &Server, hash: &str, anchor: &str) -> Value {
+    let (status, e) = get_json(
+        server,
+        &format!("/api/v1/evidence/sha256/{hash}?anchor={anchor}"),
+    );
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (404, Some("anchor_pending")),
+        "{e}"
+    );
+    e
 }
 
 /// Stamps `n` tokens; each one's (token DER, whole response).
@@ -484,11 +512,7 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
     // One record per anchor; together they say two TSAs anchored the token.
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&first[0].0));
     std::fs::write(work.join("t.tsr"), &first[0].1).unwrap();
-    for name in ["self", "tsa2"] {
-        let r = evidence(&server, &hash, &format!("?anchor={name}"));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        std::fs::write(work.join(format!("{name}.ers")), &r.body).unwrap();
-    }
+    save_records(&server, work, &hash, &["self", "tsa2"]);
     let ca = dir.join("dev-pki/root.pem");
     let out = verify(
         work,
@@ -528,15 +552,7 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
     let hash2 = hex::encode(HashAlgorithm::Sha256.digest(&second[0].0));
     let (status, _) = server.get(&format!("/api/v1/evidence/sha256/{hash2}"));
     assert_eq!(status, 200, "the default anchor (self) is done");
-    let (status, e) = get_json(
-        &server,
-        &format!("/api/v1/evidence/sha256/{hash2}?anchor=tsa2"),
-    );
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (404, Some("anchor_pending")),
-        "{e}"
-    );
+    let e = assert_anchor_pending(&server, &hash2, "tsa2");
     assert_eq!(e["anchors"][0]["name"], "tsa2");
     let (_, m) = server.get("/metrics");
     assert!(
@@ -768,20 +784,8 @@ fn an_https_external_tsa_anchors_with_its_tls_ca_and_not_without() {
     // The https anchor's record verifies under the other server's root, with ours.
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&tokens[0].0));
     std::fs::write(work.join("t.tsr"), &tokens[0].1).unwrap();
-    for name in ["self", "tls"] {
-        let r = evidence(&server, &hash, &format!("?anchor={name}"));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        std::fs::write(work.join(format!("{name}.ers")), &r.body).unwrap();
-    }
-    let (status, e) = get_json(
-        &server,
-        &format!("/api/v1/evidence/sha256/{hash}?anchor=untrusted"),
-    );
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (404, Some("anchor_pending")),
-        "{e}"
-    );
+    save_records(&server, work, &hash, &["self", "tls"]);
+    assert_anchor_pending(&server, &hash, "untrusted");
     let ca = dir.join("dev-pki/root.pem");
     let out = verify(
         work,
