@@ -91,7 +91,7 @@ pub struct Upload {
 }
 
 /// Input the page cannot check, in plain language (`code` for programs, the message
-/// in each language from [`page`]).
+/// in each language from `page`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BadInput {
