@@ -19,7 +19,9 @@
 //! ```
 //!
 //! The leaves are synthetic: leaf i's object hash is SHA-256("hanko-bench-anchor" || i),
-//! so any leaf can be looked up again without keeping a million hashes in memory. Memory
+//! or with `--token-bytes N` the SHA-256 of an N-byte token derived from i and kept in the
+//! record as a production log keeps its tokens, so any leaf can be looked up again
+//! without keeping a million hashes in memory. Memory
 //! is bounded when the close's peak RSS growth does not scale with the leaves (compare
 //! the rows). It asserts nothing (it is not a test); it prints tables for `RESULTS.md`
 //! and says `FAIL` where a target is missed.
@@ -57,6 +59,11 @@ pub struct Args {
     /// Distinct time-stamp requests pre-built per key for the signing rows.
     #[arg(long, default_value_t = 1024)]
     pub requests: usize,
+    /// Bytes of token kept with each synthetic record (0: none). A production log keeps
+    /// each TimeStampToken (2-6 KB with its certificates) beside its object hash, so the
+    /// close's and the lookups' reads pass over, or must avoid, those bytes.
+    #[arg(long, default_value_t = 0)]
+    pub token_bytes: usize,
 }
 
 /// The targets (issue #15): close under 2 s, lookup p99 under 5 ms, on/off at least 0.97.
@@ -86,9 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!(
-        "hanko-bench anchor: leaves {:?}, {} appends in flight, {} lookups, {} clients, {} s \
-         per signing row, {} rounds, data dir {}",
+        "hanko-bench anchor: leaves {:?}, {} token bytes a record, {} appends in flight, {} \
+         lookups, {} clients, {} s per signing row, {} rounds, data dir {}",
         args.leaves,
+        args.token_bytes,
         args.in_flight,
         args.lookups,
         args.common.clients[0],
@@ -105,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut largest = None;
     for &n in &args.leaves {
         let path = dir.join(format!("bench-anchor-{n}.sqlite"));
-        let closed = rt.block_on(close_one(&path, n, args.in_flight))?;
+        let closed = rt.block_on(close_one(&path, n, args.in_flight, args.token_bytes))?;
         println!(
             "| {n} | {:.0} | {:.3} | {} | {:.1} | {:.1} | {:.1} | {} | {:.1}/{:.1} |",
             n as f64 / closed.append_s,
@@ -180,17 +188,41 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Leaf `i`'s object hash.
-fn leaf(i: u64) -> [u8; 32] {
-    let mut h = sha2::Sha256::new();
-    h.update(b"hanko-bench-anchor");
-    h.update(i.to_be_bytes());
-    h.finalize().into()
+/// Record `i`'s token (`token_bytes` of them, none for 0) and object hash (its leaf):
+/// SHA-256 of the token, or of ("hanko-bench-anchor" || i) without one. The token's bytes
+/// are a SHA-256 stream, so they do not compress (as a token's signature and keys do not).
+fn synthetic(i: u64, token_bytes: usize) -> (Option<Vec<u8>>, [u8; 32]) {
+    let seed = |k: u64| {
+        let mut h = sha2::Sha256::new();
+        h.update(b"hanko-bench-anchor");
+        h.update(i.to_be_bytes());
+        if k > 0 {
+            h.update(k.to_be_bytes());
+        }
+        <[u8; 32]>::from(h.finalize())
+    };
+    if token_bytes == 0 {
+        return (None, seed(0));
+    }
+    let mut token = Vec::with_capacity(token_bytes + 32);
+    let mut k = 1;
+    while token.len() < token_bytes {
+        token.extend_from_slice(&seed(k));
+        k += 1;
+    }
+    token.truncate(token_bytes);
+    let hash = sha2::Sha256::digest(&token).into();
+    (Some(token), hash)
 }
 
 /// A fresh SQLite log at `path` with `n` synthetic records, closed as one batch the
 /// batcher's way; the store is closed again afterwards.
-async fn close_one(path: &Path, n: u64, in_flight: usize) -> anyhow::Result<Closed> {
+async fn close_one(
+    path: &Path,
+    n: u64,
+    in_flight: usize,
+    token_bytes: usize,
+) -> anyhow::Result<Closed> {
     for ext in ["", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
         p.push(ext);
@@ -204,7 +236,7 @@ async fn close_one(path: &Path, n: u64, in_flight: usize) -> anyhow::Result<Clos
     opts.max_batch = 1024;
     let store = Store::open_sqlite(path, opts).await?;
     let started = Instant::now();
-    synthesise(&store, n, in_flight).await?;
+    synthesise(&store, n, in_flight, token_bytes).await?;
     let append_s = started.elapsed().as_secs_f64();
     let Some(open) = store.open_range().await? else {
         bail!("no open range after appending {n} records");
@@ -250,7 +282,12 @@ async fn close_one(path: &Path, n: u64, in_flight: usize) -> anyhow::Result<Clos
 }
 
 /// Appends records 0..n (object hash [`leaf`]) with `in_flight` appends at a time.
-async fn synthesise(store: &Store, n: u64, in_flight: usize) -> anyhow::Result<()> {
+async fn synthesise(
+    store: &Store,
+    n: u64,
+    in_flight: usize,
+    token_bytes: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
@@ -265,16 +302,17 @@ async fn synthesise(store: &Store, n: u64, in_flight: usize) -> anyhow::Result<(
                 // Serials far above any the server allocates (its counter starts at 1).
                 let mut serial = vec![0x7e];
                 serial.extend_from_slice(&i.to_be_bytes());
+                let (token, object_hash) = synthetic(i, token_bytes);
                 store
                     .append(NewRecord {
                         kind: RecordKind::Timestamp,
                         serial,
-                        object_hash: leaf(i),
-                        request_hash: leaf(i)[..].to_vec(),
+                        object_hash,
+                        request_hash: object_hash.to_vec(),
                         policy: "1.3.6.1.4.1.99999.1".to_owned(),
                         client: "hanko-bench".to_owned(),
                         issued_at: SystemTime::now(),
-                        token: None,
+                        token,
                     })
                     .await?;
             }
@@ -366,6 +404,7 @@ fn lookup_phase(
         args.common.clients[0],
         args.lookups,
         n,
+        args.token_bytes,
         Arc::new(closed.root.clone()),
     ))?;
     server.stop()?;
@@ -402,6 +441,7 @@ async fn lookups(
     clients: usize,
     lookups: usize,
     n: u64,
+    token_bytes: usize,
     root: Arc<Vec<u8>>,
 ) -> anyhow::Result<Samples> {
     let target = Target::plain(addr);
@@ -423,7 +463,7 @@ async fn lookups(
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let hash = leaf(x % n);
+                let (_, hash) = synthetic(x % n, token_bytes);
                 let req = format!(
                     "GET /api/v1/evidence/sha256/{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
                     hex::encode(hash)

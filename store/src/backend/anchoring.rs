@@ -191,18 +191,8 @@ macro_rules! impl_anchor_backend {
                 to_seq: i64,
                 limit: i64,
             ) -> $crate::backend::BoxFut<'_, Vec<(i64, Vec<u8>)>> {
-                Box::pin(async move {
-                    sqlx::query_as(
-                        "SELECT seq, object_hash FROM log_records WHERE seq > $1 AND seq <= $2 \
-                         ORDER BY seq LIMIT $3",
-                    )
-                    .bind(after_seq)
-                    .bind(to_seq)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| $crate::Error::db("read object hashes", e))
-                })
+                // Each backend reads its leaves its own way (SQLite off the sqlx pool).
+                Box::pin(self.read_object_hashes(after_seq, to_seq, limit))
             }
 
             fn insert_batch<'a>(

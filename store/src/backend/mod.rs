@@ -28,6 +28,7 @@
 pub(crate) mod anchoring;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+mod sqlite_reader;
 mod sqlite_writer;
 
 use std::future::Future;

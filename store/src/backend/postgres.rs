@@ -40,6 +40,27 @@ pub(crate) struct PgBackend {
 }
 
 impl PgBackend {
+    /// The leaves `after_seq < seq <= to_seq` (at most `limit`) for anchoring; an
+    /// index-only scan of `log_records_seq_object_hash` where the visibility map allows
+    /// (`migrations/postgres/0003_leaf_index.sql`).
+    pub(crate) async fn read_object_hashes(
+        &self,
+        after_seq: i64,
+        to_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, Error> {
+        sqlx::query_as(
+            "SELECT seq, object_hash FROM log_records WHERE seq > $1 AND seq <= $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(after_seq)
+        .bind(to_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| Error::db("read object hashes", e))
+    }
+
     /// Connects to the database described by `opts`, then migrates it.
     pub(crate) async fn open(
         opts: PgConnectOptions,

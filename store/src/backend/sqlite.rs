@@ -25,6 +25,7 @@ use sqlx::{Row as _, SqlitePool};
 
 use std::sync::Arc;
 
+use super::sqlite_reader::{OBJECT_HASHES, SqliteLeafReader};
 use super::sqlite_writer::SqliteWriter;
 use super::{
     APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, compare_schema, decode_head,
@@ -42,6 +43,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub(crate) struct SqliteBackend {
     pool: SqlitePool,
     writer: Option<SqliteWriter>,
+    /// Anchoring's range scans; `None` on a read-only open, which reads through the pool.
+    leaves: Option<SqliteLeafReader>,
 }
 
 impl SqliteBackend {
@@ -78,6 +81,7 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             pool,
             writer: Some(writer),
+            leaves: Some(SqliteLeafReader::new(&path, busy_timeout)),
         })
     }
 
@@ -132,11 +136,35 @@ impl SqliteBackend {
             pool.close().await;
             return Err(e);
         }
-        Ok(SqliteBackend { pool, writer: None })
+        Ok(SqliteBackend {
+            pool,
+            writer: None,
+            leaves: None,
+        })
     }
 
     fn writer(&self) -> Result<&SqliteWriter, Error> {
         self.writer.as_ref().ok_or(Error::ReadOnly)
+    }
+
+    /// The leaves `after_seq < seq <= to_seq` (at most `limit`) for anchoring: through the
+    /// leaf reader's own connection when there is one, else through the pool.
+    pub(crate) async fn read_object_hashes(
+        &self,
+        after_seq: i64,
+        to_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, Error> {
+        if let Some(leaves) = &self.leaves {
+            return leaves.object_hashes(after_seq, to_seq, limit).await;
+        }
+        sqlx::query_as(OBJECT_HASHES)
+            .bind(after_seq)
+            .bind(to_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::db("read object hashes", e))
     }
 
     /// Parses a `sqlite:` URL.
