@@ -235,6 +235,41 @@ pub fn post_seal_pdf(
     )
 }
 
+/// Largest answer of [`post_archive_objects`] accepted (about 300 bytes of JSON per hash,
+/// for 100 000 hashes).
+pub const MAX_ARCHIVE_REPLY_BYTES: u64 = 64 << 20;
+
+/// POSTs SHA-256 digests (32 bytes each, concatenated) to
+/// `<base_url>/api/v1/archive/objects?alg=sha256` (the binary form) with `api_key` as
+/// bearer token and returns the server's JSON answer (HTTP 200, `application/json`): an
+/// id per digest, in order. Any other status is an error quoting the start of the
+/// server's JSON error. Only the digests leave the machine, never the objects.
+pub fn post_archive_objects(
+    base_url: &str,
+    api_key: &str,
+    digests: &[u8],
+    timeout: Duration,
+    tls: &Tls,
+) -> Result<Vec<u8>, Error> {
+    let url = format!(
+        "{}/api/v1/archive/objects?alg=sha256",
+        base_url.trim_end_matches('/')
+    );
+    let bearer = format!("Bearer {api_key}");
+    exchange(
+        &url,
+        tls,
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Authorization", &bearer),
+        ],
+        digests,
+        "application/json",
+        MAX_ARCHIVE_REPLY_BYTES,
+        timeout,
+    )
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

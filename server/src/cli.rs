@@ -1,5 +1,5 @@
 //! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp`, `verify`,
-//! `seal`, `seal-verify` and `evidence`.
+//! `seal`, `seal-verify`, `evidence` and `archive`.
 //!
 //! Raw flags are parsed here with clap and turned into [`config::Overrides`]; validation
 //! happens once, in [`config::FileConfig::resolve`], so a flag and its config key can
@@ -38,7 +38,9 @@ signHash, timestamp, CAdES signDoc), and PAdES seals (POST /api/v1/seal/pdf), ov
 plain HTTP and over HTTPS ([tls], TLS 1.3/1.2, optional mTLS; `--dev` serves HTTPS on \
 127.0.0.1:3443). Everything issued is anchored: batches of the log are time-stamped by \
 the own TSA and external TSAs ([anchor]), and each object gets an RFC 4998 evidence \
-record (GET /api/v1/evidence/..., `hanko evidence get|verify`). It issues time-stamps \
+record (GET /api/v1/evidence/..., `hanko evidence get|verify`); archives submit their \
+objects' hashes to be anchored too (POST /api/v1/archive/objects, `hanko archive \
+submit`). It issues time-stamps \
 only while the clock is known to be synchronised.
 
 The token PIN comes from HANKO_PIN or HANKO_PIN_FILE, never from a flag. \
@@ -88,6 +90,9 @@ pub enum Command {
     /// RFC 4998 evidence records of issued objects: `get` one from a server, `verify`
     /// records offline against the data and a root ("this file existed at ...").
     Evidence(crate::evidence_cli::EvidenceArgs),
+    /// Archives: `submit` files' SHA-256 hashes to be anchored (the files are never
+    /// sent); their evidence records then come from `hanko evidence get`.
+    Archive(crate::archive_cli::ArchiveArgs),
 }
 
 /// `hanko serve`.

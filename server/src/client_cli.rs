@@ -343,11 +343,11 @@ pub fn seal_main(args: SealArgs) -> ExitCode {
     }
 }
 
-fn seal(args: &SealArgs) -> anyhow::Result<String> {
-    transport::check_url(&args.url)?;
-    let tls = args.tls.load()?;
-    let key_file = match &args.api_key_file {
-        Some(p) => p.clone(),
+/// The API key from `file` (`--api-key-file` / `HANKO_API_KEY_FILE`), else from
+/// [`DEV_API_KEY_FILE`] when it exists; trimmed, never empty. The key is never a flag.
+pub(crate) fn read_api_key(file: Option<&Path>) -> anyhow::Result<String> {
+    let key_file = match file {
+        Some(p) => p.to_owned(),
         None if Path::new(DEV_API_KEY_FILE).exists() => PathBuf::from(DEV_API_KEY_FILE),
         None => anyhow::bail!(
             "no API key: give --api-key-file FILE or HANKO_API_KEY_FILE (a file holding the \
@@ -361,6 +361,14 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
     if key.is_empty() {
         anyhow::bail!("the API key file {} is empty", key_file.display());
     }
+    Ok(key.to_owned())
+}
+
+fn seal(args: &SealArgs) -> anyhow::Result<String> {
+    transport::check_url(&args.url)?;
+    let tls = args.tls.load()?;
+    let key = read_api_key(args.api_key_file.as_deref())?;
+    let key = key.as_str();
     let document = read(&args.file)?;
     let is_pdf = args
         .file

@@ -38,6 +38,7 @@ pub fn main_entry() -> ExitCode {
         Command::SealVerify(args) => return client_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::Evidence(args) => return crate::evidence_cli::evidence_main(args),
+        Command::Archive(args) => return crate::archive_cli::archive_main(args),
         Command::ApiKey(args) => auth::api_key_command(args),
         Command::Config(args) => return config_check::config_command(args, env_pin),
     };

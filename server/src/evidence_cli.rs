@@ -66,8 +66,8 @@ pub struct GetArgs {
     /// The record's serial, hexadecimal.
     #[arg(long, value_name = "HEX")]
     pub serial: Option<String>,
-    /// With --serial: the record kind (timestamp, seal, archive-stamp), when a serial
-    /// names several.
+    /// With --serial: the record kind (timestamp, seal, archive-stamp, archive-object),
+    /// when a serial names several.
     #[arg(long, value_name = "KIND", requires = "serial")]
     pub kind: Option<String>,
     /// Which anchor's record [default: the first done one, the server's own TSA first].

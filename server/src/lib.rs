@@ -29,6 +29,8 @@
 //! - [`logging`]: log lines that cannot flood (state changes, rate-limited repeats).
 //! - [`auth`]: API keys for `/api/v1/...` and `hanko api-key`.
 //! - [`log_cli`]: `hanko log verify|export`, the auditor's tools.
+//! - [`archive`]: archive systems' object hashes, logged to be anchored (issue #16);
+//!   [`archive_cli`]: `hanko archive submit`.
 //! - [`client_cli`]: `hanko stamp` and `hanko verify`, glue over [`hanko_client`].
 //!
 //! ```text
@@ -47,6 +49,8 @@
 #![deny(unsafe_code)]
 
 pub mod anchor;
+pub mod archive;
+pub mod archive_cli;
 pub mod auth;
 pub mod cli;
 pub mod client_cli;

@@ -438,6 +438,14 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         csc_info: cfg.csc.clone(),
         verifier: Arc::new(verifier),
         anchor: cfg.anchor.enabled.then(|| cfg.anchor.clone()),
+        archive: cfg.anchor.enabled.then(|| {
+            Arc::new(crate::archive::Archive::new(
+                store.clone(),
+                cfg.archive,
+                cfg.anchor.clone(),
+                cfg.store.serial_block,
+            ))
+        }),
     });
     spawn_metrics_upkeep(metrics);
     let anchoring = start_anchoring(&cfg, &state, &store)?;

@@ -55,6 +55,9 @@ pub struct AppState {
     /// Merkle anchoring's settings, for the evidence and batch routes; `None` when
     /// `[anchor]` is disabled (those routes then answer 404).
     pub anchor: Option<crate::config::AnchorSettings>,
+    /// Archive submissions (`POST /api/v1/archive/objects`, issue #16); `None` when
+    /// anchoring is off or there is no log (the route then answers 404).
+    pub archive: Option<Arc<crate::archive::Archive>>,
 }
 
 impl AppState {
@@ -144,6 +147,7 @@ impl AppState {
             csc_info: Default::default(),
             verifier: Default::default(),
             anchor: None,
+            archive: None,
         }
     }
 }

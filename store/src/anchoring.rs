@@ -28,6 +28,7 @@
 //! server's job, with [`Store::batcher_lock`]: on PostgreSQL an advisory lock held on a
 //! dedicated connection, so the lock ends with the holder's session.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::backend::anchoring::{AnchorUpdate, BatchBy};
@@ -38,6 +39,10 @@ use crate::{Error, Store, StoredRecord};
 /// be short), so an evidence lookup reads at most this many object hashes. Equal to
 /// `hanko_anchor::tree::BLOCK_LEAVES`.
 pub const BLOCK_LEAVES: u64 = 1024;
+
+/// Hashes per query of [`Store::archive_objects`] (bound parameters: SQLite allows
+/// 32,766, PostgreSQL 65,535).
+pub const ARCHIVE_LOOKUP_CHUNK: usize = 500;
 
 /// Longest anchor target name, in bytes.
 pub const MAX_TARGET_LEN: usize = 64;
@@ -515,6 +520,28 @@ impl Store {
             .first_by_object_hash(hash)
             .await?;
         row.map(RawRow::into_stored).transpose()
+    }
+
+    /// The `archive-object` records already logged for `hashes`: for each hash found, its
+    /// serial (the object's id) and seq, the first record when a hash was logged twice.
+    /// Reads in chunks of [`ARCHIVE_LOOKUP_CHUNK`] hashes, through the object hash index.
+    pub async fn archive_objects(
+        &self,
+        hashes: &[[u8; 32]],
+    ) -> Result<HashMap<[u8; 32], (Vec<u8>, u64)>, Error> {
+        let mut found = HashMap::new();
+        for chunk in hashes.chunks(ARCHIVE_LOOKUP_CHUNK) {
+            let rows = self.backend().anchoring().archive_objects(chunk).await?;
+            for (hash, serial, seq) in rows {
+                let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+                    continue;
+                };
+                found
+                    .entry(hash)
+                    .or_insert((serial, u64::try_from(seq).unwrap_or(0)));
+            }
+        }
+        Ok(found)
     }
 
     /// The oldest record not yet covered by a done anchor (in a closed batch all of whose

@@ -20,6 +20,7 @@
 //!     || lp(chain_hash(n-1))        32 bytes; for n = 1 the genesis value, 32 zero bytes
 //!     || lp(u64_be(seq))            8 bytes
 //!     || lp(kind)                   UTF-8: "timestamp" | "seal" | "archive-stamp"
+//!                                 | "archive-object"
 //!     || lp(serial)                 big-endian unsigned, no leading zero bytes (or id bytes)
 //!     || lp(object_hash)            32 bytes, SHA-256 of the issued object
 //!     || lp(request_hash)           the submitted imprint / document hash

@@ -38,6 +38,10 @@ pub enum RecordKind {
     Seal,
     /// An archive time-stamp made while anchoring / renewing evidence (`"archive-stamp"`).
     ArchiveStamp,
+    /// An object hash an archive submitted to be anchored (`"archive-object"`, schema v4):
+    /// `object_hash` is the submitted SHA-256, there is no token, and the serial is the
+    /// object's id from its own counter.
+    ArchiveObject,
 }
 
 impl RecordKind {
@@ -47,8 +51,17 @@ impl RecordKind {
             RecordKind::Timestamp => "timestamp",
             RecordKind::Seal => "seal",
             RecordKind::ArchiveStamp => "archive-stamp",
+            RecordKind::ArchiveObject => "archive-object",
         }
     }
+
+    /// Every kind, in the order of the schema's list.
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Timestamp,
+        RecordKind::Seal,
+        RecordKind::ArchiveStamp,
+        RecordKind::ArchiveObject,
+    ];
 
     /// Parses the stored text form.
     pub fn parse(s: &str) -> Option<RecordKind> {
@@ -56,6 +69,7 @@ impl RecordKind {
             "timestamp" => Some(RecordKind::Timestamp),
             "seal" => Some(RecordKind::Seal),
             "archive-stamp" => Some(RecordKind::ArchiveStamp),
+            "archive-object" => Some(RecordKind::ArchiveObject),
             _ => None,
         }
     }
@@ -339,11 +353,7 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for k in [
-            RecordKind::Timestamp,
-            RecordKind::Seal,
-            RecordKind::ArchiveStamp,
-        ] {
+        for k in RecordKind::ALL {
             assert_eq!(RecordKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(RecordKind::parse("Timestamp"), None);

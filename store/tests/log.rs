@@ -1056,3 +1056,7 @@ async fn open_sqlite_creates_data_directory() {
 // Merkle anchoring's batches and anchors (issue #15).
 #[path = "log/anchoring.rs"]
 mod anchoring;
+
+// Archive objects and migration 4 (issue #16).
+#[path = "log/archive.rs"]
+mod archive;

@@ -36,7 +36,8 @@ pub struct ClientSection {
     /// (`CN=billing,O=Example,C=JP`), as `openssl x509 -noout -subject -nameopt RFC2253`
     /// prints it.
     pub tls_subject: Option<String>,
-    /// `clients.scopes`: the routes the client may use: `tsa`, `seal`, `log:read`, `csc`.
+    /// `clients.scopes`: the routes the client may use: `tsa`, `seal`, `log:read`, `csc`,
+    /// `archive`.
     #[serde(default)]
     pub scopes: Vec<String>,
     /// `clients.credentials`: the seal credentials (key labels) it may use with `seal`

@@ -87,9 +87,19 @@ pub const SCOPE_SEAL: &str = "seal";
 /// client lists.
 pub const SCOPE_CSC: &str = "csc";
 
+/// Submit object hashes to be anchored: `POST /api/v1/archive/objects` (issue #16).
+/// Its requests always run in the bulk lane, whatever the client's `lane`.
+pub const SCOPE_ARCHIVE: &str = "archive";
+
 /// Every scope a client may be given. Config and `api-key new` refuse others, so a typo
 /// fails at start-up instead of silently granting nothing.
-pub const SCOPES: &[&str] = &[SCOPE_TSA, SCOPE_SEAL, SCOPE_LOG_READ, SCOPE_CSC];
+pub const SCOPES: &[&str] = &[
+    SCOPE_TSA,
+    SCOPE_SEAL,
+    SCOPE_LOG_READ,
+    SCOPE_CSC,
+    SCOPE_ARCHIVE,
+];
 
 /// The lane a client's requests run in (`hanko_hsm::Lane`): the router's `identify`
 /// layer puts it on each request of the client, and admission and the signing pools

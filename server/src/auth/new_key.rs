@@ -49,7 +49,7 @@ pub struct ApiKeyNewArgs {
     /// Who gets the key (e.g. "auditor"); its requests are logged under this name.
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// A scope the key grants; repeat for several. Known: tsa, seal, log:read, csc.
+    /// A scope the key grants; repeat for several. Known: tsa, seal, log:read, csc, archive.
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
     /// A seal credential (key label) the key may use, with `--scope seal` or `--scope

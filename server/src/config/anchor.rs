@@ -97,6 +97,62 @@ pub struct ExternalAnchor {
     pub tsa: ExternalTsaSettings,
 }
 
+/// `[archive]` as written: archive systems submitting object hashes (issue #16).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSection {
+    /// `archive.max_hashes_per_request`: most hashes one `POST /api/v1/archive/objects`
+    /// may carry, 1..=100 000 (default 10 000).
+    pub max_hashes_per_request: Option<usize>,
+}
+
+/// `[archive]`, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// Most hashes per submission.
+    pub max_hashes_per_request: usize,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            max_hashes_per_request: DEFAULT_ARCHIVE_MAX_HASHES,
+        }
+    }
+}
+
+impl ArchiveSettings {
+    /// The body limit of a submission: room for `max_hashes_per_request` entries of the
+    /// JSON form with the longest digest (SHA-512, about 160 bytes each), pretty-printed,
+    /// plus 4 KiB. The binary form is far smaller; a body over it is a 413.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_hashes_per_request
+            .saturating_mul(ARCHIVE_BYTES_PER_HASH)
+            .saturating_add(4096)
+    }
+}
+
+/// Default of `archive.max_hashes_per_request`.
+pub const DEFAULT_ARCHIVE_MAX_HASHES: usize = 10_000;
+/// Largest `archive.max_hashes_per_request`.
+pub const MAX_ARCHIVE_MAX_HASHES: usize = 100_000;
+/// Body bytes allowed per hash of a submission (see [`ArchiveSettings::max_body_bytes`]).
+pub const ARCHIVE_BYTES_PER_HASH: usize = 256;
+
+/// Resolves `[archive]`.
+pub(super) fn resolve_archive(s: &ArchiveSection) -> anyhow::Result<ArchiveSettings> {
+    let max_hashes_per_request = match s.max_hashes_per_request {
+        None => DEFAULT_ARCHIVE_MAX_HASHES,
+        Some(v @ 1..=MAX_ARCHIVE_MAX_HASHES) => v,
+        Some(v) => {
+            bail!("archive.max_hashes_per_request = {v}: allowed 1..={MAX_ARCHIVE_MAX_HASHES}")
+        }
+    };
+    Ok(ArchiveSettings {
+        max_hashes_per_request,
+    })
+}
+
 /// The own TSA's target name.
 pub const SELF_TARGET: &str = "self";
 /// Default of `anchor.interval_secs`.

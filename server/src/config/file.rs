@@ -65,6 +65,9 @@ pub struct FileConfig {
     /// `[anchor]`: Merkle anchoring of the log and its targets.
     #[serde(default)]
     pub anchor: super::AnchorSection,
+    /// `[archive]`: archive systems submitting object hashes to be anchored.
+    #[serde(default)]
+    pub archive: super::ArchiveSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

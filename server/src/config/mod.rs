@@ -38,8 +38,9 @@ mod tls;
 mod verify;
 
 pub use anchor::{
-    AnchorSection, AnchorSettings, DEFAULT_ANCHOR_INTERVAL, DEFAULT_MAX_LEAVES,
-    DEV_ANCHOR_INTERVAL, ExternalAnchor, ExternalAnchorSection, SELF_TARGET,
+    ARCHIVE_BYTES_PER_HASH, AnchorSection, AnchorSettings, ArchiveSection, ArchiveSettings,
+    DEFAULT_ANCHOR_INTERVAL, DEFAULT_ARCHIVE_MAX_HASHES, DEFAULT_MAX_LEAVES, DEV_ANCHOR_INTERVAL,
+    ExternalAnchor, ExternalAnchorSection, MAX_ARCHIVE_MAX_HASHES, SELF_TARGET,
 };
 pub use file::{
     ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,

@@ -227,4 +227,6 @@ pub struct Config {
     pub verify: super::VerifySettings,
     /// Merkle anchoring (`[anchor]`).
     pub anchor: super::AnchorSettings,
+    /// Archive submissions (`[archive]`).
+    pub archive: super::ArchiveSettings,
 }

@@ -14,11 +14,13 @@
 //! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault, a CSC SAD missing / expired / reused / not this client's, credential's or hashes', a CSC time-stamp request the TSA refuses (hash algorithm not accepted, ...) |
 //! | 401 | `invalid_request` / `invalid_token` | no API key / an API key no entry matches (with `WWW-Authenticate`) |
 //! | 403 | `access_denied` | the key lacks the route's scope, or may not use the credential |
-//! | 404 | `invalid_request` | no credential of that name |
+//! | 404 | `invalid_request` | no credential of that name; archive submissions while anchoring is off |
 //! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
-//! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`) |
+//! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`), more archive hashes than `archive.max_hashes_per_request` |
+//! | 415 | `invalid_request` | an archive submission neither JSON nor `application/octet-stream` |
+//! | 422 | `invalid_request` | an archive hash algorithm the trees do not use yet (SHA-384, SHA-512) |
 //! | 500 | `server_error` | a system fault an operator must fix (for a time-stamp: no unit, unit expired, a bug) |
-//! | 503 | `temporarily_unavailable` | a retryable system fault (seal or time-stamp), the log write failed, the clock is not synchronised (`Retry-After`) |
+//! | 503 | `temporarily_unavailable` | a retryable system fault (seal or time-stamp), the log write failed (also an archive submission's), the clock is not synchronised (`Retry-After`) |
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -61,6 +63,23 @@ pub enum ApiError {
     Seal(SealFailure),
     /// The server's own TSA gave no token for a CSC `signatures/timestamp`.
     TimeStamp(Rejection),
+    /// A well-formed request this server does not serve (an archive hash algorithm the
+    /// trees do not use yet); the text says why.
+    Unprocessable(String),
+    /// The body's `Content-Type` is not one the route reads; the text names those it does.
+    UnsupportedMediaType(String),
+    /// The request asks for more than the route takes at once (e.g. more hashes than
+    /// `archive.max_hashes_per_request`); the text says the limit.
+    TooMuch(String),
+    /// The route needs a part of the server that is not enabled (e.g. archive
+    /// submissions without anchoring); the text says which.
+    NotEnabled(String),
+    /// The issuance log could not record or read what the request needs: `retryable`
+    /// when trying later can help (503 with `Retry-After`), else 500.
+    LogUnavailable {
+        /// Trying later can help.
+        retryable: bool,
+    },
 }
 
 impl ApiError {
@@ -166,6 +185,32 @@ impl ApiError {
                 "server_error",
                 "the time-stamp could not be made; the operator has been told".to_owned(),
             ),
+            Self::Unprocessable(why) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                why.clone(),
+            ),
+            Self::UnsupportedMediaType(why) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                why.clone(),
+            ),
+            Self::TooMuch(why) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                why.clone(),
+            ),
+            Self::NotEnabled(why) => (StatusCode::NOT_FOUND, "invalid_request", why.clone()),
+            Self::LogUnavailable { retryable: true } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the issuance log cannot record this now; retry later".to_owned(),
+            ),
+            Self::LogUnavailable { retryable: false } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the issuance log failed; the operator has been told".to_owned(),
+            ),
         }
     }
 
@@ -178,6 +223,12 @@ impl ApiError {
                 Some(RETRY_AFTER_SECS)
             }
             Self::TimeStamp(r) if time_stamp_is_retryable(r) => Some(RETRY_AFTER_SECS),
+            Self::LogUnavailable { retryable: true } => Some(RETRY_AFTER_SECS),
+            Self::Unprocessable(_)
+            | Self::UnsupportedMediaType(_)
+            | Self::TooMuch(_)
+            | Self::NotEnabled(_)
+            | Self::LogUnavailable { retryable: false } => None,
             Self::Auth(_)
             | Self::TimeStamp(_)
             | Self::UnknownCredential(_)
@@ -312,6 +363,26 @@ mod tests {
             assert_eq!(p(e), (503, "temporarily_unavailable"));
         }
         let e = ApiError::TimeStamp(Rejection::NoUnit);
+        assert_eq!(e.retry_after(), None);
+        assert_eq!(p(e), (500, "server_error"));
+        // Archive submissions (issue #16).
+        assert_eq!(
+            p(ApiError::Unprocessable("x".into())),
+            (422, "invalid_request")
+        );
+        assert_eq!(
+            p(ApiError::UnsupportedMediaType("x".into())),
+            (415, "invalid_request")
+        );
+        assert_eq!(p(ApiError::TooMuch("x".into())), (413, "invalid_request"));
+        assert_eq!(
+            p(ApiError::NotEnabled("x".into())),
+            (404, "invalid_request")
+        );
+        let e = ApiError::LogUnavailable { retryable: true };
+        assert_eq!(e.retry_after(), Some(1));
+        assert_eq!(p(e), (503, "temporarily_unavailable"));
+        let e = ApiError::LogUnavailable { retryable: false };
         assert_eq!(e.retry_after(), None);
         assert_eq!(p(e), (500, "server_error"));
     }

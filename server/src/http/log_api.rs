@@ -8,8 +8,8 @@
 //! The serial is **hexadecimal**, as in `hanko log export` and in the log's `serial`
 //! column: big-endian, case-insensitive, an optional `0x` prefix, leading zeros ignored
 //! (`0a`, `0x0A` and `a` are serial 10). Decimal is not accepted, since `10` would be
-//! ambiguous. `?kind=seal` or `?kind=archive-stamp` looks up another record kind
-//! (default `timestamp`).
+//! ambiguous. `?kind=seal`, `?kind=archive-stamp` or `?kind=archive-object` looks up
+//! another record kind (default `timestamp`).
 //!
 //! ```text
 //!   200 {"seq":12,"kind":"timestamp","serial":"0c","object_hash":"<hex>","request_hash":"<hex>",
@@ -113,8 +113,9 @@ pub(super) fn parse_serial(s: &str) -> Option<Vec<u8>> {
 
 /// A record kind as a query parameter's value.
 pub(super) fn parse_kind_value(v: &str) -> Result<RecordKind, String> {
-    RecordKind::parse(v)
-        .ok_or_else(|| format!("unknown kind {v:?} (timestamp, seal, archive-stamp)"))
+    RecordKind::parse(v).ok_or_else(|| {
+        format!("unknown kind {v:?} (timestamp, seal, archive-stamp, archive-object)")
+    })
 }
 
 /// The `kind` query parameter (default timestamp).

@@ -15,7 +15,7 @@
 //! the two together.
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
-//! `POST /api/v1/seal/cades`, and the CSC API's `signatures/signHash`, `timestamp` and
+//! `POST /api/v1/seal/cades`, `POST /api/v1/archive/objects` (always in the bulk lane), and the CSC API's `signatures/signHash`, `timestamp` and
 //! `signDoc` under `/csc/v1` and `/csc/v2`; the seal and CSC
 //! routes answer their refusals in JSON,
 //! [`json_error`]). Below the
@@ -64,6 +64,7 @@ use crate::state::AppState;
 use peer::PeerCertificate;
 
 pub(crate) mod anchor_api;
+mod archive_api;
 pub mod conn;
 mod csc;
 mod health;
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(policy::routes())
         .merge(log_api::routes())
         .merge(anchor_api::routes())
+        .merge(archive_api::routes(state.clone()))
         .merge(seal::routes(state.clone()))
         .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))

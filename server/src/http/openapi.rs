@@ -379,7 +379,7 @@ pub fn document() -> Value {
     get_op(
         "/api/v1/log/{serial}",
         op(
-            "one issuance-log record by hexadecimal serial (?kind=timestamp|seal|archive-stamp)",
+            "one issuance-log record by hexadecimal serial (?kind=timestamp|seal|archive-stamp|archive-object)",
             Some("log:read"),
             None,
             with(
@@ -435,7 +435,7 @@ pub fn document() -> Value {
     );
     get_op(
         "/api/v1/evidence/serial/{serial}",
-        evidence("hexadecimal serial (?kind=timestamp|seal|archive-stamp)"),
+        evidence("hexadecimal serial (?kind=timestamp|seal|archive-stamp|archive-object)"),
     );
     get_op(
         "/api/v1/batches",

@@ -52,6 +52,12 @@ pub(crate) trait AnchorBackend: Send + Sync {
     -> BoxFut<'a, Vec<PendingAnchor>>;
     fn update_anchor<'a>(&'a self, update: &'a AnchorUpdate) -> BoxFut<'a, ()>;
     fn first_by_object_hash<'a>(&'a self, hash: &'a [u8]) -> BoxFut<'a, Option<RawRow>>;
+    /// `(object_hash, serial, seq)` of the `archive-object` records whose object hash is
+    /// one of `hashes` (at most [`crate::anchoring::ARCHIVE_LOOKUP_CHUNK`] of them).
+    fn archive_objects<'a>(
+        &'a self,
+        hashes: &'a [[u8; 32]],
+    ) -> BoxFut<'a, Vec<(Vec<u8>, Vec<u8>, i64)>>;
     fn oldest_unanchored(&self) -> BoxFut<'_, Option<(i64, i64)>>;
 }
 
@@ -411,6 +417,32 @@ macro_rules! impl_anchor_backend {
                         .map_err(err)?;
                     row.map(|r| $crate::backend::decode_raw_row!(&r).map_err(err))
                         .transpose()
+                })
+            }
+
+            fn archive_objects<'a>(
+                &'a self,
+                hashes: &'a [[u8; 32]],
+            ) -> $crate::backend::BoxFut<'a, Vec<(Vec<u8>, Vec<u8>, i64)>> {
+                Box::pin(async move {
+                    if hashes.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let params: Vec<String> =
+                        (1..=hashes.len()).map(|i| format!("${i}")).collect();
+                    // The object_hash index (0002) finds each; only the kind is filtered.
+                    let sql = format!(
+                        "SELECT object_hash, serial, seq FROM log_records \
+                         WHERE object_hash IN ({}) AND kind = 'archive-object' ORDER BY seq",
+                        params.join(", ")
+                    );
+                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                    for h in hashes {
+                        q = q.bind(h.as_slice());
+                    }
+                    q.fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| $crate::Error::db("find archive objects", e))
                 })
             }
 
