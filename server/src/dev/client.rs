@@ -8,7 +8,8 @@
 //!
 //! The key is in `<data-dir>/dev-api-key` (0600), made once and reused like the dev PIN;
 //! `hanko.toml` holds only its SHA-256, in an `[[api_keys]]` entry named [`DEV_CLIENT`]
-//! with the scope `seal` and the dev seal credentials that config has. A data directory
+//! with the scopes `seal` and `archive` (archive submissions, issue #16) and the dev seal
+//! credentials that config has. A data directory
 //! made before the dev client existed gets it on its next `dev-init` / `serve --dev`:
 //! the entry is appended to its `hanko.toml` (nothing else in the file changes). A
 //! `dev-api-key` deleted by hand is made again, and the entry's digest follows it.
@@ -19,7 +20,7 @@ use anyhow::Context as _;
 
 use super::paths::{check_private, replace_file, write_file};
 use super::{DEV_KEYS, DevPaths, Report};
-use crate::auth::{SCOPE_SEAL, generate_key, key_digest_hex};
+use crate::auth::{SCOPE_ARCHIVE, SCOPE_SEAL, generate_key, key_digest_hex};
 use crate::config::{FileConfig, KeyUsage};
 
 /// The name of the dev client's `[[api_keys]]` entry (its identity in the log).
@@ -72,7 +73,7 @@ pub(super) fn ensure(paths: &DevPaths, report: &mut Report) -> anyhow::Result<()
                  [[api_keys]]\n\
                  name = \"{DEV_CLIENT}\"\n\
                  sha256 = \"{digest}\"\n\
-                 scopes = [\"{SCOPE_SEAL}\"]\n\
+                 scopes = [\"{SCOPE_SEAL}\", \"{SCOPE_ARCHIVE}\"]\n\
                  credentials = [{}]\n",
                 credentials.join(", ")
             ));

@@ -133,6 +133,69 @@ fn with(
     base
 }
 
+/// `POST /api/v1/archive/objects` (issue #16): two request forms, always the bulk lane.
+fn archive_op() -> Value {
+    let mut o = op(
+        "archive objects: submit object hashes (SHA-256) to be anchored; one id per hash, \
+         in order; a hash already submitted keeps its id and is not logged again. JSON \
+         {hashes:[{alg,hex}]} or application/octet-stream with ?alg=sha256 (the digests \
+         concatenated); at most archive.max_hashes_per_request. Always runs in the bulk \
+         lane (http.max_in_flight_bulk). Evidence: GET /api/v1/evidence/sha256/{hex} once \
+         the batch is anchored",
+        Some(crate::auth::SCOPE_ARCHIVE),
+        None,
+        with(
+            with(
+                vec![
+                    (
+                        "200",
+                        resp(
+                            "{objects:[{id,alg,hex,status:new|existing,expected_by?,evidence}],\
+                             new,existing}",
+                            "application/json",
+                            json!({ "type": "object", "required": ["objects", "new", "existing"] }),
+                        ),
+                    ),
+                    (
+                        "400",
+                        json_error(
+                            "malformed body or query, unknown algorithm, bad hex, wrong \
+                             digest length, no hashes: nothing is logged",
+                        ),
+                    ),
+                    ("404", json_error("anchoring is not enabled on this server")),
+                    (
+                        "415",
+                        json_error("neither application/json nor application/octet-stream"),
+                    ),
+                    (
+                        "422",
+                        json_error("sha384/sha512: the trees are SHA-256 until hash-tree renewal"),
+                    ),
+                    ("500", json_error("the issuance log failed")),
+                ],
+                auth(true),
+            ),
+            admission(true),
+        ),
+    );
+    if let Some(m) = o.as_object_mut() {
+        m.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": {
+                "application/json": { "schema": { "type": "object", "required": ["hashes"],
+                    "properties": { "hashes": { "type": "array", "items": {
+                        "type": "object", "required": ["alg", "hex"],
+                        "properties": { "alg": { "type": "string", "enum": ["sha256"] },
+                                        "hex": { "type": "string" } } } } } } },
+                "application/octet-stream": { "schema": {
+                    "type": "string", "contentEncoding": "binary" } },
+            } }),
+        );
+    }
+    o
+}
+
 /// The RFC 3161 operation, served at `/tsa` and `/`.
 fn timestamp_op() -> Value {
     op(
@@ -523,6 +586,10 @@ pub fn document() -> Value {
             "application/pdf",
             binary("the sealed PDF", "application/pdf"),
         ) }),
+    );
+    paths.insert(
+        super::archive_api::PATH.into(),
+        json!({ "post": archive_op() }),
     );
     verify(&mut paths);
     csc(&mut paths, "v1");

@@ -16,6 +16,10 @@ mod anchor;
 /// load (the `--dev` test hook `HANKO_FAULT_ANCHOR_PAUSE`), on SQLite and PostgreSQL;
 /// after a restart every record is in exactly one anchored batch.
 mod anchor_crash;
+/// Issue #16: archive objects: hashes submitted (JSON, binary, `hanko archive submit`),
+/// anchored, their evidence verified by hanko and Bouncy Castle; every refusal logs
+/// nothing; migration 4 on an anchored log; SQLite and PostgreSQL.
+mod archive;
 /// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.
