@@ -264,7 +264,7 @@ fn parse_binary(query: Option<&str>, body: &[u8], max: usize) -> Result<Vec<[u8;
     if body.is_empty() {
         return Err(Refused::Invalid("no hashes: the body is empty".to_owned()));
     }
-    if body.len() % len != 0 {
+    if !body.len().is_multiple_of(len) {
         return Err(Refused::Invalid(format!(
             "the body is {} bytes, not a whole number of {len}-byte {alg} digests",
             body.len()
@@ -366,10 +366,9 @@ async fn answer(
         Err(e) => {
             metrics::counter!("hanko_archive_refused_total", "reason" => "log").increment(1);
             tracing::warn!(client = %client, error = %e, "archive submission not (fully) logged");
-            ApiError::LogUnavailable {
-                retryable: e.is_retryable(),
-            }
-            .into_response()
+            // As the seal routes answer a failed log write: 503 with Retry-After,
+            // whatever the cause. Sending the request again is safe (idempotent).
+            ApiError::LogUnavailable { retryable: true }.into_response()
         }
     }
 }

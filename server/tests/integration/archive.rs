@@ -445,6 +445,31 @@ fn archive_objects_are_anchored_and_their_evidence_verifies(backend: Backend) {
         "{m}"
     );
 
+    // PostgreSQL: the database refuses every row (a trigger): a retryable 503, nothing
+    // logged; once it accepts again, the same request succeeds.
+    if backend == Backend::Postgres {
+        let before = logged(&db).len();
+        db.refuse_log_rows();
+        let h = sha256(b"while the database refuses");
+        let auth = format!("Bearer {ARCHIVER_KEY}");
+        let r = send(
+            server.addr,
+            "POST",
+            "/api/v1/archive/objects?alg=sha256",
+            &[("Authorization", &auth), ("Content-Type", bin)],
+            &h,
+        )
+        .unwrap();
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("retry-after"), Some("1"), "{}", r.head);
+        let e: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(e["error"], "temporarily_unavailable", "{e}");
+        db.accept_log_rows();
+        assert_eq!(logged(&db).len(), before);
+        let (status, v) = post(&server, k, bin, "?alg=sha256", &h);
+        assert_eq!((status, v["new"].as_u64()), (200, Some(1)), "{v}");
+    }
+
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
     let verified = db.assert_verifies();

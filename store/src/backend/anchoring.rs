@@ -52,14 +52,14 @@ pub(crate) trait AnchorBackend: Send + Sync {
     -> BoxFut<'a, Vec<PendingAnchor>>;
     fn update_anchor<'a>(&'a self, update: &'a AnchorUpdate) -> BoxFut<'a, ()>;
     fn first_by_object_hash<'a>(&'a self, hash: &'a [u8]) -> BoxFut<'a, Option<RawRow>>;
-    /// `(object_hash, serial, seq)` of the `archive-object` records whose object hash is
-    /// one of `hashes` (at most [`crate::anchoring::ARCHIVE_LOOKUP_CHUNK`] of them).
-    fn archive_objects<'a>(
-        &'a self,
-        hashes: &'a [[u8; 32]],
-    ) -> BoxFut<'a, Vec<(Vec<u8>, Vec<u8>, i64)>>;
+    /// The `archive-object` records whose object hash is one of `hashes` (at most
+    /// [`crate::anchoring::ARCHIVE_LOOKUP_CHUNK`] of them).
+    fn archive_objects<'a>(&'a self, hashes: &'a [[u8; 32]]) -> BoxFut<'a, Vec<ArchiveRow>>;
     fn oldest_unanchored(&self) -> BoxFut<'_, Option<(i64, i64)>>;
 }
+
+/// `(object_hash, serial, seq)` of an `archive-object` record.
+pub(crate) type ArchiveRow = (Vec<u8>, Vec<u8>, i64);
 
 /// Which batches [`AnchorBackend::batch_by`] reads.
 #[derive(Debug, Clone, Copy)]
@@ -423,7 +423,7 @@ macro_rules! impl_anchor_backend {
             fn archive_objects<'a>(
                 &'a self,
                 hashes: &'a [[u8; 32]],
-            ) -> $crate::backend::BoxFut<'a, Vec<(Vec<u8>, Vec<u8>, i64)>> {
+            ) -> $crate::backend::BoxFut<'a, Vec<$crate::backend::anchoring::ArchiveRow>> {
                 Box::pin(async move {
                     if hashes.is_empty() {
                         return Ok(Vec::new());
