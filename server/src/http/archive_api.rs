@@ -59,7 +59,7 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .as_ref()
         .map(|a| *a.settings())
         .unwrap_or_default();
-    let router = Router::new().route(PATH, post(submit));
+    let router = Router::new().route("/api/v1/archive/objects", post(submit));
     super::seal::guarded(
         router,
         &state,
