@@ -481,6 +481,67 @@ mod tests {
         );
     }
 
+    /// An archive request runs in the bulk lane although its client is interactive:
+    /// admission counts it there and its work is queued there.
+    #[tokio::test]
+    async fn archive_requests_run_in_the_bulk_lane_whatever_the_clients_lane() {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+
+        use crate::auth::{ClientSection, Clients, key_digest_hex};
+        use crate::http::Limits;
+
+        let section = |name: &str, key: &str, scope: &str| ClientSection {
+            name: name.to_owned(),
+            api_key_sha256: Some(key_digest_hex(key)),
+            scopes: vec![scope.to_owned()],
+            lane: Some("interactive".to_owned()),
+            ..ClientSection::default()
+        };
+        let clients = Clients::from_config(
+            &[
+                section("archiver", "k-archiver", SCOPE_ARCHIVE),
+                section("auditor", "k-auditor", crate::auth::SCOPE_LOG_READ),
+            ],
+            &[],
+            true,
+        )
+        .unwrap();
+        let limits = Arc::new(Limits::default());
+        let app: Router = Router::new()
+            .route("/x", post(|| async { hanko_hsm::lane::current().as_str() }))
+            .route_layer(middleware::from_fn_with_state(
+                (limits.clone(), 1024usize),
+                super::super::limits::admit_json,
+            ))
+            .route_layer(middleware::from_fn(authorize));
+        let request = |key: &str| {
+            let mut r = axum::http::Request::post("/x").body(Body::empty()).unwrap();
+            let presented = crate::auth::Presented::of(
+                &[(
+                    header::AUTHORIZATION,
+                    axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+                )]
+                .into_iter()
+                .collect(),
+                None,
+            );
+            let identity = Identity::new(clients.identify(&presented));
+            // What the router's `identify` puts on a known client's request.
+            let lane = identity.client().unwrap().lane();
+            assert_eq!(lane, Lane::Interactive);
+            r.extensions_mut().insert(lane);
+            r.extensions_mut().insert(identity);
+            r
+        };
+        let r = app.clone().oneshot(request("k-archiver")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(r.into_body(), 64).await.unwrap();
+        assert_eq!(&body[..], b"bulk");
+        let r = app.oneshot(request("k-auditor")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+
     #[test]
     fn refusals_map_to_their_statuses() {
         let status = |r: Refused| refused(r).into_response().status().as_u16();
