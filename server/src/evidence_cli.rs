@@ -9,6 +9,7 @@
 //!
 //!   hanko evidence verify FILE.ers [FILE2.ers ...] --data FILE --ca ROOT.pem
 //!     data hash = SHA-256(FILE), or for a time-stamp response FILE.tsr SHA-256 of its token
+//!     (and, when the record is not of the token, of the whole .tsr: archives submit files)
 //!     anchor::check::verify_records (the verification page's code too):
 //!     each record: hanko_anchor::evidence::check_data (tree from the data to every imprint)
 //!                  hanko_client::verify_evidence: every archive time-stamp's token
@@ -60,7 +61,8 @@ pub struct GetArgs {
     /// sealed file for a seal.
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
-    /// The object itself: a file whose SHA-256 is looked up (a `.tsr`: its token).
+    /// The object itself: a file whose SHA-256 is looked up (a `.tsr`: its token, then
+    /// the whole file, as an archive submits it).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// The record's serial, hexadecimal.
@@ -94,7 +96,8 @@ pub struct VerifyArgs {
     #[arg(value_name = "FILE.ers", required = true)]
     pub records: Vec<PathBuf>,
     /// The data the records are about: the file that was sealed or time-stamped's token
-    /// (a `.tsr` time-stamp response is recognised and its token used).
+    /// (a `.tsr` time-stamp response is recognised and its token used; the whole file
+    /// when the record is of the file, as archives submit it).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// PEM trust anchor(s) of the time-stamping authorities.
@@ -152,6 +155,9 @@ fn object_of(bytes: Vec<u8>) -> Vec<u8> {
 fn get(a: &GetArgs) -> anyhow::Result<Got> {
     let base = a.url.trim_end_matches('/');
     let mut query = Vec::new();
+    // A `.tsr` given with --file is looked up by its token, then (if the log has no such
+    // object) by the whole file, as an archive may have submitted it.
+    let mut whole_file = None;
     let path = if let Some(serial) = &a.serial {
         if let Some(k) = &a.kind {
             query.push(format!("kind={k}"));
@@ -166,7 +172,17 @@ fn get(a: &GetArgs) -> anyhow::Result<Got> {
                 }
                 h
             }
-            (None, Some(f)) => hex::encode(HashAlgorithm::Sha256.digest(&object_of(read(f)?))),
+            (None, Some(f)) => {
+                let bytes = read(f)?;
+                let object = object_of(bytes.clone());
+                if object != bytes {
+                    whole_file = Some(format!(
+                        "sha256/{}",
+                        hex::encode(HashAlgorithm::Sha256.digest(&bytes))
+                    ));
+                }
+                hex::encode(HashAlgorithm::Sha256.digest(&object))
+            }
             (None, None) => bail!("give --sha256, --file or --serial"),
         };
         format!("sha256/{hash}")
@@ -174,12 +190,23 @@ fn get(a: &GetArgs) -> anyhow::Result<Got> {
     if let Some(n) = &a.anchor {
         query.push(format!("anchor={n}"));
     }
-    let mut url = format!("{base}/api/v1/evidence/{path}");
-    if !query.is_empty() {
-        url = format!("{url}?{}", query.join("&"));
-    }
+    let with_query = |path: &str| {
+        let url = format!("{base}/api/v1/evidence/{path}");
+        if query.is_empty() {
+            url
+        } else {
+            format!("{url}?{}", query.join("&"))
+        }
+    };
     let tls = a.tls.load()?;
-    match transport::get_evidence(&url, Duration::from_secs(a.timeout), &tls) {
+    let timeout = Duration::from_secs(a.timeout);
+    let mut got = transport::get_evidence(&with_query(&path), timeout, &tls);
+    if let (Some(alt), Err(hanko_client::Error::HttpStatus { body, .. })) = (&whole_file, &got)
+        && serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| v["error"] == "not_found")
+    {
+        got = transport::get_evidence(&with_query(alt), timeout, &tls);
+    }
+    match got {
         Ok(der) => {
             std::fs::write(&a.out, &der)
                 .with_context(|| format!("cannot write {}", a.out.display()))?;

@@ -123,7 +123,8 @@ fn token_of(response: &[u8]) -> Option<&[u8]> {
 }
 
 /// Verifies `records` (DER EvidenceRecords, one per anchor) against `data` (the object,
-/// or a `.tsr` standing for its token): every tree and every archive time-stamp, each
+/// or a `.tsr` standing for its token, or for itself when the record is of the whole
+/// file, as an archive submits it): every tree and every archive time-stamp, each
 /// token's chain up to one of `roots`.
 pub fn verify_records(
     records: &[&[u8]],
@@ -139,7 +140,16 @@ pub fn verify_records(
     for (index, der) in records.iter().enumerate() {
         // With the data rather than its hash: a record renewed with another algorithm
         // hashes the data again (RFC 4998 5.3); the first chain's hash is the leaf.
+        // A `.tsr` stands for its token (what the log holds for a time-stamp), but an
+        // archive may have submitted the file itself (`hanko archive submit`): the
+        // whole file is tried when its token does not match.
         let checked = hanko_anchor::evidence::check_data(der, object)
+            .or_else(|e| {
+                if object.len() == data.len() {
+                    return Err(e);
+                }
+                hanko_anchor::evidence::check_data(der, data).map_err(|_| e)
+            })
             .map_err(|source| EvidenceCheckError::Record { index, source })?;
         let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
             .time_stamps

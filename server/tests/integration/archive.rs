@@ -149,13 +149,24 @@ fn archive_objects_are_anchored_and_their_evidence_verifies(backend: Backend) {
     let data_dir = shared_dev_data_dir();
     let work = db.dir.path().to_owned();
     let server = start_dev_server(data_dir, &db, Some(&config(&work)));
-    let files: Vec<PathBuf> = (0..6)
+    let mut files: Vec<PathBuf> = (0..5)
         .map(|i| {
             let p = work.join(format!("object-{i}.bin"));
             std::fs::write(&p, format!("archived object {i} of {backend:?}")).unwrap();
             p
         })
         .collect();
+    // An archived time-stamp response (granted, its "token" a NULL): the archive submits
+    // the whole file, where `hanko evidence` would look at the token inside first.
+    let tsr = work.join("object-5.tsr");
+    std::fs::write(
+        &tsr,
+        [
+            0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00,
+        ],
+    )
+    .unwrap();
+    files.push(tsr);
     let hashes: Vec<[u8; 32]> = files
         .iter()
         .map(|f| sha256(&std::fs::read(f).unwrap()))
@@ -377,6 +388,20 @@ fn archive_objects_are_anchored_and_their_evidence_verifies(backend: Backend) {
         });
     }
     assert_bouncy_castle_accepts(&work, &cases);
+    // `hanko evidence get --file` finds the archived .tsr by the whole file once its
+    // token is not in the log.
+    let out = hanko()
+        .args(["evidence", "get", "--file"])
+        .arg(&files[5])
+        .args(["--url", &url, "-o"])
+        .arg(work.join("got-5.ers"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(work.join("got-5.ers")).unwrap(),
+        std::fs::read(work.join("object-5.ers")).unwrap()
+    );
     // Another object's file does not verify with object 0's record.
     let out = hanko()
         .args(["evidence", "verify"])
