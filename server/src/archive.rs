@@ -131,10 +131,18 @@ impl Archive {
             let receipts =
                 futures_util::future::join_all(records.into_iter().map(|r| self.store.append(r)))
                     .await;
+            let mut failed = None;
             for ((id, h), receipt) in ids.into_iter().zip(receipts) {
-                let receipt = receipt?;
-                metrics::counter!("hanko_archive_objects_total").increment(1);
-                new_ids.insert(h, (id, receipt.seq));
+                match receipt {
+                    Ok(receipt) => {
+                        metrics::counter!("hanko_archive_objects_total").increment(1);
+                        new_ids.insert(h, (id, receipt.seq));
+                    }
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         for (h, v) in &new_ids {
