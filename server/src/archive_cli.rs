@@ -73,24 +73,7 @@ pub struct SubmitArgs {
 /// Runs `hanko archive ...` and returns the exit code.
 pub fn archive_main(args: ArchiveArgs) -> ExitCode {
     match args.command {
-        ArchiveCommand::Submit(a) => match submit(&a) {
-            Ok(summary) => {
-                print!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                let refused = e
-                    .downcast_ref::<hanko_client::Error>()
-                    .is_some_and(|c| matches!(c, hanko_client::Error::HttpStatus { .. }));
-                if refused {
-                    eprintln!("hanko: the server refused: {e:#}");
-                    ExitCode::from(1)
-                } else {
-                    eprintln!("hanko: error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        },
+        ArchiveCommand::Submit(a) => crate::client_cli::exit_with(submit(&a)),
     }
 }
 

@@ -323,7 +323,13 @@ fn seal_verify_files(args: &SealVerifyArgs) -> anyhow::Result<String> {
 /// Runs `hanko seal`: 0 when the seal was received and written; 1 when the server
 /// refused (its JSON error is printed); 2 on any other error.
 pub fn seal_main(args: SealArgs) -> ExitCode {
-    match seal(&args) {
+    exit_with(seal(&args))
+}
+
+/// Prints a client command's summary (exit 0), or its error: 1 when the server refused
+/// the request (an HTTP status, its JSON error printed), 2 for anything else.
+pub(crate) fn exit_with(result: anyhow::Result<String>) -> ExitCode {
+    match result {
         Ok(summary) => {
             print!("{summary}");
             ExitCode::SUCCESS
