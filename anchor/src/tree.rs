@@ -164,7 +164,40 @@ pub fn reduced_hashtree<L: AsRef<[u8]>, R: AsRef<[u8]>>(
 pub struct BlockProofs {
     block: u64,
     leaves: Tree,
-    roots: Tree,
+    roots: std::sync::Arc<BlockRootsTree>,
+}
+
+/// The tree over a batch's block roots, every level kept: the upper part of every
+/// leaf's reduced hash tree ([`BlockProofs::with_roots`]). A closed batch never changes,
+/// so one can be kept and shared between lookups.
+#[derive(Debug)]
+pub struct BlockRootsTree {
+    tree: Tree,
+}
+
+impl BlockRootsTree {
+    /// Hashes the tree over `block_roots` (at least one).
+    pub fn new<R: AsRef<[u8]>>(alg: HashAlg, block_roots: &[R]) -> Result<Self, Error> {
+        if block_roots.is_empty() {
+            return Err(Error::IndexOutOfRange {
+                index: 0,
+                leaves: 0,
+            });
+        }
+        Ok(Self {
+            tree: Tree::new(alg, block_roots)?,
+        })
+    }
+
+    /// The batch root.
+    pub fn root(&self) -> &[u8] {
+        self.tree.root()
+    }
+
+    /// How many blocks (block roots) the batch has.
+    pub fn blocks(&self) -> usize {
+        self.tree.counts[0]
+    }
 }
 
 impl BlockProofs {
@@ -195,7 +228,47 @@ impl BlockProofs {
         if leaves.root() != stored_root.as_ref() {
             return Err(Error::BlockMismatch { block });
         }
-        let roots = Tree::new(alg, block_roots)?;
+        let roots = std::sync::Arc::new(BlockRootsTree {
+            tree: Tree::new(alg, block_roots)?,
+        });
+        Ok(Self {
+            block,
+            leaves,
+            roots,
+        })
+    }
+
+    /// As [`BlockProofs::new`], over a tree of the block roots already built (a server
+    /// answering many lookups in one batch hashes its block roots once, not per lookup).
+    pub fn with_roots<L: AsRef<[u8]>>(
+        alg: HashAlg,
+        block_leaves: &[L],
+        roots: std::sync::Arc<BlockRootsTree>,
+        block: u64,
+    ) -> Result<Self, Error> {
+        let blocks = roots.blocks() as u64;
+        let block_size = BLOCK_LEAVES as u64;
+        let stored_root = usize::try_from(block)
+            .ok()
+            .filter(|b| (*b as u64) < blocks)
+            .map(|b| roots.tree.node(0, b));
+        let Some(stored_root) = stored_root else {
+            return Err(Error::IndexOutOfRange {
+                index: block.saturating_mul(block_size),
+                leaves: blocks.saturating_mul(block_size),
+            });
+        };
+        let last_block = block + 1 == blocks;
+        if block_leaves.is_empty()
+            || block_leaves.len() > BLOCK_LEAVES
+            || (!last_block && block_leaves.len() != BLOCK_LEAVES)
+        {
+            return Err(Error::BlockMismatch { block });
+        }
+        let leaves = Tree::new(alg, block_leaves)?;
+        if leaves.root() != stored_root {
+            return Err(Error::BlockMismatch { block });
+        }
         Ok(Self {
             block,
             leaves,
@@ -228,6 +301,7 @@ impl BlockProofs {
         // `block` indexes block_roots (checked in `new`), so it fits in usize.
         siblings.extend(
             self.roots
+                .tree
                 .siblings(usize::try_from(self.block).unwrap_or(0)),
         );
         let mut siblings = siblings.into_iter();
@@ -525,5 +599,45 @@ mod tests {
             let r = reduced_hashtree(HashAlg::Sha256, chunk, &blocks, i as u64).unwrap();
             assert_eq!(root_of_reduced(HashAlg::Sha256, &l[i], &r).unwrap(), root);
         }
+    }
+
+    #[test]
+    fn a_shared_block_roots_tree_gives_the_same_proofs() {
+        let l = leaves(2 * BLOCK_LEAVES + 3);
+        let blocks: Vec<Vec<u8>> = l
+            .chunks(BLOCK_LEAVES)
+            .map(|b| block_root(HashAlg::Sha256, b).unwrap())
+            .collect();
+        let roots = std::sync::Arc::new(BlockRootsTree::new(HashAlg::Sha256, &blocks).unwrap());
+        assert_eq!(roots.blocks(), 3);
+        assert_eq!(
+            roots.root(),
+            root_of_blocks(HashAlg::Sha256, &blocks).unwrap().as_slice()
+        );
+        for i in [0, 1, 1023, 1024, 2047, 2048, 2050] {
+            let b = i / BLOCK_LEAVES;
+            let chunk = l.chunks(BLOCK_LEAVES).nth(b).unwrap();
+            let shared = BlockProofs::with_roots(HashAlg::Sha256, chunk, roots.clone(), b as u64)
+                .unwrap()
+                .reduced_hashtree(i as u64)
+                .unwrap();
+            let own = reduced_hashtree(HashAlg::Sha256, chunk, &blocks, i as u64).unwrap();
+            assert_eq!(shared, own, "leaf {i}");
+        }
+        // Another block's leaves, a block past the end and a short middle block are refused.
+        let first = &l[..BLOCK_LEAVES];
+        assert!(matches!(
+            BlockProofs::with_roots(HashAlg::Sha256, first, roots.clone(), 1),
+            Err(Error::BlockMismatch { block: 1 })
+        ));
+        assert!(matches!(
+            BlockProofs::with_roots(HashAlg::Sha256, first, roots.clone(), 3),
+            Err(Error::IndexOutOfRange { .. })
+        ));
+        assert!(matches!(
+            BlockProofs::with_roots(HashAlg::Sha256, &first[..10], roots, 0),
+            Err(Error::BlockMismatch { block: 0 })
+        ));
+        assert!(BlockRootsTree::new::<[u8; 32]>(HashAlg::Sha256, &[]).is_err());
     }
 }

@@ -419,10 +419,12 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let visible = visible_seals(&sealer, &cfg)?;
     let sealer = Arc::new(sealer.with_visible_seals(visible));
     let mut verifier = verifier(&cfg, &keys);
+    let batches = Arc::new(crate::anchor::evidence::BatchCache::default());
     if cfg.anchor.enabled {
         verifier = verifier.with_evidence(Arc::new(crate::anchor::evidence::LogEvidence::new(
             store.clone(),
             cfg.anchor.clone(),
+            batches.clone(),
         )));
     }
     let state = Arc::new(AppState {
@@ -446,6 +448,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
                 cfg.store.serial_block,
             ))
         }),
+        batches,
     });
     spawn_metrics_upkeep(metrics);
     let anchoring = start_anchoring(&cfg, &state, &store)?;

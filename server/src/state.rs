@@ -58,6 +58,8 @@ pub struct AppState {
     /// Archive submissions (`POST /api/v1/archive/objects`, issue #16); `None` when
     /// anchoring is off or there is no log (the route then answers 404).
     pub archive: Option<Arc<crate::archive::Archive>>,
+    /// The evidence routes' closed batches with the trees over their block roots.
+    pub batches: Arc<crate::anchor::evidence::BatchCache>,
 }
 
 impl AppState {
@@ -148,6 +150,7 @@ impl AppState {
             verifier: Default::default(),
             anchor: None,
             archive: None,
+            batches: Default::default(),
         }
     }
 }

@@ -5,13 +5,16 @@
 //!   record (by object_hash or serial) ─> batch containing its seq?  no ─> Open (expected by)
 //!      ─> the batch's anchors: ?anchor=NAME, else the first done one in configuration
 //!         order (self first)                       not done ─> Pending (its state)
-//!      ─> the leaf's block of object hashes (<= 1024 rows) + the stored block roots
-//!      ─> hanko_anchor::tree::reduced_hashtree ─> evidence::evidence_record(token)
+//!      ─> the leaf's block of object hashes (<= 1024 rows) + the tree over the block
+//!         roots (kept per batch in a [`BatchCache`]: a closed batch never changes)
+//!      ─> hanko_anchor::tree::BlockProofs ─> evidence::evidence_record(token)
 //! ```
 //!
 //! Each anchor gives its own EvidenceRecord: RFC 4998 chains are sequential renewals, so
 //! parallel witnesses are separate records (`hanko evidence verify` takes several).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hanko_anchor::{evidence, tree};
@@ -28,7 +31,7 @@ pub enum Lookup {
         /// DER EvidenceRecord.
         der: Vec<u8>,
         /// The batch it proves membership in.
-        batch: Batch,
+        batch: Arc<Batch>,
         /// The anchor whose time-stamp it carries.
         anchor: String,
     },
@@ -41,7 +44,7 @@ pub enum Lookup {
     /// The batch is closed, but the chosen (or every) anchor is still pending.
     Pending {
         /// The batch.
-        batch: Batch,
+        batch: Arc<Batch>,
         /// The pending anchors asked about (one with `?anchor=`, else all of them).
         anchors: Vec<Anchor>,
     },
@@ -58,16 +61,18 @@ pub enum Lookup {
 pub async fn lookup(
     store: &Store,
     settings: &AnchorSettings,
+    batches: &BatchCache,
     record: &StoredRecord,
     anchor: Option<&str>,
 ) -> anyhow::Result<Lookup> {
-    let Some(batch) = store.batch_containing(record.seq).await? else {
+    let Some(closed) = batches.containing(store, record.seq).await? else {
         let open = store.open_range().await?;
         let since = open.map_or_else(SystemTime::now, |o| o.first_issued_at);
         let expected_by =
             (since + settings.interval).max(SystemTime::now() + Duration::from_secs(1));
         return Ok(Lookup::Open { expected_by });
     };
+    let batch = closed.batch.clone();
     let anchors = store.anchors(batch.id).await?;
     let chosen = match anchor {
         Some(name) => match anchors.iter().find(|a| a.target == name) {
@@ -108,7 +113,7 @@ pub async fn lookup(
             anchors: vec![chosen],
         });
     };
-    let der = evidence_record(store, &batch, record.seq, token).await?;
+    let der = evidence_record(store, &closed, record.seq, token).await?;
     Ok(Lookup::Found {
         der,
         batch,
@@ -116,17 +121,92 @@ pub async fn lookup(
     })
 }
 
-/// The EvidenceRecord of `seq` in `batch` with the anchor token `token`.
-pub async fn evidence_record(
+/// The DER EvidenceRecord of leaf `seq` of a cached batch, with the anchor token `token`.
+async fn evidence_record(
     store: &Store,
-    batch: &Batch,
+    closed: &CachedBatch,
     seq: u64,
     token: &[u8],
 ) -> anyhow::Result<Vec<u8>> {
+    let batch = &closed.batch;
     let leaves = store.block_leaves(batch, seq).await?;
-    let reduced =
-        tree::reduced_hashtree(TREE_ALG, &leaves, &batch.block_roots, seq - batch.first_seq)?;
+    let index = seq - batch.first_seq;
+    let proofs = tree::BlockProofs::with_roots(
+        TREE_ALG,
+        &leaves,
+        closed.roots.clone(),
+        index / tree::BLOCK_LEAVES as u64,
+    )?;
+    let reduced = proofs.reduced_hashtree(index)?;
     Ok(evidence::evidence_record(TREE_ALG, &reduced, token)?)
+}
+
+/// How many closed batches a [`BatchCache`] keeps: lookups cluster in the recent ones;
+/// each entry is a batch row and the tree over its block roots (~100 KB at 1,000,000
+/// leaves).
+const CACHED_BATCHES: usize = 8;
+
+/// Closed batches with the tree over their block roots, most recently used first. A
+/// closed batch never changes (the schema has no update of it), so an entry never goes
+/// stale; without it every evidence lookup read the batch row (31 KB of block roots at
+/// 1,000,000 leaves) and hashed its 977 block roots again.
+#[derive(Debug, Default)]
+pub struct BatchCache {
+    entries: Mutex<VecDeque<Arc<CachedBatch>>>,
+}
+
+/// One entry of a [`BatchCache`].
+#[derive(Debug)]
+pub struct CachedBatch {
+    batch: Arc<Batch>,
+    roots: Arc<tree::BlockRootsTree>,
+}
+
+impl BatchCache {
+    /// The closed batch holding `seq`, from the cache or the store (then kept); `None`
+    /// while `seq` is in no closed batch.
+    async fn containing(
+        &self,
+        store: &Store,
+        seq: u64,
+    ) -> anyhow::Result<Option<Arc<CachedBatch>>> {
+        if let Some(hit) = self.find(seq) {
+            return Ok(Some(hit));
+        }
+        let Some(batch) = store.batch_containing(seq).await? else {
+            return Ok(None);
+        };
+        let roots = tree::BlockRootsTree::new(TREE_ALG, &batch.block_roots)?;
+        if roots.root() != batch.root.as_slice() {
+            anyhow::bail!(
+                "batch {}: its block roots do not lead to its root",
+                batch.id
+            );
+        }
+        let entry = Arc::new(CachedBatch {
+            batch: Arc::new(batch),
+            roots: Arc::new(roots),
+        });
+        let mut entries = self.lock();
+        if !entries.iter().any(|e| e.batch.id == entry.batch.id) {
+            entries.push_front(entry.clone());
+            entries.truncate(CACHED_BATCHES);
+        }
+        Ok(Some(entry))
+    }
+
+    fn find(&self, seq: u64) -> Option<Arc<CachedBatch>> {
+        let mut entries = self.lock();
+        let at = entries.iter().position(|e| e.batch.contains(seq))?;
+        let hit = entries.remove(at)?;
+        entries.push_front(hit.clone());
+        Some(hit)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<CachedBatch>>> {
+        // Entries are immutable: a panic elsewhere cannot leave the list unsound.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The verification page's evidence seam over the log (`crate::verify::EvidenceLookup`):
@@ -137,12 +217,18 @@ pub async fn evidence_record(
 pub struct LogEvidence {
     store: Store,
     settings: AnchorSettings,
+    batches: Arc<BatchCache>,
 }
 
 impl LogEvidence {
-    /// The seam over `store`'s anchoring with `settings`.
-    pub fn new(store: Store, settings: AnchorSettings) -> Self {
-        Self { store, settings }
+    /// The seam over `store`'s anchoring with `settings`, sharing `batches` with the
+    /// evidence routes.
+    pub fn new(store: Store, settings: AnchorSettings, batches: Arc<BatchCache>) -> Self {
+        Self {
+            store,
+            settings,
+            batches,
+        }
     }
 
     async fn evidence(&self, sha256: &[u8; 32]) -> anyhow::Result<Option<serde_json::Value>> {
@@ -152,7 +238,7 @@ impl LogEvidence {
             return Ok(None);
         };
         let hex = hex::encode(sha256);
-        let found = lookup(&self.store, &self.settings, &record, None).await?;
+        let found = lookup(&self.store, &self.settings, &self.batches, &record, None).await?;
         Ok(Some(match found {
             Lookup::Found { batch, anchor, .. } => {
                 let anchors = self.store.anchors(batch.id).await?;

@@ -216,7 +216,7 @@ async fn answer(state: &AppState, record: StoredRecord, anchor: Option<&str>) ->
     let Some((store, settings)) = anchoring(state) else {
         return disabled();
     };
-    match lookup(store, settings, &record, anchor).await {
+    match lookup(store, settings, &state.batches, &record, anchor).await {
         Ok(Lookup::Found { der, batch, anchor }) => {
             tracing::debug!(seq = record.seq, batch = batch.id, anchor = %anchor, "evidence record served");
             let name = format!("{}-{anchor}.ers", &hex::encode(record.object_hash)[..16]);
