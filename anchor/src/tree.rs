@@ -209,33 +209,10 @@ impl BlockProofs {
         block_roots: &[R],
         block: u64,
     ) -> Result<Self, Error> {
-        let blocks = block_roots.len() as u64;
-        let block_size = BLOCK_LEAVES as u64;
-        let Some(stored_root) = usize::try_from(block).ok().and_then(|b| block_roots.get(b)) else {
-            return Err(Error::IndexOutOfRange {
-                index: block.saturating_mul(block_size),
-                leaves: blocks.saturating_mul(block_size),
-            });
-        };
-        let last_block = block + 1 == blocks;
-        if block_leaves.is_empty()
-            || block_leaves.len() > BLOCK_LEAVES
-            || (!last_block && block_leaves.len() != BLOCK_LEAVES)
-        {
-            return Err(Error::BlockMismatch { block });
-        }
-        let leaves = Tree::new(alg, block_leaves)?;
-        if leaves.root() != stored_root.as_ref() {
-            return Err(Error::BlockMismatch { block });
-        }
-        let roots = std::sync::Arc::new(BlockRootsTree {
+        let roots = BlockRootsTree {
             tree: Tree::new(alg, block_roots)?,
-        });
-        Ok(Self {
-            block,
-            leaves,
-            roots,
-        })
+        };
+        Self::with_roots(alg, block_leaves, std::sync::Arc::new(roots), block)
     }
 
     /// As [`BlockProofs::new`], over a tree of the block roots already built (a server
