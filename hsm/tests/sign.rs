@@ -267,7 +267,16 @@ async fn jobs_whose_caller_went_away_do_not_fill_the_queue() {
     // One job for the worker (an RSA-3072 signature takes milliseconds) ...
     let mut first = signer.sign(b"kept");
     poll_once(&mut first);
-    std::thread::sleep(Duration::from_millis(1));
+    // Until the worker has taken it off the queue (a fixed 1 ms sleep was not enough on a
+    // busy host: `first` still queued left room for one more job, and `b` was refused).
+    let waiting = std::time::Instant::now();
+    while signer.backlog() > 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the worker never took the first job"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // ... and two queued behind it whose callers give up at once.
     for _ in 0..2 {
         let mut gone = signer.sign(b"gone");
