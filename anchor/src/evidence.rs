@@ -11,7 +11,7 @@
 //!
 //! # The check
 //! [`check`] decodes strictly (the record must re-encode to the same bytes) and walks
-//! every chain and archive time-stamp (shared/CONFORMANCE.md rules 62 to 66):
+//! every chain and archive time-stamp (docs/requirements.md, section F, F.62 to F.66):
 //!
 //! ```text
 //!  chain 0, ATS 0:  H(d) in the first list -> reduced tree -> root == token imprint

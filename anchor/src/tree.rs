@@ -1,7 +1,7 @@
 //! The Merkle tree of a batch, as RFC 4998 builds hash trees, and the reduced hash tree
 //! that proves one leaf is in it.
 //!
-//! # The rules (shared/CONFORMANCE.md rules 63 and 63a)
+//! # The rules (docs/requirements.md, section F, F.63 and F.63a)
 //! - A leaf is the object's hash as it is, with no prefix or domain separator: RFC 4998
 //!   hashes the data object and nothing else, and a verifier that knows only the data
 //!   must be able to start from `H(data)`.
