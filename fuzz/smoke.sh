@@ -6,7 +6,11 @@
 set -eu
 secs="${1:-10}"
 cd "$(dirname "$0")"
-for target in $(cargo fuzz list); do
+# An assignment, so that `set -e` stops here if cargo-fuzz is missing (a loop over a
+# failed command substitution would run nothing and pass).
+targets="$(cargo fuzz list)"
+[ -n "$targets" ] || { echo "fuzz/smoke.sh: no fuzz targets listed" >&2; exit 1; }
+for target in $targets; do
     work="$(mktemp -d)"
     cp corpus/"$target"/* "$work"/ 2>/dev/null || true
     RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$work" -- -max_total_time="$secs"
