@@ -74,10 +74,18 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// What `authorize` established: the client's name (the records' `client`).
 #[derive(Clone, Debug)]
-struct ArchiveClient(String);
+pub(super) struct ArchiveClient(String);
 
-/// A client with the scope `archive`; its request goes into the bulk lane.
-async fn authorize(mut req: Request, next: Next) -> Response {
+impl ArchiveClient {
+    /// The client's name.
+    pub(super) fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client with the scope `archive`; its request goes into the bulk lane (also
+/// `POST /api/v1/evidence/renew`'s guard).
+pub(super) async fn authorize(mut req: Request, next: Next) -> Response {
     let identity = Identity::of(req.extensions());
     let client = identity
         .require(SCOPE_ARCHIVE)
