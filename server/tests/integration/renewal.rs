@@ -1,5 +1,6 @@
 //! Issue #16, renewal of evidence records an archive holds (`POST
-//! /api/v1/evidence/renew`, `hanko evidence renew`) through the real binary on SQLite:
+//! /api/v1/evidence/renew`, `hanko evidence renew`) through the real binary, on SQLite
+//! (and the API test on PostgreSQL too):
 //!
 //! - a Hanko-made record (an archive object's): not due -> 409 and nothing logged; every
 //!   bad input its 4xx and nothing logged; renewed by a time-stamp and then by a new
@@ -22,7 +23,7 @@ use hanko_server::auth::key_digest_hex;
 use serde_json::{Value, json};
 
 use crate::common::http::send;
-use crate::common::log::{TestDb, dev_config_with, shared_dev_data_dir, start_dev_server};
+use crate::common::log::{Backend, TestDb, dev_config_with, shared_dev_data_dir, start_dev_server};
 use crate::common::{Server, hanko, metric, text};
 
 const ARCHIVER_KEY: &str = "hanko_it-renewal-archiver-key";
@@ -179,8 +180,19 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 #[test]
-fn hanko_records_are_renewed_through_the_api_and_bad_input_changes_nothing() {
-    let db = TestDb::sqlite();
+fn hanko_records_are_renewed_through_the_api_and_bad_input_changes_nothing_sqlite() {
+    renewed_through_the_api(Backend::Sqlite);
+}
+
+#[test]
+fn hanko_records_are_renewed_through_the_api_and_bad_input_changes_nothing_postgres() {
+    renewed_through_the_api(Backend::Postgres);
+}
+
+fn renewed_through_the_api(backend: Backend) {
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
     let work = db.dir.path().to_owned();
     let dev = shared_dev_data_dir();
     let root = dev.join("dev-pki/root.pem");
