@@ -39,7 +39,7 @@ use hanko_client::transport;
 use hanko_client::verify::pdf::rfc3339;
 use hanko_pki::HashAlgorithm;
 
-use crate::client_cli::{TlsArgs, read_api_key, read_pem_certs};
+use crate::client_cli::{ApiArgs, TlsArgs, read_pem_certs};
 
 /// `hanko evidence`.
 #[derive(Debug, Args)]
@@ -81,19 +81,9 @@ pub struct RenewArgs {
     /// Where to write the renewed record [default: FILE.ers, replaced].
     #[arg(long = "out", short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The server's base URL, http:// or https://.
-    #[arg(long, value_name = "URL", default_value = transport::DEFAULT_SEAL_URL)]
-    pub url: String,
-    /// https: the server's trust anchor and, for mTLS, the client's certificate.
+    /// The server, its TLS trust and the API key (a client with the scope `archive`).
     #[command(flatten)]
-    pub tls: TlsArgs,
-    /// File holding the API key of a client with the scope `archive` [default:
-    /// hanko-data/dev-api-key when it exists].
-    #[arg(long, value_name = "FILE", env = "HANKO_API_KEY_FILE")]
-    pub api_key_file: Option<PathBuf>,
-    /// HTTP timeout in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub timeout: u64,
+    pub api: ApiArgs,
 }
 
 /// `hanko evidence get`.
@@ -331,7 +321,6 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
 }
 
 fn renew(a: &RenewArgs) -> anyhow::Result<String> {
-    transport::check_url(&a.url)?;
     let record = read(&a.record)?;
     let mut hashes: Vec<(String, Vec<u8>)> = Vec::new();
     for h in &a.data_hash {
@@ -353,19 +342,18 @@ fn renew(a: &RenewArgs) -> anyhow::Result<String> {
         }
         hashes.push((want.name().to_owned(), bytes));
     }
-    let tls = a.tls.load()?;
-    let key = read_api_key(a.api_key_file.as_deref())?;
+    let (tls, key) = a.api.connect()?;
     let pairs: Vec<(&str, &[u8])> = hashes
         .iter()
         .map(|(alg, h)| (alg.as_str(), h.as_slice()))
         .collect();
     let renewed = transport::post_evidence_renew(
-        &a.url,
+        &a.api.url,
         &key,
         &record,
         &pairs,
         a.force,
-        Duration::from_secs(a.timeout),
+        a.api.timeout(),
         &tls,
     )?;
     let out = a.out.as_ref().unwrap_or(&a.record);

@@ -151,45 +151,35 @@ pub fn verify_records(
                 hanko_anchor::evidence::check_data(der, data).map_err(|_| e)
             })
             .map_err(|source| EvidenceCheckError::Record { index, source })?;
-        let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
-            .time_stamps
-            .iter()
-            .map(|ts| hanko_client::EvidenceStep {
-                chain: ts.chain,
-                index: ts.index,
-                hash: ts.alg.pki(),
-                imprint: &ts.imprint,
-                token_der: &ts.token_der,
-            })
-            .collect();
-        let verified = hanko_client::verify_evidence(&steps, roots, untrusted, SystemTime::now())
-            .map_err(|e| match e {
-            hanko_client::Error::ArchiveTimeStamp {
-                chain,
-                index: time_stamp,
-                source,
-            } => EvidenceCheckError::TimeStamp {
-                index,
-                chain,
-                time_stamp,
-                source: *source,
-            },
-            hanko_client::Error::ArchiveTimeStampsOutOfOrder {
-                chain,
-                index: time_stamp,
-            } => EvidenceCheckError::TimeStamp {
-                index,
-                chain,
-                time_stamp,
-                source: e,
-            },
-            other => EvidenceCheckError::TimeStamp {
-                index,
-                chain: 0,
-                time_stamp: 0,
-                source: other,
-            },
-        })?;
+        let verified =
+            hanko_client::verify_evidence(&steps(&checked), roots, untrusted, SystemTime::now())
+                .map_err(|e| match e {
+                    hanko_client::Error::ArchiveTimeStamp {
+                        chain,
+                        index: time_stamp,
+                        source,
+                    } => EvidenceCheckError::TimeStamp {
+                        index,
+                        chain,
+                        time_stamp,
+                        source: *source,
+                    },
+                    hanko_client::Error::ArchiveTimeStampsOutOfOrder {
+                        chain,
+                        index: time_stamp,
+                    } => EvidenceCheckError::TimeStamp {
+                        index,
+                        chain,
+                        time_stamp,
+                        source: e,
+                    },
+                    other => EvidenceCheckError::TimeStamp {
+                        index,
+                        chain: 0,
+                        time_stamp: 0,
+                        source: other,
+                    },
+                })?;
         if let Some(first) = verified.iter().find(|v| v.chain == 0 && v.index == 0) {
             let t = &first.token;
             anchored.push(Anchored {
@@ -210,6 +200,22 @@ pub fn verify_records(
         object_hash: HashAlgorithm::Sha256.digest(object),
         anchored,
     })
+}
+
+/// The archive time-stamps a checked record leads to, for `hanko_client::verify_evidence`
+/// (here and in evidence renewal, `crate::renewal`).
+pub fn steps(checked: &hanko_anchor::Checked) -> Vec<hanko_client::EvidenceStep<'_>> {
+    checked
+        .time_stamps
+        .iter()
+        .map(|ts| hanko_client::EvidenceStep {
+            chain: ts.chain,
+            index: ts.index,
+            hash: ts.alg.pki(),
+            imprint: &ts.imprint,
+            token_der: &ts.token_der,
+        })
+        .collect()
 }
 
 #[cfg(test)]

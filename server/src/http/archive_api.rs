@@ -191,6 +191,17 @@ fn digest_len(alg: &str) -> Result<usize, Refused> {
     }
 }
 
+/// A `Content-Type`'s media type, lower case, without parameters (`""` when absent).
+pub(super) fn media_type(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// The submitted hashes, every one checked, or the first reason to refuse them all.
 fn parse(
     content_type: Option<&str>,
@@ -198,14 +209,7 @@ fn parse(
     body: &[u8],
     max: usize,
 ) -> Result<Vec<[u8; 32]>, Refused> {
-    let essence = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match media_type(content_type).as_str() {
         "application/json" => {
             if let Some(q) = query.filter(|q| !q.is_empty()) {
                 return Err(Refused::Invalid(format!(

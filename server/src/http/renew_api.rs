@@ -90,14 +90,7 @@ fn parse(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<RenewRequest, ApiError> {
-    let essence = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match super::archive_api::media_type(content_type).as_str() {
         "application/json" => {
             if query.is_some_and(|q| !q.is_empty()) {
                 return Err(ApiError::BadRequest(

@@ -164,17 +164,7 @@ impl Renewer {
                 )),
                 e => RenewError::Inconsistent(e),
             })?;
-        let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
-            .time_stamps
-            .iter()
-            .map(|ts| hanko_client::EvidenceStep {
-                chain: ts.chain,
-                index: ts.index,
-                hash: ts.alg.pki(),
-                imprint: &ts.imprint,
-                token_der: &ts.token_der,
-            })
-            .collect();
+        let steps = crate::anchor::check::steps(&checked);
         let verified = hanko_client::verify_evidence(&steps, &self.roots, &[], now)
             .map_err(RenewError::Unverified)?;
         let (Some(last), Some(last_ts)) = (verified.last(), checked.time_stamps.last()) else {

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hanko_anchor::test_support::{BcCase, assert_bouncy_castle_accepts, bouncy_castle_make};
 use hanko_pki::HashAlgorithm;
@@ -129,27 +129,7 @@ fn archived_record(server: &Server, file: &Path) -> Vec<u8> {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let start = Instant::now();
-    loop {
-        let r = send(
-            server.addr,
-            "GET",
-            &format!("/api/v1/evidence/sha256/{hex}"),
-            &[],
-            b"",
-        )
-        .unwrap();
-        if r.status == 200 {
-            return r.body;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no evidence: {}\n{}",
-            String::from_utf8_lossy(&r.body),
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::archive::wait_evidence(server, &hex)
 }
 
 /// `[faketime OFFSET] hanko evidence verify RECORD --data DATA --ca ROOT...`.
