@@ -209,7 +209,9 @@ fn refusal(e: RenewError) -> ApiError {
             "{text}; renew anyway with force (?force=true or \"force\":true)"
         )),
         RenewError::TimeStamp(r) => ApiError::TimeStamp(r),
-        RenewError::Build(_) => ApiError::TimeStamp(hanko_tsa::Rejection::Internal(text)),
+        RenewError::Build(_) | RenewError::Internal(_) => {
+            ApiError::TimeStamp(hanko_tsa::Rejection::Internal(text))
+        }
     }
 }
 

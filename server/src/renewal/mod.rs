@@ -47,7 +47,7 @@ pub use policy::{Due, Policy, RecordFacts};
 pub struct Renewer {
     issuer: Arc<Issuer>,
     policy: Policy,
-    roots: Vec<Certificate>,
+    roots: Arc<[Certificate]>,
 }
 
 /// One renewal request, parsed.
@@ -102,6 +102,9 @@ pub enum RenewError {
     /// Building the renewed record failed (a bug, or a token over another hash).
     #[error("the renewed record could not be built: {0}")]
     Build(hanko_anchor::Error),
+    /// The check did not finish (a panic on the blocking pool: a bug).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl RenewError {
@@ -115,7 +118,7 @@ impl RenewError {
             Self::Unprocessable(_) => "unprocessable",
             Self::NotDue(_) => "not_due",
             Self::TimeStamp(_) => "tsa_failed",
-            Self::Build(_) => "failed",
+            Self::Build(_) | Self::Internal(_) => "failed",
         }
     }
 }
@@ -126,7 +129,7 @@ impl Renewer {
         Renewer {
             issuer,
             policy,
-            roots,
+            roots: roots.into(),
         }
     }
 
@@ -135,78 +138,30 @@ impl Renewer {
         &self.policy
     }
 
-    /// Checks, decides and renews `req` for `client` at `now`: see the module docs.
+    /// Checks, decides and renews `req` for `client` at `now`: see the module docs. The
+    /// check (a token's signatures twice each, a record of up to 1 MiB) runs on the
+    /// blocking pool, not on the runtime's workers.
     pub async fn renew(
         &self,
         client: &str,
         req: &RenewRequest,
         now: SystemTime,
     ) -> Result<Renewed, RenewError> {
+        let (roots, policy, owned) = (self.roots.clone(), self.policy.clone(), req.clone());
+        let (plan, reason) =
+            tokio::task::spawn_blocking(move || examine(&roots, &policy, &owned, now))
+                .await
+                .map_err(|e| RenewError::Internal(format!("the check did not finish: {e}")))??;
         let er = &req.record;
-        hanko_anchor::evidence::EvidenceRecord::from_der(er).map_err(RenewError::Malformed)?;
-        for (alg, h) in &req.data_hashes {
-            if h.len() != alg.len() {
-                return Err(RenewError::BadRequest(format!(
-                    "a {} hash is {} bytes, got {}",
-                    policy::alg_name(*alg),
-                    alg.len(),
-                    h.len()
-                )));
-            }
-        }
-        let checked =
-            hanko_anchor::evidence::check_hashes(er, &req.data_hashes).map_err(|e| match e {
-                hanko_anchor::Error::DataNeeded(alg) => RenewError::Unprocessable(format!(
-                    "the record has a chain of {}: give the data's {} hash (data_hash) to \
-                     check it",
-                    policy::alg_name(alg),
-                    policy::alg_name(alg)
-                )),
-                e => RenewError::Inconsistent(e),
-            })?;
-        let steps = crate::anchor::check::steps(&checked);
-        let verified = hanko_client::verify_evidence(&steps, &self.roots, &[], now)
-            .map_err(RenewError::Unverified)?;
-        let (Some(last), Some(last_ts)) = (verified.last(), checked.time_stamps.last()) else {
-            return Err(RenewError::Inconsistent(hanko_anchor::Error::EmptySequence));
-        };
-        let facts = RecordFacts {
-            alg: last_ts.alg,
-            last_chain_not_after: last.token.chain_not_after,
-        };
-        let used: Vec<HashAlg> = checked.time_stamps.iter().map(|t| t.alg).collect();
-        let new: Vec<&(HashAlg, Vec<u8>)> = req
-            .data_hashes
-            .iter()
-            .filter(|(a, _)| !used.contains(a))
-            .collect();
-        let due = self.policy.due(&facts, now);
-        let new = match new.as_slice() {
-            [] => None,
-            [one] => Some(*one),
-            _ => {
-                return Err(RenewError::BadRequest(
-                    "data hashes of two algorithms no chain of the record uses: a hash-tree \
-                     renewal takes one new algorithm"
-                        .to_owned(),
-                ));
-            }
-        };
-        let reason = match (&due, req.force) {
-            (Some(d), _) => d.to_string(),
-            (None, true) => "forced".to_owned(),
-            (None, false) => return Err(RenewError::NotDue(self.policy.not_due_reason(&facts))),
-        };
-        match (new, &due) {
-            (Some((alg, data_hash)), _) => {
-                self.policy
-                    .accepts_new(*alg, now)
-                    .map_err(RenewError::Unprocessable)?;
-                let hash =
-                    hash_tree_renewal_hash(er, *alg, data_hash).map_err(RenewError::Build)?;
-                let (token, serial) = self.stamp(client, *alg, &hash).await?;
+        match plan {
+            Plan::HashTree {
+                alg,
+                data_hash,
+                hash,
+            } => {
+                let (token, serial) = self.stamp(client, alg, &hash).await?;
                 let record =
-                    renew_hash_tree(er, *alg, data_hash, &[], &token).map_err(RenewError::Build)?;
+                    renew_hash_tree(er, alg, &data_hash, &[], &token).map_err(RenewError::Build)?;
                 Ok(Renewed {
                     record,
                     kind: "hash-tree",
@@ -214,14 +169,7 @@ impl Renewer {
                     serial,
                 })
             }
-            (None, Some(Due::HashTree { reason })) if !req.force => {
-                Err(RenewError::Unprocessable(format!(
-                    "hash-tree renewal due: {reason}; send the data's hash under a stronger \
-                     algorithm (data_hash, e.g. sha512), or force a time-stamp renewal"
-                )))
-            }
-            (None, _) => {
-                let (alg, hash) = time_stamp_renewal_hash(er).map_err(RenewError::Build)?;
+            Plan::TimeStamp { alg, hash } => {
                 let (token, serial) = self.stamp(client, alg, &hash).await?;
                 let record = renew_time_stamp(er, &[], &token).map_err(RenewError::Build)?;
                 Ok(Renewed {
@@ -248,4 +196,112 @@ impl Renewer {
             .map_err(RenewError::TimeStamp)?;
         Ok((issued.token.token_der, issued.token.serial.to_hex()))
     }
+}
+
+/// The renewal [`examine`] decided on: what to time-stamp.
+#[derive(Debug)]
+enum Plan {
+    /// A new archive time-stamp over `hash` (F.65).
+    TimeStamp { alg: HashAlg, hash: Vec<u8> },
+    /// A new chain of `alg` whose first time-stamp is over `hash` (F.66).
+    HashTree {
+        alg: HashAlg,
+        data_hash: Vec<u8>,
+        hash: Vec<u8>,
+    },
+}
+
+/// Everything before the time-stamp (module docs): the record checked and verified
+/// against `roots`, the policy asked; the plan and its reason, or why not.
+fn examine(
+    roots: &[Certificate],
+    policy: &Policy,
+    req: &RenewRequest,
+    now: SystemTime,
+) -> Result<(Plan, String), RenewError> {
+    let er = &req.record;
+    hanko_anchor::evidence::EvidenceRecord::from_der(er).map_err(RenewError::Malformed)?;
+    for (alg, h) in &req.data_hashes {
+        if h.len() != alg.len() {
+            return Err(RenewError::BadRequest(format!(
+                "a {} hash is {} bytes, got {}",
+                policy::alg_name(*alg),
+                alg.len(),
+                h.len()
+            )));
+        }
+    }
+    let checked =
+        hanko_anchor::evidence::check_hashes(er, &req.data_hashes).map_err(|e| match e {
+            hanko_anchor::Error::DataNeeded(alg) => RenewError::Unprocessable(format!(
+                "the record has a chain of {0}: give the data's {0} hash (data_hash) to check \
+                 it",
+                policy::alg_name(alg)
+            )),
+            e => RenewError::Inconsistent(e),
+        })?;
+    let steps = crate::anchor::check::steps(&checked);
+    let verified =
+        hanko_client::verify_evidence(&steps, roots, &[], now).map_err(RenewError::Unverified)?;
+    let (Some(last), Some(last_ts)) = (verified.last(), checked.time_stamps.last()) else {
+        return Err(RenewError::Inconsistent(hanko_anchor::Error::EmptySequence));
+    };
+    if last.token.gen_time > now {
+        return Err(RenewError::Unprocessable(format!(
+            "the record's last archive time-stamp (genTime {}) is later than this server's \
+             clock: a renewal now would come before it",
+            last.token.gen_time_text
+        )));
+    }
+    let facts = RecordFacts {
+        alg: last_ts.alg,
+        last_chain_not_after: last.token.chain_not_after,
+    };
+    let used: Vec<HashAlg> = checked.time_stamps.iter().map(|t| t.alg).collect();
+    let new: Vec<&(HashAlg, Vec<u8>)> = req
+        .data_hashes
+        .iter()
+        .filter(|(a, _)| !used.contains(a))
+        .collect();
+    let new = match new.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            return Err(RenewError::BadRequest(
+                "data hashes of two algorithms no chain of the record uses: a hash-tree \
+                 renewal takes one new algorithm"
+                    .to_owned(),
+            ));
+        }
+    };
+    let due = policy.due(&facts, now);
+    let reason = match (&due, req.force) {
+        (Some(d), _) => d.to_string(),
+        (None, true) => "forced".to_owned(),
+        (None, false) => return Err(RenewError::NotDue(policy.not_due_reason(&facts))),
+    };
+    let plan = match (new, &due) {
+        (Some((alg, data_hash)), _) => {
+            policy
+                .accepts_new(*alg, now)
+                .map_err(RenewError::Unprocessable)?;
+            let hash = hash_tree_renewal_hash(er, *alg, data_hash).map_err(RenewError::Build)?;
+            Plan::HashTree {
+                alg: *alg,
+                data_hash: data_hash.clone(),
+                hash,
+            }
+        }
+        (None, Some(Due::HashTree { reason })) if !req.force => {
+            return Err(RenewError::Unprocessable(format!(
+                "hash-tree renewal due: {reason}; send the data's hash under a stronger \
+                 algorithm (data_hash, e.g. sha512), or force a time-stamp renewal"
+            )));
+        }
+        (None, _) => {
+            let (alg, hash) = time_stamp_renewal_hash(er).map_err(RenewError::Build)?;
+            Plan::TimeStamp { alg, hash }
+        }
+    };
+    Ok((plan, reason))
 }

@@ -9,6 +9,8 @@
 //! - import: records Bouncy Castle's ERS code produced (its own TSA, keys generated in
 //!   the test run) are refused while their root is not trusted, then checked and renewed
 //!   with `renewal.trust_anchors`, and Bouncy Castle validates the renewed records;
+//! - the algorithm list: SHA-256 ending within the lead asks for a SHA-512 hash tree (the
+//!   data hash needed, an algorithm left out refused), made without `force`;
 //! - time travel (`faketime`): a record whose TSA certificate expires in two days,
 //!   renewed today by a TSA whose certificate lasts, still verifies five days later; the
 //!   same record without the renewal fails there, naming the expired certificate.
@@ -28,6 +30,7 @@ use crate::common::{Server, hanko, metric, text};
 
 const ARCHIVER_KEY: &str = "hanko_it-renewal-archiver-key";
 const AUDITOR_KEY: &str = "hanko_it-renewal-auditor-key";
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// The shared dev data directory's config with a 1 s anchor interval, an archiver (scope
 /// archive) and an auditor (log:read), then `edit`.
@@ -555,7 +558,7 @@ fn time_travel_a_renewed_record_outlives_its_first_tsa_certificate() {
     let data = write(&work, "contract.pdf", b"a contract kept for thirty years");
 
     // Today, a TSA whose certificate expires in two days makes the record.
-    let chains = short_lived_tsa_chains(&work, Duration::from_secs(2 * 86_400));
+    let chains = short_lived_tsa_chains(&work, 2 * DAY);
     let short = config(&work, "short.toml", |t| {
         for k in t.get_mut("keys").unwrap().as_array_mut().unwrap() {
             let k = k.as_table_mut().unwrap();
@@ -617,5 +620,63 @@ fn time_travel_a_renewed_record_outlives_its_first_tsa_certificate() {
     assert!(
         why.contains("Hanko short-lived TSA") && why.contains("now"),
         "the reason should name the expired certificate: {why}"
+    );
+}
+
+/// The algorithm list drives hash-tree renewal: SHA-256 accepted only 30 more days
+/// (within `hash_tree_before_days`), so a fresh record is due for a new hash tree, which
+/// needs the data hash (422 without it), may not move to an algorithm left out of the
+/// list (422), and is made without `force` with SHA-512; the result is not due again.
+#[test]
+fn a_weakening_hash_asks_for_a_hash_tree_renewal() {
+    let db = TestDb::sqlite();
+    let work = db.dir.path().to_owned();
+    let dev = shared_dev_data_dir();
+    let soon = hanko_client::verify::pdf::rfc3339(SystemTime::now() + 30 * DAY)[..10].to_owned();
+    let cfg = config(&work, "weak.toml", |t| {
+        let mut algorithms = toml::Table::new();
+        algorithms.insert("sha256".into(), soon.into());
+        algorithms.insert("sha512".into(), "2040-12-31".into());
+        let mut r = toml::Table::new();
+        r.insert("algorithms".into(), toml::Value::Table(algorithms));
+        t.insert("renewal".into(), toml::Value::Table(r));
+    });
+    let server = start_dev_server(dev, &db, Some(&cfg));
+    let data = write(&work, "ledger.csv", b"a ledger whose hash weakens");
+    let er = archived_record(&server, &data);
+    let k = Some(ARCHIVER_KEY);
+    let bin = "application/octet-stream";
+    let stamps = archive_stamps(&db).len();
+    refused(
+        renew(&server, k, bin, "", &er),
+        422,
+        "hash-tree renewal due: sha256 is accepted until",
+    );
+    let bytes = std::fs::read(&data).unwrap();
+    let h384 = hex::encode(HashAlgorithm::Sha384.digest(&bytes));
+    refused(
+        renew(&server, k, bin, &format!("?data_hash=sha384:{h384}"), &er),
+        422,
+        "sha384 is not in the accepted algorithms",
+    );
+    assert_eq!(
+        archive_stamps(&db).len(),
+        stamps,
+        "a refusal issued a token"
+    );
+    let h512 = hex::encode(HashAlgorithm::Sha512.digest(&bytes));
+    let q = format!("?data_hash=sha512:{h512}");
+    let rehashed = renewed(renew(&server, k, bin, &q, &er), "hash-tree");
+    let out = verify(
+        &write(&work, "rehashed.ers", &rehashed),
+        &data,
+        &[&dev.join("dev-pki/root.pem")],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    refused(
+        renew(&server, k, bin, &q, &rehashed),
+        409,
+        "sha512 is accepted until 2040-12-31",
     );
 }
