@@ -11,9 +11,7 @@
 //!   with `renewal.trust_anchors`, and Bouncy Castle validates the renewed records;
 //! - the algorithm list: SHA-256 ending within the lead asks for a SHA-512 hash tree (the
 //!   data hash needed, an algorithm left out refused), made without `force`;
-//! - time travel (`faketime`): a record whose TSA certificate expires in two days,
-//!   renewed today by a TSA whose certificate lasts, still verifies five days later; the
-//!   same record without the renewal fails there, naming the expired certificate.
+//! - time travel: `renewal_time_travel.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -28,13 +26,13 @@ use crate::common::http::send;
 use crate::common::log::{Backend, TestDb, dev_config_with, shared_dev_data_dir, start_dev_server};
 use crate::common::{Server, hanko, metric, text};
 
-const ARCHIVER_KEY: &str = "hanko_it-renewal-archiver-key";
+pub(crate) const ARCHIVER_KEY: &str = "hanko_it-renewal-archiver-key";
 const AUDITOR_KEY: &str = "hanko_it-renewal-auditor-key";
-const DAY: Duration = Duration::from_secs(86_400);
+pub(crate) const DAY: Duration = Duration::from_secs(86_400);
 
 /// The shared dev data directory's config with a 1 s anchor interval, an archiver (scope
 /// archive) and an auditor (log:read), then `edit`.
-fn config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+pub(crate) fn config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
     dev_config_with(shared_dev_data_dir(), &dir.join(name), |t| {
         let mut anchor = toml::Table::new();
         anchor.insert("interval_secs".into(), 1.into());
@@ -58,7 +56,7 @@ fn config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBu
 }
 
 /// POST to the renewal route: (status, body, head).
-fn renew(
+pub(crate) fn renew(
     server: &Server,
     key: Option<&str>,
     content_type: &str,
@@ -82,7 +80,7 @@ fn renew(
 }
 
 /// Asserts a JSON refusal `status` whose description says `says`.
-fn refused(got: (u16, Vec<u8>, String), status: u16, says: &str) {
+pub(crate) fn refused(got: (u16, Vec<u8>, String), status: u16, says: &str) {
     let v: Value = serde_json::from_slice(&got.1)
         .unwrap_or_else(|e| panic!("{}: {e}: {}", got.2, String::from_utf8_lossy(&got.1)));
     assert_eq!(got.0, status, "{v}");
@@ -91,7 +89,7 @@ fn refused(got: (u16, Vec<u8>, String), status: u16, says: &str) {
 }
 
 /// A renewal that succeeded: the record.
-fn renewed(got: (u16, Vec<u8>, String), kind: &str) -> Vec<u8> {
+pub(crate) fn renewed(got: (u16, Vec<u8>, String), kind: &str) -> Vec<u8> {
     assert_eq!(got.0, 200, "{}", String::from_utf8_lossy(&got.1));
     assert!(
         got.2
@@ -116,7 +114,7 @@ fn archive_stamps(db: &TestDb) -> Vec<Value> {
 }
 
 /// Submits `file`'s SHA-256 as an archive object and waits (60 s) for its record.
-fn archived_record(server: &Server, file: &Path) -> Vec<u8> {
+pub(crate) fn archived_record(server: &Server, file: &Path) -> Vec<u8> {
     let hex = hex::encode(HashAlgorithm::Sha256.digest(&std::fs::read(file).unwrap()));
     let body = serde_json::to_vec(&json!({"hashes": [{"alg": "sha256", "hex": hex}]})).unwrap();
     let auth = format!("Bearer {ARCHIVER_KEY}");
@@ -136,7 +134,12 @@ fn archived_record(server: &Server, file: &Path) -> Vec<u8> {
 }
 
 /// `[faketime OFFSET] hanko evidence verify RECORD --data DATA --ca ROOT...`.
-fn verify(record: &Path, data: &Path, roots: &[&Path], faketime: Option<&str>) -> Output {
+pub(crate) fn verify(
+    record: &Path,
+    data: &Path,
+    roots: &[&Path],
+    faketime: Option<&str>,
+) -> Output {
     let mut cmd = match faketime {
         Some(offset) => {
             let mut c = std::process::Command::new("faketime");
@@ -156,7 +159,7 @@ fn verify(record: &Path, data: &Path, roots: &[&Path], faketime: Option<&str>) -
     cmd.output().unwrap()
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
@@ -492,134 +495,6 @@ fn bouncy_castle_records_are_imported_checked_and_renewed() {
                 tsa_cert,
             },
         ],
-    );
-}
-
-/// A copy of each TSA key's dev chain whose certificate expires `lifetime` from now,
-/// issued by the dev intermediate (its DEV-ONLY key file): (label, chain file).
-fn short_lived_tsa_chains(work: &Path, lifetime: Duration) -> Vec<(String, PathBuf)> {
-    use hanko_pki::SignatureAlgorithm;
-    use hanko_pki::cert::Certificate;
-    use hanko_pki::soft::SoftwareSigner;
-    use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
-    let pki = shared_dev_data_dir().join("dev-pki");
-    let read = |n: &str| std::fs::read_to_string(pki.join(n)).unwrap();
-    let inter = Certificate::from_pem(&read("intermediate.pem")).unwrap();
-    let key = SoftwareSigner::from_pkcs8_pem(
-        &read("intermediate.key.DEV-ONLY.pem"),
-        SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
-    )
-    .unwrap();
-    let now = SystemTime::now();
-    ["tsa-rsa3072", "tsa-p256"]
-        .iter()
-        .map(|label| {
-            let leaf = Certificate::from_pem(&read(&format!("{label}.pem"))).unwrap();
-            let start = now - Duration::from_secs(3600);
-            let end = now + lifetime;
-            let name = build_name(&[
-                (NameAttr::Country, "JP"),
-                (NameAttr::Organization, "Hanko Dev"),
-                (
-                    NameAttr::CommonName,
-                    &format!("Hanko short-lived TSA {label}"),
-                ),
-            ])
-            .unwrap();
-            let params = CertParams::new(
-                CertProfile::Tsa {
-                    non_repudiation: false,
-                    private_key_usage_period: Some((start, end)),
-                },
-                name,
-                start,
-                end,
-            );
-            let cert = crate::common::log::block_on(issue_certificate(
-                &params,
-                leaf.spki_der(),
-                Some(&inter),
-                &key,
-            ))
-            .unwrap();
-            let chain = work.join(format!("{label}-short-chain.pem"));
-            std::fs::write(&chain, format!("{}{}", cert.to_pem(), inter.to_pem())).unwrap();
-            (label.to_string(), chain)
-        })
-        .collect()
-}
-
-#[test]
-fn time_travel_a_renewed_record_outlives_its_first_tsa_certificate() {
-    let db = TestDb::sqlite();
-    let work = db.dir.path().to_owned();
-    let dev = shared_dev_data_dir();
-    let root = dev.join("dev-pki/root.pem");
-    let data = write(&work, "contract.pdf", b"a contract kept for thirty years");
-
-    // Today, a TSA whose certificate expires in two days makes the record.
-    let chains = short_lived_tsa_chains(&work, 2 * DAY);
-    let short = config(&work, "short.toml", |t| {
-        for k in t.get_mut("keys").unwrap().as_array_mut().unwrap() {
-            let k = k.as_table_mut().unwrap();
-            let label = k.get("label").and_then(|l| l.as_str()).map(str::to_owned);
-            if let Some((_, chain)) = chains
-                .iter()
-                .find(|(l, _)| label.as_deref() == Some(l.as_str()))
-            {
-                k.insert("chain".into(), chain.to_str().unwrap().into());
-            }
-        }
-    });
-    let server = start_dev_server(dev, &db, Some(&short));
-    let record = write(&work, "record.ers", &archived_record(&server, &data));
-    let (status, out) = server.stop();
-    assert!(status.success(), "{out}");
-    let out = verify(&record, &data, &[&root], None);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("Hanko short-lived TSA"),
-        "{}",
-        text(&out)
-    );
-
-    // Renewed today by the TSA with its lasting dev certificate: due by the default
-    // policy (its certificate expires within 365 days), so no force.
-    let server = start_dev_server(dev, &db, Some(&config(&work, "long.toml", |_| {})));
-    let er = std::fs::read(&record).unwrap();
-    let got = renew(
-        &server,
-        Some(ARCHIVER_KEY),
-        "application/octet-stream",
-        "",
-        &er,
-    );
-    let renewed_record = write(&work, "renewed.ers", &renewed(got, "time-stamp"));
-    // The renewed record is not due again.
-    let again = std::fs::read(&renewed_record).unwrap();
-    refused(
-        renew(
-            &server,
-            Some(ARCHIVER_KEY),
-            "application/octet-stream",
-            "",
-            &again,
-        ),
-        409,
-        "not due",
-    );
-    drop(server);
-
-    // Five days later, the first certificate has expired.
-    let later = verify(&renewed_record, &data, &[&root], Some("+5d"));
-    assert!(later.status.success(), "{}", text(&later));
-    assert!(text(&later).contains("valid at now"), "{}", text(&later));
-    let without = verify(&record, &data, &[&root], Some("+5d"));
-    assert_eq!(without.status.code(), Some(1), "{}", text(&without));
-    let why = text(&without);
-    assert!(
-        why.contains("Hanko short-lived TSA") && why.contains("now"),
-        "the reason should name the expired certificate: {why}"
     );
 }
 
