@@ -151,35 +151,35 @@ pub fn verify_records(
                 hanko_anchor::evidence::check_data(der, data).map_err(|_| e)
             })
             .map_err(|source| EvidenceCheckError::Record { index, source })?;
-        let verified =
-            hanko_client::verify_evidence(&steps(&checked), roots, untrusted, SystemTime::now())
-                .map_err(|e| match e {
-                    hanko_client::Error::ArchiveTimeStamp {
-                        chain,
-                        index: time_stamp,
-                        source,
-                    } => EvidenceCheckError::TimeStamp {
-                        index,
-                        chain,
-                        time_stamp,
-                        source: *source,
-                    },
-                    hanko_client::Error::ArchiveTimeStampsOutOfOrder {
-                        chain,
-                        index: time_stamp,
-                    } => EvidenceCheckError::TimeStamp {
-                        index,
-                        chain,
-                        time_stamp,
-                        source: e,
-                    },
-                    other => EvidenceCheckError::TimeStamp {
-                        index,
-                        chain: 0,
-                        time_stamp: 0,
-                        source: other,
-                    },
-                })?;
+        let steps = steps(&checked);
+        let verified = hanko_client::verify_evidence(&steps, roots, untrusted, SystemTime::now())
+            .map_err(|e| match e {
+            hanko_client::Error::ArchiveTimeStamp {
+                chain,
+                index: time_stamp,
+                source,
+            } => EvidenceCheckError::TimeStamp {
+                index,
+                chain,
+                time_stamp,
+                source: *source,
+            },
+            hanko_client::Error::ArchiveTimeStampsOutOfOrder {
+                chain,
+                index: time_stamp,
+            } => EvidenceCheckError::TimeStamp {
+                index,
+                chain,
+                time_stamp,
+                source: e,
+            },
+            other => EvidenceCheckError::TimeStamp {
+                index,
+                chain: 0,
+                time_stamp: 0,
+                source: other,
+            },
+        })?;
         if let Some(first) = verified.iter().find(|v| v.chain == 0 && v.index == 0) {
             let t = &first.token;
             anchored.push(Anchored {

@@ -241,6 +241,13 @@ fn renewed_through_the_api(backend: Backend) {
             "unknown query parameter",
         ),
         (bin, String::new(), Vec::new(), 400, "empty"),
+        (
+            bin,
+            String::new(),
+            vec![0x30; 1_500_000],
+            413,
+            "at most 1 MiB",
+        ),
         (bin, String::new(), tampered, 422, "does not verify"),
         (bin, "?force=true".into(), foreign, 422, "does not verify"),
         (
