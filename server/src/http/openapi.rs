@@ -30,7 +30,7 @@ async fn openapi() -> Response {
 }
 
 /// A response: a description and, unless `media` is empty, a body of that type.
-pub(super) fn resp(description: &str, media: &str, schema: Value) -> Value {
+fn resp(description: &str, media: &str, schema: Value) -> Value {
     if media.is_empty() {
         json!({ "description": description })
     } else {
