@@ -2,7 +2,8 @@
 # Installs what Hanko's build, dev server and test suite need on Debian (12+), and only
 # what is missing; a second run changes nothing. Runs as root or through sudo.
 #
-#   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, pkg-config,
+#   Debian packages: softhsm2, opensc (pkcs11-tool), openssl, libssl-dev (the verifier
+#                    of hanko-pki links OpenSSL 3), pkg-config,
 #                    build-essential, curl, ca-certificates, python3, python3-pip,
 #                    poppler-utils (pdfsig, pdftoppm, pdftotext, pdffonts) and qpdf (PAdES
 #                    and visible seal tests), fonts-ipaexfont-gothic (the seal text's font),
@@ -38,7 +39,7 @@ fi
 as_root() { "${SUDO[@]}" "$@"; }
 
 # --- Debian packages --------------------------------------------------------------------
-packages=(softhsm2 opensc openssl pkg-config build-essential curl ca-certificates
+packages=(softhsm2 opensc openssl libssl-dev pkg-config build-essential curl ca-certificates
           python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic
           chromium chromium-driver
           default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java

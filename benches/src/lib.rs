@@ -10,7 +10,7 @@
 //!
 //! Layout: `main.rs` only parses the command line; each subcommand is a module here with
 //! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`, `overload`, `lanes`,
-//! `anchor`), so adding
+//! `anchor`, `verify`), so adding
 //! one means adding its module and one enum variant. What the HTTP benches share is
 //! beside them: `devserver` (the `hanko serve --dev` child, the dev token, the per-row
 //! config), `http` (the load generator's HTTP/1.1 client), `cpu` (where the CPU
@@ -26,5 +26,6 @@ pub mod overload;
 pub mod seal;
 pub mod stats;
 pub mod tsa;
+pub mod verify;
 
 pub use devserver::{Both, HttpBench};

@@ -31,6 +31,9 @@ enum Command {
     /// Merkle anchoring: closing a batch of 1,000,000 leaves (time, peak RSS), evidence
     /// lookups in it (every answer checked), TSA throughput with anchoring on vs off.
     Anchor(hanko_bench::anchor::Args),
+    /// One software signature verification (verify-after-sign's verifier) per key type,
+    /// against `openssl speed` on the same machine.
+    Verify(hanko_bench::verify::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Overload(args) => hanko_bench::overload::run(args),
         Command::Lanes(args) => hanko_bench::lanes::run(args),
         Command::Anchor(args) => hanko_bench::anchor::run(args),
+        Command::Verify(args) => hanko_bench::verify::run(args),
     }
 }

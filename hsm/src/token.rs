@@ -428,6 +428,9 @@ impl Hsm {
                 label: key_label.to_owned(),
                 key_type,
                 alg,
+                verifier: hanko_pki::verify::VerifyingKey::from_spki_der(&spki)
+                    .ok()
+                    .map(std::sync::Arc::new),
                 spki,
                 digest_algs,
             },

@@ -85,6 +85,9 @@ pub(crate) struct KeyRef {
     pub(crate) key_type: KeyType,
     pub(crate) alg: SignatureAlgorithm,
     pub(crate) spki: Vec<u8>,
+    /// `spki` parsed once for verify-after-sign (parsing costs more than verifying);
+    /// `None` if hanko-pki cannot parse it, and then every check reports why.
+    pub(crate) verifier: Option<Arc<hanko_pki::verify::VerifyingKey>>,
     /// The digest-signing algorithms the key's type allows and the token offers a
     /// mechanism for (asked once, when the pool starts).
     pub(crate) digest_algs: Vec<DigestSignAlgorithm>,

@@ -220,11 +220,14 @@ fn check_signature(sh: &Shared, check: &Check, sig: Vec<u8>) -> Result<Vec<u8>, 
     if !sh.cfg.verify_after_sign {
         return Ok(sig);
     }
-    let verified = match check {
-        Check::Message(message) => {
+    let verified = match (check, &sh.key.verifier) {
+        (Check::Message(message), Some(key)) => key.verify(sh.key.alg, message, &sig),
+        (Check::Digest(alg, digest), Some(key)) => key.verify_digest(*alg, digest, &sig),
+        // Unparsable: the free functions say why.
+        (Check::Message(message), None) => {
             hanko_pki::verify::verify(&sh.key.spki, sh.key.alg, message, &sig)
         }
-        Check::Digest(alg, digest) => {
+        (Check::Digest(alg, digest), None) => {
             hanko_pki::verify::verify_digest(&sh.key.spki, *alg, digest, &sig)
         }
     };

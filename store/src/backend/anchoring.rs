@@ -14,7 +14,7 @@
 //! `postgres.rs`, beside the pool whose options it reuses.
 
 use crate::Error;
-use crate::anchoring::{Anchor, Batch, NewBatch, PendingAnchor};
+use crate::anchoring::{Anchor, AnchorState, Batch, NewBatch, PendingAnchor};
 use crate::backend::BoxFut;
 use crate::record::RawRow;
 
@@ -130,28 +130,65 @@ macro_rules! decode_anchor {
         use sqlx::Row as _;
         let r = $r;
         (|| -> Result<$crate::anchoring::Anchor, sqlx::Error> {
-            let state: String = r.try_get(2)?;
-            Ok($crate::anchoring::Anchor {
-                batch_id: u64::try_from(r.try_get::<i64, _>(0)?).unwrap_or(0),
-                target: r.try_get(1)?,
-                state: if state == "done" {
-                    $crate::anchoring::AnchorState::Done
-                } else {
-                    $crate::anchoring::AnchorState::Pending
-                },
-                attempts: u32::try_from(r.try_get::<i64, _>(3)?).unwrap_or(u32::MAX),
-                next_attempt_at_ns: r.try_get(4)?,
-                token: r.try_get(5)?,
-                anchored_at_ns: r.try_get(6)?,
-                last_error: r.try_get(7)?,
-            })
+            Ok($crate::backend::anchoring::anchor_from_columns(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                &r.try_get::<String, _>(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+                r.try_get(7)?,
+            ))
         })()
         .map_err(|e| $crate::Error::db("read anchors", e))
     }};
 }
 
-/// Implements [`AnchorBackend`] for a backend with a sqlx `pool` field; `$begin` starts the
-/// closing transaction on it.
+/// An [`Anchor`] from the columns of [`ANCHOR_COLUMNS`], as either driver reads them.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument a column, in column order"
+)]
+pub(crate) fn anchor_from_columns(
+    batch_id: i64,
+    target: String,
+    state: &str,
+    attempts: i64,
+    next_attempt_at_ns: i64,
+    token: Option<Vec<u8>>,
+    anchored_at_ns: Option<i64>,
+    last_error: Option<String>,
+) -> Anchor {
+    Anchor {
+        batch_id: u64::try_from(batch_id).unwrap_or(0),
+        target,
+        state: if state == "done" {
+            AnchorState::Done
+        } else {
+            AnchorState::Pending
+        },
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at_ns,
+        token,
+        anchored_at_ns,
+        last_error,
+    }
+}
+
+/// The two reads of an evidence lookup that a backend may serve off its sqlx pool, for
+/// latency: SQLite answers them on a read-only `rusqlite` connection in one blocking
+/// hand-off (`sqlite_reader.rs`) instead of sqlx's worker thread and channel, which
+/// under CPU contention put the lookups' p99 over 5 ms (benches/RESULTS.md, issue #15).
+/// A backend without them ([`None`] from its `direct_reads`) uses the pool.
+pub(crate) trait DirectReads: Send + Sync {
+    fn first_by_object_hash<'a>(&'a self, hash: &'a [u8]) -> BoxFut<'a, Option<RawRow>>;
+    fn anchors_of(&self, batch_id: i64) -> BoxFut<'_, Vec<Anchor>>;
+}
+
+/// Implements [`AnchorBackend`] for a backend with a sqlx `pool` field and a
+/// `direct_reads` method ([`DirectReads`]); `$begin` starts the closing transaction on
+/// the pool.
 macro_rules! impl_anchor_backend {
     ($backend:ty, |$pool:ident| $begin:expr) => {
         impl $crate::backend::anchoring::AnchorBackend for $backend {
@@ -309,6 +346,9 @@ macro_rules! impl_anchor_backend {
             ) -> $crate::backend::BoxFut<'_, Vec<$crate::anchoring::Anchor>> {
                 use $crate::backend::anchoring::ANCHOR_COLUMNS;
                 Box::pin(async move {
+                    if let Some(direct) = self.direct_reads() {
+                        return direct.anchors_of(batch_id).await;
+                    }
                     let sql = format!(
                         "SELECT {ANCHOR_COLUMNS} FROM anchors WHERE batch_id = $1 ORDER BY target"
                     );
@@ -405,6 +445,9 @@ macro_rules! impl_anchor_backend {
                 hash: &'a [u8],
             ) -> $crate::backend::BoxFut<'a, Option<$crate::record::RawRow>> {
                 Box::pin(async move {
+                    if let Some(direct) = self.direct_reads() {
+                        return direct.first_by_object_hash(hash).await;
+                    }
                     let err = |e| $crate::Error::db("find by object hash", e);
                     let sql = format!(
                         "SELECT {} FROM log_records WHERE object_hash = $1 ORDER BY seq LIMIT 1",

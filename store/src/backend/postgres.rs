@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row as _};
 
+use super::anchoring::DirectReads;
 use super::{
     APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, compare_schema,
     decode_head, decode_raw_row, to_i64,
@@ -40,6 +41,11 @@ pub(crate) struct PgBackend {
 }
 
 impl PgBackend {
+    /// None: every read goes through the pool (see [`DirectReads`]).
+    pub(crate) fn direct_reads(&self) -> Option<&dyn DirectReads> {
+        None
+    }
+
     /// The leaves `after_seq < seq <= to_seq` (at most `limit`) for anchoring; an
     /// index-only scan of `log_records_seq_object_hash` where the visibility map allows
     /// (`migrations/postgres/0003_leaf_index.sql`).

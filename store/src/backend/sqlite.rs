@@ -25,6 +25,7 @@ use sqlx::{Row as _, SqlitePool};
 
 use std::sync::Arc;
 
+use super::anchoring::DirectReads;
 use super::sqlite_reader::{OBJECT_HASHES, SqliteLeafReader};
 use super::sqlite_writer::SqliteWriter;
 use super::{
@@ -141,6 +142,12 @@ impl SqliteBackend {
             writer: None,
             leaves: None,
         })
+    }
+
+    /// The evidence lookups' reads on the direct reader (see [`DirectReads`]); none on a
+    /// read-only open.
+    pub(crate) fn direct_reads(&self) -> Option<&dyn DirectReads> {
+        self.leaves.as_ref().map(|r| r as &dyn DirectReads)
     }
 
     fn writer(&self) -> Result<&SqliteWriter, Error> {
