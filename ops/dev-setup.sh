@@ -11,7 +11,8 @@
 #                    driven headless over WebDriver; --no-install-recommends keeps it small),
 #                    default-jdk-headless, libbcprov-java, libbcpkix-java, libbcutil-java
 #                    (Bouncy Castle's RFC 4998 checker, the third-party verifier of
-#                    hanko-anchor's evidence records)
+#                    hanko-anchor's evidence records), faketime (the evidence renewal
+#                    tests verify records at a date past a TSA certificate's expiry)
 #   Python:          rfc3161-client, cryptography, pyasn1 (third-party verifiers in tests);
 #                    pyhanko, pyhanko-certvalidator (the third-party CSC client of the CSC
 #                    interop test and the PDF signature validator of the PAdES tests)
@@ -41,7 +42,8 @@ as_root() { "${SUDO[@]}" "$@"; }
 packages=(softhsm2 opensc openssl libssl-dev pkg-config build-essential curl ca-certificates
           python3 python3-pip poppler-utils qpdf fonts-ipaexfont-gothic
           chromium chromium-driver
-          default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java)
+          default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
+          faketime)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

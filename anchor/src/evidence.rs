@@ -260,6 +260,38 @@ pub fn check_data(er_der: &[u8], data: &[u8]) -> Result<Checked, Error> {
     check_with(er_der, &mut |alg, _| Ok(alg.digest(data)))
 }
 
+/// As [`check`], for a party that holds the record but not necessarily the data (a
+/// renewal service: docs/requirements.md F.67): `data_hashes` gives H(d) for the
+/// algorithms the caller knows. The first chain's hash, when not given, is the one the
+/// record names itself (the first value of its first reduced-tree list, or the first
+/// token's imprint for a one-leaf record): the trees and tokens are then proved
+/// consistent from there, but not tied to any data. A later chain with an algorithm
+/// not given is [`Error::DataNeeded`].
+pub fn check_hashes(er_der: &[u8], data_hashes: &[(HashAlg, Vec<u8>)]) -> Result<Checked, Error> {
+    let er = EvidenceRecord::from_der(er_der)?;
+    let named = er
+        .archive_time_stamp_sequence
+        .first()
+        .and_then(|chain| chain.first())
+        .map(|ats| match &ats.reduced_hashtree {
+            Some(tree) => Ok(tree
+                .first()
+                .and_then(|list| list.first())
+                .map(|v| v.to_vec())
+                .unwrap_or_default()),
+            None => TokenInfo::parse(ats, 0, 0).map(|t| t.imprint),
+        })
+        .transpose()?;
+    check_with(
+        er_der,
+        &mut |alg, first| match data_hashes.iter().find(|(a, _)| *a == alg) {
+            Some((_, h)) => Ok(h.clone()),
+            None if first => named.clone().ok_or(Error::EmptySequence),
+            None => Err(Error::DataNeeded(alg)),
+        },
+    )
+}
+
 type DataHash<'a> = dyn FnMut(HashAlg, bool) -> Result<Vec<u8>, Error> + 'a;
 
 fn check_with(er_der: &[u8], data_hash: &mut DataHash<'_>) -> Result<Checked, Error> {

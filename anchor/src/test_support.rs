@@ -7,12 +7,14 @@
 //! [`bouncy_castle`] compiles `tests/java/ErsCheck.java` with `javac` against Debian's
 //! Bouncy Castle jars (libbcprov-java, libbcpkix-java, libbcutil-java; ops/dev-setup.sh
 //! installs them and default-jdk-headless) and runs it over the cases; the file's header
-//! describes what it checks.
+//! describes what it checks. [`bouncy_castle_make`] runs `tests/java/ErsMake.java`, which
+//! PRODUCES records as another product would (issue #16's import): its own TSA, keys
+//! generated at each run and never written, one hash tree over the given files.
 //!
 //! # What it does not do
 //! It does not check anything itself: the verdicts are Bouncy Castle 1.72's
-//! `org.bouncycastle.tsp.ers`, independent of this crate's ASN.1 and hashing. It writes
-//! no records either: each suite writes its own files and names them in [`BcCase`].
+//! `org.bouncycastle.tsp.ers`, independent of this crate's ASN.1 and hashing. The suites
+//! write the records they check themselves and name them in [`BcCase`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,16 +59,11 @@ impl BcVerdict {
     }
 }
 
-/// Compiles ErsCheck.java into `<work>/bc-classes` and runs it on `cases` (listed in
-/// `<work>/bc-cases.tsv`); the verdicts, in the order of `cases`.
-///
-/// # Panics
-/// When javac or java cannot be started or fail, or the output is not one verdict per
-/// case in order: this is an assertion for tests.
-pub fn bouncy_castle(work: &Path, cases: &[BcCase]) -> Vec<BcVerdict> {
+/// Compiles `tests/java/<class>.java` into `<work>/bc-classes`; the class path to run it.
+fn compile(work: &Path, class: &str) -> String {
     let cp = BC_JARS.join(":");
     let classes = work.join("bc-classes");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/java/ErsCheck.java");
+    let src = format!("{}/tests/java/{class}.java", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("javac")
         .args(["-cp", &cp, "-d"])
         .arg(&classes)
@@ -78,6 +75,65 @@ pub fn bouncy_castle(work: &Path, cases: &[BcCase]) -> Vec<BcVerdict> {
         "javac: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    format!("{}:{cp}", classes.display())
+}
+
+/// What [`bouncy_castle_make`] wrote.
+#[derive(Debug, Clone)]
+pub struct BcMade {
+    /// The DER evidence record of each data file, in the order given.
+    pub records: Vec<PathBuf>,
+    /// The PEM root certificate of Bouncy Castle's TSA.
+    pub root: PathBuf,
+    /// The PEM certificate of Bouncy Castle's TSA.
+    pub tsa_cert: PathBuf,
+}
+
+/// Bouncy Castle as another product making evidence records: compiles and runs
+/// `tests/java/ErsMake.java`, which time-stamps one hash tree over `data` (files) with a
+/// TSA whose keys it generates anew and never writes, and writes each file's record
+/// into `out` (see its header).
+///
+/// # Panics
+/// When javac or java cannot be started or fail: this is an assertion for tests.
+pub fn bouncy_castle_make(work: &Path, out: &Path, data: &[PathBuf]) -> BcMade {
+    let cp = compile(work, "ErsMake");
+    std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    let run = Command::new("java")
+        .arg("-cp")
+        .arg(cp)
+        .arg("ErsMake")
+        .arg(out)
+        .args(data)
+        .output()
+        .unwrap_or_else(|e| panic!("java: {e}"));
+    assert!(
+        run.status.success(),
+        "java ErsMake: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let records = data
+        .iter()
+        .map(|d| {
+            let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+            out.join(format!("{}.ers", name.unwrap_or_default()))
+        })
+        .collect();
+    BcMade {
+        records,
+        root: out.join("root.pem"),
+        tsa_cert: out.join("tsa.pem"),
+    }
+}
+
+/// Compiles ErsCheck.java into `<work>/bc-classes` and runs it on `cases` (listed in
+/// `<work>/bc-cases.tsv`); the verdicts, in the order of `cases`.
+///
+/// # Panics
+/// When javac or java cannot be started or fail, or the output is not one verdict per
+/// case in order: this is an assertion for tests.
+pub fn bouncy_castle(work: &Path, cases: &[BcCase]) -> Vec<BcVerdict> {
+    let cp = compile(work, "ErsCheck");
     let manifest: String = cases
         .iter()
         .map(|c| {
@@ -94,7 +150,7 @@ pub fn bouncy_castle(work: &Path, cases: &[BcCase]) -> Vec<BcVerdict> {
     std::fs::write(&list, manifest).unwrap_or_else(|e| panic!("{}: {e}", list.display()));
     let out = Command::new("java")
         .arg("-cp")
-        .arg(format!("{}:{cp}", classes.display()))
+        .arg(cp)
         .arg("ErsCheck")
         .arg(&list)
         .output()

@@ -344,6 +344,12 @@ impl Tree {
 /// in the first list; each list's values together with the result so far are sorted,
 /// concatenated and hashed. Returns the root it reaches (`leaf` itself for an empty
 /// tree), or `None` when `leaf` is not in the first list.
+///
+/// A first list of `leaf` alone is the leaf itself, not hashed once more: Bouncy Castle
+/// 1.72 writes each sibling in a list of its own, `[{h}, {s1}, {s2}, ...]`, and a
+/// literal reading of §4.3 step 3 (hash the first list) would refuse every such record
+/// (docs/requirements.md F.63a). Either form is an inclusion proof of `leaf`; ours,
+/// `[{h, s1}, {s2}, ...]`, never has a one-value first list.
 pub fn root_of_reduced(alg: HashAlg, leaf: &[u8], reduced: &[Vec<Vec<u8>>]) -> Option<Vec<u8>> {
     let mut lists = reduced.iter();
     let Some(first) = lists.next() else {
@@ -352,7 +358,10 @@ pub fn root_of_reduced(alg: HashAlg, leaf: &[u8], reduced: &[Vec<Vec<u8>>]) -> O
     if !first.iter().any(|h| h.as_slice() == leaf) {
         return None;
     }
-    let mut acc = hash_sorted(alg, first.iter().map(Vec::as_slice).collect());
+    let mut acc = match first.as_slice() {
+        [only] => only.clone(),
+        _ => hash_sorted(alg, first.iter().map(Vec::as_slice).collect()),
+    };
     for list in lists {
         let mut values: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
         values.push(&acc);

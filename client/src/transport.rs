@@ -270,6 +270,48 @@ pub fn post_archive_objects(
     )
 }
 
+/// POSTs a DER evidence record to `<base_url>/api/v1/evidence/renew` (issue #16) with
+/// `api_key` as bearer token, `data_hashes` as `?data_hash=ALG:HEX` (`ALG` as the API
+/// names it: sha256, sha384, sha512) and `force`; returns the renewed DER record (HTTP
+/// 200, [`EVIDENCE_TYPE`]). Any other status is an error quoting the start of the
+/// server's JSON error (not due, does not verify, ...). Only hashes leave the machine.
+pub fn post_evidence_renew(
+    base_url: &str,
+    api_key: &str,
+    record: &[u8],
+    data_hashes: &[(&str, &[u8])],
+    force: bool,
+    timeout: Duration,
+    tls: &Tls,
+) -> Result<Vec<u8>, Error> {
+    let mut query: Vec<String> = data_hashes
+        .iter()
+        .map(|(alg, h)| {
+            format!(
+                "data_hash={}",
+                query_escape(&format!("{alg}:{}", hex::encode(h)))
+            )
+        })
+        .collect();
+    if force {
+        query.push("force=true".to_owned());
+    }
+    let mut url = format!("{}/api/v1/evidence/renew", base_url.trim_end_matches('/'));
+    if !query.is_empty() {
+        url = format!("{url}?{}", query.join("&"));
+    }
+    let bearer = format!("Bearer {api_key}");
+    exchange(
+        &url,
+        tls,
+        &[("Content-Type", EVIDENCE_TYPE), ("Authorization", &bearer)],
+        record,
+        EVIDENCE_TYPE,
+        MAX_EVIDENCE_BYTES,
+        timeout,
+    )
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -19,14 +19,13 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use hanko_client::transport;
 use sha2::{Digest as _, Sha256};
 
-use crate::client_cli::{TlsArgs, read_api_key};
+use crate::client_cli::ApiArgs;
 
 /// `hanko archive`.
 #[derive(Debug, Args)]
@@ -50,24 +49,14 @@ pub struct SubmitArgs {
     /// The files whose hashes to submit.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// The server's base URL, http:// or https://.
-    #[arg(long, value_name = "URL", default_value = transport::DEFAULT_SEAL_URL)]
-    pub url: String,
-    /// https: the server's trust anchor and, for mTLS, the client's certificate.
+    /// The server, its TLS trust and the API key (a client with the scope `archive`).
     #[command(flatten)]
-    pub tls: TlsArgs,
-    /// File holding the API key of a client with the scope `archive` [default:
-    /// hanko-data/dev-api-key when it exists].
-    #[arg(long, value_name = "FILE", env = "HANKO_API_KEY_FILE")]
-    pub api_key_file: Option<PathBuf>,
+    pub api: ApiArgs,
     /// Most hashes per request (the server's `archive.max_hashes_per_request` must allow
     /// it).
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub per_request: u64,
-    /// HTTP timeout in seconds, per request.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub timeout: u64,
 }
 
 /// Runs `hanko archive ...` and returns the exit code.
@@ -96,9 +85,7 @@ fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
 }
 
 fn submit(a: &SubmitArgs) -> anyhow::Result<String> {
-    transport::check_url(&a.url)?;
-    let tls = a.tls.load()?;
-    let key = read_api_key(a.api_key_file.as_deref())?;
+    let (tls, key) = a.api.connect()?;
     let hashes = a
         .files
         .iter()
@@ -110,13 +97,8 @@ fn submit(a: &SubmitArgs) -> anyhow::Result<String> {
     let mut expected_by: Option<String> = None;
     for (files, digests) in a.files.chunks(per_request).zip(hashes.chunks(per_request)) {
         let body = digests.concat();
-        let reply = transport::post_archive_objects(
-            &a.url,
-            &key,
-            &body,
-            Duration::from_secs(a.timeout),
-            &tls,
-        )?;
+        let reply =
+            transport::post_archive_objects(&a.api.url, &key, &body, a.api.timeout(), &tls)?;
         let v: serde_json::Value =
             serde_json::from_slice(&reply).context("the server's answer is not JSON")?;
         let objects = v["objects"]
@@ -155,7 +137,7 @@ fn submit(a: &SubmitArgs) -> anyhow::Result<String> {
     let _ = writeln!(
         out,
         "then: hanko evidence get --file FILE --url {} -o FILE.ers",
-        a.url
+        a.api.url
     );
     Ok(out)
 }

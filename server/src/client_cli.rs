@@ -185,6 +185,15 @@ pub struct SealArgs {
     /// and signatures are flagged by viewers.
     #[arg(long)]
     pub certify: bool,
+    /// The server, its TLS trust and the API key.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// How a client command reaches a Hanko server's API with an API key (`hanko seal`,
+/// `hanko archive submit`, `hanko evidence renew`).
+#[derive(Debug, Args)]
+pub struct ApiArgs {
     /// The server's base URL, http:// or https:// (`hanko serve --dev`:
     /// https://127.0.0.1:3443 with `--ca hanko-data/dev-pki/root.pem`).
     #[arg(long, value_name = "URL", default_value = DEFAULT_SEAL_URL)]
@@ -192,12 +201,28 @@ pub struct SealArgs {
     /// https: the server's trust anchor and, for mTLS, the client's certificate.
     #[command(flatten)]
     pub tls: TlsArgs,
-    /// File holding the API key [default: hanko-data/dev-api-key when it exists].
+    /// File holding the API key of a client with the route's scope (`seal`, `archive`)
+    /// [default: hanko-data/dev-api-key when it exists].
     #[arg(long, value_name = "FILE", env = "HANKO_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// HTTP timeout in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
+}
+
+impl ApiArgs {
+    /// The URL checked, the TLS settings loaded and the API key read, in that order.
+    pub(crate) fn connect(&self) -> anyhow::Result<(transport::Tls, String)> {
+        transport::check_url(&self.url)?;
+        let tls = self.tls.load()?;
+        let key = read_api_key(self.api_key_file.as_deref())?;
+        Ok((tls, key))
+    }
+
+    /// The timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
 }
 
 /// `hanko seal-verify`.
@@ -371,9 +396,7 @@ pub(crate) fn read_api_key(file: Option<&Path>) -> anyhow::Result<String> {
 }
 
 fn seal(args: &SealArgs) -> anyhow::Result<String> {
-    transport::check_url(&args.url)?;
-    let tls = args.tls.load()?;
-    let key = read_api_key(args.api_key_file.as_deref())?;
+    let (tls, key) = args.api.connect()?;
     let key = key.as_str();
     let document = read(&args.file)?;
     let is_pdf = args
@@ -392,12 +415,12 @@ fn seal(args: &SealArgs) -> anyhow::Result<String> {
         attached: args.attached,
     };
     let p7s = transport::post_seal(
-        &args.url,
+        &args.api.url,
         key,
         &query,
         args.mime_type.as_deref(),
         &document,
-        Duration::from_secs(args.timeout),
+        args.api.timeout(),
         &tls,
     )?;
     let out = args.out.clone().unwrap_or_else(|| {
@@ -455,11 +478,11 @@ fn seal_pdf(
         certify: args.certify,
     };
     let sealed = transport::post_seal_pdf(
-        &args.url,
+        &args.api.url,
         key,
         &query,
         document,
-        Duration::from_secs(args.timeout),
+        args.api.timeout(),
         tls,
     )?;
     let out = args

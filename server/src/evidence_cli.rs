@@ -17,10 +17,17 @@
 //!                  its chain also valid at the next one's genTime, the last one's now
 //!                  (RFC 4998 §5.3); one line per time-stamp: TSA, algorithms, chain
 //!     "this file existed at 2026-12-02T14:03:07Z, anchored by 2 TSAs (...)"
+//!
+//!   hanko evidence renew FILE.ers [--data-hash ALG:HEX ...] [--force] [--out FILE]
+//!       [--url BASE] [--api-key-file F] [--ca ROOT.pem]        (issue #16)
+//!     POST BASE/api/v1/evidence/renew?data_hash=ALG:HEX&force=true (the DER record)
+//!     -> the renewed record in --out (default: FILE.ers itself, replaced only on success)
+//!     a refusal prints the server's reason (not due: from when; does not verify: why)
 //! ```
 //!
 //! Offline: `verify` reads only its files. Exit codes: `get` 0 written, 1 the server has
-//! no record yet (404), 2 error; `verify` 0 valid, 1 not (the reason is printed).
+//! no record yet (404), 2 error; `verify` 0 valid, 1 not (the reason is printed);
+//! `renew` 0 renewed, 1 refused by the server, 2 error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,7 +39,7 @@ use hanko_client::transport;
 use hanko_client::verify::pdf::rfc3339;
 use hanko_pki::HashAlgorithm;
 
-use crate::client_cli::{TlsArgs, read_pem_certs};
+use crate::client_cli::{ApiArgs, TlsArgs, read_pem_certs};
 
 /// `hanko evidence`.
 #[derive(Debug, Args)]
@@ -51,6 +58,32 @@ pub enum EvidenceCommand {
     /// Verify evidence records offline against the data and a root certificate. Exit 0
     /// valid, 1 not (the reason is printed).
     Verify(VerifyArgs),
+    /// Renew an evidence record you hold through a Hanko server (a new time-stamp, or a
+    /// new hash tree with --data-hash under a stronger algorithm). Exit 0 renewed, 1
+    /// refused (the reason is printed), 2 error.
+    Renew(RenewArgs),
+}
+
+/// `hanko evidence renew`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The evidence record (DER), made by Hanko or another RFC 4998 product.
+    #[arg(value_name = "FILE.ers")]
+    pub record: PathBuf,
+    /// The data's hash, `ALG:HEX` (sha256, sha384, sha512): under an algorithm the
+    /// record does not use yet it asks for a hash-tree renewal to it; under one it uses,
+    /// it lets the server check the record against your data. Repeatable.
+    #[arg(long = "data-hash", value_name = "ALG:HEX")]
+    pub data_hash: Vec<String>,
+    /// Renew even when the server's renewal policy says it is not due.
+    #[arg(long)]
+    pub force: bool,
+    /// Where to write the renewed record [default: FILE.ers, replaced].
+    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The server, its TLS trust and the API key (a client with the scope `archive`).
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `hanko evidence get`.
@@ -125,6 +158,7 @@ pub fn evidence_main(args: EvidenceArgs) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        EvidenceCommand::Renew(a) => crate::client_cli::exit_with(renew(&a)),
         EvidenceCommand::Verify(a) => match verify(&a) {
             Ok(summary) => {
                 print!("{summary}");
@@ -284,4 +318,54 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+fn renew(a: &RenewArgs) -> anyhow::Result<String> {
+    let record = read(&a.record)?;
+    let mut hashes: Vec<(String, Vec<u8>)> = Vec::new();
+    for h in &a.data_hash {
+        let Some((alg, hex)) = h.split_once(':') else {
+            bail!("--data-hash {h}: write ALG:HEX, e.g. sha512:ab12...");
+        };
+        let Some(want) = HashAlgorithm::from_name(alg) else {
+            bail!("--data-hash {h}: unknown hash algorithm {alg:?} (sha256, sha384, sha512)");
+        };
+        let bytes =
+            hex::decode(hex).with_context(|| format!("--data-hash {h}: not hexadecimal"))?;
+        if bytes.len() != want.output_len() {
+            bail!(
+                "--data-hash {h}: a {} hash is {} hex digits, got {}",
+                want.name(),
+                2 * want.output_len(),
+                hex.len()
+            );
+        }
+        hashes.push((want.name().to_owned(), bytes));
+    }
+    let (tls, key) = a.api.connect()?;
+    let pairs: Vec<(&str, &[u8])> = hashes
+        .iter()
+        .map(|(alg, h)| (alg.as_str(), h.as_slice()))
+        .collect();
+    let renewed = transport::post_evidence_renew(
+        &a.api.url,
+        &key,
+        &record,
+        &pairs,
+        a.force,
+        a.api.timeout(),
+        &tls,
+    )?;
+    let out = a.out.as_ref().unwrap_or(&a.record);
+    std::fs::write(out, &renewed).with_context(|| format!("cannot write {}", out.display()))?;
+    let er = hanko_anchor::evidence::EvidenceRecord::from_der(&renewed)
+        .context("the server's answer is not an evidence record")?;
+    let chains = er.archive_time_stamp_sequence.len();
+    let stamps: usize = er.archive_time_stamp_sequence.iter().map(Vec::len).sum();
+    Ok(format!(
+        "evidence record renewed: {} ({} bytes; {chains} chain{}, {stamps} archive time-stamps)\n",
+        out.display(),
+        renewed.len(),
+        if chains == 1 { "" } else { "s" }
+    ))
 }

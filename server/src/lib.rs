@@ -66,6 +66,7 @@ pub mod issuance;
 pub mod keys;
 pub mod log_cli;
 pub mod logging;
+pub mod renewal;
 pub mod seal;
 pub mod serve;
 pub mod startup;

@@ -389,6 +389,29 @@ fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::V
     crate::verify::Verifier::new(anchors, v.max_upload_bytes, v.max_in_flight)
 }
 
+/// The renewal of evidence records archives hold (`POST /api/v1/evidence/renew`): the
+/// own TSA under `[renewal]`, trusting the top of each TSA key's chain and
+/// `renewal.trust_anchors`; `None` without a TSA.
+fn renewer(
+    cfg: &Config,
+    keys: &[crate::state::SigningKey],
+    issuer: Option<&Arc<issuance::Issuer>>,
+) -> Option<Arc<crate::renewal::Renewer>> {
+    let tsa_chains = keys
+        .iter()
+        .filter(|k| k.usage() == crate::config::KeyUsage::Tsa)
+        .map(|k| k.chain());
+    let roots = crate::verify::default_anchors(tsa_chains, &cfg.renewal.trust_anchors);
+    tracing::info!(roots = roots.len(), "evidence renewal trust anchors");
+    issuer.map(|i| {
+        Arc::new(crate::renewal::Renewer::new(
+            i.clone(),
+            cfg.renewal.policy.clone(),
+            roots,
+        ))
+    })
+}
+
 /// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
@@ -427,6 +450,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
             batches.clone(),
         )));
     }
+    let renewal = renewer(&cfg, &keys, issuer.as_ref());
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),
@@ -449,6 +473,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
             ))
         }),
         batches,
+        renewal,
     });
     spawn_metrics_upkeep(metrics);
     let anchoring = start_anchoring(&cfg, &state, &store)?;

@@ -60,6 +60,9 @@ pub struct AppState {
     pub archive: Option<Arc<crate::archive::Archive>>,
     /// The evidence routes' closed batches with the trees over their block roots.
     pub batches: Arc<crate::anchor::evidence::BatchCache>,
+    /// The renewal of evidence records archives hold (`POST /api/v1/evidence/renew`,
+    /// `[renewal]`); `None` without a TSA (the route then answers 404).
+    pub renewal: Option<Arc<crate::renewal::Renewer>>,
 }
 
 impl AppState {
@@ -151,6 +154,7 @@ impl AppState {
             anchor: None,
             archive: None,
             batches: Default::default(),
+            renewal: None,
         }
     }
 }

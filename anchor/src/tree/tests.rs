@@ -156,3 +156,19 @@ fn a_shared_block_roots_tree_gives_the_same_proofs() {
     ));
     assert!(BlockRootsTree::new::<[u8; 32]>(HashAlg::Sha256, &[]).is_err());
 }
+
+/// Bouncy Castle 1.72 writes every sibling in a list of its own, `[{h}, {s1}, {s2}]`:
+/// the lone first value is the leaf itself (docs/requirements.md F.63a; issue #16's
+/// import of records Bouncy Castle made).
+#[test]
+fn a_lone_first_value_is_the_leaf_itself() {
+    let l = leaves(3);
+    let root = block_root(HashAlg::Sha256, &l).unwrap();
+    let bc = vec![
+        vec![l[0].to_vec()],
+        vec![l[1].to_vec()],
+        vec![l[2].to_vec()],
+    ];
+    assert_eq!(root_of_reduced(HashAlg::Sha256, &l[0], &bc), Some(root));
+    assert_eq!(root_of_reduced(HashAlg::Sha256, &l[1], &bc), None);
+}

@@ -165,6 +165,23 @@ fn bouncy_castle_accepts_our_renewals() {
                 check(&rehashed, &HashAlg::Sha256.digest(&base.data)).unwrap_err(),
                 hanko_anchor::Error::DataNeeded(HashAlg::Sha512)
             );
+            // Without the data (a renewal service): the first chain from the hash the
+            // record names, later chains from the hashes given.
+            let leaf = HashAlg::Sha256.digest(&base.data);
+            assert_eq!(
+                evidence::check_hashes(&renewed, &[]).unwrap(),
+                check(&renewed, &leaf).unwrap()
+            );
+            assert_eq!(
+                evidence::check_hashes(&rehashed, &[]).unwrap_err(),
+                hanko_anchor::Error::DataNeeded(HashAlg::Sha512)
+            );
+            assert_eq!(
+                evidence::check_hashes(&rehashed, &[(HashAlg::Sha512, d.clone())]).unwrap(),
+                check_data(&rehashed, &base.data).unwrap()
+            );
+            assert!(evidence::check_hashes(&rehashed, &[(HashAlg::Sha512, vec![0; 64])]).is_err());
+            assert!(evidence::check_hashes(&renewed, &[(HashAlg::Sha256, vec![0; 32])]).is_err());
             let er = evidence::EvidenceRecord::from_der(&rehashed).unwrap();
             assert_eq!(er.digest_algorithms.len(), 2);
             cases.push(Case {
@@ -235,5 +252,36 @@ fn bouncy_castle_refuses_broken_records() {
     let (dir, files) = write_cases(&cases);
     for v in bouncy_castle(&dir, &files) {
         assert!(v.right.starts_with("invalid"), "{}: {}", v.name, v.right);
+    }
+}
+
+/// Records Bouncy Castle 1.72 made itself (another product: its own TSA, one tree over
+/// 1, 3 and 5 objects, each sibling in a list of its own) check against their data and
+/// refuse changed data (docs/requirements.md F.63a, issue #16's import).
+#[test]
+fn records_bouncy_castle_made_check_against_their_data() {
+    use hanko_anchor::test_support::bouncy_castle_make;
+    for n in [1usize, 3, 5] {
+        let dir = tempfile_dir("bc-made");
+        let data: Vec<PathBuf> = objects(&format!("bc-made-{n}"), n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let p = dir.join(format!("object-{i}.bin"));
+                std::fs::write(&p, d).unwrap();
+                p
+            })
+            .collect();
+        let made = bouncy_castle_make(&dir, &dir.join("out"), &data);
+        for (record, file) in made.records.iter().zip(&data) {
+            let er = std::fs::read(record).unwrap();
+            let d = std::fs::read(file).unwrap();
+            let checked = check_data(&er, &d).unwrap_or_else(|e| panic!("n={n}: {e}"));
+            assert_eq!(checked.time_stamps.len(), 1);
+            assert_eq!(evidence::check_hashes(&er, &[]).unwrap(), checked);
+            let mut changed = d.clone();
+            changed[0] ^= 1;
+            assert!(check_data(&er, &changed).is_err(), "n={n}");
+        }
     }
 }

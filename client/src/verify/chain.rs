@@ -47,14 +47,27 @@ pub(super) fn build(
     roots: &[Certificate],
     at: SystemTime,
 ) -> Result<Vec<String>, Error> {
-    let mut subjects = vec![leaf.subject_string()];
+    Ok(path(leaf, pool, roots, at)?
+        .iter()
+        .map(Certificate::subject_string)
+        .collect())
+}
+
+/// [`build`]'s certificates, leaf first, the trust anchor last.
+pub(super) fn path(
+    leaf: &Certificate,
+    pool: &[Certificate],
+    roots: &[Certificate],
+    at: SystemTime,
+) -> Result<Vec<Certificate>, Error> {
+    let mut path = vec![leaf.clone()];
     check_valid_at(leaf, at)?;
     let mut current = leaf.clone();
     for _ in 0..MAX_DEPTH {
         if let Some(root) = roots.iter().find(|r| current.verify_issued_by(r).is_ok()) {
             check_valid_at(root, at)?;
-            subjects.push(root.subject_string());
-            return Ok(subjects);
+            path.push(root.clone());
+            return Ok(path);
         }
         let issuer = pool
             .iter()
@@ -62,7 +75,7 @@ pub(super) fn build(
             .find(|c| current.verify_issued_by(c).is_ok())
             .ok_or_else(|| Error::NoChain(current.subject_string()))?;
         check_valid_at(issuer, at)?;
-        subjects.push(issuer.subject_string());
+        path.push(issuer.clone());
         current = issuer.clone();
     }
     Err(Error::ChainTooLong(MAX_DEPTH))

@@ -57,6 +57,9 @@ pub struct Verified {
     pub signature_algorithm: SignatureAlgorithm,
     /// Subjects from the TSA certificate up to the trust anchor.
     pub chain: Vec<String>,
+    /// The earliest notAfter of that chain: after it the token can no longer be
+    /// verified, so an evidence record must be renewed before (RFC 4998 §5.2).
+    pub chain_not_after: SystemTime,
 }
 
 impl Verified {
@@ -126,7 +129,13 @@ fn verify_also_at(
 
     let gen_time = token::gen_time_of(tst)?;
     chain::check_timestamping_eku(&signer)?;
-    let chain = chain::build(&signer, &pool, roots, gen_time)?;
+    let path = chain::path(&signer, &pool, roots, gen_time)?;
+    let chain = path.iter().map(Certificate::subject_string).collect();
+    let chain_not_after = path
+        .iter()
+        .map(Certificate::not_after)
+        .min()
+        .unwrap_or(gen_time);
     if let Some((at, what)) = also_at {
         chain::build(&signer, &pool, roots, at).map_err(|e| match e {
             Error::NotValidAtGenTime(subject) => Error::NotValidWhenReliedOn {
@@ -148,6 +157,7 @@ fn verify_also_at(
         nonce: tst.nonce.as_ref().map(token::int_hex),
         signature_algorithm: sig_alg,
         chain,
+        chain_not_after,
     })
 }
 

@@ -151,17 +151,7 @@ pub fn verify_records(
                 hanko_anchor::evidence::check_data(der, data).map_err(|_| e)
             })
             .map_err(|source| EvidenceCheckError::Record { index, source })?;
-        let steps: Vec<hanko_client::EvidenceStep<'_>> = checked
-            .time_stamps
-            .iter()
-            .map(|ts| hanko_client::EvidenceStep {
-                chain: ts.chain,
-                index: ts.index,
-                hash: ts.alg.pki(),
-                imprint: &ts.imprint,
-                token_der: &ts.token_der,
-            })
-            .collect();
+        let steps = steps(&checked);
         let verified = hanko_client::verify_evidence(&steps, roots, untrusted, SystemTime::now())
             .map_err(|e| match e {
             hanko_client::Error::ArchiveTimeStamp {
@@ -210,6 +200,22 @@ pub fn verify_records(
         object_hash: HashAlgorithm::Sha256.digest(object),
         anchored,
     })
+}
+
+/// The archive time-stamps a checked record leads to, for `hanko_client::verify_evidence`
+/// (here and in evidence renewal, `crate::renewal`).
+pub fn steps(checked: &hanko_anchor::Checked) -> Vec<hanko_client::EvidenceStep<'_>> {
+    checked
+        .time_stamps
+        .iter()
+        .map(|ts| hanko_client::EvidenceStep {
+            chain: ts.chain,
+            index: ts.index,
+            hash: ts.alg.pki(),
+            imprint: &ts.imprint,
+            token_der: &ts.token_der,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -87,8 +87,9 @@ pub const SCOPE_SEAL: &str = "seal";
 /// client lists.
 pub const SCOPE_CSC: &str = "csc";
 
-/// Submit object hashes to be anchored: `POST /api/v1/archive/objects` (issue #16).
-/// Its requests always run in the bulk lane, whatever the client's `lane`.
+/// Submit object hashes to be anchored: `POST /api/v1/archive/objects`, and renew the
+/// evidence records the archive holds: `POST /api/v1/evidence/renew` (issue #16). Their
+/// requests always run in the bulk lane, whatever the client's `lane`.
 pub const SCOPE_ARCHIVE: &str = "archive";
 
 /// Every scope a client may be given. Config and `api-key new` refuse others, so a typo

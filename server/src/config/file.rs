@@ -68,6 +68,9 @@ pub struct FileConfig {
     /// `[archive]`: archive systems submitting object hashes to be anchored.
     #[serde(default)]
     pub archive: super::ArchiveSection,
+    /// `[renewal]`: the renewal policy of evidence records.
+    #[serde(default)]
+    pub renewal: super::RenewalSection,
 }
 
 /// `[csc]`: what the CSC API's `info` method (`/csc/v1/info`, `/csc/v2/info`) says of

@@ -23,12 +23,14 @@
 //! - `file.rs`: the TOML file's sections as written ([`FileConfig`] and its sections).
 //! - `settings.rs`: the checked settings ([`Config`] and its parts).
 //! - `anchor.rs`, `seal.rs`, `tls.rs`: the `[anchor]`, `[seal]` and `[tls]` sections.
+//! - `renewal.rs`: `[renewal]`, the renewal policy of evidence records.
 //! - `resolve.rs`: flags ([`Overrides`]) + file + defaults -> [`Config`], every check.
 
 use std::time::Duration;
 
 mod anchor;
 mod file;
+mod renewal;
 mod resolve;
 mod seal;
 mod settings;
@@ -46,6 +48,7 @@ pub use file::{
     ClockSection, CscSection, FileConfig, HsmSection, HttpSection, KeySection, KeyUsage, LogFormat,
     LogSection, SealKeySection, SealSection, StoreSection, TsaSection,
 };
+pub use renewal::{RenewalSection, RenewalSettings};
 pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
 pub use seal::{DEFAULT_TSA_TIMEOUT, ExternalTsaSettings};
 pub use settings::{

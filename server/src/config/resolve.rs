@@ -80,6 +80,7 @@ impl FileConfig {
         let tsa = resolve_tsa(self.tsa, self.clock, &keys)?;
         let anchor = super::anchor::resolve_anchor(self.anchor, &data_dir, dev, tsa.is_some())?;
         let archive = super::anchor::resolve_archive(&self.archive)?;
+        let renewal = super::renewal::resolve_renewal(self.renewal, &data_dir)?;
         let node_id = resolve_node_id(self.store.node_id.clone(), read_host_name(), dev)?;
         let store = resolve_store(self.store, o, &data_dir, node_id)?;
         if store.durability == Durability::None && !dev {
@@ -110,6 +111,7 @@ impl FileConfig {
             verify,
             anchor,
             archive,
+            renewal,
         })
     }
 

@@ -229,4 +229,6 @@ pub struct Config {
     pub anchor: super::AnchorSettings,
     /// Archive submissions (`[archive]`).
     pub archive: super::ArchiveSettings,
+    /// The renewal policy of evidence records (`[renewal]`).
+    pub renewal: super::RenewalSettings,
 }

@@ -74,10 +74,18 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// What `authorize` established: the client's name (the records' `client`).
 #[derive(Clone, Debug)]
-struct ArchiveClient(String);
+pub(super) struct ArchiveClient(String);
 
-/// A client with the scope `archive`; its request goes into the bulk lane.
-async fn authorize(mut req: Request, next: Next) -> Response {
+impl ArchiveClient {
+    /// The client's name.
+    pub(super) fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client with the scope `archive`; its request goes into the bulk lane (also
+/// `POST /api/v1/evidence/renew`'s guard).
+pub(super) async fn authorize(mut req: Request, next: Next) -> Response {
     let identity = Identity::of(req.extensions());
     let client = identity
         .require(SCOPE_ARCHIVE)
@@ -183,6 +191,17 @@ fn digest_len(alg: &str) -> Result<usize, Refused> {
     }
 }
 
+/// A `Content-Type`'s media type, lower case, without parameters (`""` when absent).
+pub(super) fn media_type(content_type: Option<&str>) -> String {
+    content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// The submitted hashes, every one checked, or the first reason to refuse them all.
 fn parse(
     content_type: Option<&str>,
@@ -190,14 +209,7 @@ fn parse(
     body: &[u8],
     max: usize,
 ) -> Result<Vec<[u8; 32]>, Refused> {
-    let essence = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match media_type(content_type).as_str() {
         "application/json" => {
             if let Some(q) = query.filter(|q| !q.is_empty()) {
                 return Err(Refused::Invalid(format!(

@@ -17,6 +17,7 @@
 //! | 404 | `invalid_request` | no credential of that name; archive submissions while anchoring is off |
 //! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
 //! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`), more archive hashes than `archive.max_hashes_per_request` |
+//! | 409 | `invalid_request` | an evidence record not due for renewal (`force` renews it anyway) |
 //! | 415 | `invalid_request` | an archive submission neither JSON nor `application/octet-stream` |
 //! | 422 | `invalid_request` | an archive hash algorithm the trees do not use yet (SHA-384, SHA-512) |
 //! | 500 | `server_error` | a system fault an operator must fix (for a time-stamp: no unit, unit expired, a bug) |
@@ -74,6 +75,9 @@ pub enum ApiError {
     /// The route needs a part of the server that is not enabled (e.g. archive
     /// submissions without anchoring); the text says which.
     NotEnabled(String),
+    /// The request conflicts with the state of what it names (an evidence record not
+    /// due for renewal); the text says why and what would do.
+    Conflict(String),
     /// The issuance log could not record or read what the request needs: `retryable`
     /// when trying later can help (503 with `Retry-After`), else 500.
     LogUnavailable {
@@ -201,6 +205,7 @@ impl ApiError {
                 why.clone(),
             ),
             Self::NotEnabled(why) => (StatusCode::NOT_FOUND, "invalid_request", why.clone()),
+            Self::Conflict(why) => (StatusCode::CONFLICT, "invalid_request", why.clone()),
             Self::LogUnavailable { retryable: true } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -228,6 +233,7 @@ impl ApiError {
             | Self::UnsupportedMediaType(_)
             | Self::TooMuch(_)
             | Self::NotEnabled(_)
+            | Self::Conflict(_)
             | Self::LogUnavailable { retryable: false } => None,
             Self::Auth(_)
             | Self::TimeStamp(_)
@@ -379,6 +385,8 @@ mod tests {
             p(ApiError::NotEnabled("x".into())),
             (404, "invalid_request")
         );
+        // Evidence renewal (issue #16).
+        assert_eq!(p(ApiError::Conflict("x".into())), (409, "invalid_request"));
         let e = ApiError::LogUnavailable { retryable: true };
         assert_eq!(e.retry_after(), Some(1));
         assert_eq!(p(e), (503, "temporarily_unavailable"));

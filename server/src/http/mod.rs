@@ -15,7 +15,7 @@
 //! the two together.
 //!
 //! `admit` ([`limits`]) guards the signing routes only (`POST /tsa`, `POST /`,
-//! `POST /api/v1/seal/cades`, `POST /api/v1/archive/objects` (always in the bulk lane), and the CSC API's `signatures/signHash`, `timestamp` and
+//! `POST /api/v1/seal/cades`, `POST /api/v1/archive/objects` and `POST /api/v1/evidence/renew` (always in the bulk lane), and the CSC API's `signatures/signHash`, `timestamp` and
 //! `signDoc` under `/csc/v1` and `/csc/v2`; the seal and CSC
 //! routes answer their refusals in JSON,
 //! [`json_error`]). Below the
@@ -75,6 +75,7 @@ mod metrics_route;
 mod openapi;
 pub mod peer;
 mod policy;
+mod renew_api;
 pub mod request_id;
 mod seal;
 mod seal_pdf;
@@ -99,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(log_api::routes())
         .merge(anchor_api::routes())
         .merge(archive_api::routes(state.clone()))
+        .merge(renew_api::routes(state.clone()))
         .merge(seal::routes(state.clone()))
         .merge(seal_pdf::routes(state.clone()))
         .merge(csc::routes(&state))

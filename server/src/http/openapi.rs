@@ -42,7 +42,7 @@ fn text(description: &str) -> Value {
     resp(description, "text/plain", json!({ "type": "string" }))
 }
 
-fn json_error(description: &str) -> Value {
+pub(super) fn json_error(description: &str) -> Value {
     resp(
         description,
         "application/json",
@@ -54,7 +54,7 @@ fn json_object(description: &str) -> Value {
     resp(description, "application/json", json!({ "type": "object" }))
 }
 
-fn binary(description: &str, media: &str) -> Value {
+pub(super) fn binary(description: &str, media: &str) -> Value {
     resp(
         description,
         media,
@@ -64,7 +64,7 @@ fn binary(description: &str, media: &str) -> Value {
 
 /// The refusals every signing route shares (admission, `http/limits.rs`), in text or
 /// JSON.
-fn admission(json: bool) -> Vec<(&'static str, Value)> {
+pub(super) fn admission(json: bool) -> Vec<(&'static str, Value)> {
     let e = |d: &str| if json { json_error(d) } else { text(d) };
     vec![
         (
@@ -81,7 +81,7 @@ fn admission(json: bool) -> Vec<(&'static str, Value)> {
 }
 
 /// The refusals of the client model (`crate::auth`).
-fn auth(json: bool) -> Vec<(&'static str, Value)> {
+pub(super) fn auth(json: bool) -> Vec<(&'static str, Value)> {
     let e = |d: &str| if json { json_error(d) } else { text(d) };
     vec![
         (
@@ -96,7 +96,7 @@ fn auth(json: bool) -> Vec<(&'static str, Value)> {
 }
 
 /// One operation.
-fn op(
+pub(super) fn op(
     summary: &str,
     scope: Option<&str>,
     body: Option<(&str, Value)>,
@@ -125,7 +125,7 @@ fn op(
     Value::Object(o)
 }
 
-fn with(
+pub(super) fn with(
     mut base: Vec<(&'static str, Value)>,
     more: Vec<(&'static str, Value)>,
 ) -> Vec<(&'static str, Value)> {
@@ -590,6 +590,10 @@ pub fn document() -> Value {
     paths.insert(
         super::archive_api::PATH.into(),
         json!({ "post": archive_op() }),
+    );
+    paths.insert(
+        super::renew_api::PATH.into(),
+        json!({ "post": super::renew_api::openapi_op() }),
     );
     verify(&mut paths);
     csc(&mut paths, "v1");

@@ -116,8 +116,9 @@ fn refused(got: (u16, Value), status: u16, says: &str) {
     assert!(d.contains(says), "{status}: {d:?} should say {says:?}");
 }
 
-/// Waits (at most 60 s) until the evidence record of `hex` is served; its DER.
-fn wait_evidence(server: &Server, hex: &str) -> Vec<u8> {
+/// Waits (at most 60 s) until the evidence record of `hex` is served; its DER (the
+/// renewal tests' too).
+pub(crate) fn wait_evidence(server: &Server, hex: &str) -> Vec<u8> {
     let start = Instant::now();
     loop {
         let r = send(

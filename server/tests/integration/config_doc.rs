@@ -115,8 +115,11 @@ fn collect_toml_keys(t: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) 
     for (k, v) in t {
         let path = format!("{prefix}{k}");
         match v {
-            // policy_keys is a map whose keys are OIDs: the setting is the map itself.
-            toml::Value::Table(inner) if path != "tsa.policy_keys" => {
+            // policy_keys is a map whose keys are OIDs, renewal.algorithms one whose keys
+            // are hash names: the setting is the map itself.
+            toml::Value::Table(inner)
+                if path != "tsa.policy_keys" && path != "renewal.algorithms" =>
+            {
                 collect_toml_keys(inner, &format!("{path}."), out)
             }
             toml::Value::Array(items)

@@ -60,6 +60,14 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #16: renewal of evidence records archives hold (`POST /api/v1/evidence/renew`,
+/// `hanko evidence renew`): Hanko's and Bouncy Castle's records renewed by time-stamp and
+/// hash tree and validated by Bouncy Castle; every refusal changes nothing; time travel
+/// with `faketime` past the first TSA certificate's expiry (`renewal_time_travel`).
+mod renewal;
+/// Issue #16 acceptance: a renewed record verifies with `faketime` five days after its
+/// first TSA certificate expired; the record unrenewed fails there.
+mod renewal_time_travel;
 /// Issue #12: B-T seals stamped by an external TSA (a second `hanko serve`), its
 /// failure a retryable 503 with nothing logged; a credential's allowed levels.
 mod seal_external_tsa;
