@@ -60,6 +60,10 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #16 acceptance: the renewal scheduler SIGKILLed at three points of a renewal of
+/// 10,000 evidence chains renews each exactly once after restart; the renewed records
+/// verify (hanko, Bouncy Castle); SQLite and PostgreSQL.
+mod renewal_crash;
 /// Issue #12: B-T seals stamped by an external TSA (a second `hanko serve`), its
 /// failure a retryable 503 with nothing logged; a credential's allowed levels.
 mod seal_external_tsa;
