@@ -20,6 +20,9 @@ mod anchor_crash;
 /// anchored, their evidence verified by hanko and Bouncy Castle; every refusal logs
 /// nothing; migration 4 on an anchored log; SQLite and PostgreSQL.
 mod archive;
+/// Issue #16: hash-tree renewal of an archive object through the binary (SHA-256 to
+/// SHA-512), the record with both chains verified by hanko and Bouncy Castle; refusals.
+mod archive_rehash;
 /// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.
