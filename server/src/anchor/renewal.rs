@@ -177,7 +177,8 @@ impl Scheduler {
                     }
                 }
             }
-            if let Err(e) = self.pass(&shutdown).await {
+            let Some(held) = lock.as_mut() else { continue };
+            if let Err(e) = self.pass(held, &shutdown).await {
                 metrics::counter!("hanko_renewal_failures_total").increment(1);
                 if let Some(suppressed) = FAILURES.check() {
                     tracing::warn!(error = %e, suppressed, "renewal pass failed");
@@ -191,7 +192,11 @@ impl Scheduler {
     }
 
     /// Steps 1 to 3 of the module docs.
-    async fn pass(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn pass(
+        &self,
+        lock: &mut hanko_store::BatcherLock,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         for run in self.store.planned_runs().await? {
             if *shutdown.borrow() {
                 return Ok(());
@@ -231,6 +236,11 @@ impl Scheduler {
                     .await?;
                 if due.is_empty() {
                     break;
+                }
+                // Another node may have taken over since the tick (our session dropped):
+                // the store would refuse a chain twice anyway, but do not compete.
+                if !lock.still_held().await {
+                    return Ok(());
                 }
                 let run = self.plan(alg, &due).await?;
                 pause_at(self.fault, FaultPoint::RenewalPlanned, shutdown).await;
