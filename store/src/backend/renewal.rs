@@ -42,17 +42,10 @@ pub(crate) trait RenewalBackend: Send + Sync {
 /// A refused plan or completion: a constraint that fired means a chain is renewed
 /// already (or its renewal number taken).
 pub(crate) fn renewal_error(op: &'static str, e: sqlx::Error) -> Error {
-    if let sqlx::Error::Database(d) = &e
-        && matches!(
-            d.kind(),
-            sqlx::error::ErrorKind::UniqueViolation
-                | sqlx::error::ErrorKind::ForeignKeyViolation
-                | sqlx::error::ErrorKind::CheckViolation
-        )
-    {
-        return Error::RenewalConflict(format!("the database refused it: {}", d.message()));
+    match crate::backend::anchoring::constraint_refusal(&e) {
+        Some(why) => Error::RenewalConflict(format!("the database refused it: {why}")),
+        None => Error::db(op, e),
     }
-    Error::db(op, e)
 }
 
 pub(crate) fn u(v: i64) -> u64 {
