@@ -65,7 +65,8 @@ mod log_server;
 mod pin_env;
 /// Issue #16 acceptance: the renewal scheduler SIGKILLed at three points of a renewal of
 /// 10,000 evidence chains renews each exactly once after restart; the renewed records
-/// verify (hanko, Bouncy Castle); SQLite and PostgreSQL.
+/// verify (hanko, Bouncy Castle); SQLite and PostgreSQL; two nodes on one PostgreSQL
+/// renew one at a time, with a takeover after SIGKILL.
 mod renewal_crash;
 /// Issue #12: B-T seals stamped by an external TSA (a second `hanko serve`), its
 /// failure a retryable 503 with nothing logged; a credential's allowed levels.

@@ -12,6 +12,7 @@
 //! and no token asked for (`HANKO_FAULT_ANCHOR_PAUSE=renewal-planned`), (2) with the
 //! run's token issued and logged but not stored (`renewal-stamped`), (3) without a hook
 //! after three runs are done, while the next are under way; the fourth start finishes.
+//! And two nodes on one PostgreSQL: one renews, the other takes over after SIGKILL.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,9 @@ use hanko_tsa::{
 };
 use sqlx::Connection as _;
 
-use crate::common::log::{Backend, TestDb, block_on, shared_dev_data_dir, start_dev_server};
+use crate::common::log::{
+    Backend, TestDb, block_on, dev_config_with, shared_dev_data_dir, start_dev_server, store_table,
+};
 use crate::common::tsp::imprint_request;
 use crate::common::{Server, hanko, load_turn, text};
 
@@ -139,12 +142,12 @@ fn data(i: u64) -> Vec<u8> {
     format!("renewal test object {i}").into_bytes()
 }
 
-/// Logs `CHAINS` archive objects and anchors each in a one-leaf batch of its own with a
-/// token of `tsa`: the batches and anchors in one transaction behind the store's back.
-fn make_due_chains(db: &TestDb, tsa: &Tsa) {
+/// Logs `n` archive objects and anchors each in a one-leaf batch of its own with a token
+/// of `tsa`: the batches and anchors in one transaction behind the store's back.
+fn make_due_chains(db: &TestDb, tsa: &Tsa, n: u64) {
     block_on(async {
         let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-        let appends = (1..=CHAINS).map(|i| {
+        let appends = (1..=n).map(|i| {
             store.append(NewRecord {
                 kind: RecordKind::ArchiveObject,
                 serial: serial_to_bytes(i),
@@ -157,12 +160,12 @@ fn make_due_chains(db: &TestDb, tsa: &Tsa) {
             })
         });
         let receipts = futures_util::future::join_all(appends).await;
-        let mut by_seq = vec![[0u8; 32]; CHAINS as usize];
-        for (i, r) in (1..=CHAINS).zip(receipts) {
+        let mut by_seq = vec![[0u8; 32]; n as usize];
+        for (i, r) in (1..=n).zip(receipts) {
             by_seq[(r.unwrap().seq - 1) as usize] = NewRecord::object_hash_of(&data(i));
         }
         store.close().await;
-        let mut rows = Vec::with_capacity(CHAINS as usize);
+        let mut rows = Vec::with_capacity(n as usize);
         for (i, leaf) in by_seq.iter().enumerate() {
             let resp = tsa.respond(&imprint_request(leaf, i as u64 + 1)).await;
             let Outcome::Granted(token) = resp.outcome else {
@@ -263,7 +266,7 @@ fn crash_during_renewal(backend: Backend) {
     let work = db.dir.path().to_owned();
     let (tsa, test_root, test_tsa_cert) = short_lived_tsa(&work);
     let made = Instant::now();
-    make_due_chains(&db, &tsa);
+    make_due_chains(&db, &tsa, CHAINS);
     eprintln!(
         "{backend:?}: {CHAINS} due chains made in {:?}",
         made.elapsed()
@@ -432,4 +435,56 @@ fn sigkill_during_renewal_renews_each_chain_once_sqlite() {
 #[test]
 fn sigkill_during_renewal_renews_each_chain_once_postgres() {
     crash_during_renewal(Backend::Postgres);
+}
+
+/// Two nodes on one PostgreSQL: one renews (the renewal lock), the other takes over
+/// after the holder is SIGKILLed mid-way; every chain renewed once.
+#[test]
+fn two_nodes_on_one_postgres_renew_one_at_a_time_and_take_over() {
+    const N: u64 = 3_000;
+    let _turn = load_turn();
+    let dir = shared_dev_data_dir();
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let work = db.dir.path().to_owned();
+    let (tsa, _, _) = short_lived_tsa(&work);
+    make_due_chains(&db, &tsa, N);
+    let config = |node: &str| {
+        dev_config_with(dir, &work.join(format!("{node}.toml")), |t| {
+            store_table(t).insert("node_id".into(), node.into());
+        })
+    };
+    let a = start_dev_server(dir, &db, Some(&config("node-a")));
+    let b = start_dev_server(dir, &db, Some(&config("node-b")));
+    let start = Instant::now();
+    let holds = |s: &Server| s.output().contains("renewal lock taken");
+    while !holds(&a) && !holds(&b) {
+        assert!(start.elapsed() < Duration::from_secs(60), "no node renews");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (holder, other) = if holds(&a) { (a, b) } else { (b, a) };
+    wait_for_line(&holder, "renewal run done", 1);
+    assert!(!holds(&other), "both renew:\n{}", other.output());
+    drop(holder);
+    let start = Instant::now();
+    while count(
+        &db,
+        "SELECT COUNT(*) FROM evidence_chains WHERE renewals = 1",
+    ) < N as i64
+        || count(&db, PLANNED) > 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "not all renewed after the takeover:\n{}",
+            other.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(holds(&other), "{}", other.output());
+    let (exit, out) = other.stop();
+    assert!(exit.success(), "{out}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM chain_renewals"), N as i64);
+    assert_eq!(count(&db, "SELECT MAX(n) FROM chain_renewals"), 1);
+    assert_eq!(count(&db, DONE), N.div_ceil(1000) as i64);
 }
