@@ -103,8 +103,8 @@ pub use crate::record::{
     RecordKind, StoredRecord, normalize_serial, serial_to_bytes,
 };
 pub use crate::renewal::{
-    EvidenceChain, NewRun, PlannedChain, PlannedHashTree, RenewalKind, RenewalRun, RenewalStats,
-    StoredRenewal, UnindexedAnchor,
+    ChainOrigin, EvidenceChain, NewRun, PlannedChain, PlannedHashTree, RenewalKind, RenewalRun,
+    RenewalStats, StoredRenewal, UnindexedAnchor,
 };
 pub use crate::serial::{DEFAULT_BLOCK, MAX_BLOCK, SerialAllocator, SerialRange};
 pub use crate::writer::{Upstream, WriterStats};

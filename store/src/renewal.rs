@@ -12,7 +12,8 @@
 //! ([`Store::hash_tree_renewals`]).
 //!
 //! ```text
-//!  anchors (done) ─> evidence_chains (next_hash, not_after, renewals, run_id)
+//!  anchors (done), hash-tree runs (done) ─> evidence_chains (next_hash, not_after,
+//!                                          renewals, run_id)
 //!     due: run_id NULL, not_after <= horizon
 //!  plan:     renewal_runs (planned, root) + chain_renewals (chain, n = renewals + 1)
 //!            + evidence_chains.run_id = run                       one transaction
@@ -48,13 +49,31 @@ pub struct UnindexedAnchor {
     pub token: Vec<u8>,
 }
 
-/// The evidence chain of one (batch, anchor target), as indexed or as due.
+/// Where an evidence chain starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainOrigin {
+    /// A done anchor: the chain ends the record of every leaf of the batch.
+    Anchor {
+        /// The batch.
+        batch_id: u64,
+        /// The anchor target.
+        target: String,
+    },
+    /// A done hash-tree renewal run: its new chain ends the record of every object it
+    /// renewed.
+    Rehash {
+        /// The run.
+        run_id: u64,
+    },
+}
+
+/// One evidence chain whose renewal Hanko keeps, as indexed or as due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvidenceChain {
-    /// The batch.
-    pub batch_id: u64,
-    /// The anchor target.
-    pub target: String,
+    /// The chain's number (0 in a chain to index: the database assigns it).
+    pub id: u64,
+    /// Where it starts.
+    pub origin: ChainOrigin,
     /// The chain's algorithm.
     pub hash_alg: String,
     /// Time-stamp renewals appended so far.
@@ -95,13 +114,11 @@ impl RenewalKind {
 
 /// One chain's renewal in a run to plan: the chain, its leaf's place in the run's tree
 /// and the reduced hash tree from that leaf to the root (DER, empty for a one-leaf run).
-/// The renewal's number is the chain's `renewals + 1`, read in the planning transaction.
+/// The renewal's number is the chain's `renewals + 1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedChain {
-    /// The batch.
-    pub batch_id: u64,
-    /// The anchor target.
-    pub target: String,
+    /// The chain ([`EvidenceChain::id`]).
+    pub chain_id: u64,
     /// The renewals the chain had when it was found due: the plan fails if it has
     /// changed since.
     pub renewals: u64,
@@ -225,10 +242,21 @@ impl Store {
             .await
     }
 
-    /// Adds evidence chain rows (zero renewals); rows that exist already are left alone.
+    /// Adds the chains of done anchors (zero renewals; `chains`' origins must be
+    /// anchors); those indexed already are left alone.
     pub async fn index_chains(&self, chains: &[EvidenceChain]) -> Result<(), Error> {
         if self.inner_read_only() {
             return Err(Error::ReadOnly);
+        }
+        if chains
+            .iter()
+            .any(|c| !matches!(c.origin, ChainOrigin::Anchor { .. }))
+        {
+            return Err(Error::InvalidArgument(
+                "only anchors' chains are indexed; a hash-tree run's chain is added as it \
+                 completes"
+                    .into(),
+            ));
         }
         self.backend().renewal().index_chains(chains).await
     }
@@ -281,10 +309,11 @@ impl Store {
             .await
     }
 
-    /// Completes planned run `run_id` atomically with its token: the run done, and each of
+    /// Completes planned run `run_id` atomically with its token: the run done, each of
     /// its chains one renewal further, with `next_hash` (H of the token) and `not_after`
-    /// (its TSA certificate's), out of the run. [`Error::RenewalConflict`] if the run is
-    /// not planned (done already, or unknown).
+    /// (its TSA certificate's), out of the run; for a hash-tree run, its new chain added
+    /// (due in turn). [`Error::RenewalConflict`] if the run is not planned (done already,
+    /// or unknown).
     pub async fn complete_renewal(
         &self,
         run_id: u64,
@@ -307,16 +336,14 @@ impl Store {
         self.backend().renewal().planned_runs().await
     }
 
-    /// The done time-stamp renewals of the chain (`batch_id`, `target`), in order.
-    pub async fn chain_renewals(
-        &self,
-        batch_id: u64,
-        target: &str,
-    ) -> Result<Vec<StoredRenewal>, Error> {
-        self.backend()
-            .renewal()
-            .chain_renewals(to_i64(batch_id)?, target)
-            .await
+    /// The done time-stamp renewals of the chain starting at `origin`, in order.
+    pub async fn chain_renewals(&self, origin: &ChainOrigin) -> Result<Vec<StoredRenewal>, Error> {
+        let (a, b) = match origin {
+            ChainOrigin::Anchor { batch_id, target } => (to_i64(*batch_id)?, target.as_str()),
+            ChainOrigin::Rehash { run_id } => (to_i64(*run_id)?, ""),
+        };
+        let anchor = matches!(origin, ChainOrigin::Anchor { .. });
+        self.backend().renewal().chain_renewals(anchor, a, b).await
     }
 
     /// The done hash-tree renewals of the object at `seq`, oldest run first.

@@ -29,10 +29,13 @@
 //! Renewal tokens are archive time-stamps: a range of only those never closes a batch
 //! (the batcher's rule), they join the next batch of issued records.
 //!
+//! The chains are those of done anchors and, once a hash-tree renewal run
+//! (`POST /api/v1/archive/objects/rehash`) is done, its new chain (added by the store as
+//! the run completes): renewed alike.
+//!
 //! What it does not do: decide the policy beyond [`horizon`] (the `[renewal]` policy
-//! will take its place), renew chains whose token carries no TSA certificate (their
-//! expiry is unknown: never due), or time-stamp-renew the new chains of hash-tree
-//! renewals (`archive_rehash`).
+//! will take its place), or renew chains whose token carries no TSA certificate (their
+//! expiry is unknown: never due).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -41,7 +44,7 @@ use hanko_anchor::evidence;
 use hanko_anchor::renewal::{RunTree, reduced_from_der, reduced_to_der};
 use hanko_anchor::tree::HashAlg;
 use hanko_store::{
-    EvidenceChain, NewRun, PlannedChain, RenewalKind, RenewalRun, Store, StoredRenewal,
+    ChainOrigin, EvidenceChain, NewRun, PlannedChain, RenewalKind, RenewalRun, Store, StoredRenewal,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -265,8 +268,11 @@ impl Scheduler {
                 .filter_map(|a| {
                     let alg = alg_of(&a.hash_alg)?;
                     Some(EvidenceChain {
-                        batch_id: a.batch_id,
-                        target: a.target.clone(),
+                        id: 0,
+                        origin: ChainOrigin::Anchor {
+                            batch_id: a.batch_id,
+                            target: a.target.clone(),
+                        },
                         hash_alg: a.hash_alg.clone(),
                         renewals: 0,
                         next_hash: alg.digest(&a.token),
@@ -298,8 +304,7 @@ impl Scheduler {
         let mut chains = Vec::with_capacity(due.len());
         for (i, c) in due.iter().enumerate() {
             chains.push(PlannedChain {
-                batch_id: c.batch_id,
-                target: c.target.clone(),
+                chain_id: c.id,
                 renewals: c.renewals,
                 leaf_index: i as u64,
                 reduced: reduced_to_der(&tree.reduced_hashtree(i)?)?,
@@ -404,8 +409,8 @@ pub fn alg_of(name: &str) -> Option<HashAlg> {
 
 /// `base`, the evidence record of leaf `seq` over the anchor (`batch_id`, `target`),
 /// with the chain's time-stamp renewals appended, then the object's hash-tree renewal of
-/// this chain if there is one (with the time-stamp renewals it covered): what the
-/// evidence routes serve.
+/// this chain if there is one (with the time-stamp renewals it covered) and the new
+/// chain's own time-stamp renewals: what the evidence routes serve.
 pub async fn renewed_record(
     store: &Store,
     base: Vec<u8>,
@@ -413,7 +418,11 @@ pub async fn renewed_record(
     target: &str,
     seq: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    let renewals = store.chain_renewals(batch_id, target).await?;
+    let anchor = ChainOrigin::Anchor {
+        batch_id,
+        target: target.to_owned(),
+    };
+    let renewals = store.chain_renewals(&anchor).await?;
     let rehash: Option<StoredRenewal> = store
         .hash_tree_renewals(seq)
         .await?
@@ -434,6 +443,10 @@ pub async fn renewed_record(
             &reduced_from_der(&h.reduced)?,
             &h.token,
         )?;
+        let rehashed = ChainOrigin::Rehash { run_id: h.run_id };
+        for r in store.chain_renewals(&rehashed).await? {
+            der = evidence::renew_time_stamp(&der, &reduced_from_der(&r.reduced)?, &r.token)?;
+        }
     }
     Ok(der)
 }

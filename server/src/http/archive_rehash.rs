@@ -20,8 +20,8 @@
 //!        "renewed":N,"existing":M}
 //! ```
 //!
-//! The evidence routes then serve each object's record with both chains. Not done here:
-//! time-stamp renewal of the new chains (the scheduler renews the anchors' chains only).
+//! The evidence routes then serve each object's record with both chains. The run's new
+//! chain is then renewed by the scheduler like an anchor's (`crate::anchor::renewal`).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! chain over H(h512(d) || h512(DER of its chains)) time-stamped by the own TSA; the
 //! evidence route serves the record with both chains, which `hanko evidence verify` and
 //! Bouncy Castle accept for the document. Asking again changes nothing ("existing");
-//! each bad request is refused with its 4xx and writes nothing. SQLite and PostgreSQL.
+//! each bad request is refused with its 4xx and writes nothing. The new chain, once due,
+//! is time-stamp renewed by the scheduler and served so. SQLite and PostgreSQL.
 
 use std::path::Path;
 
@@ -135,9 +136,37 @@ fn hash_tree_renewal(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["objects"][0]["status"], "existing");
     assert_eq!(wait_evidence(&server, &h256), after);
+
+    // The new chain is renewed in turn once its certificate nears expiry (made due here
+    // behind the server's back): a second SHA-512 archive time-stamp on chain 1.
+    db.exec("UPDATE evidence_chains SET not_after_ns = 1 WHERE rehash_run IS NOT NULL");
+    let start = std::time::Instant::now();
+    let after = loop {
+        let record = wait_evidence(&server, &h256);
+        let checked = hanko_anchor::check_data(&record, &data).unwrap();
+        if checked.time_stamps.len() == 3 {
+            let chains: Vec<(usize, usize)> = checked
+                .time_stamps
+                .iter()
+                .map(|t| (t.chain, t.index))
+                .collect();
+            assert_eq!(chains, [(0, 0), (1, 0), (1, 1)]);
+            break record;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the rehashed chain was not renewed:\n{}",
+            server.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
-    assert_eq!(renewal_tokens(&db), 1, "one renewal token, logged");
+    assert_eq!(
+        renewal_tokens(&db),
+        2,
+        "the rehash's token and its renewal's, logged"
+    );
 
     // hanko and Bouncy Castle accept the record with both chains for the document.
     let ers = work.join("contract.ers");

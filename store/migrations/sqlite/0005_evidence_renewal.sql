@@ -33,11 +33,15 @@ CREATE TABLE renewal_runs (
 
 CREATE INDEX renewal_runs_planned ON renewal_runs (id) WHERE state = 'planned';
 
--- One row per done anchor (added by the renewal scheduler as anchors complete): what
--- its chain's next time-stamp renewal needs and when it is due.
+-- One row per evidence chain whose renewal Hanko keeps: the chain of each done anchor
+-- (batch_id, target; added by the renewal scheduler as anchors complete), and the new
+-- chain of each done hash-tree renewal run (rehash_run; added as the run completes).
+-- What its next time-stamp renewal needs and when it is due.
 CREATE TABLE evidence_chains (
-    batch_id      INTEGER NOT NULL,
-    target        TEXT    NOT NULL,
+    id            INTEGER PRIMARY KEY CHECK (id > 0),
+    batch_id      INTEGER,
+    target        TEXT,
+    rehash_run    INTEGER REFERENCES renewal_runs (id),
     hash_alg      TEXT    NOT NULL CHECK (hash_alg IN ('sha256', 'sha384', 'sha512')),
     -- Time-stamp renewals appended so far (done runs).
     renewals      INTEGER NOT NULL DEFAULT 0 CHECK (renewals >= 0),
@@ -49,27 +53,28 @@ CREATE TABLE evidence_chains (
     not_after_ns  INTEGER,
     -- The planned run renewing it, NULL when none.
     run_id        INTEGER REFERENCES renewal_runs (id),
-    PRIMARY KEY (batch_id, target),
+    UNIQUE (batch_id, target),
+    UNIQUE (rehash_run),
+    CHECK ((batch_id IS NOT NULL AND target IS NOT NULL AND rehash_run IS NULL)
+        OR (batch_id IS NULL AND target IS NULL AND rehash_run IS NOT NULL)),
     FOREIGN KEY (batch_id, target) REFERENCES anchors (batch_id, target)
 );
 
 CREATE INDEX evidence_chains_due ON evidence_chains (not_after_ns) WHERE run_id IS NULL;
 CREATE INDEX evidence_chains_run ON evidence_chains (run_id) WHERE run_id IS NOT NULL;
 
--- The time-stamp renewals of each chain, numbered from 1 (the anchor's own archive
+-- The time-stamp renewals of each chain, numbered from 1 (the chain's first archive
 -- time-stamp is number 0): which run, which leaf of its tree, and the reduced hash tree
 -- from that leaf to the run's root (DER SEQUENCE OF PartialHashtree; empty bytes for a
 -- one-leaf run).
 CREATE TABLE chain_renewals (
-    batch_id    INTEGER NOT NULL,
-    target      TEXT    NOT NULL,
+    chain_id    INTEGER NOT NULL REFERENCES evidence_chains (id),
     n           INTEGER NOT NULL CHECK (n > 0),
     run_id      INTEGER NOT NULL REFERENCES renewal_runs (id),
     leaf_index  INTEGER NOT NULL CHECK (leaf_index >= 0),
     reduced     BLOB    NOT NULL,
-    PRIMARY KEY (batch_id, target, n),
-    UNIQUE (run_id, leaf_index),
-    FOREIGN KEY (batch_id, target) REFERENCES evidence_chains (batch_id, target)
+    PRIMARY KEY (chain_id, n),
+    UNIQUE (run_id, leaf_index)
 );
 
 -- Hash-tree renewals (RFC 4998 section 5.3) of archive objects: a new chain over

@@ -30,10 +30,13 @@ pub(crate) trait RenewalBackend: Send + Sync {
         now_ns: i64,
     ) -> BoxFut<'a, ()>;
     fn planned_runs(&self) -> BoxFut<'_, Vec<RenewalRun>>;
+    /// `anchor`: the chain of anchor (`a`, `b`) = (batch id, target); else of
+    /// hash-tree run `a`.
     fn chain_renewals<'a>(
         &'a self,
-        batch_id: i64,
-        target: &'a str,
+        anchor: bool,
+        a: i64,
+        b: &'a str,
     ) -> BoxFut<'a, Vec<StoredRenewal>>;
     fn hash_tree_renewals(&self, seq: i64) -> BoxFut<'_, Vec<StoredRenewal>>;
     fn stats(&self, horizon_ns: i64) -> BoxFut<'_, RenewalStats>;
@@ -94,14 +97,18 @@ macro_rules! impl_renewal_backend {
                     let $pool = &self.pool;
                     let mut tx = $begin.await.map_err(|e| $crate::Error::db(OP, e))?;
                     for c in chains {
+                        let $crate::renewal::ChainOrigin::Anchor { batch_id, target } = &c.origin
+                        else {
+                            continue;
+                        };
                         let not_after = c.not_after.map($crate::renewal::ns).transpose()?;
                         sqlx::query(
                             "INSERT INTO evidence_chains (batch_id, target, hash_alg, renewals, \
                              next_hash, not_after_ns) VALUES ($1, $2, $3, 0, $4, $5) \
                              ON CONFLICT (batch_id, target) DO NOTHING",
                         )
-                        .bind($crate::backend::to_i64(c.batch_id, "batch id")?)
-                        .bind(c.target.as_str())
+                        .bind($crate::backend::to_i64(*batch_id, "batch id")?)
+                        .bind(target.as_str())
                         .bind(c.hash_alg.as_str())
                         .bind(c.next_hash.as_slice())
                         .bind(not_after)
@@ -121,28 +128,48 @@ macro_rules! impl_renewal_backend {
                 limit: i64,
             ) -> $crate::backend::BoxFut<'a, Vec<$crate::renewal::EvidenceChain>> {
                 Box::pin(async move {
-                    let rows: Vec<(i64, String, String, i64, Vec<u8>, Option<i64>)> =
-                        sqlx::query_as(
-                            "SELECT batch_id, target, hash_alg, renewals, next_hash, not_after_ns \
-                             FROM evidence_chains WHERE run_id IS NULL AND not_after_ns <= $1 \
-                             AND not_after_ns < $2 AND hash_alg = $3 \
-                             ORDER BY not_after_ns, batch_id, target LIMIT $4",
-                        )
-                        .bind(horizon_ns)
-                        .bind(before_ns)
-                        .bind(hash_alg)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| $crate::Error::db("read due evidence chains", e))?;
+                    type Row = (
+                        i64,
+                        Option<i64>,
+                        Option<String>,
+                        Option<i64>,
+                        String,
+                        i64,
+                        Vec<u8>,
+                        Option<i64>,
+                    );
+                    let rows: Vec<Row> = sqlx::query_as(
+                        "SELECT id, batch_id, target, rehash_run, hash_alg, renewals, next_hash, \
+                         not_after_ns FROM evidence_chains WHERE run_id IS NULL \
+                         AND not_after_ns <= $1 AND not_after_ns < $2 AND hash_alg = $3 \
+                         ORDER BY not_after_ns, id LIMIT $4",
+                    )
+                    .bind(horizon_ns)
+                    .bind(before_ns)
+                    .bind(hash_alg)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| $crate::Error::db("read due evidence chains", e))?;
+                    use $crate::backend::renewal::u;
+                    use $crate::renewal::ChainOrigin;
                     Ok(rows
                         .into_iter()
-                        .map(|(b, target, hash_alg, n, next_hash, na)| {
+                        .map(|(id, b, t, r, hash_alg, n, next_hash, na)| {
+                            let origin = match (b, t, r) {
+                                (Some(b), Some(t), _) => ChainOrigin::Anchor {
+                                    batch_id: u(b),
+                                    target: t,
+                                },
+                                (_, _, r) => ChainOrigin::Rehash {
+                                    run_id: u(r.unwrap_or(0)),
+                                },
+                            };
                             $crate::renewal::EvidenceChain {
-                                batch_id: $crate::backend::renewal::u(b),
-                                target,
+                                id: u(id),
+                                origin,
                                 hash_alg,
-                                renewals: $crate::backend::renewal::u(n),
+                                renewals: u(n),
                                 next_hash,
                                 not_after: na.map($crate::renewal::time),
                             }
@@ -184,31 +211,29 @@ macro_rules! impl_renewal_backend {
                     .await
                     .map_err(|e| err(OP, e))?;
                     for c in &run.chains {
-                        let batch = to_i64(c.batch_id, "batch id")?;
+                        let chain = to_i64(c.chain_id, "chain id")?;
                         let renewals = to_i64(c.renewals, "renewals")?;
                         let moved = sqlx::query(
-                            "UPDATE evidence_chains SET run_id = $1 WHERE batch_id = $2 \
-                             AND target = $3 AND renewals = $4 AND run_id IS NULL",
+                            "UPDATE evidence_chains SET run_id = $1 WHERE id = $2 \
+                             AND renewals = $3 AND run_id IS NULL",
                         )
                         .bind(id)
-                        .bind(batch)
-                        .bind(c.target.as_str())
+                        .bind(chain)
                         .bind(renewals)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| err(OP, e))?;
                         if moved.rows_affected() != 1 {
                             return Err($crate::Error::RenewalConflict(format!(
-                                "chain ({}, {:?}) is in another run or has moved on",
-                                c.batch_id, c.target
+                                "chain {} is in another run or has moved on",
+                                c.chain_id
                             )));
                         }
                         sqlx::query(
-                            "INSERT INTO chain_renewals (batch_id, target, n, run_id, \
-                             leaf_index, reduced) VALUES ($1, $2, $3, $4, $5, $6)",
+                            "INSERT INTO chain_renewals (chain_id, n, run_id, leaf_index, \
+                             reduced) VALUES ($1, $2, $3, $4, $5)",
                         )
-                        .bind(batch)
-                        .bind(c.target.as_str())
+                        .bind(chain)
                         .bind(renewals + 1)
                         .bind(id)
                         .bind(to_i64(c.leaf_index, "leaf index")?)
@@ -288,6 +313,19 @@ macro_rules! impl_renewal_backend {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| err(OP, e))?;
+                    // A hash-tree run's token ends its objects' new chain: a chain to
+                    // renew in turn.
+                    sqlx::query(
+                        "INSERT INTO evidence_chains (rehash_run, hash_alg, renewals, next_hash, \
+                         not_after_ns) SELECT id, hash_alg, 0, $2, $3 FROM renewal_runs \
+                         WHERE id = $1 AND kind = 'hash-tree'",
+                    )
+                    .bind(run_id)
+                    .bind(next_hash)
+                    .bind(not_after_ns)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err(OP, e))?;
                     tx.commit().await.map_err(|e| err(OP, e))
                 })
             }
@@ -313,32 +351,41 @@ macro_rules! impl_renewal_backend {
 
             fn chain_renewals<'a>(
                 &'a self,
-                batch_id: i64,
-                target: &'a str,
+                anchor: bool,
+                a: i64,
+                b: &'a str,
             ) -> $crate::backend::BoxFut<'a, Vec<$crate::renewal::StoredRenewal>> {
                 Box::pin(async move {
-                    let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    let which = if anchor {
+                        "e.batch_id = $1 AND e.target = $2"
+                    } else {
+                        "e.rehash_run = $1 AND $2 = ''"
+                    };
+                    let sql = format!(
                         "SELECT c.n, c.run_id, c.reduced, r.token FROM chain_renewals c \
+                         JOIN evidence_chains e ON e.id = c.chain_id \
                          JOIN renewal_runs r ON r.id = c.run_id \
-                         WHERE c.batch_id = $1 AND c.target = $2 AND r.state = 'done' \
-                         ORDER BY c.n",
-                    )
-                    .bind(batch_id)
-                    .bind(target)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| $crate::Error::db("read chain renewals", e))?;
+                         WHERE {which} AND r.state = 'done' ORDER BY c.n"
+                    );
+                    let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                            .bind(a)
+                            .bind(b)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(|e| $crate::Error::db("read chain renewals", e))?;
+                    use $crate::backend::renewal::u;
                     Ok(rows
                         .into_iter()
                         .map(|(n, run, reduced, token)| $crate::renewal::StoredRenewal {
-                            n: $crate::backend::renewal::u(n),
-                            run_id: $crate::backend::renewal::u(run),
+                            n: u(n),
+                            run_id: u(run),
                             reduced,
                             token,
                             hash_alg: String::new(),
                             data_hash: Vec::new(),
-                            batch_id: $crate::backend::renewal::u(batch_id),
-                            target: target.to_owned(),
+                            batch_id: if anchor { u(a) } else { 0 },
+                            target: b.to_owned(),
                         })
                         .collect())
                 })

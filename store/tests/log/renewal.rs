@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use hanko_store::{
-    Error, EvidenceChain, NewBatch, NewRun, PlannedChain, PlannedHashTree, RenewalKind,
-    StoreOptions,
+    ChainOrigin, Error, EvidenceChain, NewBatch, NewRun, PlannedChain, PlannedHashTree,
+    RenewalKind, StoreOptions,
 };
 
 use super::{TestDb, fill};
@@ -28,11 +28,17 @@ fn one_leaf_batch(seq: u64) -> NewBatch {
 
 fn planned(c: &EvidenceChain, leaf: u64) -> PlannedChain {
     PlannedChain {
-        batch_id: c.batch_id,
-        target: c.target.clone(),
+        chain_id: c.id,
         renewals: c.renewals,
         leaf_index: leaf,
         reduced: vec![0x30, 0x00],
+    }
+}
+
+fn self_chain(batch_id: u64) -> ChainOrigin {
+    ChainOrigin::Anchor {
+        batch_id,
+        target: "self".into(),
     }
 }
 
@@ -75,8 +81,11 @@ async fn a_chain_is_renewed_once_per_due_period(db: TestDb) {
     let chains: Vec<EvidenceChain> = unindexed
         .iter()
         .map(|a| EvidenceChain {
-            batch_id: a.batch_id,
-            target: a.target.clone(),
+            id: 0,
+            origin: ChainOrigin::Anchor {
+                batch_id: a.batch_id,
+                target: a.target.clone(),
+            },
             hash_alg: a.hash_alg.clone(),
             renewals: 0,
             next_hash: vec![a.batch_id as u8; 32],
@@ -114,7 +123,7 @@ async fn a_chain_is_renewed_once_per_due_period(db: TestDb) {
     );
     let due = store.due_chains("sha256", horizon, own, 10).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!((due[0].batch_id, due[0].renewals), (1, 0));
+    assert_eq!((due[0].origin.clone(), due[0].renewals), (self_chain(1), 0));
     assert_eq!(due[0].next_hash, vec![1u8; 32]);
     let stats = store.renewal_stats(horizon).await.unwrap();
     assert_eq!((stats.due, stats.planned_runs), (1, 0));
@@ -136,7 +145,13 @@ async fn a_chain_is_renewed_once_per_due_period(db: TestDb) {
         store.plan_renewal(&run_of(vec![planned(&due[0], 0)])).await
     ));
     assert_eq!(store.planned_runs().await.unwrap(), vec![run.clone()]);
-    assert!(store.chain_renewals(1, "self").await.unwrap().is_empty());
+    assert!(
+        store
+            .chain_renewals(&self_chain(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Refused before the database: an empty or mixed run.
     assert!(matches!(
         store.plan_renewal(&run_of(Vec::new())).await,
@@ -157,7 +172,7 @@ async fn a_chain_is_renewed_once_per_due_period(db: TestDb) {
         store.complete_renewal(99, b"x", &[8; 32], now).await
     ));
     assert!(store.planned_runs().await.unwrap().is_empty());
-    let renewals = store.chain_renewals(1, "self").await.unwrap();
+    let renewals = store.chain_renewals(&self_chain(1)).await.unwrap();
     assert_eq!(renewals.len(), 1);
     assert_eq!((renewals[0].n, renewals[0].run_id), (1, 1));
     assert_eq!(renewals[0].token, b"renewal-token");
@@ -214,8 +229,45 @@ async fn a_chain_is_renewed_once_per_due_period(db: TestDb) {
         (1, "sha512", 1)
     );
     assert_eq!(h[0].data_hash, vec![0xdd; 64]);
-    // The chain itself is untouched by it.
-    assert_eq!(store.chain_renewals(1, "self").await.unwrap().len(), 1);
+    // The chain itself is untouched by it; the run's new chain is one to renew in turn.
+    assert_eq!(store.chain_renewals(&self_chain(1)).await.unwrap().len(), 1);
+    let rehashed = ChainOrigin::Rehash { run_id: r2.id };
+    let due = store
+        .due_chains("sha512", now + 800 * DAY, now + 900 * DAY, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].origin.clone(), due[0].next_hash.clone()),
+        (rehashed.clone(), vec![9u8; 64])
+    );
+    let mut run = run_of(vec![planned(&due[0], 0)]);
+    run.hash_alg = "sha512".into();
+    run.root = vec![0xcc; 64];
+    let r3 = store.plan_renewal(&run).await.unwrap();
+    store
+        .complete_renewal(r3.id, b"rehash-renewal", &[3; 64], now + 800 * DAY)
+        .await
+        .unwrap();
+    let r = store.chain_renewals(&rehashed).await.unwrap();
+    assert_eq!(
+        (r.len(), r[0].token.clone()),
+        (1, b"rehash-renewal".to_vec())
+    );
+    assert!(
+        store
+            .chain_renewals(&ChainOrigin::Rehash { run_id: 99 })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Only anchors' chains are indexed from outside.
+    let mut foreign = due[0].clone();
+    foreign.origin = rehashed;
+    assert!(matches!(
+        store.index_chains(&[foreign]).await,
+        Err(Error::InvalidArgument(_))
+    ));
 
     // One scheduler per database.
     let mut lock = store
