@@ -246,6 +246,20 @@ fn wait_for_line(server: &Server, line: &str, n: usize) {
     }
 }
 
+/// Waits until `n` chains have one renewal each and no run is planned.
+fn wait_all_renewed(db: &TestDb, server: &Server, n: u64, within: Duration) {
+    let start = Instant::now();
+    let renewed = "SELECT COUNT(*) FROM evidence_chains WHERE renewals = 1";
+    while count(db, renewed) < n as i64 || count(db, PLANNED) > 0 {
+        assert!(
+            start.elapsed() < within,
+            "not all renewed:\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn start_with_hook(dir: &Path, db: &TestDb, point: &str) -> Server {
     let mut cmd = hanko();
     cmd.env(HOOK, point);
@@ -308,20 +322,7 @@ fn crash_during_renewal(backend: Backend) {
 
     // (4) Finishes: every chain renewed exactly once.
     let server = start_dev_server(dir, &db, None);
-    let start = Instant::now();
-    while count(
-        &db,
-        "SELECT COUNT(*) FROM evidence_chains WHERE renewals = 1",
-    ) < CHAINS as i64
-        || count(&db, PLANNED) > 0
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "not all renewed:\n{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_all_renewed(&db, &server, CHAINS, Duration::from_secs(300));
     let start = Instant::now();
     let mut metrics = server.get("/metrics").1;
     while crate::common::metric(&metrics, "hanko_renewal_chains_due") != Some(0.0) {
@@ -467,20 +468,7 @@ fn two_nodes_on_one_postgres_renew_one_at_a_time_and_take_over() {
     wait_for_line(&holder, "renewal run done", 1);
     assert!(!holds(&other), "both renew:\n{}", other.output());
     drop(holder);
-    let start = Instant::now();
-    while count(
-        &db,
-        "SELECT COUNT(*) FROM evidence_chains WHERE renewals = 1",
-    ) < N as i64
-        || count(&db, PLANNED) > 0
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "not all renewed after the takeover:\n{}",
-            other.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_all_renewed(&db, &other, N, Duration::from_secs(120));
     assert!(holds(&other), "{}", other.output());
     let (exit, out) = other.stop();
     assert!(exit.success(), "{out}");
