@@ -36,6 +36,7 @@
 
 mod error;
 pub mod evidence;
+pub mod renewal;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod tree;

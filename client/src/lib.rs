@@ -61,4 +61,4 @@ pub use error::Error;
 pub use verify::evidence::{EvidenceStep, VerifiedStep, verify_evidence};
 pub use verify::pdf::{VerifiedPdf, verify_pdf};
 pub use verify::seal::{VerifiedSeal, claimed_signer, verify_seal};
-pub use verify::{Verified, verify, verify_token};
+pub use verify::{Verified, claimed_tsa, verify, verify_token};

@@ -477,12 +477,16 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     });
     spawn_metrics_upkeep(metrics);
     let anchoring = start_anchoring(&cfg, &state, &store)?;
+    let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
     let listeners = bind(&cfg, tls_key.clone()).await?;
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
     if let Some(a) = anchoring {
         a.stop().await;
+    }
+    if let Some(r) = renewal {
+        r.stop().await;
     }
     // The reloader keeps the TLS configuration (and so the key) alive: stop its pool
     // here, or its workers would hold the token past the release below.
@@ -541,6 +545,26 @@ fn start_anchoring(
         targets,
         fault,
     )))
+}
+
+/// Starts the renewal scheduler (issue #16) where anchoring runs and the own TSA can
+/// issue logged archive time-stamps; `None` otherwise.
+fn start_renewal(
+    cfg: &Config,
+    state: &AppState,
+    store: &hanko_store::Store,
+) -> anyhow::Result<Option<crate::anchor::renewal::Renewal>> {
+    use crate::anchor::renewal;
+    let fault = crate::anchor::FaultPoint::from_env(cfg.dev)?;
+    let Some(issuer) = state.issuer.clone() else {
+        return Ok(None);
+    };
+    if !cfg.anchor.enabled || cfg.store.durability == config::Durability::None {
+        return Ok(None);
+    }
+    // The scheduler renews as the renewal API decides: `renewal.time_stamp_before_days`.
+    let settings = renewal::RenewalSettings::new(cfg.dev, cfg.renewal.policy.time_stamp_before);
+    Ok(Some(renewal::spawn(store.clone(), issuer, settings, fault)))
 }
 
 /// The HTTPS listener's key in the HSM, with `tls.key_label`: its own signing pool

@@ -578,8 +578,8 @@ pub struct BatcherLock {
 pub(crate) enum BatcherLockInner {
     /// SQLite: one node per file, nothing to hold.
     Local,
-    /// PostgreSQL: the session holding the advisory lock.
-    Postgres(sqlx::PgConnection),
+    /// PostgreSQL: the session holding the advisory lock, and the lock's key.
+    Postgres(sqlx::PgConnection, i64),
 }
 
 impl BatcherLock {
@@ -590,16 +590,16 @@ impl BatcherLock {
     pub async fn still_held(&mut self) -> bool {
         match &mut self.inner {
             BatcherLockInner::Local => true,
-            BatcherLockInner::Postgres(conn) => {
-                crate::backend::postgres::advisory_lock_held(conn).await
+            BatcherLockInner::Postgres(conn, key) => {
+                crate::backend::postgres::advisory_lock_held(conn, *key).await
             }
         }
     }
 
     /// Releases the lock (PostgreSQL: unlocks and closes the session).
     pub async fn release(self) {
-        if let BatcherLockInner::Postgres(conn) = self.inner {
-            crate::backend::postgres::advisory_unlock(conn).await;
+        if let BatcherLockInner::Postgres(conn, key) = self.inner {
+            crate::backend::postgres::advisory_unlock(conn, key).await;
         }
     }
 }

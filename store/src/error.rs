@@ -162,6 +162,12 @@ pub enum Error {
     #[error("anchor batch refused: {0}")]
     BatchConflict(String),
 
+    /// A renewal run could not be planned or completed: one of its chains is already in
+    /// another run or already has that renewal, or the run is not (or no longer)
+    /// planned. Nothing was written.
+    #[error("renewal run refused: {0}")]
+    RenewalConflict(String),
+
     /// Writing an export failed.
     #[error("writing the log export failed: {0}")]
     Io(#[source] Arc<std::io::Error>),
@@ -195,6 +201,7 @@ impl Error {
             | Error::Schema { .. }
             | Error::NoReadAccess { .. }
             | Error::BatchConflict(_)
+            | Error::RenewalConflict(_)
             | Error::Io(_) => false,
         }
     }

@@ -75,6 +75,7 @@ mod error;
 mod export;
 mod failure_log;
 mod record;
+pub mod renewal;
 mod serial;
 mod writer;
 
@@ -100,6 +101,10 @@ pub use crate::export::ExportRange;
 pub use crate::record::{
     MAX_CLIENT_LEN, MAX_POLICY_LEN, MAX_REQUEST_HASH_LEN, MAX_SERIAL_LEN, NewRecord, Receipt,
     RecordKind, StoredRecord, normalize_serial, serial_to_bytes,
+};
+pub use crate::renewal::{
+    ChainOrigin, EvidenceChain, NewRun, PlannedChain, PlannedHashTree, RenewalKind, RenewalRun,
+    RenewalStats, StoredRenewal, UnindexedAnchor,
 };
 pub use crate::serial::{DEFAULT_BLOCK, MAX_BLOCK, SerialAllocator, SerialRange};
 pub use crate::writer::{Upstream, WriterStats};

@@ -1060,3 +1060,7 @@ mod anchoring;
 // Archive objects and migration 4 (issue #16).
 #[path = "log/archive.rs"]
 mod archive;
+
+// Evidence renewal's runs and chains, migration 5 (issue #16).
+#[path = "log/renewal.rs"]
+mod renewal;

@@ -178,6 +178,15 @@ pub fn verify_token(
     )
 }
 
+/// The TSA certificate a bare TimeStampToken names and carries, found without verifying
+/// anything (a scheduler reading when a token's certificate expires, to renew what relies
+/// on it in time). `None` when the token cannot be parsed or does not carry it.
+pub fn claimed_tsa(token_der: &[u8]) -> Option<Certificate> {
+    let p = token::parse(&granted_response(token_der)).ok()?;
+    let pool = signer::certificate_pool(&p.certificates, &[]).ok()?;
+    signer::find_signer_certificate(&p.sid_der, &pool).ok()
+}
+
 /// `TimeStampResp { status granted, timeStampToken }` around a token, so that the
 /// token verifier (which takes responses) checks it unchanged.
 fn granted_response(token: &[u8]) -> Vec<u8> {

@@ -8,6 +8,7 @@
 //!      ─> the leaf's block of object hashes (<= 1024 rows) + the tree over the block
 //!         roots (kept per batch in a [`BatchCache`]: a closed batch never changes)
 //!      ─> hanko_anchor::tree::BlockProofs ─> evidence::evidence_record(token)
+//!      ─> + the chain's renewals (issue #16, `super::renewal::renewed_record`)
 //! ```
 //!
 //! Each anchor gives its own EvidenceRecord: RFC 4998 chains are sequential renewals, so
@@ -114,6 +115,8 @@ pub async fn lookup(
         });
     };
     let der = evidence_record(store, &closed, record.seq, token).await?;
+    let der =
+        super::renewal::renewed_record(store, der, batch.id, &chosen.target, record.seq).await?;
     Ok(Lookup::Found {
         der,
         batch,

@@ -7,7 +7,10 @@
 //! - `after-close`: the batch and its pending anchors are committed, no anchor attempted
 //!   (with this point the target tasks attempt none at all);
 //! - `during-anchor`: a target returned its token over the root (the own TSA's archive
-//!   time-stamp is already logged), the anchor is not yet stored as done.
+//!   time-stamp is already logged), the anchor is not yet stored as done;
+//! - `renewal-planned`: a renewal run is planned (its chains held), no token asked for
+//!   (issue #16; only the renewal scheduler pauses);
+//! - `renewal-stamped`: the run's token is issued and logged, not yet stored.
 //!
 //! Production (`serve` without `--dev`) refuses to start while it is set, so that a
 //! leftover variable cannot stop anchoring unnoticed. Unset, the hook is one comparison of
@@ -24,13 +27,17 @@ pub enum FaultPoint {
     BeforeClose,
     AfterClose,
     DuringAnchor,
+    RenewalPlanned,
+    RenewalStamped,
 }
 
 impl FaultPoint {
-    const ALL: [FaultPoint; 3] = [
+    const ALL: [FaultPoint; 5] = [
         FaultPoint::BeforeClose,
         FaultPoint::AfterClose,
         FaultPoint::DuringAnchor,
+        FaultPoint::RenewalPlanned,
+        FaultPoint::RenewalStamped,
     ];
 
     /// The name `HANKO_FAULT_ANCHOR_PAUSE` takes.
@@ -39,11 +46,13 @@ impl FaultPoint {
             FaultPoint::BeforeClose => "before-close",
             FaultPoint::AfterClose => "after-close",
             FaultPoint::DuringAnchor => "during-anchor",
+            FaultPoint::RenewalPlanned => "renewal-planned",
+            FaultPoint::RenewalStamped => "renewal-stamped",
         }
     }
 
     /// The point `HANKO_FAULT_ANCHOR_PAUSE` names, if set: refused without `dev`, and
-    /// any value but the three names refused.
+    /// any value but the points' names refused.
     pub fn from_env(dev: bool) -> anyhow::Result<Option<FaultPoint>> {
         let v = std::env::var_os(FAULT_ENV);
         Self::parse(v.as_ref().map(|v| v.to_string_lossy()).as_deref(), dev)
@@ -63,7 +72,8 @@ impl FaultPoint {
             .map(Some)
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "{FAULT_ENV}={v:?}: expected before-close, after-close or during-anchor"
+                    "{FAULT_ENV}={v:?}: expected before-close, after-close, during-anchor, \
+                     renewal-planned or renewal-stamped"
                 )
             })
     }
@@ -94,7 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn honoured_only_in_dev_and_only_its_three_names() {
+    fn honoured_only_in_dev_and_only_its_names() {
         assert_eq!(FaultPoint::parse(None, false).unwrap(), None);
         assert_eq!(FaultPoint::parse(None, true).unwrap(), None);
         for p in FaultPoint::ALL {

@@ -29,9 +29,13 @@
 //! time-stamps does not close a batch of its own (else anchoring would feed itself
 //! forever); they join the next batch of issued records.
 //!
+//! Evidence renewal (issue #16, `renewal`): a scheduler renews each (batch, anchor)
+//! chain by RFC 4998 time-stamp renewal before the TSA certificate it relies on expires,
+//! many chains under one own-TSA time-stamp; the evidence routes serve each record with
+//! its chain's renewals.
+//!
 //! What it does not do: decide readiness (`/readyz` never depends on anchoring: a down
-//! anchor target delays evidence, not issuance), or renew evidence records (RFC 4998
-//! renewal is later work).
+//! anchor target delays evidence, not issuance).
 //!
 //! Log lines a crash or takeover test can wait for: "anchor batch closed" (after the
 //! commit), "anchor done" / "anchor attempt failed" per target, "batcher lock taken" /
@@ -42,6 +46,7 @@ mod batcher;
 pub mod check;
 pub mod evidence;
 mod fault;
+pub mod renewal;
 mod targets;
 
 pub use batcher::{Anchoring, spawn, tree_of};

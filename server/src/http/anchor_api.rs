@@ -50,7 +50,8 @@ pub const ERS_TYPE: &str = "application/octet-stream";
 /// Most batches per page.
 const MAX_PAGE: u32 = 100;
 
-fn error(status: StatusCode, code: &str, description: String, extra: Value) -> Response {
+/// A JSON error body `{error, error_description, ...extra}`, not cached.
+pub(super) fn error(status: StatusCode, code: &str, description: String, extra: Value) -> Response {
     let mut body = json!({ "error": code, "error_description": description });
     if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
         b.extend(extra);

@@ -59,7 +59,12 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .as_ref()
         .map(|a| *a.settings())
         .unwrap_or_default();
-    let router = Router::new().route("/api/v1/archive/objects", post(submit));
+    let router = Router::new()
+        .route("/api/v1/archive/objects", post(submit))
+        .route(
+            "/api/v1/archive/objects/rehash",
+            post(super::archive_rehash::rehash),
+        );
     super::seal::guarded(
         router,
         &state,
@@ -74,7 +79,7 @@ pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// What `authorize` established: the client's name (the records' `client`).
 #[derive(Clone, Debug)]
-pub(super) struct ArchiveClient(String);
+pub(super) struct ArchiveClient(pub(super) String);
 
 impl ArchiveClient {
     /// The client's name.

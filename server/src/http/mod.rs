@@ -65,6 +65,7 @@ use peer::PeerCertificate;
 
 pub(crate) mod anchor_api;
 mod archive_api;
+mod archive_rehash;
 pub mod conn;
 mod csc;
 mod health;

@@ -196,6 +196,54 @@ fn archive_op() -> Value {
     o
 }
 
+/// `POST /api/v1/archive/objects/rehash` (issue #16): hash-tree renewal, bulk lane.
+fn rehash_op() -> Value {
+    op(
+        "hash-tree renewal (RFC 4998 5.3) of archive objects this client submitted: \
+         {alg:sha384|sha512, objects:[{sha256,hex}]}, hex = the object's hash under alg; \
+         each object's evidence record gets a new chain over H(h(d) || H(its chains)), one \
+         tree and one own-TSA time-stamp for all; every object checked before anything \
+         is written; at most archive.max_hashes_per_request; bulk lane",
+        Some(crate::auth::SCOPE_ARCHIVE),
+        Some((
+            "application/json",
+            json!({ "type": "object", "required": ["alg", "objects"] }),
+        )),
+        with(
+            with(
+                vec![
+                    (
+                        "200",
+                        json_object(
+                            "{alg,run,objects:[{sha256,status:renewed|existing,evidence}],\
+                             renewed,existing}",
+                        ),
+                    ),
+                    (
+                        "400",
+                        json_error("malformed body, bad hex or length, duplicates"),
+                    ),
+                    (
+                        "404",
+                        json_error("not an archive object of this client, or anchoring off"),
+                    ),
+                    (
+                        "409",
+                        json_error("not anchored yet, renewed otherwise, or in progress"),
+                    ),
+                    (
+                        "422",
+                        json_error("alg is not stronger than the trees' sha256"),
+                    ),
+                    ("500", json_error("the issuance log failed")),
+                ],
+                auth(true),
+            ),
+            admission(true),
+        ),
+    )
+}
+
 /// The RFC 3161 operation, served at `/tsa` and `/`.
 fn timestamp_op() -> Value {
     op(
@@ -594,6 +642,10 @@ pub fn document() -> Value {
     paths.insert(
         super::renew_api::PATH.into(),
         json!({ "post": super::renew_api::openapi_op() }),
+    );
+    paths.insert(
+        "/api/v1/archive/objects/rehash".into(),
+        json!({ "post": rehash_op() }),
     );
     verify(&mut paths);
     csc(&mut paths, "v1");

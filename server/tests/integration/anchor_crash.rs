@@ -299,7 +299,7 @@ fn the_hook_is_refused_in_production_and_unknown_points_in_dev() {
         ],
     );
     assert!(
-        msg.contains("expected before-close, after-close or during-anchor"),
+        msg.contains("expected before-close, after-close, during-anchor"),
         "{msg}"
     );
 }

@@ -20,10 +20,10 @@ use crate::common::log::{Backend, TestDb, dev_config_with, shared_dev_data_dir, 
 use crate::common::tsp::{granted, request_der, timestamp};
 use crate::common::{Server, hanko, metric, text};
 
-const ARCHIVER_KEY: &str = "hanko_it-archiver-key";
+pub(crate) const ARCHIVER_KEY: &str = "hanko_it-archiver-key";
 const AUDITOR_KEY: &str = "hanko_it-archive-auditor-key";
 
-fn client(name: &str, key: &str, scopes: &[&str]) -> toml::Value {
+pub(crate) fn client(name: &str, key: &str, scopes: &[&str]) -> toml::Value {
     let mut t = toml::Table::new();
     t.insert("name".into(), name.into());
     t.insert("api_key_sha256".into(), key_digest_hex(key).into());
@@ -60,8 +60,9 @@ fn config(dir: &Path) -> PathBuf {
     })
 }
 
-/// POST to the archive route: (status, JSON body, Retry-After).
-fn post(
+/// POST to the archive route, `query` appended to its path (`/rehash` for hash-tree
+/// renewal): (status, JSON body).
+pub(crate) fn post(
     server: &Server,
     key: Option<&str>,
     content_type: &str,
@@ -94,7 +95,7 @@ fn json_body(entries: &[(&str, String)]) -> Vec<u8> {
     serde_json::to_vec(&json!({ "hashes": hashes })).unwrap()
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     HashAlgorithm::Sha256.digest(data).try_into().unwrap()
 }
 
@@ -110,7 +111,7 @@ fn logged(db: &TestDb) -> Vec<Value> {
 }
 
 /// Asserts `(status, error)` and that the description says `says`.
-fn refused(got: (u16, Value), status: u16, says: &str) {
+pub(crate) fn refused(got: (u16, Value), status: u16, says: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     let d = got.1["error_description"].as_str().unwrap_or("");
     assert!(d.contains(says), "{status}: {d:?} should say {says:?}");

@@ -20,6 +20,9 @@ mod anchor_crash;
 /// anchored, their evidence verified by hanko and Bouncy Castle; every refusal logs
 /// nothing; migration 4 on an anchored log; SQLite and PostgreSQL.
 mod archive;
+/// Issue #16: hash-tree renewal of an archive object through the binary (SHA-256 to
+/// SHA-512), the record with both chains verified by hanko and Bouncy Castle; refusals.
+mod archive_rehash;
 /// Issue #14: the client model through the binary (a TSA-only client refused elsewhere,
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.
@@ -65,6 +68,11 @@ mod pin_env;
 /// hash tree and validated by Bouncy Castle; every refusal changes nothing; time travel
 /// with `faketime` past the first TSA certificate's expiry (`renewal_time_travel`).
 mod renewal;
+/// Issue #16 acceptance: the renewal scheduler SIGKILLed at three points of a renewal of
+/// 10,000 evidence chains renews each exactly once after restart; the renewed records
+/// verify (hanko, Bouncy Castle); SQLite and PostgreSQL; two nodes on one PostgreSQL
+/// renew one at a time, with a takeover after SIGKILL.
+mod renewal_crash;
 /// Issue #16 acceptance: a renewed record verifies with `faketime` five days after its
 /// first TSA certificate expired; the record unrenewed fails there.
 mod renewal_time_travel;

@@ -511,15 +511,26 @@ pub(crate) use {decode_anchor, decode_batch, impl_anchor_backend};
 /// A failed close: a constraint of `anchor_batches` / `anchors` that fired means another
 /// batcher closed an overlapping range first (or the range is not after the last batch).
 pub(crate) fn close_error(e: sqlx::Error) -> Error {
-    if let sqlx::Error::Database(d) = &e
-        && matches!(
-            d.kind(),
-            sqlx::error::ErrorKind::UniqueViolation
-                | sqlx::error::ErrorKind::ForeignKeyViolation
-                | sqlx::error::ErrorKind::CheckViolation
-        )
-    {
-        return Error::BatchConflict(format!("the database refused the batch: {}", d.message()));
+    match constraint_refusal(&e) {
+        Some(why) => Error::BatchConflict(format!("the database refused the batch: {why}")),
+        None => Error::db("close anchor batch", e),
     }
-    Error::db("close anchor batch", e)
+}
+
+/// The message of a unique, foreign-key or CHECK constraint that refused a statement
+/// (the schema keeping batches and renewals honest), `None` for any other failure.
+pub(crate) fn constraint_refusal(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d)
+            if matches!(
+                d.kind(),
+                sqlx::error::ErrorKind::UniqueViolation
+                    | sqlx::error::ErrorKind::ForeignKeyViolation
+                    | sqlx::error::ErrorKind::CheckViolation
+            ) =>
+        {
+            Some(d.message().to_owned())
+        }
+        _ => None,
+    }
 }

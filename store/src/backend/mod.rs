@@ -27,6 +27,7 @@
 
 pub(crate) mod anchoring;
 pub(crate) mod postgres;
+pub(crate) mod renewal;
 pub(crate) mod sqlite;
 mod sqlite_reader;
 mod sqlite_writer;
@@ -92,6 +93,12 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 
     /// Tries to take the one-batcher lock (see [`crate::Store::batcher_lock`]).
     fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>>;
+
+    /// Evidence renewal (`backend/renewal.rs`).
+    fn renewal(&self) -> &dyn renewal::RenewalBackend;
+
+    /// Tries to take the one-renewal-scheduler lock (see [`crate::Store::renewal_lock`]).
+    fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>>;
 
     /// A synchronous appender for the writer's own thread, for backends whose appends
     /// are cheaper run in one go than as async round trips (SQLite). `None` (the default):

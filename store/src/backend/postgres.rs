@@ -349,56 +349,73 @@ impl LogBackend for PgBackend {
     }
 
     fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
-        Box::pin(async move {
-            use sqlx::Connection as _;
-            let err = |e| Error::db("take the batcher lock", e);
-            if self.read_only {
-                return Err(Error::ReadOnly);
-            }
-            // A session of its own, outside the pool: the lock lives exactly as long as
-            // it, and the pool's idle reaping can never end it behind our back.
-            let opts = self.pool.connect_options();
-            let mut conn = sqlx::PgConnection::connect_with(&opts).await.map_err(err)?;
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(BATCHER_LOCK_KEY)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(err)?;
-            if !got {
-                let _ = conn.close().await;
-                return Ok(None);
-            }
-            Ok(Some(crate::BatcherLock {
-                inner: crate::anchoring::BatcherLockInner::Postgres(conn),
-            }))
-        })
+        Box::pin(self.advisory_lock(BATCHER_LOCK_KEY))
+    }
+
+    fn renewal(&self) -> &dyn super::renewal::RenewalBackend {
+        self
+    }
+
+    fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
+        Box::pin(self.advisory_lock(RENEWAL_LOCK_KEY))
+    }
+}
+
+impl PgBackend {
+    /// `pg_try_advisory_lock(key)` on a session of its own (see
+    /// [`crate::Store::batcher_lock`]).
+    async fn advisory_lock(&self, key: i64) -> Result<Option<crate::BatcherLock>, Error> {
+        use sqlx::Connection as _;
+        let err = |e| Error::db("take an advisory lock", e);
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        // A session of its own, outside the pool: the lock lives exactly as long as
+        // it, and the pool's idle reaping can never end it behind our back.
+        let opts = self.pool.connect_options();
+        let mut conn = sqlx::PgConnection::connect_with(&opts).await.map_err(err)?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(err)?;
+        if !got {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        Ok(Some(crate::BatcherLock {
+            inner: crate::anchoring::BatcherLockInner::Postgres(conn, key),
+        }))
     }
 }
 
 /// The advisory lock key of the one batcher per database ("hanko-ba" in ASCII).
 const BATCHER_LOCK_KEY: i64 = 0x68616e6b6f2d6261;
+/// The advisory lock key of the one renewal scheduler per database ("hanko-re").
+const RENEWAL_LOCK_KEY: i64 = 0x68616e6b6f2d7265;
 
-/// Whether this session still holds the batcher lock; false when the session is gone.
-pub(crate) async fn advisory_lock_held(conn: &mut sqlx::PgConnection) -> bool {
+/// Whether this session still holds advisory lock `key`; false when the session is gone.
+pub(crate) async fn advisory_lock_held(conn: &mut sqlx::PgConnection, key: i64) -> bool {
     let held: Result<bool, _> = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
          AND pid = pg_backend_pid() AND granted \
          AND ((classid::int8 << 32) | objid::int8) = $1)",
     )
-    .bind(BATCHER_LOCK_KEY)
+    .bind(key)
     .fetch_one(conn)
     .await;
     held.unwrap_or(false)
 }
 
-/// Unlocks and closes the batcher's session (closing alone would release it too).
-pub(crate) async fn advisory_unlock(mut conn: sqlx::PgConnection) {
+/// Unlocks `key` and closes its session (closing alone would release it too).
+pub(crate) async fn advisory_unlock(mut conn: sqlx::PgConnection, key: i64) {
     use sqlx::Connection as _;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(BATCHER_LOCK_KEY)
+        .bind(key)
         .execute(&mut conn)
         .await;
     let _ = conn.close().await;
 }
 
 super::anchoring::impl_anchor_backend!(PgBackend, |pool| pool.begin());
+super::renewal::impl_renewal_backend!(PgBackend, |pool| pool.begin());

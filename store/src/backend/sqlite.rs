@@ -338,6 +338,15 @@ impl LogBackend for SqliteBackend {
         })
     }
 
+    fn renewal(&self) -> &dyn super::renewal::RenewalBackend {
+        self
+    }
+
+    fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
+        // One node per SQLite file, as for the batcher.
+        self.batcher_lock()
+    }
+
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {
         self.writer
             .as_ref()
@@ -347,3 +356,4 @@ impl LogBackend for SqliteBackend {
 
 // Closing a batch takes the file's write lock first, like the log writer's batches.
 super::anchoring::impl_anchor_backend!(SqliteBackend, |pool| pool.begin_with("BEGIN IMMEDIATE"));
+super::renewal::impl_renewal_backend!(SqliteBackend, |pool| pool.begin_with("BEGIN IMMEDIATE"));
