@@ -110,12 +110,44 @@ pub(crate) fn tsa_status(resp: &[u8]) -> Option<(u64, bool)> {
     Some((status, !after_status.is_empty()))
 }
 
-/// `clients` connections to `target` posting `reqs` round-robin for `seconds`.
+/// What a 200 answer's body says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Granted (a token, a receipt).
+    Granted,
+    /// A well-formed refusal (a TimeStampResp with status rejection or waiting).
+    Rejected,
+    /// Not the answer the route promises.
+    Malformed,
+}
+
+/// A TimeStampResp's verdict: granted / grantedWithMods with a token is granted.
+pub(crate) fn tsa_answer(body: &[u8]) -> Answer {
+    match tsa_status(body) {
+        Some((0 | 1, true)) => Answer::Granted,
+        Some(_) => Answer::Rejected,
+        None => Answer::Malformed,
+    }
+}
+
+/// `clients` connections to `target` posting `reqs` round-robin for `seconds`; a 200 is
+/// granted when its body is a granted TimeStampResp.
 pub(crate) async fn drive(
     target: &Target,
     reqs: Arc<Vec<Vec<u8>>>,
     clients: usize,
     seconds: Duration,
+) -> anyhow::Result<LoadResult> {
+    drive_judged(target, reqs, clients, seconds, tsa_answer).await
+}
+
+/// [`drive`] for any route: `judge` says what each 200 answer's body is.
+pub(crate) async fn drive_judged(
+    target: &Target,
+    reqs: Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    seconds: Duration,
+    judge: fn(&[u8]) -> Answer,
 ) -> anyhow::Result<LoadResult> {
     let conns = connect_all(target, clients).await?;
     let start = Instant::now();
@@ -126,6 +158,7 @@ pub(crate) async fn drive(
             reqs: reqs.clone(),
             first: i,
             stride: clients,
+            judge,
         };
         tasks.spawn(client.run(KeepAlive::new(target, conn), deadline));
     }
@@ -147,10 +180,11 @@ struct Client {
     reqs: Arc<Vec<Vec<u8>>>,
     first: usize,
     stride: usize,
+    judge: fn(&[u8]) -> Answer,
 }
 
 impl Client {
-    /// Sends until `deadline`; counts only complete granted TimeStampResps as granted.
+    /// Sends until `deadline`; counts only 200 answers `judge` grants as granted.
     async fn run(self, mut conn: KeepAlive, deadline: Instant) -> LoadResult {
         let mut r = LoadResult::default();
         let mut next = self.first;
@@ -159,10 +193,10 @@ impl Client {
             next += self.stride;
             let t0 = Instant::now();
             match conn.exchange(req).await {
-                Ok((200, body)) => match tsa_status(&body) {
-                    Some((0 | 1, true)) => r.granted.push(t0.elapsed()),
-                    Some(_) => r.rejected += 1,
-                    None => r.http_errors += 1,
+                Ok((200, body)) => match (self.judge)(&body) {
+                    Answer::Granted => r.granted.push(t0.elapsed()),
+                    Answer::Rejected => r.rejected += 1,
+                    Answer::Malformed => r.http_errors += 1,
                 },
                 Ok(_) => r.http_errors += 1,
                 Err(_) => r.io_errors += 1,
