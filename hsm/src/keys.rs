@@ -9,7 +9,11 @@
 //! Both halves carry the label and one random `CKA_ID`; the private half is
 //! `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, `CKA_TOKEN`, `CKA_PRIVATE` and `CKA_SIGN`, so
 //! the token marks it `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE`, which is what
-//! [`crate::KeyProtection::production_check`] asks for.
+//! [`crate::KeyProtection::production_check`] asks for. A signing key does nothing else:
+//! `CKA_DECRYPT`, `CKA_UNWRAP` and `CKA_DERIVE` are false on the private half,
+//! `CKA_ENCRYPT` and `CKA_WRAP` on the public one (a token's defaults differ: SoftHSM's
+//! RSA keys may decrypt unless told otherwise). RSA keys are 3072 to 8192 bits (ETSI TS
+//! 119 312 gives RSA-2048 no future for new keys).
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -64,13 +68,21 @@ impl Hsm {
                 Attribute::Id(id),
             ];
             public.extend_from_slice(&common);
-            public.extend([Attribute::Private(false), Attribute::Verify(true)]);
+            public.extend([
+                Attribute::Private(false),
+                Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
+            ]);
             let mut private = common.to_vec();
             private.extend([
                 Attribute::Private(true),
                 Attribute::Sensitive(true),
                 Attribute::Extractable(false),
                 Attribute::Sign(true),
+                Attribute::Decrypt(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
             ]);
             let pub_handle = generate_with_retry(s, &token, label, &mechanism, &public, &private)?;
             let spki = read_spki(s, pub_handle, &token, label)?;
@@ -119,6 +131,9 @@ impl Hsm {
                     AttributeType::Token,
                     AttributeType::Private,
                     AttributeType::Sign,
+                    AttributeType::Decrypt,
+                    AttributeType::Unwrap,
+                    AttributeType::Derive,
                     // Asked for so that a token that reveals them is caught; a
                     // conforming one refuses (CKR_ATTRIBUTE_SENSITIVE) and cryptoki
                     // leaves them out.
@@ -142,6 +157,9 @@ impl Hsm {
                 Attribute::Token(v) => p.token_object = Some(v),
                 Attribute::Private(v) => p.private = Some(v),
                 Attribute::Sign(v) => p.sign = Some(v),
+                Attribute::Decrypt(v) => p.decrypt = Some(v),
+                Attribute::Unwrap(v) => p.unwrap = Some(v),
+                Attribute::Derive(v) => p.derive = Some(v),
                 Attribute::Value(_) | Attribute::PrivateExponent(_) => p.secret_readable = true,
                 _ => {}
             }
@@ -156,7 +174,7 @@ fn keygen_template(
     kt: KeyType,
 ) -> Result<(Mechanism<'static>, Vec<Attribute>), Error> {
     Ok(match kt {
-        KeyType::Rsa { bits } if (2048..=8192).contains(&bits) => (
+        KeyType::Rsa { bits } if (3072..=8192).contains(&bits) => (
             Mechanism::RsaPkcsKeyPairGen,
             vec![
                 Attribute::ModulusBits((bits as u64).into()),
@@ -166,7 +184,7 @@ fn keygen_template(
         KeyType::Rsa { bits } => {
             return Err(Error::UnsupportedKey {
                 key: label.to_owned(),
-                reason: format!("RSA-{bits}: only 2048 to 8192 bits"),
+                reason: format!("RSA-{bits}: new keys are 3072 to 8192 bits (ETSI TS 119 312)"),
             });
         }
         KeyType::EcP256 => (

@@ -42,6 +42,12 @@ pub struct KeyProtection {
     pub private: Option<bool>,
     /// `CKA_SIGN`: may sign.
     pub sign: Option<bool>,
+    /// `CKA_DECRYPT`: may decrypt (a signing key should not).
+    pub decrypt: Option<bool>,
+    /// `CKA_UNWRAP`: may unwrap other keys (a signing key should not).
+    pub unwrap: Option<bool>,
+    /// `CKA_DERIVE`: may derive other keys (a signing key should not).
+    pub derive: Option<bool>,
     /// Whether the token revealed secret key material (`CKA_VALUE` or
     /// `CKA_PRIVATE_EXPONENT`) when asked for it.
     pub secret_readable: bool,
@@ -59,6 +65,20 @@ pub enum ProtectionHistory {
 }
 
 impl KeyProtection {
+    /// The uses besides signing the token says the key allows (`"decrypt"`, `"unwrap"`,
+    /// `"derive"`); empty for a key `Hsm::generate_key_pair` made.
+    pub fn other_uses(&self) -> Vec<&'static str> {
+        [
+            (self.decrypt, "decrypt"),
+            (self.unwrap, "unwrap"),
+            (self.derive, "derive"),
+        ]
+        .into_iter()
+        .filter(|(v, _)| *v == Some(true))
+        .map(|(_, name)| name)
+        .collect()
+    }
+
     /// Whether the key meets the production rule (see the module documentation).
     ///
     /// Errors: [`Error::KeyExtractable`] when the key is readable or extractable now,

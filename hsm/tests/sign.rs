@@ -120,6 +120,21 @@ async fn private_keys_are_sensitive_and_not_extractable() {
     // The private value is not revealed.
     assert!(!p.secret_readable, "CKA_VALUE readable: {p:?}");
     assert_eq!(p.production_check().unwrap(), ProtectionHistory::Verified);
+    // A signing key does nothing else (#18).
+    assert_eq!(
+        (p.decrypt, p.unwrap, p.derive),
+        (Some(false), Some(false), Some(false)),
+        "{p:?}"
+    );
+    assert!(p.other_uses().is_empty(), "{p:?}");
+    // RSA below 3072 bits is not generated (ETSI TS 119 312), with the reason.
+    let e = token()
+        .hsm
+        .generate_key_pair("rsa2048", KeyType::Rsa { bits: 2048 })
+        .unwrap_err();
+    assert!(matches!(e, Error::UnsupportedKey { .. }), "{e}");
+    assert!(e.to_string().contains("3072"), "{e}");
+    assert!(token().hsm.public_key("rsa2048").unwrap().is_none());
 }
 
 /// CONFORMANCE C.39: a private key that is extractable or not sensitive, made behind
@@ -150,6 +165,16 @@ async fn an_extractable_or_non_sensitive_key_fails_the_production_check() {
         assert!(matches!(e, Error::KeyExtractable { .. }), "{label}: {e}");
         assert!(e.to_string().contains(label), "{e}");
     }
+    // A key made elsewhere without saying what else it may do: SoftHSM's defaults let
+    // it decrypt and unwrap (not derive), and the other uses are reported (the server
+    // warns at start-up); Hanko's own generation turns them off.
+    common::raw_p256_key_pair(
+        "defaults-p256",
+        "defaults-p256",
+        &[Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    let p = hsm.key_protection("defaults-p256").unwrap();
+    assert_eq!(p.other_uses(), ["decrypt", "unwrap"], "{p:?}");
 }
 
 async fn generate_refuses_an_existing_label_and_signer_checks_the_key() {

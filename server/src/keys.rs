@@ -5,11 +5,21 @@
 //! ```text
 //!   chain PEM ──load──> [leaf, issuers..]  each signed by the next (pki::cert)
 //!   leaf ──check_tsa_certificate / check_seal_certificate(now)
+//!   leaf ──check_signing_key_policy: RSA below 3072 bits refused (ETSI TS 119 312;
+//!          keys.allow_rsa_2048 = true: a warning, for the transition)
+//!   issuers ──check_issuing_ca(now): basicConstraints cA, pathLen, keyCertSign, validity
 //!   token public key <──check_key_matches── leaf
 //!   token private key: CKA_SENSITIVE, !CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE,
-//!                      CKA_NEVER_EXTRACTABLE (generated and kept inside the HSM)
+//!                      CKA_NEVER_EXTRACTABLE (generated and kept inside the HSM; a
+//!                      token that does not report the last two is refused unless
+//!                      keys.allow_unreported_protection = true); CKA_DECRYPT,
+//!                      CKA_UNWRAP, CKA_DERIVE true: a warning (a signing key
+//!                      should do nothing else; `hanko dev-init` makes them false)
 //!   HsmSigner pool ──sign a probe──> verify against the leaf's key (pki::verify)
 //! ```
+//!
+//! The certificate checks run again on every `/readyz` (`not_ready_reasons`): a leaf or
+//! an issuing CA that expires while the process runs takes the node out of rotation.
 //!
 //! Only then is the key put into [`AppState`](crate::state::AppState). What this module
 //! does not do: choose which key signs a request (the TSA does), or reload keys at run
@@ -22,8 +32,8 @@ use anyhow::{Context as _, bail};
 use hanko_hsm::{Hsm, HsmSigner, PoolConfig, ProtectionHistory};
 use hanko_pki::Signer;
 use hanko_pki::cert::{
-    CertError, Certificate, check_key_matches, check_seal_certificate, check_tsa_certificate,
-    load_pem_chain,
+    CertError, Certificate, check_issuing_ca, check_key_matches, check_seal_certificate,
+    check_signing_key_policy, check_tsa_certificate, load_pem_chain,
 };
 
 use crate::config::{KeySpec, KeyUsage};
@@ -78,17 +88,99 @@ pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certifi
             spec.chain.display()
         )
     })?;
+    if let Err(e) = check_signing_key_policy(leaf) {
+        if !spec.allow_rsa_2048 {
+            return Err(anyhow::Error::new(e).context(format!(
+                "key \"{}\": certificate {:?} ({}) refused; an existing RSA-2048 unit may \
+                 run on during its replacement with keys.allow_rsa_2048 = true",
+                spec.label,
+                leaf.subject_string(),
+                spec.chain.display()
+            )));
+        }
+        tracing::warn!(key = %spec.label, error = %e, "keys.allow_rsa_2048: starting with a key below the algorithm policy; replace it");
+        metrics::gauge!("hanko_key_weak_algorithm", "key" => spec.label.clone()).set(1.0);
+    }
+    check_issuers(&chain, now)
+        .with_context(|| format!("key \"{}\": chain {}", spec.label, spec.chain.display()))?;
     Ok(chain)
+}
+
+/// The keys' gauges (issue #18), set every few seconds by the metrics upkeep:
+///
+/// - `hanko_key_certificate_expires_in_seconds{key, certificate="signer"|"issuer"}`:
+///   seconds until the key's certificate, and until the first of its issuing CAs,
+///   expires (negative once expired); alert well before 0 (a unit's replacement takes
+///   weeks of enrolment);
+/// - `hanko_key_info{key, usage, algorithm}` 1 for every key loaded (with
+///   `hanko_tsa_unit_key{policy, key}`, set as the TSA installs its units: which key
+///   each unit signs with now).
+pub fn export_key_metrics(keys: &[SigningKey], now: SystemTime) {
+    let left = |t: SystemTime| match t.duration_since(now) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    for k in keys {
+        let key = k.label().to_owned();
+        metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => key.clone(), "certificate" => "signer")
+            .set(left(k.certificate().not_after()));
+        if let Some(first) = k.chain().iter().skip(1).map(Certificate::not_after).min() {
+            metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => key.clone(), "certificate" => "issuer")
+                .set(left(first));
+        }
+        metrics::gauge!(
+            "hanko_key_info",
+            "key" => key,
+            "usage" => k.usage().as_str(),
+            "algorithm" => k.signer().algorithm().name()
+        )
+        .set(1.0);
+    }
+}
+
+/// Checks every certificate above the leaf as an issuing CA valid at `now`
+/// (`pki::cert::check_issuing_ca`); the error names the certificate.
+pub fn check_issuers(chain: &[Certificate], now: SystemTime) -> anyhow::Result<()> {
+    for (below, ca) in chain.iter().skip(1).enumerate() {
+        check_issuing_ca(ca, now, below)
+            .with_context(|| format!("issuing CA {:?} refused", ca.subject_string()))?;
+    }
+    Ok(())
 }
 
 /// CONFORMANCE 39: the private key must be sensitive and non-extractable, and must have
 /// been so since it was generated (the rule is `hanko_hsm::KeyProtection::production_check`).
-pub(crate) fn check_private_key_protection(hsm: &Hsm, label: &str) -> anyhow::Result<()> {
-    let history = hsm.key_protection(label)?.production_check()?;
+/// A token that does not report the history is refused unless `allow_unreported`; a key
+/// that may also decrypt, unwrap or derive is accepted with a warning.
+pub(crate) fn check_private_key_protection(
+    hsm: &Hsm,
+    label: &str,
+    allow_unreported: bool,
+) -> anyhow::Result<()> {
+    let protection = hsm.key_protection(label)?;
+    let history = protection.production_check()?;
     if history == ProtectionHistory::NotReported {
+        if !allow_unreported {
+            bail!(
+                "key \"{label}\": token \"{}\" does not report whether the private key was \
+                 always sensitive and never extractable (CKA_ALWAYS_SENSITIVE, \
+                 CKA_NEVER_EXTRACTABLE), so nothing shows it never left the HSM; set \
+                 keys.allow_unreported_protection = true for this key only if the HSM's own \
+                 records show it",
+                hsm.token_label()
+            );
+        }
         tracing::warn!(
             key = label,
-            "token does not report CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE"
+            "token does not report CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE (allowed by keys.allow_unreported_protection)"
+        );
+    }
+    let other_uses = protection.other_uses();
+    if !other_uses.is_empty() {
+        tracing::warn!(
+            key = label,
+            uses = %other_uses.join(", "),
+            "the signing key may also be used for other operations; a key generated by hanko has them off"
         );
     }
     Ok(())
@@ -124,7 +216,7 @@ pub async fn load_keys(
                 spec.chain.display()
             )
         })?;
-        check_private_key_protection(hsm, &spec.label)?;
+        check_private_key_protection(hsm, &spec.label, spec.allow_unreported_protection)?;
         let signer = Arc::new(hsm.signer(&spec.label, spec.algorithm, pool.clone())?);
         // One probe signature, checked against the certificate's key: proves the key,
         // the mechanism and the certificate belong together before anything is issued.

@@ -214,14 +214,16 @@ async fn open_log(
         .context("cannot open the issuance log")
 }
 
-/// Histograms need periodic upkeep when nobody scrapes for a while.
-fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>) {
+/// Histograms need periodic upkeep when nobody scrapes for a while; the keys' gauges
+/// (`keys::export_key_metrics`) count down with the clock.
+fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, keys: Vec<state::SigningKey>) {
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     if let Some(h) = metrics {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
+                keys::export_key_metrics(&keys, std::time::SystemTime::now());
                 h.run_upkeep();
             }
         });
@@ -475,7 +477,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         batches,
         renewal,
     });
-    spawn_metrics_upkeep(metrics);
+    spawn_metrics_upkeep(metrics, state.keys.clone());
     let anchoring = start_anchoring(&cfg, &state, &store)?;
     let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
@@ -633,6 +635,8 @@ pub fn build_issuer(
             unit,
         });
         tracing::info!(%policy, key = %label, "time-stamp policy served");
+        metrics::gauge!("hanko_tsa_unit_key", "policy" => policy.to_string(), "key" => label.clone())
+            .set(1.0);
     }
     if let Err(e) = tsa.check_ready() {
         tracing::warn!(error = %e, "the TSA cannot issue yet");

@@ -42,7 +42,10 @@ use crate::signer::SignError;
 use locate::Ranges;
 
 pub(crate) use profile::spki_equal;
-pub use profile::{check_key_matches, check_seal_certificate, check_tsa_certificate};
+pub use profile::{
+    MIN_SIGNING_RSA_BITS, check_issuing_ca, check_key_matches, check_seal_certificate,
+    check_signing_key_policy, check_tsa_certificate,
+};
 
 /// What is wrong with a certificate, a chain or a request to build one.
 ///
@@ -143,6 +146,18 @@ pub enum CertError {
     /// keyCertSign).
     #[error("issuer certificate is not a CA: {0}")]
     IssuerNotCa(&'static str),
+    /// A CA certificate's pathLenConstraint allows fewer CA certificates below it than
+    /// the chain has (RFC 5280 §4.2.1.9).
+    #[error(
+        "CA certificate's pathLenConstraint is {path_len} but {below} CA certificate(s) \
+         stand below it in the chain"
+    )]
+    PathLenExceeded {
+        /// The constraint.
+        path_len: u8,
+        /// CA certificates between it and the leaf.
+        below: usize,
+    },
     /// The requested validity does not fit the issuer's, or ends before it starts.
     #[error("bad validity: {0}")]
     BadValidity(String),

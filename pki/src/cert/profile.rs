@@ -135,6 +135,83 @@ fn check_key_strength(cert: &Certificate) -> Result<(), CertError> {
     }
 }
 
+/// Fewest RSA bits of a key Hanko signs new tokens and seals with: ETSI TS 119 312
+/// (cryptographic suites) gives RSA-2048 no future beyond the transition; 3072 bits is
+/// the floor for keys in use from now on. Verification still accepts 2048 (old tokens
+/// and third parties' certificates), see `check_key_strength`.
+pub const MIN_SIGNING_RSA_BITS: usize = 3072;
+
+/// The algorithm policy for a key Hanko is to sign with (TS 119 312): RSA below
+/// [`MIN_SIGNING_RSA_BITS`] is refused with [`CertError::WeakKey`]; EC P-256, P-384 and
+/// Ed25519 pass. Called on a TSA or seal unit's own certificate at start-up, beside its
+/// profile check (which keeps the 2048-bit floor every certificate must meet).
+pub fn check_signing_key_policy(cert: &Certificate) -> Result<(), CertError> {
+    match cert.key_type() {
+        Some(KeyType::Rsa { bits }) if bits < MIN_SIGNING_RSA_BITS => {
+            Err(CertError::WeakKey(format!(
+                "RSA-{bits} (ETSI TS 119 312: new tokens and seals need RSA of at least \
+                 {MIN_SIGNING_RSA_BITS} bits, or EC P-256 / P-384, or Ed25519)"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The check of an issuing CA certificate in a signing key's chain (RFC 5280 §4.2.1.9,
+/// §4.2.1.3, §6.1.4), `below` being how many CA certificates stand between it and the
+/// leaf (0 for the leaf's own issuer):
+///
+/// - extensions: none twice, none unknown and critical, all parse;
+/// - basicConstraints present with cA TRUE, and its pathLenConstraint (when present) at
+///   least `below`;
+/// - keyUsage present with keyCertSign;
+/// - `now` within notBefore..notAfter.
+///
+/// The chain's signatures are checked apart (`Certificate::verify_issued_by`).
+pub fn check_issuing_ca(
+    cert: &Certificate,
+    now: SystemTime,
+    below: usize,
+) -> Result<(), CertError> {
+    check_extensions(cert)?;
+    let bc = match cert
+        .parsed
+        .tbs_certificate()
+        .get_extension::<BasicConstraints>()
+    {
+        Ok(Some((_, bc))) => bc,
+        Ok(None) => {
+            return Err(CertError::IssuerNotCa(
+                "it has no basicConstraints extension",
+            ));
+        }
+        Err(e) => {
+            return Err(CertError::BadExtension {
+                oid: oid::BASIC_CONSTRAINTS.to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    if !bc.ca {
+        return Err(CertError::IssuerNotCa("its basicConstraints say cA FALSE"));
+    }
+    if let Some(len) = bc.path_len_constraint
+        && usize::from(len) < below
+    {
+        return Err(CertError::PathLenExceeded {
+            path_len: len,
+            below,
+        });
+    }
+    let ku = cert
+        .key_usage()
+        .ok_or(CertError::IssuerNotCa("it has no keyUsage extension"))?;
+    if !ku.key_cert_sign() {
+        return Err(CertError::IssuerNotCa("its keyUsage lacks keyCertSign"));
+    }
+    check_times(cert, now)
+}
+
 /// The start-up check of a TSA (TSU) certificate: CONFORMANCE 31 and 32, plus validity.
 ///
 /// - extensions: none twice, none unknown and critical, all parse;

@@ -2,8 +2,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use hanko_pki::cert::{
-    CertError, Certificate, check_key_matches, check_seal_certificate, check_tsa_certificate,
-    load_pem_chain,
+    CertError, Certificate, check_issuing_ca, check_key_matches, check_seal_certificate,
+    check_signing_key_policy, check_tsa_certificate, load_pem_chain,
 };
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::x509::{
@@ -730,4 +730,104 @@ fn a_signature_value_with_unused_bits_is_refused() {
         bad[sig.content.start] = unused;
         assert!(Certificate::from_der(&bad).is_err(), "{unused} unused bits");
     }
+}
+
+/// #18: the issuing CAs of a signing key's chain are checked as CAs, each defect named.
+#[test]
+fn issuing_ca_check_names_each_defect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let subj = "/C=JP/O=Third Party/CN=Third Party CA";
+    let bc = "basicConstraints=critical,CA:TRUE";
+    let ku = "keyUsage=critical,keyCertSign,cRLSign";
+    let good = openssl_cert(d, "ca", subj, &[bc, ku]);
+    check_issuing_ca(&good, now(), 0).unwrap();
+    check_issuing_ca(&good, now(), 3).unwrap();
+
+    let cases: [(&str, Vec<&str>, usize, &str); 5] = [
+        ("no-bc", vec![ku], 0, "no basicConstraints"),
+        (
+            "ca-false",
+            vec!["basicConstraints=critical,CA:FALSE", ku],
+            0,
+            "cA FALSE",
+        ),
+        ("no-ku", vec![bc], 0, "no keyUsage"),
+        (
+            "no-certsign",
+            vec![bc, "keyUsage=critical,digitalSignature,cRLSign"],
+            0,
+            "keyCertSign",
+        ),
+        (
+            "pathlen",
+            vec!["basicConstraints=critical,CA:TRUE,pathlen:0", ku],
+            1,
+            "pathLenConstraint is 0 but 1",
+        ),
+    ];
+    for (name, exts, below, says) in cases {
+        let cert = openssl_cert(d, name, subj, &exts);
+        let e = check_issuing_ca(&cert, now(), below).unwrap_err();
+        assert!(e.to_string().contains(says), "{name}: {e}");
+    }
+    // Validity, as for a leaf.
+    let e = check_issuing_ca(&good, good.not_after() + DAY, 0).unwrap_err();
+    assert!(matches!(e, CertError::Expired(_)), "{e}");
+    let e = check_issuing_ca(&good, good.not_before() - DAY, 0).unwrap_err();
+    assert!(matches!(e, CertError::NotYetValid(_)), "{e}");
+}
+
+/// #18: a key to sign with must be RSA-3072 or more (or EC / Ed25519); RSA-2048 still
+/// passes the profile check every certificate meets (verification of older tokens).
+#[test]
+fn signing_key_policy_refuses_rsa_2048_only_for_our_own_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "min.cnf",
+        b"[req]\ndistinguished_name = dn\nx509_extensions = none\nprompt = no\n[dn]\n[none]\n",
+    );
+    let make = |bits: &str| {
+        let out = format!("rsa{bits}.pem");
+        openssl_ok(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-config",
+                "min.cnf",
+                "-newkey",
+                &format!("rsa:{bits}"),
+                "-nodes",
+                "-keyout",
+                "/dev/null",
+                "-sha256",
+                "-days",
+                "30",
+                "-subj",
+                "/C=JP/O=Old City/CN=Old City TSA",
+                "-addext",
+                "extendedKeyUsage=critical,timeStamping",
+                "-addext",
+                "keyUsage=critical,digitalSignature",
+                "-out",
+                &out,
+            ],
+        );
+        Certificate::from_pem(&std::fs::read_to_string(d.join(&out)).unwrap()).unwrap()
+    };
+    let old = make("2048");
+    check_tsa_certificate(&old, now()).unwrap();
+    let e = check_signing_key_policy(&old).unwrap_err();
+    assert!(matches!(e, CertError::WeakKey(_)), "{e}");
+    assert!(
+        e.to_string().contains("RSA-2048") && e.to_string().contains("3072"),
+        "{e}"
+    );
+    check_signing_key_policy(&make("3072")).unwrap();
+    let ec = openssl_cert(d, "ec-leaf", "/C=JP/O=City/CN=City TSA", &[]);
+    check_signing_key_policy(&ec).unwrap();
 }

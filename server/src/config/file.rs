@@ -374,6 +374,17 @@ pub struct KeySection {
     pub chain: PathBuf,
     /// `[keys.seal]`: a seal credential's metadata (only with `usage = "seal"`).
     pub seal: Option<SealKeySection>,
+    /// `keys.allow_rsa_2048`: the transition setting for an existing RSA-2048 unit
+    /// (ETSI TS 119 312 asks for 3072 bits or more): start with a warning, and the
+    /// metric `hanko_key_weak_algorithm`, instead of refusing. Default false.
+    #[serde(default)]
+    pub allow_rsa_2048: bool,
+    /// `keys.allow_unreported_protection`: start even though the token does not report
+    /// whether the private key was always sensitive and never extractable
+    /// (`CKA_ALWAYS_SENSITIVE`, `CKA_NEVER_EXTRACTABLE`). Default false: such a key
+    /// is refused, as nobody can show it never left the HSM.
+    #[serde(default)]
+    pub allow_unreported_protection: bool,
 }
 
 impl FileConfig {

@@ -264,6 +264,8 @@ fn resolve_keys(sections: Vec<KeySection>, data_dir: &Path) -> anyhow::Result<Ve
             algorithm,
             chain,
             seal,
+            allow_rsa_2048: k.allow_rsa_2048,
+            allow_unreported_protection: k.allow_unreported_protection,
         });
     }
     if keys.is_empty() {

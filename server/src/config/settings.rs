@@ -155,6 +155,11 @@ pub struct KeySpec {
     /// A seal key's credential metadata (`[keys.seal]`, defaults when absent); `None`
     /// for a TSA key.
     pub seal: Option<hanko_seal::SealMetadata>,
+    /// `keys.allow_rsa_2048`: warn instead of refusing an RSA key below 3072 bits.
+    pub allow_rsa_2048: bool,
+    /// `keys.allow_unreported_protection`: accept a key whose token does not report its
+    /// protection history.
+    pub allow_unreported_protection: bool,
 }
 
 /// `[csc]`, resolved: what the CSC API's `info` says of this service.

@@ -3,7 +3,8 @@
 //! Readiness is computed on every call from its owners, never cached: the token
 //! (`Hsm::is_ready`), the TSA (its clock guard and units), each key's signer, and each
 //! key's certificate checked again against the current time (a certificate or private
-//! key usage period can end while the process runs; CONFORMANCE 41). A key of usage
+//! key usage period can end while the process runs; CONFORMANCE 41), and the issuing CAs
+//! of its chain as CAs valid now (`keys::check_issuers`). A key of usage
 //! `seal` is a seal credential and is named as one ("seal credential \"seal-p256\":
 //! signer is not ready: ..."); a server without a TSA reports the clock its seals take
 //! their time from. Load balancers take a 503 node out of rotation; the
@@ -19,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::config::KeyUsage;
-use crate::keys::check_certificate;
+use crate::keys::{check_certificate, check_issuers};
 use crate::logging::{Observed, StateLog};
 use crate::state::AppState;
 
@@ -67,6 +68,9 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
         }
         if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
             reasons.push(format!("{who}: certificate: {e}"));
+        }
+        if let Err(e) = check_issuers(k.chain(), now) {
+            reasons.push(format!("{who}: {e:#}"));
         }
     }
     reasons

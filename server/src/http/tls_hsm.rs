@@ -214,7 +214,7 @@ impl HsmTlsKey {
                  (RSA, ECDSA P-256/P-384 or Ed25519)"
             );
         };
-        crate::keys::check_private_key_protection(hsm, label)
+        crate::keys::check_private_key_protection(hsm, label, true)
             .with_context(|| format!("tls.key_label: key \"{label}\""))?;
         let signer = hsm.signer(label, alg, pool).with_context(|| {
             format!(

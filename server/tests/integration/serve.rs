@@ -37,6 +37,34 @@ fn serve_dev_from_nothing_is_ready_and_stops_on_sigterm() {
         metrics.contains("hanko_http_requests_total{route=\"/readyz\""),
         "{metrics}"
     );
+    // Issue #18: seconds until each key's certificate and its first issuing CA expire,
+    // and which key serves each TSA policy.
+    for key in ["tsa-rsa3072", "tsa-p256", "seal-rsa3072", "seal-p256"] {
+        for which in ["signer", "issuer"] {
+            let line = metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with("hanko_key_certificate_expires_in_seconds{")
+                        && l.contains(&format!("key=\"{key}\""))
+                        && l.contains(&format!("certificate=\"{which}\""))
+                })
+                .unwrap_or_else(|| panic!("{key} {which} missing:\n{metrics}"));
+            let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(secs > 86_400.0 && secs < 6.0 * 365.0 * 86_400.0, "{line}");
+        }
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hanko_tsa_unit_key{") && l.contains("key=\"tsa-p256\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l.starts_with("hanko_key_info{")
+            && l.contains("key=\"seal-p256\"")
+            && l.contains("usage=\"seal\"")),
+        "{metrics}"
+    );
     assert_eq!(server.get("/no-such-path").0, 404);
 
     let (exit, out) = server.stop();

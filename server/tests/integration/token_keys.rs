@@ -48,6 +48,7 @@ fn assert_dev_keys_stay_in_the_token(dir: &Path) {
         assert_eq!(p.always_sensitive, Some(true), "{label}: {p:?}");
         assert_eq!(p.never_extractable, Some(true), "{label}: {p:?}");
         assert_eq!(p.token_object, Some(true), "{label}: {p:?}");
+        assert!(p.other_uses().is_empty(), "{label}: {p:?}");
         assert_eq!(
             p.production_check().unwrap(),
             ProtectionHistory::Verified,
