@@ -315,10 +315,9 @@ pub async fn init(
 fn dev_keys(hsm: &Hsm, set: KeySet) -> anyhow::Result<Vec<DevKey>> {
     let mut with_extra = set == KeySet::All;
     for k in &EXTRA_KEYS {
-        if with_extra {
-            break;
+        if !with_extra && hsm.public_key(k.label)?.is_some() {
+            with_extra = true;
         }
-        with_extra = hsm.public_key(k.label)?.is_some();
     }
     let mut keys = DEV_KEYS.to_vec();
     if with_extra {
