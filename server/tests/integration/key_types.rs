@@ -1,13 +1,22 @@
 //! Issue #18 item 5: every key type of the algorithm table issues time-stamp tokens and
 //! CAdES seals through `hanko serve --dev` on a data directory made with
 //! `dev-init --all-key-types`: RSA-3072 with RSASSA-PSS, ECDSA P-384 and Ed25519 keys in
-//! SoftHSM. Each token goes to every verifier here (`openssl ts -verify`, rfc3161-client,
-//! `hanko verify`, Bouncy Castle's org.bouncycastle.tsp, pyHanko), each seal to
-//! `openssl cms -verify`, `hanko seal-verify` and pyHanko; what a verifier cannot check is asserted as its
-//! known refusal, with its reason, so that a verifier that learns a type fails this test
-//! and the matrix (docs/interop.md) is updated. The structure the verifiers
-//! rely on is checked against encodings written out from the RFCs: RFC 4056 RSASSA-PSS
-//! parameters, RFC 5758 ecdsa-with-SHA384, RFC 8419 Ed25519 with SHA-512 digests.
+//! SoftHSM.
+//!
+//! ```text
+//!   token ─> openssl ts -verify, openssl cms -verify, rfc3161-client, hanko verify,
+//!            Bouncy Castle (org.bouncycastle.tsp), pyHanko
+//!   seal  ─> openssl cms -verify, hanko seal-verify, pyHanko
+//!            ─> Matrix: (key type, verifier) -> pass | refuses: <reason>
+//! ```
+//!
+//! What a verifier cannot check is asserted as its known refusal, by its error text, so
+//! that a verifier that learns a type fails this test and the matrix (docs/interop.md)
+//! is updated. A copy of one token and one seal of each type with a signature bit
+//! flipped is refused by every verifier that passes the type. The structure the
+//! verifiers rely on is checked against encodings written out from the RFCs: RFC 4056
+//! RSASSA-PSS parameters, RFC 5758 ecdsa-with-SHA384, RFC 8419 Ed25519 with SHA-512
+//! digests.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,6 +177,17 @@ impl Matrix {
 
 fn hex_of(s: &str) -> Vec<u8> {
     hex::decode(s.split_whitespace().collect::<String>()).unwrap()
+}
+
+/// `der` with one bit of its (only) copy of `signature` flipped.
+fn flip_signature(der: &[u8], signature: &[u8]) -> Vec<u8> {
+    let mut bad = der.to_vec();
+    let at = bad
+        .windows(signature.len())
+        .position(|w| w == signature)
+        .unwrap();
+    bad[at + signature.len() / 2] ^= 0x01;
+    bad
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -490,14 +510,8 @@ fn issue_18_every_key_type_issues_tokens_and_seals_each_verifier_checks() {
             intermediate: inter.clone(),
         };
         if st.name.ends_with("-certtrue") {
-            let mut bad = st.resp.clone();
-            let at = bad
-                .windows(st.signature.len())
-                .position(|w| w == st.signature.as_slice())
-                .unwrap();
-            bad[at + st.signature.len() / 2] ^= 0x01;
             let path = work.join(format!("flipped-{}.tsr", st.name));
-            std::fs::write(&path, &bad).unwrap();
+            std::fs::write(&path, flip_signature(&st.resp, &st.signature)).unwrap();
             flipped.push(TspCase {
                 name: format!("flipped-{}", st.name),
                 resp: path,
@@ -552,22 +566,30 @@ fn issue_18_every_key_type_issues_tokens_and_seals_each_verifier_checks() {
         .iter()
         .filter(|st| st.name.ends_with("-certtrue"))
         .collect();
-    let cases: Vec<serde_json::Value> = with_cert
-        .iter()
-        .map(|st| {
-            serde_json::json!({
-                "name": st.name, "kind": "token", "file": s(&st.tsr), "data": s(&doc),
-                "root": s(&root), "intermediates": [s(&inter)],
-            })
+    // Then the flipped tokens, which it must refuse.
+    let token_case = |name: &str, file: &Path| {
+        serde_json::json!({
+            "name": name, "kind": "token", "file": s(file), "data": s(&doc),
+            "root": s(&root), "intermediates": [s(&inter)],
         })
+    };
+    let mut cases: Vec<serde_json::Value> = with_cert
+        .iter()
+        .map(|st| token_case(&st.name, &st.tsr))
         .collect();
-    for (st, verdict) in with_cert.iter().zip(pyhanko_verdicts(&cases)) {
+    cases.extend(flipped.iter().map(|c| token_case(&c.name, &c.resp)));
+    let verdicts = pyhanko_verdicts(&cases);
+    for (st, verdict) in with_cert.iter().zip(&verdicts) {
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
         matrix.record(st.key_type, "pyHanko (tst)", verdict.is_ok(), &why);
+    }
+    for (case, verdict) in flipped.iter().zip(&verdicts[with_cert.len()..]) {
+        assert!(verdict.is_err(), "pyHanko accepts {}", case.name);
     }
 
     // CAdES seals: B-B detached and B-T enveloping with each seal key.
     let mut py_seals = Vec::new();
+    let mut flipped_seals = Vec::new();
     let key = dev_api_key(&dir);
     let data: Vec<u8> = (0..4000u32).map(|i| (i * 7 % 253) as u8).collect();
     std::fs::write(work.join("doc.bin"), &data).unwrap();
@@ -582,11 +604,32 @@ fn issue_18_every_key_type_issues_tokens_and_seals_each_verifier_checks() {
             );
             assert_eq!(status, 200, "{name}: {head}");
             std::fs::write(work.join(&name), &p7s).unwrap();
-            let (sig_alg, digest_oid, _) = signer_info(&content_of(&p7s));
+            let (sig_alg, digest_oid, signature) = signer_info(&content_of(&p7s));
             assert_eq!(sig_alg, hex_of(t.signature_algorithm), "{name}");
             assert_eq!(digest_oid, t.digest_oid, "{name}");
 
             let root_rel = "data/dev-pki/root.pem";
+            if !attached {
+                // One signature bit flipped: every verifier refuses it.
+                let bad = format!("flipped-{name}");
+                std::fs::write(work.join(&bad), flip_signature(&p7s, &signature)).unwrap();
+                let args = ["seal-verify", &bad, "--data", "doc.bin", "--ca", root_rel];
+                let out = hanko().current_dir(work).args(args).output().unwrap();
+                assert_eq!(out.status.code(), Some(1), "{bad}: {}", text(&out));
+                assert!(
+                    text(&out).contains("the seal's signature does not verify"),
+                    "{bad}: {}",
+                    text(&out)
+                );
+                let (ok, out) = openssl_cms_verify(work, &bad, Some("doc.bin"), root_rel);
+                assert!(!ok, "openssl accepts {bad}: {out}");
+                flipped_seals.push(serde_json::json!({
+                    "name": bad, "kind": "detached", "file": s(&work.join(&bad)),
+                    "data": s(&work.join("doc.bin")), "root": s(&root),
+                    "intermediates": [s(&inter)],
+                }));
+            }
+
             let mut args = vec![
                 "seal-verify",
                 name.as_str(),
@@ -621,10 +664,15 @@ fn issue_18_every_key_type_issues_tokens_and_seals_each_verifier_checks() {
             ));
         }
     }
-    let cases: Vec<serde_json::Value> = py_seals.iter().map(|(_, c)| c.clone()).collect();
-    for ((key_type, _), verdict) in py_seals.iter().zip(pyhanko_verdicts(&cases)) {
+    let mut cases: Vec<serde_json::Value> = py_seals.iter().map(|(_, c)| c.clone()).collect();
+    cases.extend(flipped_seals.iter().cloned());
+    let verdicts = pyhanko_verdicts(&cases);
+    for ((key_type, _), verdict) in py_seals.iter().zip(&verdicts) {
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
         matrix.record(key_type, "pyHanko (cms)", verdict.is_ok(), &why);
+    }
+    for (case, verdict) in flipped_seals.iter().zip(&verdicts[py_seals.len()..]) {
+        assert!(verdict.is_err(), "pyHanko accepts {}", case["name"]);
     }
     let (status, out) = server.stop();
     assert!(status.success(), "{out}");
