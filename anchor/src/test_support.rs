@@ -61,9 +61,19 @@ impl BcVerdict {
 
 /// Compiles `tests/java/<class>.java` into `<work>/bc-classes`; the class path to run it.
 fn compile(work: &Path, class: &str) -> String {
+    let src = format!("{}/tests/java/{class}.java", env!("CARGO_MANIFEST_DIR"));
+    compile_java(work, Path::new(&src))
+}
+
+/// Compiles the Java source `src` against [`BC_JARS`] into `<work>/bc-classes`; the
+/// class path to run it with (those classes, then the jars). Other suites' Bouncy
+/// Castle checkers use it too (hanko-server's `tests/java/TspCheck.java`).
+///
+/// # Panics
+/// When javac cannot be started or fails: this is an assertion for tests.
+pub fn compile_java(work: &Path, src: &Path) -> String {
     let cp = BC_JARS.join(":");
     let classes = work.join("bc-classes");
-    let src = format!("{}/tests/java/{class}.java", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("javac")
         .args(["-cp", &cp, "-d"])
         .arg(&classes)

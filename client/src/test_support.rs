@@ -26,6 +26,23 @@ use std::process::{Command, Stdio};
 /// When python3 cannot be started, the script fails, or fewer cases than given pass:
 /// this is an assertion for tests.
 pub fn run_rfc3161_client(cases: &[serde_json::Value]) {
+    let (ok, stdout) = rfc3161_client_verdicts(cases);
+    assert!(ok, "rfc3161-client:\n{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        cases.len(),
+        "{stdout}"
+    );
+}
+
+/// Runs `tests/py/verify_rfc3161.py` over `cases` and returns its verdict lines, one
+/// per case in order (`ok <name>` or `FAIL <name>: <reason>`), for a suite that expects
+/// some refusals; whether every case passed comes first.
+///
+/// # Panics
+/// When python3 cannot be started or the script does not print one verdict per case:
+/// this is an assertion for tests.
+pub fn rfc3161_client_verdicts(cases: &[serde_json::Value]) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/verify_rfc3161.py");
     let mut child = Command::new("python3")
         .arg(script)
@@ -44,15 +61,15 @@ pub fn run_rfc3161_client(cases: &[serde_json::Value]) {
     let out = child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("waiting for {script}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("ok ") || l.starts_with("FAIL "))
+            .count(),
+        cases.len(),
         "rfc3161-client:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        cases.len(),
-        "{stdout}"
-    );
+    (out.status.success(), stdout)
 }

@@ -142,6 +142,11 @@ pub struct DevInitArgs {
     /// Log line format [default: text]. Config key: `log.format`.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Also make a TSA key and a seal key of every other type in the algorithm table
+    /// (RSA-3072 with RSASSA-PSS, ECDSA P-384, Ed25519), each TSA key with a test
+    /// policy of its own (README.md, "The dev data directory"; docs/interop.md).
+    #[arg(long)]
+    pub all_key_types: bool,
 }
 
 impl ServeArgs {

@@ -103,7 +103,12 @@ fn dev_init_command(args: DevInitArgs) -> anyhow::Result<()> {
     hanko_hsm::use_softhsm_config(&paths.softhsm_conf);
     let module = dev::dev_module(dev::existing_config(&paths, None)?.as_ref());
     let rt = runtime()?;
-    let hsm = rt.block_on(dev::init(&paths, &module, &mut report))?;
+    let set = if args.all_key_types {
+        dev::KeySet::All
+    } else {
+        dev::KeySet::Standard
+    };
+    let hsm = rt.block_on(dev::init(&paths, &module, set, &mut report))?;
     drop(hsm);
     print!("{}", report.summary(&paths));
     Ok(())

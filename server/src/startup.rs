@@ -177,7 +177,7 @@ async fn open_token(
                 "development mode: running dev-init in {}",
                 paths.data_dir.display()
             );
-            let hsm = dev::init(&paths, &module, &mut report).await?;
+            let hsm = dev::init(&paths, &module, dev::KeySet::Standard, &mut report).await?;
             if !report.created_anything() {
                 tracing::info!("dev-init: everything existed and was reused");
             }

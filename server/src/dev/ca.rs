@@ -28,11 +28,11 @@ const BACKDATE: Duration = Duration::from_secs(3_600);
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 
 /// The dev CA (root and issuing CA) and a certificate and chain file for each of the
-/// [`DEV_KEYS`](super::DEV_KEYS) whose public keys are `spkis` (same order), reusing what
-/// still fits.
+/// `keys` whose public keys are `spkis` (same order), reusing what still fits.
 pub(super) async fn certify(
     paths: &DevPaths,
     hsm: &Hsm,
+    keys: &[DevKey],
     spkis: &[Vec<u8>],
     now: SystemTime,
     report: &mut Report,
@@ -40,7 +40,7 @@ pub(super) async fn certify(
     let (root, root_key, root_new) = dev_root(paths, now, report)?;
     let (inter, inter_key, inter_new) =
         dev_intermediate(paths, &root, &root_key, root_new, now, report).await?;
-    for (k, spki) in super::DEV_KEYS.iter().zip(spkis) {
+    for (k, spki) in keys.iter().zip(spkis) {
         let cert_path = paths.pki(&format!("{}.pem", k.label));
         let chain_path = paths.pki(&format!("{}-chain.pem", k.label));
         let existing = if inter_new {
@@ -293,7 +293,7 @@ async fn enrol(
         verify_after_sign: true,
         bulk_share: hanko_hsm::DEFAULT_BULK_SHARE,
     };
-    let signer = hsm.signer(k.label, k.algorithm(), pool)?;
+    let signer = hsm.signer(k.label, k.algorithm, pool)?;
     let csr_der = make_csr(&dev_name(k.common_name)?, &signer).await?;
     drop(signer);
     let csr = CertRequest::from_der(&csr_der)?;

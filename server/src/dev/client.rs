@@ -19,15 +19,16 @@ use std::fs;
 use anyhow::Context as _;
 
 use super::paths::{check_private, replace_file, write_file};
-use super::{DEV_KEYS, DevPaths, Report};
+use super::{DevKey, DevPaths, Report};
 use crate::auth::{SCOPE_ARCHIVE, SCOPE_SEAL, generate_key, key_digest_hex};
 use crate::config::{FileConfig, KeyUsage};
 
 /// The name of the dev client's `[[api_keys]]` entry (its identity in the log).
 pub const DEV_CLIENT: &str = "dev-client";
 
-/// Makes or reuses `dev-api-key` and the dev client's entry in `hanko.toml`.
-pub(super) fn ensure(paths: &DevPaths, report: &mut Report) -> anyhow::Result<()> {
+/// Makes or reuses `dev-api-key` and the dev client's entry in `hanko.toml`, which names
+/// the seal keys among `keys` that the file configures.
+pub(super) fn ensure(paths: &DevPaths, keys: &[DevKey], report: &mut Report) -> anyhow::Result<()> {
     let key = dev_api_key(paths, report)?;
     let digest = key_digest_hex(&key);
     let text = fs::read_to_string(&paths.config_file)
@@ -47,7 +48,7 @@ pub(super) fn ensure(paths: &DevPaths, report: &mut Report) -> anyhow::Result<()
         // digits, found nowhere else in the file).
         Some(entry) => text.replace(entry.sha256.trim(), &digest),
         None => {
-            let credentials: Vec<String> = DEV_KEYS
+            let credentials: Vec<String> = keys
                 .iter()
                 .filter(|k| k.usage == KeyUsage::Seal)
                 .filter(|k| {

@@ -24,6 +24,22 @@
 //! through a real CSR signed by the token (proof of possession, checked with
 //! `pki::verify` before issuing), like a production enrolment would.
 //!
+//! `dev-init --all-key-types` adds the other key types of the algorithm table, a TSA key
+//! and a seal key of each ([`EXTRA_KEYS`]): RSA-3072 with RSASSA-PSS (its own key, not
+//! the PKCS#1 v1.5 one), ECDSA P-384 and Ed25519, each TSA key serving a test policy of
+//! its own. Once in the token they are kept up like the four (a later `dev-init` or
+//! `serve --dev` without the flag renews their certificates too):
+//!
+//! ```text
+//!   key                algorithm          TSA policy (reqPolicy)
+//!   tsa-rsa3072        rsa-pkcs1-sha256   0.4.0.2023.1.1 (default)
+//!   tsa-p256           ecdsa-sha256       1.3.6.1.5.5.7.13.2
+//!   tsa-rsa3072-pss    rsa-pss-sha256     1.3.6.1.5.5.7.13.3   --all-key-types
+//!   tsa-p384           ecdsa-sha384       1.3.6.1.5.5.7.13.4   --all-key-types
+//!   tsa-ed25519        ed25519            1.3.6.1.5.5.7.13.5   --all-key-types
+//!   seal-rsa3072, seal-p256; seal-rsa3072-pss, seal-p384, seal-ed25519 (--all-key-types)
+//! ```
+//!
 //! # What this is not
 //! Not a CA and not a key ceremony: the dev CA's keys are plain files, the PIN sits next
 //! to the token, and anyone with the directory can sign as the dev TSA. It exists so that
@@ -56,12 +72,12 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use hanko_hsm::{Hsm, ModuleConfig, Pin};
-use hanko_pki::{KeyType, SignatureAlgorithm};
+use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm};
 
 use crate::config::{self, FileConfig, KeyUsage};
 
 pub use client::DEV_CLIENT;
-pub use config_file::DEV_ECDSA_POLICY;
+pub use config_file::{DEV_ECDSA_POLICY, DEV_ED25519_POLICY, DEV_P384_POLICY, DEV_RSA_PSS_POLICY};
 pub use paths::{DevPaths, prepare};
 
 /// One signing key dev-init creates in the token.
@@ -71,46 +87,117 @@ pub struct DevKey {
     pub label: &'static str,
     /// Key type generated in the token.
     pub key_type: KeyType,
+    /// The signature algorithm it is configured with (and signs its CSR with).
+    pub algorithm: SignatureAlgorithm,
     /// TSA or seal.
     pub usage: KeyUsage,
     /// commonName of its certificate.
     pub common_name: &'static str,
+    /// A TSA key's policy OID: `None` for the default policy's key (and seal keys).
+    pub policy: Option<&'static str>,
 }
 
-impl DevKey {
-    /// The signature algorithm it is configured with.
-    pub fn algorithm(&self) -> SignatureAlgorithm {
-        self.key_type.default_signature_algorithm()
-    }
-}
+const RSA3072: KeyType = KeyType::Rsa { bits: 3072 };
 
 /// The dev keys, in the order they are configured.
 pub const DEV_KEYS: [DevKey; 4] = [
     DevKey {
         label: "tsa-rsa3072",
-        key_type: KeyType::Rsa { bits: 3072 },
+        key_type: RSA3072,
+        algorithm: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
         usage: KeyUsage::Tsa,
         common_name: "Hanko Dev TSA RSA-3072",
+        policy: None,
     },
     DevKey {
         label: "tsa-p256",
         key_type: KeyType::EcP256,
+        algorithm: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
         usage: KeyUsage::Tsa,
         common_name: "Hanko Dev TSA ECDSA P-256",
+        policy: Some(DEV_ECDSA_POLICY),
     },
     DevKey {
         label: "seal-rsa3072",
-        key_type: KeyType::Rsa { bits: 3072 },
+        key_type: RSA3072,
+        algorithm: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
         usage: KeyUsage::Seal,
         common_name: "Hanko Dev Seal RSA-3072",
+        policy: None,
     },
     DevKey {
         label: "seal-p256",
         key_type: KeyType::EcP256,
+        algorithm: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
         usage: KeyUsage::Seal,
         common_name: "Hanko Dev Seal ECDSA P-256",
+        policy: None,
     },
 ];
+
+/// The keys `dev-init --all-key-types` adds: the rest of the algorithm table, for the
+/// interop tests of every key type (docs/requirements.md, A.9).
+pub const EXTRA_KEYS: [DevKey; 6] = [
+    DevKey {
+        label: "tsa-rsa3072-pss",
+        key_type: RSA3072,
+        algorithm: SignatureAlgorithm::RsaPss(HashAlgorithm::Sha256),
+        usage: KeyUsage::Tsa,
+        common_name: "Hanko Dev TSA RSA-3072 PSS",
+        policy: Some(DEV_RSA_PSS_POLICY),
+    },
+    DevKey {
+        label: "tsa-p384",
+        key_type: KeyType::EcP384,
+        algorithm: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
+        usage: KeyUsage::Tsa,
+        common_name: "Hanko Dev TSA ECDSA P-384",
+        policy: Some(DEV_P384_POLICY),
+    },
+    DevKey {
+        label: "tsa-ed25519",
+        key_type: KeyType::Ed25519,
+        algorithm: SignatureAlgorithm::Ed25519,
+        usage: KeyUsage::Tsa,
+        common_name: "Hanko Dev TSA Ed25519",
+        policy: Some(DEV_ED25519_POLICY),
+    },
+    DevKey {
+        label: "seal-rsa3072-pss",
+        key_type: RSA3072,
+        algorithm: SignatureAlgorithm::RsaPss(HashAlgorithm::Sha256),
+        usage: KeyUsage::Seal,
+        common_name: "Hanko Dev Seal RSA-3072 PSS",
+        policy: None,
+    },
+    DevKey {
+        label: "seal-p384",
+        key_type: KeyType::EcP384,
+        algorithm: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384),
+        usage: KeyUsage::Seal,
+        common_name: "Hanko Dev Seal ECDSA P-384",
+        policy: None,
+    },
+    DevKey {
+        label: "seal-ed25519",
+        key_type: KeyType::Ed25519,
+        algorithm: SignatureAlgorithm::Ed25519,
+        usage: KeyUsage::Seal,
+        common_name: "Hanko Dev Seal Ed25519",
+        policy: None,
+    },
+];
+
+/// Which dev keys [`init`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySet {
+    /// The four [`DEV_KEYS`], and the [`EXTRA_KEYS`] only when the token already holds
+    /// one of them (made by an earlier `--all-key-types`): what `serve --dev` and a
+    /// plain `dev-init` do.
+    Standard,
+    /// [`DEV_KEYS`] and [`EXTRA_KEYS`]: `dev-init --all-key-types`.
+    All,
+}
 
 /// What dev-init did, item by item, for the summary it prints.
 #[derive(Debug, Default)]
@@ -201,7 +288,7 @@ pub fn dev_module(file: Option<&FileConfig>) -> ModuleConfig {
 }
 
 /// Runs dev-init after [`prepare`] (and after `SOFTHSM2_CONF` points at the dev conf):
-/// token, PIN, keys, dev CA, certificates, config, all through `module` (see
+/// token, PIN, keys (`set`), dev CA, certificates, config, all through `module` (see
 /// [`dev_module`]). Returns the logged-in token.
 ///
 /// PKCS#11 calls here block the calling thread; that is fine for a one-shot set-up that
@@ -209,16 +296,34 @@ pub fn dev_module(file: Option<&FileConfig>) -> ModuleConfig {
 pub async fn init(
     paths: &DevPaths,
     module: &ModuleConfig,
+    set: KeySet,
     report: &mut Report,
 ) -> anyhow::Result<Hsm> {
     let pin = dev_pin(paths, report)?;
     let hsm = dev_token(module, pin, report)?;
-    let spkis = dev_token_keys(&hsm, report)?;
-    ca::certify(paths, &hsm, &spkis, SystemTime::now(), report).await?;
+    let keys = dev_keys(&hsm, set)?;
+    let spkis = dev_token_keys(&hsm, &keys, report)?;
+    ca::certify(paths, &hsm, &keys, &spkis, SystemTime::now(), report).await?;
     seal_image::ensure(paths, report)?;
-    config_file::write_if_missing(paths, report)?;
-    client::ensure(paths, report)?;
+    config_file::write_if_missing(paths, &keys, report)?;
+    client::ensure(paths, &keys, report)?;
     Ok(hsm)
+}
+
+/// The keys of `set`, in the order they are configured: [`DEV_KEYS`], then the
+/// [`EXTRA_KEYS`] for [`KeySet::All`] or when the token holds any of them already.
+fn dev_keys(hsm: &Hsm, set: KeySet) -> anyhow::Result<Vec<DevKey>> {
+    let mut with_extra = set == KeySet::All;
+    for k in &EXTRA_KEYS {
+        if !with_extra && hsm.public_key(k.label)?.is_some() {
+            with_extra = true;
+        }
+    }
+    let mut keys = DEV_KEYS.to_vec();
+    if with_extra {
+        keys.extend(EXTRA_KEYS);
+    }
+    Ok(keys)
 }
 
 /// The user PIN from `<data-dir>/dev-pin`, made on a fresh directory. It is written
@@ -268,11 +373,11 @@ fn dev_token(module: &ModuleConfig, pin: Pin, report: &mut Report) -> anyhow::Re
     Hsm::open(module.clone(), pin).context("cannot log in to the dev token")
 }
 
-/// The [`DEV_KEYS`] in the token (generated there when missing): their public keys
-/// (SubjectPublicKeyInfo DER), in [`DEV_KEYS`] order.
-fn dev_token_keys(hsm: &Hsm, report: &mut Report) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The `keys` in the token (generated there when missing): their public keys
+/// (SubjectPublicKeyInfo DER), in the same order.
+fn dev_token_keys(hsm: &Hsm, keys: &[DevKey], report: &mut Report) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut spkis = Vec::new();
-    for k in DEV_KEYS {
+    for k in keys {
         let spki = match hsm.public_key(k.label)? {
             Some(spki) => {
                 report.reused(format!("key \"{}\" ({}) in the token", k.label, k.key_type));

@@ -27,7 +27,7 @@ mod archive_rehash;
 /// tsa.public = false, a client's own rate), X-Request-Id, /openapi.json, `hanko config
 /// check`.
 mod clients;
-/// Running the binary, servers, output; `http`, `log`, `mock` and `tsp` helpers.
+/// Running the binary, servers, output; `bc`, `http`, `log`, `mock` and `tsp` helpers.
 mod common;
 /// docs/configuration.md against the config structs, the serve flags and the environment.
 mod config_doc;
@@ -55,6 +55,10 @@ mod http_limits;
 /// Issue #18: start-up refuses an RSA-2048 unit, a non-CA intermediate and an expired
 /// one, each named.
 mod key_policy;
+/// Issue #18: `dev-init --all-key-types`; RSA-PSS, ECDSA P-384 and Ed25519 tokens and
+/// seals from `serve --dev` against openssl, rfc3161-client, Bouncy Castle's
+/// org.bouncycastle.tsp and hanko's verifiers: the interop matrix, refusals asserted.
+mod key_types;
 /// `hanko log verify|export` on SQLite and PostgreSQL: tampering named, exit codes,
 /// auditors without write access, the independent export verifier.
 mod log_cli;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::seal::seal;
+use crate::common::seal::{openssl_cms_verify, seal};
 use crate::common::tsp::openssl_req_new_p256;
 use crate::common::{Server, dev_api_key, hanko, text};
 
@@ -32,29 +32,7 @@ fn assert_fails(out: &Output, why: &str) {
 
 /// Whether `openssl cms -verify` accepts `p7s` (detached over `data` unless None).
 fn openssl_accepts(dir: &Path, p7s: &str, data: Option<&str>, root: &str) -> bool {
-    let mut args = vec![
-        "cms",
-        "-verify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        p7s,
-        "-CAfile",
-        root,
-        "-out",
-        "/dev/null",
-    ];
-    if let Some(d) = data {
-        args.extend(["-content", d]);
-    }
-    std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(&args)
-        .output()
-        .unwrap()
-        .status
-        .success()
+    openssl_cms_verify(dir, p7s, data, root).0
 }
 
 /// The index of the signing-time's UTCTime value in a seal: after the attribute's OID

@@ -40,8 +40,17 @@ fn attributes_in_the_dev_token() {
 }
 
 fn assert_dev_keys_stay_in_the_token(dir: &Path) {
+    assert_keys_stay_in_the_token(
+        dir,
+        &["tsa-rsa3072", "tsa-p256", "seal-rsa3072", "seal-p256"],
+    );
+}
+
+/// The keys `labels` of the dev token of `dir` are sensitive, never extractable, token
+/// objects, and their secret is not readable (also for `key_types`' extra keys).
+pub fn assert_keys_stay_in_the_token(dir: &Path, labels: &[&str]) {
     let hsm = open_dev_token(dir);
-    for label in ["tsa-rsa3072", "tsa-p256", "seal-rsa3072", "seal-p256"] {
+    for &label in labels {
         let p = hsm.key_protection(label).unwrap();
         assert_eq!(p.sensitive, Some(true), "{label}: {p:?}");
         assert_eq!(p.extractable, Some(false), "{label}: {p:?}");

@@ -7,6 +7,8 @@
 //! port 0, and settings reach the `hanko` child processes through `Command::env`, never
 //! through this process's environment.
 
+/// Bouncy Castle's org.bouncycastle.tsp over time-stamp responses (tests/java).
+pub mod bc;
 /// The CSC API's JSON calls and errors.
 pub mod csc;
 /// The one HTTP/1.1 client.

@@ -36,6 +36,33 @@ pub fn seal(
     (r.status, r.head, r.body)
 }
 
+/// `openssl cms -verify` in `dir` of the DER seal `p7s` (detached over `data` unless
+/// None) against the trust anchor `root`: whether it accepted, and its output.
+pub fn openssl_cms_verify(dir: &Path, p7s: &str, data: Option<&str>, root: &str) -> (bool, String) {
+    let mut args = vec![
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        p7s,
+        "-CAfile",
+        root,
+        "-out",
+        "/dev/null",
+    ];
+    if let Some(d) = data {
+        args.extend(["-content", d]);
+    }
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(&args)
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out))
+}
+
 /// POSTs `pdf` to `/api/v1/seal/pdf?{query}` with the key: (status, head, body).
 pub fn seal_pdf(addr: SocketAddr, query: &str, key: &str, pdf: &[u8]) -> (u16, String, Vec<u8>) {
     let auth = format!("Bearer {key}");
