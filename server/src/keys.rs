@@ -106,6 +106,30 @@ pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certifi
     Ok(chain)
 }
 
+/// What the keys' gauges need of a loaded key: plain data, so that the metrics task
+/// holds no signer (a pool kept alive by it would outlive the shutdown).
+#[derive(Clone, Debug)]
+pub struct KeyGauges {
+    key: String,
+    usage: &'static str,
+    algorithm: String,
+    signer_not_after: SystemTime,
+    issuer_not_after: Option<SystemTime>,
+}
+
+impl KeyGauges {
+    /// The gauges' view of `k`.
+    pub fn of(k: &SigningKey) -> KeyGauges {
+        KeyGauges {
+            key: k.label().to_owned(),
+            usage: k.usage().as_str(),
+            algorithm: k.signer().algorithm().name(),
+            signer_not_after: k.certificate().not_after(),
+            issuer_not_after: k.chain().iter().skip(1).map(Certificate::not_after).min(),
+        }
+    }
+}
+
 /// The keys' gauges (issue #18), set every few seconds by the metrics upkeep:
 ///
 /// - `hanko_key_certificate_expires_in_seconds{key, certificate="signer"|"issuer"}`:
@@ -115,24 +139,23 @@ pub fn load_chain(spec: &KeySpec, now: SystemTime) -> anyhow::Result<Vec<Certifi
 /// - `hanko_key_info{key, usage, algorithm}` 1 for every key loaded (with
 ///   `hanko_tsa_unit_key{policy, key}`, set as the TSA installs its units: which key
 ///   each unit signs with now).
-pub fn export_key_metrics(keys: &[SigningKey], now: SystemTime) {
+pub fn export_key_metrics(keys: &[KeyGauges], now: SystemTime) {
     let left = |t: SystemTime| match t.duration_since(now) {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),
     };
     for k in keys {
-        let key = k.label().to_owned();
-        metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => key.clone(), "certificate" => "signer")
-            .set(left(k.certificate().not_after()));
-        if let Some(first) = k.chain().iter().skip(1).map(Certificate::not_after).min() {
-            metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => key.clone(), "certificate" => "issuer")
+        metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => k.key.clone(), "certificate" => "signer")
+            .set(left(k.signer_not_after));
+        if let Some(first) = k.issuer_not_after {
+            metrics::gauge!("hanko_key_certificate_expires_in_seconds", "key" => k.key.clone(), "certificate" => "issuer")
                 .set(left(first));
         }
         metrics::gauge!(
             "hanko_key_info",
-            "key" => key,
-            "usage" => k.usage().as_str(),
-            "algorithm" => k.signer().algorithm().name()
+            "key" => k.key.clone(),
+            "usage" => k.usage,
+            "algorithm" => k.algorithm.clone()
         )
         .set(1.0);
     }

@@ -216,7 +216,7 @@ async fn open_log(
 
 /// Histograms need periodic upkeep when nobody scrapes for a while; the keys' gauges
 /// (`keys::export_key_metrics`) count down with the clock.
-fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, keys: Vec<state::SigningKey>) {
+fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, keys: Vec<keys::KeyGauges>) {
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     if let Some(h) = metrics {
         tokio::spawn(async move {
@@ -477,7 +477,10 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         batches,
         renewal,
     });
-    spawn_metrics_upkeep(metrics, state.keys.clone());
+    spawn_metrics_upkeep(
+        metrics,
+        state.keys.iter().map(keys::KeyGauges::of).collect(),
+    );
     let anchoring = start_anchoring(&cfg, &state, &store)?;
     let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.

@@ -71,6 +71,12 @@ fn serve_dev_from_nothing_is_ready_and_stops_on_sigterm() {
     assert!(exit.success(), "exit {exit:?}\n{out}");
     assert!(out.contains("WARNING: DEVELOPMENT MODE"), "{out}");
     assert!(out.contains("SIGTERM received"), "{out}");
+    // Nothing (the metrics task's key gauges included) keeps a signing pool alive past
+    // the shutdown.
+    assert!(
+        !out.contains("signing workers still hold the token"),
+        "{out}"
+    );
     assert!(out.contains("stopped"), "{out}");
     assert!(
         !out.contains(&dev_pin(&dir)),
