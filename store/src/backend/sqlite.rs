@@ -29,8 +29,9 @@ use super::anchoring::DirectReads;
 use super::sqlite_reader::{OBJECT_HASHES, SqliteLeafReader};
 use super::sqlite_writer::SqliteWriter;
 use super::{
-    APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, compare_schema, decode_head,
-    decode_raw_row, to_i64,
+    APPLIED_MIGRATIONS, BoxFut, KeyStateOp, KeyStateOutcome, LogBackend, ROW_COLUMNS,
+    RawSuspension, RowFilter, SUSPENSION_COLUMNS, compare_schema, decode_head, decode_raw_row,
+    decode_suspension, to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -345,6 +346,28 @@ impl LogBackend for SqliteBackend {
     fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
         // One node per SQLite file, as for the batcher.
         self.batcher_lock()
+    }
+
+    fn change_key_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> BoxFut<'_, KeyStateOutcome> {
+        Box::pin(async move { self.writer()?.change_key_state(op, audit).await })
+    }
+
+    fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>> {
+        Box::pin(async move {
+            let err = |e| Error::db("read key suspensions", e);
+            let sql = format!("SELECT {SUSPENSION_COLUMNS} FROM key_suspensions ORDER BY label");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| decode_suspension!(r).map_err(err))
+                .collect()
+        })
     }
 
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {
