@@ -1,4 +1,4 @@
-//! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp`, `verify`,
+//! The command line: `hanko serve`, `dev-init`, `log`, `key`, `api-key`, `stamp`, `verify`,
 //! `seal`, `seal-verify`, `evidence` and `archive`.
 //!
 //! Raw flags are parsed here with clap and turned into [`config::Overrides`]; validation
@@ -67,6 +67,10 @@ pub enum Command {
     /// Auditor tools over the issuance log: `verify` the hash chain, `export` records.
     /// Reads the database only: needs neither the HSM nor the PIN.
     Log(crate::log_cli::LogArgs),
+    /// The emergency stop: `suspend` a key (no node signs with it within a second, until
+    /// `resume`), `list` the suspended keys. Writes to the issuance log's database only:
+    /// needs neither the HSM nor the PIN.
+    Key(crate::key_cli::KeyArgs),
     /// Manage API keys of clients: `new` makes one.
     ApiKey(crate::auth::ApiKeyArgs),
     /// Configuration tools: `check FILE` validates a config without starting (exit 0

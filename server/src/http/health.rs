@@ -3,7 +3,9 @@
 //! Readiness is computed on every call from its owners, never cached: the token
 //! (`Hsm::is_ready`), the TSA (its clock guard and units), each key's signer, and each
 //! key's certificate checked again against the current time (a certificate or private
-//! key usage period can end while the process runs; CONFORMANCE 41). A key of usage
+//! key usage period can end while the process runs; CONFORMANCE 41), and the emergency
+//! stop: a suspended key ("key \"tsa-rsa\": suspended by cli:ops at ...: reason") and
+//! key suspensions the log cannot be read for (`suspension.rs`). A key of usage
 //! `seal` is a seal credential and is named as one ("seal credential \"seal-p256\":
 //! signer is not ready: ..."); a server without a TSA reports the clock its seals take
 //! their time from. Load balancers take a 503 node out of rotation; the
@@ -55,6 +57,9 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     if let Some(p) = state.sealer.as_ref().and_then(|s| s.own_clock_problem()) {
         reasons.push(format!("seal credentials: clock: {p}"));
     }
+    if let Some(p) = state.suspensions.read_problem() {
+        reasons.push(p);
+    }
     for k in &state.keys {
         // Every seal key is a seal credential (`Sealer::with_options` makes one of each or the
         // start fails).
@@ -62,7 +67,10 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
             KeyUsage::Tsa => format!("key \"{}\"", k.label()),
             KeyUsage::Seal => format!("seal credential \"{}\"", k.label()),
         };
-        if let Some(why) = k.signer().not_ready_reason() {
+        // The emergency stop (its signer would say the same, less plainly).
+        if let Err(r) = state.suspensions.check(k.label()) {
+            reasons.push(format!("{who}: {r}"));
+        } else if let Some(why) = k.signer().not_ready_reason() {
             reasons.push(format!("{who}: signer is not ready: {why}"));
         }
         if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
