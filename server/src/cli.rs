@@ -33,6 +33,8 @@ const LONG_ABOUT: &str = concat!(
 Today it serves time-stamps (POST /tsa) and CAdES B-B/B-T e-seals for API-key clients \
 (POST /api/v1/seal/cades, `hanko seal`), each one committed to the issuance log before it \
 is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
+the emergency stop of a key on every node (`hanko key suspend|resume`), the service's \
+life-cycle recorded in the same hash-chained log, \
 health, readiness and metrics, and the CSC API 1.0.4 and 2 (/csc/v1/..., /csc/v2/...: \
 signHash, timestamp, CAdES signDoc), and PAdES seals (POST /api/v1/seal/pdf), over \
 plain HTTP and over HTTPS ([tls], TLS 1.3/1.2, optional mTLS; `--dev` serves HTTPS on \

@@ -202,6 +202,29 @@ mod tests {
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 
+    /// The audit event of a certificate near its end (issue #18; here for this module's
+    /// certificate fixture): within 30 days, with the days left; not before.
+    #[tokio::test]
+    async fn a_certificate_within_30_days_is_an_audit_event() {
+        let now = SystemTime::now();
+        let state = state_with_tsa_cert(now - DAY, 20).await;
+        let ev = crate::audit::certificate_expiring(&state.keys[0], now).unwrap();
+        assert_eq!(ev.event, hanko_store::AuditEventType::CertificateExpiring);
+        assert_eq!(ev.field("key"), Some("tsa"));
+        // 19 days less the certificate's truncation to whole seconds.
+        assert!(matches!(ev.field("days_left"), Some("18" | "19")), "{ev:?}");
+        let state = state_with_tsa_cert(now - DAY, 60).await;
+        assert_eq!(
+            crate::audit::certificate_expiring(&state.keys[0], now),
+            None
+        );
+        // The key-loaded event names the certificate.
+        let loaded = crate::audit::key_loaded(&state.keys[0]);
+        assert_eq!(loaded.field("usage"), Some("tsa"));
+        assert_eq!(loaded.field("algorithm"), Some("ecdsa-sha256"));
+        assert_eq!(loaded.field("certificate_sha256").map(str::len), Some(64));
+    }
+
     #[tokio::test]
     async fn ready_with_a_valid_certificate() {
         let state = state_with_tsa_cert(SystemTime::now() - DAY, 30).await;

@@ -23,9 +23,10 @@ use crate::common::http;
 use crate::common::log::{
     TestDb, dev_config_with, shared_dev_data_dir, start_dev_server, store_table,
 };
-use crate::common::seal::{assert_json_error, seal};
+use crate::common::seal::{assert_json_error, exported, seal};
 use crate::common::tsp::{request_der, status_of};
-use crate::common::{Server, dev_api_key, hanko, load_turn, metric, run, text};
+use crate::common::{Server, dev_api_key, hanko, load_turn, metric, text};
+use crate::log_server::new_api_key;
 
 /// The dev TSA key of the default policy, and the dev policy's other key.
 const TSA_KEY: &str = "tsa-rsa3072";
@@ -95,12 +96,8 @@ fn until_all(servers: &[&Server], want: bool, i: &mut u64) -> Duration {
 /// Without `clock`, the clock's events are left out: a dev server on a machine whose
 /// kernel clock says it is unsynchronised records the clock lost at every start.
 fn audit_events(db: &TestDb, clock: bool) -> Vec<(String, String, Value, String)> {
-    let out = db.log(&["export"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    exported(db.log(&["export"]))
+        .into_iter()
         .filter(|v| v["kind"] == "audit")
         .filter(|v| clock || !v["policy"].as_str().unwrap().starts_with("clock-"))
         .map(|v| {
@@ -297,33 +294,15 @@ fn suspend_stops_a_single_sqlite_node_until_resumed() {
     suspend_resume_across_nodes(&db, &["node-1"]);
 }
 
-/// `hanko api-key new ...`: (the key, its `[[clients]]` table).
-fn new_client(args: &[&str]) -> (String, toml::Value) {
-    let mut all = vec!["api-key", "new"];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let key = stdout
-        .lines()
-        .find(|l| l.starts_with("hanko_"))
-        .unwrap()
-        .to_owned();
-    let mut t: toml::Table = stdout[stdout.find("[[clients]]").unwrap()..]
-        .parse()
-        .unwrap();
-    let entry = t.remove("clients").unwrap().as_array().unwrap()[0].clone();
-    (key, entry)
-}
-
 #[test]
 fn admin_api_suspends_a_seal_credential() {
     let dir = shared_dev_data_dir();
     let db = TestDb::sqlite();
-    let (admin_key, admin) = new_client(&["--name", "ops", "--scope", "admin"]);
-    let (other_key, other) = new_client(&["--name", "reader", "--scope", "log:read"]);
+    let (admin_key, admin) = new_api_key(&["--name", "ops", "--scope", "admin"]);
+    let (other_key, other) = new_api_key(&["--name", "reader", "--scope", "log:read"]);
     let cfg = dev_config_with(dir, &db.dir.path().join("admin.toml"), |t| {
-        t.insert("clients".into(), toml::Value::Array(vec![admin, other]));
+        let clients = vec![toml::Value::Table(admin), toml::Value::Table(other)];
+        t.insert("clients".into(), toml::Value::Array(clients));
     });
     let server = start_dev_server(dir, &db, Some(&cfg));
     let dev_key = dev_api_key(dir);

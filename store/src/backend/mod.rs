@@ -324,3 +324,23 @@ macro_rules! decode_suspension {
     }};
 }
 pub(crate) use decode_suspension;
+
+/// Every row of `key_suspensions`, by label, through a sqlx pool of either database (the
+/// SQL is the same).
+macro_rules! read_key_suspensions {
+    ($pool:expr) => {{
+        let err = |e| $crate::Error::db("read key suspensions", e);
+        let sql = format!(
+            "SELECT {} FROM key_suspensions ORDER BY label",
+            $crate::backend::SUSPENSION_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all($pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| $crate::backend::decode_suspension!(r).map_err(err))
+            .collect()
+    }};
+}
+pub(crate) use read_key_suspensions;

@@ -24,7 +24,7 @@ use super::anchoring::DirectReads;
 use super::{
     APPLIED_MIGRATIONS, BoxFut, DELETE_SUSPENSION, INSERT_SUSPENSION, KeyStateOp, KeyStateOutcome,
     LogBackend, ROW_COLUMNS, RawSuspension, RowFilter, SUSPENSION_COLUMNS, chain_batch,
-    compare_schema, decode_head, decode_raw_row, decode_suspension, to_i64,
+    compare_schema, decode_head, decode_raw_row, decode_suspension, read_key_suspensions, to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -421,17 +421,7 @@ impl LogBackend for PgBackend {
     }
 
     fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>> {
-        Box::pin(async move {
-            let err = |e| Error::db("read key suspensions", e);
-            let sql = format!("SELECT {SUSPENSION_COLUMNS} FROM key_suspensions ORDER BY label");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err)?;
-            rows.iter()
-                .map(|r| decode_suspension!(r).map_err(err))
-                .collect()
-        })
+        Box::pin(async move { read_key_suspensions!(&self.pool) })
     }
 
     fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {

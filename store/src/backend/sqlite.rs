@@ -30,8 +30,8 @@ use super::sqlite_reader::{OBJECT_HASHES, SqliteLeafReader};
 use super::sqlite_writer::SqliteWriter;
 use super::{
     APPLIED_MIGRATIONS, BoxFut, KeyStateOp, KeyStateOutcome, LogBackend, ROW_COLUMNS,
-    RawSuspension, RowFilter, SUSPENSION_COLUMNS, compare_schema, decode_head, decode_raw_row,
-    decode_suspension, to_i64,
+    RawSuspension, RowFilter, compare_schema, decode_head, decode_raw_row, read_key_suspensions,
+    to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -357,17 +357,7 @@ impl LogBackend for SqliteBackend {
     }
 
     fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>> {
-        Box::pin(async move {
-            let err = |e| Error::db("read key suspensions", e);
-            let sql = format!("SELECT {SUSPENSION_COLUMNS} FROM key_suspensions ORDER BY label");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err)?;
-            rows.iter()
-                .map(|r| decode_suspension!(r).map_err(err))
-                .collect()
-        })
+        Box::pin(async move { read_key_suspensions!(&self.pool) })
     }
 
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {

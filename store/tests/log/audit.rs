@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use hanko_store::{
-    AuditEvent, AuditEventType, ExportRange, KeyStateChange, NewBatch, RecordKind, StoreOptions,
+    AuditEvent, AuditEventType, ExportRange, KeyStateChange, RecordKind, StoreOptions,
 };
 
 use super::{TestDb, fill};
@@ -218,15 +218,7 @@ async fn migration_6_keeps_records_batches_and_anchors(db: TestDb) {
     let store = db.open(StoreOptions::default()).await;
     fill(&store, 5).await;
     let b1 = store
-        .close_batch(&NewBatch {
-            first_seq: 1,
-            last_seq: 3,
-            hash_alg: "sha256".into(),
-            root: vec![7; 32],
-            block_roots: vec![vec![7; 32]],
-            closed_at: SystemTime::now(),
-            targets: vec!["self".into()],
-        })
+        .close_batch(&super::archive::batch(1, 3))
         .await
         .unwrap();
     store
