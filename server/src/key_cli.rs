@@ -19,8 +19,9 @@
 //! ```
 //!
 //! What it does not do: talk to a running server (the database is the one place every
-//! node reads), or touch the key in the token. Unlike `hanko log`, it opens the log for
-//! writing, so it runs the log's migrations like the server would.
+//! node reads), or touch the key in the token. Unlike `hanko log`, `suspend` and
+//! `resume` open the log for writing, so they run the log's migrations like the server
+//! would; `list` only reads.
 
 use std::process::ExitCode;
 
@@ -87,9 +88,9 @@ pub fn cli_actor() -> String {
     format!("cli:{user}")
 }
 
-/// Opens the log for writing; with `label`, refuses one the configuration does not know
-/// (a typo would otherwise stop nothing).
-async fn open(db: &LogDbArgs, label: Option<&str>) -> anyhow::Result<Store> {
+/// Opens the log for writing (`list`: for reading only); with `label`, refuses one the
+/// configuration does not know (a typo would otherwise stop nothing).
+async fn open(db: &LogDbArgs, label: Option<&str>, write: bool) -> anyhow::Result<Store> {
     let Located {
         url,
         options,
@@ -106,9 +107,12 @@ async fn open(db: &LogDbArgs, label: Option<&str>) -> anyhow::Result<Store> {
     }
     require_existing_log(&url)?;
     let shown = hanko_store::redact_url(&url);
-    Store::open(&url, options)
-        .await
-        .with_context(|| format!("cannot open the issuance log at {shown}"))
+    let store = if write {
+        Store::open(&url, options).await
+    } else {
+        Store::open_read_only(&url, options).await
+    };
+    store.with_context(|| format!("cannot open the issuance log at {shown}"))
 }
 
 fn describe(s: &KeySuspension) -> String {
@@ -137,7 +141,7 @@ async fn run(args: &KeyArgs) -> anyhow::Result<Outcome> {
     let actor = cli_actor();
     match &args.command {
         KeyCommand::Suspend(a) => {
-            let store = open(&a.db, Some(&a.label)).await?;
+            let store = open(&a.db, Some(&a.label), true).await?;
             let result = store.suspend_key(&a.label, &a.reason, &actor).await;
             store.close().await;
             match result.context("suspending the key")? {
@@ -154,7 +158,7 @@ async fn run(args: &KeyArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
         KeyCommand::Resume(a) => {
-            let store = open(&a.db, None).await?;
+            let store = open(&a.db, None, true).await?;
             let result = store.resume_key(&a.label, &a.reason, &actor).await;
             store.close().await;
             match result.context("resuming the key")? {
@@ -169,7 +173,7 @@ async fn run(args: &KeyArgs) -> anyhow::Result<Outcome> {
             }
         }
         KeyCommand::List(db) => {
-            let store = open(db, None).await?;
+            let store = open(db, None, false).await?;
             let list = store.key_suspensions().await;
             store.close().await;
             let list = list.context("reading the key suspensions")?;

@@ -253,13 +253,16 @@ pub const MAX_REASON_LEN: usize = 1024;
 
 impl Store {
     /// The record of `event`, caused by `actor`, at `at`, with a serial from the audit
-    /// counter.
+    /// counter (refused on a read-only store).
     async fn audit_record(
         &self,
         event: &AuditEvent,
         actor: &str,
         at: SystemTime,
     ) -> Result<NewRecord, Error> {
+        if self.inner_read_only() {
+            return Err(Error::ReadOnly);
+        }
         let serial = self
             .backend()
             .reserve_serials(
@@ -291,9 +294,6 @@ impl Store {
         actor: &str,
         at: SystemTime,
     ) -> Result<Receipt, Error> {
-        if self.inner_read_only() {
-            return Err(Error::ReadOnly);
-        }
         let record = self.audit_record(event, actor, at).await?;
         self.append(record).await
     }
@@ -357,9 +357,6 @@ impl Store {
         actor: &str,
         at: SystemTime,
     ) -> Result<KeyStateChange, Error> {
-        if self.inner_read_only() {
-            return Err(Error::ReadOnly);
-        }
         let record = self.audit_record(event, actor, at).await?;
         let prepared = PreparedRecord::new(record, self.node_id().into(), true)?;
         Ok(match self.backend().change_key_state(op, prepared).await? {
