@@ -148,11 +148,14 @@ pub enum SignErrorKind {
     BadSignature,
     /// Any other device or library error (CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, ...).
     Device,
+    /// An operator suspended the key (the emergency stop, `hanko key suspend`): nothing
+    /// is signed with it until the suspension is lifted. Not retryable by waiting.
+    Suspended,
 }
 
 impl SignErrorKind {
     /// Every kind, in a fixed order (for counters indexed by kind).
-    pub const ALL: [SignErrorKind; 7] = [
+    pub const ALL: [SignErrorKind; 8] = [
         Self::BadInput,
         Self::KeyUnavailable,
         Self::Busy,
@@ -160,11 +163,13 @@ impl SignErrorKind {
         Self::Timeout,
         Self::BadSignature,
         Self::Device,
+        Self::Suspended,
     ];
 
-    /// Whether the same request may succeed if tried again later.
+    /// Whether the same request may succeed if tried again later (a suspended key only
+    /// once an operator lifts the suspension: not by waiting).
     pub fn is_retryable(self) -> bool {
-        !matches!(self, Self::BadInput)
+        !matches!(self, Self::BadInput | Self::Suspended)
     }
 
     /// A stable lower-case label, for metrics and logs.
@@ -177,6 +182,7 @@ impl SignErrorKind {
             Self::Timeout => "timeout",
             Self::BadSignature => "bad_signature",
             Self::Device => "device",
+            Self::Suspended => "suspended",
         }
     }
 }
@@ -191,6 +197,7 @@ impl fmt::Display for SignErrorKind {
             Self::Timeout => "signing timed out",
             Self::BadSignature => "signature failed verification",
             Self::Device => "device error",
+            Self::Suspended => "key suspended",
         })
     }
 }

@@ -167,6 +167,8 @@ impl Error {
             | Self::AlgorithmNotAllowed { .. } => Fault::Caller,
             // The signer's BadInput means the bytes this crate handed it were wrong.
             Self::Signer(e) if e.kind() == SignErrorKind::BadInput => Fault::System,
+            // An operator suspended the key: waiting does not help, lifting it does.
+            Self::Signer(e) if e.kind() == SignErrorKind::Suspended => Fault::System,
             // Every other signer kind is retryable by pki's own classification
             // (KeyUnavailable once an operator acts, the rest at once).
             Self::Signer(_) => Fault::Retryable,
@@ -234,11 +236,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_signer_fault_but_bad_input_is_retryable() {
+    fn every_signer_fault_but_bad_input_and_suspension_is_retryable() {
         for kind in SignErrorKind::ALL {
             let e = Error::from(CmsError::Sign(SignError::new(kind, "test")));
             let expected = match kind {
-                SignErrorKind::BadInput => Fault::System,
+                SignErrorKind::BadInput | SignErrorKind::Suspended => Fault::System,
                 _ => Fault::Retryable,
             };
             assert_eq!(e.fault(), expected, "{kind:?}");

@@ -1,4 +1,4 @@
-//! The command line: `hanko serve`, `dev-init`, `log`, `api-key`, `stamp`, `verify`,
+//! The command line: `hanko serve`, `dev-init`, `log`, `key`, `api-key`, `stamp`, `verify`,
 //! `seal`, `seal-verify`, `evidence` and `archive`.
 //!
 //! Raw flags are parsed here with clap and turned into [`config::Overrides`]; validation
@@ -33,6 +33,8 @@ const LONG_ABOUT: &str = concat!(
 Today it serves time-stamps (POST /tsa) and CAdES B-B/B-T e-seals for API-key clients \
 (POST /api/v1/seal/cades, `hanko seal`), each one committed to the issuance log before it \
 is sent, the log's auditor tools (`hanko log verify|export`, GET /api/v1/log/{serial}), \
+the emergency stop of a key on every node (`hanko key suspend|resume`), the service's \
+life-cycle recorded in the same hash-chained log, \
 health, readiness and metrics, and the CSC API 1.0.4 and 2 (/csc/v1/..., /csc/v2/...: \
 signHash, timestamp, CAdES signDoc), and PAdES seals (POST /api/v1/seal/pdf), over \
 plain HTTP and over HTTPS ([tls], TLS 1.3/1.2, optional mTLS; `--dev` serves HTTPS on \
@@ -67,6 +69,10 @@ pub enum Command {
     /// Auditor tools over the issuance log: `verify` the hash chain, `export` records.
     /// Reads the database only: needs neither the HSM nor the PIN.
     Log(crate::log_cli::LogArgs),
+    /// The emergency stop: `suspend` a key (no node signs with it within a second, until
+    /// `resume`), `list` the suspended keys. Writes to the issuance log's database only:
+    /// needs neither the HSM nor the PIN.
+    Key(crate::key_cli::KeyArgs),
     /// Manage API keys of clients: `new` makes one.
     ApiKey(crate::auth::ApiKeyArgs),
     /// Configuration tools: `check FILE` validates a config without starting (exit 0

@@ -37,6 +37,7 @@ pub fn main_entry() -> ExitCode {
         Command::Seal(args) => return client_cli::seal_main(args),
         Command::SealVerify(args) => return client_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
+        Command::Key(args) => return crate::key_cli::key_command(args),
         Command::Evidence(args) => return crate::evidence_cli::evidence_main(args),
         Command::Archive(args) => return crate::archive_cli::archive_main(args),
         Command::ApiKey(args) => auth::api_key_command(args),

@@ -326,6 +326,8 @@ pub(crate) fn stamp_error_kind(r: &Rejection) -> TimeStampErrorKind {
             SignErrorKind::Busy => TimeStampErrorKind::Busy,
             SignErrorKind::Timeout => TimeStampErrorKind::Timeout,
             SignErrorKind::BadInput | SignErrorKind::BadSignature => TimeStampErrorKind::Rejected,
+            // The TSA key is suspended (the emergency stop): waiting does not help.
+            SignErrorKind::Suspended => TimeStampErrorKind::Rejected,
             // KeyUnavailable, DeviceLost, Device, and kinds pki may add: the pool's
             // own classification calls these retryable.
             _ => TimeStampErrorKind::Unavailable,

@@ -28,7 +28,10 @@
 //!   [`http::conn`] owns the connections under it: connection caps, request deadlines.
 //! - [`logging`]: log lines that cannot flood (state changes, rate-limited repeats).
 //! - [`auth`]: API keys for `/api/v1/...` and `hanko api-key`.
-//! - [`log_cli`]: `hanko log verify|export`, the auditor's tools.
+//! - [`log_cli`]: `hanko log verify|export`, the auditor's tools; [`key_cli`]: `hanko key
+//!   suspend|resume|list`, the emergency stop.
+//! - [`suspension`]: the emergency stop's gate in front of every key's signer;
+//!   [`audit`]: the server's life-cycle events in the issuance log.
 //! - [`archive`]: archive systems' object hashes, logged to be anchored (issue #16);
 //!   [`archive_cli`]: `hanko archive submit`.
 //! - [`client_cli`]: `hanko stamp` and `hanko verify`, glue over [`hanko_client`].
@@ -51,6 +54,7 @@
 pub mod anchor;
 pub mod archive;
 pub mod archive_cli;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client_cli;
@@ -63,6 +67,7 @@ pub mod evidence_cli;
 pub mod external_tsa;
 pub mod http;
 pub mod issuance;
+pub mod key_cli;
 pub mod keys;
 pub mod log_cli;
 pub mod logging;
@@ -71,6 +76,7 @@ pub mod seal;
 pub mod serve;
 pub mod startup;
 pub mod state;
+pub mod suspension;
 pub mod verify;
 pub mod visible_seal;
 

@@ -147,8 +147,18 @@ fn export_range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<ExportRa
     })
 }
 
+/// Where the log is, as the flags and config say, and the keys the config names.
+pub(crate) struct Located {
+    /// The database URL.
+    pub url: String,
+    /// The store options (node id, timeouts).
+    pub options: hanko_store::StoreOptions,
+    /// The `[[keys]]` labels of the configuration read (none without one).
+    pub key_labels: Vec<String>,
+}
+
 /// The database URL and store options the flags and config select.
-fn store_target(db: &LogDbArgs) -> anyhow::Result<(String, hanko_store::StoreOptions)> {
+pub(crate) fn locate(db: &LogDbArgs) -> anyhow::Result<Located> {
     let overrides = Overrides {
         data_dir: db.data_dir.clone(),
         database_url: db.database_url.clone(),
@@ -170,8 +180,13 @@ fn store_target(db: &LogDbArgs) -> anyhow::Result<(String, hanko_store::StoreOpt
             }
         }
     };
+    let key_labels = file.keys.iter().map(|k| k.label.clone()).collect();
     let (_, store) = file.resolve_store_only(&overrides)?;
-    Ok((store.database_url, store.options))
+    Ok(Located {
+        url: store.database_url,
+        options: store.options,
+        key_labels,
+    })
 }
 
 /// The file behind a `sqlite:` URL, when it names one.
@@ -186,21 +201,27 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Opens the log read-only (no migrations, no writer: a SELECT-only role or a read-only
-/// file is enough); refuses to create a missing SQLite file.
-async fn open_store(db: &LogDbArgs) -> anyhow::Result<Store> {
-    let (url, options) = store_target(db)?;
-    let shown = hanko_store::redact_url(&url);
+/// Refuses an SQLite URL whose file does not exist: these tools never create a log.
+pub(crate) fn require_existing_log(url: &str) -> anyhow::Result<()> {
     if url.starts_with("sqlite:") {
-        match sqlite_path(&url) {
+        match sqlite_path(url) {
             Some(p) if p.is_file() => {}
             Some(p) => bail!(
                 "no issuance log at {} (give --data-dir, --config or --database-url)",
                 p.display()
             ),
-            None => bail!("{shown} names no SQLite file"),
+            None => bail!("{} names no SQLite file", hanko_store::redact_url(url)),
         }
     }
+    Ok(())
+}
+
+/// Opens the log read-only (no migrations, no writer: a SELECT-only role or a read-only
+/// file is enough); refuses to create a missing SQLite file.
+async fn open_store(db: &LogDbArgs) -> anyhow::Result<Store> {
+    let Located { url, options, .. } = locate(db)?;
+    require_existing_log(&url)?;
+    let shown = hanko_store::redact_url(&url);
     Store::open_read_only(&url, options)
         .await
         .with_context(|| format!("cannot open the issuance log at {shown}"))

@@ -5,8 +5,10 @@
 //!        (production: Config resolved, PIN checked, SOFTHSM2_CONF; dev: data dir
 //!         prepared, SOFTHSM2_CONF) ─> tokio runtime ─> serve_async:
 //!   open_token (production: Hsm::open; dev: dev::init) ─> keys::load_keys
-//!        ─> open_log ─> build_issuer ─> seal::Sealer ─> AppState ─> start_anchoring ─> bind
-//!        ─> serve::run ─> anchoring stopped (tasks joined) ─> serve::release
+//!        ─> open_log ─> suspensions read, every key gated (suspension.rs) ─> audit:
+//!        key-loaded, certificate-expiring ─> build_issuer ─> seal::Sealer ─> AppState
+//!        ─> start_anchoring ─> bind ─> audit: service-started ─> serve::run
+//!        ─> anchoring stopped (tasks joined) ─> audit: service-stopped ─> serve::release
 //! ```
 //!
 //! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
@@ -27,8 +29,9 @@ use crate::cli::ServeArgs;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::entry::{init_logging, runtime};
 use crate::state::AppState;
+use crate::suspension::{self, Suspensions};
 use crate::visible_seal::{VisibleSealSource, VisibleSeals};
-use crate::{dev, http, issuance, keys, seal, serve, state};
+use crate::{audit, dev, http, issuance, keys, seal, serve, state};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
 /// starts.
@@ -427,6 +430,13 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let (keys, backlog) = keys::load_keys(&hsm, &cfg.keys, &cfg.pool).await?;
     let tls_key = load_tls_key(&cfg, &hsm).await?;
     let store = open_log(&cfg, backlog).await?;
+    // The emergency stop gates every key from here on (suspension.rs), before anything
+    // can sign with it.
+    let labels = keys.iter().map(|k| k.label().to_owned()).collect();
+    let suspensions = Suspensions::load(&store, labels).await?;
+    let keys = suspension::gate_keys(keys, &suspensions);
+    let poller = suspensions.spawn_poller(store.clone());
+    audit::record_start(&store, &keys).await?;
     let issuer = match &cfg.tsa {
         Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
         None => None,
@@ -476,6 +486,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         }),
         batches,
         renewal,
+        suspensions,
     });
     spawn_metrics_upkeep(
         metrics,
@@ -485,8 +496,25 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
-    let listeners = bind(&cfg, tls_key.clone()).await?;
+    // Recorded before the listeners announce themselves, so that every start's events
+    // precede what it issues.
+    let node = cfg.store.options.node_id.clone();
+    audit::record(&store, audit::service_started(&node))
+        .await
+        .context("cannot record the start in the issuance log")?;
+    let listeners = match bind(&cfg, tls_key.clone()).await {
+        Ok(l) => l,
+        Err(e) => {
+            let stopped = audit::service_stopped(&node, "start-up failed: cannot listen");
+            if let Err(e) = audit::record(&store, stopped).await {
+                tracing::error!(error = %e, "cannot record the stop in the issuance log");
+            }
+            return Err(e);
+        }
+    };
+    let watchers = audit::spawn_watchers(&store, &state.keys, state.issuer.as_ref());
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
+    watchers.stop();
     if let Some(a) = anchoring {
         a.stop().await;
     }
@@ -498,6 +526,10 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     if let Some(k) = &tls_key {
         k.close();
     }
+    if let Err(e) = audit::record(&store, audit::service_stopped(&node, "signal")).await {
+        tracing::error!(error = %e, "cannot record the stop in the issuance log");
+    }
+    poller.abort();
     serve::release(state, store).await;
     tracing::info!("stopped");
     Ok(())

@@ -63,6 +63,9 @@ pub struct AppState {
     /// The renewal of evidence records archives hold (`POST /api/v1/evidence/renew`,
     /// `[renewal]`); `None` without a TSA (the route then answers 404).
     pub renewal: Option<Arc<crate::renewal::Renewer>>,
+    /// The emergency stop: which keys are suspended (every key's signer asks it before
+    /// signing; the admin API changes it; `/readyz` reports it).
+    pub suspensions: Arc<crate::suspension::Suspensions>,
 }
 
 impl AppState {
@@ -105,6 +108,12 @@ impl SigningKey {
             signer,
             chain,
         })
+    }
+
+    /// The same key and chain signing through `signer` (the emergency stop's gate,
+    /// `suspension::gate_keys`).
+    pub fn with_signer(self, signer: Arc<dyn Signer>) -> SigningKey {
+        SigningKey { signer, ..self }
     }
 
     /// The key's `CKA_LABEL`.
@@ -155,6 +164,7 @@ impl AppState {
             archive: None,
             batches: Default::default(),
             renewal: None,
+            suspensions: Default::default(),
         }
     }
 }

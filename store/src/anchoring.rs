@@ -54,10 +54,11 @@ pub struct OpenRange {
     pub first_seq: u64,
     /// The chain head: every seq up to it is committed.
     pub head_seq: u64,
-    /// When the first unbatched record was issued.
+    /// When the first unbatched record that is not an audit event was issued.
     pub first_issued_at: SystemTime,
     /// Whether any unbatched record is something other than an archive time-stamp (the
-    /// anchors' own tokens): a range of only those is not worth a batch of its own.
+    /// anchors' own tokens) or an audit event (the service's own): a range of only those
+    /// is not worth a batch of its own.
     pub has_issued: bool,
 }
 

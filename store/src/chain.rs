@@ -20,7 +20,7 @@
 //!     || lp(chain_hash(n-1))        32 bytes; for n = 1 the genesis value, 32 zero bytes
 //!     || lp(u64_be(seq))            8 bytes
 //!     || lp(kind)                   UTF-8: "timestamp" | "seal" | "archive-stamp"
-//!                                 | "archive-object"
+//!                                 | "archive-object" | "audit"
 //!     || lp(serial)                 big-endian unsigned, no leading zero bytes (or id bytes)
 //!     || lp(object_hash)            32 bytes, SHA-256 of the issued object
 //!     || lp(request_hash)           the submitted imprint / document hash
@@ -34,6 +34,13 @@
 //! token bytes are not hashed directly: they are bound through `object_hash`, which the
 //! verifier checks against the stored token when one is kept; operators who do not keep
 //! tokens lose nothing of the chain.
+//!
+//! Audit events (kind `"audit"`, schema v6) are rows like any other: the same fields, the
+//! same sequence, the same hash. Their body (event type and fields, a canonical JSON
+//! encoding defined in [`crate::audit`]) is the row's kept token, bound by `object_hash`;
+//! `policy` is the event type and `client` who caused it. Adding the kind changed no
+//! hashed byte of existing rows, so the definition stays version 1 and logs written before
+//! it verify unchanged.
 //!
 //! Sequence numbers are assigned by the writer under the chain-head lock (see
 //! `store/src/backend/mod.rs`), so the chain order is the sequence order, also with several nodes.

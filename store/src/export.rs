@@ -14,6 +14,10 @@
 //!  "issued_at_ns":1795549200123456789,"node_id":"node-a","chain_hash":"<hex>","token":"<base64>"}
 //! ```
 //!
+//! An audit record (kind `audit`, see [`crate::audit`]) also has
+//! `"event":{"type":"key-suspended","fields":{"key":"tsa-rsa","reason":"..."}}`, its body
+//! decoded (the body itself is its `token`).
+//!
 //! `serial`, hashes: lowercase hex; `token`: standard base64 with padding, present only when
 //! the token is kept and the export asked for tokens. Bounds of a range are inclusive.
 //!
@@ -68,8 +72,33 @@ struct ExportLine<'a> {
     issued_at_ns: i64,
     node_id: &'a str,
     chain_hash: String,
+    /// An audit record's event (its kept body, decoded): always present for kind
+    /// `audit`, whether or not tokens were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<EventJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+}
+
+/// An audit event in an export line.
+#[derive(Serialize)]
+struct EventJson {
+    #[serde(rename = "type")]
+    event: &'static str,
+    fields: std::collections::BTreeMap<String, String>,
+}
+
+/// The decoded event of an audit row (`None` for other kinds, or a body this build does
+/// not read: the row is still exported as stored, and `verify` judges it).
+fn audit_event(r: &RawRow) -> Option<EventJson> {
+    if r.kind != RecordKind::Audit.as_str() {
+        return None;
+    }
+    let ev = crate::AuditEvent::decode(r.token.as_deref()?)?;
+    Some(EventJson {
+        event: ev.event.as_str(),
+        fields: ev.fields,
+    })
 }
 
 /// RFC 3339 with nanoseconds, UTC; `"invalid"` for a value no calendar date has.
@@ -96,6 +125,7 @@ fn json_line(r: &RawRow, include_token: bool) -> Result<String, Error> {
         issued_at_ns: r.issued_at_ns,
         node_id: &r.node_id,
         chain_hash: hex::encode(&r.chain_hash),
+        event: audit_event(r),
         token: if include_token {
             r.token
                 .as_ref()

@@ -69,6 +69,7 @@
 #![warn(missing_docs)]
 
 pub mod anchoring;
+pub mod audit;
 mod backend;
 pub mod chain;
 mod error;
@@ -95,6 +96,7 @@ use crate::writer::{Job, LingerGate, StatsInner, WriterConfig, WriterHandle};
 pub use crate::anchoring::{
     Anchor, AnchorState, Batch, BatcherLock, NewBatch, ObjectHashes, OpenRange, PendingAnchor,
 };
+pub use crate::audit::{AuditEvent, AuditEventType, KeyStateChange, KeySuspension};
 pub use crate::chain::{BadReason, BadRow, ChainHead, VerifyReport};
 pub use crate::error::Error;
 pub use crate::export::ExportRange;

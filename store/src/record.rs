@@ -42,6 +42,13 @@ pub enum RecordKind {
     /// `object_hash` is the submitted SHA-256, there is no token, and the serial is the
     /// object's id from its own counter.
     ArchiveObject,
+    /// A life-cycle event of the service (`"audit"`, schema v6, issue #18): started,
+    /// stopped, a key loaded, suspended or resumed, a certificate nearing its end, the
+    /// clock lost or regained. `token` holds the event's canonical body (always kept),
+    /// `object_hash` its SHA-256, `policy` the event type, `client` who caused it, and
+    /// the serial comes from the `audit` counter, not from any token's (see
+    /// [`crate::audit`]).
+    Audit,
 }
 
 impl RecordKind {
@@ -52,15 +59,17 @@ impl RecordKind {
             RecordKind::Seal => "seal",
             RecordKind::ArchiveStamp => "archive-stamp",
             RecordKind::ArchiveObject => "archive-object",
+            RecordKind::Audit => "audit",
         }
     }
 
     /// Every kind, in the order of the schema's list.
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::Timestamp,
         RecordKind::Seal,
         RecordKind::ArchiveStamp,
         RecordKind::ArchiveObject,
+        RecordKind::Audit,
     ];
 
     /// Parses the stored text form.
@@ -70,6 +79,7 @@ impl RecordKind {
             "seal" => Some(RecordKind::Seal),
             "archive-stamp" => Some(RecordKind::ArchiveStamp),
             "archive-object" => Some(RecordKind::ArchiveObject),
+            "audit" => Some(RecordKind::Audit),
             _ => None,
         }
     }
@@ -268,7 +278,13 @@ impl PreparedRecord {
             client: rec.client,
             issued_at_ns,
             node_id,
-            token: if keep_tokens { rec.token } else { None },
+            // An audit record's body is the event itself, not a client's token: kept
+            // whatever `keep_tokens` says.
+            token: if keep_tokens || rec.kind == RecordKind::Audit {
+                rec.token
+            } else {
+                None
+            },
         })
     }
 }

@@ -1064,3 +1064,7 @@ mod archive;
 // Evidence renewal's runs and chains, migration 5 (issue #16).
 #[path = "log/renewal.rs"]
 mod renewal;
+
+// Audit events and key suspensions, migration 6 (issue #18).
+#[path = "log/audit.rs"]
+mod audit;

@@ -28,6 +28,7 @@
 //! The guard logs every loss (error) and recovery (info) of the clock with `tracing`
 //! and keeps the gauge `hanko_tsa_clock_ok` at 1 or 0.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -153,6 +154,24 @@ struct GuardState {
     was_ok: Option<bool>,
     /// Last time dev mode warned.
     last_dev_warning: Option<Instant>,
+    /// Changes of the verdict not yet taken ([`ClockGuard::take_transitions`]).
+    transitions: VecDeque<ClockTransition>,
+}
+
+/// Most changes of the verdict kept until taken; older ones are dropped.
+const MAX_TRANSITIONS: usize = 64;
+
+/// A change of the guard's verdict: the clock lost (`problem` set) or usable again.
+/// Kept until [`ClockGuard::take_transitions`], so that a loss shorter than the taker's
+/// polling interval is not missed (the server records each as an audit event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockTransition {
+    /// Why the clock is not usable now; `None` when it became usable again.
+    pub problem: Option<ClockProblem>,
+    /// The source's status at the change.
+    pub status: ClockStatus,
+    /// The source's wall time at the change.
+    pub at: SystemTime,
 }
 
 /// Checks a [`ClockSource`] before every token. See the module docs.
@@ -203,6 +222,13 @@ impl ClockGuard {
             }
             Some(p) => Err(p),
         }
+    }
+
+    /// The changes of the verdict since the last call, oldest first (at most 64; a first
+    /// evaluation that finds the clock usable is no change). One consumer is meant to
+    /// take them (the server's audit events).
+    pub fn take_transitions(&self) -> Vec<ClockTransition> {
+        self.lock().transitions.drain(..).collect()
     }
 
     /// Evaluates the clock without issuing anything (readiness probes).
@@ -305,6 +331,16 @@ impl ClockGuard {
                     max_error = ?status.max_error,
                     "clock ok: time-stamping enabled"
                 ),
+            }
+            if state.was_ok.is_some() || !ok {
+                if state.transitions.len() >= MAX_TRANSITIONS {
+                    state.transitions.pop_front();
+                }
+                state.transitions.push_back(ClockTransition {
+                    problem: problem.clone(),
+                    status,
+                    at: wall,
+                });
             }
             state.was_ok = Some(ok);
         }
@@ -478,6 +514,32 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert!(guard.now().is_ok(), "recovered after 30 s of good status");
         assert!(guard.report().ok);
+    }
+
+    #[test]
+    fn each_change_of_the_verdict_is_kept_until_taken() {
+        let (clock, guard) = setup(false);
+        assert!(guard.now().is_ok());
+        assert_eq!(
+            guard.take_transitions(),
+            vec![],
+            "a good start is no change"
+        );
+        // Lost and back between two takes: both kept, in order, with the status.
+        clock.set_status(status(false, 16_000, 16_000));
+        assert!(guard.now().is_err());
+        assert!(guard.now().is_err(), "no change, nothing more kept");
+        clock.set_status(status(true, 1, 1));
+        assert!(guard.report().ok);
+        let t = guard.take_transitions();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[0].problem, Some(ClockProblem::Unsynchronised));
+        assert_eq!(t[0].status, status(false, 16_000, 16_000));
+        assert_eq!(
+            (t[1].problem.clone(), t[1].status),
+            (None, status(true, 1, 1))
+        );
+        assert_eq!(guard.take_transitions(), vec![]);
     }
 
     #[test]

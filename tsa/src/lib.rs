@@ -55,7 +55,8 @@ use hanko_pki::cms::{self, Content, SignedDataParams};
 use rasn_pkix::GeneralName;
 
 pub use clock::{
-    ClockGuard, ClockGuardConfig, ClockProblem, ClockReport, ClockSource, ClockStatus, ManualClock,
+    ClockGuard, ClockGuardConfig, ClockProblem, ClockReport, ClockSource, ClockStatus,
+    ClockTransition, ManualClock,
 };
 pub use config::{ETSI_BEST_PRACTICES_POLICY, PolicyId, TsaConfig};
 pub use rejection::{FailureInfo, Rejection};

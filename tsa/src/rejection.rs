@@ -202,7 +202,7 @@ pub enum Rejection {
     UnitExpired,
     /// The signer (HSM) failed. The detail goes to the log, not to the client.
     /// `systemFailure`.
-    #[error("signing failed")]
+    #[error("{}", signer_failed_text(.0))]
     SignerFailed(SignError),
     /// Serial number allocation failed. `systemFailure`.
     #[error("serial number allocation failed")]
@@ -242,6 +242,17 @@ impl Rejection {
     /// The statusString sent to the client.
     pub fn status_string(&self) -> String {
         self.to_string()
+    }
+}
+
+/// The statusString of a failed signature: no detail of the device, but a suspended key
+/// (the operator's emergency stop) is said as such, so a client knows that retrying
+/// will not help until it is lifted.
+fn signer_failed_text(e: &SignError) -> &'static str {
+    if e.kind() == hanko_pki::SignErrorKind::Suspended {
+        "signing key suspended by the operator"
+    } else {
+        "signing failed"
     }
 }
 

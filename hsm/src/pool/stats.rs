@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hanko_pki::SignErrorKind;
 
 /// The kinds in a fixed order, for the counters.
-pub(super) const KINDS: [SignErrorKind; 7] = SignErrorKind::ALL;
+pub(super) const KINDS: [SignErrorKind; 8] = SignErrorKind::ALL;
 
 pub(super) fn kind_index(k: SignErrorKind) -> usize {
     KINDS

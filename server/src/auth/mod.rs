@@ -92,6 +92,10 @@ pub const SCOPE_CSC: &str = "csc";
 /// requests always run in the bulk lane, whatever the client's `lane`.
 pub const SCOPE_ARCHIVE: &str = "archive";
 
+/// The emergency stop: suspend and resume keys, `POST /api/v1/admin/keys/{label}/...`
+/// (issue #18). An operator's client; give it to no client that also issues.
+pub const SCOPE_ADMIN: &str = "admin";
+
 /// Every scope a client may be given. Config and `api-key new` refuse others, so a typo
 /// fails at start-up instead of silently granting nothing.
 pub const SCOPES: &[&str] = &[
@@ -100,6 +104,7 @@ pub const SCOPES: &[&str] = &[
     SCOPE_LOG_READ,
     SCOPE_CSC,
     SCOPE_ARCHIVE,
+    SCOPE_ADMIN,
 ];
 
 /// The lane a client's requests run in (`hanko_hsm::Lane`): the router's `identify`

@@ -3,8 +3,10 @@
 //! Readiness is computed on every call from its owners, never cached: the token
 //! (`Hsm::is_ready`), the TSA (its clock guard and units), each key's signer, and each
 //! key's certificate checked again against the current time (a certificate or private
-//! key usage period can end while the process runs; CONFORMANCE 41), and the issuing CAs
-//! of its chain as CAs valid now (`keys::check_issuers`). A key of usage
+//! key usage period can end while the process runs; CONFORMANCE 41), the issuing CAs
+//! of its chain as CAs valid now (`keys::check_issuers`), and the emergency stop: a
+//! suspended key ("key \"tsa-rsa\": suspended by cli:ops at ...: reason") and key
+//! suspensions the log cannot be read for (`suspension.rs`). A key of usage
 //! `seal` is a seal credential and is named as one ("seal credential \"seal-p256\":
 //! signer is not ready: ..."); a server without a TSA reports the clock its seals take
 //! their time from. Load balancers take a 503 node out of rotation; the
@@ -56,6 +58,9 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     if let Some(p) = state.sealer.as_ref().and_then(|s| s.own_clock_problem()) {
         reasons.push(format!("seal credentials: clock: {p}"));
     }
+    if let Some(p) = state.suspensions.read_problem() {
+        reasons.push(p);
+    }
     for k in &state.keys {
         // Every seal key is a seal credential (`Sealer::with_options` makes one of each or the
         // start fails).
@@ -63,7 +68,10 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
             KeyUsage::Tsa => format!("key \"{}\"", k.label()),
             KeyUsage::Seal => format!("seal credential \"{}\"", k.label()),
         };
-        if let Some(why) = k.signer().not_ready_reason() {
+        // The emergency stop (its signer would say the same, less plainly).
+        if let Err(r) = state.suspensions.check(k.label()) {
+            reasons.push(format!("{who}: {r}"));
+        } else if let Some(why) = k.signer().not_ready_reason() {
             reasons.push(format!("{who}: signer is not ready: {why}"));
         }
         if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
@@ -196,6 +204,29 @@ mod tests {
             .await
             .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// The audit event of a certificate near its end (issue #18; here for this module's
+    /// certificate fixture): within 30 days, with the days left; not before.
+    #[tokio::test]
+    async fn a_certificate_within_30_days_is_an_audit_event() {
+        let now = SystemTime::now();
+        let state = state_with_tsa_cert(now - DAY, 20).await;
+        let ev = crate::audit::certificate_expiring(&state.keys[0], now).unwrap();
+        assert_eq!(ev.event, hanko_store::AuditEventType::CertificateExpiring);
+        assert_eq!(ev.field("key"), Some("tsa"));
+        // 19 days less the certificate's truncation to whole seconds.
+        assert!(matches!(ev.field("days_left"), Some("18" | "19")), "{ev:?}");
+        let state = state_with_tsa_cert(now - DAY, 60).await;
+        assert_eq!(
+            crate::audit::certificate_expiring(&state.keys[0], now),
+            None
+        );
+        // The key-loaded event names the certificate.
+        let loaded = crate::audit::key_loaded(&state.keys[0]);
+        assert_eq!(loaded.field("usage"), Some("tsa"));
+        assert_eq!(loaded.field("algorithm"), Some("ecdsa-sha256"));
+        assert_eq!(loaded.field("certificate_sha256").map(str::len), Some(64));
     }
 
     #[tokio::test]

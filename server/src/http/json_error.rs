@@ -14,14 +14,14 @@
 //! | 400 | `invalid_request` | bad query parameter, bad body, a seal request `hanko_seal` calls the caller's fault, a CSC SAD missing / expired / reused / not this client's, credential's or hashes', a CSC time-stamp request the TSA refuses (hash algorithm not accepted, ...) |
 //! | 401 | `invalid_request` / `invalid_token` | no API key / an API key no entry matches (with `WWW-Authenticate`) |
 //! | 403 | `access_denied` | the key lacks the route's scope, or may not use the credential |
-//! | 404 | `invalid_request` | no credential of that name; archive submissions while anchoring is off |
+//! | 404 | `invalid_request` | no credential of that name; no key of that label (admin API); archive submissions while anchoring is off |
 //! | 408, 429, 503 | `invalid_request`, `too_many_requests`, `temporarily_unavailable` | admission control (`Refusal`), with `Retry-After` where it helps |
 //! | 413 | `invalid_request` | body over its limit (`http.max_seal_body_bytes`), more archive hashes than `archive.max_hashes_per_request` |
 //! | 409 | `invalid_request` | an evidence record not due for renewal (`force` renews it anyway) |
 //! | 415 | `invalid_request` | an archive submission neither JSON nor `application/octet-stream` |
 //! | 422 | `invalid_request` | an archive hash algorithm the trees do not use yet (SHA-384, SHA-512) |
 //! | 500 | `server_error` | a system fault an operator must fix (for a time-stamp: no unit, unit expired, a bug) |
-//! | 503 | `temporarily_unavailable` | a retryable system fault (seal or time-stamp), the log write failed (also an archive submission's), the clock is not synchronised (`Retry-After`) |
+//! | 503 | `temporarily_unavailable` | a retryable system fault (seal or time-stamp), the log write failed (also an archive submission's), the clock is not synchronised (`Retry-After`); the seal credential's key is suspended (`hanko key suspend`; no `Retry-After`: waiting does not help) |
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -46,6 +46,8 @@ pub enum ApiError {
     Auth(AuthError),
     /// No credential of this name is configured.
     UnknownCredential(String),
+    /// No key of this label is configured on this node (the admin API).
+    UnknownKey(String),
     /// The credential exists but the client may not use it.
     ForeignCredential(String),
     /// A query parameter or the body is wrong; the text says which and why.
@@ -109,6 +111,19 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 "invalid_request",
                 format!("no seal credential named {name:?}"),
+            ),
+            Self::UnknownKey(label) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                format!("no key labelled {label:?} on this node"),
+            ),
+            Self::Seal(SealFailure::Seal(e)) if is_suspension(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the seal credential's key is suspended by the operator (emergency stop): \
+                 no seal is made with it until the suspension is lifted; retrying before \
+                 then will not help"
+                    .to_owned(),
             ),
             Self::ForeignCredential(name) => (
                 StatusCode::FORBIDDEN,
@@ -223,6 +238,8 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::Refused(r) => r.retry_after_secs(),
+            // No Retry-After: only an operator's resume ends a suspension.
+            Self::Seal(SealFailure::Seal(e)) if is_suspension(e) => None,
             Self::Seal(SealFailure::Seal(e)) if e.is_retryable() => Some(RETRY_AFTER_SECS),
             Self::Seal(SealFailure::LogFailed(_) | SealFailure::ClockUnavailable(_)) => {
                 Some(RETRY_AFTER_SECS)
@@ -238,6 +255,7 @@ impl ApiError {
             Self::Auth(_)
             | Self::TimeStamp(_)
             | Self::UnknownCredential(_)
+            | Self::UnknownKey(_)
             | Self::ForeignCredential(_)
             | Self::BadRequest(_)
             | Self::InvalidSad(_)
@@ -245,6 +263,12 @@ impl ApiError {
             | Self::Seal(SealFailure::Seal(_)) => None,
         }
     }
+}
+
+/// Whether a seal failed because its key is suspended (the emergency stop, see
+/// `suspension.rs`): 503 naming it, without `Retry-After`.
+fn is_suspension(e: &hanko_seal::Error) -> bool {
+    matches!(e, hanko_seal::Error::Signer(s) if s.kind() == hanko_pki::SignErrorKind::Suspended)
 }
 
 /// Whether the TSA refused the caller's request itself (its hash algorithm, its
@@ -393,5 +417,20 @@ mod tests {
         let e = ApiError::LogUnavailable { retryable: false };
         assert_eq!(e.retry_after(), None);
         assert_eq!(p(e), (500, "server_error"));
+        // The emergency stop (issue #18): 503 naming it, no Retry-After.
+        let suspended = hanko_seal::Error::Signer(hanko_pki::SignError::new(
+            hanko_pki::SignErrorKind::Suspended,
+            "key \"seal-p256\": suspended by cli:ops: compromise suspected",
+        ));
+        let e = ApiError::Seal(suspended.into());
+        assert_eq!(e.retry_after(), None);
+        let (status, code, description) = e.parts();
+        assert_eq!((status.as_u16(), code), (503, "temporarily_unavailable"));
+        assert!(description.contains("suspended"), "{description}");
+        assert!(!description.contains("compromise"), "{description}");
+        assert_eq!(
+            p(ApiError::UnknownKey("x".into())),
+            (404, "invalid_request")
+        );
     }
 }

@@ -63,6 +63,7 @@ use crate::auth::{Identity, Presented};
 use crate::state::AppState;
 use peer::PeerCertificate;
 
+mod admin_api;
 pub(crate) mod anchor_api;
 mod archive_api;
 mod archive_rehash;
@@ -99,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(tsa::routes(&state))
         .merge(policy::routes())
         .merge(log_api::routes())
+        .merge(admin_api::routes())
         .merge(anchor_api::routes())
         .merge(archive_api::routes(state.clone()))
         .merge(renew_api::routes(state.clone()))

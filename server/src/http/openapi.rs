@@ -50,7 +50,7 @@ pub(super) fn json_error(description: &str) -> Value {
     )
 }
 
-fn json_object(description: &str) -> Value {
+pub(super) fn json_object(description: &str) -> Value {
     resp(description, "application/json", json!({ "type": "object" }))
 }
 
@@ -647,6 +647,7 @@ pub fn document() -> Value {
         "/api/v1/archive/objects/rehash".into(),
         json!({ "post": rehash_op() }),
     );
+    super::admin_api::openapi(&mut paths);
     verify(&mut paths);
     csc(&mut paths, "v1");
     csc(&mut paths, "v2");

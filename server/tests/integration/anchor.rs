@@ -167,9 +167,11 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     let batch = wait_batch(&server, 1, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done"
     });
+    // The start's audit records come first (issue #18), then the five tokens.
+    let s = start_records(&dir);
     assert_eq!(batch["first_seq"], 1);
-    assert_eq!(batch["last_seq"], 5);
-    assert_eq!(batch["leaf_count"], 5);
+    assert_eq!(batch["last_seq"], 5 + s);
+    assert_eq!(batch["leaf_count"], 5 + s);
     assert_eq!(batch["hash_alg"], "sha256");
     assert_eq!(batch["root"].as_str().unwrap().len(), 64);
     assert_eq!(anchor(&batch, "self")["attempts"], 1);
@@ -351,7 +353,7 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     let b2 = wait_batch(&server, 2, Duration::from_secs(5), |b| {
         anchor(b, "self")["state"] == "done"
     });
-    assert_eq!(b2["first_seq"], 6, "{b2}");
+    assert_eq!(b2["first_seq"], 6 + s, "{b2}");
     let out = hanko()
         .current_dir(work)
         .args([
@@ -508,7 +510,7 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
     let b1 = wait_batch(&server, 1, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done" && anchor(b, "tsa2")["state"] == "done"
     });
-    assert_eq!(b1["leaf_count"], 3);
+    assert_eq!(b1["leaf_count"], 3 + start_records(&dir));
     // One record per anchor; together they say two TSAs anchored the token.
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&first[0].0));
     std::fs::write(work.join("t.tsr"), &first[0].1).unwrap();
@@ -632,7 +634,13 @@ fn a_batch_closes_early_at_max_leaves_and_holds_no_more() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     dev_init(&dir);
-    let server = start_dev_with_extra(&dir, "[anchor]\ninterval_secs = 3600\nmax_leaves = 3\n");
+    // The start's audit records (issue #18) precede the tokens: the cap is three more.
+    let s = start_records(&dir);
+    let cap = s + 3;
+    let server = start_dev_with_extra(
+        &dir,
+        &format!("[anchor]\ninterval_secs = 3600\nmax_leaves = {cap}\n"),
+    );
     let before = unix_now();
     let first = stamp(&server, "early", 1);
     let after = unix_now();
@@ -664,9 +672,10 @@ fn a_batch_closes_early_at_max_leaves_and_holds_no_more() {
     let (_, list) = get_json(&server, "/api/v1/batches");
     assert_eq!(list["batches"], Value::Array(vec![]), "{list}");
 
-    // Six more: 7 tokens and one archive time-stamp per batch make 3 batches of 3
-    // (the third's own archive time-stamp is the one record left open).
-    let rest = stamp(&server, "capped", 6);
+    // 2s + 6 more: with the s audit records, 2s + 7 tokens and one archive time-stamp
+    // per batch make 3 batches of `cap` (the third's own archive time-stamp is the one
+    // record left open).
+    let rest = stamp(&server, "capped", usize::try_from(2 * s + 6).unwrap());
     let b3 = wait_batch(&server, 3, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done"
     });
@@ -677,10 +686,10 @@ fn a_batch_closes_early_at_max_leaves_and_holds_no_more() {
         } else {
             wait_batch(&server, id, Duration::from_secs(5), |_| true)
         };
-        assert_eq!(b["leaf_count"], 3, "{b}");
+        assert_eq!(b["leaf_count"], cap, "{b}");
         assert_eq!(b["first_seq"], next, "{b}");
-        assert_eq!(b["last_seq"], next + 2, "{b}");
-        next += 3;
+        assert_eq!(b["last_seq"], next + cap - 1, "{b}");
+        next += cap;
     }
     eventually("the last archive time-stamp is the one open leaf", || {
         metric(&server.get("/metrics").1, "hanko_anchor_open_leaves") == Some(1.0)
@@ -693,6 +702,17 @@ fn a_batch_closes_early_at_max_leaves_and_holds_no_more() {
         let r = evidence(&server, &hash, "");
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
+}
+
+/// The audit records a dev server of `dir` writes before it listens (issue #18):
+/// `key-loaded` for each configured key, then `service-started` (its dev certificates
+/// are never within the expiry warning: dev-init renews them 30 days ahead).
+fn start_records(dir: &Path) -> u64 {
+    let cfg: toml::Table = std::fs::read_to_string(dir.join("hanko.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    cfg["keys"].as_array().unwrap().len() as u64 + 1
 }
 
 /// Seconds since the Unix epoch, now.
@@ -714,12 +734,14 @@ fn archive_time_stamps_alone_never_close_a_batch() {
     let b1 = wait_batch(&server, 1, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done"
     });
+    // The start's audit records, then the two tokens.
+    let s = start_records(&dir);
     assert_eq!(
         (b1["first_seq"].as_u64(), b1["last_seq"].as_u64()),
-        (Some(1), Some(2)),
+        (Some(1), Some(2 + s)),
         "{b1}"
     );
-    // Four intervals with only the archive time-stamp (seq 3) waiting.
+    // Four intervals with only the archive time-stamp (seq s + 3) waiting.
     std::thread::sleep(Duration::from_secs(4));
     let (_, list) = get_json(&server, "/api/v1/batches");
     assert_eq!(list["batches"].as_array().unwrap().len(), 1, "{list}");
@@ -737,8 +759,8 @@ fn archive_time_stamps_alone_never_close_a_batch() {
     let b2 = wait_batch(&server, 2, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done"
     });
-    assert_eq!(b2["first_seq"], 3, "the archive time-stamp joins: {b2}");
-    assert_eq!(b2["last_seq"], 4, "{b2}");
+    assert_eq!(b2["first_seq"], 3 + s, "the archive time-stamp joins: {b2}");
+    assert_eq!(b2["last_seq"], 4 + s, "{b2}");
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&later[0].0));
     assert_eq!(evidence(&server, &hash, "").status, 200);
 }

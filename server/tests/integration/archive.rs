@@ -101,13 +101,7 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Records in the log (`hanko log export`).
 fn logged(db: &TestDb) -> Vec<Value> {
-    let out = db.log(&["export"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::common::seal::issued(db.log(&["export"]))
 }
 
 /// Asserts `(status, error)` and that the description says `says`.
@@ -588,11 +582,17 @@ fn migration_4_on_an_anchored_log(backend: Backend) {
 }
 
 #[test]
+#[ignore = "issue #18: every start of this build logs audit records, which a log at schema \
+            v3 cannot hold, so a v3 log cannot be made by downgrading one it wrote; \
+            hanko-store's migration_4_keeps_records_batches_and_anchors covers migration 4"]
 fn migration_4_on_an_anchored_log_sqlite() {
     migration_4_on_an_anchored_log(Backend::Sqlite);
 }
 
 #[test]
+#[ignore = "issue #18: every start of this build logs audit records, which a log at schema \
+            v3 cannot hold, so a v3 log cannot be made by downgrading one it wrote; \
+            hanko-store's migration_4_keeps_records_batches_and_anchors covers migration 4"]
 fn migration_4_on_an_anchored_log_postgres() {
     migration_4_on_an_anchored_log(Backend::Postgres);
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::common::csc::{Csc, assert_error, b64, billing_client};
 use crate::common::http::send;
 use crate::common::log::{TestDb, start_dev_server};
-use crate::common::seal::{exported, log_records, of_kind, verify_seal};
+use crate::common::seal::{issued, log_records, of_kind, verify_seal};
 use crate::common::{Server, dev_api_key, dev_init, start_dev_with_extra};
 use crate::seal_pdf::{assert_sealed, fixture, fixtures};
 
@@ -689,7 +689,7 @@ fn a_sign_doc_seal_or_csc_token_whose_record_cannot_be_committed_is_not_returned
     let (exit, out) = server.stop();
     assert!(exit.success(), "{out}");
 
-    let log = exported(db.log(&["export"]));
+    let log = issued(db.log(&["export"]));
     let seals = of_kind(&log, "seal");
     assert_eq!(seals.len(), 1, "{log:#?}");
     assert_eq!(seals[0]["object_hash"], hex::encode(sha256(&seal)));

@@ -59,6 +59,9 @@ mod key_policy;
 /// seals from `serve --dev` against openssl, rfc3161-client, Bouncy Castle's
 /// org.bouncycastle.tsp and hanko's verifiers: the interop matrix, refusals asserted.
 mod key_types;
+/// Issue #18: the emergency stop (`hanko key suspend|resume`, the admin API) on two nodes
+/// sharing PostgreSQL and on SQLite, and the audit events in the log.
+mod key_lifecycle;
 /// `hanko log verify|export` on SQLite and PostgreSQL: tampering named, exit codes,
 /// auditors without write access, the independent export verifier.
 mod log_cli;

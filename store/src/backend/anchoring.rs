@@ -25,9 +25,11 @@ pub(crate) struct RangeInfo {
     pub last_batched: i64,
     /// The chain head's sequence number.
     pub head: i64,
-    /// `issued_at_ns` of the first unbatched record, if any.
+    /// `issued_at_ns` of the first unbatched record that is not an audit event, if any.
     pub first_issued_at_ns: Option<i64>,
-    /// Whether any unbatched record is of a kind other than `archive-stamp`.
+    /// Whether any unbatched record is of a kind other than `archive-stamp` and `audit`
+    /// (an anchor's own stamp and the service's events ride along in the next batch an
+    /// issued object closes; alone they close none).
     pub has_issued: bool,
 }
 
@@ -205,15 +207,20 @@ macro_rules! impl_anchor_backend {
                     .map_err(err)?;
                     let last_batched: i64 = row.try_get(0).map_err(err)?;
                     let head: i64 = row.try_get(1).map_err(err)?;
-                    let first_issued_at_ns: Option<i64> =
-                        sqlx::query_scalar("SELECT issued_at_ns FROM log_records WHERE seq = $1")
-                            .bind(last_batched + 1)
-                            .fetch_optional(&self.pool)
-                            .await
-                            .map_err(err)?;
+                    // The service's audit events do not start the batch's clock: an
+                    // idle server's start-up would otherwise close the batch of its first
+                    // token at once.
+                    let first_issued_at_ns: Option<i64> = sqlx::query_scalar(
+                        "SELECT issued_at_ns FROM log_records WHERE seq > $1 \
+                         AND kind <> 'audit' ORDER BY seq LIMIT 1",
+                    )
+                    .bind(last_batched)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
                     let has_issued: Option<i64> = sqlx::query_scalar(
-                        "SELECT seq FROM log_records WHERE seq > $1 AND kind <> 'archive-stamp' \
-                         ORDER BY seq LIMIT 1",
+                        "SELECT seq FROM log_records WHERE seq > $1 \
+                         AND kind NOT IN ('archive-stamp', 'audit') ORDER BY seq LIMIT 1",
                     )
                     .bind(last_batched)
                     .fetch_optional(&self.pool)
@@ -495,7 +502,8 @@ macro_rules! impl_anchor_backend {
                         "SELECT r.seq, r.issued_at_ns FROM log_records r WHERE r.seq = \
                          COALESCE((SELECT MIN(b.first_seq) FROM anchor_batches b WHERE NOT EXISTS \
                          (SELECT 1 FROM anchors a WHERE a.batch_id = b.id AND a.state = 'done')), \
-                         (SELECT MIN(u.seq) FROM log_records u WHERE u.kind <> 'archive-stamp' \
+                         (SELECT MIN(u.seq) FROM log_records u \
+                         WHERE u.kind NOT IN ('archive-stamp', 'audit') \
                          AND u.seq > (SELECT COALESCE(MAX(last_seq), 0) FROM anchor_batches)))",
                     )
                     .fetch_optional(&self.pool)

@@ -100,6 +100,18 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
     /// Tries to take the one-renewal-scheduler lock (see [`crate::Store::renewal_lock`]).
     fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>>;
 
+    /// Suspends or resumes a key (`op`) and appends `audit`, its audit record, in one
+    /// transaction under the chain lock: a suspension that already exists (or a resume of
+    /// a key that is not suspended) changes nothing and appends nothing.
+    fn change_key_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> BoxFut<'_, KeyStateOutcome>;
+
+    /// Every suspended key, by label.
+    fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>>;
+
     /// A synchronous appender for the writer's own thread, for backends whose appends
     /// are cheaper run in one go than as async round trips (SQLite). `None` (the default):
     /// the writer is a tokio task calling [`LogBackend::append_batch`].
@@ -111,6 +123,64 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 /// The columns every read selects, in [`RawRow`] order.
 pub(crate) const ROW_COLUMNS: &str = "seq, kind, serial, object_hash, request_hash, policy, \
      client, issued_at_ns, node_id, token, chain_hash";
+
+/// The columns of `key_suspensions`, in [`RawSuspension`] order.
+pub(crate) const SUSPENSION_COLUMNS: &str =
+    "label, reason, suspended_by, suspended_at_ns, node_id, audit_seq";
+/// Inserts a suspension (both databases take `$n` and `?n` alike).
+pub(crate) const INSERT_SUSPENSION: &str = "INSERT INTO key_suspensions \
+     (label, reason, suspended_by, suspended_at_ns, node_id, audit_seq) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// Lifts a suspension.
+pub(crate) const DELETE_SUSPENSION: &str = "DELETE FROM key_suspensions WHERE label = $1";
+
+/// A row of `key_suspensions` as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawSuspension {
+    pub label: String,
+    pub reason: String,
+    pub suspended_by: String,
+    pub suspended_at_ns: i64,
+    pub node_id: String,
+    pub audit_seq: i64,
+}
+
+/// What [`LogBackend::change_key_state`] is asked to do.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyStateOp {
+    /// Insert this suspension (its `audit_seq` is filled in with the audit record's).
+    Suspend(RawSuspension),
+    /// Delete the suspension of this key.
+    Resume { label: String },
+}
+
+impl KeyStateOp {
+    pub(crate) fn label(&self) -> &str {
+        match self {
+            KeyStateOp::Suspend(s) => &s.label,
+            KeyStateOp::Resume { label } => label,
+        }
+    }
+
+    /// Given the key's current suspension, the outcome when there is nothing to do: a
+    /// second suspension, or the resume of a key that is not suspended.
+    pub(crate) fn unchanged(&self, existing: Option<RawSuspension>) -> Option<KeyStateOutcome> {
+        match (self, existing) {
+            (KeyStateOp::Suspend(_), Some(s)) => Some(KeyStateOutcome::Unchanged(Some(s))),
+            (KeyStateOp::Resume { .. }, None) => Some(KeyStateOutcome::Unchanged(None)),
+            _ => None,
+        }
+    }
+}
+
+/// What [`LogBackend::change_key_state`] did.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyStateOutcome {
+    /// The state changed; the audit record's receipt.
+    Changed(Receipt),
+    /// Nothing to do; the key's suspension, if it has one.
+    Unchanged(Option<RawSuspension>),
+}
 
 /// Assigns sequence numbers and chained hashes to a batch, starting after `head`.
 /// Returns the new head and one receipt per record.
@@ -235,3 +305,42 @@ macro_rules! decode_raw_row {
     }};
 }
 pub(crate) use decode_raw_row;
+
+/// Decodes one row of [`SUSPENSION_COLUMNS`] from any sqlx row type.
+macro_rules! decode_suspension {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let r = $row;
+        (|| -> Result<$crate::backend::RawSuspension, sqlx::Error> {
+            Ok($crate::backend::RawSuspension {
+                label: r.try_get(0)?,
+                reason: r.try_get(1)?,
+                suspended_by: r.try_get(2)?,
+                suspended_at_ns: r.try_get(3)?,
+                node_id: r.try_get(4)?,
+                audit_seq: r.try_get(5)?,
+            })
+        })()
+    }};
+}
+pub(crate) use decode_suspension;
+
+/// Every row of `key_suspensions`, by label, through a sqlx pool of either database (the
+/// SQL is the same).
+macro_rules! read_key_suspensions {
+    ($pool:expr) => {{
+        let err = |e| $crate::Error::db("read key suspensions", e);
+        let sql = format!(
+            "SELECT {} FROM key_suspensions ORDER BY label",
+            $crate::backend::SUSPENSION_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all($pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| $crate::backend::decode_suspension!(r).map_err(err))
+            .collect()
+    }};
+}
+pub(crate) use read_key_suspensions;

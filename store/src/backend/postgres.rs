@@ -22,8 +22,9 @@ use sqlx::{PgPool, Row as _};
 
 use super::anchoring::DirectReads;
 use super::{
-    APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, chain_batch, compare_schema,
-    decode_head, decode_raw_row, to_i64,
+    APPLIED_MIGRATIONS, BoxFut, DELETE_SUSPENSION, INSERT_SUSPENSION, KeyStateOp, KeyStateOutcome,
+    LogBackend, ROW_COLUMNS, RawSuspension, RowFilter, SUSPENSION_COLUMNS, chain_batch,
+    compare_schema, decode_head, decode_raw_row, decode_suspension, read_key_suspensions, to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -122,60 +123,61 @@ impl PgBackend {
         }
         let err = |e| Error::db(OP, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        // The chain lock: batches of every node queue here.
-        let row = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::Corrupt {
-                seq: 0,
-                reason: "chain_head row is missing".into(),
-            })?;
-        let head = decode_head(row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)?;
-        let (new_head, receipts) = chain_batch(head, records)?;
-        let mut seqs = Vec::with_capacity(records.len());
-        for rc in &receipts {
-            seqs.push(to_i64(rc.seq, "sequence number")?);
+        let receipts = append_rows(&mut tx, records, OP).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(receipts)
+    }
+
+    async fn change_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> Result<KeyStateOutcome, Error> {
+        const OP: &str = "change key state";
+        if self.read_only {
+            return Err(Error::ReadOnly);
         }
-        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
-        let serials: Vec<&[u8]> = records.iter().map(|r| r.serial.as_slice()).collect();
-        let objects: Vec<&[u8]> = records.iter().map(|r| r.object_hash.as_slice()).collect();
-        let requests: Vec<&[u8]> = records.iter().map(|r| r.request_hash.as_slice()).collect();
-        let policies: Vec<&str> = records.iter().map(|r| r.policy.as_str()).collect();
-        let clients: Vec<&str> = records.iter().map(|r| r.client.as_str()).collect();
-        let times: Vec<i64> = records.iter().map(|r| r.issued_at_ns).collect();
-        let nodes: Vec<&str> = records.iter().map(|r| &*r.node_id).collect();
-        let tokens: Vec<Option<&[u8]>> = records.iter().map(|r| r.token.as_deref()).collect();
-        let chains: Vec<&[u8]> = receipts.iter().map(|r| r.chain_hash.as_slice()).collect();
-        sqlx::query(
-            "INSERT INTO log_records (seq, kind, serial, object_hash, request_hash, policy, \
-             client, issued_at_ns, node_id, token, chain_hash) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::bytea[], $4::bytea[], \
-             $5::bytea[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::bytea[], \
-             $11::bytea[])",
-        )
-        .bind(seqs)
-        .bind(kinds)
-        .bind(serials)
-        .bind(objects)
-        .bind(requests)
-        .bind(policies)
-        .bind(clients)
-        .bind(times)
-        .bind(nodes)
-        .bind(tokens)
-        .bind(chains)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(to_i64(new_head.seq, "sequence number")?)
-            .bind(new_head.hash.as_slice())
+        let err = |e| Error::db(OP, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The chain lock first, as every append takes it: two nodes changing the same key
+        // serialise here, and the second sees the first's row.
+        sqlx::query("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE")
             .execute(&mut *tx)
             .await
             .map_err(err)?;
+        let sql = format!("SELECT {SUSPENSION_COLUMNS} FROM key_suspensions WHERE label = $1");
+        let existing = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(op.label())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?
+            .map(|r| decode_suspension!(&r).map_err(err))
+            .transpose()?;
+        if let Some(unchanged) = op.unchanged(existing) {
+            return Ok(unchanged);
+        }
+        let receipt = append_rows(&mut tx, std::slice::from_ref(&audit), OP)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt {
+                seq: 0,
+                reason: "no receipt for the audit record".into(),
+            })?;
+        match &op {
+            KeyStateOp::Suspend(s) => sqlx::query(INSERT_SUSPENSION)
+                .bind(&s.label)
+                .bind(&s.reason)
+                .bind(&s.suspended_by)
+                .bind(s.suspended_at_ns)
+                .bind(&s.node_id)
+                .bind(to_i64(receipt.seq, "sequence number")?),
+            KeyStateOp::Resume { label } => sqlx::query(DELETE_SUSPENSION).bind(label),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        Ok(receipts)
+        Ok(KeyStateOutcome::Changed(receipt))
     }
 
     async fn reserve(&self, name: &str, n: u64, node_id: &str, now_ns: i64) -> Result<u64, Error> {
@@ -220,6 +222,68 @@ impl PgBackend {
             reason: format!("serial counter {name:?} is not positive"),
         })
     }
+}
+
+/// Chains `records` after the head and inserts them, in the caller's transaction: the
+/// chain-head row is locked first, so the batches of every node queue here.
+async fn append_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    records: &[PreparedRecord],
+    op: &'static str,
+) -> Result<Vec<Receipt>, Error> {
+    let err = |e| Error::db(op, e);
+    let row = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE")
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| Error::Corrupt {
+            seq: 0,
+            reason: "chain_head row is missing".into(),
+        })?;
+    let head = decode_head(row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?)?;
+    let (new_head, receipts) = chain_batch(head, records)?;
+    let mut seqs = Vec::with_capacity(records.len());
+    for rc in &receipts {
+        seqs.push(to_i64(rc.seq, "sequence number")?);
+    }
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    let serials: Vec<&[u8]> = records.iter().map(|r| r.serial.as_slice()).collect();
+    let objects: Vec<&[u8]> = records.iter().map(|r| r.object_hash.as_slice()).collect();
+    let requests: Vec<&[u8]> = records.iter().map(|r| r.request_hash.as_slice()).collect();
+    let policies: Vec<&str> = records.iter().map(|r| r.policy.as_str()).collect();
+    let clients: Vec<&str> = records.iter().map(|r| r.client.as_str()).collect();
+    let times: Vec<i64> = records.iter().map(|r| r.issued_at_ns).collect();
+    let nodes: Vec<&str> = records.iter().map(|r| &*r.node_id).collect();
+    let tokens: Vec<Option<&[u8]>> = records.iter().map(|r| r.token.as_deref()).collect();
+    let chains: Vec<&[u8]> = receipts.iter().map(|r| r.chain_hash.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO log_records (seq, kind, serial, object_hash, request_hash, policy, \
+         client, issued_at_ns, node_id, token, chain_hash) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::bytea[], $4::bytea[], \
+         $5::bytea[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::bytea[], \
+         $11::bytea[])",
+    )
+    .bind(seqs)
+    .bind(kinds)
+    .bind(serials)
+    .bind(objects)
+    .bind(requests)
+    .bind(policies)
+    .bind(clients)
+    .bind(times)
+    .bind(nodes)
+    .bind(tokens)
+    .bind(chains)
+    .execute(&mut **tx)
+    .await
+    .map_err(err)?;
+    sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(to_i64(new_head.seq, "sequence number")?)
+        .bind(new_head.hash.as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(err)?;
+    Ok(receipts)
 }
 
 /// The pool both opens share.
@@ -346,6 +410,18 @@ impl LogBackend for PgBackend {
 
     fn anchoring(&self) -> &dyn super::anchoring::AnchorBackend {
         self
+    }
+
+    fn change_key_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> BoxFut<'_, KeyStateOutcome> {
+        Box::pin(self.change_state(op, audit))
+    }
+
+    fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>> {
+        Box::pin(async move { read_key_suspensions!(&self.pool) })
     }
 
     fn batcher_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {

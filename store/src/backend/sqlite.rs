@@ -29,8 +29,9 @@ use super::anchoring::DirectReads;
 use super::sqlite_reader::{OBJECT_HASHES, SqliteLeafReader};
 use super::sqlite_writer::SqliteWriter;
 use super::{
-    APPLIED_MIGRATIONS, BoxFut, LogBackend, ROW_COLUMNS, RowFilter, compare_schema, decode_head,
-    decode_raw_row, to_i64,
+    APPLIED_MIGRATIONS, BoxFut, KeyStateOp, KeyStateOutcome, LogBackend, ROW_COLUMNS,
+    RawSuspension, RowFilter, compare_schema, decode_head, decode_raw_row, read_key_suspensions,
+    to_i64,
 };
 use crate::chain::ChainHead;
 use crate::record::{PreparedRecord, RawRow, RecordKind};
@@ -345,6 +346,18 @@ impl LogBackend for SqliteBackend {
     fn renewal_lock(&self) -> BoxFut<'_, Option<crate::BatcherLock>> {
         // One node per SQLite file, as for the batcher.
         self.batcher_lock()
+    }
+
+    fn change_key_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> BoxFut<'_, KeyStateOutcome> {
+        Box::pin(async move { self.writer()?.change_key_state(op, audit).await })
+    }
+
+    fn key_suspensions(&self) -> BoxFut<'_, Vec<RawSuspension>> {
+        Box::pin(async move { read_key_suspensions!(&self.pool) })
     }
 
     fn blocking_appender(&self) -> Option<Box<dyn BlockingAppender>> {

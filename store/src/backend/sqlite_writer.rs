@@ -31,7 +31,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::{chain_batch, decode_head, to_i64};
+use super::{
+    DELETE_SUSPENSION, INSERT_SUSPENSION, KeyStateOp, KeyStateOutcome, RawSuspension,
+    SUSPENSION_COLUMNS, chain_batch, decode_head, to_i64,
+};
 use crate::record::PreparedRecord;
 use crate::writer::BlockingAppender;
 use crate::{Error, Receipt};
@@ -91,6 +94,20 @@ impl SqliteWriter {
     }
 }
 
+impl SqliteWriter {
+    /// Suspends or resumes a key with its audit record, in one transaction.
+    pub(crate) async fn change_key_state(
+        &self,
+        op: KeyStateOp,
+        audit: PreparedRecord,
+    ) -> Result<KeyStateOutcome, Error> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || change_key_state(&mut this.lock(), &op, &audit))
+            .await
+            .map_err(|_| Error::Closed)?
+    }
+}
+
 impl BlockingAppender for SqliteWriter {
     fn append(
         &mut self,
@@ -136,6 +153,25 @@ fn append(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err)?;
+    let receipts = append_rows(&tx, records, "append batch")?;
+    if abandoned() {
+        // Dropping `tx` rolls back; nobody is waiting for the answer.
+        return Err(Error::Closed);
+    }
+    // Past this point a waiter that gives up may find its record durable anyway: the safe
+    // direction (a record without a delivered token, never a token without a record).
+    tx.commit().map_err(err)?;
+    Ok(receipts)
+}
+
+/// Chains `records` after the head and inserts them, in the caller's transaction (which
+/// holds the write lock).
+fn append_rows(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[PreparedRecord],
+    op: &'static str,
+) -> Result<Vec<Receipt>, Error> {
+    let err = |e| Error::sqlite(op, e);
     let (seq, hash): (i64, Vec<u8>) = tx
         .prepare_cached(SELECT_HEAD)
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
@@ -169,14 +205,70 @@ fn append(
     tx.prepare_cached(UPDATE_HEAD)
         .and_then(|mut s| s.execute(params![head_seq, new_head.hash.as_slice()]))
         .map_err(err)?;
-    if abandoned() {
-        // Dropping `tx` rolls back; nobody is waiting for the answer.
-        return Err(Error::Closed);
-    }
-    // Past this point a waiter that gives up may find its record durable anyway: the safe
-    // direction (a record without a delivered token, never a token without a record).
-    tx.commit().map_err(err)?;
     Ok(receipts)
+}
+
+/// Suspends or resumes a key and appends its audit record, in one transaction (see
+/// [`super::LogBackend::change_key_state`]).
+fn change_key_state(
+    conn: &mut Connection,
+    op: &KeyStateOp,
+    audit: &PreparedRecord,
+) -> Result<KeyStateOutcome, Error> {
+    const OP: &str = "change key state";
+    let err = |e| Error::sqlite(OP, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let existing = tx
+        .prepare_cached(&format!(
+            "SELECT {SUSPENSION_COLUMNS} FROM key_suspensions WHERE label = ?1"
+        ))
+        .and_then(|mut s| {
+            s.query_row([op.label()], |r| {
+                Ok(RawSuspension {
+                    label: r.get(0)?,
+                    reason: r.get(1)?,
+                    suspended_by: r.get(2)?,
+                    suspended_at_ns: r.get(3)?,
+                    node_id: r.get(4)?,
+                    audit_seq: r.get(5)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(err)?;
+    if let Some(unchanged) = op.unchanged(existing) {
+        return Ok(unchanged);
+    }
+    let receipt = append_rows(&tx, std::slice::from_ref(audit), OP)?
+        .pop()
+        .ok_or_else(|| Error::Corrupt {
+            seq: 0,
+            reason: "no receipt for the audit record".into(),
+        })?;
+    let audit_seq = to_i64(receipt.seq, "sequence number")?;
+    match op {
+        KeyStateOp::Suspend(s) => tx
+            .prepare_cached(INSERT_SUSPENSION)
+            .and_then(|mut st| {
+                st.execute(params![
+                    s.label,
+                    s.reason,
+                    s.suspended_by,
+                    s.suspended_at_ns,
+                    s.node_id,
+                    audit_seq,
+                ])
+            })
+            .map_err(err)?,
+        KeyStateOp::Resume { label } => tx
+            .prepare_cached(DELETE_SUSPENSION)
+            .and_then(|mut st| st.execute([label]))
+            .map_err(err)?,
+    };
+    tx.commit().map_err(err)?;
+    Ok(KeyStateOutcome::Changed(receipt))
 }
 
 /// Advances the counter and records the range, in one transaction.

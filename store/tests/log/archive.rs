@@ -21,7 +21,7 @@ fn archive_object(serial: u64, hash: [u8; 32]) -> NewRecord {
     }
 }
 
-fn batch(first: u64, last: u64) -> NewBatch {
+pub(super) fn batch(first: u64, last: u64) -> NewBatch {
     NewBatch {
         first_seq: first,
         last_seq: last,

@@ -96,14 +96,24 @@ pub fn assert_json_error(got: (u16, String, Vec<u8>), status: u16, error: &str, 
     assert!(description.contains(says), "{text}");
 }
 
-/// The records of a data directory's log (`hanko log export`), in sequence order.
+/// The records of a data directory's log (`hanko log export`), in sequence order, but
+/// for the audit records (the server's own start and stop; `key_lifecycle.rs` reads
+/// those).
 pub fn log_records(data_dir: &Path) -> Vec<serde_json::Value> {
-    exported(run(&[
+    issued(run(&[
         "log",
         "export",
         "--data-dir",
         data_dir.to_str().unwrap(),
     ]))
+}
+
+/// [`exported`] without the audit records.
+pub fn issued(out: std::process::Output) -> Vec<serde_json::Value> {
+    exported(out)
+        .into_iter()
+        .filter(|r| r["kind"] != "audit")
+        .collect()
 }
 
 /// The JSON lines of a `hanko log export` run. (Not keyed by serial: seals and tokens
