@@ -52,6 +52,9 @@ mod faults_server;
 /// Admission control of the signing routes: 503 + Retry-After on overload, 429 per
 /// client, the pool's own Busy as HTTP 200 + systemFailure.
 mod http_limits;
+/// Issue #18: the emergency stop (`hanko key suspend|resume`, the admin API) on two nodes
+/// sharing PostgreSQL and on SQLite, and the audit events in the log.
+mod key_lifecycle;
 /// Issue #18: start-up refuses an RSA-2048 unit, a non-CA intermediate and an expired
 /// one, each named.
 mod key_policy;
@@ -59,9 +62,6 @@ mod key_policy;
 /// seals from `serve --dev` against openssl, rfc3161-client, Bouncy Castle's
 /// org.bouncycastle.tsp and hanko's verifiers: the interop matrix, refusals asserted.
 mod key_types;
-/// Issue #18: the emergency stop (`hanko key suspend|resume`, the admin API) on two nodes
-/// sharing PostgreSQL and on SQLite, and the audit events in the log.
-mod key_lifecycle;
 /// `hanko log verify|export` on SQLite and PostgreSQL: tampering named, exit codes,
 /// auditors without write access, the independent export verifier.
 mod log_cli;
