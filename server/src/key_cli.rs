@@ -79,13 +79,24 @@ pub struct ResumeArgs {
     pub db: LogDbArgs,
 }
 
-/// The audit actor of these commands: `cli:` and the user running them.
+/// The audit actor of these commands: `cli:` and the user running them (`USER`,
+/// `LOGNAME`, else the process's real uid, as `uid-N`: a cron job or a container
+/// often has neither variable).
 pub fn cli_actor() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(real_uid)
         .unwrap_or_else(|| "unknown".to_owned());
     format!("cli:{user}")
+}
+
+/// `uid-N` from the `Uid:` line of `/proc/self/status`.
+fn real_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    let uid = line.split_whitespace().nth(1)?;
+    Some(format!("uid-{uid}"))
 }
 
 /// Opens the log for writing (`list`: for reading only); with `label`, refuses one the
@@ -93,9 +104,17 @@ pub fn cli_actor() -> String {
 async fn open(db: &LogDbArgs, label: Option<&str>, write: bool) -> anyhow::Result<Store> {
     let Located {
         url,
-        options,
+        mut options,
         key_labels,
     } = locate(db)?;
+    // A suspension and its audit record are written: by this host's CLI, not by the
+    // "read-only" node a configuration without store.node_id resolves to for `hanko log`.
+    if write && options.node_id == crate::config::READ_ONLY_NODE_ID {
+        options.node_id = format!(
+            "cli@{}",
+            crate::config::read_host_name().unwrap_or_else(|| "localhost".to_owned())
+        );
+    }
     if let Some(label) = label
         && !key_labels.is_empty()
         && !key_labels.iter().any(|l| l == label)

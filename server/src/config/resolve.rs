@@ -554,7 +554,7 @@ pub(super) fn resolve_node_id(
 }
 
 /// The host name from `/etc/hostname`, if it holds one.
-fn read_host_name() -> Option<String> {
+pub(crate) fn read_host_name() -> Option<String> {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_owned())

@@ -234,6 +234,8 @@ fn suspend_resume_across_nodes(db: &TestDb, nodes: &[&str]) {
     assert_eq!(count("key-resumed"), 1);
     let suspended = events.iter().find(|e| e.0 == "key-suspended").unwrap();
     assert_eq!(suspended.1, "cli:ops-alice");
+    // Written by this host's CLI, not under the read-only opens' node id.
+    assert!(suspended.3.starts_with("cli@"), "{suspended:?}");
     assert_eq!(suspended.2["key"], TSA_KEY);
     assert_eq!(suspended.2["reason"], "HSM audit finding");
     let resumed = events.iter().find(|e| e.0 == "key-resumed").unwrap();
