@@ -506,11 +506,13 @@ fn an_external_tsa_that_is_down_delays_only_its_own_anchor() {
             tsa_root.to_str().unwrap()
         ),
     );
-    let first = stamp(&server, "both", 3);
+    // One token: the batch closes an interval (1 s) after it, so more tokens, slowed by
+    // a loaded machine, could straddle two batches (seen in CI: 6 leaves, not 8).
+    let first = stamp(&server, "both", 1);
     let b1 = wait_batch(&server, 1, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done" && anchor(b, "tsa2")["state"] == "done"
     });
-    assert_eq!(b1["leaf_count"], 3 + start_records(&dir));
+    assert_eq!(b1["leaf_count"], 1 + start_records(&dir));
     // One record per anchor; together they say two TSAs anchored the token.
     let hash = hex::encode(HashAlgorithm::Sha256.digest(&first[0].0));
     std::fs::write(work.join("t.tsr"), &first[0].1).unwrap();
