@@ -110,7 +110,16 @@ fn dev_init_command(args: DevInitArgs) -> anyhow::Result<()> {
         dev::KeySet::Standard
     };
     let hsm = rt.block_on(dev::init(&paths, &module, set, &mut report))?;
+    // As `serve` does at shutdown: the signing pools' threads (workers, watchdog) let go
+    // of the token on their own, up to a watchdog tick later. Exiting meanwhile ran the
+    // module's destructors under a thread still inside it: SoftHSM segfaulted in
+    // "hanko-hsm-watchdog" after the summary was printed (dmesg, twice in CI).
+    let released = hsm.release_watch();
     drop(hsm);
+    drop(rt);
+    if !released.wait(std::time::Duration::from_secs(5)) {
+        tracing::warn!("signing threads still hold the token after 5 s; exiting anyway");
+    }
     print!("{}", report.summary(&paths));
     Ok(())
 }
