@@ -201,18 +201,25 @@ pub fn raw_p256_key_pair(
         Attribute::Label(private_label.into()),
     ];
     private.extend_from_slice(protection);
-    session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1)),
-                Attribute::Token(true),
-                Attribute::Verify(true),
-                Attribute::Label(public_label.into()),
-            ],
-            &private,
-        )
-        .unwrap();
+    let public = [
+        Attribute::EcParams(hanko_pki::der::oid(&hanko_pki::oid::SECP256R1)),
+        Attribute::Token(true),
+        Attribute::Verify(true),
+        Attribute::Label(public_label.into()),
+    ];
+    // SoftHSM 2.6.1 on OpenSSL 3 now and then fails an EC generation with
+    // CKR_GENERAL_ERROR, leaving nothing behind (seen in CI here too); tried again as
+    // `Hsm::generate_key_pair` does.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match session.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private) {
+            Ok(_) => return,
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::GeneralError, _))
+                if attempts < 3 => {}
+            Err(e) => panic!("raw key pair {private_label}: {e}"),
+        }
+    }
 }
 
 fn s(p: &Path) -> &str {

@@ -515,21 +515,34 @@ fn the_verification_page_in_a_real_browser() {
         "Changed"
     );
     // A time-stamp just issued (everything before it is anchored): its batch is open,
-    // and the report says by when it is expected.
-    std::fs::write(i.dir.join("fresh.txt"), b"issued a moment ago\n").unwrap();
-    let out = hanko()
-        .current_dir(&i.dir)
-        .args(["stamp", "fresh.txt", "--url"])
-        .arg(format!("http://{}/tsa", server.addr))
-        .output()
+    // and the report says by when it is expected. The open batch may hold the last
+    // anchor's archive time-stamp, whose interval can end a moment after the new token
+    // (seen in CI: anchored, or its anchor pending, a second later); a new token is
+    // stamped then, at most thrice.
+    let mut details = String::new();
+    for attempt in 0..3 {
+        std::fs::write(
+            i.dir.join("fresh.txt"),
+            format!("issued a moment ago ({attempt})\n"),
+        )
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let fresh = (i.dir.join("fresh.txt.tsr"), i.dir.join("fresh.txt"));
-    assert_eq!(
-        check_in_browser(&b, server.addr, "en", &fresh.0, Some(&fresh.1)),
-        "Genuine"
-    );
-    let details = b.text(".details");
+        let out = hanko()
+            .current_dir(&i.dir)
+            .args(["stamp", "fresh.txt", "--url"])
+            .arg(format!("http://{}/tsa", server.addr))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let fresh = (i.dir.join("fresh.txt.tsr"), i.dir.join("fresh.txt"));
+        assert_eq!(
+            check_in_browser(&b, server.addr, "en", &fresh.0, Some(&fresh.1)),
+            "Genuine"
+        );
+        details = b.text(".details");
+        if details.contains("Not yet anchored") {
+            break;
+        }
+    }
     assert!(
         details.contains("Not yet anchored, expected by"),
         "{details}"
