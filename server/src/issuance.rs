@@ -367,3 +367,73 @@ fn log_system_failure(r: &Rejection) {
     };
     tracing::error!(rejection = %r, error = %cause, suppressed, "time-stamp failed: answering systemFailure");
 }
+
+/// Builds the time-stamp authority: profile, clock guard over the configured source,
+/// serials from the issuance log, and one unit per policy (certificate and key checked).
+pub fn build_issuer(
+    cfg: &crate::config::Config,
+    settings: &crate::config::TsaSettings,
+    keys: &[crate::state::SigningKey],
+    store: &hanko_store::Store,
+) -> anyhow::Result<Issuer> {
+    use anyhow::Context as _;
+    use hanko_tsa::{ClockGuard, ClockGuardConfig, TimeStampUnit, Tsa};
+    let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
+    guard.settle = settings.clock_settle;
+    guard.dev_mode = cfg.dev;
+    let clock = ClockGuard::new(settings.clock_source.start(), guard);
+    let serials = Arc::new(StoreSerials::new(
+        store,
+        &settings.serial_counter,
+        cfg.store.serial_block,
+    ));
+    let tsa = Arc::new(
+        Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
+    );
+    let now = std::time::SystemTime::now();
+    let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
+    let mut policy_units = Vec::new();
+    for (policy, label) in &settings.units {
+        let unit = match units.iter().find(|(l, _)| l == label) {
+            Some((_, u)) => u.clone(),
+            None => {
+                let key = keys
+                    .iter()
+                    .find(|k| k.label() == label)
+                    .with_context(|| format!("TSA key \"{label}\" is not loaded"))?;
+                let unit = TimeStampUnit::new(key.signer().clone(), key.chain().to_vec(), now)
+                    .with_context(|| format!("TSA key \"{label}\""))?;
+                let unit = Arc::new(unit);
+                units.push((label.clone(), unit.clone()));
+                unit
+            }
+        };
+        tsa.install_unit(policy, unit.clone())
+            .with_context(|| format!("TSA policy {policy}"))?;
+        policy_units.push(PolicyUnit {
+            policy: policy.clone(),
+            key: label.clone(),
+            unit,
+        });
+        tracing::info!(%policy, key = %label, "time-stamp policy served");
+        metrics::gauge!("hanko_tsa_unit_key", "policy" => policy.to_string(), "key" => label.clone())
+            .set(1.0);
+    }
+    if let Err(e) = tsa.check_ready() {
+        tracing::warn!(error = %e, "the TSA cannot issue yet");
+    }
+    let issuer = Issuer::new(
+        tsa,
+        units.into_iter().map(|(_, u)| u).collect(),
+        store.clone(),
+    )
+    .with_disclosure(policy_units, settings.clock_source.name());
+    if cfg.store.durability == crate::config::Durability::None {
+        // resolve() refuses this outside --dev.
+        tracing::warn!("==================================================================");
+        tracing::warn!("store.durability = \"none\": TOKENS ARE NOT LOGGED (dev/benchmark only)");
+        tracing::warn!("==================================================================");
+        return Ok(issuer.without_log_appends_dev_only());
+    }
+    Ok(issuer)
+}

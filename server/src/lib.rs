@@ -81,5 +81,5 @@ pub mod verify;
 pub mod visible_seal;
 
 pub use entry::main_entry;
+pub use issuance::build_issuer;
 pub use serve::{run, shutdown_signal};
-pub use startup::build_issuer;

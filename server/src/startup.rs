@@ -6,7 +6,7 @@
 //!         prepared, SOFTHSM2_CONF) ─> tokio runtime ─> serve_async:
 //!   open_token (production: Hsm::open; dev: dev::init) ─> keys::load_keys
 //!        ─> open_log ─> suspensions read, every key gated (suspension.rs) ─> audit:
-//!        key-loaded, certificate-expiring ─> build_issuer ─> seal::Sealer ─> AppState
+//!        key-loaded, certificate-expiring ─> issuance::build_issuer ─> seal::Sealer ─> AppState
 //!        ─> start_anchoring ─> bind ─> audit: service-started ─> serve::run
 //!        ─> anchoring stopped (tasks joined) ─> audit: service-stopped ─> serve::release
 //! ```
@@ -31,7 +31,7 @@ use crate::entry::{init_logging, runtime};
 use crate::state::AppState;
 use crate::suspension::{self, Suspensions};
 use crate::visible_seal::{VisibleSealSource, VisibleSeals};
-use crate::{audit, dev, http, issuance, keys, seal, serve, state};
+use crate::{audit, dev, http, issuance, keys, seal, serve};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
 /// starts.
@@ -438,7 +438,9 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let poller = suspensions.spawn_poller(store.clone());
     audit::record_start(&store, &keys).await?;
     let issuer = match &cfg.tsa {
-        Some(settings) => Some(Arc::new(build_issuer(&cfg, settings, &keys, &store)?)),
+        Some(settings) => Some(Arc::new(issuance::build_issuer(
+            &cfg, settings, &keys, &store,
+        )?)),
         None => None,
     };
     let sealer = seal::Sealer::with_options(
@@ -621,75 +623,6 @@ async fn load_tls_key(
         .await
         .context("[tls]")?;
     Ok(Some(key))
-}
-
-/// Builds the time-stamp authority: profile, clock guard over the configured source,
-/// serials from the issuance log, and one unit per policy (certificate and key checked).
-pub fn build_issuer(
-    cfg: &Config,
-    settings: &config::TsaSettings,
-    keys: &[state::SigningKey],
-    store: &hanko_store::Store,
-) -> anyhow::Result<issuance::Issuer> {
-    use hanko_tsa::{ClockGuard, ClockGuardConfig, TimeStampUnit, Tsa};
-    let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
-    guard.settle = settings.clock_settle;
-    guard.dev_mode = cfg.dev;
-    let clock = ClockGuard::new(settings.clock_source.start(), guard);
-    let serials = Arc::new(issuance::StoreSerials::new(
-        store,
-        &settings.serial_counter,
-        cfg.store.serial_block,
-    ));
-    let tsa = Arc::new(
-        Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
-    );
-    let now = std::time::SystemTime::now();
-    let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
-    let mut policy_units = Vec::new();
-    for (policy, label) in &settings.units {
-        let unit = match units.iter().find(|(l, _)| l == label) {
-            Some((_, u)) => u.clone(),
-            None => {
-                let key = keys
-                    .iter()
-                    .find(|k| k.label() == label)
-                    .with_context(|| format!("TSA key \"{label}\" is not loaded"))?;
-                let unit = TimeStampUnit::new(key.signer().clone(), key.chain().to_vec(), now)
-                    .with_context(|| format!("TSA key \"{label}\""))?;
-                let unit = Arc::new(unit);
-                units.push((label.clone(), unit.clone()));
-                unit
-            }
-        };
-        tsa.install_unit(policy, unit.clone())
-            .with_context(|| format!("TSA policy {policy}"))?;
-        policy_units.push(issuance::PolicyUnit {
-            policy: policy.clone(),
-            key: label.clone(),
-            unit,
-        });
-        tracing::info!(%policy, key = %label, "time-stamp policy served");
-        metrics::gauge!("hanko_tsa_unit_key", "policy" => policy.to_string(), "key" => label.clone())
-            .set(1.0);
-    }
-    if let Err(e) = tsa.check_ready() {
-        tracing::warn!(error = %e, "the TSA cannot issue yet");
-    }
-    let issuer = issuance::Issuer::new(
-        tsa,
-        units.into_iter().map(|(_, u)| u).collect(),
-        store.clone(),
-    )
-    .with_disclosure(policy_units, settings.clock_source.name());
-    if cfg.store.durability == config::Durability::None {
-        // resolve() refuses this outside --dev.
-        tracing::warn!("==================================================================");
-        tracing::warn!("store.durability = \"none\": TOKENS ARE NOT LOGGED (dev/benchmark only)");
-        tracing::warn!("==================================================================");
-        return Ok(issuer.without_log_appends_dev_only());
-    }
-    Ok(issuer)
 }
 
 #[cfg(test)]
