@@ -10,23 +10,11 @@ use std::time::{Duration, SystemTime};
 use hanko_pki::cert::{Certificate, load_pem_chain};
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::x509::{CertParams, CertProfile, NameAttr, build_name, issue_certificate};
-use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
+use crate::common::dev_pki::{ca_key, cert};
 use crate::common::{dev_init, hanko, text};
 
 const DAY: Duration = Duration::from_secs(86_400);
-/// The dev CA's keys sign with ECDSA P-384 / SHA-384 (`dev/ca.rs`).
-const CA_ALG: SignatureAlgorithm = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha384);
-
-fn cert(dir: &Path, name: &str) -> Certificate {
-    Certificate::from_pem(&std::fs::read_to_string(dir.join("dev-pki").join(name)).unwrap())
-        .unwrap()
-}
-
-fn ca_key(dir: &Path, name: &str) -> SoftwareSigner {
-    let pem = std::fs::read_to_string(dir.join("dev-pki").join(name)).unwrap();
-    SoftwareSigner::from_pkcs8_pem(&pem, CA_ALG).unwrap()
-}
 
 fn issue(params: &CertParams, spki: &[u8], issuer: &Certificate, key: &SoftwareSigner) -> String {
     futures_util::FutureExt::now_or_never(issue_certificate(params, spki, Some(issuer), key))

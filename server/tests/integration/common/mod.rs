@@ -11,6 +11,8 @@
 pub mod bc;
 /// The CSC API's JSON calls and errors.
 pub mod csc;
+/// The dev CA's certificates and keys, for certificates issued by tests.
+pub mod dev_pki;
 /// The one HTTP/1.1 client.
 pub mod http;
 /// Issuance-log databases (SQLite, PostgreSQL), the shared dev data directory, load.
