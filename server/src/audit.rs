@@ -13,13 +13,15 @@
 //!              verdict, however short: the guard keeps them until taken, every 250 ms;
 //!              not in dev mode, where the guard never refuses)
 //!              certificate-expiring (again every day while it holds)
+//!              key-activated then key-retired (a rollover's switch, by each node
+//!              that made it: rollover.rs)
+//!              config-reloaded (a reload that took effect, with the file's SHA-256:
+//!              reload.rs; a refused one changes nothing and is not recorded)
 //!   shutdown:  service-stopped (after the drain, before the log closes)
 //! ```
 //!
 //! All of them are written by the server as actor `system`, except suspensions, which
-//! name who asked (`cli:<user>`, `client:<id>`). What is not recorded yet: key-activated,
-//! key-retired and config-reloaded have their event types (`AuditEventType`) but no
-//! emitter, as rollover and reload do not exist yet. A failed audit write at start-up
+//! name who asked (`cli:<user>`, `client:<id>`). A failed audit write at start-up
 //! stops the start (a server that cannot record its own start is not fit to issue);
 //! later ones are logged at ERROR and issuance goes on (its own appends fail with the
 //! same fault anyway).
@@ -52,7 +54,7 @@ pub async fn record(store: &Store, event: AuditEvent) -> Result<Receipt, hanko_s
 }
 
 /// [`record`], logging a failure at ERROR instead of returning it.
-async fn record_or_log(store: &Store, event: AuditEvent) {
+pub async fn record_or_log(store: &Store, event: AuditEvent) {
     let name = event.event;
     if let Err(e) = record(store, event).await {
         tracing::error!(event = %name, error = %e, "cannot record an audit event in the issuance log");
@@ -116,6 +118,47 @@ pub async fn record_start(store: &Store, keys: &[SigningKey]) -> anyhow::Result<
     Ok(())
 }
 
+/// `key-activated` of a rollover's next key: the key it succeeds, its activation time,
+/// the policies it took over, and the node that switched.
+pub fn key_activated(p: &crate::rollover::Pending, policies: &[String], node: &str) -> AuditEvent {
+    let cert = p.unit.certificate();
+    AuditEvent::new(
+        AuditEventType::KeyActivated,
+        [
+            ("key", p.successor.clone()),
+            ("succeeds", p.predecessor.clone()),
+            ("activate_at", crate::http::anchor_api::rfc3339(p.at)),
+            ("policies", policies.join(",")),
+            (
+                "certificate_sha256",
+                hex::encode(cert.fingerprint(HashAlgorithm::Sha256)),
+            ),
+            ("node", node.to_owned()),
+        ],
+    )
+}
+
+/// `key-retired` of the key a rollover handed over from.
+pub fn key_retired(p: &crate::rollover::Pending, node: &str) -> AuditEvent {
+    AuditEvent::new(
+        AuditEventType::KeyRetired,
+        [
+            ("key", p.predecessor.clone()),
+            ("succeeded_by", p.successor.clone()),
+            ("at", crate::http::anchor_api::rfc3339(p.at)),
+            ("node", node.to_owned()),
+        ],
+    )
+}
+
+/// `config-reloaded`: the SHA-256 of the file now in force, what changed, and the node.
+pub fn config_reloaded(sha256: &str, changes: &str, node: &str) -> AuditEvent {
+    AuditEvent::new(
+        AuditEventType::ConfigReloaded,
+        [("sha256", sha256), ("changes", changes), ("node", node)],
+    )
+}
+
 /// `service-started`.
 pub fn service_started(node: &str) -> AuditEvent {
     AuditEvent::new(
@@ -169,11 +212,13 @@ impl Watchers {
 /// Starts the watchers that record events while the server runs.
 pub fn spawn_watchers(
     store: &Store,
-    keys: &[SigningKey],
+    state: &Arc<crate::state::AppState>,
     issuer: Option<&Arc<Issuer>>,
 ) -> Watchers {
     let mut tasks = Vec::new();
-    let (s, k) = (store.clone(), keys.to_vec());
+    // Weak: the keys are taken anew each day (a reload may add some), and the task must
+    // not keep the signers alive.
+    let (s, weak) = (store.clone(), Arc::downgrade(state));
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(EXPIRY_CHECK_EVERY);
         // The first tick is at once: start-up recorded that one already.
@@ -181,7 +226,21 @@ pub fn spawn_watchers(
         loop {
             tick.tick().await;
             let now = SystemTime::now();
-            for ev in k.iter().filter_map(|k| certificate_expiring(k, now)) {
+            let Some(state) = weak.upgrade() else { return };
+            // A key a rollover retired signs nothing more: its expiry is no warning.
+            let events: Vec<AuditEvent> = state
+                .keys()
+                .iter()
+                .filter(|k| {
+                    !matches!(
+                        state.key_phase(k.label()),
+                        crate::rollover::KeyPhase::Retired { .. }
+                    )
+                })
+                .filter_map(|k| certificate_expiring(k, now))
+                .collect();
+            drop(state);
+            for ev in events {
                 record_or_log(&s, ev).await;
             }
         }

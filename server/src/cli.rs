@@ -73,6 +73,10 @@ pub enum Command {
     /// `resume`), `list` the suspended keys. Writes to the issuance log's database only:
     /// needs neither the HSM nor the PIN.
     Key(crate::key_cli::KeyArgs),
+    /// Reload the running server's configuration (SIGHUP through `<data_dir>/hanko.pid`):
+    /// a time-stamping unit's next key and rollover times. Exit 0 applied, 1 refused
+    /// (nothing changed), 2 error.
+    Reload(crate::reload_cli::ReloadArgs),
     /// Manage API keys of clients: `new` makes one.
     ApiKey(crate::auth::ApiKeyArgs),
     /// Configuration tools: `check FILE` validates a config without starting (exit 0

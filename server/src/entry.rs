@@ -38,6 +38,7 @@ pub fn main_entry() -> ExitCode {
         Command::SealVerify(args) => return client_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::Key(args) => return crate::key_cli::key_command(args),
+        Command::Reload(args) => return crate::reload_cli::reload_main(args),
         Command::Evidence(args) => return crate::evidence_cli::evidence_main(args),
         Command::Archive(args) => return crate::archive_cli::archive_main(args),
         Command::ApiKey(args) => auth::api_key_command(args),

@@ -83,24 +83,35 @@ pub struct PolicyUnit {
 /// Issues time-stamps: the TSA plus the log it must write to before answering.
 #[derive(Debug)]
 pub struct Issuer {
-    /// What `GET /tsa/policy` discloses (see [`Issuer::with_disclosure`]).
-    policy_units: Vec<PolicyUnit>,
+    /// Which unit signs which policy now, and the units that did before (rollover).
+    units: std::sync::RwLock<Units>,
     clock_source: &'static str,
     tsa: Arc<Tsa>,
-    units: Vec<Arc<TimeStampUnit>>,
     store: Store,
     /// False only with the dev-only `store.durability = "none"` (benchmarks).
     log_appends: bool,
 }
 
+/// The policies' units now, and the units that were handed over from.
+#[derive(Debug, Default)]
+struct Units {
+    active: Vec<PolicyUnit>,
+    /// Units that signed before a rollover, with their key's label: their certificates
+    /// stay in `/tsa/certs` until they expire.
+    retired: Vec<(String, Arc<TimeStampUnit>)>,
+}
+
 impl Issuer {
-    /// An issuer over `tsa` (whose units are `units`) that logs to `store`.
-    pub fn new(tsa: Arc<Tsa>, units: Vec<Arc<TimeStampUnit>>, store: Store) -> Self {
+    /// An issuer over `tsa`, whose policies are signed as `policy_units` say (each
+    /// installed in `tsa` already), that logs to `store`.
+    pub fn new(tsa: Arc<Tsa>, policy_units: Vec<PolicyUnit>, store: Store) -> Self {
         Self {
-            policy_units: Vec::new(),
+            units: std::sync::RwLock::new(Units {
+                active: policy_units,
+                retired: Vec::new(),
+            }),
             clock_source: "kernel",
             tsa,
-            units,
             store,
             log_appends: true,
         }
@@ -114,21 +125,31 @@ impl Issuer {
         self
     }
 
-    /// Records what `GET /tsa/policy` discloses: which unit signs which policy, and the
-    /// name of the clock source (`clock.source`).
-    pub fn with_disclosure(
-        mut self,
-        policy_units: Vec<PolicyUnit>,
-        clock_source: &'static str,
-    ) -> Self {
-        self.policy_units = policy_units;
+    /// Records the name of the clock source (`clock.source`) that `GET /tsa/policy`
+    /// discloses.
+    pub fn with_clock_source(mut self, clock_source: &'static str) -> Self {
         self.clock_source = clock_source;
         self
     }
 
-    /// The policies served, each with the unit that signs it.
-    pub fn policy_units(&self) -> &[PolicyUnit] {
-        &self.policy_units
+    /// Records `unit` (key `label`) as one that signed before a rollover already (a
+    /// succession whose time had passed when the server started).
+    pub fn with_retired(self, label: &str, unit: Arc<TimeStampUnit>) -> Self {
+        self.write_units().retired.push((label.to_owned(), unit));
+        self
+    }
+
+    fn read_units(&self) -> std::sync::RwLockReadGuard<'_, Units> {
+        self.units.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_units(&self) -> std::sync::RwLockWriteGuard<'_, Units> {
+        self.units.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The policies served, each with the unit that signs it now.
+    pub fn policy_units(&self) -> Vec<PolicyUnit> {
+        self.read_units().active.clone()
     }
 
     /// The configured clock source's name (`kernel`, `chrony`).
@@ -136,9 +157,56 @@ impl Issuer {
         self.clock_source
     }
 
-    /// The installed time-stamping units (distinct keys), for `/tsa/certs`.
-    pub fn units(&self) -> &[Arc<TimeStampUnit>] {
-        &self.units
+    /// The units that sign now (distinct keys).
+    pub fn units(&self) -> Vec<Arc<TimeStampUnit>> {
+        let mut out: Vec<Arc<TimeStampUnit>> = Vec::new();
+        for pu in &self.read_units().active {
+            if !out.iter().any(|u| Arc::ptr_eq(u, &pu.unit)) {
+                out.push(pu.unit.clone());
+            }
+        }
+        out
+    }
+
+    /// What `/tsa/certs` publishes at `now`: the units that sign now, then those that
+    /// signed before a rollover while their certificate has not expired (their tokens
+    /// are still verified with it).
+    pub fn published_units(&self, now: std::time::SystemTime) -> Vec<Arc<TimeStampUnit>> {
+        let mut out = self.units();
+        for (_, u) in &self.read_units().retired {
+            if u.certificate().not_after() > now && !out.iter().any(|o| Arc::ptr_eq(o, u)) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+
+    /// Key rollover: `unit` (key `successor`) signs every policy key `predecessor`
+    /// signed, from now on; requests already past the unit lookup finish on the old
+    /// key. Returns the policies handed over (none when `predecessor` signs nothing).
+    pub fn hand_over(
+        &self,
+        predecessor: &str,
+        successor: &str,
+        unit: &Arc<TimeStampUnit>,
+    ) -> Result<Vec<hanko_tsa::PolicyId>, hanko_tsa::Error> {
+        let mut units = self.write_units();
+        let mut moved = Vec::new();
+        let mut old = None;
+        for pu in units.active.iter_mut().filter(|pu| pu.key == predecessor) {
+            self.tsa.install_unit(&pu.policy, unit.clone())?;
+            metrics::gauge!("hanko_tsa_unit_key", "policy" => pu.policy.to_string(), "key" => predecessor.to_owned())
+                .set(0.0);
+            metrics::gauge!("hanko_tsa_unit_key", "policy" => pu.policy.to_string(), "key" => successor.to_owned())
+                .set(1.0);
+            old = Some(std::mem::replace(&mut pu.unit, unit.clone()));
+            pu.key = successor.to_owned();
+            moved.push(pu.policy.clone());
+        }
+        if let Some(old) = old {
+            units.retired.push((predecessor.to_owned(), old));
+        }
+        Ok(moved)
     }
 
     /// The TSA (for readiness and certificates).
@@ -369,15 +437,17 @@ fn log_system_failure(r: &Rejection) {
 }
 
 /// Builds the time-stamp authority: profile, clock guard over the configured source,
-/// serials from the issuance log, and one unit per policy (certificate and key checked).
+/// serials from the issuance log, and one unit per policy (certificate and key checked):
+/// the key of the policy's succession (`keys.succeeds`) whose time has come, the first
+/// key when none has. Returns the issuer and that plan (its rollovers still to come).
 pub fn build_issuer(
     cfg: &crate::config::Config,
     settings: &crate::config::TsaSettings,
     keys: &[crate::state::SigningKey],
     store: &hanko_store::Store,
-) -> anyhow::Result<Issuer> {
+) -> anyhow::Result<(Issuer, crate::rollover::StartPlan)> {
     use anyhow::Context as _;
-    use hanko_tsa::{ClockGuard, ClockGuardConfig, TimeStampUnit, Tsa};
+    use hanko_tsa::{ClockGuard, ClockGuardConfig, Tsa};
     let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
     guard.settle = settings.clock_settle;
     guard.dev_mode = cfg.dev;
@@ -391,49 +461,34 @@ pub fn build_issuer(
         Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
     );
     let now = std::time::SystemTime::now();
-    let mut units: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
+    let mut plan = crate::rollover::StartPlan::new(&cfg.keys, settings, keys, now)?;
     let mut policy_units = Vec::new();
-    for (policy, label) in &settings.units {
-        let unit = match units.iter().find(|(l, _)| l == label) {
-            Some((_, u)) => u.clone(),
-            None => {
-                let key = keys
-                    .iter()
-                    .find(|k| k.label() == label)
-                    .with_context(|| format!("TSA key \"{label}\" is not loaded"))?;
-                let unit = TimeStampUnit::new(key.signer().clone(), key.chain().to_vec(), now)
-                    .with_context(|| format!("TSA key \"{label}\""))?;
-                let unit = Arc::new(unit);
-                units.push((label.clone(), unit.clone()));
-                unit
-            }
-        };
-        tsa.install_unit(policy, unit.clone())
+    for (policy, label, unit) in std::mem::take(&mut plan.policies) {
+        tsa.install_unit(&policy, unit.clone())
             .with_context(|| format!("TSA policy {policy}"))?;
-        policy_units.push(PolicyUnit {
-            policy: policy.clone(),
-            key: label.clone(),
-            unit,
-        });
         tracing::info!(%policy, key = %label, "time-stamp policy served");
         metrics::gauge!("hanko_tsa_unit_key", "policy" => policy.to_string(), "key" => label.clone())
             .set(1.0);
+        policy_units.push(PolicyUnit {
+            policy,
+            key: label,
+            unit,
+        });
     }
     if let Err(e) = tsa.check_ready() {
         tracing::warn!(error = %e, "the TSA cannot issue yet");
     }
-    let issuer = Issuer::new(
-        tsa,
-        units.into_iter().map(|(_, u)| u).collect(),
-        store.clone(),
-    )
-    .with_disclosure(policy_units, settings.clock_source.name());
+    let mut issuer = Issuer::new(tsa, policy_units, store.clone())
+        .with_clock_source(settings.clock_source.name());
+    for (label, _, unit) in &plan.retired {
+        issuer = issuer.with_retired(label, unit.clone());
+    }
     if cfg.store.durability == crate::config::Durability::None {
         // resolve() refuses this outside --dev.
         tracing::warn!("==================================================================");
         tracing::warn!("store.durability = \"none\": TOKENS ARE NOT LOGGED (dev/benchmark only)");
         tracing::warn!("==================================================================");
-        return Ok(issuer.without_log_appends_dev_only());
+        issuer = issuer.without_log_appends_dev_only();
     }
-    Ok(issuer)
+    Ok((issuer, plan))
 }

@@ -44,11 +44,12 @@
 //! ```
 //!
 //! # What it does not do
-//! No protocol logic (that is `hanko-tsa`), no TLS yet (terminate it in front), no key
+//! No protocol logic (that is `hanko-tsa`), no key
 //! generation in production (keys come from a key ceremony; `dev-init` is for
 //! development only).
-// `deny`, not `forbid`: clock/kernel.rs reads adjtimex(2), for which libc has no safe
-// wrapper, and that one function allows `unsafe_code`; nothing else may.
+// `deny`, not `forbid`: clock/kernel.rs reads adjtimex(2) and reload_cli.rs sends
+// SIGHUP with kill(2), for which libc has no safe wrappers; those two functions allow
+// `unsafe_code`; nothing else may.
 #![deny(unsafe_code)]
 
 pub mod anchor;
@@ -71,7 +72,10 @@ pub mod key_cli;
 pub mod keys;
 pub mod log_cli;
 pub mod logging;
+pub mod reload;
+pub mod reload_cli;
 pub mod renewal;
+pub mod rollover;
 pub mod seal;
 pub mod serve;
 pub mod startup;

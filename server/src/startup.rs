@@ -40,14 +40,20 @@ use crate::{audit, dev, http, issuance, keys, seal, serve};
     reason = "one value, built once at start-up"
 )]
 enum Plan {
-    /// Production: a checked configuration and the PIN from the environment.
-    Production { cfg: Config, pin: Pin },
+    /// Production: a checked configuration (from `path`) and the PIN from the
+    /// environment.
+    Production {
+        cfg: Config,
+        pin: Pin,
+        path: std::path::PathBuf,
+    },
     /// Dev: the data directory is prepared; the config is read after dev-init, and the
     /// PIN is the dev token's (`<data-dir>/dev-pin`).
     Dev {
         paths: dev::DevPaths,
         report: dev::Report,
-        file: Option<FileConfig>,
+        /// `--config`, read, and its path.
+        file: Option<(FileConfig, std::path::PathBuf)>,
     },
 }
 
@@ -72,6 +78,7 @@ pub(crate) fn serve_command(
         .and_then(|f| f.log.filter.clone())
         .unwrap_or_else(|| "info".to_owned());
     init_logging(log_format, &log_filter);
+    let file = file.zip(args.config.clone());
     let plan = if dev {
         dev_plan(file, &overrides)?
     } else {
@@ -82,11 +89,14 @@ pub(crate) fn serve_command(
 }
 
 /// `serve --dev`: the data directory prepared and `SOFTHSM2_CONF` pointed at it.
-fn dev_plan(file: Option<FileConfig>, overrides: &Overrides) -> anyhow::Result<Plan> {
+fn dev_plan(
+    file: Option<(FileConfig, std::path::PathBuf)>,
+    overrides: &Overrides,
+) -> anyhow::Result<Plan> {
     let data_dir = overrides
         .data_dir
         .clone()
-        .or_else(|| file.as_ref().and_then(|f| f.data_dir.clone()))
+        .or_else(|| file.as_ref().and_then(|(f, _)| f.data_dir.clone()))
         .unwrap_or_else(|| config::DEFAULT_DATA_DIR.into());
     let paths = dev::DevPaths::new(&data_dir)?;
     let mut report = dev::Report::default();
@@ -101,11 +111,11 @@ fn dev_plan(file: Option<FileConfig>, overrides: &Overrides) -> anyhow::Result<P
 
 /// Production `serve`: the checked configuration and the PIN, `SOFTHSM2_CONF` if set.
 fn production_plan(
-    file: Option<FileConfig>,
+    file: Option<(FileConfig, std::path::PathBuf)>,
     overrides: &Overrides,
     env_pin: Result<Pin, hanko_hsm::Error>,
 ) -> anyhow::Result<Plan> {
-    let Some(file) = file else {
+    let Some((file, path)) = file else {
         bail!(
             "no configuration: production mode needs --config FILE (start from \
              ops/hanko.example.toml); for a local development server use `hanko serve --dev`"
@@ -117,7 +127,7 @@ fn production_plan(
     if let Some(conf) = &cfg.softhsm2_conf {
         hanko_hsm::use_softhsm_config(conf);
     }
-    Ok(Plan::Production { cfg, pin })
+    Ok(Plan::Production { cfg, pin, path })
 }
 
 fn install_metrics() -> Option<PrometheusHandle> {
@@ -150,20 +160,21 @@ fn dev_banner(cfg: &Config) {
 
 /// Opens the token the plan names: the configured one in production, the dev token
 /// (after dev-init) in dev mode. Returns the configuration to run with, the logged-in
-/// token and the module and token actually opened.
+/// token, the module and token actually opened, and what a reload reads again (the file
+/// and the flags).
 async fn open_token(
     plan: Plan,
     overrides: Overrides,
-) -> anyhow::Result<(Config, Hsm, ModuleConfig)> {
+) -> anyhow::Result<(Config, Hsm, ModuleConfig, (std::path::PathBuf, Overrides))> {
     match plan {
-        Plan::Production { cfg, pin } => {
+        Plan::Production { cfg, pin, path } => {
             let module = cfg.module.clone();
             let opened = module.clone();
             let hsm = tokio::task::spawn_blocking(move || Hsm::open(opened, pin))
                 .await
                 .context("HSM open task")?
                 .context("cannot open the HSM token")?;
-            Ok((cfg, hsm, module))
+            Ok((cfg, hsm, module, (path, overrides)))
         }
         Plan::Dev {
             paths,
@@ -173,7 +184,10 @@ async fn open_token(
             // The module the configuration names (`--config`, else the data directory's
             // hanko.toml once it exists), so that `hsm.module` means the same in dev mode
             // as in production; SoftHSM when unset.
-            let file = dev::existing_config(&paths, file)?;
+            let path = file
+                .as_ref()
+                .map_or_else(|| paths.config_file.clone(), |(_, p)| p.clone());
+            let file = dev::existing_config(&paths, file.map(|(f, _)| f))?;
             let module = dev::dev_module(file.as_ref());
             tracing::warn!(
                 module = %module.module_path.display(),
@@ -194,7 +208,7 @@ async fn open_token(
             overrides.dev_tls_files = Some(paths.tls_server_files());
             let cfg = file.resolve(&overrides)?;
             dev_banner(&cfg);
-            Ok((cfg, hsm, module))
+            Ok((cfg, hsm, module, (path, overrides)))
         }
     }
 }
@@ -219,13 +233,25 @@ async fn open_log(
 
 /// Histograms need periodic upkeep when nobody scrapes for a while; the keys' gauges
 /// (`keys::export_key_metrics`) count down with the clock.
-fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, keys: Vec<keys::KeyGauges>) {
+fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, state: Arc<AppState>) {
     metrics::gauge!("hanko_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Plain data and a weak reference, not the keys: a task holding the signers would
+    // keep their pools (and the token) alive past the release at shutdown. The gauges
+    // are taken again when a reload adds keys.
+    let state = Arc::downgrade(&state);
+    let gauges = move || -> Option<Vec<keys::KeyGauges>> {
+        let state = state.upgrade()?;
+        Some(state.keys().iter().map(keys::KeyGauges::of).collect())
+    };
     if let Some(h) = metrics {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut keys = Vec::new();
             loop {
                 tick.tick().await;
+                if let Some(now) = gauges() {
+                    keys = now;
+                }
                 keys::export_key_metrics(&keys, std::time::SystemTime::now());
                 h.run_upkeep();
             }
@@ -420,7 +446,7 @@ fn renewer(
 /// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
-    let (cfg, hsm, module) = open_token(plan, overrides).await?;
+    let (cfg, hsm, module, reload_source) = open_token(plan, overrides).await?;
     tracing::info!(
         module = %module.module_path.display(),
         token = %module.token_label,
@@ -437,12 +463,24 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let keys = suspension::gate_keys(keys, &suspensions);
     let poller = suspensions.spawn_poller(store.clone());
     audit::record_start(&store, &keys).await?;
-    let issuer = match &cfg.tsa {
-        Some(settings) => Some(Arc::new(issuance::build_issuer(
-            &cfg, settings, &keys, &store,
-        )?)),
-        None => None,
+    let node = cfg.store.options.node_id.clone();
+    let (issuer, rollover) = match &cfg.tsa {
+        Some(settings) => {
+            let (issuer, plan) = issuance::build_issuer(&cfg, settings, &keys, &store)?;
+            let issuer = Arc::new(issuer);
+            let rollover =
+                crate::rollover::Rollover::new(issuer.clone(), store.clone(), node.clone(), &plan);
+            (Some(issuer), Some(Arc::new(rollover)))
+        }
+        None => (None, None),
     };
+    let reloader = crate::reload::Reloader::new(
+        reload_source.0,
+        reload_source.1,
+        node.clone(),
+        cfg.data_dir.clone(),
+    )
+    .context("configuration reload")?;
     let sealer = seal::Sealer::with_options(
         &keys,
         store.clone(),
@@ -468,7 +506,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         dev: cfg.dev,
         hsm: Some(hsm),
-        keys,
+        keys: crate::state::KeyRing::new(keys),
         metrics: metrics.clone(),
         issuer,
         sealer: Some(sealer),
@@ -489,18 +527,18 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         batches,
         renewal,
         suspensions,
+        rollover,
+        reloader: Some(Arc::new(reloader)),
     });
-    spawn_metrics_upkeep(
-        metrics,
-        state.keys.iter().map(keys::KeyGauges::of).collect(),
-    );
+    spawn_metrics_upkeep(metrics, state.clone());
+    let rollovers = state.rollover.as_ref().map(|r| r.spawn());
+    let reloads = crate::reload::Reloader::spawn_on_sighup(state.clone())?;
     let anchoring = start_anchoring(&cfg, &state, &store)?;
     let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
     let shutdown = serve::shutdown_signal()?;
     // Recorded before the listeners announce themselves, so that every start's events
     // precede what it issues.
-    let node = cfg.store.options.node_id.clone();
     audit::record(&store, audit::service_started(&node))
         .await
         .context("cannot record the start in the issuance log")?;
@@ -514,9 +552,16 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let watchers = audit::spawn_watchers(&store, &state.keys, state.issuer.as_ref());
+    let watchers = audit::spawn_watchers(&store, &state, state.issuer.as_ref());
+    let pid_file = crate::reload::PidFile::write(&cfg.data_dir)?;
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
+    drop(pid_file);
     watchers.stop();
+    // Both hold signers (the reloads the whole state): gone before the release.
+    for task in rollovers.into_iter().chain(reloads) {
+        task.abort();
+        let _ = task.await;
+    }
     if let Some(a) = anchoring {
         a.stop().await;
     }

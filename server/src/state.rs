@@ -29,9 +29,9 @@ pub struct AppState {
     pub dev: bool,
     /// The logged-in token. `None` only in tests that run on software keys.
     pub hsm: Option<Hsm>,
-    /// The signing keys, in configuration order; each passed its certificate checks at
-    /// start-up.
-    pub keys: Vec<SigningKey>,
+    /// The signing keys, in configuration order; each passed its checks when it was
+    /// loaded (at start-up, or by a reload that added a TSA unit's next key).
+    pub keys: KeyRing,
     /// Renders `/metrics`. `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
     /// The time-stamp authority and its log; `None` when no TSA key is configured.
@@ -66,17 +66,54 @@ pub struct AppState {
     /// The emergency stop: which keys are suspended (every key's signer asks it before
     /// signing; the admin API changes it; `/readyz` reports it).
     pub suspensions: Arc<crate::suspension::Suspensions>,
+    /// The TSA units' key rollovers (`keys.succeeds`); `None` without a TSA.
+    pub rollover: Option<Arc<crate::rollover::Rollover>>,
+    /// Configuration reload (SIGHUP, `hanko reload`, `POST /api/v1/admin/reload`);
+    /// `None` in tests that run without a configuration file.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 impl AppState {
-    /// The key labelled `label`.
-    pub fn key(&self, label: &str) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.label() == label)
+    /// The signing keys now.
+    pub fn keys(&self) -> Arc<Vec<SigningKey>> {
+        self.keys.snapshot()
     }
 
-    /// The keys configured for `usage`, in configuration order.
-    pub fn keys_for(&self, usage: KeyUsage) -> impl Iterator<Item = &SigningKey> {
-        self.keys.iter().filter(move |k| k.usage() == usage)
+    /// The key labelled `label`.
+    pub fn key(&self, label: &str) -> Option<SigningKey> {
+        self.keys().iter().find(|k| k.label() == label).cloned()
+    }
+
+    /// Where key `label` stands in a rollover ([`KeyPhase::Active`] without a TSA).
+    pub fn key_phase(&self, label: &str) -> crate::rollover::KeyPhase {
+        self.rollover
+            .as_ref()
+            .map_or(crate::rollover::KeyPhase::Active, |r| r.phase(label))
+    }
+}
+
+/// The loaded keys: fixed at start-up but for the next keys of TSA units that a reload
+/// adds (`reload.rs`). Readers take a snapshot; the list only grows.
+#[derive(Debug, Default)]
+pub struct KeyRing(std::sync::RwLock<Arc<Vec<SigningKey>>>);
+
+impl KeyRing {
+    /// A ring of `keys`.
+    pub fn new(keys: Vec<SigningKey>) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(keys)))
+    }
+
+    /// The keys now.
+    pub fn snapshot(&self) -> Arc<Vec<SigningKey>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds `more` after the keys there are.
+    pub fn extend(&self, more: Vec<SigningKey>) {
+        let mut w = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut keys = Vec::clone(&w);
+        keys.extend(more);
+        *w = Arc::new(keys);
     }
 }
 
@@ -151,7 +188,7 @@ impl AppState {
         AppState {
             dev: false,
             hsm: None,
-            keys: Vec::new(),
+            keys: Default::default(),
             metrics: None,
             sealer: None,
             issuer: None,
@@ -165,6 +202,8 @@ impl AppState {
             batches: Default::default(),
             renewal: None,
             suspensions: Default::default(),
+            rollover: None,
+            reloader: None,
         }
     }
 }

@@ -385,6 +385,17 @@ pub struct KeySection {
     /// is refused, as nobody can show it never left the HSM.
     #[serde(default)]
     pub allow_unreported_protection: bool,
+    /// `keys.succeeds`: this key is the next key of the time-stamping unit whose key is
+    /// labelled so (key rollover, issue #18): at `activate_at` it takes over every
+    /// policy that key signs, on every node with this configuration; the old key then
+    /// signs nothing more, and its certificate stays in `/tsa/certs` until it expires.
+    /// Only for `usage = "tsa"`; needs `activate_at`. Added to a running server with
+    /// `hanko reload` (or SIGHUP).
+    pub succeeds: Option<String>,
+    /// `keys.activate_at`: when the key named by `succeeds` hands over, RFC 3339
+    /// (`2027-04-01T00:00:00Z`). Choose a time after every node has reloaded; a time
+    /// already past at start-up or reload means at once.
+    pub activate_at: Option<String>,
 }
 
 impl FileConfig {

@@ -32,6 +32,7 @@ mod anchor;
 mod file;
 mod renewal;
 mod resolve;
+mod rollover;
 mod seal;
 mod settings;
 #[cfg(test)]
@@ -51,13 +52,14 @@ pub use file::{
 pub use renewal::{RenewalSection, RenewalSettings};
 pub(crate) use resolve::read_host_name;
 pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
+pub use rollover::{parse_time, successors_of};
 pub use seal::{DEFAULT_TSA_TIMEOUT, ExternalTsaSettings};
 pub use settings::{
     Config, CscInfo, DEFAULT_BODY_TIMEOUT, DEFAULT_CSC_MAX_HASHES, DEFAULT_CSC_SAD_LIFETIME,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_SOURCE, DEFAULT_MAX_SEAL_BODY_BYTES,
     DEFAULT_MAX_SEAL_PDF_BODY_BYTES, Durability, HttpSettings, KeySpec, MAX_SEAL_BODY_BYTES_LIMIT,
-    RateLimit, StoreSettings, TsaSettings,
+    RateLimit, StoreSettings, Succession, TsaSettings,
 };
 pub use tls::{ClientAuth, DEFAULT_DEV_TLS_LISTEN, TlsKey, TlsSection, TlsSettings};
 pub use verify::{VerifySection, VerifySettings};

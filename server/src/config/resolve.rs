@@ -242,6 +242,7 @@ fn resolve_keys(sections: Vec<KeySection>, data_dir: &Path) -> anyhow::Result<Ve
         if keys.iter().any(|s: &KeySpec| s.label == k.label) {
             bail!("key \"{}\" is configured twice", k.label);
         }
+        let succession = super::rollover::parse(&k)?;
         let chain = if k.chain.is_absolute() {
             k.chain
         } else {
@@ -266,11 +267,13 @@ fn resolve_keys(sections: Vec<KeySection>, data_dir: &Path) -> anyhow::Result<Ve
             seal,
             allow_rsa_2048: k.allow_rsa_2048,
             allow_unreported_protection: k.allow_unreported_protection,
+            succession,
         });
     }
     if keys.is_empty() {
         bail!("no [[keys]] configured: Hanko has nothing to sign with");
     }
+    super::rollover::check(&keys)?;
     Ok(keys)
 }
 
@@ -390,11 +393,28 @@ fn resolve_tsa(
 ) -> anyhow::Result<Option<TsaSettings>> {
     use hanko_tsa::PolicyId;
     let tsa_keys: Vec<&KeySpec> = keys.iter().filter(|k| k.usage == KeyUsage::Tsa).collect();
-    let key = match (&t.key, tsa_keys.first()) {
+    // A successor takes over at its time (`keys.succeeds`); [tsa] names the first key.
+    let names_a_successor = |what: &str, label: &str| -> anyhow::Result<()> {
+        match tsa_keys
+            .iter()
+            .find(|k| k.label == label)
+            .and_then(|k| k.succession.as_ref())
+        {
+            Some(s) => bail!(
+                "{what} = \"{label}\" names a key that succeeds \"{}\": name the first key of \
+                 the succession; \"{label}\" takes over at its keys.activate_at",
+                s.predecessor
+            ),
+            None => Ok(()),
+        }
+    };
+    let first = tsa_keys.iter().find(|k| k.succession.is_none());
+    let key = match (&t.key, first) {
         (Some(label), _) => {
             if !tsa_keys.iter().any(|k| &k.label == label) {
                 bail!("tsa.key = \"{label}\" is not a [[keys]] entry with usage = \"tsa\"");
             }
+            names_a_successor("tsa.key", label)?;
             label.clone()
         }
         (None, Some(first)) => first.label.clone(),
@@ -414,6 +434,7 @@ fn resolve_tsa(
         if !tsa_keys.iter().any(|k| &k.label == label) {
             bail!("tsa.policy_keys: \"{label}\" is not a [[keys]] entry with usage = \"tsa\"");
         }
+        names_a_successor(&format!("tsa.policy_keys \"{oid}\""), label)?;
     }
     let units = profile
         .policies()

@@ -160,6 +160,18 @@ pub struct KeySpec {
     /// `keys.allow_unreported_protection`: accept a key whose token does not report its
     /// protection history.
     pub allow_unreported_protection: bool,
+    /// `keys.succeeds` and `keys.activate_at`: the key this one takes over from, and
+    /// when (key rollover).
+    pub succession: Option<Succession>,
+}
+
+/// A key's place in a rollover: it takes over from `predecessor` at `activate_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Succession {
+    /// The label of the key it succeeds.
+    pub predecessor: String,
+    /// When it takes over.
+    pub activate_at: std::time::SystemTime,
 }
 
 /// `[csc]`, resolved: what the CSC API's `info` says of this service.

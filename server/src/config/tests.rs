@@ -371,3 +371,124 @@ fn anchoring_defaults_to_the_own_tsa_every_minute_and_refuses_bad_targets() {
             .contains("needs the server's own TSA")
     );
 }
+
+/// `[[keys]]` with successions: `extra` lines per key (`label => extra`), then `tail`.
+fn with_successions(keys: &[(&str, &str)], tail: &str) -> anyhow::Result<Config> {
+    let mut text = String::from("[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n");
+    for (label, extra) in keys {
+        text.push_str(&format!(
+            "[[keys]]\nlabel = \"{label}\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n{extra}"
+        ));
+    }
+    text.push_str(tail);
+    toml::from_str::<FileConfig>(&text)?.resolve(&Overrides::default())
+}
+
+#[test]
+fn successions_are_read_and_each_defect_named() {
+    let at = "activate_at = \"2027-04-01T00:00:00Z\"\n";
+    let cfg = with_successions(
+        &[
+            ("a", ""),
+            ("b", &format!("succeeds = \"a\"\n{at}")),
+            (
+                "c",
+                "succeeds = \"b\"\nactivate_at = \"2027-05-01T09:00:00+09:00\"\n",
+            ),
+        ],
+        "",
+    )
+    .unwrap();
+    // [tsa] defaults to the first key of the succession, not a successor.
+    let tsa = cfg.tsa.as_ref().unwrap();
+    assert!(tsa.units.iter().all(|(_, l)| l == "a"));
+    let b = cfg.keys.iter().find(|k| k.label == "b").unwrap();
+    let s = b.succession.as_ref().unwrap();
+    assert_eq!(s.predecessor, "a");
+    assert_eq!(
+        s.activate_at,
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_806_537_600)
+    );
+    let order: Vec<&str> = successors_of(&cfg.keys, "a")
+        .iter()
+        .map(|k| k.label.as_str())
+        .collect();
+    assert_eq!(order, ["b", "c"]);
+
+    let refused = |keys: &[(&str, &str)], tail: &str, want: &str| {
+        let e = format!("{:#}", with_successions(keys, tail).unwrap_err());
+        assert!(e.contains(want), "{want:?} not in: {e}");
+    };
+    refused(
+        &[("a", ""), ("b", "succeeds = \"a\"\n")],
+        "",
+        "needs keys.activate_at",
+    );
+    refused(&[("a", ""), ("b", at)], "", "needs keys.succeeds");
+    refused(
+        &[
+            ("a", ""),
+            ("b", "succeeds = \"a\"\nactivate_at = \"2027-04-01\"\n"),
+        ],
+        "",
+        "RFC 3339",
+    );
+    refused(
+        &[("a", ""), ("b", &format!("succeeds = \"x\"\n{at}"))],
+        "",
+        "\"x\" is not a configured",
+    );
+    refused(
+        &[("a", &format!("succeeds = \"a\"\n{at}"))],
+        "",
+        "names the key itself",
+    );
+    refused(
+        &[
+            ("a", ""),
+            ("b", &format!("succeeds = \"a\"\n{at}")),
+            ("c", &format!("succeeds = \"a\"\n{at}")),
+        ],
+        "",
+        "a key has one successor",
+    );
+    refused(
+        &[
+            ("a", ""),
+            ("b", &format!("succeeds = \"a\"\n{at}")),
+            ("c", &format!("succeeds = \"b\"\n{at}")),
+        ],
+        "",
+        "activates at or before \"b\"",
+    );
+    refused(
+        &[
+            ("z", ""),
+            (
+                "a",
+                "succeeds = \"b\"\nactivate_at = \"2027-01-01T00:00:00Z\"\n",
+            ),
+            (
+                "b",
+                "succeeds = \"a\"\nactivate_at = \"2027-02-01T00:00:00Z\"\n",
+            ),
+        ],
+        "",
+        "activates at or before",
+    );
+    refused(
+        &[("a", ""), ("b", &format!("succeeds = \"a\"\n{at}"))],
+        "[tsa]\nkey = \"b\"\n",
+        "name the first key of the succession",
+    );
+    // A seal key's successor is a new credential, not a rollover.
+    let seal = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
+        [[keys]]\nlabel = \"s1\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+        [[keys]]\nlabel = \"s2\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
+        succeeds = \"s1\"\nactivate_at = \"2027-04-01T00:00:00Z\"\n";
+    let e = toml::from_str::<FileConfig>(seal)
+        .unwrap()
+        .resolve(&Overrides::default())
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("new seal credential"), "{e:#}");
+}

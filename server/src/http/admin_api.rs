@@ -12,7 +12,13 @@
 //!        409 the key is not suspended
 //!   400 bad body   401/403 no admin client   404 no key of that label on this node
 //!   503 the log cannot record it now (retry)
+//!   POST /api/v1/admin/reload                 reloads this node's configuration file
+//!        200 {"sha256","changes":[...]}   422 refused (the text says why; nothing changed)
+//!        404 no configuration file to reload
 //! ```
+//!
+//! The key list says where each key stands in a rollover (`phase`: `active`, `pending`
+//! with `activate_at`, `retired` with `retired_at`; `rollover.rs`).
 //!
 //! The change and its audit record (actor `client:<name>`) are one transaction in the
 //! log; this node applies it at once, the others within their next poll.
@@ -31,6 +37,7 @@ use serde_json::{Map, Value, json};
 use super::json_error::ApiError;
 use super::openapi::{auth, json_error, json_object, op};
 use crate::auth::{Identity, SCOPE_ADMIN};
+use crate::rollover::KeyPhase;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -38,6 +45,22 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/admin/keys", get(list))
         .route("/api/v1/admin/keys/{label}/suspend", post(suspend))
         .route("/api/v1/admin/keys/{label}/resume", post(resume))
+        .route("/api/v1/admin/reload", post(reload))
+}
+
+async fn reload(State(state): State<Arc<AppState>>, identity: Identity) -> Response {
+    if let Err(e) = identity.require(SCOPE_ADMIN) {
+        return ApiError::from(e).into_response();
+    }
+    let Some(reloader) = &state.reloader else {
+        return ApiError::NotEnabled("this server runs without a configuration file".to_owned())
+            .into_response();
+    };
+    match reloader.reload(&state).await {
+        Ok(report) => Json(json!(report)).into_response(),
+        Err(e) => ApiError::Unprocessable(format!("reload refused, nothing changed: {e:#}"))
+            .into_response(),
+    }
 }
 
 /// The optional body of both changes.
@@ -71,7 +94,7 @@ async fn list(State(state): State<Arc<AppState>>, identity: Identity) -> Respons
         return ApiError::from(e).into_response();
     }
     let keys: Vec<Value> = state
-        .keys
+        .keys()
         .iter()
         .map(|k| {
             let s = state.suspensions.get(k.label());
@@ -80,6 +103,17 @@ async fn list(State(state): State<Arc<AppState>>, identity: Identity) -> Respons
                 "usage": k.usage().as_str(),
                 "suspended": s.is_some(),
             });
+            match state.key_phase(k.label()) {
+                KeyPhase::Active => v["phase"] = json!("active"),
+                KeyPhase::Pending { at } => {
+                    v["phase"] = json!("pending");
+                    v["activate_at"] = json!(super::anchor_api::rfc3339(at));
+                }
+                KeyPhase::Retired { at } => {
+                    v["phase"] = json!("retired");
+                    v["retired_at"] = json!(super::anchor_api::rfc3339(at));
+                }
+            }
             if let Some(s) = &s {
                 v["suspension"] = suspension_json(s);
             }
@@ -183,7 +217,7 @@ pub(super) fn openapi(paths: &mut Map<String, Value>) {
             "this node's keys and which are suspended (the emergency stop)",
             Some(SCOPE_ADMIN),
             None,
-            with_auth(vec![("200", json_object("{keys:[{label,usage,suspended,suspension}]}"))]),
+            with_auth(vec![("200", json_object("{keys:[{label,usage,suspended,suspension,phase,activate_at,retired_at}]}"))]),
         ) }),
     );
     let change = |summary: &str, extra: Vec<(&'static str, Value)>| {
@@ -208,6 +242,19 @@ pub(super) fn openapi(paths: &mut Map<String, Value>) {
         json!({ "post": change(
             "lift a key's suspension",
             vec![("409", json_error("the key is not suspended"))],
+        ) }),
+    );
+    paths.insert(
+        "/api/v1/admin/reload".into(),
+        json!({ "post": op(
+            "reload this node's configuration file (a TSA unit's next key, a rollover's time); all or nothing",
+            Some(SCOPE_ADMIN),
+            None,
+            with_auth(vec![
+                ("200", json_object("{sha256,changes:[...]}")),
+                ("404", json_error("no configuration file to reload")),
+                ("422", json_error("refused: the reason; the configuration in force stays")),
+            ]),
         ) }),
     );
 }

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::config::KeyUsage;
 use crate::keys::{check_certificate, check_issuers};
 use crate::logging::{Observed, StateLog};
+use crate::rollover::KeyPhase;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -47,7 +48,8 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
             hsm.token_label()
         ));
     }
-    if state.keys.is_empty() {
+    let keys = state.keys();
+    if keys.is_empty() {
         reasons.push("no signing key is loaded".to_owned());
     }
     if let Some(issuer) = &state.issuer
@@ -61,12 +63,19 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
     if let Some(p) = state.suspensions.read_problem() {
         reasons.push(p);
     }
-    for k in &state.keys {
+    for k in keys.iter() {
         // Every seal key is a seal credential (`Sealer::with_options` makes one of each or the
         // start fails).
         let who = match k.usage() {
             KeyUsage::Tsa => format!("key \"{}\"", k.label()),
             KeyUsage::Seal => format!("seal credential \"{}\"", k.label()),
+        };
+        // A key a rollover retired signs nothing more (its certificate may expire while
+        // the server runs); a key still to come is checked for its activation time.
+        let at = match state.key_phase(k.label()) {
+            KeyPhase::Retired { .. } => continue,
+            KeyPhase::Pending { at } => at.max(now),
+            KeyPhase::Active => now,
         };
         // The emergency stop (its signer would say the same, less plainly).
         if let Err(r) = state.suspensions.check(k.label()) {
@@ -74,10 +83,10 @@ pub fn not_ready_reasons(state: &AppState, now: SystemTime) -> Vec<String> {
         } else if let Some(why) = k.signer().not_ready_reason() {
             reasons.push(format!("{who}: signer is not ready: {why}"));
         }
-        if let Err(e) = check_certificate(k.usage(), k.certificate(), now) {
+        if let Err(e) = check_certificate(k.usage(), k.certificate(), at) {
             reasons.push(format!("{who}: certificate: {e}"));
         }
-        if let Err(e) = check_issuers(k.chain(), now) {
+        if let Err(e) = check_issuers(k.chain(), at) {
             reasons.push(format!("{who}: {e:#}"));
         }
     }
@@ -113,7 +122,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
     log_readiness(&reasons);
     if reasons.is_empty() {
         let keys: Vec<Value> = state
-            .keys
+            .keys()
             .iter()
             .map(|k| {
                 json!({
@@ -189,7 +198,7 @@ mod tests {
             .unwrap();
         let key = SigningKey::new("tsa".into(), KeyUsage::Tsa, Arc::new(key), vec![leaf, ca]);
         Arc::new(AppState {
-            keys: vec![key.unwrap()],
+            keys: crate::state::KeyRing::new(vec![key.unwrap()]),
             ..AppState::bare()
         })
     }
@@ -212,18 +221,18 @@ mod tests {
     async fn a_certificate_within_30_days_is_an_audit_event() {
         let now = SystemTime::now();
         let state = state_with_tsa_cert(now - DAY, 20).await;
-        let ev = crate::audit::certificate_expiring(&state.keys[0], now).unwrap();
+        let ev = crate::audit::certificate_expiring(&state.keys()[0], now).unwrap();
         assert_eq!(ev.event, hanko_store::AuditEventType::CertificateExpiring);
         assert_eq!(ev.field("key"), Some("tsa"));
         // 19 days less the certificate's truncation to whole seconds.
         assert!(matches!(ev.field("days_left"), Some("18" | "19")), "{ev:?}");
         let state = state_with_tsa_cert(now - DAY, 60).await;
         assert_eq!(
-            crate::audit::certificate_expiring(&state.keys[0], now),
+            crate::audit::certificate_expiring(&state.keys()[0], now),
             None
         );
         // The key-loaded event names the certificate.
-        let loaded = crate::audit::key_loaded(&state.keys[0]);
+        let loaded = crate::audit::key_loaded(&state.keys()[0]);
         assert_eq!(loaded.field("usage"), Some("tsa"));
         assert_eq!(loaded.field("algorithm"), Some("ecdsa-sha256"));
         assert_eq!(loaded.field("certificate_sha256").map(str::len), Some(64));

@@ -106,7 +106,9 @@ async fn timestamp(
 
 /// The certificate chains of the TSA's units, as PEM: each unit's certificate, then its
 /// issuers (the root is the relying party's trust anchor and is left out unless the
-/// chain file has it). Each certificate appears once.
+/// chain file has it). Each certificate appears once. The units that sign now come
+/// first; a unit a key rollover retired follows until its certificate expires (its
+/// tokens are still checked against it).
 async fn certs(State(state): State<Arc<AppState>>) -> Response {
     let Some(issuer) = &state.issuer else {
         return (
@@ -115,9 +117,10 @@ async fn certs(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     };
+    let units = issuer.published_units(std::time::SystemTime::now());
     let mut seen: Vec<&[u8]> = Vec::new();
     let mut pem = String::new();
-    for unit in issuer.units() {
+    for unit in &units {
         for cert in unit.chain() {
             if !seen.contains(&cert.der()) {
                 seen.push(cert.der());

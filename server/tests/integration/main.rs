@@ -58,6 +58,9 @@ mod key_lifecycle;
 /// Issue #18: start-up refuses an RSA-2048 unit, a non-CA intermediate and an expired
 /// one, each named.
 mod key_policy;
+/// Issue #18: key rollover under load after `hanko reload`; refused reloads; the audit
+/// trail of a rollover; a restart after it.
+mod key_rollover;
 /// Issue #18: `dev-init --all-key-types`; RSA-PSS, ECDSA P-384 and Ed25519 tokens and
 /// seals from `serve --dev` against openssl, rfc3161-client, Bouncy Castle's
 /// org.bouncycastle.tsp and hanko's verifiers: the interop matrix, refusals asserted.
