@@ -381,7 +381,13 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Only our own: a second server on the same data directory (tests, a developer)
+        // wrote its pid over ours, and `hanko reload` should still find it.
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
