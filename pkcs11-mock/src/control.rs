@@ -15,8 +15,9 @@
 //! `key=value` pairs may come in any order.
 //!
 //! ```text
-//! fault   fn=FN rv=RV [TRIGGER] [phase=any|query|data]
-//! delay   fn=FN ms=MS [TRIGGER]
+//! fault    fn=FN rv=RV [TRIGGER] [phase=any|query|data]
+//! delay    fn=FN ms=MS [TRIGGER] [phase=any|query|data]
+//! capacity fn=FN max=K [phase=any|query|data]
 //! hang    fn=FN [max_ms=MS] [TRIGGER]
 //! corrupt fn=FN [bit=K] [TRIGGER]
 //! unplug
@@ -30,6 +31,14 @@
 //!         | mode=after n=N         call N and every call after it
 //!         | mode=prob  p=P         each call with probability P (0.0..=1.0)
 //! ```
+//!
+//! `capacity` lets at most K calls of FN (in the phase) run at once, from the start of
+//! their delay to the end of the real call; the others wait their turn. With `delay`
+//! it simulates a network HSM: each signature takes MS, K of them in parallel
+//! (`delay fn=C_Sign ms=5 phase=data` + `capacity fn=C_Sign max=64 phase=data`:
+//! 12,800 signatures/s at most). `phase=data` leaves the length query (the NULL
+//! output buffer call most clients make first) fast, as a real HSM answers it
+//! locally.
 //!
 //! A line that does not parse is ignored as a whole (the engine warns once on
 //! stderr); the other lines still apply.
@@ -326,6 +335,26 @@ pub enum Phase {
     Data,
 }
 
+impl Phase {
+    /// Whether a call of `phase` (query or data) is one this phase counts.
+    pub fn covers(self, is_query: bool) -> bool {
+        match self {
+            Phase::Any => true,
+            Phase::Query => is_query,
+            Phase::Data => !is_query,
+        }
+    }
+
+    /// The ` phase=...` suffix of a control-file line (empty for the default).
+    fn to_text(self) -> &'static str {
+        match self {
+            Phase::Any => "",
+            Phase::Query => " phase=query",
+            Phase::Data => " phase=data",
+        }
+    }
+}
+
 /// Which function(s) a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -374,6 +403,17 @@ pub enum Rule {
         ms: u64,
         /// Which calls are slowed.
         trigger: Trigger,
+        /// Length queries, data calls or both.
+        phase: Phase,
+    },
+    /// At most `max` calls in flight at once (delay and real call); the rest wait.
+    Capacity {
+        /// The limited function(s) (one limit shared by all of them).
+        target: Target,
+        /// Calls in flight at once (at least 1).
+        max: u64,
+        /// Length queries, data calls or both.
+        phase: Phase,
     },
     /// Block the call until this line is removed from the file (or `max_ms`).
     Hang {
@@ -417,21 +457,24 @@ impl Rule {
                     format_rv(*rv),
                     trigger.to_text()
                 );
-                match phase {
-                    Phase::Any => {}
-                    Phase::Query => s.push_str(" phase=query"),
-                    Phase::Data => s.push_str(" phase=data"),
-                }
+                s.push_str(phase.to_text());
                 s
             }
             Rule::Delay {
                 target,
                 ms,
                 trigger,
+                phase,
             } => format!(
-                "delay fn={} ms={ms} {}",
+                "delay fn={} ms={ms} {}{}",
                 target.to_text(),
-                trigger.to_text()
+                trigger.to_text(),
+                phase.to_text()
+            ),
+            Rule::Capacity { target, max, phase } => format!(
+                "capacity fn={} max={max}{}",
+                target.to_text(),
+                phase.to_text()
             ),
             Rule::Hang {
                 target,
@@ -575,7 +618,7 @@ fn parse_line(line: &str) -> Result<Rule, String> {
                 .map_err(|_| format!("bad seed {n:?}")),
             _ => Err("seed takes one number".to_owned()),
         },
-        "fault" | "delay" | "hang" | "corrupt" => {
+        "fault" | "delay" | "hang" | "corrupt" | "capacity" => {
             let mut kv = Pairs::new(&rest)?;
             let target = match kv.take("fn") {
                 Some("*") => Target::All,
@@ -586,24 +629,28 @@ fn parse_line(line: &str) -> Result<Rule, String> {
                 None => return Err("missing fn=".to_owned()),
             };
             let trigger = parse_trigger(&mut kv)?;
+            let mut phase = || -> Result<Phase, String> {
+                let phase = match kv.take("phase") {
+                    None | Some("any") => Phase::Any,
+                    Some("query") => Phase::Query,
+                    Some("data") => Phase::Data,
+                    Some(p) => return Err(format!("bad phase {p:?}")),
+                };
+                if let Target::One(f) = target
+                    && phase != Phase::Any
+                    && !f.has_output_buffer()
+                {
+                    return Err(format!("{f} has no length query; phase= does not apply"));
+                }
+                Ok(phase)
+            };
             let rule = match verb {
                 "fault" => {
+                    let phase = phase()?;
                     let rv = kv.take("rv").ok_or("missing rv=")?;
                     let rv = parse_rv(rv).ok_or_else(|| format!("unknown rv {rv:?}"))?;
                     if rv == cryptoki_sys::CKR_OK {
                         return Err("rv=CKR_OK is not a fault".to_owned());
-                    }
-                    let phase = match kv.take("phase") {
-                        None | Some("any") => Phase::Any,
-                        Some("query") => Phase::Query,
-                        Some("data") => Phase::Data,
-                        Some(p) => return Err(format!("bad phase {p:?}")),
-                    };
-                    if let Target::One(f) = target
-                        && phase != Phase::Any
-                        && !f.has_output_buffer()
-                    {
-                        return Err(format!("{f} has no length query; phase= does not apply"));
                     }
                     Rule::Fault {
                         target,
@@ -613,12 +660,25 @@ fn parse_line(line: &str) -> Result<Rule, String> {
                     }
                 }
                 "delay" => {
+                    let phase = phase()?;
                     let ms = kv.number("ms")?.ok_or("missing ms=")?;
                     Rule::Delay {
                         target,
                         ms,
                         trigger,
+                        phase,
                     }
+                }
+                "capacity" => {
+                    let phase = phase()?;
+                    if trigger != Trigger::Always {
+                        return Err("capacity limits every call; mode= does not apply".to_owned());
+                    }
+                    let max = kv.number("max")?.ok_or("missing max=")?;
+                    if max == 0 {
+                        return Err("max must be at least 1".to_owned());
+                    }
+                    Rule::Capacity { target, max, phase }
                 }
                 "hang" => Rule::Hang {
                     target,
@@ -764,6 +824,7 @@ mod tests {
                     target: Target::One(Function::C_Sign),
                     ms: 200,
                     trigger: Trigger::Always,
+                    phase: Phase::Any,
                 },
                 Rule::Hang {
                     target: Target::One(Function::C_SignInit),
@@ -781,6 +842,51 @@ mod tests {
         );
         assert!(cf.unplugged());
         assert_eq!(cf.seed(), Some(42));
+    }
+
+    #[test]
+    fn delay_phases_and_capacity_parse_and_print_back() {
+        let text = "delay fn=C_Sign ms=5 phase=data\ncapacity fn=C_Sign max=64 phase=data\ncapacity fn=* max=3\n";
+        let cf = ControlFile::parse(text);
+        assert!(cf.errors.is_empty(), "{:?}", cf.errors);
+        let rules: Vec<Rule> = cf.rules.iter().map(|r| r.rule.clone()).collect();
+        assert_eq!(
+            rules,
+            vec![
+                Rule::Delay {
+                    target: Target::One(Function::C_Sign),
+                    ms: 5,
+                    trigger: Trigger::Always,
+                    phase: Phase::Data,
+                },
+                Rule::Capacity {
+                    target: Target::One(Function::C_Sign),
+                    max: 64,
+                    phase: Phase::Data,
+                },
+                Rule::Capacity {
+                    target: Target::All,
+                    max: 3,
+                    phase: Phase::Any,
+                },
+            ]
+        );
+        assert_eq!(
+            ControlFile::parse(&ControlFile::to_text(&rules))
+                .rules
+                .len(),
+            3
+        );
+        for bad in [
+            "capacity fn=C_Sign",
+            "capacity fn=C_Sign max=0",
+            "capacity fn=C_Sign max=2 mode=nth n=1",
+            "capacity fn=C_Login max=2 phase=data",
+            "delay fn=C_Login ms=1 phase=query",
+            "hang fn=C_Sign phase=data",
+        ] {
+            assert_eq!(ControlFile::parse(bad).errors.len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! it, for each call, in this order:
 //!
 //! ```text
+//! capacity() -> the in-flight limit to wait for a slot of (ffi.rs keeps the slots)
 //! latency()  -> delay to sleep, hang to wait out       (lock released while waiting)
 //! admit()    -> refuse (unplug / stale session), fault, or forward with the real handle
 //!   ... real call (outside the lock) ...
@@ -270,9 +271,25 @@ impl Engine {
         }
     }
 
-    /// Stage 1: the total delay to add and the hang to wait out, if any.
-    pub fn latency(&mut self, f: Function) -> (Duration, Option<Hang>) {
+    /// Stage 0: the `capacity` rule that limits this call, if any: its key (the
+    /// limit's identity while the line stays) and how many calls it lets run at once.
+    pub fn capacity(&mut self, f: Function, phase: CallPhase) -> Option<(String, u64)> {
         self.refresh();
+        let is_query = phase == CallPhase::Query;
+        self.rules.iter().find_map(|r| match r.rule {
+            Rule::Capacity {
+                target,
+                max,
+                phase: want,
+            } if target.matches(f) && want.covers(is_query) => Some((r.key.clone(), max)),
+            _ => None,
+        })
+    }
+
+    /// Stage 1: the total delay to add and the hang to wait out, if any.
+    pub fn latency(&mut self, f: Function, phase: CallPhase) -> (Duration, Option<Hang>) {
+        self.refresh();
+        let is_query = phase == CallPhase::Query;
         let mut delay = Duration::ZERO;
         let mut hang = None;
         for i in 0..self.rules.len() {
@@ -281,7 +298,11 @@ impl Engine {
                     target,
                     ms,
                     trigger,
-                } if target.matches(f) && self.count_and_fire(i, f, trigger) => {
+                    phase: want,
+                } if target.matches(f)
+                    && want.covers(is_query)
+                    && self.count_and_fire(i, f, trigger) =>
+                {
                     delay += Duration::from_millis(ms);
                     self.bump(f, Kind::Delay, None);
                 }

@@ -26,9 +26,10 @@
 )]
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
-use std::sync::{LazyLock, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Condvar, LazyLock, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use cryptoki_sys::*;
@@ -173,9 +174,65 @@ struct Ctx {
     token_absent: bool,
 }
 
+/// The calls in flight under each `capacity` rule, by rule key.
+static IN_FLIGHT: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+/// Wakes the calls waiting for a slot.
+static SLOT_FREED: Condvar = Condvar::new();
+/// How often a waiting call looks whether its `capacity` line is still there.
+const SLOT_POLL: Duration = Duration::from_millis(20);
+
+/// A slot under a `capacity` rule, held from the delay to the end of the real call.
+struct Slot(Option<String>);
+
+impl Slot {
+    /// Waits for a slot of the `capacity` rule that limits this call, if one does;
+    /// gives up waiting (and runs unlimited) once the rule's line is gone.
+    fn take(f: Function, phase: CallPhase) -> Slot {
+        let Some((key, max)) = with_engine(|e| e.capacity(f, phase)) else {
+            return Slot(None);
+        };
+        let mut map = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let n = map
+                .get_or_insert_with(HashMap::new)
+                .entry(key.clone())
+                .or_insert(0);
+            if *n < max {
+                *n += 1;
+                return Slot(Some(key));
+            }
+            map = SLOT_FREED
+                .wait_timeout(map, SLOT_POLL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            drop(map);
+            let gone = with_engine(|e| {
+                e.refresh();
+                !e.has_rule(&key)
+            });
+            if gone {
+                return Slot(None);
+            }
+            map = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(key) = self.0.take() else { return };
+        let mut map = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.as_mut().and_then(|m| m.get_mut(&key)) {
+            *n = n.saturating_sub(1);
+        }
+        drop(map);
+        SLOT_FREED.notify_all();
+    }
+}
+
 /// Sleeps the delays and waits out the hang the engine chose for this call.
-fn wait_latency(f: Function) {
-    let (delay, hang) = with_engine(|e| e.latency(f));
+fn wait_latency(f: Function, phase: CallPhase) {
+    let (delay, hang) = with_engine(|e| e.latency(f, phase));
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
@@ -210,7 +267,8 @@ fn run(
         Ok(l) => l,
         Err(rv) => return rv,
     };
-    wait_latency(f);
+    let slot = Slot::take(f, phase);
+    wait_latency(f, phase);
     // The session handle is translated and the real call made under one hold
     // of the device read lock, so an unplug (which closes real sessions under
     // the write lock) can never fall between the two and let a stale handle
@@ -249,6 +307,7 @@ fn run(
         ),
     };
     drop(device);
+    drop(slot);
     result
 }
 

@@ -17,6 +17,7 @@
 //!      | C_GetFunctionList -> the mock's list
 //!      v
 //!  ffi.rs: guard (no panic crosses FFI)
+//!      -> a capacity slot    wait while K calls are in flight (network HSM)
 //!      -> engine.latency()   delay / hang          <- control file (re-read on change)
 //!      -> engine.admit()     unplug, stale session, fault rules
 //!      -> real module        (SoftHSM2, via its own C_GetFunctionList)
@@ -45,6 +46,8 @@
 //! fault   fn=C_Login rv=CKR_FUNCTION_FAILED               # mode=always
 //! fault   fn=C_Sign rv=CKR_DEVICE_ERROR phase=data        # skip length queries
 //! delay   fn=C_Sign ms=200
+//! delay   fn=C_Sign ms=5 phase=data                      # not the length query
+//! capacity fn=C_Sign max=64 phase=data                   # at most 64 in flight
 //! hang    fn=C_Sign max_ms=60000                           # until this line goes
 //! corrupt fn=C_Sign mode=nth n=1 [bit=K]
 //! unplug

@@ -340,6 +340,53 @@ fn delay_adds_latency(fx: &Fixture) {
     );
 }
 
+/// Signs once on each of `n` sessions at the same time; returns the wall time of all.
+fn sign_in_parallel(fx: &Fixture, n: usize) -> Duration {
+    let sessions: Vec<Session> = (0..n).map(|_| fx.session()).collect();
+    let keys: Vec<ObjectHandle> = sessions.iter().map(|s| fx.key(s)).collect();
+    let t = Instant::now();
+    let workers: Vec<_> = sessions
+        .into_iter()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (s, key))| {
+            std::thread::spawn(move || {
+                let msg = format!("parallel {i}");
+                let sig = sign_with(&s, key, msg.as_bytes()).unwrap();
+                (msg, sig, s)
+            })
+        })
+        .collect();
+    for w in workers {
+        let (msg, sig, _s) = w.join().unwrap();
+        assert!(fx.verifies(msg.as_bytes(), &sig));
+    }
+    t.elapsed()
+}
+
+/// A simulated network HSM: each data call of C_Sign takes the delay, the length
+/// query none, and at most `max` run at once.
+fn capacity_limits_calls_in_flight(fx: &Fixture) {
+    fx.faults("delay fn=C_Sign ms=100 phase=data\n");
+    let s = fx.session();
+    let t = Instant::now();
+    fx.sign(&s, b"one").unwrap();
+    let one = t.elapsed();
+    assert!(
+        one >= Duration::from_millis(100) && one < Duration::from_millis(190),
+        "the length query is not delayed: {one:?}"
+    );
+    // Unlimited: six at once take about one delay.
+    let free = sign_in_parallel(fx, 6);
+    assert!(free < Duration::from_millis(290), "{free:?}");
+    // Two at a time: three rounds.
+    fx.faults("delay fn=C_Sign ms=100 phase=data\ncapacity fn=C_Sign max=2 phase=data\n");
+    let limited = sign_in_parallel(fx, 6);
+    assert!(limited >= Duration::from_millis(300), "{limited:?}");
+    assert!(limited < Duration::from_millis(900), "{limited:?}");
+    fx.faults("");
+}
+
 fn hang_blocks_until_released(fx: &Fixture) {
     fx.faults("hang fn=C_SignInit max_ms=20000\n");
     let s = fx.session();
@@ -758,6 +805,10 @@ const SCENARIOS: &[Scenario] = &[
         always_returns_each_listed_rv,
     ),
     ("delay_adds_latency", delay_adds_latency),
+    (
+        "capacity_limits_calls_in_flight",
+        capacity_limits_calls_in_flight,
+    ),
     ("hang_blocks_until_released", hang_blocks_until_released),
     ("corrupt_flips_one_bit", corrupt_flips_one_bit),
     ("unplug_then_replug", unplug_then_replug),
