@@ -117,10 +117,25 @@ pub struct ModuleConfig {
 /// [`PoolConfig::bulk_share`] unless configured.
 pub const DEFAULT_BULK_SHARE: f64 = 0.5;
 
+/// [`PoolConfig::workers`] unless configured: sessions (and threads) per key.
+///
+/// Sized for the HSM, not for the host: a worker waiting in `C_Sign` costs no CPU, and
+/// what a pool can sign is `workers / latency of one C_Sign`. A network HSM (Luna,
+/// nShield Connect, CloudHSM) answers each call after 1-10 ms but signs many in
+/// parallel: with 16 workers a 5 ms HSM serves up to 3,200 signatures a second per key,
+/// where one worker per core of a 2-core host would stop at 400. Sixteen sessions per
+/// key are well inside what such HSMs allow per client (hundreds). A local, CPU-bound
+/// token (SoftHSM, which signs on the host's own cores) gains nothing from more
+/// workers than cores and loses the lanes' share to the OS scheduler: `hanko dev-init`
+/// writes `hsm.workers = 2`, and production configs with such a token should set the
+/// host's core count. The bench `hanko-bench tsa --network-hsm` shows
+/// the difference.
+pub const DEFAULT_WORKERS: usize = 16;
+
 /// Settings of one signing pool (one per key).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolConfig {
-    /// Worker threads, each with its own PKCS#11 session. Default: the number of CPU cores.
+    /// Worker threads, each with its own PKCS#11 session. Default [`DEFAULT_WORKERS`].
     pub workers: usize,
     /// Jobs that may wait for a worker; when full, `sign` fails at once with `Busy`.
     pub queue_depth: usize,
@@ -133,12 +148,11 @@ pub struct PoolConfig {
     /// handing it out; a signature that fails is never handed out (`BadSignature`,
     /// counted in `hanko_hsm_verify_failures_total`, retried once on a fresh session).
     ///
-    /// Default **on for every key type**. For RSA it costs ~6 % of the signing rate. For
-    /// ECDSA P-256 on SoftHSM it costs ~75 % of the raw rate (19 000 -> 4 800 signs/s per
-    /// core, benches/RESULTS.md), which is still far above what the TSA front end needs
-    /// per core, while a wrong signature from a TSA is only found by the relying party,
-    /// after the fact. So the default is the same for both; set it to `false` per pool
-    /// (each key has its own pool) for an ECDSA key on an HSM you trust when the
+    /// Default **on for every key type**: a wrong signature from a TSA is only found by
+    /// the relying party, after the fact. The verifier is OpenSSL's (`hanko_pki::verify`):
+    /// about 40 µs for RSA-3072 (3 % of a SoftHSM signature) and 63 µs for ECDSA P-256, within
+    /// 1.3x of `openssl speed` (`hanko-bench verify`, benches/RESULTS.md). Set it to
+    /// `false` per pool (each key has its own pool) only for an HSM you trust when that
     /// headroom is needed.
     pub verify_after_sign: bool,
     /// The share of the workers that [`Lane::Bulk`] signatures may occupy while
@@ -152,12 +166,9 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
         Self {
-            workers,
-            queue_depth: 64 * workers,
+            workers: DEFAULT_WORKERS,
+            queue_depth: 64 * DEFAULT_WORKERS,
             call_timeout: Duration::from_secs(10),
             verify_after_sign: true,
             bulk_share: DEFAULT_BULK_SHARE,

@@ -22,6 +22,7 @@
 //! corrupt fn=FN [bit=K] [TRIGGER]
 //! unplug
 //! seed    N
+//! stats   off
 //!
 //! FN      = a PKCS#11 v2.40 function name (C_Sign, C_Login, ...) or * (every function)
 //! RV      = a CKR_ name (CKR_DEVICE_ERROR, ...) or a number (48, 0x30)
@@ -39,6 +40,10 @@
 //! 12,800 signatures/s at most). `phase=data` leaves the length query (the NULL
 //! output buffer call most clients make first) fast, as a real HSM answers it
 //! locally.
+//!
+//! `stats off` stops the stats file's updates (by default rewritten at every injected
+//! fault or delay): a benchmark that delays every signature would otherwise be bound
+//! by writing that file.
 //!
 //! A line that does not parse is ignored as a whole (the engine warns once on
 //! stderr); the other lines still apply.
@@ -439,6 +444,8 @@ pub enum Rule {
     Unplug,
     /// Seed of the random generator used by `mode=prob` and random bits.
     Seed(u64),
+    /// `stats off`: the stats file is not written while this line is present.
+    StatsOff,
 }
 
 impl Rule {
@@ -500,6 +507,7 @@ impl Rule {
             }
             Rule::Unplug => "unplug".to_owned(),
             Rule::Seed(n) => format!("seed {n}"),
+            Rule::StatsOff => "stats off".to_owned(),
         }
     }
 }
@@ -593,6 +601,11 @@ impl ControlFile {
         })
     }
 
+    /// Whether a `stats off` line is present.
+    pub fn stats_off(&self) -> bool {
+        self.rules.iter().any(|r| r.rule == Rule::StatsOff)
+    }
+
     /// Whether an `unplug` line is present.
     pub fn unplugged(&self) -> bool {
         self.rules.iter().any(|r| r.rule == Rule::Unplug)
@@ -611,6 +624,10 @@ fn parse_line(line: &str) -> Result<Rule, String> {
                 Err("unplug takes no arguments".to_owned())
             }
         }
+        "stats" => match rest.as_slice() {
+            ["off"] => Ok(Rule::StatsOff),
+            _ => Err("stats takes one word: off".to_owned()),
+        },
         "seed" => match rest.as_slice() {
             [n] => n
                 .parse()
@@ -846,7 +863,7 @@ mod tests {
 
     #[test]
     fn delay_phases_and_capacity_parse_and_print_back() {
-        let text = "delay fn=C_Sign ms=5 phase=data\ncapacity fn=C_Sign max=64 phase=data\ncapacity fn=* max=3\n";
+        let text = "delay fn=C_Sign ms=5 phase=data\ncapacity fn=C_Sign max=64 phase=data\ncapacity fn=* max=3\nstats off\n";
         let cf = ControlFile::parse(text);
         assert!(cf.errors.is_empty(), "{:?}", cf.errors);
         let rules: Vec<Rule> = cf.rules.iter().map(|r| r.rule.clone()).collect();
@@ -869,13 +886,15 @@ mod tests {
                     max: 3,
                     phase: Phase::Any,
                 },
+                Rule::StatsOff,
             ]
         );
+        assert!(cf.stats_off());
         assert_eq!(
             ControlFile::parse(&ControlFile::to_text(&rules))
                 .rules
                 .len(),
-            3
+            4
         );
         for bad in [
             "capacity fn=C_Sign",
@@ -884,6 +903,7 @@ mod tests {
             "capacity fn=C_Login max=2 phase=data",
             "delay fn=C_Login ms=1 phase=query",
             "hang fn=C_Sign phase=data",
+            "stats on",
         ] {
             assert_eq!(ControlFile::parse(bad).errors.len(), 1, "{bad}");
         }

@@ -91,6 +91,8 @@ struct Source {
 pub(crate) struct Engine {
     source: Option<Source>,
     stats_path: Option<PathBuf>,
+    /// `stats off`: counted, not written.
+    stats_off: bool,
     rules: Vec<KeyedRule>,
     counters: HashMap<(String, Function), u64>,
     seed: Option<u64>,
@@ -145,6 +147,7 @@ impl Engine {
                 content: Vec::new(),
             }),
             stats_path,
+            stats_off: false,
             rules: Vec::new(),
             counters: HashMap::new(),
             seed: None,
@@ -206,6 +209,7 @@ impl Engine {
         }
         self.seed = seed;
         let unplug = cf.unplugged();
+        self.stats_off = cf.stats_off();
         self.rules = cf.rules;
         let keys: HashSet<&str> = self.rules.iter().map(|r| r.key.as_str()).collect();
         self.counters.retain(|(k, _), _| keys.contains(k.as_str()));
@@ -262,6 +266,7 @@ impl Engine {
     fn bump(&mut self, f: Function, kind: Kind, rv: Option<CK_RV>) {
         self.stats.bump(f, kind, rv);
         if let Some(p) = &self.stats_path
+            && !self.stats_off
             && let Err(e) = self.stats.write(p)
         {
             let msg = format!("{e}");

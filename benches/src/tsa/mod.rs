@@ -35,6 +35,7 @@
 
 mod config;
 pub(crate) mod load;
+pub mod network;
 mod report;
 
 use std::path::PathBuf;
@@ -91,6 +92,18 @@ pub struct Args {
     /// starts, so the figure is the TLS cost per request with connection reuse.
     #[arg(long)]
     pub tls: bool,
+    /// Put the dev token behind pkcs11-mock acting as a network HSM: each signature
+    /// takes MS milliseconds, at most K at once (`5:64`: 12,800 signs/s). The raw rate
+    /// and the server both go through it; each row is also judged against that capacity.
+    #[arg(long, value_name = "MS:K")]
+    pub network_hsm: Option<network::NetworkHsm>,
+    /// The pkcs11-mock module for --network-hsm.
+    #[arg(long, default_value = "target/release/libhanko_pkcs11_mock.so")]
+    pub mock_so: PathBuf,
+    /// `hsm.workers` of the server and the raw pool [default: K with --network-hsm, else
+    /// the dev config's].
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// A key the dev server signs with, and how to ask for it.
@@ -141,13 +154,36 @@ struct Row {
     cpu: CpuSplit,
     /// Over the HTTPS listener (`--tls`) rather than plain HTTP.
     tls: bool,
+    /// The simulated network HSM, when there is one.
+    network: Option<network::NetworkHsm>,
+    /// Server CPU seconds per granted token (utime + stime of all its threads).
+    cpu_per_token: f64,
+    /// CPU seconds per signature of the raw measurement (this process: the pool and,
+    /// for a token that signs on the host, the signature itself).
+    raw_cpu_per_sig: f64,
+    /// The machine's CPUs.
+    ncpu: usize,
 }
 
 /// Runs the benchmark and prints the table.
 pub fn run(args: Args) -> anyhow::Result<()> {
     check(&args)?;
     let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-tsa-")?;
-    let bench = Bench::open(&args, hanko, dir)?;
+    let module = match args.network_hsm {
+        Some(net) => network::prepare(net, &dir, &args.mock_so, &args.common.module)?,
+        None => args.common.module.clone(),
+    };
+    let bench = Bench::open(&args, hanko, dir, &module)?;
+    if let Some(net) = args.network_hsm {
+        println!(
+            "network HSM: pkcs11-mock {} over {}, {} ms per signature, {} at once: {:.0} signs/s",
+            module.display(),
+            args.common.module.display(),
+            net.ms,
+            net.max,
+            net.capacity()
+        );
+    }
     println!(
         "hanko-bench tsa: {} s per row, server {} on 127.0.0.1:{}, hsm workers {}, {} CPUs, \
          data dir {}, log in {}",
@@ -181,6 +217,9 @@ fn check(args: &Args) -> anyhow::Result<()> {
     }
     if args.linger_ms.iter().any(|l| !(0.0..=100.0).contains(l)) {
         bail!("--linger-ms values must be between 0 and 100");
+    }
+    if args.workers == Some(0) {
+        bail!("--workers must be at least 1");
     }
     args.common.check()
 }
@@ -221,8 +260,33 @@ struct Bench<'a> {
 impl<'a> Bench<'a> {
     /// Opens the dev token of `dir`, reads its config and builds the requests. Call it
     /// before any other thread exists (SoftHSM reads SOFTHSM2_CONF in C_Initialize).
-    fn open(args: &'a Args, hanko: PathBuf, dir: PathBuf) -> anyhow::Result<Bench<'a>> {
-        let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.common.module)?;
+    fn open(
+        args: &'a Args,
+        hanko: PathBuf,
+        dir: PathBuf,
+        module: &std::path::Path,
+    ) -> anyhow::Result<Bench<'a>> {
+        let DevToken {
+            hsm,
+            mut base,
+            workers,
+        } = DevToken::open(&dir, module)?;
+        let workers = args
+            .workers
+            .or(args
+                .network_hsm
+                .map(|n| usize::try_from(n.max).unwrap_or(usize::MAX)))
+            .unwrap_or(workers);
+        if args.network_hsm.is_some() {
+            network::configure(&mut base, module, workers)?;
+        } else if args.workers.is_some() {
+            crate::devserver::set(
+                &mut base,
+                "hsm",
+                "workers",
+                toml::Value::Integer(i64::try_from(workers).unwrap_or(i64::MAX)),
+            )?;
+        }
         let wanted = |k: &BenchKey| {
             args.common.keys.is_empty()
                 || args
@@ -311,7 +375,12 @@ impl<'a> Bench<'a> {
             s.verify,
             self.seconds,
         ))?;
-        let raw_other = CpuTimes::split(&r0, &CpuTimes::sample(server.pid()), self.ncpu).other;
+        let r1 = CpuTimes::sample(server.pid());
+        let raw_other = CpuTimes::split(&r0, &r1, self.ncpu).other;
+        // This process's CPU per raw signature: the token's own signing where it runs on
+        // the host (SoftHSM, also behind the network-HSM mock), and the pool around it.
+        let raw_sigs = (raw.rate * self.seconds.as_secs_f64()).max(1.0);
+        let raw_cpu_per_sig = r1.me.saturating_sub(r0.me) as f64 / 100.0 / raw_sigs;
         let addr = server.addr();
         let mut targets = vec![Target::plain(addr)];
         if self.args.tls {
@@ -323,7 +392,15 @@ impl<'a> Bench<'a> {
         let mut rows = Vec::new();
         for &clients in &self.args.common.clients {
             for target in &targets {
-                rows.push(self.measure_row(server, s, reqs, target, clients, raw, raw_other)?);
+                rows.push(self.measure_row(
+                    server,
+                    s,
+                    reqs,
+                    target,
+                    clients,
+                    raw,
+                    (raw_other, raw_cpu_per_sig),
+                )?);
             }
         }
         Ok(rows)
@@ -342,7 +419,7 @@ impl<'a> Bench<'a> {
         target: &Target,
         clients: usize,
         raw: PoolRate,
-        raw_other: f64,
+        (raw_other, raw_cpu_per_sig): (f64, f64),
     ) -> anyhow::Result<Row> {
         let addr = server.addr();
         {
@@ -357,7 +434,13 @@ impl<'a> Bench<'a> {
                 (true, Some(a), Some(b)) => batch_stats(&a, &b),
                 _ => None,
             };
+            let granted = load.granted.count().max(1) as f64;
+            let cpu_per_token = c1.server.saturating_sub(c0.server) as f64 / 100.0 / granted;
             let row = Row {
+                network: self.args.network_hsm,
+                cpu_per_token,
+                raw_cpu_per_sig,
+                ncpu: self.ncpu,
                 key: s.key,
                 log: s.log,
                 linger: s.linger,

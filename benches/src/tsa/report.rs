@@ -130,6 +130,18 @@ fn print_row_in_words(r: &Row, max_other: f64) {
         r.key.target,
         met(ratio, r.key.target)
     );
+    if let Some(net) = r.network {
+        println!(
+            "  {}",
+            super::network::verdict(
+                net,
+                r.load.rate(),
+                (r.cpu.server, r.cpu.server + r.cpu.generator + r.cpu.other),
+                r.ncpu,
+                (r.cpu_per_token, r.raw_cpu_per_sig)
+            )
+        );
+    }
     if r.load.errors() > 0 {
         println!(
             "  errors: {} rejected, {} HTTP/parse, {} connection",

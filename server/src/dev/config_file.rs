@@ -56,6 +56,7 @@ fn dev_config(paths: &DevPaths, keys: &[DevKey]) -> String {
          module = {}\n\
          token_label = {}\n\
          softhsm2_conf = {}\n\
+         # SoftHSM signs on this host's cores: few workers, not the network-HSM default (16).\n\
          workers = 2\n\
          queue_depth = 128\n\
          call_timeout_ms = 10000\n\
