@@ -68,6 +68,12 @@ pub struct Args {
     /// close's and the lookups' reads pass over, or must avoid, those bytes.
     #[arg(long, default_value_t = 0)]
     pub token_bytes: usize,
+    /// `anchor.interval_secs` of the servers started (the lookups' and the signing
+    /// comparison's). 1 closes a batch every second, far more often than production's
+    /// default 60, so the on/off comparison sees every per-batch cost many times over;
+    /// 60 measures the signing path as deployed.
+    #[arg(long, default_value_t = 1)]
+    pub interval: u64,
 }
 
 /// The targets (issue #15): close under 2 s, lookup p99 under 5 ms, on/off at least 0.97.
@@ -83,6 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     args.common.check()?;
     if args.leaves.is_empty() || args.leaves.contains(&0) {
         bail!("--leaves must be at least 1");
+    }
+    if args.interval == 0 {
+        bail!("--interval must be at least 1 (anchor.interval_secs)");
     }
     if args.in_flight == 0 || args.lookups == 0 || args.requests == 0 {
         bail!("--in-flight, --lookups and --requests must be at least 1");
@@ -151,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dir: &dir,
         base: &base,
         rt: &client_rt,
+        interval: args.interval,
     };
     let lookup = lookup_phase(&args, &serve, &path, n, &closed)?;
     println!(
@@ -352,10 +362,17 @@ fn anchor_config(
     base: &toml::Table,
     anchoring: bool,
     database: Option<&Path>,
+    interval: u64,
 ) -> anyhow::Result<toml::Table> {
     let mut t = with_verify(base, true)?;
     set(&mut t, "anchor", "enabled", toml::Value::Boolean(anchoring))?;
-    set(&mut t, "anchor", "interval_secs", toml::Value::Integer(1))?;
+    let interval = i64::try_from(interval).unwrap_or(i64::MAX);
+    set(
+        &mut t,
+        "anchor",
+        "interval_secs",
+        toml::Value::Integer(interval),
+    )?;
     if let Some(db) = database {
         let url = format!("sqlite://{}", db.display());
         set(&mut t, "store", "database_url", toml::Value::String(url))?;
@@ -371,6 +388,8 @@ struct Serve<'a> {
     base: &'a toml::Table,
     /// The clients' runtime (one thread).
     rt: &'a tokio::runtime::Runtime,
+    /// `anchor.interval_secs` (`--interval`).
+    interval: u64,
 }
 
 impl Serve<'_> {
@@ -396,7 +415,7 @@ fn lookup_phase(
     closed: &Closed,
 ) -> anyhow::Result<Samples> {
     let rt = serve.rt;
-    let config = anchor_config(serve.base, true, Some(db))?;
+    let config = anchor_config(serve.base, true, Some(db), serve.interval)?;
     let server = serve.start("bench-anchor-lookup.toml", &config)?;
     let addr = server.addr().to_owned();
     let waited = Instant::now();
@@ -533,7 +552,7 @@ fn signing_phase(args: &Args, serve: &Serve<'_>) -> anyhow::Result<()> {
             [true, false]
         };
         for on in order {
-            let config = anchor_config(serve.base, on, None)?;
+            let config = anchor_config(serve.base, on, None, serve.interval)?;
             let name = format!("bench-anchor-{}.toml", crate::devserver::on_off(on));
             let server = serve.start(&name, &config)?;
             let target = Target::plain(server.addr());
