@@ -34,12 +34,16 @@ pub struct Hsm {
 
 /// See [`Hsm::release_watch`].
 #[derive(Debug, Clone)]
-pub struct ReleaseWatch(std::sync::Weak<HsmInner>);
+pub struct ReleaseWatch(Arc<AtomicBool>);
 
 impl ReleaseWatch {
-    /// Whether everything using the token has been dropped.
+    /// Whether everything using the token has been dropped, and the drop has finished:
+    /// the login session closed and, where this token held the module's last
+    /// reference, the module finalised. (Not merely the last reference gone: the
+    /// thread that drops it, a pool's watchdog or worker, is inside the module until
+    /// then, and a process that exits under it crashes in the module's code.)
     pub fn is_released(&self) -> bool {
-        self.0.strong_count() == 0
+        self.0.load(Ordering::Acquire)
     }
 
     /// Blocks until [`ReleaseWatch::is_released`] or `timeout`; returns whether it was
@@ -72,6 +76,19 @@ pub(crate) struct HsmInner {
     /// Labels of the keys signers use, with the number of signers using each: recovery
     /// is complete only when all are found.
     keys: Mutex<Vec<(String, usize)>>,
+    /// Set once this value has been dropped completely: the last field, so it drops
+    /// after every other one (the module's reference included). See [`ReleaseWatch`].
+    dropped: DroppedFlag,
+}
+
+/// Sets its flag when dropped (the last field of [`HsmInner`]).
+#[derive(Debug)]
+struct DroppedFlag(Arc<AtomicBool>);
+
+impl Drop for DroppedFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl HsmInner {
@@ -323,6 +340,7 @@ impl Hsm {
             slot: Mutex::new(None),
             login: Mutex::new(None),
             keys: Mutex::new(Vec::new()),
+            dropped: DroppedFlag(Arc::new(AtomicBool::new(false))),
         });
         {
             let state = m.read();
@@ -344,7 +362,7 @@ impl Hsm {
     /// A server waits on it after dropping its state, so that the process does not exit
     /// while worker threads still run inside the PKCS#11 module.
     pub fn release_watch(&self) -> ReleaseWatch {
-        ReleaseWatch(Arc::downgrade(&self.inner))
+        ReleaseWatch(self.inner.dropped.0.clone())
     }
 
     /// Whether the token is logged in and not being recovered. Never blocks.
