@@ -84,7 +84,8 @@ impl AppState {
         self.keys().iter().find(|k| k.label() == label).cloned()
     }
 
-    /// Where key `label` stands in a rollover ([`KeyPhase::Active`] without a TSA).
+    /// Where key `label` stands in a rollover ([`crate::rollover::KeyPhase::Active`]
+    /// without a TSA).
     pub fn key_phase(&self, label: &str) -> crate::rollover::KeyPhase {
         self.rollover
             .as_ref()
