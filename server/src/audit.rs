@@ -119,16 +119,21 @@ pub async fn record_start(store: &Store, keys: &[SigningKey]) -> anyhow::Result<
 }
 
 /// `key-activated` of a rollover's next key: the key it succeeds, its activation time,
-/// the policies it took over, and the node that switched.
-pub fn key_activated(p: &crate::rollover::Pending, policies: &[String], node: &str) -> AuditEvent {
-    let cert = p.unit.certificate();
+/// what it took over (`policies` of a TSA key, `credentials` names of a seal key), and
+/// the node that switched.
+pub fn key_activated(
+    p: &crate::rollover::Pending,
+    (what, names): (&str, &[String]),
+    node: &str,
+) -> AuditEvent {
+    let cert = &p.certificate;
     AuditEvent::new(
         AuditEventType::KeyActivated,
         [
             ("key", p.successor.clone()),
             ("succeeds", p.predecessor.clone()),
             ("activate_at", crate::http::anchor_api::rfc3339(p.at)),
-            ("policies", policies.join(",")),
+            (what, names.join(",")),
             (
                 "certificate_sha256",
                 hex::encode(cert.fingerprint(HashAlgorithm::Sha256)),

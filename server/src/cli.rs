@@ -74,7 +74,7 @@ pub enum Command {
     /// needs neither the HSM nor the PIN.
     Key(crate::key_cli::KeyArgs),
     /// Reload the running server's configuration (SIGHUP through `<data_dir>/hanko.pid`):
-    /// a time-stamping unit's next key and rollover times. Exit 0 applied, 1 refused
+    /// a key's successor (TSA or seal) and rollover times. Exit 0 applied, 1 refused
     /// (nothing changed), 2 error.
     Reload(crate::reload_cli::ReloadArgs),
     /// Manage API keys of clients: `new` makes one.

@@ -439,13 +439,13 @@ fn log_system_failure(r: &Rejection) {
 /// Builds the time-stamp authority: profile, clock guard over the configured source,
 /// serials from the issuance log, and one unit per policy (certificate and key checked):
 /// the key of the policy's succession (`keys.succeeds`) whose time has come, the first
-/// key when none has. Returns the issuer and that plan (its rollovers still to come).
+/// key when none has, as `plan` says (its policies are taken out of it).
 pub fn build_issuer(
     cfg: &crate::config::Config,
     settings: &crate::config::TsaSettings,
-    keys: &[crate::state::SigningKey],
+    plan: &mut crate::rollover::StartPlan,
     store: &hanko_store::Store,
-) -> anyhow::Result<(Issuer, crate::rollover::StartPlan)> {
+) -> anyhow::Result<Issuer> {
     use anyhow::Context as _;
     use hanko_tsa::{ClockGuard, ClockGuardConfig, Tsa};
     let mut guard = ClockGuardConfig::for_accuracy(settings.profile.accuracy);
@@ -460,8 +460,6 @@ pub fn build_issuer(
     let tsa = Arc::new(
         Tsa::new(settings.profile.clone(), clock, serials).context("time-stamp authority")?,
     );
-    let now = std::time::SystemTime::now();
-    let mut plan = crate::rollover::StartPlan::new(&cfg.keys, settings, keys, now)?;
     let mut policy_units = Vec::new();
     for (policy, label, unit) in std::mem::take(&mut plan.policies) {
         tsa.install_unit(&policy, unit.clone())
@@ -481,7 +479,9 @@ pub fn build_issuer(
     let mut issuer = Issuer::new(tsa, policy_units, store.clone())
         .with_clock_source(settings.clock_source.name());
     for (label, _, unit) in &plan.retired {
-        issuer = issuer.with_retired(label, unit.clone());
+        if let Some(unit) = unit {
+            issuer = issuer.with_retired(label, unit.clone());
+        }
     }
     if cfg.store.durability == crate::config::Durability::None {
         // resolve() refuses this outside --dev.
@@ -490,5 +490,5 @@ pub fn build_issuer(
         tracing::warn!("==================================================================");
         issuer = issuer.without_log_appends_dev_only();
     }
-    Ok((issuer, plan))
+    Ok(issuer)
 }

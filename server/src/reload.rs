@@ -8,9 +8,9 @@
 //!   rollovers scheduled, `config-reloaded` recorded with the file's SHA-256
 //! ```
 //!
-//! What a reload changes is what a key rollover needs: a time-stamping unit's next key
-//! (a new `[[keys]]` entry with `succeeds` and `activate_at`), and the activation time of
-//! a rollover still to come. Every other difference from the file in force (a section, a
+//! What a reload changes is what a key rollover needs: a key's successor, of a
+//! time-stamping unit or of a seal credential (a new `[[keys]]` entry with `succeeds`
+//! and `activate_at`), and the activation time of a rollover still to come. Every other difference from the file in force (a section, a
 //! key's other settings, a key removed) takes effect only at a restart, so a file with
 //! one is refused as a whole and names it; so is a file that fails any check. A refused
 //! reload changes nothing: the server goes on with the configuration in force, and the
@@ -185,34 +185,27 @@ impl Reloader {
             let key = state
                 .key(label)
                 .with_context(|| format!("key \"{label}\" is not loaded"))?;
-            rescheduled.push(Pending {
-                successor: label.clone(),
-                predecessor: s.predecessor.clone(),
-                at: s.activate_at,
-                unit: unit_for(&key, s.activate_at)?,
-            });
+            rescheduled.push(pending_of(&key, s, s.activate_at)?);
             changes.push(format!(
                 "key \"{label}\" now takes over at {}",
                 crate::http::anchor_api::rfc3339(s.activate_at)
             ));
         }
-        // Added keys: each a time-stamping unit's next key, loaded and checked in full.
+        // Added keys: each a key's successor (TSA or seal), loaded and checked in full.
         let specs: Vec<_> = added.iter().filter_map(|l| spec(l).cloned()).collect();
         let mut scheduled = Vec::new();
         let mut loaded = Vec::new();
+        let mut seals = Vec::new();
         if !specs.is_empty() {
             let Some(r) = rollover else {
-                bail!(
-                    "new keys need a time-stamp authority to roll over ({})",
-                    added.join(", ")
-                );
+                bail!("new keys need a running rollover ({})", added.join(", "));
             };
             for k in &specs {
                 let Some(s) = &k.succession else {
                     bail!(
-                        "key \"{}\" is new but succeeds no key: a reload adds only a \
-                         time-stamping unit's next key (keys.succeeds, keys.activate_at); \
-                         other keys take effect at a restart",
+                        "key \"{}\" is new but succeeds no key: a reload adds only a key's \
+                         successor (keys.succeeds, keys.activate_at); other keys take effect at \
+                         a restart",
                         k.label
                     );
                 };
@@ -237,12 +230,28 @@ impl Reloader {
             let keys = crate::suspension::gate_keys(keys, &state.suspensions);
             for (k, spec) in keys.iter().zip(&specs) {
                 let Some(s) = &spec.succession else { continue };
-                scheduled.push(Pending {
-                    successor: k.label().to_owned(),
-                    predecessor: s.predecessor.clone(),
-                    at: s.activate_at,
-                    unit: unit_for(k, s.activate_at.max(SystemTime::now()))?,
-                });
+                let at = s.activate_at.max(SystemTime::now());
+                scheduled.push(pending_of(k, s, at)?);
+                if let Some(metadata) = &spec.seal {
+                    // A seal key: its credential and visible seal, serving nothing until
+                    // its time.
+                    let Some(sealer) = &state.sealer else {
+                        bail!("key \"{}\": no sealer to add a seal key to", k.label());
+                    };
+                    let credential = crate::seal::credential_of(k, metadata.clone(), at)?;
+                    let source = crate::visible_seal::VisibleSealSource {
+                        credential: credential.name(),
+                        display_name: credential.metadata().display_name.as_deref(),
+                        image_png: credential.metadata().image.as_ref().map(|i| i.png()),
+                    };
+                    let visible = crate::visible_seal::VisibleSeals::build(
+                        &[source],
+                        cfg.seal_font.as_deref(),
+                        cfg.dev,
+                    )
+                    .with_context(|| format!("key \"{}\": visible seal", k.label()))?;
+                    seals.push((sealer.clone(), credential, visible));
+                }
                 changes.push(format!(
                     "key \"{}\" added: succeeds \"{}\" at {}",
                     k.label(),
@@ -264,6 +273,9 @@ impl Reloader {
             }
         }
         state.keys.extend(loaded);
+        for (sealer, credential, visible) in seals {
+            sealer.add(credential, visible);
+        }
         if let Some(r) = rollover {
             for p in rescheduled.into_iter().chain(scheduled) {
                 r.schedule(p);
@@ -323,6 +335,31 @@ impl Reloader {
             }
         })))
     }
+}
+
+/// The rollover of `key` (which succeeds as `s` says) at `s.activate_at`, its
+/// certificate checked for `at`: a time-stamping key's unit, or a seal key's
+/// certificate against the seal profile.
+fn pending_of(
+    key: &crate::state::SigningKey,
+    s: &crate::config::Succession,
+    at: SystemTime,
+) -> anyhow::Result<Pending> {
+    let unit = match key.usage() {
+        crate::config::KeyUsage::Tsa => Some(unit_for(key, at)?),
+        crate::config::KeyUsage::Seal => {
+            crate::keys::check_certificate(key.usage(), key.certificate(), at)
+                .with_context(|| format!("seal key \"{}\" at its activation", key.label()))?;
+            None
+        }
+    };
+    Ok(Pending {
+        successor: key.label().to_owned(),
+        predecessor: s.predecessor.clone(),
+        at: s.activate_at,
+        unit,
+        certificate: key.certificate().clone(),
+    })
 }
 
 /// The top-level tables and keys whose values differ between `old` and `new`, other

@@ -1,5 +1,9 @@
-//! Key rollover of the time-stamping units (issue #18): a unit's next key takes over at
-//! its activation time, on every node with the same configuration, without a restart.
+//! Key rollover of the time-stamping units and seal credentials (issue #18): a key's
+//! successor takes over at its activation time, on every node with the same
+//! configuration, without a restart. A TSA key's successor takes over the policies it
+//! signs (below); a seal key's successor takes over the credential names it served
+//! (`Sealer::hand_over`: the old credential ID keeps working, now sealing with the new
+//! key).
 //!
 //! ```text
 //!   [[keys]] label = "tsa-2027"  succeeds = "tsa-2026"  activate_at = "2027-04-01T00:00:00Z"
@@ -28,8 +32,11 @@ use anyhow::Context as _;
 use hanko_store::Store;
 use hanko_tsa::{PolicyId, TimeStampUnit};
 
-use crate::config::{KeySpec, TsaSettings, successors_of};
+use hanko_pki::cert::Certificate;
+
+use crate::config::{KeySpec, KeyUsage, TsaSettings, successors_of};
 use crate::issuance::Issuer;
+use crate::seal::{SealRollover, Sealer};
 use crate::state::SigningKey;
 
 /// The longest the rollover task sleeps before looking at the clock again (a clock
@@ -62,8 +69,11 @@ pub struct Pending {
     pub predecessor: String,
     /// When.
     pub at: SystemTime,
-    /// The next key's unit, checked for `at`.
-    pub unit: Arc<TimeStampUnit>,
+    /// A time-stamping key's unit, checked for `at`; `None` for a seal key (its
+    /// credential is loaded in the `Sealer` already and takes over the old key's names).
+    pub unit: Option<Arc<TimeStampUnit>>,
+    /// The next key's certificate.
+    pub certificate: Certificate,
 }
 
 /// The unit of a TSA key, its certificate checked for `at`.
@@ -79,27 +89,46 @@ pub fn unit_for(key: &SigningKey, at: SystemTime) -> anyhow::Result<Arc<TimeStam
     Ok(Arc::new(unit))
 }
 
-/// Which key signs each policy at start-up, which keys were handed over from already,
-/// and which rollovers are still to come.
+/// Which key signs each policy and serves each seal credential name at start-up, which
+/// keys were handed over from already, and which rollovers are still to come.
 #[derive(Debug, Default)]
 pub struct StartPlan {
     /// Each policy, the label of the key that signs it now, and its unit.
     pub policies: Vec<(PolicyId, String, Arc<TimeStampUnit>)>,
-    /// Keys whose successor's time had come, with that time and their unit.
-    pub retired: Vec<(String, SystemTime, Arc<TimeStampUnit>)>,
+    /// Keys whose successor's time had come, with that time and (a time-stamping key)
+    /// their unit.
+    pub retired: Vec<(String, SystemTime, Option<Arc<TimeStampUnit>>)>,
     /// Rollovers to come.
     pub pending: Vec<Pending>,
+    /// The seal keys: which serves each name, which are still to come.
+    pub seal: SealRollover,
 }
 
 impl StartPlan {
     /// The plan at `now` for the policies of `settings` (each names the first key of
-    /// its succession) over the loaded `keys` (`specs` says who succeeds whom).
+    /// its succession) and the seal keys, over the loaded `keys` (`specs` says who
+    /// succeeds whom).
     pub fn new(
+        specs: &[KeySpec],
+        settings: Option<&TsaSettings>,
+        keys: &[SigningKey],
+        now: SystemTime,
+    ) -> anyhow::Result<StartPlan> {
+        let mut plan = StartPlan::default();
+        if let Some(settings) = settings {
+            plan.plan_tsa(specs, settings, keys, now)?;
+        }
+        plan.plan_seals(specs, keys, now)?;
+        Ok(plan)
+    }
+
+    fn plan_tsa(
+        &mut self,
         specs: &[KeySpec],
         settings: &TsaSettings,
         keys: &[SigningKey],
         now: SystemTime,
-    ) -> anyhow::Result<StartPlan> {
+    ) -> anyhow::Result<()> {
         let mut cache: Vec<(String, Arc<TimeStampUnit>)> = Vec::new();
         let mut unit = |label: &str, at: SystemTime| -> anyhow::Result<Arc<TimeStampUnit>> {
             if let Some((_, u)) = cache.iter().find(|(l, _)| l == label) {
@@ -113,30 +142,73 @@ impl StartPlan {
             cache.push((label.to_owned(), u.clone()));
             Ok(u)
         };
-        let mut plan = StartPlan::default();
         for (policy, first) in &settings.units {
             let mut current = first.clone();
             for next in successors_of(specs, first) {
                 let Some(s) = &next.succession else { continue };
                 if s.activate_at <= now {
-                    if !plan.retired.iter().any(|(l, _, _)| l == &current) {
+                    if !self.retired.iter().any(|(l, _, _)| l == &current) {
                         let u = unit(&current, now)?;
-                        plan.retired.push((current.clone(), s.activate_at, u));
+                        self.retired.push((current.clone(), s.activate_at, Some(u)));
                     }
                     current = next.label.clone();
-                } else if !plan.pending.iter().any(|p| p.successor == next.label) {
-                    plan.pending.push(Pending {
+                } else if !self.pending.iter().any(|p| p.successor == next.label) {
+                    let u = unit(&next.label, s.activate_at)?;
+                    self.pending.push(Pending {
                         successor: next.label.clone(),
                         predecessor: s.predecessor.clone(),
                         at: s.activate_at,
-                        unit: unit(&next.label, s.activate_at)?,
+                        certificate: u.certificate().clone(),
+                        unit: Some(u),
                     });
                 }
             }
             let u = unit(&current, now)?;
-            plan.policies.push((policy.clone(), current, u));
+            self.policies.push((policy.clone(), current, u));
         }
-        Ok(plan)
+        Ok(())
+    }
+
+    /// Each seal succession: the key serving now serves the names of every key before
+    /// it; the keys to come serve nothing yet.
+    fn plan_seals(
+        &mut self,
+        specs: &[KeySpec],
+        keys: &[SigningKey],
+        now: SystemTime,
+    ) -> anyhow::Result<()> {
+        let firsts = specs
+            .iter()
+            .filter(|k| k.usage == KeyUsage::Seal && k.succession.is_none());
+        for first in firsts {
+            let mut current = first.label.clone();
+            let mut names = vec![first.label.clone()];
+            for next in successors_of(specs, &first.label) {
+                let Some(s) = &next.succession else { continue };
+                if s.activate_at <= now {
+                    self.retired.push((current.clone(), s.activate_at, None));
+                    current = next.label.clone();
+                    names.push(current.clone());
+                } else {
+                    let key = keys
+                        .iter()
+                        .find(|k| k.label() == next.label)
+                        .with_context(|| format!("seal key \"{}\" is not loaded", next.label))?;
+                    self.seal.pending.insert(next.label.clone(), s.activate_at);
+                    self.pending.push(Pending {
+                        successor: next.label.clone(),
+                        predecessor: s.predecessor.clone(),
+                        at: s.activate_at,
+                        unit: None,
+                        certificate: key.certificate().clone(),
+                    });
+                }
+            }
+            for name in names {
+                self.seal.serving.insert(name, current.clone());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -147,10 +219,11 @@ struct Schedule {
     retired: Vec<(String, SystemTime)>,
 }
 
-/// The rollovers of a running TSA (see the module docs).
+/// The rollovers of a running server (see the module docs).
 #[derive(Debug)]
 pub struct Rollover {
-    issuer: Arc<Issuer>,
+    issuer: Option<Arc<Issuer>>,
+    sealer: Option<Arc<Sealer>>,
     store: Store,
     node: String,
     schedule: Mutex<Schedule>,
@@ -158,8 +231,14 @@ pub struct Rollover {
 }
 
 impl Rollover {
-    /// The rollovers of `issuer` as planned at start-up.
-    pub fn new(issuer: Arc<Issuer>, store: Store, node: String, plan: &StartPlan) -> Self {
+    /// The rollovers of `issuer` and `sealer` as planned at start-up.
+    pub fn new(
+        issuer: Option<Arc<Issuer>>,
+        sealer: Option<Arc<Sealer>>,
+        store: Store,
+        node: String,
+        plan: &StartPlan,
+    ) -> Self {
         let schedule = Schedule {
             pending: plan.pending.clone(),
             retired: plan
@@ -174,6 +253,7 @@ impl Rollover {
         }
         Self {
             issuer,
+            sealer,
             store,
             node,
             schedule: Mutex::new(schedule),
@@ -233,7 +313,9 @@ impl Rollover {
         })
     }
 
-    /// Hands over every rollover whose time is `now` or earlier, in time order.
+    /// Hands over every rollover whose time is `now` or earlier, in time order: a
+    /// time-stamping key takes over its predecessor's policies in the TSA, a seal key
+    /// the names its predecessor served in the sealer.
     async fn activate_due(&self, now: SystemTime) {
         let due: Vec<Pending> = {
             let mut s = self.lock();
@@ -244,17 +326,27 @@ impl Rollover {
             due
         };
         for p in due {
-            match self.issuer.hand_over(&p.predecessor, &p.successor, &p.unit) {
-                Ok(policies) => {
+            let handed = match (&p.unit, &self.issuer, &self.sealer) {
+                (Some(unit), Some(issuer), _) => issuer
+                    .hand_over(&p.predecessor, &p.successor, unit)
+                    .map(|policies| ("policies", policies.iter().map(|p| p.to_string()).collect()))
+                    .map_err(|e| e.to_string()),
+                (None, _, Some(sealer)) => Ok((
+                    "credentials",
+                    sealer.hand_over(&p.predecessor, &p.successor),
+                )),
+                _ => Err("no time-stamp authority or sealer to hand over in".to_owned()),
+            };
+            match handed {
+                Ok((what, names)) => {
                     self.lock().retired.push((p.predecessor.clone(), p.at));
                     let late = now.duration_since(p.at).unwrap_or_default();
                     tracing::warn!(key = %p.successor, succeeds = %p.predecessor,
-                        policies = policies.len(), late_ms = late.as_millis() as u64,
+                        serves = %names.join(","), late_ms = late.as_millis() as u64,
                         "key rollover: the next key signs from now on");
                     metrics::counter!("hanko_key_rollovers_total").increment(1);
-                    let policies: Vec<String> = policies.iter().map(|p| p.to_string()).collect();
                     for ev in [
-                        crate::audit::key_activated(&p, &policies, &self.node),
+                        crate::audit::key_activated(&p, (what, &names), &self.node),
                         crate::audit::key_retired(&p, &self.node),
                     ] {
                         crate::audit::record_or_log(&self.store, ev).await;

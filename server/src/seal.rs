@@ -37,13 +37,15 @@
 //! names one, by an external RFC 3161 TSA ([`crate::external_tsa::ExternalTsa`]); its
 //! failures are retryable (503) and leave nothing in the log.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use hanko_seal::pades::Appearance;
 
 use crate::visible_seal::VisibleSeals;
+use hanko_seal::pades::appearance::VisibleSeal;
 use hanko_seal::{
     CheckedPdf, Fault, Level, PdfSealRequest, Seal, SealCredential, SealMetadata, SealRecord,
     SealRequest, SealedPdf, TimeStamper,
@@ -65,7 +67,14 @@ pub const SEAL_SERIAL_COUNTER: &str = "seal";
 /// stamps B-T seals.
 #[derive(Debug)]
 pub struct Sealer {
-    credentials: Vec<Arc<SealCredential>>,
+    /// Every loaded seal key's credential, named by its label (a rollover's next key
+    /// too, before it takes over).
+    credentials: RwLock<Vec<Arc<SealCredential>>>,
+    /// Which credential serves each name clients use: a key serves its own label; after
+    /// a rollover (`keys.succeeds`) the next key serves the old key's name as well, so
+    /// the credential ID issuance systems are configured with keeps working. A key
+    /// still to come serves nothing.
+    serving: RwLock<HashMap<String, String>>,
     store: Store,
     serials: SerialAllocator,
     issuer: Option<Arc<Issuer>>,
@@ -74,7 +83,7 @@ pub struct Sealer {
     /// The external TSA of B-T seals (`seal.tsa_url`), used instead of `issuer`.
     external_tsa: Option<Arc<dyn TimeStamper>>,
     /// The credentials' visible PDF seals (those with a seal image).
-    visible: VisibleSeals,
+    visible: RwLock<VisibleSeals>,
 }
 
 /// What [`Sealer::with_options`] takes beyond the keys: credential metadata, an external TSA.
@@ -85,6 +94,33 @@ pub struct SealerOptions {
     pub metadata: std::collections::HashMap<String, SealMetadata>,
     /// The TSA of B-T seals instead of the server's own.
     pub external_tsa: Option<Arc<dyn TimeStamper>>,
+    /// Key rollover: the keys still to come, with the time each certificate is checked
+    /// for (its activation), and which key serves each name now (default: each key its
+    /// own label).
+    pub rollover: Option<SealRollover>,
+}
+
+/// The seal keys' rollover state at start-up (`rollover::StartPlan`).
+#[derive(Debug, Default, Clone)]
+pub struct SealRollover {
+    /// Keys still to come, with their activation time.
+    pub pending: HashMap<String, SystemTime>,
+    /// Name -> the label of the key serving it now.
+    pub serving: HashMap<String, String>,
+}
+
+/// The credential of seal key `key`, named by its label, its certificate checked for
+/// `at`.
+pub fn credential_of(
+    key: &SigningKey,
+    metadata: SealMetadata,
+    at: SystemTime,
+) -> anyhow::Result<Arc<SealCredential>> {
+    let credential =
+        SealCredential::new(key.label(), key.signer().clone(), key.chain().to_vec(), at)
+            .and_then(|c| c.with_metadata(metadata))
+            .with_context(|| format!("seal credential \"{}\"", key.label()))?;
+    Ok(Arc::new(credential))
 }
 
 /// Why a seal was not released.
@@ -128,12 +164,15 @@ impl Sealer {
         mut options: SealerOptions,
     ) -> anyhow::Result<Sealer> {
         let mut credentials = Vec::new();
+        let rollover = options.rollover.take();
         for key in keys.iter().filter(|k| k.usage() == KeyUsage::Seal) {
             let metadata = options.metadata.remove(key.label()).unwrap_or_default();
-            let credential =
-                SealCredential::new(key.label(), key.signer().clone(), key.chain().to_vec(), now)
-                    .and_then(|c| c.with_metadata(metadata))
-                    .with_context(|| format!("seal credential \"{}\"", key.label()))?;
+            // A key still to come is checked for the time it takes over.
+            let at = rollover
+                .as_ref()
+                .and_then(|r| r.pending.get(key.label()))
+                .map_or(now, |at| (*at).max(now));
+            let credential = credential_of(key, metadata, at)?;
             let m = credential.metadata();
             tracing::info!(
                 credential = %key.label(),
@@ -143,8 +182,15 @@ impl Sealer {
                 description = m.description.as_deref().unwrap_or(""),
                 "seal credential ready"
             );
-            credentials.push(Arc::new(credential));
+            credentials.push(credential);
         }
+        let serving = match rollover {
+            Some(r) => r.serving,
+            None => credentials
+                .iter()
+                .map(|c| (c.name().to_owned(), c.name().to_owned()))
+                .collect(),
+        };
         let serials = store.serial_allocator(SEAL_SERIAL_COUNTER, serial_block);
         let own_clock = match (&issuer, credentials.is_empty()) {
             (None, false) => {
@@ -158,38 +204,117 @@ impl Sealer {
             _ => None,
         };
         Ok(Sealer {
-            credentials,
+            credentials: RwLock::new(credentials),
+            serving: RwLock::new(serving),
             store,
             serials,
             issuer,
             own_clock,
             external_tsa: options.external_tsa,
-            visible: VisibleSeals::default(),
+            visible: RwLock::new(VisibleSeals::default()),
         })
     }
 
     /// The credentials' visible PDF seals, built at start-up
     /// ([`VisibleSeals::build`]).
-    pub fn with_visible_seals(mut self, visible: VisibleSeals) -> Self {
-        self.visible = visible;
+    pub fn with_visible_seals(self, visible: VisibleSeals) -> Self {
+        *self.visible.write().unwrap_or_else(|e| e.into_inner()) = visible;
         self
     }
 
     /// What draws `credential`'s visible seal; `None` when it has no seal image.
-    pub fn visible_seal(&self, credential: &str) -> Option<&dyn Appearance> {
+    pub fn visible_seal(&self, credential: &str) -> Option<Arc<VisibleSeal>> {
         self.visible
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(credential)
-            .map(|v| v.as_ref() as &dyn Appearance)
+            .cloned()
     }
 
-    /// The credential named `name`.
-    pub fn credential(&self, name: &str) -> Option<&Arc<SealCredential>> {
-        self.credentials.iter().find(|c| c.name() == name)
+    /// The credential that serves the name `name` now: the key of that label, or the
+    /// key that took over from it; `None` for an unknown name or a key still to come.
+    pub fn credential(&self, name: &str) -> Option<Arc<SealCredential>> {
+        let label = self
+            .serving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)?
+            .clone();
+        self.loaded(&label)
     }
 
-    /// Every credential, in configuration order.
-    pub fn credentials(&self) -> &[Arc<SealCredential>] {
-        &self.credentials
+    /// The loaded credential of key `label`, whether it serves or not.
+    fn loaded(&self, label: &str) -> Option<Arc<SealCredential>> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.name() == label)
+            .cloned()
+    }
+
+    /// The credentials that serve now, in configuration order (not a key still to come,
+    /// nor one a rollover retired).
+    pub fn credentials(&self) -> Vec<Arc<SealCredential>> {
+        let serving = self.serving.read().unwrap_or_else(|e| e.into_inner());
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|c| serving.get(c.name()).is_some_and(|l| l == c.name()))
+            .cloned()
+            .collect()
+    }
+
+    /// The names clients may ask for now, in configuration order: each serving key's
+    /// label and the labels of the keys it took over from (CSC `credentials/list`).
+    pub fn names(&self) -> Vec<String> {
+        let serving = self.serving.read().unwrap_or_else(|e| e.into_inner());
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|c| serving.contains_key(c.name()))
+            .map(|c| c.name().to_owned())
+            .collect()
+    }
+
+    /// Every loaded credential, those still to come and retired ones too (the visible
+    /// seals are built for each).
+    pub fn loaded_credentials(&self) -> Vec<Arc<SealCredential>> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reload's next key: its credential (serving nothing until its rollover) and its
+    /// visible seal, if it has one.
+    pub fn add(&self, credential: Arc<SealCredential>, visible: VisibleSeals) {
+        self.credentials
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(credential);
+        self.visible
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(visible);
+    }
+
+    /// Key rollover: the credential of `successor` serves every name `predecessor`
+    /// served, and its own. Returns the names handed over.
+    pub fn hand_over(&self, predecessor: &str, successor: &str) -> Vec<String> {
+        let mut serving = self.serving.write().unwrap_or_else(|e| e.into_inner());
+        let mut moved = Vec::new();
+        for (name, label) in serving.iter_mut() {
+            if label == predecessor {
+                *label = successor.to_owned();
+                moved.push(name.clone());
+            }
+        }
+        serving.insert(successor.to_owned(), successor.to_owned());
+        moved.sort();
+        moved
     }
 
     /// The clock guard signing times come from: the TSA's, else the server's own.

@@ -363,14 +363,15 @@ fn sealer_options(cfg: &Config) -> seal::SealerOptions {
     seal::SealerOptions {
         metadata,
         external_tsa,
+        rollover: None,
     }
 }
 
 /// Each seal credential's visible PDF seal (its `[keys.seal]` image and display name),
 /// with the font of `seal.font`.
 fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleSeals> {
-    let sources: Vec<VisibleSealSource<'_>> = sealer
-        .credentials()
+    let credentials = sealer.loaded_credentials();
+    let sources: Vec<VisibleSealSource<'_>> = credentials
         .iter()
         .map(|c| VisibleSealSource {
             credential: c.name(),
@@ -464,15 +465,18 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let poller = suspensions.spawn_poller(store.clone());
     audit::record_start(&store, &keys).await?;
     let node = cfg.store.options.node_id.clone();
-    let (issuer, rollover) = match &cfg.tsa {
-        Some(settings) => {
-            let (issuer, plan) = issuance::build_issuer(&cfg, settings, &keys, &store)?;
-            let issuer = Arc::new(issuer);
-            let rollover =
-                crate::rollover::Rollover::new(issuer.clone(), store.clone(), node.clone(), &plan);
-            (Some(issuer), Some(Arc::new(rollover)))
-        }
-        None => (None, None),
+    // Which key signs and serves what now, and the rollovers to come (`keys.succeeds`).
+    let mut plan = crate::rollover::StartPlan::new(
+        &cfg.keys,
+        cfg.tsa.as_ref(),
+        &keys,
+        std::time::SystemTime::now(),
+    )?;
+    let issuer = match &cfg.tsa {
+        Some(settings) => Some(Arc::new(issuance::build_issuer(
+            &cfg, settings, &mut plan, &store,
+        )?)),
+        None => None,
     };
     let reloader = crate::reload::Reloader::new(
         reload_source.0,
@@ -488,11 +492,21 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         cfg.store.serial_block,
         std::time::SystemTime::now(),
         cfg.dev,
-        sealer_options(&cfg),
+        seal::SealerOptions {
+            rollover: Some(plan.seal.clone()),
+            ..sealer_options(&cfg)
+        },
     )
     .context("seal credentials")?;
     let visible = visible_seals(&sealer, &cfg)?;
     let sealer = Arc::new(sealer.with_visible_seals(visible));
+    let rollover = Arc::new(crate::rollover::Rollover::new(
+        issuer.clone(),
+        Some(sealer.clone()),
+        store.clone(),
+        node.clone(),
+        &plan,
+    ));
     let mut verifier = verifier(&cfg, &keys);
     let batches = Arc::new(crate::anchor::evidence::BatchCache::default());
     if cfg.anchor.enabled {
@@ -527,7 +541,7 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         batches,
         renewal,
         suspensions,
-        rollover,
+        rollover: Some(rollover),
         reloader: Some(Arc::new(reloader)),
     });
     spawn_metrics_upkeep(metrics, state.clone());

@@ -30,7 +30,7 @@ pub struct AppState {
     /// The logged-in token. `None` only in tests that run on software keys.
     pub hsm: Option<Hsm>,
     /// The signing keys, in configuration order; each passed its checks when it was
-    /// loaded (at start-up, or by a reload that added a TSA unit's next key).
+    /// loaded (at start-up, or by a reload that added a key's successor).
     pub keys: KeyRing,
     /// Renders `/metrics`. `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,

@@ -34,6 +34,11 @@ pub struct VisibleSealSource<'a> {
 pub struct VisibleSeals(HashMap<String, Arc<VisibleSeal>>);
 
 impl VisibleSeals {
+    /// Adds `more` (a reload's new credentials).
+    pub fn extend(&mut self, more: VisibleSeals) {
+        self.0.extend(more.0);
+    }
+
     /// The visible seal of `credential`, `None` when it has no image.
     pub fn get(&self, credential: &str) -> Option<&Arc<VisibleSeal>> {
         self.0.get(credential)

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 
-use super::KeyUsage;
 use super::file::KeySection;
 use super::settings::{KeySpec, Succession};
 
@@ -26,13 +25,6 @@ pub(super) fn parse(k: &KeySection) -> anyhow::Result<Option<Succession>> {
             k.label
         ),
         (Some(predecessor), Some(at)) => {
-            if k.usage != KeyUsage::Tsa {
-                bail!(
-                    "key \"{}\": keys.succeeds is for time-stamping keys (usage = \"tsa\"); a new \
-                     seal key is a new seal credential",
-                    k.label
-                );
-            }
             if predecessor == &k.label {
                 bail!("key \"{}\": keys.succeeds names the key itself", k.label);
             }
@@ -71,9 +63,9 @@ pub(super) fn check(keys: &[KeySpec]) -> anyhow::Result<()> {
                 s.predecessor
             );
         };
-        if prev.usage != KeyUsage::Tsa {
+        if prev.usage != k.usage {
             bail!(
-                "key \"{}\": keys.succeeds = \"{}\" is not a time-stamping key",
+                "key \"{}\": keys.succeeds = \"{}\" is a key of another usage",
                 k.label,
                 s.predecessor
             );

@@ -481,14 +481,21 @@ fn successions_are_read_and_each_defect_named() {
         "[tsa]\nkey = \"b\"\n",
         "name the first key of the succession",
     );
-    // A seal key's successor is a new credential, not a rollover.
+    // A successor has the usage of the key it succeeds; seal keys roll over too.
     let seal = "[hsm]\nmodule = \"/x.so\"\ntoken_label = \"t\"\n\
         [[keys]]\nlabel = \"s1\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
         [[keys]]\nlabel = \"s2\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n\
         succeeds = \"s1\"\nactivate_at = \"2027-04-01T00:00:00Z\"\n";
-    let e = toml::from_str::<FileConfig>(seal)
+    let cfg = toml::from_str::<FileConfig>(seal)
+        .unwrap()
+        .resolve(&Overrides::default())
+        .unwrap();
+    assert_eq!(successors_of(&cfg.keys, "s1").len(), 1);
+    let mixed = seal.replace("succeeds = \"s1\"", "succeeds = \"t1\"")
+        + "[[keys]]\nlabel = \"t1\"\nusage = \"tsa\"\nalgorithm = \"ecdsa-sha256\"\nchain = \"k.pem\"\n";
+    let e = toml::from_str::<FileConfig>(&mixed)
         .unwrap()
         .resolve(&Overrides::default())
         .unwrap_err();
-    assert!(format!("{e:#}").contains("new seal credential"), "{e:#}");
+    assert!(format!("{e:#}").contains("a key of another usage"), "{e:#}");
 }

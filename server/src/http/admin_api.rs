@@ -247,7 +247,7 @@ pub(super) fn openapi(paths: &mut Map<String, Value>) {
     paths.insert(
         "/api/v1/admin/reload".into(),
         json!({ "post": op(
-            "reload this node's configuration file (a TSA unit's next key, a rollover's time); all or nothing",
+            "reload this node's configuration file (a key's successor, a rollover's time); all or nothing",
             Some(SCOPE_ADMIN),
             None,
             with_auth(vec![

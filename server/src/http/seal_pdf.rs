@@ -147,7 +147,15 @@ async fn pdf(
     // with 400 (PdfError::NoAppearance) after the file and the rectangle were checked.
     let appearance = sealer.visible_seal(a.credential.name());
     match sealer
-        .seal_pdf(&a.credential, &body, &a.request, &a.client, appearance)
+        .seal_pdf(
+            &a.credential,
+            &body,
+            &a.request,
+            &a.client,
+            appearance
+                .as_deref()
+                .map(|v| v as &dyn hanko_seal::pades::Appearance),
+        )
         .await
     {
         Ok(sealed) => {

@@ -13,6 +13,9 @@
 //! - The audit records, in order: config-reloaded (the file's SHA-256), key-loaded of
 //!   the new key, key-activated, key-retired; `hanko log verify` passes.
 //! - A restart after the switch starts on the new key, and `/tsa/certs` still has both.
+//! - A seal credential: its successor added by reload is `pending` (the old key seals),
+//!   then seals under the old credential name, with the audit events; and after a
+//!   restart too.
 //! - Two nodes sharing one PostgreSQL log, each reloaded through the admin API, switch
 //!   at the same time under load: no failed request on either, each records its own
 //!   `key-activated`, and no token of either carries the old key after the time.
@@ -37,9 +40,12 @@ const CHILD_TEST: &str = "key_rollover::make_the_next_key_in_the_dev_token";
 /// The dev key that signs the default policy, and its successor made here.
 const OLD_KEY: &str = "tsa-rsa3072";
 const NEW_KEY: &str = "tsa-next-p256";
+/// The dev seal credential rolled over, and its successor made here.
+const OLD_SEAL: &str = "seal-p256";
+const NEW_SEAL: &str = "seal-next-p256";
 
-/// Run in a child by the test: generates [`NEW_KEY`] in the dev token and writes its
-/// SubjectPublicKeyInfo to `<label>.spki.der`.
+/// Run in a child by the test: generates [`NEW_KEY`] and [`NEW_SEAL`] in the dev token
+/// and writes each SubjectPublicKeyInfo to `<label>.spki.der`.
 #[test]
 #[ignore = "run in a child process by the tests of this module"]
 fn make_the_next_key_in_the_dev_token() {
@@ -48,36 +54,55 @@ fn make_the_next_key_in_the_dev_token() {
         return;
     };
     let dir = Path::new(&dir);
-    let spki = open_dev_token(dir)
-        .generate_key_pair(NEW_KEY, KeyType::EcP256)
-        .unwrap();
-    std::fs::write(dir.join(format!("{NEW_KEY}.spki.der")), spki).unwrap();
+    let hsm = open_dev_token(dir);
+    for label in [NEW_KEY, NEW_SEAL] {
+        let spki = hsm.generate_key_pair(label, KeyType::EcP256).unwrap();
+        std::fs::write(dir.join(format!("{label}.spki.der")), spki).unwrap();
+    }
 }
 
-/// The next key in the token, certified as a TSU by the dev intermediate; its chain
-/// file (leaf, intermediate) under `dev-pki/`.
+/// The next keys in the token ([`NEW_KEY`], [`NEW_SEAL`]), each certified by the dev
+/// intermediate; the TSU's chain file (leaf, intermediate) under `dev-pki/`.
 fn certify_next_key(dir: &Path) -> (PathBuf, Certificate) {
     run_in_child_with_dev_token(CHILD_TEST, DATA_DIR_VAR, dir);
-    let spki = std::fs::read(dir.join(format!("{NEW_KEY}.spki.der"))).unwrap();
-    let inter = cert(dir, "intermediate.pem");
-    let inter_key = ca_key(dir, "intermediate.key.DEV-ONLY.pem");
-    let now = SystemTime::now();
-    let params = CertParams::new(
+    certify(
+        dir,
+        NEW_SEAL,
+        CertProfile::Seal,
+        "Hanko Dev Seal 2 (rollover test)",
+    );
+    certify(
+        dir,
+        NEW_KEY,
         CertProfile::Tsa {
             non_repudiation: false,
             private_key_usage_period: None,
         },
+        "Hanko Dev TSU 2 (rollover test)",
+    )
+}
+
+/// Key `label`'s certificate of `profile` from the dev intermediate: its chain file
+/// `dev-pki/<label>-chain.pem` and the certificate.
+fn certify(dir: &Path, label: &str, profile: CertProfile, cn: &str) -> (PathBuf, Certificate) {
+    let spki = std::fs::read(dir.join(format!("{label}.spki.der"))).unwrap();
+    let inter = cert(dir, "intermediate.pem");
+    let inter_key = ca_key(dir, "intermediate.key.DEV-ONLY.pem");
+    let now = SystemTime::now();
+    let params = CertParams::new(
+        profile,
         build_name(&[
             (NameAttr::Country, "JP"),
             (NameAttr::Organization, "Hanko Dev"),
-            (NameAttr::CommonName, "Hanko Dev TSU 2 (rollover test)"),
+            (NameAttr::CommonName, cn),
         ])
         .unwrap(),
         now - Duration::from_secs(3600).min(now.duration_since(inter.not_before()).unwrap()),
         now + Duration::from_secs(30 * 86_400),
     );
     let leaf = block_on(issue_certificate(&params, &spki, Some(&inter), &inter_key)).unwrap();
-    let chain = dir.join(format!("dev-pki/{NEW_KEY}-chain.pem"));
+    std::fs::write(dir.join(format!("dev-pki/{label}.pem")), leaf.to_pem()).unwrap();
+    let chain = dir.join(format!("dev-pki/{label}-chain.pem"));
     std::fs::write(&chain, format!("{}{}", leaf.to_pem(), inter.to_pem())).unwrap();
     (chain, leaf)
 }
@@ -518,4 +543,146 @@ fn two_nodes_on_one_postgres_switch_together_under_load() {
         "each node records its own switch: {activated:?}"
     );
     db.assert_verifies();
+}
+
+/// The signer certificate (PEM) of a CAdES seal, verified by `openssl cms -verify`
+/// against the dev root over `data`.
+fn seal_signer(dir: &Path, name: &str, p7s: &[u8], data: &Path) -> String {
+    let p7s_path = dir.join(format!("{name}.p7s"));
+    let signer = dir.join(format!("{name}.signer.pem"));
+    std::fs::write(&p7s_path, p7s).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(&p7s_path)
+        .arg("-content")
+        .arg(data)
+        .arg("-CAfile")
+        .arg(dir.join("data/dev-pki/root.pem"))
+        .args(["-out", "/dev/null", "-signer"])
+        .arg(&signer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    std::fs::read_to_string(signer).unwrap()
+}
+
+#[test]
+fn a_seal_credential_rolls_over_and_keeps_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    certify_next_key(&dir);
+    let new_seal = cert(&dir, &format!("{NEW_SEAL}.pem"));
+    let old_seal = cert(&dir, &format!("{OLD_SEAL}.pem"));
+    let db = TestDb::sqlite();
+    let config = dir.join("seal-rollover.toml");
+    // The issuance system's client, configured for the credential it has always used
+    // (and an operator's admin scope, to read the keys' phases).
+    let (key, client) = new_api_key(&[
+        "--name",
+        "registry",
+        "--scope",
+        "seal",
+        "--scope",
+        "admin",
+        "--credential",
+        OLD_SEAL,
+    ]);
+    dev_config_with(&dir, &config, |t| {
+        t.insert(
+            "clients".into(),
+            toml::Value::Array(vec![toml::Value::Table(client)]),
+        );
+    });
+    let base = std::fs::read_to_string(&config).unwrap();
+    let args = [
+        "--dev",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--database-url",
+        &db.url,
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let server = Server::start(hanko(), &args);
+    let doc = tmp.path().join("doc.txt");
+    std::fs::write(&doc, b"certificate of residence").unwrap();
+    let body = std::fs::read(&doc).unwrap();
+    let query = format!("credential={OLD_SEAL}");
+    let sealed = |name: &str| {
+        let (status, _, p7s) = crate::common::seal::seal(server.addr, &query, Some(&key), &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&p7s));
+        seal_signer(tmp.path(), name, &p7s, &doc)
+    };
+    assert_eq!(sealed("before"), old_seal.to_pem());
+
+    // The successor, with its own metadata; not a credential before its time.
+    let at = seconds_from_now(8);
+    let entry = format!(
+        "\n[[keys]]\nlabel = \"{NEW_SEAL}\"\nusage = \"seal\"\nalgorithm = \"ecdsa-sha256\"\n\
+         chain = \"dev-pki/{NEW_SEAL}-chain.pem\"\nsucceeds = \"{OLD_SEAL}\"\nactivate_at = \"{}\"\n\
+         [keys.seal]\ndescription = \"the 2027 seal\"\n",
+        rfc3339(at)
+    );
+    std::fs::write(&config, format!("{base}{entry}")).unwrap();
+    let (code, out) = reload(&dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("key \"{NEW_SEAL}\" added")), "{out}");
+    let phases = |server: &Server| -> Vec<(String, String)> {
+        admin_keys(server, &key)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["label"] == OLD_SEAL || k["label"] == NEW_SEAL)
+            .map(|k| {
+                (
+                    k["label"].as_str().unwrap().to_owned(),
+                    k["phase"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pending = [
+        (OLD_SEAL.to_owned(), "active".to_owned()),
+        (NEW_SEAL.to_owned(), "pending".to_owned()),
+    ];
+    assert_eq!(phases(&server), pending);
+    assert_eq!(sealed("pending"), old_seal.to_pem());
+    let (status, body_ready) = server.get("/readyz");
+    assert_eq!(status, 200, "{body_ready}");
+
+    while SystemTime::now() < at + Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The name the client has always used is served by the new key.
+    assert_eq!(sealed("after"), new_seal.to_pem());
+    let switched = [
+        (OLD_SEAL.to_owned(), "retired".to_owned()),
+        (NEW_SEAL.to_owned(), "active".to_owned()),
+    ];
+    assert_eq!(phases(&server), switched);
+    let (status, body_ready) = server.get("/readyz");
+    assert_eq!(status, 200, "{body_ready}");
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
+    let activated: Vec<(String, Value)> = audit_events(&db)
+        .into_iter()
+        .filter(|(t, _)| t == "key-activated" || t == "key-retired")
+        .collect();
+    assert_eq!(activated.len(), 2, "{activated:?}");
+    assert_eq!(activated[0].1["key"], NEW_SEAL);
+    assert_eq!(activated[0].1["credentials"], OLD_SEAL);
+    assert_eq!(activated[1].1["key"], OLD_SEAL);
+    db.assert_verifies();
+
+    // A restart after the switch: the old name is the new key's from the start.
+    let server = Server::start(hanko(), &args);
+    let (status, _, p7s) = crate::common::seal::seal(server.addr, &query, Some(&key), &body);
+    assert_eq!(status, 200);
+    assert_eq!(
+        seal_signer(tmp.path(), "restart", &p7s, &doc),
+        new_seal.to_pem()
+    );
+    let (status, out) = server.stop();
+    assert!(status.success(), "{out}");
 }

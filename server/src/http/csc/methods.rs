@@ -121,13 +121,12 @@ pub(super) fn credentials_list(
 ) -> Result<Value, ApiError> {
     let key = identity.require(SCOPE_CSC)?;
     let _: Value = body(bytes)?;
-    let ids: Vec<&str> = state
+    let ids: Vec<String> = state
         .sealer
         .as_ref()
-        .map(|s| s.credentials())
+        .map(|s| s.names())
         .unwrap_or_default()
-        .iter()
-        .map(|c| c.name())
+        .into_iter()
         .filter(|n| key.may_use(n))
         .collect();
     Ok(json!({ "credentialIDs": ids }))
@@ -165,6 +164,7 @@ pub(super) fn credential_info(
     req: &InfoRequest,
 ) -> Result<Value, ApiError> {
     let (_, credential) = credential_of(state, identity, req.credential_id.as_deref())?;
+    let credential = &credential;
     let cert = credential.certificate();
     let chain: Vec<String> = match req.certificates.as_deref().unwrap_or("single") {
         "none" => Vec::new(),
@@ -250,6 +250,7 @@ pub(super) fn authorize(
     v: Version,
 ) -> Result<Value, ApiError> {
     let (key, credential) = credential_of(state, identity, p.credential_id)?;
+    let credential = &credential;
     let settings = state.limits.settings();
     let max = settings.csc_max_hashes;
     let n = p
@@ -416,6 +417,7 @@ pub(super) async fn sign_hash(
     v: Version,
 ) -> Result<Value, ApiError> {
     let (key, credential) = credential_of(state, identity, p.credential_id)?;
+    let credential = &credential;
     synchronous_only(p.operation_mode)?;
     let alg = sign_algorithm(
         credential,

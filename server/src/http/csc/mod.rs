@@ -179,11 +179,11 @@ async fn csc_access(req: axum::extract::Request, next: middleware::Next) -> Resp
 }
 
 /// The caller (scope `csc`) and the credential it names, which it must be allowed.
-fn credential_of<'s, 'i>(
-    state: &'s AppState,
+fn credential_of<'i>(
+    state: &AppState,
     identity: &'i Identity,
     id: Option<&str>,
-) -> Result<(&'i Arc<Client>, &'s Arc<SealCredential>), ApiError> {
+) -> Result<(&'i Arc<Client>, Arc<SealCredential>), ApiError> {
     let key = identity.require(SCOPE_CSC)?;
     let id =
         id.ok_or_else(|| ApiError::BadRequest("missing string parameter credentialID".to_owned()))?;

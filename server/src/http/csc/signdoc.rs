@@ -178,6 +178,7 @@ async fn seal_all(
         ));
     }
     let (key, credential) = credential_of(state, identity, req.credential_id.as_deref())?;
+    let credential = &credential;
     methods::synchronous_only(req.operation_mode.as_deref())?;
     if req.return_validation_information == Some(true) {
         return Err(ApiError::BadRequest(
