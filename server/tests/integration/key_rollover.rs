@@ -172,6 +172,40 @@ fn check_token(token: &[u8], root: &Certificate) -> (Vec<u8>, SystemTime) {
     (signer.der().to_vec(), gen_time)
 }
 
+/// A load's tokens across a switch at `at`: no failed request; each verifies; the old
+/// key's only before the switch (or in flight at it), the new key's only from `at` on;
+/// some of each.
+fn assert_switched(
+    grants: &[(String, Vec<u8>)],
+    failures: usize,
+    root: &Certificate,
+    (old_leaf, new_leaf): (&Certificate, &Certificate),
+    at: SystemTime,
+    who: &str,
+) {
+    assert_eq!(failures, 0, "{who}: requests failed across the switch");
+    let (mut old, mut new) = (0, 0);
+    for (_, token) in grants {
+        let (signer, gen_time) = check_token(token, root);
+        if signer == old_leaf.der() {
+            old += 1;
+            // In flight at the switch at most: looked its unit up before it.
+            assert!(
+                gen_time < at + Duration::from_secs(1),
+                "{who}: old key after the switch"
+            );
+        } else {
+            assert_eq!(signer, new_leaf.der(), "{who}: a token of neither key");
+            new += 1;
+            assert!(
+                gen_time + Duration::from_millis(1) >= at,
+                "{who}: new key before its time"
+            );
+        }
+    }
+    assert!(old > 0 && new > 0, "{who}: old {old}, new {new}");
+}
+
 fn admin_keys(server: &Server, api_key: &str) -> Value {
     let r = crate::common::http::send(
         server.addr,
@@ -303,28 +337,14 @@ fn rollover_under_load_after_a_reload_no_request_fails_and_both_keys_verify() {
     load.wait_for(seen_after + 50, Duration::from_secs(30));
     let failures = load.failures.load(std::sync::atomic::Ordering::Relaxed);
     let grants = load.finish();
-    assert_eq!(failures, 0, "requests failed across the switch");
-
-    let (mut old, mut new) = (0, 0);
-    for (_, token) in &grants {
-        let (signer, gen_time) = check_token(token, &root);
-        if signer == old_leaf.der() {
-            old += 1;
-            // In flight at the switch at most: looked its unit up before it.
-            assert!(
-                gen_time < at + Duration::from_secs(1),
-                "old key after the switch"
-            );
-        } else {
-            assert_eq!(signer, new_leaf.der(), "a token of neither key");
-            new += 1;
-            assert!(
-                gen_time + Duration::from_millis(1) >= at,
-                "new key before its time"
-            );
-        }
-    }
-    assert!(old > 0 && new > 0, "old {old}, new {new}");
+    assert_switched(
+        &grants,
+        failures,
+        &root,
+        (&old_leaf, &new_leaf),
+        at,
+        "one node",
+    );
 
     // One of each through openssl.
     let req_new = request_der(HashAlgorithm::Sha256, b"after", Some(2), true, None);
@@ -500,32 +520,14 @@ fn two_nodes_on_one_postgres_switch_together_under_load() {
     for (i, l) in loads.into_iter().enumerate() {
         let failures = l.failures.load(std::sync::atomic::Ordering::Relaxed);
         let grants = l.finish();
-        assert_eq!(
-            failures, 0,
-            "{}: requests failed across the switch",
-            nodes[i]
+        assert_switched(
+            &grants,
+            failures,
+            &root,
+            (&old_leaf, &new_leaf),
+            at,
+            nodes[i],
         );
-        let (mut old, mut new) = (0, 0);
-        for (_, token) in &grants {
-            let (signer, gen_time) = check_token(token, &root);
-            if signer == old_leaf.der() {
-                old += 1;
-                assert!(
-                    gen_time < at + Duration::from_secs(1),
-                    "{}: old key after the switch",
-                    nodes[i]
-                );
-            } else {
-                assert_eq!(signer, new_leaf.der());
-                new += 1;
-                assert!(
-                    gen_time + Duration::from_millis(1) >= at,
-                    "{}: new key before its time",
-                    nodes[i]
-                );
-            }
-        }
-        assert!(old > 0 && new > 0, "{}: old {old}, new {new}", nodes[i]);
     }
     for s in servers {
         let (status, out) = s.stop();
