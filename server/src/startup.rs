@@ -567,7 +567,15 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         }
     };
     let watchers = audit::spawn_watchers(&store, &state, state.issuer.as_ref());
-    let pid_file = crate::reload::PidFile::write(&cfg.data_dir)?;
+    // Without it only `hanko reload` is lost (SIGHUP and the admin API still reload).
+    let pid_file = match crate::reload::PidFile::write(&cfg.data_dir) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "`hanko reload` will not find this server \
+                (reload with SIGHUP or POST /api/v1/admin/reload)");
+            None
+        }
+    };
     serve::run(listeners, state.clone(), shutdown, cfg.drain_timeout).await?;
     drop(pid_file);
     watchers.stop();
