@@ -196,17 +196,18 @@ macro_rules! impl_anchor_backend {
         impl $crate::backend::anchoring::AnchorBackend for $backend {
             fn range_info(&self) -> $crate::backend::BoxFut<'_, $crate::backend::anchoring::RangeInfo> {
                 Box::pin(async move {
-                    use sqlx::Row as _;
                     let err = |e| $crate::Error::db("read the open batch range", e);
-                    let row = sqlx::query(
-                        "SELECT COALESCE((SELECT MAX(last_seq) FROM anchor_batches), 0), \
-                         (SELECT seq FROM chain_head WHERE id = 1)",
+                    // Three reads, not one snapshot: the head is read last, so that it
+                    // is at or past every record the two middle reads found. Read first,
+                    // a record committed between the reads (issued earlier, committed
+                    // late under load) could start the clock of a range that ends before
+                    // it: a batch of the start's audit records alone (seen in CI).
+                    let last_batched: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE((SELECT MAX(last_seq) FROM anchor_batches), 0)",
                     )
                     .fetch_one(&self.pool)
                     .await
                     .map_err(err)?;
-                    let last_batched: i64 = row.try_get(0).map_err(err)?;
-                    let head: i64 = row.try_get(1).map_err(err)?;
                     // The service's audit events do not start the batch's clock: an
                     // idle server's start-up would otherwise close the batch of its first
                     // token at once.
@@ -226,6 +227,11 @@ macro_rules! impl_anchor_backend {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(err)?;
+                    let head: i64 =
+                        sqlx::query_scalar("SELECT seq FROM chain_head WHERE id = 1")
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(err)?;
                     Ok($crate::backend::anchoring::RangeInfo {
                         last_batched,
                         head,
