@@ -448,6 +448,26 @@ fn renewer(
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
     let (cfg, hsm, module, reload_source) = open_token(plan, overrides).await?;
+    let released = hsm.release_watch();
+    let result = serve_with_token(metrics, cfg, hsm, module, reload_source).await;
+    if result.is_err() {
+        // A start that failed after the token was opened: its signing pools are dropped
+        // by now, but their threads leave the PKCS#11 module on their own; exiting under
+        // them crashes in the module (exit by signal instead of status 2), as the clean
+        // shutdown's release (`serve::release`) knows.
+        let _ = tokio::task::spawn_blocking(move || released.wait(Duration::from_secs(5))).await;
+    }
+    result
+}
+
+/// [`serve_async`] once the token is open.
+async fn serve_with_token(
+    metrics: Option<PrometheusHandle>,
+    cfg: Config,
+    hsm: Hsm,
+    module: ModuleConfig,
+    reload_source: (std::path::PathBuf, Overrides),
+) -> anyhow::Result<()> {
     tracing::info!(
         module = %module.module_path.display(),
         token = %module.token_label,
@@ -545,8 +565,6 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         reloader: Some(Arc::new(reloader)),
     });
     spawn_metrics_upkeep(metrics, state.clone());
-    let rollovers = state.rollover.as_ref().map(|r| r.spawn());
-    let reloads = crate::reload::Reloader::spawn_on_sighup(state.clone())?;
     let anchoring = start_anchoring(&cfg, &state, &store)?;
     let renewal = start_renewal(&cfg, &state, &store)?;
     // Signals are handled from here on, before the address is announced.
@@ -567,6 +585,18 @@ async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
         }
     };
     let watchers = audit::spawn_watchers(&store, &state, state.issuer.as_ref());
+    // Started once nothing else can fail the start: both hold signers (the reloads the
+    // whole state), and a start that fails after them would exit with pools still
+    // running inside the PKCS#11 module (a crash instead of exit status 2).
+    let rollovers = state.rollover.as_ref().map(|r| r.spawn());
+    let reloads = match crate::reload::Reloader::spawn_on_sighup(state.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no reload on SIGHUP (hanko reload); \
+                POST /api/v1/admin/reload still reloads");
+            None
+        }
+    };
     // Without it only `hanko reload` is lost (SIGHUP and the admin API still reload).
     let pid_file = match crate::reload::PidFile::write(&cfg.data_dir) {
         Ok(p) => Some(p),
