@@ -239,13 +239,8 @@ impl Reloader {
                         bail!("key \"{}\": no sealer to add a seal key to", k.label());
                     };
                     let credential = crate::seal::credential_of(k, metadata.clone(), at)?;
-                    let source = crate::visible_seal::VisibleSealSource {
-                        credential: credential.name(),
-                        display_name: credential.metadata().display_name.as_deref(),
-                        image_png: credential.metadata().image.as_ref().map(|i| i.png()),
-                    };
-                    let visible = crate::visible_seal::VisibleSeals::build(
-                        &[source],
+                    let visible = crate::visible_seal::VisibleSeals::for_credentials(
+                        std::slice::from_ref(&credential),
                         cfg.seal_font.as_deref(),
                         cfg.dev,
                     )

@@ -30,7 +30,7 @@ use crate::config::{self, Config, FileConfig, Overrides};
 use crate::entry::{init_logging, runtime};
 use crate::state::AppState;
 use crate::suspension::{self, Suspensions};
-use crate::visible_seal::{VisibleSealSource, VisibleSeals};
+use crate::visible_seal::VisibleSeals;
 use crate::{audit, dev, http, issuance, keys, seal, serve};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
@@ -370,16 +370,12 @@ fn sealer_options(cfg: &Config) -> seal::SealerOptions {
 /// Each seal credential's visible PDF seal (its `[keys.seal]` image and display name),
 /// with the font of `seal.font`.
 fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleSeals> {
-    let credentials = sealer.loaded_credentials();
-    let sources: Vec<VisibleSealSource<'_>> = credentials
-        .iter()
-        .map(|c| VisibleSealSource {
-            credential: c.name(),
-            display_name: c.metadata().display_name.as_deref(),
-            image_png: c.metadata().image.as_ref().map(|i| i.png()),
-        })
-        .collect();
-    VisibleSeals::build(&sources, cfg.seal_font.as_deref(), cfg.dev).context("visible seals")
+    VisibleSeals::for_credentials(
+        &sealer.loaded_credentials(),
+        cfg.seal_font.as_deref(),
+        cfg.dev,
+    )
+    .context("visible seals")
 }
 
 /// The verification page's verifier: `[verify] trust_anchors`, or the server's own

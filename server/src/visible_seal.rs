@@ -34,6 +34,24 @@ pub struct VisibleSealSource<'a> {
 pub struct VisibleSeals(HashMap<String, Arc<VisibleSeal>>);
 
 impl VisibleSeals {
+    /// [`VisibleSeals::build`] for `credentials`, each with its metadata's display name
+    /// and seal image.
+    pub fn for_credentials(
+        credentials: &[Arc<hanko_seal::SealCredential>],
+        font: Option<&Path>,
+        dev: bool,
+    ) -> anyhow::Result<Self> {
+        let sources: Vec<VisibleSealSource<'_>> = credentials
+            .iter()
+            .map(|c| VisibleSealSource {
+                credential: c.name(),
+                display_name: c.metadata().display_name.as_deref(),
+                image_png: c.metadata().image.as_ref().map(|i| i.png()),
+            })
+            .collect();
+        Self::build(&sources, font, dev)
+    }
+
     /// Adds `more` (a reload's new credentials).
     pub fn extend(&mut self, more: VisibleSeals) {
         self.0.extend(more.0);
