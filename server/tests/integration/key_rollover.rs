@@ -29,7 +29,7 @@ use hanko_pki::{HashAlgorithm, KeyType};
 use serde_json::Value;
 
 use crate::common::dev_pki::{ca_key, cert};
-use crate::common::log::{Load, TestDb, block_on, dev_config_with, store_table};
+use crate::common::log::{Load, TestDb, block_on, dev_config_with, start_dev_server, store_table};
 use crate::common::seal::exported;
 use crate::common::tsp::{openssl_ts_verify, post_timestamp, request_der, token_of};
 use crate::common::{Server, dev_init, hanko, open_dev_token, run_in_child_with_dev_token, text};
@@ -172,20 +172,28 @@ fn check_token(token: &[u8], root: &Certificate) -> (Vec<u8>, SystemTime) {
     (signer.der().to_vec(), gen_time)
 }
 
-/// A load's tokens across a switch at `at`: no failed request; each verifies; the old
-/// key's only before the switch (or in flight at it), the new key's only from `at` on;
-/// some of each.
+/// Sleeps until 2 s past the switch at `at`.
+fn past_the_switch(at: SystemTime) {
+    while SystemTime::now() < at + Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops `load` and checks its tokens across a switch at `at`: no failed request; each
+/// verifies; the old key's only before the switch (or in flight at it), the new key's
+/// only from `at` on; some of each.
 fn assert_switched(
-    grants: &[(String, Vec<u8>)],
-    failures: usize,
+    load: Load,
     root: &Certificate,
     (old_leaf, new_leaf): (&Certificate, &Certificate),
     at: SystemTime,
     who: &str,
 ) {
+    let failures = load.failures.load(std::sync::atomic::Ordering::Relaxed);
+    let grants = load.finish();
     assert_eq!(failures, 0, "{who}: requests failed across the switch");
     let (mut old, mut new) = (0, 0);
-    for (_, token) in grants {
+    for (_, token) in &grants {
         let (signer, gen_time) = check_token(token, root);
         if signer == old_leaf.der() {
             old += 1;
@@ -251,17 +259,7 @@ fn rollover_under_load_after_a_reload_no_request_fails_and_both_keys_verify() {
         );
     });
     let base = std::fs::read_to_string(&config).unwrap();
-    let d = dir.to_str().unwrap();
-    let args = [
-        "--dev",
-        "--data-dir",
-        d,
-        "--database-url",
-        &db.url,
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    let server = Server::start(hanko(), &args);
+    let server = start_dev_server(&dir, &db, Some(&config));
 
     // One token of the old key, for openssl.
     let req_old = request_der(HashAlgorithm::Sha256, b"before", Some(1), true, None);
@@ -330,21 +328,10 @@ fn rollover_under_load_after_a_reload_no_request_fails_and_both_keys_verify() {
     assert_eq!(status, 200, "{body}");
 
     // Through the switch under load.
-    while SystemTime::now() < at + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    past_the_switch(at);
     let seen_after = load.grants.lock().unwrap().len();
     load.wait_for(seen_after + 50, Duration::from_secs(30));
-    let failures = load.failures.load(std::sync::atomic::Ordering::Relaxed);
-    let grants = load.finish();
-    assert_switched(
-        &grants,
-        failures,
-        &root,
-        (&old_leaf, &new_leaf),
-        at,
-        "one node",
-    );
+    assert_switched(load, &root, (&old_leaf, &new_leaf), at, "one node");
 
     // One of each through openssl.
     let req_new = request_der(HashAlgorithm::Sha256, b"after", Some(2), true, None);
@@ -413,7 +400,7 @@ fn rollover_under_load_after_a_reload_no_request_fails_and_both_keys_verify() {
     db.assert_verifies();
 
     // A restart after the switch starts on the new key; both certificates published.
-    let server = Server::start(hanko(), &args);
+    let server = start_dev_server(&dir, &db, Some(&config));
     let (_, token, _) = post_timestamp(
         server.addr,
         &request_der(HashAlgorithm::Sha256, b"restart", Some(3), true, None),
@@ -468,20 +455,7 @@ fn two_nodes_on_one_postgres_switch_together_under_load() {
             })
         })
         .collect();
-    let start = |config: &Path| {
-        Server::start(
-            hanko(),
-            &[
-                "--dev",
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--database-url",
-                &db.url,
-                "--config",
-                config.to_str().unwrap(),
-            ],
-        )
-    };
+    let start = |config: &Path| start_dev_server(&dir, &db, Some(config));
     let servers: Vec<Server> = configs.iter().map(|c| start(c)).collect();
     let loads: Vec<Load> = servers
         .iter()
@@ -510,24 +484,13 @@ fn two_nodes_on_one_postgres_switch_together_under_load() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"changes\":[]"), "{body}");
     }
-    while SystemTime::now() < at + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    past_the_switch(at);
     for l in &loads {
         let n = l.grants.lock().unwrap().len();
         l.wait_for(n + 20, Duration::from_secs(30));
     }
     for (i, l) in loads.into_iter().enumerate() {
-        let failures = l.failures.load(std::sync::atomic::Ordering::Relaxed);
-        let grants = l.finish();
-        assert_switched(
-            &grants,
-            failures,
-            &root,
-            (&old_leaf, &new_leaf),
-            at,
-            nodes[i],
-        );
+        assert_switched(l, &root, (&old_leaf, &new_leaf), at, nodes[i]);
     }
     for s in servers {
         let (status, out) = s.stop();
@@ -597,16 +560,7 @@ fn a_seal_credential_rolls_over_and_keeps_its_name() {
         );
     });
     let base = std::fs::read_to_string(&config).unwrap();
-    let args = [
-        "--dev",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--database-url",
-        &db.url,
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    let server = Server::start(hanko(), &args);
+    let server = start_dev_server(&dir, &db, Some(&config));
     let doc = tmp.path().join("doc.txt");
     std::fs::write(&doc, b"certificate of residence").unwrap();
     let body = std::fs::read(&doc).unwrap();
@@ -653,9 +607,7 @@ fn a_seal_credential_rolls_over_and_keeps_its_name() {
     let (status, body_ready) = server.get("/readyz");
     assert_eq!(status, 200, "{body_ready}");
 
-    while SystemTime::now() < at + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    past_the_switch(at);
     // The name the client has always used is served by the new key.
     assert_eq!(sealed("after"), new_seal.to_pem());
     let switched = [
@@ -678,7 +630,7 @@ fn a_seal_credential_rolls_over_and_keeps_its_name() {
     db.assert_verifies();
 
     // A restart after the switch: the old name is the new key's from the start.
-    let server = Server::start(hanko(), &args);
+    let server = start_dev_server(&dir, &db, Some(&config));
     let (status, _, p7s) = crate::common::seal::seal(server.addr, &query, Some(&key), &body);
     assert_eq!(status, 200);
     assert_eq!(
