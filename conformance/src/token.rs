@@ -1,0 +1,1289 @@
+//! The checks of one RFC 3161 time-stamp token (RFC 3161 §2.4.2, RFC 5816, ETSI EN 319
+//! 422 §5 and §6), each recorded under its requirement id of docs/requirements.md.
+//!
+//! Every check has its own name, and each defect of the broken corpus
+//! (`conformance/tests/corpus.rs`) is meant to fail exactly one of them: a check whose
+//! input is missing because an earlier part is broken says SKIP, not FAIL.
+
+use crate::cert::{self, Cert};
+use crate::crypto::{self, AlgId, Hash};
+use crate::der::{self, Tlv, tag};
+use crate::report::{Findings, Outcome};
+use crate::time::{self, GenTime};
+
+/// OIDs of CMS and TSP.
+pub mod oid {
+    pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+    pub const TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
+    pub const CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
+    pub const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+    pub const SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
+    pub const SIGNING_CERTIFICATE: &str = "1.2.840.113549.1.9.16.2.12";
+    pub const SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
+    pub const ALGORITHM_PROTECTION: &str = "1.2.840.113549.1.9.52";
+    pub const ESI4_QTST_STATEMENT_1: &str = "0.4.0.19422.1.1";
+}
+
+/// What the checker knows beyond the token itself. Everything is optional: a check whose
+/// expectation is unknown says SKIP.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// The imprint asked for: its hash OID and value.
+    pub imprint: Option<(String, Vec<u8>)>,
+    /// The request's nonce: `Some(None)` when it had none.
+    pub nonce: Option<Option<Vec<u8>>>,
+    /// The request's certReq.
+    pub cert_req: Option<bool>,
+    /// The policy the token must carry.
+    pub policy: Option<String>,
+    /// When the request was sent and the reply received (Unix seconds).
+    pub sent_received: Option<(f64, f64)>,
+    /// The TSA certificate, for a token that does not carry it.
+    pub signer_cert: Option<Vec<u8>>,
+    /// Trust anchors the signer must chain to.
+    pub ca: Vec<Vec<u8>>,
+    /// Intermediate certificates to build the chain with, besides the token's own.
+    pub intermediates: Vec<Vec<u8>>,
+    /// The EU-qualified profile is claimed (qcStatements expected).
+    pub qualified: bool,
+}
+
+/// What the `tsa` subcommand keeps of a checked token.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// serialNumber's INTEGER contents.
+    pub serial: Option<Vec<u8>>,
+    /// The signer certificate, when it was found.
+    pub signer_cert: Option<Vec<u8>>,
+    /// Every certificate the token carries.
+    pub certificates: Vec<Vec<u8>>,
+    /// genTime.
+    pub gen_time: Option<GenTime>,
+}
+
+/// The findings of one token under a label (e.g. `request 3 (SHA-384, nonce)`), which
+/// prefixes every FAIL detail.
+struct Ctx<'a> {
+    f: &'a mut Findings,
+    label: &'a str,
+}
+
+impl Ctx<'_> {
+    fn check(&mut self, req: &'static str, check: &'static str, r: Result<String, String>) {
+        match r {
+            Ok(d) => self.f.add(req, check, Outcome::Pass, d),
+            Err(d) => self.fail(req, check, d),
+        }
+    }
+
+    fn fail(&mut self, req: &'static str, check: &'static str, d: impl std::fmt::Display) {
+        let d = if self.label.is_empty() {
+            d.to_string()
+        } else {
+            format!("{}: {d}", self.label)
+        };
+        self.f.add(req, check, Outcome::Fail, d);
+    }
+
+    fn skip(&mut self, req: &'static str, check: &'static str, why: &str) {
+        self.f.add(req, check, Outcome::Skip, why);
+    }
+}
+
+/// Every check that needs the parsed structure, with its requirement: SKIPped together
+/// when the token does not parse.
+const STRUCTURAL: &[(&str, &str)] = &[
+    ("B.16", "versions"),
+    ("B.17", "content-type-attribute"),
+    ("B.17", "message-digest"),
+    ("B.18", "signed-attributes-sorted"),
+    ("B.18", "signature"),
+    ("B.19", "digest-algorithm"),
+    ("B.20", "algorithm-protection"),
+    ("B.21", "signing-certificate"),
+    ("B.22", "ess-cert-id"),
+    ("B.23", "tstinfo-version-policy"),
+    ("B.24", "message-imprint"),
+    ("B.25", "serial-number"),
+    ("B.26", "gen-time"),
+    ("B.26", "gen-time-clock"),
+    ("B.27", "accuracy"),
+    ("B.28", "ordering-extensions"),
+    ("B.29", "tsa-name"),
+    ("B.30", "qc-statements"),
+    ("A.10", "nonce"),
+    ("A.11", "certificates-certreq"),
+    ("B.31", "tsa-certificate-eku"),
+    ("B.31", "tsa-certificate-profile"),
+    ("B.31", "tsa-certificate-validity"),
+    ("B.31", "certificate-chain"),
+    ("B.32", "tsa-certificate-subject"),
+    ("B.33", "algorithms"),
+];
+
+/// The parts of a token the checks read.
+struct Parsed<'a> {
+    signed_data_version: u64,
+    digest_algorithms: Vec<AlgId>,
+    e_content_type: String,
+    tst_info: Tlv<'a>,
+    certificates: Option<Vec<Tlv<'a>>>,
+    signer: SignerInfo<'a>,
+}
+
+struct SignerInfo<'a> {
+    version: u64,
+    sid: Tlv<'a>,
+    digest_alg: AlgId,
+    /// The [0] IMPLICIT signed attributes as received.
+    signed_attrs: Option<Tlv<'a>>,
+    sig_alg: AlgId,
+    signature: &'a [u8],
+}
+
+fn structure(token: &[u8]) -> Result<Parsed<'_>, String> {
+    let ci = der::read_exact(token).map_err(|e| format!("ContentInfo: {e}"))?;
+    let ci = ci
+        .expect(tag::SEQUENCE, "ContentInfo")
+        .map_err(|e| e.to_string())?;
+    let kids = ci.children().map_err(|e| format!("ContentInfo: {e}"))?;
+    let [ct, content] = kids.as_slice() else {
+        return Err("ContentInfo is not a SEQUENCE of two".into());
+    };
+    let ct = ct.oid().map_err(|e| e.to_string())?;
+    if ct != oid::SIGNED_DATA {
+        return Err(format!("contentType {ct}, not signedData"));
+    }
+    if content.tag != 0xa0 {
+        return Err("ContentInfo content not [0] EXPLICIT".into());
+    }
+    let sd = der::read_exact(content.value)
+        .and_then(|t| t.expect(tag::SEQUENCE, "SignedData"))
+        .map_err(|e| format!("SignedData: {e}"))?;
+    let fields = sd.children().map_err(|e| format!("SignedData: {e}"))?;
+    let mut it = fields.iter().copied();
+    let mut next = |what: &str| it.next().ok_or(format!("SignedData ends before {what}"));
+    let version = next("version")?.small_uint().map_err(|e| e.to_string())?;
+    let digest_algorithms = next("digestAlgorithms")?
+        .expect(tag::SET, "digestAlgorithms")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(AlgId::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let encap = next("encapContentInfo")?
+        .expect(tag::SEQUENCE, "encapContentInfo")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    let [ect, econtent] = encap.as_slice() else {
+        return Err("encapContentInfo without eContent (a detached token)".into());
+    };
+    let e_content_type = ect.oid().map_err(|e| e.to_string())?;
+    if econtent.tag != 0xa0 {
+        return Err("eContent not [0] EXPLICIT".into());
+    }
+    let octets = der::read_exact(econtent.value)
+        .and_then(|t| t.expect(tag::OCTET_STRING, "eContent"))
+        .map_err(|e| format!("eContent: {e}"))?;
+    let tst_info = der::read_exact(octets.value)
+        .and_then(|t| t.expect(tag::SEQUENCE, "TSTInfo"))
+        .map_err(|e| format!("TSTInfo: {e}"))?;
+    let mut certificates = None;
+    let mut f = next("signerInfos")?;
+    if f.tag == 0xa0 {
+        certificates = Some(f.children().map_err(|e| format!("certificates: {e}"))?);
+        f = next("signerInfos")?;
+    }
+    if f.tag == 0xa1 {
+        f = next("signerInfos")?;
+    }
+    let infos = f
+        .expect(tag::SET, "signerInfos")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    let [si] = infos.as_slice() else {
+        return Err(format!("{} SignerInfos, not exactly one", infos.len()));
+    };
+    let s = si
+        .expect(tag::SEQUENCE, "SignerInfo")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    let mut it = s.iter().copied();
+    let mut next = |what: &str| it.next().ok_or(format!("SignerInfo ends before {what}"));
+    let si_version = next("version")?.small_uint().map_err(|e| e.to_string())?;
+    let sid = next("sid")?;
+    let digest_alg = AlgId::parse(&next("digestAlgorithm")?).map_err(|e| e.to_string())?;
+    let mut f = next("signatureAlgorithm")?;
+    let mut signed_attrs = None;
+    if f.tag == 0xa0 {
+        signed_attrs = Some(f);
+        f = next("signatureAlgorithm")?;
+    }
+    let sig_alg = AlgId::parse(&f).map_err(|e| e.to_string())?;
+    let signature = next("signature")?
+        .expect(tag::OCTET_STRING, "signature")
+        .map_err(|e| e.to_string())?
+        .value;
+    Ok(Parsed {
+        signed_data_version: version,
+        digest_algorithms,
+        e_content_type,
+        tst_info,
+        certificates,
+        signer: SignerInfo {
+            version: si_version,
+            sid,
+            digest_alg,
+            signed_attrs,
+            sig_alg,
+            signature,
+        },
+    })
+}
+
+/// The status of a TimeStampResp and its token, if any.
+#[derive(Debug)]
+pub struct Response<'a> {
+    /// PKIStatus.
+    pub status: u64,
+    /// The failInfo bits set.
+    pub fail_bits: Vec<usize>,
+    /// statusString texts.
+    pub status_strings: Vec<String>,
+    /// The token's encoding.
+    pub token: Option<&'a [u8]>,
+}
+
+/// Reads a TimeStampResp (RFC 3161 §2.4.2).
+pub fn parse_response(input: &[u8]) -> Result<Response<'_>, String> {
+    let top = der::read_exact(input).map_err(|e| format!("TimeStampResp: {e}"))?;
+    let kids = top
+        .expect(tag::SEQUENCE, "TimeStampResp")
+        .and_then(|t| t.children())
+        .map_err(|e| e.to_string())?;
+    let status_info = kids.first().ok_or("empty TimeStampResp")?;
+    let parts = status_info
+        .expect(tag::SEQUENCE, "PKIStatusInfo")
+        .and_then(|t| t.children())
+        .map_err(|e| e.to_string())?;
+    let status = parts
+        .first()
+        .ok_or("empty PKIStatusInfo")?
+        .small_uint()
+        .map_err(|e| format!("PKIStatus: {e}"))?;
+    let mut fail_bits = Vec::new();
+    let mut status_strings = Vec::new();
+    for p in &parts[1..] {
+        match p.tag {
+            tag::SEQUENCE => {
+                for s in p.children().map_err(|e| e.to_string())? {
+                    status_strings.push(String::from_utf8_lossy(s.value).into_owned());
+                }
+            }
+            tag::BIT_STRING => {
+                let (_, octets) = p.value.split_first().ok_or("empty failInfo")?;
+                for (i, byte) in octets.iter().enumerate() {
+                    for b in 0..8 {
+                        if byte & (0x80 >> b) != 0 {
+                            fail_bits.push(i * 8 + b);
+                        }
+                    }
+                }
+            }
+            _ => return Err("unexpected element in PKIStatusInfo".into()),
+        }
+    }
+    if kids.len() > 2 {
+        return Err("TimeStampResp with more than two elements".into());
+    }
+    Ok(Response {
+        status,
+        fail_bits,
+        status_strings,
+        token: kids.get(1).map(|t| t.raw),
+    })
+}
+
+/// A token from a file's bytes: a TimeStampResp (its token) or a bare ContentInfo.
+pub fn token_of(input: &[u8]) -> Result<&[u8], String> {
+    if let Ok(resp) = parse_response(input) {
+        return resp
+            .token
+            .ok_or_else(|| format!("a TimeStampResp with status {} and no token", resp.status));
+    }
+    Ok(input)
+}
+
+/// The attributes of a signed-attributes [0] value: (OID, values).
+fn attributes<'a>(attrs: &Tlv<'a>) -> Result<Vec<(String, Vec<Tlv<'a>>)>, String> {
+    let mut out = Vec::new();
+    for a in attrs.children().map_err(|e| e.to_string())? {
+        let kids = a.children().map_err(|e| e.to_string())?;
+        let [o, vals] = kids.as_slice() else {
+            return Err("an Attribute that is not a SEQUENCE of two".into());
+        };
+        let values = vals
+            .expect(tag::SET, "attrValues")
+            .and_then(|s| s.children())
+            .map_err(|e| e.to_string())?;
+        out.push((o.oid().map_err(|e| e.to_string())?, values));
+    }
+    Ok(out)
+}
+
+/// Checks `token` (a ContentInfo; [`token_of`] unwraps a TimeStampResp), recording every
+/// check in `f`; FAIL details start with `label`.
+pub fn check_token(token: &[u8], expect: &Expect, label: &str, f: &mut Findings) -> Facts {
+    let mut c = Ctx { f, label };
+    let mut facts = Facts::default();
+    let p = match structure(token) {
+        Ok(p) => p,
+        Err(e) => {
+            c.fail("B.15", "structure", e);
+            for (req, check) in STRUCTURAL {
+                c.skip(req, check, "the token does not parse");
+            }
+            return facts;
+        }
+    };
+    // B.15: structure and DER order of the certificate SET.
+    if p.e_content_type == oid::TST_INFO {
+        c.check(
+            "B.15",
+            "structure",
+            Ok("ContentInfo signedData, eContentType id-ct-TSTInfo, one SignerInfo".into()),
+        );
+    } else {
+        c.fail(
+            "B.15",
+            "structure",
+            format!("eContentType {}", p.e_content_type),
+        );
+    }
+    match &p.certificates {
+        Some(certs) if !der::is_sorted_set(certs) => c.fail(
+            "B.15",
+            "certificates-der-set",
+            "the certificates SET is not in DER order (X.690 §11.6)",
+        ),
+        Some(certs) => c.check(
+            "B.15",
+            "certificates-der-set",
+            Ok(format!("{} certificates, in DER order", certs.len())),
+        ),
+        None => c.check("B.15", "certificates-der-set", Ok("no certificates".into())),
+    }
+
+    // B.16 versions.
+    let sid_ok = p.signer.sid.tag == tag::SEQUENCE;
+    c.check(
+        "B.16",
+        "versions",
+        if p.signed_data_version == 3 && p.signer.version == 1 && sid_ok {
+            Ok("SignedData v3, SignerInfo v1 with issuerAndSerialNumber".into())
+        } else {
+            Err(format!(
+                "SignedData v{}, SignerInfo v{}{}",
+                p.signed_data_version,
+                p.signer.version,
+                if sid_ok {
+                    ""
+                } else {
+                    " with subjectKeyIdentifier"
+                }
+            ))
+        },
+    );
+
+    // The signer certificate: by issuerAndSerialNumber among the token's certificates,
+    // else the one the caller supplied.
+    let mut token_certs: Vec<Cert> = Vec::new();
+    for t in p.certificates.iter().flatten() {
+        if let Ok(cert) = Cert::from_der(t.raw) {
+            token_certs.push(cert);
+        }
+    }
+    let sid = sid_ok
+        .then(|| p.signer.sid.children().ok())
+        .flatten()
+        .and_then(|k| match k.as_slice() {
+            [issuer, serial] => Some((issuer.raw.to_vec(), serial.value.to_vec())),
+            _ => None,
+        });
+    let matches_sid = |cert: &Cert| {
+        sid.as_ref()
+            .is_some_and(|(i, s)| &cert.issuer == i && &cert.serial == s)
+    };
+    let signer: Option<Cert> = token_certs
+        .iter()
+        .find(|c| matches_sid(c))
+        .cloned()
+        .or_else(|| {
+            expect
+                .signer_cert
+                .as_deref()
+                .and_then(|d| Cert::from_der(d).ok())
+                .filter(&matches_sid)
+        });
+    facts.signer_cert = signer.as_ref().map(|s| s.der.clone());
+    facts.certificates = token_certs.iter().map(|c| c.der.clone()).collect();
+
+    // B.19 digest algorithm.
+    let digest_hash = Hash::from_oid(&p.signer.digest_alg.oid);
+    c.check(
+        "B.19",
+        "digest-algorithm",
+        match &digest_hash {
+            Err(e) => Err(format!("SignerInfo digestAlgorithm: {e}")),
+            Ok(_) if !p.signer.digest_alg.params_absent_or_null() => {
+                Err("digestAlgorithm parameters neither absent nor NULL".into())
+            }
+            Ok(h) if !p.digest_algorithms.iter().any(|a| a.oid == h.oid()) => Err(format!(
+                "{} is not in SignedData.digestAlgorithms",
+                h.name()
+            )),
+            Ok(h) => Ok(format!("{} for the content and the attributes", h.name())),
+        },
+    );
+
+    // Signed attributes.
+    let attrs = match p.signer.signed_attrs.as_ref().map(attributes) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            c.fail(
+                "B.17",
+                "content-type-attribute",
+                format!("signed attributes: {e}"),
+            );
+            None
+        }
+        None => {
+            c.fail("B.17", "content-type-attribute", "no signed attributes");
+            None
+        }
+    };
+    let attr_values = |o: &str| -> Vec<Vec<Tlv<'_>>> {
+        attrs
+            .iter()
+            .flatten()
+            .filter(|(oid, _)| oid == o)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    if let Some(_attrs) = &attrs {
+        let ct = attr_values(oid::CONTENT_TYPE);
+        c.check(
+            "B.17",
+            "content-type-attribute",
+            match ct.as_slice() {
+                [vals]
+                    if vals.len() == 1 && vals[0].oid().ok().as_deref() == Some(oid::TST_INFO) =>
+                {
+                    Ok("one content-type, id-ct-TSTInfo".into())
+                }
+                [vals] => Err(format!(
+                    "content-type {} does not equal eContentType id-ct-TSTInfo",
+                    vals.first()
+                        .and_then(|v| v.oid().ok())
+                        .unwrap_or_else(|| "malformed".into())
+                )),
+                other => Err(format!("{} content-type attributes", other.len())),
+            },
+        );
+        let md = attr_values(oid::MESSAGE_DIGEST);
+        match (md.as_slice(), &digest_hash) {
+            ([vals], Ok(h)) if vals.len() == 1 && vals[0].tag == tag::OCTET_STRING => {
+                let want = h.digest(p.tst_info.raw);
+                c.check(
+                    "B.17",
+                    "message-digest",
+                    if vals[0].value == want.as_slice() {
+                        Ok(format!("{} of the TSTInfo", h.name()))
+                    } else {
+                        Err(format!(
+                            "message-digest {} is not the {} of the TSTInfo ({})",
+                            hex::encode(vals[0].value),
+                            h.name(),
+                            hex::encode(&want)
+                        ))
+                    },
+                );
+            }
+            (_, Err(_)) => c.skip("B.17", "message-digest", "digest algorithm unusable"),
+            (other, _) => c.fail(
+                "B.17",
+                "message-digest",
+                format!("{} message-digest attributes", other.len()),
+            ),
+        }
+    } else {
+        c.skip("B.17", "message-digest", "no signed attributes");
+    }
+
+    // B.18: DER order, and the signature over the SET OF encoding.
+    match &p.signer.signed_attrs {
+        Some(sa) => match sa.children() {
+            Ok(elements) if der::is_sorted_set(&elements) => c.check(
+                "B.18",
+                "signed-attributes-sorted",
+                Ok(format!("{} attributes in DER order", elements.len())),
+            ),
+            Ok(_) => c.fail(
+                "B.18",
+                "signed-attributes-sorted",
+                "the signed attributes are not in DER SET OF order (X.690 §11.6)",
+            ),
+            Err(e) => c.fail("B.18", "signed-attributes-sorted", e),
+        },
+        None => c.skip("B.18", "signed-attributes-sorted", "no signed attributes"),
+    }
+    match (&p.signer.signed_attrs, &signer) {
+        (Some(sa), Some(cert)) => {
+            let mut message = sa.raw.to_vec();
+            message[0] = tag::SET;
+            c.check(
+                "B.18",
+                "signature",
+                crypto::verify(
+                    &cert.spki,
+                    &p.signer.sig_alg,
+                    digest_hash.as_ref().ok().copied(),
+                    &message,
+                    p.signer.signature,
+                )
+                .map(|()| "valid over the signed attributes' SET OF encoding".into()),
+            );
+        }
+        (None, _) => c.skip("B.18", "signature", "no signed attributes"),
+        (_, None) => c.skip(
+            "B.18",
+            "signature",
+            "the signer certificate is neither in the token nor supplied",
+        ),
+    }
+
+    // B.20 CMS algorithm protection.
+    let ap = attr_values(oid::ALGORITHM_PROTECTION);
+    if attrs.is_none() {
+        c.skip("B.20", "algorithm-protection", "no signed attributes");
+    } else {
+        c.check(
+            "B.20",
+            "algorithm-protection",
+            match ap.as_slice() {
+                [] => Err("no cms-algorithm-protection attribute (RFC 6211; SHOULD)".into()),
+                [vals] if vals.len() == 1 => {
+                    algorithm_protection(&vals[0], &p.signer.digest_alg, &p.signer.sig_alg)
+                }
+                _ => Err("more than one cms-algorithm-protection".into()),
+            },
+        );
+    }
+
+    // B.21/B.22 signing-certificate(-v2).
+    let v2 = attr_values(oid::SIGNING_CERTIFICATE_V2);
+    let v1 = attr_values(oid::SIGNING_CERTIFICATE);
+    if attrs.is_none() {
+        c.skip("B.21", "signing-certificate", "no signed attributes");
+        c.skip("B.22", "ess-cert-id", "no signed attributes");
+    } else {
+        match (v2.as_slice(), v1.as_slice()) {
+            ([vals], []) if vals.len() == 1 => {
+                c.check(
+                    "B.21",
+                    "signing-certificate",
+                    Ok("one signing-certificate-v2 (RFC 5816)".into()),
+                );
+                match &signer {
+                    Some(cert) => c.check("B.22", "ess-cert-id", ess_cert_id_v2(&vals[0], cert)),
+                    None => c.skip("B.22", "ess-cert-id", "the signer certificate is unknown"),
+                }
+            }
+            ([], []) => {
+                c.fail(
+                    "B.21",
+                    "signing-certificate",
+                    "neither signing-certificate-v2 nor signing-certificate",
+                );
+                c.skip("B.22", "ess-cert-id", "no ESSCertIDv2 to check");
+            }
+            ([], [_]) => {
+                c.fail(
+                    "B.21",
+                    "signing-certificate",
+                    "only signing-certificate (ESSCertID, SHA-1); EN 319 422 asks for v2",
+                );
+                c.skip("B.22", "ess-cert-id", "no ESSCertIDv2 to check");
+            }
+            _ => {
+                c.fail(
+                    "B.21",
+                    "signing-certificate",
+                    "more than one signing-certificate attribute",
+                );
+                c.skip("B.22", "ess-cert-id", "ambiguous");
+            }
+        }
+    }
+
+    tst_info_checks(&mut c, &p.tst_info, expect, signer.as_ref(), &mut facts);
+
+    // A.11 certificates iff certReq.
+    match expect.cert_req {
+        Some(true) => c.check(
+            "A.11",
+            "certificates-certreq",
+            if signer.is_some() && token_certs.iter().any(matches_sid) {
+                Ok("certReq: the TSA certificate is included".into())
+            } else {
+                Err("certReq was true but the TSA certificate is not in the token".into())
+            },
+        ),
+        Some(false) => c.check(
+            "A.11",
+            "certificates-certreq",
+            if p.certificates.is_none() {
+                Ok("no certReq: no certificates".into())
+            } else {
+                Err("certificates present although certReq was absent or false".into())
+            },
+        ),
+        None => c.skip("A.11", "certificates-certreq", "the request is unknown"),
+    }
+
+    // B.31–B.33: the TSA certificate.
+    let gen_time = facts.gen_time.as_ref().map(|g| g.unix);
+    match &signer {
+        Some(cert) => {
+            certificate_checks(&mut c, cert, gen_time, expect, &token_certs);
+            c.check(
+                "B.33",
+                "algorithms",
+                algorithms(cert, &p.signer.sig_alg, digest_hash.as_ref().ok().copied()),
+            );
+        }
+        None => {
+            for (req, check) in [
+                ("B.31", "tsa-certificate-eku"),
+                ("B.31", "tsa-certificate-profile"),
+                ("B.31", "tsa-certificate-validity"),
+                ("B.31", "certificate-chain"),
+                ("B.32", "tsa-certificate-subject"),
+                ("B.33", "algorithms"),
+            ] {
+                c.skip(req, check, "the signer certificate is unknown");
+            }
+        }
+    }
+    facts
+}
+
+fn algorithm_protection(v: &Tlv<'_>, digest: &AlgId, sig: &AlgId) -> Result<String, String> {
+    let kids = v.children().map_err(|e| e.to_string())?;
+    let d = AlgId::parse(kids.first().ok_or("empty CMSAlgorithmProtection")?)
+        .map_err(|e| e.to_string())?;
+    let s = kids
+        .iter()
+        .find(|k| k.tag == 0xa1)
+        .map(|k| {
+            let mut as_seq = k.raw.to_vec();
+            as_seq[0] = tag::SEQUENCE;
+            der::read_exact(&as_seq)
+                .map_err(|e| e.to_string())
+                .and_then(|t| AlgId::parse(&t).map_err(|e| e.to_string()))
+        })
+        .transpose()?
+        .ok_or("CMSAlgorithmProtection without signatureAlgorithm")?;
+    let same = |a: &AlgId, b: &AlgId| {
+        a.oid == b.oid
+            && (a.params == b.params || (a.params_absent_or_null() && b.params_absent_or_null()))
+    };
+    if !same(&d, digest) {
+        return Err(format!(
+            "protects digest {} but the SignerInfo uses {}",
+            d.oid, digest.oid
+        ));
+    }
+    if !same(&s, sig) {
+        return Err(format!(
+            "protects signature {} but the SignerInfo uses {}",
+            s.oid, sig.oid
+        ));
+    }
+    Ok("present and equal to the SignerInfo's algorithms".into())
+}
+
+fn ess_cert_id_v2(v: &Tlv<'_>, cert: &Cert) -> Result<String, String> {
+    let seq = v.children().map_err(|e| e.to_string())?;
+    let ids = seq
+        .first()
+        .ok_or("empty SigningCertificateV2")?
+        .children()
+        .map_err(|e| e.to_string())?;
+    let first = ids
+        .first()
+        .ok_or("SigningCertificateV2 lists no certificate")?;
+    let parts = first.children().map_err(|e| e.to_string())?;
+    let (hash, rest) = match parts.first() {
+        Some(t) if t.tag == tag::SEQUENCE => {
+            let alg = AlgId::parse(t).map_err(|e| e.to_string())?;
+            if alg.oid == crypto::oid::SHA256 {
+                return Err(
+                    "hashAlgorithm SHA-256 written out: it is the DEFAULT, which DER omits".into(),
+                );
+            }
+            (Hash::from_oid(&alg.oid)?, &parts[1..])
+        }
+        _ => (Hash::Sha256, &parts[..]),
+    };
+    let cert_hash = rest.first().ok_or("ESSCertIDv2 without certHash")?;
+    if cert_hash.value != hash.digest(&cert.der).as_slice() {
+        return Err(format!(
+            "the first ESSCertIDv2's certHash ({}) is not the {} of the signer certificate",
+            hex::encode(cert_hash.value),
+            hash.name()
+        ));
+    }
+    if let Some(is) = rest.get(1) {
+        let k = is.children().map_err(|e| e.to_string())?;
+        let [names, serial] = k.as_slice() else {
+            return Err("malformed issuerSerial".into());
+        };
+        let dir = names
+            .children()
+            .ok()
+            .and_then(|n| n.into_iter().find(|g| g.tag == 0xa4))
+            .ok_or("issuerSerial without a directoryName")?;
+        if dir.value != cert.issuer.as_slice() || serial.value != cert.serial.as_slice() {
+            return Err("issuerSerial does not name the signer certificate".into());
+        }
+        return Ok(format!(
+            "{} certHash and issuerSerial name the signer certificate",
+            hash.name()
+        ));
+    }
+    Ok(format!(
+        "{} certHash names the signer certificate",
+        hash.name()
+    ))
+}
+
+fn tst_info_checks(
+    c: &mut Ctx<'_>,
+    tst: &Tlv<'_>,
+    expect: &Expect,
+    signer: Option<&Cert>,
+    facts: &mut Facts,
+) {
+    let fields = match tst.children() {
+        Ok(f) => f,
+        Err(e) => {
+            c.fail("B.23", "tstinfo-version-policy", format!("TSTInfo: {e}"));
+            return;
+        }
+    };
+    let mut it = fields.iter().copied().peekable();
+    let version = it.next().map(|t| t.small_uint());
+    let policy = it.next().map(|t| t.oid());
+    c.check(
+        "B.23",
+        "tstinfo-version-policy",
+        match (version, policy) {
+            (Some(Ok(1)), Some(Ok(p))) => match &expect.policy {
+                Some(want) if want != &p => Err(format!("policy {p}, expected {want}")),
+                Some(_) => Ok(format!("v1, policy {p} as asked")),
+                None => Ok(format!("v1, policy {p}")),
+            },
+            (Some(Ok(v)), _) if v != 1 => Err(format!("TSTInfo version {v}")),
+            _ => Err("TSTInfo version or policy malformed".into()),
+        },
+    );
+    // messageImprint
+    match it.next().map(|t| t.children()) {
+        Some(Ok(mi)) if mi.len() == 2 => {
+            let alg = AlgId::parse(&mi[0]).map(|a| a.oid).unwrap_or_default();
+            let value = mi[1].value;
+            match &expect.imprint {
+                Some((want_alg, want)) => c.check(
+                    "B.24",
+                    "message-imprint",
+                    if &alg == want_alg && value == want.as_slice() {
+                        Ok("equal to the imprint asked for".into())
+                    } else {
+                        Err(format!(
+                            "imprint {alg}:{} is not {want_alg}:{}",
+                            hex::encode(value),
+                            hex::encode(want)
+                        ))
+                    },
+                ),
+                None => c.skip(
+                    "B.24",
+                    "message-imprint",
+                    "no data or request to compare with",
+                ),
+            }
+        }
+        _ => c.fail("B.24", "message-imprint", "malformed messageImprint"),
+    }
+    // serialNumber
+    match it.next().map(|t| t.integer().map(<[u8]>::to_vec)) {
+        Some(Ok(s)) => {
+            c.check(
+                "B.25",
+                "serial-number",
+                if s[0] & 0x80 != 0 || s.iter().all(|&b| b == 0) {
+                    Err("serialNumber is not positive".into())
+                } else if s.len() > 21 || (s.len() == 21 && s[0] != 0) {
+                    Err(format!(
+                        "serialNumber of {} octets (more than 160 bits)",
+                        s.len()
+                    ))
+                } else {
+                    Ok("positive, at most 160 bits".into())
+                },
+            );
+            facts.serial = Some(s);
+        }
+        _ => c.fail("B.25", "serial-number", "malformed serialNumber"),
+    }
+    // genTime
+    let gen_tlv = it.next();
+    match gen_tlv.map(|g| (g.tag, time::parse_generalized(g.value))) {
+        Some((tag::GENERALIZED_TIME, Some(g))) => {
+            c.check(
+                "B.26",
+                "gen-time",
+                match &g.profile_defect {
+                    Some(d) => Err(format!(
+                        "genTime {:?}: {d}",
+                        String::from_utf8_lossy(gen_tlv.map_or(&[][..], |t| t.value))
+                    )),
+                    None => Ok(format!(
+                        "{} (GeneralizedTime, Z{})",
+                        time::rfc3339(g.unix),
+                        if g.fraction.is_empty() {
+                            ""
+                        } else {
+                            ", fraction without trailing zeros"
+                        }
+                    )),
+                },
+            );
+            facts.gen_time = Some(g);
+        }
+        _ => c.fail("B.26", "gen-time", "genTime is not a GeneralizedTime"),
+    }
+    // Optional fields in order: accuracy, ordering, nonce, [0] tsa, [1] extensions.
+    let mut accuracy_secs: Option<f64> = None;
+    let mut accuracy: Result<String, String> = Err("accuracy absent (EN 319 422 §5.2.2)".into());
+    let mut ordering = false;
+    let mut nonce: Option<Vec<u8>> = None;
+    let mut tsa_name: Option<Tlv<'_>> = None;
+    let mut extensions: Option<Tlv<'_>> = None;
+    for t in it {
+        match t.tag {
+            tag::SEQUENCE => {
+                let (a, secs) = read_accuracy(&t);
+                accuracy = a;
+                accuracy_secs = secs;
+            }
+            tag::BOOLEAN => ordering = t.value != [0x00],
+            tag::INTEGER => nonce = Some(t.value.to_vec()),
+            0xa0 => tsa_name = Some(t),
+            0xa1 => extensions = Some(t),
+            other => c.fail(
+                "B.28",
+                "ordering-extensions",
+                format!("unexpected TSTInfo field with tag 0x{other:02x}"),
+            ),
+        }
+    }
+    c.check("B.27", "accuracy", accuracy);
+    // Clock sanity: within the accuracy (and 2 s of network and clock slack).
+    match (&facts.gen_time, expect.sent_received) {
+        (Some(g), Some((sent, received))) => {
+            let acc = accuracy_secs.unwrap_or(1.0);
+            let t = g.as_secs_f64();
+            c.check(
+                "B.26",
+                "gen-time-clock",
+                if t + acc + 2.0 >= sent && t - acc - 2.0 <= received {
+                    Ok(format!(
+                        "within {:.3} s of this machine's clock",
+                        (t - (sent + received) / 2.0).abs()
+                    ))
+                } else {
+                    Err(format!(
+                        "genTime {} is {:.1} s from this machine's clock (accuracy {acc} s)",
+                        time::rfc3339(g.unix),
+                        t - (sent + received) / 2.0
+                    ))
+                },
+            );
+        }
+        _ => c.skip(
+            "B.26",
+            "gen-time-clock",
+            "not checked against a clock (files only)",
+        ),
+    }
+    // B.28: ordering FALSE (absent: DER omits the DEFAULT) and no critical extension.
+    let mut critical = Vec::new();
+    let mut qc = false;
+    if let Some(ext) = &extensions {
+        for e in ext.children().unwrap_or_default() {
+            let k = e.children().unwrap_or_default();
+            let o = k.first().and_then(|o| o.oid().ok()).unwrap_or_default();
+            if k.len() == 3 && k[1].tag == tag::BOOLEAN && k[1].value == [0xff] {
+                critical.push(o.clone());
+            }
+            if o == cert::oid::QC_STATEMENTS
+                && k.last().is_some_and(|v| {
+                    let needle = der::oid(oid::ESI4_QTST_STATEMENT_1);
+                    v.value
+                        .windows(needle.len())
+                        .any(|w| w == needle.as_slice())
+                })
+            {
+                qc = true;
+            }
+        }
+    }
+    c.check(
+        "B.28",
+        "ordering-extensions",
+        if ordering {
+            Err("ordering is TRUE".into())
+        } else if !critical.is_empty() {
+            Err(format!(
+                "critical TSTInfo extensions: {}",
+                critical.join(", ")
+            ))
+        } else {
+            Ok("ordering absent, no critical extension".into())
+        },
+    );
+    if expect.qualified {
+        c.check(
+            "B.30",
+            "qc-statements",
+            if qc {
+                Ok("qcStatements with esi4-qtstStatement-1".into())
+            } else {
+                Err("the EU-qualified profile was claimed but no esi4-qtstStatement-1".into())
+            },
+        );
+    } else {
+        c.skip(
+            "B.30",
+            "qc-statements",
+            "the qualified profile was not claimed (--qualified)",
+        );
+    }
+    // A.10 nonce.
+    match &expect.nonce {
+        Some(Some(want)) => c.check(
+            "A.10",
+            "nonce",
+            match &nonce {
+                Some(n) if n == want => Ok("the request's nonce, byte for byte".into()),
+                Some(n) => Err(format!(
+                    "nonce {} is not the request's {}",
+                    hex::encode(n),
+                    hex::encode(want)
+                )),
+                None => Err("the request's nonce is not echoed".into()),
+            },
+        ),
+        Some(None) => c.check(
+            "A.10",
+            "nonce",
+            if nonce.is_none() {
+                Ok("no nonce asked, none given".into())
+            } else {
+                Err("a nonce the request did not carry".into())
+            },
+        ),
+        None => c.skip("A.10", "nonce", "the request is unknown"),
+    }
+    // B.29 tsa name.
+    match (&tsa_name, signer) {
+        (None, _) => c.check("B.29", "tsa-name", Ok("absent".into())),
+        (Some(t), Some(cert)) => c.check(
+            "B.29",
+            "tsa-name",
+            match der::read_exact(t.value) {
+                Ok(g) if g.tag == 0xa4 && g.value == cert.subject.as_slice() => {
+                    Ok("equal to the TSA certificate's subject".into())
+                }
+                _ => Err("the tsa field is not the TSA certificate's subject".into()),
+            },
+        ),
+        (Some(_), None) => c.skip("B.29", "tsa-name", "the signer certificate is unknown"),
+    }
+}
+
+/// Accuracy: present, at most 1 s, millis and micros within 1..=999.
+fn read_accuracy(t: &Tlv<'_>) -> (Result<String, String>, Option<f64>) {
+    let mut secs = 0u64;
+    let mut millis = 0u64;
+    let mut micros = 0u64;
+    for f in t.children().unwrap_or_default() {
+        let v = match f.tag {
+            tag::INTEGER => f.small_uint(),
+            0x80 | 0x81 => {
+                let mut as_int = f.raw.to_vec();
+                as_int[0] = tag::INTEGER;
+                der::read_exact(&as_int).and_then(|i| i.small_uint())
+            }
+            _ => Ok(u64::MAX),
+        };
+        let Ok(v) = v else {
+            return (Err("malformed accuracy".into()), None);
+        };
+        match f.tag {
+            tag::INTEGER => secs = v,
+            0x80 if (1..=999).contains(&v) => millis = v,
+            0x81 if (1..=999).contains(&v) => micros = v,
+            0x80 | 0x81 => return (Err(format!("accuracy field {v} outside 1..999")), None),
+            _ => return (Err("unexpected accuracy field".into()), None),
+        }
+    }
+    let total = secs as f64 + millis as f64 / 1e3 + micros as f64 / 1e6;
+    if total > 1.0 {
+        (
+            Err(format!(
+                "accuracy {total} s exceeds 1 s (EN 319 422 §5.2.2)"
+            )),
+            Some(total),
+        )
+    } else if total == 0.0 {
+        (Err("accuracy of zero".into()), Some(total))
+    } else {
+        (Ok(format!("{total} s")), Some(total))
+    }
+}
+
+fn certificate_checks(
+    c: &mut Ctx<'_>,
+    cert: &Cert,
+    gen_time: Option<i64>,
+    expect: &Expect,
+    token_certs: &[Cert],
+) {
+    // B.31 EKU: exactly one extension, critical, timeStamping only.
+    let ekus: Vec<_> = cert.extensions_named(cert::oid::EKU).collect();
+    c.check(
+        "B.31",
+        "tsa-certificate-eku",
+        match ekus.as_slice() {
+            [e] => {
+                let purposes: Vec<String> = der::read_exact(&e.value)
+                    .and_then(|s| s.children())
+                    .map(|k| k.iter().filter_map(|o| o.oid().ok()).collect())
+                    .unwrap_or_default();
+                if !e.critical {
+                    Err("extendedKeyUsage is not critical (RFC 3161 §2.3)".into())
+                } else if purposes != [cert::oid::TIME_STAMPING] {
+                    Err(format!(
+                        "extendedKeyUsage {purposes:?}, not id-kp-timeStamping alone"
+                    ))
+                } else {
+                    Ok("one critical extendedKeyUsage, id-kp-timeStamping alone".into())
+                }
+            }
+            [] => Err("no extendedKeyUsage".into()),
+            _ => Err("more than one extendedKeyUsage extension".into()),
+        },
+    );
+    // B.31 profile: not a CA, keyUsage for signing, no duplicate or unknown critical ext.
+    let known = [
+        cert::oid::EKU,
+        cert::oid::KEY_USAGE,
+        cert::oid::BASIC_CONSTRAINTS,
+        cert::oid::SKI,
+        cert::oid::AKI,
+        cert::oid::PKUP,
+        cert::oid::SAN,
+        cert::oid::CERT_POLICIES,
+        cert::oid::CRL_DP,
+        cert::oid::AIA,
+        cert::oid::QC_STATEMENTS,
+    ];
+    let mut seen = std::collections::HashSet::new();
+    let duplicate = cert.extensions.iter().find(|e| !seen.insert(e.oid.clone()));
+    let unknown_critical = cert
+        .extensions
+        .iter()
+        .find(|e| e.critical && !known.contains(&e.oid.as_str()));
+    let ku = cert.key_usage();
+    c.check(
+        "B.31",
+        "tsa-certificate-profile",
+        if cert.is_ca() {
+            Err("the TSA certificate is a CA certificate".into())
+        } else if let Some(d) = duplicate {
+            Err(format!("extension {} appears twice", d.oid))
+        } else if let Some(u) = unknown_critical {
+            Err(format!("unknown critical extension {}", u.oid))
+        } else if ku.as_ref().is_some_and(|b| {
+            !b.first().copied().unwrap_or(false) && !b.get(1).copied().unwrap_or(false)
+        }) {
+            Err("keyUsage allows neither digitalSignature nor nonRepudiation".into())
+        } else {
+            Ok(
+                "end-entity; keyUsage for signing; no duplicate or unknown critical extension"
+                    .into(),
+            )
+        },
+    );
+    // B.31 validity at genTime.
+    match gen_time {
+        Some(t) => {
+            let pkup = cert.private_key_usage_period();
+            c.check(
+                "B.31",
+                "tsa-certificate-validity",
+                if t < cert.not_before || t > cert.not_after {
+                    Err(format!(
+                        "genTime {} is outside the certificate's validity {} to {}",
+                        time::rfc3339(t),
+                        time::rfc3339(cert.not_before),
+                        time::rfc3339(cert.not_after)
+                    ))
+                } else if let Some((from, until)) = pkup
+                    && (from.is_some_and(|f| t < f) || until.is_some_and(|u| t > u))
+                {
+                    Err(format!(
+                        "genTime {} is outside privateKeyUsagePeriod",
+                        time::rfc3339(t)
+                    ))
+                } else {
+                    Ok(format!(
+                        "genTime within {} to {}{}",
+                        time::rfc3339(cert.not_before),
+                        time::rfc3339(cert.not_after),
+                        if pkup.is_some() {
+                            " and privateKeyUsagePeriod"
+                        } else {
+                            ""
+                        }
+                    ))
+                },
+            );
+        }
+        None => c.skip("B.31", "tsa-certificate-validity", "no genTime"),
+    }
+    // Chain to the given anchors.
+    if expect.ca.is_empty() {
+        c.skip("B.31", "certificate-chain", "no trust anchor given (--ca)");
+    } else {
+        let anchors: Vec<Cert> = expect
+            .ca
+            .iter()
+            .filter_map(|d| Cert::from_der(d).ok())
+            .collect();
+        let mut pool: Vec<Cert> = token_certs.to_vec();
+        pool.extend(
+            expect
+                .intermediates
+                .iter()
+                .filter_map(|d| Cert::from_der(d).ok()),
+        );
+        c.check(
+            "B.31",
+            "certificate-chain",
+            chain(cert, &pool, &anchors, gen_time),
+        );
+    }
+    // B.32 subject.
+    let attrs = cert.subject_attributes();
+    let has = |o: &str| attrs.iter().any(|(k, v)| k == o && !v.is_empty());
+    let missing: Vec<&str> = [
+        (cert::oid::COUNTRY, "countryName"),
+        (cert::oid::ORGANIZATION, "organizationName"),
+        (cert::oid::COMMON_NAME, "commonName"),
+    ]
+    .into_iter()
+    .filter(|(o, _)| !has(o))
+    .map(|(_, n)| n)
+    .collect();
+    c.check(
+        "B.32",
+        "tsa-certificate-subject",
+        if missing.is_empty() {
+            Ok(cert.subject_text())
+        } else {
+            Err(format!(
+                "subject {} lacks {}",
+                cert.subject_text(),
+                missing.join(", ")
+            ))
+        },
+    );
+}
+
+/// A path from `leaf` to one of `anchors`, through `pool` and the anchors, each
+/// signature verified and each CA certificate valid at `at`.
+fn chain(leaf: &Cert, pool: &[Cert], anchors: &[Cert], at: Option<i64>) -> Result<String, String> {
+    let mut current = leaf.clone();
+    let mut path = vec![current.subject_text()];
+    for _ in 0..8 {
+        if anchors.iter().any(|a| a.der == current.der) {
+            return Ok(format!("chains to the anchor: {}", path.join(" ← ")));
+        }
+        let issuer = anchors
+            .iter()
+            .chain(pool)
+            .filter(|c| c.subject == current.issuer)
+            .find(|c| {
+                crypto::verify(
+                    &c.spki,
+                    &current.sig_alg,
+                    None,
+                    &current.tbs,
+                    &current.signature,
+                )
+                .is_ok()
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no certificate of issuer {} verifies {}",
+                    cert::name_text(&current.issuer),
+                    current.subject_text()
+                )
+            })?;
+        if !issuer.is_ca() {
+            return Err(format!("issuer {} is not a CA", issuer.subject_text()));
+        }
+        if let Some(t) = at
+            && (t < issuer.not_before || t > issuer.not_after)
+        {
+            return Err(format!(
+                "CA {} not valid at genTime {}",
+                issuer.subject_text(),
+                time::rfc3339(t)
+            ));
+        }
+        path.push(issuer.subject_text());
+        if anchors.iter().any(|a| a.der == issuer.der) {
+            return Ok(format!("chains to the anchor: {}", path.join(" ← ")));
+        }
+        current = issuer.clone();
+    }
+    Err("no path to a trust anchor within 8 certificates".into())
+}
+
+/// B.33: the key and the signature's hash per ETSI TS 119 312.
+fn algorithms(cert: &Cert, sig_alg: &AlgId, digest: Option<Hash>) -> Result<String, String> {
+    let kind = crypto::key_kind(&cert.spki)?;
+    if let crypto::KeyKind::Rsa(bits) = kind
+        && bits < 3072
+    {
+        return Err(format!("RSA-{bits}: below 3072 bits (ETSI TS 119 312)"));
+    }
+    let digest = digest.ok_or("the digest algorithm is not one of TS 119 312")?;
+    Ok(format!("{kind}, {} with {}", digest.name(), sig_alg.oid))
+}
