@@ -313,6 +313,20 @@ pub fn probe(target: &Target) -> Result<Findings, String> {
                 ))
             },
         );
+        if reply.status != 200 {
+            let text = String::from_utf8_lossy(&reply.body);
+            f.add(
+                "A.9",
+                "granted",
+                Outcome::Fail,
+                format!(
+                    "{label}: HTTP {}: {}",
+                    reply.status,
+                    text.trim().chars().take(120).collect::<String>()
+                ),
+            );
+            continue;
+        }
         let resp = match token::parse_response(&reply.body) {
             Ok(r) => r,
             Err(e) => {

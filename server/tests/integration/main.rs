@@ -31,6 +31,9 @@ mod clients;
 mod common;
 /// docs/configuration.md against the config structs, the serve flags and the environment.
 mod config_doc;
+/// Issue #19: `hanko-conformance` audits the dev server's TSA (RSA and ECDSA, HTTP and
+/// HTTPS): every check passes.
+mod conformance;
 /// Issue #12: the CSC API v2 through `serve --dev`: signHash for both dev seal
 /// credentials verified by openssl pkeyutl, SAD binding, every refusal in CSC JSON.
 mod csc;
