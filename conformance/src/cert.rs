@@ -171,11 +171,15 @@ impl Cert {
         })
     }
 
-    /// The keyUsage bits (bit 0 = digitalSignature), if the extension is present.
+    /// The keyUsage bits (bit 0 = digitalSignature), if the extension is present and a
+    /// well-formed BIT STRING.
     pub fn key_usage(&self) -> Option<Vec<bool>> {
         let ext = self.extensions_named(oid::KEY_USAGE).next()?;
         let bits = der::read_exact(&ext.value).ok()?;
         let (unused, octets) = bits.value.split_first()?;
+        if *unused > 7 || (octets.is_empty() && *unused != 0) {
+            return None; // not a BIT STRING (X.690 §8.6.2.2)
+        }
         let mut out = Vec::new();
         for (i, byte) in octets.iter().enumerate() {
             let n = if i + 1 == octets.len() {
@@ -183,7 +187,7 @@ impl Cert {
             } else {
                 8
             };
-            for b in 0..n.min(8) {
+            for b in 0..n {
                 out.push(byte & (0x80 >> b) != 0);
             }
         }
@@ -284,4 +288,45 @@ pub fn certificates_from_pem_or_der(input: &[u8]) -> Result<Vec<Vec<u8>>, String
         return Err("no CERTIFICATE block".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key_usage(value: &[u8]) -> Cert {
+        Cert {
+            der: Vec::new(),
+            tbs: Vec::new(),
+            sig_alg: AlgId {
+                oid: String::new(),
+                params: None,
+            },
+            signature: Vec::new(),
+            serial: vec![1],
+            issuer: Vec::new(),
+            subject: Vec::new(),
+            not_before: 0,
+            not_after: 0,
+            spki: Vec::new(),
+            extensions: vec![Extension {
+                oid: oid::KEY_USAGE.into(),
+                critical: true,
+                value: value.to_vec(),
+            }],
+        }
+    }
+
+    #[test]
+    fn key_usage_bits_and_malformed_bit_strings() {
+        // digitalSignature (bit 0) and nonRepudiation (bit 1): 6 unused bits.
+        assert_eq!(
+            with_key_usage(&[0x03, 0x02, 0x06, 0xc0]).key_usage(),
+            Some(vec![true, true])
+        );
+        // An unused-bits octet above 7, or unused bits with no octet, is no BIT STRING
+        // (it once underflowed the bit count).
+        assert_eq!(with_key_usage(&[0x03, 0x02, 0x09, 0x80]).key_usage(), None);
+        assert_eq!(with_key_usage(&[0x03, 0x01, 0x01]).key_usage(), None);
+    }
 }

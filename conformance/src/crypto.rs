@@ -29,6 +29,22 @@ pub mod oid {
     pub const P521: &str = "1.3.132.0.35";
 }
 
+/// A signature algorithm's name for the report (its OID when unknown).
+pub fn signature_algorithm_name(oid: &str) -> String {
+    match oid {
+        oid::RSA_ENCRYPTION => "rsaEncryption (PKCS #1 v1.5)".into(),
+        oid::RSA_PSS => "RSASSA-PSS".into(),
+        oid::SHA256_RSA => "sha256WithRSAEncryption".into(),
+        oid::SHA384_RSA => "sha384WithRSAEncryption".into(),
+        oid::SHA512_RSA => "sha512WithRSAEncryption".into(),
+        oid::ECDSA_SHA256 => "ecdsa-with-SHA256".into(),
+        oid::ECDSA_SHA384 => "ecdsa-with-SHA384".into(),
+        oid::ECDSA_SHA512 => "ecdsa-with-SHA512".into(),
+        oid::ED25519 => "Ed25519".into(),
+        other => other.to_owned(),
+    }
+}
+
 /// The hashes of ETSI TS 119 312 the checks compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hash {

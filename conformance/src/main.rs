@@ -9,10 +9,12 @@ use clap::{Args, Parser, Subcommand};
 
 use hanko_conformance::report::{Findings, Input, Report};
 use hanko_conformance::token::{self, Expect};
-use hanko_conformance::{cert, crypto, now_rfc3339, tsa};
+use hanko_conformance::{cades, cert, crypto, now_rfc3339, pades, tsa};
 
-/// Checks a time-stamp authority and its tokens against the requirements of Hanko's
-/// docs/requirements.md (RFC 3161/5816, ETSI EN 319 422), on a code path of its own.
+/// Checks a time-stamp authority and the artefacts of a trust service (tokens, CAdES and
+/// PAdES seals, RFC 4998 evidence records, issuance-log exports) against the requirements
+/// of Hanko's docs/requirements.md (RFC 3161/5816, ETSI EN 319 422, EN 319 122-1,
+/// EN 319 142-1, RFC 4998), on a code path of its own.
 #[derive(Debug, Parser)]
 #[command(name = "hanko-conformance", version)]
 struct Cli {
@@ -58,6 +60,31 @@ enum Command {
     },
     /// Check a time-stamp token or TimeStampResp file from any producer.
     Token(TokenArgs),
+    /// Check a detached CAdES signature (DER CMS) against EN 319 122-1 B-B and B-T.
+    Cades {
+        /// The signature file (DER ContentInfo SignedData).
+        file: PathBuf,
+        /// The signed data.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Trust anchor(s) for the signer (PEM or DER); without it the chain check is
+        /// skipped.
+        #[arg(long, value_name = "ROOT.pem")]
+        ca: Option<PathBuf>,
+    },
+    /// Check each signature of a PDF against EN 319 142-1 B-B and B-T.
+    Pades {
+        /// The signed PDF.
+        file: PathBuf,
+        /// Trust anchor(s) for the signers (PEM or DER); without it the chain check is
+        /// skipped.
+        #[arg(long, value_name = "ROOT.pem")]
+        ca: Option<PathBuf>,
+    },
+    /// Check an RFC 4998 evidence record (DER `.ers`) against its data (F.62 to F.67).
+    Evidence(EvidenceArgs),
+    /// Check an issuance-log export of `hanko log export` (JSON lines; C.38, B.25).
+    Log(LogArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,7 +171,36 @@ fn run(cli: &Cli) -> Result<Report, String> {
             Ok(findings.into_report(&format!("tsa {url}"), started, inputs))
         }
         Command::Token(a) => token_report(a, started),
+        Command::Evidence(a) => evidence_report(a, started),
+        Command::Log(a) => log_report(a, started),
+        Command::Cades { file, data, ca } => {
+            let p7s = read(file)?;
+            let content = read(data)?;
+            let mut inputs = vec![input(file, &p7s), input(data, &content)];
+            let anchors = anchors(ca.as_ref(), &mut inputs)?;
+            let mut f = Findings::new();
+            cades::check(&p7s, &content, &anchors, &mut f);
+            Ok(f.into_report(&format!("cades {}", file.display()), started, inputs))
+        }
+        Command::Pades { file, ca } => {
+            let pdf = read(file)?;
+            let mut inputs = vec![input(file, &pdf)];
+            let anchors = anchors(ca.as_ref(), &mut inputs)?;
+            let mut f = Findings::new();
+            pades::check(&pdf, &anchors, &mut f);
+            Ok(f.into_report(&format!("pades {}", file.display()), started, inputs))
+        }
     }
+}
+
+/// The trust anchors of `--ca`, if given, recorded among the inputs.
+fn anchors(ca: Option<&PathBuf>, inputs: &mut Vec<Input>) -> Result<Vec<Vec<u8>>, String> {
+    let Some(path) = ca else {
+        return Ok(Vec::new());
+    };
+    let (certs, i) = certificates(path)?;
+    inputs.push(i);
+    Ok(certs)
 }
 
 fn token_report(a: &TokenArgs, started: String) -> Result<Report, String> {
@@ -225,4 +281,99 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+#[derive(Debug, Args)]
+struct EvidenceArgs {
+    /// The evidence record, DER (`.ers`).
+    file: PathBuf,
+    /// The data object the record is over (hashed with each chain's algorithm).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// The data's hash instead of the data, e.g. sha256:HEX (sha256, sha384, sha512 or
+    /// a dotted OID); may be repeated, one per algorithm.
+    #[arg(long, value_name = "ALG:HEX")]
+    data_hash: Vec<String>,
+    /// Trust anchor(s) for the archive time-stamps' TSA certificates (PEM or DER).
+    #[arg(long, value_name = "ROOT.pem")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The export: JSON lines as `hanko log export [--tokens]` writes them.
+    file: PathBuf,
+    /// Trust anchor(s) for the tokens' TSA certificates (PEM or DER).
+    #[arg(long, value_name = "ROOT.pem")]
+    ca: Option<PathBuf>,
+}
+
+/// `ALG:HEX` of --data-hash as (hash OID, value).
+fn data_hash_arg(arg: &str) -> Result<(String, Vec<u8>), String> {
+    let (alg, value) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("--data-hash {arg:?}: expected ALG:HEX, e.g. sha256:ab12..."))?;
+    let oid = match alg.to_ascii_lowercase().replace('-', "").as_str() {
+        "sha256" => crypto::oid::SHA256.to_owned(),
+        "sha384" => crypto::oid::SHA384.to_owned(),
+        "sha512" => crypto::oid::SHA512.to_owned(),
+        _ => {
+            hanko_conformance::der::parse_oid(alg)
+                .map_err(|e| format!("--data-hash: unknown algorithm {alg:?} ({e})"))?;
+            alg.to_owned()
+        }
+    };
+    let value = hex::decode(value).map_err(|e| format!("--data-hash {arg:?}: {e}"))?;
+    if let Ok(h) = crypto::Hash::from_oid(&oid)
+        && h.output_len() != value.len()
+    {
+        return Err(format!(
+            "--data-hash {arg:?}: {} octets, a {} has {}",
+            value.len(),
+            h.name(),
+            h.output_len()
+        ));
+    }
+    Ok((oid, value))
+}
+
+fn evidence_report(a: &EvidenceArgs, started: String) -> Result<Report, String> {
+    let ers = read(&a.file)?;
+    let mut inputs = vec![input(&a.file, &ers)];
+    let hashes = a
+        .data_hash
+        .iter()
+        .map(|h| data_hash_arg(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = match &a.data {
+        Some(d) => {
+            let bytes = read(d)?;
+            inputs.push(input(d, &bytes));
+            Some(bytes)
+        }
+        None => None,
+    };
+    let mut ca = Vec::new();
+    if let Some(path) = &a.ca {
+        let (certs, i) = certificates(path)?;
+        ca = certs;
+        inputs.push(i);
+    }
+    let mut f = Findings::new();
+    hanko_conformance::evidence::check(&ers, &hashes, data.as_deref(), &ca, &mut f);
+    Ok(f.into_report(&format!("evidence {}", a.file.display()), started, inputs))
+}
+
+fn log_report(a: &LogArgs, started: String) -> Result<Report, String> {
+    let export = read(&a.file)?;
+    let mut inputs = vec![input(&a.file, &export)];
+    let mut ca = Vec::new();
+    if let Some(path) = &a.ca {
+        let (certs, i) = certificates(path)?;
+        ca = certs;
+        inputs.push(i);
+    }
+    let mut f = Findings::new();
+    hanko_conformance::log::check(&export, &ca, &mut f);
+    Ok(f.into_report(&format!("log {}", a.file.display()), started, inputs))
 }

@@ -6,9 +6,10 @@
 //! input is missing because an earlier part is broken says SKIP, not FAIL.
 
 use crate::cert::{self, Cert};
+use crate::cms::{self, Ctx};
 use crate::crypto::{self, AlgId, Hash};
 use crate::der::{self, Tlv, tag};
-use crate::report::{Findings, Outcome};
+use crate::report::Findings;
 use crate::time::{self, GenTime};
 
 /// OIDs of CMS and TSP.
@@ -61,35 +62,6 @@ pub struct Facts {
     pub gen_time: Option<GenTime>,
 }
 
-/// The findings of one token under a label (e.g. `request 3 (SHA-384, nonce)`), which
-/// prefixes every FAIL detail.
-struct Ctx<'a> {
-    f: &'a mut Findings,
-    label: &'a str,
-}
-
-impl Ctx<'_> {
-    fn check(&mut self, req: &'static str, check: &'static str, r: Result<String, String>) {
-        match r {
-            Ok(d) => self.f.add(req, check, Outcome::Pass, d),
-            Err(d) => self.fail(req, check, d),
-        }
-    }
-
-    fn fail(&mut self, req: &'static str, check: &'static str, d: impl std::fmt::Display) {
-        let d = if self.label.is_empty() {
-            d.to_string()
-        } else {
-            format!("{}: {d}", self.label)
-        };
-        self.f.add(req, check, Outcome::Fail, d);
-    }
-
-    fn skip(&mut self, req: &'static str, check: &'static str, why: &str) {
-        self.f.add(req, check, Outcome::Skip, why);
-    }
-}
-
 /// Every check that needs the parsed structure, with its requirement: SKIPped together
 /// when the token does not parse.
 const STRUCTURAL: &[(&str, &str)] = &[
@@ -128,117 +100,28 @@ struct Parsed<'a> {
     e_content_type: String,
     tst_info: Tlv<'a>,
     certificates: Option<Vec<Tlv<'a>>>,
-    signer: SignerInfo<'a>,
-}
-
-struct SignerInfo<'a> {
-    version: u64,
-    sid: Tlv<'a>,
-    digest_alg: AlgId,
-    /// The [0] IMPLICIT signed attributes as received.
-    signed_attrs: Option<Tlv<'a>>,
-    sig_alg: AlgId,
-    signature: &'a [u8],
+    signer: cms::SignerInfo<'a>,
 }
 
 fn structure(token: &[u8]) -> Result<Parsed<'_>, String> {
-    let ci = der::read_exact(token).map_err(|e| format!("ContentInfo: {e}"))?;
-    let ci = ci
-        .expect(tag::SEQUENCE, "ContentInfo")
-        .map_err(|e| e.to_string())?;
-    let kids = ci.children().map_err(|e| format!("ContentInfo: {e}"))?;
-    let [ct, content] = kids.as_slice() else {
-        return Err("ContentInfo is not a SEQUENCE of two".into());
-    };
-    let ct = ct.oid().map_err(|e| e.to_string())?;
-    if ct != oid::SIGNED_DATA {
-        return Err(format!("contentType {ct}, not signedData"));
-    }
-    if content.tag != 0xa0 {
-        return Err("ContentInfo content not [0] EXPLICIT".into());
-    }
-    let sd = der::read_exact(content.value)
-        .and_then(|t| t.expect(tag::SEQUENCE, "SignedData"))
-        .map_err(|e| format!("SignedData: {e}"))?;
-    let fields = sd.children().map_err(|e| format!("SignedData: {e}"))?;
-    let mut it = fields.iter().copied();
-    let mut next = |what: &str| it.next().ok_or(format!("SignedData ends before {what}"));
-    let version = next("version")?.small_uint().map_err(|e| e.to_string())?;
-    let digest_algorithms = next("digestAlgorithms")?
-        .expect(tag::SET, "digestAlgorithms")
-        .and_then(|s| s.children())
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(AlgId::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let encap = next("encapContentInfo")?
-        .expect(tag::SEQUENCE, "encapContentInfo")
-        .and_then(|s| s.children())
-        .map_err(|e| e.to_string())?;
-    let [ect, econtent] = encap.as_slice() else {
-        return Err("encapContentInfo without eContent (a detached token)".into());
-    };
-    let e_content_type = ect.oid().map_err(|e| e.to_string())?;
-    if econtent.tag != 0xa0 {
-        return Err("eContent not [0] EXPLICIT".into());
-    }
-    let octets = der::read_exact(econtent.value)
-        .and_then(|t| t.expect(tag::OCTET_STRING, "eContent"))
-        .map_err(|e| format!("eContent: {e}"))?;
-    let tst_info = der::read_exact(octets.value)
+    let sd = cms::parse(token)?;
+    let octets = sd
+        .e_content
+        .ok_or("encapContentInfo without eContent (a detached token)")?;
+    let tst_info = der::read_exact(octets)
         .and_then(|t| t.expect(tag::SEQUENCE, "TSTInfo"))
         .map_err(|e| format!("TSTInfo: {e}"))?;
-    let mut certificates = None;
-    let mut f = next("signerInfos")?;
-    if f.tag == 0xa0 {
-        certificates = Some(f.children().map_err(|e| format!("certificates: {e}"))?);
-        f = next("signerInfos")?;
-    }
-    if f.tag == 0xa1 {
-        f = next("signerInfos")?;
-    }
-    let infos = f
-        .expect(tag::SET, "signerInfos")
-        .and_then(|s| s.children())
-        .map_err(|e| e.to_string())?;
-    let [si] = infos.as_slice() else {
-        return Err(format!("{} SignerInfos, not exactly one", infos.len()));
-    };
-    let s = si
-        .expect(tag::SEQUENCE, "SignerInfo")
-        .and_then(|s| s.children())
-        .map_err(|e| e.to_string())?;
-    let mut it = s.iter().copied();
-    let mut next = |what: &str| it.next().ok_or(format!("SignerInfo ends before {what}"));
-    let si_version = next("version")?.small_uint().map_err(|e| e.to_string())?;
-    let sid = next("sid")?;
-    let digest_alg = AlgId::parse(&next("digestAlgorithm")?).map_err(|e| e.to_string())?;
-    let mut f = next("signatureAlgorithm")?;
-    let mut signed_attrs = None;
-    if f.tag == 0xa0 {
-        signed_attrs = Some(f);
-        f = next("signatureAlgorithm")?;
-    }
-    let sig_alg = AlgId::parse(&f).map_err(|e| e.to_string())?;
-    let signature = next("signature")?
-        .expect(tag::OCTET_STRING, "signature")
-        .map_err(|e| e.to_string())?
-        .value;
+    let signers = sd.signers;
+    let n = signers.len();
+    let [signer] = <[cms::SignerInfo<'_>; 1]>::try_from(signers)
+        .map_err(|_| format!("{n} SignerInfos, not exactly one"))?;
     Ok(Parsed {
-        signed_data_version: version,
-        digest_algorithms,
-        e_content_type,
+        signed_data_version: sd.version,
+        digest_algorithms: sd.digest_algorithms,
+        e_content_type: sd.e_content_type,
         tst_info,
-        certificates,
-        signer: SignerInfo {
-            version: si_version,
-            sid,
-            digest_alg,
-            signed_attrs,
-            sig_alg,
-            signature,
-        },
+        certificates: sd.certificates,
+        signer,
     })
 }
 
@@ -313,23 +196,6 @@ pub fn token_of(input: &[u8]) -> Result<&[u8], String> {
             .ok_or_else(|| format!("a TimeStampResp with status {} and no token", resp.status));
     }
     Ok(input)
-}
-
-/// The attributes of a signed-attributes [0] value: (OID, values).
-fn attributes<'a>(attrs: &Tlv<'a>) -> Result<Vec<(String, Vec<Tlv<'a>>)>, String> {
-    let mut out = Vec::new();
-    for a in attrs.children().map_err(|e| e.to_string())? {
-        let kids = a.children().map_err(|e| e.to_string())?;
-        let [o, vals] = kids.as_slice() else {
-            return Err("an Attribute that is not a SEQUENCE of two".into());
-        };
-        let values = vals
-            .expect(tag::SET, "attrValues")
-            .and_then(|s| s.children())
-            .map_err(|e| e.to_string())?;
-        out.push((o.oid().map_err(|e| e.to_string())?, values));
-    }
-    Ok(out)
 }
 
 /// Checks `token` (a ContentInfo; [`token_of`] unwraps a TimeStampResp), recording every
@@ -448,7 +314,7 @@ pub fn check_token(token: &[u8], expect: &Expect, label: &str, f: &mut Findings)
     );
 
     // Signed attributes.
-    let attrs = match p.signer.signed_attrs.as_ref().map(attributes) {
+    let attrs = match p.signer.signed_attrs.as_ref().map(cms::attributes) {
         Some(Ok(a)) => Some(a),
         Some(Err(e)) => {
             c.fail(
@@ -574,7 +440,7 @@ pub fn check_token(token: &[u8], expect: &Expect, label: &str, f: &mut Findings)
             match ap.as_slice() {
                 [] => Err("no cms-algorithm-protection attribute (RFC 6211; SHOULD)".into()),
                 [vals] if vals.len() == 1 => {
-                    algorithm_protection(&vals[0], &p.signer.digest_alg, &p.signer.sig_alg)
+                    cms::algorithm_protection(&vals[0], &p.signer.digest_alg, &p.signer.sig_alg)
                 }
                 _ => Err("more than one cms-algorithm-protection".into()),
             },
@@ -660,7 +526,7 @@ pub fn check_token(token: &[u8], expect: &Expect, label: &str, f: &mut Findings)
             c.check(
                 "B.33",
                 "algorithms",
-                algorithms(cert, &p.signer.sig_alg, digest_hash.as_ref().ok().copied()),
+                cms::algorithms(cert, &p.signer.sig_alg, digest_hash.as_ref().ok().copied()),
             );
         }
         None => {
@@ -679,94 +545,16 @@ pub fn check_token(token: &[u8], expect: &Expect, label: &str, f: &mut Findings)
     facts
 }
 
-fn algorithm_protection(v: &Tlv<'_>, digest: &AlgId, sig: &AlgId) -> Result<String, String> {
-    let kids = v.children().map_err(|e| e.to_string())?;
-    let d = AlgId::parse(kids.first().ok_or("empty CMSAlgorithmProtection")?)
-        .map_err(|e| e.to_string())?;
-    let s = kids
-        .iter()
-        .find(|k| k.tag == 0xa1)
-        .map(|k| {
-            let mut as_seq = k.raw.to_vec();
-            as_seq[0] = tag::SEQUENCE;
-            der::read_exact(&as_seq)
-                .map_err(|e| e.to_string())
-                .and_then(|t| AlgId::parse(&t).map_err(|e| e.to_string()))
-        })
-        .transpose()?
-        .ok_or("CMSAlgorithmProtection without signatureAlgorithm")?;
-    let same = |a: &AlgId, b: &AlgId| {
-        a.oid == b.oid
-            && (a.params == b.params || (a.params_absent_or_null() && b.params_absent_or_null()))
-    };
-    if !same(&d, digest) {
-        return Err(format!(
-            "protects digest {} but the SignerInfo uses {}",
-            d.oid, digest.oid
-        ));
-    }
-    if !same(&s, sig) {
-        return Err(format!(
-            "protects signature {} but the SignerInfo uses {}",
-            s.oid, sig.oid
-        ));
-    }
-    Ok("present and equal to the SignerInfo's algorithms".into())
-}
-
 fn ess_cert_id_v2(v: &Tlv<'_>, cert: &Cert) -> Result<String, String> {
-    let seq = v.children().map_err(|e| e.to_string())?;
-    let ids = seq
-        .first()
-        .ok_or("empty SigningCertificateV2")?
-        .children()
-        .map_err(|e| e.to_string())?;
-    let first = ids
-        .first()
-        .ok_or("SigningCertificateV2 lists no certificate")?;
-    let parts = first.children().map_err(|e| e.to_string())?;
-    let (hash, rest) = match parts.first() {
-        Some(t) if t.tag == tag::SEQUENCE => {
-            let alg = AlgId::parse(t).map_err(|e| e.to_string())?;
-            if alg.oid == crypto::oid::SHA256 {
-                return Err(
-                    "hashAlgorithm SHA-256 written out: it is the DEFAULT, which DER omits".into(),
-                );
-            }
-            (Hash::from_oid(&alg.oid)?, &parts[1..])
-        }
-        _ => (Hash::Sha256, &parts[..]),
-    };
-    let cert_hash = rest.first().ok_or("ESSCertIDv2 without certHash")?;
-    if cert_hash.value != hash.digest(&cert.der).as_slice() {
-        return Err(format!(
-            "the first ESSCertIDv2's certHash ({}) is not the {} of the signer certificate",
-            hex::encode(cert_hash.value),
-            hash.name()
-        ));
-    }
-    if let Some(is) = rest.get(1) {
-        let k = is.children().map_err(|e| e.to_string())?;
-        let [names, serial] = k.as_slice() else {
-            return Err("malformed issuerSerial".into());
-        };
-        let dir = names
-            .children()
-            .ok()
-            .and_then(|n| n.into_iter().find(|g| g.tag == 0xa4))
-            .ok_or("issuerSerial without a directoryName")?;
-        if dir.value != cert.issuer.as_slice() || serial.value != cert.serial.as_slice() {
-            return Err("issuerSerial does not name the signer certificate".into());
-        }
-        return Ok(format!(
+    let id = cms::ess_cert_id_v2(v, cert)?;
+    Ok(if id.issuer_serial {
+        format!(
             "{} certHash and issuerSerial name the signer certificate",
-            hash.name()
-        ));
-    }
-    Ok(format!(
-        "{} certHash names the signer certificate",
-        hash.name()
-    ))
+            id.hash.name()
+        )
+    } else {
+        format!("{} certHash names the signer certificate", id.hash.name())
+    })
 }
 
 fn tst_info_checks(
@@ -1119,11 +907,14 @@ fn certificate_checks(
         .iter()
         .find(|e| e.critical && !known.contains(&e.oid.as_str()));
     let ku = cert.key_usage();
+    let ku_malformed = ku.is_none() && cert.extensions_named(cert::oid::KEY_USAGE).next().is_some();
     c.check(
         "B.31",
         "tsa-certificate-profile",
         if cert.is_ca() {
             Err("the TSA certificate is a CA certificate".into())
+        } else if ku_malformed {
+            Err("keyUsage is not a well-formed BIT STRING".into())
         } else if let Some(d) = duplicate {
             Err(format!("extension {} appears twice", d.oid))
         } else if let Some(u) = unknown_critical {
@@ -1195,7 +986,7 @@ fn certificate_checks(
         c.check(
             "B.31",
             "certificate-chain",
-            chain(cert, &pool, &anchors, gen_time),
+            cms::chain(cert, &pool, &anchors, gen_time, "genTime"),
         );
     }
     // B.32 subject.
@@ -1223,67 +1014,4 @@ fn certificate_checks(
             ))
         },
     );
-}
-
-/// A path from `leaf` to one of `anchors`, through `pool` and the anchors, each
-/// signature verified and each CA certificate valid at `at`.
-fn chain(leaf: &Cert, pool: &[Cert], anchors: &[Cert], at: Option<i64>) -> Result<String, String> {
-    let mut current = leaf.clone();
-    let mut path = vec![current.subject_text()];
-    for _ in 0..8 {
-        if anchors.iter().any(|a| a.der == current.der) {
-            return Ok(format!("chains to the anchor: {}", path.join(" ← ")));
-        }
-        let issuer = anchors
-            .iter()
-            .chain(pool)
-            .filter(|c| c.subject == current.issuer)
-            .find(|c| {
-                crypto::verify(
-                    &c.spki,
-                    &current.sig_alg,
-                    None,
-                    &current.tbs,
-                    &current.signature,
-                )
-                .is_ok()
-            })
-            .ok_or_else(|| {
-                format!(
-                    "no certificate of issuer {} verifies {}",
-                    cert::name_text(&current.issuer),
-                    current.subject_text()
-                )
-            })?;
-        if !issuer.is_ca() {
-            return Err(format!("issuer {} is not a CA", issuer.subject_text()));
-        }
-        if let Some(t) = at
-            && (t < issuer.not_before || t > issuer.not_after)
-        {
-            return Err(format!(
-                "CA {} not valid at genTime {}",
-                issuer.subject_text(),
-                time::rfc3339(t)
-            ));
-        }
-        path.push(issuer.subject_text());
-        if anchors.iter().any(|a| a.der == issuer.der) {
-            return Ok(format!("chains to the anchor: {}", path.join(" ← ")));
-        }
-        current = issuer.clone();
-    }
-    Err("no path to a trust anchor within 8 certificates".into())
-}
-
-/// B.33: the key and the signature's hash per ETSI TS 119 312.
-fn algorithms(cert: &Cert, sig_alg: &AlgId, digest: Option<Hash>) -> Result<String, String> {
-    let kind = crypto::key_kind(&cert.spki)?;
-    if let crypto::KeyKind::Rsa(bits) = kind
-        && bits < 3072
-    {
-        return Err(format!("RSA-{bits}: below 3072 bits (ETSI TS 119 312)"));
-    }
-    let digest = digest.ok_or("the digest algorithm is not one of TS 119 312")?;
-    Ok(format!("{kind}, {} with {}", digest.name(), sig_alg.oid))
 }

@@ -29,7 +29,11 @@ impl Drop for ReferenceTsa {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -49,12 +53,67 @@ fn reference_pki(dir: &Path) {
          extendedKeyUsage = critical, timeStamping\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
     )
     .unwrap();
-    openssl(dir, &["req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "root.key", "-out", "root.pem", "-days", "30", "-config", "ca.cnf", "-extensions", "v3_ca"]);
-    openssl(dir, &["req", "-new", "-newkey", "rsa:3072", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr",
-        "-subj", "/C=JP/O=Reference TSA/CN=Reference TSA 1"]);
-    openssl(dir, &["x509", "-req", "-in", "tsa.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
-        "-out", "tsa.pem", "-days", "20", "-extfile", "ca.cnf", "-extensions", "v3_tsa"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "30",
+            "-config",
+            "ca.cnf",
+            "-extensions",
+            "v3_ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:3072",
+            "-nodes",
+            "-keyout",
+            "tsa.key",
+            "-out",
+            "tsa.csr",
+            "-subj",
+            "/C=JP/O=Reference TSA/CN=Reference TSA 1",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-out",
+            "tsa.pem",
+            "-days",
+            "20",
+            "-extfile",
+            "ca.cnf",
+            "-extensions",
+            "v3_tsa",
+        ],
+    );
     std::fs::write(dir.join("serial"), "01\n").unwrap();
     let common = "serial = ./serial\nsigner_cert = ./tsa.pem\ncerts = ./root.pem\nsigner_key = ./tsa.key\n\
                   signer_digest = sha256\ndefault_policy = 1.3.6.1.4.1.99999.5.1\ndigests = sha256, sha384, sha512\n";
@@ -78,7 +137,9 @@ fn start(dir: &Path, section: &str) -> ReferenceTsa {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port: u16 = line.trim().parse().unwrap();
     ReferenceTsa {
         child,
@@ -87,14 +148,20 @@ fn start(dir: &Path, section: &str) -> ReferenceTsa {
 }
 
 fn with(f: &Findings, outcome: Outcome) -> BTreeSet<&'static str> {
-    f.list().iter().filter(|x| x.outcome == outcome).map(|x| x.check).collect()
+    f.list()
+        .iter()
+        .filter(|x| x.outcome == outcome)
+        .map(|x| x.check)
+        .collect()
 }
 
 #[test]
 fn openssl_ts_reply_differs_where_it_is_known_to_and_passes_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     reference_pki(dir.path());
-    let root = cert::certificates_from_pem_or_der(&std::fs::read(dir.path().join("root.pem")).unwrap()).unwrap();
+    let root =
+        cert::certificates_from_pem_or_der(&std::fs::read(dir.path().join("root.pem")).unwrap())
+            .unwrap();
     let target = |url: &str| tsa::Target {
         url: url.to_owned(),
         ca: root.clone(),
@@ -106,14 +173,34 @@ fn openssl_ts_reply_differs_where_it_is_known_to_and_passes_the_rest() {
     // What OpenSSL does however it is configured: it decodes BER and ignores what follows
     // the request (A.8), it writes the certificates in the order configured rather than
     // as a DER SET (B.15), and it has no CMS algorithm protection (B.20, a SHOULD).
-    let always = ["malformed-request", "trailing-bytes", "certificates-der-set", "algorithm-protection"];
+    let always = [
+        "malformed-request",
+        "trailing-bytes",
+        "certificates-der-set",
+        "algorithm-protection",
+    ];
 
     let tuned = start(dir.path(), "tuned");
     let f = tsa::probe(&target(&tuned.url)).unwrap();
-    assert_eq!(with(&f, Outcome::Fail), BTreeSet::from(always), "{:#?}", f.list());
+    assert_eq!(
+        with(&f, Outcome::Fail),
+        BTreeSet::from(always),
+        "{:#?}",
+        f.list()
+    );
     assert_eq!(with(&f, Outcome::Skip), BTreeSet::from(["qc-statements"]));
-    let malformed = f.list().iter().find(|x| x.check == "malformed-request").unwrap();
-    assert!(malformed.detail.contains("a non-minimal length: a token was issued"), "{}", malformed.detail);
+    let malformed = f
+        .list()
+        .iter()
+        .find(|x| x.check == "malformed-request")
+        .unwrap();
+    assert!(
+        malformed
+            .detail
+            .contains("a non-minimal length: a token was issued"),
+        "{}",
+        malformed.detail
+    );
 
     // Left to its defaults, it also signs with ESSCertID v1 (SHA-1) and gives no accuracy.
     let defaults = start(dir.path(), "defaults");
@@ -121,7 +208,19 @@ fn openssl_ts_reply_differs_where_it_is_known_to_and_passes_the_rest() {
     let mut expected = BTreeSet::from(always);
     expected.extend(["signing-certificate", "accuracy"]);
     assert_eq!(with(&f, Outcome::Fail), expected, "{:#?}", f.list());
-    assert_eq!(with(&f, Outcome::Skip), BTreeSet::from(["qc-statements", "ess-cert-id"]));
-    let v1 = f.list().iter().find(|x| x.check == "signing-certificate").unwrap();
-    assert!(v1.detail.contains("only signing-certificate (ESSCertID, SHA-1)"), "{}", v1.detail);
+    assert_eq!(
+        with(&f, Outcome::Skip),
+        BTreeSet::from(["qc-statements", "ess-cert-id"])
+    );
+    let v1 = f
+        .list()
+        .iter()
+        .find(|x| x.check == "signing-certificate")
+        .unwrap();
+    assert!(
+        v1.detail
+            .contains("only signing-certificate (ESSCertID, SHA-1)"),
+        "{}",
+        v1.detail
+    );
 }

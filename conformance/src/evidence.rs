@@ -1,0 +1,963 @@
+//! The checks of an RFC 4998 EvidenceRecord (docs/requirements.md, section F: F.62 to
+//! F.67), on the tool's own DER reader and hashes; each archive time-stamp token is
+//! checked as any token ([`crate::token::check_token`]).
+//!
+//! The rules checked, as RFC 4998 and Hanko state them:
+//!
+//! ```text
+//!  chain 1, time-stamp 1:  H(d) in the first list -> reduced tree -> root == token imprint
+//!  chain c, time-stamp j>1 (time-stamp renewal, F.65):
+//!                          H(DER of time-stamp j-1's timeStamp ContentInfo) in the first list
+//!  chain c>1, time-stamp 1 (hash-tree renewal, F.66):
+//!                          H(H(d) || H(DER of chains 1..c-1 as an ArchiveTimeStampSequence))
+//!                          in the first list, data hash first
+//!  a node:                 H(the values concatenated in binary ascending order) (§4.3)
+//!  a first list holding one value: that value itself (Bouncy Castle 1.72 writes the data
+//!                          hash alone in the first list; docs/requirements.md F.63a)
+//!  no reducedHashtree:     the imprint is the hashed object itself
+//! ```
+//!
+//! with one algorithm per chain (each ArchiveTimeStamp's digestAlgorithm, when present,
+//! the token's imprint algorithm), every algorithm listed in digestAlgorithms, genTimes
+//! ascending through the whole sequence, and each token's signer certificate valid at
+//! the genTime of the next archive time-stamp (the last one's now).
+//!
+//! One defect fails one check: a tree that reaches the imprint only when its values are
+//! concatenated in tree order (not sorted) fails `er-sorted-concatenation`, and
+//! `er-root` says SKIP for it; renewals that cannot be recomputed because the data does
+//! not match the record say SKIP and point at `er-data-hash`.
+
+use crate::cert::Cert;
+use crate::crypto::{AlgId, Hash};
+use crate::der::{self, Tlv, tag};
+use crate::report::{Findings, Outcome};
+use crate::time;
+use crate::token::{self, Expect};
+
+/// Every check of this module, with its requirement: SKIPped together when the record
+/// does not parse.
+const CHECKS: &[(&str, &str)] = &[
+    ("F.62", "er-version"),
+    ("F.62", "er-digest-algorithms"),
+    ("F.63a", "er-tree-algorithm"),
+    ("F.63a", "er-reduced-hashtree-form"),
+    ("F.63", "er-data-hash"),
+    ("F.63", "er-root"),
+    ("F.63", "er-sorted-concatenation"),
+    ("F.64", "er-chain-algorithm"),
+    ("F.64", "er-gen-time-order"),
+    ("F.65", "er-time-stamp-renewal"),
+    ("F.66", "er-hash-tree-renewal"),
+    ("F.67", "er-validity-at-renewal"),
+];
+
+/// At most this many orderings are tried by the unsorted-concatenation diagnostic.
+const MAX_ORDERINGS: usize = 1 << 16;
+
+/// One ArchiveTimeStamp as read.
+struct Ats<'a> {
+    /// `[0]` digestAlgorithm's OID, when present.
+    digest_alg: Option<Result<String, String>>,
+    /// `[2]` reducedHashtree: the lists of values.
+    tree: Option<Vec<Vec<&'a [u8]>>>,
+    /// The timeStamp ContentInfo as in the record.
+    token: &'a [u8],
+}
+
+/// One chain: its encoding and its archive time-stamps.
+struct Chain<'a> {
+    raw: &'a [u8],
+    stamps: Vec<Ats<'a>>,
+}
+
+/// The EvidenceRecord as read.
+struct Record<'a> {
+    version: Result<u64, String>,
+    digest_algorithms: Vec<String>,
+    encryption_info: bool,
+    chains: Vec<Chain<'a>>,
+}
+
+fn structure(ers: &[u8]) -> Result<Record<'_>, String> {
+    let top = der::read_exact(ers)
+        .and_then(|t| t.expect(tag::SEQUENCE, "EvidenceRecord"))
+        .map_err(|e| format!("EvidenceRecord: {e}"))?;
+    let fields = top.children().map_err(|e| format!("EvidenceRecord: {e}"))?;
+    let mut it = fields.iter().copied();
+    let mut next = |what: &str| {
+        it.next()
+            .ok_or(format!("EvidenceRecord ends before {what}"))
+    };
+    let version = next("version")?
+        .small_uint()
+        .map_err(|e| format!("version: {e}"));
+    let algs = next("digestAlgorithms")?
+        .expect(tag::SEQUENCE, "digestAlgorithms")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    let digest_algorithms = algs
+        .iter()
+        .map(|a| AlgId::parse(a).map(|a| a.oid))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("digestAlgorithms: {e}"))?;
+    let mut f = next("archiveTimeStampSequence")?;
+    if f.tag == 0xa0 {
+        f = next("archiveTimeStampSequence")?;
+    }
+    let mut encryption_info = false;
+    if f.tag == 0xa1 {
+        encryption_info = true;
+        f = next("archiveTimeStampSequence")?;
+    }
+    if let Some(extra) = it.next() {
+        return Err(format!(
+            "EvidenceRecord: an element with tag 0x{:02x} after archiveTimeStampSequence",
+            extra.tag
+        ));
+    }
+    let seq = f
+        .expect(tag::SEQUENCE, "archiveTimeStampSequence")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    if seq.is_empty() {
+        return Err("archiveTimeStampSequence is empty".into());
+    }
+    let mut chains = Vec::new();
+    for (i, c) in seq.iter().enumerate() {
+        let stamps = c
+            .expect(tag::SEQUENCE, "ArchiveTimeStampChain")
+            .and_then(|s| s.children())
+            .map_err(|e| format!("chain {}: {e}", i + 1))?;
+        if stamps.is_empty() {
+            return Err(format!("chain {} is empty", i + 1));
+        }
+        let stamps = stamps
+            .iter()
+            .enumerate()
+            .map(|(j, a)| {
+                archive_time_stamp(a)
+                    .map_err(|e| format!("chain {}, time-stamp {}: {e}", i + 1, j + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        chains.push(Chain { raw: c.raw, stamps });
+    }
+    Ok(Record {
+        version,
+        digest_algorithms,
+        encryption_info,
+        chains,
+    })
+}
+
+fn archive_time_stamp<'a>(t: &Tlv<'a>) -> Result<Ats<'a>, String> {
+    let fields = t
+        .expect(tag::SEQUENCE, "ArchiveTimeStamp")
+        .and_then(|s| s.children())
+        .map_err(|e| e.to_string())?;
+    let mut digest_alg = None;
+    let mut tree = None;
+    let mut token = None;
+    let mut last_tag = 0u8;
+    for f in &fields {
+        if token.is_some() {
+            return Err("an element after timeStamp".into());
+        }
+        if matches!(f.tag, 0xa0..=0xa2) && f.tag <= last_tag {
+            return Err(format!("field [{}] out of order or repeated", f.tag & 0x1f));
+        }
+        last_tag = f.tag;
+        match f.tag {
+            // [0] IMPLICIT AlgorithmIdentifier: the SEQUENCE's contents under A0.
+            0xa0 => {
+                let as_seq = der::tlv(tag::SEQUENCE, f.value);
+                digest_alg = Some(
+                    der::read_exact(&as_seq)
+                        .and_then(|s| AlgId::parse(&s))
+                        .map(|a| a.oid)
+                        .map_err(|e| format!("digestAlgorithm: {e}")),
+                );
+            }
+            0xa1 => {}
+            // [2] IMPLICIT SEQUENCE OF PartialHashtree.
+            0xa2 => {
+                let mut lists = Vec::new();
+                for l in f.children().map_err(|e| format!("reducedHashtree: {e}"))? {
+                    let values = l
+                        .expect(tag::SEQUENCE, "PartialHashtree")
+                        .and_then(|s| s.children())
+                        .map_err(|e| format!("reducedHashtree: {e}"))?;
+                    let values = values
+                        .iter()
+                        .map(|v| {
+                            v.expect(tag::OCTET_STRING, "a reducedHashtree value")
+                                .map(|v| v.value)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())?;
+                    lists.push(values);
+                }
+                tree = Some(lists);
+            }
+            tag::SEQUENCE => token = Some(f.raw),
+            other => return Err(format!("unexpected element with tag 0x{other:02x}")),
+        }
+    }
+    Ok(Ats {
+        digest_alg,
+        tree,
+        token: token.ok_or("no timeStamp")?,
+    })
+}
+
+/// What the checks read of a TimeStampToken: its imprint and genTime.
+struct TokenInfo {
+    imprint_alg: String,
+    imprint: Vec<u8>,
+    gen_time: Option<time::GenTime>,
+}
+
+fn token_info(tok: &[u8]) -> Result<TokenInfo, String> {
+    let bad = |e: der::DerError| format!("the token does not parse: {e}");
+    let ci = der::read_exact(tok).map_err(bad)?;
+    let kids = ci.children().map_err(bad)?;
+    let sd =
+        der::read_exact(kids.get(1).ok_or("a ContentInfo without content")?.value).map_err(bad)?;
+    let encap = sd
+        .children()
+        .map_err(bad)?
+        .get(2)
+        .ok_or("SignedData without encapContentInfo")?
+        .children()
+        .map_err(bad)?;
+    let econtent = encap.get(1).ok_or("a token without eContent")?;
+    let octets = der::read_exact(econtent.value).map_err(bad)?;
+    let tst = der::read_exact(octets.value).map_err(bad)?;
+    let fields = tst.children().map_err(bad)?;
+    let mi = fields
+        .get(2)
+        .ok_or("TSTInfo without messageImprint")?
+        .children()
+        .map_err(bad)?;
+    let [alg, value] = mi.as_slice() else {
+        return Err("malformed messageImprint".into());
+    };
+    let imprint_alg = AlgId::parse(alg).map_err(bad)?.oid;
+    let gen_time = fields
+        .get(4)
+        .filter(|g| g.tag == tag::GENERALIZED_TIME)
+        .and_then(|g| time::parse_generalized(g.value));
+    Ok(TokenInfo {
+        imprint_alg,
+        imprint: value.value.to_vec(),
+        gen_time,
+    })
+}
+
+/// H(the `values` concatenated in binary ascending order).
+fn sorted_node(h: Hash, values: &[&[u8]]) -> Vec<u8> {
+    let mut v = values.to_vec();
+    v.sort();
+    h.digest(&v.concat())
+}
+
+/// The root a reduced hash tree reaches with sorted concatenation (RFC 4998 §4.3).
+fn root_sorted(h: Hash, tree: &[Vec<&[u8]>]) -> Option<Vec<u8>> {
+    let (first, rest) = tree.split_first()?;
+    let mut cur = match first.as_slice() {
+        [only] => only.to_vec(),
+        values => sorted_node(h, values),
+    };
+    for list in rest {
+        let mut values: Vec<&[u8]> = vec![&cur];
+        values.extend_from_slice(list);
+        cur = sorted_node(h, &values);
+    }
+    Some(cur)
+}
+
+/// Whether some concatenation in tree order (the values as listed, the running hash
+/// before or after them) reaches `want`; `None` when too many orderings would be tried.
+fn reached_unsorted(h: Hash, tree: &[Vec<&[u8]>], want: &[u8]) -> Option<bool> {
+    let (first, rest) = tree.split_first()?;
+    let mut candidates: Vec<Vec<u8>> = match first.as_slice() {
+        [only] => vec![only.to_vec()],
+        values => {
+            let mut rev = values.to_vec();
+            rev.reverse();
+            vec![h.digest(&values.concat()), h.digest(&rev.concat())]
+        }
+    };
+    for list in rest {
+        if candidates.len() * 2 > MAX_ORDERINGS {
+            return None;
+        }
+        let tail = list.concat();
+        let mut next = Vec::with_capacity(candidates.len() * 2);
+        for c in &candidates {
+            next.push(h.digest(&[c.as_slice(), &tail].concat()));
+            next.push(h.digest(&[tail.as_slice(), c].concat()));
+        }
+        next.sort();
+        next.dedup();
+        candidates = next;
+    }
+    Some(candidates.iter().any(|c| c == want))
+}
+
+/// Whether the hashed object `obj` is where the ArchiveTimeStamp needs it: in the first
+/// list of its reduced hash tree, or the imprint itself when it has none.
+fn covers(ats: &Ats<'_>, info: &TokenInfo, obj: &[u8]) -> bool {
+    match ats.tree.as_ref().and_then(|t| t.first()) {
+        Some(first) => first.contains(&obj),
+        None => info.imprint == obj,
+    }
+}
+
+fn label(c: usize, j: usize) -> String {
+    format!("chain {}, time-stamp {}", c + 1, j + 1)
+}
+
+fn hash_name(oid: &str) -> String {
+    Hash::from_oid(oid).map_or_else(|_| oid.to_owned(), |h| h.name().to_owned())
+}
+
+/// Checks the DER EvidenceRecord `ers` against docs/requirements.md F.62 to F.67,
+/// recording each check in `f`. The data's hashes come from `data` (hashed with each
+/// chain's algorithm) or else from `data_hashes` (hash OID, value); checks that need
+/// them say SKIP when neither gives one. `ca`: trust anchors (DER) for the tokens.
+pub fn check(
+    ers: &[u8],
+    data_hashes: &[(String, Vec<u8>)],
+    data: Option<&[u8]>,
+    ca: &[Vec<u8>],
+    f: &mut Findings,
+) {
+    let rec = match structure(ers) {
+        Ok(r) => {
+            f.check(
+                "F.62",
+                "er-structure",
+                Ok(format!(
+                    "DER EvidenceRecord: {} chain(s), {} archive time-stamp(s)",
+                    r.chains.len(),
+                    r.chains.iter().map(|c| c.stamps.len()).sum::<usize>()
+                )),
+            );
+            r
+        }
+        Err(e) => {
+            f.check("F.62", "er-structure", Err(e));
+            for (req, name) in CHECKS {
+                f.skip(req, name, "the evidence record does not parse");
+            }
+            return;
+        }
+    };
+    let data_hash = |h: Hash| -> Option<Vec<u8>> {
+        match data {
+            Some(d) => Some(h.digest(d)),
+            None => data_hashes
+                .iter()
+                .find(|(o, _)| o == h.oid())
+                .map(|(_, v)| v.clone()),
+        }
+    };
+
+    // F.62 version.
+    f.check(
+        "F.62",
+        "er-version",
+        match &rec.version {
+            Ok(1) => Ok("version 1".into()),
+            Ok(v) => Err(format!("version {v}, not 1")),
+            Err(e) => Err(e.clone()),
+        },
+    );
+
+    // The tokens and the algorithms of every archive time-stamp.
+    let infos: Vec<Vec<Result<TokenInfo, String>>> = rec
+        .chains
+        .iter()
+        .map(|c| c.stamps.iter().map(|a| token_info(a.token)).collect())
+        .collect();
+    // Each archive time-stamp's algorithm: its digestAlgorithm, else the imprint's.
+    let mut algs: Vec<Vec<Option<String>>> = Vec::new();
+    let mut tree_alg_fails = Vec::new();
+    let mut tree_alg_seen = 0usize;
+    for (c, chain) in rec.chains.iter().enumerate() {
+        let mut row = Vec::new();
+        for (j, ats) in chain.stamps.iter().enumerate() {
+            let info = infos[c][j].as_ref().ok();
+            let alg = match (&ats.digest_alg, info) {
+                (Some(Err(e)), _) => {
+                    tree_alg_fails.push(format!("{}: {e}", label(c, j)));
+                    None
+                }
+                (Some(Ok(a)), Some(i)) if *a != i.imprint_alg => {
+                    tree_alg_fails.push(format!(
+                        "{}: digestAlgorithm {} is not the token's imprint algorithm {}",
+                        label(c, j),
+                        hash_name(a),
+                        hash_name(&i.imprint_alg)
+                    ));
+                    Some(a.clone())
+                }
+                (Some(Ok(a)), _) => Some(a.clone()),
+                (None, Some(i)) => Some(i.imprint_alg.clone()),
+                (None, None) => None,
+            };
+            if let Some(a) = &alg {
+                tree_alg_seen += 1;
+                if let Err(e) = Hash::from_oid(a) {
+                    tree_alg_fails.push(format!("{}: {e}", label(c, j)));
+                }
+            }
+            row.push(alg);
+        }
+        algs.push(row);
+    }
+    if !tree_alg_fails.is_empty() {
+        for e in tree_alg_fails {
+            f.check("F.63a", "er-tree-algorithm", Err(e));
+        }
+    } else if tree_alg_seen == 0 {
+        f.skip("F.63a", "er-tree-algorithm", "no token could be read");
+    } else {
+        f.check(
+            "F.63a",
+            "er-tree-algorithm",
+            Ok("each tree's algorithm is its token's imprint algorithm (SHA-2)".into()),
+        );
+    }
+
+    // F.62 digestAlgorithms lists every algorithm used.
+    let used: Vec<&String> = {
+        let mut u: Vec<&String> = algs.iter().flatten().flatten().collect();
+        u.sort();
+        u.dedup();
+        u
+    };
+    let missing: Vec<String> = used
+        .iter()
+        .filter(|a| !rec.digest_algorithms.contains(a))
+        .map(|a| hash_name(a))
+        .collect();
+    f.check(
+        "F.62",
+        "er-digest-algorithms",
+        if rec.encryption_info {
+            Err("encryptionInfo present: the record is over encrypted data".into())
+        } else if !missing.is_empty() {
+            Err(format!(
+                "digestAlgorithms ({}) does not list {}",
+                rec.digest_algorithms
+                    .iter()
+                    .map(|a| hash_name(a))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                missing.join(", ")
+            ))
+        } else {
+            Ok(format!(
+                "lists {}",
+                rec.digest_algorithms
+                    .iter()
+                    .map(|a| hash_name(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        },
+    );
+
+    // F.64 one algorithm per chain.
+    let mut chain_algs: Vec<Option<Hash>> = Vec::new();
+    let mut chain_alg_fails = Vec::new();
+    let mut chain_alg_desc = Vec::new();
+    for (c, row) in algs.iter().enumerate() {
+        let known: Vec<&String> = row.iter().flatten().collect();
+        let first = known.first().copied();
+        if let Some(other) = known.iter().find(|a| Some(**a) != first) {
+            chain_alg_fails.push(format!(
+                "chain {}: {} and {}",
+                c + 1,
+                first.map(|a| hash_name(a)).unwrap_or_default(),
+                hash_name(other)
+            ));
+        }
+        chain_algs.push(first.and_then(|a| Hash::from_oid(a).ok()));
+        chain_alg_desc.push(format!(
+            "chain {}: {} ({} time-stamp(s))",
+            c + 1,
+            first.map_or_else(|| "unknown".to_owned(), |a| hash_name(a)),
+            row.len()
+        ));
+    }
+    if chain_alg_fails.is_empty() {
+        f.check("F.64", "er-chain-algorithm", Ok(chain_alg_desc.join("; ")));
+    } else {
+        for e in chain_alg_fails {
+            f.check(
+                "F.64",
+                "er-chain-algorithm",
+                Err(format!("two algorithms in one chain: {e}")),
+            );
+        }
+    }
+
+    // F.63a reducedHashtree form: no empty list, every value of the algorithm's length.
+    let mut form_fails = Vec::new();
+    let mut trees = 0usize;
+    for (c, chain) in rec.chains.iter().enumerate() {
+        for (j, ats) in chain.stamps.iter().enumerate() {
+            let Some(tree) = &ats.tree else { continue };
+            trees += 1;
+            let want = algs[c][j]
+                .as_deref()
+                .and_then(|a| Hash::from_oid(a).ok())
+                .map(Hash::output_len);
+            if tree.is_empty() {
+                form_fails.push(format!("{}: an empty reducedHashtree", label(c, j)));
+            } else if tree.iter().any(Vec::is_empty) {
+                form_fails.push(format!("{}: an empty PartialHashtree", label(c, j)));
+            } else if let Some(n) = want
+                && let Some(v) = tree.iter().flatten().find(|v| v.len() != n)
+            {
+                form_fails.push(format!(
+                    "{}: a value of {} octets where the algorithm gives {n}",
+                    label(c, j),
+                    v.len()
+                ));
+            }
+        }
+    }
+    if !form_fails.is_empty() {
+        for e in form_fails {
+            f.check("F.63a", "er-reduced-hashtree-form", Err(e));
+        }
+    } else {
+        f.check(
+            "F.63a",
+            "er-reduced-hashtree-form",
+            Ok(format!(
+                "{trees} reduced hash tree(s), no empty list, values of the algorithm's length"
+            )),
+        );
+    }
+
+    // F.63 the root of each tree is its token's imprint.
+    let mut root_ok: Vec<Vec<bool>> = Vec::new();
+    for (c, chain) in rec.chains.iter().enumerate() {
+        let mut row = Vec::new();
+        for (j, ats) in chain.stamps.iter().enumerate() {
+            let l = label(c, j);
+            let info = match &infos[c][j] {
+                Ok(i) => i,
+                Err(e) => {
+                    f.skip("F.63", "er-root", format!("{l}: {e}"));
+                    f.skip("F.63", "er-sorted-concatenation", format!("{l}: {e}"));
+                    row.push(false);
+                    continue;
+                }
+            };
+            let Some(h) = algs[c][j].as_deref().and_then(|a| Hash::from_oid(a).ok()) else {
+                let why = format!("{l}: the algorithm is not one this tool computes");
+                f.skip("F.63", "er-root", why.clone());
+                f.skip("F.63", "er-sorted-concatenation", why);
+                row.push(false);
+                continue;
+            };
+            let Some(tree) = ats.tree.as_ref().filter(|t| !t.is_empty()) else {
+                f.check(
+                    "F.63",
+                    "er-root",
+                    Ok("no reduced hash tree: the imprint is the hashed object itself".into()),
+                );
+                f.skip(
+                    "F.63",
+                    "er-sorted-concatenation",
+                    format!("{l}: no reduced hash tree"),
+                );
+                row.push(true);
+                continue;
+            };
+            let root = root_sorted(h, tree).unwrap_or_default();
+            if root == info.imprint {
+                f.check(
+                    "F.63",
+                    "er-root",
+                    Ok(format!(
+                        "each reduced hash tree reaches its token's imprint ({})",
+                        h.name()
+                    )),
+                );
+                f.check(
+                    "F.63",
+                    "er-sorted-concatenation",
+                    Ok(
+                        "nodes hash their children in binary ascending order (RFC 4998 §4.3)"
+                            .into(),
+                    ),
+                );
+                row.push(true);
+                continue;
+            }
+            row.push(false);
+            match reached_unsorted(h, tree, &info.imprint) {
+                Some(true) => {
+                    f.skip(
+                        "F.63",
+                        "er-root",
+                        format!(
+                            "{l}: the imprint is not reached with sorted concatenation, only in \
+                             tree order: see er-sorted-concatenation"
+                        ),
+                    );
+                    f.check(
+                        "F.63",
+                        "er-sorted-concatenation",
+                        Err(format!(
+                            "{l}: the tree was built with unsorted concatenation: the imprint \
+                             {} is reached only by concatenating in tree order, not in the \
+                             binary ascending order of RFC 4998 §4.3",
+                            hex::encode(&info.imprint)
+                        )),
+                    );
+                }
+                reached => {
+                    f.check(
+                        "F.63",
+                        "er-root",
+                        Err(format!(
+                            "{l}: the reduced hash tree reaches {}, not the token's imprint {}",
+                            hex::encode(&root),
+                            hex::encode(&info.imprint)
+                        )),
+                    );
+                    f.skip(
+                        "F.63",
+                        "er-sorted-concatenation",
+                        if reached.is_none() {
+                            format!("{l}: too deep a tree to try every ordering")
+                        } else {
+                            format!("{l}: no order of concatenation reaches the imprint")
+                        },
+                    );
+                }
+            }
+        }
+        root_ok.push(row);
+    }
+
+    // F.63 the data: H(d) in the first list of the first archive time-stamp.
+    let first = &rec.chains[0].stamps[0];
+    let first_info = infos[0][0].as_ref().ok();
+    // H(d) with the first chain's algorithm, as the checks below may use it: `None` when
+    // the data does not match (the renewals are then not recomputed).
+    let mut record_hd: Option<Vec<u8>> = None;
+    let mut data_mismatch = false;
+    match (chain_algs[0], first_info) {
+        (Some(h), Some(info)) => match data_hash(h) {
+            Some(hd) => {
+                if covers(first, info, &hd) {
+                    f.check(
+                        "F.63",
+                        "er-data-hash",
+                        Ok(format!(
+                            "the data's {} {} is the first archive time-stamp's hashed object",
+                            h.name(),
+                            hex::encode(&hd)
+                        )),
+                    );
+                    record_hd = Some(hd);
+                } else {
+                    data_mismatch = true;
+                    f.check(
+                        "F.63",
+                        "er-data-hash",
+                        Err(format!(
+                            "the data's {} {} is not in the first list of chain 1, time-stamp 1 \
+                             (nor its imprint): the record is not over this data",
+                            h.name(),
+                            hex::encode(&hd)
+                        )),
+                    );
+                }
+            }
+            None => {
+                f.skip(
+                    "F.63",
+                    "er-data-hash",
+                    format!(
+                        "no data (--data) nor its {} (--data-hash) given: the record is \
+                         checked for consistency, not tied to any data",
+                        h.name()
+                    ),
+                );
+                // The record's own hashed object: the first value of its first list, or
+                // the imprint.
+                record_hd = match first.tree.as_ref().and_then(|t| t.first()) {
+                    Some(l) => l.first().map(|v| v.to_vec()),
+                    None => Some(info.imprint.clone()),
+                };
+            }
+        },
+        _ => f.skip(
+            "F.63",
+            "er-data-hash",
+            "the first archive time-stamp's algorithm or token is unreadable",
+        ),
+    }
+
+    // F.65 time-stamp renewals.
+    let mut renewals = 0usize;
+    for (c, chain) in rec.chains.iter().enumerate() {
+        for j in 1..chain.stamps.len() {
+            renewals += 1;
+            let l = label(c, j);
+            let (Some(h), Ok(info)) = (
+                algs[c][j].as_deref().and_then(|a| Hash::from_oid(a).ok()),
+                &infos[c][j],
+            ) else {
+                f.skip(
+                    "F.65",
+                    "er-time-stamp-renewal",
+                    format!("{l}: algorithm or token unreadable"),
+                );
+                continue;
+            };
+            let want = h.digest(chain.stamps[j - 1].token);
+            f.check(
+                "F.65",
+                "er-time-stamp-renewal",
+                if covers(&chain.stamps[j], info, &want) {
+                    Ok(
+                        "each renewal covers H(DER of the previous time-stamp's ContentInfo)"
+                            .into(),
+                    )
+                } else {
+                    Err(format!(
+                        "{l}: {} of the previous time-stamp's ContentInfo ({}) is not its \
+                         hashed object",
+                        h.name(),
+                        hex::encode(&want)
+                    ))
+                },
+            );
+        }
+    }
+    if renewals == 0 {
+        f.skip(
+            "F.65",
+            "er-time-stamp-renewal",
+            "no time-stamp renewal in the record",
+        );
+    }
+
+    // F.66 hash-tree renewals.
+    if rec.chains.len() == 1 {
+        f.skip(
+            "F.66",
+            "er-hash-tree-renewal",
+            "no hash-tree renewal in the record",
+        );
+    }
+    for c in 1..rec.chains.len() {
+        let l = label(c, 0);
+        let (Some(h), Ok(info)) = (chain_algs[c], &infos[c][0]) else {
+            f.skip(
+                "F.66",
+                "er-hash-tree-renewal",
+                format!("{l}: algorithm or token unreadable"),
+            );
+            continue;
+        };
+        if data_mismatch {
+            f.skip(
+                "F.66",
+                "er-hash-tree-renewal",
+                format!("{l}: not recomputed: the data does not match the record (er-data-hash)"),
+            );
+            continue;
+        }
+        let hd = if Some(h) == chain_algs[0] {
+            record_hd.clone()
+        } else {
+            data_hash(h)
+        };
+        let Some(hd) = hd else {
+            f.skip(
+                "F.66",
+                "er-hash-tree-renewal",
+                format!(
+                    "{l}: the data's {} is needed (--data, or --data-hash {}:HEX)",
+                    h.name(),
+                    h.name().to_ascii_lowercase().replace('-', "")
+                ),
+            );
+            continue;
+        };
+        let previous: Vec<&[u8]> = rec.chains[..c].iter().map(|ch| ch.raw).collect();
+        let ha = h.digest(&der::seq(&previous));
+        let want = h.digest(&[hd.as_slice(), &ha].concat());
+        f.check(
+            "F.66",
+            "er-hash-tree-renewal",
+            if covers(&rec.chains[c].stamps[0], info, &want) {
+                Ok("each new chain covers H(H(d) || H(DER of the ArchiveTimeStampSequence before it))"
+                    .into())
+            } else {
+                Err(format!(
+                    "{l}: H(H(d) || H(DER of chains 1..{c})) = {} is not its hashed object",
+                    hex::encode(&want)
+                ))
+            },
+        );
+    }
+
+    // The tokens, each as any token, then F.64 order and F.67 validity.
+    let mut facts = Vec::new();
+    for (c, chain) in rec.chains.iter().enumerate() {
+        for (j, ats) in chain.stamps.iter().enumerate() {
+            let imprint = match (&infos[c][j], root_ok[c][j]) {
+                (Ok(i), true) => Some((i.imprint_alg.clone(), i.imprint.clone())),
+                _ => None,
+            };
+            let expect = Expect {
+                imprint,
+                ca: ca.to_vec(),
+                ..Expect::default()
+            };
+            let l = label(c, j);
+            let fact = token::check_token(ats.token, &expect, &l, f);
+            let gen_t = infos[c][j]
+                .as_ref()
+                .ok()
+                .and_then(|i| i.gen_time.clone())
+                .or_else(|| fact.gen_time.clone());
+            facts.push((l, gen_t, fact.signer_cert));
+        }
+    }
+    let mut order_fails = Vec::new();
+    for w in facts.windows(2) {
+        if let (Some(a), Some(b)) = (&w[0].1, &w[1].1)
+            && (b.unix, b.nanos()) < (a.unix, a.nanos())
+        {
+            order_fails.push(format!(
+                "{} genTime {} is before {}'s {}",
+                w[1].0,
+                time::rfc3339(b.unix),
+                w[0].0,
+                time::rfc3339(a.unix)
+            ));
+        }
+    }
+    if facts.iter().all(|x| x.1.is_none()) {
+        f.skip("F.64", "er-gen-time-order", "no genTime could be read");
+    } else if order_fails.is_empty() {
+        f.check(
+            "F.64",
+            "er-gen-time-order",
+            Ok(format!(
+                "{} genTime(s) in ascending order, chain by chain",
+                facts.iter().filter(|x| x.1.is_some()).count()
+            )),
+        );
+    } else {
+        for e in order_fails {
+            f.check("F.64", "er-gen-time-order", Err(e));
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for (k, (l, _, signer)) in facts.iter().enumerate() {
+        let (at, when) = match facts.get(k + 1) {
+            Some((next_l, Some(g), _)) => (g.unix, format!("{next_l}'s genTime")),
+            Some((next_l, None, _)) => {
+                f.skip(
+                    "F.67",
+                    "er-validity-at-renewal",
+                    format!("{l}: {next_l} has no readable genTime"),
+                );
+                continue;
+            }
+            None => (now, "now (the last time-stamp)".to_owned()),
+        };
+        let Some(cert) = signer.as_deref().and_then(|d| Cert::from_der(d).ok()) else {
+            f.skip(
+                "F.67",
+                "er-validity-at-renewal",
+                format!("{l}: the signer certificate is unknown"),
+            );
+            continue;
+        };
+        f.check(
+            "F.67",
+            "er-validity-at-renewal",
+            if at < cert.not_before || at > cert.not_after {
+                Err(format!(
+                    "{l}: the TSA certificate ({} to {}) is not valid at {when}, {}: renewed too late",
+                    time::rfc3339(cert.not_before),
+                    time::rfc3339(cert.not_after),
+                    time::rfc3339(at)
+                ))
+            } else {
+                Ok("each time-stamp's TSA certificate valid when the next was made, the last one now"
+                    .into())
+            },
+        );
+    }
+    // Outcomes a check never recorded (e.g. no tree anywhere) would leave it out.
+    for (req, name) in CHECKS {
+        if f.outcome(name).is_none() {
+            f.add(req, name, Outcome::Skip, "nothing to check in this record");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_first_value_is_the_leaf_and_nodes_sort() {
+        let h = Hash::Sha256;
+        let a = [1u8; 32];
+        let b = [2u8; 32];
+        let c = [3u8; 32];
+        let ab = h.digest(&[a, b].concat());
+        assert_eq!(root_sorted(h, &[vec![&b, &a]]).unwrap(), ab);
+        let abc = if ab.as_slice() <= &c[..] {
+            h.digest(&[ab.as_slice(), &c].concat())
+        } else {
+            h.digest(&[&c[..], &ab].concat())
+        };
+        assert_eq!(
+            root_sorted(h, &[vec![&a], vec![&b], vec![&c]]).unwrap(),
+            abc
+        );
+        // Unsorted: c || H(b || a) is reached only in tree order.
+        let ba = h.digest(&[b, a].concat());
+        let want = h.digest(&[c.as_slice(), &ba].concat());
+        let tree = [vec![&b[..], &a[..]], vec![&c[..]]];
+        assert_ne!(root_sorted(h, &tree).unwrap(), want);
+        assert_eq!(reached_unsorted(h, &tree, &want), Some(true));
+        assert_eq!(reached_unsorted(h, &tree, &[0; 32]), Some(false));
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        for input in [
+            &b""[..],
+            &[0x30, 0x00],
+            &[0x30, 0x03, 0x02, 0x01, 0x01],
+            &[0x30, 0x05, 0x02, 0x01, 0x01, 0x30, 0x00],
+        ] {
+            let mut f = Findings::new();
+            check(input, &[], None, &[], &mut f);
+            assert_eq!(f.outcome("er-structure"), Some(Outcome::Fail));
+            assert_eq!(f.outcome("er-root"), Some(Outcome::Skip));
+        }
+    }
+}
