@@ -1,7 +1,9 @@
 //! Issue #19 acceptance: `hanko-conformance` (its library, the code path that shares
 //! nothing with Hanko's builders) audits `serve --dev` end to end: the TSA with its
-//! RSA-3072 and ECDSA P-256 units, over HTTP and HTTPS. Every check passes; the only
-//! SKIP is the EU-qualified profile, which the dev server does not claim.
+//! RSA-3072 and ECDSA P-256 units over HTTP and HTTPS (the only SKIP is the EU-qualified
+//! profile, which the dev server does not claim), CAdES seals of both credentials at
+//! B-B and B-T, a PDF sealed twice, a token's evidence record and the log export. No
+//! check fails.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -54,6 +56,131 @@ fn hanko_conformance_passes_the_dev_tsa_rsa_and_ecdsa_over_http_and_https() {
         assert!(with(&f, Outcome::Pass).len() >= 38, "{:#?}", f.list());
         let alg = f.list().iter().find(|x| x.check == "algorithms").unwrap();
         assert!(alg.detail.starts_with(key), "{url}: {}", alg.detail);
+    }
+    server.stop();
+}
+
+/// The failed checks of `f`, with their details (for the assertion message).
+fn failures(f: &Findings) -> Vec<String> {
+    f.list()
+        .iter()
+        .filter(|x| x.outcome == Outcome::Fail)
+        .map(|x| format!("{} {}: {}", x.requirement, x.check, x.detail))
+        .collect()
+}
+
+#[test]
+fn hanko_conformance_passes_dev_seals_pdfs_evidence_records_and_the_log_export() {
+    use crate::common::http::send;
+    use crate::common::seal::{seal, seal_pdf};
+    use crate::common::tsp::{granted, request_der, timestamp};
+    use crate::common::{dev_api_key, dev_init, eventually, run, start_dev_with_extra};
+    use hanko_conformance::{cades, evidence, log, pades};
+    use hanko_pki::HashAlgorithm;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    dev_init(&dir);
+    let server = start_dev_with_extra(&dir, "[anchor]\ninterval_secs = 2\n");
+    let key = dev_api_key(&dir);
+    let roots =
+        cert::certificates_from_pem_or_der(&std::fs::read(dir.join("dev-pki/root.pem")).unwrap())
+            .unwrap();
+
+    // CAdES seals: both credentials, B-B and B-T.
+    let document = "住民票の写し: conformance check".as_bytes();
+    for credential in ["seal-rsa3072", "seal-p256"] {
+        for level in ["B-B", "B-T"] {
+            let (status, _, p7s) = seal(
+                server.addr,
+                &format!("credential={credential}&level={level}"),
+                Some(&key),
+                document,
+            );
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&p7s));
+            let mut f = Findings::new();
+            cades::check(&p7s, document, &roots, &mut f);
+            assert!(
+                failures(&f).is_empty(),
+                "{credential} {level}: {:#?}",
+                failures(&f)
+            );
+            let lvl = f.list().iter().find(|x| x.check == "cades-level").unwrap();
+            assert!(lvl.detail.starts_with(level), "{}", lvl.detail);
+        }
+    }
+
+    // PAdES: a PDF sealed twice, B-T then B-B, by each credential.
+    let pdf = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pdf/qpdf-20.pdf"),
+    )
+    .unwrap();
+    let (status, _, once) = seal_pdf(server.addr, "credential=seal-p256&level=B-T", &key, &pdf);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&once));
+    let (status, _, twice) = seal_pdf(server.addr, "credential=seal-rsa3072", &key, &once);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&twice));
+    for sealed in [&once, &twice] {
+        let mut f = Findings::new();
+        pades::check(sealed, &roots, &mut f);
+        assert!(failures(&f).is_empty(), "{:#?}", failures(&f));
+    }
+
+    // Evidence: a token, anchored by the own TSA within the 2 s interval.
+    let req = request_der(
+        HashAlgorithm::Sha256,
+        b"an archived notice",
+        Some(19),
+        true,
+        None,
+    );
+    let (_, token) = granted(&timestamp(server.addr, &req)).unwrap();
+    let hash = HashAlgorithm::Sha256.digest(&token);
+    let path = format!("/api/v1/evidence/sha256/{}", hex::encode(&hash));
+    let mut ers = Vec::new();
+    eventually("the token's evidence record", || {
+        let r = send(server.addr, "GET", &path, &[], b"").unwrap();
+        ers = r.body;
+        r.status == 200
+    });
+    let mut f = Findings::new();
+    evidence::check(&ers, &[], Some(&token), &roots, &mut f);
+    assert!(failures(&f).is_empty(), "{:#?}", failures(&f));
+    let passed = with(&f, Outcome::Pass);
+    for check in [
+        "er-structure",
+        "er-data-hash",
+        "er-root",
+        "signature",
+        "certificate-chain",
+    ] {
+        assert!(passed.contains(check), "{check}: {:#?}", f.list());
+    }
+
+    // The log export, with the tokens and seals it keeps.
+    let out = run(&[
+        "log",
+        "export",
+        "--tokens",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut f = Findings::new();
+    log::check(&out.stdout, &roots, &mut f);
+    assert!(failures(&f).is_empty(), "{:#?}", failures(&f));
+    let passed = with(&f, Outcome::Pass);
+    for check in [
+        "log-chain",
+        "log-sequence",
+        "log-serials-unique",
+        "log-seal-cms",
+        "signature",
+    ] {
+        assert!(passed.contains(check), "{check}: {:#?}", f.list());
     }
     server.stop();
 }
