@@ -16,7 +16,8 @@
 //!                   "batches intact: B batches cover seq 1..=L (roots recomputed); ..."
 //!           exit 1  "first bad row: seq N: <reason>" or "first bad batch: id B: <reason>"
 //!           exit 2  the log cannot be read (no file, no database, bad flags)
-//!   export: JSON lines on stdout, one per record, in sequence order (exit 0 / 2)
+//!   export: JSON lines on stdout, one per record, in sequence order (exit 0 / 2);
+//!           with --batches, then one per anchor batch wholly within those records
 //! ```
 //!
 //! What it does NOT do: repair anything, or create a log. A missing SQLite file is an
@@ -33,7 +34,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use hanko_store::{BadReason, BadRow, ExportRange, Store};
+use hanko_store::{BadReason, BadRow, ExportOptions, ExportRange, Store};
 
 use crate::config::{self, FileConfig, Overrides};
 
@@ -90,6 +91,11 @@ pub struct LogExportArgs {
     /// Include the issued tokens (base64), where the log keeps them.
     #[arg(long)]
     pub tokens: bool,
+    /// After the records, a line per anchor batch wholly within them: range, algorithm,
+    /// root and anchors (their tokens too with --tokens), for auditors who recompute the
+    /// roots (`hanko-conformance log`).
+    #[arg(long)]
+    pub batches: bool,
     /// Where the log is.
     #[command(flatten)]
     pub db: LogDbArgs,
@@ -376,7 +382,8 @@ async fn export(args: &LogExportArgs) -> anyhow::Result<()> {
     let range = export_range(args.from.as_deref(), args.to.as_deref())?;
     let store = open_store(&args.db).await?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-    let result = store.export(range, args.tokens, &mut out).await;
+    let options = ExportOptions::new(args.tokens, args.batches);
+    let result = store.export_with(range, options, &mut out).await;
     store.close().await;
     match result {
         Ok(n) => {

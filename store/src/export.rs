@@ -21,6 +21,20 @@
 //! `serial`, hashes: lowercase hex; `token`: standard base64 with padding, present only when
 //! the token is kept and the export asked for tokens. Bounds of a range are inclusive.
 //!
+//! With batches asked for ([`ExportOptions::batches`], `hanko log export --batches`), the
+//! record lines are followed by one line per anchor batch that lies wholly within the
+//! exported records, oldest first; a batch line has `batch` and no `seq`:
+//!
+//! ```text
+//! {"batch":1,"first_seq":1,"last_seq":5,"leaf_count":5,"hash_alg":"sha256","root":"<hex>",
+//!  "closed_at":"2026-11-24T19:41:00Z","closed_at_ns":1795549260000000000,"closed_by":"node-a",
+//!  "anchors":[{"target":"self","state":"done","anchored_at":"...","token":"<base64>"}]}
+//! ```
+//!
+//! `root` is the batch tree's root over the range's `object_hash` values (the tree's
+//! rules: hanko-anchor's `tree` module); an anchor's `token` (its TimeStampToken over the
+//! root) is present when done and tokens were asked for.
+//!
 //! What it does not do: page through the log for the HTTP API or filter by client; it reads
 //! pages of [`PAGE`] rows by sequence number, so exports of any size use bounded memory.
 
@@ -78,6 +92,81 @@ struct ExportLine<'a> {
     event: Option<EventJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+}
+
+/// What an export holds beside the records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportOptions {
+    /// The kept tokens (base64), and the anchors' tokens in batch lines.
+    pub tokens: bool,
+    /// A line per anchor batch wholly within the exported records, after them.
+    pub batches: bool,
+}
+
+impl ExportOptions {
+    /// Tokens and batches as asked.
+    pub fn new(tokens: bool, batches: bool) -> Self {
+        Self { tokens, batches }
+    }
+}
+
+#[derive(Serialize)]
+struct BatchLine<'a> {
+    batch: u64,
+    first_seq: u64,
+    last_seq: u64,
+    leaf_count: u64,
+    hash_alg: &'a str,
+    root: String,
+    closed_at: String,
+    closed_at_ns: i64,
+    closed_by: &'a str,
+    anchors: Vec<AnchorLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnchorLine<'a> {
+    target: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchored_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+fn batch_line(
+    b: &crate::anchoring::Batch,
+    anchors: &[crate::anchoring::Anchor],
+    include_tokens: bool,
+) -> Result<String, Error> {
+    let line = BatchLine {
+        batch: b.id,
+        first_seq: b.first_seq,
+        last_seq: b.last_seq,
+        leaf_count: b.leaf_count,
+        hash_alg: &b.hash_alg,
+        root: hex::encode(&b.root),
+        closed_at: rfc3339(b.closed_at_ns),
+        closed_at_ns: b.closed_at_ns,
+        closed_by: &b.closed_by,
+        anchors: anchors
+            .iter()
+            .map(|a| AnchorLine {
+                target: &a.target,
+                state: a.state.as_str(),
+                anchored_at: a.anchored_at_ns.map(rfc3339),
+                token: if include_tokens {
+                    a.token
+                        .as_ref()
+                        .map(|t| base64::engine::general_purpose::STANDARD.encode(t))
+                } else {
+                    None
+                },
+            })
+            .collect(),
+    };
+    serde_json::to_string(&line).map_err(|e| Error::Io(std::sync::Arc::new(e.into())))
 }
 
 /// An audit event in an export line.
@@ -146,6 +235,22 @@ impl Store {
         include_tokens: bool,
         out: &mut (dyn Write + Send),
     ) -> Result<u64, Error> {
+        let options = ExportOptions {
+            tokens: include_tokens,
+            batches: false,
+        };
+        self.export_with(range, options, out).await
+    }
+
+    /// [`Store::export`] with [`ExportOptions`]: with `batches`, the record lines are
+    /// followed by the batches wholly within them (module docs). Returns the number of
+    /// record lines written.
+    pub async fn export_with(
+        &self,
+        range: ExportRange,
+        options: ExportOptions,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, Error> {
         let (mut after, filter) = match range {
             ExportRange::All => (0, RowFilter::default()),
             ExportRange::Seq { from, to } => (
@@ -182,23 +287,71 @@ impl Store {
             return Ok(0);
         }
         after = after.min(i64::MAX as u64);
-        self.export_filtered(after, filter, include_tokens, out)
-            .await
+        let (written, span) = self
+            .export_filtered(after, filter, options.tokens, out)
+            .await?;
+        if options.batches
+            && let Some((first, last)) = span
+        {
+            self.export_batches(first, last, options.tokens, out)
+                .await?;
+        }
+        Ok(written)
     }
 
+    /// Writes a line for each batch within `first ..= last` (sequence numbers).
+    async fn export_batches(
+        &self,
+        first: u64,
+        last: u64,
+        include_tokens: bool,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), Error> {
+        let mut after = 0u64;
+        loop {
+            let page = self.batches_ascending(after, 100).await?;
+            let Some(tail) = page.last() else { break };
+            let next_after = tail.id;
+            for b in &page {
+                if b.first_seq < first {
+                    continue;
+                }
+                if b.last_seq > last {
+                    out.flush().map_err(|e| Error::Io(std::sync::Arc::new(e)))?;
+                    return Ok(());
+                }
+                let anchors = self.anchors(b.id).await?;
+                let mut line = batch_line(b, &anchors, include_tokens)?;
+                line.push('\n');
+                out.write_all(line.as_bytes())
+                    .map_err(|e| Error::Io(std::sync::Arc::new(e)))?;
+            }
+            if page.len() < 100 || next_after <= after {
+                break;
+            }
+            after = next_after;
+        }
+        out.flush().map_err(|e| Error::Io(std::sync::Arc::new(e)))
+    }
+
+    /// Writes the rows after `after` that `filter` keeps; returns how many, and the first
+    /// and last sequence numbers written.
     async fn export_filtered(
         &self,
         mut after: u64,
         filter: RowFilter,
         include_tokens: bool,
         out: &mut (dyn Write + Send),
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, Option<(u64, u64)>), Error> {
         let mut written = 0u64;
+        let mut span: Option<(u64, u64)> = None;
         loop {
             let rows = self.backend().read_rows(&filter, after, PAGE).await?;
             let Some(last) = rows.last() else { break };
             let next_after = u64::try_from(last.seq).unwrap_or(u64::MAX);
             for r in &rows {
+                let seq = u64::try_from(r.seq).unwrap_or(0);
+                span = Some(span.map_or((seq, seq), |(a, _)| (a, seq)));
                 let mut line = json_line(r, include_tokens)?;
                 line.push('\n');
                 out.write_all(line.as_bytes())
@@ -211,7 +364,7 @@ impl Store {
             after = next_after;
         }
         out.flush().map_err(|e| Error::Io(std::sync::Arc::new(e)))?;
-        Ok(written)
+        Ok((written, span))
     }
 
     /// Convenience for small ranges and tests: the export as a vector of lines.

@@ -99,7 +99,7 @@ pub use crate::anchoring::{
 pub use crate::audit::{AuditEvent, AuditEventType, KeyStateChange, KeySuspension};
 pub use crate::chain::{BadReason, BadRow, ChainHead, VerifyReport};
 pub use crate::error::Error;
-pub use crate::export::ExportRange;
+pub use crate::export::{ExportOptions, ExportRange};
 pub use crate::record::{
     MAX_CLIENT_LEN, MAX_POLICY_LEN, MAX_REQUEST_HASH_LEN, MAX_SERIAL_LEN, NewRecord, Receipt,
     RecordKind, StoredRecord, normalize_serial, serial_to_bytes,
