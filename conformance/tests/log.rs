@@ -2,7 +2,8 @@
 //! of `hanko log export --tokens` (store/README.md), the chained hash computed here from
 //! its definition, tokens from a software-key TSA. The well-formed export passes every
 //! check; a changed record, a removed record and a repeated serial each fail their own
-//! check alone.
+//! check alone. Batch lines (`--batches`) are added by the same producer: a wrong root,
+//! a gap between batches and an anchor over another root each fail their own check.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
@@ -198,12 +199,13 @@ fn with(f: &Findings, o: Outcome) -> BTreeSet<&'static str> {
         .collect()
 }
 
-const BASELINE_SKIPS: [&str; 5] = [
+const BASELINE_SKIPS: [&str; 6] = [
     "nonce",
     "certificates-certreq",
     "gen-time-clock",
     "qc-statements",
     "log-batches",
+    "log-anchors",
 ];
 
 #[tokio::test(flavor = "current_thread")]
@@ -388,4 +390,143 @@ async fn the_command_line_reports_and_exits_0_1_2() {
     let missing = run(&["/nonexistent.jsonl"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.jsonl"));
+}
+
+/// A defect of the batch lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BatchDefect {
+    None,
+    /// Batch 2's root changed (and anchored as changed).
+    WrongRoot,
+    /// Batch 2 starts one record late.
+    Gap,
+    /// Batch 1's anchor time-stamps another root.
+    AnchorOverOtherRoot,
+}
+
+/// This producer's batch tree (F.63a): `H(min || max)`, a lone node carried up.
+fn tree_root(leaves: &[Vec<u8>]) -> Vec<u8> {
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        let mut next = Vec::new();
+        for pair in level.chunks(2) {
+            if pair.len() == 2 {
+                let (a, b) = if pair[0] <= pair[1] {
+                    (&pair[0], &pair[1])
+                } else {
+                    (&pair[1], &pair[0])
+                };
+                next.push(Hash::Sha256.digest(&[a.as_slice(), b.as_slice()].concat()));
+            } else {
+                next.push(pair[0].clone());
+            }
+        }
+        level = next;
+    }
+    level.pop().unwrap()
+}
+
+/// `export` followed by two batch lines (seq 1..=4 and 5..=9), each anchored by the
+/// test TSA, with `defect`.
+fn with_batches(tsa: &Tsa, export: &str, defect: BatchDefect) -> String {
+    let hashes: Vec<Vec<u8>> = export
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            hex::decode(v["object_hash"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(hashes.len(), 9);
+    let mut out = export.to_owned();
+    let ranges = if defect == BatchDefect::Gap {
+        [(1u64, 4u64), (6, 9)]
+    } else {
+        [(1, 4), (5, 9)]
+    };
+    for (i, (first, last)) in ranges.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        let mut root = tree_root(&hashes[first as usize - 1..last as usize]);
+        if defect == BatchDefect::WrongRoot && id == 2 {
+            root[0] ^= 1;
+        }
+        let anchored = if defect == BatchDefect::AnchorOverOtherRoot && id == 1 {
+            vec![9u8; 32]
+        } else {
+            root.clone()
+        };
+        let tok = tsa.token(&tsa.current, Hash::Sha256, &anchored, 100 + id, now() - 60);
+        let line = json!({
+            "batch": id,
+            "first_seq": first,
+            "last_seq": last,
+            "leaf_count": last - first + 1,
+            "hash_alg": "sha256",
+            "root": hex::encode(&root),
+            "closed_at": "2026-12-03T00:00:00Z",
+            "closed_at_ns": 1_796_256_000_000_000_000i64,
+            "closed_by": "node-a",
+            "anchors": [{
+                "target": "self",
+                "state": "done",
+                "anchored_at": "2026-12-03T00:00:01Z",
+                "token": base64::engine::general_purpose::STANDARD.encode(&tok),
+            }],
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn batch_lines_tile_recompute_and_anchor_and_each_defect_fails_its_check() {
+    let tsa = Tsa::new().await;
+    let ca = vec![tsa.root_der()];
+    let base = export(&tsa, Defect::None, true);
+    let mut f = Findings::new();
+    log::check(
+        with_batches(&tsa, &base, BatchDefect::None).as_bytes(),
+        &ca,
+        &mut f,
+    );
+    assert!(with(&f, Outcome::Fail).is_empty(), "{:#?}", f.list());
+    assert_eq!(
+        f.outcome("log-batches"),
+        Some(Outcome::Pass),
+        "{:#?}",
+        f.list()
+    );
+    assert_eq!(
+        f.outcome("log-anchors"),
+        Some(Outcome::Pass),
+        "{:#?}",
+        f.list()
+    );
+    let batches = f.list().iter().find(|x| x.check == "log-batches").unwrap();
+    assert!(
+        batches.detail.contains("batches 1..=2 tile seq 1..=9"),
+        "{}",
+        batches.detail
+    );
+    for (defect, want) in [
+        (BatchDefect::WrongRoot, "log-batches"),
+        (BatchDefect::Gap, "log-batches"),
+        (BatchDefect::AnchorOverOtherRoot, "message-imprint"),
+    ] {
+        let mut f = Findings::new();
+        log::check(with_batches(&tsa, &base, defect).as_bytes(), &ca, &mut f);
+        assert_eq!(
+            with(&f, Outcome::Fail),
+            BTreeSet::from([want]),
+            "{defect:?} must fail {want} alone: {:#?}",
+            f.list()
+        );
+        let detail = &f.list().iter().find(|x| x.check == want).unwrap().detail;
+        let names = match defect {
+            BatchDefect::WrongRoot => "batch 2 (line 11): root",
+            BatchDefect::Gap => "does not follow batch 1",
+            _ => "batch 1 anchor self",
+        };
+        assert!(detail.contains(names), "{defect:?}: {detail}");
+    }
 }

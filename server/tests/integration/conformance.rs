@@ -156,11 +156,13 @@ fn hanko_conformance_passes_dev_seals_pdfs_evidence_records_and_the_log_export()
         assert!(passed.contains(check), "{check}: {:#?}", f.list());
     }
 
-    // The log export, with the tokens and seals it keeps.
+    // The log export, with the tokens and seals it keeps and its anchor batches (the
+    // token's batch is anchored by now): every root recomputed, every anchor checked.
     let out = run(&[
         "log",
         "export",
         "--tokens",
+        "--batches",
         "--data-dir",
         dir.to_str().unwrap(),
     ]);
@@ -178,6 +180,8 @@ fn hanko_conformance_passes_dev_seals_pdfs_evidence_records_and_the_log_export()
         "log-sequence",
         "log-serials-unique",
         "log-seal-cms",
+        "log-batches",
+        "log-anchors",
         "signature",
     ] {
         assert!(passed.contains(check), "{check}: {:#?}", f.list());
