@@ -73,9 +73,9 @@ pub struct SignedData<'a> {
     pub e_content_type: String,
     /// The eContent OCTET STRING's contents; `None` when detached.
     pub e_content: Option<&'a [u8]>,
-    /// The [0] certificates, each CertificateChoices as received.
+    /// The `[0]` certificates, each CertificateChoices as received.
     pub certificates: Option<Vec<Tlv<'a>>>,
-    /// Whether [1] crls is present.
+    /// Whether `[1]` crls is present.
     pub crls: bool,
     /// The SignerInfos, in order.
     pub signers: Vec<SignerInfo<'a>>,
@@ -86,17 +86,17 @@ pub struct SignedData<'a> {
 pub struct SignerInfo<'a> {
     /// CMSVersion.
     pub version: u64,
-    /// sid: issuerAndSerialNumber (a SEQUENCE) or [0] subjectKeyIdentifier.
+    /// sid: issuerAndSerialNumber (a SEQUENCE) or `[0]` subjectKeyIdentifier.
     pub sid: Tlv<'a>,
     /// digestAlgorithm.
     pub digest_alg: AlgId,
-    /// The [0] IMPLICIT signed attributes as received.
+    /// The `[0] IMPLICIT` signed attributes as received.
     pub signed_attrs: Option<Tlv<'a>>,
     /// signatureAlgorithm.
     pub sig_alg: AlgId,
     /// The signature value.
     pub signature: &'a [u8],
-    /// The [1] IMPLICIT unsigned attributes as received.
+    /// The `[1] IMPLICIT` unsigned attributes as received.
     pub unsigned_attrs: Option<Tlv<'a>>,
 }
 
