@@ -307,41 +307,16 @@ pub(crate) fn check_cms(
 
         // message-digest over the data.
         let md = attr_values(oid::MESSAGE_DIGEST);
-        match (md.as_slice(), &digest_hash, data) {
-            ([vals], Ok(h), Some(data)) if vals.len() == 1 && vals[0].tag == tag::OCTET_STRING => {
-                let want = h.digest(data);
-                c.check(
-                    "D.45",
-                    "cades-message-digest",
-                    if vals[0].value == want.as_slice() {
-                        Ok(format!("{} of the signed data", h.name()))
-                    } else {
-                        Err(format!(
-                            "message-digest {} is not the {} of the signed data ({})",
-                            hex::encode(vals[0].value),
-                            h.name(),
-                            hex::encode(&want)
-                        ))
-                    },
-                );
-            }
-            ([vals], _, _) if vals.len() != 1 || vals[0].tag != tag::OCTET_STRING => c.fail(
-                "D.45",
-                "cades-message-digest",
-                "the message-digest attribute is not one OCTET STRING",
+        c.judge(
+            "D.45",
+            "cades-message-digest",
+            cms::message_digest(
+                &md,
+                digest_hash.as_ref().ok().copied(),
+                data,
+                "the signed data",
             ),
-            ([_], Err(_), _) => c.skip("D.45", "cades-message-digest", "digest algorithm unusable"),
-            ([_], _, None) => c.skip(
-                "D.45",
-                "cades-message-digest",
-                "the signed bytes are unknown",
-            ),
-            (other, _, _) => c.fail(
-                "D.45",
-                "cades-message-digest",
-                format!("{} message-digest attributes", other.len()),
-            ),
-        }
+        );
 
         // signing-time: exactly one (CAdES); none (PAdES, /M instead).
         let st = attr_values(oid::SIGNING_TIME);
@@ -455,50 +430,21 @@ pub(crate) fn check_cms(
     }
 
     // DER order, and the signature over the SET OF encoding.
-    match &si.signed_attrs {
-        Some(sa) => match sa.children() {
-            Ok(elements) if der::is_sorted_set(&elements) => c.check(
-                "D.45",
-                "cades-signed-attributes-sorted",
-                Ok(format!("{} attributes in DER order", elements.len())),
-            ),
-            Ok(_) => c.fail(
-                "D.45",
-                "cades-signed-attributes-sorted",
-                "the signed attributes are not in DER SET OF order (X.690 §11.6)",
-            ),
-            Err(e) => c.fail("D.45", "cades-signed-attributes-sorted", e),
-        },
-        None => c.skip(
-            "D.45",
-            "cades-signed-attributes-sorted",
-            "no signed attributes",
-        ),
-    }
-    match (&si.signed_attrs, &signer) {
-        (Some(sa), Some(cert)) => {
-            let mut message = sa.raw.to_vec();
-            message[0] = tag::SET;
-            c.check(
-                "D.45",
-                "cades-signature",
-                crypto::verify(
-                    &cert.spki,
-                    &si.sig_alg,
-                    digest_hash.as_ref().ok().copied(),
-                    &message,
-                    si.signature,
-                )
-                .map(|()| "valid over the signed attributes' SET OF encoding".into()),
-            );
-        }
-        (None, _) => c.skip("D.45", "cades-signature", "no signed attributes"),
-        (_, None) => c.skip(
-            "D.45",
-            "cades-signature",
+    c.judge(
+        "D.45",
+        "cades-signed-attributes-sorted",
+        cms::signed_attributes_sorted(si),
+    );
+    c.judge(
+        "D.45",
+        "cades-signature",
+        cms::signature_over_attributes(
+            si,
+            signer.as_ref(),
+            digest_hash.as_ref().ok().copied(),
             "the signer certificate is unknown",
         ),
-    }
+    );
 
     // The signer certificate at the signing time.
     let what_time = match profile {
@@ -713,14 +659,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The messageImprint hash OID of a time-stamp token.
-pub(crate) fn imprint_alg(token: &[u8]) -> Option<String> {
-    let sd = cms::parse(token).ok()?;
-    let tst = der::read_exact(sd.e_content?).ok()?;
-    let mi = tst.children().ok()?.get(2)?.children().ok()?;
-    AlgId::parse(mi.first()?).ok().map(|a| a.oid)
-}
-
 /// D.48: the level found, each signature-time-stamp checked as a token whose imprint is
 /// the hash of the signature value (the SignedData's `certs` may complete its TSA's
 /// chain), and made while the signer certificate was valid.
@@ -785,7 +723,7 @@ fn time_stamps(
             (false, 1) => format!("{}, signature-time-stamp", c.label),
             (false, _) => format!("{}, signature-time-stamp {}", c.label, i + 1),
         };
-        let imprint = imprint_alg(tok.raw).and_then(|alg| {
+        let imprint = crate::token::imprint_alg(tok.raw).and_then(|alg| {
             let h = Hash::from_oid(&alg).ok()?;
             Some((alg, h.digest(si.signature)))
         });

@@ -60,6 +60,84 @@ impl Ctx<'_> {
     pub(crate) fn skip(&mut self, req: &'static str, check: &'static str, why: &str) {
         self.f.add(req, check, Outcome::Skip, why);
     }
+
+    /// Records a [`Judged`] outcome: PASS, FAIL, or SKIP with the reason.
+    pub(crate) fn judge(&mut self, req: &'static str, check: &'static str, j: Judged) {
+        match j {
+            Ok(r) => self.check(req, check, r),
+            Err(why) => self.skip(req, check, why),
+        }
+    }
+}
+
+/// A check's outcome where there may be nothing to check: `Err(why)` is a SKIP.
+pub(crate) type Judged = Result<Result<String, String>, &'static str>;
+
+/// Whether the message-digest attributes `md` (each attribute's values) are one OCTET
+/// STRING equal to the hash of `content` (named `what` in the report); `None` content
+/// is a SKIP.
+pub(crate) fn message_digest(
+    md: &[Vec<Tlv<'_>>],
+    digest: Option<Hash>,
+    content: Option<&[u8]>,
+    what: &str,
+) -> Judged {
+    let vals = match md {
+        [vals] => vals,
+        other => return Ok(Err(format!("{} message-digest attributes", other.len()))),
+    };
+    let [v] = vals.as_slice() else {
+        return Ok(Err(
+            "the message-digest attribute is not one OCTET STRING".into()
+        ));
+    };
+    if v.tag != tag::OCTET_STRING {
+        return Ok(Err(
+            "the message-digest attribute is not one OCTET STRING".into()
+        ));
+    }
+    let h = digest.ok_or("digest algorithm unusable")?;
+    let want = h.digest(content.ok_or("the signed bytes are unknown")?);
+    Ok(if v.value == want.as_slice() {
+        Ok(format!("{} of {what}", h.name()))
+    } else {
+        Err(format!(
+            "message-digest {} is not the {} of {what} ({})",
+            hex::encode(v.value),
+            h.name(),
+            hex::encode(&want)
+        ))
+    })
+}
+
+/// Whether the signed attributes are in DER SET OF order (X.690 §11.6).
+pub(crate) fn signed_attributes_sorted(si: &SignerInfo<'_>) -> Judged {
+    let sa = si.signed_attrs.as_ref().ok_or("no signed attributes")?;
+    Ok(match sa.children() {
+        Ok(elements) if der::is_sorted_set(&elements) => {
+            Ok(format!("{} attributes in DER order", elements.len()))
+        }
+        Ok(_) => Err("the signed attributes are not in DER SET OF order (X.690 §11.6)".into()),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// Whether the signature verifies over the signed attributes re-tagged as SET OF
+/// (RFC 5652 §5.4) with `signer`'s key; `unknown_signer` says why when there is none.
+pub(crate) fn signature_over_attributes(
+    si: &SignerInfo<'_>,
+    signer: Option<&Cert>,
+    digest: Option<Hash>,
+    unknown_signer: &'static str,
+) -> Judged {
+    let sa = si.signed_attrs.as_ref().ok_or("no signed attributes")?;
+    let cert = signer.ok_or(unknown_signer)?;
+    let mut message = sa.raw.to_vec();
+    message[0] = tag::SET;
+    Ok(
+        crypto::verify(&cert.spki, &si.sig_alg, digest, &message, si.signature)
+            .map(|()| "valid over the signed attributes' SET OF encoding".into()),
+    )
 }
 
 /// A SignedData as received.

@@ -277,12 +277,7 @@ fn check_cms(cms: &[u8]) -> Result<String, String> {
 
 /// The serial, imprint and genTime of a token, read with the tool's own DER reader.
 fn token_fields(tok: &[u8]) -> Option<(Vec<u8>, Vec<u8>, time::GenTime)> {
-    let ci = der::read_exact(tok).ok()?;
-    let sd = der::read_exact(ci.children().ok()?.get(1)?.value).ok()?;
-    let encap = sd.children().ok()?.get(2)?.children().ok()?;
-    let octets = der::read_exact(encap.get(1)?.value).ok()?;
-    let tst = der::read_exact(octets.value).ok()?;
-    let f = tst.children().ok()?;
+    let f = token::tst_info_fields(tok)?;
     let imprint = f.get(2)?.children().ok()?.get(1)?.value.to_vec();
     let serial = f.get(3)?.integer().ok()?;
     let serial = serial.strip_prefix(&[0]).unwrap_or(serial).to_vec();
@@ -524,7 +519,7 @@ pub fn check(export_jsonl: &[u8], ca: &[Vec<u8>], f: &mut Findings) {
                 tokens_seen += 1;
                 let l = format!("seq {} ({})", r.seq, r.kind);
                 let fields = token_fields(obj);
-                let imprint_alg = imprint_alg(obj);
+                let imprint_alg = token::imprint_alg(obj);
                 let expect = Expect {
                     imprint: imprint_alg.map(|a| (a, r.request_hash.clone())),
                     ca: ca.to_vec(),
@@ -875,17 +870,6 @@ fn audit_body(body: &[u8], policy: &str) -> Result<String, String> {
         ));
     }
     Ok("each audit event is the canonical body its object_hash commits to".into())
-}
-
-/// The OID of a token's messageImprint hash.
-fn imprint_alg(tok: &[u8]) -> Option<String> {
-    let ci = der::read_exact(tok).ok()?;
-    let sd = der::read_exact(ci.children().ok()?.get(1)?.value).ok()?;
-    let encap = sd.children().ok()?.get(2)?.children().ok()?;
-    let octets = der::read_exact(encap.get(1)?.value).ok()?;
-    let tst = der::read_exact(octets.value).ok()?;
-    let mi = tst.children().ok()?.get(2)?.children().ok()?;
-    mi.first()?.children().ok()?.first()?.oid().ok()
 }
 
 #[cfg(test)]

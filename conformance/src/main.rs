@@ -235,25 +235,13 @@ fn token_report(a: &TokenArgs, started: String) -> Result<Report, String> {
         let data = read(d)?;
         inputs.push(input(d, &data));
         // The imprint's algorithm is the token's; the data is hashed with it.
-        let alg = imprint_alg(tok).ok_or("the token's imprint algorithm is unreadable")?;
+        let alg = token::imprint_alg(tok).ok_or("the token's imprint algorithm is unreadable")?;
         let hash = crypto::Hash::from_oid(&alg).map_err(|e| format!("the token's imprint: {e}"))?;
         expect.imprint = Some((alg, hash.digest(&data)));
     }
     let mut f = Findings::new();
     token::check_token(tok, &expect, "", &mut f);
     Ok(f.into_report(&format!("token {}", a.file.display()), started, inputs))
-}
-
-/// The OID of a token's messageImprint hash.
-fn imprint_alg(tok: &[u8]) -> Option<String> {
-    use hanko_conformance::der;
-    let ci = der::read_exact(tok).ok()?;
-    let sd = der::read_exact(ci.children().ok()?.get(1)?.value).ok()?;
-    let encap = sd.children().ok()?.get(2)?.children().ok()?;
-    let octets = der::read_exact(encap.get(1)?.value).ok()?;
-    let tst = der::read_exact(octets.value).ok()?;
-    let mi = tst.children().ok()?.get(2)?.children().ok()?;
-    mi.first()?.children().ok()?.first()?.oid().ok()
 }
 
 fn main() -> ExitCode {

@@ -688,7 +688,7 @@ fn check_one(c: &mut Ctx<'_>, pdf: &[u8], d: &SigDict, is_last: bool, ca: &[Vec<
         match cms {
             Some(tok) => {
                 let imprint = data.as_deref().and_then(|data| {
-                    let alg = token_imprint_alg(tok)?;
+                    let alg = crate::token::imprint_alg(tok)?;
                     let h = crate::crypto::Hash::from_oid(&alg).ok()?;
                     Some((alg, h.digest(data)))
                 });
@@ -751,11 +751,6 @@ fn check_one(c: &mut Ctx<'_>, pdf: &[u8], d: &SigDict, is_last: bool, ca: &[Vec<
         c.skip("E.57", "pades-reason", "the CMS does not parse");
         c.skip("E.58", "pades-level", "the CMS does not parse");
     }
-}
-
-/// The messageImprint hash OID of a time-stamp token.
-fn token_imprint_alg(tok: &[u8]) -> Option<String> {
-    cades::imprint_alg(tok)
 }
 
 #[cfg(test)]

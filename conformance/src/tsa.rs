@@ -423,12 +423,7 @@ pub fn probe(target: &Target) -> Result<Findings, String> {
 
 /// The policy OID of a token's TSTInfo.
 fn tst_policy(tok: &[u8]) -> Option<String> {
-    let ci = der::read_exact(tok).ok()?;
-    let sd = der::read_exact(ci.children().ok()?.get(1)?.value).ok()?;
-    let encap = sd.children().ok()?.get(2)?.children().ok()?;
-    let octets = der::read_exact(encap.get(1)?.value).ok()?;
-    let tst = der::read_exact(octets.value).ok()?;
-    tst.children().ok()?.get(1)?.oid().ok()
+    token::tst_info_fields(tok)?.get(1)?.oid().ok()
 }
 
 /// Sends each bad input and checks it is refused as requirements A.2–A.13 say.
