@@ -1,4 +1,4 @@
-//! The checks of a detached CAdES signature (a DER CMS SignedData) against ETSI EN 319
+//! The checks of a CAdES signature, detached or enveloping (a DER CMS SignedData), against ETSI EN 319
 //! 122-1 baselines B-B and B-T, as requirements D.45 to D.48 of docs/requirements.md
 //! state them; [`crate::pades`] runs the same checks on the CMS of each PDF signature.
 //!
@@ -106,8 +106,15 @@ pub(crate) struct Facts {
 /// Checks the detached CAdES signature `p7s` (DER ContentInfo) over `data`, its signer
 /// chained to the DER trust anchors `ca` (none: the chain check says SKIP).
 pub fn check(p7s: &[u8], data: &[u8], ca: &[Vec<u8>], f: &mut Findings) {
+    check_signature(p7s, Some(data), ca, f);
+}
+
+/// Checks a CAdES signature, detached or enveloping: the signed bytes are its eContent
+/// when it carries one (`data`, when also given, must be those bytes), else `data`
+/// (`None`: the message-digest check says SKIP).
+pub fn check_signature(p7s: &[u8], data: Option<&[u8]>, ca: &[Vec<u8>], f: &mut Findings) {
     let mut c = Ctx { f, label: "" };
-    check_cms(&mut c, p7s, Some(data), ca, Profile::Cades);
+    check_cms(&mut c, p7s, data, ca, Profile::Cades);
 }
 
 /// SKIPs every CAdES check, the structure's too: there is no CMS to check (`why`).
@@ -118,11 +125,11 @@ pub(crate) fn skip_all(c: &mut Ctx<'_>, profile: Profile, why: &str) {
     }
 }
 
-/// The structure: ContentInfo signedData, detached, one SignerInfo, the versions of RFC
-/// 5652 §5.1 and §5.3.
-fn structure(input: &[u8]) -> Result<(cms::SignedData<'_>, String), String> {
+/// The structure: ContentInfo signedData, one SignerInfo, the versions of RFC 5652 §5.1
+/// and §5.3; detached for PAdES (ISO 32000-2 §12.8.3.4), detached or enveloping for CAdES.
+fn structure(input: &[u8], profile: Profile) -> Result<(cms::SignedData<'_>, String), String> {
     let sd = cms::parse(input)?;
-    if sd.e_content.is_some() {
+    if sd.e_content.is_some() && matches!(profile, Profile::Pades { .. }) {
         return Err(
             "the content is encapsulated (eContent present): not a detached signature".into(),
         );
@@ -160,8 +167,13 @@ fn structure(input: &[u8]) -> Result<(cms::SignedData<'_>, String), String> {
         ));
     }
     let detail = format!(
-        "ContentInfo signedData v{}, detached, eContentType {}, one SignerInfo v{}",
+        "ContentInfo signedData v{}, {}, eContentType {}, one SignerInfo v{}",
         sd.version,
+        if sd.e_content.is_some() {
+            "enveloping"
+        } else {
+            "detached"
+        },
         if sd.e_content_type == oid::DATA {
             "id-data"
         } else {
@@ -206,7 +218,7 @@ pub(crate) fn check_cms(
 ) -> Facts {
     let mut facts = Facts::default();
     let names = profile.names();
-    let (sd, detail) = match structure(input) {
+    let (sd, detail) = match structure(input, profile) {
         Ok(p) => p,
         Err(e) => {
             c.fail("D.45", "cades-structure", e);
@@ -218,6 +230,20 @@ pub(crate) fn check_cms(
     };
     facts.parsed = true;
     c.check("D.45", "cades-structure", Ok(detail));
+    // An enveloping signature signs its eContent; detached data given beside it must be
+    // the same bytes, or the report would be about another document.
+    let data = match (sd.e_content, data) {
+        (Some(inside), Some(given)) if inside != given => {
+            c.fail(
+                "D.45",
+                "cades-message-digest",
+                "the encapsulated content is not the data given (--data)",
+            );
+            None
+        }
+        (Some(inside), _) => Some(inside),
+        (None, given) => given,
+    };
     let Some(si) = sd.signers.first() else {
         return facts;
     };

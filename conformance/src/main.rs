@@ -60,13 +60,15 @@ enum Command {
     },
     /// Check a time-stamp token or TimeStampResp file from any producer.
     Token(TokenArgs),
-    /// Check a detached CAdES signature (DER CMS) against EN 319 122-1 B-B and B-T.
+    /// Check a CAdES signature, detached or enveloping (DER CMS), against EN 319 122-1
+    /// B-B and B-T.
     Cades {
         /// The signature file (DER ContentInfo SignedData).
         file: PathBuf,
-        /// The signed data.
+        /// The signed data (needed for a detached signature; for an enveloping one it must
+        /// be the encapsulated content, and may be left out).
         #[arg(long, value_name = "FILE")]
-        data: PathBuf,
+        data: Option<PathBuf>,
         /// Trust anchor(s) for the signer (PEM or DER); without it the chain check is
         /// skipped.
         #[arg(long, value_name = "ROOT.pem")]
@@ -175,11 +177,18 @@ fn run(cli: &Cli) -> Result<Report, String> {
         Command::Log(a) => log_report(a, started),
         Command::Cades { file, data, ca } => {
             let p7s = read(file)?;
-            let content = read(data)?;
-            let mut inputs = vec![input(file, &p7s), input(data, &content)];
+            let mut inputs = vec![input(file, &p7s)];
+            let content = match data {
+                Some(d) => {
+                    let bytes = read(d)?;
+                    inputs.push(input(d, &bytes));
+                    Some(bytes)
+                }
+                None => None,
+            };
             let anchors = anchors(ca.as_ref(), &mut inputs)?;
             let mut f = Findings::new();
-            cades::check(&p7s, &content, &anchors, &mut f);
+            cades::check_signature(&p7s, content.as_deref(), &anchors, &mut f);
             Ok(f.into_report(&format!("cades {}", file.display()), started, inputs))
         }
         Command::Pades { file, ca } => {

@@ -110,6 +110,33 @@ fn hanko_conformance_passes_dev_seals_pdfs_evidence_records_and_the_log_export()
         }
     }
 
+    // An enveloping seal: the signed bytes are the encapsulated content; other data given
+    // beside it is named as not the content.
+    let (status, _, enveloping) = seal(
+        server.addr,
+        "credential=seal-p256&level=B-T&attached=true",
+        Some(&key),
+        document,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&enveloping));
+    for data in [None, Some(document)] {
+        let mut f = Findings::new();
+        cades::check_signature(&enveloping, data, &roots, &mut f);
+        assert!(failures(&f).is_empty(), "enveloping: {:#?}", failures(&f));
+        let s = f
+            .list()
+            .iter()
+            .find(|x| x.check == "cades-structure")
+            .unwrap();
+        assert!(s.detail.contains("enveloping"), "{}", s.detail);
+    }
+    let mut f = Findings::new();
+    cades::check_signature(&enveloping, Some(b"another document"), &roots, &mut f);
+    assert_eq!(
+        failures(&f),
+        ["D.45 cades-message-digest: the encapsulated content is not the data given (--data)"]
+    );
+
     // PAdES: a PDF sealed twice, B-T then B-B, by each credential.
     let pdf = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pdf/qpdf-20.pdf"),
