@@ -10,13 +10,16 @@
     reason = "tests; each test binary uses a part"
 )]
 
+#[path = "../tsa_producer/mod.rs"]
+mod tsa_producer;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hanko_conformance::cms::oid;
 use hanko_conformance::der::{self, tag};
 use hanko_conformance::report::{Findings, Outcome};
-use hanko_conformance::{crypto, time, token};
+use hanko_conformance::{crypto, time};
 use hanko_pki::soft::SoftwareSigner;
 use hanko_pki::test_support::{TestCa, name};
 use hanko_pki::x509::{CertParams, CertProfile, issue_certificate};
@@ -194,47 +197,7 @@ impl Producer {
             ),
             &der::seq(&[&der::uint_u64(1)]),
         ]);
-        let c = hanko_conformance::cert::Cert::from_der(&self.tsa_cert).unwrap();
-        let id = der::seq(&[&der::octets(&crypto::Hash::Sha256.digest(&self.tsa_cert))]);
-        let mut attrs = [
-            attr(oid::CONTENT_TYPE, &der::oid(token::oid::TST_INFO)),
-            attr(
-                oid::MESSAGE_DIGEST,
-                &der::octets(&crypto::Hash::Sha256.digest(&tst)),
-            ),
-            attr(
-                oid::ALGORITHM_PROTECTION,
-                &der::seq(&[
-                    &der::alg_id(SHA256),
-                    &der::tlv(0xa1, &der::oid(ECDSA_SHA256)),
-                ]),
-            ),
-            attr(oid::SIGNING_CERTIFICATE_V2, &der::seq(&[&der::seq(&[&id])])),
-        ];
-        attrs.sort();
-        let mut signed = der::tlv(tag::SET, &attrs.concat());
-        let sig = self.tsa_key.sign_now(&signed).unwrap();
-        signed[0] = 0xa0;
-        let signer_info = der::seq(&[
-            &der::uint_u64(1),
-            &der::seq(&[&c.issuer, &der::tlv(tag::INTEGER, &c.serial)]),
-            &der::alg_id(SHA256),
-            &signed,
-            &der::alg_id(ECDSA_SHA256),
-            &der::octets(&sig),
-        ]);
-        let certs = der::set_of(&[&self.tsa_cert, self.ca.inter.der()]);
-        let signed_data = der::seq(&[
-            &der::uint_u64(3),
-            &der::set_of(&[&der::alg_id(SHA256)]),
-            &der::seq(&[
-                &der::oid(token::oid::TST_INFO),
-                &der::tlv(0xa0, &der::octets(&tst)),
-            ]),
-            &der::tlv(0xa0, der::read_exact(&certs).unwrap().value),
-            &der::set_of(&[&signer_info]),
-        ]);
-        der::seq(&[&der::oid(oid::SIGNED_DATA), &der::tlv(0xa0, &signed_data)])
+        tsa_producer::signed_token(&tst, &self.tsa_cert, self.ca.inter.der(), &self.tsa_key)
     }
 
     /// A detached CMS SignedData over `data` (already the ByteRange bytes for PAdES).

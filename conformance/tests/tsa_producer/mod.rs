@@ -129,53 +129,62 @@ impl Tsa {
             ),
             &der::seq(&[&der::uint_u64(1)]),
         ]);
-        let c = hanko_conformance::cert::Cert::from_der(&unit.cert).unwrap();
-        let attr = |oid: &str, value: &[u8]| der::seq(&[&der::oid(oid), &der::set_of(&[value])]);
-        let id = der::seq(&[&der::octets(&crypto::Hash::Sha256.digest(&unit.cert))]);
-        let mut attrs = [
-            attr("1.2.840.113549.1.9.3", &der::oid(token::oid::TST_INFO)),
-            attr(
-                "1.2.840.113549.1.9.4",
-                &der::octets(&crypto::Hash::Sha256.digest(&tst)),
-            ),
-            attr(
-                token::oid::ALGORITHM_PROTECTION,
-                &der::seq(&[
-                    &der::alg_id(SHA256),
-                    &der::tlv(0xa1, &der::oid(ECDSA_SHA256)),
-                ]),
-            ),
-            attr(
-                token::oid::SIGNING_CERTIFICATE_V2,
-                &der::seq(&[&der::seq(&[&id])]),
-            ),
-        ];
-        attrs.sort();
-        let mut signed = der::tlv(tag::SET, &attrs.concat());
-        let sig = unit.key.sign_now(&signed).unwrap();
-        signed[0] = 0xa0;
-        let signer_info = der::seq(&[
-            &der::uint_u64(1),
-            &der::seq(&[&c.issuer, &der::tlv(tag::INTEGER, &c.serial)]),
-            &der::alg_id(SHA256),
-            &signed,
-            &der::alg_id(ECDSA_SHA256),
-            &der::octets(&sig),
-        ]);
-        let certs = der::set_of(&[&unit.cert, self.ca.inter.der()]);
-        let signed_data = der::seq(&[
-            &der::uint_u64(3),
-            &der::set_of(&[&der::alg_id(SHA256)]),
-            &der::seq(&[
-                &der::oid(token::oid::TST_INFO),
-                &der::tlv(0xa0, &der::octets(&tst)),
-            ]),
-            &der::tlv(0xa0, der::read_exact(&certs).unwrap().value),
-            &der::set_of(&[&signer_info]),
-        ]);
-        der::seq(&[
-            &der::oid(token::oid::SIGNED_DATA),
-            &der::tlv(0xa0, &signed_data),
-        ])
+        signed_token(&tst, &unit.cert, self.ca.inter.der(), &unit.key)
     }
+}
+
+/// The SignedData of a TimeStampToken over the DER `tst` (TSTInfo), signed by `key` with
+/// ECDSA-SHA256 as the holder of `cert`, carrying `cert` and `inter`: content-type,
+/// message-digest, CMS algorithm protection and signing-certificate-v2, sorted. The one
+/// token signer of the e-seal, evidence and log corpora (`tests/corpus.rs` keeps its
+/// own, which breaks each of these parts on purpose).
+pub fn signed_token(tst: &[u8], cert: &[u8], inter: &[u8], key: &SoftwareSigner) -> Vec<u8> {
+    let c = hanko_conformance::cert::Cert::from_der(cert).unwrap();
+    let attr = |oid: &str, value: &[u8]| der::seq(&[&der::oid(oid), &der::set_of(&[value])]);
+    let id = der::seq(&[&der::octets(&crypto::Hash::Sha256.digest(cert))]);
+    let mut attrs = [
+        attr("1.2.840.113549.1.9.3", &der::oid(token::oid::TST_INFO)),
+        attr(
+            "1.2.840.113549.1.9.4",
+            &der::octets(&crypto::Hash::Sha256.digest(tst)),
+        ),
+        attr(
+            token::oid::ALGORITHM_PROTECTION,
+            &der::seq(&[
+                &der::alg_id(SHA256),
+                &der::tlv(0xa1, &der::oid(ECDSA_SHA256)),
+            ]),
+        ),
+        attr(
+            token::oid::SIGNING_CERTIFICATE_V2,
+            &der::seq(&[&der::seq(&[&id])]),
+        ),
+    ];
+    attrs.sort();
+    let mut signed = der::tlv(tag::SET, &attrs.concat());
+    let sig = key.sign_now(&signed).unwrap();
+    signed[0] = 0xa0;
+    let signer_info = der::seq(&[
+        &der::uint_u64(1),
+        &der::seq(&[&c.issuer, &der::tlv(tag::INTEGER, &c.serial)]),
+        &der::alg_id(SHA256),
+        &signed,
+        &der::alg_id(ECDSA_SHA256),
+        &der::octets(&sig),
+    ]);
+    let certs = der::set_of(&[cert, inter]);
+    let signed_data = der::seq(&[
+        &der::uint_u64(3),
+        &der::set_of(&[&der::alg_id(SHA256)]),
+        &der::seq(&[
+            &der::oid(token::oid::TST_INFO),
+            &der::tlv(0xa0, &der::octets(tst)),
+        ]),
+        &der::tlv(0xa0, der::read_exact(&certs).unwrap().value),
+        &der::set_of(&[&signer_info]),
+    ]);
+    der::seq(&[
+        &der::oid(token::oid::SIGNED_DATA),
+        &der::tlv(0xa0, &signed_data),
+    ])
 }
