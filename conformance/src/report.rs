@@ -295,6 +295,15 @@ impl Findings {
         &self.list
     }
 
+    /// The names of the checks with `outcome` (every check when `None`).
+    pub fn checks(&self, outcome: Option<Outcome>) -> std::collections::BTreeSet<&'static str> {
+        self.list
+            .iter()
+            .filter(|f| outcome.is_none_or(|o| f.outcome == o))
+            .map(|f| f.check)
+            .collect()
+    }
+
     /// The outcome of `check`, if it was made.
     pub fn outcome(&self, check: &str) -> Option<Outcome> {
         self.list

@@ -290,19 +290,11 @@ impl Producer {
 }
 
 fn failed(f: &Findings) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == Outcome::Fail)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(Outcome::Fail))
 }
 
 fn skipped(f: &Findings) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == Outcome::Skip)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(Outcome::Skip))
 }
 
 #[tokio::test(flavor = "current_thread")]

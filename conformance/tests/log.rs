@@ -192,11 +192,7 @@ fn export(tsa: &Tsa, defect: Defect, tokens: bool) -> String {
 }
 
 fn with(f: &Findings, o: Outcome) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == o)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(o))
 }
 
 const BASELINE_SKIPS: [&str; 6] = [

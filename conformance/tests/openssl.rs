@@ -148,11 +148,7 @@ fn start(dir: &Path, section: &str) -> ReferenceTsa {
 }
 
 fn with(f: &Findings, outcome: Outcome) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == outcome)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(outcome))
 }
 
 #[test]

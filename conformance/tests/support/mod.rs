@@ -286,25 +286,17 @@ impl Producer {
 
 /// The checks that failed.
 pub fn failed(f: &Findings) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == Outcome::Fail)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(Outcome::Fail))
 }
 
 /// The checks that were skipped.
 pub fn skipped(f: &Findings) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == Outcome::Skip)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(Outcome::Skip))
 }
 
 /// Every check made.
 pub fn all(f: &Findings) -> BTreeSet<&'static str> {
-    f.list().iter().map(|x| x.check).collect()
+    f.checks(None)
 }
 
 /// The checks a B-T seal's token leaves unchecked: they need the request or a clock.

@@ -17,11 +17,7 @@ use crate::common::log::{TestDb, shared_dev_data_dir, start_dev_server};
 const ECDSA_POLICY: &str = "1.3.6.1.5.5.7.13.2";
 
 fn with(f: &Findings, outcome: Outcome) -> BTreeSet<&'static str> {
-    f.list()
-        .iter()
-        .filter(|x| x.outcome == outcome)
-        .map(|x| x.check)
-        .collect()
+    f.checks(Some(outcome))
 }
 
 #[test]
