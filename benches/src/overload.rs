@@ -328,8 +328,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .block_on(pool_rate(&hsm, key.label, key.alg, workers, true, seconds))?
             .rate;
         let reqs = Arc::new(requests(4096, key.policy)?);
-        let http_only: Arc<Vec<Vec<u8>>> =
-            Arc::new(reqs.iter().map(|r| r.http.clone()).collect());
+        let http_only: Arc<Vec<Vec<u8>>> = Arc::new(reqs.iter().map(|r| r.http.clone()).collect());
         let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
         let cpu0 = crate::cpu::CpuTimes::sample(Some(pid));
         let capacity = client_rt
@@ -340,11 +339,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seconds,
             ))?
             .rate();
-        let cpu_capacity = crate::cpu::CpuTimes::split(
-            &cpu0,
-            &crate::cpu::CpuTimes::sample(Some(pid)),
-            ncpu,
-        );
+        let cpu_capacity =
+            crate::cpu::CpuTimes::split(&cpu0, &crate::cpu::CpuTimes::sample(Some(pid)), ncpu);
         if capacity <= 0.0 {
             bail!("the closed loop got no token from the server: see its log");
         }
@@ -377,11 +373,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             (load, sampler.await.unwrap_or((0, 0)))
         });
-        let cpu_load = crate::cpu::CpuTimes::split(
-            &cpu1,
-            &crate::cpu::CpuTimes::sample(Some(pid)),
-            ncpu,
-        );
+        let cpu_load =
+            crate::cpu::CpuTimes::split(&cpu1, &crate::cpu::CpuTimes::sample(Some(pid)), ncpu);
         let load = load?;
         std::thread::sleep(Duration::from_secs(2));
         let rss_after = rss_kib(pid).unwrap_or(0);
