@@ -62,6 +62,14 @@ pub struct Args {
     /// overload properties).
     #[arg(long, default_value_t = 10.0)]
     pub factor: f64,
+    /// A simulated network HSM (pkcs11-mock in front of SoftHSM): MS milliseconds per
+    /// signature, at most K at once (as `hanko-bench tsa --network-hsm`); the server then
+    /// runs K signing workers.
+    #[arg(long, value_name = "MS:K")]
+    pub network_hsm: Option<crate::tsa::network::NetworkHsm>,
+    /// The pkcs11-mock module for --network-hsm.
+    #[arg(long, default_value = "target/release/libhanko_pkcs11_mock.so")]
+    pub mock_so: std::path::PathBuf,
     /// Connections of the open loop (the server allows 256 per source address).
     #[arg(long, default_value_t = 200)]
     pub connections: usize,
@@ -293,7 +301,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--connections must be between 1 and 250 (the server's per-source cap is 256)");
     }
     let (_tmp, hanko, dir) = args.common.prepare("hanko-bench-overload-")?;
-    let DevToken { hsm, base, workers } = DevToken::open(&dir, &args.common.module)?;
+    let module = match args.network_hsm {
+        Some(net) => crate::tsa::network::prepare(net, &dir, &args.mock_so, &args.common.module)?,
+        None => args.common.module.clone(),
+    };
+    let DevToken {
+        hsm,
+        mut base,
+        workers,
+    } = DevToken::open(&dir, &module)?;
+    let workers = match args.network_hsm {
+        Some(net) => {
+            let k = usize::try_from(net.max).unwrap_or(usize::MAX);
+            crate::tsa::network::configure(&mut base, &module, k)?;
+            println!(
+                "network HSM: pkcs11-mock over {}, {} ms per signature, {} at once: {:.0} signs/s",
+                args.common.module.display(),
+                net.ms,
+                net.max,
+                net.capacity()
+            );
+            k
+        }
+        None => workers,
+    };
     let config = with_verify(&base, true)?;
     let pool = hanko_hsm::PoolConfig::default();
     let queue_depth = integer(&config, "hsm", "queue_depth").unwrap_or(pool.queue_depth);

@@ -56,7 +56,7 @@ impl std::str::FromStr for NetworkHsm {
 /// starts) at it, with `real` behind the mock. Returns the module to open: `mock_so`.
 ///
 /// Call it before any thread exists: it sets environment variables.
-pub(super) fn prepare(
+pub(crate) fn prepare(
     net: NetworkHsm,
     dir: &Path,
     mock_so: &Path,
@@ -97,7 +97,7 @@ fn set_env(control: &Path, real: &Path) {
 
 /// The server's config through the mock: `hsm.module`, `hsm.workers`, a queue deep
 /// enough for every worker and client, and connection caps above the client counts.
-pub(super) fn configure(t: &mut toml::Table, mock: &Path, workers: usize) -> anyhow::Result<()> {
+pub(crate) fn configure(t: &mut toml::Table, mock: &Path, workers: usize) -> anyhow::Result<()> {
     let Some(module) = mock.to_str() else {
         bail!("the mock's path is not UTF-8");
     };
