@@ -132,11 +132,14 @@ async fn recovered(signer: &Arc<HsmSigner>, what: &str) -> Duration {
 }
 
 /// Two workers, each C_Sign delayed by 150 ms (two C_Sign calls per signature): 8
-/// requests take ~1.2 s with both workers and ~2.4 s with one.
+/// requests from 2 clients take ~1.2 s with both workers and ~2.4 s with one. Two
+/// clients, one per worker, so that no request waits behind another: with 4, a request
+/// queued behind a 300 ms signature came within reach of a 1 s deadline on a loaded CI
+/// machine (1035 ms, a `Timeout` that said nothing about the pool's capacity).
 async fn assert_full_capacity(env: &MockEnv, signer: &Arc<HsmSigner>, keep: &str) {
     env.set_faults(&format!("{keep}\ndelay fn=C_Sign ms=150\n"));
     let start = Instant::now();
-    let l = Load::start(signer, 4, "capacity", Some(8));
+    let l = Load::start(signer, 2, "capacity", Some(8));
     l.wait_done(8, Duration::from_secs(10)).await;
     let out = l.finish().await;
     let took = start.elapsed();
