@@ -226,11 +226,33 @@ pub(crate) fn login(session: &Session, pin: &Pin, token: &str) -> Result<(), Err
     }
 }
 
+/// Listing attempts when the slot list fails with `CKR_GENERAL_ERROR`.
+const LIST_ATTEMPTS: u32 = 3;
+
 /// The slot holding an initialised token labelled `label`.
+///
+/// Listing the slots with a token reads each token's info. SoftHSM 2.6.1 reads a file
+/// token's state from its files, and now and then fails that read with
+/// `CKR_GENERAL_ERROR` while another process updates them (seen once in CI, a server
+/// start beside processes just SIGKILLed on the same token). The list changes nothing, so
+/// it is tried again (at most [`LIST_ATTEMPTS`] in all, 50 ms apart); a real fault fails
+/// every attempt and is reported.
 pub(crate) fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, Error> {
-    let slots = ctx
-        .get_slots_with_initialized_token()
-        .map_err(|e| Error::from_cryptoki(e, label))?;
+    let mut attempt = 0;
+    let slots = loop {
+        attempt += 1;
+        match ctx.get_slots_with_initialized_token() {
+            Ok(slots) => break slots,
+            Err(e @ cryptoki::error::Error::Pkcs11(RvError::GeneralError, _))
+                if attempt < LIST_ATTEMPTS =>
+            {
+                tracing::warn!(token = %label, attempt, error = %e,
+                    "listing the slots failed; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(Error::from_cryptoki(e, label)),
+        }
+    };
     for slot in slots {
         match ctx.get_token_info(slot) {
             Ok(info) if info.label().trim_end() == label => return Ok(slot),
