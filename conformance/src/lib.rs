@@ -29,6 +29,7 @@ pub mod report;
 pub mod time;
 pub mod token;
 pub mod tsa;
+mod tsa_cert;
 
 /// The time now as RFC 3339 (the report's start).
 pub fn now_rfc3339() -> String {
