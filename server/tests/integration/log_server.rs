@@ -23,8 +23,8 @@ use base64::Engine as _;
 
 use crate::common::http;
 use crate::common::log::{
-    Backend, Load, TestDb, assert_logged, dev_config_with, shared_dev_data_dir, start_dev_server,
-    start_dev_server_with, store_table,
+    Backend, Load, TestDb, anchoring_off, assert_logged, dev_config_with, shared_dev_data_dir,
+    start_dev_server, start_dev_server_with, store_table,
 };
 use crate::common::tsp::{imprint_request, post_timestamp};
 use crate::common::{hanko, load_turn, metric, run, text};
@@ -212,7 +212,8 @@ fn crash_mid_load_loses_nothing(backend: Backend) {
 
 /// The server gives the log its signing pools as upstream: with one client at a time no
 /// pool has a backlog, so no record waits for the linger (50 ms here; held for every
-/// batch if the wiring were missing, as a store without an upstream does).
+/// batch if the wiring were missing, as a store without an upstream does). Anchoring is
+/// off: its own archive time-stamp (every 5 s in dev) is one more batch of the log.
 #[test]
 fn one_client_at_a_time_is_not_held_for_the_linger() {
     let _turn = load_turn();
@@ -221,6 +222,7 @@ fn one_client_at_a_time_is_not_held_for_the_linger() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = dev_config_with(dir, &tmp.path().join("linger.toml"), |t| {
         store_table(t).insert("linger_ms".into(), toml::Value::Float(50.0));
+        anchoring_off(t);
     });
     let server = start_dev_server(dir, &db, Some(&cfg));
     // The start's own audit records (issue #18) were batches of their own already.
@@ -326,7 +328,9 @@ fn tokens_total_counts_only_tokens_sent() {
     let _turn = load_turn();
     let dir = shared_dev_data_dir();
     let Some(db) = TestDb::postgres() else { return };
-    let server = start_dev_server(dir, &db, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = dev_config_with(dir, &tmp.path().join("no-anchor.toml"), anchoring_off);
+    let server = start_dev_server(dir, &db, Some(&cfg));
     let mut received = 0u64;
     let mut stamp = |i: u64| {
         let got = post_timestamp(server.addr, &imprint_request(&[i as u8; 32], 5000 + i));

@@ -247,6 +247,15 @@ pub fn store_table(t: &mut toml::Table) -> &mut toml::Table {
         .unwrap()
 }
 
+/// Turns anchoring off in a config: the own TSA's archive time-stamp of each batch (every
+/// 5 s in dev) is a logged token and a commit of its own, which tests that count tokens,
+/// log failures or commits must not meet at a random point of a slow run.
+pub fn anchoring_off(t: &mut toml::Table) {
+    let mut anchor = toml::Table::new();
+    anchor.insert("enabled".into(), toml::Value::Boolean(false));
+    t.insert("anchor".into(), toml::Value::Table(anchor));
+}
+
 /// Starts `hanko serve --dev` over `data_dir`, logging to `db`, with optional config.
 pub fn start_dev_server(data_dir: &Path, db: &TestDb, config: Option<&Path>) -> Server {
     start_dev_server_with(hanko(), data_dir, db, config)
