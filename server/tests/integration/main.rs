@@ -79,6 +79,10 @@ mod log_faults;
 mod log_server;
 /// Issue #11: HANKO_PIN leaves the server's environment and never reaches a child.
 mod pin_env;
+/// Issue #17: the log's pipelined commits against a power loss: every write no fsync
+/// covered is dropped (an LD_PRELOAD fault injector), and every token a client received
+/// is still in the log after the restart.
+mod power_loss;
 /// Issue #16: renewal of evidence records archives hold (`POST /api/v1/evidence/renew`,
 /// `hanko evidence renew`): Hanko's and Bouncy Castle's records renewed by time-stamp and
 /// hash tree and validated by Bouncy Castle; every refusal changes nothing; time travel
