@@ -10,8 +10,9 @@
 //!  -------------------    NewRecord     +--------------------------------+
 //!  issued bytes + record ------------> | Store::append                  |
 //!                                      |   -> queue -> log writer       |   one transaction
-//!                                      |      (group commit, max_batch) | ----------------> SQLite (WAL, FULL)
-//!  response released  <-------------- |   <- Receipt {seq, chain_hash} |   per batch       or PostgreSQL
+//!                                      |      (group commit, max_batch) | ----------------> SQLite (WAL; the
+//!  response released  <-------------- |   <- Receipt {seq, chain_hash} |   per batch       syncer fsyncs it)
+//!                                      |                                |                   or PostgreSQL
 //!                         durable      +--------------------------------+
 //!  SerialAllocator::next() ----------> serial_counters (one atomic statement per block)
 //!  verify_chain / export / get_by_serial / read_range -> auditors, API, anchoring

@@ -21,12 +21,18 @@
 //! a thread of its own when the backend offers a [`BlockingAppender`] (SQLite: no async
 //! hand-off between the request and the database in either direction). The thread sleeps
 //! through its linger; an appender that finds the upstream no longer busy (or a full
-//! batch queued) wakes it ([`LingerGate`]).
+//! batch queued) wakes it ([`LingerGate`]). When the appender's COMMIT returns before the
+//! batch is durable ([`BlockingAppender::deferred_sync`]: SQLite), a second thread, the
+//! syncer, makes it durable and answers it, while the writer commits the next batches:
+//! one sync then answers every batch committed before it began (issue #17: the writer no
+//! longer idles through each fsync).
 //!
 //! ```text
 //! append() --mpsc--> [ writer: recv 1, drain up to max_batch, (linger while busy) ]
 //!    ^                         |  one transaction (backend::append_batch)
-//!    '------ oneshot reply ----'  Ok(Receipt) to each, or the same Error to each
+//!    |                         |  (SQLite) --> [ syncer: take all committed, sync once ]
+//!    '------ oneshot reply ----'------------------------'
+//!                                 Ok(Receipt) to each, or the same Error to each
 //! ```
 //!
 //! What it does not do: retry. If the transaction fails, nothing of the batch is visible and
@@ -198,6 +204,88 @@ pub(crate) trait BlockingAppender: Send + 'static {
         records: &[PreparedRecord],
         abandoned: &dyn Fn() -> bool,
     ) -> Result<Vec<Receipt>, Error>;
+
+    /// `Some` when a successful [`BlockingAppender::append`] is committed but not yet
+    /// durable: the writer then answers each batch after this syncs it, on a thread of
+    /// its own, and commits the next batches meanwhile.
+    fn deferred_sync(&self) -> Option<Arc<dyn Durability>> {
+        None
+    }
+}
+
+/// Makes the commits of a [`BlockingAppender`] durable, when its COMMIT returns before
+/// they are (SQLite with `synchronous = NORMAL`: `backend/sqlite_writer.rs`).
+pub(crate) trait Durability: Send + Sync + fmt::Debug + 'static {
+    /// Returns once every commit that returned before this call began is on stable
+    /// storage. An error means that the durability of those commits is unknown.
+    fn sync(&self) -> Result<(), Error>;
+}
+
+/// A committed batch whose waiters are answered once it is durable.
+struct Committed {
+    replies: Vec<oneshot::Sender<Result<Receipt, Error>>>,
+    receipts: Vec<Receipt>,
+    started: Instant,
+}
+
+/// The syncer thread of a pipelined writer: the writer thread commits batch N+1 while
+/// this thread waits for the sync that makes batch N durable; one sync answers every
+/// batch committed before it began.
+struct Syncer {
+    tx: std::sync::mpsc::Sender<Committed>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn spawn(durability: Arc<dyn Durability>, stats: Arc<StatsInner>) -> std::io::Result<Syncer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("hanko-log-sync".into())
+            .spawn(move || run_syncer(&rx, durability.as_ref(), &stats))?;
+        Ok(Syncer { tx, thread })
+    }
+
+    /// Stops taking batches and waits until every one taken is answered.
+    fn finish(self) {
+        drop(self.tx);
+        if self.thread.join().is_err() {
+            tracing::error!("issuance log syncer failed");
+        }
+    }
+}
+
+/// The syncer's loop: takes every committed batch waiting, syncs once, answers them all
+/// in commit order. After a failed sync it never reports success again: what a failed
+/// fsync left on disk is unknown (the kernel may have dropped the dirty pages and a later
+/// fsync may succeed without them), so every later batch fails too, until the server is
+/// restarted and SQLite recovers the file from what is really there.
+fn run_syncer(
+    rx: &std::sync::mpsc::Receiver<Committed>,
+    durability: &dyn Durability,
+    stats: &StatsInner,
+) {
+    let mut failed: Option<Error> = None;
+    let mut done: Vec<Committed> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        done.push(first);
+        done.extend(rx.try_iter());
+        let outcome = match &failed {
+            Some(e) => Err(e.clone()),
+            None => durability.sync(),
+        };
+        if let (Err(e), None) = (&outcome, &failed) {
+            tracing::error!(error = %e, "syncing the issuance log failed; every later append \
+                fails until the server is restarted");
+            failed = Some(e.clone());
+        }
+        for c in done.drain(..) {
+            let result = match &outcome {
+                Ok(()) => Ok(c.receipts),
+                Err(e) => Err(e.clone()),
+            };
+            answer(c.replies, result, c.started, stats);
+        }
+    }
 }
 
 /// The running writer: a tokio task, or a thread of its own.
@@ -239,12 +327,17 @@ pub(crate) fn spawn(
     let handle = match backend.blocking_appender() {
         Some(appender) => {
             let gate = gate.clone();
+            let syncer = appender
+                .deferred_sync()
+                .map(|d| Syncer::spawn(d, stats.clone()))
+                .transpose()
+                .map_err(|e| Error::Io(Arc::new(e)))?;
             WriterHandle::Thread(
                 std::thread::Builder::new()
                     .name("hanko-log-writer".into())
                     .spawn(move || {
                         let _ = gate.thread.set(std::thread::current());
-                        run_blocking(appender, rx, cfg, stats, &gate)
+                        run_blocking(appender, rx, cfg, stats, &gate, syncer)
                     })
                     .map_err(|e| Error::Io(Arc::new(e)))?,
             )
@@ -272,6 +365,7 @@ fn run_blocking(
     cfg: WriterConfig,
     stats: Arc<StatsInner>,
     gate: &LingerGate,
+    syncer: Option<Syncer>,
 ) {
     let max = cfg.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max);
@@ -311,7 +405,26 @@ fn run_blocking(
             );
             continue;
         }
-        answer(replies, result, started, &stats);
+        match (&syncer, result) {
+            (Some(s), Ok(receipts)) => {
+                let committed = Committed {
+                    replies,
+                    receipts,
+                    started,
+                };
+                if let Err(std::sync::mpsc::SendError(c)) = s.tx.send(committed) {
+                    // The syncer is gone (it panicked): the batch's durability is unknown.
+                    let err = Error::Io(Arc::new(std::io::Error::other(
+                        "the issuance log syncer stopped",
+                    )));
+                    answer(c.replies, Err(err), c.started, &stats);
+                }
+            }
+            (_, result) => answer(replies, result, started, &stats),
+        }
+    }
+    if let Some(s) = syncer {
+        s.finish();
     }
     tracing::debug!("issuance log writer stopped");
 }
@@ -435,5 +548,103 @@ fn answer(
                 let _ = reply.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests: a panic is a failed assertion")]
+
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+
+    /// A sync that waits until the test lets it finish, with the outcome the test sends.
+    #[derive(Debug)]
+    struct HeldSync {
+        outcome: Mutex<std_mpsc::Receiver<bool>>,
+        started: AtomicUsize,
+    }
+
+    impl Durability for HeldSync {
+        fn sync(&self) -> Result<(), Error> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            match self.outcome.lock().unwrap().recv() {
+                Ok(true) => Ok(()),
+                _ => Err(Error::Io(Arc::new(std::io::Error::other("sync failed")))),
+            }
+        }
+    }
+
+    type Answer = oneshot::Receiver<Result<Receipt, Error>>;
+
+    fn committed(seq: u64) -> (Committed, Answer) {
+        let (reply, answer) = oneshot::channel();
+        let receipt = Receipt {
+            seq,
+            chain_hash: [0; 32],
+        };
+        let c = Committed {
+            replies: vec![reply],
+            receipts: vec![receipt],
+            started: Instant::now(),
+        };
+        (c, answer)
+    }
+
+    fn wait_for_syncs(held: &HeldSync, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while held.started.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "sync {n} never began");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// No answer before the sync that covers its batch; one sync covers every batch
+    /// committed before it began; after a failed sync no batch succeeds any more, even
+    /// without another sync.
+    #[test]
+    fn answers_wait_for_their_sync_and_a_failed_sync_fails_every_later_batch() {
+        let (outcome, rx) = std_mpsc::channel();
+        let held = Arc::new(HeldSync {
+            outcome: Mutex::new(rx),
+            started: AtomicUsize::new(0),
+        });
+        let stats = Arc::new(StatsInner::default());
+        let syncer = Syncer::spawn(held.clone(), stats.clone()).unwrap();
+
+        let (c1, mut a1) = committed(1);
+        syncer.tx.send(c1).unwrap();
+        wait_for_syncs(&held, 1);
+        // Batches 2 and 3 commit while sync 1 is under way: sync 1 does not cover them.
+        let (c2, mut a2) = committed(2);
+        let (c3, mut a3) = committed(3);
+        syncer.tx.send(c2).unwrap();
+        syncer.tx.send(c3).unwrap();
+        assert!(a1.try_recv().is_err(), "batch 1 answered before its sync");
+        outcome.send(true).unwrap();
+        assert_eq!(a1.blocking_recv().unwrap().unwrap().seq, 1);
+
+        wait_for_syncs(&held, 2);
+        assert!(a2.try_recv().is_err() && a3.try_recv().is_err());
+        outcome.send(false).unwrap();
+        assert!(matches!(a2.blocking_recv().unwrap(), Err(Error::Io(_))));
+        assert!(matches!(a3.blocking_recv().unwrap(), Err(Error::Io(_))));
+
+        // Syncing again could succeed without the pages the failed sync lost.
+        let (c4, a4) = committed(4);
+        syncer.tx.send(c4).unwrap();
+        assert!(matches!(a4.blocking_recv().unwrap(), Err(Error::Io(_))));
+        assert_eq!(
+            held.started.load(Ordering::SeqCst),
+            2,
+            "no sync after a failed one"
+        );
+
+        syncer.finish();
+        let s = stats.snapshot();
+        assert_eq!((s.batches, s.records), (1, 1));
+        assert_eq!((s.failed_batches, s.failed_records), (3, 3));
     }
 }

@@ -1,8 +1,11 @@
 //! The SQLite backend: the embedded default, one file under the data directory.
 //!
-//! What it does: opens the file in WAL mode with `synchronous = FULL` (in WAL mode `NORMAL`
-//! may lose the last commits on power loss, and a response is released only after its
-//! record is durable), runs the embedded migrations, and implements [`LogBackend`].
+//! What it does: opens the file in WAL mode, runs the embedded migrations, and implements
+//! [`LogBackend`]. The reader pool (and the migrations) commit with `synchronous = FULL`;
+//! the writer's connection with `NORMAL` and a sync of the WAL of its own before any
+//! waiter is answered (pipelined commits, [`super::sqlite_writer`]): in WAL mode `NORMAL`
+//! alone may lose the last commits on power loss, and a response is released only after
+//! its record is durable.
 //! Appends and reservations run on the writer thread ([`super::sqlite_writer`], one
 //! connection, no per-statement thread hand-offs) in `BEGIN IMMEDIATE` transactions: the
 //! file's write lock is taken before the chain head is read, so two processes on one file
