@@ -31,6 +31,7 @@
 //! from genTime and the log's sequence numbers, not from serials.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::record::{serial_to_bytes, system_time_to_ns};
@@ -84,44 +85,133 @@ impl Store {
     /// (clamped to 1..=[`MAX_BLOCK`]; [`DEFAULT_BLOCK`] is a good default).
     pub fn serial_allocator(&self, counter: &str, block: u64) -> SerialAllocator {
         SerialAllocator {
-            store: self.clone(),
-            counter: counter.to_owned(),
-            block: block.clamp(1, MAX_BLOCK),
-            state: tokio::sync::Mutex::new(None),
+            inner: Arc::new(AllocatorInner {
+                store: self.clone(),
+                counter: counter.to_owned(),
+                block: block.clamp(1, MAX_BLOCK),
+                state: tokio::sync::Mutex::new(AllocatorState::default()),
+            }),
         }
     }
 }
 
 /// Hands out serials from reserved blocks (see the module docs). Share it behind an `Arc`;
-/// concurrent callers are served in turn, and only the caller that finds the block empty
-/// waits for the next reservation.
+/// concurrent callers are served in turn.
+///
+/// The next block is reserved ahead, in a task of its own, once half of the current one
+/// is handed out: a reservation is a transaction of its own (a commit and a sync on the
+/// log's connection, 2-20 ms under load), and every caller waited behind it while the
+/// block was empty (issue #17: with `store.serial_block` = 1,000,000, i.e. no reservation
+/// during the run, the P-256 TSA served 6 % more requests than with the default 1,000).
+/// A caller waits for a reservation only when both blocks are used up (the first call, or
+/// a refill that failed or has not landed yet). The spare block is reserved after the
+/// current one, so a node's serials still only grow; a block left unused by a stop or a
+/// crash is skipped, never reused.
 pub struct SerialAllocator {
+    inner: Arc<AllocatorInner>,
+}
+
+struct AllocatorInner {
     store: Store,
     counter: String,
     block: u64,
-    /// `(next, end)`: the next serial to hand out and one past the block's last.
-    state: tokio::sync::Mutex<Option<(u64, u64)>>,
+    state: tokio::sync::Mutex<AllocatorState>,
+}
+
+/// Ranges as `(next, end)`: the next serial to hand out and one past the block's last.
+#[derive(Debug, Default)]
+struct AllocatorState {
+    current: Option<(u64, u64)>,
+    /// A block reserved ahead, not yet started.
+    spare: Option<(u64, u64)>,
+    /// A task is reserving the spare block.
+    refilling: bool,
 }
 
 impl fmt::Debug for SerialAllocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SerialAllocator")
-            .field("counter", &self.counter)
-            .field("block", &self.block)
+            .field("counter", &self.inner.counter)
+            .field("block", &self.inner.block)
             .finish_non_exhaustive()
     }
 }
 
 impl SerialAllocator {
-    /// The next serial, reserving a new block first if the current one is used up.
+    /// The next serial, reserving a new block first if the current one and the spare are
+    /// used up.
     pub async fn next(&self) -> Result<u64, Error> {
-        let mut state = self.state.lock().await;
-        if let Some((next, end)) = *state
-            && next < end
-        {
-            *state = Some((next + 1, end));
-            return Ok(next);
+        let mut state = self.inner.state.lock().await;
+        let serial = match (state.current, state.spare.take()) {
+            (Some((next, end)), spare) if next < end => {
+                state.spare = spare;
+                state.current = Some((next + 1, end));
+                next
+            }
+            (_, Some((first, end))) => {
+                state.current = Some((first + 1, end));
+                first
+            }
+            (_, None) => {
+                let range = self.inner.reserve().await?;
+                state.current = Some((range.first + 1, range.first + range.count));
+                range.first
+            }
+        };
+        self.refill_if_low(&mut state);
+        Ok(serial)
+    }
+
+    /// Starts reserving the spare block once half of the current one is handed out.
+    fn refill_if_low(&self, state: &mut AllocatorState) {
+        let left = state.current.map_or(0, |(next, end)| end - next);
+        if state.spare.is_some() || state.refilling || left > self.inner.block / 2 {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime to run it on: the next empty block is reserved inline
+        };
+        state.refilling = true;
+        let inner = self.inner.clone();
+        runtime.spawn(async move {
+            let reserved = inner.reserve().await;
+            let mut state = inner.state.lock().await;
+            state.refilling = false;
+            match reserved {
+                Ok(range) if state.spare.is_none() => {
+                    state.spare = Some((range.first, range.first + range.count));
+                }
+                // Reserved inline meanwhile by a caller that found both blocks empty:
+                // this one is a gap, as the unused rest of any block is.
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    counter = %inner.counter,
+                    error = %e,
+                    "reserving the next serial block ahead failed; it is reserved when needed"
+                ),
+            }
+        });
+    }
+
+    /// The next serial in the stored byte form (big-endian, no leading zeros).
+    pub async fn next_bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(serial_to_bytes(self.next().await?))
+    }
+
+    /// Whether the next block is reserved already (it is, soon after half of the current
+    /// one is handed out, unless the reservation failed).
+    pub async fn reserved_ahead(&self) -> bool {
+        self.inner.state.lock().await.spare.is_some()
+    }
+
+    /// The counter this allocator draws from.
+    pub fn counter(&self) -> &str {
+        &self.inner.counter
+    }
+}
+
+impl AllocatorInner {
+    async fn reserve(&self) -> Result<SerialRange, Error> {
         let range = self
             .store
             .reserve_serials(&self.counter, self.block)
@@ -132,17 +222,6 @@ impl SerialAllocator {
             last = range.last(),
             "reserved serial block"
         );
-        *state = Some((range.first + 1, range.first + range.count));
-        Ok(range.first)
-    }
-
-    /// The next serial in the stored byte form (big-endian, no leading zeros).
-    pub async fn next_bytes(&self) -> Result<Vec<u8>, Error> {
-        Ok(serial_to_bytes(self.next().await?))
-    }
-
-    /// The counter this allocator draws from.
-    pub fn counter(&self) -> &str {
-        &self.counter
+        Ok(range)
     }
 }

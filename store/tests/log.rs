@@ -836,6 +836,48 @@ async fn serial_ranges_never_overlap_or_reuse(db: TestDb) {
     );
 }
 
+both!(the_next_serial_block_is_reserved_ahead);
+/// The next block is reserved ahead once half of the current one is handed out, so no
+/// caller waits for a reservation while serials are left; serials still only grow.
+async fn the_next_serial_block_is_reserved_ahead(db: TestDb) {
+    let store = db.open(StoreOptions::default()).await;
+    let ranges = || db.count("SELECT COUNT(*) FROM serial_ranges WHERE name = 'timestamp'");
+    let alloc = store.serial_allocator("timestamp", 4);
+    assert_eq!(alloc.next().await.unwrap(), 1);
+    assert_eq!(
+        ranges().await,
+        1,
+        "half of the block is left: nothing reserved ahead"
+    );
+    assert_eq!(alloc.next().await.unwrap(), 2);
+    // Half handed out: the spare block 5..=8 is being reserved by a task of its own.
+    wait_reserved_ahead(&alloc).await;
+    assert_eq!(ranges().await, 2);
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(alloc.next().await.unwrap());
+    }
+    assert_eq!(
+        got,
+        vec![3, 4, 5, 6, 7, 8],
+        "the spare block follows the first"
+    );
+    wait_reserved_ahead(&alloc).await;
+    assert_eq!(ranges().await, 3);
+    assert_eq!(alloc.next().await.unwrap(), 9);
+}
+
+async fn wait_reserved_ahead(alloc: &hanko_store::SerialAllocator) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !alloc.reserved_ahead().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no block reserved ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 both!(serial_counter_exhaustion_refused);
 async fn serial_counter_exhaustion_refused(db: TestDb) {
     let store = db.open(StoreOptions::default()).await;
