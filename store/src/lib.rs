@@ -79,6 +79,7 @@ mod failure_log;
 mod record;
 pub mod renewal;
 mod serial;
+mod syncer;
 mod writer;
 
 use std::fmt;

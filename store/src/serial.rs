@@ -142,22 +142,18 @@ impl SerialAllocator {
     /// used up.
     pub async fn next(&self) -> Result<u64, Error> {
         let mut state = self.inner.state.lock().await;
-        let serial = match (state.current, state.spare.take()) {
-            (Some((next, end)), spare) if next < end => {
-                state.spare = spare;
-                state.current = Some((next + 1, end));
-                next
-            }
-            (_, Some((first, end))) => {
-                state.current = Some((first + 1, end));
-                first
+        let (serial, end) = match (state.current, state.spare) {
+            (Some((next, end)), _) if next < end => (next, end),
+            (_, Some(spare)) => {
+                state.spare = None;
+                spare
             }
             (_, None) => {
                 let range = self.inner.reserve().await?;
-                state.current = Some((range.first + 1, range.first + range.count));
-                range.first
+                (range.first, range.first + range.count)
             }
         };
+        state.current = Some((serial + 1, end));
         self.refill_if_low(&mut state);
         Ok(serial)
     }

@@ -56,7 +56,8 @@ use super::{
     SUSPENSION_COLUMNS, chain_batch, decode_head, to_i64,
 };
 use crate::record::PreparedRecord;
-use crate::writer::{BlockingAppender, Durability};
+use crate::syncer::Durability;
+use crate::writer::BlockingAppender;
 use crate::{Error, Receipt};
 
 const INSERT_RECORD: &str = "INSERT INTO log_records (seq, kind, serial, object_hash, \
