@@ -77,12 +77,11 @@ fn lose_power(dir: &Path) -> Vec<(String, usize)> {
     restored
 }
 
-fn max_serial(grants: &[(String, Vec<u8>)]) -> u128 {
+/// The serials of `grants`, as numbers.
+fn serials(grants: &[(String, Vec<u8>)]) -> impl Iterator<Item = u128> + '_ {
     grants
         .iter()
         .map(|(s, _)| u128::from_str_radix(s, 16).unwrap())
-        .max()
-        .unwrap()
 }
 
 #[test]
@@ -129,13 +128,9 @@ fn a_power_loss_under_load_keeps_every_token_a_client_received() {
         before.len() + after.len(),
         "a serial was granted twice"
     );
-    let min_after = after
-        .iter()
-        .map(|(s, _)| u128::from_str_radix(s, 16).unwrap())
-        .min()
-        .unwrap();
+    let min_after = serials(&after).min().unwrap();
     assert!(
-        min_after > max_serial(&before),
+        min_after > serials(&before).max().unwrap(),
         "a serial reserved before the power loss was handed out again"
     );
     // `export` also asserts that each serial is in the log once.

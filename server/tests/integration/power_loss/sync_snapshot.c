@@ -100,29 +100,27 @@ static void snapshot(int fd) {
 
 typedef int (*sync_fn)(int);
 
-static sync_fn real(const char *name) {
-    sync_fn f = (sync_fn)dlsym(RTLD_NEXT, name);
-    if (f == NULL) {
-        fprintf(stderr, "sync_snapshot: no %s in libc\n", name);
-        abort();
+/* Copies the file, waits as a slow disk would, then calls libc's `name` (cached in *f). */
+static int synced(sync_fn *f, const char *name, int fd) {
+    if (*f == NULL) {
+        *f = (sync_fn)dlsym(RTLD_NEXT, name);
+        if (*f == NULL) {
+            fprintf(stderr, "sync_snapshot: no %s in libc\n", name);
+            abort();
+        }
     }
-    return f;
+    int saved = errno;
+    snapshot(fd);
+    errno = saved;
+    return (*f)(fd);
 }
 
 int fsync(int fd) {
     static sync_fn f;
-    if (f == NULL) f = real("fsync");
-    int saved = errno;
-    snapshot(fd);
-    errno = saved;
-    return f(fd);
+    return synced(&f, "fsync", fd);
 }
 
 int fdatasync(int fd) {
     static sync_fn f;
-    if (f == NULL) f = real("fdatasync");
-    int saved = errno;
-    snapshot(fd);
-    errno = saved;
-    return f(fd);
+    return synced(&f, "fdatasync", fd);
 }
