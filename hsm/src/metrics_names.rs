@@ -1,7 +1,7 @@
 //! Names of the metrics this crate records (all `hanko_hsm_` prefixed), in one place so
 //! dashboards and alert rules have one list to follow.
 //!
-//! Counters, and one gauge; the `metrics` facade is a no-op until the server installs an
+//! Counters, one gauge and two histograms; the `metrics` facade is a no-op until the server installs an
 //! exporter.
 
 /// Counter: signatures handed out. Labels: `key`.
@@ -31,3 +31,10 @@ pub const LANE_JOBS: &str = "hanko_hsm_lane_jobs_total";
 /// Counter: queued jobs removed because their caller went away before a worker took
 /// them (counted when a full queue is purged of them). Labels: `key`.
 pub const ORPHANED_JOBS: &str = "hanko_hsm_orphaned_jobs_total";
+/// Histogram, seconds: how long a signing job waited in the pool's queue for a worker.
+/// Labels: `key`. With [`CALL`], it tells a pool too small for its load (long waits,
+/// short calls) from a slow HSM (long calls).
+pub const QUEUE_WAIT: &str = "hanko_hsm_queue_wait_seconds";
+/// Histogram, seconds: a worker's time on one job: the signing call, verify-after-sign,
+/// and a retry on a fresh session if there was one. Labels: `key`.
+pub const CALL: &str = "hanko_hsm_call_seconds";

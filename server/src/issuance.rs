@@ -27,7 +27,7 @@
 //! a line per request would bury everything else.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hanko_pki::{HashAlgorithm, SignErrorKind};
 use hanko_seal::{TimeStampError, TimeStampErrorKind, TimeStamper};
@@ -90,6 +90,27 @@ pub struct Issuer {
     store: Store,
     /// False only with the dev-only `store.durability = "none"` (benchmarks).
     log_appends: bool,
+    stages: Stages,
+}
+
+/// `hanko_tsa_issue_seconds`, by `stage`: where an issued token's time went, registered
+/// once. `sign`: the TSA's answer (request checks, serial, the signing pool's queue and
+/// call, the token's DER); `log`: from the append until the record is durable and the
+/// request runs again. Compare with `hanko_hsm_queue_wait_seconds`,
+/// `hanko_hsm_call_seconds`, `hanko_log_queue_seconds` and `hanko_log_commit_seconds`.
+#[derive(Debug)]
+struct Stages {
+    sign: metrics::Histogram,
+    log: metrics::Histogram,
+}
+
+impl Stages {
+    fn register() -> Stages {
+        Stages {
+            sign: metrics::histogram!("hanko_tsa_issue_seconds", "stage" => "sign"),
+            log: metrics::histogram!("hanko_tsa_issue_seconds", "stage" => "log"),
+        }
+    }
 }
 
 /// The policies' units now, and the units that were handed over from.
@@ -114,6 +135,7 @@ impl Issuer {
             tsa,
             store,
             log_appends: true,
+            stages: Stages::register(),
         }
     }
 
@@ -246,7 +268,9 @@ impl Issuer {
         client: &str,
         kind: RecordKind,
     ) -> Result<Issued, Rejection> {
+        let started = Instant::now();
         let response = self.tsa.respond(request_der).await;
+        self.stages.sign.record(started.elapsed().as_secs_f64());
         let token = match response.outcome {
             Outcome::Granted(token) => token,
             Outcome::Rejected(r) => {
@@ -271,7 +295,10 @@ impl Issuer {
             issued_at: token.gen_time,
             token: Some(token.token_der.clone()),
         };
-        match self.store.append(record).await {
+        let queued = Instant::now();
+        let appended = self.store.append(record).await;
+        self.stages.log.record(queued.elapsed().as_secs_f64());
+        match appended {
             Ok(receipt) => {
                 tracing::debug!(serial = %token.serial, seq = receipt.seq, "token logged");
                 count_sent();

@@ -435,7 +435,11 @@ impl Store {
             .ok_or(Error::Closed)?;
         let (reply, rx) = oneshot::channel();
         sender
-            .send(Job { rec, reply })
+            .send(Job {
+                rec,
+                reply,
+                queued: std::time::Instant::now(),
+            })
             .await
             .map_err(|_| Error::Closed)?;
         if let Some((upstream, gate)) = &self.inner.linger {

@@ -64,6 +64,19 @@ use crate::{Error, Receipt};
 pub(crate) struct Job {
     pub rec: PreparedRecord,
     pub reply: oneshot::Sender<Result<Receipt, Error>>,
+    /// When `Store::append` queued it (for `hanko_log_queue_seconds`).
+    pub queued: Instant,
+}
+
+/// Histogram, seconds: how long each record waited for the writer to begin its batch
+/// (the writer busy with the batch before, then the linger).
+const QUEUE_SECONDS: &str = "hanko_log_queue_seconds";
+
+/// Records each job's wait from its queueing to `started`, the start of its batch.
+fn record_queue_wait(hist: &metrics::Histogram, batch: &[Job], started: Instant) {
+    for j in batch {
+        hist.record(started.saturating_duration_since(j.queued).as_secs_f64());
+    }
 }
 
 /// Counters the writer updates after every batch (read by [`crate::Store::writer_stats`]).
@@ -124,8 +137,10 @@ impl StatsInner {
 /// A cheap snapshot of the writer's counters since the store was opened (the same
 /// figures also go to the `metrics` facade: `hanko_log_batch_size` histogram,
 /// `hanko_log_records_total`, `hanko_log_append_errors_total` counters,
-/// `hanko_log_commit_seconds` histogram, and `hanko_log_linger_seconds`: how long each
-/// batch was held open for more records, which shows whether `linger` is ever reached).
+/// `hanko_log_commit_seconds` histogram (a batch's start to its waiters' answer),
+/// `hanko_log_linger_seconds`: how long each batch was held open for more records, which
+/// shows whether `linger` is ever reached, and `hanko_log_queue_seconds`: each record's
+/// wait for its batch to start, the linger included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
     /// Transactions committed.
@@ -295,6 +310,7 @@ fn run_blocking(
 ) {
     let max = cfg.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max);
+    let queue_wait = metrics::histogram!(QUEUE_SECONDS);
     while let Some(job) = rx.blocking_recv() {
         batch.push(job);
         drain(&mut rx, &mut batch, max);
@@ -313,9 +329,10 @@ fn run_blocking(
         if batch.is_empty() {
             continue;
         }
+        let started = Instant::now();
+        record_queue_wait(&queue_wait, &batch, started);
         let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
             batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
-        let started = Instant::now();
         let abandoned = || replies.iter().all(|r| r.is_closed());
         let result = appender.append(&records, &abandoned);
         if result.is_err() && abandoned() {
@@ -418,10 +435,11 @@ async fn commit(
     stats: &StatsInner,
     timeout: Duration,
 ) {
+    let started = Instant::now();
+    record_queue_wait(&metrics::histogram!(QUEUE_SECONDS), batch, started);
     let (records, replies): (Vec<PreparedRecord>, Vec<_>) =
         batch.drain(..).map(|j| (j.rec, j.reply)).unzip();
     let records: Arc<[PreparedRecord]> = records.into();
-    let started = Instant::now();
     // Dropping the transaction future on timeout rolls it back (unless COMMIT was already
     // on its way, see the module docs).
     let result = match tokio::time::timeout(timeout, backend.append_batch(records)).await {

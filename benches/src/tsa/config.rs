@@ -1,6 +1,6 @@
 //! The `hanko serve --dev` configurations `hanko-bench tsa` compares (log on / off,
-//! linger, verify-after-sign) and the group-commit figures read from the server's
-//! `/metrics`. Starting and stopping the server is `devserver.rs`'s.
+//! linger, verify-after-sign) and the group-commit and stage figures read from the
+//! server's `/metrics`. Starting and stopping the server is `devserver.rs`'s.
 
 use crate::devserver::{config_text, metric, set, with_verify};
 
@@ -56,6 +56,75 @@ pub(super) fn batch_stats(before: &str, after: &str) -> Option<BatchStats> {
     })
 }
 
+/// Where a token's time went in the server, mean ms per observation over the load, from
+/// the `_sum` / `_count` deltas of the server's stage histograms (each `None` when the
+/// server recorded none: a stage the configuration skips).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stages {
+    /// `POST /tsa`, as the HTTP layer timed it.
+    pub(super) request: Option<f64>,
+    /// The TSA's answer: checks, serial, signing pool, token DER.
+    pub(super) sign: Option<f64>,
+    /// Within `sign`: the wait for a signing worker.
+    pub(super) pool_queue: Option<f64>,
+    /// Within `sign`: the worker's call (signature, verify-after-sign).
+    pub(super) hsm_call: Option<f64>,
+    /// The append, until the record is durable and the request runs again.
+    pub(super) log: Option<f64>,
+    /// Within `log`: the wait for the writer to begin the record's batch.
+    pub(super) log_queue: Option<f64>,
+    /// Within `log`: the batch's commit, until its waiters are answered.
+    pub(super) commit: Option<f64>,
+}
+
+pub(super) fn stages(before: &str, after: &str) -> Stages {
+    let mean = |series: &str| {
+        let d = |suffix: &str| {
+            let name = series.replacen("{", &format!("{suffix}{{"), 1);
+            let name = if name == series {
+                format!("{series}{suffix}")
+            } else {
+                name
+            };
+            let (a, b) = (sum_of(after, &name), sum_of(before, &name));
+            a.map(|a| a - b.unwrap_or(0.0))
+        };
+        match (d("_sum"), d("_count")) {
+            (Some(s), Some(n)) if n > 0.0 => Some(s / n * 1000.0),
+            _ => None,
+        }
+    };
+    Stages {
+        request: mean("hanko_http_request_duration_seconds{route=\"/tsa\",method=\"POST\"}"),
+        sign: mean("hanko_tsa_issue_seconds{stage=\"sign\"}"),
+        pool_queue: mean("hanko_hsm_queue_wait_seconds"),
+        hsm_call: mean("hanko_hsm_call_seconds"),
+        log: mean("hanko_tsa_issue_seconds{stage=\"log\"}"),
+        log_queue: mean("hanko_log_queue_seconds"),
+        commit: mean("hanko_log_commit_seconds"),
+    }
+}
+
+/// The sum of the series `name`: exactly that series when it has labels, else every
+/// series of the metric (all keys' pools).
+fn sum_of(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((key, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let matches = if name.contains('{') {
+            key == name
+        } else {
+            key == name || key.strip_prefix(name).is_some_and(|r| r.starts_with('{'))
+        };
+        if let (true, Ok(v)) = (matches, value.parse::<f64>()) {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -87,5 +156,22 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(on["store"]["linger_ms"].as_float(), Some(0.5));
+    }
+
+    #[test]
+    fn stage_means_from_histogram_deltas() {
+        let before = "hanko_hsm_call_seconds_sum{key=\"a\"} 1\nhanko_hsm_call_seconds_count{key=\"a\"} 10\n\
+            hanko_tsa_issue_seconds_sum{stage=\"log\"} 2\nhanko_tsa_issue_seconds_count{stage=\"log\"} 100\n";
+        let after = "hanko_hsm_call_seconds_sum{key=\"a\"} 1.5\nhanko_hsm_call_seconds_count{key=\"a\"} 20\n\
+            hanko_hsm_call_seconds_sum{key=\"b\"} 0.5\nhanko_hsm_call_seconds_count{key=\"b\"} 10\n\
+            hanko_tsa_issue_seconds_sum{stage=\"log\"} 2.3\nhanko_tsa_issue_seconds_count{stage=\"log\"} 200\n\
+            hanko_tsa_issue_seconds_sum{stage=\"sign\"} 0.2\nhanko_tsa_issue_seconds_count{stage=\"sign\"} 100\n";
+        let s = stages(before, after);
+        // Both keys' pools: (0.5 + 0.5) s over 20 calls.
+        assert!((s.hsm_call.unwrap() - 50.0).abs() < 1e-9);
+        assert!((s.log.unwrap() - 3.0).abs() < 1e-9);
+        // A series absent before counts from zero.
+        assert!((s.sign.unwrap() - 2.0).abs() < 1e-9);
+        assert!(s.request.is_none() && s.commit.is_none());
     }
 }

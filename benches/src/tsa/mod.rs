@@ -46,7 +46,7 @@ use anyhow::bail;
 use hanko_hsm::Hsm;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
-use self::config::{BatchStats, batch_stats, bench_config};
+use self::config::{BatchStats, Stages, batch_stats, bench_config, stages};
 use self::load::{LoadResult, build_requests, drive};
 use self::report::{print_header, print_row, print_summary};
 use crate::cpu::{CpuSplit, CpuTimes};
@@ -151,6 +151,8 @@ struct Row {
     /// Repetition number (`--repeat`).
     round: usize,
     batches: Option<BatchStats>,
+    /// Where a token's time went in the server (`/metrics` deltas).
+    stages: Option<Stages>,
     cpu: CpuSplit,
     /// Over the HTTPS listener (`--tls`) rather than plain HTTP.
     tls: bool,
@@ -430,6 +432,10 @@ impl<'a> Bench<'a> {
                     .block_on(drive(target, reqs.clone(), clients, self.seconds))?;
             let c1 = CpuTimes::sample(server.pid());
             let m1 = self.client_rt.block_on(scrape_metrics(addr)).ok();
+            let stages = match (&m0, &m1) {
+                (Some(a), Some(b)) => Some(stages(a, b)),
+                _ => None,
+            };
             let batches = match (s.log, m0, m1) {
                 (true, Some(a), Some(b)) => batch_stats(&a, &b),
                 _ => None,
@@ -452,6 +458,7 @@ impl<'a> Bench<'a> {
                 raw_other,
                 round: s.round,
                 batches,
+                stages,
                 tls: target.tls.is_some(),
             };
             print_row(&row, self.args.common.max_other);

@@ -94,7 +94,9 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             reply,
             deadline,
             lane,
+            queued,
         } = job;
+        sh.timing.queue_wait.record(queued.elapsed().as_secs_f64());
         let bulk = lane == Lane::Bulk;
         if reply.is_closed() {
             if bulk {
@@ -117,7 +119,9 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
             f.abandoned = false;
             f.bulk = bulk;
         }
+        let started = Instant::now();
         let result = process(&sh, &mut ws, &item, deadline);
+        sh.timing.call.record(started.elapsed().as_secs_f64());
         let (reply, abandoned) = {
             let mut f = lock_inflight(&slot);
             f.since = None;
