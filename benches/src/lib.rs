@@ -10,7 +10,7 @@
 //!
 //! Layout: `main.rs` only parses the command line; each subcommand is a module here with
 //! an `Args` struct (clap) and a `run(Args)` function (`hsm`, `tsa`, `seal`, `overload`, `lanes`,
-//! `anchor`, `verify`), so adding
+//! `anchor`, `verify`, `pipeline`), so adding
 //! one means adding its module and one enum variant. What the HTTP benches share is
 //! beside them: `devserver` (the `hanko serve --dev` child, the dev token, the per-row
 //! config), `http` (the load generator's HTTP/1.1 client), `cpu` (where the CPU
@@ -23,6 +23,7 @@ pub mod hsm;
 mod http;
 pub mod lanes;
 pub mod overload;
+pub mod pipeline;
 pub mod seal;
 pub mod stats;
 pub mod tsa;

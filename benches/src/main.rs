@@ -34,6 +34,9 @@ enum Command {
     /// One software signature verification (verify-after-sign's verifier) per key type,
     /// against `openssl speed` on the same machine.
     Verify(hanko_bench::verify::Args),
+    /// How busy this machine keeps its CPUs when work passes between threads (no Hanko
+    /// code): the ceiling for the server's CPU share under load.
+    Pipeline(hanko_bench::pipeline::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Lanes(args) => hanko_bench::lanes::run(args),
         Command::Anchor(args) => hanko_bench::anchor::run(args),
         Command::Verify(args) => hanko_bench::verify::run(args),
+        Command::Pipeline(args) => hanko_bench::pipeline::run(args),
     }
 }
