@@ -1095,6 +1095,34 @@ async fn open_sqlite_creates_data_directory() {
     assert!(path.exists());
 }
 
+/// The writer's connection never checkpoints (`wal_autocheckpoint = 0`); the
+/// checkpointer thread copies its commits into the database file while the store runs,
+/// so the main file grows before the store is closed.
+#[tokio::test]
+async fn the_wal_is_checkpointed_off_the_writer_while_the_store_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(hanko_store::SQLITE_FILE_NAME);
+    let store = Store::open_sqlite(&path, StoreOptions::default())
+        .await
+        .unwrap();
+    let main_len = || std::fs::metadata(&path).unwrap().len();
+    let before = main_len();
+    for i in 1..=300 {
+        store.append(record(i, &"c".repeat(200))).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while main_len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint copied the 300 records into the database file ({before} bytes)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = store.export_lines(ExportRange::All, false).await.unwrap();
+    assert_eq!(lines.len(), 300);
+    store.close().await;
+}
+
 // Merkle anchoring's batches and anchors (issue #15).
 #[path = "log/anchoring.rs"]
 mod anchoring;

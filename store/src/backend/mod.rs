@@ -29,6 +29,7 @@ pub(crate) mod anchoring;
 pub(crate) mod postgres;
 pub(crate) mod renewal;
 pub(crate) mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_reader;
 mod sqlite_writer;
 

@@ -30,8 +30,8 @@
 //! `NORMAL` may lose on power loss (SQLite: "the last transactions") is exactly the
 //! batches nobody was answered for. The WAL is a sequence of checksummed frames, so
 //! recovery keeps a prefix of the commits: the chain never loses a record in the middle.
-//! Checkpoints are unchanged (SQLite syncs the WAL before and the database file after
-//! each, in `NORMAL` as in `FULL`). The test: `server/tests/integration/power_loss.rs`
+//! Checkpoints run on a thread of their own (`sqlite_checkpoint.rs`; SQLite syncs the
+//! WAL before and the database file after each). The test: `server/tests/integration/power_loss.rs`
 //! drops every write that no fsync covered and restarts on what is left.
 //!
 //! Serial reservations and key suspensions (rare) use the same connection from the
@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use super::sqlite_checkpoint::{Checkpointer, JOURNAL_SIZE_LIMIT};
 use super::{
     DELETE_SUSPENSION, INSERT_SUSPENSION, KeyStateOp, KeyStateOutcome, RawSuspension,
     SUSPENSION_COLUMNS, chain_batch, decode_head, to_i64,
@@ -79,6 +80,8 @@ const RECORD_RANGE: &str = "INSERT INTO serial_ranges \
 pub(crate) struct SqliteWriter {
     conn: Arc<Mutex<Connection>>,
     wal: Arc<WalFile>,
+    /// Checkpoints the WAL on a thread of its own (`sqlite_checkpoint.rs`).
+    ckpt: Arc<Checkpointer>,
 }
 
 /// The log's `-wal` file, opened beside the write connection to `fdatasync` it.
@@ -128,15 +131,17 @@ impl SqliteWriter {
     /// runtime: opening runs file I/O).
     pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteWriter, Error> {
         let path: PathBuf = path.to_owned();
-        let (conn, wal) = tokio::task::spawn_blocking(move || {
+        let (conn, wal, ckpt) = tokio::task::spawn_blocking(move || {
             let conn = open(&path, busy_timeout)?;
-            Ok::<_, Error>((conn, WalFile::open(&path)?))
+            let wal = WalFile::open(&path)?;
+            Ok::<_, Error>((conn, wal, Checkpointer::start(&path)?))
         })
         .await
         .map_err(|_| Error::Closed)??;
         Ok(SqliteWriter {
             conn: Arc::new(Mutex::new(conn)),
             wal: Arc::new(wal),
+            ckpt: Arc::new(ckpt),
         })
     }
 
@@ -158,6 +163,7 @@ impl SqliteWriter {
         let (name, node_id) = (name.to_owned(), node_id.to_owned());
         tokio::task::spawn_blocking(move || {
             let first = reserve(&mut this.lock(), &name, n, &node_id, now_ns)?;
+            this.ckpt.committed();
             this.wal.sync()?;
             Ok(first)
         })
@@ -176,6 +182,7 @@ impl SqliteWriter {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let outcome = change_key_state(&mut this.lock(), &op, &audit)?;
+            this.ckpt.committed();
             this.wal.sync()?;
             Ok(outcome)
         })
@@ -190,7 +197,9 @@ impl BlockingAppender for SqliteWriter {
         records: &[PreparedRecord],
         abandoned: &dyn Fn() -> bool,
     ) -> Result<Vec<Receipt>, Error> {
-        append(&mut self.lock(), records, abandoned)
+        let receipts = append(&mut self.lock(), records, abandoned)?;
+        self.ckpt.committed();
+        Ok(receipts)
     }
 
     fn deferred_sync(&self) -> Option<Arc<dyn Durability>> {
@@ -223,6 +232,13 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, Error> {
         .optional()
         .map_err(err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
+    // Checkpoints run on the checkpointer's thread, never inside this connection's
+    // COMMIT (`sqlite_checkpoint.rs`); a WAL a long reader let grow is cut back when it
+    // restarts.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(err)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
         .map_err(err)?;
     Ok(conn)
 }
