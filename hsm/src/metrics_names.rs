@@ -1,8 +1,8 @@
 //! Names of the metrics this crate records (all `hanko_hsm_` prefixed), in one place so
 //! dashboards and alert rules have one list to follow.
 //!
-//! Counters, one gauge and two histograms; the `metrics` facade is a no-op until the server installs an
-//! exporter.
+//! Counters, one gauge and two histograms; the `metrics` facade is a no-op until the
+//! server installs an exporter.
 
 /// Counter: signatures handed out. Labels: `key`.
 pub const SIGNATURES: &str = "hanko_hsm_signatures_total";

@@ -39,20 +39,11 @@ pub(super) struct BatchStats {
 
 pub(super) fn batch_stats(before: &str, after: &str) -> Option<BatchStats> {
     let d = |name: &str| Some(metric(after, name)? - metric(before, name).unwrap_or(0.0));
-    let commits = d("hanko_log_batch_size_count")?;
-    let records = d("hanko_log_batch_size_sum")?;
-    let commit_ms = match (
-        d("hanko_log_commit_seconds_sum"),
-        d("hanko_log_commit_seconds_count"),
-    ) {
-        (Some(s), Some(n)) if n > 0.0 => Some(s / n * 1000.0),
-        _ => None,
-    };
     Some(BatchStats {
-        commits,
-        records,
+        commits: d("hanko_log_batch_size_count")?,
+        records: d("hanko_log_batch_size_sum")?,
         max: metric(after, "hanko_log_batch_size{quantile=\"1\"}"),
-        commit_ms,
+        commit_ms: mean_ms(before, after, "hanko_log_commit_seconds", ""),
     })
 }
 
@@ -78,51 +69,53 @@ pub(super) struct Stages {
 }
 
 pub(super) fn stages(before: &str, after: &str) -> Stages {
-    let mean = |series: &str| {
-        let d = |suffix: &str| {
-            let name = series.replacen("{", &format!("{suffix}{{"), 1);
-            let name = if name == series {
-                format!("{series}{suffix}")
-            } else {
-                name
-            };
-            let (a, b) = (sum_of(after, &name), sum_of(before, &name));
-            a.map(|a| a - b.unwrap_or(0.0))
-        };
-        match (d("_sum"), d("_count")) {
-            (Some(s), Some(n)) if n > 0.0 => Some(s / n * 1000.0),
-            _ => None,
-        }
-    };
+    let mean = |histogram: &str, labels: &str| mean_ms(before, after, histogram, labels);
     Stages {
-        request: mean("hanko_http_request_duration_seconds{route=\"/tsa\",method=\"POST\"}"),
-        sign: mean("hanko_tsa_issue_seconds{stage=\"sign\"}"),
-        pool_queue: mean("hanko_hsm_queue_wait_seconds"),
-        hsm_call: mean("hanko_hsm_call_seconds"),
-        log: mean("hanko_tsa_issue_seconds{stage=\"log\"}"),
-        log_queue: mean("hanko_log_queue_seconds"),
-        commit: mean("hanko_log_commit_seconds"),
+        request: mean(
+            "hanko_http_request_duration_seconds",
+            "{route=\"/tsa\",method=\"POST\"}",
+        ),
+        sign: mean("hanko_tsa_issue_seconds", "{stage=\"sign\"}"),
+        pool_queue: mean("hanko_hsm_queue_wait_seconds", ""),
+        hsm_call: mean("hanko_hsm_call_seconds", ""),
+        log: mean("hanko_tsa_issue_seconds", "{stage=\"log\"}"),
+        log_queue: mean("hanko_log_queue_seconds", ""),
+        commit: mean("hanko_log_commit_seconds", ""),
     }
 }
 
-/// The sum of the series `name`: exactly that series when it has labels, else every
-/// series of the metric (all keys' pools).
-fn sum_of(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((key, value)) = l.rsplit_once(' ') else {
-            continue;
+/// Mean ms per observation of `histogram` between the two scrapes: Δ`_sum` ÷ Δ`_count`
+/// of the series with exactly `labels`, or of every series of the histogram summed when
+/// `labels` is empty (all keys' pools). `None` when nothing was observed.
+fn mean_ms(before: &str, after: &str, histogram: &str, labels: &str) -> Option<f64> {
+    let delta = |suffix: &str| {
+        let series = format!("{histogram}{suffix}");
+        let total = |text: &str| {
+            if labels.is_empty() {
+                sum_of_series(text, &series)
+            } else {
+                metric(text, &format!("{series}{labels}"))
+            }
         };
-        let matches = if name.contains('{') {
-            key == name
-        } else {
-            key == name || key.strip_prefix(name).is_some_and(|r| r.starts_with('{'))
-        };
-        if let (true, Ok(v)) = (matches, value.parse::<f64>()) {
-            found = Some(found.unwrap_or(0.0) + v);
-        }
+        Some(total(after)? - total(before).unwrap_or(0.0))
+    };
+    match (delta("_sum")?, delta("_count")?) {
+        (s, n) if n > 0.0 => Some(s / n * 1000.0),
+        _ => None,
     }
-    found
+}
+
+/// The sum over every series of `name`, unlabelled or labelled.
+fn sum_of_series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(key, _)| {
+            key.strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ mod worker;
 
 pub(crate) use mechanism::sign_mechanism;
 pub use stats::PoolStats;
-use stats::{Counters, by_kind, kind_index};
+use stats::{Counters, Timing, by_kind, kind_index};
 
 /// The key a pool signs with.
 #[derive(Debug, Clone)]
@@ -231,29 +231,6 @@ struct Shared {
     timing: Timing,
     /// Readiness after failures in a row (see the module docs).
     breaker: Breaker,
-}
-
-/// The metrics recorded for every job, registered when the pool starts (the server
-/// installs its exporter before it opens the token): each job then costs a few atomic
-/// operations instead of a label allocation and a registry lookup per metric.
-struct Timing {
-    signatures: metrics::Counter,
-    /// Queued jobs, per lane (indexed by `Lane::index`).
-    lane_jobs: [metrics::Counter; 2],
-    queue_wait: metrics::Histogram,
-    call: metrics::Histogram,
-}
-
-impl Timing {
-    fn register(key: &str) -> Timing {
-        let lane = |l: Lane| metrics::counter!(m::LANE_JOBS, "key" => key.to_owned(), "lane" => l.as_str());
-        Timing {
-            signatures: metrics::counter!(m::SIGNATURES, "key" => key.to_owned()),
-            lane_jobs: [lane(Lane::Interactive), lane(Lane::Bulk)],
-            queue_wait: metrics::histogram!(m::QUEUE_WAIT, "key" => key.to_owned()),
-            call: metrics::histogram!(m::CALL, "key" => key.to_owned()),
-        }
-    }
 }
 
 impl Shared {

@@ -2,11 +2,15 @@
 //!
 //! Plain atomics, bumped where the outcome is known (the answer, a failed attempt, a
 //! retry, the watchdog) and read without locks by `HsmSigner::stats`; the same events
-//! also go to the metrics named in `metrics_names.rs`.
+//! also go to the metrics named in `metrics_names.rs`, through the handles of
+//! [`Timing`] for those recorded on every job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hanko_pki::SignErrorKind;
+
+use crate::lane::Lane;
+use crate::metrics_names as m;
 
 /// The kinds in a fixed order, for the counters.
 pub(super) const KINDS: [SignErrorKind; 8] = SignErrorKind::ALL;
@@ -16,6 +20,29 @@ pub(super) fn kind_index(k: SignErrorKind) -> usize {
         .iter()
         .position(|x| *x == k)
         .unwrap_or(KINDS.len() - 1)
+}
+
+/// The metrics recorded for every job, registered when the pool starts (the server
+/// installs its exporter before it opens the token): each job then costs a few atomic
+/// operations instead of a label allocation and a registry lookup per metric.
+pub(super) struct Timing {
+    pub(super) signatures: metrics::Counter,
+    /// Queued jobs, per lane (indexed by `Lane::index`).
+    pub(super) lane_jobs: [metrics::Counter; 2],
+    pub(super) queue_wait: metrics::Histogram,
+    pub(super) call: metrics::Histogram,
+}
+
+impl Timing {
+    pub(super) fn register(key: &str) -> Timing {
+        let lane = |l: Lane| metrics::counter!(m::LANE_JOBS, "key" => key.to_owned(), "lane" => l.as_str());
+        Timing {
+            signatures: metrics::counter!(m::SIGNATURES, "key" => key.to_owned()),
+            lane_jobs: [lane(Lane::Interactive), lane(Lane::Bulk)],
+            queue_wait: metrics::histogram!(m::QUEUE_WAIT, "key" => key.to_owned()),
+            call: metrics::histogram!(m::CALL, "key" => key.to_owned()),
+        }
+    }
 }
 
 #[derive(Default)]

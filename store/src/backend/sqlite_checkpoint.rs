@@ -124,13 +124,10 @@ fn run(conn: &Connection, commits: &AtomicU64, stop: &(Mutex<bool>, Condvar)) {
             continue;
         }
         seen = now;
-        let outcome = checkpoint(conn, "PASSIVE", &passive).and_then(|frames| {
-            if frames > LIMIT_FRAMES {
-                checkpoint(conn, "RESTART", &restart).map(Some)
-            } else {
-                Ok(None)
-            }
-        });
+        let outcome = match checkpoint(conn, "PASSIVE", &passive) {
+            Ok(frames) if frames > LIMIT_FRAMES => checkpoint(conn, "RESTART", &restart),
+            other => other,
+        };
         if let Err(e) = outcome {
             errors.increment(1);
             // At most one line a minute: the next interval tries again.

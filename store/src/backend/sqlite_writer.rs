@@ -31,8 +31,9 @@
 //! batches nobody was answered for. The WAL is a sequence of checksummed frames, so
 //! recovery keeps a prefix of the commits: the chain never loses a record in the middle.
 //! Checkpoints run on a thread of their own (`sqlite_checkpoint.rs`; SQLite syncs the
-//! WAL before and the database file after each). The test: `server/tests/integration/power_loss.rs`
-//! drops every write that no fsync covered and restarts on what is left.
+//! WAL before and the database file after each). The test:
+//! `server/tests/integration/power_loss.rs` drops every write that no fsync covered and
+//! restarts on what is left.
 //!
 //! Serial reservations and key suspensions (rare) use the same connection from the
 //! blocking pool, behind the same mutex, and sync before they return: a reserved serial
