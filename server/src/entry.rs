@@ -85,7 +85,17 @@ pub(crate) fn init_logging(format: LogFormat, filter: &str) {
 /// The multi-threaded tokio runtime. Everything that must happen while the process has
 /// one thread (the PIN, `SOFTHSM2_CONF`) happens before this is called.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// [`runtime`] with `threads` worker threads (`http.threads`); `None`: tokio's default,
+/// one per core (or `TOKIO_WORKER_THREADS`).
+pub(crate) fn runtime_with(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .thread_name("hanko-rt")
         .build()

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::config::{self, Config, FileConfig, Overrides};
-use crate::entry::{init_logging, runtime};
+use crate::entry::{init_logging, runtime_with};
 use crate::state::AppState;
 use crate::suspension::{self, Suspensions};
 use crate::visible_seal::VisibleSeals;
@@ -84,8 +84,24 @@ pub(crate) fn serve_command(
     } else {
         production_plan(file, &overrides, env_pin)?
     };
-    let rt = runtime()?;
+    let rt = runtime_with(plan.runtime_threads()?)?;
     rt.block_on(serve_async(plan, overrides))
+}
+
+impl Plan {
+    /// `http.threads` of the configuration the server will run with; in dev mode on a
+    /// fresh data directory (no hanko.toml yet) the value dev-init is about to write.
+    fn runtime_threads(&self) -> anyhow::Result<Option<usize>> {
+        match self {
+            Plan::Production { cfg, .. } => Ok(cfg.http.threads),
+            Plan::Dev { paths, file, .. } => {
+                match dev::existing_config(paths, file.as_ref().map(|(f, _)| f.clone()))? {
+                    Some(f) => config::runtime_threads(&f.http),
+                    None => Ok(Some(dev::DEV_RUNTIME_THREADS)),
+                }
+            }
+        }
+    }
 }
 
 /// `serve --dev`: the data directory prepared and `SOFTHSM2_CONF` pointed at it.

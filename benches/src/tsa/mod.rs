@@ -104,6 +104,10 @@ pub struct Args {
     /// the dev config's].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// `http.threads` of the server (its async runtime's threads) [default: the dev
+    /// config's; one per core where it sets none].
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// A key the dev server signs with, and how to ask for it.
@@ -124,7 +128,8 @@ const KEYS: [BenchKey; 2] = [
         label: "tsa-rsa3072",
         alg: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
         policy: None,
-        target: 0.90,
+        // Issue #17: log on, verify on, >= 0.92 of a bare C_Sign loop's rate.
+        target: 0.92,
     },
     BenchKey {
         name: "ECDSA P-256",
@@ -187,12 +192,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "hanko-bench tsa: {} s per row, server {} on 127.0.0.1:{}, hsm workers {}, {} CPUs, \
-         data dir {}, log in {}",
+        "hanko-bench tsa: {} s per row, server {} on 127.0.0.1:{}, hsm workers {}, runtime \
+         threads {}, {} CPUs, data dir {}, log in {}",
         args.common.seconds,
         bench.hanko.display(),
         args.port,
         bench.workers,
+        bench
+            .threads
+            .map_or_else(|| "one per core".to_owned(), |n| n.to_string()),
         bench.ncpu,
         bench.dir.display(),
         if args.database_url.is_some() {
@@ -220,8 +228,8 @@ fn check(args: &Args) -> anyhow::Result<()> {
     if args.linger_ms.iter().any(|l| !(0.0..=100.0).contains(l)) {
         bail!("--linger-ms values must be between 0 and 100");
     }
-    if args.workers == Some(0) {
-        bail!("--workers must be at least 1");
+    if args.workers == Some(0) || args.threads == Some(0) {
+        bail!("--workers and --threads must be at least 1");
     }
     args.common.check()
 }
@@ -251,6 +259,8 @@ struct Bench<'a> {
     base: toml::Table,
     /// The server's `hsm.workers`; the raw pool gets as many.
     workers: usize,
+    /// The server's `http.threads` (`None`: one per core).
+    threads: Option<i64>,
     /// The keys measured, each with its pre-built requests.
     keys: Vec<(BenchKey, Arc<Vec<Vec<u8>>>)>,
     raw_rt: tokio::runtime::Runtime,
@@ -289,6 +299,18 @@ impl<'a> Bench<'a> {
                 toml::Value::Integer(i64::try_from(workers).unwrap_or(i64::MAX)),
             )?;
         }
+        if let Some(n) = args.threads {
+            crate::devserver::set(
+                &mut base,
+                "http",
+                "threads",
+                toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+            )?;
+        }
+        let threads = base
+            .get("http")
+            .and_then(|h| h.get("threads"))
+            .and_then(toml::Value::as_integer);
         let wanted = |k: &BenchKey| {
             args.common.keys.is_empty()
                 || args
@@ -309,6 +331,7 @@ impl<'a> Bench<'a> {
             hsm,
             base,
             workers,
+            threads,
             keys,
             raw_rt,
             client_rt,

@@ -289,6 +289,15 @@ pub struct HttpSection {
     /// idle kept-alive connections besides, while four sources are needed to take
     /// every connection. 1..=`max_connections`.
     pub max_connections_per_source: Option<usize>,
+    /// `http.threads`: threads of the async runtime, which reads and answers every HTTP
+    /// request, assembles tokens and seals around their signatures and waits on the
+    /// log; the signatures themselves run on `hsm.workers` threads of their own. Default
+    /// one per core. Fewer pays where the signatures are computed on this host's cores
+    /// (SoftHSM): those threads keep every core busy, and each extra runtime thread adds
+    /// wake-ups that preempt them (one instead of two on two cores: RSA-3072 +4 %, P-256
+    /// with the log off +14 %, the rest unchanged; benches/RESULTS.md 2026-12-04). The
+    /// dev configuration sets 1. 1..=1024.
+    pub threads: Option<usize>,
 }
 
 /// `[log]`.

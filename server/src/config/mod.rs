@@ -50,8 +50,8 @@ pub use file::{
     LogSection, SealKeySection, SealSection, StoreSection, TsaSection,
 };
 pub use renewal::{RenewalSection, RenewalSettings};
-pub(crate) use resolve::read_host_name;
 pub use resolve::{DEV_NODE_ID, Overrides, READ_ONLY_NODE_ID};
+pub(crate) use resolve::{read_host_name, runtime_threads};
 pub use rollover::{parse_time, successors_of};
 pub use seal::{DEFAULT_TSA_TIMEOUT, ExternalTsaSettings};
 pub use settings::{

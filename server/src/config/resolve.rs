@@ -277,8 +277,19 @@ fn resolve_keys(sections: Vec<KeySection>, data_dir: &Path) -> anyhow::Result<Ve
     Ok(keys)
 }
 
+/// `http.threads`, checked: `None` is one runtime thread per core.
+pub(crate) fn runtime_threads(h: &HttpSection) -> anyhow::Result<Option<usize>> {
+    match h.threads {
+        Some(n) if !(1..=1024).contains(&n) => {
+            bail!("http.threads = {n} is out of range (1..=1024)")
+        }
+        other => Ok(other),
+    }
+}
+
 fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettings> {
     use std::num::NonZeroU32;
+    let threads = runtime_threads(h)?;
     let max_in_flight = match h.max_in_flight {
         Some(0) => bail!("http.max_in_flight must be greater than 0"),
         Some(n) => n,
@@ -383,6 +394,7 @@ fn resolve_http(h: &HttpSection, pool: &PoolConfig) -> anyhow::Result<HttpSettin
         keepalive_timeout,
         max_connections,
         max_connections_per_source,
+        threads,
     })
 }
 

@@ -55,6 +55,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Open connections per client address (IPv6 by /64).
     pub max_connections_per_source: usize,
+    /// Threads of the async runtime; `None`: one per core.
+    pub threads: Option<usize>,
 }
 
 /// `http.header_timeout_ms` when not set (see
@@ -105,6 +107,7 @@ impl HttpSettings {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_source: DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+            threads: None,
         }
     }
 }

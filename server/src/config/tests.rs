@@ -111,7 +111,11 @@ fn http_limits_default_to_the_pool_and_are_checked() {
         c.http.max_connections_per_source, 10,
         "at most max_connections"
     );
+    assert_eq!(c.http.threads, None, "one runtime thread per core");
+    assert_eq!(cfg("threads = 3\n").unwrap().http.threads, Some(3));
     for bad in [
+        "threads = 0\n",
+        "threads = 1025\n",
         "header_timeout_ms = 99\n",
         "body_timeout_ms = 300001\n",
         "keepalive_timeout_ms = 0\n",

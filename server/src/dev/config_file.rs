@@ -60,10 +60,16 @@ fn dev_config(paths: &DevPaths, keys: &[DevKey]) -> String {
          workers = 2\n\
          queue_depth = 128\n\
          call_timeout_ms = 10000\n\
-         verify_after_sign = true\n",
+         verify_after_sign = true\n\
+         \n\
+         [http]\n\
+         # The same: SoftHSM's signing threads keep the cores busy, and each extra runtime\n\
+         # thread adds wake-ups that preempt them (unset: one per core).\n\
+         threads = {}\n",
         toml_str(config::DEFAULT_MODULE),
         toml_str(config::DEV_TOKEN_LABEL),
-        toml_str(&paths.softhsm_conf.display().to_string())
+        toml_str(&paths.softhsm_conf.display().to_string()),
+        DEV_RUNTIME_THREADS
     );
     for k in keys {
         s.push_str(&format!(
@@ -108,6 +114,9 @@ fn dev_config(paths: &DevPaths, keys: &[DevKey]) -> String {
     s
 }
 
+/// `http.threads` of the dev configuration (`http.threads` in docs/configuration.md).
+pub const DEV_RUNTIME_THREADS: usize = 1;
+
 /// The organisation a dev seal's visible form names (PAdES).
 pub const DEV_SEAL_DISPLAY_NAME: &str = "Hanko 開発市役所 (DEVELOPMENT ONLY)";
 
@@ -131,3 +140,21 @@ pub const DEV_RSA_PSS_POLICY: &str = "1.3.6.1.5.5.7.13.3";
 pub const DEV_P384_POLICY: &str = "1.3.6.1.5.5.7.13.4";
 /// The dev-only policy of the Ed25519 TSU key (`dev-init --all-key-types`).
 pub const DEV_ED25519_POLICY: &str = "1.3.6.1.5.5.7.13.5";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn the_dev_config_parses_with_its_runtime_threads() {
+        let paths = DevPaths::new(std::path::Path::new("/nonexistent/hanko-dev")).unwrap();
+        let text = dev_config(&paths, &super::super::DEV_KEYS);
+        let file: crate::config::FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(
+            crate::config::runtime_threads(&file.http).unwrap(),
+            Some(DEV_RUNTIME_THREADS)
+        );
+        assert_eq!(file.hsm.workers, Some(2));
+    }
+}

@@ -77,7 +77,9 @@ use hanko_pki::{HashAlgorithm, KeyType, SignatureAlgorithm};
 use crate::config::{self, FileConfig, KeyUsage};
 
 pub use client::DEV_CLIENT;
-pub use config_file::{DEV_ECDSA_POLICY, DEV_ED25519_POLICY, DEV_P384_POLICY, DEV_RSA_PSS_POLICY};
+pub use config_file::{
+    DEV_ECDSA_POLICY, DEV_ED25519_POLICY, DEV_P384_POLICY, DEV_RSA_PSS_POLICY, DEV_RUNTIME_THREADS,
+};
 pub use paths::{DevPaths, prepare};
 
 /// One signing key dev-init creates in the token.
