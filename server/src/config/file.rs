@@ -201,7 +201,7 @@ pub struct StoreSection {
     /// `store.max_batch`: most records per group commit (default 256).
     pub max_batch: Option<usize>,
     /// `store.linger_ms`: the longest the log writer holds a batch smaller than
-    /// `max_batch` open for more records (0..=100, fractions allowed; default 2; 0: commit
+    /// `max_batch` open for more records (0..=100, fractions allowed; default 5; 0: commit
     /// at once). It holds one open only while a signing pool has at least a worker's worth
     /// of requests queued (the signers lose nothing by it) and commits as soon as none has,
     /// so a lightly loaded server adds no wait. Bigger batches cost less per record. See
