@@ -139,8 +139,8 @@ enum Outcome {
     Refused(Duration),
     /// Any other status or a rejected TimeStampResp.
     Other(u16),
-    /// Connection error.
-    Io,
+    /// Connection error, with its message.
+    Io(String),
     /// No answer within `--hang-ms`.
     Hung,
 }
@@ -156,6 +156,8 @@ struct OpenLoop {
     /// Other answers, by HTTP status (0: a 200 whose TimeStampResp granted nothing).
     other: std::collections::BTreeMap<u16, u64>,
     io: u64,
+    /// The first connection error's message (the column counts them; this says what).
+    first_io: Option<String>,
     hung: u64,
     elapsed: f64,
 }
@@ -202,7 +204,7 @@ async fn open_loop(
                 let result = tokio::time::timeout(hang, conn.exchange(&reqs[i].http)).await;
                 let (outcome, reusable) = match result {
                     Err(_) => (Outcome::Hung, false),
-                    Ok(Err(_)) => (Outcome::Io, false),
+                    Ok(Err(e)) => (Outcome::Io(format!("{e:#}")), false),
                     Ok(Ok((status, body, close))) => {
                         let o = match (status, tsa_status(&body)) {
                             (200, Some((0 | 1, true))) => Outcome::Granted(t0.elapsed(), i, body),
@@ -240,7 +242,10 @@ async fn open_loop(
             }
             Outcome::Refused(d) => out.refused.push(d),
             Outcome::Other(status) => *out.other.entry(status).or_default() += 1,
-            Outcome::Io => out.io += 1,
+            Outcome::Io(e) => {
+                out.io += 1;
+                out.first_io.get_or_insert(e);
+            }
             Outcome::Hung => out.hung += 1,
         }
     }
@@ -581,6 +586,14 @@ fn print_report(results: &[KeyResult], logged: &std::collections::HashSet<String
             r.verified,
             verdict
         );
+    }
+    for r in results {
+        if let Some(e) = &r.load.first_io {
+            println!(
+                "{}: {} connection error(s) in the open loop, the first: {e}",
+                r.key.name, r.load.io
+            );
+        }
     }
     for r in results {
         let pct = |c: &crate::cpu::CpuSplit| {
