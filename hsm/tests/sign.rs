@@ -221,6 +221,7 @@ async fn concurrent_signing_through_the_pool() {
             )
             .unwrap(),
     );
+    assert_eq!(signer.recent_call_time(), Duration::ZERO, "no call yet");
     let mut tasks = Vec::new();
     for i in 0..200u32 {
         let s = signer.clone();
@@ -234,6 +235,13 @@ async fn concurrent_signing_through_the_pool() {
         let (msg, sig) = t.await.unwrap();
         assert_eq!(hanko_pki::verify::verify(&spki, alg, &msg, &sig), Ok(()));
     }
+    // The pool's estimate of a call (the log's linger bound uses it): some time, and no
+    // more than the calls took in all.
+    let recent = signer.recent_call_time();
+    assert!(
+        recent > Duration::ZERO && recent < Duration::from_secs(30),
+        "{recent:?}"
+    );
 }
 
 async fn busy_when_the_queue_is_full() {

@@ -26,7 +26,7 @@
 //! time (restart the server to roll over).
 
 use std::sync::{Arc, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use hanko_hsm::{Hsm, HsmSigner, PoolConfig, ProtectionHistory};
@@ -280,8 +280,9 @@ pub async fn load_keys(
 /// the log commits at once, and the clients it releases refill the queues. (2, 3 and 4
 /// per worker were measured too: smaller batches, released sooner, and the signers idled
 /// more; benches/RESULTS.md, 2026-11-25.) Any pool counts: the pools share the CPU and
-/// the token, so a backlogged seal key also lets time-stamp records wait, at most
-/// `store.linger_ms`.
+/// the token, so a backlogged seal key also lets time-stamp records wait: at most
+/// `store.linger_ms`, and at most [`LINGER_SHARE_OF_QUEUE`] of the time its queue will
+/// take.
 ///
 /// It holds the pools weakly: the store outlives the application state at shutdown, and
 /// a pool kept alive by it would stop its workers (and finalize the PKCS#11 module) only
@@ -289,11 +290,35 @@ pub async fn load_keys(
 #[derive(Debug, Clone)]
 pub struct SigningBacklog(Vec<Weak<HsmSigner>>);
 
+/// The share of the time its queued signatures will take anyway for which the log may
+/// hold a batch open (at most `store.linger_ms`). Saturated with RSA-3072 on SoftHSM the
+/// queue holds ~30 rounds of 2.2 ms, so a batch is held the whole 5 ms and the commits'
+/// CPU goes to the signers (+5 %); at 80 % of capacity it holds a round or two, and a
+/// whole 5 ms on those records had doubled the p99 (10 to 19-23 ms); P-256 queues rounds
+/// of 0.15 ms, and lost 4 % to a whole 5 ms (benches/RESULTS.md 2026-12-04).
+const LINGER_SHARE_OF_QUEUE: f64 = 0.25;
+
+impl SigningBacklog {
+    /// The live pools with their queued rounds (requests queued ÷ workers).
+    fn rounds(&self) -> impl Iterator<Item = (Arc<HsmSigner>, f64)> + '_ {
+        self.0.iter().filter_map(Weak::upgrade).map(|s| {
+            let rounds = s.backlog() as f64 / s.pool_config().workers.max(1) as f64;
+            (s, rounds)
+        })
+    }
+}
+
 impl hanko_store::Upstream for SigningBacklog {
     fn busy(&self) -> bool {
-        self.0.iter().any(|s| {
-            s.upgrade()
-                .is_some_and(|s| s.backlog() >= s.pool_config().workers.max(1))
-        })
+        self.rounds().any(|(_, r)| r >= 1.0)
+    }
+
+    fn linger_bound(&self, linger: Duration) -> Duration {
+        let queued = self
+            .rounds()
+            .map(|(s, r)| s.recent_call_time().mul_f64(r))
+            .max()
+            .unwrap_or_default();
+        queued.mul_f64(LINGER_SHARE_OF_QUEUE).min(linger)
     }
 }

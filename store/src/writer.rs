@@ -174,6 +174,24 @@ pub trait Upstream: Send + Sync + fmt::Debug {
     /// a larger batch saves commits. False as soon as that is no longer so; the writer
     /// then commits at once, so that the clients it releases bring the producers new work.
     fn busy(&self) -> bool;
+
+    /// How long a batch may be held open now, at most `linger` (the store's setting):
+    /// by default all of it whenever [`Upstream::busy`]. The server bounds it by the
+    /// time its queued signatures will take anyway, so that a signer backlogged for a
+    /// moment (a steady load below capacity) holds records briefly, and only a
+    /// saturated one holds them the whole linger.
+    fn linger_bound(&self, linger: Duration) -> Duration {
+        linger
+    }
+}
+
+/// The longest a batch may be held open now: `linger`, bounded by the upstream's
+/// [`Upstream::linger_bound`] when there is one.
+fn linger_bound(up: Option<&dyn Upstream>, linger: Duration) -> Duration {
+    match up {
+        Some(u) => u.linger_bound(linger).min(linger),
+        None => linger,
+    }
 }
 
 /// How the writer batches.
@@ -378,13 +396,15 @@ fn linger_while_busy(up: &dyn Upstream, gate: &LingerGate, max: Duration) {
     if !up.busy() {
         return;
     }
-    let deadline = Instant::now() + max;
+    let start = Instant::now();
     gate.lingering.store(true, Ordering::SeqCst);
     loop {
         // An appender may have looked before the flag was up: look again.
         if !up.busy() {
             break;
         }
+        // The bound follows the backlog: deeper while the batch is held, longer.
+        let deadline = start + linger_bound(Some(up), max);
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -414,7 +434,8 @@ async fn run(
         drain(&mut rx, &mut batch, max);
         if !cfg.linger.is_zero() && batch.len() < max {
             let held = Instant::now();
-            let deadline = tokio::time::Instant::now() + cfg.linger;
+            let deadline =
+                tokio::time::Instant::now() + linger_bound(cfg.upstream.as_deref(), cfg.linger);
             while batch.len() < max && cfg.upstream.as_ref().is_none_or(|u| u.busy()) {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(job)) => batch.push(job),

@@ -526,6 +526,42 @@ async fn linger_is_bounded_while_upstream_stays_busy(db: TestDb) {
     assert_eq!(store.writer_stats().records, 3);
 }
 
+/// Busy, with a shallow queue: it allows a linger of `bound` only.
+#[derive(Debug)]
+struct ShallowUpstream {
+    bound: Duration,
+}
+
+impl Upstream for ShallowUpstream {
+    fn busy(&self) -> bool {
+        true
+    }
+
+    fn linger_bound(&self, _linger: Duration) -> Duration {
+        self.bound
+    }
+}
+
+both!(the_upstream_bounds_the_linger);
+async fn the_upstream_bounds_the_linger(db: TestDb) {
+    // Busy the whole time and the store's linger an hour: only the upstream's own bound
+    // (a signer whose queue will be through in a moment) lets these records through.
+    let mut opts = StoreOptions::with_node_id("node-a");
+    opts.linger = HOUR;
+    opts.upstream = Some(Arc::new(ShallowUpstream {
+        bound: Duration::from_millis(1),
+    }));
+    let store = db.open(opts).await;
+    for i in 1..=3 {
+        tokio::time::timeout(PROMPTLY, store.append(record(i, "alice")))
+            .await
+            .expect("the upstream's bound must end the linger")
+            .unwrap();
+    }
+    assert_eq!(store.writer_stats().records, 3);
+    assert!(store.verify_chain().await.unwrap().is_ok());
+}
+
 both!(failed_batch_fails_every_waiter_and_records_nothing);
 async fn failed_batch_fails_every_waiter_and_records_nothing(db: TestDb) {
     // A trigger refuses one record. To put 20 appends into one batch deterministically,

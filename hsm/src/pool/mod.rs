@@ -422,6 +422,13 @@ impl HsmSigner {
         self.shared.lock_queue().len()
     }
 
+    /// How long one call on the token takes lately (a moving average over ~16 calls);
+    /// zero before the first. With [`HsmSigner::backlog`] and the workers it says how long
+    /// the queued requests will wait.
+    pub fn recent_call_time(&self) -> Duration {
+        Duration::from_nanos(self.shared.counters.call_ns.load(Ordering::Relaxed))
+    }
+
     /// What the pool has done so far: requests served and failed by kind, failed
     /// attempts, retries, verify-after-sign failures, abandoned workers. Cheap (atomic
     /// loads); for tests, soak runs and diagnostics. Metrics carry the same counts.

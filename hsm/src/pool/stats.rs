@@ -57,6 +57,24 @@ pub(super) struct Counters {
     pub(super) breaker_openings: AtomicU64,
     pub(super) errors: [AtomicU64; KINDS.len()],
     pub(super) failed_attempts: [AtomicU64; KINDS.len()],
+    /// A moving average of one call's time on the token, in nanoseconds (0 before the
+    /// first call): each call moves it 1/16 of the way to its own time.
+    pub(super) call_ns: AtomicU64,
+}
+
+impl Counters {
+    /// Folds one call's time into [`Counters::call_ns`]. Workers racing here may lose an
+    /// update; an estimate does not need them all.
+    pub(super) fn record_call(&self, took: std::time::Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.call_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            ns
+        } else {
+            old - old / 16 + ns / 16
+        };
+        self.call_ns.store(new, Ordering::Relaxed);
+    }
 }
 
 /// What a signing pool has done since it started (see [`crate::HsmSigner::stats`]).

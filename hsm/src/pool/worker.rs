@@ -121,7 +121,9 @@ fn worker(sh: Arc<Shared>, slot: Arc<WorkerSlot>) {
         }
         let started = Instant::now();
         let result = process(&sh, &mut ws, &item, deadline);
-        sh.timing.call.record(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        sh.timing.call.record(took.as_secs_f64());
+        sh.counters.record_call(took);
         let (reply, abandoned) = {
             let mut f = lock_inflight(&slot);
             f.since = None;

@@ -203,9 +203,10 @@ pub struct StoreSection {
     /// `store.linger_ms`: the longest the log writer holds a batch smaller than
     /// `max_batch` open for more records (0..=100, fractions allowed; default 5; 0: commit
     /// at once). It holds one open only while a signing pool has at least a worker's worth
-    /// of requests queued (the signers lose nothing by it) and commits as soon as none has,
-    /// so a lightly loaded server adds no wait. Bigger batches cost less per record. See
-    /// benches/RESULTS.md for measured effects.
+    /// of requests queued (the signers lose nothing by it), at most a quarter of the time
+    /// that queue will take, and commits as soon as none has, so a lightly loaded server
+    /// adds no wait. Bigger batches cost less per record. See benches/RESULTS.md for
+    /// measured effects.
     pub linger_ms: Option<f64>,
     /// `store.serial_block`: serials reserved per round trip (default 1000).
     pub serial_block: Option<u64>,

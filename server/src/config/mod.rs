@@ -77,7 +77,8 @@ pub const DEV_CONFIG_FILE: &str = "hanko.toml";
 /// `store.linger_ms` when not set: the upper bound of the log writer's wait for more
 /// records while the signers are backlogged (benches/RESULTS.md, 2026-11-25). 5 ms, not
 /// 2 (2026-12-04): with RSA-3072 on SoftHSM a batch grew from ~2.5 to ~6 records and the
-/// rate by 5 %, since every commit's fixed CPU is taken from the signers; P-256, and
-/// P-256 behind a simulated network HSM, unchanged. The wait only happens while requests
-/// already queue for a signer, so it adds to a latency that is longer anyway.
+/// rate by ~5 %, since every commit's fixed CPU is taken from the signers. The wait only
+/// happens while requests already queue for a signer, and the server bounds it by a
+/// quarter of the time that queue will take (`keys::SigningBacklog`), so a short queue
+/// (P-256, or a load below capacity) holds records far less than this.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
