@@ -281,7 +281,7 @@ pub async fn load_keys(
 /// per worker were measured too: smaller batches, released sooner, and the signers idled
 /// more; benches/RESULTS.md, 2026-11-25.) Any pool counts: the pools share the CPU and
 /// the token, so a backlogged seal key also lets time-stamp records wait: at most
-/// `store.linger_ms`, and at most [`LINGER_SHARE_OF_QUEUE`] of the time its queue will
+/// `store.linger_ms`, and at most `LINGER_SHARE_OF_QUEUE` of the time its queue will
 /// take.
 ///
 /// It holds the pools weakly: the store outlives the application state at shutdown, and
