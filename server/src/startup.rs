@@ -89,16 +89,18 @@ pub(crate) fn serve_command(
 }
 
 impl Plan {
-    /// `http.threads` of the configuration the server will run with; in dev mode on a
-    /// fresh data directory (no hanko.toml yet) the value dev-init is about to write.
+    /// `http.threads` of the configuration the server will run with; in dev mode
+    /// [`dev::DEV_RUNTIME_THREADS`] when it sets none (or before dev-init wrote one).
     fn runtime_threads(&self) -> anyhow::Result<Option<usize>> {
         match self {
             Plan::Production { cfg, .. } => Ok(cfg.http.threads),
             Plan::Dev { paths, file, .. } => {
-                match dev::existing_config(paths, file.as_ref().map(|(f, _)| f.clone()))? {
-                    Some(f) => config::runtime_threads(&f.http),
-                    None => Ok(Some(dev::DEV_RUNTIME_THREADS)),
-                }
+                let set = match dev::existing_config(paths, file.as_ref().map(|(f, _)| f.clone()))?
+                {
+                    Some(f) => config::runtime_threads(&f.http)?,
+                    None => None,
+                };
+                Ok(Some(set.unwrap_or(dev::DEV_RUNTIME_THREADS)))
             }
         }
     }

@@ -105,7 +105,7 @@ pub struct Args {
     #[arg(long)]
     pub workers: Option<usize>,
     /// `http.threads` of the server (its async runtime's threads) [default: the dev
-    /// config's; one per core where it sets none].
+    /// config's; where it sets none, `serve --dev`'s own default, 1].
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -200,7 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bench.workers,
         bench
             .threads
-            .map_or_else(|| "one per core".to_owned(), |n| n.to_string()),
+            .map_or_else(|| "1 (serve --dev's default)".to_owned(), |n| n.to_string()),
         bench.ncpu,
         bench.dir.display(),
         if args.database_url.is_some() {
@@ -259,7 +259,7 @@ struct Bench<'a> {
     base: toml::Table,
     /// The server's `hsm.workers`; the raw pool gets as many.
     workers: usize,
-    /// The server's `http.threads` (`None`: one per core).
+    /// The server's `http.threads` (`None`: `serve --dev`'s default).
     threads: Option<i64>,
     /// The keys measured, each with its pre-built requests.
     keys: Vec<(BenchKey, Arc<Vec<Vec<u8>>>)>,

@@ -296,8 +296,8 @@ pub struct HttpSection {
     /// one per core. Fewer pays where the signatures are computed on this host's cores
     /// (SoftHSM): those threads keep every core busy, and each extra runtime thread adds
     /// wake-ups that preempt them (one instead of two on two cores: RSA-3072 +4 %, P-256
-    /// with the log off +14 %, the rest unchanged; benches/RESULTS.md 2026-12-04). The
-    /// dev configuration sets 1. 1..=1024.
+    /// with the log off +14 %, the rest unchanged; benches/RESULTS.md 2026-12-04).
+    /// `serve --dev` defaults to 1. 1..=1024.
     pub threads: Option<usize>,
 }
 

@@ -60,16 +60,10 @@ fn dev_config(paths: &DevPaths, keys: &[DevKey]) -> String {
          workers = 2\n\
          queue_depth = 128\n\
          call_timeout_ms = 10000\n\
-         verify_after_sign = true\n\
-         \n\
-         [http]\n\
-         # The same: SoftHSM's signing threads keep the cores busy, and each extra runtime\n\
-         # thread adds wake-ups that preempt them (unset: one per core).\n\
-         threads = {}\n",
+         verify_after_sign = true\n",
         toml_str(config::DEFAULT_MODULE),
         toml_str(config::DEV_TOKEN_LABEL),
-        toml_str(&paths.softhsm_conf.display().to_string()),
-        DEV_RUNTIME_THREADS
+        toml_str(&paths.softhsm_conf.display().to_string())
     );
     for k in keys {
         s.push_str(&format!(
@@ -114,7 +108,10 @@ fn dev_config(paths: &DevPaths, keys: &[DevKey]) -> String {
     s
 }
 
-/// `http.threads` of the dev configuration (`http.threads` in docs/configuration.md).
+/// `http.threads` of `serve --dev` when its configuration sets none: SoftHSM's signing
+/// threads keep the cores busy, and each extra runtime thread adds wake-ups that preempt
+/// them (`http.threads` in docs/configuration.md). Not written into the dev config, whose
+/// `[http]` section stays the user's (and the tests') to add.
 pub const DEV_RUNTIME_THREADS: usize = 1;
 
 /// The organisation a dev seal's visible form names (PAdES).
@@ -147,14 +144,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dev_config_parses_with_its_runtime_threads() {
+    fn the_dev_config_parses_and_leaves_http_to_the_user() {
         let paths = DevPaths::new(std::path::Path::new("/nonexistent/hanko-dev")).unwrap();
         let text = dev_config(&paths, &super::super::DEV_KEYS);
         let file: crate::config::FileConfig = toml::from_str(&text).unwrap();
-        assert_eq!(
-            crate::config::runtime_threads(&file.http).unwrap(),
-            Some(DEV_RUNTIME_THREADS)
-        );
         assert_eq!(file.hsm.workers, Some(2));
+        // Users and tests append their own [http]; a second one would not parse.
+        assert!(!text.contains("[http]"), "{text}");
+        assert_eq!(crate::config::runtime_threads(&file.http).unwrap(), None);
     }
 }
