@@ -288,6 +288,35 @@ enum Phase {
     Idle(Instant),
 }
 
+/// A connection's [`Phase`], written by its stream and service and read by its
+/// watchdog only when a wake-up it set comes due: a request changes the phase three
+/// times and wakes nobody (issue #17: a `watch` channel here woke the watchdog task
+/// three times per request, with a timer set and cancelled each time).
+#[derive(Debug)]
+struct PhaseCell(std::sync::Mutex<Phase>);
+
+impl PhaseCell {
+    fn new(phase: Phase) -> PhaseCell {
+        PhaseCell(std::sync::Mutex::new(phase))
+    }
+
+    fn get(&self) -> Phase {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+    }
+
+    /// `Idle` becomes `Head` (the first byte of the next request); other phases stay.
+    fn head_arrives(&self) {
+        let mut p = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Phase::Idle(_) = *p {
+            *p = Phase::Head(Instant::now());
+        }
+    }
+}
+
 /// Serves HTTP on one connection (plain, or TLS after its handshake) until it closes,
 /// a deadline passes, or the server stops.
 async fn connection<S>(
@@ -301,8 +330,7 @@ async fn connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadlines = shared.deadlines;
-    let (phase_tx, phase_rx) = watch::channel(Phase::Head(Instant::now()));
-    let phase = Arc::new(phase_tx);
+    let phase = Arc::new(PhaseCell::new(Phase::Head(Instant::now())));
     let io = TokioIo::new(TrackedStream {
         inner: stream,
         phase: phase.clone(),
@@ -311,7 +339,7 @@ async fn connection<S>(
         router: shared.router.clone(),
         peer,
         certificate,
-        phase,
+        phase: phase.clone(),
         body_timeout: deadlines.body,
     };
     let conn = hyper::server::conn::http1::Builder::new()
@@ -319,7 +347,7 @@ async fn connection<S>(
         .header_read_timeout(None)
         .serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
-    let mut watchdog = std::pin::pin!(watchdog(phase_rx, deadlines));
+    let mut watchdog = std::pin::pin!(watchdog(phase, deadlines));
     loop {
         tokio::select! {
             served = conn.as_mut() => {
@@ -351,30 +379,29 @@ async fn connection<S>(
 
 /// Completes with the phase whose deadline passed; never while a request is in the
 /// router (its body has a deadline of its own).
-async fn watchdog(mut phase: watch::Receiver<Phase>, deadlines: Deadlines) -> Phase {
+///
+/// It is not told when the phase changes. It wakes at the deadline of the phase it last
+/// saw, or sooner: at most `min(header, idle)` after it looked, because any phase that
+/// begins later (a head arriving on an idle connection moves the deadline from `idle` to
+/// `header` away) has a deadline at least that far off. So no deadline is ever passed
+/// unnoticed, and a connection costs a wake-up per deadline instead of three per request.
+async fn watchdog(phase: Arc<PhaseCell>, deadlines: Deadlines) -> Phase {
+    let horizon = deadlines.header.min(deadlines.idle);
     loop {
-        let now = *phase.borrow_and_update();
-        let until = match now {
-            Phase::Head(since) => since + deadlines.header,
-            Phase::Idle(since) => since + deadlines.idle,
-            Phase::Busy => {
-                if phase.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                continue;
-            }
+        let seen = phase.get();
+        let looked = Instant::now();
+        let deadline = match seen {
+            Phase::Head(since) => Some(since + deadlines.header),
+            Phase::Idle(since) => Some(since + deadlines.idle),
+            Phase::Busy => None,
         };
-        tokio::select! {
-            () = tokio::time::sleep_until(until) => {
-                if !phase.has_changed().unwrap_or(false) {
-                    return now;
-                }
-            }
-            changed = phase.changed() => {
-                if changed.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
+        let wake = deadline.map_or(looked + horizon, |d| d.min(looked + horizon));
+        tokio::time::sleep_until(wake).await;
+        if let Some(d) = deadline
+            && phase.get() == seen
+            && Instant::now() >= d
+        {
+            return seen;
         }
     }
 }
@@ -383,7 +410,7 @@ async fn watchdog(mut phase: watch::Receiver<Phase>, deadlines: Deadlines) -> Ph
 /// new request arrives.
 struct TrackedStream<S> {
     inner: S,
-    phase: Arc<watch::Sender<Phase>>,
+    phase: Arc<PhaseCell>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TrackedStream<S> {
@@ -396,13 +423,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TrackedStream<S> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         if buf.filled().len() > before {
-            this.phase.send_if_modified(|p| match p {
-                Phase::Idle(_) => {
-                    *p = Phase::Head(Instant::now());
-                    true
-                }
-                Phase::Head(_) | Phase::Busy => false,
-            });
+            this.phase.head_arrives();
         }
         Poll::Ready(Ok(()))
     }
@@ -446,7 +467,7 @@ struct ConnService {
     router: Router,
     peer: SocketAddr,
     certificate: Option<PeerCertificate>,
-    phase: Arc<watch::Sender<Phase>>,
+    phase: Arc<PhaseCell>,
     body_timeout: Duration,
 }
 
@@ -456,7 +477,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
-        self.phase.send_replace(Phase::Busy);
+        self.phase.set(Phase::Busy);
         let deadline = Instant::now() + self.body_timeout;
         let mut req = req.map(|body| Body::new(DeadlineBody::new(body, deadline)));
         req.extensions_mut().insert(ConnectInfo(self.peer));
@@ -467,7 +488,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
         let phase = self.phase.clone();
         Box::pin(async move {
             let response = router.oneshot(req).await;
-            phase.send_replace(Phase::Idle(Instant::now()));
+            phase.set(Phase::Idle(Instant::now()));
             response
         })
     }
