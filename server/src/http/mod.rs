@@ -76,6 +76,7 @@ mod log_api;
 mod metrics_route;
 mod openapi;
 pub mod peer;
+mod phase;
 mod policy;
 mod renew_api;
 pub mod request_id;
