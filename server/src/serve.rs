@@ -28,8 +28,9 @@ pub async fn run(
     drain_timeout: Duration,
 ) -> anyhow::Result<()> {
     let settings = *state.limits.settings();
+    let early = http::EarlyRefusal::new(&state);
     let app = http::router(state);
-    http::conn::serve(listeners, app, &settings, shutdown, drain_timeout).await;
+    http::conn::serve(listeners, app, early, &settings, shutdown, drain_timeout).await;
     Ok(())
 }
 

@@ -20,7 +20,10 @@
 //! to `Idle`. The head and idle deadlines belong to the connection (a watchdog per
 //! connection ends it); the body deadline belongs to the request (`DeadlineBody`,
 //! running from the end of the head), so that whoever reads a body meets it:
-//! `buffer_body` answers 408. hyper's own `header_read_timeout` is not used because
+//! `buffer_body` answers 408. A response to a request whose body was not read to its
+//! end says `Connection: close`: hyper closes such a connection after the response, and
+//! the client must know not to send its next request on it (refusals read small bodies
+//! first, `discard_body`, so that their connections stay usable). hyper's own `header_read_timeout` is not used because
 //! it also runs while a kept-alive connection is idle, which would tie the idle timeout
 //! to the head's.
 //!
@@ -45,6 +48,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -61,10 +65,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
-use super::Refusal;
 use super::peer::PeerCertificate;
 use super::phase::{Deadlines, Phase, PhaseCell, TrackedStream, watchdog};
 use super::tls::TlsServer;
+use super::{EarlyRefusal, Refusal};
 use crate::config::HttpSettings;
 use crate::logging::LogLimiter;
 
@@ -81,15 +85,18 @@ pub struct Listener {
 struct Shared {
     caps: Arc<ConnectionCaps>,
     router: Router,
+    early: Option<Arc<EarlyRefusal>>,
     deadlines: Deadlines,
 }
 
 /// Serves `router` on every listener until `shutdown` completes, then drains (see the
-/// module docs) for at most `drain_timeout`. The connection caps are shared by all the
+/// module docs) for at most `drain_timeout`. `early`: the refusals answered before the
+/// router under overload (`http/shed.rs`; `None`: the router answers everything). The connection caps are shared by all the
 /// listeners: they protect the process's descriptors, whichever socket a client used.
 pub async fn serve(
     listeners: Vec<Listener>,
     router: Router,
+    early: Option<Arc<EarlyRefusal>>,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
@@ -97,6 +104,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         caps: Arc::new(ConnectionCaps::new(settings)),
         router,
+        early,
         deadlines: Deadlines {
             header: settings.header_timeout,
             body: settings.body_timeout,
@@ -290,9 +298,11 @@ async fn connection<S>(
     });
     let service = ConnService {
         router: shared.router.clone(),
+        early: shared.early.clone(),
         peer,
         certificate,
         phase: phase.clone(),
+        unread: Arc::new(AtomicBool::new(false)),
         body_timeout: deadlines.body,
     };
     let conn = hyper::server::conn::http1::Builder::new()
@@ -336,9 +346,14 @@ async fn connection<S>(
 #[derive(Clone)]
 struct ConnService {
     router: Router,
+    early: Option<Arc<EarlyRefusal>>,
     peer: SocketAddr,
     certificate: Option<PeerCertificate>,
     phase: Arc<PhaseCell>,
+    /// Whether the request now in the service has a body not read to its end (set by
+    /// [`DeadlineBody`]): its response then says `Connection: close`, as hyper will
+    /// close the connection after it.
+    unread: Arc<AtomicBool>,
     body_timeout: Duration,
 }
 
@@ -350,19 +365,46 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
         self.phase.set(Phase::Busy);
         let deadline = Instant::now() + self.body_timeout;
-        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+        self.unread
+            .store(!req.body().is_end_stream(), Ordering::Relaxed);
+        let early = self
+            .early
+            .as_ref()
+            .and_then(|e| e.answer(&req, self.certificate.is_some()));
+        let unread = self.unread.clone();
+        let mut req = req.map(|body| Body::new(DeadlineBody::new(body, deadline, unread.clone())));
+        let phase = self.phase.clone();
+        if let Some(refused) = early {
+            // Answered without the router.
+            return Box::pin(async move {
+                discard_body(req.into_body()).await;
+                Ok(finish(refused, &unread, &phase))
+            });
+        }
         req.extensions_mut().insert(ConnectInfo(self.peer));
         if let Some(c) = &self.certificate {
             req.extensions_mut().insert(c.clone());
         }
         let router = self.router.clone();
-        let phase = self.phase.clone();
         Box::pin(async move {
-            let response = router.oneshot(req).await;
-            phase.set(Phase::Idle(Instant::now()));
-            response
+            let response = router.oneshot(req).await?;
+            Ok(finish(response, &unread, &phase))
         })
     }
+}
+
+/// A response on its way out: `Connection: close` if the request's body was not read to
+/// its end (hyper closes such a connection; the client is told so), and the connection
+/// idle again.
+fn finish(mut response: Response, unread: &AtomicBool, phase: &PhaseCell) -> Response {
+    if unread.load(Ordering::Relaxed) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    phase.set(Phase::Idle(Instant::now()));
+    response
 }
 
 /// The error of a body that was not complete by its deadline.
@@ -372,18 +414,21 @@ pub struct BodyTimeout;
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes. The timer is
 /// armed only when the body is awaited and not there yet: most bodies never need one.
+/// It also clears the connection's `unread` flag once the body has been read to its end.
 struct DeadlineBody {
     inner: Incoming,
     deadline: Instant,
     timer: Option<Pin<Box<Sleep>>>,
+    unread: Arc<AtomicBool>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, deadline: Instant) -> Self {
+    fn new(inner: Incoming, deadline: Instant, unread: Arc<AtomicBool>) -> Self {
         Self {
             inner,
             deadline,
             timer: None,
+            unread,
         }
     }
 }
@@ -398,6 +443,9 @@ impl HttpBody for DeadlineBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if frame.is_none() || this.inner.is_end_stream() {
+                this.unread.store(false, Ordering::Relaxed);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = this.deadline;
@@ -449,6 +497,30 @@ pub(crate) async fn buffer_body(req: Request) -> Result<Request, BodyError> {
         Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
         Err(rejection) if is_body_timeout(&rejection) => Err(BodyError::Timeout),
         Err(rejection) => Err(BodyError::Rejected(rejection)),
+    }
+}
+
+/// The largest body a refusal reads to keep its connection usable ([`refuse_unread`]):
+/// every signing request but a large document to seal is smaller.
+pub(crate) const DISCARD_MAX_BYTES: u64 = 64 * 1024;
+
+/// Reads and drops the body of a request refused before its body was read, when it is
+/// announced at most [`DISCARD_MAX_BYTES`] long, so that the connection stays usable.
+///
+/// hyper keeps a connection alive after a response only if the request's body was read
+/// to its end; a body still on its way when the response goes out (a client's segment
+/// split, a slow sender) made hyper close the connection after a response that had
+/// announced keep-alive, and the client's next request on it failed as a broken
+/// connection (`hanko-bench overload` counted up to 15 in a 15 s run). A body larger,
+/// chunked, or not in by the request's body deadline is left: [`ConnService`] then
+/// answers with `Connection: close`, which tells the client not to reuse the connection.
+pub(crate) async fn discard_body(body: Body) {
+    let small = body
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= DISCARD_MAX_BYTES);
+    if small {
+        let _ = axum::body::to_bytes(body, DISCARD_MAX_BYTES as usize).await;
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!   request ─> per-client rate (governor, keyed by peer IP) ── over ──> 429 + Retry-After
-//!           ─> any permit free? (body not read yet)           ── none ──> 503 + Retry-After: 1
+//!           ─> any permit free? (body not used yet)           ── none ──> 503 + Retry-After: 1
 //!           ─> body, under http.body_timeout_ms, no permit    ── late ──> 408 + close
 //!           ─> in-flight permit (semaphore, try, never wait)  ── none ──> 503 + Retry-After: 1
 //!           ─> handler (holds the permit until its response is built)
@@ -18,6 +18,13 @@
 //! the refusal still comes before the body is read (the check that a permit is free);
 //! between that check and the end of the body the permits may run out, and the request
 //! is refused then, having cost the server a body of at most 8 KiB.
+//!
+//! "Before the body is used": a request refused at once (rate, no permit) has its body
+//! read and dropped when it is announced at most 64 KiB long (`conn::discard_body`), so
+//! that its kept-alive connection can carry the client's next request; a larger body is
+//! not read, and the refusal says `Connection: close`. Under overload most refusals do
+//! not reach this middleware at all: an anonymous time-stamp request is refused before
+//! the router ([`super::shed`]), with the same answer.
 //!
 //! # Lanes
 //! A request is in the lane of its client (`hanko_hsm::Lane`, a request extension set by
@@ -31,7 +38,7 @@
 //! Two limits, two questions:
 //! - **In flight** (`http.max_in_flight`, default `hsm.queue_depth`): how
 //!   much the server takes on at once. A request beyond it is answered at once (without
-//!   reading its body when the limit is already reached); nothing waits for a permit, so an overload turns into fast
+//!   using its body when the limit is already reached); nothing waits for a permit, so an overload turns into fast
 //!   refusals instead of a queue without bound and timeouts for everybody. Sized to what
 //!   one key's signing pool queue holds, so the pool's own `Busy` (a TSP systemFailure after
 //!   the request was decoded and a serial reserved) is not what sheds load. Not
@@ -137,6 +144,20 @@ impl Limits {
     pub fn in_flight_in(&self, lane: Lane) -> usize {
         let i = lane_index(lane);
         self.max_in_flight[i].saturating_sub(self.in_flight[i].available_permits())
+    }
+
+    /// Permits free now in `lane` (0: a signing request of that lane is refused).
+    pub fn available_in(&self, lane: Lane) -> usize {
+        self.in_flight[lane_index(lane)].available_permits()
+    }
+
+    /// Takes a permit of `lane` (tests that need a lane full).
+    #[cfg(test)]
+    pub(super) fn hold(&self, lane: Lane) -> tokio::sync::OwnedSemaphorePermit {
+        self.in_flight[lane_index(lane)]
+            .clone()
+            .try_acquire_owned()
+            .expect("a free permit")
     }
 
     /// Checks `peer`'s rate; `Err(wait)` when it must wait that long. Without a peer
@@ -252,7 +273,7 @@ impl Dialect {
 }
 
 /// Admission of a signing request: rate; no permit free, refused before the body is
-/// read; the body, under its deadline and without a permit; then a permit held until
+/// used (a small one read and dropped); the body, under its deadline and without a permit; then a permit held until
 /// the response is built. A refusal is answered at once (see the module docs).
 async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect) -> Response {
     let peer = req
@@ -265,6 +286,7 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
         .client()
         .and_then(|c| c.check_rate());
     if let Err(wait) = own.unwrap_or_else(|| limits.check_rate(peer)) {
+        super::conn::discard_body(req.into_body()).await;
         return dialect.refuse(Refusal::RateLimited { retry_after: wait });
     }
     // The client's lane, set by whoever authenticated it (the client model); a request
@@ -272,6 +294,7 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
     let lane = req.extensions().get::<Lane>().copied().unwrap_or_default();
     let in_flight = &limits.in_flight[lane_index(lane)];
     if in_flight.available_permits() == 0 {
+        super::conn::discard_body(req.into_body()).await;
         return dialect.refuse(Refusal::Overloaded);
     }
     let req = match super::conn::buffer_body(req).await {

@@ -37,7 +37,9 @@
 //! | after admission | HTTP 200 with a TimeStampResp, status rejection, failInfo `systemFailure` (CONFORMANCE 7, 13) | HSM error, timeout or lost token; the signing pool's own `Busy` (`SignErrorKind::Busy`); clock not synchronised (`timeNotAvailable`); log write failed |
 //!
 //! Admission is an HTTP-level refusal: nothing was decoded, reserved, signed or logged,
-//! and under overload the body was not even read (a signing request takes its in-flight
+//! and under overload the body was not even used (read and dropped when small, so the
+//! connection stays usable: `conn::discard_body`; an anonymous time-stamp request is
+//! refused before the router, [`shed`]) (a signing request takes its in-flight
 //! permit only once its body is in, under `http.body_timeout_ms`, so that a client slow
 //! to send it holds a connection, never signing capacity: see `http/limits.rs`), so an HTTP error (RFC 9110 §15.6.4 503, RFC 6585 §4 429)
 //! with `Retry-After` is the honest answer and costs the server almost nothing. Once a
@@ -82,12 +84,14 @@ mod renew_api;
 pub mod request_id;
 mod seal;
 mod seal_pdf;
+pub mod shed;
 pub mod tls;
 pub mod tls_hsm;
 mod tsa;
 mod verify;
 
 pub use limits::Limits;
+pub use shed::EarlyRefusal;
 
 /// Largest request body any route accepts before the handler runs. A time-stamp request
 /// is a few hundred bytes; routes that need more set their own limit.

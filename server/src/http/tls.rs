@@ -546,6 +546,7 @@ mod tests {
             conn::serve(
                 listeners,
                 router,
+                None,
                 &http,
                 async { stopped.await.unwrap_or(()) },
                 Duration::from_secs(1),

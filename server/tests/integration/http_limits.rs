@@ -6,7 +6,9 @@
 //! 1. Overload: 12 threads send at once against signatures slowed to >= 200 ms. Some
 //!    requests are refused with 503, `Retry-After: 1` and a text body, each counted in
 //!    `hanko_http_refused_total{reason="overload"}`; every 200 is a granted token that
-//!    `openssl ts -verify` accepts. Then, at exactly `max_in_flight` concurrent clients,
+//!    `openssl ts -verify` accepts. A refused request's connection stays usable (its
+//!    small body is read and dropped, even one that comes late), or the 503 says
+//!    `Connection: close` (a body too large to read for a refusal). Then, at exactly `max_in_flight` concurrent clients,
 //!    nothing is refused.
 //! 2. Per-client rate (restart with `http.rate_limit_per_sec = 1`, burst 3): a quick run
 //!    of requests gets its burst, then 429 with `Retry-After`; after waiting that long the
@@ -19,7 +21,8 @@
 //! request leaves nothing behind.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -66,6 +69,37 @@ fn burst(addr: SocketAddr, tag: &str, threads: usize, per_thread: usize) -> Vec<
     on_threads(threads, per_thread, |t, i| {
         exchange(addr, &format!("{tag} {t} {i}"))
     })
+}
+
+/// Signing requests in flight now (`hanko_http_in_flight`).
+fn in_flight(server: &Server) -> u64 {
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    metric(&text, "hanko_http_in_flight").map_or(0, |v| v as u64)
+}
+
+/// One response from a kept-alive connection: (status, head in lower case); its body
+/// (by `Content-Length`) is read and dropped.
+fn read_response(c: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = c.read(&mut byte).unwrap();
+        assert_eq!(
+            n, 1,
+            "the connection closed before a response head: {raw:?}"
+        );
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).unwrap();
+    (status, head)
 }
 
 /// The value of `hanko_http_refused_total{reason="..."}` in /metrics (0 when absent).
@@ -195,6 +229,70 @@ fn overload_gets_503_with_retry_after_and_clients_over_their_rate_429() {
     assert!(refused > 0, "nothing refused: the requests did not overlap");
     assert!(ok >= MAX_IN_FLIGHT, "only {ok} granted");
     assert_eq!(refused_metric(&server, "overload"), refused as u64);
+
+    // A refusal leaves its connection usable, or says it does not: with every permit
+    // held by slow signatures, a request whose body comes 100 ms after its head is
+    // refused, its body read and dropped, and the next request on the same connection
+    // answered; a body too large to read for a refusal gets `Connection: close`.
+    set_control(&control, "delay fn=C_Sign ms=400\n");
+    std::thread::scope(|s| {
+        let holders: Vec<_> = (0..MAX_IN_FLIGHT)
+            .map(|i| s.spawn(move || exchange(addr, &format!("holder {i}"))))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while in_flight(&server) < MAX_IN_FLIGHT as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "the holders were never all admitted"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let req = request_der(HashAlgorithm::Sha256, b"late body", None, true, None);
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: {QUERY}\r\nContent-Length: {}\r\n\r\n",
+            req.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        c.write_all(&req).unwrap();
+        let (status, headers) = read_response(&mut c);
+        assert_eq!(status, 503, "{headers}");
+        assert!(!headers.contains("connection: close"), "{headers}");
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (status, headers) = read_response(&mut c);
+        assert_eq!(
+            status, 200,
+            "the kept-alive connection after a 503: {headers}"
+        );
+        refused += 1;
+
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: {QUERY}\r\nContent-Length: 100000\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        let (status, headers) = read_response(&mut c);
+        assert_eq!(status, 503, "{headers}");
+        assert!(headers.contains("connection: close"), "{headers}");
+        refused += 1;
+        for h in holders {
+            grant_verified(&mut granted, &h.join().unwrap(), &work, &root);
+        }
+    });
+    set_control(&control, "");
+    assert_eq!(refused_metric(&server, "overload"), refused as u64);
+    // Answered before the router (`http/shed.rs`) or by it, a refusal is counted as a
+    // request of its route.
+    let (_, text) = server.get("/metrics");
+    let counted = metric(
+        &text,
+        r#"hanko_http_requests_total{route="/tsa",method="POST",status="503"}"#,
+    );
+    assert_eq!(counted, Some(refused as f64), "{text}");
 
     // At exactly max_in_flight concurrent clients nothing is refused (a permit is
     // returned before its response is sent), slow signatures or not.
