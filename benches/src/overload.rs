@@ -131,6 +131,10 @@ fn requests(n: usize, policy: Option<&str>) -> anyhow::Result<Vec<Req>> {
         .collect())
 }
 
+/// How long a connection of the open loop may sit unused before it is replaced (half the
+/// server's default `http.header_timeout_ms`).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
 /// What one request of the open loop got.
 enum Outcome {
     /// HTTP 200 with a granted token: latency, request index, body.
@@ -171,8 +175,18 @@ async fn open_loop(
     conns: usize,
     hang: Duration,
 ) -> anyhow::Result<OpenLoop> {
+    // Last in, first out (the connections in use stay few and warm), each with the time
+    // it was last used: one idle for longer than MAX_IDLE is replaced before it is used,
+    // as a client's pool expires its idle connections, because the server closes a
+    // connection that has sent nothing for `http.header_timeout_ms` (10 s) after its
+    // accept, and the bottom of the stack can wait that long.
+    let opened = Instant::now();
     let idle = Arc::new(Mutex::new(
-        connect_all(&crate::http::Target::plain(addr), conns).await?,
+        connect_all(&crate::http::Target::plain(addr), conns)
+            .await?
+            .into_iter()
+            .map(|c| (c, opened))
+            .collect::<Vec<_>>(),
     ));
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
     let mut tasks = tokio::task::JoinSet::new();
@@ -188,7 +202,9 @@ async fn open_loop(
         while fired < due {
             let i = (fired as usize) % reqs.len();
             fired += 1;
-            let Some(mut conn) = idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop() else {
+            let Some((mut conn, since)) =
+                idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop()
+            else {
                 out.not_sent += 1;
                 continue;
             };
@@ -200,6 +216,17 @@ async fn open_loop(
                 addr.to_owned(),
             );
             tasks.spawn(async move {
+                if since.elapsed() > MAX_IDLE {
+                    match Conn::connect(&addr).await {
+                        Ok(fresh) => conn = fresh,
+                        Err(e) => {
+                            if let Ok(mut o) = outcomes.lock() {
+                                o.push(Outcome::Io(format!("{e:#}")));
+                            }
+                            return;
+                        }
+                    }
+                }
                 let t0 = Instant::now();
                 let result = tokio::time::timeout(hang, conn.exchange(&reqs[i].http)).await;
                 let (outcome, reusable) = match result {
@@ -225,7 +252,7 @@ async fn open_loop(
                     Conn::connect(&addr).await.ok()
                 };
                 if let (Some(c), Ok(mut idle)) = (conn, idle.lock()) {
-                    idle.push(c);
+                    idle.push((c, Instant::now()));
                 }
             });
         }
@@ -292,7 +319,9 @@ struct KeyResult {
     bad_tokens: usize,
     serials: Vec<String>,
     /// `hanko_hsm_sign_errors_total` and `hanko_hsm_orphaned_jobs_total` lines of the
-    /// key after the run (cumulative).
+    /// key, and the server's connection closes on a deadline
+    /// (`hanko_http_refused_total{reason="header_timeout"}`,
+    /// `hanko_http_idle_closed_total`), after the run (cumulative).
     sign_errors: Vec<String>,
 }
 
@@ -421,9 +450,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|m| {
                 m.lines()
                     .filter(|l| {
-                        (l.starts_with("hanko_hsm_sign_errors_total")
+                        ((l.starts_with("hanko_hsm_sign_errors_total")
                             || l.starts_with("hanko_hsm_orphaned_jobs_total"))
-                            && l.contains(&format!("key=\"{}\"", key.label))
+                            && l.contains(&format!("key=\"{}\"", key.label)))
+                            // Connections the server closed on a deadline: a connection
+                            // error of the open loop may be one of them.
+                            || l.starts_with("hanko_http_refused_total{reason=\"header_timeout\"}")
+                            || l.starts_with("hanko_http_idle_closed_total")
                     })
                     .map(str::to_owned)
                     .collect()
