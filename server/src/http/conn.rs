@@ -23,9 +23,9 @@
 //! `buffer_body` answers 408. A response to a request whose body was not read to its
 //! end says `Connection: close`: hyper closes such a connection after the response, and
 //! the client must know not to send its next request on it (refusals read small bodies
-//! first, `discard_body`, so that their connections stay usable). hyper's own `header_read_timeout` is not used because
-//! it also runs while a kept-alive connection is idle, which would tie the idle timeout
-//! to the head's.
+//! first, `discard_body`, so that their connections stay usable). hyper's own
+//! `header_read_timeout` is not used because it also runs while a kept-alive connection
+//! is idle, which would tie the idle timeout to the head's.
 //!
 //! Connections beyond `http.max_connections`, or beyond `http.max_connections_per_source`
 //! from one client address (keyed as the rate limit keys clients: an IPv6 address by its
@@ -91,8 +91,9 @@ struct Shared {
 
 /// Serves `router` on every listener until `shutdown` completes, then drains (see the
 /// module docs) for at most `drain_timeout`. `early`: the refusals answered before the
-/// router under overload (`http/shed.rs`; `None`: the router answers everything). The connection caps are shared by all the
-/// listeners: they protect the process's descriptors, whichever socket a client used.
+/// router under overload (`http/shed.rs`; `None`: the router answers everything). The
+/// connection caps are shared by all the listeners: they protect the process's
+/// descriptors, whichever socket a client used.
 pub async fn serve(
     listeners: Vec<Listener>,
     router: Router,
