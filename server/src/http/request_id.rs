@@ -46,15 +46,18 @@ pub fn generate() -> String {
     hex::encode(b)
 }
 
-/// The middleware: the id, the span, the header.
-pub(super) async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
+/// The id of a request with `headers`: the client's, if sane, else a fresh one.
+pub fn of(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(&HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_sane(v))
-        .map(str::to_owned)
-        .unwrap_or_else(generate);
+        .map_or_else(generate, str::to_owned)
+}
+
+/// The middleware: the id, the span, the header.
+pub(super) async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = of(req.headers());
     let route = req
         .extensions()
         .get::<MatchedPath>()

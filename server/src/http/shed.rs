@@ -30,7 +30,7 @@
 //!
 //! The answer carries what the router's would: `X-Request-Id` (the client's, if sane,
 //! else a fresh one), `Retry-After`, the text body; the request's body is read and
-//! dropped when small, as `admit` does (`conn::discard_body`); and it is counted in
+//! dropped when small, as `admit` does (`body::discard_body`); and it is counted in
 //! `hanko_http_refused_total{reason="overload"}`, `hanko_http_requests_total` and
 //! `hanko_http_request_duration_seconds` under the route's pattern. No request span is
 //! made; neither path logs a refusal.
@@ -88,12 +88,7 @@ impl EarlyRefusal {
             return None;
         }
         let start = Instant::now();
-        let id = req
-            .headers()
-            .get(&request_id::HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| request_id::is_sane(v))
-            .map_or_else(request_id::generate, str::to_owned);
+        let id = request_id::of(req.headers());
         let mut response = refuse(Refusal::Overloaded);
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(request_id::HEADER, v);
