@@ -20,7 +20,7 @@
 //! is refused then, having cost the server a body of at most 8 KiB.
 //!
 //! "Before the body is used": a request refused at once (rate, no permit) has its body
-//! read and dropped when it is announced at most 64 KiB long (`conn::discard_body`), so
+//! read and dropped when it is announced at most 64 KiB long (`body::discard_body`), so
 //! that its kept-alive connection can carry the client's next request; a larger body is
 //! not read, and the refusal says `Connection: close`. Under overload most refusals do
 //! not reach this middleware at all: an anonymous time-stamp request is refused before
@@ -71,7 +71,7 @@ use hanko_hsm::Lane;
 use tokio::sync::Semaphore;
 
 use super::Refusal;
-use super::conn::BodyError;
+use super::body::BodyError;
 use super::json_error::ApiError;
 use crate::auth::Identity;
 use crate::config::{HttpSettings, RateLimit};
@@ -286,7 +286,7 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
         .client()
         .and_then(|c| c.check_rate());
     if let Err(wait) = own.unwrap_or_else(|| limits.check_rate(peer)) {
-        super::conn::discard_body(req.into_body()).await;
+        super::body::discard_body(req.into_body()).await;
         return dialect.refuse(Refusal::RateLimited { retry_after: wait });
     }
     // The client's lane, set by whoever authenticated it (the client model); a request
@@ -294,10 +294,10 @@ async fn admit_with(limits: &Limits, req: Request, next: Next, dialect: Dialect)
     let lane = req.extensions().get::<Lane>().copied().unwrap_or_default();
     let in_flight = &limits.in_flight[lane_index(lane)];
     if in_flight.available_permits() == 0 {
-        super::conn::discard_body(req.into_body()).await;
+        super::body::discard_body(req.into_body()).await;
         return dialect.refuse(Refusal::Overloaded);
     }
-    let req = match super::conn::buffer_body(req).await {
+    let req = match super::body::buffer_body(req).await {
         Ok(req) => req,
         Err(e) => return dialect.body_error(e),
     };

@@ -38,7 +38,7 @@
 //!
 //! Admission is an HTTP-level refusal: nothing was decoded, reserved, signed or logged,
 //! and under overload the body was not even used (read and dropped when small, so the
-//! connection stays usable: `conn::discard_body`; an anonymous time-stamp request is
+//! connection stays usable: `body::discard_body`; an anonymous time-stamp request is
 //! refused before the router, [`shed`]) (a signing request takes its in-flight
 //! permit only once its body is in, under `http.body_timeout_ms`, so that a client slow
 //! to send it holds a connection, never signing capacity: see `http/limits.rs`), so an HTTP error (RFC 9110 §15.6.4 503, RFC 6585 §4 429)
@@ -69,6 +69,7 @@ mod admin_api;
 pub(crate) mod anchor_api;
 mod archive_api;
 mod archive_rehash;
+mod body;
 pub mod conn;
 mod csc;
 mod health;
