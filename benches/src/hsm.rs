@@ -1,7 +1,9 @@
 //! `hanko-bench hsm`: raw signing throughput through `hanko_hsm::HsmSigner`.
 //!
-//! For each key (RSA-3072 with PKCS#1 v1.5 / SHA-256, P-256 with ECDSA / SHA-256), each
-//! worker count from 1 to `--workers`, and each verify-after-sign setting, it starts a
+//! For each key (RSA-3072 with PKCS#1 v1.5 / SHA-256, P-256 with ECDSA / SHA-256) and
+//! each worker count from 1 to `--workers`, it first measures the token alone (verify
+//! column `bare`: as many threads, a session each, C_Sign in a loop), then, for each
+//! verify-after-sign setting, it starts a
 //! fresh signing pool, keeps it saturated with `2 × workers` concurrent async callers
 //! for `--seconds`, and prints signatures per second and the p50/p99 latency of one
 //! `Signer::sign` call as a caller sees it (queueing included).
@@ -156,6 +158,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     for (label, kt, alg) in &keys {
+        // The token alone first (Hsm::bare_sign_rate: a thread and session per worker,
+        // C_Sign in a loop): the pool's rows below are its cost on top.
+        for workers in 1..=max_workers {
+            let rate = hsm.bare_sign_rate(label, *alg, workers, seconds)?;
+            println!(
+                "{:<12} {workers:>7} {:>6} {rate:>10.1} {:>8} {:>8} {:>6}",
+                kt.to_string(),
+                "bare",
+                "-",
+                "-",
+                0
+            );
+        }
         for &verify in &verify_modes {
             for workers in 1..=max_workers {
                 let row = rt.block_on(measure(&hsm, label, *kt, *alg, workers, verify, seconds))?;

@@ -65,6 +65,7 @@
 // The exceptions are the environment changes of `use_softhsm_config` (`set_var`) and
 // `Pin::take_from_env` (blanking and removing `HANKO_PIN`), each allowed where it is.
 
+mod bare;
 mod breaker;
 mod error;
 mod keys;

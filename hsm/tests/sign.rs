@@ -2,7 +2,8 @@
 //! CLI and by `hanko_pki::verify`; signing digests the caller computed (`sign_digest`,
 //! `sign_digests`) with every scheme × hash each key type allows, checked by `openssl
 //! pkeyutl -verify` over the digest, and the refusals of wrong lengths and schemes;
-//! concurrency; `Busy`; key attributes; key lookup errors.
+//! concurrency; `Busy`; key attributes; key lookup errors; the bare C_Sign loop of the
+//! benchmarks.
 #![allow(clippy::unwrap_used)] // test code: a failure should stop the test loudly
 
 mod common;
@@ -586,8 +587,34 @@ async fn interactive_signatures_overtake_a_bulk_backlog() {
     assert_eq!(done.load(Ordering::SeqCst), BULK + 20);
 }
 
+/// The benchmarks' denominator: the token alone, threads calling C_Sign in a loop. It
+/// signs (a rate above zero, in the time asked for) and a missing key is the same clear
+/// error a pool gets.
+fn bare_sign_rate_signs_and_names_a_missing_key() {
+    key("bare-p256", KeyType::EcP256);
+    let alg = SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256);
+    let t0 = std::time::Instant::now();
+    let rate = token()
+        .hsm
+        .bare_sign_rate("bare-p256", alg, 2, Duration::from_millis(200))
+        .unwrap();
+    assert!(rate > 0.0, "rate {rate}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    match token()
+        .hsm
+        .bare_sign_rate("no-such-key", alg, 2, Duration::from_millis(50))
+    {
+        Err(Error::KeyNotFound { key, .. }) => assert_eq!(key, "no-such-key"),
+        other => panic!("expected KeyNotFound, got {other:?}"),
+    }
+}
+
 fn main() {
     common::run(&[
+        (
+            "bare_sign_rate_signs_and_names_a_missing_key",
+            bare_sign_rate_signs_and_names_a_missing_key,
+        ),
         ("rsa3072_pkcs1_and_pss_all_hashes", || {
             common::block_on(rsa3072_pkcs1_and_pss_all_hashes())
         }),

@@ -1,6 +1,6 @@
-//! The two loads `hanko-bench tsa` measures: keep-alive HTTP/1.1 clients posting
-//! pre-built TimeStampReqs to the server ([`drive`]), and the raw signing pool on the
-//! same key ([`crate::hsm::pool_rate`], as `hanko-bench hsm` measures it). The client is
+//! The load `hanko-bench tsa` measures: keep-alive HTTP/1.1 clients posting pre-built
+//! TimeStampReqs to the server ([`drive`]) (the raw rate beside it is the token's bare
+//! C_Sign loop, `hanko_hsm::Hsm::bare_sign_rate`). The client is
 //! deliberately cheap (one current-thread tokio runtime, the HTTP client of
 //! [`crate::http`], requests encoded once before the run), so that on a small machine it
 //! takes as little CPU from the server as it can.

@@ -7,10 +7,12 @@
 //!   hanko dev-init (once) ─> open the dev token here too (same PIN, same SOFTHSM2_CONF)
 //!   write <data-dir>/bench-<log>-<verify>.toml ─> hanko serve --dev --config it ─> /readyz
 //!   for each key (RSA-3072 on the default policy, P-256 on policy 1.3.6.1.5.5.7.13.2):
-//!     raw:  hanko_hsm pool on the same key, same workers, same verify, server idle
+//!     raw:  a bare C_Sign loop on the same key (Hsm::bare_sign_rate: one thread and
+//!           session per server worker, no pool, no verification), server idle
 //!     load: C keep-alive HTTP/1.1 clients POST /tsa for S seconds; only granted
 //!           TimeStampResps count; /metrics and CPU times sampled before and after
 //!     --tls: the same load again over the HTTPS listener (same server, same raw rate)
+//!     raw:  the bare loop again; the rows' ratios are to the mean of the two
 //!   SIGTERM the server
 //! ```
 //!
@@ -42,16 +44,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use hanko_hsm::Hsm;
 use hanko_pki::{HashAlgorithm, SignatureAlgorithm};
 
 use self::config::{BatchStats, Stages, batch_stats, bench_config, stages};
 use self::load::{LoadResult, build_requests, drive};
-use self::report::{print_header, print_row, print_summary};
+use self::report::{print_header, print_summary};
 use crate::cpu::{CpuSplit, CpuTimes};
 use crate::devserver::{Both, DevToken, HttpBench, Server, on_off, scrape_metrics};
-use crate::hsm::{PoolRate, pool_rate};
 use crate::http::Target;
 
 /// The dev policy signed by the P-256 key (`hanko dev-init`'s `hanko.toml`).
@@ -71,8 +72,8 @@ pub struct Args {
     /// or `both`.
     #[arg(long, value_enum, default_value_t = Both::Both)]
     pub log: Both,
-    /// Verify-after-sign in the server and in the raw measurement: `on` (the dev
-    /// default), `off` or `both`.
+    /// Verify-after-sign in the server: `on` (the dev default), `off` or `both`. (The
+    /// raw rate never verifies: a bare C_Sign loop.)
     #[arg(long, value_enum, default_value_t = Both::On)]
     pub verify: Both,
     /// `store.linger_ms` values for the log-on configurations (comma-separated; one
@@ -100,7 +101,7 @@ pub struct Args {
     /// The pkcs11-mock module for --network-hsm.
     #[arg(long, default_value = "target/release/libhanko_pkcs11_mock.so")]
     pub mock_so: PathBuf,
-    /// `hsm.workers` of the server and the raw pool [default: K with --network-hsm, else
+    /// `hsm.workers` of the server and the raw loop's threads [default: K with --network-hsm, else
     /// the dev config's].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -150,7 +151,7 @@ struct Row {
     verify: bool,
     clients: usize,
     load: LoadResult,
-    raw: PoolRate,
+    raw: Raw,
     /// Share of the machine used by other processes during the raw measurement.
     raw_other: f64,
     /// Repetition number (`--repeat`).
@@ -165,7 +166,7 @@ struct Row {
     network: Option<network::NetworkHsm>,
     /// Server CPU seconds per granted token (utime + stime of all its threads).
     cpu_per_token: f64,
-    /// CPU seconds per signature of the raw measurement (this process: the pool and,
+    /// CPU seconds per signature of the raw measurement (this process: the loop and,
     /// for a token that signs on the host, the signature itself).
     raw_cpu_per_sig: f64,
     /// The machine's CPUs.
@@ -257,13 +258,12 @@ struct Bench<'a> {
     hsm: Hsm,
     /// The data directory's `hanko.toml`, the base of every row's config.
     base: toml::Table,
-    /// The server's `hsm.workers`; the raw pool gets as many.
+    /// The server's `hsm.workers`; the raw loop runs as many threads.
     workers: usize,
     /// The server's `http.threads` (`None`: `serve --dev`'s default).
     threads: Option<i64>,
     /// The keys measured, each with its pre-built requests.
     keys: Vec<(BenchKey, Arc<Vec<Vec<u8>>>)>,
-    raw_rt: tokio::runtime::Runtime,
     client_rt: tokio::runtime::Runtime,
     seconds: Duration,
     ncpu: usize,
@@ -323,7 +323,7 @@ impl<'a> Bench<'a> {
         for k in KEYS.iter().copied().filter(wanted) {
             keys.push((k, Arc::new(build_requests(args.requests, k.policy, &[])?)));
         }
-        let (raw_rt, client_rt) = crate::devserver::runtimes()?;
+        let (_, client_rt) = crate::devserver::runtimes()?;
         Ok(Bench {
             args,
             hanko,
@@ -333,7 +333,6 @@ impl<'a> Bench<'a> {
             workers,
             threads,
             keys,
-            raw_rt,
             client_rt,
             seconds: Duration::from_secs_f64(args.common.seconds),
             ncpu: std::thread::available_parallelism()
@@ -382,29 +381,25 @@ impl<'a> Bench<'a> {
         Ok(rows)
     }
 
-    /// One round on one key: the raw rate with the server idle, then the HTTP load for
-    /// each `--clients` count.
+    /// One round on one key: the raw rate with the server idle, the HTTP load for each
+    /// `--clients` count, the raw rate again; prints the round's rows.
     fn measure_round(
         &self,
         server: &Server,
         s: &Setting,
         reqs: &Arc<Vec<Vec<u8>>>,
     ) -> anyhow::Result<Vec<Row>> {
-        // The server is idle now: measure the token alone, same pool shape.
+        // The server is idle now: the token alone, in a bare loop of C_Sign (as many
+        // threads as the server has workers, no pool, no verification), before and after
+        // the round's HTTP rows; the ratio's denominator is the mean of the two, which
+        // takes out a drift of the machine's speed across the round.
         let r0 = CpuTimes::sample(server.pid());
-        let raw = self.raw_rt.block_on(pool_rate(
-            &self.hsm,
-            s.key.label,
-            s.key.alg,
-            self.workers,
-            s.verify,
-            self.seconds,
-        ))?;
+        let before = self.bare_rate(s.key)?;
         let r1 = CpuTimes::sample(server.pid());
         let raw_other = CpuTimes::split(&r0, &r1, self.ncpu).other;
         // This process's CPU per raw signature: the token's own signing where it runs on
-        // the host (SoftHSM, also behind the network-HSM mock), and the pool around it.
-        let raw_sigs = (raw.rate * self.seconds.as_secs_f64()).max(1.0);
+        // the host (SoftHSM, also behind the network-HSM mock), and the loop around it.
+        let raw_sigs = (before * self.seconds.as_secs_f64()).max(1.0);
         let raw_cpu_per_sig = r1.me.saturating_sub(r0.me) as f64 / 100.0 / raw_sigs;
         let addr = server.addr();
         let mut targets = vec![Target::plain(addr)];
@@ -423,12 +418,23 @@ impl<'a> Bench<'a> {
                     reqs,
                     target,
                     clients,
-                    raw,
                     (raw_other, raw_cpu_per_sig),
                 )?);
             }
         }
+        let after = self.bare_rate(s.key)?;
+        for row in &mut rows {
+            row.raw = Raw { before, after };
+        }
+        report::print_rows(&rows, self.args.common.max_other);
         Ok(rows)
+    }
+
+    /// The bare C_Sign rate of `key` ([`Hsm::bare_sign_rate`]) with `workers` threads.
+    fn bare_rate(&self, key: BenchKey) -> anyhow::Result<f64> {
+        self.hsm
+            .bare_sign_rate(key.label, key.alg, self.workers, self.seconds)
+            .with_context(|| format!("the bare C_Sign loop on {}", key.label))
     }
 
     /// One row: `clients` closed-loop clients on `target` for `--seconds`.
@@ -443,7 +449,6 @@ impl<'a> Bench<'a> {
         reqs: &Arc<Vec<Vec<u8>>>,
         target: &Target,
         clients: usize,
-        raw: PoolRate,
         (raw_other, raw_cpu_per_sig): (f64, f64),
     ) -> anyhow::Result<Row> {
         let addr = server.addr();
@@ -477,16 +482,29 @@ impl<'a> Bench<'a> {
                 clients,
                 cpu: CpuTimes::split(&c0, &c1, self.ncpu),
                 load,
-                raw,
+                raw: Raw::default(),
                 raw_other,
                 round: s.round,
                 batches,
                 stages,
                 tls: target.tls.is_some(),
             };
-            print_row(&row, self.args.common.max_other);
             Ok(row)
         }
+    }
+}
+
+/// A round's raw rate: the bare C_Sign loop before and after its HTTP rows, signs/s.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw {
+    before: f64,
+    after: f64,
+}
+
+impl Raw {
+    /// The denominator of the round's ratios: the mean of the two.
+    fn rate(&self) -> f64 {
+        (self.before + self.after) / 2.0
     }
 }
 

@@ -42,7 +42,14 @@ impl Row {
     }
 }
 
-pub(super) fn print_row(r: &Row, max_other: f64) {
+/// Prints a round's rows, as soon as its raw rate after the round is known.
+pub(super) fn print_rows(rows: &[Row], max_other: f64) {
+    for r in rows {
+        print_row(r, max_other);
+    }
+}
+
+fn print_row(r: &Row, max_other: f64) {
     let batch = match r.batches {
         Some(b) if b.commits > 0.0 => format!(
             "{:.1}/{}",
@@ -64,7 +71,7 @@ pub(super) fn print_row(r: &Row, max_other: f64) {
         r.load.granted.quantile_ms(0.50),
         r.load.granted.quantile_ms(0.99),
         r.load.errors(),
-        r.raw.rate,
+        r.raw.rate(),
         ratio,
         batch,
         r.cpu.server * 100.0,
@@ -97,8 +104,8 @@ pub(super) fn print_summary(rows: &[Row], max_other: f64) {
 impl Row {
     /// The TSA rate as a share of the raw signing rate (0 without a raw rate).
     fn ratio(&self) -> f64 {
-        if self.raw.rate > 0.0 {
-            self.load.rate() / self.raw.rate
+        if self.raw.rate() > 0.0 {
+            self.load.rate() / self.raw.rate()
         } else {
             0.0
         }
@@ -114,7 +121,7 @@ fn print_row_in_words(r: &Row, max_other: f64) {
     let ratio = r.ratio();
     println!(
         "{} {} log {} verify {} clients {} round {}: {:.1} req/s = {:.3} x raw {:.1} signs/s \
-         (raw p50 {:.2} ms, p99 {:.2} ms, raw errors {}); target {:.2}: {}{noisy}",
+         (bare C_Sign loop: {:.1} before the round, {:.1} after); target {:.2}: {}{noisy}",
         r.key.name,
         via(r.tls),
         log_label(r.log, r.linger),
@@ -123,10 +130,9 @@ fn print_row_in_words(r: &Row, max_other: f64) {
         r.round + 1,
         r.load.rate(),
         ratio,
-        r.raw.rate,
-        r.raw.p50_ms,
-        r.raw.p99_ms,
-        r.raw.errors,
+        r.raw.rate(),
+        r.raw.before,
+        r.raw.after,
         r.key.target,
         met(ratio, r.key.target)
     );

@@ -21,7 +21,7 @@ pub(crate) fn sign_mechanism(alg: SignatureAlgorithm) -> (MechanismType, &'stati
 
 /// What the mechanism signs for `alg`: the software hash, wrapped in a DigestInfo for
 /// PKCS#1 v1.5; the message itself for Ed25519 (PureEdDSA).
-pub(super) fn block_to_sign(alg: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
+pub(crate) fn block_to_sign(alg: SignatureAlgorithm, message: &[u8]) -> Vec<u8> {
     match DigestSignAlgorithm::from_signature_algorithm(alg) {
         Some(hashed) => digest_block(hashed, &hashed.hash().digest(message)),
         None => message.to_vec(),
@@ -46,7 +46,7 @@ fn hash_mechanisms(h: HashAlgorithm) -> (MechanismType, PkcsMgfType) {
     }
 }
 
-pub(super) fn mechanism(alg: SignatureAlgorithm) -> Mechanism<'static> {
+pub(crate) fn mechanism(alg: SignatureAlgorithm) -> Mechanism<'static> {
     match alg {
         SignatureAlgorithm::RsaPss(h) => {
             let (hash_alg, mgf) = hash_mechanisms(h);

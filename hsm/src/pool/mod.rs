@@ -74,7 +74,7 @@ mod stats;
 mod watchdog;
 mod worker;
 
-pub(crate) use mechanism::sign_mechanism;
+pub(crate) use mechanism::{block_to_sign, mechanism, sign_mechanism};
 pub use stats::PoolStats;
 use stats::{Counters, Timing, by_kind, kind_index};
 
