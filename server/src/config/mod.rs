@@ -75,10 +75,14 @@ pub const DEV_TOKEN_LABEL: &str = "hanko-dev";
 /// Name of the config file `dev-init` writes into the data directory.
 pub const DEV_CONFIG_FILE: &str = "hanko.toml";
 /// `store.linger_ms` when not set: the upper bound of the log writer's wait for more
-/// records while the signers are backlogged (benches/RESULTS.md, 2026-11-25). 5 ms, not
-/// 2 (2026-12-04): with RSA-3072 on SoftHSM a batch grew from ~2.5 to ~6 records and the
-/// rate by ~5 %, since every commit's fixed CPU is taken from the signers. The wait only
-/// happens while requests already queue for a signer, and the server bounds it by a
-/// quarter of the time that queue will take (`keys::SigningBacklog`), so a short queue
-/// (P-256, or a load below capacity) holds records far less than this.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
+/// records while the signers are backlogged (benches/RESULTS.md, 2026-11-25). 20 ms, not
+/// 5 (2026-12-04, session 34), nor 2 before that: every commit's fixed CPU (the WAL
+/// write, the fsync, the wake-ups of the writer, the syncer and the runtime) is taken
+/// from the signers when the front shares their cores. Saturated with RSA-3072 on
+/// SoftHSM a batch grew from ~4.3 to ~14 records, the log's threads and the runtime
+/// used ~7 of the machine's 200 ticks/s less, and the rate rose from 0.84 to 0.90 of a
+/// bare C_Sign loop. The wait only happens while requests already queue for a signer,
+/// and the server bounds it by a quarter of the time that queue will take
+/// (`keys::SigningBacklog`): a client held 20 ms has queued 80 ms or more anyway, and a
+/// short queue (P-256, a load below capacity) holds records far less than this.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
