@@ -119,8 +119,8 @@ struct BenchKey {
     alg: SignatureAlgorithm,
     /// `reqPolicy`, or the default policy when `None`.
     policy: Option<&'static str>,
-    /// The acceptance target: TSA rate ÷ raw HSM rate.
-    target: f64,
+    /// The acceptance target of TSA rate ÷ raw HSM rate, where the key has one.
+    target: Option<f64>,
 }
 
 const KEYS: [BenchKey; 2] = [
@@ -130,14 +130,18 @@ const KEYS: [BenchKey; 2] = [
         alg: SignatureAlgorithm::RsaPkcs1v15(HashAlgorithm::Sha256),
         policy: None,
         // Issue #17: log on, verify on, >= 0.92 of a bare C_Sign loop's rate.
-        target: 0.92,
+        target: Some(0.92),
     },
     BenchKey {
         name: "ECDSA P-256",
         label: "tsa-p256",
         alg: SignatureAlgorithm::Ecdsa(HashAlgorithm::Sha256),
         policy: Some(ECDSA_POLICY),
-        target: 0.75,
+        // None: issue #17 judges P-256 by the server's CPU use and by verify on ÷ off.
+        // Against a bare loop SoftHSM signs P-256 in ~70 µs of CPU, a quarter of what the
+        // front spends per token on 2 shared cores (~0.25 of it; RESULTS.md, session 34);
+        // the 0.75 this had was against a pool with verify on.
+        target: None,
     },
 ];
 
