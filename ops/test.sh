@@ -11,9 +11,11 @@
 # works first on a fresh machine, before or without the dev server's command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
 ./ops/dev-setup.sh </dev/null
 
-log() { printf 'test.sh: %s\n' "$*" >&2; }
+# Each line carries the seconds since the start, so a CI log shows where its time went.
+log() { printf 'test.sh [%4d s]: %s\n' "$(( $(date +%s) - started ))" "$*" >&2; }
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 as_root() { "${SUDO[@]}" "$@"; }
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -95,7 +97,9 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo doc (no broken intra-doc links, no rustdoc warnings)"
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --quiet
-log "cargo test"
+log "cargo test: building the tests"
+cargo test --workspace --no-run --quiet
+log "cargo test: running them"
 cargo test --workspace --no-fail-fast
 log "systemd unit (ops/hanko.service)"
 ./ops/check-unit.sh
