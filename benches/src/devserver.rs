@@ -225,15 +225,19 @@ pub(crate) fn with_verify(base: &toml::Table, verify: bool) -> anyhow::Result<to
 }
 
 /// The two runtimes of an HTTP bench: a multi-threaded one for the raw signing pool (as
-/// the server's) and the load generator's single thread (as cheap as a client can be).
+/// the server's) and the load generator's ([`client_runtime`]).
 pub(crate) fn runtimes() -> std::io::Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
     let raw = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = tokio::runtime::Builder::new_current_thread()
+    Ok((raw, client_runtime()?))
+}
+
+/// The load generator's runtime: a single thread, as cheap as a client can be.
+pub(crate) fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    Ok((raw, client))
+        .build()
 }
 
 /// A row configuration's `hanko.toml`, marked as written by `bench`.

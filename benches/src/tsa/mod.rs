@@ -327,7 +327,7 @@ impl<'a> Bench<'a> {
         for k in KEYS.iter().copied().filter(wanted) {
             keys.push((k, Arc::new(build_requests(args.requests, k.policy, &[])?)));
         }
-        let (_, client_rt) = crate::devserver::runtimes()?;
+        let client_rt = crate::devserver::client_runtime()?;
         Ok(Bench {
             args,
             hanko,
