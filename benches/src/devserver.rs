@@ -240,6 +240,16 @@ pub(crate) fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// The standard output of `cmd` (`what` names it in errors); a failure to start it or a
+/// non-zero exit is an error carrying its standard error.
+pub(crate) fn stdout_of(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A row configuration's `hanko.toml`, marked as written by `bench`.
 pub(crate) fn config_text(bench: &str, t: &toml::Table) -> anyhow::Result<String> {
     Ok(format!(

@@ -156,17 +156,16 @@ fn verifies_per_second(seconds: Duration, verify: impl Fn() -> bool) -> anyhow::
 
 /// `openssl speed`'s verify/s for `case` (one process, one thread).
 fn openssl_speed(seconds: u64, case: &Case) -> anyhow::Result<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-seconds", &seconds.to_string(), case.openssl_name])
-        .output()
-        .context("run openssl speed (Debian package openssl)")?;
-    if !out.status.success() {
-        bail!(
-            "openssl speed failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    parse_speed(&String::from_utf8_lossy(&out.stdout))
+    let out = crate::devserver::stdout_of(
+        Command::new("openssl").args([
+            "speed",
+            "-seconds",
+            &seconds.to_string(),
+            case.openssl_name,
+        ]),
+        "openssl speed (Debian package openssl)",
+    )?;
+    parse_speed(&out)
         .into_iter()
         .find(|(line, _)| line == case.openssl_line)
         .map(|(_, rate)| rate)

@@ -344,19 +344,14 @@ fn normal_hex(h: &str) -> String {
 
 /// The serials of the time-stamp records in the data directory's log (`hanko log export`).
 fn logged_serials(hanko: &Path, dir: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
-    let out = Command::new(hanko)
-        .args(["log", "export", "--data-dir"])
-        .arg(dir)
-        .output()
-        .context("running hanko log export")?;
-    if !out.status.success() {
-        bail!(
-            "hanko log export failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let export = crate::devserver::stdout_of(
+        Command::new(hanko)
+            .args(["log", "export", "--data-dir"])
+            .arg(dir),
+        "hanko log export",
+    )?;
     let mut serials = std::collections::HashSet::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in export.lines() {
         let v: serde_json::Value = serde_json::from_str(line).context("an export line")?;
         if v["kind"] == "timestamp"
             && let Some(s) = v["serial"].as_str()
