@@ -307,13 +307,25 @@ async fn track_metrics(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    count_request(route, method, response.status(), start);
+    response
+}
+
+/// Counts one answered request under its route pattern and method
+/// (`hanko_http_requests_total` by status, `hanko_http_request_duration_seconds` since
+/// `start`). [`track_metrics`] and the early refusal (`shed.rs`) both count through
+/// here, so a refusal lands in the same series whichever answered it.
+fn count_request(
+    route: impl Into<metrics::SharedString> + Clone,
+    method: impl Into<metrics::SharedString> + Clone,
+    status: StatusCode,
+    start: Instant,
+) {
     metrics::counter!("hanko_http_requests_total",
-        "route" => route.clone(), "method" => method.clone(), "status" => status)
+        "route" => route.clone(), "method" => method.clone(), "status" => status.as_u16().to_string())
     .increment(1);
     metrics::histogram!("hanko_http_request_duration_seconds", "route" => route, "method" => method)
         .record(start.elapsed().as_secs_f64());
-    response
 }
 
 #[cfg(test)]

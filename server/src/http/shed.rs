@@ -42,7 +42,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use hanko_hsm::Lane;
 
-use super::{Limits, Refusal, refuse, request_id};
+use super::{Limits, Refusal, count_request, refuse, request_id};
 use crate::state::AppState;
 
 /// The early refusal of a server where it can apply (see the module docs).
@@ -93,11 +93,7 @@ impl EarlyRefusal {
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(request_id::HEADER, v);
         }
-        metrics::counter!("hanko_http_requests_total",
-            "route" => route, "method" => "POST", "status" => "503")
-        .increment(1);
-        metrics::histogram!("hanko_http_request_duration_seconds", "route" => route, "method" => "POST")
-            .record(start.elapsed().as_secs_f64());
+        count_request(route, "POST", response.status(), start);
         Some(response)
     }
 }
