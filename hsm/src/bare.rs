@@ -12,7 +12,7 @@ use hanko_pki::SignatureAlgorithm;
 
 use crate::error::Error;
 use crate::pool::{block_to_sign, mechanism};
-use crate::token::{Hsm, find_private_key, login};
+use crate::token::Hsm;
 
 /// The message each signature covers: 220 bytes, the size of typical CMS signed
 /// attributes (what the pool's callers sign).
@@ -46,21 +46,7 @@ impl Hsm {
                         // A mechanism is not Sync (raw parameter pointers): one each.
                         let mech = mechanism(alg);
                         let state = self.inner.module.read();
-                        let prepared = self.inner.slot(&state).and_then(|slot| {
-                            let session = state
-                                .ctx
-                                .open_ro_session_no_drop(slot)
-                                .map_err(|e| Error::from_cryptoki(e, token))?;
-                            let key = login(&session, self.inner.pin(), token)
-                                .and_then(|()| find_private_key(&session, token, key_label));
-                            match key {
-                                Ok(key) => Ok((session, key)),
-                                Err(e) => {
-                                    let _ = session.close();
-                                    Err(e)
-                                }
-                            }
-                        });
+                        let prepared = self.inner.open_key_session(&state, key_label);
                         if prepared.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }

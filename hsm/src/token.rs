@@ -164,6 +164,32 @@ impl HsmInner {
         Ok(old)
     }
 
+    /// A fresh session on the token, logged in, with the handle of the private key
+    /// labelled `key`: what a signing worker (and the bench's bare loop) signs in. The
+    /// session is closed again when the login or the key lookup fails. Called under the
+    /// module's read lock (`state`).
+    pub(crate) fn open_key_session(
+        &self,
+        state: &ModuleState,
+        key: &str,
+    ) -> Result<(Session, ObjectHandle), Error> {
+        let token = self.label.as_str();
+        let slot = self.slot(state)?;
+        let session = state
+            .ctx
+            .open_ro_session_no_drop(slot)
+            .map_err(|e| Error::from_cryptoki(e, token))?;
+        match login(&session, &self.pin, token)
+            .and_then(|()| find_private_key(&session, token, key))
+        {
+            Ok(handle) => Ok((session, handle)),
+            Err(e) => {
+                let _ = session.close();
+                Err(e)
+            }
+        }
+    }
+
     /// Runs `f` in a fresh session under the read lock; reports a device loss.
     pub(crate) fn with_session<T>(
         &self,

@@ -37,7 +37,7 @@ use crate::lane::Lane;
 use crate::metrics_names as m;
 use crate::module::ModuleState;
 use crate::spki;
-use crate::token::{find_private_key, login};
+use crate::token::find_private_key;
 
 pub(super) fn spawn_worker(shared: &Arc<Shared>) -> Result<(), Error> {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -297,14 +297,17 @@ fn sign_once(
 fn open_session(sh: &Shared, state: &ModuleState, epoch: u64) -> Result<WorkerSession, Error> {
     let token = sh.hsm.label.as_str();
     let generation = state.generation;
-    let slot = sh.hsm.slot(state)?;
-    let session = state
-        .ctx
-        .open_ro_session_no_drop(slot)
-        .map_err(|e| Error::from_cryptoki(e, token))?;
-    let key = login(&session, sh.hsm.pin(), token)
-        .and_then(|()| find_private_key(&session, token, &sh.key.label));
-    let key = match key {
+    match sh.hsm.open_key_session(state, &sh.key.label) {
+        Ok((session, key)) => {
+            sh.found_generation.store(generation, Ordering::Release);
+            Ok(WorkerSession {
+                session,
+                key,
+                generation,
+                epoch,
+            })
+        }
+        // Found under this generation before: the token lost it.
         Err(Error::KeyNotFound { .. })
             if sh.found_generation.load(Ordering::Acquire) == generation =>
         {
@@ -314,22 +317,7 @@ fn open_session(sh: &Shared, state: &ModuleState, epoch: u64) -> Result<WorkerSe
                 rv: ReturnValue(RvError::ObjectHandleInvalid),
             })
         }
-        other => other,
-    };
-    match key {
-        Ok(key) => {
-            sh.found_generation.store(generation, Ordering::Release);
-            Ok(WorkerSession {
-                session,
-                key,
-                generation,
-                epoch,
-            })
-        }
-        Err(e) => {
-            let _ = session.close();
-            Err(e)
-        }
+        Err(e) => Err(e),
     }
 }
 
