@@ -12,6 +12,18 @@ pub(crate) struct CpuSplit {
     pub(crate) other: f64,
 }
 
+impl CpuSplit {
+    /// The mean of splits measured over intervals of the same length (0 for none).
+    pub(crate) fn mean(parts: &[CpuSplit]) -> CpuSplit {
+        let n = parts.len().max(1) as f64;
+        CpuSplit {
+            server: parts.iter().map(|p| p.server).sum::<f64>() / n,
+            generator: parts.iter().map(|p| p.generator).sum::<f64>() / n,
+            other: parts.iter().map(|p| p.other).sum::<f64>() / n,
+        }
+    }
+}
+
 /// Clock ticks of the server, of this process and of the whole machine.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CpuTimes {
@@ -87,4 +99,23 @@ pub(crate) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let v: Vec<&str> = text.split_whitespace().take(3).collect();
     (v.len() == 3).then(|| v.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_of_splits_is_per_share() {
+        let split = |server, generator, other| CpuSplit {
+            server,
+            generator,
+            other,
+        };
+        let m = CpuSplit::mean(&[split(0.9, 0.02, 0.0), split(0.7, 0.04, 0.1)]);
+        assert!((m.server - 0.8).abs() < 1e-9);
+        assert!((m.generator - 0.03).abs() < 1e-9);
+        assert!((m.other - 0.05).abs() < 1e-9);
+        assert_eq!(CpuSplit::mean(&[]).server, 0.0);
+    }
 }

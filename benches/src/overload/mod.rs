@@ -11,12 +11,14 @@
 //!   hanko dev-init (once) ─> hanko serve --dev (log on, verify-after-sign on)
 //!   per key:
 //!     raw:       hanko_hsm pool on the same key, server idle            (signs/s)
+//!     single:    (--factor < 1 only) one client, closed loop, 5 s: one request's latency
 //!     capacity:  closed loop, --clients keep-alive clients, --seconds    (C req/s)
 //!     overload:  open loop at --factor × C for --seconds: requests fire on schedule
 //!                whatever the answers, each on an idle connection of a fixed set
 //!                (none idle: counted "not sent", the generator's own limit);
 //!                server RSS sampled every 200 ms, before, during and 2 s after
-//!     single:    (--factor < 1 only) one client, closed loop, 5 s: one request's latency
+//!     (--slices N: capacity and overload alternate N times, each --seconds / N long,
+//!      each open-loop slice at --factor × the capacity just before it: phases.rs)
 //!     check:     every 200 verified offline (hanko-client's verifier, dev root);
 //!   SIGTERM ─> `hanko log export`: every verified token's serial is in the log
 //! ```
@@ -47,10 +49,12 @@ use crate::devserver::{
 use crate::hsm::pool_rate;
 use crate::http::post;
 use crate::tsa::ECDSA_POLICY;
-use crate::tsa::load::{drive, time_stamp_req};
+use crate::tsa::load::time_stamp_req;
 
 mod open_loop;
-use open_loop::{OpenLoop, open_loop, rss_kib, sample_rss};
+mod phases;
+use open_loop::{OpenLoop, rss_kib};
+use phases::Phases;
 
 /// Options of `hanko-bench overload`.
 #[derive(Debug, clap::Args)]
@@ -75,6 +79,12 @@ pub struct Args {
     /// Connections of the open loop (the server allows 256 per source address).
     #[arg(long, default_value_t = 200)]
     pub connections: usize,
+    /// Alternate the closed loop that measures the capacity and the open loop this many
+    /// times, each phase `--seconds / N` long, every open-loop slice at `--factor` × the
+    /// capacity measured just before it (tracks a VM whose speed drifts; see
+    /// `overload/phases.rs`). 1: one phase of each.
+    #[arg(long, default_value_t = 1)]
+    pub slices: usize,
     /// A request unanswered after this many milliseconds counts as hung.
     #[arg(long, default_value_t = 15_000)]
     pub hang_ms: u64,
@@ -150,6 +160,8 @@ struct KeyResult {
     verified: usize,
     bad_tokens: usize,
     serials: Vec<String>,
+    /// Where a granted token's time went in the server during the open loop.
+    stages: crate::tsa::config::Stages,
     /// `hanko_hsm_sign_errors_total` and `hanko_hsm_orphaned_jobs_total` lines of the
     /// key, and the server's connection closes on a deadline
     /// (`hanko_http_refused_total{reason="header_timeout"}`,
@@ -162,6 +174,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     args.common.check()?;
     if !(args.factor.is_finite() && args.factor >= 0.1) {
         bail!("--factor must be at least 0.1");
+    }
+    if args.slices == 0 || args.slices > 600 {
+        bail!("--slices must be between 1 and 600");
     }
     if args.connections == 0 || args.connections > 250 {
         bail!("--connections must be between 1 and 250 (the server's per-source cap is 256)");
@@ -225,54 +240,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .block_on(pool_rate(&hsm, key.label, key.alg, workers, true, seconds))?
             .rate;
         let reqs = Arc::new(requests(4096, key.policy)?);
-        let http_only: Arc<Vec<Vec<u8>>> = Arc::new(reqs.iter().map(|r| r.http.clone()).collect());
-        let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
-        let cpu0 = crate::cpu::CpuTimes::sample(Some(pid));
-        let capacity = client_rt
-            .block_on(drive(
-                &crate::http::Target::plain(server.addr()),
-                http_only.clone(),
-                clients,
-                seconds,
-            ))?
-            .rate();
-        let cpu_capacity =
-            crate::cpu::CpuTimes::split(&cpu0, &crate::cpu::CpuTimes::sample(Some(pid)), ncpu);
-        if capacity <= 0.0 {
-            bail!("the closed loop got no token from the server: see its log");
+        let measured = Phases {
+            rt: &client_rt,
+            addr: server.addr(),
+            pid,
+            reqs: reqs.clone(),
+            clients,
+            seconds,
+            factor: args.factor,
+            slices: args.slices,
+            connections: args.connections,
+            hang: Duration::from_millis(args.hang_ms),
         }
-        // Below capacity: what one request takes alone, the yardstick of the load's p99.
-        let single_ms = if args.factor < 1.0 {
-            let one = client_rt.block_on(drive(
-                &crate::http::Target::plain(server.addr()),
-                http_only.clone(),
-                1,
-                seconds.min(Duration::from_secs(5)),
-            ))?;
-            Some(one.granted.quantile_ms(0.5))
-        } else {
-            None
-        };
-        let rss_before = rss_kib(pid).unwrap_or(0);
-        let cpu1 = crate::cpu::CpuTimes::sample(Some(pid));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (load, (rss_peak, _)) = client_rt.block_on(async {
-            let sampler = tokio::spawn(sample_rss(pid, stop.clone()));
-            let load = open_loop(
-                server.addr(),
-                reqs.clone(),
-                capacity * args.factor,
-                seconds,
-                args.connections,
-                Duration::from_millis(args.hang_ms),
-            )
-            .await;
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            (load, sampler.await.unwrap_or((0, 0)))
-        });
-        let cpu_load =
-            crate::cpu::CpuTimes::split(&cpu1, &crate::cpu::CpuTimes::sample(Some(pid)), ncpu);
-        let load = load?;
+        .run()?;
+        let load = measured.load;
         std::thread::sleep(Duration::from_secs(2));
         let rss_after = rss_kib(pid).unwrap_or(0);
         // Why a 200 granted nothing, if any did: the pool's error counters of this key, and
@@ -314,13 +295,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         results.push(KeyResult {
             key,
             raw,
-            capacity,
-            single_ms,
-            cpu: [cpu_capacity, cpu_load],
+            capacity: measured.capacity,
+            single_ms: measured.single_ms,
+            cpu: measured.cpu,
             max_in_flight,
             load,
-            rss_before: rss_before.max(1),
-            rss_peak,
+            rss_before: measured.rss_before.max(1),
+            rss_peak: measured.rss_peak,
+            stages: measured.stages,
             rss_after,
             verified,
             bad_tokens,
@@ -471,6 +453,7 @@ fn print_report(results: &[KeyResult], logged: &std::collections::HashSet<String
             pct(&r.cpu[1]),
             r.load.granted.count() as f64 / r.load.elapsed.max(1e-9) / r.capacity.max(1e-9)
         );
+        println!("{}: open loop {}", r.key.name, r.stages);
         if let Some(single) = r.single_ms {
             let p99 = r.load.granted.quantile_ms(0.99);
             println!(

@@ -45,10 +45,32 @@ pub(super) struct OpenLoop {
     pub(super) elapsed: f64,
 }
 
-/// Fires `reqs` round-robin at `rate` per second for `dur` over `conns` connections.
+impl OpenLoop {
+    /// Adds the tallies of a later open loop (a slice of the same load).
+    pub(super) fn absorb(&mut self, later: OpenLoop) {
+        self.sent += later.sent;
+        self.not_sent += later.not_sent;
+        self.granted.merge(later.granted);
+        self.granted_bodies.extend(later.granted_bodies);
+        self.refused.merge(later.refused);
+        for (status, n) in later.other {
+            *self.other.entry(status).or_default() += n;
+        }
+        self.io += later.io;
+        if self.first_io.is_none() {
+            self.first_io = later.first_io;
+        }
+        self.hung += later.hung;
+        self.elapsed += later.elapsed;
+    }
+}
+
+/// Fires `reqs` round-robin, from the one after the first `skip`, at `rate` per second
+/// for `dur` over `conns` connections.
 pub(super) async fn open_loop(
     addr: &str,
     reqs: Arc<Vec<Req>>,
+    skip: u64,
     rate: f64,
     dur: Duration,
     conns: usize,
@@ -79,7 +101,7 @@ pub(super) async fn open_loop(
         }
         let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
         while fired < due {
-            let i = (fired as usize) % reqs.len();
+            let i = (skip.wrapping_add(fired) % reqs.len() as u64) as usize;
             fired += 1;
             let Some((mut conn, since)) =
                 idle.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop()
@@ -178,4 +200,41 @@ pub(super) async fn sample_rss(pid: u32, stop: Arc<std::sync::atomic::AtomicBool
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     (max, last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_add_up() {
+        let slice = |granted: u64, status: u16, io: Option<&str>| {
+            let mut o = OpenLoop {
+                sent: 10,
+                not_sent: 1,
+                io: u64::from(io.is_some()),
+                first_io: io.map(str::to_owned),
+                hung: 1,
+                elapsed: 2.0,
+                ..OpenLoop::default()
+            };
+            for i in 0..granted {
+                o.granted.push(Duration::from_millis(i + 1));
+                o.granted_bodies.push((i as usize, vec![]));
+            }
+            o.refused.push(Duration::from_millis(1));
+            o.other.insert(status, 2);
+            o
+        };
+        let mut all = slice(3, 0, None);
+        all.absorb(slice(2, 0, Some("first")));
+        all.absorb(slice(1, 500, Some("second")));
+        assert_eq!((all.sent, all.not_sent, all.hung, all.io), (30, 3, 3, 2));
+        assert_eq!((all.granted.count(), all.granted_bodies.len()), (6, 6));
+        assert_eq!(all.refused.count(), 3);
+        assert_eq!(all.other.get(&0), Some(&4));
+        assert_eq!(all.other.get(&500), Some(&2));
+        assert_eq!(all.first_io.as_deref(), Some("first"));
+        assert!((all.elapsed - 6.0).abs() < 1e-9);
+    }
 }

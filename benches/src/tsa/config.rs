@@ -50,25 +50,25 @@ pub(super) fn batch_stats(before: &str, after: &str) -> Option<BatchStats> {
 /// Where a token's time went in the server, mean ms per observation over the load, from
 /// the `_sum` / `_count` deltas of the server's stage histograms (each `None` when the
 /// server recorded none: a stage the configuration skips).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Stages {
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stages {
     /// `POST /tsa`, as the HTTP layer timed it.
-    pub(super) request: Option<f64>,
+    pub(crate) request: Option<f64>,
     /// The TSA's answer: checks, serial, signing pool, token DER.
-    pub(super) sign: Option<f64>,
+    pub(crate) sign: Option<f64>,
     /// Within `sign`: the wait for a signing worker.
-    pub(super) pool_queue: Option<f64>,
+    pub(crate) pool_queue: Option<f64>,
     /// Within `sign`: the worker's call (signature, verify-after-sign).
-    pub(super) hsm_call: Option<f64>,
+    pub(crate) hsm_call: Option<f64>,
     /// The append, until the record is durable and the request runs again.
-    pub(super) log: Option<f64>,
+    pub(crate) log: Option<f64>,
     /// Within `log`: the wait for the writer to begin the record's batch.
-    pub(super) log_queue: Option<f64>,
+    pub(crate) log_queue: Option<f64>,
     /// Within `log`: the batch's commit, until its waiters are answered.
-    pub(super) commit: Option<f64>,
+    pub(crate) commit: Option<f64>,
 }
 
-pub(super) fn stages(before: &str, after: &str) -> Stages {
+pub(crate) fn stages(before: &str, after: &str) -> Stages {
     let mean = |histogram: &str, labels: &str| mean_ms(before, after, histogram, labels);
     Stages {
         request: mean(
@@ -81,6 +81,44 @@ pub(super) fn stages(before: &str, after: &str) -> Stages {
         log: mean("hanko_tsa_issue_seconds", "{stage=\"log\"}"),
         log_queue: mean("hanko_log_queue_seconds", ""),
         commit: mean("hanko_log_commit_seconds", ""),
+    }
+}
+
+impl Stages {
+    /// Each stage's mean over measurements of the same length (a stage none of them
+    /// observed stays `None`).
+    pub(crate) fn mean(all: &[Stages]) -> Stages {
+        let avg = |f: fn(&Stages) -> Option<f64>| {
+            let seen: Vec<f64> = all.iter().filter_map(f).collect();
+            (!seen.is_empty()).then(|| seen.iter().sum::<f64>() / seen.len() as f64)
+        };
+        Stages {
+            request: avg(|s| s.request),
+            sign: avg(|s| s.sign),
+            pool_queue: avg(|s| s.pool_queue),
+            hsm_call: avg(|s| s.hsm_call),
+            log: avg(|s| s.log),
+            log_queue: avg(|s| s.log_queue),
+            commit: avg(|s| s.commit),
+        }
+    }
+}
+
+impl std::fmt::Display for Stages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"));
+        write!(
+            f,
+            "stages, mean ms: request {} = sign {} (pool queue {}, HSM call {}) + log {} \
+             (writer queue {}, commit {})",
+            ms(self.request),
+            ms(self.sign),
+            ms(self.pool_queue),
+            ms(self.hsm_call),
+            ms(self.log),
+            ms(self.log_queue),
+            ms(self.commit)
+        )
     }
 }
 
@@ -166,5 +204,27 @@ mod tests {
         // A series absent before counts from zero.
         assert!((s.sign.unwrap() - 2.0).abs() < 1e-9);
         assert!(s.request.is_none() && s.commit.is_none());
+    }
+
+    #[test]
+    fn stage_means_over_slices_skip_what_a_slice_did_not_see() {
+        let a = Stages {
+            sign: Some(4.0),
+            log: Some(1.0),
+            ..Stages::default()
+        };
+        let b = Stages {
+            sign: Some(6.0),
+            ..Stages::default()
+        };
+        let m = Stages::mean(&[a, b]);
+        assert_eq!((m.sign, m.log, m.request), (Some(5.0), Some(1.0), None));
+        assert!(Stages::mean(&[]).sign.is_none());
+        let line = m.to_string();
+        assert!(
+            line.contains("sign 5.00") && line.contains("+ log 1.00"),
+            "{line}"
+        );
+        assert!(line.contains("request -"), "{line}");
     }
 }

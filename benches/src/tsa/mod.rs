@@ -35,7 +35,7 @@
 //! server (`devserver.rs`), the CPU split (`cpu.rs`) and the HTTP client
 //! (`http.rs`) are shared with `hanko-bench seal`.
 
-mod config;
+pub(crate) mod config;
 pub(crate) mod load;
 pub mod network;
 mod report;

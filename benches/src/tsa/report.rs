@@ -177,18 +177,7 @@ fn print_row_in_words(r: &Row, max_other: f64) {
         );
     }
     if let Some(st) = r.stages {
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"));
-        println!(
-            "  stages, mean ms: request {} = sign {} (pool queue {}, HSM call {}) + log {} \
-             (writer queue {}, commit {})",
-            ms(st.request),
-            ms(st.sign),
-            ms(st.pool_queue),
-            ms(st.hsm_call),
-            ms(st.log),
-            ms(st.log_queue),
-            ms(st.commit)
-        );
+        println!("  {st}");
     }
 }
 
