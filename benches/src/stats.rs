@@ -41,17 +41,20 @@ impl Samples {
 }
 
 /// The median (mean of the middle two for an even count); 0 for none.
-pub fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(v: Vec<f64>) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// The `q` quantile (0.0..=1.0) of `v`, interpolated linearly between the two nearest
+/// ranks (the median of an even count is the mean of the middle two); 0 when empty.
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let h = (v.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (h - lo as f64)
 }
 
 #[cfg(test)]
@@ -75,5 +78,16 @@ mod tests {
         assert_eq!(median(vec![]), 0.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_ranks() {
+        let v = vec![5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(quantile(v.clone(), 0.25), 2.0);
+        assert_eq!(quantile(v.clone(), 0.75), 4.0);
+        assert_eq!(quantile(v.clone(), 0.0), 1.0);
+        assert_eq!(quantile(v, 1.0), 5.0);
+        assert_eq!(quantile(vec![1.0, 2.0], 0.25), 1.25);
+        assert_eq!(quantile(vec![], 0.25), 0.0);
     }
 }

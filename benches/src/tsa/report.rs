@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use super::Row;
 use crate::devserver::on_off;
-use crate::stats::median;
+use crate::stats::{median, quantile};
 
 /// The log column: `off`, `on`, or `on/1.0ms` (with `store.linger_ms`).
 pub(super) fn log_label(log: bool, linger: Option<f64>) -> String {
@@ -223,7 +223,7 @@ fn quiet_medians(rows: &[Row], max_other: f64) -> Vec<Median<'_>> {
         };
         let r = m.row;
         println!(
-            "  {} {} log {} verify {} clients {}: {} quiet round(s), {:.1} req/s, ratio {:.3}; \
+            "  {} {} log {} verify {} clients {}: {} quiet round(s), {:.1} req/s, ratio {:.3}{}; \
              {}",
             r.key.name,
             via(r.tls),
@@ -233,11 +233,33 @@ fn quiet_medians(rows: &[Row], max_other: f64) -> Vec<Median<'_>> {
             g.len(),
             m.rate,
             m.ratio,
+            spread(g),
             met(m.ratio, r.key.target)
         );
         medians.push(m);
     }
     medians
+}
+
+/// With four rounds or more, how far the rounds' ratios spread around the median: the
+/// quartiles, and the pooled ratio (all rounds' req/s over all their raw rates; the
+/// rounds are equally long).
+fn spread(rounds: &[&Row]) -> String {
+    if rounds.len() < 4 {
+        return String::new();
+    }
+    let ratios: Vec<f64> = rounds.iter().map(|r| r.ratio()).collect();
+    let raw: f64 = rounds.iter().map(|r| r.raw.rate()).sum();
+    let pooled = if raw > 0.0 {
+        rounds.iter().map(|r| r.load.rate()).sum::<f64>() / raw
+    } else {
+        0.0
+    };
+    format!(
+        " (quartiles {:.3}–{:.3}, pooled {pooled:.3})",
+        quantile(ratios.clone(), 0.25),
+        quantile(ratios, 0.75)
+    )
 }
 
 /// For each log-on median with a log-off median of the same key, verify and clients:
