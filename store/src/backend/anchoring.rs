@@ -196,42 +196,31 @@ macro_rules! impl_anchor_backend {
         impl $crate::backend::anchoring::AnchorBackend for $backend {
             fn range_info(&self) -> $crate::backend::BoxFut<'_, $crate::backend::anchoring::RangeInfo> {
                 Box::pin(async move {
-                    let err = |e| $crate::Error::db("read the open batch range", e);
-                    // Three reads, not one snapshot: the head is read last, so that it
-                    // is at or past every record the two middle reads found. Read first,
-                    // a record committed between the reads (issued earlier, committed
-                    // late under load) could start the clock of a range that ends before
-                    // it: a batch of the start's audit records alone (seen in CI).
-                    let last_batched: i64 = sqlx::query_scalar(
-                        "SELECT COALESCE((SELECT MAX(last_seq) FROM anchor_batches), 0)",
+                    // One statement, so one snapshot on both backends (SQLite's read
+                    // transaction, PostgreSQL's statement snapshot). Separate reads
+                    // raced appends: a token committed after the read of the first
+                    // issue time and before the read of `has_issued` left the range
+                    // "issued" with no issue time, which read as issued at the epoch and
+                    // closed the batch at once (seen in CI); read before the records, the
+                    // head could end a range before a record found after it.
+                    let (last_batched, first_issued_at_ns, has_issued, head): (
+                        i64,
+                        Option<i64>,
+                        Option<i64>,
+                        i64,
+                    ) = sqlx::query_as(
+                        "WITH b AS (SELECT COALESCE((SELECT MAX(last_seq) FROM anchor_batches), 0) AS done_seq) \
+                         SELECT b.done_seq, \
+                         (SELECT issued_at_ns FROM log_records WHERE seq > b.done_seq \
+                          AND kind <> 'audit' ORDER BY seq LIMIT 1), \
+                         (SELECT seq FROM log_records WHERE seq > b.done_seq \
+                          AND kind NOT IN ('archive-stamp', 'audit') ORDER BY seq LIMIT 1), \
+                         (SELECT seq FROM chain_head WHERE id = 1) \
+                         FROM b",
                     )
                     .fetch_one(&self.pool)
                     .await
-                    .map_err(err)?;
-                    // The service's audit events do not start the batch's clock: an
-                    // idle server's start-up would otherwise close the batch of its first
-                    // token at once.
-                    let first_issued_at_ns: Option<i64> = sqlx::query_scalar(
-                        "SELECT issued_at_ns FROM log_records WHERE seq > $1 \
-                         AND kind <> 'audit' ORDER BY seq LIMIT 1",
-                    )
-                    .bind(last_batched)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(err)?;
-                    let has_issued: Option<i64> = sqlx::query_scalar(
-                        "SELECT seq FROM log_records WHERE seq > $1 \
-                         AND kind NOT IN ('archive-stamp', 'audit') ORDER BY seq LIMIT 1",
-                    )
-                    .bind(last_batched)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(err)?;
-                    let head: i64 =
-                        sqlx::query_scalar("SELECT seq FROM chain_head WHERE id = 1")
-                            .fetch_one(&self.pool)
-                            .await
-                            .map_err(err)?;
+                    .map_err(|e| $crate::Error::db("read the open batch range", e))?;
                     Ok($crate::backend::anchoring::RangeInfo {
                         last_batched,
                         head,

@@ -203,6 +203,39 @@ async fn anchors_pending_then_done(db: TestDb) {
     store.close().await;
 }
 
+both!(the_open_range_is_read_in_one_snapshot);
+/// The batcher's view of the open range is one snapshot: a record committed while it is
+/// read is either wholly there (counted, issued, with its issue time) or not at all. Read
+/// in parts, a record committed between them once showed as issued with no issue time,
+/// which read as the epoch and closed its batch at once. Each round is a fresh range whose
+/// first record arrives while the range is being read over and over.
+async fn the_open_range_is_read_in_one_snapshot(db: TestDb) {
+    let store = db.open(StoreOptions::default()).await;
+    for i in 1..=40u64 {
+        let appender = {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(record(i, "alice")).await })
+        };
+        loop {
+            if let Some(open) = store.open_range().await.unwrap()
+                && open.has_issued
+            {
+                assert_eq!(
+                    open.first_issued_at,
+                    record(i, "alice").issued_at,
+                    "round {i}"
+                );
+                assert_eq!((open.first_seq, open.head_seq), (i, i), "round {i}");
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        appender.await.unwrap().unwrap();
+        store.close_batch(&batch(i, i, &["self"])).await.unwrap();
+    }
+    store.close().await;
+}
+
 both!(schema_refuses_overlaps_behind_the_stores_back);
 async fn schema_refuses_overlaps_behind_the_stores_back(db: TestDb) {
     let store = db.open(StoreOptions::default()).await;
