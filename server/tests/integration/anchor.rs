@@ -1,6 +1,6 @@
-//! Issue #15: Merkle anchoring through the real binary. A dev server with a short
-//! `anchor.interval_secs` closes a batch over the tokens it issued and its own TSA
-//! time-stamps the root; every token's evidence record (by hash, by serial, through
+//! Issue #15: Merkle anchoring through the real binary. A dev server closes a batch over
+//! the tokens it issued (at `anchor.max_leaves`, so that a slow machine cannot split it)
+//! and its own TSA time-stamps the root; every token's evidence record (by hash, by serial, through
 //! `hanko evidence get`) verifies with `hanko evidence verify` against the dev root; while
 //! the batch is open the API says so in JSON; the batch API and the metrics show it; `hanko
 //! log verify` recomputes the roots and names a tampered one. A second `hanko serve --dev`
@@ -138,7 +138,15 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     let work = tmp.path();
     let dir = work.join("data");
     dev_init(&dir);
-    let server = start_dev_with_extra(&dir, "[anchor]\ninterval_secs = 2\n");
+    // Each batch closes at the cap, never by time: under load five requests in a row can
+    // take longer than any short interval, and a batch closed between them would split
+    // what this test expects whole. The start's audit records (issue #18) come first.
+    let s = start_records(&dir);
+    let cap = 5 + s;
+    let server = start_dev_with_extra(
+        &dir,
+        &format!("[anchor]\ninterval_secs = 3600\nmax_leaves = {cap}\n"),
+    );
     let (status, list) = get_json(&server, "/api/v1/batches");
     assert_eq!(status, 200);
     assert_eq!(
@@ -167,8 +175,7 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     let batch = wait_batch(&server, 1, Duration::from_secs(60), |b| {
         anchor(b, "self")["state"] == "done"
     });
-    // The start's audit records come first (issue #18), then the five tokens.
-    let s = start_records(&dir);
+    // The start's audit records, then the five tokens.
     assert_eq!(batch["first_seq"], 1);
     assert_eq!(batch["last_seq"], 5 + s);
     assert_eq!(batch["leaf_count"], 5 + s);
@@ -326,9 +333,9 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
     );
     assert!(server.output().contains("anchor batch closed"));
 
-    // The next batch: batch 1's own archive time-stamp (seq 6, logged like any token),
-    // a new token and a seal, whose leaf is the sealed file.
-    let more = stamp(&server, "later", 1);
+    // The next batch: batch 1's own archive time-stamp (seq 6 + s, logged like any
+    // token), tokens up to the cap but one, and a seal, whose leaf is the sealed file.
+    let more = stamp(&server, "later", (cap - 2) as usize);
     let doc = b"a certificate of residence, sealed and anchored".to_vec();
     let key = dev_api_key(&dir);
     let (status, head, p7s) = seal(
@@ -354,6 +361,7 @@ fn tokens_are_anchored_and_their_evidence_verifies() {
         anchor(b, "self")["state"] == "done"
     });
     assert_eq!(b2["first_seq"], 6 + s, "{b2}");
+    assert_eq!(b2["leaf_count"], cap, "{b2}");
     let out = hanko()
         .current_dir(work)
         .args([
