@@ -1,6 +1,6 @@
 //! [`AppState`]: what every HTTP handler can reach, shared as `Arc<AppState>`.
 //!
-//! Built once at start-up (`startup.rs`), after every key passed its checks, and never
+//! Built once at start-up (`startup/`), after every key passed its checks, and never
 //! replaced: the fields are not behind a lock. What changes at run time is asked of its
 //! owner, not cached here: the token's and each signer's readiness (`Hsm::is_ready`,
 //! `Signer::not_ready_reason`), the clock and the TSU windows (`Tsa::check_ready`), and

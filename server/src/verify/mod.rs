@@ -19,7 +19,7 @@
 //!
 //! Nothing uploaded is kept: the bytes live for the request and only their SHA-256 and
 //! size are put in the report (and in the log line the route writes). Trust anchors are
-//! `[verify] trust_anchors`, by default the server's own roots (`startup.rs`).
+//! `[verify] trust_anchors`, by default the server's own roots (`startup/parts.rs`).
 
 mod page;
 mod picture;

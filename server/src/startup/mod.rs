@@ -11,27 +11,35 @@
 //!        ─> anchoring stopped (tasks joined) ─> audit: service-stopped ─> serve::release
 //! ```
 //!
+//! The listeners are bound in `listen.rs`, the parts built from the configuration once the
+//! keys are loaded (sealer options, verifier, renewer, anchoring, the HTTPS key) in
+//! `parts.rs`; this file runs the steps in order.
+//!
 //! Everything that changes the process environment (`SOFTHSM2_CONF`) happens in
 //! `serve_command`, before the runtime starts threads. A step that fails stops the
 //! start-up with an error naming what to fix; nothing is served before every key passed
 //! its checks.
 
-use std::net::SocketAddr;
+mod listen;
+mod parts;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hanko_hsm::{Hsm, ModuleConfig, Pin};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::config::{self, Config, FileConfig, Overrides};
 use crate::entry::{init_logging, runtime_with};
 use crate::state::AppState;
 use crate::suspension::{self, Suspensions};
-use crate::visible_seal::VisibleSeals;
 use crate::{audit, dev, http, issuance, keys, seal, serve};
+use listen::bind;
+use parts::{
+    load_tls_key, renewer, sealer_options, start_anchoring, start_renewal, verifier, visible_seals,
+};
 
 /// Where `serve` gets its configuration and token from, decided before the runtime
 /// starts.
@@ -279,188 +287,6 @@ fn spawn_metrics_upkeep(metrics: Option<PrometheusHandle>, state: Arc<AppState>)
     }
 }
 
-/// Binds the listen address (and the HTTPS one, with its certificate loaded and its
-/// reloads started) and says what is served there: "listening on ADDR" for plain HTTP,
-/// "serving TLS on ADDR" for HTTPS.
-async fn bind(
-    cfg: &Config,
-    tls_key: Option<Arc<http::tls_hsm::HsmTlsKey>>,
-) -> anyhow::Result<Vec<http::conn::Listener>> {
-    let mut listeners = vec![http::conn::Listener {
-        tcp: bind_plain(cfg).await?,
-        tls: None,
-    }];
-    if let Some(settings) = &cfg.tls {
-        let tls = http::tls::TlsServer::load(settings, tls_key).context("[tls]")?;
-        tls.spawn_reloader()?;
-        let tcp = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen (TLS) on {}", settings.listen))?;
-        let addr = tcp.local_addr().context("local address")?;
-        tracing::info!(%addr, client_auth = ?settings.client_auth,
-            handshake_timeout = ?settings.handshake_timeout, "serving TLS on {addr}");
-        listeners.push(http::conn::Listener {
-            tcp,
-            tls: Some(tls),
-        });
-    }
-    Ok(listeners)
-}
-
-/// Binds the plain HTTP address.
-async fn bind_plain(cfg: &Config) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr: SocketAddr = listener.local_addr().context("local address")?;
-    tracing::info!(
-        max_in_flight = cfg.http.max_in_flight,
-        rate_limit_per_sec = cfg.http.rate_limit.map(|r| r.per_sec.get()),
-        rate_limit_burst = cfg.http.rate_limit.map(|r| r.burst.get()),
-        "admission control of the signing routes"
-    );
-    tracing::info!(
-        max_connections = cfg.http.max_connections,
-        max_connections_per_source = cfg.http.max_connections_per_source,
-        header_timeout = ?cfg.http.header_timeout,
-        body_timeout = ?cfg.http.body_timeout,
-        keepalive_timeout = ?cfg.http.keepalive_timeout,
-        "connection limits"
-    );
-    warn_if_few_open_files(cfg.http.max_connections);
-    tracing::info!(%addr, dev = cfg.dev, "listening on {addr}");
-    Ok(listener)
-}
-
-/// Descriptors the server needs besides its connections: the token's sessions, the
-/// issuance log, the listener, chrony's socket, logs.
-const FILES_BESIDE_CONNECTIONS: u64 = 64;
-
-/// Warns when the open-file limit cannot hold `http.max_connections` connections: past
-/// it, `accept` fails with EMFILE and new clients wait in the kernel's queue instead of
-/// being served or refused with a reason.
-fn warn_if_few_open_files(max_connections: usize) {
-    let Some(soft) = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|t| open_files_soft_limit(&t))
-    else {
-        return; // not Linux, or no /proc: nothing to judge by
-    };
-    let needed = max_connections as u64 + FILES_BESIDE_CONNECTIONS;
-    if soft < needed {
-        tracing::warn!(
-            open_files_limit = soft,
-            needed,
-            max_connections,
-            "the open-file limit is below http.max_connections + {FILES_BESIDE_CONNECTIONS}: \
-             raise it (systemd LimitNOFILE=, or `ulimit -n {needed}`) or lower \
-             http.max_connections"
-        );
-    }
-}
-
-/// The soft limit of "Max open files" in `/proc/self/limits`; `None` when unlimited or
-/// absent.
-fn open_files_soft_limit(limits: &str) -> Option<u64> {
-    let rest = limits
-        .lines()
-        .find_map(|l| l.strip_prefix("Max open files"))?;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-/// The seal credentials' metadata and the external TSA of B-T seals, from `cfg`.
-fn sealer_options(cfg: &Config) -> seal::SealerOptions {
-    let metadata = cfg
-        .keys
-        .iter()
-        .filter_map(|k| Some((k.label.clone(), k.seal.clone()?)))
-        .collect();
-    let external_tsa = cfg.seal_tsa.as_ref().map(|s| {
-        tracing::info!(url = %s.url, anchors = s.trust_anchors.len(),
-            "B-T seals are stamped by an external TSA");
-        Arc::new(crate::external_tsa::ExternalTsa::new(s)) as Arc<dyn hanko_seal::TimeStamper>
-    });
-    seal::SealerOptions {
-        metadata,
-        external_tsa,
-        rollover: None,
-    }
-}
-
-/// Each seal credential's visible PDF seal (its `[keys.seal]` image and display name),
-/// with the font of `seal.font`.
-fn visible_seals(sealer: &seal::Sealer, cfg: &Config) -> anyhow::Result<VisibleSeals> {
-    VisibleSeals::for_credentials(
-        &sealer.loaded_credentials(),
-        cfg.seal_font.as_deref(),
-        cfg.dev,
-    )
-    .context("visible seals")
-}
-
-/// The verification page's verifier: `[verify] trust_anchors`, or the server's own
-/// roots: with `--dev` the dev root (`dev-pki/root.pem`), else the top of each key's
-/// chain; and `seal.tsa_ca` and each `[[anchor.external]]`'s `ca` (their archive
-/// time-stamps in evidence records).
-fn verifier(cfg: &Config, keys: &[crate::state::SigningKey]) -> crate::verify::Verifier {
-    let v = &cfg.verify;
-    let dev_root = cfg
-        .dev
-        .then(|| std::fs::read_to_string(cfg.data_dir.join("dev-pki").join("root.pem")).ok())
-        .flatten()
-        .and_then(|pem| hanko_pki::cert::load_pem_chain(&pem).ok());
-    let anchors = match (&v.trust_anchors, dev_root) {
-        (Some(a), _) => a.clone(),
-        (None, dev_root) => {
-            let mut extra = cfg
-                .seal_tsa
-                .as_ref()
-                .map(|t| t.trust_anchors.clone())
-                .unwrap_or_default();
-            for e in &cfg.anchor.external {
-                extra.extend(e.tsa.trust_anchors.iter().cloned());
-            }
-            match dev_root {
-                Some(root) => {
-                    extra.extend(root);
-                    extra
-                }
-                None => crate::verify::default_anchors(keys.iter().map(|k| k.chain()), &extra),
-            }
-        }
-    };
-    tracing::info!(
-        anchors = anchors.len(),
-        max_upload_bytes = v.max_upload_bytes,
-        "verification page"
-    );
-    crate::verify::Verifier::new(anchors, v.max_upload_bytes, v.max_in_flight)
-}
-
-/// The renewal of evidence records archives hold (`POST /api/v1/evidence/renew`): the
-/// own TSA under `[renewal]`, trusting the top of each TSA key's chain and
-/// `renewal.trust_anchors`; `None` without a TSA.
-fn renewer(
-    cfg: &Config,
-    keys: &[crate::state::SigningKey],
-    issuer: Option<&Arc<issuance::Issuer>>,
-) -> Option<Arc<crate::renewal::Renewer>> {
-    let tsa_chains = keys
-        .iter()
-        .filter(|k| k.usage() == crate::config::KeyUsage::Tsa)
-        .map(|k| k.chain());
-    let roots = crate::verify::default_anchors(tsa_chains, &cfg.renewal.trust_anchors);
-    tracing::info!(roots = roots.len(), "evidence renewal trust anchors");
-    issuer.map(|i| {
-        Arc::new(crate::renewal::Renewer::new(
-            i.clone(),
-            cfg.renewal.policy.clone(),
-            roots,
-        ))
-    })
-}
-
-/// The start-up steps inside the runtime, then serving until a signal, then release.
 async fn serve_async(plan: Plan, overrides: Overrides) -> anyhow::Result<()> {
     let metrics = install_metrics();
     let (cfg, hsm, module, reload_source) = open_token(plan, overrides).await?;
@@ -648,112 +474,4 @@ async fn serve_with_token(
     serve::release(state, store).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Starts Merkle anchoring (`[anchor]`): the batcher and one task per target, the own
-/// TSA (`self`) first. `None` when disabled. Refuses the test hook
-/// `HANKO_FAULT_ANCHOR_PAUSE` without `--dev` (see `anchor::FaultPoint`).
-fn start_anchoring(
-    cfg: &Config,
-    state: &AppState,
-    store: &hanko_store::Store,
-) -> anyhow::Result<Option<crate::anchor::Anchoring>> {
-    use crate::anchor::{AnchorTarget, ExternalTarget, FaultPoint, SelfTarget};
-    let fault = FaultPoint::from_env(cfg.dev)?;
-    if !cfg.anchor.enabled {
-        tracing::info!("anchoring is disabled ([anchor] enabled = false)");
-        return Ok(None);
-    }
-    if let Some(p) = fault {
-        tracing::warn!(
-            point = p.as_str(),
-            "test hook: anchoring pauses at {}",
-            p.as_str()
-        );
-    }
-    let mut targets: Vec<Arc<dyn AnchorTarget>> = Vec::new();
-    if cfg.anchor.self_target && cfg.store.durability == config::Durability::None {
-        // Its tokens would not be logged: never an unlogged token.
-        tracing::warn!(
-            "store.durability = \"none\": the own TSA does not anchor (self target off)"
-        );
-    } else if cfg.anchor.self_target
-        && let Some(issuer) = &state.issuer
-    {
-        targets.push(Arc::new(SelfTarget {
-            issuer: issuer.clone(),
-        }));
-    }
-    for e in &cfg.anchor.external {
-        tracing::info!(target = %e.name, url = %e.tsa.url, "anchor target: external TSA");
-        targets.push(Arc::new(ExternalTarget {
-            name: e.name.clone(),
-            tsa: crate::external_tsa::ExternalTsa::new(&e.tsa),
-        }));
-    }
-    Ok(Some(crate::anchor::spawn(
-        store.clone(),
-        &cfg.anchor,
-        targets,
-        fault,
-    )))
-}
-
-/// Starts the renewal scheduler (issue #16) where anchoring runs and the own TSA can
-/// issue logged archive time-stamps; `None` otherwise.
-fn start_renewal(
-    cfg: &Config,
-    state: &AppState,
-    store: &hanko_store::Store,
-) -> anyhow::Result<Option<crate::anchor::renewal::Renewal>> {
-    use crate::anchor::renewal;
-    let fault = crate::anchor::FaultPoint::from_env(cfg.dev)?;
-    let Some(issuer) = state.issuer.clone() else {
-        return Ok(None);
-    };
-    if !cfg.anchor.enabled || cfg.store.durability == config::Durability::None {
-        return Ok(None);
-    }
-    // The scheduler renews as the renewal API decides: `renewal.time_stamp_before_days`.
-    let settings = renewal::RenewalSettings::new(cfg.dev, cfg.renewal.policy.time_stamp_before);
-    Ok(Some(renewal::spawn(store.clone(), issuer, settings, fault)))
-}
-
-/// The HTTPS listener's key in the HSM, with `tls.key_label`: its own signing pool
-/// (`http::tls_hsm`), checked like the signing keys before anything is served.
-async fn load_tls_key(
-    cfg: &Config,
-    hsm: &Hsm,
-) -> anyhow::Result<Option<Arc<http::tls_hsm::HsmTlsKey>>> {
-    let Some(settings) = &cfg.tls else {
-        return Ok(None);
-    };
-    let config::TlsKey::Hsm(label) = &settings.key else {
-        return Ok(None);
-    };
-    let pool = http::tls_hsm::pool_config(&cfg.pool, settings.handshake_timeout);
-    let key = http::tls_hsm::HsmTlsKey::load(hsm, label, pool)
-        .await
-        .context("[tls]")?;
-    Ok(Some(key))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::open_files_soft_limit;
-
-    #[test]
-    fn the_soft_open_file_limit_is_read_from_proc_limits() {
-        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                      Max cpu time              unlimited            unlimited            seconds   \n\
-                      Max open files            1024                 524288               files     \n";
-        assert_eq!(open_files_soft_limit(limits), Some(1024));
-        let unlimited =
-            "Max open files            unlimited            unlimited            files\n";
-        assert_eq!(open_files_soft_limit(unlimited), None);
-        assert_eq!(
-            open_files_soft_limit("Max processes 10 10 processes\n"),
-            None
-        );
-    }
 }
