@@ -18,9 +18,11 @@
 //!
 //! # Layout
 //! This file holds the pool's shared state, the [`HsmSigner`] handle and the breaker's
-//! bookkeeping; `digest.rs` signing of digests the caller computed; `worker.rs` the worker threads (one retry on a fresh session, device
-//! loss), `watchdog.rs` the deadlines and abandoned workers, `mechanism.rs` what each
-//! algorithm asks of PKCS#11, `stats.rs` the counters behind [`PoolStats`].
+//! bookkeeping; `queue.rs` the jobs and their lanes' queue; `digest.rs` signing of
+//! digests the caller computed; `worker.rs` the worker threads (one retry on a fresh
+//! session, device loss), `watchdog.rs` the deadlines and abandoned workers,
+//! `mechanism.rs` what each algorithm asks of PKCS#11, `stats.rs` the counters behind
+//! [`PoolStats`].
 //!
 //! # Readiness: a breaker on failures in a row
 //! [`Signer::is_ready`](hanko_pki::Signer::is_ready) is the token's readiness (present,
@@ -50,7 +52,6 @@
 //! the thread. It does not retry across requests or re-queue: a request gets at most two
 //! attempts, within its own deadline.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -64,17 +65,18 @@ use tokio::sync::oneshot;
 use crate::PoolConfig;
 use crate::breaker::{self, Breaker, Transition};
 use crate::error::Error;
-use crate::lane::Lane;
 use crate::metrics_names as m;
 use crate::token::HsmInner;
 
 mod digest;
 mod mechanism;
+mod queue;
 mod stats;
 mod watchdog;
 mod worker;
 
 pub(crate) use mechanism::{block_to_sign, mechanism, sign_mechanism};
+use queue::{Answer, Check, InFlight, Item, Job, Queue, Reply, WorkerSlot};
 pub use stats::PoolStats;
 use stats::{Counters, Timing, by_kind, kind_index};
 
@@ -91,125 +93,6 @@ pub(crate) struct KeyRef {
     /// The digest-signing algorithms the key's type allows and the token offers a
     /// mechanism for (asked once, when the pool starts).
     pub(crate) digest_algs: Vec<DigestSignAlgorithm>,
-}
-
-/// A job's answer: its signature, or why there is none.
-type Answer = Result<Vec<u8>, SignError>;
-type Reply = oneshot::Sender<Answer>;
-
-/// One signing request: one signature, one queue slot.
-struct Job {
-    item: Item,
-    reply: Reply,
-    /// Submission time + `call_timeout`.
-    deadline: Instant,
-    /// The lane it was submitted in (`lane::current()` at submission).
-    lane: Lane,
-    /// When it was queued (for [`m::QUEUE_WAIT`]).
-    queued: Instant,
-}
-
-/// One signature's worth of work.
-struct Item {
-    /// The algorithm: the mechanism, and the DER conversion of ECDSA's `r || s`.
-    alg: SignatureAlgorithm,
-    /// What the mechanism signs.
-    data: Vec<u8>,
-    /// What verify-after-sign checks the signature against.
-    check: Check,
-}
-
-/// What a signature must verify against.
-enum Check {
-    /// The message given to `sign`, with the pool's algorithm.
-    Message(Vec<u8>),
-    /// The digest given to `sign_digest(s)`, with the requested algorithm.
-    Digest(DigestSignAlgorithm, Vec<u8>),
-}
-
-/// A worker's job in flight, watched by the watchdog.
-#[derive(Default)]
-struct InFlight {
-    /// When the worker took the job (for abandonment).
-    since: Option<Instant>,
-    /// The job's deadline (for answering `Timeout`).
-    deadline: Option<Instant>,
-    /// Taken by whoever answers first: the worker or the watchdog.
-    reply: Option<Reply>,
-    /// Set by the watchdog when it gave up on this worker.
-    abandoned: bool,
-    /// The job is a bulk one, counted in `Queue::bulk_busy`; whoever ends the count (the
-    /// worker when the job is done, or the watchdog when it abandons the worker) clears it.
-    bulk: bool,
-}
-
-struct WorkerSlot {
-    id: usize,
-    inflight: Mutex<InFlight>,
-}
-
-/// The jobs waiting for a worker, one FIFO per [`Lane`] (indexed by `Lane::index`).
-struct Queue {
-    lanes: [VecDeque<Job>; 2],
-    /// Bulk jobs being signed now (taken by a worker, not yet done or abandoned).
-    bulk_busy: usize,
-    /// The most bulk jobs signed at once while an interactive job waits (see
-    /// [`PoolConfig::bulk_share`]).
-    bulk_max: usize,
-    closed: bool,
-}
-
-impl Queue {
-    fn new(cfg: &PoolConfig) -> Queue {
-        let depth = cfg.queue_depth.min(4096);
-        Queue {
-            lanes: [VecDeque::with_capacity(depth), VecDeque::new()],
-            bulk_busy: 0,
-            bulk_max: bulk_max(cfg),
-            closed: false,
-        }
-    }
-
-    /// Jobs waiting in both lanes.
-    fn len(&self) -> usize {
-        self.lanes.iter().map(VecDeque::len).sum()
-    }
-
-    /// The job a free worker takes next (see `lane.rs`): bulk while it is under its share
-    /// or nothing interactive waits, else interactive; FIFO within a lane.
-    fn take(&mut self) -> Option<Job> {
-        let [interactive, bulk] = &mut self.lanes;
-        let bulk_turn =
-            !bulk.is_empty() && (interactive.is_empty() || self.bulk_busy < self.bulk_max);
-        let job = if bulk_turn {
-            bulk.pop_front()
-        } else {
-            interactive.pop_front()
-        }?;
-        if job.lane == Lane::Bulk {
-            self.bulk_busy += 1;
-        }
-        Some(job)
-    }
-
-    /// A bulk job is no longer being signed.
-    fn bulk_done(&mut self) {
-        self.bulk_busy = self.bulk_busy.saturating_sub(1);
-    }
-}
-
-/// `max(1, floor(bulk_share × workers))`, or 0 for a share of 0 (bulk only when idle).
-fn bulk_max(cfg: &PoolConfig) -> usize {
-    let share = if cfg.bulk_share.is_finite() {
-        cfg.bulk_share.clamp(0.0, 1.0)
-    } else {
-        crate::DEFAULT_BULK_SHARE
-    };
-    if share == 0.0 {
-        return 0;
-    }
-    // Workers are few (threads), so the cast is exact; floor, then at least one.
-    ((share * cfg.workers as f64).floor() as usize).max(1)
 }
 
 struct Shared {
@@ -621,98 +504,6 @@ fn sign_error(e: &Error, token: &str, key: &str) -> SignError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(workers: usize, bulk_share: f64) -> PoolConfig {
-        PoolConfig {
-            workers,
-            queue_depth: 64,
-            call_timeout: Duration::from_secs(1),
-            verify_after_sign: false,
-            bulk_share,
-        }
-    }
-
-    fn job(lane: Lane) -> Job {
-        Job {
-            item: Item {
-                alg: SignatureAlgorithm::Ed25519,
-                data: Vec::new(),
-                check: Check::Message(Vec::new()),
-            },
-            reply: oneshot::channel().0,
-            deadline: Instant::now(),
-            queued: Instant::now(),
-            lane,
-        }
-    }
-
-    fn queue(workers: usize, share: f64, interactive: usize, bulk: usize) -> Queue {
-        let mut q = Queue::new(&cfg(workers, share));
-        q.lanes[0].extend((0..interactive).map(|_| job(Lane::Interactive)));
-        q.lanes[1].extend((0..bulk).map(|_| job(Lane::Bulk)));
-        q
-    }
-
-    /// The lanes of the jobs `workers` free workers take, one after the other, none done.
-    fn taken(q: &mut Queue, workers: usize) -> Vec<Lane> {
-        (0..workers)
-            .filter_map(|_| q.take().map(|j| j.lane))
-            .collect()
-    }
-
-    #[test]
-    fn bulk_takes_its_share_and_no_more_while_interactive_waits() {
-        let mut q = queue(8, 0.25, 100, 100);
-        let lanes = taken(&mut q, 8);
-        let bulk = lanes.iter().filter(|l| **l == Lane::Bulk).count();
-        assert_eq!(bulk, 2, "{lanes:?}");
-        assert_eq!(q.bulk_busy, 2);
-        // A bulk job done frees its place for the next bulk job, not for interactive.
-        q.bulk_done();
-        assert_eq!(taken(&mut q, 1), [Lane::Bulk]);
-        // An interactive job done: the next free worker takes interactive.
-        assert_eq!(taken(&mut q, 1), [Lane::Interactive]);
-    }
-
-    #[test]
-    fn bulk_takes_every_worker_when_nothing_interactive_waits() {
-        let mut q = queue(4, 0.25, 0, 100);
-        assert_eq!(taken(&mut q, 4), [Lane::Bulk; 4]);
-        assert_eq!(q.bulk_busy, 4);
-        // Interactive work arrives: every free worker takes it until bulk is back under
-        // its share.
-        q.lanes[0].extend((0..10).map(|_| job(Lane::Interactive)));
-        for _ in 0..3 {
-            q.bulk_done();
-            assert_eq!(taken(&mut q, 1), [Lane::Interactive]);
-        }
-        q.bulk_done(); // bulk_busy 0 < 1: bulk's turn again
-        assert_eq!(taken(&mut q, 1), [Lane::Bulk]);
-    }
-
-    #[test]
-    fn interactive_alone_takes_every_worker_and_fifo_holds_within_a_lane() {
-        let mut q = queue(4, 0.5, 3, 0);
-        assert_eq!(
-            taken(&mut q, 4),
-            [Lane::Interactive, Lane::Interactive, Lane::Interactive]
-        );
-        assert!(q.take().is_none());
-        assert_eq!(q.len(), 0);
-    }
-
-    #[test]
-    fn the_share_is_at_least_one_worker_unless_zero() {
-        assert_eq!(bulk_max(&cfg(2, 0.25)), 1);
-        assert_eq!(bulk_max(&cfg(2, 0.5)), 1);
-        assert_eq!(bulk_max(&cfg(16, 0.5)), 8);
-        assert_eq!(bulk_max(&cfg(16, 1.0)), 16);
-        assert_eq!(bulk_max(&cfg(16, 7.0)), 16, "clamped to 1.0");
-        assert_eq!(bulk_max(&cfg(16, 0.0)), 0);
-        assert_eq!(bulk_max(&cfg(16, f64::NAN)), 8, "the default share");
-        let mut q = queue(4, 0.0, 1, 5);
-        assert_eq!(taken(&mut q, 2), [Lane::Interactive, Lane::Bulk]);
-    }
 
     #[test]
     fn the_readyz_reason_reads_as_one_sentence() {
