@@ -26,6 +26,8 @@
 //! concatenated in tree order (not sorted) fails `er-sorted-concatenation`, and
 //! `er-root` says SKIP for it; renewals that cannot be recomputed because the data does
 //! not match the record say SKIP and point at `er-data-hash`.
+//!
+//! `record.rs` reads the record and recomputes its trees; this file judges them.
 
 mod record;
 
