@@ -92,11 +92,11 @@ pub enum Command {
     /// /api/v1/seal/cades): writes FILE.p7s; a FILE.pdf is sealed into itself (PAdES,
     /// POST /api/v1/seal/pdf): writes FILE.sealed.pdf. Exit 0 sealed, 1 refused by the
     /// server, 2 error.
-    Seal(crate::client_cli::SealArgs),
+    Seal(crate::seal_cli::SealArgs),
     /// Verify a CAdES seal (.p7s) against the document and a root certificate, on its
     /// own code path (B-T: its time-stamp too). Exit 0 valid, 1 not (the reason is
     /// printed).
-    SealVerify(crate::client_cli::SealVerifyArgs),
+    SealVerify(crate::seal_cli::SealVerifyArgs),
     /// RFC 4998 evidence records of issued objects: `get` one from a server, `verify`
     /// records offline against the data and a root ("this file existed at ...").
     Evidence(crate::evidence_cli::EvidenceArgs),

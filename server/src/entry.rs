@@ -19,7 +19,7 @@ use hanko_hsm::Pin;
 
 use crate::cli::{Cli, Command, DevInitArgs};
 use crate::config::{self, LogFormat};
-use crate::{auth, client_cli, config_check, dev, log_cli, startup};
+use crate::{auth, client_cli, config_check, dev, log_cli, seal_cli, startup};
 
 /// The binary's entry point: takes the PIN out of the environment, parses the command
 /// line, runs the command, and maps the outcome to an exit code (0 ok, 2 error, like
@@ -34,8 +34,8 @@ pub fn main_entry() -> ExitCode {
         Command::DevInit(args) => dev_init_command(args),
         Command::Stamp(args) => return client_cli::stamp_main(args),
         Command::Verify(args) => return client_cli::verify_main(args),
-        Command::Seal(args) => return client_cli::seal_main(args),
-        Command::SealVerify(args) => return client_cli::seal_verify_main(args),
+        Command::Seal(args) => return seal_cli::seal_main(args),
+        Command::SealVerify(args) => return seal_cli::seal_verify_main(args),
         Command::Log(args) => return log_cli::log_command(args),
         Command::Key(args) => return crate::key_cli::key_command(args),
         Command::Reload(args) => return crate::reload_cli::reload_main(args),

@@ -77,6 +77,7 @@ pub mod reload_cli;
 pub mod renewal;
 pub mod rollover;
 pub mod seal;
+pub mod seal_cli;
 pub mod serve;
 pub mod startup;
 pub mod state;
