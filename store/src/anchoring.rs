@@ -355,7 +355,10 @@ impl Store {
             head_seq: u64::try_from(info.head).unwrap_or(0),
             first_issued_at: UNIX_EPOCH
                 + Duration::from_nanos(u64::try_from(first_ns).unwrap_or(0)),
-            has_issued: info.has_issued,
+            // An issued record has its issue time in the same snapshot; were the two ever
+            // to disagree, the range is not due yet (the next tick reads again), rather
+            // than due since the epoch.
+            has_issued: info.has_issued && info.first_issued_at_ns.is_some(),
         }))
     }
 
