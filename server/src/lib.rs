@@ -47,8 +47,9 @@
 //! No protocol logic (that is `hanko-tsa`), no key
 //! generation in production (keys come from a key ceremony; `dev-init` is for
 //! development only).
-// `deny`, not `forbid`: clock/kernel.rs reads adjtimex(2) and reload_cli.rs sends
-// SIGHUP with kill(2), for which libc has no safe wrappers; those two functions allow
+// `deny`, not `forbid`: clock/kernel.rs reads adjtimex(2), reload_cli.rs sends SIGHUP
+// with kill(2) and dev/mod.rs takes the data directory's flock(2), for which libc has no
+// safe wrappers (std's `File::lock` is newer than the MSRV); those three functions allow
 // `unsafe_code`; nothing else may.
 #![deny(unsafe_code)]
 

@@ -301,6 +301,7 @@ pub async fn init(
     set: KeySet,
     report: &mut Report,
 ) -> anyhow::Result<Hsm> {
+    let _turn = lock_data_dir(paths)?;
     let pin = dev_pin(paths, report)?;
     let hsm = dev_token(module, pin, report)?;
     let keys = dev_keys(&hsm, set)?;
@@ -310,6 +311,46 @@ pub async fn init(
     config_file::write_if_missing(paths, &keys, report)?;
     client::ensure(paths, &keys, report)?;
     Ok(hsm)
+}
+
+/// Takes `<data-dir>/.dev-init.lock` (an advisory `flock`, released when the returned file
+/// is dropped, or when the process dies): `dev-init` and `serve --dev` on one directory
+/// prepare it one at a time. Otherwise one could read a certificate, key or chain file
+/// while another replaces it, find it unusable and issue a new one under servers already
+/// running on the old (seen in the tests, which start many dev servers on one directory
+/// at once: archive time-stamps whose ESS certID no longer matched the TSA certificate
+/// file). Blocks the start-up until the other preparation is done.
+fn lock_data_dir(paths: &DevPaths) -> anyhow::Result<fs::File> {
+    let path = paths.data_dir.join(".dev-init.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    flock_exclusive(&file).with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// `flock(LOCK_EX)` on `file`, waiting for it (`File::lock` is newer than the MSRV).
+#[allow(
+    unsafe_code,
+    reason = "libc's flock(2) has no safe wrapper below Rust 1.89; it takes an fd and a flag"
+)]
+fn flock_exclusive(file: &fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    loop {
+        // SAFETY: flock(2) reads no memory of ours; the fd is open for as long as `file`
+        // is borrowed, and a bad fd or flag is an error return, not undefined behaviour.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// The keys of `set`, in the order they are configured: [`DEV_KEYS`], then the
