@@ -51,6 +51,7 @@ use crate::http::post;
 use crate::tsa::ECDSA_POLICY;
 use crate::tsa::load::time_stamp_req;
 
+mod ideal;
 mod open_loop;
 mod phases;
 use open_loop::{OpenLoop, rss_kib};
@@ -153,6 +154,8 @@ struct KeyResult {
     /// Where the CPU went: during the capacity loop, during the open loop.
     cpu: [crate::cpu::CpuSplit; 2],
     max_in_flight: usize,
+    /// Signing workers of the key's pool (the servers of the ideal queue).
+    workers: usize,
     load: OpenLoop,
     rss_before: u64,
     rss_peak: u64,
@@ -299,6 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             single_ms: measured.single_ms,
             cpu: measured.cpu,
             max_in_flight,
+            workers,
             load,
             rss_before: measured.rss_before.max(1),
             rss_peak: measured.rss_peak,
@@ -462,6 +466,15 @@ fn print_report(results: &[KeyResult], logged: &std::collections::HashSet<String
                 r.key.name,
                 factor * 100.0,
                 p99 / single.max(1e-9)
+            );
+            println!(
+                "{}: queueing alone: an ideal server with {} signer(s) and no other cost, \
+                 fed at random (independent clients) at the same {:.0} %, has a p99 of {:.2} \
+                 × a single request (M/D/c; this open loop fires on a fixed schedule)",
+                r.key.name,
+                r.workers,
+                factor * 100.0,
+                ideal::md_c_p99(r.workers, factor)
             );
         }
     }
