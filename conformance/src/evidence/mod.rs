@@ -27,17 +27,34 @@
 //! `er-root` says SKIP for it; renewals that cannot be recomputed because the data does
 //! not match the record say SKIP and point at `er-data-hash`.
 //!
-//! `record.rs` reads the record and recomputes its trees; this file judges them.
+//! `record.rs` reads the record and recomputes its trees; this file judges its
+//! algorithms and trees, `renewal.rs` its renewals, `tokens.rs` its time-stamps as tokens.
 
 mod record;
+mod renewal;
+mod tokens;
 
-use crate::cert::Cert;
 use crate::crypto::Hash;
-use crate::der::{self};
 use crate::report::{Findings, Outcome};
-use crate::time;
-use crate::token::{self, Expect};
-use record::{TokenInfo, covers, reached_unsorted, root_sorted, structure, token_info};
+use record::{Record, TokenInfo, covers, reached_unsorted, root_sorted, structure, token_info};
+
+/// Each archive time-stamp's token as read, chain by chain.
+type Infos = [Vec<Result<TokenInfo, String>>];
+/// Each archive time-stamp's algorithm (an OID), chain by chain; `None` where unknown.
+type Algs = [Vec<Option<String>>];
+/// [`Algs`], owned.
+type AlgRows = Vec<Vec<Option<String>>>;
+
+/// The data's hash as the hash-tree renewals need it.
+struct DataHash<'a> {
+    /// H(d) with the first chain's algorithm (the data's, or the record's own hashed
+    /// object when no data was given); `None` when unknown.
+    record: Option<Vec<u8>>,
+    /// The data was given and the record is not over it.
+    mismatch: bool,
+    /// The data's hash with another algorithm, when the data or that hash was given.
+    of: &'a dyn Fn(Hash) -> Option<Vec<u8>>,
+}
 
 /// Every check of this module, with its requirement: SKIPped together when the record
 /// does not parse.
@@ -106,7 +123,44 @@ pub fn check(
         }
     };
 
-    // F.62 version.
+    version(&rec, f);
+    // The tokens and the algorithms of every archive time-stamp.
+    let infos: Vec<Vec<Result<TokenInfo, String>>> = rec
+        .chains
+        .iter()
+        .map(|c| c.stamps.iter().map(|a| token_info(a.token)).collect())
+        .collect();
+    let algs = tree_algorithms(&rec, &infos, f);
+    digest_algorithms(&rec, &algs, f);
+    let chain_algs = chain_algorithms(&algs, f);
+    tree_form(&rec, &algs, f);
+    let root_ok = roots(&rec, &infos, &algs, f);
+    let (record_hd, data_mismatch) = data_hash_check(&rec, &infos, &chain_algs, &data_hash, f);
+    renewal::time_stamp_renewals(&rec, &infos, &algs, f);
+    renewal::hash_tree_renewals(
+        &rec,
+        &infos,
+        &chain_algs,
+        DataHash {
+            record: record_hd,
+            mismatch: data_mismatch,
+            of: &data_hash,
+        },
+        f,
+    );
+    let facts = tokens::check_tokens(&rec, &infos, &root_ok, ca, f);
+    tokens::gen_time_order(&facts, f);
+    tokens::validity_at_renewal(&facts, f);
+    // Outcomes a check never recorded (e.g. no tree anywhere) would leave it out.
+    for (req, name) in CHECKS {
+        if f.outcome(name).is_none() {
+            f.add(req, name, Outcome::Skip, "nothing to check in this record");
+        }
+    }
+}
+
+/// F.62: the record's version.
+fn version(rec: &Record<'_>, f: &mut Findings) {
     f.check(
         "F.62",
         "er-version",
@@ -116,15 +170,13 @@ pub fn check(
             Err(e) => Err(e.clone()),
         },
     );
+}
 
-    // The tokens and the algorithms of every archive time-stamp.
-    let infos: Vec<Vec<Result<TokenInfo, String>>> = rec
-        .chains
-        .iter()
-        .map(|c| c.stamps.iter().map(|a| token_info(a.token)).collect())
-        .collect();
+/// Each archive time-stamp's algorithm (its digestAlgorithm, else its token's imprint
+/// algorithm), checked against F.63a on the way.
+fn tree_algorithms(rec: &Record<'_>, infos: &Infos, f: &mut Findings) -> AlgRows {
     // Each archive time-stamp's algorithm: its digestAlgorithm, else the imprint's.
-    let mut algs: Vec<Vec<Option<String>>> = Vec::new();
+    let mut algs: AlgRows = Vec::new();
     let mut tree_alg_fails = Vec::new();
     let mut tree_alg_seen = 0usize;
     for (c, chain) in rec.chains.iter().enumerate() {
@@ -172,8 +224,11 @@ pub fn check(
             Ok("each tree's algorithm is its token's imprint algorithm (SHA-2)".into()),
         );
     }
+    algs
+}
 
-    // F.62 digestAlgorithms lists every algorithm used.
+/// F.62: digestAlgorithms lists every algorithm the record uses.
+fn digest_algorithms(rec: &Record<'_>, algs: &Algs, f: &mut Findings) {
     let used: Vec<&String> = {
         let mut u: Vec<&String> = algs.iter().flatten().flatten().collect();
         u.sort();
@@ -211,8 +266,10 @@ pub fn check(
             ))
         },
     );
+}
 
-    // F.64 one algorithm per chain.
+/// F.64: one algorithm per chain; returns each chain's (its first readable one).
+fn chain_algorithms(algs: &Algs, f: &mut Findings) -> Vec<Option<Hash>> {
     let mut chain_algs: Vec<Option<Hash>> = Vec::new();
     let mut chain_alg_fails = Vec::new();
     let mut chain_alg_desc = Vec::new();
@@ -246,7 +303,11 @@ pub fn check(
             );
         }
     }
+    chain_algs
+}
 
+/// F.63a: the form of each reduced hash tree.
+fn tree_form(rec: &Record<'_>, algs: &Algs, f: &mut Findings) {
     // F.63a reducedHashtree form: no empty list, every value of the algorithm's length.
     let mut form_fails = Vec::new();
     let mut trees = 0usize;
@@ -286,8 +347,11 @@ pub fn check(
             )),
         );
     }
+}
 
-    // F.63 the root of each tree is its token's imprint.
+/// F.63: each tree's root is its token's imprint (sorted concatenation, or the defect
+/// named); returns, per archive time-stamp, whether it was.
+fn roots(rec: &Record<'_>, infos: &Infos, algs: &Algs, f: &mut Findings) -> Vec<Vec<bool>> {
     let mut root_ok: Vec<Vec<bool>> = Vec::new();
     for (c, chain) in rec.chains.iter().enumerate() {
         let mut row = Vec::new();
@@ -390,12 +454,21 @@ pub fn check(
         }
         root_ok.push(row);
     }
+    root_ok
+}
 
-    // F.63 the data: H(d) in the first list of the first archive time-stamp.
+/// F.63: the data's hash in the first list of the first archive time-stamp. Returns H(d)
+/// with the first chain's algorithm as the renewals may use it (`None` when the data
+/// does not match), and whether the data did not match.
+fn data_hash_check(
+    rec: &Record<'_>,
+    infos: &Infos,
+    chain_algs: &[Option<Hash>],
+    data_hash: &dyn Fn(Hash) -> Option<Vec<u8>>,
+    f: &mut Findings,
+) -> (Option<Vec<u8>>, bool) {
     let first = &rec.chains[0].stamps[0];
     let first_info = infos[0][0].as_ref().ok();
-    // H(d) with the first chain's algorithm, as the checks below may use it: `None` when
-    // the data does not match (the renewals are then not recomputed).
     let mut record_hd: Option<Vec<u8>> = None;
     let mut data_mismatch = false;
     match (chain_algs[0], first_info) {
@@ -450,212 +523,7 @@ pub fn check(
             "the first archive time-stamp's algorithm or token is unreadable",
         ),
     }
-
-    // F.65 time-stamp renewals.
-    let mut renewals = 0usize;
-    for (c, chain) in rec.chains.iter().enumerate() {
-        for j in 1..chain.stamps.len() {
-            renewals += 1;
-            let l = label(c, j);
-            let (Some(h), Ok(info)) = (
-                algs[c][j].as_deref().and_then(|a| Hash::from_oid(a).ok()),
-                &infos[c][j],
-            ) else {
-                f.skip(
-                    "F.65",
-                    "er-time-stamp-renewal",
-                    format!("{l}: algorithm or token unreadable"),
-                );
-                continue;
-            };
-            let want = h.digest(chain.stamps[j - 1].token);
-            f.check(
-                "F.65",
-                "er-time-stamp-renewal",
-                if covers(&chain.stamps[j], info, &want) {
-                    Ok(
-                        "each renewal covers H(DER of the previous time-stamp's ContentInfo)"
-                            .into(),
-                    )
-                } else {
-                    Err(format!(
-                        "{l}: {} of the previous time-stamp's ContentInfo ({}) is not its \
-                         hashed object",
-                        h.name(),
-                        hex::encode(&want)
-                    ))
-                },
-            );
-        }
-    }
-    if renewals == 0 {
-        f.skip(
-            "F.65",
-            "er-time-stamp-renewal",
-            "no time-stamp renewal in the record",
-        );
-    }
-
-    // F.66 hash-tree renewals.
-    if rec.chains.len() == 1 {
-        f.skip(
-            "F.66",
-            "er-hash-tree-renewal",
-            "no hash-tree renewal in the record",
-        );
-    }
-    for c in 1..rec.chains.len() {
-        let l = label(c, 0);
-        let (Some(h), Ok(info)) = (chain_algs[c], &infos[c][0]) else {
-            f.skip(
-                "F.66",
-                "er-hash-tree-renewal",
-                format!("{l}: algorithm or token unreadable"),
-            );
-            continue;
-        };
-        if data_mismatch {
-            f.skip(
-                "F.66",
-                "er-hash-tree-renewal",
-                format!("{l}: not recomputed: the data does not match the record (er-data-hash)"),
-            );
-            continue;
-        }
-        let hd = if Some(h) == chain_algs[0] {
-            record_hd.clone()
-        } else {
-            data_hash(h)
-        };
-        let Some(hd) = hd else {
-            f.skip(
-                "F.66",
-                "er-hash-tree-renewal",
-                format!(
-                    "{l}: the data's {} is needed (--data, or --data-hash {}:HEX)",
-                    h.name(),
-                    h.name().to_ascii_lowercase().replace('-', "")
-                ),
-            );
-            continue;
-        };
-        let previous: Vec<&[u8]> = rec.chains[..c].iter().map(|ch| ch.raw).collect();
-        let ha = h.digest(&der::seq(&previous));
-        let want = h.digest(&[hd.as_slice(), &ha].concat());
-        f.check(
-            "F.66",
-            "er-hash-tree-renewal",
-            if covers(&rec.chains[c].stamps[0], info, &want) {
-                Ok("each new chain covers H(H(d) || H(DER of the ArchiveTimeStampSequence before it))"
-                    .into())
-            } else {
-                Err(format!(
-                    "{l}: H(H(d) || H(DER of chains 1..{c})) = {} is not its hashed object",
-                    hex::encode(&want)
-                ))
-            },
-        );
-    }
-
-    // The tokens, each as any token, then F.64 order and F.67 validity.
-    let mut facts = Vec::new();
-    for (c, chain) in rec.chains.iter().enumerate() {
-        for (j, ats) in chain.stamps.iter().enumerate() {
-            let imprint = match (&infos[c][j], root_ok[c][j]) {
-                (Ok(i), true) => Some((i.imprint_alg.clone(), i.imprint.clone())),
-                _ => None,
-            };
-            let expect = Expect {
-                imprint,
-                ca: ca.to_vec(),
-                ..Expect::default()
-            };
-            let l = label(c, j);
-            let fact = token::check_token(ats.token, &expect, &l, f);
-            let gen_t = infos[c][j]
-                .as_ref()
-                .ok()
-                .and_then(|i| i.gen_time.clone())
-                .or_else(|| fact.gen_time.clone());
-            facts.push((l, gen_t, fact.signer_cert));
-        }
-    }
-    let mut order_fails = Vec::new();
-    for w in facts.windows(2) {
-        if let (Some(a), Some(b)) = (&w[0].1, &w[1].1)
-            && (b.unix, b.nanos()) < (a.unix, a.nanos())
-        {
-            order_fails.push(format!(
-                "{} genTime {} is before {}'s {}",
-                w[1].0,
-                time::rfc3339(b.unix),
-                w[0].0,
-                time::rfc3339(a.unix)
-            ));
-        }
-    }
-    if facts.iter().all(|x| x.1.is_none()) {
-        f.skip("F.64", "er-gen-time-order", "no genTime could be read");
-    } else if order_fails.is_empty() {
-        f.check(
-            "F.64",
-            "er-gen-time-order",
-            Ok(format!(
-                "{} genTime(s) in ascending order, chain by chain",
-                facts.iter().filter(|x| x.1.is_some()).count()
-            )),
-        );
-    } else {
-        for e in order_fails {
-            f.check("F.64", "er-gen-time-order", Err(e));
-        }
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    for (k, (l, _, signer)) in facts.iter().enumerate() {
-        let (at, when) = match facts.get(k + 1) {
-            Some((next_l, Some(g), _)) => (g.unix, format!("{next_l}'s genTime")),
-            Some((next_l, None, _)) => {
-                f.skip(
-                    "F.67",
-                    "er-validity-at-renewal",
-                    format!("{l}: {next_l} has no readable genTime"),
-                );
-                continue;
-            }
-            None => (now, "now (the last time-stamp)".to_owned()),
-        };
-        let Some(cert) = signer.as_deref().and_then(|d| Cert::from_der(d).ok()) else {
-            f.skip(
-                "F.67",
-                "er-validity-at-renewal",
-                format!("{l}: the signer certificate is unknown"),
-            );
-            continue;
-        };
-        f.check(
-            "F.67",
-            "er-validity-at-renewal",
-            if at < cert.not_before || at > cert.not_after {
-                Err(format!(
-                    "{l}: the TSA certificate ({} to {}) is not valid at {when}, {}: renewed too late",
-                    time::rfc3339(cert.not_before),
-                    time::rfc3339(cert.not_after),
-                    time::rfc3339(at)
-                ))
-            } else {
-                Ok("each time-stamp's TSA certificate valid when the next was made, the last one now"
-                    .into())
-            },
-        );
-    }
-    // Outcomes a check never recorded (e.g. no tree anywhere) would leave it out.
-    for (req, name) in CHECKS {
-        if f.outcome(name).is_none() {
-            f.add(req, name, Outcome::Skip, "nothing to check in this record");
-        }
-    }
+    (record_hd, data_mismatch)
 }
 
 #[cfg(test)]
