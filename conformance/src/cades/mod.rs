@@ -7,14 +7,22 @@
 //! SKIP. The check names are prefixed `cades-` so that they never merge with the checks
 //! of the signature-time-stamp token ([`crate::token::check_token`]), which are recorded
 //! in the same report under their own (B.x) names and a label.
+//!
+//! This file checks the structure, the signer, the signature, the chain and the
+//! algorithms; `attributes.rs` the signed attributes, `time_stamps.rs` the
+//! signature-time-stamps.
 
 use crate::cert::Cert;
 use crate::cms::{self, Ctx, SignerInfo, oid};
 use crate::crypto::{self, AlgId, Hash};
-use crate::der::{self, Tlv, tag};
+use crate::der::{self, tag};
 use crate::report::Findings;
 use crate::time;
-use crate::token::{self, Expect};
+
+mod attributes;
+mod time_stamps;
+
+use time_stamps::time_stamps;
 
 /// MD5 and md5WithRSAEncryption as OBJECT IDENTIFIER TLVs (D.47: no MD5 anywhere).
 const MD5_OIDS: &[(&str, &[u8])] = &[
@@ -198,15 +206,6 @@ fn find_signer(si: &SignerInfo<'_>, certs: &[Cert]) -> Option<Cert> {
     certs.iter().find(|c| si.names(c)).cloned()
 }
 
-/// A signing-time value: UTCTime or GeneralizedTime, Unix seconds.
-fn signing_time_value(t: &Tlv<'_>) -> Option<i64> {
-    match t.tag {
-        tag::UTC_TIME => time::parse_utc(t.value),
-        tag::GENERALIZED_TIME => time::parse_generalized(t.value).map(|g| g.unix),
-        _ => None,
-    }
-}
-
 /// Runs every check of the CMS `input` over `data` (`None`: the signed bytes are unknown,
 /// the message-digest check says SKIP), recording them in `c`.
 pub(crate) fn check_cms(
@@ -293,156 +292,24 @@ pub(crate) fn check_cms(
             None
         }
     };
-    let attr_values = |o: &str| -> Vec<Vec<Tlv<'_>>> {
-        attrs
-            .iter()
-            .flatten()
-            .filter(|(oid, _)| oid == o)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
+    let attr_values = |o: &str| attributes::values(attrs.as_deref().unwrap_or_default(), o);
     facts.commitment_type = !attr_values(oid::COMMITMENT_TYPE).is_empty();
     let mut signing_time: Option<i64> = match profile {
         Profile::Pades { m } => m,
         Profile::Cades => None,
     };
-    if attrs.is_some() {
-        // content-type: equal to eContentType; id-data for PAdES.
-        let ct = attr_values(oid::CONTENT_TYPE);
-        let (req, name) = names.content_type;
-        c.check(
-            req,
-            name,
-            match ct.as_slice() {
-                [vals] if vals.len() == 1 => match vals[0].oid() {
-                    Ok(o) if o != sd.e_content_type => Err(format!(
-                        "content-type {o} is not the eContentType {}",
-                        sd.e_content_type
-                    )),
-                    Ok(o) if matches!(profile, Profile::Pades { .. }) && o != oid::DATA => {
-                        Err(format!("content-type {o}, not id-data (EN 319 142-1 §5.2)"))
-                    }
-                    Ok(o) if o == oid::DATA => Ok("one content-type, id-data".into()),
-                    Ok(o) => Ok(format!("one content-type, {o} (the caller's)")),
-                    Err(e) => Err(format!("content-type: {e}")),
-                },
-                [_] => Err("a content-type attribute without exactly one value".into()),
-                other => Err(format!("{} content-type attributes", other.len())),
-            },
-        );
-
-        // message-digest over the data.
-        let md = attr_values(oid::MESSAGE_DIGEST);
-        c.judge(
-            "D.45",
-            "cades-message-digest",
-            cms::message_digest(
-                &md,
-                digest_hash.as_ref().ok().copied(),
-                data,
-                "the signed data",
-            ),
-        );
-
-        // signing-time: exactly one (CAdES); none (PAdES, /M instead).
-        let st = attr_values(oid::SIGNING_TIME);
-        let (req, name) = names.signing_time;
-        match profile {
-            Profile::Cades => {
-                if let Some(t) = st
-                    .first()
-                    .and_then(|v| v.first())
-                    .and_then(signing_time_value)
-                {
-                    signing_time = Some(t);
-                }
-                c.check(
-                    req,
-                    name,
-                    match st.as_slice() {
-                        [vals] if vals.len() == 1 => match signing_time_value(&vals[0]) {
-                            Some(t) => Ok(format!("one signing-time, {}", time::rfc3339(t))),
-                            None => {
-                                Err("the signing-time is not a valid UTCTime or GeneralizedTime"
-                                    .into())
-                            }
-                        },
-                        [_] => Err("a signing-time attribute without exactly one value".into()),
-                        [] => Err("no signing-time attribute (EN 319 122-1 B-B)".into()),
-                        more => Err(format!(
-                            "{} signing-time attributes, not exactly one",
-                            more.len()
-                        )),
-                    },
-                );
-            }
-            Profile::Pades { m } => c.check(
-                req,
-                name,
-                if st.is_empty() {
-                    Ok(match m {
-                        Some(t) => format!("no CMS signing-time; /M {}", time::rfc3339(t)),
-                        None => "no CMS signing-time".into(),
-                    })
-                } else {
-                    Err(
-                        "the CMS carries a signing-time attribute (EN 319 142-1 §5.2.1: /M only)"
-                            .into(),
-                    )
-                },
-            ),
-        }
-
-        // signing-certificate-v2: exactly one, with one value.
-        let v2 = attr_values(oid::SIGNING_CERTIFICATE_V2);
-        let v1 = attr_values(oid::SIGNING_CERTIFICATE);
-        let (req, name) = names.signing_cert;
-        c.check(
-            req,
-            name,
-            match v2.as_slice() {
-                [vals] if vals.len() == 1 => Ok(if v1.is_empty() {
-                    "one signing-certificate-v2".into()
-                } else {
-                    "one signing-certificate-v2 (and a signing-certificate v1)".into()
-                }),
-                [_] => Err("a signing-certificate-v2 attribute without exactly one value".into()),
-                [] if !v1.is_empty() => Err(
-                    "only signing-certificate (ESSCertID, SHA-1): EN 319 122-1 asks for v2".into(),
-                ),
-                [] => Err("no signing-certificate-v2 attribute".into()),
-                more => Err(format!("{} signing-certificate-v2 attributes", more.len())),
-            },
-        );
-        match (v2.as_slice(), &signer) {
-            ([vals], Some(cert)) if vals.len() == 1 => c.check(
-                "D.46",
-                "cades-ess-cert-id",
-                cms::ess_cert_id_v2(&vals[0], cert).map(|id| {
-                    if id.issuer_serial {
-                        // D.46 says Hanko's seals carry no issuerSerial; EN 319 122-1
-                        // §5.2.2.3 only says it SHOULD NOT be present (the sid already
-                        // names the certificate). A correct issuerSerial from another
-                        // producer is therefore conformant and reported, not failed; a
-                        // wrong one fails (ess_cert_id_v2 compares it).
-                        format!(
-                            "{} certHash names the signer certificate; issuerSerial present and consistent (Hanko's profile omits it; EN 319 122-1: SHOULD NOT)",
-                            id.hash.name()
-                        )
-                    } else {
-                        format!(
-                            "{} certHash names the signer certificate; no issuerSerial",
-                            id.hash.name()
-                        )
-                    }
-                }),
-            ),
-            ([vals], None) if vals.len() == 1 => c.skip(
-                "D.46",
-                "cades-ess-cert-id",
-                "the signer certificate is unknown",
-            ),
-            _ => c.skip("D.46", "cades-ess-cert-id", "no single ESSCertIDv2 to check"),
+    if let Some(attrs) = &attrs {
+        if let Some(t) = attributes::signed_attributes(
+            c,
+            attrs,
+            &names,
+            profile,
+            &sd.e_content_type,
+            digest_hash.as_ref().ok().copied(),
+            data,
+            signer.as_ref(),
+        ) {
+            signing_time = Some(t);
         }
     } else {
         for (req, check) in [
@@ -683,124 +550,4 @@ fn chain_included(
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// D.48: the level found, each signature-time-stamp checked as a token whose imprint is
-/// the hash of the signature value (the SignedData's `certs` may complete its TSA's
-/// chain), and made while the signer certificate was valid.
-fn time_stamps(
-    c: &mut Ctx<'_>,
-    si: &SignerInfo<'_>,
-    signer: Option<&Cert>,
-    signing_time: Option<i64>,
-    ca: &[Vec<u8>],
-    certs: &[Cert],
-    facts: &mut Facts,
-) {
-    let unsigned = match si.unsigned_attrs.as_ref().map(cms::attributes) {
-        None => Vec::new(),
-        Some(Ok(a)) => a,
-        Some(Err(e)) => {
-            c.fail("D.48", "cades-level", format!("unsigned attributes: {e}"));
-            c.skip(
-                "D.48",
-                "cades-time-stamp-in-validity",
-                "the unsigned attributes do not parse",
-            );
-            return;
-        }
-    };
-    let tokens: Vec<Tlv<'_>> = unsigned
-        .iter()
-        .filter(|(o, _)| o == oid::SIGNATURE_TIME_STAMP)
-        .flat_map(|(_, v)| v.iter().copied())
-        .collect();
-    let empty = unsigned
-        .iter()
-        .any(|(o, v)| o == oid::SIGNATURE_TIME_STAMP && v.is_empty());
-    facts.time_stamps = tokens.len();
-    c.check(
-        "D.48",
-        "cades-level",
-        if empty {
-            Err("a signature-time-stamp attribute without a value".into())
-        } else if tokens.is_empty() {
-            Ok("B-B (no signature-time-stamp)".into())
-        } else {
-            Ok(format!(
-                "B-T: {} signature-time-stamp token{} (checked as time-stamp tokens: the A and B lines)",
-                tokens.len(),
-                if tokens.len() == 1 { "" } else { "s" }
-            ))
-        },
-    );
-    if tokens.is_empty() {
-        c.skip(
-            "D.48",
-            "cades-time-stamp-in-validity",
-            "B-B: no signature-time-stamp",
-        );
-        return;
-    }
-    for (i, tok) in tokens.iter().enumerate() {
-        let label = match (c.label.is_empty(), tokens.len()) {
-            (true, 1) => "signature-time-stamp".to_owned(),
-            (true, _) => format!("signature-time-stamp {}", i + 1),
-            (false, 1) => format!("{}, signature-time-stamp", c.label),
-            (false, _) => format!("{}, signature-time-stamp {}", c.label, i + 1),
-        };
-        let imprint = crate::token::imprint_alg(tok.raw).and_then(|alg| {
-            let h = Hash::from_oid(&alg).ok()?;
-            Some((alg, h.digest(si.signature)))
-        });
-        // The SignedData's certificates may complete the TSA's chain (as a validator
-        // would use them).
-        let expect = Expect {
-            imprint,
-            ca: ca.to_vec(),
-            intermediates: certs.iter().map(|c| c.der.clone()).collect(),
-            ..Expect::default()
-        };
-        let tf = token::check_token(tok.raw, &expect, &label, c.f);
-        match (signer, tf.gen_time.as_ref().map(|g| g.unix)) {
-            (Some(cert), Some(t)) => c.check(
-                "D.48",
-                "cades-time-stamp-in-validity",
-                if t < cert.not_before || t > cert.not_after {
-                    Err(format!(
-                        "{label}: genTime {} is outside the signer certificate's validity {} to {}",
-                        time::rfc3339(t),
-                        time::rfc3339(cert.not_before),
-                        time::rfc3339(cert.not_after)
-                    ))
-                } else if signing_time.is_some_and(|s| t + 1 < s) {
-                    Err(format!(
-                        "{label}: genTime {} is before the signing time {}",
-                        time::rfc3339(t),
-                        time::rfc3339(signing_time.unwrap_or_default())
-                    ))
-                } else {
-                    Ok(format!(
-                        "genTime {} within the signer certificate's validity{}",
-                        time::rfc3339(t),
-                        if signing_time.is_some() {
-                            ", not before the signing time"
-                        } else {
-                            ""
-                        }
-                    ))
-                },
-            ),
-            (None, _) => c.skip(
-                "D.48",
-                "cades-time-stamp-in-validity",
-                "the signer certificate is unknown",
-            ),
-            (_, None) => c.skip(
-                "D.48",
-                "cades-time-stamp-in-validity",
-                "the token's genTime is unreadable",
-            ),
-        }
-    }
 }
