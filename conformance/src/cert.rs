@@ -152,6 +152,14 @@ impl Cert {
         })
     }
 
+    /// Whether this certificate issued `cert`: its subject is `cert`'s issuer and its key
+    /// verifies `cert`'s signature.
+    pub fn issued(&self, cert: &Cert) -> bool {
+        self.subject == cert.issuer
+            && crate::crypto::verify(&self.spki, &cert.sig_alg, None, &cert.tbs, &cert.signature)
+                .is_ok()
+    }
+
     /// The extensions with `oid`.
     pub fn extensions_named<'a>(&'a self, oid: &'a str) -> impl Iterator<Item = &'a Extension> {
         self.extensions.iter().filter(move |e| e.oid == oid)

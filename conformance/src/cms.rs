@@ -466,17 +466,7 @@ pub fn chain(
         let issuer = anchors
             .iter()
             .chain(pool)
-            .filter(|c| c.subject == current.issuer)
-            .find(|c| {
-                crypto::verify(
-                    &c.spki,
-                    &current.sig_alg,
-                    None,
-                    &current.tbs,
-                    &current.signature,
-                )
-                .is_ok()
-            })
+            .find(|c| c.issued(&current))
             .ok_or_else(|| {
                 format!(
                     "no certificate of issuer {} verifies {}",

@@ -14,7 +14,7 @@
 
 use crate::cert::Cert;
 use crate::cms::{self, Ctx, SignerInfo, oid};
-use crate::crypto::{self, AlgId, Hash};
+use crate::crypto::{AlgId, Hash};
 use crate::der::{self, tag};
 use crate::report::Findings;
 use crate::time;
@@ -503,17 +503,7 @@ fn chain_included(
                 path.join(" ← ")
             ));
         }
-        let issuer = certs.iter().find(|c| {
-            c.subject == current.issuer
-                && crypto::verify(
-                    &c.spki,
-                    &current.sig_alg,
-                    None,
-                    &current.tbs,
-                    &current.signature,
-                )
-                .is_ok()
-        });
+        let issuer = certs.iter().find(|c| c.issued(&current));
         match issuer {
             Some(i) => {
                 path.push(i.subject_text());
