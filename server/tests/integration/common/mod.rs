@@ -352,7 +352,30 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // A failing test shows what its servers said (libtest prints a failed test's
+        // captured output): a dev certificate replaced under it, a fault, a refusal.
+        if std::thread::panicking() {
+            std::thread::sleep(Duration::from_millis(200));
+            let out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "--- output of the server on {} (the test failed) ---\n{}",
+                self.addr,
+                last_lines(&out, 200)
+            );
+        }
     }
+}
+
+/// The last `n` lines of `text`, with how many were left out.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if skip > 0 {
+        out.push_str(&format!("[{skip} earlier lines left out]\n"));
+    }
+    out.push_str(&lines[skip..].join("\n"));
+    out
 }
 
 /// Tests that put the machine under load, or assert how long requests take, take turns:
