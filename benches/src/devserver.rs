@@ -194,6 +194,16 @@ pub(crate) fn integer(t: &toml::Table, section: &str, key: &str) -> Option<usize
         .and_then(|v| usize::try_from(v).ok())
 }
 
+/// Sets `hsm.workers` in `t` (the server's signing workers per key).
+pub(crate) fn set_workers(t: &mut toml::Table, workers: usize) -> anyhow::Result<()> {
+    set(
+        t,
+        "hsm",
+        "workers",
+        toml::Value::Integer(i64::try_from(workers).unwrap_or(i64::MAX)),
+    )
+}
+
 /// Sets `[section] key = value` in a config, creating the section when missing.
 pub(crate) fn set(
     t: &mut toml::Table,

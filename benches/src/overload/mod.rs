@@ -219,12 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => match args.workers {
             Some(w) => {
-                crate::devserver::set(
-                    &mut base,
-                    "hsm",
-                    "workers",
-                    toml::Value::Integer(i64::try_from(w).unwrap_or(i64::MAX)),
-                )?;
+                crate::devserver::set_workers(&mut base, w)?;
                 w
             }
             None => workers,

@@ -296,12 +296,7 @@ impl<'a> Bench<'a> {
         if args.network_hsm.is_some() {
             network::configure(&mut base, module, workers)?;
         } else if args.workers.is_some() {
-            crate::devserver::set(
-                &mut base,
-                "hsm",
-                "workers",
-                toml::Value::Integer(i64::try_from(workers).unwrap_or(i64::MAX)),
-            )?;
+            crate::devserver::set_workers(&mut base, workers)?;
         }
         if let Some(n) = args.threads {
             crate::devserver::set(
