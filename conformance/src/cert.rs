@@ -152,6 +152,20 @@ impl Cert {
         })
     }
 
+    /// Whether `t` (Unix seconds) is within notBefore..=notAfter.
+    pub fn valid_at(&self, t: i64) -> bool {
+        self.not_before <= t && t <= self.not_after
+    }
+
+    /// The validity period as the reports print it: "<notBefore> to <notAfter>" (RFC 3339).
+    pub fn validity(&self) -> String {
+        format!(
+            "{} to {}",
+            time::rfc3339(self.not_before),
+            time::rfc3339(self.not_after)
+        )
+    }
+
     /// Whether this certificate issued `cert`: its subject is `cert`'s issuer and its key
     /// verifies `cert`'s signature.
     pub fn issued(&self, cert: &Cert) -> bool {

@@ -478,7 +478,7 @@ pub fn chain(
             return Err(format!("issuer {} is not a CA", issuer.subject_text()));
         }
         if let Some(t) = at
-            && (t < issuer.not_before || t > issuer.not_after)
+            && !issuer.valid_at(t)
         {
             return Err(format!(
                 "CA {} not valid at {at_what} {}",

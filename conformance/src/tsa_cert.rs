@@ -91,12 +91,11 @@ pub(crate) fn certificate_checks(
             c.check(
                 "B.31",
                 "tsa-certificate-validity",
-                if t < cert.not_before || t > cert.not_after {
+                if !cert.valid_at(t) {
                     Err(format!(
-                        "genTime {} is outside the certificate's validity {} to {}",
+                        "genTime {} is outside the certificate's validity {}",
                         time::rfc3339(t),
-                        time::rfc3339(cert.not_before),
-                        time::rfc3339(cert.not_after)
+                        cert.validity()
                     ))
                 } else if let Some((from, until)) = pkup
                     && (from.is_some_and(|f| t < f) || until.is_some_and(|u| t > u))
@@ -107,9 +106,8 @@ pub(crate) fn certificate_checks(
                     ))
                 } else {
                     Ok(format!(
-                        "genTime within {} to {}{}",
-                        time::rfc3339(cert.not_before),
-                        time::rfc3339(cert.not_after),
+                        "genTime within {}{}",
+                        cert.validity(),
                         if pkup.is_some() {
                             " and privateKeyUsagePeriod"
                         } else {

@@ -348,19 +348,17 @@ pub(crate) fn check_cms(
         (Some(cert), Some(t)) => c.check(
             "D.45",
             "cades-signer-validity",
-            if t < cert.not_before || t > cert.not_after {
-                Err(format!(
-                    "{what_time} {} is outside the signer certificate's validity {} to {}",
+            if cert.valid_at(t) {
+                Ok(format!(
+                    "{what_time} {} within {}",
                     time::rfc3339(t),
-                    time::rfc3339(cert.not_before),
-                    time::rfc3339(cert.not_after)
+                    cert.validity()
                 ))
             } else {
-                Ok(format!(
-                    "{what_time} {} within {} to {}",
+                Err(format!(
+                    "{what_time} {} is outside the signer certificate's validity {}",
                     time::rfc3339(t),
-                    time::rfc3339(cert.not_before),
-                    time::rfc3339(cert.not_after)
+                    cert.validity()
                 ))
             },
         ),

@@ -91,12 +91,11 @@ pub(super) fn time_stamps(
             (Some(cert), Some(t)) => c.check(
                 "D.48",
                 "cades-time-stamp-in-validity",
-                if t < cert.not_before || t > cert.not_after {
+                if !cert.valid_at(t) {
                     Err(format!(
-                        "{label}: genTime {} is outside the signer certificate's validity {} to {}",
+                        "{label}: genTime {} is outside the signer certificate's validity {}",
                         time::rfc3339(t),
-                        time::rfc3339(cert.not_before),
-                        time::rfc3339(cert.not_after)
+                        cert.validity()
                     ))
                 } else if signing_time.is_some_and(|s| t + 1 < s) {
                     Err(format!(

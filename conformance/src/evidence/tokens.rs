@@ -110,11 +110,10 @@ pub(super) fn validity_at_renewal(facts: &[Fact], f: &mut Findings) {
         f.check(
             "F.67",
             "er-validity-at-renewal",
-            if at < cert.not_before || at > cert.not_after {
+            if !cert.valid_at(at) {
                 Err(format!(
-                    "{l}: the TSA certificate ({} to {}) is not valid at {when}, {}: renewed too late",
-                    time::rfc3339(cert.not_before),
-                    time::rfc3339(cert.not_after),
+                    "{l}: the TSA certificate ({}) is not valid at {when}, {}: renewed too late",
+                    cert.validity(),
                     time::rfc3339(at)
                 ))
             } else {
