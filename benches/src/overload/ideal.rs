@@ -35,8 +35,7 @@ pub(super) fn md_c_p99(servers: usize, load: f64) -> f64 {
         free[i] = done;
         times.push(done - arrival);
     }
-    times.sort_by(f64::total_cmp);
-    times[(REQUESTS * 99) / 100]
+    crate::stats::quantile(times, 0.99)
 }
 
 /// xorshift64*: enough for a simulation's arrivals, and repeatable.
