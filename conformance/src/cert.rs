@@ -157,7 +157,7 @@ impl Cert {
         self.not_before <= t && t <= self.not_after
     }
 
-    /// The validity period as the reports print it: "<notBefore> to <notAfter>" (RFC 3339).
+    /// The validity period as the reports print it: notBefore "to" notAfter, each in RFC 3339.
     pub fn validity(&self) -> String {
         format!(
             "{} to {}",
